@@ -1,0 +1,371 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The compiled kernel: line split, claim settlement, allocation to lines.
+
+Everything here works on flat int64 arrays: money in fen, ratios in basis
+points (bp, 1/10000), the policy compiled by ``policy.compile_policy`` into
+small tables. Products of money and ratios are taken in 128-bit integers and
+rounded once, half away from zero (contract §1). No Python object is touched
+per line or per claim, and the GIL is released, so callers may run disjoint
+member ranges on several threads.
+
+The field layout of the block table ``B`` is shared with ``policy.py``
+(``FIELDS``); keep the two in step.
+"""
+from libc.stdlib cimport malloc, free, qsort
+from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
+
+cdef extern from *:
+    ctypedef long long int128 "__int128"
+
+# ---- block fields (policy.FIELDS) -------------------------------------------
+cdef enum:
+    F_NBANDS = 0
+    F_COUNTER = 1
+    F_SCALE_MASK = 2
+    F_NORD = 3
+    F_CAP = 4
+    F_OVERFLOW = 5
+    F_TIER_RATE = 6
+    F_TIER_MASK = 7
+    F_SUPP_LIMIT = 8
+    F_SUB_IN = 9
+    F_SUB_RET = 10
+    F_ACCOUNT = 11
+    F_NACCT = 12
+    F_P_IN = 13
+    F_P_RET = 14
+    F_INPATIENT = 15
+
+cdef enum:
+    NCLS = 4  # classes with eligible amounts: A, B, special, supplementary
+    FSP_BIT = 16  # account item bit: first_self_pay
+    FLAG_DEDUCTIBLE = 1
+    FLAG_SUBSIDISED = 2
+    ACCOUNT_NONE = 0
+    ACCOUNT_MEMBER_SHARE = 1
+    ACCOUNT_BEFORE_FUND = 2
+    MAXCOUNTERS = 16
+    MAXLIMITS = 16
+    BP = 10000
+    BP2 = 100000000
+
+# Line class codes (schema.LINE_CLASSES)
+cdef enum:
+    CLS_A = 0
+    CLS_B = 1
+    CLS_SPECIAL = 2
+    CLS_SUPP = 3
+    CLS_EXCLUDED = 4
+    CLS_UNKNOWN = 5
+
+# Output columns of settle_claims
+cdef enum:
+    O_DEDUCTIBLE = 0
+    O_POOL = 1
+    O_SUPP = 2
+    O_SUBSIDY = 3
+    O_ACCOUNT = 4
+    O_ORDINAL = 5
+    NOUT = 6
+
+
+cdef inline int64_t round_div(int128 n, int128 d) noexcept nogil:
+    """round(n / d), half away from zero; d > 0."""
+    if n >= 0:
+        return <int64_t>((2 * n + d) // (2 * d))
+    return -<int64_t>((-2 * n + d) // (2 * d))
+
+
+cdef inline int64_t floor_div(int128 n, int128 d) noexcept nogil:
+    """floor(n / d) toward minus infinity; d > 0."""
+    cdef int128 q = n // d
+    if (n % d != 0) and (n < 0):
+        q -= 1
+    return <int64_t>q
+
+
+cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
+    return a if a > b else b
+
+
+def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
+                const int64_t[::1] quantity, const int8_t[::1] cls,
+                const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                const uint8_t[::1] benefit, const int64_t[::1] class_ratio,
+                bint supplementary_catalogue, int64_t qty_scale,
+                int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
+                int64_t[:, ::1] claim_sums, int64_t start, int64_t stop):
+    """Split lines [start, stop) into self_pay / first_self_pay / eligible (schemes.md §1).
+
+    ``claim_sums[c]`` accumulates, per claim: total, self_pay, first_self_pay,
+    then eligible of classes A, B, special, supplementary. Lines of one claim
+    must not be split across two concurrent calls.
+    """
+    cdef int64_t i, c, amt, over, allowed, fsp, r, cap
+    cdef int8_t k
+    with nogil:
+        for i in range(start, stop):
+            c = claim_of_line[i]
+            amt = amount[i]
+            k = cls[i]
+            claim_sums[c, 0] += amt
+            if (not benefit[c]) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (
+                    k == CLS_SUPP and not supplementary_catalogue):
+                self_pay[i] = amt
+                first_self_pay[i] = 0
+                eligible[i] = 0
+                claim_sums[c, 1] += amt
+                continue
+            over = 0
+            if max_price[i] >= 0 and amt > 0:
+                cap = round_div(<int128>max_price[i] * quantity[i], qty_scale)
+                over = imax(0, amt - cap)
+            allowed = amt - over
+            r = item_ratio[i] if item_ratio[i] >= 0 else class_ratio[k]
+            fsp = round_div(<int128>allowed * r, BP)
+            self_pay[i] = over
+            first_self_pay[i] = fsp
+            eligible[i] = allowed - fsp
+            claim_sums[c, 1] += over
+            claim_sums[c, 2] += fsp
+            claim_sums[c, 3 + k] += allowed - fsp
+
+
+cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
+                                 const int64_t[::1] lim_n, int64_t j, int64_t months) noexcept nogil:
+    """The annual limit j in force for a member with ``months`` of enrolment."""
+    cdef int64_t k, amt = lim_amount[j, 0]
+    for k in range(1, lim_n[j]):
+        if months >= lim_months[j, k]:
+            amt = lim_amount[j, k]
+    return amt
+
+
+def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
+                  const int8_t[::1] setting, const uint8_t[::1] benefit,
+                  const int64_t[::1] factor, const int8_t[::1] level_row,
+                  const int64_t[::1] months, const int64_t[:, ::1] sums,
+                  const int8_t[::1] category, const uint8_t[::1] civil_servant,
+                  const int64_t[::1] balance,
+                  const int64_t[::1] block_of_setting, const int64_t[:, ::1] B,
+                  const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
+                  const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
+                  const int64_t[:, :, ::1] ded, const int64_t[:, ::1] acct_items,
+                  const int64_t[:, ::1] direct,
+                  const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
+                  const int64_t[::1] lim_n,
+                  int64_t[:, ::1] out, int64_t start, int64_t stop):
+    """Settle claims [start, stop), sorted by member then (settle_date, claim_id).
+
+    ``start`` must be the first claim of a member. Writes ``out[c]``:
+    deductible, fund_pool, fund_supplementary, subsidy, account_paid,
+    admission ordinal (0 = null).
+    """
+    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0
+    cdef int32_t prev_year = -1
+    cdef int64_t counters[MAXCOUNTERS]
+    cdef int64_t used[MAXLIMITS]
+    cdef int64_t e[NCLS]
+    cdef int64_t E, fsp, total, acct, amt, pay, reduce, base, d, X, K, lo, hi, piece
+    cdef int64_t pool, supp, ded_band, sub_base, deductible, subsidy, room, O, cap_amt, mps
+    cdef int64_t p, f, ordinal, mask, nb, tier, rate
+    cdef int128 pool_acc, supp_acc, direct_pool
+    with nogil:
+        for c in range(start, stop):
+            m = member_of_claim[c]
+            if m != prev_m or year[c] != prev_year:
+                for k in range(MAXCOUNTERS):
+                    counters[k] = 0
+                for k in range(MAXLIMITS):
+                    used[k] = 0
+                bal = balance[m]
+                ordinal_count = 0
+                prev_m = m
+                prev_year = year[c]
+            for k in range(NOUT):
+                out[c, k] = 0
+            if not benefit[c]:
+                continue
+            b = block_of_setting[setting[c]]
+            cat = category[m]
+            f = factor[c]
+            total = sums[c, 0]
+            fsp = sums[c, 2]
+            E = 0
+            for k in range(NCLS):
+                e[k] = sums[c, 3 + k]
+                E += e[k]
+            ordinal = 0
+            if B[b, F_INPATIENT]:
+                ordinal_count += 1
+                ordinal = ordinal_count
+            acct = 0
+            reduce = 0
+            # 1. account before the fund, item by item (e.g. SZ outpatient)
+            if B[b, F_ACCOUNT] == ACCOUNT_BEFORE_FUND:
+                for j in range(B[b, F_NACCT]):
+                    mask = acct_items[b, j]
+                    amt = fsp if (mask & FSP_BIT) else 0
+                    for k in range(NCLS):
+                        if mask & (1 << k):
+                            amt += e[k]
+                    pay = imax(0, imin(bal, amt))
+                    bal -= pay
+                    acct += pay
+                    if (mask & FSP_BIT) == 0 and (mask & ~B[b, F_SCALE_MASK]) == 0:
+                        reduce += pay
+            # 2. classes the fund pays directly, outside the scale
+            direct_pool = 0
+            for k in range(NCLS):
+                if direct[b, k] > 0:
+                    direct_pool += round_div(<int128>e[k] * direct[b, k] * f, BP2)
+            # 3. base of the scale, per-admission deductible
+            base = -reduce
+            for k in range(NCLS):
+                if B[b, F_SCALE_MASK] & (1 << k):
+                    base += e[k]
+            base = imax(0, base)
+            d = 0
+            if B[b, F_NORD] > 0:
+                d = ded[b, level_row[c], imin(imax(ordinal, 1), B[b, F_NORD]) - 1]
+                d = imin(base, d)
+            X = base - d
+            # 4. the band scale on the slice [K, K + X)
+            K = counters[B[b, F_COUNTER]] if B[b, F_COUNTER] >= 0 else 0
+            pool_acc = 0
+            supp_acc = 0
+            ded_band = 0
+            sub_base = 0
+            nb = B[b, F_NBANDS]
+            for k in range(nb):
+                lo = imax(band_from[b, k], K)
+                hi = K + X
+                if k + 1 < nb:
+                    hi = imin(hi, band_from[b, k + 1])
+                piece = hi - lo
+                if piece <= 0:
+                    continue
+                pool_acc += <int128>piece * band_pool[b, k, cat]
+                supp_acc += <int128>piece * band_supp[b, k]
+                if band_flags[b, k] & FLAG_DEDUCTIBLE:
+                    ded_band += piece
+                if band_flags[b, k] & FLAG_SUBSIDISED:
+                    sub_base += piece
+            if B[b, F_COUNTER] >= 0:
+                counters[B[b, F_COUNTER]] = K + X
+            pool = round_div(pool_acc * f, BP2)
+            supp = round_div(supp_acc * f, BP2)
+            # 5. annual cap on the fund_pool; what it cuts may overflow to the tier
+            O = 0
+            if B[b, F_CAP] >= 0:
+                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP], months[c])
+                room = imax(0, cap_amt - used[B[b, F_CAP]])
+                if pool > room:
+                    if B[b, F_OVERFLOW]:
+                        p = B[b, F_P_RET] if cat else B[b, F_P_IN]
+                        if p * f > 0:
+                            O = X - round_div(<int128>room * BP2, <int128>p * f)
+                        else:
+                            O = X
+                        O = imax(0, O)
+                    pool = room
+                used[B[b, F_CAP]] += pool
+            pool += <int64_t>direct_pool
+            # 6. supplementary tier (大额 / 地方补充), with its annual limit
+            rate = B[b, F_TIER_RATE]
+            if rate > 0:
+                tier = O
+                for k in range(NCLS):
+                    if B[b, F_TIER_MASK] & (1 << k):
+                        tier += e[k]
+                supp += round_div(<int128>tier * rate * f, BP2)
+            if B[b, F_SUPP_LIMIT] >= 0:
+                j = B[b, F_SUPP_LIMIT]
+                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, j, months[c]) - used[j]))
+                used[j] += supp
+            supp = imax(0, imin(supp, E - pool))
+            mps = E - pool - supp
+            deductible = imin(d + ded_band, mps)
+            # 7. civil-servant subsidy on the member's share of the subsidised bands
+            subsidy = 0
+            if civil_servant[m]:
+                rate = B[b, F_SUB_RET] if cat else B[b, F_SUB_IN]
+                if rate > 0:
+                    subsidy = round_div(<int128>imax(0, sub_base - pool - supp) * rate, BP)
+                    subsidy = imin(subsidy, mps)
+            # 8. personal account after the fund: the member's share
+            if B[b, F_ACCOUNT] == ACCOUNT_MEMBER_SHARE:
+                pay = imax(0, imin(bal, mps - subsidy + fsp))
+                bal -= pay
+                acct += pay
+            out[c, O_DEDUCTIBLE] = deductible
+            out[c, O_POOL] = pool
+            out[c, O_SUPP] = supp
+            out[c, O_SUBSIDY] = subsidy
+            out[c, O_ACCOUNT] = acct
+            out[c, O_ORDINAL] = ordinal
+
+
+ctypedef struct Rem:
+    int64_t rem
+    int64_t idx
+
+
+cdef int cmp_rem(const void* a, const void* b) noexcept nogil:
+    cdef const Rem* x = <const Rem*>a
+    cdef const Rem* y = <const Rem*>b
+    if x.rem != y.rem:
+        return -1 if x.rem > y.rem else 1
+    return -1 if x.idx < y.idx else (1 if x.idx > y.idx else 0)
+
+
+def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
+             const int64_t[::1] weight, int64_t[::1] share, int64_t start, int64_t stop):
+    """Largest-remainder allocation of ``amount[c]`` over the lines of claim c.
+
+    Lines of claim c are ``line_start[c]:line_start[c+1]``, in ``line_no``
+    order (ties go to the lower line_no). Contract §4, lines.parquet.
+    """
+    cdef int64_t c, i, a, z, n, T, W, given, missing
+    cdef int128 num
+    cdef Rem* buf
+    cdef int64_t cap = 64
+    buf = <Rem*>malloc(cap * sizeof(Rem))
+    with nogil:
+        for c in range(start, stop):
+            a = line_start[c]
+            z = line_start[c + 1]
+            n = z - a
+            T = amount[c]
+            W = 0
+            for i in range(a, z):
+                W += weight[i]
+            if W == 0 or T == 0:
+                for i in range(a, z):
+                    share[i] = 0
+                continue
+            if n > cap:
+                free(buf)
+                cap = n * 2
+                buf = <Rem*>malloc(cap * sizeof(Rem))
+            given = 0
+            for i in range(a, z):
+                num = <int128>T * weight[i]
+                if W > 0:
+                    share[i] = floor_div(num, W)
+                    buf[i - a].rem = <int64_t>(num - <int128>share[i] * W)
+                else:
+                    share[i] = floor_div(-num, -W)
+                    buf[i - a].rem = <int64_t>(-num - <int128>share[i] * (-W))
+                buf[i - a].idx = i
+                given += share[i]
+            missing = T - given
+            if missing > 0:
+                qsort(buf, n, sizeof(Rem), cmp_rem)
+                for i in range(missing):
+                    share[buf[i % n].idx] += 1
+    free(buf)

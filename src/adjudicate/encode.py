@@ -1,0 +1,308 @@
+"""Encode: from checked input tables to the sorted integer arrays the kernel reads.
+
+Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
+
+- claim, member, provider and item codes are dictionary-encoded and joined
+  with ``index_in``;
+- the catalogue row valid on each line's date is found with one
+  ``searchsorted`` over (item, valid_from) keys;
+- claim-level checks give the rejections of contract §4 in priority order;
+- claims are ordered by (member_id, settle_date, claim_id) as bytes and lines
+  by (claim, line_no), so the result cannot depend on input row order or file
+  split (contract §3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .inputs import InputError, Table
+from .policy import Policy
+from .schema import CLAIM_HEADER, CLASSES, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
+
+INPATIENT = SETTINGS.index("inpatient")
+REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
+
+
+@dataclass
+class Encoded:
+    """Accepted claims and their lines, in settlement order, plus the rejections."""
+
+    # claims (accepted), sorted by member_id, settle_date, claim_id
+    claim_id: pa.Array
+    member_id: pa.Array
+    provider_id: pa.Array
+    member: np.ndarray  # row in members
+    provider: np.ndarray  # row in providers
+    setting: np.ndarray
+    referral: np.ndarray
+    settle_date: np.ndarray
+    year: np.ndarray
+    months: np.ndarray  # whole months of continuous enrolment at settle_date
+    level_row: np.ndarray
+    # lines of accepted claims, sorted by claim then line_no
+    line_claim: np.ndarray
+    line_start: np.ndarray  # claim c's lines are line_start[c]:line_start[c+1]
+    line_no: np.ndarray
+    item_code: pa.Array
+    cls: np.ndarray
+    amount: np.ndarray
+    quantity: np.ndarray
+    item_ratio: np.ndarray
+    max_price: np.ndarray
+    # rejections: (claim_id or None, line_no or None, reason code, detail)
+    rejected: list[tuple]
+    input_claims: int
+
+
+def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string array (-1 for null) and its dictionary."""
+    enc = arr.dictionary_encode()
+    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
+    return idx, enc.dictionary
+
+
+def _byte_rank(dictionary: pa.Array) -> np.ndarray:
+    """Rank of each dictionary value in byte order (UTF-8 order is byte order)."""
+    order = np.asarray(pc.sort_indices(dictionary))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def check_unique(t: Table, column: str) -> None:
+    codes, dictionary = _codes(t[column])
+    counts = np.bincount(codes, minlength=len(dictionary))
+    if (counts > 1).any():
+        dup = int(np.flatnonzero(counts > 1)[0])
+        rows = np.flatnonzero(codes == dup)
+        path, row = t.where(int(rows[1]))
+        raise InputError(f"duplicate {column} {dictionary[dup].as_py()!r} (also on an earlier row)",
+                         path, column, row)
+
+
+def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray) -> np.ndarray:
+    """Row of the catalogue valid on each date for each item code (-1 if none).
+
+    Overlapping validity for one item, or valid_to before valid_from, is an
+    input error naming the row.
+    """
+    codes, dictionary = _codes(cat["item_code"])
+    start = cat["valid_from"].astype(np.int64)
+    end = np.where(cat.nulls["valid_to"], np.iinfo(np.int32).max, cat["valid_to"]).astype(np.int64)
+    bad = end < start
+    if bad.any():
+        path, row = cat.where(int(np.flatnonzero(bad)[0]))
+        raise InputError("valid_to is before valid_from", path, "valid_to", row)
+    order = np.lexsort((start, codes))
+    c, s, e = codes[order], start[order], end[order]
+    same = c[1:] == c[:-1]
+    overlap = same & (s[1:] <= e[:-1])
+    if overlap.any():
+        k = int(np.flatnonzero(overlap)[0])
+        path, row = cat.where(int(order[k + 1]))
+        raise InputError(f"validity of item {dictionary[int(c[k + 1])].as_py()!r} overlaps the row "
+                         f"valid from {np.datetime64(int(s[k]), 'D')}", path, "valid_from", row)
+    span = 1 << 32
+    keys = c * span + (s + 2**31)
+    item = np.asarray(pc.fill_null(pc.index_in(item_codes, value_set=dictionary), -1), dtype=np.int64)
+    probe = item * span + (dates.astype(np.int64) + 2**31)
+    pos = np.searchsorted(keys, probe, side="right") - 1
+    posc = np.clip(pos, 0, len(keys) - 1)
+    hit = (item >= 0) & (pos >= 0) & (c[posc] == item) & (e[posc] >= dates) if len(keys) else np.zeros(len(item), bool)
+    return np.where(hit, order[posc], -1)
+
+
+def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """Whole months from ``since`` to ``on`` (days since epoch), schemes.md §4."""
+    s = since.astype("datetime64[D]")
+    o = on.astype("datetime64[D]")
+    sm, om = s.astype("datetime64[M]"), o.astype("datetime64[M]")
+    sd = (s - sm.astype("datetime64[D]")).astype(np.int64)
+    od = (o - om.astype("datetime64[D]")).astype(np.int64)
+    return (om - sm).astype(np.int64) - (od < sd)
+
+
+def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Deductible-table row (0, 1, 2 for '1 or community', '2', '3'), schemes.md §2."""
+    from .schema import PROVIDER_KINDS
+    row = np.where(level >= 3, 2, np.where(level == 2, 1, 0))
+    return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
+
+
+def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
+    check_unique(members, "member_id")
+    check_unique(providers, "provider_id")
+    n = claims.rows
+    nulls = claims.nulls
+    claim_code, claim_dict = _codes(claims["claim_id"])
+    nclaims = len(claim_dict)
+    # Lines without a claim_id cannot belong to any claim: each is rejected alone.
+    reject = np.full(nclaims, -1, np.int64)  # reason code per claim (-1: accepted)
+    reject_line = np.full(nclaims, -1, np.int64)  # offending line row
+    reject_detail = np.empty(nclaims, object)
+
+    def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True) -> None:
+        """Reject the claims of the given line rows with ``reason`` unless already rejected."""
+        rows = np.flatnonzero(claim_mask_rows)
+        rows = rows[claim_code[rows] >= 0]
+        if not len(rows):
+            return
+        cl = claim_code[rows]
+        first = np.unique(cl, return_index=True)
+        cl, rows = first[0], rows[first[1]]
+        fresh = reject[cl] < 0
+        reject[cl[fresh]] = REASON[reason]
+        if per_line:
+            reject_line[cl[fresh]] = rows[fresh]
+        reject_detail[cl[fresh]] = detail
+
+    # 1. null in a required field
+    required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
+    anynull = np.zeros(n, bool)
+    for col in required:
+        anynull |= nulls[col]
+    for col in required:
+        mark(nulls[col], "null_required_field", f"{col} is null")
+    # 2. duplicate (claim_id, line_no)
+    line_no = claims["line_no"]
+    order = np.lexsort((line_no, claim_code))
+    dup = np.zeros(n, bool)
+    same = (claim_code[order][1:] == claim_code[order][:-1]) & (line_no[order][1:] == line_no[order][:-1])
+    dup[order[1:][same]] = True
+    mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim")
+    # 3. inconsistent claim header: compare every line with its claim's first line
+    valid = claim_code >= 0
+    first_row = np.full(nclaims, -1, np.int64)
+    _, first = np.unique(claim_code[valid], return_index=True)
+    first_row[:len(first)] = np.flatnonzero(valid)[first]
+    setting = claims["setting"]
+    inpatient_line = setting == INPATIENT
+    for col in CLAIM_HEADER:
+        v = claims[col]
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            v, _ = _codes(v)
+        else:
+            v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
+        ref = np.where(valid, v[first_row[np.maximum(claim_code, 0)]], 0)
+        differ = valid & (v != ref)
+        if col == "discharge_date":
+            differ &= inpatient_line & (setting[first_row[np.maximum(claim_code, 0)]] == INPATIENT)
+        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True)
+    # 4–5. unknown member / provider
+    member = np.asarray(pc.fill_null(pc.index_in(claims["member_id"], value_set=members["member_id"]), -1),
+                        dtype=np.int64)
+    provider = np.asarray(pc.fill_null(pc.index_in(claims["provider_id"], value_set=providers["provider_id"]), -1),
+                          dtype=np.int64)
+    mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False)
+    mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table", False)
+    # 6–7. discharge date
+    admit = claims["admit_date"]
+    discharge = claims["discharge_date"]
+    mark(inpatient_line & nulls["discharge_date"], "missing_discharge_date",
+         "inpatient claim without discharge_date", False)
+    mark(inpatient_line & ~nulls["discharge_date"] & (discharge < admit), "discharge_before_admit",
+         "discharge_date is before admit_date", False)
+
+    rejected: list[tuple] = []
+    for row in np.flatnonzero(~valid):  # lines without a claim_id
+        rejected.append((None, int(line_no[row]) if not nulls["line_no"][row] else None,
+                         "null_required_field", "claim_id is null"))
+
+    # ---- accepted claims -------------------------------------------------
+    keep_line = valid & (reject[np.maximum(claim_code, 0)] < 0)
+    rows = np.flatnonzero(keep_line)
+    fr = first_row  # header values come from each claim's first line
+    c_setting = setting[fr]
+    c_settle = np.where(c_setting == INPATIENT, discharge[fr], admit[fr]).astype(np.int32)
+    c_member = member[fr]
+    # order claims: member_id bytes, settle_date, claim_id bytes
+    member_rank = _byte_rank(members["member_id"])
+    claim_rank = _byte_rank(claim_dict)
+    accepted = np.flatnonzero(reject < 0)
+    corder = accepted[np.lexsort((claim_rank[accepted], c_settle[accepted],
+                                  member_rank[np.maximum(c_member[accepted], 0)]))]
+    pos = np.full(nclaims, -1, np.int64)
+    pos[corder] = np.arange(len(corder))
+    # lines of accepted claims, by claim position then line_no
+    lpos = pos[claim_code[rows]]
+    lorder = rows[np.lexsort((line_no[rows], lpos))]
+    line_claim = pos[claim_code[lorder]]
+    line_start = np.searchsorted(line_claim, np.arange(len(corder) + 1)).astype(np.int64)
+
+    # catalogue lookup on the claim's admit_date
+    crow = catalogue_rows(catalogue, claims["item_code"].take(pa.array(lorder)), admit[lorder])
+    hit = crow >= 0
+    cr = np.maximum(crow, 0)
+    cls = np.where(hit, catalogue["class"][cr], UNKNOWN_CLASS).astype(np.int8)
+    item_ratio = np.where(hit & ~catalogue.nulls["first_self_pay_ratio"][cr],
+                          catalogue["first_self_pay_ratio"][cr], -1).astype(np.int64)
+    max_price = np.where(hit & ~catalogue.nulls["max_unit_price"][cr], catalogue["max_unit_price"][cr],
+                         -1).astype(np.int64)
+
+    cf = fr[corder]  # first line row of each accepted claim
+    m = member[cf]
+    p = provider[cf]
+    settle = c_settle[corder]
+    years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    months = enrolment_months(members["enrolled_since"][m], settle)
+    for c in np.flatnonzero(reject >= 0):
+        line = reject_line[c]
+        rejected.append((claim_dict[int(c)].as_py(),
+                         int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
+                         REJECT_REASONS[reject[c]], reject_detail[c]))
+    take = pa.array(cf)
+    return Encoded(
+        claim_id=claim_dict.take(pa.array(corder)),
+        member_id=claims["member_id"].take(take),
+        provider_id=claims["provider_id"].take(take),
+        member=m, provider=p,
+        setting=setting[cf].astype(np.int8),
+        referral=claims["referral"][cf].astype(np.int8),
+        settle_date=settle, year=years, months=months,
+        level_row=level_rows(providers["kind"][p], providers["level"][p]),
+        line_claim=line_claim.astype(np.int64), line_start=line_start, line_no=line_no[lorder],
+        item_code=claims["item_code"].take(pa.array(lorder)), cls=cls,
+        amount=claims["amount"][lorder], quantity=claims["quantity"][lorder],
+        item_ratio=item_ratio, max_price=max_price,
+        rejected=rejected, input_claims=nclaims + int((~valid).sum()),
+    )
+
+
+def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per claim: does it get benefit, and its factor in bp (the policy's benefit rules)."""
+    from .schema import PROVIDER_KINDS, REFERRALS
+    p = enc.provider
+    designated = providers["designated"][p]
+    local = providers["local"][p]
+    kind = providers["kind"][p]
+    level = providers["level"][p]
+    referral = enc.referral  # -1 none
+    benefit = np.zeros(len(p), bool)
+    factor = np.zeros(len(p), np.int64)
+    for block in policy.blocks:
+        todo = np.isin(enc.setting, [SETTINGS.index(s) for s in block.settings])
+        for rule in block.benefit:
+            hit = todo.copy()
+            if rule.designated is not None:
+                hit &= designated == rule.designated
+            if rule.local is not None:
+                hit &= local == rule.local
+            if rule.kinds is not None:
+                hit &= np.isin(kind, [PROVIDER_KINDS.index(k) for k in rule.kinds])
+            if rule.levels is not None:
+                hit &= np.isin(level, rule.levels)
+            if rule.referrals is not None:
+                codes = [REFERRALS.index(r) if r != "none" else -1 for r in rule.referrals]
+                hit &= np.isin(referral, codes)
+            if rule.factor_bp is not None:
+                benefit[hit] = True
+                factor[hit] = rule.factor_bp
+            todo &= ~hit
+    return benefit, factor
+
+
+__all__ = ["Encoded", "encode", "benefit_factors", "catalogue_rows", "enrolment_months", "CLASSES"]

@@ -1,0 +1,207 @@
+"""The engine: inputs → encode → kernel → result arrays.
+
+The kernel is called once per chunk of claims, never per member: chunks are
+cut at member boundaries so each member's year is settled, in order, by one
+call, and chunks run on a thread pool (the kernel releases the GIL). The
+result is the same for any number of threads.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from . import _core
+from .encode import Encoded, benefit_factors, encode
+from .inputs import QUANTITY_SCALE, Table, load
+from .policy import Compiled, Policy, compile_policy
+from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+
+#: Output columns of the claim kernel (``_core.settle_claims``).
+DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
+#: Columns of ``claim_sums`` (``_core.split_lines``).
+TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = 0, 1, 2, 3
+
+
+@dataclass
+class Inputs:
+    claims: Table
+    members: Table
+    providers: Table
+    catalogue: Table
+
+    def digests(self) -> dict[str, str]:
+        out = {}
+        for t in (self.claims, self.members, self.providers, self.catalogue):
+            out.update(t.digests)
+        return out
+
+
+def read_inputs(claims: Sequence[str | Path], members: Sequence[str | Path],
+                providers: Sequence[str | Path], catalogue: Sequence[str | Path]) -> Inputs:
+    return Inputs(load(CLAIMS, claims), load(MEMBERS, members), load(PROVIDERS, providers),
+                  load(CATALOGUE, catalogue))
+
+
+@dataclass
+class Result:
+    """Everything adjudicated, as arrays in settlement order."""
+
+    policy: Policy
+    enc: Encoded
+    benefit: np.ndarray
+    sums: np.ndarray  # claim_sums (total, self_pay, first_self_pay, eligible by class)
+    settle: np.ndarray  # kernel output per claim
+    line_self_pay: np.ndarray
+    line_fsp: np.ndarray
+    line_eligible: np.ndarray
+    line_pool: np.ndarray
+    line_supp: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def eligible(self) -> np.ndarray:
+        return self.sums[:, ELIG_A:].sum(axis=1)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - t0
+
+
+def chunks_by_member(member: np.ndarray, year: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Split claim positions [0, n) into about ``parts`` ranges that never cut a member."""
+    n = len(member)
+    if n == 0:
+        return []
+    cuts = [0]
+    for k in range(1, parts):
+        i = n * k // parts
+        while i < n and i > 0 and member[i] == member[i - 1]:
+            i += 1
+        if cuts[-1] < i < n:
+            cuts.append(i)
+    cuts.append(n)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _parallel(fn: Callable[[int, int], None], ranges: list[tuple[int, int]], threads: int) -> None:
+    if threads <= 1 or len(ranges) <= 1:
+        for a, b in ranges:
+            fn(a, b)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda r: fn(*r), ranges))
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
+               timer: Timer | None = None, progress: Callable[[str], None] | None = None) -> Result:
+    """Adjudicate every claim of ``inputs`` under ``policy``."""
+    timer = timer or Timer()
+    threads = threads or default_threads()
+    say = progress or (lambda s: None)
+    say("encode")
+    with timer("encode"):
+        enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+        compiled = compile_policy(policy)
+        benefit, factor = benefit_factors(policy, enc, inputs.providers)
+    say("kernel")
+    with timer("kernel"):
+        enc, keep, sums, lines = _split(enc, benefit, compiled, policy, threads)
+        if keep is not None:
+            benefit, factor = benefit[keep], factor[keep]
+        settle = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
+    say("allocate")
+    with timer("allocate"):
+        pool = np.zeros(len(enc.amount), np.int64)
+        supp = np.zeros(len(enc.amount), np.int64)
+        ranges = chunks_by_member(enc.member, enc.year, threads * 4)
+        elig = lines[2]
+        pool_c = np.ascontiguousarray(settle[:, POOL])
+        supp_c = np.ascontiguousarray(settle[:, SUPP])
+
+        def alloc(a: int, b: int) -> None:
+            _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
+            _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
+        _parallel(alloc, ranges, threads)
+    return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], pool, supp, timer.t)
+
+
+def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy, threads: int):
+    """Line split in the kernel, then reject claims whose sums are negative (schemes.md §1)."""
+    nl, nc = len(enc.amount), len(enc.member)
+    self_pay = np.empty(nl, np.int64)
+    fsp = np.empty(nl, np.int64)
+    elig = np.empty(nl, np.int64)
+    sums = np.zeros((nc, 7), np.int64)
+    ben8 = benefit.view(np.uint8)
+    ranges = chunks_by_member(enc.member, enc.year, threads * 4)
+
+    def run(a: int, b: int) -> None:
+        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
+                          ben8, compiled.class_ratio, policy.supplementary_catalogue, 10**QUANTITY_SCALE,
+                          self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
+    _parallel(run, ranges, threads)
+    negative = (sums[:, [TOTAL, SELF_PAY, FIRST_SELF_PAY]] < 0).any(axis=1) | (sums[:, ELIG_A:] < 0).any(axis=1) \
+        | (sums[:, ELIG_A:].sum(axis=1) < 0)
+    if not negative.any():
+        return enc, None, sums, (self_pay, fsp, elig)
+    for c in np.flatnonzero(negative):
+        what = [name for name, v in (("total", sums[c, TOTAL]), ("self_pay", sums[c, SELF_PAY]),
+                                     ("first_self_pay", sums[c, FIRST_SELF_PAY])) if v < 0]
+        what += [f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"),
+                                                           sums[c, ELIG_A:]) if v < 0]
+        enc.rejected.append((enc.claim_id[int(c)].as_py(), None, "negative_claim_total",
+                             f"negative {', '.join(what)} (a refund of something not billed)"))
+    keep = ~negative
+    keep_line = keep[enc.line_claim]
+    new_pos = np.cumsum(keep) - 1
+    sizes = np.diff(enc.line_start)[keep]
+    kept = pa.array(np.flatnonzero(keep))
+    kept_lines = pa.array(np.flatnonzero(keep_line))
+    enc = Encoded(
+        claim_id=enc.claim_id.take(kept), member_id=enc.member_id.take(kept),
+        provider_id=enc.provider_id.take(kept), member=enc.member[keep], provider=enc.provider[keep],
+        setting=enc.setting[keep], referral=enc.referral[keep], settle_date=enc.settle_date[keep],
+        year=enc.year[keep], months=enc.months[keep], level_row=enc.level_row[keep],
+        line_claim=new_pos[enc.line_claim[keep_line]], line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        line_no=enc.line_no[keep_line], item_code=enc.item_code.take(kept_lines), cls=enc.cls[keep_line],
+        amount=enc.amount[keep_line], quantity=enc.quantity[keep_line], item_ratio=enc.item_ratio[keep_line],
+        max_price=enc.max_price[keep_line], rejected=enc.rejected, input_claims=enc.input_claims)
+    return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
+
+
+def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndarray, compiled: Compiled,
+            members: Table, threads: int) -> np.ndarray:
+    """Per-member settlement in the kernel, on member-aligned chunks."""
+    out = np.zeros((len(enc.member), 6), np.int64)
+    category = np.ascontiguousarray(members["category"], dtype=np.int8)
+    civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
+    balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)
+    ben8 = np.ascontiguousarray(benefit).view(np.uint8)
+    c = compiled
+
+    def run(a: int, b: int) -> None:
+        _core.settle_claims(enc.member, enc.year, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
+                            category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
+                            c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
+                            c.lim_amount, c.lim_n, out, a, b)
+    _parallel(run, chunks_by_member(enc.member, enc.year, threads * 4), threads)
+    return out

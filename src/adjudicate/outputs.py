@@ -1,0 +1,151 @@
+"""Outputs of contract §4: settlements, lines, rejected, summary.json, written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
+from .money import fen_to_decimal, yuan
+from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
+
+AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
+           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+
+
+def claim_amounts(r: Result) -> dict[str, np.ndarray]:
+    """Claim-level amounts in fen, by output column name (contract §4)."""
+    s, k = r.sums, r.settle
+    eligible = r.eligible
+    total = s[:, TOTAL]
+    pool, supp, subsidy, account = k[:, POOL], k[:, SUPP], k[:, SUBSIDY], k[:, ACCOUNT]
+    return {
+        "total": total,
+        "self_pay": s[:, SELF_PAY],
+        "first_self_pay": s[:, FIRST_SELF_PAY],
+        "eligible": eligible,
+        "deductible": k[:, DEDUCTIBLE],
+        "fund_pool": pool,
+        "fund_supplementary": supp,
+        "member_policy_share": eligible - pool - supp,
+        "subsidy": subsidy,
+        "account_paid": account,
+        "cash_paid": total - pool - supp - subsidy - account,
+    }
+
+
+def settlements_table(r: Result) -> pa.Table:
+    e = r.enc
+    ordinal = r.settle[:, ORDINAL]
+    cols = {
+        "claim_id": e.claim_id,
+        "member_id": e.member_id,
+        "provider_id": e.provider_id,
+        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)), pa.array(SETTINGS))
+        .cast(pa.string()),
+        "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
+        "benefit_year": pa.array(e.year, pa.int16()),
+        "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
+    }
+    for name, fen in claim_amounts(r).items():
+        cols[name] = fen_to_decimal(fen)
+    return pa.table(cols)
+
+
+def lines_table(r: Result) -> pa.Table:
+    e = r.enc
+    line_claim = pa.array(e.line_claim)
+    return pa.table({
+        "claim_id": e.claim_id.take(line_claim),
+        "line_no": pa.array(e.line_no.astype(np.int32)),
+        "item_code": e.item_code,
+        "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
+        "self_pay": fen_to_decimal(r.line_self_pay),
+        "first_self_pay": fen_to_decimal(r.line_fsp),
+        "eligible": fen_to_decimal(r.line_eligible),
+        "fund_pool": fen_to_decimal(r.line_pool),
+        "fund_supplementary": fen_to_decimal(r.line_supp),
+    })
+
+
+def rejected_table(r: Result) -> pa.Table:
+    rows = sorted(r.enc.rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
+    return pa.table({
+        "claim_id": pa.array([t[0] for t in rows], pa.string()),
+        "line_no": pa.array([t[1] for t in rows], pa.int32()),
+        "reason": pa.array([t[2] for t in rows], pa.string()),
+        "detail": pa.array([t[3] for t in rows], pa.string()),
+    })
+
+
+def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
+    amounts = claim_amounts(r)
+    reasons = {k: 0 for k in REJECT_REASONS}
+    rejected_claims = {(t[0], t[1] if t[0] is None else None) for t in r.enc.rejected}
+    for t in r.enc.rejected:
+        reasons[t[2]] += 1
+    settled = len(r.enc.member)
+    return {
+        "adjudicate_version": __version__,
+        "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path)},
+        "counts": {
+            "input_lines": input_lines,
+            "input_claims": r.enc.input_claims,
+            "settled_claims": settled,
+            "rejected_claims": len(rejected_claims),
+            "rejected_by_reason": reasons,
+            "settled_lines": len(r.enc.amount),
+            "reconciles": settled + len(rejected_claims) == r.enc.input_claims,
+        },
+        "totals": {k: str(yuan(int(v.sum()))) for k, v in amounts.items()},
+        "inputs": digests,
+        "timings_seconds": {k: round(v, 4) for k, v in r.timings.items()},
+    }
+
+
+@contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on success it replaces ``out`` whole.
+
+    A crash or kill before the end leaves ``out`` as it was (or absent), never
+    half-written: the temporary folder is renamed into place in one step.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
+              with_lines: bool = True) -> dict:
+    """Write every output of contract §4 into ``out`` atomically; return the summary."""
+    with atomic_dir(out) as tmp:
+        t0 = __import__("time").perf_counter()
+        pq.write_table(settlements_table(r), tmp / "settlements.parquet")
+        if with_lines:
+            pq.write_table(lines_table(r), tmp / "lines.parquet")
+        pq.write_table(rejected_table(r), tmp / "rejected.parquet")
+        r.timings["write"] = __import__("time").perf_counter() - t0
+        s = summary(r, digests, input_lines)
+        (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return s

@@ -1,0 +1,600 @@
+"""Policy files: load, validate, and compile for the kernel.
+
+A policy is a TOML file a policy analyst can read (see ``policies/README.md``
+for the annotated format). Loading turns it into the dataclasses below, with
+every amount in fen and every ratio in basis points, and checks it whole: an
+unknown key, a missing key or a value out of range is a :class:`PolicyError`
+naming the file, the key and its line. ``compile_policy`` then flattens the
+rules into the small int64 tables the kernel reads (``_core.pyx``).
+
+The engine has no scheme names or numbers: everything scheme-specific lives in
+the files under ``policies/``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .schema import CATEGORIES, CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+POLICY_DIR = Path(__file__).parent / "policies"
+FUND_CLASSES = ("A", "B", "special", "supplementary")  # classes with eligible amounts
+FSP_BIT = 16  # account item: first_self_pay (kernel FSP_BIT)
+FLAG_DEDUCTIBLE, FLAG_SUBSIDISED = 1, 2
+ACCOUNT_MODES = {"none": 0, "member_share": 1, "before_fund": 2}
+#: Column layout of the block table ``B`` (kernel F_* constants, same order).
+FIELDS = ("nbands", "counter", "scale_mask", "nord", "cap", "overflow", "tier_rate", "tier_mask",
+          "supp_limit", "sub_in", "sub_ret", "account", "nacct", "p_in", "p_ret", "inpatient")
+MAX_COUNTERS = MAX_LIMITS = 16
+
+
+class PolicyError(Exception):
+    """A malformed policy file: names the file, the key and (where found) its line."""
+
+    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None,
+                 line: int | None = None):
+        self.file, self.key, self.line = file, key, line
+        where = [str(file)] if file else []
+        if line:
+            where.append(f"line {line}")
+        if key:
+            where.append(f"key '{key}'")
+        super().__init__(f"policy {', '.join(where)}: {message}" if where else message)
+
+
+# ---------------------------------------------------------------------------
+# The validated policy
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BenefitRule:
+    """First matching rule decides a claim's benefit and its factor (bp)."""
+
+    designated: bool | None = None
+    local: bool | None = None
+    kinds: tuple[str, ...] | None = None
+    levels: tuple[int, ...] | None = None
+    referrals: tuple[str, ...] | None = None  # 'referred', 'emergency', 'none'
+    factor_bp: int | None = None  # None: no benefit
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Band:
+    start_fen: int
+    pool_bp: tuple[int, int]  # in_service, retired
+    supp_bp: int
+    deductible: bool
+    subsidised: bool
+    key: str
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An annual amount, possibly by continuous-enrolment months."""
+
+    name: str
+    months: tuple[int, ...]  # bracket starts, ascending, first 0
+    amounts_fen: tuple[int, ...]
+    key: str
+
+    def amount(self, months: int) -> int:
+        amt = self.amounts_fen[0]
+        for start, a in zip(self.months, self.amounts_fen):
+            if months >= start:
+                amt = a
+        return amt
+
+
+@dataclass(frozen=True)
+class Block:
+    """The settlement rules of one or more settings."""
+
+    name: str
+    settings: tuple[str, ...]
+    benefit: tuple[BenefitRule, ...]
+    inpatient: bool
+    deductible_fen: dict[int, tuple[int, ...]] | None  # level row 1..3 -> by ordinal
+    scale_classes: tuple[str, ...]
+    counter: str | None
+    bands: tuple[Band, ...]
+    direct_bp: dict[str, int]
+    cap: str | None
+    overflow: str  # 'member' | 'supplementary'
+    tier_bp: int
+    tier_classes: tuple[str, ...]
+    supp_limit: str | None
+    subsidy_bp: tuple[int, int] | None
+    account: str
+    account_items: tuple[tuple[str, ...], ...]  # class names and/or 'first_self_pay'
+
+    def single_rate(self) -> tuple[int, int]:
+        """The one pool rate of the scale (for cap overflow): in_service, retired."""
+        rates = {b.pool_bp for b in self.bands if not b.deductible and b.pool_bp != (0, 0)}
+        return rates.pop() if len(rates) == 1 else (0, 0)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str
+    title: str
+    source: str
+    path: Path
+    class_ratio_bp: dict[str, int]
+    supplementary_catalogue: bool
+    parameters: dict[str, Decimal]
+    limits: dict[str, Limit]
+    blocks: tuple[Block, ...]
+    block_of_setting: dict[str, Block] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+def shipped() -> dict[str, Path]:
+    """Shipped policy names and their files."""
+    return {p.stem: p for p in sorted(POLICY_DIR.glob("*.toml"))}
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return p
+    ships = shipped()
+    if str(name_or_path) in ships:
+        return ships[str(name_or_path)]
+    raise PolicyError(f"no shipped policy called {str(name_or_path)!r} and no such .toml file; "
+                      f"shipped: {', '.join(ships)}")
+
+
+def load(name_or_path: str | Path) -> Policy:
+    """Load and validate a policy by shipped name or path."""
+    path = resolve(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise PolicyError(f"not valid TOML: {e}", path, line=int(m.group(1)) if m else None) from None
+    return _Reader(path, text).policy(doc)
+
+
+class _Reader:
+    """Reads the TOML document with errors that name the key and line."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def error(self, key: str, message: str) -> PolicyError:
+        return PolicyError(message, self.path, key, self._line_of(key))
+
+    def _line_of(self, key: str) -> int | None:
+        parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
+        if not parts:
+            return None
+        last = parts[-1]
+        section = ".".join(parts[:-1])
+        start = 0
+        for i, line in enumerate(self.lines):
+            s = line.strip()
+            if s.startswith("[") and section and s.strip("[]").strip() == section:
+                start = i
+                break
+        pattern = re.compile(rf"(^|[\s{{,\[])\"?{re.escape(last)}\"?\s*=|^\[+\s*{re.escape(key)}\s*\]+")
+        for i in range(start, len(self.lines)):
+            if pattern.search(self.lines[i]):
+                return i + 1
+        return None
+
+    # -- typed getters ------------------------------------------------------
+    def table(self, d: Any, key: str) -> dict:
+        if not isinstance(d, dict):
+            raise self.error(key, f"expected a table, got {type(d).__name__}")
+        return d
+
+    def only(self, d: dict, key: str, allowed: set[str]) -> None:
+        extra = sorted(set(d) - allowed)
+        if extra:
+            raise self.error(f"{key}.{extra[0]}" if key else extra[0],
+                             f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}")
+
+    def require(self, d: dict, k: str, key: str) -> Any:
+        if k not in d:
+            raise self.error(key, f"missing required key {k!r}")
+        return d[k]
+
+    def decimal(self, v: Any, key: str) -> Decimal:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise self.error(key, f"expected a number, got {v!r}")
+        try:
+            return Decimal(str(v))
+        except InvalidOperation:
+            raise self.error(key, f"expected a number, got {v!r}") from None
+
+    def rate(self, v: Any, key: str) -> int:
+        """A ratio 0..1 as whole basis points."""
+        d = self.decimal(v, key)
+        bp = d * 10000
+        if bp != bp.to_integral_value() or not 0 <= bp <= 10000:
+            raise self.error(key, f"ratio {v!r} must be within 0..1 in whole basis points (0.01 %)")
+        return int(bp)
+
+    def amount(self, v: Any, key: str, params: dict[str, Decimal]) -> int:
+        """An amount in yuan, or {times = x, of = "parameter"}; returned in fen."""
+        if isinstance(v, dict):
+            self.only(v, key, {"times", "of"})
+            of = self.require(v, "of", key)
+            if of not in params:
+                raise self.error(f"{key}.of", f"unknown parameter {of!r}; defined: {', '.join(params) or 'none'}")
+            value = self.decimal(self.require(v, "times", key), f"{key}.times") * params[of]
+            q = (value * 100).quantize(Decimal(1), rounding="ROUND_HALF_UP")
+            return int(q)
+        d = self.decimal(v, key) * 100
+        if d != d.to_integral_value():
+            raise self.error(key, f"amount {v!r} is not a whole number of fen")
+        if d < 0:
+            raise self.error(key, f"amount {v!r} must not be negative")
+        return int(d)
+
+    def classes(self, v: Any, key: str, allowed: tuple[str, ...] = FUND_CLASSES) -> tuple[str, ...]:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.error(key, "expected a list of catalogue classes")
+        for x in v:
+            if x not in allowed:
+                raise self.error(key, f"unknown class {x!r}; expected one of {', '.join(allowed)}")
+        return tuple(v)
+
+    def by_category(self, v: Any, key: str) -> tuple[int, int]:
+        if isinstance(v, dict):
+            self.only(v, key, set(CATEGORIES))
+            return tuple(self.rate(self.require(v, c, key), f"{key}.{c}") for c in CATEGORIES)  # type: ignore
+        r = self.rate(v, key)
+        return (r, r)
+
+    # -- sections -------------------------------------------------------------
+    def policy(self, doc: dict) -> Policy:
+        self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks"})
+        meta = self.table(self.require(doc, "policy", "policy"), "policy")
+        self.only(meta, "policy", {"name", "version", "title", "source", "notes"})
+        for k in ("name", "version", "title", "source"):
+            if not isinstance(self.require(meta, k, f"policy.{k}"), str):
+                raise self.error(f"policy.{k}", "expected a string")
+        params = {}
+        for k, v in self.table(doc.get("parameters", {}), "parameters").items():
+            params[k] = self.decimal(v, f"parameters.{k}")
+        lines = self.table(self.require(doc, "lines", "lines"), "lines")
+        self.only(lines, "lines", {"first_self_pay", "supplementary_catalogue"})
+        fsp = self.table(self.require(lines, "first_self_pay", "lines.first_self_pay"), "lines.first_self_pay")
+        self.only(fsp, "lines.first_self_pay", set(FUND_CLASSES))
+        class_ratio = {c: self.rate(self.require(fsp, c, "lines.first_self_pay"), f"lines.first_self_pay.{c}")
+                       for c in FUND_CLASSES}
+        sup_cat = self.require(lines, "supplementary_catalogue", "lines.supplementary_catalogue")
+        if not isinstance(sup_cat, bool):
+            raise self.error("lines.supplementary_catalogue", "expected true or false")
+        bdoc = self.table(self.require(doc, "benefit", "benefit"), "benefit")
+        self.only(bdoc, "benefit", {"rules"})
+        benefit = self.rules(self.require(bdoc, "rules", "benefit"), "benefit.rules")
+        limits = {name: self.limit(name, v, params) for name, v in
+                  self.table(doc.get("limits", {}), "limits").items()}
+        if len(limits) > MAX_LIMITS:
+            raise self.error("limits", f"at most {MAX_LIMITS} limits")
+        blocks_doc = self.table(self.require(doc, "blocks", "blocks"), "blocks")
+        blocks = tuple(self.block(n, v, benefit, limits, params) for n, v in blocks_doc.items())
+        by_setting: dict[str, Block] = {}
+        for b in blocks:
+            for s in b.settings:
+                if s in by_setting:
+                    raise self.error(f"blocks.{b.name}.settings",
+                                     f"setting {s!r} is already settled by block {by_setting[s].name!r}")
+                by_setting[s] = b
+        missing = [s for s in SETTINGS if s not in by_setting]
+        if missing:
+            raise self.error("blocks", f"no block settles setting(s) {', '.join(missing)}")
+        counters = {b.counter for b in blocks if b.counter}
+        if len(counters) > MAX_COUNTERS:
+            raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
+        notes = meta.get("notes", [])
+        return Policy(meta["name"], meta["version"], meta["title"], meta["source"], self.path,
+                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes))
+
+    def rules(self, v: Any, key: str) -> tuple[BenefitRule, ...]:
+        if not isinstance(v, list) or not v:
+            raise self.error(key, "expected a non-empty list of rules, e.g. [{ designated = true, factor = 1.0 }]")
+        out = []
+        for i, r in enumerate(v):
+            k = f"{key}[{i}]"
+            r = self.table(r, k)
+            self.only(r, k, {"designated", "local", "kind", "level", "referral", "factor", "benefit"})
+            for b in ("designated", "local"):
+                if b in r and not isinstance(r[b], bool):
+                    raise self.error(f"{k}.{b}", "expected true or false")
+            kinds = r.get("kind")
+            if kinds is not None:
+                kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+                for x in kinds:
+                    if x not in PROVIDER_KINDS:
+                        raise self.error(f"{k}.kind", f"unknown provider kind {x!r}")
+            levels = r.get("level")
+            if levels is not None:
+                levels = (levels,) if isinstance(levels, int) else tuple(levels)
+            refs = r.get("referral")
+            if refs is not None:
+                refs = (refs,) if isinstance(refs, str) else tuple(refs)
+                for x in refs:
+                    if x not in REFERRALS + ("none",):
+                        raise self.error(f"{k}.referral", f"unknown referral {x!r}; expected referred, emergency, none")
+            if r.get("benefit", True) is False:
+                if "factor" in r:
+                    raise self.error(k, "a rule gives either benefit = false or a factor, not both")
+                factor = None
+            else:
+                factor = self.rate(self.require(r, "factor", k), f"{k}.factor")
+            out.append(BenefitRule(r.get("designated"), r.get("local"), kinds, levels, refs, factor, k))
+        return tuple(out)
+
+    def limit(self, name: str, v: Any, params: dict[str, Decimal]) -> Limit:
+        key = f"limits.{name}"
+        v = self.table(v, key)
+        self.only(v, key, {"amount", "by_enrolment_months"})
+        if ("amount" in v) == ("by_enrolment_months" in v):
+            raise self.error(key, "give either 'amount' or 'by_enrolment_months'")
+        if "amount" in v:
+            return Limit(name, (0,), (self.amount(v["amount"], f"{key}.amount", params),), key)
+        rows = v["by_enrolment_months"]
+        if not isinstance(rows, list) or not rows:
+            raise self.error(f"{key}.by_enrolment_months", "expected a list of { from = months, amount = … }")
+        months, amounts = [], []
+        for i, row in enumerate(rows):
+            k = f"{key}.by_enrolment_months[{i}]"
+            row = self.table(row, k)
+            self.only(row, k, {"from", "amount"})
+            m = self.require(row, "from", k)
+            if not isinstance(m, int) or m < 0 or (months and m <= months[-1]):
+                raise self.error(f"{k}.from", "month brackets must be whole numbers, ascending")
+            months.append(m)
+            amounts.append(self.amount(self.require(row, "amount", k), f"{k}.amount", params))
+        if months[0] != 0:
+            raise self.error(f"{key}.by_enrolment_months", "the first bracket must start at 0 months")
+        return Limit(name, tuple(months), tuple(amounts), key)
+
+    def block(self, name: str, v: Any, default_rules, limits: dict[str, Limit], params) -> Block:
+        key = f"blocks.{name}"
+        v = self.table(v, key)
+        self.only(v, key, {"settings", "benefit", "admission", "deductible", "scale", "direct", "cap",
+                           "supplementary", "subsidy", "account"})
+        settings = self.require(v, "settings", key)
+        settings = (settings,) if isinstance(settings, str) else tuple(settings)
+        for s in settings:
+            if s not in SETTINGS:
+                raise self.error(f"{key}.settings", f"unknown setting {s!r}; expected {', '.join(SETTINGS)}")
+        rules = self.rules(v["benefit"], f"{key}.benefit") if "benefit" in v else default_rules
+        inpatient = v.get("admission", False)
+        if not isinstance(inpatient, bool):
+            raise self.error(f"{key}.admission", "expected true or false")
+        # deductible by level row and ordinal
+        deductible = None
+        if "deductible" in v:
+            dk = f"{key}.deductible"
+            dd = self.table(v["deductible"], dk)
+            self.only(dd, dk, {"by_level"})
+            table = self.table(self.require(dd, "by_level", dk), f"{dk}.by_level")
+            self.only(table, f"{dk}.by_level", {"1", "2", "3"})
+            deductible = {}
+            for row in ("1", "2", "3"):
+                vals = self.require(table, row, f"{dk}.by_level")
+                vals = vals if isinstance(vals, list) else [vals]
+                deductible[int(row)] = tuple(self.amount(x, f"{dk}.by_level.{row}", params) for x in vals)
+            if len({len(x) for x in deductible.values()}) != 1:
+                raise self.error(f"{dk}.by_level", "every level row needs the same number of ordinals")
+        # scale
+        scale_classes: tuple[str, ...] = ()
+        counter = None
+        bands: list[Band] = []
+        if "scale" in v:
+            sk = f"{key}.scale"
+            sc = self.table(v["scale"], sk)
+            self.only(sc, sk, {"classes", "counter", "bands"})
+            scale_classes = self.classes(self.require(sc, "classes", sk), f"{sk}.classes")
+            counter = sc.get("counter")
+            if counter is not None and not isinstance(counter, str):
+                raise self.error(f"{sk}.counter", "expected the name of an annual counter")
+            raw = self.require(sc, "bands", sk)
+            if not isinstance(raw, list) or not raw:
+                raise self.error(f"{sk}.bands", "expected a list of bands")
+            for i, band in enumerate(raw):
+                bk = f"{sk}.bands[{i}]"
+                band = self.table(band, bk)
+                self.only(band, bk, {"from", "pool", "supplementary", "deductible", "subsidised"})
+                start = self.amount(self.require(band, "from", bk), f"{bk}.from", params)
+                if (i == 0 and start != 0) or (bands and start <= bands[-1].start_fen):
+                    raise self.error(f"{bk}.from", "bands start at 0 and ascend")
+                pool = self.by_category(band.get("pool", 0), f"{bk}.pool")
+                supp = self.rate(band.get("supplementary", 0), f"{bk}.supplementary")
+                ded = band.get("deductible", False)
+                sub = band.get("subsidised", False)
+                if not isinstance(ded, bool) or not isinstance(sub, bool):
+                    raise self.error(bk, "'deductible' and 'subsidised' are true or false")
+                if ded and (pool != (0, 0) or supp):
+                    raise self.error(bk, "a deductible band pays nothing from the funds")
+                if max(pool) + supp > 10000:
+                    raise self.error(bk, "pool and supplementary together exceed 100 %")
+                bands.append(Band(start, pool, supp, ded, sub, bk))
+        direct = {}
+        if "direct" in v:
+            dk = f"{key}.direct"
+            dd = self.table(v["direct"], dk)
+            self.only(dd, dk, set(FUND_CLASSES))
+            direct = {c: self.rate(x, f"{dk}.{c}") for c, x in dd.items()}
+            overlap = set(direct) & set(scale_classes)
+            if overlap:
+                raise self.error(dk, f"class {sorted(overlap)[0]!r} is both paid directly and on the scale")
+        cap, overflow = None, "member"
+        if "cap" in v:
+            ck = f"{key}.cap"
+            cc = self.table(v["cap"], ck)
+            self.only(cc, ck, {"limit", "overflow"})
+            cap = self.require(cc, "limit", ck)
+            if cap not in limits:
+                raise self.error(f"{ck}.limit", f"unknown limit {cap!r}; defined: {', '.join(limits) or 'none'}")
+            overflow = cc.get("overflow", "member")
+            if overflow not in ("member", "supplementary"):
+                raise self.error(f"{ck}.overflow", "expected 'member' or 'supplementary'")
+            if direct:
+                raise self.error(ck, "a block with 'direct' payments cannot also have a cap")
+        tier_bp, tier_classes, supp_limit = 0, (), None
+        if "supplementary" in v:
+            tk = f"{key}.supplementary"
+            tt = self.table(v["supplementary"], tk)
+            self.only(tt, tk, {"rate", "classes", "limit"})
+            tier_bp = self.rate(tt.get("rate", 0), f"{tk}.rate")
+            tier_classes = self.classes(tt.get("classes", []), f"{tk}.classes")
+            supp_limit = tt.get("limit")
+            if supp_limit is not None and supp_limit not in limits:
+                raise self.error(f"{tk}.limit", f"unknown limit {supp_limit!r}")
+        subsidy = None
+        if "subsidy" in v:
+            sk = f"{key}.subsidy"
+            ss = self.table(v["subsidy"], sk)
+            self.only(ss, sk, {"civil_servant"})
+            subsidy = self.by_category(self.require(ss, "civil_servant", sk), f"{sk}.civil_servant")
+        account, items = "none", ()
+        if "account" in v:
+            ak = f"{key}.account"
+            aa = self.table(v["account"], ak)
+            self.only(aa, ak, {"pays", "order"})
+            account = self.require(aa, "pays", ak)
+            if account not in ACCOUNT_MODES:
+                raise self.error(f"{ak}.pays", f"expected one of {', '.join(ACCOUNT_MODES)}")
+            if account == "before_fund":
+                order = self.require(aa, "order", ak)
+                if not isinstance(order, list) or not order:
+                    raise self.error(f"{ak}.order", "expected a list like [\"A+B\", \"first_self_pay\"]")
+                items = tuple(tuple(p.strip() for p in str(x).split("+")) for x in order)
+                for it in items:
+                    for p in it:
+                        if p not in FUND_CLASSES + ("first_self_pay",):
+                            raise self.error(f"{ak}.order", f"unknown item {p!r}")
+            elif "order" in aa:
+                raise self.error(f"{ak}.order", "'order' goes with pays = \"before_fund\"")
+        block = Block(name, settings, rules, inpatient, deductible, scale_classes, counter, tuple(bands),
+                      direct, cap, overflow, tier_bp, tier_classes, supp_limit, subsidy, account, items)
+        if overflow == "supplementary" and block.single_rate() == (0, 0):
+            raise self.error(f"{key}.cap.overflow", "overflow to the supplementary tier needs a scale "
+                             "with one pool rate (the cut is found by dividing by it)")
+        return block
+
+
+# ---------------------------------------------------------------------------
+# Compiling for the kernel
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Compiled:
+    """Flat tables the kernel reads; see ``_core.settle_claims``."""
+
+    block_of_setting: np.ndarray
+    B: np.ndarray
+    band_from: np.ndarray
+    band_pool: np.ndarray
+    band_supp: np.ndarray
+    band_flags: np.ndarray
+    ded: np.ndarray
+    acct_items: np.ndarray
+    direct: np.ndarray
+    lim_months: np.ndarray
+    lim_amount: np.ndarray
+    lim_n: np.ndarray
+    class_ratio: np.ndarray  # bp by line class code (A, B, special, supplementary, excluded, unknown)
+
+
+def class_mask(classes) -> int:
+    return sum(1 << FUND_CLASSES.index(c) for c in classes if c in FUND_CLASSES)
+
+
+def compile_policy(p: Policy) -> Compiled:
+    nb = len(p.blocks)
+    maxb = max([len(b.bands) for b in p.blocks] + [1])
+    maxo = max([len(next(iter(b.deductible_fen.values()))) for b in p.blocks if b.deductible_fen] + [1])
+    maxa = max([len(b.account_items) for b in p.blocks] + [1])
+    lim_names = list(p.limits)
+    counters = sorted({b.counter for b in p.blocks if b.counter})
+    maxk = max([len(x.months) for x in p.limits.values()] + [1])
+    B = np.zeros((nb, len(FIELDS)), np.int64)
+    band_from = np.zeros((nb, maxb), np.int64)
+    band_pool = np.zeros((nb, maxb, 2), np.int64)
+    band_supp = np.zeros((nb, maxb), np.int64)
+    band_flags = np.zeros((nb, maxb), np.int64)
+    ded = np.zeros((nb, 3, maxo), np.int64)
+    acct = np.zeros((nb, maxa), np.int64)
+    direct = np.zeros((nb, len(FUND_CLASSES)), np.int64)
+    col = {f: i for i, f in enumerate(FIELDS)}
+    for i, b in enumerate(p.blocks):
+        row = B[i]
+        row[col["nbands"]] = len(b.bands)
+        row[col["counter"]] = counters.index(b.counter) if b.counter else -1
+        row[col["scale_mask"]] = class_mask(b.scale_classes)
+        row[col["nord"]] = len(next(iter(b.deductible_fen.values()))) if b.deductible_fen else 0
+        row[col["cap"]] = lim_names.index(b.cap) if b.cap else -1
+        row[col["overflow"]] = b.overflow == "supplementary"
+        row[col["tier_rate"]] = b.tier_bp
+        row[col["tier_mask"]] = class_mask(b.tier_classes)
+        row[col["supp_limit"]] = lim_names.index(b.supp_limit) if b.supp_limit else -1
+        row[col["sub_in"]], row[col["sub_ret"]] = b.subsidy_bp or (0, 0)
+        row[col["account"]] = ACCOUNT_MODES[b.account]
+        row[col["nacct"]] = len(b.account_items)
+        row[col["p_in"]], row[col["p_ret"]] = b.single_rate()
+        row[col["inpatient"]] = b.inpatient
+        for k, band in enumerate(b.bands):
+            band_from[i, k] = band.start_fen
+            band_pool[i, k] = band.pool_bp
+            band_supp[i, k] = band.supp_bp
+            band_flags[i, k] = FLAG_DEDUCTIBLE * band.deductible + FLAG_SUBSIDISED * band.subsidised
+        if b.deductible_fen:
+            for r, vals in b.deductible_fen.items():
+                ded[i, r - 1, : len(vals)] = vals
+        for k, item in enumerate(b.account_items):
+            acct[i, k] = class_mask(item) | (FSP_BIT if "first_self_pay" in item else 0)
+        for c, bp in b.direct_bp.items():
+            direct[i, FUND_CLASSES.index(c)] = bp
+    lim_months = np.zeros((max(len(lim_names), 1), maxk), np.int64)
+    lim_amount = np.zeros_like(lim_months)
+    lim_n = np.zeros(max(len(lim_names), 1), np.int64)
+    for j, name in enumerate(lim_names):
+        lim = p.limits[name]
+        lim_n[j] = len(lim.months)
+        lim_months[j, : len(lim.months)] = lim.months
+        lim_amount[j, : len(lim.months)] = lim.amounts_fen
+    block_of_setting = np.array([p.blocks.index(p.block_of_setting[s]) for s in SETTINGS], np.int64)
+    class_ratio = np.array([p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0], np.int64)
+    return Compiled(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct, direct,
+                    lim_months, lim_amount, lim_n, class_ratio)
+
+
+def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int,
+                 referral: str | None) -> bool:
+    """Scalar form of a benefit rule, for the reference implementation and explain."""
+    return ((rule.designated is None or rule.designated == designated)
+            and (rule.local is None or rule.local == local)
+            and (rule.kinds is None or kind in rule.kinds)
+            and (rule.levels is None or level in rule.levels)
+            and (rule.referrals is None or (referral or "none") in rule.referrals))

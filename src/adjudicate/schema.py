@@ -1,0 +1,112 @@
+"""The input tables of contract §2, as data: column names, kinds, enums."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SETTINGS = ("inpatient", "outpatient", "special_outpatient", "pharmacy")
+REFERRALS = ("referred", "emergency")
+CATEGORIES = ("in_service", "retired")
+PROVIDER_KINDS = ("community", "hospital", "pharmacy", "other")
+CLASSES = ("A", "B", "special", "supplementary", "excluded")
+#: Line class codes inside the engine: the catalogue classes, then 'unknown'.
+LINE_CLASSES = CLASSES + ("unknown",)
+UNKNOWN_CLASS = len(CLASSES)
+
+#: Rejection reasons in priority order (contract §4).
+REJECT_REASONS = (
+    "null_required_field",
+    "duplicate_line",
+    "inconsistent_claim_header",
+    "unknown_member",
+    "unknown_provider",
+    "missing_discharge_date",
+    "discharge_before_admit",
+    "negative_claim_total",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # string | int | date | bool | enum | amount | ratio | quantity
+    nullable: bool = False
+    enum: tuple[str, ...] = ()
+    int_range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    #: Nulls in these tables reject the claim instead of failing the run.
+    nulls_reject: bool = False
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+CLAIMS = TableSpec(
+    "claims",
+    (
+        Column("claim_id", "string"),
+        Column("line_no", "int", int_range=(-(2**31), 2**31 - 1)),
+        Column("member_id", "string"),
+        Column("provider_id", "string"),
+        Column("setting", "enum", enum=SETTINGS),
+        Column("referral", "enum", nullable=True, enum=REFERRALS),
+        Column("admit_date", "date"),
+        Column("discharge_date", "date", nullable=True),
+        Column("item_code", "string"),
+        Column("quantity", "quantity"),
+        Column("unit_price", "amount"),
+        Column("amount", "amount"),
+        Column("diagnosis", "string", nullable=True),
+    ),
+    nulls_reject=True,
+)
+
+#: Claim-level columns that repeat on every line and must agree (contract §2).
+CLAIM_HEADER = ("member_id", "provider_id", "setting", "referral", "admit_date", "discharge_date", "diagnosis")
+
+MEMBERS = TableSpec(
+    "members",
+    (
+        Column("member_id", "string"),
+        Column("birth_date", "date"),
+        Column("category", "enum", enum=CATEGORIES),
+        Column("civil_servant", "bool"),
+        Column("enrolled_since", "date"),
+        Column("account_balance", "amount"),
+        Column("prior_year_wage", "amount", nullable=True),
+    ),
+    key=("member_id",),
+)
+
+PROVIDERS = TableSpec(
+    "providers",
+    (
+        Column("provider_id", "string"),
+        Column("kind", "enum", enum=PROVIDER_KINDS),
+        Column("level", "int", int_range=(0, 127)),
+        Column("designated", "bool"),
+        Column("local", "bool"),
+        Column("quota_per_admission", "amount", nullable=True),
+    ),
+    key=("provider_id",),
+)
+
+CATALOGUE = TableSpec(
+    "catalogue",
+    (
+        Column("item_code", "string"),
+        Column("name", "string", nullable=True),
+        Column("class", "enum", enum=CLASSES),
+        Column("first_self_pay_ratio", "ratio", nullable=True),
+        Column("max_unit_price", "amount", nullable=True),
+        Column("valid_from", "date"),
+        Column("valid_to", "date", nullable=True),
+    ),
+)
+
+TABLES = {t.name: t for t in (CLAIMS, MEMBERS, PROVIDERS, CATALOGUE)}
