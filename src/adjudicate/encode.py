@@ -145,15 +145,22 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     reject_line = np.full(nclaims, -1, np.int64)  # offending line row
     reject_detail = np.empty(nclaims, object)
 
+    # Lines in (claim, line_no) order: the reference line of a claim and the line
+    # named in a rejection are the lowest line_no, whatever the file order.
+    line_no = claims["line_no"]
+    order = np.lexsort((line_no, claim_code))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+
     def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
         rows = np.flatnonzero(claim_mask_rows)
         rows = rows[claim_code[rows] >= 0]
         if not len(rows):
             return
-        cl = claim_code[rows]
-        first = np.unique(cl, return_index=True)
-        cl, rows = first[0], rows[first[1]]
+        rows = rows[np.argsort(rank[rows], kind="stable")]
+        cl, first = np.unique(claim_code[rows], return_index=True)
+        rows = rows[first]
         fresh = reject[cl] < 0
         reject[cl[fresh]] = REASON[reason]
         if per_line:
@@ -168,17 +175,16 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     for col in required:
         mark(nulls[col], "null_required_field", f"{col} is null")
     # 2. duplicate (claim_id, line_no)
-    line_no = claims["line_no"]
-    order = np.lexsort((line_no, claim_code))
     dup = np.zeros(n, bool)
     same = (claim_code[order][1:] == claim_code[order][:-1]) & (line_no[order][1:] == line_no[order][:-1])
     dup[order[1:][same]] = True
     mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim")
     # 3. inconsistent claim header: compare every line with its claim's first line
     valid = claim_code >= 0
-    first_row = np.full(nclaims, -1, np.int64)
-    _, first = np.unique(claim_code[valid], return_index=True)
-    first_row[:len(first)] = np.flatnonzero(valid)[first]
+    first_row = np.full(nclaims, -1, np.int64)  # each claim's line with the lowest line_no
+    ordered_valid = order[valid[order]]
+    _, first = np.unique(claim_code[ordered_valid], return_index=True)
+    first_row[:len(first)] = ordered_valid[first]
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     for col in CLAIM_HEADER:

@@ -62,50 +62,50 @@ TABLE_NAMES = ("claims", "members", "providers", "catalogue")
 SCHEMAS: dict[str, pa.Schema] = {
     "claims": pa.schema(
         [
-            pa.field("claim_id", pa.string(), nullable=False),
-            pa.field("line_no", pa.int32(), nullable=False),
-            pa.field("member_id", pa.string(), nullable=False),
-            pa.field("provider_id", pa.string(), nullable=False),
-            pa.field("setting", pa.string(), nullable=False),
+            pa.field("claim_id", pa.string()),
+            pa.field("line_no", pa.int32()),
+            pa.field("member_id", pa.string()),
+            pa.field("provider_id", pa.string()),
+            pa.field("setting", pa.string()),
             pa.field("referral", pa.string()),
-            pa.field("admit_date", pa.date32(), nullable=False),
+            pa.field("admit_date", pa.date32()),
             pa.field("discharge_date", pa.date32()),
-            pa.field("item_code", pa.string(), nullable=False),
-            pa.field("quantity", pa.float64(), nullable=False),
-            pa.field("unit_price", pa.decimal128(12, 2), nullable=False),
-            pa.field("amount", pa.decimal128(14, 2), nullable=False),
+            pa.field("item_code", pa.string()),
+            pa.field("quantity", pa.float64()),
+            pa.field("unit_price", pa.decimal128(12, 2)),
+            pa.field("amount", pa.decimal128(14, 2)),
             pa.field("diagnosis", pa.string()),
         ]
     ),
     "members": pa.schema(
         [
-            pa.field("member_id", pa.string(), nullable=False),
-            pa.field("birth_date", pa.date32(), nullable=False),
-            pa.field("category", pa.string(), nullable=False),
-            pa.field("civil_servant", pa.bool_(), nullable=False),
-            pa.field("enrolled_since", pa.date32(), nullable=False),
-            pa.field("account_balance", pa.decimal128(14, 2), nullable=False),
+            pa.field("member_id", pa.string()),
+            pa.field("birth_date", pa.date32()),
+            pa.field("category", pa.string()),
+            pa.field("civil_servant", pa.bool_()),
+            pa.field("enrolled_since", pa.date32()),
+            pa.field("account_balance", pa.decimal128(14, 2)),
             pa.field("prior_year_wage", pa.decimal128(14, 2)),
         ]
     ),
     "providers": pa.schema(
         [
-            pa.field("provider_id", pa.string(), nullable=False),
-            pa.field("kind", pa.string(), nullable=False),
-            pa.field("level", pa.int8(), nullable=False),
-            pa.field("designated", pa.bool_(), nullable=False),
-            pa.field("local", pa.bool_(), nullable=False),
+            pa.field("provider_id", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("level", pa.int8()),
+            pa.field("designated", pa.bool_()),
+            pa.field("local", pa.bool_()),
             pa.field("quota_per_admission", pa.decimal128(14, 2)),
         ]
     ),
     "catalogue": pa.schema(
         [
-            pa.field("item_code", pa.string(), nullable=False),
-            pa.field("name", pa.string(), nullable=False),
-            pa.field("class", pa.string(), nullable=False),
+            pa.field("item_code", pa.string()),
+            pa.field("name", pa.string()),
+            pa.field("class", pa.string()),
             pa.field("first_self_pay_ratio", pa.decimal128(6, 4)),
             pa.field("max_unit_price", pa.decimal128(12, 2)),
-            pa.field("valid_from", pa.date32(), nullable=False),
+            pa.field("valid_from", pa.date32()),
             pa.field("valid_to", pa.date32()),
         ]
     ),
@@ -418,6 +418,7 @@ def _catalogue(rng: np.random.Generator, year: int):
     # second rows: a class change, a new price cap, or a new first-pay ratio
     t = np.flatnonzero(two_rows)
     change = rng.integers(0, 3, t.size)
+    change = np.where((klass[t] == 4) & (change == 2), 0, change)  # no ratio on excluded items
     k2 = klass[t].copy()
     new_class = np.select([k2 == 4, k2 == 1, k2 == 0], [1, 0, 1], 1)  # excluded→B, B→A, A→B, else→B
     k2 = np.where(change == 0, new_class, k2).astype(np.int8)
@@ -466,6 +467,7 @@ def _catalogue(rng: np.random.Generator, year: int):
         "group": group,
         "price": price,
         "billable": ~expired,
+        "klass": klass,
         # refunds only on items never capped, so a refund can never exceed the allowed part
         "refundable": ~(max_set | np.isin(np.arange(n), t[m2_set])),
         "n": n,
@@ -604,7 +606,7 @@ def _claims(rng, year, mem, prov, cat):
     age_f = np.where(age < 6, 1.1, 0.7 + 0.02 * np.maximum(age - 30.0, 0.0))
     frail = np.exp(rng.normal(-0.18, 0.6, nm)) * age_f
 
-    n_op = rng.poisson(5.8 * frail * exposure)
+    n_op = rng.poisson(6.2 * frail * exposure)
     n_ph = rng.poisson(4.0 * frail * exposure)
     has_sp = rng.random(nm) < (0.012 + 0.03 * (age >= 55)) * np.minimum(frail, 3.0)
     dialysis = has_sp & (rng.random(nm) < 0.35)
@@ -650,6 +652,13 @@ def _claims(rng, year, mem, prov, cat):
         val = c_admit[o] - S + grp_no * big
         c_admit[o] = np.maximum.accumulate(val) - grp_no * big + S
     c_discharge = c_admit + c_los
+    # the rare admission pushed past the year by earlier stays is dropped
+    keep = c_admit <= dec31
+    if not keep.all():
+        c_member, c_setting, c_admit, c_discharge, c_los, c_sev = (
+            c_member[keep], c_setting[keep], c_admit[keep], c_discharge[keep], c_los[keep], c_sev[keep])
+        C = c_member.size
+        is_ip = c_setting == IP
 
     # providers per claim
     u = rng.random(C)
@@ -738,7 +747,8 @@ def _claims(rng, year, mem, prov, cat):
 
     # item within group, by popularity
     n_items = cat["n"]
-    pop = np.exp(rng.normal(0.0, 1.3, n_items)) * cat["billable"]
+    # popularity; items outside the catalogue (excluded) are billed less often
+    pop = np.exp(rng.normal(0.0, 1.3, n_items)) * cat["billable"] * np.where(cat["klass"] == 4, 0.5, 1.0)
     l_item = np.empty(L, dtype=np.int32)
     for g in range(_N_GROUPS):
         items = np.flatnonzero((cat["group"] == g) & cat["billable"])
@@ -849,21 +859,25 @@ def _corrupt(seed: int, bad_rows: float, cl, mem, prov, year: int):
     perm = rng.permutation(C)
     used = np.zeros(C, dtype=bool)
     chosen: dict[int, np.ndarray] = {}
-    # restricted kinds first; their shortfall goes to the unrestricted ones
+    # inpatient-only kinds first; their shortfall is shared by the others
     kinds_order = [5, 6, 2, 0, 1, 3, 4, 7]
     deficit = 0
-    unrestricted_left = sum(1 for k in kinds_order if BAD_KINDS[k] not in eligible)
-    for k in kinds_order:
+    for i, k in enumerate(kinds_order):
         name = BAD_KINDS[k]
         want = int(target[k])
-        if name not in eligible:
-            share = -(-deficit // unrestricted_left) if unrestricted_left else 0
+        if i >= 2:
+            left = len(kinds_order) - i
+            share = -(-deficit // left)
             want += share
             deficit -= share
-            unrestricted_left -= 1
         ok = ~used[perm]
         if name in eligible:
             ok &= eligible[name][perm]
+            # never use up a restricted pool: at most twice the requested rate of it
+            sharing = sum(1 for e in eligible.values() if e is eligible[name])
+            cap = int(np.ceil(int(eligible[name].sum()) * min(0.5, 2.0 * bad_rows) / sharing))
+            deficit += max(0, want - cap)
+            want = min(want, cap)
         pick = perm[ok][:want]
         deficit += want - pick.size
         used[pick] = True
@@ -916,8 +930,8 @@ def _corrupt(seed: int, bad_rows: float, cl, mem, prov, year: int):
     ln["discharge"][m] = ln["admit"][m] - back[ln["claim"][m]]
     # 7 negative_claim_total: a refund claim with nothing to refund
     m = line_kind == 7
-    ln["q2"] = np.where(m, -ln["q2"], ln["q2"])
-    ln["amount"] = np.where(m, -ln["amount"], ln["amount"])
+    ln["q2"] = np.where(m, -np.abs(ln["q2"]), ln["q2"])
+    ln["amount"] = np.where(m, -np.abs(ln["amount"]), ln["amount"])
     # 1 duplicate_line: line 1 appears twice (last, so nothing else changes)
     ids = chosen[1]
     rep = np.ones(L, dtype=np.int64)
