@@ -93,6 +93,9 @@ def duckdb_sql(f: dict[str, Path]) -> str:
     slo, shi, srate = SUPP_BAND
     psum = " + ".join(f"p{i}" for i in range(len(POOL_BANDS)))
     w = "PARTITION BY member_id, benefit_year ORDER BY settle_date, claim_id"
+    class_sums = ", ".join(f"coalesce(CAST(sum(el) FILTER (WHERE class = '{c}') AS BIGINT), 0) AS e_{c}"
+                           for c in COVERED)
+    class_ok = " AND ".join(f"e_{c} >= 0" for c in COVERED)
     return f"""
 WITH
 prov AS (
@@ -138,10 +141,10 @@ cl AS (
          any_value(discharge_date) AS discharge_date, bool_or(ben) AS ben, any_value(level_row) AS level_row,
          CAST(sum(amt) AS BIGINT) AS total, CAST(sum(sp) AS BIGINT) AS self_pay,
          CAST(sum(fsp) AS BIGINT) AS fsp, CAST(sum(el) AS BIGINT) AS E,
-         CAST(min(el_class) AS BIGINT) AS min_class_el
-  FROM (SELECT *, sum(el) OVER (PARTITION BY claim_id, class) AS el_class FROM l3)
+         {class_sums}
+  FROM l3
   GROUP BY claim_id
-  HAVING total >= 0 AND self_pay >= 0 AND fsp >= 0 AND E >= 0 AND min_class_el >= 0
+  HAVING total >= 0 AND self_pay >= 0 AND fsp >= 0 AND E >= 0 AND {class_ok}
 ),
 c1 AS (
   SELECT cl.*, m.retired, m.civil_servant, m.balance,

@@ -84,11 +84,13 @@ def check_unique(t: Table, column: str) -> None:
                          path, column, row)
 
 
-def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray) -> np.ndarray:
+def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray,
+                   take: np.ndarray | None = None) -> np.ndarray:
     """Row of the catalogue valid on each date for each item code (-1 if none).
 
     Overlapping validity for one item, or valid_to before valid_from, is an
-    input error naming the row.
+    input error naming the row. ``take`` reorders ``item_codes`` (positions)
+    before matching them with ``dates``.
     """
     codes, dictionary = _codes(cat["item_code"])
     start = cat["valid_from"].astype(np.int64)
@@ -106,13 +108,25 @@ def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray) -> np.nd
         path, row = cat.where(int(order[k + 1]))
         raise InputError(f"validity of item {dictionary[int(c[k + 1])].as_py()!r} overlaps the row "
                          f"valid from {np.datetime64(int(s[k]), 'D')}", path, "valid_from", row)
-    span = 1 << 32
-    keys = c * span + (s + 2**31)
     item = np.asarray(pc.fill_null(pc.index_in(item_codes, value_set=dictionary), -1), dtype=np.int64)
-    probe = item * span + (dates.astype(np.int64) + 2**31)
-    pos = np.searchsorted(keys, probe, side="right") - 1
-    posc = np.clip(pos, 0, len(keys) - 1)
-    hit = (item >= 0) & (pos >= 0) & (c[posc] == item) & (e[posc] >= dates) if len(keys) else np.zeros(len(item), bool)
+    if take is not None:
+        item = item[take]
+    if not len(c):
+        return np.full(len(item), -1, np.int64)
+    # Most items have one row: check it directly. Items with several dated rows
+    # (a few per cent) are matched with one searchsorted over (item, valid_from).
+    first = np.searchsorted(c, np.arange(len(dictionary)))
+    count = np.diff(np.r_[first, len(c)])
+    it = np.maximum(item, 0)
+    pos = first[it]
+    multi = (item >= 0) & (count[it] > 1)
+    if multi.any():
+        span = 1 << 32
+        keys = c * span + (s + 2**31)
+        probe = item[multi] * span + (dates[multi].astype(np.int64) + 2**31)
+        pos[multi] = np.searchsorted(keys, probe, side="right") - 1
+    posc = np.clip(pos, 0, len(c) - 1)
+    hit = (item >= 0) & (pos >= 0) & (c[posc] == item) & (s[posc] <= dates) & (e[posc] >= dates)
     return np.where(hit, order[posc], -1)
 
 
@@ -148,7 +162,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
     line_no = claims["line_no"]
-    order = np.lexsort((line_no, claim_code))
+    # One int64 key and a stable sort: near-linear on input already grouped by claim.
+    order = np.argsort(((claim_code + 1) << 32) | (line_no + 2**31), kind="stable")
+    sorted_code = claim_code[order]
+    same_claim = (sorted_code[1:] == sorted_code[:-1]) & (sorted_code[1:] >= 0)
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
 
@@ -176,33 +193,42 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         mark(nulls[col], "null_required_field", f"{col} is null")
     # 2. duplicate (claim_id, line_no)
     dup = np.zeros(n, bool)
-    same = (claim_code[order][1:] == claim_code[order][:-1]) & (line_no[order][1:] == line_no[order][:-1])
-    dup[order[1:][same]] = True
+    sorted_no = line_no[order]
+    dup[order[1:][same_claim & (sorted_no[1:] == sorted_no[:-1])]] = True
     mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim")
-    # 3. inconsistent claim header: compare every line with its claim's first line
+    # 3. inconsistent claim header: all lines agree iff each agrees with the line
+    #    before it in (claim, line_no) order
     valid = claim_code >= 0
+    starts = np.flatnonzero(np.r_[True, sorted_code[1:] != sorted_code[:-1]] & (sorted_code >= 0))
     first_row = np.full(nclaims, -1, np.int64)  # each claim's line with the lowest line_no
-    ordered_valid = order[valid[order]]
-    _, first = np.unique(claim_code[ordered_valid], return_index=True)
-    first_row[:len(first)] = ordered_valid[first]
+    first_row[sorted_code[starts]] = order[starts]
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
-    for col in CLAIM_HEADER:
-        v = claims[col]
-        if isinstance(v, (pa.Array, pa.ChunkedArray)):
-            v, _ = _codes(v)
-        else:
-            v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
-        ref = np.where(valid, v[first_row[np.maximum(claim_code, 0)]], 0)
-        differ = valid & (v != ref)
-        if col == "discharge_date":
-            differ &= inpatient_line & (setting[first_row[np.maximum(claim_code, 0)]] == INPATIENT)
-        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True)
-    # 4–5. unknown member / provider
     member = np.asarray(pc.fill_null(pc.index_in(claims["member_id"], value_set=members["member_id"]), -1),
                         dtype=np.int64)
     provider = np.asarray(pc.fill_null(pc.index_in(claims["provider_id"], value_set=providers["provider_id"]), -1),
                           dtype=np.int64)
+    joined = {"member_id": member, "provider_id": provider}
+    for col in CLAIM_HEADER:
+        v = claims[col]
+        if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
+            v = joined[col].copy()
+            unknown = np.flatnonzero((v < 0) & ~nulls[col])
+            if len(unknown):
+                v[unknown] = -2 - _codes(claims[col].take(pa.array(unknown)))[0]
+        elif isinstance(v, (pa.Array, pa.ChunkedArray)):
+            v, _ = _codes(v)
+        else:
+            v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
+        vs = v[order]
+        differ_sorted = same_claim & (vs[1:] != vs[:-1])
+        if col == "discharge_date":
+            inp = inpatient_line[order]
+            differ_sorted &= inp[1:] & inp[:-1]
+        differ = np.zeros(n, bool)
+        differ[order[1:][differ_sorted]] = True
+        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True)
+    # 4–5. unknown member / provider
     mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False)
     mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table", False)
     # 6–7. discharge date
@@ -219,8 +245,6 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                          "null_required_field", "claim_id is null"))
 
     # ---- accepted claims -------------------------------------------------
-    keep_line = valid & (reject[np.maximum(claim_code, 0)] < 0)
-    rows = np.flatnonzero(keep_line)
     fr = first_row  # header values come from each claim's first line
     c_setting = setting[fr]
     c_settle = np.where(c_setting == INPATIENT, discharge[fr], admit[fr]).astype(np.int32)
@@ -233,14 +257,17 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                                   member_rank[np.maximum(c_member[accepted], 0)]))]
     pos = np.full(nclaims, -1, np.int64)
     pos[corder] = np.arange(len(corder))
-    # lines of accepted claims, by claim position then line_no
-    lpos = pos[claim_code[rows]]
-    lorder = rows[np.lexsort((line_no[rows], lpos))]
-    line_claim = pos[claim_code[lorder]]
-    line_start = np.searchsorted(line_claim, np.arange(len(corder) + 1)).astype(np.int64)
+    # lines of accepted claims, by claim position then line_no: each claim's lines
+    # are one run of ``order``; lay the runs out in settlement order (no sort)
+    per_claim = np.bincount(claim_code[valid], minlength=nclaims)
+    run_start = (n - int(valid.sum())) + (np.cumsum(per_claim) - per_claim)[corder]
+    sizes = per_claim[corder]
+    line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    lorder = order[np.repeat(run_start - line_start[:-1], sizes) + np.arange(line_start[-1])]
+    line_claim = np.repeat(np.arange(len(corder), dtype=np.int64), sizes)
 
     # catalogue lookup on the claim's admit_date
-    crow = catalogue_rows(catalogue, claims["item_code"].take(pa.array(lorder)), admit[lorder])
+    crow = catalogue_rows(catalogue, claims["item_code"], admit[lorder], take=lorder)
     hit = crow >= 0
     cr = np.maximum(crow, 0)
     cls = np.where(hit, catalogue["class"][cr], UNKNOWN_CLASS).astype(np.int8)

@@ -840,7 +840,6 @@ def _corrupt(seed: int, bad_rows: float, cl, mem, prov, year: int):
     }
     extra_members = pa.array([], type=pa.string())
     extra_providers = pa.array([], type=pa.string())
-    bad: dict[str, str] = {}
     n_bad = int(round(bad_rows * C))
     if n_bad <= 0:
         return ln, extra_members, extra_providers, np.zeros(0, np.int64), np.zeros(0, np.int8)

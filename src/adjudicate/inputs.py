@@ -12,10 +12,13 @@ order), keeps the contract's columns, and converts each to its engine form:
 - every column also gets a null mask.
 
 Anything the contract calls an input error raises :class:`InputError`, which
-names the file, the column and the first offending row.
+names the file, the column and the first offending row. Rows count from 0
+within each file, as data tools show them; for CSV the line of the file is
+given too (the header is line 1).
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from .money import AmountError, to_scaled
+from .money import MAX_FEN, AmountError, to_scaled
 from .schema import TableSpec
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc",
@@ -48,7 +51,7 @@ class InputError(Exception):
         if column is not None:
             where.append(f"column '{column}'")
         if row is not None:
-            where.append(f"row {row}")
+            where.append(f"row {row}" + (f" (line {row + 2})" if str(file).lower().endswith(".csv") else ""))
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
@@ -72,9 +75,8 @@ class Table:
         """(file, row within the file) of a row of the concatenated table."""
         if self.file_of_row is None or len(self.files) == 1:
             return self.files[0], row
-        starts = np.flatnonzero(np.r_[True, np.diff(self.file_of_row) != 0])
         k = int(self.file_of_row[row])
-        return self.files[k], row - int(starts[np.searchsorted(starts, row, side="right") - 1])
+        return self.files[k], row - int(np.searchsorted(self.file_of_row, k))
 
 
 def expand_paths(paths: Iterable[str | Path], what: str) -> list[Path]:
@@ -103,164 +105,322 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_file(path: Path, spec: TableSpec) -> pa.Table:
+#: Errors the Arrow readers raise on a file they cannot read (corrupt,
+#: truncated, not the format its name says, not UTF-8, …).
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
+
+
+def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
+    """One file's table with the contract's columns present in it; and whether it is text (CSV)."""
     kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError("unknown file type: expected .parquet, .arrow/.feather/.ipc or .csv", path)
+    if path.is_dir() or not path.exists():
+        raise InputError(f"the {spec.name} file does not exist", path)
     wanted = [c.name for c in spec.columns]
+    what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV"}[kind]
     try:
+        if path.stat().st_size == 0:
+            raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
+                             f"{spec.name} columns", path)
         if kind == "parquet":
-            schema = pq.read_schema(path)
-            present = [c for c in wanted if c in schema.names]
-            _check_missing(spec, schema.names, path)
-            return pq.read_table(path, columns=present)
-        if kind == "ipc":
-            table = feather.read_table(path)
-        elif kind == "csv":
-            types = {c.name: _csv_type(c.kind) for c in spec.columns if _csv_type(c.kind) is not None}
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=True))
+            names = pq.read_schema(path).names
+            _check_columns(spec, names, path)
+            table = pq.read_table(path, columns=[c for c in wanted if c in names])
+        elif kind == "ipc":
+            table = _read_ipc(path)
         else:
-            raise InputError("unknown file type (expected .parquet, .arrow/.feather or .csv)", path)
+            # CSV text is read as exactly what it says: every contract column as
+            # text, converted below with the same checks as typed input.
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
+                null_values=[""], quoted_strings_can_be_null=True))
+        names = table.column_names
     except InputError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-        raise InputError(f"cannot be read as {kind or 'a table'}: {str(e).splitlines()[0]}", path) from None
-    _check_missing(spec, table.column_names, path)
-    return table.select([c for c in wanted if c in table.column_names])
+    except _READ_ERRORS as e:
+        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
+                         path) from None
+    _check_columns(spec, names, path)
+    return table.select([c for c in wanted if c in names]), kind == "csv"
 
 
-def _csv_type(kind: str) -> pa.DataType | None:
-    # CSV text is read as exactly what it says: ids as strings, money as decimals.
-    return {"string": pa.string(), "enum": pa.string(), "amount": pa.decimal128(38, 6),
-            "ratio": pa.decimal128(38, 8), "quantity": pa.decimal128(38, 8)}.get(kind)
+def _clean(e: BaseException) -> str:
+    """The first line of a reader's message, printable and short (it may quote binary junk)."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = "".join(ch if ch.isprintable() else "?" for ch in first)
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
-def _check_missing(spec: TableSpec, names: Sequence[str], path: Path) -> None:
+def _read_ipc(path: Path) -> pa.Table:
+    """Arrow IPC in the file (Feather v2) format, else the stream format, else Feather v1."""
+    try:
+        return feather.read_table(path)
+    except pa.ArrowInvalid as file_error:
+        try:
+            with pa.OSFile(str(path), "rb") as f:
+                return pa.ipc.open_stream(f).read_all()
+        except _READ_ERRORS:
+            raise file_error from None
+
+
+def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
+    seen = [n for n in names if n in {c.name for c in spec.columns}]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise InputError(f"column {twice[0]!r} appears more than once", path, twice[0])
     missing = [c.name for c in spec.columns if c.name not in names and not c.nullable]
     if missing:
+        lower = {str(n).strip().lower(): n for n in names}
+        hints = [f"{lower[m]!r} for {m!r}" for m in missing if m in lower]
+        hint = f" (column names are case-sensitive: found {', '.join(hints)})" if hints else ""
         raise InputError(f"missing required column(s) {', '.join(repr(m) for m in missing)} "
-                         f"of the {spec.name} table (contract §2)", path)
+                         f"of the {spec.name} table (contract §2){hint}", path)
 
 
 def load(spec: TableSpec, paths: Iterable[str | Path]) -> Table:
-    """Read, concatenate and convert one logical table."""
+    """Read, check, convert and concatenate one logical table (all its files)."""
     files = expand_paths(paths, spec.name)
-    parts, sizes = [], []
-    for path in files:
-        t = _read_file(path, spec)
-        for c in spec.columns:  # optional columns absent from this file: all null
-            if c.name not in t.column_names:
-                t = t.append_column(c.name, pa.nulls(len(t)))
-        parts.append(t.select([c.name for c in spec.columns]))
-        sizes.append(len(t))
+    parts = [_read_file(path, spec) for path in files]
+    sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
     table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): _digest(f) for f in files}, file_of_row)
     for col in spec.columns:
-        chunks = [p.column(col.name) for p in parts]
-        _convert(table, col, chunks)
+        values, nulls = [], []
+        for path, (t, text) in zip(files, parts):
+            arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
+            v, n = _convert(path, col, arr, text, spec)
+            values.append(v)
+            nulls.append(n)
+        if col.kind in ("string",):
+            table.values[col.name] = pa.concat_arrays(values) if len(values) != 1 else values[0]
+        else:
+            table.values[col.name] = np.concatenate(values)
+        table.nulls[col.name] = np.concatenate(nulls)
+        if col.kind == "amount":
+            _check_sum(table, col.name)
     return table
 
 
-def _fail(table: Table, col: str, row: int, message: str) -> InputError:
-    path, local = table.where(row)
-    return InputError(message, path, col, local)
+#: Date columns must lie within these bounds (days since 1970-01-01).
+DATE_MIN, DATE_MAX = dt.date(1900, 1, 1), dt.date(9999, 12, 31)
+_EPOCH = dt.date(1970, 1, 1)
+_DAY_MIN, _DAY_MAX = (DATE_MIN - _EPOCH).days, (DATE_MAX - _EPOCH).days
+
+#: What each kind of column holds, for error messages.
+EXPECTED = {
+    "string": "text (string)",
+    "enum": "text (string)",
+    "date": "a date (date32, or text YYYY-MM-DD)",
+    "bool": "true or false (bool)",
+    "int": "a whole number (integer)",
+    "amount": "an amount in yuan (decimal128, int64 or float64)",
+    "ratio": "a ratio as a fraction, e.g. 0.15 (decimal or float64)",
+    "quantity": "a quantity (float64, decimal or integer)",
+}
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
 
 
-def _convert(table: Table, col, chunks: list[pa.ChunkedArray]) -> None:
-    """Convert one column (all files) to engine form, with checks."""
-    arrs = []
-    for k, ch in enumerate(chunks):
-        arr = ch.combine_chunks() if isinstance(ch, pa.ChunkedArray) else ch
-        arrs.append(_cast(table, col, arr, k))
-    arr = pa.concat_arrays(arrs) if len(arrs) > 1 else (arrs[0] if arrs else pa.array([], pa.string()))
-    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
-    if not col.nullable and not table.spec.nulls_reject and nulls.any():
-        raise _fail(table, col.name, int(np.flatnonzero(nulls)[0]), "is null but the column is required")
-    table.nulls[col.name] = nulls
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _first_failing(arr: pa.Array, convert) -> int:
+    """Row of the first value ``convert`` fails on, found by bisection (``convert`` fails on ``arr``)."""
+    lo, hi = 0, len(arr)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            convert(arr.slice(lo, mid - lo))
+        except (pa.ArrowException, ValueError, OverflowError):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def _value(arr: pa.Array, row: int) -> str:
+    """One value for an error message: text quoted, anything else as Arrow prints it; short."""
+    try:
+        v = arr[row].as_py()
+        s = repr(v) if isinstance(v, (str, bytes)) else str(v)
+    except Exception:  # noqa: BLE001 - only for the message (e.g. a date Python cannot hold)
+        s = str(arr.slice(row, 1).to_string(window=1)).replace("\n", " ").strip("[] ")
+    s = "".join(ch if ch.isprintable() else "?" for ch in s)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
+             spec: TableSpec) -> tuple[object, np.ndarray]:
+    """One file's column in engine form, and its null mask; errors name this file's row."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    n = len(arr)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
+    if pa.types.is_null(t):
+        nulls = np.ones(n, bool)
+    if not col.nullable and not spec.nulls_reject and nulls.any():
+        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
+                         path, col.name, int(np.flatnonzero(nulls)[0]))
     kind = col.kind
-    if kind == "string":
-        value: object = arr
-    elif kind == "enum":
-        codes = np.asarray(pc.fill_null(pc.index_in(arr, value_set=pa.array(col.enum)), -1)).astype(np.int8)
+    if pa.types.is_null(t):
+        empty = {"string": pa.nulls(n, pa.string()), "enum": np.full(n, -1, np.int8),
+                 "date": np.zeros(n, np.int32), "bool": np.zeros(n, bool)}
+        return empty.get(kind, np.zeros(n, np.int64)), nulls
+
+    def type_error() -> InputError:
+        return InputError(f"has type {t}; expected {EXPECTED[kind]}", path, col.name)
+
+    if kind in ("string", "enum"):
+        if not (_is_text(t) or (kind == "string" and (pa.types.is_integer(t) or pa.types.is_binary(t)
+                                                       or pa.types.is_large_binary(t)))):
+            raise type_error()
+        try:
+            strings = pc.cast(arr, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            row = _first_failing(arr, lambda a: pc.cast(a, pa.string()))
+            raise InputError(f"value {_value(arr, row)} is not valid UTF-8 text", path, col.name, row) from None
+        if kind == "string":
+            return strings, nulls
+        codes = np.asarray(pc.fill_null(pc.index_in(strings, value_set=pa.array(col.enum)), -1), dtype=np.int8)
         bad = (codes < 0) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise _fail(table, col.name, row, f"unknown value {arr[row].as_py()!r}; expected one of "
-                        + ", ".join(col.enum))
-        value = codes
-    elif kind == "date":
-        value = np.asarray(pc.fill_null(arr.cast(pa.int32()), 0), dtype=np.int32)
-    elif kind == "bool":
-        value = np.asarray(pc.fill_null(arr, False), dtype=bool)
-    elif kind == "int":
-        v = np.asarray(pc.fill_null(arr, 0).cast(pa.int64()), dtype=np.int64)
-        lo, hi = col.int_range or (-(2**62), 2**62)
-        bad = ((v < lo) | (v > hi)) & ~nulls
+            raise InputError(f"unknown value {_value(strings, row)}; expected one of "
+                             + ", ".join(col.enum) + " (case-sensitive)", path, col.name, row)
+        return codes, nulls
+    if kind == "date":
+        return _to_days(path, col, arr, nulls, type_error), nulls
+    if kind == "bool":
+        return _to_bool(path, col, arr, nulls, type_error), nulls
+    if kind == "int":
+        return _to_int(path, col, arr, nulls, text, type_error), nulls
+    # amounts, ratios, quantities
+    if not (pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or (text and _is_text(t))):
+        raise type_error()
+    scale, exact, limit = {"amount": (2, False, MAX_FEN), "ratio": (4, True, 10**10),
+                           "quantity": (QUANTITY_SCALE, False, 10**16)}[kind]
+    try:
+        value = to_scaled(arr, scale, kind, exact=exact, limit=limit, from_text=text)
+    except AmountError as e:
+        raise InputError(str(e), path, col.name, e.row) from None
+    if kind == "ratio":
+        bad = ((value < 0) | (value > 10_000)) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise _fail(table, col.name, row, f"value {v[row]} is outside {lo}..{hi}")
-        value = v
-    else:
-        scale, exact, what = {"amount": (2, False, "amount"), "ratio": (4, True, "ratio"),
-                              "quantity": (QUANTITY_SCALE, False, "quantity")}[kind]
-        try:
-            value = to_scaled(arr, scale, what, exact=exact,
-                              limit=10**14 if kind != "quantity" else 10**16)
-        except AmountError as e:
-            raise _fail(table, col.name, e.row if e.row is not None else 0, str(e)) from None
-        if kind == "ratio":
-            bad = ((value < 0) | (value > 10_000)) & ~nulls
-            if bad.any():
-                raise _fail(table, col.name, int(np.flatnonzero(bad)[0]), "ratio must be within 0..1")
-    table.values[col.name] = value
+            raise InputError(f"ratio {_value(arr, row)} is outside 0..1 (a fraction: 0.15 means 15 %)",
+                             path, col.name, row)
+    return value, nulls
 
 
-def _cast(table: Table, col, arr: pa.Array, file_index: int) -> pa.Array:
-    """Cast one file's column to the contract type, losslessly, or fail naming the row."""
+def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
-    path = table.files[file_index]
-    if pa.types.is_dictionary(t):
-        arr, t = arr.dictionary_decode(), arr.type.value_type
-    if pa.types.is_null(t):
-        return arr
-    kind = col.kind
-    target = {"string": pa.string(), "enum": pa.string(), "date": pa.date32(), "bool": pa.bool_()}.get(kind)
-    ok = {
-        "string": pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t),
-        "enum": pa.types.is_string(t) or pa.types.is_large_string(t),
-        "date": pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_string(t),
-        "bool": pa.types.is_boolean(t),
-        "int": pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t),
-        "amount": pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t),
-        "ratio": pa.types.is_decimal(t) or pa.types.is_floating(t) or pa.types.is_integer(t),
-        "quantity": pa.types.is_decimal(t) or pa.types.is_floating(t) or pa.types.is_integer(t),
-    }[kind]
-    if not ok:
-        raise InputError(f"has type {t}; expected {target or kind}", path, col.name)
-    if kind == "int" and not pa.types.is_integer(t):
-        as_int = pc.cast(arr, pa.int64(), safe=False)
-        unequal = np.asarray(pc.fill_null(pc.not_equal(as_int.cast(t, safe=False), arr), False))
-        if unequal.any():
-            row = int(np.flatnonzero(unequal)[0])
-            raise InputError(f"value {arr[row].as_py()!r} is not a whole number", path, col.name, row)
-        return as_int
-    if target is None or t == target:
-        return arr
-    if kind == "date" and pa.types.is_timestamp(t):
-        day = pc.cast(arr, pa.date32())
-        back = pc.cast(day, t)
-        unequal = np.asarray(pc.fill_null(pc.not_equal(back, arr), False))
-        if unequal.any():
-            row = int(np.flatnonzero(unequal)[0])
-            raise InputError("timestamp is not midnight: expected a date", path, col.name, row)
-        return day
-    try:
-        return pc.cast(arr, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Find the first value that does not cast, to name its row.
-        for row in range(len(arr)):
-            try:
-                pc.cast(arr.slice(row, 1), target)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise InputError(f"value {arr[row].as_py()!r} cannot be read as {target}",
-                                 path, col.name, row) from None
-        raise
+    if pa.types.is_timestamp(t) or pa.types.is_date64(t):
+        def midnight(a: pa.Array) -> pa.Array:
+            day = pc.cast(a, pa.date32())  # a timezone-aware timestamp gives its local date
+            if not pc.all(pc.fill_null(pc.equal(pc.cast(day, t), a), True)).as_py():
+                raise ValueError("not at midnight")
+            return day
+        try:
+            day = midnight(arr)
+        except (pa.ArrowException, ValueError):
+            row = _first_failing(arr, midnight)
+            raise InputError(f"value {_value(arr, row)} is not a date (a timestamp at midnight)",
+                             path, col.name, row) from None
+    elif pa.types.is_date32(t):
+        day = arr
+    elif _is_text(t):
+        try:
+            day = pc.cast(arr, pa.date32())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            row = _first_failing(arr, lambda a: pc.cast(a, pa.date32()))
+            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD",
+                             path, col.name, row) from None
+    else:
+        raise type_error()
+    days = np.asarray(pc.fill_null(day.cast(pa.int32()), 0), dtype=np.int32)
+    out = ((days < _DAY_MIN) | (days > _DAY_MAX)) & ~nulls
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        raise InputError(f"date {_value(arr, row)} is out of range; expected a date from {DATE_MIN} to {DATE_MAX}",
+                         path, col.name, row)
+    return days
+
+
+def _to_bool(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
+    t = arr.type
+    if pa.types.is_boolean(t):
+        return np.asarray(pc.fill_null(arr, False), dtype=bool)
+    if pa.types.is_integer(t):
+        v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+        bad = (v != 0) & (v != 1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"value {_value(arr, row)} is not true or false (1 or 0)", path, col.name, row)
+        return v == 1
+    if _is_text(t):
+        low = pc.utf8_lower(pc.cast(arr, pa.string()))
+        true = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(sorted(_TRUE))), False), dtype=bool)
+        false = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(sorted(_FALSE))), False), dtype=bool)
+        bad = ~true & ~false & ~nulls
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"value {_value(arr, row)} is not true or false", path, col.name, row)
+        return true
+    raise type_error()
+
+
+def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
+    t = arr.type
+    lo, hi = col.int_range or (-(2**62), 2**62)
+    if pa.types.is_integer(t):
+        raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+        if raw.dtype.kind == "u":
+            out = raw > np.uint64(hi)
+        else:
+            out = (raw < lo) | (raw > hi)
+        whole = np.ones(len(arr), bool)
+        v = np.where(out, 0, raw).astype(np.int64)
+    elif pa.types.is_floating(t):
+        x = np.asarray(pc.fill_null(arr, 0).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        whole = np.isfinite(x) & (np.floor(x) == x)
+        out = whole & ((x < lo) | (x > hi))
+        v = np.where(whole & ~out, x, 0).astype(np.int64)
+    elif pa.types.is_decimal(t) or (text and _is_text(t)):
+        try:
+            scaled = to_scaled(arr, 0, "value", exact=True, limit=max(abs(lo), abs(hi)), from_text=text)
+        except AmountError as e:
+            row = e.row if e.row is not None else 0
+            raise InputError(f"value {_value(arr, row)} is not a whole number within {lo}..{hi}",
+                             path, col.name, row) from None
+        whole = np.ones(len(arr), bool)
+        out = (scaled < lo) | (scaled > hi)
+        v = scaled
+    else:
+        raise type_error()
+    whole |= nulls
+    out &= ~nulls
+    if not whole.all():
+        row = int(np.flatnonzero(~whole)[0])
+        raise InputError(f"value {_value(arr, row)} is not a whole number", path, col.name, row)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        raise InputError(f"value {_value(arr, row)} is outside {lo}..{hi}", path, col.name, row)
+    return np.where(nulls, 0, v).astype(np.int64)
+
+
+def _check_sum(table: Table, name: str) -> None:
+    """Sums of any of the column's amounts must fit the engine's int64 fen (contract §1)."""
+    v = table.values[name]
+    if len(v) * MAX_FEN < 2**62:
+        return
+    running = np.cumsum(np.abs(v).astype(np.float64))
+    over = running > 2.0**62
+    if over.any():
+        path, row = table.where(int(np.flatnonzero(over)[0]))
+        raise InputError("the magnitudes of this column's amounts add up to more than the engine's 64-bit "
+                         "fen can hold exactly (contract §1); split the input", path, name, row)

@@ -4,17 +4,24 @@ Inside the engine every amount is an ``int64`` number of fen and every ratio an
 ``int64`` number of basis points. This module is the only place that converts,
 and it does so exactly (contract §1):
 
-- ``decimal128(p, s)``: the unscaled integer is rescaled with round half away
-  from zero;
-- ``int64`` yuan: multiplied by 100 with an overflow check;
+- ``decimal128(p, s)`` / ``decimal256(p, s)``: the unscaled integer is
+  rescaled with round half away from zero, in integer arithmetic;
+- integers (yuan, whole): multiplied by the scale with a range check;
 - ``float64`` yuan: read as the shortest decimal that prints back to the same
   float (Python's ``repr``), then rounded half away from zero.  Most floats are
   settled by a vectorised fast path; the few whose value lies too close to a
   rounding tie for binary arithmetic to decide are settled with ``Decimal``.
+  ``float32`` (and ``float16``) are read the same way, as the shortest decimal
+  that prints back to the same ``float32``;
+- text (CSV only): the decimal number it spells, exactly.
+
+A value that is not a finite number, or whose scaled magnitude exceeds the
+limit, raises :class:`AmountError` naming the first offending row.
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +34,8 @@ import pyarrow.compute as pc
 MAX_FEN = 10**14
 
 OUTPUT_TYPE = pa.decimal128(18, 2)
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 class AmountError(ValueError):
@@ -41,61 +50,163 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _decimal_unscaled(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Unscaled integers of a decimal128 array as int64 plus a 'does not fit' mask."""
-    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)
-    words = words[2 * arr.offset : 2 * (arr.offset + len(arr))].reshape(-1, 2)
-    low, high = words[:, 0], words[:, 1]
-    fits = high == (low >> 63)  # the high word is only the sign extension
-    return low, ~fits
+def _null_mask(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.zeros(len(arr), bool)
+    return np.asarray(arr.is_null(), dtype=bool)
+
+
+def _show(v) -> str:
+    """A value for an error message: plain Python, never numpy's repr."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return repr(v) if isinstance(v, str) else str(v)
 
 
 def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
-              exact: bool = False, limit: int = MAX_FEN) -> np.ndarray:
+              exact: bool = False, limit: int = MAX_FEN, from_text: bool = False) -> np.ndarray:
     """Convert a numeric Arrow array to int64 units of ``10**-scale``.
 
-    Nulls must have been rejected by the caller (they become 0 here).
-    ``exact=True`` makes any value that is not a whole number of units an
-    error (used for ratios, which must be whole basis points).
+    Nulls become 0 (the caller keeps the null mask). ``exact=True`` makes any
+    value that is not a whole number of units an error (used for ratios, which
+    must be whole basis points). ``from_text=True`` also accepts strings that
+    spell a decimal number (CSV input); otherwise a string column is a type
+    error. Any magnitude above ``limit`` units is an error: the engine's
+    integers could not hold it, or its products, exactly (contract §1).
     """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    nulls = _null_mask(arr)
+    if pa.types.is_null(t):
+        return np.zeros(len(arr), np.int64)
     if pa.types.is_decimal(t):
-        if t.scale > scale:
-            if exact:
-                rounded = pc.round(arr, ndigits=scale, round_mode="half_towards_infinity")
-                unequal = pc.fill_null(pc.not_equal(rounded, arr), False).to_numpy(zero_copy_only=False)
-                if unequal.any():
-                    row = _first(unequal)
-                    raise AmountError(f"{what} {arr[row].as_py()} is not a whole multiple of 1e-{scale}", row)
-            arr = pc.round(arr, ndigits=scale, round_mode="half_towards_infinity")
-        arr = arr.cast(pa.decimal128(38, scale))
-        values, overflow = _decimal_unscaled(arr)
-        values = values.copy()
+        values, bad, why = _decimal_to_scaled(arr, scale, exact, nulls)
     elif pa.types.is_integer(t):
-        raw = arr.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        bound = limit // 10**scale
-        overflow = np.abs(raw) > bound
-        values = np.where(overflow, 0, raw) * 10**scale
+        values, bad, why = _integers_to_scaled(arr, scale, limit, nulls)
     elif pa.types.is_floating(t):
-        x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        values, overflow = _floats_to_scaled(x, scale, exact, what)
+        if t != pa.float64():
+            # The shortest decimal that prints back to the same float32 (Arrow
+            # prints floats that way), read as a float64 whose repr is that decimal.
+            arr = pc.cast(pc.cast(pc.cast(arr, pa.float32()), pa.string()), pa.float64())
+        x = np.asarray(pc.fill_null(arr, 0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values, bad, why = _floats_to_scaled(x, scale, exact, nulls)
+    elif from_text and (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
+        values, bad, why = _text_to_scaled(arr.cast(pa.string()), scale, exact, nulls)
     else:
         raise AmountError(f"{what} has type {t}, expected a decimal, integer or float")
-    if arr.null_count:
-        values[np.asarray(arr.is_null())] = 0
-    overflow = overflow | (np.abs(values) > limit)
-    if overflow.any():
-        row = _first(overflow)
-        raise AmountError(
-            f"{what} {arr[row].as_py()} is too large for exact arithmetic "
-            f"(the engine accepts magnitudes below {limit // 10**scale:,} at this scale)", row)
-    return values.astype(np.int64, copy=False)
+    values = np.where(nulls, 0, values).astype(np.int64, copy=False)
+    bad = bad & ~nulls
+    if bad.any():
+        row = _first(bad)
+        message = why.get(row)
+        if not message:
+            raise AmountError(_too_large(what, arr[row].as_py(), scale, limit), row)
+        unit = "basis point (0.0001)" if scale == 4 else f"1e-{scale}"
+        raise AmountError(message.format(what=what, value=_show(arr[row].as_py()), unit=unit), row)
+    over = (np.abs(values) > limit) & ~nulls
+    if over.any():
+        row = _first(over)
+        raise AmountError(_too_large(what, arr[row].as_py(), scale, limit), row)
+    return values
 
 
-def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
-    overflow = ~np.isfinite(x) | (np.abs(x) >= 2.0**62 / 10**scale)
+def _too_large(what: str, value, scale: int, limit: int) -> str:
+    return (f"{what} {_show(value)} is too large for exact arithmetic in the engine's 64-bit integers "
+            f"(contract §1); the largest accepted magnitude is {Decimal(limit).scaleb(-scale):,f}")
+
+
+def _decimal_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Low 64 bits of each unscaled decimal, and whether the value fits in them."""
+    width = arr.type.byte_width // 8  # 2 for decimal128, 4 for decimal256
+    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)
+    words = words[width * arr.offset: width * (arr.offset + len(arr))].reshape(-1, width)
+    low = words[:, 0]
+    fits = np.all(words[:, 1:] == (low >> 63)[:, None], axis=1)
+    return low.copy(), fits
+
+
+def _decimal_to_scaled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray):
+    """Rescale exactly in integers; values whose unscaled integer exceeds int64 go through Decimal."""
+    s = arr.type.scale
+    unscaled, fits = _decimal_words(arr)
+    fits &= unscaled != np.iinfo(np.int64).min  # |min| has no int64 magnitude
+    fits |= nulls
+    unscaled = np.where(fits & ~nulls, unscaled, 0)
+    bad = np.zeros(len(arr), bool)
+    why: dict[int, str] = {}
+    if s > scale and s - scale <= 18:
+        div = np.int64(10 ** (s - scale))
+        mag = np.abs(unscaled)
+        q, r = np.divmod(mag, div)
+        if exact:
+            inexact = (r != 0) & fits
+            if inexact.any():
+                row = _first(inexact)
+                bad[row] = True
+                why[row] = "{what} {value} is not a whole multiple of one {unit}"
+        q = q + (2 * r >= div)
+        values = np.where(unscaled < 0, -q, q)
+    elif s > scale:
+        values = np.zeros(len(arr), np.int64)
+        fits &= unscaled == 0  # anything else: settle with Decimal below
+    elif scale - s <= 18:
+        mul = 10 ** (scale - s)
+        big = np.abs(unscaled) > MAX_FEN * 10**4 // mul  # far beyond any limit; avoids wrapping
+        bad |= big & fits
+        values = np.where(big, 0, unscaled) * np.int64(mul)
+    else:
+        values = np.zeros(len(arr), np.int64)
+        bad |= (unscaled != 0) & fits
+    for i in np.flatnonzero(~fits):
+        v, problem = _decimal_value(arr[int(i)].as_py(), scale, exact)
+        if problem is not None:
+            bad[i] = True
+            why[int(i)] = problem
+        else:
+            values[i] = v
+    return values, bad, why
+
+
+def _decimal_value(d: Decimal, scale: int, exact: bool) -> tuple[int, str | None]:
+    """One Decimal to whole units of 1e-scale, half away from zero; (0, None-or-problem)."""
+    if not d.is_finite():
+        return 0, "{what} {value} is not a finite number"
+    if d != 0 and d.adjusted() > 30:
+        return 0, ""  # too large: the caller words it
+    with localcontext() as ctx:
+        ctx.prec = 200
+        scaled = d.scaleb(scale)
+        q = scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP)  # ROUND_HALF_UP is away from zero
+        if exact and q != scaled:
+            return 0, "{what} {value} is not a whole multiple of one {unit}"
+        v = int(q)
+    if abs(v) >= 2**62:
+        return 0, ""
+    return v, None
+
+
+def _integers_to_scaled(arr: pa.Array, scale: int, limit: int, nulls: np.ndarray):
+    raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+    bound = limit // 10**scale
+    if raw.dtype.kind == "u":
+        big = raw > np.uint64(bound)
+    else:
+        big = (raw > bound) | (raw < -bound)
+    values = np.where(big, 0, raw).astype(np.int64) * np.int64(10**scale)
+    return values, big, {}
+
+
+def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, nulls: np.ndarray):
+    finite = np.isfinite(x)
+    overflow = ~finite | (np.abs(np.where(finite, x, 0.0)) >= 2.0**62 / 10**scale)
+    why: dict[int, str] = {}
+    if (~finite & ~nulls).any():
+        row = _first(~finite & ~nulls)
+        why[row] = "{what} {value} is not a finite number"
     xs = np.where(overflow, 0.0, x)
     y = xs * 10**scale
     fl = np.floor(y)
@@ -105,21 +216,62 @@ def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, what: str) -> tupl
     tol = 1e-7 * np.maximum(1.0, np.abs(y))
     doubt = np.abs(frac - 0.5) < tol
     values = np.where(y >= 0, np.floor(y + 0.5), np.ceil(y - 0.5)).astype(np.int64)
+    bad = overflow.copy()
     if exact:
         off = np.abs(y - np.round(y)) > tol
         doubt |= off
-    for i in np.flatnonzero(doubt & ~overflow):
-        d = Decimal(repr(float(x[i]))).scaleb(scale)
-        q = d.quantize(Decimal(1), rounding=ROUND_HALF_UP)  # ROUND_HALF_UP is away from zero
-        if exact and q != d:
-            raise AmountError(f"{what} {x[i]!r} is not a whole multiple of 1e-{scale}", int(i))
-        values[i] = int(q)
-    return values, overflow
+    for i in np.flatnonzero(doubt & ~overflow & ~nulls):
+        v, problem = _decimal_value(Decimal(repr(float(x[i]))), scale, exact)
+        if problem is not None:
+            bad[i] = True
+            if problem:
+                why[int(i)] = problem
+            if exact:
+                break  # the first inexact ratio is enough to report
+        else:
+            values[i] = v
+    return values, bad, why
+
+
+def _text_to_scaled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray):
+    """Decimal numbers spelled as text (CSV): exact, via decimal128 when it holds them."""
+    try:
+        dec = pc.cast(arr, pa.decimal128(38, 12))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    else:
+        return _decimal_to_scaled(dec, scale, exact, nulls)
+    values = np.zeros(len(arr), np.int64)
+    bad = np.zeros(len(arr), bool)
+    why: dict[int, str] = {}
+    for i, s in enumerate(arr.to_pylist()):
+        if s is None:
+            continue
+        if not _NUMBER.fullmatch(s):
+            bad[i] = True
+            why[i] = "{what} {value} is not a decimal number"
+            break
+        try:
+            v, problem = _decimal_value(Decimal(s), scale, exact)
+        except InvalidOperation:
+            v, problem = 0, "{what} {value} is not a decimal number"
+        if problem is not None:
+            bad[i] = True
+            if problem:
+                why[i] = problem
+            break
+        values[i] = v
+    return values, bad, why
 
 
 def to_fen(arr: pa.Array | pa.ChunkedArray, what: str = "amount") -> np.ndarray:
     """Amounts in yuan (decimal, int or float) to int64 fen, rounded half away from zero."""
     return to_scaled(arr, 2, what)
+
+
+def to_basis_points(arr: pa.Array | pa.ChunkedArray, what: str = "ratio") -> np.ndarray:
+    """Ratios (fractions: 0.15 is 15 %) to int64 basis points; each must be a whole basis point."""
+    return to_scaled(arr, 4, what, exact=True, limit=10**10)
 
 
 def fen_to_decimal(fen: np.ndarray) -> pa.Array:

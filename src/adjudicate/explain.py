@@ -1,0 +1,330 @@
+"""``adjudicate explain CLAIM_ID``: the step-by-step calculation of one claim.
+
+Only the claim's member is settled: the claims table is cut down to that
+member's lines (the year so far matters, other members do not), encoded as in
+a full run, and settled by :mod:`reference`, whose trace names the policy key
+behind every number. The kernel settles the same lines too, and the report
+says whether the two agree (they must; a disagreement is a bug).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .inputs import InputError, Table
+from .policy import Policy
+from .reference import (AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run)
+from .schema import CLASSES, REFERRALS
+
+# ---------------------------------------------------------------------------
+# Building the report
+# ---------------------------------------------------------------------------
+
+
+def yuan(fen: int | None) -> str | None:
+    """Exact yuan text of a fen amount: 123456 -> '1234.56'."""
+    if fen is None:
+        return None
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def ratio(bp: int | None) -> str | None:
+    """Basis points as a fraction text: 9100 -> '0.91' (as written in a policy file)."""
+    if bp is None:
+        return None
+    return f"{bp // BP}.{bp % BP:04d}".rstrip("0").rstrip(".") if bp % BP else str(bp // BP)
+
+
+def exact(x) -> str:
+    """An exact rational amount of fen in yuan, with as many decimals as it needs (at most 8)."""
+    from decimal import Decimal, localcontext
+    with localcontext() as ctx:
+        ctx.prec = 40
+        d = (Decimal(x.numerator) / Decimal(x.denominator) / 100).quantize(Decimal("1e-8"))
+    whole, frac = format(d, "f").split(".")
+    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def _day(days: int) -> str:
+    return (EPOCH + dt.timedelta(days=int(days))).isoformat()
+
+
+def subset(t: Table, mask: np.ndarray) -> Table:
+    """The rows of ``t`` where ``mask`` is true, as a table of its own."""
+    idx = np.flatnonzero(mask)
+    take = pa.array(idx, pa.int64())
+    values = {k: (v.take(take) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[idx])
+              for k, v in t.values.items()}
+    return dataclasses.replace(t, values=values, nulls={k: v[idx] for k, v in t.nulls.items()}, rows=len(idx),
+                               file_of_row=None if t.file_of_row is None else t.file_of_row[idx])
+
+
+def member_lines(claims: Table, claim_id: str) -> np.ndarray:
+    """Mask of the claims-table rows of ``claim_id`` and of every other line of its member(s)."""
+    this = np.asarray(pc.fill_null(pc.equal(claims["claim_id"], claim_id), False), dtype=bool)
+    if not this.any():
+        where = ", ".join(str(f) for f in claims.files)
+        raise InputError(f"claim {claim_id!r} is not in the claims table ({claims.rows:,} lines read from {where})")
+    owners = pc.unique(pc.drop_null(claims["member_id"].filter(pa.array(this))))
+    if len(owners) == 0:
+        return this
+    theirs = np.asarray(pc.fill_null(pc.is_in(claims["member_id"], value_set=owners), False), dtype=bool)
+    return this | theirs
+
+
+def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
+    """The catalogue row valid on the admit date of each claim line, by line_no."""
+    from .encode import catalogue_rows
+
+    cl, cat = inputs.claims, inputs.catalogue
+    take = pa.array(claim_rows, pa.int64())
+    rows = catalogue_rows(cat, cl["item_code"].take(take), cl["admit_date"][claim_rows])
+    out = {}
+    for line_no, r in zip(cl["line_no"][claim_rows], rows):
+        if r < 0:
+            out[int(line_no)] = None
+            continue
+        r = int(r)
+        out[int(line_no)] = {
+            "row": r,
+            "item_code": cat["item_code"][r].as_py(),
+            "name": cat["name"][r].as_py(),
+            "class": CLASSES[int(cat["class"][r])],
+            "first_self_pay_ratio": None if cat.nulls["first_self_pay_ratio"][r]
+            else ratio(int(cat["first_self_pay_ratio"][r])),
+            "max_unit_price": None if cat.nulls["max_unit_price"][r] else yuan(int(cat["max_unit_price"][r])),
+            "valid_from": _day(cat["valid_from"][r]),
+            "valid_to": None if cat.nulls["valid_to"][r] else _day(cat["valid_to"][r]),
+        }
+    return out
+
+
+def _slice(s: Slice) -> dict:
+    return {"band": s.band, "key": s.key, "from": yuan(s.lo), "to": yuan(s.hi), "piece": yuan(s.piece),
+            "pool_ratio": ratio(s.pool_bp), "pool_exact": exact(s.pool_exact),
+            "supplementary_ratio": ratio(s.supp_bp), "supplementary_exact": exact(s.supp_exact),
+            "factor": ratio(s.factor_bp), "deductible": s.deductible, "subsidised": s.subsidised}
+
+
+def _value(value, unit: str):
+    if value is None:
+        return None
+    if unit == "fen":
+        return yuan(value)
+    if unit == "bp":
+        return ratio(value)
+    if unit == "flag":
+        return bool(value)
+    return value
+
+
+def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
+             provider_row: int, kernel: dict[str, Any]) -> dict:
+    m = member_at(inputs.members, member_row)
+    p = provider_at(inputs.providers, provider_row)
+    before = res.before
+    lines = []
+    for lr in res.lines:
+        lines.append({
+            "line_no": lr.line_no, "item_code": lr.item_code, "catalogue": catalogue.get(lr.line_no),
+            "class": lr.cls, "amount": yuan(lr.amount), "ceiling": yuan(lr.ceiling),
+            "first_self_pay_ratio": None if lr.why_self_pay else ratio(lr.ratio_bp),
+            "first_self_pay_ratio_key": lr.ratio_key or None,
+            "self_pay": yuan(lr.self_pay), "first_self_pay": yuan(lr.first_self_pay), "eligible": yuan(lr.eligible),
+            "fund_pool": yuan(lr.fund_pool), "fund_supplementary": yuan(lr.fund_supplementary),
+            "note": lr.why_self_pay or ("over the ceiling: self_pay" if lr.self_pay else ""),
+        })
+    return {
+        "status": "settled",
+        "member": {"member_id": m.member_id, "category": m.category, "civil_servant": m.civil_servant,
+                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen)},
+        "provider": {"provider_id": p.provider_id, "kind": p.kind, "level": p.level, "designated": p.designated,
+                     "local": p.local, "deductible_level_row": res.level_row},
+        "claim": {"setting": res.setting, "settle_date": res.settle_date.isoformat(), "benefit_year": res.year,
+                  "enrolment_months": res.months},
+        "benefit": {"benefit": res.benefit, "factor": ratio(res.factor_bp), "key": res.benefit_key or None,
+                    "block": f"blocks.{res.block}"},
+        "lines": lines,
+        "year_so_far": {
+            "admissions_before": before.get("admissions", 0),
+            "admission_ordinal": res.ordinal,
+            "account_balance": yuan(before.get("balance")),
+            "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
+            "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"])}
+                       for lim in res.limits],
+            "account_balance_after": yuan(res.after.get("balance")),
+        },
+        "slices": [_slice(s) for s in res.slices],
+        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": s.unit, "key": s.key or None,
+                   "note": s.note} for s in res.steps],
+        "amounts": {k: yuan(v) for k, v in res.amounts().items()},
+        "admission_ordinal": res.ordinal,
+        **kernel,
+    }
+
+
+def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
+                  catalogue: Sequence, policy: str | Path | Policy) -> dict:
+    """The report on one claim, as plain data (what ``--json`` prints)."""
+    from . import policy as P
+    from .engine import Inputs, adjudicate, read_inputs
+    from .outputs import claim_amounts
+
+    pol = policy if isinstance(policy, Policy) else P.load(policy)
+    full = read_inputs(claims, members, providers, catalogue)
+    mask = member_lines(full.claims, claim_id)
+    inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
+    ref = reference_run(inputs, pol)
+    report: dict[str, Any] = {"claim_id": claim_id,
+                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)}}
+    rejections = [{"line_no": r[1], "reason": r[2], "detail": r[3]} for r in ref.rejected if r[0] == claim_id]
+    if rejections:
+        report.update(status="rejected", rejections=rejections)
+        return report
+    pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
+    res = ref.claims[pos]
+    # the kernel on the same lines: it must agree with the reference
+    result = adjudicate(inputs, pol, threads=1)
+    kpos = result.enc.claim_id.to_pylist().index(claim_id)
+    k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}
+    k_ordinal = int(result.settle[kpos, 5]) or None
+    agree = k_amounts == res.amounts() and k_ordinal == res.ordinal
+    kernel = {"kernel_agrees": agree}
+    if not agree:
+        kernel["kernel_amounts"] = {k: yuan(v) for k, v in k_amounts.items()}
+    cl = inputs.claims
+    claim_rows = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(cl["claim_id"], claim_id), False)))
+    report.update(_settled(res, _catalogue_rows(inputs, claim_rows), inputs, int(ref.enc.member[pos]),
+                           int(ref.enc.provider[pos]), kernel))
+    first = int(claim_rows[0])
+    ref_code = int(cl["referral"][first])
+    report["claim"].update(admit_date=_day(cl["admit_date"][first]),
+                           referral=REFERRALS[ref_code] if ref_code >= 0 else None,
+                           diagnosis=cl["diagnosis"][first].as_py())
+    return report
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+def _pct(fraction_text: str | None) -> str:
+    """'0.91' -> '91 %' for the terminal."""
+    if fraction_text is None:
+        return ""
+    from decimal import Decimal
+    return f"{(Decimal(fraction_text) * 100).normalize():f} %"
+
+
+def render(report: dict, console=None) -> None:
+    """Print the report with rich tables."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table as RTable
+
+    con = console or Console()
+    if console is None and not con.is_terminal:
+        con = Console(width=160)  # piped: no terminal width to fit, keep rows on one line
+
+    def table(title: str, *columns: str) -> RTable:
+        t = RTable(title=title, title_justify="left")
+        for col in columns:
+            name, _, just = col.partition(":")
+            t.add_column(name, justify="right" if just == "r" else "left")
+        add = t.add_row
+        t.add_row = lambda *cells: add(*(escape(str(x)) for x in cells))  # ids and keys hold brackets
+        return t
+
+    def say(text: str) -> None:
+        con.print(text, markup=False, highlight=False)
+
+    pol = report["policy"]
+    head = f"claim {report['claim_id']} · policy {pol['name']} {pol['version']}"
+    con.print(f"[bold]{escape(head)}[/bold]")
+    if report["status"] == "rejected":
+        con.print("[bold red]rejected[/bold red]: the claim was not adjudicated.")
+        for r in report["rejections"]:
+            where = f" (line {r['line_no']})" if r["line_no"] is not None else ""
+            say(f"  {r['reason']}{where}: {r['detail']}")
+        return
+    m, p, c, b = report["member"], report["provider"], report["claim"], report["benefit"]
+    say(f"member {m['member_id']}: {m['category']}, civil servant {'yes' if m['civil_servant'] else 'no'}, "
+              f"enrolled since {m['enrolled_since']} ({c['enrolment_months']} months at settlement), "
+              f"account {m['account_balance']} at the start of the year")
+    say(f"provider {p['provider_id']}: {p['kind']}, level {p['level']} (deductible row "
+              f"{p['deductible_level_row']}), {'designated' if p['designated'] else 'not designated'}, "
+              f"{'local' if p['local'] else 'not local'}")
+    say(f"{c['setting']}, admitted {c['admit_date']}, settled {c['settle_date']} (benefit year "
+              f"{c['benefit_year']}), referral {c['referral'] or 'none'}, diagnosis {c['diagnosis'] or '-'}")
+    say(f"benefit: {'yes, factor ' + _pct(b['factor']) if b['benefit'] else 'no'} "
+              f"({b['key'] or 'no rule matched'}; settled by {b['block']})")
+
+    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
+              "first_self_pay ratio", "note")
+    for ln in report["lines"]:
+        row = ln["catalogue"]
+        desc = "none valid on the admit date" if row is None else (
+            f"#{row['row']} {row['name'] or ''} ({row['valid_from']} .. {row['valid_to'] or 'open'})")
+        ratio_txt = "" if ln["first_self_pay_ratio"] is None else \
+            f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
+        t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
+                  ln["ceiling"] or "", ratio_txt, ln["note"])
+    con.print(t)
+    t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
+              "fund_pool:r", "fund_supplementary:r")
+    for ln in report["lines"]:
+        t.add_row(str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
+                  ln["fund_pool"], ln["fund_supplementary"])
+    con.print(t)
+
+    y = report["year_so_far"]
+    t = table(f"member's year {c['benefit_year']} before this claim", "what", "value:r", "policy key")
+    t.add_row("admissions with benefit so far", str(y["admissions_before"]), "")
+    t.add_row("admission ordinal of this claim", str(y["admission_ordinal"] or "-"), "")
+    for name, v in y["counters"].items():
+        t.add_row(f"counter {name}", v, "")
+    for lim in y["limits"]:
+        t.add_row(f"{lim['role']} '{lim['limit']}' in force", lim["amount"], lim["key"])
+        t.add_row("  paid against it this year", lim["used"], "")
+        t.add_row("  room", lim["room"], "")
+    t.add_row("account balance", y["account_balance"], "")
+    con.print(t)
+
+    if report["slices"]:
+        t = table("band slices of [K, K + X) (yuan)", "band", "from:r", "to:r", "piece:r", "pool ratio:r",
+                  "pool (exact):r", "supp ratio:r", "supp (exact):r", "flags")
+        for s in report["slices"]:
+            flags = ", ".join(f for f, on in (("deductible", s["deductible"]), ("subsidised", s["subsidised"])) if on)
+            factor = "" if s["factor"] == "1" else f" × {_pct(s['factor'])}"
+            t.add_row(s["key"], s["from"], s["to"], s["piece"], _pct(s["pool_ratio"]) + factor, s["pool_exact"],
+                      _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags)
+        con.print(t)
+
+    t = table("steps", "step", "value:r", "policy key", "note")
+    for s in report["steps"]:
+        v = s["value"]
+        v = _pct(v) if s["unit"] == "bp" else ("" if v is None else str(v))
+        t.add_row(s["name"], v, s["key"] or "", s["note"])
+    con.print(t)
+
+    t = table("settlement (yuan)", "amount", "yuan:r")
+    for k in AMOUNTS:
+        t.add_row(k, report["amounts"][k])
+    con.print(t)
+    if report["kernel_agrees"]:
+        say("the kernel agrees with this calculation to the fen")
+    else:
+        con.print("[bold red]the kernel disagrees with this calculation (a bug, please report):[/bold red] "
+                  + escape(", ".join(f"{k} {v}" for k, v in report["kernel_amounts"].items())))

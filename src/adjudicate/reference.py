@@ -1,0 +1,637 @@
+"""The rules as plain Python: a readable reference for the compiled kernel.
+
+This module settles claims one at a time with Python integers (fen, basis
+points) and exact rational rounding (:func:`money.round_half_away`), reading
+the policy *dataclasses* of :mod:`policy` directly, never the compiled tables.
+It follows the kernel (``_core.pyx``) step for step, clamps included, so the
+two must agree to the fen on every output column; the property tests in
+``tests/test_reference.py`` check that on random data and random policies.
+
+Each claim also carries a trace: every number with the policy key behind it
+(``blocks.inpatient.scale.bands[1]``) and a note, which ``explain`` prints.
+
+Order of the steps for one claim (schemes.md §1–§6):
+
+1. line split: catalogue class, price ceiling, first_self_pay ratio;
+2. benefit rule and factor, admission ordinal;
+3. account before the fund (``pays = "before_fund"``), item by item;
+4. classes the fund pays directly;
+5. base of the scale, deductible by level row and ordinal;
+6. the band scale on ``[K, K + X)`` (K an annual counter, or 0 per claim);
+7. the annual cap, and what it cuts overflowing to the supplementary tier;
+8. the supplementary tier and its annual limit;
+9. the civil-servant subsidy;
+10. the account after the fund (``pays = "member_share"``); cash is the rest.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .inputs import QUANTITY_SCALE
+from .money import round_half_away
+from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
+from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
+
+BP = 10_000
+BP2 = BP * BP
+QTY = 10**QUANTITY_SCALE
+EPOCH = dt.date(1970, 1, 1)
+#: Amount columns of a settled claim, contract §4 order.
+AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
+           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+
+
+# ---------------------------------------------------------------------------
+# Inputs, one object per member, provider, claim and line
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    member_id: str
+    category: str  # 'in_service' | 'retired'
+    civil_servant: bool
+    enrolled_since: dt.date
+    balance_fen: int  # account balance at the start of every benefit year
+
+
+@dataclass(frozen=True)
+class Provider:
+    provider_id: str
+    kind: str  # community | hospital | pharmacy | other
+    level: int
+    designated: bool
+    local: bool
+
+
+@dataclass(frozen=True)
+class Line:
+    """One billed line, with the catalogue row valid on the claim's admit_date already looked up."""
+
+    line_no: int
+    item_code: str
+    cls: str  # A, B, special, supplementary, excluded, or 'unknown' (no catalogue row)
+    amount_fen: int
+    quantity: int  # millionths of a unit (inputs.QUANTITY_SCALE)
+    ratio_bp: int | None = None  # the item's own first_self_pay_ratio
+    max_price_fen: int | None = None  # the item's max_unit_price
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    provider_id: str
+    setting: str
+    referral: str | None  # 'referred', 'emergency' or None
+    settle_date: dt.date
+    lines: tuple[Line, ...]
+
+
+# ---------------------------------------------------------------------------
+# Results and trace
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """One number of the calculation: ``value`` in ``unit`` (fen, bp, months, count, flag)."""
+
+    name: str
+    value: int | None
+    unit: str
+    key: str
+    note: str
+
+
+@dataclass
+class LineResult:
+    line_no: int
+    item_code: str
+    cls: str
+    amount: int
+    ceiling: int | None = None  # round(max_unit_price × quantity), when it applies
+    ratio_bp: int = 0
+    ratio_key: str = ""
+    why_self_pay: str = ""  # set when the whole amount is self_pay
+    self_pay: int = 0
+    first_self_pay: int = 0
+    eligible: int = 0
+    fund_pool: int = 0
+    fund_supplementary: int = 0
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The part of ``[K, K + X)`` that falls in one band."""
+
+    band: int
+    key: str
+    lo: int
+    hi: int
+    pool_bp: int
+    supp_bp: int
+    deductible: bool
+    subsidised: bool
+    factor_bp: int
+
+    @property
+    def piece(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def pool_exact(self) -> Fraction:
+        return Fraction(self.piece * self.pool_bp * self.factor_bp, BP2)
+
+    @property
+    def supp_exact(self) -> Fraction:
+        return Fraction(self.piece * self.supp_bp * self.factor_bp, BP2)
+
+
+@dataclass
+class YearState:
+    """A member's annual counters; restarted at the first claim of each benefit year."""
+
+    year: int
+    balance: int
+    admissions: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    used: dict[str, int] = field(default_factory=dict)  # paid against each limit
+
+    def snapshot(self) -> dict:
+        return {"year": self.year, "balance": self.balance, "admissions": self.admissions,
+                "counters": dict(self.counters), "used": dict(self.used)}
+
+
+@dataclass
+class ClaimResult:
+    claim_id: str
+    member_id: str
+    provider_id: str
+    setting: str
+    settle_date: dt.date
+    lines: list[LineResult]
+    benefit: bool = False
+    factor_bp: int = 0
+    benefit_key: str = ""
+    block: str = ""
+    months: int = 0
+    level_row: int = 1
+    ordinal: int | None = None
+    rejected: tuple[str, str] | None = None  # (reason, detail)
+    # claim sums of the line split
+    total: int = 0
+    self_pay: int = 0
+    first_self_pay: int = 0
+    eligible_by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUND_CLASSES, 0))
+    # settlement
+    deductible: int = 0
+    fund_pool: int = 0
+    fund_supplementary: int = 0
+    subsidy: int = 0
+    account_paid: int = 0
+    before: dict = field(default_factory=dict)  # the member's year before this claim
+    after: dict = field(default_factory=dict)
+    limits: list[dict] = field(default_factory=list)  # each limit met: amount in force, used, room
+    slices: list[Slice] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def year(self) -> int:
+        return self.settle_date.year
+
+    @property
+    def eligible(self) -> int:
+        return sum(self.eligible_by_class.values())
+
+    @property
+    def member_policy_share(self) -> int:
+        return self.eligible - self.fund_pool - self.fund_supplementary
+
+    @property
+    def cash_paid(self) -> int:
+        return self.total - self.fund_pool - self.fund_supplementary - self.subsidy - self.account_paid
+
+    def amounts(self) -> dict[str, int]:
+        """The settlement's amount columns in fen (contract §4)."""
+        return {k: getattr(self, k) for k in AMOUNTS}
+
+    def step(self, name: str, value: int | None, key: str = "", note: str = "", unit: str = "fen") -> int | None:
+        self.steps.append(Step(name, value, unit, key, note))
+        return value
+
+
+# ---------------------------------------------------------------------------
+# Small rules
+# ---------------------------------------------------------------------------
+
+def enrolment_months(since: dt.date, on: dt.date) -> int:
+    """Whole months of continuous enrolment (schemes.md §4); may be negative."""
+    return 12 * (on.year - since.year) + (on.month - since.month) - (1 if on.day < since.day else 0)
+
+
+def level_row(provider: Provider) -> int:
+    """Row of the deductible table, 1..3 (schemes.md §2)."""
+    if provider.kind == "community":
+        return 1
+    return 3 if provider.level >= 3 else (2 if provider.level == 2 else 1)
+
+
+def limit_in_force(limit: Limit, months: int) -> tuple[int, str]:
+    """The amount of an annual limit for ``months`` of enrolment, and its policy key."""
+    k = 0
+    for i, start in enumerate(limit.months):
+        if months >= start:
+            k = i
+    key = f"{limit.key}.amount" if len(limit.months) == 1 else f"{limit.key}.by_enrolment_months[{k}]"
+    return limit.amounts_fen[k], key
+
+
+def benefit_of(block: Block, provider: Provider, referral: str | None):
+    """The first matching benefit rule: (benefit, factor bp, key)."""
+    for rule in block.benefit:
+        if rule_matches(rule, provider.designated, provider.local, provider.kind, provider.level, referral):
+            return rule.factor_bp is not None, rule.factor_bp or 0, rule.key
+    return False, 0, ""
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Largest-remainder allocation of ``total`` in proportion to ``weights`` (contract §4, lines)."""
+    W = sum(weights)
+    if W == 0 or total == 0:
+        return [0] * len(weights)
+    shares = [total * w // W for w in weights]  # floor toward minus infinity
+    rems = [Fraction(total * w, W) - s for w, s in zip(weights, shares)]
+    missing = total - sum(shares)
+    for i in sorted(range(len(weights)), key=lambda i: (-rems[i], i))[:missing]:
+        shares[i] += 1
+    return shares
+
+
+def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
+    """schemes.md §1: self_pay / first_self_pay / eligible of one line."""
+    r = LineResult(line.line_no, line.item_code, line.cls, line.amount_fen)
+    amt = line.amount_fen
+    if not benefit:
+        r.why_self_pay = "the provider gives no benefit for this claim"
+    elif line.cls == "unknown":
+        r.why_self_pay = "no catalogue row valid on the admit date"
+    elif line.cls == "excluded":
+        r.why_self_pay = "class excluded"
+    elif line.cls == "supplementary" and not policy.supplementary_catalogue:
+        r.why_self_pay = "class supplementary in a scheme without a supplementary catalogue " \
+                         "(lines.supplementary_catalogue = false)"
+    if r.why_self_pay:
+        r.self_pay = amt
+        return r
+    over = 0
+    if line.max_price_fen is not None and amt > 0:
+        r.ceiling = round_half_away(line.max_price_fen * line.quantity, QTY)
+        over = max(0, amt - r.ceiling)
+    allowed = amt - over
+    if line.ratio_bp is not None:
+        r.ratio_bp, r.ratio_key = line.ratio_bp, "catalogue.first_self_pay_ratio"
+    else:
+        r.ratio_bp, r.ratio_key = policy.class_ratio_bp[line.cls], f"lines.first_self_pay.{line.cls}"
+    r.self_pay = over
+    r.first_self_pay = round_half_away(allowed * r.ratio_bp, BP)
+    r.eligible = allowed - r.first_self_pay
+    return r
+
+
+def negative_sums(res: ClaimResult) -> list[str]:
+    """The claim sums that are negative (a refund of something not billed), schemes.md §1."""
+    what = [n for n, v in (("total", res.total), ("self_pay", res.self_pay),
+                           ("first_self_pay", res.first_self_pay)) if v < 0]
+    what += [f"eligible of class {c}" for c in FUND_CLASSES if res.eligible_by_class[c] < 0]
+    if not what and res.eligible < 0:
+        what.append("eligible")
+    return what
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _pct(bp: int) -> str:
+    return f"{bp / 100:g} %"
+
+
+# ---------------------------------------------------------------------------
+# Settlement
+# ---------------------------------------------------------------------------
+
+def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
+                  providers: Mapping[str, Provider]) -> list[ClaimResult]:
+    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year.
+
+    Returns one result per claim in that order; a claim whose sums are
+    negative comes back with ``rejected`` set and changes nothing.
+    """
+    ordered = sorted(claims, key=lambda c: (c.settle_date, c.claim_id.encode()))
+    state: YearState | None = None
+    out = []
+    for claim in ordered:
+        if state is None or state.year != claim.settle_date.year:
+            state = YearState(claim.settle_date.year, member.balance_fen)
+        out.append(settle_claim(policy, member, claim, providers[claim.provider_id], state))
+    return out
+
+
+#: The name the first draft of the brief used.
+settle_member_year = settle_member
+
+
+def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provider,
+                 state: YearState) -> ClaimResult:
+    """Settle one claim against the member's year so far; ``state`` is updated in place."""
+    block = policy.block_of_setting[claim.setting]
+    bk = f"blocks.{block.name}"
+    benefit, factor, rule_key = benefit_of(block, provider, claim.referral)
+    res = ClaimResult(claim.claim_id, member.member_id, claim.provider_id, claim.setting, claim.settle_date,
+                      [], benefit, factor, rule_key, block.name,
+                      enrolment_months(member.enrolled_since, claim.settle_date), level_row(provider))
+    res.before = state.snapshot()
+    res.step("benefit", int(benefit), rule_key or f"{bk}.benefit",
+             (f"benefit at factor {_pct(factor)}" if benefit else "no benefit: everything is self_pay")
+             + ("" if rule_key else " (no rule matched)"), "flag")
+
+    # 1. lines (schemes.md §1)
+    for line in claim.lines:
+        lr = split_line(policy, line, benefit)
+        res.lines.append(lr)
+        res.total += lr.amount
+        res.self_pay += lr.self_pay
+        res.first_self_pay += lr.first_self_pay
+        if lr.cls in FUND_CLASSES:
+            res.eligible_by_class[lr.cls] += lr.eligible
+    res.step("total", res.total, "", "Σ line amounts")
+    res.step("self_pay", res.self_pay, "", "excluded / unknown items, amounts over max_unit_price")
+    res.step("first_self_pay", res.first_self_pay, "lines.first_self_pay", "Σ round(allowed × ratio) per line")
+    res.step("eligible", res.eligible, "", "total − self_pay − first_self_pay")
+    bad = negative_sums(res)
+    if bad:
+        res.rejected = ("negative_claim_total", f"negative {', '.join(bad)} (a refund of something not billed)")
+        res.step("rejected", None, "", res.rejected[1], "")
+        res.after = state.snapshot()
+        return res
+    if not benefit:
+        res.after = state.snapshot()
+        res.step("cash_paid", res.cash_paid, "", "a claim without benefit is paid in cash")
+        return res
+
+    cat = CATEGORIES.index(member.category)
+    e = res.eligible_by_class
+    E, fsp, f = res.eligible, res.first_self_pay, factor
+    # 2. admission ordinal
+    if block.inpatient:
+        state.admissions += 1
+        res.ordinal = state.admissions
+        res.step("admission_ordinal", res.ordinal, f"{bk}.admission",
+                 "1 + earlier admissions with benefit this year", "count")
+    acct = reduce = 0
+    # 3. account before the fund, item by item
+    if block.account == "before_fund":
+        for i, item in enumerate(block.account_items):
+            classes = [c for c in FUND_CLASSES if c in item]
+            amt = (fsp if "first_self_pay" in item else 0) + sum(e[c] for c in classes)
+            pay = max(0, min(state.balance, amt))
+            state.balance -= pay
+            acct += pay
+            on_scale = "first_self_pay" not in item and all(c in block.scale_classes for c in classes)
+            if on_scale:
+                reduce += pay
+            res.step(f"account[{'+'.join(item)}]", pay, f"{bk}.account.order[{i}]",
+                     f"min(balance, {_yuan(amt)}); balance now {_yuan(state.balance)}"
+                     + ("; taken off the scale's base" if on_scale else ""))
+    # 4. classes the fund pays directly
+    direct_pool = 0
+    for c in FUND_CLASSES:
+        bp = block.direct_bp.get(c, 0)
+        if bp > 0:
+            part = round_half_away(e[c] * bp * f, BP2)
+            direct_pool += part
+            res.step(f"direct[{c}]", part, f"{bk}.direct.{c}",
+                     f"round({_yuan(e[c])} × {_pct(bp)} × factor {_pct(f)})")
+    # 5. base of the scale and the per-admission deductible
+    base = max(0, sum(e[c] for c in FUND_CLASSES if c in block.scale_classes) - reduce)
+    if block.scale_classes:
+        res.step("base", base, f"{bk}.scale.classes",
+                 f"eligible of {'+'.join(block.scale_classes)}" + (" minus the account paid on them" if reduce else ""))
+    d = 0
+    if block.deductible_fen:
+        vals = block.deductible_fen[res.level_row]
+        idx = min(max(res.ordinal or 0, 1), len(vals)) - 1
+        d = min(base, vals[idx])
+        res.step("deductible_per_admission", d, f"{bk}.deductible.by_level.{res.level_row}[{idx}]",
+                 f"min(base, {_yuan(vals[idx])}) at level row {res.level_row}, ordinal {res.ordinal or '-'}")
+    X = base - d
+    # 6. the band scale on [K, K + X)
+    K = state.counters.get(block.counter, 0) if block.counter else 0
+    if block.bands:
+        res.step("K", K, f"{bk}.scale.counter" if block.counter else "",
+                 f"annual counter '{block.counter}' before this claim" if block.counter else "per claim: K = 0")
+        res.step("X", X, "", "slice [K, K + X) cut by the bands")
+    pool_acc = supp_acc = ded_band = sub_base = 0
+    for k, band in enumerate(block.bands):
+        lo = max(band.start_fen, K)
+        hi = K + X
+        if k + 1 < len(block.bands):
+            hi = min(hi, block.bands[k + 1].start_fen)
+        if hi - lo <= 0:
+            continue
+        s = Slice(k, band.key, lo, hi, band.pool_bp[cat], band.supp_bp, band.deductible, band.subsidised, f)
+        res.slices.append(s)
+        pool_acc += s.piece * s.pool_bp
+        supp_acc += s.piece * s.supp_bp
+        ded_band += s.piece if band.deductible else 0
+        sub_base += s.piece if band.subsidised else 0
+    if block.counter:
+        state.counters[block.counter] = K + X
+    pool = round_half_away(pool_acc * f, BP2)
+    supp = round_half_away(supp_acc * f, BP2)
+    if block.bands:
+        res.step("pool_on_scale", pool, f"{bk}.scale.bands", "round(Σ piece × pool ratio × factor), once")
+        if supp_acc:
+            res.step("supplementary_on_scale", supp, f"{bk}.scale.bands",
+                     "round(Σ piece × supplementary ratio × factor), once")
+    # 7. annual cap on the fund_pool, overflow to the supplementary tier
+    O = 0
+    if block.cap:
+        cap_amt, cap_key = limit_in_force(policy.limits[block.cap], res.months)
+        used = state.used.get(block.cap, 0)
+        room = max(0, cap_amt - used)
+        res.limits.append({"limit": block.cap, "role": "cap", "amount": cap_amt, "used": used, "room": room,
+                           "key": cap_key})
+        res.step("cap_room", room, cap_key, f"cap {_yuan(cap_amt)} at {res.months} months − {_yuan(used)} "
+                                            f"already paid against '{block.cap}' this year")
+        if pool > room:
+            if block.overflow == "supplementary":
+                p = block.single_rate()[cat]
+                O = max(0, X - round_half_away(room * BP2, p * f)) if p * f > 0 else X
+                res.step("overflow", O, f"{bk}.cap.overflow",
+                         f"X − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, to the tier")
+            pool = room
+            res.step("pool_capped", pool, cap_key, "the fund pays up to the room under the cap")
+        state.used[block.cap] = used + pool
+    pool += direct_pool
+    # 8. supplementary tier and its limit
+    if block.tier_bp > 0:
+        tier = O + sum(e[c] for c in FUND_CLASSES if c in block.tier_classes)
+        part = round_half_away(tier * block.tier_bp * f, BP2)
+        supp += part
+        res.step("tier", part, f"{bk}.supplementary.rate",
+                 f"round(({_yuan(O)} overflow"
+                 + "".join(f" + {_yuan(e[c])} {c}" for c in FUND_CLASSES if c in block.tier_classes)
+                 + f") × {_pct(block.tier_bp)} × factor {_pct(f)})")
+    if block.supp_limit:
+        lim_amt, lim_key = limit_in_force(policy.limits[block.supp_limit], res.months)
+        used = state.used.get(block.supp_limit, 0)
+        res.limits.append({"limit": block.supp_limit, "role": "supplementary limit", "amount": lim_amt,
+                           "used": used, "room": max(0, lim_amt - used), "key": lim_key})
+        supp = max(0, min(supp, lim_amt - used))
+        state.used[block.supp_limit] = used + supp
+        res.step("supplementary_limited", supp, lim_key,
+                 f"limit {_yuan(lim_amt)} − {_yuan(used)} already paid against '{block.supp_limit}'")
+    supp = max(0, min(supp, E - pool))
+    mps = E - pool - supp
+    res.fund_pool, res.fund_supplementary = pool, supp
+    res.step("fund_pool", pool, f"{bk}", "")
+    res.step("fund_supplementary", supp, f"{bk}.supplementary" if block.tier_bp else f"{bk}.scale.bands",
+             "never above eligible − fund_pool")
+    res.step("member_policy_share", mps, "", "eligible − fund_pool − fund_supplementary")
+    res.deductible = min(d + ded_band, mps)
+    res.step("deductible", res.deductible, f"{bk}.deductible" if block.deductible_fen else f"{bk}.scale.bands",
+             f"per-admission {_yuan(d)} + deductible bands {_yuan(ded_band)}, at most the member's share")
+    # 9. civil-servant subsidy on the member's share of the subsidised bands
+    if member.civil_servant and block.subsidy_bp and block.subsidy_bp[cat] > 0:
+        rate = block.subsidy_bp[cat]
+        sub = round_half_away(max(0, sub_base - pool - supp) * rate, BP)
+        res.subsidy = min(sub, mps)
+        res.step("subsidy", res.subsidy, f"{bk}.subsidy.civil_servant.{CATEGORIES[cat]}",
+                 f"round(max(0, {_yuan(sub_base)} subsidised − fund_pool − fund_supplementary) × {_pct(rate)})")
+    # 10. account after the fund: the member's share
+    if block.account == "member_share":
+        want = mps - res.subsidy + fsp
+        pay = max(0, min(state.balance, want))
+        state.balance -= pay
+        acct += pay
+        res.step("account[member_share]", pay, f"{bk}.account.pays",
+                 f"min(balance, {_yuan(want)} = share − subsidy + first_self_pay); balance now "
+                 f"{_yuan(state.balance)}")
+    res.account_paid = acct
+    res.step("account_paid", acct, f"{bk}.account" if block.account != "none" else "", "")
+    res.step("cash_paid", res.cash_paid, "", "total − fund_pool − fund_supplementary − subsidy − account_paid")
+    # lines' share of the claim's funds (largest remainder)
+    weights = [lr.eligible for lr in res.lines]
+    for lr, p_, s_ in zip(res.lines, allocate(pool, weights), allocate(supp, weights)):
+        lr.fund_pool, lr.fund_supplementary = p_, s_
+    res.after = state.snapshot()
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Whole runs: the engine's inputs, settled by the reference
+# ---------------------------------------------------------------------------
+
+def _date(days: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=int(days))
+
+
+@dataclass
+class ReferenceResult:
+    """Reference settlements in the engine's order (accepted claims of ``encode``, negatives dropped)."""
+
+    policy: Policy
+    claims: list[ClaimResult]
+    rejected: list[tuple]  # as Encoded.rejected: (claim_id, line_no, reason, detail)
+    enc: object = None
+
+    def by_id(self) -> dict[str, ClaimResult]:
+        return {c.claim_id: c for c in self.claims}
+
+    @property
+    def sums(self) -> np.ndarray:
+        """Like engine.Result.sums: total, self_pay, first_self_pay, eligible of A, B, special, supplementary."""
+        return np.array([[c.total, c.self_pay, c.first_self_pay] + [c.eligible_by_class[k] for k in FUND_CLASSES]
+                         for c in self.claims], np.int64).reshape(-1, 7)
+
+    @property
+    def settle(self) -> np.ndarray:
+        """Like engine.Result.settle: deductible, fund_pool, fund_supplementary, subsidy, account, ordinal."""
+        return np.array([[c.deductible, c.fund_pool, c.fund_supplementary, c.subsidy, c.account_paid,
+                          c.ordinal or 0] for c in self.claims], np.int64).reshape(-1, 6)
+
+    def line_column(self, name: str) -> np.ndarray:
+        return np.array([getattr(lr, name) for c in self.claims for lr in c.lines], np.int64)
+
+    def amounts(self) -> dict[str, np.ndarray]:
+        """Claim amounts by output column (as outputs.claim_amounts)."""
+        return {k: np.array([c.amounts()[k] for c in self.claims], np.int64) for k in AMOUNTS}
+
+
+def member_at(members, i: int) -> Member:
+    """Row ``i`` of the members table (``inputs.Table``)."""
+    m = members
+    return Member(m["member_id"][i].as_py(), CATEGORIES[int(m["category"][i])], bool(m["civil_servant"][i]),
+                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]))
+
+
+def provider_at(providers, i: int) -> Provider:
+    """Row ``i`` of the providers table (``inputs.Table``)."""
+    p = providers
+    return Provider(p["provider_id"][i].as_py(), PROVIDER_KINDS[int(p["kind"][i])], int(p["level"][i]),
+                    bool(p["designated"][i]), bool(p["local"][i]))
+
+
+def claims_of(enc) -> list[tuple[int, Claim]]:
+    """(member row, Claim) for every accepted claim of an ``encode.Encoded``, in its order."""
+    claim_ids = enc.claim_id.to_pylist()
+    provider_ids = enc.provider_id.to_pylist()
+    items = enc.item_code.to_pylist()
+    out = []
+    for c in range(len(claim_ids)):
+        a, z = int(enc.line_start[c]), int(enc.line_start[c + 1])
+        lines = tuple(Line(int(enc.line_no[i]), items[i], LINE_CLASSES[int(enc.cls[i])], int(enc.amount[i]),
+                           int(enc.quantity[i]), int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
+                           int(enc.max_price[i]) if enc.max_price[i] >= 0 else None) for i in range(a, z))
+        ref = int(enc.referral[c])
+        out.append((int(enc.member[c]), Claim(claim_ids[c], provider_ids[c], SETTINGS[int(enc.setting[c])],
+                                              REFERRALS[ref] if ref >= 0 else None, _date(enc.settle_date[c]),
+                                              lines)))
+    return out
+
+
+def reference_run(inputs, policy: Policy) -> ReferenceResult:
+    """Settle ``inputs`` (an ``engine.Inputs``) with the reference rules.
+
+    ``encode.encode`` still does the shared work the kernel does not: input
+    checks and rejections, catalogue lookup and the order of claims.
+    Everything from the benefit rule on is decided here.
+    """
+    from .encode import encode
+
+    enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    providers = {}
+    for i in np.unique(enc.provider):
+        p = provider_at(inputs.providers, int(i))
+        providers[p.provider_id] = p
+    by_member: dict[int, list[Claim]] = {}
+    for m, claim in claims_of(enc):
+        by_member.setdefault(m, []).append(claim)
+    settled: dict[str, ClaimResult] = {}
+    for m, claims in by_member.items():
+        for r in settle_member(policy, member_at(inputs.members, m), claims, providers):
+            settled[r.claim_id] = r
+    rejected = list(enc.rejected)
+    ordered = []
+    for cid in enc.claim_id.to_pylist():
+        r = settled[cid]
+        if r.rejected:
+            rejected.append((cid, None) + r.rejected)
+        else:
+            ordered.append(r)
+    return ReferenceResult(policy, ordered, rejected, enc)
