@@ -14,6 +14,7 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +30,17 @@ REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
 
 @dataclass
 class Encoded:
-    """Accepted claims and their lines, in settlement order, plus the rejections."""
+    """Accepted claims and their lines, in settlement order, plus the rejections.
+
+    String columns are not copied while settling: each claim keeps its code in
+    ``claim_dict`` and the row of its first line in the claims table, each line
+    its row, and the strings are gathered once, when outputs ask for them.
+    """
 
     # claims (accepted), sorted by member_id, settle_date, claim_id
-    claim_id: pa.Array
-    member_id: pa.Array
-    provider_id: pa.Array
+    claim_dict: pa.Array
+    claim_code: np.ndarray  # index into claim_dict
+    head_row: np.ndarray  # row of the claim's first line in the claims table
     member: np.ndarray  # row in members
     provider: np.ndarray  # row in providers
     setting: np.ndarray
@@ -47,7 +53,7 @@ class Encoded:
     line_claim: np.ndarray
     line_start: np.ndarray  # claim c's lines are line_start[c]:line_start[c+1]
     line_no: np.ndarray
-    item_code: pa.Array
+    line_row: np.ndarray  # row of the line in the claims table
     cls: np.ndarray
     amount: np.ndarray
     quantity: np.ndarray
@@ -56,6 +62,37 @@ class Encoded:
     # rejections: (claim_id or None, line_no or None, reason code, detail)
     rejected: list[tuple]
     input_claims: int
+    source: dict[str, pa.Array]  # the claims table's member_id, provider_id, item_code
+
+    CLAIM_FIELDS = ("claim_code", "head_row", "member", "provider", "setting", "referral", "settle_date",
+                    "year", "months", "level_row")
+    LINE_FIELDS = ("line_no", "line_row", "cls", "amount", "quantity", "item_ratio", "max_price")
+
+    @cached_property
+    def claim_id(self) -> pa.Array:
+        return self.claim_dict.take(pa.array(self.claim_code))
+
+    @cached_property
+    def member_id(self) -> pa.Array:
+        return self.source["member_id"].take(pa.array(self.head_row))
+
+    @cached_property
+    def provider_id(self) -> pa.Array:
+        return self.source["provider_id"].take(pa.array(self.head_row))
+
+    @cached_property
+    def item_code(self) -> pa.Array:
+        return self.source["item_code"].take(pa.array(self.line_row))
+
+    def select(self, keep: np.ndarray) -> "Encoded":
+        """The same, with only the claims where ``keep`` is true (and their lines)."""
+        keep_line = keep[self.line_claim]
+        sizes = np.diff(self.line_start)[keep]
+        fields = {f: getattr(self, f)[keep] for f in self.CLAIM_FIELDS}
+        fields.update({f: getattr(self, f)[keep_line] for f in self.LINE_FIELDS})
+        return Encoded(claim_dict=self.claim_dict, line_claim=(np.cumsum(keep) - 1)[self.line_claim[keep_line]],
+                       line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64), rejected=self.rejected,
+                       input_claims=self.input_claims, source=self.source, **fields)
 
 
 def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -287,21 +324,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         rejected.append((claim_dict[int(c)].as_py(),
                          int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
                          REJECT_REASONS[reject[c]], reject_detail[c]))
-    take = pa.array(cf)
     return Encoded(
-        claim_id=claim_dict.take(pa.array(corder)),
-        member_id=claims["member_id"].take(take),
-        provider_id=claims["provider_id"].take(take),
+        claim_dict=claim_dict, claim_code=corder, head_row=cf,
         member=m, provider=p,
         setting=setting[cf].astype(np.int8),
         referral=claims["referral"][cf].astype(np.int8),
         settle_date=settle, year=years, months=months,
         level_row=level_rows(providers["kind"][p], providers["level"][p]),
         line_claim=line_claim.astype(np.int64), line_start=line_start, line_no=line_no[lorder],
-        item_code=claims["item_code"].take(pa.array(lorder)), cls=cls,
+        line_row=lorder, cls=cls,
         amount=claims["amount"][lorder], quantity=claims["quantity"][lorder],
         item_ratio=item_ratio, max_price=max_price,
         rejected=rejected, input_claims=nclaims + int((~valid).sum()),
+        source={k: claims[k] for k in ("member_id", "provider_id", "item_code")},
     )
 
 

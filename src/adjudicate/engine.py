@@ -98,13 +98,19 @@ def chunks_by_member(member: np.ndarray, year: np.ndarray, parts: int) -> list[t
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
 def _parallel(fn: Callable[[int, int], None], ranges: list[tuple[int, int]], threads: int) -> None:
+    """Run ``fn`` on each range, on ``threads`` threads (the kernel releases the GIL)."""
     if threads <= 1 or len(ranges) <= 1:
         for a, b in ranges:
             fn(a, b)
         return
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda r: fn(*r), ranges))
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="adjudicate")
+    list(pool.map(lambda r: fn(*r), ranges))
 
 
 def default_threads() -> int:
@@ -132,7 +138,7 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
         supp = np.zeros(len(enc.amount), np.int64)
-        ranges = chunks_by_member(enc.member, enc.year, threads * 4)
+        ranges = chunks_by_member(enc.member, enc.year, threads)
         elig = lines[2]
         pool_c = np.ascontiguousarray(settle[:, POOL])
         supp_c = np.ascontiguousarray(settle[:, SUPP])
@@ -152,7 +158,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     elig = np.empty(nl, np.int64)
     sums = np.zeros((nc, 7), np.int64)
     ben8 = benefit.view(np.uint8)
-    ranges = chunks_by_member(enc.member, enc.year, threads * 4)
+    ranges = chunks_by_member(enc.member, enc.year, threads)
 
     def run(a: int, b: int) -> None:
         _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
@@ -168,23 +174,11 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
                                      ("first_self_pay", sums[c, FIRST_SELF_PAY])) if v < 0]
         what += [f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"),
                                                            sums[c, ELIG_A:]) if v < 0]
-        enc.rejected.append((enc.claim_id[int(c)].as_py(), None, "negative_claim_total",
+        enc.rejected.append((enc.claim_dict[int(enc.claim_code[c])].as_py(), None, "negative_claim_total",
                              f"negative {', '.join(what)} (a refund of something not billed)"))
     keep = ~negative
     keep_line = keep[enc.line_claim]
-    new_pos = np.cumsum(keep) - 1
-    sizes = np.diff(enc.line_start)[keep]
-    kept = pa.array(np.flatnonzero(keep))
-    kept_lines = pa.array(np.flatnonzero(keep_line))
-    enc = Encoded(
-        claim_id=enc.claim_id.take(kept), member_id=enc.member_id.take(kept),
-        provider_id=enc.provider_id.take(kept), member=enc.member[keep], provider=enc.provider[keep],
-        setting=enc.setting[keep], referral=enc.referral[keep], settle_date=enc.settle_date[keep],
-        year=enc.year[keep], months=enc.months[keep], level_row=enc.level_row[keep],
-        line_claim=new_pos[enc.line_claim[keep_line]], line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64),
-        line_no=enc.line_no[keep_line], item_code=enc.item_code.take(kept_lines), cls=enc.cls[keep_line],
-        amount=enc.amount[keep_line], quantity=enc.quantity[keep_line], item_ratio=enc.item_ratio[keep_line],
-        max_price=enc.max_price[keep_line], rejected=enc.rejected, input_claims=enc.input_claims)
+    enc = enc.select(keep)
     return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
 
 
@@ -203,5 +197,5 @@ def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndar
                             category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
                             c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)
-    _parallel(run, chunks_by_member(enc.member, enc.year, threads * 4), threads)
+    _parallel(run, chunks_by_member(enc.member, enc.year, threads), threads)
     return out
