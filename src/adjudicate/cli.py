@@ -106,8 +106,11 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("--no-lines", is_flag=True, help="Skip lines.parquet (claim-level output only).")
+@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
+              help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
+                   "0 chooses from the input size, 1 is all in memory. The result is the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, quiet) -> None:
+def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -117,18 +120,30 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
           --policy prefecture-employee --out result/
     """
     with errors():
-        s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet)
+        s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
+                 partitions)
         if not quiet:
             show_summary(s, Path(out))
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool) -> dict:
+         quiet: bool, partitions: int = 1) -> dict:
     from . import policy as P
     from .engine import Timer, adjudicate, read_inputs
+    from .inputs import expand_paths
     from .outputs import write_all
+    from .stream import auto_partitions, run_streaming
 
     policy = P.load(policy_name)
+    if partitions == 0:
+        partitions = auto_partitions(expand_paths(claims, "claims"))
+    if partitions > 1:
+        progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
+        try:
+            return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
+                                 with_lines, progress)
+        finally:
+            progress.close()
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
     try:

@@ -82,7 +82,7 @@ class Timer:
         self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - t0
 
 
-def chunks_by_member(member: np.ndarray, year: np.ndarray, parts: int) -> list[tuple[int, int]]:
+def chunks_by_member(member: np.ndarray, parts: int) -> list[tuple[int, int]]:
     """Split claim positions [0, n) into about ``parts`` ranges that never cut a member."""
     n = len(member)
     if n == 0:
@@ -138,7 +138,7 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
         supp = np.zeros(len(enc.amount), np.int64)
-        ranges = chunks_by_member(enc.member, enc.year, threads)
+        ranges = chunks_by_member(enc.member, threads)
         elig = lines[2]
         pool_c = np.ascontiguousarray(settle[:, POOL])
         supp_c = np.ascontiguousarray(settle[:, SUPP])
@@ -158,7 +158,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     elig = np.empty(nl, np.int64)
     sums = np.zeros((nc, 7), np.int64)
     ben8 = benefit.view(np.uint8)
-    ranges = chunks_by_member(enc.member, enc.year, threads)
+    ranges = chunks_by_member(enc.member, threads)
 
     def run(a: int, b: int) -> None:
         _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
@@ -197,5 +197,5 @@ def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndar
                             category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
                             c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)
-    _parallel(run, chunks_by_member(enc.member, enc.year, threads), threads)
+    _parallel(run, chunks_by_member(enc.member, threads), threads)
     return out

@@ -78,7 +78,12 @@ def lines_table(r: Result) -> pa.Table:
 
 
 def rejected_table(r: Result) -> pa.Table:
-    rows = sorted(r.enc.rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
+    return rejected_rows_table(r.enc.rejected)
+
+
+def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
+    """(claim_id, line_no, reason, detail) rows, ordered by claim_id bytes then line_no."""
+    rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
     return pa.table({
         "claim_id": pa.array([t[0] for t in rows], pa.string()),
         "line_no": pa.array([t[1] for t in rows], pa.int32()),
