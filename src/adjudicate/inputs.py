@@ -11,6 +11,8 @@ order), keeps the contract's columns, and converts each to its engine form:
   ``int64`` millionths of a unit;
 - every column also gets a null mask.
 
+In a folder, files whose names start with '.' or '_' are skipped.
+
 Anything the contract calls an input error raises :class:`InputError`, which
 names the file, the column and the first offending row. Rows count from 0
 within each file, as data tools show them; for CSV the line of the file is
@@ -84,7 +86,9 @@ def expand_paths(paths: Iterable[str | Path], what: str) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
+            # hidden and '_' files (.crc, _SUCCESS, editors' and copiers' leftovers) are not data
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES
+                           and not f.name.startswith((".", "_")) and not f.is_dir())
             if not found:
                 raise InputError(f"no .parquet, .arrow or .csv files in the {what} folder", p)
             out.extend(found)
@@ -153,15 +157,31 @@ def _clean(e: BaseException) -> str:
 
 
 def _read_ipc(path: Path) -> pa.Table:
-    """Arrow IPC in the file (Feather v2) format, else the stream format, else Feather v1."""
+    """Arrow IPC in the file (Feather v2) format, else the stream format, else Feather v1.
+
+    IPC buffers are taken as they are on disk, so they are validated in full:
+    a corrupt offset must be an error here, not a crash later.
+    """
     try:
-        return feather.read_table(path)
+        table = feather.read_table(path)
     except pa.ArrowInvalid as file_error:
         try:
             with pa.OSFile(str(path), "rb") as f:
-                return pa.ipc.open_stream(f).read_all()
+                table = pa.ipc.open_stream(f).read_all()
         except _READ_ERRORS:
             raise file_error from None
+    table.validate(full=True)
+    return table
+
+
+def _csv_type(kind: str) -> pa.DataType | None:
+    """Typed CSV reading, for readers that stream CSV in batches (``stream.py``).
+
+    ``load`` itself reads every CSV column as text and converts it with the
+    same checks as typed input, so that errors name the row.
+    """
+    return {"string": pa.string(), "enum": pa.string(), "amount": pa.decimal128(38, 6),
+            "ratio": pa.decimal128(38, 8), "quantity": pa.decimal128(38, 8)}.get(kind)
 
 
 def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
@@ -334,6 +354,7 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     elif pa.types.is_date32(t):
         day = arr
     elif _is_text(t):
+        arr = pc.cast(arr, pa.string())
         try:
             day = pc.cast(arr, pa.date32())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -346,7 +367,8 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     out = ((days < _DAY_MIN) | (days > _DAY_MAX)) & ~nulls
     if out.any():
         row = int(np.flatnonzero(out)[0])
-        raise InputError(f"date {_value(arr, row)} is out of range; expected a date from {DATE_MIN} to {DATE_MAX}",
+        raise InputError(f"date {np.datetime64(int(days[row]), 'D')} is out of range; expected a date "
+                         f"from {DATE_MIN} to {DATE_MAX}",
                          path, col.name, row)
     return days
 
@@ -416,11 +438,11 @@ def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_
 def _check_sum(table: Table, name: str) -> None:
     """Sums of any of the column's amounts must fit the engine's int64 fen (contract §1)."""
     v = table.values[name]
-    if len(v) * MAX_FEN < 2**62:
+    if len(v) * MAX_FEN < 2**62 or float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
         return
     running = np.cumsum(np.abs(v).astype(np.float64))
     over = running > 2.0**62
     if over.any():
         path, row = table.where(int(np.flatnonzero(over)[0]))
         raise InputError("the magnitudes of this column's amounts add up to more than the engine's 64-bit "
-                         "fen can hold exactly (contract §1); split the input", path, name, row)
+                         "fen can hold exactly (contract §1); adjudicate fewer claims per run", path, name, row)

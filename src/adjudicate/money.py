@@ -211,15 +211,16 @@ def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, nulls: np.ndarray)
     y = xs * 10**scale
     fl = np.floor(y)
     frac = y - fl
-    # Too close to a tie (or, for exact ratios, to any non-integer) for binary
-    # arithmetic to decide: settle these few with the decimal repr.
-    tol = 1e-7 * np.maximum(1.0, np.abs(y))
+    # y differs from the exact scaled decimal by at most about |y| * 2**-52 (one
+    # rounding in the product, half an ulp between x and its repr). Values that
+    # close to a tie, and for exact ratios any value that is not integral in
+    # binary, are settled with the decimal repr.
+    tol = 2.0**-40 * np.maximum(1.0, np.abs(y))
     doubt = np.abs(frac - 0.5) < tol
     values = np.where(y >= 0, np.floor(y + 0.5), np.ceil(y - 0.5)).astype(np.int64)
-    bad = overflow.copy()
     if exact:
-        off = np.abs(y - np.round(y)) > tol
-        doubt |= off
+        doubt |= y != np.round(y)
+    bad = overflow.copy()
     for i in np.flatnonzero(doubt & ~overflow & ~nulls):
         v, problem = _decimal_value(Decimal(repr(float(x[i]))), scale, exact)
         if problem is not None:

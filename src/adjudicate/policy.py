@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -168,46 +168,159 @@ def resolve(name_or_path: str | Path) -> Path:
 def load(name_or_path: str | Path) -> Policy:
     """Load and validate a policy by shipped name or path."""
     path = resolve(name_or_path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"not UTF-8 text (byte {e.start}); policy files are UTF-8 TOML", path) from None
+    except OSError as e:
+        raise PolicyError(f"cannot be read: {e.strerror or e}", path) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
-        raise PolicyError(f"not valid TOML: {e}", path, line=int(m.group(1)) if m else None) from None
+        lines = text.splitlines()
+        line = int(m.group(1)) if m else (max(len(lines), 1) if "end of document" in str(e) else None)
+        shown = f": {lines[line - 1].strip()[:80]!r}" if line and 0 < line <= len(lines) else ""
+        raise PolicyError(f"not valid TOML: {e}{shown}", path, line=line) from None
     return _Reader(path, text).policy(doc)
 
 
+#: Largest amount a policy may give, in fen (the engine's limit, money.MAX_FEN).
+MAX_POLICY_FEN = 10**14
+
+
 class _Reader:
-    """Reads the TOML document with errors that name the key and line."""
+    """Reads the TOML document with errors that name the key and its line.
+
+    Every value is checked for its type before it is used, so a malformed file
+    gives a :class:`PolicyError`, never another exception. A missing key is
+    reported at the line of the table that should hold it.
+    """
 
     def __init__(self, path: Path, text: str):
-        self.path, self.lines = path, text.splitlines()
+        self.path, self.text, self.lines = path, text, text.splitlines()
+        self._starts = [0]
+        for line in text.splitlines(keepends=True):
+            self._starts.append(self._starts[-1] + len(line))
 
     def error(self, key: str, message: str) -> PolicyError:
         return PolicyError(message, self.path, key, self._line_of(key))
 
+    # -- where a key is ---------------------------------------------------------
+    def _line_at(self, pos: int) -> int:
+        """1-based line of a character position."""
+        lo, hi = 0, len(self._starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._starts[mid] <= pos:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1
+
+    def _headers(self) -> list[tuple[str, bool, int, int]]:
+        """(dotted name, is array of tables, start of the header, start of its body) of each [table]."""
+        out = []
+        for m in re.finditer(r"(?m)^[ \t]*(\[\[?)[ \t]*([^\]\n#]+?)[ \t]*\]\]?[^\n]*$", self.text):
+            name = ".".join(p.strip().strip("\"'") for p in m.group(2).split("."))
+            out.append((name, m.group(1) == "[[", m.start(), m.end()))
+        return out
+
     def _line_of(self, key: str) -> int | None:
-        parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
-        if not parts:
+        """Best-effort line of ``key`` (e.g. ``blocks.inpatient.scale.bands[2].pool``).
+
+        The deepest part of the key that can be found decides: the key itself,
+        else the inline table or array element holding it, else its [table].
+        """
+        tokens: list[str | int] = []
+        for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+            tokens.append(int(index) if index else name)
+        if not tokens:
             return None
-        last = parts[-1]
-        section = ".".join(parts[:-1])
-        start = 0
-        for i, line in enumerate(self.lines):
-            s = line.strip()
-            if s.startswith("[") and section and s.strip("[]").strip() == section:
+        headers = self._headers()
+        # the longest prefix of the key that is a [table] header (k-th one for [[arrays]])
+        pos, end, used, found = 0, len(self.text), 0, None
+        for n in range(len(tokens), 0, -1):
+            prefix = tokens[:n]
+            if any(isinstance(t, int) for t in prefix):
+                continue
+            dotted = ".".join(map(str, prefix))
+            hits = [h for h in headers if h[0] == dotted]
+            if not hits:
+                continue
+            pick = 0
+            if hits[0][1] and n < len(tokens) and isinstance(tokens[n], int):
+                pick = tokens[n]
+                n += 1
+            if pick >= len(hits):
+                continue
+            h = hits[pick]
+            found, pos, used = self._line_at(h[2]), h[3], n
+            later = [x[2] for x in headers if x[2] > h[2]]
+            end = min(later) if later else len(self.text)
+            break
+        if found is None:  # top-level keys live before the first header
+            end = min([h[2] for h in headers] or [len(self.text)])
+        for tok in tokens[used:]:
+            if isinstance(tok, int):
+                span = self._element(pos, end, tok)
+                if span is None:
+                    break
+                pos, end = span  # the rest of the key is inside this element
+                found = self._line_at(pos)
+            else:
+                m = re.compile(rf"(?m)(^|[\s{{,])[\"']?{re.escape(tok)}[\"']?[ \t]*[=.]").search(self.text, pos, end)
+                if m is None:
+                    break
+                found = self._line_at(m.start() + len(m.group(1)))
+                pos = m.end()
+        return found
+
+    def _element(self, pos: int, end: int, index: int) -> tuple[int, int] | None:
+        """(start, end) of element ``index`` of the array whose '[' follows ``pos``."""
+        text = self.text
+        i = pos
+        while i < end and text[i] in " \t":
+            i += 1
+        if i >= end or text[i] != "[":
+            return None
+        depth, count, start = 0, 0, None
+        while i < end:
+            ch = text[i]
+            if ch == "#":
+                nl = text.find("\n", i)
+                i = end if nl < 0 else nl
+                continue
+            if ch in "\"'":
+                close = text.find(ch, i + 1)
+                if close < 0:
+                    return None
+                if start is None and depth == 1:
+                    start = i
+                i = close + 1
+                continue
+            if ch in "[{":
+                depth += 1
+                if depth == 2 and start is None:
+                    start = i
+            elif ch in "]}":
+                depth -= 1
+                if depth == 0:
+                    return (start, i) if count == index and start is not None else None
+            elif ch == "," and depth == 1:
+                if count == index and start is not None:
+                    return start, i
+                count += 1
+                start = None
+            elif not ch.isspace() and depth == 1 and start is None:
                 start = i
-                break
-        pattern = re.compile(rf"(^|[\s{{,\[])\"?{re.escape(last)}\"?\s*=|^\[+\s*{re.escape(key)}\s*\]+")
-        for i in range(start, len(self.lines)):
-            if pattern.search(self.lines[i]):
-                return i + 1
+            i += 1
         return None
 
     # -- typed getters ------------------------------------------------------
     def table(self, d: Any, key: str) -> dict:
         if not isinstance(d, dict):
-            raise self.error(key, f"expected a table, got {type(d).__name__}")
+            raise self.error(key, f"expected a table, got {self._show(d)}")
         return d
 
     def only(self, d: dict, key: str, allowed: set[str]) -> None:
@@ -217,52 +330,91 @@ class _Reader:
                              f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}")
 
     def require(self, d: dict, k: str, key: str) -> Any:
+        """``d[k]``; ``key`` is the full key or the key of the table holding it."""
         if k not in d:
-            raise self.error(key, f"missing required key {k!r}")
+            full = key if key == k or key.endswith(f".{k}") else f"{key}.{k}"
+            raise self.error(full, f"missing required key {k!r}")
         return d[k]
+
+    @staticmethod
+    def _show(v: Any) -> str:
+        s = repr(v)
+        return s if len(s) <= 60 else s[:57] + "..."
+
+    def string(self, v: Any, key: str) -> str:
+        if not isinstance(v, str):
+            raise self.error(key, f"expected a string, got {self._show(v)}")
+        return v
+
+    def strings(self, v: Any, key: str, what: str = "strings") -> tuple[str, ...]:
+        """A string or a list of strings."""
+        if isinstance(v, str):
+            return (v,)
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.error(key, f"expected a string or a list of {what}, got {self._show(v)}")
+        return tuple(v)
+
+    def boolean(self, v: Any, key: str) -> bool:
+        if not isinstance(v, bool):
+            raise self.error(key, f"expected true or false, got {self._show(v)}")
+        return v
 
     def decimal(self, v: Any, key: str) -> Decimal:
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise self.error(key, f"expected a number, got {v!r}")
+            raise self.error(key, f"expected a number, got {self._show(v)}")
         try:
-            return Decimal(str(v))
+            d = Decimal(str(v).strip()) if not isinstance(v, float) else Decimal(repr(v))
         except InvalidOperation:
-            raise self.error(key, f"expected a number, got {v!r}") from None
+            raise self.error(key, f"expected a number, got {self._show(v)}") from None
+        if not d.is_finite():
+            raise self.error(key, f"expected a finite number, got {self._show(v)}")
+        return d
 
     def rate(self, v: Any, key: str) -> int:
         """A ratio 0..1 as whole basis points."""
         d = self.decimal(v, key)
+        if not 0 <= d <= 1:
+            raise self.error(key, f"ratio {self._show(v)} must be within 0..1 (a fraction: 0.15 means 15 %)")
         bp = d * 10000
-        if bp != bp.to_integral_value() or not 0 <= bp <= 10000:
-            raise self.error(key, f"ratio {v!r} must be within 0..1 in whole basis points (0.01 %)")
+        if bp != bp.to_integral_value():
+            raise self.error(key, f"ratio {self._show(v)} is not a whole number of basis points (0.0001)")
         return int(bp)
+
+    def _fen(self, d: Decimal, v: Any, key: str) -> int:
+        """Yuan to whole fen, within the engine's limit."""
+        if d < 0:
+            raise self.error(key, f"amount {self._show(v)} must not be negative")
+        if d > Decimal(MAX_POLICY_FEN).scaleb(-2):
+            raise self.error(key, f"amount {self._show(v)} is too large: at most "
+                             f"{Decimal(MAX_POLICY_FEN).scaleb(-2):,f} yuan (contract §1)")
+        return int(d * 100)
 
     def amount(self, v: Any, key: str, params: dict[str, Decimal]) -> int:
         """An amount in yuan, or {times = x, of = "parameter"}; returned in fen."""
         if isinstance(v, dict):
             self.only(v, key, {"times", "of"})
-            of = self.require(v, "of", key)
+            of = self.string(self.require(v, "of", key), f"{key}.of")
             if of not in params:
                 raise self.error(f"{key}.of", f"unknown parameter {of!r}; defined: {', '.join(params) or 'none'}")
-            value = self.decimal(self.require(v, "times", key), f"{key}.times") * params[of]
-            q = (value * 100).quantize(Decimal(1), rounding="ROUND_HALF_UP")
-            return int(q)
-        d = self.decimal(v, key) * 100
-        if d != d.to_integral_value():
-            raise self.error(key, f"amount {v!r} is not a whole number of fen")
-        if d < 0:
-            raise self.error(key, f"amount {v!r} must not be negative")
-        return int(d)
+            times = self.decimal(self.require(v, "times", key), f"{key}.times")
+            with localcontext() as ctx:
+                ctx.prec = 100
+                value = times * params[of]
+                if abs(value) > Decimal(MAX_POLICY_FEN).scaleb(-2):
+                    return self._fen(value, f"{times} x {of}", key)
+                q = (value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP).scaleb(-2)
+            return self._fen(q, f"{times} x {of}", key)
+        d = self.decimal(v, key)
+        if d * 100 != (d * 100).to_integral_value():
+            raise self.error(key, f"amount {self._show(v)} is not a whole number of fen (0.01 yuan)")
+        return self._fen(d, v, key)
 
     def classes(self, v: Any, key: str, allowed: tuple[str, ...] = FUND_CLASSES) -> tuple[str, ...]:
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.error(key, "expected a list of catalogue classes")
+        v = self.strings(v, key, "catalogue classes")
         for x in v:
             if x not in allowed:
                 raise self.error(key, f"unknown class {x!r}; expected one of {', '.join(allowed)}")
-        return tuple(v)
+        return v
 
     def by_category(self, v: Any, key: str) -> tuple[int, int]:
         if isinstance(v, dict):
@@ -271,14 +423,22 @@ class _Reader:
         r = self.rate(v, key)
         return (r, r)
 
+    def limit_name(self, v: Any, key: str, limits: dict) -> str:
+        name = self.string(v, key)
+        if name not in limits:
+            raise self.error(key, f"unknown limit {name!r}; defined: {', '.join(limits) or 'none'}")
+        return name
+
     # -- sections -------------------------------------------------------------
     def policy(self, doc: dict) -> Policy:
         self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks"})
         meta = self.table(self.require(doc, "policy", "policy"), "policy")
         self.only(meta, "policy", {"name", "version", "title", "source", "notes"})
         for k in ("name", "version", "title", "source"):
-            if not isinstance(self.require(meta, k, f"policy.{k}"), str):
-                raise self.error(f"policy.{k}", "expected a string")
+            self.string(self.require(meta, k, f"policy.{k}"), f"policy.{k}")
+        notes = meta.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(x, str) for x in notes):
+            raise self.error("policy.notes", "expected a list of strings")
         params = {}
         for k, v in self.table(doc.get("parameters", {}), "parameters").items():
             params[k] = self.decimal(v, f"parameters.{k}")
@@ -288,9 +448,8 @@ class _Reader:
         self.only(fsp, "lines.first_self_pay", set(FUND_CLASSES))
         class_ratio = {c: self.rate(self.require(fsp, c, "lines.first_self_pay"), f"lines.first_self_pay.{c}")
                        for c in FUND_CLASSES}
-        sup_cat = self.require(lines, "supplementary_catalogue", "lines.supplementary_catalogue")
-        if not isinstance(sup_cat, bool):
-            raise self.error("lines.supplementary_catalogue", "expected true or false")
+        sup_cat = self.boolean(self.require(lines, "supplementary_catalogue", "lines.supplementary_catalogue"),
+                               "lines.supplementary_catalogue")
         bdoc = self.table(self.require(doc, "benefit", "benefit"), "benefit")
         self.only(bdoc, "benefit", {"rules"})
         benefit = self.rules(self.require(bdoc, "rules", "benefit"), "benefit.rules")
@@ -313,7 +472,6 @@ class _Reader:
         counters = {b.counter for b in blocks if b.counter}
         if len(counters) > MAX_COUNTERS:
             raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
-        notes = meta.get("notes", [])
         return Policy(meta["name"], meta["version"], meta["title"], meta["source"], self.path,
                       class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes))
 
@@ -326,24 +484,29 @@ class _Reader:
             r = self.table(r, k)
             self.only(r, k, {"designated", "local", "kind", "level", "referral", "factor", "benefit"})
             for b in ("designated", "local"):
-                if b in r and not isinstance(r[b], bool):
-                    raise self.error(f"{k}.{b}", "expected true or false")
+                if b in r:
+                    self.boolean(r[b], f"{k}.{b}")
             kinds = r.get("kind")
             if kinds is not None:
-                kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+                kinds = self.strings(kinds, f"{k}.kind", "provider kinds")
                 for x in kinds:
                     if x not in PROVIDER_KINDS:
-                        raise self.error(f"{k}.kind", f"unknown provider kind {x!r}")
+                        raise self.error(f"{k}.kind", f"unknown provider kind {x!r}; expected one of "
+                                         + ", ".join(PROVIDER_KINDS))
             levels = r.get("level")
             if levels is not None:
-                levels = (levels,) if isinstance(levels, int) else tuple(levels)
+                levels = levels if isinstance(levels, list) else [levels]
+                if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 127 for x in levels):
+                    raise self.error(f"{k}.level", f"expected a provider level 0..3 or a list of them, "
+                                     f"got {self._show(r['level'])}")
+                levels = tuple(levels)
             refs = r.get("referral")
             if refs is not None:
-                refs = (refs,) if isinstance(refs, str) else tuple(refs)
+                refs = self.strings(refs, f"{k}.referral", "referrals")
                 for x in refs:
                     if x not in REFERRALS + ("none",):
                         raise self.error(f"{k}.referral", f"unknown referral {x!r}; expected referred, emergency, none")
-            if r.get("benefit", True) is False:
+            if not self.boolean(r.get("benefit", True), f"{k}.benefit"):
                 if "factor" in r:
                     raise self.error(k, "a rule gives either benefit = false or a factor, not both")
                 factor = None
@@ -369,7 +532,8 @@ class _Reader:
             row = self.table(row, k)
             self.only(row, k, {"from", "amount"})
             m = self.require(row, "from", k)
-            if not isinstance(m, int) or m < 0 or (months and m <= months[-1]):
+            if (not isinstance(m, int) or isinstance(m, bool) or m < 0 or m > 10**6
+                    or (months and m <= months[-1])):
                 raise self.error(f"{k}.from", "month brackets must be whole numbers, ascending")
             months.append(m)
             amounts.append(self.amount(self.require(row, "amount", k), f"{k}.amount", params))
@@ -382,15 +546,12 @@ class _Reader:
         v = self.table(v, key)
         self.only(v, key, {"settings", "benefit", "admission", "deductible", "scale", "direct", "cap",
                            "supplementary", "subsidy", "account"})
-        settings = self.require(v, "settings", key)
-        settings = (settings,) if isinstance(settings, str) else tuple(settings)
+        settings = self.strings(self.require(v, "settings", key), f"{key}.settings", "settings")
         for s in settings:
             if s not in SETTINGS:
                 raise self.error(f"{key}.settings", f"unknown setting {s!r}; expected {', '.join(SETTINGS)}")
         rules = self.rules(v["benefit"], f"{key}.benefit") if "benefit" in v else default_rules
-        inpatient = v.get("admission", False)
-        if not isinstance(inpatient, bool):
-            raise self.error(f"{key}.admission", "expected true or false")
+        inpatient = self.boolean(v.get("admission", False), f"{key}.admission")
         # deductible by level row and ordinal
         deductible = None
         if "deductible" in v:
@@ -403,6 +564,9 @@ class _Reader:
             for row in ("1", "2", "3"):
                 vals = self.require(table, row, f"{dk}.by_level")
                 vals = vals if isinstance(vals, list) else [vals]
+                if not vals:
+                    raise self.error(f"{dk}.by_level.{row}", "expected an amount, or a list of amounts by "
+                                     "admission ordinal (1st, 2nd, 3rd and later)")
                 deductible[int(row)] = tuple(self.amount(x, f"{dk}.by_level.{row}", params) for x in vals)
             if len({len(x) for x in deductible.values()}) != 1:
                 raise self.error(f"{dk}.by_level", "every level row needs the same number of ordinals")
@@ -430,10 +594,8 @@ class _Reader:
                     raise self.error(f"{bk}.from", "bands start at 0 and ascend")
                 pool = self.by_category(band.get("pool", 0), f"{bk}.pool")
                 supp = self.rate(band.get("supplementary", 0), f"{bk}.supplementary")
-                ded = band.get("deductible", False)
-                sub = band.get("subsidised", False)
-                if not isinstance(ded, bool) or not isinstance(sub, bool):
-                    raise self.error(bk, "'deductible' and 'subsidised' are true or false")
+                ded = self.boolean(band.get("deductible", False), f"{bk}.deductible")
+                sub = self.boolean(band.get("subsidised", False), f"{bk}.subsidised")
                 if ded and (pool != (0, 0) or supp):
                     raise self.error(bk, "a deductible band pays nothing from the funds")
                 if max(pool) + supp > 10000:
@@ -453,12 +615,10 @@ class _Reader:
             ck = f"{key}.cap"
             cc = self.table(v["cap"], ck)
             self.only(cc, ck, {"limit", "overflow"})
-            cap = self.require(cc, "limit", ck)
-            if cap not in limits:
-                raise self.error(f"{ck}.limit", f"unknown limit {cap!r}; defined: {', '.join(limits) or 'none'}")
+            cap = self.limit_name(self.require(cc, "limit", ck), f"{ck}.limit", limits)
             overflow = cc.get("overflow", "member")
             if overflow not in ("member", "supplementary"):
-                raise self.error(f"{ck}.overflow", "expected 'member' or 'supplementary'")
+                raise self.error(f"{ck}.overflow", f"expected 'member' or 'supplementary', got {self._show(overflow)}")
             if direct:
                 raise self.error(ck, "a block with 'direct' payments cannot also have a cap")
         tier_bp, tier_classes, supp_limit = 0, (), None
@@ -468,9 +628,8 @@ class _Reader:
             self.only(tt, tk, {"rate", "classes", "limit"})
             tier_bp = self.rate(tt.get("rate", 0), f"{tk}.rate")
             tier_classes = self.classes(tt.get("classes", []), f"{tk}.classes")
-            supp_limit = tt.get("limit")
-            if supp_limit is not None and supp_limit not in limits:
-                raise self.error(f"{tk}.limit", f"unknown limit {supp_limit!r}")
+            if tt.get("limit") is not None:
+                supp_limit = self.limit_name(tt["limit"], f"{tk}.limit", limits)
         subsidy = None
         if "subsidy" in v:
             sk = f"{key}.subsidy"
@@ -482,18 +641,19 @@ class _Reader:
             ak = f"{key}.account"
             aa = self.table(v["account"], ak)
             self.only(aa, ak, {"pays", "order"})
-            account = self.require(aa, "pays", ak)
+            account = self.string(self.require(aa, "pays", ak), f"{ak}.pays")
             if account not in ACCOUNT_MODES:
-                raise self.error(f"{ak}.pays", f"expected one of {', '.join(ACCOUNT_MODES)}")
+                raise self.error(f"{ak}.pays", f"expected one of {', '.join(ACCOUNT_MODES)}, got {account!r}")
             if account == "before_fund":
                 order = self.require(aa, "order", ak)
-                if not isinstance(order, list) or not order:
+                if not isinstance(order, list) or not order or not all(isinstance(x, str) for x in order):
                     raise self.error(f"{ak}.order", "expected a list like [\"A+B\", \"first_self_pay\"]")
-                items = tuple(tuple(p.strip() for p in str(x).split("+")) for x in order)
+                items = tuple(tuple(p.strip() for p in x.split("+")) for x in order)
                 for it in items:
                     for p in it:
                         if p not in FUND_CLASSES + ("first_self_pay",):
-                            raise self.error(f"{ak}.order", f"unknown item {p!r}")
+                            raise self.error(f"{ak}.order", f"unknown item {p!r}; expected classes "
+                                             f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +")
             elif "order" in aa:
                 raise self.error(f"{ak}.order", "'order' goes with pays = \"before_fund\"")
         block = Block(name, settings, rules, inpatient, deductible, scale_classes, counter, tuple(bands),
@@ -528,7 +688,7 @@ class Compiled:
 
 
 def class_mask(classes) -> int:
-    return sum(1 << FUND_CLASSES.index(c) for c in classes if c in FUND_CLASSES)
+    return sum(1 << FUND_CLASSES.index(c) for c in set(classes) if c in FUND_CLASSES)
 
 
 def compile_policy(p: Policy) -> Compiled:
