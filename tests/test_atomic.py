@@ -147,10 +147,7 @@ def test_next_run_after_a_kill_succeeds_and_cleans_stale_temporary_folders(data,
     stale = temp_folders(out)
     run(data, out, POLICY_A)
     check_complete(out, POLICY_A)
-    left = [t for t in stale if t.exists()]
-    if left:
-        pytest.xfail(f"stale temporary folders beside --out are not removed by the next run ({len(left)} left); "
-                     "reported: outputs.atomic_dir should remove .<out>.tmp-* folders of dead runs")
+    assert not [t for t in stale if t.exists()], "stale temporary folders of the killed run are removed"
 
 
 def test_counts_reconcile_and_nothing_is_lost(data, tmp_path):

@@ -94,3 +94,17 @@ def test_cli_partitions_option(tmp_path):
         assert r.exit_code == 0, r.output
     for name in NAMES:
         assert pq.read_table(tmp_path / "b" / f"{name}.parquet").equals(pq.read_table(tmp_path / "a" / f"{name}.parquet"))
+
+
+def test_bad_bytes_in_a_streamed_file_are_an_input_error(tmp_path):
+    import pyarrow as pa
+    from adjudicate.inputs import InputError
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(50, 2024, seed=1), folder)
+    claims = pq.read_table(folder / "claims.parquet")
+    ids = claims["claim_id"].cast(pa.binary()).to_pylist()
+    ids[7] = b"\xff\xfe"
+    pq.write_table(claims.set_column(0, "claim_id", pa.array(ids, pa.binary())), folder / "claims.parquet")
+    with pytest.raises(InputError) as e:
+        both(folder, tmp_path, "prefecture-employee", 3)
+    assert e.value.file.name == "claims.parquet"

@@ -76,6 +76,13 @@ cdef inline int64_t round_div(int128 n, int128 d) noexcept nogil:
     return -<int64_t>((-2 * n + d) // (2 * d))
 
 
+cdef inline int128 round_div128(int128 n, int128 d) noexcept nogil:
+    """round(n / d), half away from zero, without narrowing; d > 0."""
+    if n >= 0:
+        return (2 * n + d) // (2 * d)
+    return -((-2 * n + d) // (2 * d))
+
+
 cdef inline int64_t floor_div(int128 n, int128 d) noexcept nogil:
     """floor(n / d) toward minus infinity; d > 0."""
     cdef int128 q = n // d
@@ -105,7 +112,8 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
     then eligible of classes A, B, special, supplementary. Lines of one claim
     must not be split across two concurrent calls.
     """
-    cdef int64_t i, c, amt, over, allowed, fsp, r, cap
+    cdef int64_t i, c, amt, over, allowed, fsp, r
+    cdef int128 cap
     cdef int8_t k
     with nogil:
         for i in range(start, stop):
@@ -122,8 +130,11 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                 continue
             over = 0
             if max_price[i] >= 0 and amt > 0:
-                cap = round_div(<int128>max_price[i] * quantity[i], qty_scale)
-                over = imax(0, amt - cap)
+                # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
+                # quantity must not wrap; a ceiling at or above the amount cuts nothing
+                cap = round_div128(<int128>max_price[i] * quantity[i], qty_scale)
+                if cap < amt:
+                    over = amt - <int64_t>cap
             allowed = amt - over
             r = item_ratio[i] if item_ratio[i] >= 0 else class_ratio[k]
             fsp = round_div(<int128>allowed * r, BP)

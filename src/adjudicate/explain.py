@@ -44,11 +44,11 @@ def ratio(bp: int | None) -> str | None:
 
 
 def exact(x) -> str:
-    """An exact rational amount of fen in yuan, with as many decimals as it needs (at most 8)."""
+    """An exact rational amount of fen in yuan, with as many decimals as it needs (at most 10)."""
     from decimal import Decimal, localcontext
     with localcontext() as ctx:
         ctx.prec = 40
-        d = (Decimal(x.numerator) / Decimal(x.denominator) / 100).quantize(Decimal("1e-8"))
+        d = (Decimal(x.numerator) / Decimal(x.denominator) / 100).quantize(Decimal("1e-10"))
     whole, frac = format(d, "f").split(".")
     return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
 

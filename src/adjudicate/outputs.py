@@ -92,12 +92,17 @@ def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
     })
 
 
+def count_rejected_claims(rejected: list[tuple]) -> int:
+    """Rejected claims: one per claim_id, and one per line that has no claim_id."""
+    return len({t[0] for t in rejected if t[0] is not None}) + sum(t[0] is None for t in rejected)
+
+
 def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     amounts = claim_amounts(r)
     reasons = {k: 0 for k in REJECT_REASONS}
-    rejected_claims = {(t[0], t[1] if t[0] is None else None) for t in r.enc.rejected}
     for t in r.enc.rejected:
         reasons[t[2]] += 1
+    rejected = count_rejected_claims(r.enc.rejected)
     settled = len(r.enc.member)
     return {
         "adjudicate_version": __version__,
@@ -106,10 +111,10 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
             "input_lines": input_lines,
             "input_claims": r.enc.input_claims,
             "settled_claims": settled,
-            "rejected_claims": len(rejected_claims),
+            "rejected_claims": rejected,
             "rejected_by_reason": reasons,
             "settled_lines": len(r.enc.amount),
-            "reconciles": settled + len(rejected_claims) == r.enc.input_claims,
+            "reconciles": settled + rejected == r.enc.input_claims,
         },
         "totals": {k: str(yuan(int(v.sum()))) for k, v in amounts.items()},
         "inputs": digests,
@@ -117,22 +122,71 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     }
 
 
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temporary folders beside ``out`` left by runs that were killed.
+
+    Names carry the writing process id, so a concurrent live run's folder is
+    kept. A killed swap that left ``out`` missing is repaired from its old copy.
+    """
+    for p in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.rename(p, out)  # the swap was cut between its two renames
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; on success it replaces ``out`` whole.
 
     A crash or kill before the end leaves ``out`` as it was (or absent), never
-    half-written: the temporary folder is renamed into place in one step.
+    half-written: the temporary folder is swapped into place in one step.
     """
+    from .inputs import InputError
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as e:
+        raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary folders
     try:
         yield tmp
-        if out.exists():
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is not a folder", out)
+        if out.exists() and _rename_exchange(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
+        elif out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.rename(out, old)
             os.rename(tmp, out)

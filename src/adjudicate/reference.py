@@ -341,7 +341,7 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
     return out
 
 
-#: The name the first draft of the brief used.
+#: Another name for :func:`settle_member` (it settles each benefit year of the member in turn).
 settle_member_year = settle_member
 
 

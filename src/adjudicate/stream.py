@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from .engine import Inputs, Result, Timer, adjudicate
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
-from .outputs import atomic_dir, lines_table, rejected_rows_table, settlements_table, summary
+from .outputs import atomic_dir, count_rejected_claims, lines_table, rejected_rows_table, settlements_table, summary
 from .policy import Policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
@@ -130,6 +130,14 @@ class Partitioner:
         self.pairs: list[pa.Table] = []  # distinct (claim_id, partition)
 
     def add_file(self, index: int, path: Path) -> None:
+        try:
+            self._add_file(index, path)
+        except (pa.ArrowException, ValueError):
+            # Let the one reader name the file, column and row of what is wrong.
+            load(CLAIMS, [path])
+            raise
+
+    def _add_file(self, index: int, path: Path) -> None:
         # CSV stays CSV (it is read as text, with text rules); typed input becomes Parquet.
         text = SUFFIXES.get(path.suffix.lower()) == "csv"
         suffix = ".csv" if text else ".parquet"
@@ -269,7 +277,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     pq.write_table(rejected_rows_table(rejected), folder / "rejected.parquet")
     s = summary(last, digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
-    n_rejected = s["counts"]["rejected_claims"] = len({(t[0], t[1] if t[0] is None else None) for t in rejected})
+    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
     for t in rejected:
         reasons[t[2]] += 1
