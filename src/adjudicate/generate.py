@@ -48,6 +48,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .schema import REJECT_REASONS, SETTINGS
+
 __all__ = [
     "generate_tables",
     "write_dataset",
@@ -112,21 +114,11 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 # Rejection reasons of contract §4, in priority order.
-BAD_KINDS = (
-    "null_required_field",
-    "duplicate_line",
-    "inconsistent_claim_header",
-    "unknown_member",
-    "unknown_provider",
-    "missing_discharge_date",
-    "discharge_before_admit",
-    "negative_claim_total",
-)
+BAD_KINDS = REJECT_REASONS
 
 BAD_CLAIMS_KEY = b"adjudicate.bad_claims"
 GENERATOR_KEY = b"adjudicate.generator"
 
-SETTINGS = ("inpatient", "outpatient", "special_outpatient", "pharmacy")
 IP, OP, SP, PH = 0, 1, 2, 3
 REFERRALS = ("referred", "emergency")
 CLASSES = ("A", "B", "special", "supplementary", "excluded")
