@@ -364,3 +364,16 @@ def test_fuzz_policy_text(text):
             return
         P.compile_policy(policy)
         adjudicate(TINY, policy, threads=1)
+
+
+def test_account_order_that_would_pay_twice_is_refused(tmp_path):
+    """An account paying before the fund must not pay what it or a fund already pays."""
+    import re
+    from adjudicate import policy as P
+    text = P.shipped()["shenzhen-comprehensive"].read_text(encoding="utf-8")
+    for order, words in (('["A+B", "A+B"]', "paid twice"), ('["A+supplementary"]', "mixes scale classes"),
+                         ('["special"]', "also paid by the fund")):
+        f = tmp_path / "p.toml"
+        f.write_text(re.sub(r'order = \[[^\]]*\]', f"order = {order}", text), encoding="utf-8")
+        with pytest.raises(P.PolicyError, match=words):
+            P.load(f)

@@ -260,10 +260,11 @@ def policies(draw) -> str:
             if single_rate(bands) and draw(st.booleans()):
                 cap["overflow"] = "supplementary"
             doc[f"{bk}.cap"] = cap
+        tier_classes: list[str] = []
         if draw(st.booleans()):
             tier: dict = {"rate": ratio(draw(bp_st))}
             if draw(st.booleans()):
-                tier["classes"] = draw(classes_st)
+                tier["classes"] = tier_classes = draw(classes_st)
             if limits and draw(st.booleans()):
                 tier["limit"] = draw(st.sampled_from(limits))
             doc[f"{bk}.supplementary"] = tier
@@ -274,8 +275,18 @@ def policies(draw) -> str:
         if mode == "member_share":
             doc[f"{bk}.account"] = {"pays": "member_share"}
         elif mode == "before_fund":
-            items = draw(st.lists(st.lists(st.sampled_from(FUND_CLASSES + ("first_self_pay",)), min_size=1,
-                                           max_size=3, unique=True), min_size=1, max_size=3))
+            # valid orders only (the loader refuses double payment): each part once, never a
+            # class the fund also pays, and an item with scale classes holds only those
+            paid = set(doc.get(f"{bk}.direct", {})) | set(tier_classes)
+            free = draw(st.permutations([c for c in FUND_CLASSES if c not in paid] + ["first_self_pay"]))
+            free = free[: draw(st.integers(1, len(free)))]
+            items = []
+            for part in free:
+                same = items and (items[-1][0] in scale) == (part in scale)
+                if same and draw(st.booleans()):
+                    items[-1].append(part)
+                else:
+                    items.append([part])
             doc[f"{bk}.account"] = {"pays": "before_fund", "order": ["+".join(i) for i in items]}
     return policy_text(doc)
 

@@ -278,10 +278,12 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                 if pool > room:
                     if B[b, F_OVERFLOW]:
                         p = B[b, F_P_RET] if cat else B[b, F_P_IN]
+                        # the cost the cap cuts: X less the deductible bands, less
+                        # the cost whose fund share fits in the room
                         if p * f > 0:
-                            O = X - round_div(<int128>room * BP2, <int128>p * f)
+                            O = X - ded_band - round_div(<int128>room * BP2, <int128>p * f)
                         else:
-                            O = X
+                            O = X - ded_band
                         O = imax(0, O)
                     pool = room
                 used[B[b, F_CAP]] += pool
@@ -294,11 +296,11 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                     if B[b, F_TIER_MASK] & (1 << k):
                         tier += e[k]
                 supp += round_div(<int128>tier * rate * f, BP2)
+            supp = imax(0, imin(supp, E - pool))  # before the limit is charged
             if B[b, F_SUPP_LIMIT] >= 0:
                 j = B[b, F_SUPP_LIMIT]
                 supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, j, months[c]) - used[j]))
                 used[j] += supp
-            supp = imax(0, imin(supp, E - pool))
             mps = E - pool - supp
             deductible = imin(d + ded_band, mps)
             # 7. civil-servant subsidy on the member's share of the subsidised bands

@@ -654,6 +654,7 @@ class _Reader:
                         if p not in FUND_CLASSES + ("first_self_pay",):
                             raise self.error(f"{ak}.order", f"unknown item {p!r}; expected classes "
                                              f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +")
+                _check_account_order(self, f"{ak}.order", items, scale_classes, tuple(direct), tier_classes)
             elif "order" in aa:
                 raise self.error(f"{ak}.order", "'order' goes with pays = \"before_fund\"")
         block = Block(name, settings, rules, inpatient, deductible, scale_classes, counter, tuple(bands),
@@ -662,6 +663,28 @@ class _Reader:
             raise self.error(f"{key}.cap.overflow", "overflow to the supplementary tier needs a scale "
                              "with one pool rate (the cut is found by dividing by it)")
         return block
+
+
+def _check_account_order(reader: "_Reader", key: str, items, scale_classes, direct_classes, tier_classes) -> None:
+    """An account that pays before the fund must never pay what a fund also pays.
+
+    Each class (and first_self_pay) appears in one item at most; an item with a
+    scale class holds only scale classes (what it pays leaves the scale base);
+    classes the fund pays directly or through the tier are not the account's.
+    """
+    seen: set[str] = set()
+    for item in items:
+        twice = seen & set(item) or ({p for p in item if item.count(p) > 1})
+        if twice:
+            raise reader.error(key, f"{sorted(twice)[0]!r} is paid twice by the account; each class once")
+        seen |= set(item)
+        on_scale = [p for p in item if p in scale_classes]
+        if on_scale and len(on_scale) != len(item):
+            raise reader.error(key, f"item {'+'.join(item)!r} mixes scale classes with others: the account and "
+                               "the fund would pay the same cost; split it into separate items")
+        funded = [p for p in item if p in direct_classes or p in tier_classes]
+        if funded:
+            raise reader.error(key, f"class {funded[0]!r} is also paid by the fund (direct or supplementary tier)")
 
 
 # ---------------------------------------------------------------------------

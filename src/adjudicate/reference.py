@@ -471,9 +471,10 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
         if pool > room:
             if block.overflow == "supplementary":
                 p = block.single_rate()[cat]
-                O = max(0, X - round_half_away(room * BP2, p * f)) if p * f > 0 else X
+                O = max(0, X - ded_band - round_half_away(room * BP2, p * f)) if p * f > 0 else X - ded_band
                 res.step("overflow", O, f"{bk}.cap.overflow",
-                         f"X − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, to the tier")
+                         f"X − deductible bands − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, "
+                         "to the tier")
             pool = room
             res.step("pool_capped", pool, cap_key, "the fund pays up to the room under the cap")
         state.used[block.cap] = used + pool
@@ -487,6 +488,7 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
                  f"round(({_yuan(O)} overflow"
                  + "".join(f" + {_yuan(e[c])} {c}" for c in FUND_CLASSES if c in block.tier_classes)
                  + f") × {_pct(block.tier_bp)} × factor {_pct(f)})")
+    supp = max(0, min(supp, E - pool))  # never above eligible − fund_pool, before the limit is charged
     if block.supp_limit:
         lim_amt, lim_key = limit_in_force(policy.limits[block.supp_limit], res.months)
         used = state.used.get(block.supp_limit, 0)
@@ -496,7 +498,6 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
         state.used[block.supp_limit] = used + supp
         res.step("supplementary_limited", supp, lim_key,
                  f"limit {_yuan(lim_amt)} − {_yuan(used)} already paid against '{block.supp_limit}'")
-    supp = max(0, min(supp, E - pool))
     mps = E - pool - supp
     res.fund_pool, res.fund_supplementary = pool, supp
     res.step("fund_pool", pool, f"{bk}", "")
