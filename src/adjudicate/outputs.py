@@ -43,6 +43,23 @@ def claim_amounts(r: Result) -> dict[str, np.ndarray]:
     }
 
 
+def invariant_violations(a: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rows breaking each invariant of contract §4 (amounts in fen); all zero on a correct run."""
+    nonneg = [k for k in AMOUNTS if k not in ("total", "self_pay", "cash_paid")]
+    checks = {
+        "total = self_pay + first_self_pay + eligible":
+            a["total"] != a["self_pay"] + a["first_self_pay"] + a["eligible"],
+        "eligible = fund_pool + fund_supplementary + member_policy_share":
+            a["eligible"] != a["fund_pool"] + a["fund_supplementary"] + a["member_policy_share"],
+        "total = fund_pool + fund_supplementary + subsidy + account_paid + cash_paid":
+            a["total"] != a["fund_pool"] + a["fund_supplementary"] + a["subsidy"] + a["account_paid"] + a["cash_paid"],
+        "0 <= deductible <= member_policy_share": (a["deductible"] < 0) | (a["deductible"] > a["member_policy_share"]),
+        "0 <= subsidy <= member_policy_share": (a["subsidy"] < 0) | (a["subsidy"] > a["member_policy_share"]),
+        "amounts >= 0": np.any([a[k] < 0 for k in nonneg], axis=0) if len(a["total"]) else np.zeros(0, bool),
+    }
+    return {k: int(np.count_nonzero(v)) for k, v in checks.items()}
+
+
 def settlements_table(r: Result) -> pa.Table:
     e = r.enc
     ordinal = r.settle[:, ORDINAL]
@@ -117,6 +134,7 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
             "reconciles": settled + rejected == r.enc.input_claims,
         },
         "totals": {k: str(yuan(int(v.sum()))) for k, v in amounts.items()},
+        "invariants_hold": not any(invariant_violations(amounts).values()),
         "inputs": digests,
         "timings_seconds": {k: round(v, 4) for k, v in r.timings.items()},
     }
