@@ -60,6 +60,38 @@ def invariant_violations(a: dict[str, np.ndarray]) -> dict[str, int]:
     return {k: int(np.count_nonzero(v)) for k, v in checks.items()}
 
 
+#: Columns that get Parquet statistics (for readers that skip row groups by key).
+STATISTICS = ["claim_id", "member_id", "provider_id", "settle_date", "benefit_year", "line_no"]
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """Writer options for our outputs: decimals stored as INT64 (every amount fits
+    decimal(18, 2)), dictionaries for strings only, statistics on the keys. Half
+    the encoding time of the defaults, and the same Arrow table read back."""
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
+    if _DECIMAL_AS_INT:
+        options["store_decimal_as_integer"] = True
+    return options
+
+
+def _supports_decimal_as_integer() -> bool:
+    import io
+    try:
+        pq.write_table(pa.table({"x": pa.array([1], pa.decimal128(18, 2))}), io.BytesIO(),
+                       store_decimal_as_integer=True)
+        return True
+    except TypeError:  # an older pyarrow
+        return False
+
+
+_DECIMAL_AS_INT = _supports_decimal_as_integer()
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, **parquet_options(table.schema))
+
+
 def settlements_table(r: Result) -> pa.Table:
     e = r.enc
     ordinal = r.settle[:, ORDINAL]
@@ -221,10 +253,10 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
     """Write every output of contract §4 into ``out`` atomically; return the summary."""
     with atomic_dir(out) as tmp:
         t0 = __import__("time").perf_counter()
-        pq.write_table(settlements_table(r), tmp / "settlements.parquet")
+        write_parquet(settlements_table(r), tmp / "settlements.parquet")
         if with_lines:
-            pq.write_table(lines_table(r), tmp / "lines.parquet")
-        pq.write_table(rejected_table(r), tmp / "rejected.parquet")
+            write_parquet(lines_table(r), tmp / "lines.parquet")
+        write_parquet(rejected_table(r), tmp / "rejected.parquet")
         r.timings["write"] = __import__("time").perf_counter() - t0
         s = summary(r, digests, input_lines)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 
 from .engine import Inputs, Result, Timer, adjudicate
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
-from .outputs import atomic_dir, count_rejected_claims, lines_table, rejected_rows_table, settlements_table, summary
+from .outputs import (atomic_dir, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
+                      settlements_table, summary, write_parquet)
 from .policy import Policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
@@ -237,7 +238,8 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
 
     def append(name: str, table: pa.Table) -> None:
         if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
+            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
+                                             **parquet_options(table.schema))
         writers[name].write_table(table)
 
     try:
@@ -274,7 +276,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     finally:
         for w in writers.values():
             w.close()
-    pq.write_table(rejected_rows_table(rejected), folder / "rejected.parquet")
+    write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
     s = summary(last, digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
     n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
