@@ -9,80 +9,15 @@ import json
 import sys
 import tempfile
 import time
-import traceback
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import click
 
 from . import __version__
-from .inputs import InputError
-from .policy import PolicyError
-
-CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-STAGES = ("read", "encode", "kernel", "allocate", "write")
-
-
-class Progress:
-    """Stage progress on a terminal; silent when piped or with --quiet."""
-
-    def __init__(self, quiet: bool, label: str, stages: Sequence[str] = STAGES):
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.stages = list(stages)
-        self.bar = None
-        if self.enabled:
-            self.bar = click.progressbar(length=len(self.stages), label=label, file=sys.stderr,
-                                         item_show_func=lambda s: s, show_eta=False)
-            self.bar.__enter__()
-
-    def __call__(self, stage: str) -> None:
-        if self.bar is not None and stage in self.stages:
-            self.bar.update(1, stage)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
-@contextmanager
-def errors() -> Iterator[None]:
-    """Map failures to the contract's exit codes."""
-    try:
-        yield
-    except (InputError, PolicyError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.exceptions.Exit:
-        raise
-    except click.ClickException:
-        raise
-    except KeyboardInterrupt:
-        click.echo("interrupted; no output was written", err=True)
-        sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - the last line of defence
-        click.echo(f"internal error: {type(e).__name__}: {e}\n"
-                   "This is a bug in adjudicate; please report it with the traceback below.", err=True)
-        traceback.print_exc()
-        sys.exit(1)
-
-
-def _inputs_options(f):
-    opts = [
-        click.option("--catalogue", "catalogue", multiple=True, required=True, type=click.Path(),
-                     help="Catalogue file or folder (repeatable)."),
-        click.option("--providers", "providers", multiple=True, required=True, type=click.Path(),
-                     help="Providers file or folder (repeatable)."),
-        click.option("--members", "members", multiple=True, required=True, type=click.Path(),
-                     help="Members file or folder (repeatable)."),
-        click.option("--claims", "claims", multiple=True, required=True, type=click.Path(),
-                     help="Claims file or folder (repeatable; files are one table)."),
-    ]
-    for o in opts:
-        f = o(f)
-    return f
-
+from .clitools import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .compare import compare_command
+from .readjudicate import readjudicate_command
+from .reconcile import reconcile_command
 
 @click.group(context_settings=CLICK_SETTINGS)
 @click.version_option(__version__, prog_name="adjudicate")
@@ -101,7 +36,7 @@ def main() -> None:
 
 
 @main.command()
-@_inputs_options
+@inputs_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
@@ -179,20 +114,13 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     money.add_column("amount")
     money.add_column("yuan", justify="right")
     for k, v in s["totals"].items():
-        money.add_row(k, _group(v))
+        money.add_row(k, group_digits(v))
     console.print(money)
     t = s.get("timings_seconds", {})
     if t:
         console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     if out is not None:
         console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json)")
-
-
-def _group(v: str) -> str:
-    """'1234567.80' -> '1,234,567.80' without going through float."""
-    sign, v = ("-", v[1:]) if v.startswith("-") else ("", v)
-    whole, _, frac = v.partition(".")
-    return f"{sign}{int(whole):,}.{frac or '00'}"
 
 
 @main.command()
@@ -309,7 +237,7 @@ def policies(as_json) -> None:
 
 @main.command()
 @click.argument("claim_id")
-@_inputs_options
+@inputs_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(claim_id, claims, members, providers, catalogue, policy_name, as_json) -> None:
@@ -330,6 +258,11 @@ def explain(claim_id, claims, members, providers, catalogue, policy_name, as_jso
             click.echo(to_json(report))
         else:
             render(report)
+
+
+main.add_command(compare_command, "compare")
+main.add_command(readjudicate_command, "readjudicate")
+main.add_command(reconcile_command, "reconcile")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -182,6 +182,12 @@ def load(name_or_path: str | Path) -> Policy:
         line = int(m.group(1)) if m else (max(len(lines), 1) if "end of document" in str(e) else None)
         shown = f": {lines[line - 1].strip()[:80]!r}" if line and 0 < line <= len(lines) else ""
         raise PolicyError(f"not valid TOML: {e}{shown}", path, line=line) from None
+    return load_document(doc, path, text)
+
+
+def load_document(doc: dict, path: Path, text: str = "") -> Policy:
+    """Validate an already parsed policy document (e.g. a file with overrides
+    applied); errors name ``path`` and, where ``text`` is given, the key's line."""
     return _Reader(path, text).policy(doc)
 
 

@@ -1,0 +1,91 @@
+"""Command-line plumbing shared by every command: exit codes, progress, input options.
+
+Kept apart from ``cli.py`` so command modules (compare, readjudicate,
+reconcile) can use it without importing the command group that registers them.
+Exit status (contract §5): 0 success, 2 usage or input error (one paragraph,
+no traceback), 1 internal error.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import click
+
+from .inputs import InputError
+from .policy import PolicyError
+
+CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+STAGES = ("read", "encode", "kernel", "allocate", "write")
+
+
+class Progress:
+    """Stage progress on a terminal; silent when piped or with --quiet."""
+
+    def __init__(self, quiet: bool, label: str, stages: Sequence[str] = STAGES):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.stages = list(stages)
+        self.bar = None
+        if self.enabled:
+            self.bar = click.progressbar(length=len(self.stages), label=label, file=sys.stderr,
+                                         item_show_func=lambda s: s, show_eta=False)
+            self.bar.__enter__()
+
+    def __call__(self, stage: str) -> None:
+        if self.bar is not None and stage in self.stages:
+            self.bar.update(1, stage)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Map failures to the contract's exit codes."""
+    try:
+        yield
+    except (InputError, PolicyError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit:
+        raise
+    except click.ClickException:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted; no output was written", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        click.echo(f"internal error: {type(e).__name__}: {e}\n"
+                   "This is a bug in adjudicate; please report it with the traceback below.", err=True)
+        traceback.print_exc()
+        sys.exit(1)
+
+
+def inputs_options(f):
+    """The four input options of ``run`` (claims, members, providers, catalogue)."""
+    opts = [
+        click.option("--catalogue", "catalogue", multiple=True, required=True, type=click.Path(),
+                     help="Catalogue file or folder (repeatable)."),
+        click.option("--providers", "providers", multiple=True, required=True, type=click.Path(),
+                     help="Providers file or folder (repeatable)."),
+        click.option("--members", "members", multiple=True, required=True, type=click.Path(),
+                     help="Members file or folder (repeatable)."),
+        click.option("--claims", "claims", multiple=True, required=True, type=click.Path(),
+                     help="Claims file or folder (repeatable; files are one table)."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+
+
+def group_digits(v: str) -> str:
+    """'1234567.80' -> '1,234,567.80' without going through float."""
+    sign, v = ("-", v[1:]) if v.startswith("-") else ("", v)
+    whole, _, frac = v.partition(".")
+    return f"{sign}{int(whole):,}.{frac or '00'}"

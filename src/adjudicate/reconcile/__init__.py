@@ -1,0 +1,13 @@
+"""Year-end reconciliation (contract §5 ``adjudicate reconcile``; schemes.md §7–§9).
+
+- :mod:`.provider`: provider quota settlement 定额结算 with the corridor;
+- :mod:`.funds`: fund statement 收支 / 结余 / 备付能力;
+- :mod:`.ledger`: personal-account ledger 个人账户 and next year's credit;
+- :mod:`.rules`: the scheme numbers, read from ``settlement-rules.toml``
+  (or ``--rules FILE``); no scheme number lives in this package's code;
+- :mod:`.tables`: the input tables (settlements, income, opening, advances);
+- :mod:`.command`: the click command and the terminal report.
+"""
+from .command import reconcile, reconcile_command
+
+__all__ = ["reconcile", "reconcile_command"]

@@ -1,0 +1,208 @@
+"""The settlement-rules file: the scheme numbers of year-end reconciliation.
+
+The corridor of provider quota settlement (schemes.md §7) and the personal
+account credit (schemes.md §9) differ by scheme, so they live in a small TOML
+file, never in code. The default, ``settlement-rules.toml`` beside this module,
+carries the seeds' numbers with their citations; ``--rules FILE`` replaces it.
+Every key is required and checked: a missing or unknown key, or a value out of
+range, is an :class:`~adjudicate.inputs.InputError` naming the file, the key
+and its line (exit 2).
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..inputs import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_RULES = Path(__file__).with_name("settlement-rules.toml")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Reconciliation rules in engine units: ratios in basis points, amounts in fen."""
+
+    name: str
+    version: str
+    title: str
+    source: str
+    path: Path
+    advance_bp: int
+    lower_bp: int
+    reward_bp: int
+    upper_bp: int
+    excess_share_bp: int
+    ceiling_bp: int
+    retired_credit_fen: int
+    age_from: tuple[int, ...]  # ascending, starting at 0
+    age_rate_bp: tuple[int, ...]
+
+    def with_reward(self, reward_bp: int | None) -> "Rules":
+        if reward_bp is None:
+            return self
+        from dataclasses import replace
+        return replace(self, reward_bp=reward_bp)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version, "file": str(self.path)}
+
+
+class RulesError(InputError):
+    """A malformed rules file: names the file, the key and its line."""
+
+    def __init__(self, message: str, file: Path, key: str | None = None, line: int | None = None):
+        where = [f"rules file {file}"]
+        if line:
+            where.append(f"line {line}")
+        if key:
+            where.append(f"key '{key}'")
+        Exception.__init__(self, f"{', '.join(where)}: {message}")
+        self.file, self.column, self.row, self.key, self.line = file, None, None, key, line
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """Read and check a rules file (the shipped default when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_RULES
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RulesError(f"not UTF-8 text (byte {e.start}); rules files are UTF-8 TOML", path) from None
+    except OSError as e:
+        raise RulesError(f"cannot be read: {e.strerror or e}", path) from None
+    try:
+        doc = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise RulesError(f"not valid TOML: {e}", path, line=int(m.group(1)) if m else None) from None
+    return _Reader(path, text).read(doc)
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def error(self, key: str, message: str) -> RulesError:
+        return RulesError(message, self.path, key, self._line_of(key))
+
+    def _line_of(self, key: str) -> int | None:
+        """Best effort: the key's line inside its [table] (the n-th '{' line for ``list[n]``), else the header."""
+        m = re.fullmatch(r"(\w+)(?:\.(\w+)(?:\[(\d+)\](?:\.(\w+))?)?)?", key)
+        if not m:
+            return None
+        table, name, index, _ = m.groups()
+        header = re.compile(r"\s*\[\s*([\w.]+)\s*\]\s*(#.*)?$")
+        at = next((i for i, line in enumerate(self.lines)
+                   if (h := header.match(line)) and h.group(1) == table), None)
+        if at is None or name is None:
+            return None if at is None else at + 1
+        end = next((i for i in range(at + 1, len(self.lines)) if header.match(self.lines[i])), len(self.lines))
+        for i in range(at + 1, end):
+            if re.match(rf"\s*{re.escape(name)}\s*=", self.lines[i]):
+                if index is None:
+                    return i + 1
+                seen = -1
+                for j in range(i, end):
+                    seen += self.lines[j].count("{")
+                    if seen >= int(index):
+                        return j + 1
+                return i + 1
+        return at + 1
+
+    def table(self, doc: dict, name: str) -> dict:
+        if name not in doc:
+            raise RulesError(f"missing table [{name}]", self.path, name)
+        t = doc[name]
+        if not isinstance(t, dict):
+            raise self.error(name, f"must be a table [{name}]")
+        return t
+
+    def only(self, t: dict, prefix: str, allowed: set[str]) -> None:
+        extra = sorted(set(t) - allowed)
+        if extra:
+            where = f"{prefix}.{extra[0]}" if prefix else extra[0]
+            raise self.error(where, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+
+    def require(self, t: dict, key: str, full: str) -> Any:
+        if key not in t:
+            raise self.error(full, "missing (every rule must be given; nothing falls back to a default)")
+        return t[key]
+
+    def text(self, t: dict, key: str, full: str) -> str:
+        v = self.require(t, key, full)
+        if not isinstance(v, str):
+            raise self.error(full, f"must be text, got {v!r}")
+        return v
+
+    def rate(self, t: dict, key: str, full: str, hi: int = 10_000) -> int:
+        v = self.require(t, key, full)
+        if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+            raise self.error(full, f"must be a ratio as a fraction (0.90 = 90 %), got {v!r}")
+        bp = Decimal(v) * 10_000
+        if bp != bp.to_integral_value():
+            raise self.error(full, f"{v} is not a whole number of basis points (0.0001)")
+        bp = int(bp)
+        if not 0 <= bp <= hi:
+            raise self.error(full, f"{v} is outside 0..{Decimal(hi) / 10_000}")
+        return bp
+
+    def amount(self, t: dict, key: str, full: str) -> int:
+        v = self.require(t, key, full)
+        if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+            raise self.error(full, f"must be an amount in yuan, got {v!r}")
+        fen = Decimal(v) * 100
+        if fen != fen.to_integral_value():
+            raise self.error(full, f"{v} is finer than a fen")
+        if not 0 <= fen <= 10**14:
+            raise self.error(full, f"{v} is outside 0..1e12 yuan")
+        return int(fen)
+
+    def read(self, doc: dict) -> Rules:
+        self.only(doc, "", {"rules", "corridor", "account_credit"})
+        head = self.table(doc, "rules")
+        self.only(head, "rules", {"name", "version", "title", "source", "notes"})
+        c = self.table(doc, "corridor")
+        self.only(c, "corridor", {"advance_rate", "lower", "reward_rate", "upper", "excess_share", "ceiling"})
+        lower = self.rate(c, "lower", "corridor.lower", hi=100_000)
+        upper = self.rate(c, "upper", "corridor.upper", hi=100_000)
+        ceiling = self.rate(c, "ceiling", "corridor.ceiling", hi=100_000)
+        if not lower <= 10_000 <= upper:
+            raise self.error("corridor.upper", "the corridor must hold the quota itself: lower ≤ 1 ≤ upper")
+        if ceiling < upper:
+            raise self.error("corridor.ceiling", "must not be below corridor.upper")
+        a = self.table(doc, "account_credit")
+        self.only(a, "account_credit", {"retired_amount", "by_age"})
+        bands = self.require(a, "by_age", "account_credit.by_age")
+        if not isinstance(bands, list) or not bands:
+            raise self.error("account_credit.by_age", "must be a non-empty list of { from_age, rate }")
+        ages, rates = [], []
+        for i, b in enumerate(bands):
+            key = f"account_credit.by_age[{i}]"
+            if not isinstance(b, dict):
+                raise self.error(key, "must be an inline table { from_age = …, rate = … }")
+            self.only(b, key, {"from_age", "rate"})
+            age = self.require(b, "from_age", f"{key}.from_age")
+            if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 200:
+                raise self.error(f"{key}.from_age", f"must be a whole age in years 0..200, got {age!r}")
+            if (i == 0 and age != 0) or (i > 0 and age <= ages[-1]):
+                raise self.error(f"{key}.from_age", "bands must start at age 0 and rise strictly")
+            ages.append(age)
+            rates.append(self.rate(b, "rate", f"{key}.rate"))
+        return Rules(
+            name=self.text(head, "name", "rules.name"), version=self.text(head, "version", "rules.version"),
+            title=self.text(head, "title", "rules.title"), source=self.text(head, "source", "rules.source"),
+            path=self.path,
+            advance_bp=self.rate(c, "advance_rate", "corridor.advance_rate"), lower_bp=lower,
+            reward_bp=self.rate(c, "reward_rate", "corridor.reward_rate"), upper_bp=upper,
+            excess_share_bp=self.rate(c, "excess_share", "corridor.excess_share"), ceiling_bp=ceiling,
+            retired_credit_fen=self.amount(a, "retired_amount", "account_credit.retired_amount"),
+            age_from=tuple(ages), age_rate_bp=tuple(rates),
+        )
