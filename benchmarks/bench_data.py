@@ -32,14 +32,6 @@ def parse_count(text: str) -> int:
     return int(float(t) * mult)
 
 
-def human(n: int) -> str:
-    for unit, div in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n >= div and n % (div // 10 or 1) == 0:
-            v = n / div
-            return f"{v:g}{unit}"
-    return str(n)
-
-
 def generator_digest() -> str:
     import adjudicate.generate as g
 

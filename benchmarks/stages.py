@@ -1,0 +1,90 @@
+"""The engine's compiled stages called directly, as ``engine.adjudicate`` calls them.
+
+Shared by ``test_kernel_bench.py`` and ``run.py`` (the "compiled calls alone"
+figures). The argument lists mirror ``engine._split`` / ``engine._settle`` /
+the allocation in ``engine.adjudicate``; keep them in step with the engine.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+import bench_data
+
+
+def prepare(folder: Path, inputs=None) -> SimpleNamespace:
+    """Read (unless given) and encode one data set; run each stage once so later stages have inputs."""
+    from adjudicate import _core, engine
+    from adjudicate import policy as P
+    from adjudicate.encode import benefit_factors, encode
+    from adjudicate.inputs import QUANTITY_SCALE
+
+    if inputs is None:
+        f = bench_data.paths(folder)
+        inputs = engine.read_inputs([f["claims"]], [f["members"]], [f["providers"]], [f["catalogue"]])
+    pol = P.load("prefecture-employee")
+    compiled = P.compile_policy(pol)
+    enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    benefit, factor = benefit_factors(pol, enc, inputs.providers)
+    ns = SimpleNamespace(core=_core, engine=engine, encode=encode, inputs=inputs, policy=pol, compiled=compiled,
+                         enc=enc, benefit=benefit, ben8=np.ascontiguousarray(benefit).view(np.uint8),
+                         factor=factor, lines=len(enc.amount), claims=len(enc.member),
+                         qty_scale=10**QUANTITY_SCALE)
+    args = split_args(ns)
+    _core.split_lines(*args)
+    ns.sums, ns.elig = args[13], args[12]
+    m = inputs.members
+    ns.category = np.ascontiguousarray(m["category"], dtype=np.int8)
+    ns.civil = np.ascontiguousarray(m["civil_servant"]).view(np.uint8)
+    ns.balance = np.ascontiguousarray(m["account_balance"], dtype=np.int64)
+    ns.settle = np.zeros((ns.claims, 6), np.int64)
+    settle(ns)
+    ns.pool = np.ascontiguousarray(ns.settle[:, engine.POOL])
+    ns.share = np.zeros(ns.lines, np.int64)
+    return ns
+
+
+def split_args(ns) -> tuple:
+    """Fresh arguments for one ``_core.split_lines`` call over every line (outputs zeroed)."""
+    e, c = ns.enc, ns.compiled
+    nl, nc = ns.lines, ns.claims
+    return (e.line_claim, e.amount, e.quantity, e.cls, e.item_ratio, e.max_price, ns.ben8, c.class_ratio,
+            ns.policy.supplementary_catalogue, ns.qty_scale, np.empty(nl, np.int64), np.empty(nl, np.int64),
+            np.empty(nl, np.int64), np.zeros((nc, 7), np.int64), 0, nl)
+
+
+def settle(ns) -> None:
+    """One ``_core.settle_claims`` call over every claim."""
+    e, c = ns.enc, ns.compiled
+    ns.core.settle_claims(e.member, e.year, e.setting, ns.ben8, ns.factor, e.level_row, e.months, ns.sums,
+                          ns.category, ns.civil, ns.balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
+                          c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months, c.lim_amount,
+                          c.lim_n, ns.settle, 0, ns.claims)
+
+
+def allocate(ns) -> None:
+    """One ``_core.allocate`` call (fund_pool over every claim's lines)."""
+    ns.core.allocate(ns.enc.line_start, ns.pool, ns.elig, ns.share, 0, ns.claims)
+
+
+def time_compiled(ns, repeat: int) -> dict:
+    """Median seconds of each compiled call alone, one thread, all claims in one call."""
+    out = {}
+    for name, fn in (("split_lines", lambda: ns.core.split_lines(*split_args(ns))),
+                     ("settle_claims", lambda: settle(ns)), ("allocate", lambda: allocate(ns))):
+        ts = []
+        for _ in range(max(repeat, 3)):
+            if name == "split_lines":
+                args = split_args(ns)  # fresh outputs, not timed
+                t0 = time.perf_counter()
+                ns.core.split_lines(*args)
+            else:
+                t0 = time.perf_counter()
+                fn()
+            ts.append(time.perf_counter() - t0)
+        out[name] = statistics.median(ts)
+    return out
