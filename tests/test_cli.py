@@ -90,3 +90,21 @@ def test_validate(tmp_path):
     assert r.exit_code == 0 and "no problems" in r.output
     r = invoke("validate", sample_dir())  # the sample has deliberately bad claims
     assert r.exit_code == 2 and "duplicate_line" in r.output
+
+
+def test_written_outputs_read_back_exactly_as_the_contract_types(tmp_path):
+    """Files are written with zero-copy decimals; they must read back as decimal128(18, 2) and
+    equal the in-memory tables, value for value and type for type."""
+    from adjudicate import policy as P
+    from adjudicate.engine import adjudicate, read_inputs
+    from adjudicate.outputs import lines_table, settlements_table
+    d = sample_dir()
+    r = invoke("run", *inputs_args(d), "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.output
+    inputs = read_inputs([d / "claims.parquet"], [d / "members.parquet"], [d / "providers.parquet"],
+                         [d / "catalogue.parquet"])
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    for name, table in (("settlements", settlements_table(result)), ("lines", lines_table(result))):
+        back = pq.read_table(tmp_path / "o" / f"{name}.parquet")
+        assert back.schema.equals(table.schema), name
+        assert back.equals(table), name

@@ -382,3 +382,38 @@ def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
                 for i in range(missing):
                     share[buf[i % n].idx] += 1
     free(buf)
+
+
+cdef extern from "math.h" nogil:
+    double floor(double)
+    double ceil(double)
+    double fabs(double)
+    bint isfinite(double)
+
+
+def floats_to_scaled(const double[::1] x, double factor, double limit, bint exact,
+                     int64_t[::1] values, uint8_t[::1] flags):
+    """One pass of money.to_scaled for float64 input: round(x * factor), half away.
+
+    flags[i]: 0 settled; 1 not finite or too large (|x| >= limit); 2 too close to
+    a rounding tie (or, with ``exact``, not integral) for binary arithmetic to
+    decide: the caller settles it with the decimal repr. Same rules as the NumPy
+    formulation it replaces (money._floats_to_scaled).
+    """
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double v, y, frac, tol
+    with nogil:
+        for i in range(n):
+            v = x[i]
+            if not isfinite(v) or fabs(v) >= limit:
+                values[i] = 0
+                flags[i] = 1
+                continue
+            y = v * factor
+            frac = y - floor(y)
+            tol = 9.094947017729282e-13 * (fabs(y) if fabs(y) > 1.0 else 1.0)  # 2**-40
+            values[i] = <int64_t>(floor(y + 0.5) if y >= 0 else ceil(y - 0.5))
+            if fabs(frac - 0.5) < tol or (exact and floor(y) != y):
+                flags[i] = 2
+            else:
+                flags[i] = 0

@@ -201,25 +201,24 @@ def _integers_to_scaled(arr: pa.Array, scale: int, limit: int, nulls: np.ndarray
 
 
 def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, nulls: np.ndarray):
-    finite = np.isfinite(x)
-    overflow = ~finite | (np.abs(np.where(finite, x, 0.0)) >= 2.0**62 / 10**scale)
+    # One compiled pass (_core.floats_to_scaled): y = x * 10**scale differs from
+    # the exact scaled decimal by at most about |y| * 2**-52 (one rounding in the
+    # product, half an ulp between x and its repr). Values that close to a tie,
+    # and for exact ratios any value that is not integral in binary, are settled
+    # here with the decimal repr.
+    from . import _core
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    values = np.empty(len(x), np.int64)
+    flags = np.empty(len(x), np.uint8)
+    _core.floats_to_scaled(x, float(10**scale), 2.0**62 / 10**scale, exact, values, flags)
+    overflow = flags == 1
+    doubt = flags == 2
     why: dict[int, str] = {}
-    if (~finite & ~nulls).any():
-        row = _first(~finite & ~nulls)
-        why[row] = "{what} {value} is not a finite number"
-    xs = np.where(overflow, 0.0, x)
-    y = xs * 10**scale
-    fl = np.floor(y)
-    frac = y - fl
-    # y differs from the exact scaled decimal by at most about |y| * 2**-52 (one
-    # rounding in the product, half an ulp between x and its repr). Values that
-    # close to a tie, and for exact ratios any value that is not integral in
-    # binary, are settled with the decimal repr.
-    tol = 2.0**-40 * np.maximum(1.0, np.abs(y))
-    doubt = np.abs(frac - 0.5) < tol
-    values = np.where(y >= 0, np.floor(y + 0.5), np.ceil(y - 0.5)).astype(np.int64)
-    if exact:
-        doubt |= y != np.round(y)
+    if overflow.any():
+        not_finite = ~np.isfinite(x) & ~nulls
+        if not_finite.any():
+            why[_first(not_finite)] = "{what} {value} is not a finite number"
     bad = overflow.copy()
     for i in np.flatnonzero(doubt & ~overflow & ~nulls):
         v, problem = _decimal_value(Decimal(repr(float(x[i]))), scale, exact)
@@ -273,6 +272,17 @@ def to_fen(arr: pa.Array | pa.ChunkedArray, what: str = "amount") -> np.ndarray:
 def to_basis_points(arr: pa.Array | pa.ChunkedArray, what: str = "ratio") -> np.ndarray:
     """Ratios (fractions: 0.15 is 15 %) to int64 basis points; each must be a whole basis point."""
     return to_scaled(arr, 4, what, exact=True, limit=10**10)
+
+
+#: Arrow's 64-bit decimal, where this pyarrow has it: int64 fen *are* its values.
+DECIMAL64 = pa.decimal64(18, 2) if hasattr(pa, "decimal64") else None
+
+
+def fen_to_decimal64(fen: np.ndarray) -> pa.Array:
+    """int64 fen as Arrow ``decimal64(18, 2)`` without copying (same bits), for
+    writing Parquet: stored as INT64 decimal(18, 2), read back as decimal128."""
+    fen = np.ascontiguousarray(fen, dtype=np.int64)
+    return pa.Array.from_buffers(DECIMAL64, len(fen), [None, pa.py_buffer(fen)])
 
 
 def fen_to_decimal(fen: np.ndarray) -> pa.Array:

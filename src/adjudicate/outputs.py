@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
-from .money import fen_to_decimal, yuan
+from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
@@ -72,6 +72,9 @@ def parquet_options(schema: pa.Schema) -> dict:
     options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
+    if DECIMAL64 is not None and any(f.type == DECIMAL64 for f in schema):
+        # no stored Arrow schema: readers map INT64 decimal(18, 2) to decimal128(18, 2)
+        options["store_schema"] = False
     return options
 
 
@@ -92,7 +95,13 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, **parquet_options(table.schema))
 
 
-def settlements_table(r: Result) -> pa.Table:
+def _amounts(for_file: bool):
+    """How fen become output decimals: decimal128 (contract §1) in memory; for a
+    file, zero-copy decimal64 that Parquet stores and reads back as decimal128."""
+    return fen_to_decimal64 if for_file and _DECIMAL_AS_INT and DECIMAL64 is not None else fen_to_decimal
+
+
+def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
     ordinal = r.settle[:, ORDINAL]
     cols = {
@@ -105,24 +114,26 @@ def settlements_table(r: Result) -> pa.Table:
         "benefit_year": pa.array(e.year, pa.int16()),
         "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
     }
+    dec = _amounts(for_file)
     for name, fen in claim_amounts(r).items():
-        cols[name] = fen_to_decimal(fen)
+        cols[name] = dec(fen)
     return pa.table(cols)
 
 
-def lines_table(r: Result) -> pa.Table:
+def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
+    dec = _amounts(for_file)
     line_claim = pa.array(e.line_claim)
     return pa.table({
         "claim_id": e.claim_id.take(line_claim),
         "line_no": pa.array(e.line_no.astype(np.int32)),
         "item_code": e.item_code,
         "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
-        "self_pay": fen_to_decimal(r.line_self_pay),
-        "first_self_pay": fen_to_decimal(r.line_fsp),
-        "eligible": fen_to_decimal(r.line_eligible),
-        "fund_pool": fen_to_decimal(r.line_pool),
-        "fund_supplementary": fen_to_decimal(r.line_supp),
+        "self_pay": dec(r.line_self_pay),
+        "first_self_pay": dec(r.line_fsp),
+        "eligible": dec(r.line_eligible),
+        "fund_pool": dec(r.line_pool),
+        "fund_supplementary": dec(r.line_supp),
     })
 
 
@@ -253,9 +264,9 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
     """Write every output of contract §4 into ``out`` atomically; return the summary."""
     with atomic_dir(out) as tmp:
         t0 = __import__("time").perf_counter()
-        write_parquet(settlements_table(r), tmp / "settlements.parquet")
+        write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
         if with_lines:
-            write_parquet(lines_table(r), tmp / "lines.parquet")
+            write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")
         write_parquet(rejected_table(r), tmp / "rejected.parquet")
         r.timings["write"] = __import__("time").perf_counter() - t0
         s = summary(r, digests, input_lines)

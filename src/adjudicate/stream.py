@@ -293,7 +293,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
                 last = adjudicate(empty, policy, threads=threads)
             for name, make in (("settlements", settlements_table), ("lines", lines_table)):
                 if name not in writers and (name == "settlements" or with_lines):
-                    append(name, make(last).slice(0, 0))
+                    append(name, make(last, for_file=True).slice(0, 0))
     finally:
         for w in writers.values():
             w.close()
@@ -319,9 +319,9 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     from .outputs import claim_amounts
     r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer)
     with timer("write"):
-        append("settlements", settlements_table(r))
+        append("settlements", settlements_table(r, for_file=True))
         if with_lines:
-            append("lines", lines_table(r))
+            append("lines", lines_table(r, for_file=True))
     rejected.extend(r.enc.rejected)
     for k, v in claim_amounts(r).items():
         totals[k] = totals.get(k, 0) + int(v.sum())
