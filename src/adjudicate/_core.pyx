@@ -417,3 +417,77 @@ def floats_to_scaled(const double[::1] x, double factor, double limit, bint exac
                 flags[i] = 2
             else:
                 flags[i] = 0
+
+
+def match_catalogue(const int64_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
+                    const int64_t[::1] first, const int64_t[::1] count,
+                    const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
+                    int64_t[::1] crow):
+    """Catalogue row valid on each line's date (encode.catalogue_rows), in one pass.
+
+    Line i is source row ``take[i]`` (or i when ``take`` is empty); ``item`` and
+    ``date`` are per source row. The catalogue is sorted by (item, valid_from):
+    item k's rows are first[k] .. first[k] + count[k] - 1; ``order`` maps a
+    sorted position back to the catalogue row. -1 where no row applies.
+    """
+    cdef Py_ssize_t i, n = crow.shape[0]
+    cdef int64_t r, it, d, j, found
+    cdef bint has_take = take.shape[0] > 0
+    with nogil:
+        for i in range(n):
+            r = take[i] if has_take else i
+            it = item[r]
+            found = -1
+            if it >= 0:
+                d = date[r]
+                for j in range(first[it], first[it] + count[it]):
+                    if start[j] <= d and d <= end[j]:
+                        found = order[j]
+                        break
+            crow[i] = found
+
+
+def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64_t[::1] ratio,
+                     const int64_t[::1] price, int8_t unknown,
+                     int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+    """Per line: class (``unknown`` without a row), own first_self_pay ratio and
+    max_unit_price (-1 when the catalogue gives none)."""
+    cdef Py_ssize_t i, n = crow.shape[0]
+    cdef int64_t r
+    with nogil:
+        for i in range(n):
+            r = crow[i]
+            if r < 0:
+                cls_out[i] = unknown
+                ratio_out[i] = -1
+                price_out[i] = -1
+            else:
+                cls_out[i] = cls[r]
+                ratio_out[i] = ratio[r]
+                price_out[i] = price[r]
+
+
+cdef inline void civil(int64_t z, int64_t* y, int64_t* m, int64_t* d) noexcept nogil:
+    """Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant)."""
+    cdef int64_t era, doe, yoe, doy, mp
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d[0] = doy - (153 * mp + 2) // 5 + 1
+    m[0] = mp + 3 if mp < 10 else mp - 9
+    y[0] = yoe + era * 400 + (1 if m[0] <= 2 else 0)
+
+
+def enrolment_months(const int32_t[::1] since, const int32_t[::1] on, int64_t[::1] out):
+    """Whole months from ``since`` to ``on`` (schemes.md §4): 12·ΔY + ΔM, minus 1
+    when the day of month of ``on`` is before that of ``since``."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    cdef int64_t y1, m1, d1, y2, m2, d2
+    with nogil:
+        for i in range(n):
+            civil(since[i], &y1, &m1, &d1)
+            civil(on[i], &y2, &m2, &d2)
+            out[i] = 12 * (y2 - y1) + (m2 - m1) - (1 if d2 < d1 else 0)
