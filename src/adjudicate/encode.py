@@ -110,6 +110,16 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
+def lookup(values: pa.Array, value_set: pa.Array) -> np.ndarray:
+    """Position of each value in ``value_set`` (-1 where absent or null)."""
+    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
+
+
+def catalogue_codes(cat: Table) -> pa.Array:
+    """The catalogue's distinct item codes, numbered as ``catalogue_rows`` numbers them."""
+    return _codes(cat["item_code"])[1]
+
+
 def check_unique(t: Table, column: str) -> None:
     codes, dictionary = _codes(t[column])
     counts = np.bincount(codes, minlength=len(dictionary))
@@ -121,13 +131,14 @@ def check_unique(t: Table, column: str) -> None:
                          path, column, row)
 
 
-def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray,
-                   take: np.ndarray | None = None) -> np.ndarray:
+def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
+                   take: np.ndarray | None = None, item: np.ndarray | None = None) -> np.ndarray:
     """Row of the catalogue valid on each date for each item code (-1 if none).
 
     Overlapping validity for one item, or valid_to before valid_from, is an
     input error naming the row. ``item_codes`` and ``dates`` are per source row;
-    ``take`` lists the source rows wanted, in order (default: all).
+    ``take`` lists the source rows wanted, in order (default: all). ``item``,
+    when given, is ``lookup(item_codes, catalogue_codes(cat))`` computed already.
     """
     codes, dictionary = _codes(cat["item_code"])
     start = cat["valid_from"].astype(np.int64)
@@ -145,7 +156,8 @@ def catalogue_rows(cat: Table, item_codes: pa.Array, dates: np.ndarray,
         path, row = cat.where(int(order[k + 1]))
         raise InputError(f"validity of item {dictionary[int(c[k + 1])].as_py()!r} overlaps the row "
                          f"valid from {np.datetime64(int(s[k]), 'D')}", path, "valid_from", row)
-    item = np.asarray(pc.fill_null(pc.index_in(item_codes, value_set=dictionary), -1), dtype=np.int64)
+    if item is None:
+        item = lookup(item_codes, dictionary)
     first = np.searchsorted(c, np.arange(len(dictionary))).astype(np.int64)
     count = np.diff(np.r_[first, len(c)]).astype(np.int64)
     if take is not None and len(take) == 0:
@@ -178,7 +190,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     check_unique(providers, "provider_id")
     n = claims.rows
     nulls = claims.nulls
-    claim_code, claim_dict = _codes(claims["claim_id"])
+    # The string hashing of the whole run: independent jobs that release the GIL,
+    # run side by side.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        jobs = {
+            "claim": pool.submit(_codes, claims["claim_id"]),
+            "member": pool.submit(lookup, claims["member_id"], members["member_id"]),
+            "provider": pool.submit(lookup, claims["provider_id"], providers["provider_id"]),
+            "item": pool.submit(lookup, claims["item_code"], catalogue_codes(catalogue)),
+            "diagnosis": pool.submit(_codes, claims["diagnosis"]),
+        }
+        hashed = {k: f.result() for k, f in jobs.items()}
+    claim_code, claim_dict = hashed["claim"]
     nclaims = len(claim_dict)
     # Lines without a claim_id cannot belong to any claim: each is rejected alone.
     reject = np.full(nclaims, -1, np.int64)  # reason code per claim (-1: accepted)
@@ -230,10 +254,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     first_row[sorted_code[starts]] = order[starts]
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
-    member = np.asarray(pc.fill_null(pc.index_in(claims["member_id"], value_set=members["member_id"]), -1),
-                        dtype=np.int64)
-    provider = np.asarray(pc.fill_null(pc.index_in(claims["provider_id"], value_set=providers["provider_id"]), -1),
-                          dtype=np.int64)
+    member, provider = hashed["member"], hashed["provider"]
     joined = {"member_id": member, "provider_id": provider}
     for col in CLAIM_HEADER:
         v = claims[col]
@@ -242,6 +263,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v[unknown] = -2 - _codes(claims[col].take(pa.array(unknown)))[0]
+        elif col == "diagnosis":
+            v = hashed["diagnosis"][0]
         elif isinstance(v, (pa.Array, pa.ChunkedArray)):
             v, _ = _codes(v)
         else:
@@ -298,7 +321,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     line_claim = np.repeat(np.arange(len(corder), dtype=np.int64), sizes)
 
     # catalogue lookup on the claim's admit_date
-    crow = catalogue_rows(catalogue, claims["item_code"], admit, take=lorder)
+    crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
     from . import _core
     cls = np.empty(len(crow), np.int8)
     item_ratio = np.empty(len(crow), np.int64)
