@@ -264,10 +264,16 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
     """Write every output of contract §4 into ``out`` atomically; return the summary."""
     with atomic_dir(out) as tmp:
         t0 = __import__("time").perf_counter()
-        write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
-        if with_lines:
-            write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")
-        write_parquet(rejected_table(r), tmp / "rejected.parquet")
+        # lines.parquet is most of the work: build and write it beside the rest
+        # (Arrow releases the GIL while it encodes).
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(2) as pool:
+            lines = pool.submit(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")) \
+                if with_lines else None
+            write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
+            write_parquet(rejected_table(r), tmp / "rejected.parquet")
+            if lines is not None:
+                lines.result()
         r.timings["write"] = __import__("time").perf_counter() - t0
         s = summary(r, digests, input_lines)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
