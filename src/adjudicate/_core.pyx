@@ -76,11 +76,35 @@ cdef inline int64_t round_div(int128 n, int128 d) noexcept nogil:
     return -<int64_t>((-2 * n + d) // (2 * d))
 
 
+cdef inline int64_t round_div64(int64_t n, int64_t d) noexcept nogil:
+    """round(n / d), half away from zero; d > 0 and |2n + d| < 2**63 (the caller knows)."""
+    if n >= 0:
+        return (2 * n + d) // (2 * d)
+    return -((-2 * n + d) // (2 * d))
+
+
+cdef inline int64_t floor_div64(int64_t n, int64_t d) noexcept nogil:
+    """floor(n / d) toward minus infinity; d > 0 (C division truncates toward zero)."""
+    cdef int64_t q = n // d
+    if (n % d != 0) and (n < 0):
+        q -= 1
+    return q
+
+
 cdef inline int128 round_div128(int128 n, int128 d) noexcept nogil:
     """round(n / d), half away from zero, without narrowing; d > 0."""
     if n >= 0:
         return (2 * n + d) // (2 * d)
     return -((-2 * n + d) // (2 * d))
+
+
+cdef inline int64_t scaled_round(int128 acc, int64_t f) noexcept nogil:
+    """round(acc * f / 10**8), acc a sum of fen x bp, f a factor in bp. At the usual
+    factor of 100 % and a sum below 2**61 this is one 64-bit division."""
+    cdef int128 lim = (<int128>1) << 61
+    if f == BP and acc < lim and acc > -lim:
+        return round_div64(<int64_t>acc, BP)
+    return round_div(acc * f, BP2)
 
 
 cdef inline int64_t floor_div(int128 n, int128 d) noexcept nogil:
@@ -137,7 +161,9 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                     over = amt - <int64_t>cap
             allowed = amt - over
             r = item_ratio[i] if item_ratio[i] >= 0 else class_ratio[k]
-            fsp = round_div(<int128>allowed * r, BP)
+            # |allowed| <= 10**14 fen and r <= 10**4 bp (inputs.py enforces both), so
+            # the product fits 64 bits and the division by a constant is cheap
+            fsp = round_div64(allowed * r, BP)
             self_pay[i] = over
             first_self_pay[i] = fsp
             eligible[i] = allowed - fsp
@@ -268,8 +294,8 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                     sub_base += piece
             if B[b, F_COUNTER] >= 0:
                 counters[B[b, F_COUNTER]] = K + X
-            pool = round_div(pool_acc * f, BP2)
-            supp = round_div(supp_acc * f, BP2)
+            pool = scaled_round(pool_acc, f)
+            supp = scaled_round(supp_acc, f)
             # 5. annual cap on the fund_pool; what it cuts may overflow to the tier
             O = 0
             if B[b, F_CAP] >= 0:
@@ -336,6 +362,19 @@ cdef int cmp_rem(const void* a, const void* b) noexcept nogil:
     return -1 if x.idx < y.idx else (1 if x.idx > y.idx else 0)
 
 
+cdef inline void sort_small(Rem* buf, int64_t n) noexcept nogil:
+    """Insertion sort in cmp_rem order (largest remainder first, then lower index)."""
+    cdef int64_t i, j
+    cdef Rem x
+    for i in range(1, n):
+        x = buf[i]
+        j = i - 1
+        while j >= 0 and cmp_rem(&buf[j], &x) > 0:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = x
+
+
 def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
              const int64_t[::1] weight, int64_t[::1] share, int64_t start, int64_t stop):
     """Largest-remainder allocation of ``amount[c]`` over the lines of claim c.
@@ -344,6 +383,8 @@ def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
     order (ties go to the lower line_no). Contract §4, lines.parquet.
     """
     cdef int64_t c, i, a, z, n, T, W, given, missing
+    cdef bint small
+    cdef int64_t LIM31 = (<int64_t>1) << 31
     cdef int128 num
     cdef Rem* buf
     cdef int64_t cap = 64
@@ -366,7 +407,21 @@ def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
                 cap = n * 2
                 buf = <Rem*>malloc(cap * sizeof(Rem))
             given = 0
+            # With T, W and every weight below 2**31 in magnitude, T·w fits 64 bits
+            # and the 128-bit division (a library call) is not needed.
+            small = W > 0 and T > -LIM31 and T < LIM31 and W < LIM31
+            if small:
+                for i in range(a, z):
+                    if weight[i] <= -LIM31 or weight[i] >= LIM31:
+                        small = 0
+                        break
             for i in range(a, z):
+                if small:
+                    share[i] = floor_div64(T * weight[i], W)
+                    buf[i - a].rem = T * weight[i] - share[i] * W
+                    buf[i - a].idx = i
+                    given += share[i]
+                    continue
                 num = <int128>T * weight[i]
                 if W > 0:
                     share[i] = floor_div(num, W)
@@ -378,7 +433,10 @@ def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
                 given += share[i]
             missing = T - given
             if missing > 0:
-                qsort(buf, n, sizeof(Rem), cmp_rem)
+                if n <= 32:
+                    sort_small(buf, n)  # most claims have a few lines: no qsort call
+                else:
+                    qsort(buf, n, sizeof(Rem), cmp_rem)
                 for i in range(missing):
                     share[buf[i % n].idx] += 1
     free(buf)
