@@ -12,8 +12,6 @@ the files under ``policies/``.
 """
 from __future__ import annotations
 
-import re
-import sys
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
@@ -21,12 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .schema import CATEGORIES, CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .schema import CATEGORIES, PROVIDER_KINDS, REFERRALS, SETTINGS
+from .tomlfile import KeyLocator, read_toml
 
 POLICY_DIR = Path(__file__).parent / "policies"
 FUND_CLASSES = ("A", "B", "special", "supplementary")  # classes with eligible amounts
@@ -168,20 +162,7 @@ def resolve(name_or_path: str | Path) -> Path:
 def load(name_or_path: str | Path) -> Policy:
     """Load and validate a policy by shipped name or path."""
     path = resolve(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise PolicyError(f"not UTF-8 text (byte {e.start}); policy files are UTF-8 TOML", path) from None
-    except OSError as e:
-        raise PolicyError(f"cannot be read: {e.strerror or e}", path) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        lines = text.splitlines()
-        line = int(m.group(1)) if m else (max(len(lines), 1) if "end of document" in str(e) else None)
-        shown = f": {lines[line - 1].strip()[:80]!r}" if line and 0 < line <= len(lines) else ""
-        raise PolicyError(f"not valid TOML: {e}{shown}", path, line=line) from None
+    doc, text = read_toml(path, PolicyError, "policy")
     return load_document(doc, path, text)
 
 
@@ -195,7 +176,7 @@ def load_document(doc: dict, path: Path, text: str = "") -> Policy:
 MAX_POLICY_FEN = 10**14
 
 
-class _Reader:
+class _Reader(KeyLocator):
     """Reads the TOML document with errors that name the key and its line.
 
     Every value is checked for its type before it is used, so a malformed file
@@ -203,125 +184,9 @@ class _Reader:
     reported at the line of the table that should hold it.
     """
 
-    def __init__(self, path: Path, text: str):
-        self.path, self.text, self.lines = path, text, text.splitlines()
-        self._starts = [0]
-        for line in text.splitlines(keepends=True):
-            self._starts.append(self._starts[-1] + len(line))
-
     def error(self, key: str, message: str) -> PolicyError:
         return PolicyError(message, self.path, key, self._line_of(key))
 
-    # -- where a key is ---------------------------------------------------------
-    def _line_at(self, pos: int) -> int:
-        """1-based line of a character position."""
-        lo, hi = 0, len(self._starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._starts[mid] <= pos:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo + 1
-
-    def _headers(self) -> list[tuple[str, bool, int, int]]:
-        """(dotted name, is array of tables, start of the header, start of its body) of each [table]."""
-        out = []
-        for m in re.finditer(r"(?m)^[ \t]*(\[\[?)[ \t]*([^\]\n#]+?)[ \t]*\]\]?[^\n]*$", self.text):
-            name = ".".join(p.strip().strip("\"'") for p in m.group(2).split("."))
-            out.append((name, m.group(1) == "[[", m.start(), m.end()))
-        return out
-
-    def _line_of(self, key: str) -> int | None:
-        """Best-effort line of ``key`` (e.g. ``blocks.inpatient.scale.bands[2].pool``).
-
-        The deepest part of the key that can be found decides: the key itself,
-        else the inline table or array element holding it, else its [table].
-        """
-        tokens: list[str | int] = []
-        for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
-            tokens.append(int(index) if index else name)
-        if not tokens:
-            return None
-        headers = self._headers()
-        # the longest prefix of the key that is a [table] header (k-th one for [[arrays]])
-        pos, end, used, found = 0, len(self.text), 0, None
-        for n in range(len(tokens), 0, -1):
-            prefix = tokens[:n]
-            if any(isinstance(t, int) for t in prefix):
-                continue
-            dotted = ".".join(map(str, prefix))
-            hits = [h for h in headers if h[0] == dotted]
-            if not hits:
-                continue
-            pick = 0
-            if hits[0][1] and n < len(tokens) and isinstance(tokens[n], int):
-                pick = tokens[n]
-                n += 1
-            if pick >= len(hits):
-                continue
-            h = hits[pick]
-            found, pos, used = self._line_at(h[2]), h[3], n
-            later = [x[2] for x in headers if x[2] > h[2]]
-            end = min(later) if later else len(self.text)
-            break
-        if found is None:  # top-level keys live before the first header
-            end = min([h[2] for h in headers] or [len(self.text)])
-        for tok in tokens[used:]:
-            if isinstance(tok, int):
-                span = self._element(pos, end, tok)
-                if span is None:
-                    break
-                pos, end = span  # the rest of the key is inside this element
-                found = self._line_at(pos)
-            else:
-                m = re.compile(rf"(?m)(^|[\s{{,])[\"']?{re.escape(tok)}[\"']?[ \t]*[=.]").search(self.text, pos, end)
-                if m is None:
-                    break
-                found = self._line_at(m.start() + len(m.group(1)))
-                pos = m.end()
-        return found
-
-    def _element(self, pos: int, end: int, index: int) -> tuple[int, int] | None:
-        """(start, end) of element ``index`` of the array whose '[' follows ``pos``."""
-        text = self.text
-        i = pos
-        while i < end and text[i] in " \t":
-            i += 1
-        if i >= end or text[i] != "[":
-            return None
-        depth, count, start = 0, 0, None
-        while i < end:
-            ch = text[i]
-            if ch == "#":
-                nl = text.find("\n", i)
-                i = end if nl < 0 else nl
-                continue
-            if ch in "\"'":
-                close = text.find(ch, i + 1)
-                if close < 0:
-                    return None
-                if start is None and depth == 1:
-                    start = i
-                i = close + 1
-                continue
-            if ch in "[{":
-                depth += 1
-                if depth == 2 and start is None:
-                    start = i
-            elif ch in "]}":
-                depth -= 1
-                if depth == 0:
-                    return (start, i) if count == index and start is not None else None
-            elif ch == "," and depth == 1:
-                if count == index and start is not None:
-                    return start, i
-                count += 1
-                start = None
-            elif not ch.isspace() and depth == 1 and start is None:
-                start = i
-            i += 1
-        return None
 
     # -- typed getters ------------------------------------------------------
     def table(self, d: Any, key: str) -> dict:

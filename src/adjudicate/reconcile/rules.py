@@ -10,19 +10,14 @@ and its line (exit 2).
 """
 from __future__ import annotations
 
-import re
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..inputs import InputError
+from ..tomlfile import KeyLocator, read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_RULES = Path(__file__).with_name("settlement-rules.toml")
 
@@ -72,50 +67,13 @@ class RulesError(InputError):
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and check a rules file (the shipped default when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_RULES
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise RulesError(f"not UTF-8 text (byte {e.start}); rules files are UTF-8 TOML", path) from None
-    except OSError as e:
-        raise RulesError(f"cannot be read: {e.strerror or e}", path) from None
-    try:
-        doc = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise RulesError(f"not valid TOML: {e}", path, line=int(m.group(1)) if m else None) from None
+    doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
     return _Reader(path, text).read(doc)
 
 
-class _Reader:
-    def __init__(self, path: Path, text: str):
-        self.path, self.lines = path, text.splitlines()
-
+class _Reader(KeyLocator):
     def error(self, key: str, message: str) -> RulesError:
         return RulesError(message, self.path, key, self._line_of(key))
-
-    def _line_of(self, key: str) -> int | None:
-        """Best effort: the key's line inside its [table] (the n-th '{' line for ``list[n]``), else the header."""
-        m = re.fullmatch(r"(\w+)(?:\.(\w+)(?:\[(\d+)\](?:\.(\w+))?)?)?", key)
-        if not m:
-            return None
-        table, name, index, _ = m.groups()
-        header = re.compile(r"\s*\[\s*([\w.]+)\s*\]\s*(#.*)?$")
-        at = next((i for i, line in enumerate(self.lines)
-                   if (h := header.match(line)) and h.group(1) == table), None)
-        if at is None or name is None:
-            return None if at is None else at + 1
-        end = next((i for i in range(at + 1, len(self.lines)) if header.match(self.lines[i])), len(self.lines))
-        for i in range(at + 1, end):
-            if re.match(rf"\s*{re.escape(name)}\s*=", self.lines[i]):
-                if index is None:
-                    return i + 1
-                seen = -1
-                for j in range(i, end):
-                    seen += self.lines[j].count("{")
-                    if seen >= int(index):
-                        return j + 1
-                return i + 1
-        return at + 1
 
     def table(self, doc: dict, name: str) -> dict:
         if name not in doc:
