@@ -549,3 +549,23 @@ def enrolment_months(const int32_t[::1] since, const int32_t[::1] on, int64_t[::
             civil(since[i], &y1, &m1, &d1)
             civil(on[i], &y2, &m2, &d2)
             out[i] = 12 * (y2 - y1) + (m2 - m1) - (1 if d2 < d1 else 0)
+
+
+def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
+    """out[c] = 1 where claim c is rejected as negative_claim_total (schemes.md §1):
+    a negative total, self_pay, first_self_pay, eligible, or eligible of one class.
+    Returns how many."""
+    cdef Py_ssize_t c, k, n = sums.shape[0]
+    cdef int64_t e, count = 0
+    cdef bint neg
+    with nogil:
+        for c in range(n):
+            neg = sums[c, 0] < 0 or sums[c, 1] < 0 or sums[c, 2] < 0
+            e = 0
+            for k in range(3, 3 + NCLS):
+                e += sums[c, k]
+                neg = neg or sums[c, k] < 0
+            neg = neg or e < 0
+            out[c] = neg
+            count += neg
+    return count

@@ -85,7 +85,7 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         progress("read")
         with timer("read"):
             inputs = read_inputs(claims, members, providers, catalogue)
-        result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress)
+        result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
         progress("write")
         s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines)
     finally:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from . import _core
 from .encode import Encoded, benefit_factors, encode
@@ -62,8 +61,8 @@ class Result:
     line_self_pay: np.ndarray
     line_fsp: np.ndarray
     line_eligible: np.ndarray
-    line_pool: np.ndarray
-    line_supp: np.ndarray
+    line_pool: np.ndarray | None  # None when adjudicate(line_funds=False)
+    line_supp: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -118,8 +117,14 @@ def default_threads() -> int:
 
 
 def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
-               timer: Timer | None = None, progress: Callable[[str], None] | None = None) -> Result:
-    """Adjudicate every claim of ``inputs`` under ``policy``."""
+               timer: Timer | None = None, progress: Callable[[str], None] | None = None,
+               line_funds: bool = True) -> Result:
+    """Adjudicate every claim of ``inputs`` under ``policy``.
+
+    ``line_funds=False`` skips allocating the fund amounts to lines (for runs
+    that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
+    then None.
+    """
     timer = timer or Timer()
     threads = threads or default_threads()
     say = progress or (lambda s: None)
@@ -134,6 +139,8 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
         if keep is not None:
             benefit, factor = benefit[keep], factor[keep]
         settle = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
+    if not line_funds:
+        return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], None, None, timer.t)
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
@@ -165,9 +172,8 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
                           ben8, compiled.class_ratio, policy.supplementary_catalogue, 10**QUANTITY_SCALE,
                           self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
     _parallel(run, ranges, threads)
-    negative = (sums[:, [TOTAL, SELF_PAY, FIRST_SELF_PAY]] < 0).any(axis=1) | (sums[:, ELIG_A:] < 0).any(axis=1) \
-        | (sums[:, ELIG_A:].sum(axis=1) < 0)
-    if not negative.any():
+    negative = np.empty(nc, np.uint8)
+    if not _core.negative_claims(sums, negative):
         return enc, None, sums, (self_pay, fsp, elig)
     for c in np.flatnonzero(negative):
         what = [name for name, v in (("total", sums[c, TOTAL]), ("self_pay", sums[c, SELF_PAY]),
@@ -176,6 +182,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
                                                            sums[c, ELIG_A:]) if v < 0]
         enc.rejected.append((enc.claim_dict[int(enc.claim_code[c])].as_py(), None, "negative_claim_total",
                              f"negative {', '.join(what)} (a refund of something not billed)"))
+    negative = negative.view(bool)
     keep = ~negative
     keep_line = keep[enc.line_claim]
     enc = enc.select(keep)

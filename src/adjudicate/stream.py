@@ -317,7 +317,8 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
          rejected, totals, counts) -> Result:
     from .outputs import claim_amounts
-    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer)
+    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
+                   line_funds=with_lines)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:
