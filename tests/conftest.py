@@ -5,14 +5,13 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from adjudicate import policy as P  # noqa: E402
 from adjudicate.engine import adjudicate, read_inputs  # noqa: E402
-from adjudicate.outputs import lines_table, rejected_table, settlements_table, write_all  # noqa: E402
+from adjudicate.outputs import lines_table, rejected_table, settlements_table  # noqa: E402
 
 
 class Outcome:

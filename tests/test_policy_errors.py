@@ -109,7 +109,7 @@ def test_unknown_key_names_key_and_line(tmp_path, old, new, key, needle):
     e = error(tmp_path, text)
     assert e.key == key, str(e)
     assert e.line == line_of(text, needle), str(e)
-    assert f"unknown key" in str(e) and f"key '{key}'" in str(e) and f"line {e.line}" in str(e)
+    assert "unknown key" in str(e) and f"key '{key}'" in str(e) and f"line {e.line}" in str(e)
 
 
 # ---- missing keys ---------------------------------------------------------------------

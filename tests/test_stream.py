@@ -46,7 +46,7 @@ def test_claim_spanning_partitions_is_rejected_once(tmp_path):
     case.claim("SPLIT", [("A1", "100.00"), ("A1", "50.00")], member_id="M00")
     case.claims[-1]["member_id"] = "M19"  # second line: another member, in another range
     case.claim("GHOST", [("A1", "10.00")], member_id="NOBODY")
-    paths = case.write(tmp_path / "in")
+    case.write(tmp_path / "in")
     s, tables = both(tmp_path / "in", tmp_path, "prefecture-employee", 4)
     for name, (one, many) in tables.items():
         assert many.equals(one), name

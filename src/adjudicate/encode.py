@@ -13,6 +13,7 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _core
 from .inputs import InputError, Table
 from .policy import Policy
-from .schema import CLAIM_HEADER, CLASSES, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
+from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
 
 INPATIENT = SETTINGS.index("inpatient")
 REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
@@ -164,7 +166,6 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
         return np.empty(0, np.int64)
     take = np.empty(0, np.int64) if take is None else np.ascontiguousarray(take, dtype=np.int64)
     crow = np.empty(len(take) if len(take) else len(item), np.int64)
-    from . import _core
     _core.match_catalogue(item, take, np.ascontiguousarray(dates, dtype=np.int32), first, count,
                           np.ascontiguousarray(s), np.ascontiguousarray(e), order.astype(np.int64), crow)
     return crow
@@ -172,7 +173,6 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
 
 def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     """Whole months from ``since`` to ``on`` (days since epoch), schemes.md §4."""
-    from . import _core
     out = np.empty(len(on), np.int64)
     _core.enrolment_months(np.ascontiguousarray(since, dtype=np.int32), np.ascontiguousarray(on, dtype=np.int32), out)
     return out
@@ -180,7 +180,6 @@ def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
 
 def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Deductible-table row (0, 1, 2 for '1 or community', '2', '3'), schemes.md §2."""
-    from .schema import PROVIDER_KINDS
     row = np.where(level >= 3, 2, np.where(level == 2, 1, 0))
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
@@ -192,7 +191,6 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     nulls = claims.nulls
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(2) as pool:
         jobs = {
             "claim": pool.submit(_codes, claims["claim_id"]),
@@ -263,10 +261,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v[unknown] = -2 - _codes(claims[col].take(pa.array(unknown)))[0]
-        elif col == "diagnosis":
+        elif col == "diagnosis":  # the only other text column of the header
             v = hashed["diagnosis"][0]
-        elif isinstance(v, (pa.Array, pa.ChunkedArray)):
-            v, _ = _codes(v)
         else:
             v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
         vs = v[order]
@@ -322,7 +318,6 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
     # catalogue lookup on the claim's admit_date
     crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
-    from . import _core
     cls = np.empty(len(crow), np.int8)
     item_ratio = np.empty(len(crow), np.int64)
     max_price = np.empty(len(crow), np.int64)
@@ -361,7 +356,6 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
 def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.ndarray, np.ndarray]:
     """Per claim: does it get benefit, and its factor in bp (the policy's benefit rules)."""
-    from .schema import PROVIDER_KINDS, REFERRALS
     p = enc.provider
     designated = providers["designated"][p]
     local = providers["local"][p]
@@ -391,5 +385,3 @@ def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.
             todo &= ~hit
     return benefit, factor
 
-
-__all__ = ["Encoded", "encode", "benefit_factors", "catalogue_rows", "enrolment_months", "CLASSES"]

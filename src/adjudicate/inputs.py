@@ -174,16 +174,6 @@ def _read_ipc(path: Path) -> pa.Table:
     return table
 
 
-def _csv_type(kind: str) -> pa.DataType | None:
-    """Typed CSV reading, for readers that stream CSV in batches (``stream.py``).
-
-    ``load`` itself reads every CSV column as text and converts it with the
-    same checks as typed input, so that errors name the row.
-    """
-    return {"string": pa.string(), "enum": pa.string(), "amount": pa.decimal128(38, 6),
-            "ratio": pa.decimal128(38, 8), "quantity": pa.decimal128(38, 8)}.get(kind)
-
-
 def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
     seen = [n for n in names if n in {c.name for c in spec.columns}]
     twice = sorted({n for n in seen if seen.count(n) > 1})

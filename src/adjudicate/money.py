@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _core
+
 #: Largest magnitude, in fen, of any amount the engine accepts: 10^14 fen is a
 #: trillion yuan. It leaves room for sums over a member-year and for products
 #: with ratios in basis points (10^14 * 10^4 * 10^4 fits in 128 bits, and sums
@@ -206,8 +208,6 @@ def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, nulls: np.ndarray)
     # product, half an ulp between x and its repr). Values that close to a tie,
     # and for exact ratios any value that is not integral in binary, are settled
     # here with the decimal repr.
-    from . import _core
-
     x = np.ascontiguousarray(x, dtype=np.float64)
     values = np.empty(len(x), np.int64)
     flags = np.empty(len(x), np.uint8)

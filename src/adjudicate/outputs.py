@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
+from .inputs import InputError
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
@@ -229,8 +232,6 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     A crash or kill before the end leaves ``out`` as it was (or absent), never
     half-written: the temporary folder is swapped into place in one step.
     """
-    from .inputs import InputError
-
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -263,10 +264,9 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
               with_lines: bool = True) -> dict:
     """Write every output of contract §4 into ``out`` atomically; return the summary."""
     with atomic_dir(out) as tmp:
-        t0 = __import__("time").perf_counter()
+        t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).
-        from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(2) as pool:
             lines = pool.submit(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")) \
                 if with_lines else None
@@ -274,7 +274,7 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
             if lines is not None:
                 lines.result()
-        r.timings["write"] = __import__("time").perf_counter() - t0
+        r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s

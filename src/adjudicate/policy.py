@@ -194,12 +194,6 @@ class _Reader(KeyLocator):
             raise self.error(key, f"expected a table, got {self._show(d)}")
         return d
 
-    def only(self, d: dict, key: str, allowed: set[str]) -> None:
-        extra = sorted(set(d) - allowed)
-        if extra:
-            raise self.error(f"{key}.{extra[0]}" if key else extra[0],
-                             f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}")
-
     def require(self, d: dict, k: str, key: str) -> Any:
         """``d[k]``; ``key`` is the full key or the key of the table holding it."""
         if k not in d:

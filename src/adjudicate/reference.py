@@ -341,8 +341,6 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
     return out
 
 
-#: Another name for :func:`settle_member` (it settles each benefit year of the member in turn).
-settle_member_year = settle_member
 
 
 def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provider,

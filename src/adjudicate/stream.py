@@ -23,7 +23,6 @@ import json
 import math
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -36,7 +35,8 @@ import pyarrow.parquet as pq
 
 from .engine import Inputs, Result, Timer, adjudicate
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
-from .outputs import (atomic_dir, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
+from .money import yuan
+from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
                       settlements_table, summary, write_parquet)
 from .policy import Policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
@@ -287,13 +287,9 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
                         rejected, totals, counts) or last
             if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                 raise RuntimeError("a claim without a known, consistent member was settled")
-        with timer("write"):
-            if last is None:  # no claims at all: write empty outputs of the right shape
-                empty = Inputs(load_empty_claims(), members, providers, catalogue)
-                last = adjudicate(empty, policy, threads=threads)
-            for name, make in (("settlements", settlements_table), ("lines", lines_table)):
-                if name not in writers and (name == "settlements" or with_lines):
-                    append(name, make(last, for_file=True).slice(0, 0))
+        if last is None:  # every claims file was empty: settle that, for outputs of the right shape
+            last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
+                        with_lines, rejected, totals, counts)
     finally:
         for w in writers.values():
             w.close()
@@ -306,7 +302,6 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
         reasons[t[2]] += 1
     s["counts"]["rejected_by_reason"] = reasons
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
-    from .money import yuan
     s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
     s["partitions"] = part.parts
     s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
@@ -316,7 +311,6 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
 
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
          rejected, totals, counts) -> Result:
-    from .outputs import claim_amounts
     r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
                    line_funds=with_lines)
     with timer("write"):
@@ -331,18 +325,6 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     counts["settled_claims"] += len(r.enc.member)
     counts["settled_lines"] += len(r.enc.amount)
     return r
-
-
-def load_empty_claims() -> Table:
-    """A claims table with no rows, for runs where every input was empty."""
-    folder = Path(tempfile.mkdtemp(prefix="adjudicate-empty-"))
-    try:
-        f = folder / "claims.parquet"
-        from .generate import SCHEMAS
-        pq.write_table(SCHEMAS["claims"].empty_table(), f)
-        return load(CLAIMS, [f])
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 __all__ = ["run_streaming", "auto_partitions", "count_lines", "LINES_PER_PARTITION"]

@@ -33,7 +33,18 @@ def read_toml(path: Path, error: Callable[..., Exception], what: str, parse_floa
 
 class KeyLocator:
     """Finds the line of a dotted key (``blocks.inpatient.scale.bands[2].pool``) in
-    the text of a TOML file, for error messages."""
+    the text of a TOML file, for error messages. Subclasses give ``error(key,
+    message)``, which builds their own exception with that line."""
+
+    def error(self, key: str, message: str) -> Exception:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def only(self, d: dict, key: str, allowed: set[str]) -> None:
+        """Refuse any key of table ``d`` (at ``key``) outside ``allowed``."""
+        extra = sorted(set(d) - allowed)
+        if extra:
+            raise self.error(f"{key}.{extra[0]}" if key else extra[0],
+                             f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}")
 
     def __init__(self, path: Path, text: str):
         self.path, self.source_text, self.lines = path, text, text.splitlines()

@@ -83,12 +83,6 @@ class _Reader(KeyLocator):
             raise self.error(name, f"must be a table [{name}]")
         return t
 
-    def only(self, t: dict, prefix: str, allowed: set[str]) -> None:
-        extra = sorted(set(t) - allowed)
-        if extra:
-            where = f"{prefix}.{extra[0]}" if prefix else extra[0]
-            raise self.error(where, f"unknown key; expected one of {', '.join(sorted(allowed))}")
-
     def require(self, t: dict, key: str, full: str) -> Any:
         if key not in t:
             raise self.error(full, "missing (every rule must be given; nothing falls back to a default)")
