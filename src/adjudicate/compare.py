@@ -33,17 +33,14 @@ import math
 import re
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .clitools import Progress, errors, group_digits, inputs_options
 from . import __version__
 from . import policy as P
 from .money import fen_to_decimal, round_half_away, yuan
@@ -392,45 +389,8 @@ def _rejected(r) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Terminal
+# Text histogram (no terminal library)
 # ---------------------------------------------------------------------------
-
-def _label(info: dict) -> str:
-    n = len(info.get("overrides") or [])
-    return f"{info['name']} {info['version']}" + (f" + {n} --set" if n else "")
-
-
-def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    t = Table(title=f"compare · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
-    t.add_column("amount (yuan)")
-    for c in ("A", "B", "Δ = B − A", "Δ %"):
-        t.add_column(c, justify="right")
-    for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
-        v = s["totals"][k]
-        a, d = Decimal(v["a"]), Decimal(v["delta"])
-        pct = f"{d / a * 100:+.2f} %" if a else ("" if not d else "new")
-        t.add_row(k, group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
-    console.print(t)
-    c, m = s["counts"], s["members"]
-    console.print(f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
-                  + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
-                  + (f", {c['settled_under_b_only']:,} settled only under B" if c["settled_under_b_only"] else ""))
-    console.print(f"members: {m['better_off']:,} better off, {m['worse_off']:,} worse off, "
-                  f"{m['unchanged']:,} unchanged (out of pocket: cash + personal account)")
-    if member_cash_delta is not None:
-        for line in histogram(member_cash_delta):
-            console.print(line, highlight=False)
-    if out is not None:
-        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json)")
-
-
-def _signed(v: str) -> str:
-    return ("+" if not v.startswith("-") and Decimal(v) != 0 else "") + group_digits(v)
-
 
 def _nice(fen: int) -> int:
     """The smallest 1, 2 or 5 × 10^k yuan bin width (in fen) of at least ``fen``."""
@@ -497,58 +457,3 @@ def histogram(delta_fen: np.ndarray, bins: int = 8, width: int = 40) -> list[str
 def _short(fen: int) -> str:
     v = yuan(fen)
     return f"{v:,.0f}" if v == v.to_integral_value() else f"{v:,}"
-
-
-# ---------------------------------------------------------------------------
-# The command
-# ---------------------------------------------------------------------------
-
-@click.command("compare", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@inputs_options
-@click.option("--policy", "policies", multiple=True, required=True,
-              help="Policy A, then policy B (shipped name or .toml path). With one --policy, B is A with the "
-                   "--set overrides.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one value of policy B (repeatable), e.g. limits.fund_pool_annual.amount=50000. "
-                   "VALUE is a TOML value; all overrides are validated together before anything runs.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def compare_command(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
-    """Adjudicate the same claims under two policies and write exactly what changes.
-
-    Writes compare.parquet (per claim: every amount under A, under B, and B − A),
-    members.parquet (per member and year: what the funds, the subsidy, the
-    account and the member in cash pay under A and B) and summary.json (totals,
-    members better off / worse off / unchanged, percentiles of the change).
-    Every Δ is exact: the Δ column of a total is the sum of the claims' Δ.
-
-    \b
-    Examples:
-      # two shipped schemes on the same claims
-      adjudicate compare --policy prefecture-employee --policy city-employee \\
-          --claims claims.parquet --members members.parquet \\
-          --providers providers.parquet --catalogue catalogue.parquet --out cmp/
-    \b
-      # a reform: raise the annual cap and the retired rate of the first band
-      adjudicate compare --policy city-employee \\
-          --set limits.fund_pool_annual.amount=50000 \\
-          --set 'blocks.inpatient.scale.bands[0].pool={ in_service = 0.85, retired = 0.90 }' \\
-          --claims claims.parquet --members members.parquet \\
-          --providers providers.parquet --catalogue catalogue.parquet --out reform/
-    """
-    with errors():
-        if len(policies) > 2:
-            raise click.UsageError("give one or two --policy (A, then B)")
-        if len(policies) == 1 and not overrides:
-            raise click.UsageError("give a second --policy, or --set overrides to compare the policy against")
-        progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
-        try:
-            s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),
-                                    threads, progress)
-        finally:
-            progress.close()
-        if not quiet:
-            show_compare(s, d_cash, Path(out))
-
-

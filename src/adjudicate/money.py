@@ -307,3 +307,10 @@ def round_half_away(numerator: int, denominator: int) -> int:
 def yuan(fen: int) -> Decimal:
     """One fen amount as a Decimal in yuan, for display."""
     return Decimal(fen).scaleb(-2)
+
+
+def group_digits(v: str) -> str:
+    """Yuan text with thousands separators: '1234567.80' -> '1,234,567.80', without float."""
+    sign, v = ("-", v[1:]) if v.startswith("-") else ("", v)
+    whole, _, frac = v.partition(".")
+    return f"{sign}{int(whole):,}.{frac or '00'}"

@@ -34,13 +34,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .clitools import Progress, errors, group_digits, inputs_options
 from . import __version__
 from .inputs import InputError
 from .money import AmountError, to_fen
@@ -285,86 +283,3 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
     return summary
-
-
-# ---------------------------------------------------------------------------
-# Terminal and command
-# ---------------------------------------------------------------------------
-
-def show_readjudicate(s: dict, out: Path | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .compare import _signed
-
-    console = Console()
-    prev_policy = s["previous"].get("policy") or {}
-    cur_policy = s["current"]["policy"]
-    head = Table(title="readjudicate", show_header=False)
-    head.add_column(style="bold")
-    head.add_column(justify="right")
-    c = s["counts"]
-    head.add_row("policy before", f"{prev_policy['name']} {prev_policy['version']}" if prev_policy else "?")
-    head.add_row("policy now", f"{cur_policy['name']} {cur_policy['version']}")
-    head.add_row("settled before", f"{c['previous_settled_claims']:,}")
-    head.add_row("settled now", f"{c['current_settled_claims']:,}")
-    head.add_row("adjusted claims", f"{c['adjusted_claims']:,}")
-    for k, n in c["by_kind"].items():
-        head.add_row(f"  {k}", f"{n:,}")
-    if "adjusted_lines" in c:
-        head.add_row("adjusted lines", f"{c['adjusted_lines']:,}")
-    console.print(head)
-    money = Table(title="adjustments (yuan)")
-    money.add_column("amount")
-    for col in ("before", "now", "Δ"):
-        money.add_column(col, justify="right")
-    for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
-        money.add_row(k, group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
-                      _signed(s["deltas"][k]))
-    console.print(money)
-    if not s["reconciles"]:  # pragma: no cover - would be a bug
-        console.print("[red]the adjustments do not sum to the change of the totals[/red]")
-    if out is not None:
-        console.print(f"written to {out}/ (adjustments.parquet"
-                      + (", line_adjustments.parquet" if "adjusted_lines" in c else "")
-                      + ", summary.json, current/)")
-
-
-@click.command("readjudicate", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@inputs_options
-@click.option("--previous", type=click.Path(file_okay=False), required=True,
-              help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).")
-@click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def readjudicate_command(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
-    """Re-run, and write only the adjustments against an earlier run's outputs.
-
-    A claim is adjusted when any amount changed (changed), when it is settled
-    now and was not (new), or when it was settled and now is rejected
-    (now_rejected) or absent (removed). The Δ of each amount sums exactly to
-    (current total − previous total). The full new run goes to OUT/current/,
-    ready to be the next --previous.
-
-    \b
-    Example:
-      adjudicate run --claims claims.parquet --members members.parquet \\
-          --providers providers.parquet --catalogue catalogue.parquet \\
-          --policy prefecture-employee --out night1/
-      # the next night, after corrections to the claims or the catalogue:
-      adjudicate readjudicate --previous night1/ --claims claims.parquet \\
-          --members members.parquet --providers providers.parquet \\
-          --catalogue catalogue.parquet --policy prefecture-employee --out night2/
-    """
-    with errors():
-        progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
-        try:
-            s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),
-                                 threads, progress)
-        finally:
-            progress.close()
-        if not quiet:
-            show_readjudicate(s, Path(out))
-
-

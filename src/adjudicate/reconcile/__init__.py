@@ -6,8 +6,9 @@
 - :mod:`.rules`: the scheme numbers, read from ``settlement-rules.toml``
   (or ``--rules FILE``); no scheme number lives in this package's code;
 - :mod:`.tables`: the input tables (settlements, income, opening, advances);
-- :mod:`.command`: the click command and the terminal report.
+- :mod:`.year_end`: the whole reconciliation as one call (the command is
+  ``cli/reconcile.py``).
 """
-from .command import reconcile, reconcile_command
+from .year_end import reconcile
 
-__all__ = ["reconcile", "reconcile_command"]
+__all__ = ["reconcile"]

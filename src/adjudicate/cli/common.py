@@ -1,7 +1,7 @@
 """Command-line plumbing shared by every command: exit codes, progress, input options.
 
-Kept apart from ``cli.py`` so command modules (compare, readjudicate,
-reconcile) can use it without importing the command group that registers them.
+Every command module of this package uses it; ``cli/__init__.py`` only
+registers the commands.
 Exit status (contract §5): 0 success, 2 usage or input error (one paragraph,
 no traceback), 1 internal error.
 """
@@ -14,8 +14,9 @@ from typing import Iterator, Sequence
 
 import click
 
-from .inputs import InputError
-from .policy import PolicyError
+from ..inputs import InputError
+from ..money import group_digits
+from ..policy import PolicyError
 
 CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STAGES = ("read", "encode", "kernel", "allocate", "write")
@@ -82,10 +83,4 @@ def inputs_options(f):
     return f
 
 
-
-
-def group_digits(v: str) -> str:
-    """'1234567.80' -> '1,234,567.80' without going through float."""
-    sign, v = ("-", v[1:]) if v.startswith("-") else ("", v)
-    whole, _, frac = v.partition(".")
-    return f"{sign}{int(whole):,}.{frac or '00'}"
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options"]

@@ -1,0 +1,4 @@
+"""``python -m adjudicate.cli``: the same as the ``adjudicate`` script."""
+from . import main
+
+main()

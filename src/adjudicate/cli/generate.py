@@ -1,0 +1,40 @@
+"""``adjudicate generate``: a realistic synthetic data set."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .common import CLICK_SETTINGS, errors
+
+
+@click.command(context_settings=CLICK_SETTINGS)
+@click.option("--members", "n_members", type=click.IntRange(1), required=True, help="Number of insured members.")
+@click.option("--year", type=click.IntRange(1990, 2100), required=True, help="Benefit year of the claims.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--bad-rows", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of claims made invalid (they must be rejected).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
+              show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
+    """Write a realistic synthetic data set: claims, members, providers, catalogue.
+
+    \b
+    Example:
+      adjudicate generate --members 20000 --year 2024 --seed 7 --out gen/
+      adjudicate generate --members 500 --year 2024 --seed 1 --bad-rows 0.02 --out bad/
+    """
+    from ..generate import generate_tables, write_dataset
+    from ..outputs import atomic_dir
+
+    with errors():
+        t0 = time.perf_counter()
+        tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+        with atomic_dir(Path(out)) as tmp:
+            write_dataset(tables, tmp, fmt)
+        if not quiet:
+            click.echo(f"wrote {out}/: " + ", ".join(f"{k} {v.num_rows:,} rows" for k, v in tables.items())
+                       + f" in {time.perf_counter() - t0:.1f}s")
