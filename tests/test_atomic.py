@@ -23,8 +23,10 @@ from click.testing import CliRunner
 
 from adjudicate.cli import main
 from adjudicate.generate import bad_claims
+from adjudicate.outdir import MARKER
 
-OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
+# contract §5: outputs carry the marker that tells an earlier output of adjudicate from other folders
+OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", MARKER}
 TABLES = ("claims", "members", "providers", "catalogue")
 POLICY_A, POLICY_B = "prefecture-employee", "city-employee"
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from adjudicate import cli
+from adjudicate.outdir import MARKER
 from adjudicate.sample import sample_dir
 
 
@@ -46,7 +47,8 @@ def test_generate_then_run_writes_every_output(tmp_path):
     r = invoke("run", *inputs_args(tmp_path / "g"), "--policy", "city-employee", "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "o").iterdir()}
-    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
+    # contract §5: outputs carry the marker that tells an earlier output of adjudicate from other folders
+    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", MARKER}
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     c = s["counts"]
     assert c["input_claims"] == c["settled_claims"] + c["rejected_claims"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from decimal import Decimal
 
@@ -12,11 +13,13 @@ from builders import Case
 from click.testing import CliRunner
 
 from adjudicate import cli
+from adjudicate.outdir import MARKER
 from adjudicate.outputs import AMOUNTS
 from adjudicate.readjudicate import LINE_AMOUNTS
 
-RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
-OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current"}
+# contract §5: outputs carry the marker that tells an earlier output of adjudicate from other folders
+RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", MARKER}
+OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", MARKER}
 
 
 def invoke(*args):
@@ -200,9 +203,10 @@ def test_previous_without_lines_writes_no_line_adjustments(tmp_path):
 
 def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     paths = catalogue_case().write(tmp_path / "in")
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "stale.txt").write_text("from before")
+    # contract §5: an --out that is not an earlier output is refused before anything else, so the errors
+    # below are shown with an earlier output in --out (this test used to put stale.txt there)
+    out = run(paths, tmp_path / "o")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = invoke("readjudicate", "--previous", tmp_path / "nowhere", *inputs_args(paths),
                "--policy", "prefecture-employee", "--out", out)
     assert r.exit_code == 2 and "nowhere" in r.output and "Traceback" not in r.output
@@ -212,10 +216,21 @@ def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee",
                "--out", out)
     assert r.exit_code == 2 and "fund_pool" in r.output and "settlements.parquet" in r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "stale.txt").write_text("from before")
+    # contract §5: a folder that is not an earlier output of adjudicate is refused (exit 2), even when the
+    # run would succeed (this test used to expect it replaced)
+    r = invoke("readjudicate", "--previous", run(paths, tmp_path / "night1b"), *inputs_args(paths),
+               "--policy", "prefecture-employee", "--out", out)
+    assert r.exit_code == 2 and "not an output of adjudicate" in r.output
     assert [p.name for p in out.iterdir()] == ["stale.txt"]
-    # success replaces the folder whole, leaving no temporary folder beside it
-    readjudicate(run(paths, tmp_path / "night1b"), paths, out)
-    assert {p.name for p in out.iterdir()} == OUTPUTS
+    # success replaces an earlier output whole, leaving no temporary folder beside it
+    (out / "stale.txt").unlink()
+    for _ in range(2):
+        readjudicate(tmp_path / "night1b", paths, out)
+        assert {p.name for p in out.iterdir()} == OUTPUTS
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []
 
 

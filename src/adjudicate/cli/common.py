@@ -7,13 +7,17 @@ no traceback), 1 internal error.
 """
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+import threading
 import traceback
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import click
 
+from .. import outdir
 from ..inputs import InputError
 from ..money import group_digits
 from ..policy import PolicyError
@@ -44,9 +48,39 @@ class Progress:
             self.bar = None
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so temporary folders are removed on the way out."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+#: OSErrors of the machine, not of adjudicate: a message and exit 2, no traceback.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE,
+                      errno.ENFILE, errno.ENAMETOOLONG}
+_ENVIRONMENT_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
+
+
+def environment_error(e: BaseException) -> str | None:
+    """The reason, when ``e`` is the machine's (full disk, no permission, …) rather than a bug."""
+    if not isinstance(e, OSError):
+        return None
+    if e.errno in ENVIRONMENT_ERRNOS:
+        return e.strerror or str(e)
+    text = str(e)  # Arrow's IO errors carry the errno in their text only
+    return next((t for t in _ENVIRONMENT_TEXTS if t in text), None)
+
+
 @contextmanager
 def errors() -> Iterator[None]:
-    """Map failures to the contract's exit codes."""
+    """Map failures to the contract's exit codes, and say what is on disk after an interruption."""
+    outdir.begin_command()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        outdir.set_command(ctx.command_path)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         yield
     except (InputError, PolicyError) as e:
@@ -57,13 +91,38 @@ def errors() -> Iterator[None]:
     except click.ClickException:
         raise
     except KeyboardInterrupt:
-        click.echo("interrupted; no output was written", err=True)
+        click.echo(f"interrupted; {outdir.on_disk()}", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo(f"terminated (SIGTERM); {outdir.on_disk()}", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as e:  # noqa: BLE001 - the last line of defence
+        reason = environment_error(e)
+        if reason is not None:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            click.echo(f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
+                       "Free space or fix the permissions, then run again.", err=True)
+            sys.exit(2)
         click.echo(f"internal error: {type(e).__name__}: {e}\n"
                    "This is a bug in adjudicate; please report it with the traceback below.", err=True)
         traceback.print_exc()
         sys.exit(1)
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def check_out(out, *inputs) -> None:
+    """Refuse (exit 2) an --out the command may not replace, before anything is read (outdir.check_out).
+
+    ``inputs`` are the command's input options (each a path or a tuple of paths, or None).
+    """
+    paths = []
+    for group in inputs:
+        if group is None:
+            continue
+        paths.extend([group] if isinstance(group, (str, bytes)) or hasattr(group, "__fspath__") else group)
+    outdir.check_out(out, paths)
 
 
 def inputs_options(f):
@@ -83,4 +142,5 @@ def inputs_options(f):
     return f
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options"]
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_out", "environment_error", "errors", "group_digits",
+           "inputs_options"]

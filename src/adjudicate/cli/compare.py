@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_options
 
 
 def _label(info: dict) -> str:
@@ -92,6 +92,7 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
             raise click.UsageError("give one or two --policy (A, then B)")
         if len(policies) == 1 and not overrides:
             raise click.UsageError("give a second --policy, or --set overrides to compare the policy against")
+        check_out(out, claims, members, providers, catalogue)
         progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
         try:
             s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),

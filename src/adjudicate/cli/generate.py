@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, check_out, errors
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -31,6 +31,7 @@ def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
     from ..outputs import atomic_dir
 
     with errors():
+        check_out(out)
         t0 = time.perf_counter()
         tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
         with atomic_dir(Path(out)) as tmp:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_options
 from .compare import _signed
 
 
@@ -75,6 +75,9 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
           --catalogue catalogue.parquet --policy prefecture-employee --out night2/
     """
     with errors():
+        # --out may be the --previous folder (an earlier output, read whole before the swap; the new
+        # output holds the run in current/ for the next night)
+        check_out(out, claims, members, providers, catalogue)
         progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
         try:
             s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),

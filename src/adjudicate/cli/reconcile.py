@@ -10,7 +10,7 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits
+from .common import CLICK_SETTINGS, Progress, check_out, errors, group_digits
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -125,6 +125,7 @@ def reconcile(settlements, providers, members, advances, income, opening, rules,
           --opening data/reconcile/opening.csv --year 2024 --out reconciled/
     """
     with errors():
+        check_out(out, settlements, providers, members, advances, income, opening, rules)
         reward = None
         if reward_rate is not None:
             from decimal import InvalidOperation

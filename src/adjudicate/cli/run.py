@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_options
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -29,6 +29,7 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
           --policy prefecture-employee --out result/
     """
     with errors():
+        check_out(out, claims, members, providers, catalogue)
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
                  partitions)
         if not quiet:
@@ -114,6 +115,8 @@ def demo(policy_name, out) -> None:
 
     with errors():
         d = sample_dir()
+        if out:
+            check_out(out, d)
         files = {n: [str(d / f"{n}.parquet")] for n in ("claims", "members", "providers", "catalogue")}
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(out) if out else Path(tmp) / "out"
