@@ -91,30 +91,34 @@ def _legacy_output(folder: Path, names: set[str]) -> bool:
     return isinstance(doc, dict) and "adjudicate_version" in doc
 
 
+def _refuse(given: str | Path, why: str) -> InputError:
+    return InputError(f"--out {given} {why}")
+
+
 def _check_existing(target: Path, given: str | Path) -> bool:
     """Whether ``target`` holds an earlier output (False: absent or empty); InputError if it may not be replaced."""
     if not os.path.lexists(target):
         return False
     if not target.is_dir():
-        raise InputError("--out exists and is not a folder", given)
+        raise _refuse(given, "exists and is not a folder")
     try:
         names = set(os.listdir(target))
     except OSError as e:
-        raise InputError(f"--out cannot be read: {e.strerror or e}", given) from None
+        raise _refuse(given, f"cannot be read: {e.strerror or e}") from None
     if not names:
         return False
     marker = _marker(target)
     if marker is not None:
         foreign = sorted(names - set(marker["files"]) - {MARKER})
         if foreign:
-            raise InputError(f"--out is an earlier output of adjudicate but also holds {', '.join(foreign[:5])}"
+            raise _refuse(given, f"is an earlier output of adjudicate but also holds {', '.join(foreign[:5])}"
                              f"{' …' if len(foreign) > 5 else ''}, which adjudicate did not write; replacing the "
-                             "folder would delete it. Move it away, or choose another --out", given)
+                          "folder would delete it. Move it away, or choose another --out")
         return True
     if _legacy_output(target, names):
         return True
-    raise InputError("--out exists and is not an output of adjudicate (it is not empty and has no "
-                     f"{MARKER}); it is left untouched. Choose a new or empty folder", given)
+    raise _refuse(given, f"exists and is not an output of adjudicate (it is not empty and has no {MARKER}); "
+                  "it is left untouched. Choose a new or empty folder")
 
 
 def check_out(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
@@ -125,18 +129,17 @@ def check_out(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     """
     target = resolve_out(out)
     if target.parent == target:
-        raise InputError("--out is the root folder; give a folder for the outputs, e.g. --out result/", out)
+        raise _refuse(out, "is the root folder; give a folder for the outputs, e.g. --out result/")
     cwd = resolve_out(os.getcwd())
     if _within(cwd, target):
-        raise InputError(f"--out is {'the current folder' if cwd == target else 'a folder holding the current one'} "
-                         f"({target}); an output replaces its whole folder: give a new folder, e.g. --out result/",
-                         out)
+        raise _refuse(out, f"is {'the current folder' if cwd == target else 'a folder holding the current one'} "
+                      f"({target}); an output replaces its whole folder: give a new folder, e.g. --out result/")
     for p in inputs:
         if p is None:
             continue
         if _within(resolve_out(p), target):
-            raise InputError(f"--out holds the input {p}; an output replaces its whole folder, so choose an --out "
-                             "that holds no inputs", out)
+            raise _refuse(out, f"holds the input {p}; an output replaces its whole folder, so choose an --out "
+                          "that holds no inputs")
     _check_existing(target, out)
     return target
 
