@@ -196,15 +196,28 @@ def _parent_lock(parent: Path) -> Iterator[None]:
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the swap and its record are both done."""
-    block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if block:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    """SIGINT and SIGTERM wait until the swap and its record are both done.
+
+    Python runs signal handlers in the main thread whichever thread the signal
+    hit (Arrow has its own), so the handlers are swapped for one that notes the
+    signal, and the noted signal is handled as usual afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    saved = {s: signal.signal(s, lambda signum, frame: noted.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if block:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if noted:
+            handler = saved[noted[0]]
+            if callable(handler):
+                handler(noted[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(noted[0])
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -42,6 +41,7 @@ from .policy import Policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
+PARTITIONS = ".partitions"  # folder of the partition files, inside the output's temporary folder
 #: Lines per partition when streaming is chosen automatically (about 2 GB each).
 LINES_PER_PARTITION = 2_500_000
 #: Peak memory of the in-memory path per input line, measured on generated data
@@ -216,16 +216,21 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
     digests = {str(f): _digest(f) for f in claim_files}
     for t in (members, providers, catalogue):
         digests.update(t.digests)
-    with tempfile.TemporaryDirectory(prefix="adjudicate-partitions-") as tmp:
+    # The partition files (claim data: personal health information) live in the output's temporary
+    # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
+    with atomic_dir(out) as folder:
+        scratch = folder / PARTITIONS
+        scratch.mkdir()
         say(f"partition into {parts}")
         with timer("partition"):
-            part = Partitioner(members, parts, Path(tmp))
+            part = Partitioner(members, parts, scratch)
             for i, f in enumerate(claim_files):
                 part.add_file(i, f)
             split = part.split_claims()
-        with atomic_dir(out) as folder:
-            return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say)
+        s = _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
+                               threads, with_lines, timer, digests, say)
+        shutil.rmtree(scratch)
+    return s
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
