@@ -76,6 +76,11 @@ def render(s: dict, out: Path | None) -> None:
         lt.add_row(label, group_digits(led[key]))
     console.print(lt)
     ok = "hold" if s["identities_hold"] else "DO NOT HOLD"
+    bad = {k: v for k, v in s.get("impossible", {}).items() if v}
+    if bad:
+        console.print("[bold red]impossible:[/bold red] "
+                      + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items())
+                      + " (settlements or members of another run?)")
     console.print(f"identities {ok}; time " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings_seconds"].items()))
     if out is not None:
         console.print(f"written to {out}/ ({', '.join(OUTPUTS)})")
