@@ -79,6 +79,7 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
         t = pq.read_table(path, columns=list(columns) + list(amounts))
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
+    t = _checked(t, path)
     for c in amounts:
         try:
             fen = to_fen(t[c], c)
@@ -88,6 +89,48 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
     key = t["claim_id"] if "line_no" not in t.column_names else None
     if key is not None and t.num_rows and pc.count_distinct(key).as_py() != t.num_rows:
         raise InputError("a claim_id appears twice: not the settlements of one run", path, "claim_id")
+    return t
+
+
+#: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
+_KINDS = {"claim_id": "text", "member_id": "text", "item_code": "text", "class": "text", "settle_date": "date",
+          "line_no": "int"}
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view",
+                                                                                lambda _: False)(t)
+
+
+def _checked(t: pa.Table, path: Path) -> pa.Table:
+    """An earlier output read as an input: no nulls, and each key column of its kind (lossless casts only:
+    large_string and dictionary-encoded text are text, date64 is a date, any integer that fits is line_no)."""
+    for c in t.column_names:
+        col = t[c]
+        if col.null_count:
+            row = int(np.flatnonzero(np.asarray(col.is_null(), dtype=bool))[0])
+            raise InputError("is null: an output of 'adjudicate run' has a value in every row, so this is not "
+                             "one (a null amount would be read as 0.00 and make a false adjustment)", path, c, row)
+        kind, typ = _KINDS.get(c), col.type
+        value_type = typ.value_type if pa.types.is_dictionary(typ) else typ
+        if kind == "text" and _is_text(value_type):
+            target = pa.string()
+        elif kind == "date" and (pa.types.is_date32(value_type) or pa.types.is_date64(value_type)):
+            target = pa.date32()
+        elif kind == "int" and pa.types.is_integer(value_type):
+            target = pa.int32()
+        elif kind is None:
+            continue
+        else:
+            what = {"text": "text (string)", "date": "a date (date32)", "int": "a whole number (int32)"}[kind]
+            raise InputError(f"holds {typ}, not {what} as 'adjudicate run' writes it", path, c,
+                             0 if t.num_rows else None)
+        if col.type != target:
+            try:
+                col = col.cast(target)  # safe cast: fails rather than lose a value
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise InputError(f"cannot be read as {target}: {str(e).splitlines()[0]}", path, c) from None
+            t = t.set_column(t.column_names.index(c), c, col)
     return t
 
 
@@ -205,6 +248,25 @@ def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
     return _to_decimal(t, [f"{k}_{s}" for k in amounts for s in ("previous", "current", "delta")])
 
 
+def relation(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array, previous_inputs: Any,
+             current_inputs: dict[str, str]) -> dict[str, Any]:
+    """How the earlier run relates to these inputs: its claims found again (settled or rejected now), those
+    found under another member, and its input files found again (same digest). ``unrelated`` when fewer
+    than half of the claims of the smaller run are common, or most common claims changed member."""
+    now = pa.concat_arrays([current["claim_id"].combine_chunks().cast(pa.string()), rejected_ids.cast(pa.string())])
+    common = int(pc.sum(pc.is_in(previous["claim_id"], value_set=now)).as_py() or 0) if previous.num_rows else 0
+    pairs = previous.select(["claim_id", "member_id"]).join(current.select(["claim_id", "member_id"]), "claim_id",
+                                                            left_suffix=".previous", right_suffix=".current")
+    other = int(pc.sum(pc.not_equal(pairs["member_id.previous"], pairs["member_id.current"])).as_py() or 0) \
+        if pairs.num_rows else 0
+    known = set(previous_inputs.values()) if isinstance(previous_inputs, dict) else set()
+    same_files = len(known & set(current_inputs.values()))
+    smaller = min(previous.num_rows, current.num_rows + len(rejected_ids))
+    return {"previous_claims": previous.num_rows, "claims_in_common": common, "claims_with_another_member": other,
+            "input_files_in_common": same_files,
+            "unrelated": bool(smaller and (2 * common < smaller or 2 * other > common))}
+
+
 def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
     counts = {k: 0 for k in KINDS}
     if len(kinds):
@@ -245,6 +307,15 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
         cur_totals = {k: int(pc.sum(cur_claims[k]).as_py() or 0) for k in AMOUNTS}
         adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
+        related = relation(prev_claims, cur_claims, rejected_ids, (prev_summary or {}).get("inputs"),
+                           inputs.digests())
+    warnings = []
+    if related["unrelated"]:
+        warnings.append(
+            f"the previous run in {prev_folder} looks unrelated to these inputs: {related['claims_in_common']:,} "
+            f"of its {related['previous_claims']:,} claims are among them, {related['claims_with_another_member']:,}"
+            f" of those under another member, and {related['input_files_in_common']} of its input files are the "
+            "same. Every difference is written as an adjustment: check --previous")
     say("write")
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
@@ -263,7 +334,9 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
             "policy": (prev_summary or {}).get("policy"),
             "inputs": (prev_summary or {}).get("inputs"),
             "totals": {k: money(v) for k, v in prev_totals.items()},
+            "relation": related,
         },
+        "warnings": warnings,
     }
     if prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
         summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]

@@ -84,6 +84,8 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
                                  threads, progress)
         finally:
             progress.close()
+        for w in s.get("warnings", []):
+            click.secho(f"warning: {w}", err=True, fg="red", bold=True)
         if not quiet:
             show_readjudicate(s, Path(out))
 
