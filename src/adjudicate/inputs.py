@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -101,12 +102,37 @@ def expand_paths(paths: Iterable[str | Path], what: str) -> list[Path]:
     return out
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
+    """The file's bytes, read once, and their SHA-256: the digest in summary.json describes exactly the
+    bytes the reader parsed, even if the file is replaced while the run goes on."""
     with open(path, "rb") as f:
+        data = f.read()
+    return pa.py_buffer(data), hashlib.sha256(data).hexdigest()
+
+
+def digest_while_reading(path: Path):
+    """For files read piece by piece (streaming): the SHA-256 of the file as opened, and a check,
+    to call when reading is done, that the path still holds those bytes (not replaced, not rewritten)."""
+    f = open(path, "rb")
+    try:
+        before = os.fstat(f.fileno())
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    finally:
+        f.close()
+
+    def unchanged() -> None:
+        try:
+            now = os.stat(path)
+        except OSError:
+            now = None
+        if now is None or (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != \
+                (before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns):
+            raise InputError("the file changed while it was being read (replaced or rewritten during the run); "
+                             "run again when it is complete", path)
+
+    return h.hexdigest(), unchanged
 
 
 #: Errors the Arrow readers raise on a file they cannot read (corrupt,
@@ -114,8 +140,10 @@ def _digest(path: Path) -> str:
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
 
 
-def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
-    """One file's table with the contract's columns present in it; and whether it is text (CSV)."""
+def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = None) -> tuple[pa.Table, bool]:
+    """One file's table with the contract's columns present in it; and whether it is text (CSV).
+
+    The file is read into memory once; ``digests`` gets the SHA-256 of those bytes."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError("unknown file type: expected .parquet, .arrow/.feather/.ipc or .csv", path)
@@ -124,19 +152,22 @@ def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
     wanted = [c.name for c in spec.columns]
     what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV"}[kind]
     try:
-        if path.stat().st_size == 0:
+        data, digest = read_hashed(path)
+        if digests is not None:
+            digests[str(path)] = digest
+        if data.size == 0:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
                              f"{spec.name} columns", path)
         if kind == "parquet":
-            names = pq.read_schema(path).names
+            names = pq.read_schema(pa.BufferReader(data)).names
             _check_columns(spec, names, path)
-            table = pq.read_table(path, columns=[c for c in wanted if c in names])
+            table = pq.read_table(pa.BufferReader(data), columns=[c for c in wanted if c in names])
         elif kind == "ipc":
-            table = _read_ipc(path)
+            table = _read_ipc(data)
         else:
             # CSV text is read as exactly what it says: every contract column as
             # text, converted below with the same checks as typed input.
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
                 null_values=[""], quoted_strings_can_be_null=True))
         names = table.column_names
@@ -156,17 +187,17 @@ def _clean(e: BaseException) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
-def _read_ipc(path: Path) -> pa.Table:
+def _read_ipc(data: pa.Buffer) -> pa.Table:
     """Arrow IPC in the file (Feather v2) format, else the stream format, else Feather v1.
 
     IPC buffers are taken as they are on disk, so they are validated in full:
     a corrupt offset must be an error here, not a crash later.
     """
     try:
-        table = feather.read_table(path)
+        table = feather.read_table(pa.BufferReader(data))
     except pa.ArrowInvalid as file_error:
         try:
-            with pa.OSFile(str(path), "rb") as f:
+            with pa.BufferReader(data) as f:
                 table = pa.ipc.open_stream(f).read_all()
         except _READ_ERRORS:
             raise file_error from None
@@ -196,10 +227,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     in contract order, whatever the threads did first.
     """
     files = expand_paths(paths, spec.name)
-    parts = [_read_file(path, spec) for path in files]
+    digests: dict[str, str] = {}
+    parts = [_read_file(path, spec, digests) for path in files]
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): _digest(f) for f in files}, file_of_row)
+    table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): digests[str(f)] for f in files}, file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
         values, nulls = [], []

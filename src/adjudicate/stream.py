@@ -33,7 +33,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .engine import Inputs, Result, Timer, adjudicate
-from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
+from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
                       settlements_table, summary, write_parquet)
@@ -213,9 +213,8 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
     with timer("read"):
         members, providers = load(MEMBERS, member_paths), load(PROVIDERS, provider_paths)
         catalogue = load(CATALOGUE, catalogue_paths)
-    digests = {str(f): _digest(f) for f in claim_files}
-    for t in (members, providers, catalogue):
-        digests.update(t.digests)
+    digests: dict[str, str] = {}  # claims first, as an in-memory run lists them
+    others = {k: v for t in (members, providers, catalogue) for k, v in t.digests.items()}
     # The partition files (claim data: personal health information) live in the output's temporary
     # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
     with atomic_dir(out) as folder:
@@ -225,8 +224,11 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
         with timer("partition"):
             part = Partitioner(members, parts, scratch)
             for i, f in enumerate(claim_files):
+                digests[str(f)], unchanged = digest_while_reading(f)
                 part.add_file(i, f)
+                unchanged()  # the digest describes the bytes partitioned
             split = part.split_claims()
+        digests.update(others)
         s = _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
                                threads, with_lines, timer, digests, say)
         shutil.rmtree(scratch)
