@@ -228,6 +228,19 @@ def _pct(fraction_text: str | None) -> str:
     return f"{(Decimal(fraction_text) * 100).normalize():f} %"
 
 
+#: Line tables longer than this are shown as their first and last lines (``--json`` has them all):
+#: a terminal table of 100 000 rows is unreadable, and rich takes minutes to lay it out.
+MAX_LINES = 60
+HEAD_LINES, TAIL_LINES = 40, 10
+
+
+def shown_lines(lines: list[dict], limit: int = MAX_LINES) -> tuple[list[dict], list[dict], int]:
+    """(first lines, last lines, how many are left out between them) of a claim's lines for the text report."""
+    if len(lines) <= limit:
+        return lines, [], 0
+    return lines[:HEAD_LINES], lines[-TAIL_LINES:], len(lines) - HEAD_LINES - TAIL_LINES
+
+
 def render(report: dict, console=None) -> None:
     """Print the report with rich tables."""
     from rich.console import Console
@@ -271,22 +284,34 @@ def render(report: dict, console=None) -> None:
     say(f"benefit: {'yes, factor ' + _pct(b['factor']) if b['benefit'] else 'no'} "
               f"({b['key'] or 'no rule matched'}; settled by {b['block']})")
 
-    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
-              "first_self_pay ratio", "note")
-    for ln in report["lines"]:
+    head, tail, left_out = shown_lines(report["lines"])
+    gap = f"… {left_out:,} more lines (adjudicate explain --json lists every line)"
+
+    def each(t, cells) -> None:
+        for ln in head:
+            t.add_row(*cells(ln))
+        if left_out:
+            t.add_row("…", gap)
+        for ln in tail:
+            t.add_row(*cells(ln))
+
+    def catalogue_cells(ln: dict) -> tuple:
         row = ln["catalogue"]
         desc = "none valid on the admit date" if row is None else (
             f"#{row['row']} {row['name'] or ''} ({row['valid_from']} .. {row['valid_to'] or 'open'})")
         ratio_txt = "" if ln["first_self_pay_ratio"] is None else \
             f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
-        t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
-                  ln["ceiling"] or "", ratio_txt, ln["note"])
+        return (str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
+                ln["ceiling"] or "", ratio_txt, ln["note"])
+
+    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
+              "first_self_pay ratio", "note")
+    each(t, catalogue_cells)
     con.print(t)
     t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
               "fund_pool:r", "fund_supplementary:r")
-    for ln in report["lines"]:
-        t.add_row(str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
-                  ln["fund_pool"], ln["fund_supplementary"])
+    each(t, lambda ln: (str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
+                        ln["fund_pool"], ln["fund_supplementary"]))
     con.print(t)
 
     y = report["year_so_far"]
