@@ -36,7 +36,7 @@ def test_outputs_imports_numpy_ma_eagerly():
 
 
 HARNESS = textwrap.dedent(r'''
-    import contextlib, hashlib, io, json, os, random, signal, sys, threading, time
+    import contextlib, faulthandler, hashlib, io, json, os, random, signal, sys, threading, time
     from pathlib import Path
     import click
     from adjudicate.cli import main
@@ -79,6 +79,7 @@ HARNESS = textwrap.dedent(r'''
         before = state()
         timer = threading.Timer(rnd.uniform(0, 1.1 * durations[k]), os.kill, (os.getpid(), signal.SIGINT))
         stage = "start"
+        faulthandler.dump_traceback_later(60, exit=True)  # a hang: every thread's stack, and a failed test
         try:
             timer.start()
             stage = "command"
@@ -88,6 +89,7 @@ HARNESS = textwrap.dedent(r'''
             timer.join()
         except KeyboardInterrupt:  # it came before the command started, or after it had returned
             code, message = ("before" if stage == "start" else "late"), ""
+        faulthandler.cancel_dump_traceback_later()
         print(json.dumps({"k": k, "code": code, "message": message, "before": before, "after": state(),
                           "expected": None}), flush=True)
     for k, args in enumerate(commands):  # what each command writes when left alone

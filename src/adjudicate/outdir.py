@@ -33,7 +33,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -194,30 +193,35 @@ def _parent_lock(parent: Path) -> Iterator[None]:
         os.close(fd)
 
 
+_deferring = False
+_deferred: list[int] = []
+
+
+def defer_signal(signum: int) -> bool:
+    """For signal handlers (cli.common installs them): True if the signal must wait, and is noted.
+
+    A flag, not a change of handlers: a signal can come at any moment, and a
+    handler swapped at the wrong one would swallow every later Ctrl-C.
+    """
+    if _deferring:
+        _deferred.append(signum)
+    return _deferring
+
+
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the swap and its record are both done.
-
-    Python runs signal handlers in the main thread whichever thread the signal
-    hit (Arrow has its own), so the handlers are swapped for one that notes the
-    signal, and the noted signal is handled as usual afterwards.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    noted: list[int] = []
-    saved = {s: signal.signal(s, lambda signum, frame: noted.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT and SIGTERM (when their handlers ask defer_signal) wait until the swap and its record are done;
+    a signal that came meanwhile is raised again at the end."""
+    global _deferring
+    _deferring = True
     try:
         yield
     finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-        if noted:
-            handler = saved[noted[0]]
-            if callable(handler):
-                handler(noted[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(noted[0])
+        _deferring = False
+        if _deferred:
+            signum = _deferred[0]
+            _deferred.clear()
+            signal.raise_signal(signum)
 
 
 # ---------------------------------------------------------------------------
@@ -282,7 +286,7 @@ def _clean_stale(target: Path) -> None:
         kind = p.name[len(prefix):].split("-", 1)[0]
         if kind not in ("tmp", "old"):
             continue
-        if p.is_symlink():  # left by versions before 0.9 when --out was a link
+        if p.is_symlink():  # left by earlier versions when --out was a link
             p.unlink(missing_ok=True)
             continue
         if not p.is_dir() or _held_by_another(p):
@@ -337,6 +341,7 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
     except OSError as e:
         raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
     _journal.append(record)
+    del _journal[:-16]  # a long-lived library user never calls begin_command
     _active.append(tmp)
     try:
         umask = os.umask(0)

@@ -52,13 +52,19 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so temporary folders are removed on the way out."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+def _on_signal(signum, frame) -> None:
+    """SIGINT and SIGTERM: raised in the main thread, unless an output is being swapped into place
+    (then the signal is raised again just after, so the message can say the output is there)."""
+    if outdir.defer_signal(signum):
+        return
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt
 
 
 #: OSErrors of the machine, not of adjudicate: a message and exit 2, no traceback.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE,
-                      errno.ENFILE, errno.ENAMETOOLONG}
+                      errno.ENFILE, errno.ENAMETOOLONG, errno.EBUSY}
 _ENVIRONMENT_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
@@ -80,7 +86,7 @@ def errors() -> Iterator[None]:
     if ctx is not None:
         outdir.set_command(ctx.command_path)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         yield
     except (InputError, PolicyError) as e:
@@ -108,8 +114,8 @@ def errors() -> Iterator[None]:
         traceback.print_exc()
         sys.exit(1)
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def check_out(out, *inputs) -> None:
