@@ -198,7 +198,6 @@ def _wait_for_partitions(proc: subprocess.Popen, out: Path) -> bool:
 def test_sigterm_during_streaming_removes_the_partitions(big, tmp_path):
     out, tmpdir = tmp_path / "out", tmp_path / "tmpdir"
     tmpdir.mkdir()
-    before = set(Path("/tmp").glob("adjudicate-partitions-*"))
     proc = _start_streaming(big, out, tmpdir)
     try:
         assert _wait_for_partitions(proc, out), "the partitions are written in the output's temporary folder"
@@ -210,7 +209,7 @@ def test_sigterm_during_streaming_removes_the_partitions(big, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "terminated" in err and "nothing was written" in err and "Traceback" not in err
     assert list(tmp_path.glob(".out.*")) == [] and not out.exists()
-    assert list(tmpdir.iterdir()) == [] and set(Path("/tmp").glob("adjudicate-partitions-*")) <= before
+    assert list(tmpdir.iterdir()) == []  # TMPDIR (where /tmp/adjudicate-partitions-* went) is not used
 
 
 def test_sigkill_during_streaming_leaves_partitions_only_where_the_next_run_cleans_them(big, tmp_path):

@@ -174,25 +174,6 @@ def _held_by_another(path: Path) -> bool:
         os.close(fd)  # releases the probe's lock
 
 
-@contextmanager
-def _parent_lock(parent: Path) -> Iterator[None]:
-    """A short exclusive lock on the folder that holds the output (creating and swapping)."""
-    try:
-        fd = _open_dir(parent)
-    except OSError as e:
-        raise InputError(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
-    try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        while _try_lock(fd) is False:
-            if time.monotonic() > deadline:
-                raise InputError(f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
-                                 "(an adjudicate run writing beside --out?); try again when it has finished", parent)
-            time.sleep(0.01)
-        yield
-    finally:
-        os.close(fd)
-
-
 _deferring = False
 _deferred: list[int] = []
 
@@ -209,15 +190,31 @@ def defer_signal(signum: int) -> bool:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM (when their handlers ask defer_signal) wait until the swap and its record are done;
-    a signal that came meanwhile is raised again at the end."""
+def _parent_lock(parent: Path) -> Iterator[None]:
+    """A short exclusive lock on the folder that holds the output (creating and swapping).
+
+    While it is held, SIGINT and SIGTERM wait (when their handlers ask
+    defer_signal): an interruption can neither leave the lock held nor split
+    the swap from its record. A signal that came meanwhile is raised again
+    when the lock is released.
+    """
     global _deferring
-    _deferring = True
     try:
+        fd = _open_dir(parent)
+    except OSError as e:
+        raise InputError(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while _try_lock(fd) is False:  # waiting may be interrupted
+            if time.monotonic() > deadline:
+                raise InputError(f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
+                                 "(an adjudicate run writing beside --out?); try again when it has finished", parent)
+            time.sleep(0.01)
+        _deferring = True
         yield
     finally:
         _deferring = False
+        os.close(fd)
         if _deferred:
             signum = _deferred[0]
             _deferred.clear()
@@ -330,28 +327,29 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
         return
     target = check_out(out, inputs)
     record = _Write(target, had_output=False)
+    tmp = live = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with _parent_lock(target.parent):
-            record.had_output = _check_existing(target, out)
-            _clean_stale(target)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-            live = _open_dir(tmp)
-            _try_lock(live)  # held until the end: a later run does not take this folder for stale
-    except OSError as e:
-        raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
-    _journal.append(record)
-    del _journal[:-16]  # a long-lived library user never calls begin_command
-    _active.append(tmp)
-    try:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _parent_lock(target.parent):
+                record.had_output = _check_existing(target, out)
+                _clean_stale(target)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+                live = _open_dir(tmp)
+                _try_lock(live)  # held until the end: a later run does not take this folder for stale
+                _journal.append(record)
+                del _journal[:-16]  # a long-lived library user never calls begin_command
+                _active.append(tmp)
+        except OSError as e:
+            raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary folders
         yield tmp
         _write_marker(tmp)
-        with _parent_lock(target.parent), _signals_deferred():
+        old = None
+        with _parent_lock(target.parent):
             had = _check_existing(target, out)  # it may have changed while we worked
-            old = None
             if not os.path.lexists(target):
                 os.rename(tmp, target)
             elif _rename_exchange(tmp, target):
@@ -368,12 +366,13 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        if not record.committed:
+        if tmp is not None and not record.committed:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        _active.remove(tmp)
-        os.close(live)
-
+        if tmp in _active:
+            _active.remove(tmp)
+        if live is not None:
+            os.close(live)
 
 __all__ = ["MARKER", "atomic_dir", "begin_command", "check_out", "on_disk", "resolve_out", "set_command"]
