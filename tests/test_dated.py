@@ -1,0 +1,206 @@
+"""Dated policy values (issue 7 §3): syntax and errors, the value in force on the
+settle date, counters and caps across a change, and the required properties."""
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import Case
+from conftest import y
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_reference import SLOW_OK, compare, datasets, load_case
+
+from adjudicate import policy as P
+from adjudicate.engine import adjudicate
+from adjudicate.outputs import claim_amounts
+
+CITY = P.shipped()["city-employee"].read_text(encoding="utf-8")
+
+#: (text in city-employee.toml, the key's old value, its new value): every kind of datable number.
+CHANGES = [
+    ("amount = 40000", "40000", "60000"),
+    ("{ from = 0, pool = 0.85 }", "0.85", "0.90"),
+    ("B = 0.15", "0.15", "0.10"),
+    ("supplementary_catalogue = false", "false", "true"),
+    ("3 = [600]", "[600]", "[800]"),
+    ("rate = 0.80", "0.80", "0.70"),
+    ('{ referral = ["referred", "emergency"], factor = 1.0 }', "1.0", "0.5"),
+]
+
+
+def _write(tmp: Path, name: str, text: str) -> P.Policy:
+    path = tmp / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return P.load(path)
+
+
+def city(tmp: Path, change: str | None) -> P.Policy:
+    """city-employee with every number of CHANGES changed on ``change`` (None: the new values, undated)."""
+    text = CITY
+    for where, old, new in CHANGES:
+        assert where in text, where
+        if change is None:
+            value = new
+        else:
+            value = (f'{{ values = {{ 2000-01-01 = {{ value = {old}, reference = "the old rule" }}, '
+                     f'{change} = {{ value = {new}, reference = "the new rule" }} }} }}')
+        text = text.replace(where, where.replace(old, value, 1) if old != new else where)
+    return _write(tmp, f"city-{change}", text)
+
+
+def run(inputs, policy):
+    r = adjudicate(inputs, policy, threads=1)
+    return r, claim_amounts(r)
+
+
+def same_run(a, b) -> None:
+    ra, aa = a
+    rb, ab = b
+    assert ra.enc.claim_id.to_pylist() == rb.enc.claim_id.to_pylist()
+    for k in aa:
+        np.testing.assert_array_equal(aa[k], ab[k], err_msg=k)
+    np.testing.assert_array_equal(ra.settle, rb.settle)
+    for name in ("line_self_pay", "line_fsp", "line_eligible", "line_pool", "line_supp"):
+        np.testing.assert_array_equal(getattr(ra, name), getattr(rb, name), err_msg=name)
+    assert sorted(map(str, ra.enc.rejected)) == sorted(map(str, rb.enc.rejected))
+
+
+HYP = settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
+
+
+# ---------------------------------------------------------------------------
+# The required properties
+# ---------------------------------------------------------------------------
+
+@HYP
+@given(case=datasets())
+def test_a_change_after_every_claim_changes_nothing(case):
+    with tempfile.TemporaryDirectory() as d:
+        inputs = load_case(case, Path(d))
+        same_run(run(inputs, P.load("city-employee")), run(inputs, city(Path(d), "2099-01-01")))
+
+
+@HYP
+@given(case=datasets())
+def test_a_change_before_every_claim_equals_the_new_values(case):
+    with tempfile.TemporaryDirectory() as d:
+        inputs = load_case(case, Path(d))
+        same_run(run(inputs, city(Path(d), None)), run(inputs, city(Path(d), "2001-01-01")))
+
+
+@HYP
+@given(case=datasets(), change=st.dates(dt.date(2023, 11, 1), dt.date(2025, 2, 1)))
+def test_claims_before_a_mid_year_change_are_settled_as_under_the_old_policy(case, change):
+    with tempfile.TemporaryDirectory() as d:
+        inputs = load_case(case, Path(d))
+        old, old_amounts = run(inputs, P.load("city-employee"))
+        new, new_amounts = run(inputs, city(Path(d), change.isoformat()))
+        before = {cid: i for i, (cid, day) in enumerate(zip(new.enc.claim_id.to_pylist(), new.enc.settle_date))
+                  if day < (change - dt.date(1970, 1, 1)).days}
+        old_pos = {cid: i for i, cid in enumerate(old.enc.claim_id.to_pylist())}
+        for cid, i in before.items():
+            j = old_pos[cid]
+            assert {k: int(v[i]) for k, v in new_amounts.items()} == {k: int(v[j]) for k, v in old_amounts.items()}
+            assert list(new.settle[i]) == list(old.settle[j]), cid
+
+
+@HYP
+@given(case=datasets(), change=st.dates(dt.date(2023, 11, 1), dt.date(2025, 2, 1)))
+def test_kernel_matches_reference_with_a_change_date(case, change):
+    with tempfile.TemporaryDirectory() as d:
+        compare(load_case(case, Path(d)), city(Path(d), change.isoformat()))
+
+
+def test_a_raised_cap_gives_the_new_cap_less_what_was_paid(tmp_path, run_case):
+    # city-employee: cap 40 000 until 2024-06-30, 60 000 from 2024-07-01 (CHANGES)
+    policy = city(tmp_path, "2024-07-01")
+    case = (Case().member().provider()
+            .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
+            .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10")
+            .claim("C3", [("A1", "20800.00")], admit="2024-09-01", discharge="2024-09-10"))
+    out = run_case(case, policy.path)
+    # before: X 50 000 × 85 % = 42 500 > 40 000: the cap pays 40 000, 2 352.94 to the tier at 80 %
+    assert (out["C1"]["fund_pool"], out["C1"]["fund_supplementary"]) == (y(40000), y("2352.94"))
+    # after: deductible 800, 90 %; room = 60 000 − 40 000 already paid: X 10 000 × 90 % = 9 000 fits
+    assert out["C2"]["fund_pool"] == y(9000) and out["C2"]["fund_supplementary"] == y(0)
+    # room 11 000 left: X 20 000 × 90 % = 18 000 → 11 000; O = 20 000 − round(11 000 / 0.9) at 70 %
+    assert out["C3"]["fund_pool"] == y(11000)
+    assert out["C3"]["fund_supplementary"] == y("5444.45")  # (20 000 − 12 222.22) × 70 % = 5 444.446
+    assert out["C2"]["deductible"] == y(800)
+
+
+def test_counters_carry_across_a_change(tmp_path, run_case):
+    # prefecture-employee with the first band's in-service rate 91 % → 95 % on 2024-07-01: the
+    # cumulative counter K keeps running, so the second claim starts at K = 58 000.
+    text = P.shipped()["prefecture-employee"].read_text(encoding="utf-8").replace(
+        "{ from = 0,      pool = { in_service = 0.91, retired = 0.93 }",
+        "{ from = 0,      pool = { values = { 2000-01-01 = { value = { in_service = 0.91, retired = 0.93 } }, "
+        "2024-07-01 = { value = { in_service = 0.95, retired = 0.93 }, reference = \"test\" } } }")
+    policy = _write(tmp_path, "pref", text)
+    case = (Case().member().provider("H2", level=2)
+            .claim("C1", [("A1", "58600.00")], provider_id="H2", admit="2024-01-05", discharge="2024-01-20")
+            .claim("C2", [("A1", "20000.00")], provider_id="H2", admit="2024-08-01", discharge="2024-08-10"))
+    out = run_case(case, policy.path)
+    assert out["C1"]["fund_pool"] == y(52780)  # 58 000 × 91 %
+    assert out["C2"]["fund_pool"] == y("18147.20")  # 2 000 × 95 % + 17 660 × 92 %
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+def test_plain_cited_and_dated_values(tmp_path):
+    p = city(tmp_path, "2024-07-01")
+    assert p.valid_from == dt.date(2000, 1, 1) and p.changes == (dt.date(2024, 7, 1),)
+    assert len(p.periods) == 2
+    assert p.at(dt.date(2024, 6, 30)).limits["fund_pool_annual"].amounts_fen == (4_000_000,)
+    assert p.at(dt.date(2024, 7, 1)).limits["fund_pool_annual"].amounts_fen == (6_000_000,)
+    assert p.at(dt.date(2024, 7, 1)).supplementary_catalogue is True
+    info = p.in_force("limits.fund_pool_annual.amount", dt.date(2024, 8, 1))
+    assert info == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01", "reference": "the new rule"}]
+    # a cited value: in force always, with its reference; no periods
+    text = CITY.replace("rate = 0.80", 'rate = { value = 0.80, reference = "ASSUMPTION AMB-14" }')
+    q = _write(tmp_path, "cited", text)
+    assert q.periods == () and q.valid_from is None and q.blocks[0].tier_bp == 8000
+    assert q.in_force("blocks.inpatient.supplementary.rate", dt.date(2024, 1, 1))[0]["reference"] \
+        == "ASSUMPTION AMB-14"
+
+
+@pytest.mark.parametrize("replace, key, message", [
+    ("amount = { values = { 2024-13-01 = 1 } }", "limits.fund_pool_annual.amount.values.2024-13-01", "not a date"),
+    ("amount = { values = {} }", "limits.fund_pool_annual.amount.values", "no dated value"),
+    ("amount = { values = { 2024-01-01 = { value = 1, ref = 2 } } }",
+     "limits.fund_pool_annual.amount.values.2024-01-01.ref", "unknown key 'ref'"),
+    ("amount = { values = { 2024-01-01 = { value = -5 } } }", "limits.fund_pool_annual.amount",
+     "must not be negative (the values in force from 2024-01-01)"),
+    ("amount = { value = 5, reference = 7 }", "limits.fund_pool_annual.amount.reference", "a reference is text"),
+])
+def test_malformed_dated_values(tmp_path, replace, key, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(CITY.replace("amount = 40000", replace), encoding="utf-8")
+    with pytest.raises(P.PolicyError) as e:
+        P.load(path)
+    assert e.value.key == key and message in str(e.value)
+    assert e.value.line == CITY[: CITY.index("amount = 40000")].count("\n") + 1
+
+
+def test_structure_cannot_be_dated(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(CITY.replace('settings = ["inpatient"]',
+                                 'settings = { values = { 2024-01-01 = ["inpatient"] } }'), encoding="utf-8")
+    with pytest.raises(P.PolicyError) as e:
+        P.load(path)
+    assert e.value.key == "blocks.inpatient.settings" and "cannot change over time" in str(e.value)
+
+
+def test_a_claim_before_the_first_date_is_an_error(tmp_path, run_case):
+    path = tmp_path / "late.toml"
+    path.write_text(CITY.replace("amount = 40000", "amount = { values = { 2024-07-01 = 60000 } }"), encoding="utf-8")
+    case = Case().member().provider().claim("C1", [("A1", "100.00")])  # settled 2024-03-10
+    with pytest.raises(P.PolicyError) as e:
+        run_case(case, path)
+    assert e.value.key == "limits.fund_pool_annual.amount" and "2024-03-10" in str(e.value)
