@@ -204,3 +204,80 @@ def test_a_claim_before_the_first_date_is_an_error(tmp_path, run_case):
     with pytest.raises(P.PolicyError) as e:
         run_case(case, path)
     assert e.value.key == "limits.fund_pool_annual.amount" and "2024-03-10" in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# explain, compare --set, streaming
+# ---------------------------------------------------------------------------
+
+def _cap_case(tmp_path):
+    case = (Case().member().provider()
+            .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
+            .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10"))
+    p = case.write(tmp_path / "data")
+    return ["--claims", str(p["claims"]), "--members", str(p["members"]), "--providers", str(p["providers"]),
+            "--catalogue", str(p["catalogue"])]
+
+
+def test_explain_shows_effective_date_and_reference(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from adjudicate.cli import main
+    policy = city(tmp_path, "2024-07-01")
+    args = _cap_case(tmp_path)
+    r = CliRunner().invoke(main, ["explain", "C2", *args, "--policy", str(policy.path), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    cap = rep["year_so_far"]["limits"][0]
+    assert cap["amount"] == "60000.00" and cap["used"] == "40000.00"
+    assert cap["in_force"] == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01",
+                                "reference": "the new rule"}]
+    step = next(s for s in rep["steps"] if s["name"] == "deductible_per_admission")
+    assert step["in_force"][0]["from"] == "2024-07-01" and step["in_force"][0]["reference"] == "the new rule"
+    assert rep["slices"][0]["in_force"][0]["reference"] == "the new rule"
+    r = CliRunner().invoke(main, ["explain", "C1", *args, "--policy", str(policy.path)])
+    assert r.exit_code == 0, r.output
+    assert "from 2000-01-01 · the old rule" in r.output and "the new rule" not in r.output
+    # an undated shipped policy: every key is in force always
+    r = CliRunner().invoke(main, ["explain", "C1", *args, "--policy", "city-employee", "--json"])
+    assert json.loads(r.output)["year_so_far"]["limits"][0]["in_force"][0]["from"] is None
+
+
+def test_compare_set_on_a_dated_key(tmp_path):
+    from adjudicate.compare import policy_with_overrides
+    base = city(tmp_path, "2024-07-01")
+    p = policy_with_overrides(base.path, ["limits.fund_pool_annual.amount.values.2024-07-01.value=70000"])
+    assert p.at(dt.date(2024, 8, 1)).limits["fund_pool_annual"].amounts_fen == (7_000_000,)
+    assert p.at(dt.date(2024, 1, 1)).limits["fund_pool_annual"].amounts_fen == (4_000_000,)
+    # a plain value replaces the whole series: in force always
+    p = policy_with_overrides(base.path, ["limits.fund_pool_annual.amount=50000"])
+    assert {x.limits["fund_pool_annual"].amounts_fen for x in p.period_policies} == {(5_000_000,)}
+    # a new dated series given whole
+    p = policy_with_overrides("city-employee", ["blocks.inpatient.supplementary.rate="
+                                                "{ values = { 2000-01-01 = 0.8, 2024-07-01 = 0.9 } }"])
+    assert p.at(dt.date(2024, 7, 1)).blocks[0].tier_bp == 9000
+    with pytest.raises(P.PolicyError) as e:
+        policy_with_overrides(base.path, ["limits.fund_pool_annual.amount.values.2024-07-01.value=-1"])
+    assert "2024-07-01" in str(e.value) and "negative" in str(e.value)
+
+
+def test_streaming_a_dated_policy_equals_in_memory(tmp_path):
+    import pyarrow.parquet as pq
+
+    from adjudicate.engine import read_inputs
+    from adjudicate.outputs import settlements_table
+    from adjudicate.stream import run_streaming
+    policy = city(tmp_path, "2024-07-01")
+    case = Case().member("M1").member("M2").member("M3").provider()
+    for m in ("M1", "M2", "M3"):
+        for k, month in enumerate(("03", "08", "11")):
+            case.claim(f"{m}C{k}", [("A1", "30800.00"), ("P1", "100.00")], member_id=m,
+                       admit=f"2024-{month}-01", discharge=f"2024-{month}-05")
+    paths = case.write(tmp_path / "in")
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    memory = settlements_table(adjudicate(inputs, policy, threads=1), for_file=True)
+    run_streaming([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]], policy,
+                  tmp_path / "out", parts=2)
+    assert pq.read_table(tmp_path / "out" / "settlements.parquet").to_pylist() == memory.to_pylist()
