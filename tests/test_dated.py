@@ -281,3 +281,50 @@ def test_streaming_a_dated_policy_equals_in_memory(tmp_path):
     run_streaming([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]], policy,
                   tmp_path / "out", parts=2)
     assert pq.read_table(tmp_path / "out" / "settlements.parquet").to_pylist() == memory.to_pylist()
+
+
+# ---------------------------------------------------------------------------
+# adjudicate policies show / export
+# ---------------------------------------------------------------------------
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from adjudicate.cli import main
+    return CliRunner().invoke(main, list(args))
+
+
+def test_policies_show_on_a_date(tmp_path):
+    import json
+    policy = city(tmp_path, "2024-07-01")
+    r = _cli("policies", "show", str(policy.path), "--on", "2024-08-01")
+    assert r.exit_code == 0, r.output
+    assert "limits.fund_pool_annual.amount = 60000  # from 2024-07-01 · the new rule" in r.output
+    assert "blocks.inpatient.deductible.by_level.3 = [800]  # from 2024-07-01 · the new rule" in r.output
+    assert "blocks.inpatient.scale.bands[0].pool = 0.9  # from 2024-07-01 · the new rule" in r.output
+    r = _cli("policies", "show", str(policy.path))  # every value of every series
+    assert "limits.fund_pool_annual.amount = 40000  # from 2000-01-01 · the old rule" in r.output
+    assert "limits.fund_pool_annual.amount = 60000  # from 2024-07-01 · the new rule" in r.output
+    v = json.loads(_cli("policies", "show", str(policy.path), "--on", "2024-01-01", "--json").output)
+    row = next(x for x in v["values"] if x["key"] == "limits.fund_pool_annual.amount")
+    assert row == {"key": "limits.fund_pool_annual.amount", "value": "40000", "from": "2000-01-01",
+                   "reference": "the old rule"}
+    # keys are whole, however long (never cut to a terminal's width)
+    r = _cli("policies", "show", "shenzhen-comprehensive", "--on", "2024-01-01")
+    assert "limits.basic_cap.by_enrolment_months[4].amount.of = \"avg_annual_wage\"" in r.output
+    r = _cli("policies", "show", str(policy.path), "--on", "1999-12-31")
+    assert r.exit_code == 2 and "1999-12-31" in r.output
+    assert _cli("policies", "show", "nope").exit_code == 2
+
+
+def test_policies_export_never_overwrites(tmp_path):
+    out = tmp_path / "mine.toml"
+    r = _cli("policies", "export", "zhenjiang-resident", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes() == P.shipped()["zhenjiang-resident"].read_bytes()
+    assert P.load(out).name == "zhenjiang-resident"
+    out.write_text("mine", encoding="utf-8")
+    r = _cli("policies", "export", "zhenjiang-resident", "--out", str(out))
+    assert r.exit_code == 2 and "exists" in r.output
+    assert out.read_text(encoding="utf-8") == "mine"
+    assert _cli("policies", "--json").exit_code == 0  # the list still works without a subcommand

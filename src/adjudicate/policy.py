@@ -176,7 +176,7 @@ class Policy:
 
     def at(self, day: dt.date) -> "Policy":
         """The policy in force on ``day``."""
-        self.check_dates(day)
+        self.check_dates(day, "asked for the policy in force on")
         return self.period_policies[bisect.bisect_right(self.changes, day)]
 
     def period_index(self, days: np.ndarray) -> np.ndarray:
@@ -189,15 +189,15 @@ class Policy:
         edges = np.array([(d - EPOCH).days for d in self.changes], np.int64)
         return np.searchsorted(edges, days, side="right").astype(np.int64)
 
-    def check_dates(self, earliest: dt.date) -> None:
+    def check_dates(self, earliest: dt.date, what: str = "a claim is settled on") -> None:
         """A date before the first value of every dated key is an error naming the key."""
         if self.valid_from is None or earliest >= self.valid_from:
             return
         late = [s for s in self.series.values() if s.dated and s.entries[0].start > earliest]
         key = late[0].key if late else None
-        raise PolicyError(f"a claim is settled on {earliest}, before this dated value's first date "
-                          f"{late[0].entries[0].start if late else self.valid_from}: give the value in force "
-                          "then too (the policy says nothing about earlier dates)", self.path, key,
+        first = late[0].entries[0].start if late else self.valid_from
+        raise PolicyError(f"{what} {earliest}, before this dated value's first date {first}: the policy "
+                          "says nothing about earlier dates (give the value in force then too)", self.path, key,
                           self.series_line(key))
 
     def series_line(self, key: str | None) -> int | None:
