@@ -3,6 +3,7 @@ settle date, counters and caps across a change, and the required properties."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from pathlib import Path
 
@@ -328,3 +329,45 @@ def test_policies_export_never_overwrites(tmp_path):
     assert r.exit_code == 2 and "exists" in r.output
     assert out.read_text(encoding="utf-8") == "mine"
     assert _cli("policies", "--json").exit_code == 0  # the list still works without a subcommand
+
+
+# ---------------------------------------------------------------------------
+# reconcile: dated settlement rules, by year
+# ---------------------------------------------------------------------------
+
+def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
+    from decimal import Decimal as D
+
+    from test_reconcile import Books, reconcile, rows
+
+    from adjudicate.reconcile.rules import DEFAULT_RULES, load_rules
+    b = Books().provider("H1").member("M1", category="retired")
+    b.admissions("H1", 120, "700000", year=2024).admissions("H1", 120, "700000", year=2025)
+    b.write(tmp_path)
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    own = tmp_path / "rules.toml"
+    own.write_text(text.replace(
+        "excess_share = 0.50", 'excess_share = { values = { 2000-01-01 = 0.50, 2025-06-01 = { value = 0.60, '
+        'reference = "a 2025 notice" } } }').replace(
+        "retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-06-01 = 500 } }"),
+        encoding="utf-8")
+    rules = load_rules(own)
+    assert rules.for_settlement(2024).excess_share_bp == 5000 and rules.for_settlement(2025).excess_share_bp == 6000
+    r, out = reconcile(tmp_path, "--rules", own)
+    assert r.exit_code == 0, r.output
+    due = {x["benefit_year"]: x["due"] for x in rows(out, "providers")}
+    # 116.7 % of the quota: Q + share × (A − 110 % Q); the 2025 corridor is settled on 2025-12-31
+    assert due == {2024: D("620000"), 2025: D("624000")}
+    credit = {x["year"]: x["credit"] for x in rows(out, "ledger")}
+    assert credit == {2024: D("400"), 2025: D("500")}  # paid on 1 January 2025 and 2026
+    s = json.loads((out / "summary.json").read_text())
+    assert s["rules"]["in_force_from"] == ["2000-01-01", "2025-06-01"]
+    # structure cannot be dated; a bad value names its date
+    own.write_text(text.replace("{ from_age = 36, rate = 0.015 }",
+                                "{ from_age = { values = { 2000-01-01 = 36 } }, rate = 0.015 }"), encoding="utf-8")
+    r, _ = reconcile(tmp_path, "--rules", own)
+    assert r.exit_code == 2 and "account_credit.by_age[1].from_age" in r.output
+    own.write_text(text.replace("ceiling = 1.20", "ceiling = { values = { 2000-01-01 = 1.20, 2025-01-01 = 1.0 } }"),
+                   encoding="utf-8")
+    r, _ = reconcile(tmp_path, "--rules", own)
+    assert r.exit_code == 2 and "corridor.ceiling" in r.output and "2025-01-01" in r.output
