@@ -113,3 +113,12 @@ def test_not_toml_and_missing_paths(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert invoke(empty).exit_code == 2
+
+
+def test_the_guide_example_is_a_passing_case(tmp_path):
+    import re
+    guide = (SHIPPED.parent / "policies" / "README.md").read_text(encoding="utf-8")
+    text = re.search(r"```toml\n(.*?)```", guide[guide.index("## Case files"):], re.S).group(1)
+    f = tmp_path / "guide.toml"
+    f.write_text(text, encoding="utf-8")
+    assert run_case(load_case(f)).passed
