@@ -110,17 +110,12 @@ def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
 def in_force(pol: Policy, key: str | None, day: dt.date) -> list[dict]:
     """Effective date and reference of each policy value behind ``key`` on ``day``.
 
-    A cited or dated value gives its own; any other key (a plain value) is in
-    force from the start of the policy's period holding ``day`` (None: always),
-    without a reference.
+    A cited or dated value gives its own; any other key holds a plain value,
+    in force always (``from`` None), without a reference.
     """
     if not key or key.startswith("catalogue."):
         return []
-    found = pol.in_force(key, day)
-    if found:
-        return found
-    start = max([d for d in pol.changes if d <= day], default=pol.valid_from)
-    return [{"key": key, "from": start.isoformat() if start else None, "reference": None}]
+    return pol.in_force(key, day) or [{"key": key, "from": None, "reference": None}]
 
 
 def in_force_text(entries: list[dict]) -> str:
