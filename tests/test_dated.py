@@ -371,3 +371,16 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
                    encoding="utf-8")
     r, _ = reconcile(tmp_path, "--rules", own)
     assert r.exit_code == 2 and "corridor.ceiling" in r.output and "2025-01-01" in r.output
+
+
+def test_errors_in_a_values_table_name_the_entry_line(tmp_path):
+    example = Path(P.__file__).parent / "cases" / "migrant-workers" / "policy.toml"
+    text = example.read_text(encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), start=1) if t.startswith("2024-07-01 ="))
+    for old, new, key in (("value = 0.72", "value = 1.72", "blocks.inpatient.scale.bands[0].pool"),
+                          ("2024-07-01 = {", "2024-07-32 = {", "blocks.inpatient.scale.bands[0].pool.values.2024-07-32")):
+        path = tmp_path / "p.toml"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+        with pytest.raises(P.PolicyError) as e:
+            P.load(path)
+        assert e.value.key == key and e.value.line == line, str(e.value)

@@ -192,6 +192,15 @@ def related(series: dict[str, Series], key: str) -> list[Series]:
     return out
 
 
+def entry_line(locator, found: list[Series], day: dt.date) -> int | None:
+    """The line of the entry in force on ``day`` of the first dated series in ``found`` (for errors)."""
+    for s in found:
+        e = s.at(day)
+        if e is not None and e.start is not None:
+            return locator._line_of(f"{s.key}.values.{e.start.isoformat()}")
+    return None
+
+
 def in_force(series: dict[str, Series], key: str, day: dt.date) -> list[dict]:
     """For ``explain``: each value behind ``key`` on ``day``, with its effective date and reference."""
     out = []

@@ -257,10 +257,10 @@ def load_document(doc: dict, path: Path, text: str = "") -> Policy:
         try:
             pols.append(reader.policy(dated.resolve(doc, series, day)))
         except PolicyError as e:
-            if e.key and dated.related(series, e.key):
-                err = PolicyError(f"{e.args[0].split(': ', 1)[-1]} (the values in force from {day})",
-                                  e.file, e.key, e.line)
-                raise err from None
+            found = dated.related(series, e.key) if e.key else []
+            if found:
+                raise PolicyError(f"{e.args[0].split(': ', 1)[-1]} (the values in force from {day})",
+                                  e.file, e.key, dated.entry_line(reader, found, day) or e.line) from None
             raise
     return replace(pols[0], series=series, valid_from=first, changes=changes, periods=tuple(pols))
 

@@ -116,9 +116,10 @@ def load_rules(path: str | Path | None = None) -> Rules:
         try:
             periods.append(reader.read(dated.resolve(doc, series, day)))
         except RulesError as e:
-            if e.key and dated.related(series, e.key):
+            found = dated.related(series, e.key) if e.key else []
+            if found:
                 raise RulesError(f"{str(e).split(': ', 1)[-1]} (the values in force from {day})", path, e.key,
-                                 e.line) from None
+                                 dated.entry_line(reader, found, day) or e.line) from None
             raise
     return replace(periods[0], valid_from=first, changes=changes, periods=tuple(periods), series=series)
 
