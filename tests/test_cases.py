@@ -69,6 +69,12 @@ def test_a_failing_case_prints_each_difference(tmp_path):
     assert r.output.strip().splitlines()[-1] == "2 case(s): 1 passed, 1 failed (3 difference(s))"
     r = invoke(tmp_path, "-q")
     assert "ok   " not in r.output and "FAIL" in r.output
+    import json
+    r = invoke(bad, "--json")
+    assert r.exit_code == 1
+    [rep] = json.loads(r.output)
+    assert rep["passed"] is False and {"claim_id": "C1", "line_no": None, "column": "fund_pool", "expected": "8540.00",
+                                       "got": "8540.35", "delta": "+0.35"} in rep["differences"]
 
 
 def test_overrides_date_and_defaults(tmp_path):
