@@ -163,6 +163,18 @@ def test_plain_cited_and_dated_values(tmp_path):
     assert p.at(dt.date(2024, 7, 1)).supplementary_catalogue is True
     info = p.in_force("limits.fund_pool_annual.amount", dt.date(2024, 8, 1))
     assert info == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01", "reference": "the new rule"}]
+    # a dated parameter moves every amount written as a multiple of it; a multiple may be dated too
+    sz = P.shipped()["shenzhen-comprehensive"].read_text(encoding="utf-8").replace(
+        "avg_annual_wage = 120000", "avg_annual_wage = { values = { 2000-01-01 = 120000, 2024-07-01 = 150000 } }")
+    sz = sz.replace('{ from = 6,  amount = { times = 1,   of = "avg_annual_wage" } }',
+                    '{ from = 6,  amount = { times = { values = { 2000-01-01 = 1, 2025-01-01 = 1.5 } }, '
+                    'of = "avg_annual_wage" } }')
+    w = _write(tmp_path, "sz", sz)
+    assert w.changes == (dt.date(2024, 7, 1), dt.date(2025, 1, 1))
+    caps = [w.at(dt.date(d, m, 1)).limits["basic_cap"].amounts_fen[:2] for d, m in ((2024, 1), (2024, 7), (2025, 1))]
+    assert caps == [(6_000_000, 12_000_000), (7_500_000, 15_000_000), (7_500_000, 22_500_000)]
+    band = w.at(dt.date(2024, 7, 1)).block_of_setting["outpatient"].bands[1]
+    assert band.start_fen == 1_500_000  # 10 % of the new W
     # a cited value: in force always, with its reference; no periods
     text = CITY.replace("rate = 0.80", 'rate = { value = 0.80, reference = "ASSUMPTION AMB-14" }')
     q = _write(tmp_path, "cited", text)
