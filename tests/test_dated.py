@@ -245,6 +245,7 @@ def test_explain_shows_effective_date_and_reference(tmp_path):
     rep = json.loads(r.output)
     cap = rep["year_so_far"]["limits"][0]
     assert cap["amount"] == "60000.00" and cap["used"] == "40000.00"
+    assert rep["policy"]["in_force_from"] == ["2000-01-01", "2024-07-01"]
     assert cap["in_force"] == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01",
                                 "reference": "the new rule"}]
     step = next(s for s in rep["steps"] if s["name"] == "deductible_per_admission")
@@ -294,6 +295,8 @@ def test_streaming_a_dated_policy_equals_in_memory(tmp_path):
     run_streaming([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]], policy,
                   tmp_path / "out", parts=2)
     assert pq.read_table(tmp_path / "out" / "settlements.parquet").to_pylist() == memory.to_pylist()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["policy"]["in_force_from"] == ["2000-01-01", "2024-07-01"]
 
 
 # ---------------------------------------------------------------------------

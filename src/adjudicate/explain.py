@@ -208,7 +208,10 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
     ref = reference_run(inputs, pol)
     report: dict[str, Any] = {"claim_id": claim_id,
-                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)}}
+                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path),
+                                         "in_force_from": [d.isoformat() for d in
+                                                           ((pol.valid_from,) + pol.changes if pol.valid_from
+                                                            else ())]}}
     rejections = [{"line_no": r[1], "reason": r[2], "detail": r[3]} for r in ref.rejected if r[0] == claim_id]
     if rejections:
         report.update(status="rejected", rejections=rejections)
