@@ -273,13 +273,16 @@ def load_case(path: str | Path) -> Case:
 def _policy(r: _Reader, name: str, overrides: list[str]) -> P.Policy:
     from .compare import policy_with_overrides
 
-    local = (r.path.parent / name)
+    local = r.path.parent / name
     target = local if name.endswith(".toml") and local.exists() else name
+    try:
+        P.load(target)  # the policy's own errors first, named as the case's policy
+    except P.PolicyError as e:
+        raise r.error("case.policy", str(e)) from None
     try:
         return policy_with_overrides(target, overrides)
     except P.PolicyError as e:
-        raise CaseError(f"{e}", r.path, "case.set" if overrides and "--set" in str(e) else "case.policy",
-                        r._line_of("case.set" if overrides and "--set" in str(e) else "case.policy")) from None
+        raise r.error("case.set", str(e)) from None
 
 
 def _decimal(r: _Reader, v: Any, key: str) -> Decimal:
