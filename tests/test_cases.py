@@ -94,7 +94,7 @@ def test_overrides_date_and_defaults(tmp_path):
     (('fund_pool = 8540.35', 'fund_paid = 1'), "claims[0].expect.fund_paid", "unknown key 'fund_paid'"),
     (('policy = "prefecture-employee"', 'policy = "nowhere"'), "case.policy", "no shipped policy"),
     (('policy = "prefecture-employee"', 'policy = "prefecture-employee"\nset = ["limits.nope.amount=1"]'),
-     "case.set", "'nope'"),
+     "case.set", "no key 'limits'"),
     (('claim_id = "C1"', 'claim_id = "C1"\nsetting = "inpatent"'), "claims[0].setting", "inpatent"),
     (('claim_id = "C1"', 'claim_id = "C1"\nadmit_date = "2024-02-30"'), "claims[0].admit_date", "2024-02-30"),
     (('[[claims]]', '[[members]]\nmember_id = "M1"\ncategory = "retiree"\n\n[[claims]]'), "members[0].category",
