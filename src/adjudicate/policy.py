@@ -61,7 +61,7 @@ class PolicyError(Exception):
 
     def __init__(self, message: str, file: str | Path | None = None, key: str | None = None,
                  line: int | None = None):
-        self.file, self.key, self.line = file, key, line
+        self.file, self.key, self.line, self.message = file, key, line, message
         where = [str(file)] if file else []
         if line:
             where.append(f"line {line}")
@@ -259,7 +259,7 @@ def load_document(doc: dict, path: Path, text: str = "") -> Policy:
         except PolicyError as e:
             found = dated.related(series, e.key) if e.key else []
             if found:
-                raise PolicyError(f"{e.args[0].split(': ', 1)[-1]} (the values in force from {day})",
+                raise PolicyError(f"{e.message} (the values in force from {day})",
                                   e.file, e.key, dated.entry_line(reader, found, day) or e.line) from None
             raise
     return replace(pols[0], series=series, valid_from=first, changes=changes, periods=tuple(pols))

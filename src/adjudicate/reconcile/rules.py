@@ -100,6 +100,7 @@ class RulesError(InputError):
             where.append(f"key '{key}'")
         Exception.__init__(self, f"{', '.join(where)}: {message}")
         self.file, self.column, self.row, self.key, self.line = file, None, None, key, line
+        self.message = message
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -118,7 +119,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         except RulesError as e:
             found = dated.related(series, e.key) if e.key else []
             if found:
-                raise RulesError(f"{str(e).split(': ', 1)[-1]} (the values in force from {day})", path, e.key,
+                raise RulesError(f"{e.message} (the values in force from {day})", path, e.key,
                                  dated.entry_line(reader, found, day) or e.line) from None
             raise
     return replace(periods[0], valid_from=first, changes=changes, periods=tuple(periods), series=series)
