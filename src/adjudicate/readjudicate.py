@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .inputs import InputError
+from .inputs import InputError, _is_text
 from .money import AmountError, to_fen
 from .outputs import AMOUNTS
 
@@ -95,11 +95,6 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
 #: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
 _KINDS = {"claim_id": "text", "member_id": "text", "item_code": "text", "class": "text", "settle_date": "date",
           "line_no": "int"}
-
-
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view",
-                                                                                lambda _: False)(t)
 
 
 def _checked(t: pa.Table, path: Path) -> pa.Table:
