@@ -278,3 +278,23 @@ def test_a_full_disk_exits_2_and_keeps_the_previous_output(data, tmp_path, monke
     monkeypatch.setattr(outputs, "write_parquet", arrow_full)
     refused(run(data, out), "No space left on device")
     assert tree(out) == before
+
+
+def test_the_library_refuses_an_out_holding_the_inputs_too(tmp_path):
+    """Commands built on the library (not only the CLI's early check) get the same refusal: the inputs are
+    named by the digests every output records."""
+    from adjudicate import policy as P
+    from adjudicate.engine import adjudicate, read_inputs
+    from adjudicate.inputs import InputError
+    from adjudicate.stream import run_streaming
+    g = tmp_path / "gen"
+    assert invoke("generate", "--members", 30, "--year", 2024, "--seed", 1, "--out", g, "-q").exit_code == 0
+    before = tree(g)
+    files = [[g / f"{t}.parquet"] for t in TABLES]
+    inputs = read_inputs(*files)
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    with pytest.raises(InputError, match="holds the input"):
+        outputs.write_all(result, g, inputs.digests(), inputs.claims.rows)
+    with pytest.raises(InputError, match="holds the input"):
+        run_streaming(*files, P.load("prefecture-employee"), g, parts=2)
+    assert tree(g) == before

@@ -369,7 +369,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
         **part,
         "rejected_claims": {"a": _rejected(ra), "b": _rejected(rb)},
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, summary["inputs"]) as tmp:
         pq.write_table(table, tmp / "compare.parquet")
         pq.write_table(member_table, tmp / "members.parquet")
         timer.t["write"] = time.perf_counter() - t0

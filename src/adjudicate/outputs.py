@@ -207,9 +207,9 @@ class _Background:
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True, inputs=()) -> dict:
+              with_lines: bool = True) -> dict:
     """Write every output of contract §4 into ``out`` atomically; return the summary."""
-    with atomic_dir(out, inputs) as tmp:
+    with atomic_dir(out, digests) as tmp:  # the inputs (named by their digests) may not lie in ``out``
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).

@@ -339,7 +339,7 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         summary["counts"]["adjusted_lines"] = lines.num_rows
         summary["counts"]["lines_by_kind"] = _count(lines["kind"])
         summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), inputs.digests()) as tmp:
         current = write_all(r, tmp / "current", inputs.digests(), inputs.claims.rows, with_lines=True)
         summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
                               "totals": current["totals"], "counts": current["counts"]}

@@ -217,7 +217,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
     others = {k: v for t in (members, providers, catalogue) for k, v in t.digests.items()}
     # The partition files (claim data: personal health information) live in the output's temporary
     # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
-    with atomic_dir(out) as folder:
+    with atomic_dir(out, [*claim_files, *others]) as folder:
         scratch = folder / PARTITIONS
         scratch.mkdir()
         say(f"partition into {parts}")

@@ -119,7 +119,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
     from ..outputs import atomic_dir
 
     s = as_yuan(rec.summary)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, rec.summary["inputs"]) as tmp:
         pq.write_table(rec.providers, tmp / "providers.parquet")
         pq.write_table(rec.funds, tmp / "funds.parquet")
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")
