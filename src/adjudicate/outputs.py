@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
-from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
+from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
