@@ -174,7 +174,7 @@ def _held_by_another(path: Path) -> bool:
         os.close(fd)  # releases the probe's lock
 
 
-_deferring = False
+_deferring = 0  # parent locks held by this process (threads of a library user may hold one each)
 _deferred: list[int] = []
 
 
@@ -186,7 +186,7 @@ def defer_signal(signum: int) -> bool:
     """
     if _deferring:
         _deferred.append(signum)
-    return _deferring
+    return _deferring > 0
 
 
 @contextmanager
@@ -203,6 +203,7 @@ def _parent_lock(parent: Path) -> Iterator[None]:
         fd = _open_dir(parent)
     except OSError as e:
         raise InputError(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
+    held = False
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while _try_lock(fd) is False:  # waiting may be interrupted
@@ -210,12 +211,14 @@ def _parent_lock(parent: Path) -> Iterator[None]:
                 raise InputError(f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
                                  "(an adjudicate run writing beside --out?); try again when it has finished", parent)
             time.sleep(0.01)
-        _deferring = True
+        _deferring += 1
+        held = True
         yield
     finally:
-        _deferring = False
+        if held:
+            _deferring -= 1
         os.close(fd)
-        if _deferred:
+        if _deferred and not _deferring:
             signum = _deferred[0]
             _deferred.clear()
             signal.raise_signal(signum)
