@@ -174,7 +174,7 @@ def _held_by_another(path: Path) -> bool:
         os.close(fd)  # releases the probe's lock
 
 
-_deferring = 0  # parent locks held by this process (threads of a library user may hold one each)
+_deferring = 0  # blocks holding signals back now (threads of a library user may each hold one)
 _deferred: list[int] = []
 
 
@@ -190,6 +190,28 @@ def defer_signal(signum: int) -> bool:
 
 
 @contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM (when their handlers ask defer_signal) wait until the block is done, then the
+    first one that came is raised again: for the swap and its record, and for removing a folder (shutil's
+    rmtree, cut by KeyboardInterrupt, fails with a misleading 'Bad file descriptor')."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferred and not _deferring:
+            signum = _deferred[0]
+            _deferred.clear()
+            signal.raise_signal(signum)
+
+
+def _remove(folder: Path) -> None:
+    with _signals_held():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def _parent_lock(parent: Path) -> Iterator[None]:
     """A short exclusive lock on the folder that holds the output (creating and swapping).
 
@@ -198,12 +220,11 @@ def _parent_lock(parent: Path) -> Iterator[None]:
     the swap from its record. A signal that came meanwhile is raised again
     when the lock is released.
     """
-    global _deferring
     try:
         fd = _open_dir(parent)
     except OSError as e:
         raise InputError(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
-    held = False
+    closed = False
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while _try_lock(fd) is False:  # waiting may be interrupted
@@ -211,17 +232,15 @@ def _parent_lock(parent: Path) -> Iterator[None]:
                 raise InputError(f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
                                  "(an adjudicate run writing beside --out?); try again when it has finished", parent)
             time.sleep(0.01)
-        _deferring += 1
-        held = True
-        yield
+        with _signals_held():
+            try:
+                yield
+            finally:
+                os.close(fd)  # released before a signal that came meanwhile is raised
+                closed = True
     finally:
-        if held:
-            _deferring -= 1
-        os.close(fd)
-        if _deferred and not _deferring:
-            signum = _deferred[0]
-            _deferred.clear()
-            signal.raise_signal(signum)
+        if not closed:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------
@@ -294,7 +313,7 @@ def _clean_stale(target: Path) -> None:
         if kind == "old" and not os.path.lexists(target):
             os.rename(p, target)
         else:
-            shutil.rmtree(p, ignore_errors=True)
+            _remove(p)
 
 
 def _write_marker(folder: Path) -> None:
@@ -367,10 +386,10 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
                     raise
             record.committed, record.had_output = True, had
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
     except BaseException:
         if tmp is not None and not record.committed:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
         raise
     finally:
         if tmp in _active:
