@@ -8,6 +8,9 @@ REFERRALS = ("referred", "emergency")
 CATEGORIES = ("in_service", "retired")
 PROVIDER_KINDS = ("community", "hospital", "pharmacy", "other")
 CLASSES = ("A", "B", "special", "supplementary", "excluded")
+#: Optional catalogue column ``item_kind`` (the three catalogues, 药品目录 / 诊疗项目 /
+#: 服务设施, plus goods that are none of them); read only by ``adjudicate audit``.
+ITEM_KINDS = ("drug", "treatment", "facility", "other")
 #: Line class codes inside the engine: the catalogue classes, then 'unknown'.
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
@@ -106,6 +109,7 @@ CATALOGUE = TableSpec(
         Column("max_unit_price", "amount", nullable=True),
         Column("valid_from", "date"),
         Column("valid_to", "date", nullable=True),
+        Column("item_kind", "enum", nullable=True, enum=ITEM_KINDS),
     ),
 )
 
