@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .audit import audit
 from .common import CLICK_SETTINGS
 from .compare import compare
 from .explain import explain
@@ -37,7 +38,7 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, audit):
     main.add_command(_command)
 
 __all__ = ["main"]
