@@ -48,6 +48,7 @@ cdef enum:
     P_O2I_DAYS = 11
     P_O2I_SETTINGS = 12
     P_KIND_KNOWN = 13      # the catalogue has item_kind
+    P_NONDRUG_KINDS = 14   # bit k: item kind k is not sold by pharmacies
 
     INPATIENT = 0
     PHARMACY = 3
@@ -269,7 +270,7 @@ def flag_claims(const int64_t[::1] member, const int64_t[::1] provider, const in
                         cnt = 0
                         sum_amt = 0
                         for a in range(line_start[i], line_start[i + 1]):
-                            if kind[a] > K_DRUG:
+                            if kind[a] >= 0 and (p[P_NONDRUG_KINDS] >> kind[a]) & 1:
                                 cnt += 1
                                 sum_amt += amount[a]
                         if cnt > 0:

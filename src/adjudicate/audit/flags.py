@@ -24,7 +24,8 @@ from .rules import NEEDS_KIND, RULES, AuditRules
 
 #: Parameter slots of ``_audit.flag_claims`` (its P_* enum).
 (P_ENABLED, P_READMIT_DAYS, P_SAME_DX, P_INSIDE_SETTINGS, P_BED_DAYS, P_BED_SHARE_BP, P_LARGE_SETTINGS,
- P_LARGE_AMOUNT, P_LARGE_QTY, P_FREQ_DAYS, P_FREQ_MAX, P_O2I_DAYS, P_O2I_SETTINGS, P_KIND_KNOWN) = range(14)
+ P_LARGE_AMOUNT, P_LARGE_QTY, P_FREQ_DAYS, P_FREQ_MAX, P_O2I_DAYS, P_O2I_SETTINGS, P_KIND_KNOWN,
+ P_NONDRUG_KINDS) = range(15)
 NO_GAP = -2**31
 #: Units of the kernel's measure (its U_* enum), as written in flags.parquet.
 UNITS = ("days", "lines", "share", "yuan", "units", "claims")
@@ -37,7 +38,7 @@ def _bits(settings: tuple[int, ...]) -> int:
 
 def params(rules: AuditRules, kind_known: bool) -> np.ndarray:
     """The rules file as the kernel's parameter vector (rules that need item_kind are off without it)."""
-    p = np.zeros(14, np.int64)
+    p = np.zeros(15, np.int64)
     r = rules.rules
     for code, name in enumerate(RULES):
         if r[name].enabled and (kind_known or name not in NEEDS_KIND):
@@ -55,6 +56,7 @@ def params(rules: AuditRules, kind_known: bool) -> np.ndarray:
     p[P_O2I_DAYS] = r["outpatient_to_inpatient"].params["window_days"]
     p[P_O2I_SETTINGS] = _bits(r["outpatient_to_inpatient"].params["settings"])
     p[P_KIND_KNOWN] = int(kind_known)
+    p[P_NONDRUG_KINDS] = _bits(r["pharmacy_non_drug"].params["kinds"])
     return p
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..reconcile.rules import RulesError
-from ..schema import SETTINGS
+from ..schema import ITEM_KINDS, SETTINGS
 from ..tomlfile import KeyLocator, read_toml
 
 DEFAULT_RULES = Path(__file__).with_name("audit-rules.toml")
@@ -37,7 +37,7 @@ _KEYS = {
     "duplicate_billing": set(),
     "bed_blocking": {"min_days", "min_facility_share"},
     "large_prescription": {"settings", "max_claim_amount", "max_line_quantity"},
-    "pharmacy_non_drug": set(),
+    "pharmacy_non_drug": {"kinds"},
     "pharmacy_frequency": {"window_days", "max_purchases"},
     "outpatient_to_inpatient": {"window_days", "settings"},
 }
@@ -131,6 +131,15 @@ class _Reader(KeyLocator):
             raise self.error(full, f"unknown setting {bad[0]!r}; settings are {', '.join(SETTINGS)}")
         return tuple(sorted({SETTINGS.index(s) for s in v}))
 
+    def kinds(self, t: dict, key: str, full: str) -> tuple[int, ...]:
+        v = self.require(t, key, full)
+        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+            raise self.error(full, f"must be a list of item kinds ({', '.join(ITEM_KINDS)})")
+        bad = [s for s in v if s not in ITEM_KINDS]
+        if bad:
+            raise self.error(full, f"unknown item kind {bad[0]!r}; kinds are {', '.join(ITEM_KINDS)}")
+        return tuple(sorted({ITEM_KINDS.index(s) for s in v}))
+
     def rule(self, doc: dict, name: str) -> Rule:
         t = self.table(doc, name)
         self.only(t, name, {"enabled", "severity"} | _KEYS[name])
@@ -146,6 +155,8 @@ class _Reader(KeyLocator):
                 p[key] = self.whole(t, key, full, 0, 10**9)
             elif key == "same_diagnosis":
                 p[key] = self.flag(t, key, full)
+            elif key == "kinds":
+                p[key] = self.kinds(t, key, full)
             elif key in ("settings", "inside_settings"):
                 p[key] = self.settings(t, key, full)
             elif key == "min_facility_share":

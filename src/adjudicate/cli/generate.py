@@ -18,14 +18,18 @@ from .common import CLICK_SETTINGS, errors
               help="Fraction of claims made invalid (they must be rejected).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
               show_default=True)
+@click.option("--plant-audit", is_flag=True,
+              help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata); "
+                   "adds the catalogue's item_kind column.")
 @click.option("-q", "--quiet", is_flag=True)
-def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
+def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
 
     \b
     Example:
       adjudicate generate --members 20000 --year 2024 --seed 7 --out gen/
       adjudicate generate --members 500 --year 2024 --seed 1 --bad-rows 0.02 --out bad/
+      adjudicate generate --members 2000 --year 2024 --seed 1 --plant-audit --out planted/
     """
     from ..generate import generate_tables, write_dataset
     from ..outputs import atomic_dir
@@ -33,6 +37,9 @@ def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
     with errors():
         t0 = time.perf_counter()
         tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+        if plant_audit:
+            from ..audit.plant import plant_audit as plant
+            tables = plant(tables)
         with atomic_dir(Path(out)) as tmp:
             write_dataset(tables, tmp, fmt)
         if not quiet:
