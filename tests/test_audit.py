@@ -1,0 +1,308 @@
+"""adjudicate audit: planted patterns and near misses, hand-computed indicators, rules file errors, CLI."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from adjudicate import policy as P
+from adjudicate.audit import RULES, load_audit_rules, run_audit
+from adjudicate.audit.plant import planted_cases, plant_audit
+from adjudicate.cli import main
+from adjudicate.engine import adjudicate, read_inputs
+from adjudicate.generate import generate_tables, write_dataset
+from adjudicate.outputs import settlements_table
+from adjudicate.reconcile.rules import RulesError
+
+from builders import Case
+
+DEFAULT = Path(load_audit_rules().path)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A generated data set with every pattern planted, and its audit."""
+    folder = tmp_path_factory.mktemp("planted")
+    tables = plant_audit(generate_tables(150, 2024, seed=11))
+    paths = write_dataset(tables, folder)
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    result = adjudicate(inputs, P.load("prefecture-employee"), threads=2)
+    audit = run_audit(result, inputs, threads=2)
+    return paths, planted_cases(tables), audit
+
+
+def _pairs(flags: pa.Table) -> set[tuple[str, str]]:
+    return set(zip(flags["claim_id"].to_pylist(), flags["rule"].to_pylist()))
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_rule_finds_every_planted_case_and_no_near_miss(planted, rule):
+    _, cases, audit = planted
+    got = _pairs(audit.flags)
+    mine = [c for c in cases["planted"] if c[1] == rule]
+    near = [c for c in cases["near_miss"] if c[1] == rule]
+    assert mine, f"no planted case for {rule}"
+    assert near, f"no near miss for {rule}"
+    assert [c for c in mine if c not in got] == []
+    assert [c for c in near if c in got] == []
+
+
+def test_planted_claims_fire_only_their_own_rule(planted):
+    _, cases, audit = planted
+    expected = set(cases["planted"])
+    on_planted = {p for p in _pairs(audit.flags) if p[0].startswith("AUDC")}
+    assert on_planted == expected
+
+
+def test_flag_evidence(planted):
+    _, _, audit = planted
+    rows = [r for r in audit.flags.to_pylist() if r["claim_id"].startswith("AUDC")]
+    by = defaultdict(list)
+    for r in rows:
+        by[r["rule"]].append(r)
+    readmit = sorted(by["readmission"], key=lambda r: r["gap_days"])
+    assert [r["gap_days"] for r in readmit] == [10, 15]
+    assert readmit[0]["evidence_claim_id"].startswith("AUDC") and readmit[0]["severity"] == "high"
+    assert str(readmit[0]["evidence_amount"]) == "20.00"
+    dup = by["duplicate_billing"][0]
+    assert dup["claim_id"].endswith("D00002") and dup["evidence_claim_id"].endswith("D00001")
+    assert dup["measure"] == 3 and dup["measure_unit"] == "lines"
+    bed = by["bed_blocking"][0]
+    assert bed["gap_days"] == 10 and str(bed["evidence_amount"]) == "700.00"
+    assert bed["measure"] == pytest.approx(0.9333) and bed["measure_unit"] == "share"
+    freq = by["pharmacy_frequency"][0]
+    assert freq["measure"] == 4 and freq["gap_days"] == 3
+    units = {r["measure_unit"] for r in by["large_prescription"]}
+    assert units == {"yuan", "units"}
+    assert all(r["evidence"] for r in rows)
+
+
+def test_same_flags_whatever_the_row_order_and_threads(planted):
+    paths, _, audit = planted
+    claims = pq.read_table(paths["claims"])
+    perm = np.random.default_rng(5).permutation(claims.num_rows)
+    shuffled = paths["claims"].parent / "shuffled.parquet"
+    pq.write_table(claims.take(pa.array(perm)), shuffled)
+    inputs = read_inputs([shuffled], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    again = run_audit(adjudicate(inputs, P.load("prefecture-employee"), threads=1), inputs, threads=1)
+    assert again.flags.equals(audit.flags)
+    assert again.indicators.equals(audit.indicators)
+
+
+def test_catalogue_without_item_kind_still_works_and_says_what_was_skipped(planted, tmp_path):
+    paths, cases, _ = planted
+    cat = pq.read_table(paths["catalogue"]).drop(["item_kind"])
+    pq.write_table(cat, tmp_path / "catalogue.parquet")
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [tmp_path / "catalogue.parquet"])
+    a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs)
+    s = a.summary()
+    assert set(s["skipped_rules"]) == {"bed_blocking", "pharmacy_non_drug"}
+    got = _pairs(a.flags)
+    assert all(c in got for c in cases["planted"] if c[1] in ("readmission", "overlapping_stay", "duplicate_billing"))
+    assert not {r for _, r in got} & {"bed_blocking", "pharmacy_non_drug"}
+
+
+# ---------------------------------------------------------------- indicators on a hand-made data set
+def _indicator_case(tmp_path: Path) -> dict[str, Path]:
+    c = Case()
+    for m in ("M1", "M2", "M3"):
+        c.member(m)
+    for h in ("H1", "H2", "H3"):
+        c.provider(h, kind="hospital", level=2)
+    c.provider("PH", kind="pharmacy", level=0)
+    c.item("D", "A").item("F", "A").item("T", "A")
+    # H1: two stays of M1 (the second a readmission after 5 days), two visits of M2
+    c.claim("c1", [("D", 600), ("F", 400)], "M1", "H1", admit="2024-03-01", discharge="2024-03-05")
+    c.claim("c2", [("D", 300), ("X1", 200)], "M1", "H1", admit="2024-03-10", discharge="2024-03-12")
+    c.claim("c3", [("T", 100)], "M2", "H1", setting="outpatient", admit="2024-04-01")
+    c.claim("c4", [("T", 50), ("X1", 50)], "M2", "H1", setting="outpatient", admit="2024-04-02")
+    # H2 and H3: M3
+    c.claim("c5", [("D", 1000)], "M3", "H2", admit="2024-05-01", discharge="2024-05-03")
+    c.claim("c6", [("T", 100)], "M3", "H2", setting="outpatient", admit="2024-05-10")
+    c.claim("c7", [("D", 2000)], "M3", "H3", admit="2024-06-01", discharge="2024-06-11")
+    c.claim("c8", [("T", 100)], "M3", "H3", setting="outpatient", admit="2024-06-20")
+    c.claim("c9", [("D", 30)], "M1", "PH", setting="pharmacy", admit="2024-07-01")
+    paths = c.write(tmp_path / "ind")
+    cat = pq.read_table(paths["catalogue"])
+    kinds = {"A1": "drug", "B1": "drug", "S1": "treatment", "P1": "drug", "X1": "drug", "D": "drug",
+             "F": "facility", "T": "treatment"}
+    cat = cat.append_column("item_kind", pa.array([kinds[i] for i in cat["item_code"].to_pylist()]))
+    pq.write_table(cat, paths["catalogue"])
+    return paths
+
+
+def _rules(tmp_path: Path, **replace: str) -> Path:
+    text = DEFAULT.read_text(encoding="utf-8")
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    p = tmp_path / "rules.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_indicators_reproduce_hand_computed_values(tmp_path):
+    paths = _indicator_case(tmp_path)
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    rules = load_audit_rules(_rules(tmp_path, **{"min_claims = 5": "min_claims = 1"}))
+    a = run_audit(result, inputs, rules)
+    ind = {(r["provider_id"], r["indicator"]): r for r in a.indicators.to_pylist()}
+    h1 = {k[1]: v for k, v in ind.items() if k[0] == "H1"}
+
+    def nd(name):
+        return h1[name]["numerator"], h1[name]["denominator"]
+
+    assert nd("admissions") == (2, 1) and nd("outpatient_visits") == (2, 1)
+    assert nd("inpatient_total_per_admission") == (150000, 2) and h1["inpatient_total_per_admission"]["value"] == 750.0
+    assert nd("outpatient_total_per_visit") == (20000, 2) and h1["outpatient_total_per_visit"]["value"] == 100.0
+    assert nd("average_length_of_stay") == (6, 2) and h1["average_length_of_stay"]["value"] == 3.0
+    assert nd("self_pay_share") == (25000, 170000)
+    assert nd("drug_share") == (110000, 150000)
+    assert nd("readmission_rate") == (1, 2) and h1["readmission_rate"]["value"] == 0.5
+    assert nd("admissions_per_100_visits") == (200, 2)
+    assert nd("visits_per_member") == (4, 2)
+    # fund per admission: the run's own fund_pool + fund_supplementary of H1's stays
+    s = {r["claim_id"]: r for r in settlements_table(result).to_pylist()}
+    fund = sum(int((s[c]["fund_pool"] + s[c]["fund_supplementary"]) * 100) for c in ("c1", "c2"))
+    assert nd("inpatient_fund_per_admission") == (fund, 2)
+    # peers: H1 750, H2 1000, H3 2000 per admission; median 1000; H3 is 2.0 × the median > 1.5
+    per_adm = {p: ind[(p, "inpatient_total_per_admission")] for p in ("H1", "H2", "H3")}
+    assert [per_adm[p]["peer_rank"] for p in ("H1", "H2", "H3")] == [3, 2, 1]
+    assert all(v["peers"] == 3 and v["peer_median"] == 1000.0 for v in per_adm.values())
+    assert per_adm["H3"]["outlier"] and per_adm["H3"]["outlier_reason"] == "peer median"
+    assert not per_adm["H1"]["outlier"] and not per_adm["H2"]["outlier"]
+    # drug share 1100/1500 is above the seed's 50 % standard (004 第2篇)
+    assert h1["drug_share"]["outlier"] and "standard" in h1["drug_share"]["outlier_reason"]
+    # a pharmacy has no admissions: per-admission values are null, never judged
+    ph = ind[("PH", "inpatient_total_per_admission")]
+    assert ph["value"] is None and ph["denominator"] == 0 and not ph["outlier"]
+    # readmission flag on c2
+    assert ("c2", "readmission") in _pairs(a.flags)
+
+
+def test_min_claims_keeps_small_providers_from_being_judged(tmp_path):
+    paths = _indicator_case(tmp_path)
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs)  # min_claims = 5
+    rows = [r for r in a.indicators.to_pylist() if r["indicator"] == "inpatient_total_per_admission"]
+    assert not any(r["outlier"] for r in rows) and all(r["peer_rank"] is None for r in rows)
+
+
+# ---------------------------------------------------------------- rules file
+@pytest.mark.parametrize("old,new,key", [
+    ("window_days = 15 ", "window_days = -1 ", "readmission.window_days"),
+    ('severity = "high"\nwindow_days = 15', 'severity = "urgent"\nwindow_days = 15', "readmission.severity"),
+    ("min_facility_share = 0.80", "min_facility_share = 1.5", "bed_blocking.min_facility_share"),
+    ("min_facility_share = 0.80", "min_facility_share = 0.80\nthreshold = 3", "bed_blocking.threshold"),
+    ('settings = ["outpatient", "pharmacy"]', 'settings = ["outpatient", "shop"]', "large_prescription.settings"),
+    ("max_claim_amount = 2000", "max_claim_amount = 2000.001", "large_prescription.max_claim_amount"),
+    ("peer_factor = 1.5", "peer_factor = 0.5", "indicators.peer_factor"),
+    ('kinds = ["treatment", "facility", "other"]', 'kinds = ["food"]', "pharmacy_non_drug.kinds"),
+])
+def test_rules_file_errors_name_the_key_and_line(tmp_path, old, new, key):
+    path = _rules(tmp_path, **{old: new})
+    with pytest.raises(RulesError) as e:
+        load_audit_rules(path)
+    assert key in str(e.value) and "line " in str(e.value)
+    line = int(str(e.value).split("line ")[1].split(",")[0])
+    assert key.split(".")[-1] in path.read_text(encoding="utf-8").splitlines()[line - 1]
+
+
+def test_rules_file_missing_table_and_key(tmp_path):
+    text = DEFAULT.read_text(encoding="utf-8")
+    p = tmp_path / "r.toml"
+    p.write_text(text.replace("[duplicate_billing]", "[duplicate_billing_x]"), encoding="utf-8")
+    with pytest.raises(RulesError, match="duplicate_billing"):
+        load_audit_rules(p)
+    p.write_text(text.replace("max_purchases = 3", ""), encoding="utf-8")
+    with pytest.raises(RulesError, match="pharmacy_frequency.max_purchases.*missing|missing"):
+        load_audit_rules(p)
+
+
+def test_disabled_rule_does_not_run(planted, tmp_path):
+    paths, _, _ = planted
+    rules = load_audit_rules(_rules(tmp_path, **{'enabled = true\nseverity = "high"\n\n[bed_blocking]':
+                                                  'enabled = false\nseverity = "high"\n\n[bed_blocking]'}))
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs, rules)
+    assert "duplicate_billing" not in set(a.flags["rule"].to_pylist())
+    assert a.summary()["skipped_rules"]["duplicate_billing"] == "disabled in the rules file"
+
+
+# ---------------------------------------------------------------- command line
+def _args(paths) -> list[str]:
+    return ["--claims", str(paths["claims"]), "--members", str(paths["members"]), "--providers",
+            str(paths["providers"]), "--catalogue", str(paths["catalogue"]), "--policy", "prefecture-employee"]
+
+
+def test_audit_command_writes_flags_indicators_summary(planted, tmp_path):
+    paths, cases, _ = planted
+    out = tmp_path / "audit"
+    r = CliRunner().invoke(main, ["audit", *_args(paths), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["flags.parquet", "indicators.parquet", "summary.json"]
+    flags = pq.read_table(out / "flags.parquet")
+    assert {"claim_id", "member_id", "provider_id", "rule", "severity", "evidence"} <= set(flags.column_names)
+    assert all(c in _pairs(flags) for c in cases["planted"])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["audit"]["flags"] == flags.num_rows and s["counts"]["reconciles"]
+
+
+def test_run_audit_writes_flags_beside_the_settlements(planted, tmp_path):
+    paths, _, audit = planted
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["run", *_args(paths), "--out", str(out), "--audit", "-q"])
+    assert r.exit_code == 0, r.output
+    names = {p.name for p in out.iterdir()}
+    assert {"settlements.parquet", "lines.parquet", "flags.parquet", "indicators.parquet"} <= names
+    assert _pairs(pq.read_table(out / "flags.parquet")) == _pairs(audit.flags)
+    s = json.loads((out / "summary.json").read_text())
+    assert "audit" in s and "audit" in s["timings_seconds"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--rules", "x.toml"], "--rules"),
+    (["--audit", "--partitions", "2"], "--partitions"),
+])
+def test_run_audit_usage_errors(planted, tmp_path, extra, message):
+    paths, _, _ = planted
+    r = CliRunner().invoke(main, ["run", *_args(paths), "--out", str(tmp_path / "o"), *extra])
+    assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_rules_file_exits_2_without_output(planted, tmp_path):
+    paths, _, _ = planted
+    bad = _rules(tmp_path, **{"window_days = 15 ": "window_days = 'x' "})
+    r = CliRunner().invoke(main, ["audit", *_args(paths), "--rules", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "readmission.window_days" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_item_kind_is_an_input_error(planted, tmp_path):
+    paths, _, _ = planted
+    cat = pq.read_table(paths["catalogue"])
+    kinds = cat["item_kind"].to_pylist()
+    kinds[3] = "food"
+    pq.write_table(cat.set_column(cat.column_names.index("item_kind"), "item_kind", pa.array(kinds)),
+                   tmp_path / "cat.parquet")
+    args = _args({**paths, "catalogue": tmp_path / "cat.parquet"})
+    r = CliRunner().invoke(main, ["audit", *args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "item_kind" in r.output and "row 3" in r.output
+
+
+def test_generate_plant_audit_option(tmp_path):
+    r = CliRunner().invoke(main, ["generate", "--members", "60", "--year", "2024", "--seed", "2", "--plant-audit",
+                                  "--out", str(tmp_path / "g"), "-q"])
+    assert r.exit_code == 0, r.output
+    cases = planted_cases(pq.read_schema(tmp_path / "g" / "claims.parquet"))
+    assert {rule for _, rule in cases["planted"]} == set(RULES)
+    assert {rule for _, rule in cases["near_miss"]} == set(RULES)
+    assert "item_kind" in pq.read_schema(tmp_path / "g" / "catalogue.parquet").names
