@@ -71,8 +71,9 @@ class LineFacts:
 
 def line_facts(enc: Encoded, inputs: Inputs) -> LineFacts:
     """Item codes and catalogue item kinds of the adjudicated lines, vectorised."""
-    enc_items = enc.item_code.dictionary_encode()  # enc.item_code is cached: lines.parquet reuses it
-    item = np.asarray(enc_items.indices, dtype=np.int64)
+    source = enc.source["item_code"]
+    enc_items = (source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source).dictionary_encode()
+    item = np.asarray(enc_items.indices, dtype=np.int64)[enc.line_row]
     cat = inputs.catalogue
     kind_known = "item_kind" in cat.values and bool((~cat.nulls["item_kind"]).any())
     if not kind_known:
@@ -156,12 +157,16 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
     oth = np.where(has_other, other, 0)
     has_gap = gap != NO_GAP
     total = r.sums[:, TOTAL]
-    claim_pos, other_pos = pa.array(claim), pa.array(oth)
+    # strings of the flagged claims only (not enc.claim_id etc., which gather every claim)
+    claim_ids = enc.claim_dict.take(pa.array(enc.claim_code[claim]))
+    provider_ids = enc.source["provider_id"].take(pa.array(enc.head_row[claim]))
+    other_ids = enc.claim_dict.take(pa.array(enc.claim_code[oth]))
+    other_provs = enc.source["provider_id"].take(pa.array(enc.head_row[oth]))
     rule_names = pa.array(list(RULES))
     severities = pa.array([rules.rules[n].severity for n in RULES])
     codes = pa.array(rule.astype(np.int32))
-    other_id = pc.if_else(pa.array(has_other), enc.claim_id.take(other_pos), pa.scalar(None, pa.string()))
-    other_prov = pc.if_else(pa.array(has_other), enc.provider_id.take(other_pos), pa.scalar(None, pa.string()))
+    other_id = pc.if_else(pa.array(has_other), other_ids, pa.scalar(None, other_ids.type))
+    other_prov = pc.if_else(pa.array(has_other), other_provs, pa.scalar(None, other_provs.type))
     settle = enc.settle_date
     text = pa.nulls(len(flags), pa.string())
     measure_s = pa.array(measure).cast(pa.string())
@@ -196,9 +201,9 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
         text = pc.if_else(pa.array(rule == RULES.index(name)), _text(parts), text)
     text = pc.if_else(pa.array(rule == RULES.index("large_prescription")), large, text)
     return pa.table({
-        "claim_id": enc.claim_id.take(claim_pos),
-        "member_id": enc.member_id.take(claim_pos),
-        "provider_id": enc.provider_id.take(claim_pos),
+        "claim_id": claim_ids,
+        "member_id": enc.source["member_id"].take(pa.array(enc.head_row[claim])),
+        "provider_id": provider_ids,
         "setting": pa.array(SETTINGS).take(pa.array(enc.setting[claim].astype(np.int32))),
         "settle_date": pa.array(settle[claim].astype(np.int32)).cast(pa.date32()),
         "rule": rule_names.take(codes),

@@ -39,11 +39,8 @@ INDICATORS = {
 NOT_JUDGED = ("admissions", "outpatient_visits")
 
 
-def _sums(group: np.ndarray, n: int, *values: np.ndarray) -> list[np.ndarray]:
-    """Exact int64 sums of each value array by group code 0..n-1."""
-    order = np.argsort(group, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
+def _sums(order: np.ndarray, g: np.ndarray, starts: np.ndarray, n: int, *values: np.ndarray) -> list[np.ndarray]:
+    """Exact int64 sums of each value array by group (claims in ``order``, group codes ``g`` sorted)."""
     out = []
     for v in values:
         s = np.zeros(n, np.int64)
@@ -73,18 +70,28 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
     if len(flags):
         hit = flags[flags[:, 1] == RULES.index("readmission"), 0]
         readmit[np.unique(hit)] = 1
-    # groups: (provider, year)
-    key = enc.provider.astype(np.int64) * 10_000 + enc.year.astype(np.int64)
-    uniq, group = np.unique(key, return_inverse=True) if nc else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    ng = len(uniq)
+    # groups: (provider, year), numbered densely; a stable sort by group keeps each group's
+    # claims in member order, so distinct members are counted where the member changes
+    y0 = int(enc.year.min()) if nc else 0
+    years = int(enc.year.max()) - y0 + 1 if nc else 1
+    dense = enc.provider.astype(np.int64) * years + (enc.year.astype(np.int64) - y0)
+    present = np.flatnonzero(np.bincount(dense, minlength=1)) if nc else np.zeros(0, np.int64)
+    remap = np.zeros(int(dense.max()) + 1 if nc else 1, np.int64)
+    remap[present] = np.arange(len(present))
+    group = remap[dense]
+    ng = len(present)
+    order = np.argsort(group.astype(np.uint16) if ng <= 65535 else group, kind="stable")
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if nc else np.zeros(0, np.int64)
     one = np.ones(nc, np.int64)
     (n_claims, n_adm, n_out, ip_total, ip_fund, op_total, op_fund, bed_days, sp, all_total, ip_drug,
-     n_readmit) = _sums(group, ng, one, inp, outp, np.where(inp, total, 0), np.where(inp, fund, 0),
+     n_readmit) = _sums(order, g, starts, ng, one, inp, outp, np.where(inp, total, 0), np.where(inp, fund, 0),
                         np.where(outp, total, 0), np.where(outp, fund, 0), los, self_pay, total,
                         np.where(inp, drug, 0), readmit & inp)
-    # distinct members per group: unique (group, member) pairs
-    pair = np.unique(group.astype(np.int64) * (int(enc.member.max(initial=0)) + 1) + enc.member) if nc else group
-    members = np.bincount(pair // (int(enc.member.max(initial=0)) + 1), minlength=ng).astype(np.int64)
+    m = enc.member[order]
+    new_member = np.r_[True, (g[1:] != g[:-1]) | (m[1:] != m[:-1])] if nc else np.zeros(0, bool)
+    members = np.bincount(g[new_member], minlength=ng).astype(np.int64)
+    uniq = present
     none = np.zeros(ng, np.int64)
     table = {  # name → (numerator, denominator); fen numerators for yuan
         "admissions": (n_adm, np.ones(ng, np.int64)),
@@ -105,8 +112,8 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
              "outpatient_total_per_visit": n_out, "outpatient_fund_per_visit": n_out,
              "average_length_of_stay": n_adm, "drug_share": n_adm, "readmission_rate": n_adm,
              "admissions_per_100_visits": n_out}
-    prov = uniq // 10_000
-    year = (uniq % 10_000).astype(np.int16)
+    prov = uniq // years
+    year = (uniq % years + y0).astype(np.int16)
     pkind = np.asarray(inputs.providers["kind"], dtype=np.int64)[prov]
     plevel = np.asarray(inputs.providers["level"], dtype=np.int64)[prov]
     peer_key = (year.astype(np.int64) * 16 + pkind) * 256 + plevel
