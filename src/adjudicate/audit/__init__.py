@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute in report_tables)
 
 from ..engine import Inputs, Result, default_threads
 from .flags import flag, flags_table, line_facts
@@ -34,6 +35,19 @@ class Audit:
     indicators: pa.Table
     skipped: dict[str, str]  # rule → why it did not run
     timings: dict[str, float] = field(default_factory=dict)
+
+    def report_tables(self, top: int = 20) -> dict[str, pa.Table]:
+        """What a report shows of the audit (the hook for report.html): the flags, high
+        severity first, at most ``top`` per rule, and the provider indicators that are outliers."""
+        parts = []
+        for sev in ("high", "medium", "low"):
+            for name in RULES:
+                if self.rules.rules[name].severity == sev:
+                    f = self.flags.filter(pa.compute.equal(self.flags["rule"], name))
+                    parts.append(f.slice(0, top))
+        flags = pa.concat_tables(parts) if parts else self.flags.slice(0, 0)
+        outliers = self.indicators.filter(self.indicators["outlier"]) if self.indicators.num_rows else self.indicators
+        return {"flags": flags, "outliers": outliers}
 
     def summary(self) -> dict:
         rule = self.flags.column("rule").to_numpy(zero_copy_only=False) if self.flags.num_rows else np.zeros(0, str)

@@ -73,7 +73,8 @@ def line_facts(enc: Encoded, inputs: Inputs) -> LineFacts:
     """Item codes and catalogue item kinds of the adjudicated lines, vectorised."""
     source = enc.source["item_code"]
     enc_items = (source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source).dictionary_encode()
-    item = np.asarray(enc_items.indices, dtype=np.int64)[enc.line_row]
+    # rows of rejected claims may have a null item_code; adjudicated lines never do
+    item = np.asarray(pc.fill_null(enc_items.indices, -1), dtype=np.int64)[enc.line_row]
     cat = inputs.catalogue
     kind_known = "item_kind" in cat.values and bool((~cat.nulls["item_kind"]).any())
     if not kind_known:
@@ -182,8 +183,8 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
     texts = {
         "readmission": ["admitted ", gap_s, " day(s) after discharge on ", other_date, " from the same provider (claim ",
                         other_s, ", total ", amt_s, " yuan)"],
-        "overlapping_stay": ["overlaps claim ", other_s, " at provider ", pc.fill_null(other_prov, ""),
-                             " (", gap_s, " day(s) into or shared with that stay; its total ", amt_s, " yuan)"],
+        "overlapping_stay": ["overlaps stay ", other_s, " at provider ", pc.fill_null(other_prov, ""), " by ",
+                             gap_s, " day(s) (its total ", amt_s, " yuan)"],
         "duplicate_billing": ["same provider, setting, admit date and ", measure_s,
                               " identical line(s) as claim ", other_s, " (total ", amt_s, " yuan)"],
         "bed_blocking": ["stay of ", gap_s, " day(s) billed ", share, " % as bed and nursing (", amt_s, " yuan)"],
@@ -200,6 +201,10 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
     for name, parts in texts.items():
         text = pc.if_else(pa.array(rule == RULES.index(name)), _text(parts), text)
     text = pc.if_else(pa.array(rule == RULES.index("large_prescription")), large, text)
+    inside = (rule == RULES.index("overlapping_stay")) & (enc.setting[claim] != SETTINGS.index("inpatient"))
+    text = pc.if_else(pa.array(inside), _text([
+        "on day ", gap_s, " of stay ", other_s, " at provider ", pc.fill_null(other_prov, ""),
+        " (its total ", amt_s, " yuan)"]), text)
     return pa.table({
         "claim_id": claim_ids,
         "member_id": enc.source["member_id"].take(pa.array(enc.head_row[claim])),
