@@ -306,3 +306,175 @@ def test_generate_plant_audit_option(tmp_path):
     assert {rule for _, rule in cases["planted"]} == set(RULES)
     assert {rule for _, rule in cases["near_miss"]} == set(RULES)
     assert "item_kind" in pq.read_schema(tmp_path / "g" / "catalogue.parquet").names
+
+
+# ---------------------------------------------------------------- the compiled pass against a plain reading
+def _reference_flags(paths, result, rules) -> set[tuple]:
+    """Every rule again, straight from its definition in AUDIT-RULES.md, O(n²) per member."""
+    from adjudicate.audit.plant import item_kinds  # noqa: F401  (kinds come from the catalogue file)
+    settled = {r["claim_id"]: r for r in settlements_table(result).to_pylist()}
+    cat = pq.read_table(paths["catalogue"]).to_pylist()
+    kind_of = {}
+    for row in cat:
+        kind_of.setdefault(row["item_code"], []).append(row)
+    claims: dict[str, dict] = {}
+    for ln in pq.read_table(paths["claims"]).to_pylist():
+        if ln["claim_id"] not in settled:
+            continue
+        c = claims.setdefault(ln["claim_id"], {"id": ln["claim_id"], "m": ln["member_id"], "p": ln["provider_id"],
+                                               "s": ln["setting"], "a": ln["admit_date"], "lines": []})
+        c["d"] = ln["discharge_date"] if ln["setting"] == "inpatient" else ln["admit_date"]
+        rows = [r for r in kind_of.get(ln["item_code"], [])
+                if r["valid_from"] <= ln["admit_date"] and (r["valid_to"] is None or ln["admit_date"] <= r["valid_to"])]
+        c["lines"].append((ln["item_code"], ln["quantity"], ln["amount"], rows[0]["item_kind"] if rows else None))
+    for c in claims.values():
+        c["total"] = sum(x[2] for x in c["lines"])
+    by_member = defaultdict(list)
+    for c in claims.values():
+        by_member[c["m"]].append(c)
+    R = {n: rules.rules[n].params for n in RULES}
+    out = set()
+    for cs in by_member.values():
+        cs.sort(key=lambda c: (c["d"], c["id"].encode()))
+        pos = {c["id"]: k for k, c in enumerate(cs)}
+        for i in cs:
+            if i["s"] == "inpatient":
+                prev = [j for j in cs if j is not i and j["s"] == "inpatient" and j["p"] == i["p"] and j["d"] <= i["a"]
+                        and (i["a"] - j["d"]).days <= R["readmission"]["window_days"]
+                        and (j["a"], j["id"].encode()) < (i["a"], i["id"].encode())]
+                if prev:
+                    j = max(prev, key=lambda j: (j["d"], j["a"], j["id"].encode()))
+                    out.add((i["id"], "readmission", j["id"], (i["a"] - j["d"]).days))
+                for j in cs:
+                    if j["p"] == i["p"] or j is i:
+                        continue
+                    if j["s"] == "inpatient" and j["a"] < i["d"] and i["a"] < j["d"]:
+                        out.add((i["id"], "overlapping_stay", j["id"], (min(i["d"], j["d"]) - max(i["a"], j["a"])).days))
+                    if j["s"] in ("outpatient", "special_outpatient", "pharmacy") and i["a"] < j["d"] < i["d"]:
+                        out.add((j["id"], "overlapping_stay", i["id"], (j["d"] - i["a"]).days))
+                los = (i["d"] - i["a"]).days
+                fac = sum(x[2] for x in i["lines"] if x[3] == "facility")
+                if los >= R["bed_blocking"]["min_days"] and i["total"] > 0 and fac > 0 \
+                        and fac * 10000 >= R["bed_blocking"]["min_facility_share"] * i["total"]:
+                    out.add((i["id"], "bed_blocking", None, los))
+                items = {x[0] for x in i["lines"]}
+                o2i = [j for j in cs if j["s"] == "outpatient" and j["p"] == i["p"]
+                       and 0 <= (i["a"] - j["d"]).days <= R["outpatient_to_inpatient"]["window_days"]
+                       and items & {x[0] for x in j["lines"]}]
+                if o2i:
+                    j = max(o2i, key=lambda j: (j["d"], j["id"].encode()))
+                    out.add((i["id"], "outpatient_to_inpatient", j["id"], (i["a"] - j["d"]).days))
+            key = sorted((x[0], x[1], x[2]) for x in i["lines"])
+            dups = [j for j in cs if j is not i and j["s"] == i["s"] and j["a"] == i["a"] and j["p"] == i["p"]
+                    and sorted((x[0], x[1], x[2]) for x in j["lines"]) == key]
+            if dups:
+                j = min(dups, key=lambda j: j["id"].encode())
+                if j["id"].encode() < i["id"].encode():
+                    out.add((i["id"], "duplicate_billing", j["id"], 0))
+            if i["s"] in ("outpatient", "pharmacy"):
+                big = i["total"] * 100 > R["large_prescription"]["max_claim_amount"]
+                qty = [x for x in i["lines"] if x[3] == "drug" and x[1] > R["large_prescription"]["max_line_quantity"]]
+                if big or qty:
+                    out.add((i["id"], "large_prescription", None, None))
+            if i["s"] == "pharmacy":
+                if any(x[3] in ("treatment", "facility", "other") for x in i["lines"]):
+                    out.add((i["id"], "pharmacy_non_drug", None, None))
+                win = [j for j in cs[:pos[i["id"]] + 1] if j["s"] == "pharmacy"
+                       and (i["d"] - j["d"]).days < R["pharmacy_frequency"]["window_days"]]
+                if len(win) > R["pharmacy_frequency"]["max_purchases"]:
+                    out.add((i["id"], "pharmacy_frequency", win[0]["id"], (i["d"] - win[0]["d"]).days))
+    return out
+
+
+def test_compiled_pass_agrees_with_a_plain_reading_of_the_rules(planted, tmp_path):
+    paths, _, _ = planted
+    # loose thresholds, so the background data fires every rule many times, not only the planted cases
+    rules = load_audit_rules(_rules(tmp_path, **{
+        "window_days = 15 ": "window_days = 90 ", "max_purchases = 3": "max_purchases = 1",
+        "window_days = 7 ": "window_days = 30 ", "window_days = 3 ": "window_days = 60 ",
+        "min_facility_share = 0.80": "min_facility_share = 0.30", "max_claim_amount = 2000": "max_claim_amount = 300",
+        "max_line_quantity = 200": "max_line_quantity = 20"}))
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    audit = run_audit(result, inputs, rules, threads=2)
+    expected = _reference_flags(paths, result, rules)
+    got = set(zip(audit.flags["claim_id"].to_pylist(), audit.flags["rule"].to_pylist(),
+                  audit.flags["evidence_claim_id"].to_pylist(), audit.flags["gap_days"].to_pylist()))
+    assert len(got) == audit.flags.num_rows  # no flag twice
+    assert got == expected
+    assert len(got) > 500
+
+
+def _dense_random_case(tmp_path: Path, seed: int) -> dict[str, Path]:
+    """Members with many claims at few providers within two months: every rule fires often."""
+    rng = np.random.default_rng(seed)
+    c = Case()
+    kinds = {"A1": "drug", "B1": "drug", "S1": "treatment", "P1": "material", "X1": "other"}
+    for code, kind in (("D1", "drug"), ("D2", "drug"), ("T1", "treatment"), ("T2", "treatment"),
+                       ("F1", "facility"), ("F2", "facility"), ("G1", "other")):
+        c.item(code, "A")
+        kinds[code] = kind
+    for h in ("H1", "H2", "H3"):
+        c.provider(h, kind="hospital", level=2)
+    for ph in ("P1", "P2"):
+        c.provider(ph, kind="pharmacy", level=0)
+    items = list(kinds)
+    n = 0
+    for m in range(40):
+        mid = f"M{m:03d}"
+        c.member(mid)
+        made = []
+        for _ in range(int(rng.integers(4, 14))):
+            n += 1
+            setting = str(rng.choice(["inpatient", "outpatient", "pharmacy", "special_outpatient"], p=[.35, .3, .3, .05]))
+            prov = str(rng.choice(["P1", "P2"])) if setting == "pharmacy" else str(rng.choice(["H1", "H2", "H3"]))
+            admit = np.datetime64("2024-03-01") + int(rng.integers(0, 60))
+            dis = admit + int(rng.integers(0, 12))
+            lines = [(str(rng.choice(items)), int(rng.integers(1, 9)) * 100, int(rng.integers(1, 4)))
+                     for _ in range(int(rng.integers(1, 5)))]
+            if made and rng.random() < 0.1:  # a re-billed copy, lines reordered
+                cid, ls, s_, p_, a_, d_ = made[int(rng.integers(0, len(made)))]
+                c.claim(f"C{n:05d}", ls[::-1], mid, p_, setting=s_, admit=a_, discharge=d_)
+                continue
+            claim_id = f"C{int(rng.integers(0, 10**5)):05d}{n}"  # claim_id order is not date order
+            c.claim(claim_id, lines, mid, prov, setting=setting, admit=str(admit), discharge=str(dis))
+            made.append((claim_id, lines, setting, prov, str(admit), str(dis)))
+    paths = c.write(tmp_path / f"dense{seed}")
+    cat = pq.read_table(paths["catalogue"])
+    pq.write_table(cat.append_column("item_kind", pa.array([kinds[i] for i in cat["item_code"].to_pylist()])),
+                   paths["catalogue"])
+    return paths
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compiled_pass_agrees_with_the_plain_reading_on_dense_random_members(tmp_path, seed):
+    paths = _dense_random_case(tmp_path, seed)
+    rules = load_audit_rules(_rules(tmp_path, **{"max_claim_amount = 2000": "max_claim_amount = 1500",
+                                                 "max_line_quantity = 200": "max_line_quantity = 2",
+                                                 "max_purchases = 3": "max_purchases = 1",
+                                                 "window_days = 3 ": "window_days = 30 "}))
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    audit = run_audit(result, inputs, rules, threads=2)
+    got = set(zip(audit.flags["claim_id"].to_pylist(), audit.flags["rule"].to_pylist(),
+                  audit.flags["evidence_claim_id"].to_pylist(), audit.flags["gap_days"].to_pylist()))
+    assert len(got) == audit.flags.num_rows
+    assert got == _reference_flags(paths, result, rules)
+    fired = defaultdict(int)
+    for _, rule, _, _ in got:
+        fired[rule] += 1
+    assert all(fired[r] >= 2 for r in RULES), fired
+
+
+def test_same_day_stays_readmission_order(tmp_path, run_case):
+    """A stay discharged on the admission day of a same-day stay, ordered after it by claim_id, is still
+    the previous stay (settlement order puts it after; the rule looks both ways)."""
+    c = Case().member("M1").provider("H3")
+    c.claim("z1", [("A1", 100)], admit="2024-03-01", discharge="2024-03-10")
+    c.claim("a2", [("A1", 100)], admit="2024-03-10", discharge="2024-03-10")
+    paths = c.write(tmp_path / "same")
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs)
+    rows = [(r["claim_id"], r["evidence_claim_id"], r["gap_days"]) for r in a.flags.to_pylist()
+            if r["rule"] == "readmission"]
+    assert rows == [("a2", "z1", 0)]

@@ -71,6 +71,27 @@ cdef inline bint _id_less(int64_t a, int64_t b, const int64_t[::1] code, const i
     return la < lb
 
 
+cdef inline bint _prev_stay(int64_t j, int64_t i, const int64_t[::1] provider, const int8_t[::1] setting,
+                            const int32_t[::1] admit, const int32_t[::1] settle, const int64_t[::1] diag,
+                            int64_t same_dx, const int64_t[::1] code, const int64_t[::1] off,
+                            const uint8_t[::1] data) noexcept nogil:
+    """Stay j can be the stay before inpatient claim i at its provider: discharged by i's admission,
+    admitted before it (same day: the smaller claim_id)."""
+    return (setting[j] == INPATIENT and provider[j] == provider[i] and settle[j] <= admit[i]
+            and (admit[j] < admit[i] or (admit[j] == admit[i] and _id_less(j, i, code, off, data)))
+            and (same_dx == 0 or (diag[j] >= 0 and diag[j] == diag[i])))
+
+
+cdef inline bint _later_stay(int64_t j, int64_t b, const int32_t[::1] admit, const int32_t[::1] settle,
+                             const int64_t[::1] code, const int64_t[::1] off, const uint8_t[::1] data) noexcept nogil:
+    """Stay j ends later than stay b: by discharge, then admission, then claim_id."""
+    if settle[j] != settle[b]:
+        return settle[j] > settle[b]
+    if admit[j] != admit[b]:
+        return admit[j] > admit[b]
+    return _id_less(b, j, code, off, data)
+
+
 cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
     """splitmix64 finaliser: a line's hash, summed per claim (order-free)."""
     x ^= x >> 30
@@ -158,26 +179,23 @@ def flag_claims(const int64_t[::1] member, const int64_t[::1] provider, const in
                 # ---------------------------------------------------------- inpatient
                 if setting[i] == INPATIENT:
                     if en & (1 << R_READMIT):
+                        # the previous stay: discharged on or before this admission (so settled at most
+                        # on the admission day: before i in order, or after it on the same day)
                         best = -1
                         lim = admit[i] - <int32_t>p[P_READMIT_DAYS]
                         j = i - 1
                         while j >= s and settle[j] >= lim:
-                            if (setting[j] == INPATIENT and provider[j] == provider[i] and settle[j] <= admit[i]
-                                    and (admit[j] < admit[i] or (admit[j] == admit[i]
-                                                                 and _id_less(j, i, claim_code, id_off, id_data)))
-                                    and (p[P_SAME_DX] == 0 or (diag[j] >= 0 and diag[j] == diag[i]))):
-                                if best < 0 or settle[j] > settle[best] or (settle[j] == settle[best] and (
-                                        admit[j] > admit[best] or (admit[j] == admit[best] and
-                                                                   _id_less(best, j, claim_code, id_off, id_data)))):
-                                    best = j
+                            if _prev_stay(j, i, provider, setting, admit, settle, diag, p[P_SAME_DX], claim_code,
+                                          id_off, id_data) and (best < 0 or _later_stay(j, best, admit, settle,
+                                                                                         claim_code, id_off, id_data)):
+                                best = j
                             j -= 1
                         j = i + 1
-                        while j < e and settle[j] == admit[i]:  # same-day stays ordered after i
-                            if (setting[j] == INPATIENT and provider[j] == provider[i] and admit[j] == admit[i]
-                                    and _id_less(j, i, claim_code, id_off, id_data)
-                                    and (p[P_SAME_DX] == 0 or (diag[j] >= 0 and diag[j] == diag[i]))):
-                                if best < 0 or settle[best] < settle[j] or _id_less(best, j, claim_code, id_off, id_data):
-                                    best = j
+                        while j < e and settle[j] <= admit[i]:
+                            if _prev_stay(j, i, provider, setting, admit, settle, diag, p[P_SAME_DX], claim_code,
+                                          id_off, id_data) and (best < 0 or _later_stay(j, best, admit, settle,
+                                                                                         claim_code, id_off, id_data)):
+                                best = j
                             j += 1
                         if best >= 0:
                             _emit(&n, cap, i, R_READMIT, best, admit[i] - settle[best], admit[i] - settle[best],
