@@ -50,6 +50,7 @@ cdef enum:
     P_KIND_KNOWN = 13      # the catalogue has item_kind
     P_NONDRUG_KINDS = 14   # bit k: item kind k is not sold by pharmacies
 
+    # settings and item kinds as schema.SETTINGS and schema.ITEM_KINDS number them (checked in audit/flags.py)
     INPATIENT = 0
     PHARMACY = 3
     K_DRUG = 0
@@ -308,3 +309,40 @@ def flag_claims(const int64_t[::1] member, const int64_t[::1] provider, const in
                             _emit(&n, cap, i, R_FREQ, first, settle[i] - settle[first], cnt, U_CLAIMS, total[first], out)
             s = e
     return n
+
+
+def provider_year_sums(const int64_t[::1] group, const int64_t[::1] member, const int8_t[::1] setting,
+                       const int64_t[::1] total, const int64_t[::1] fund, const int64_t[::1] self_pay,
+                       const int64_t[::1] los, const int64_t[::1] drug, const uint8_t[::1] readmit,
+                       int64_t[:, ::1] out) -> None:
+    """Exact sums per (provider, year) group for the indicators, in one pass over claims in
+    settlement order. Columns of ``out`` (zeroed by the caller): claims, admissions, outpatient
+    visits, inpatient total, inpatient fund, outpatient total, outpatient fund, bed days, self-pay,
+    total, inpatient drug amount, readmissions, distinct members (claims come in member order, so
+    a member is new to a group when it differs from the group's last one)."""
+    cdef Py_ssize_t i, n = group.shape[0]
+    cdef int64_t g
+    cdef int8_t s
+    last_arr = __import__("numpy").full(out.shape[0], -1, dtype="int64")
+    cdef int64_t[::1] last = last_arr
+    with nogil:
+        for i in range(n):
+            g = group[i]
+            s = setting[i]
+            out[g, 0] += 1
+            if s == INPATIENT:
+                out[g, 1] += 1
+                out[g, 3] += total[i]
+                out[g, 4] += fund[i]
+                out[g, 7] += los[i]
+                out[g, 10] += drug[i]
+                out[g, 11] += readmit[i]
+            elif s == 1 or s == 2:  # outpatient, special_outpatient (schema.SETTINGS)
+                out[g, 2] += 1
+                out[g, 5] += total[i]
+                out[g, 6] += fund[i]
+            out[g, 8] += self_pay[i]
+            out[g, 9] += total[i]
+            if last[g] != member[i]:
+                last[g] = member[i]
+                out[g, 12] += 1

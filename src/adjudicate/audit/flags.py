@@ -19,7 +19,7 @@ from ..encode import Encoded, catalogue_codes, catalogue_rows, lookup
 from ..engine import TOTAL, Inputs, Result, _parallel, chunks_by_member
 from ..inputs import QUANTITY_SCALE
 from ..money import fen_to_decimal
-from ..schema import SETTINGS
+from ..schema import ITEM_KINDS, SETTINGS
 from .rules import NEEDS_KIND, RULES, AuditRules
 
 #: Parameter slots of ``_audit.flag_claims`` (its P_* enum).
@@ -27,6 +27,9 @@ from .rules import NEEDS_KIND, RULES, AuditRules
  P_LARGE_AMOUNT, P_LARGE_QTY, P_FREQ_DAYS, P_FREQ_MAX, P_O2I_DAYS, P_O2I_SETTINGS, P_KIND_KNOWN,
  P_NONDRUG_KINDS) = range(15)
 NO_GAP = -2**31
+# _audit.pyx numbers settings and item kinds as schema.py does
+assert SETTINGS == ("inpatient", "outpatient", "special_outpatient", "pharmacy")
+assert ITEM_KINDS[:3] == ("drug", "treatment", "facility")
 #: Units of the kernel's measure (its U_* enum), as written in flags.parquet.
 UNITS = ("days", "lines", "share", "yuan", "units", "claims")
 U_DAYS, U_LINES, U_BP, U_FEN, U_QTY, U_CLAIMS = range(6)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from .. import _audit
 from ..engine import POOL, SELF_PAY, SUPP, TOTAL, Inputs, Result
 from ..schema import ITEM_KINDS, PROVIDER_KINDS, SETTINGS
 from .rules import RULES, AuditRules
 
-INPATIENT, OUTPATIENT, SPECIAL = (SETTINGS.index(s) for s in ("inpatient", "outpatient", "special_outpatient"))
+INPATIENT = SETTINGS.index("inpatient")
 DRUG = ITEM_KINDS.index("drug")
 
 #: name → unit of its value (yuan: numerator in fen; share: a fraction 0..1)
@@ -39,17 +40,6 @@ INDICATORS = {
 NOT_JUDGED = ("admissions", "outpatient_visits")
 
 
-def _sums(order: np.ndarray, g: np.ndarray, starts: np.ndarray, n: int, *values: np.ndarray) -> list[np.ndarray]:
-    """Exact int64 sums of each value array by group (claims in ``order``, group codes ``g`` sorted)."""
-    out = []
-    for v in values:
-        s = np.zeros(n, np.int64)
-        if len(g):
-            s[g[starts]] = np.add.reduceat(np.asarray(v, dtype=np.int64)[order], starts)
-        out.append(s)
-    return out
-
-
 def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known: bool,
                         flags: np.ndarray, rules: AuditRules) -> pa.Table:
     """indicators.parquet: one row per provider, year and indicator (long form)."""
@@ -57,21 +47,18 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
     nc = len(enc.member)
     setting = enc.setting
     inp = setting == INPATIENT
-    outp = (setting == OUTPATIENT) | (setting == SPECIAL)
-    total = r.sums[:, TOTAL]
+    total = np.ascontiguousarray(r.sums[:, TOTAL])
     fund = r.settle[:, POOL] + r.settle[:, SUPP]
-    self_pay = r.sums[:, SELF_PAY]
+    self_pay = np.ascontiguousarray(r.sums[:, SELF_PAY])
     admit = np.asarray(inputs.claims["admit_date"], dtype=np.int64)[enc.head_row]
     los = np.where(inp, enc.settle_date.astype(np.int64) - admit, 0)
     drug_line = np.where(kind == DRUG, enc.amount, 0)
     drug = np.add.reduceat(drug_line, enc.line_start[:-1]) if len(drug_line) else np.zeros(nc, np.int64)
     drug = np.where(np.diff(enc.line_start) > 0, drug, 0)
-    readmit = np.zeros(nc, np.int64)
+    readmit = np.zeros(nc, np.uint8)
     if len(flags):
-        hit = flags[flags[:, 1] == RULES.index("readmission"), 0]
-        readmit[np.unique(hit)] = 1
-    # groups: (provider, year), numbered densely; a stable sort by group keeps each group's
-    # claims in member order, so distinct members are counted where the member changes
+        readmit[flags[flags[:, 1] == RULES.index("readmission"), 0]] = 1
+    # groups: (provider, year), numbered densely
     y0 = int(enc.year.min()) if nc else 0
     years = int(enc.year.max()) - y0 + 1 if nc else 1
     dense = enc.provider.astype(np.int64) * years + (enc.year.astype(np.int64) - y0)
@@ -80,17 +67,13 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
     remap[present] = np.arange(len(present))
     group = remap[dense]
     ng = len(present)
-    order = np.argsort(group.astype(np.uint16) if ng <= 65535 else group, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if nc else np.zeros(0, np.int64)
-    one = np.ones(nc, np.int64)
+    sums = np.zeros((ng, 13), np.int64)
+    _audit.provider_year_sums(group, np.ascontiguousarray(enc.member, dtype=np.int64),
+                              np.ascontiguousarray(setting, dtype=np.int8), total, np.ascontiguousarray(fund),
+                              self_pay, np.ascontiguousarray(los), np.ascontiguousarray(drug, dtype=np.int64),
+                              readmit, sums)
     (n_claims, n_adm, n_out, ip_total, ip_fund, op_total, op_fund, bed_days, sp, all_total, ip_drug,
-     n_readmit) = _sums(order, g, starts, ng, one, inp, outp, np.where(inp, total, 0), np.where(inp, fund, 0),
-                        np.where(outp, total, 0), np.where(outp, fund, 0), los, self_pay, total,
-                        np.where(inp, drug, 0), readmit & inp)
-    m = enc.member[order]
-    new_member = np.r_[True, (g[1:] != g[:-1]) | (m[1:] != m[:-1])] if nc else np.zeros(0, bool)
-    members = np.bincount(g[new_member], minlength=ng).astype(np.int64)
+     n_readmit, members) = (np.ascontiguousarray(sums[:, k]) for k in range(13))
     uniq = present
     none = np.zeros(ng, np.int64)
     table = {  # name → (numerator, denominator); fen numerators for yuan
