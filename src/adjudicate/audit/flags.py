@@ -73,19 +73,28 @@ class LineFacts:
 
 
 def line_facts(enc: Encoded, inputs: Inputs) -> LineFacts:
-    """Item codes and catalogue item kinds of the adjudicated lines, vectorised."""
-    source = enc.source["item_code"]
-    enc_items = (source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source).dictionary_encode()
-    # rows of rejected claims may have a null item_code; adjudicated lines never do
-    item = np.asarray(pc.fill_null(enc_items.indices, -1), dtype=np.int64)[enc.line_row]
+    """Item codes and catalogue item kinds of the adjudicated lines, vectorised.
+
+    An item's code is its position among the catalogue's codes (one lookup in a
+    small set); only the lines of items the catalogue does not know are
+    dictionary-encoded, after them.
+    """
     cat = inputs.catalogue
+    codes = catalogue_codes(cat)
+    source = enc.source["item_code"]
+    source = source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source
+    item = lookup(source, codes)[enc.line_row]
+    unknown = np.flatnonzero(item < 0)
+    known = item.copy()
+    if len(unknown):
+        other = source.take(pa.array(enc.line_row[unknown])).dictionary_encode().indices
+        item[unknown] = len(codes) + np.asarray(pc.fill_null(other, -1), dtype=np.int64)
     kind_known = "item_kind" in cat.values and bool((~cat.nulls["item_kind"]).any())
     if not kind_known:
         return LineFacts(item, np.full(len(item), -1, np.int8), False)
     # the catalogue row valid on the claim's admit date, as the settlement found it
-    to_cat = lookup(enc_items.dictionary, catalogue_codes(cat))
     admit = np.asarray(inputs.claims["admit_date"], dtype=np.int32)[enc.head_row][enc.line_claim]
-    crow = catalogue_rows(cat, None, admit, item=to_cat[item])
+    crow = catalogue_rows(cat, None, admit, item=known)
     kinds = np.asarray(cat["item_kind"], dtype=np.int8)
     kind = np.where(crow >= 0, kinds[np.maximum(crow, 0)], -1).astype(np.int8)
     return LineFacts(item, kind, True)
