@@ -478,3 +478,18 @@ def test_same_day_stays_readmission_order(tmp_path, run_case):
     rows = [(r["claim_id"], r["evidence_claim_id"], r["gap_days"]) for r in a.flags.to_pylist()
             if r["rule"] == "readmission"]
     assert rows == [("a2", "z1", 0)]
+
+
+@pytest.mark.parametrize("same_diagnosis,flagged", [(False, ["r2", "r3"]), (True, ["r3"])])
+def test_readmission_same_diagnosis_option(tmp_path, same_diagnosis, flagged):
+    c = Case().member("M1").provider("H3")
+    c.claim("r1", [("A1", 100)], admit="2024-03-01", discharge="2024-03-05", diagnosis="I10")
+    c.claim("r2", [("A1", 100)], admit="2024-03-08", discharge="2024-03-09", diagnosis="J18.9")  # other disease
+    c.claim("r3", [("A1", 100)], admit="2024-03-12", discharge="2024-03-14", diagnosis="J18.9")
+    paths = c.write(tmp_path / "dx")
+    rules = load_audit_rules(_rules(tmp_path, **{"same_diagnosis = false": f"same_diagnosis = {str(same_diagnosis).lower()}"}))
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs, rules)
+    got = [(r["claim_id"], r["evidence_claim_id"]) for r in a.flags.to_pylist() if r["rule"] == "readmission"]
+    expected = {"r2": "r1", "r3": "r2"} if not same_diagnosis else {"r3": "r2"}
+    assert got == [(k, expected[k]) for k in flagged]
