@@ -493,3 +493,15 @@ def test_readmission_same_diagnosis_option(tmp_path, same_diagnosis, flagged):
     got = [(r["claim_id"], r["evidence_claim_id"]) for r in a.flags.to_pylist() if r["rule"] == "readmission"]
     expected = {"r2": "r1", "r3": "r2"} if not same_diagnosis else {"r3": "r2"}
     assert got == [(k, expected[k]) for k in flagged]
+
+
+def test_no_settled_claims_gives_empty_outputs(tmp_path):
+    c = Case().member("M1").provider("H3")
+    c.claim("x1", [("A1", 100)], member_id="NOBODY")  # rejected: unknown member
+    paths = c.write(tmp_path / "empty")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["audit", *_args(paths), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(out / "flags.parquet").num_rows == 0
+    assert pq.read_table(out / "indicators.parquet").num_rows == 0
+    assert json.loads((out / "summary.json").read_text())["counts"]["rejected_claims"] == 1
