@@ -269,7 +269,6 @@ def test_run_audit_writes_flags_beside_the_settlements(planted, tmp_path):
 
 @pytest.mark.parametrize("extra,message", [
     (["--rules", "x.toml"], "--rules"),
-    (["--audit", "--partitions", "2"], "--partitions"),
 ])
 def test_run_audit_usage_errors(planted, tmp_path, extra, message):
     paths, _, _ = planted
@@ -505,3 +504,19 @@ def test_no_settled_claims_gives_empty_outputs(tmp_path):
     assert pq.read_table(out / "flags.parquet").num_rows == 0
     assert pq.read_table(out / "indicators.parquet").num_rows == 0
     assert json.loads((out / "summary.json").read_text())["counts"]["rejected_claims"] == 1
+
+
+@pytest.mark.parametrize("partitions", ["3", "2"])
+def test_streaming_run_audit_equals_the_in_memory_audit(planted, tmp_path, partitions):
+    paths, _, _ = planted
+    one, many = tmp_path / "one", tmp_path / "many"
+    for out, parts in ((one, "1"), (many, partitions)):
+        r = CliRunner().invoke(main, ["run", *_args(paths), "--out", str(out), "--audit", "--partitions", parts,
+                                      "--no-lines", "-q"])
+        assert r.exit_code == 0, r.output
+    for name in ("flags.parquet", "indicators.parquet"):
+        assert pq.read_table(many / name).equals(pq.read_table(one / name)), name
+    a, b = (json.loads((d / "summary.json").read_text())["audit"] for d in (one, many))
+    for key in ("flags", "flagged_claims", "by_rule", "indicator_rows", "outliers", "skipped_rules"):
+        assert a[key] == b[key], key
+    assert json.loads((many / "summary.json").read_text())["partitions"] == int(partitions)

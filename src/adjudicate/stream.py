@@ -205,8 +205,10 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None) -> dict:
-    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run."""
+                  progress: Callable[[str], None] | None = None, audit=None) -> dict:
+    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
+
+    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
@@ -225,7 +227,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
             split = part.split_claims()
         with atomic_dir(out) as folder:
             return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say)
+                                      threads, with_lines, timer, digests, say, audit)
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
@@ -249,7 +251,7 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
 
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None) -> dict:
     writers: dict[str, pq.ParquetWriter] = {}
     rejected: list[tuple] = []
     totals: dict[str, int] = {}
@@ -263,6 +265,8 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
                                              **parquet_options(table.schema))
         writers[name].write_table(table)
 
+    if audit is not None:
+        audit.start(folder)
     try:
         for k in range(part.parts + 1):
             with timer("read"):
@@ -278,18 +282,18 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
                 orphans.append(claims)
                 continue
             last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts)
+                        rejected, totals, counts, audit)
             say(f"partition {k + 1}/{part.parts}")
         if orphans:
             claims = _concat(orphans)
             before = counts["settled_claims"]
             last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts) or last
+                        rejected, totals, counts, audit) or last
             if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                 raise RuntimeError("a claim without a known, consistent member was settled")
         if last is None:  # every claims file was empty: settle that, for outputs of the right shape
             last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
-                        with_lines, rejected, totals, counts)
+                        with_lines, rejected, totals, counts, audit)
     finally:
         for w in writers.values():
             w.close()
@@ -304,15 +308,20 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
     s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
     s["partitions"] = part.parts
+    if audit is not None:
+        s["audit"] = audit.finish()
     s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
     (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s
 
 
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts) -> Result:
-    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
-                   line_funds=with_lines)
+         rejected, totals, counts, audit=None) -> Result:
+    inputs = Inputs(claims, members, providers, catalogue)
+    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines)
+    if audit is not None:
+        with timer("audit"):
+            audit.add(r, inputs)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:

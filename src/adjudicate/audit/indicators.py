@@ -43,6 +43,18 @@ NOT_JUDGED = ("admissions", "outpatient_visits")
 def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known: bool,
                         flags: np.ndarray, rules: AuditRules) -> pa.Table:
     """indicators.parquet: one row per provider, year and indicator (long form)."""
+    return indicators_table(*indicator_sums(r, inputs, kind, flags), inputs, kind_known, rules)
+
+
+#: Columns of the sums (``_audit.provider_year_sums``).
+SUMS = ("claims", "admissions", "outpatient_visits", "inpatient_total", "inpatient_fund", "outpatient_total",
+        "outpatient_fund", "bed_days", "self_pay", "total", "inpatient_drug", "readmissions", "members")
+
+
+def indicator_sums(r: Result, inputs: Inputs, kind: np.ndarray, flags: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(provider row, year, sums) per provider and year present, sums exact int64 in ``SUMS`` order.
+    Sums of member ranges add up (a member lives in one range), so a streaming run adds them."""
     enc = r.enc
     nc = len(enc.member)
     setting = enc.setting
@@ -66,15 +78,32 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
     remap = np.zeros(int(dense.max()) + 1 if nc else 1, np.int64)
     remap[present] = np.arange(len(present))
     group = remap[dense]
-    ng = len(present)
-    sums = np.zeros((ng, 13), np.int64)
+    sums = np.zeros((len(present), len(SUMS)), np.int64)
     _audit.provider_year_sums(group, np.ascontiguousarray(enc.member, dtype=np.int64),
                               np.ascontiguousarray(setting, dtype=np.int8), total, np.ascontiguousarray(fund),
                               self_pay, np.ascontiguousarray(los), np.ascontiguousarray(drug, dtype=np.int64),
                               readmit, sums)
+    return present // years, (present % years + y0).astype(np.int64), sums
+
+
+def add_sums(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sums of several member ranges, per provider and year."""
+    prov = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    year = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    sums = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, len(SUMS)), np.int64)
+    keys, inverse = np.unique(np.stack([prov, year], axis=1), axis=0, return_inverse=True) \
+        if len(prov) else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    out = np.zeros((len(keys), len(SUMS)), np.int64)
+    np.add.at(out, inverse.reshape(-1), sums)
+    return keys[:, 0].astype(np.int64), keys[:, 1].astype(np.int64), out
+
+
+def indicators_table(prov: np.ndarray, year: np.ndarray, sums: np.ndarray, inputs: Inputs, kind_known: bool,
+                     rules: AuditRules) -> pa.Table:
+    """Ratios, peer ranks and outliers from the sums of ``indicator_sums``."""
+    ng = len(prov)
     (n_claims, n_adm, n_out, ip_total, ip_fund, op_total, op_fund, bed_days, sp, all_total, ip_drug,
-     n_readmit, members) = (np.ascontiguousarray(sums[:, k]) for k in range(13))
-    uniq = present
+     n_readmit, members) = (np.ascontiguousarray(sums[:, k]) for k in range(len(SUMS)))
     none = np.zeros(ng, np.int64)
     table = {  # name → (numerator, denominator); fen numerators for yuan
         "admissions": (n_adm, np.ones(ng, np.int64)),
@@ -95,8 +124,7 @@ def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known:
              "outpatient_total_per_visit": n_out, "outpatient_fund_per_visit": n_out,
              "average_length_of_stay": n_adm, "drug_share": n_adm, "readmission_rate": n_adm,
              "admissions_per_100_visits": n_out}
-    prov = uniq // years
-    year = (uniq % years + y0).astype(np.int16)
+    year = year.astype(np.int16)
     pkind = np.asarray(inputs.providers["kind"], dtype=np.int64)[prov]
     plevel = np.asarray(inputs.providers["level"], dtype=np.int64)[prov]
     peer_key = (year.astype(np.int64) * 16 + pkind) * 256 + plevel

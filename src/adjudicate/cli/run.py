@@ -19,8 +19,8 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
 @click.option("--audit", "with_audit", is_flag=True,
-              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass; "
-                   "in memory (not with --partitions above 1).")
+              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
+                   "(streaming runs too, range by range).")
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
               help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
@@ -35,13 +35,11 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
           --policy prefecture-employee --out result/
       adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
     """
-    if with_audit and partitions > 1:
-        raise click.UsageError("--audit runs in memory: use --partitions 1 (or 0), or `adjudicate audit`")
     if rules_file and not with_audit:
         raise click.UsageError("--rules is the audit rules file: give it with --audit")
     with errors():
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 1 if with_audit else partitions, audit_rules=(rules_file or True) if with_audit else None)
+                 partitions, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
             show_summary(s, Path(out))
             if "audit" in s:
@@ -68,8 +66,12 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
         try:
+            audit = None
+            if rules is not None:
+                from ..audit import StreamingAudit
+                audit = StreamingAudit(rules, threads)
             return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress)
+                                 with_lines, progress, audit=audit)
         finally:
             progress.close()
     progress = Progress(quiet, "adjudicating")
