@@ -26,7 +26,8 @@ def audit(claims, members, providers, catalogue, policy_name, rules_file, out, t
     Writes flags.parquet (one row per claim, rule and evidence claim),
     indicators.parquet (per provider, year and indicator, ranked against peers
     of the same kind and level) and summary.json. The rules and thresholds are
-    a cited TOML file; see AUDIT-RULES.md beside the shipped one.
+    a cited TOML file; see AUDIT-RULES.md beside the shipped one. This command
+    works in memory; for inputs larger than memory use `run --audit --partitions N`.
 
     \b
     Example:
