@@ -520,3 +520,14 @@ def test_streaming_run_audit_equals_the_in_memory_audit(planted, tmp_path, parti
     for key in ("flags", "flagged_claims", "by_rule", "indicator_rows", "outliers", "skipped_rules"):
         assert a[key] == b[key], key
     assert json.loads((many / "summary.json").read_text())["partitions"] == int(partitions)
+
+
+def test_report_tables_hook(planted):
+    _, _, audit = planted
+    t = audit.report_tables(top=2)
+    rules = t["flags"]["rule"].to_pylist()
+    severities = t["flags"]["severity"].to_pylist()
+    order = {"high": 0, "medium": 1, "low": 2}
+    assert [order[s] for s in severities] == sorted(order[s] for s in severities)
+    assert all(rules.count(r) <= 2 for r in set(rules)) and len(set(rules)) == len(RULES)
+    assert t["outliers"].num_rows == audit.summary()["outliers"] and all(t["outliers"]["outlier"].to_pylist())
