@@ -197,8 +197,8 @@ def test_min_claims_keeps_small_providers_from_being_judged(tmp_path):
 
 # ---------------------------------------------------------------- rules file
 @pytest.mark.parametrize("old,new,key", [
-    ("window_days = 15 ", "window_days = -1 ", "readmission.window_days"),
-    ('severity = "high"\nwindow_days = 15', 'severity = "urgent"\nwindow_days = 15', "readmission.severity"),
+    ("{ value = 15,", "{ value = -1,", "readmission.window_days"),
+    ('severity = "high"\nwindow_days = {', 'severity = "urgent"\nwindow_days = {', "readmission.severity"),
     ("min_facility_share = 0.80", "min_facility_share = 1.5", "bed_blocking.min_facility_share"),
     ("min_facility_share = 0.80", "min_facility_share = 0.80\nthreshold = 3", "bed_blocking.threshold"),
     ('settings = ["outpatient", "pharmacy"]', 'settings = ["outpatient", "shop"]', "large_prescription.settings"),
@@ -279,7 +279,7 @@ def test_run_audit_usage_errors(planted, tmp_path, extra, message):
 
 def test_bad_rules_file_exits_2_without_output(planted, tmp_path):
     paths, _, _ = planted
-    bad = _rules(tmp_path, **{"window_days = 15 ": "window_days = 'x' "})
+    bad = _rules(tmp_path, **{"{ value = 15,": "{ value = 'x',"})
     r = CliRunner().invoke(main, ["audit", *_args(paths), "--rules", str(bad), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "readmission.window_days" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o").exists()
@@ -389,7 +389,7 @@ def test_compiled_pass_agrees_with_a_plain_reading_of_the_rules(planted, tmp_pat
     paths, _, _ = planted
     # loose thresholds, so the background data fires every rule many times, not only the planted cases
     rules = load_audit_rules(_rules(tmp_path, **{
-        "window_days = 15 ": "window_days = 90 ", "max_purchases = 3": "max_purchases = 1",
+        "{ value = 15,": "{ value = 90,", "max_purchases = 3": "max_purchases = 1",
         "window_days = 7 ": "window_days = 30 ", "window_days = 3 ": "window_days = 60 ",
         "min_facility_share = 0.80": "min_facility_share = 0.30", "max_claim_amount = 2000": "max_claim_amount = 300",
         "max_line_quantity = 200": "max_line_quantity = 20"}))
@@ -531,3 +531,17 @@ def test_report_tables_hook(planted):
     assert [order[s] for s in severities] == sorted(order[s] for s in severities)
     assert all(rules.count(r) <= 2 for r in set(rules)) and len(set(rules)) == len(RULES)
     assert t["outliers"].num_rows == audit.summary()["outliers"] and all(t["outliers"]["outlier"].to_pylist())
+
+
+def test_rules_values_may_be_cited_but_not_dated(tmp_path):
+    cited = load_audit_rules(_rules(tmp_path, **{
+        "max_purchases = 3": 'max_purchases = { value = 2, reference = "fund office circular 7" }'}))
+    assert cited.rules["pharmacy_frequency"].params["max_purchases"] == 2
+    assert cited.references["pharmacy_frequency.max_purchases"] == "fund office circular 7"
+    assert cited.references["readmission.window_days"].startswith("seed 004 第7篇")
+    dated = _rules(tmp_path, **{"max_purchases = 3": "max_purchases = { values = { 2024-01-01 = 3, 2024-07-01 = 2 } }"})
+    with pytest.raises(RulesError, match="pharmacy_frequency.max_purchases.*one value"):
+        load_audit_rules(dated)
+    structure = _rules(tmp_path, **{'severity = "low"\nwindow_days = 7': 'severity = { value = "low" }\nwindow_days = 7'})
+    with pytest.raises(RulesError, match="pharmacy_frequency.severity"):
+        load_audit_rules(structure)

@@ -9,11 +9,13 @@ its line (exit 2).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .. import dated
 from ..reconcile.rules import RulesError
 from ..schema import ITEM_KINDS, SETTINGS
 from ..tomlfile import KeyLocator, read_toml
@@ -64,16 +66,31 @@ class AuditRules:
     min_claims: int
     #: indicator → standard (fen for amounts, bp for ratios, the number × 10 000 otherwise)
     standards: dict[str, int] = field(default_factory=dict)
+    #: dotted key → reference, for the values written { value = …, reference = "…" }
+    references: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "file": str(self.path)}
+
+
+#: Keys whose value may carry a reference ({ value = …, reference = "…" }, adjudicate.dated): the numbers.
+CITABLE = re.compile(r"^(?:[a-z_]+\.(?:window_days|min_days|min_facility_share|max_claim_amount|max_line_quantity"
+                     r"|max_purchases)|indicators\.(?:peer_factor|min_peers|min_claims|standards\.[a-z_0-9]+))$")
 
 
 def load_audit_rules(path: str | Path | None = None) -> AuditRules:
     """Read and check an audit rules file (the shipped default when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_RULES
     doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
-    return _Reader(path, text).read(doc)
+    reader = _Reader(path, text)
+    series = dated.find(doc, reader.error, lambda k: bool(CITABLE.match(k)), "audit rules")
+    for key, s in series.items():
+        if s.dated:
+            raise reader.error(key, "audit thresholds take one value for the whole run: cite it with "
+                               "{ value = …, reference = \"…\" }; dated values are not supported here")
+    rules = reader.read(dated.resolve(doc, series, None))
+    return replace(rules, references={k: s.entries[0].reference for k, s in series.items()
+                                      if s.entries[0].reference})
 
 
 class _Reader(KeyLocator):
