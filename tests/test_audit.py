@@ -305,6 +305,8 @@ def test_generate_plant_audit_option(tmp_path):
     assert {rule for _, rule in cases["planted"]} == set(RULES)
     assert {rule for _, rule in cases["near_miss"]} == set(RULES)
     assert "item_kind" in pq.read_schema(tmp_path / "g" / "catalogue.parquet").names
+    on_file = json.loads((tmp_path / "g" / "audit-planted.json").read_text())
+    assert {k: [tuple(x) for x in v] for k, v in on_file.items()} == cases
 
 
 # ---------------------------------------------------------------- the compiled pass against a plain reading

@@ -19,8 +19,8 @@ from .common import CLICK_SETTINGS, errors
 @click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
               show_default=True)
 @click.option("--plant-audit", is_flag=True,
-              help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata); "
-                   "adds the catalogue's item_kind column.")
+              help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata "
+                   "and in audit-planted.json); adds the catalogue's item_kind column.")
 @click.option("-q", "--quiet", is_flag=True)
 def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
@@ -42,6 +42,12 @@ def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> N
             tables = plant(tables)
         with atomic_dir(Path(out)) as tmp:
             write_dataset(tables, tmp, fmt)
+            if plant_audit:  # the truth also as a file (CSV keeps no metadata)
+                import json
+
+                from ..audit.plant import planted_cases
+                (tmp / "audit-planted.json").write_text(json.dumps(planted_cases(tables), indent=1) + "\n",
+                                                        encoding="utf-8")
         if not quiet:
             click.echo(f"wrote {out}/: " + ", ".join(f"{k} {v.num_rows:,} rows" for k, v in tables.items())
                        + f" in {time.perf_counter() - t0:.1f}s")
