@@ -107,7 +107,7 @@ mem AS (
 ),
 cat AS (
   SELECT item_code, class, CAST(first_self_pay_ratio * 10000 AS BIGINT) AS ratio_bp,
-         fen(max_unit_price) AS maxp, valid_from, valid_to
+         CAST(max_unit_price * 10000 AS BIGINT) AS maxp, valid_from, valid_to
   FROM read_parquet('{f["catalogue"]}')
 ),
 l0 AS (
@@ -123,7 +123,7 @@ l0 AS (
 l1 AS (
   SELECT *, ben AND coalesce(class IN ({covered}), false) AS covered,
          CASE WHEN ben AND coalesce(class IN ({covered}), false) AND maxp IS NOT NULL AND amt > 0
-              THEN greatest(0, amt - rha(maxp * rha_f(quantity * 1000000), 1000000)) ELSE 0 END AS over,
+              THEN greatest(0, amt - rha(CAST(maxp AS HUGEINT) * rha_f(quantity * 1000000), 100000000)) ELSE 0 END AS over,
          coalesce(ratio_bp, {_sql_case_ratio()}) AS r
   FROM l0
 ),
@@ -258,7 +258,8 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
         "member_id", "civil_servant", retired=pl.col("category") == "retired", balance=fen("account_balance"))
     cat = pl.scan_parquet(f["catalogue"]).select(
         "item_code", "class", "valid_from", "valid_to",
-        ratio_bp=(pl.col("first_self_pay_ratio") * 10000).cast(pl.Int64), maxp=fen("max_unit_price"))
+        ratio_bp=(pl.col("first_self_pay_ratio") * 10000).cast(pl.Int64),
+        maxp=(pl.col("max_unit_price") * 10000).cast(pl.Int64))
     lines = pl.scan_parquet(f["claims"]).select(list(CLAIM_COLS)).with_row_index("li")
     # the catalogue row valid on admit_date: inner join + validity, then back onto every line
     hit = (lines.select("li", "item_code", "admit_date").join(cat, on="item_code", how="inner")
@@ -275,7 +276,7 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
         .with_columns(
             over=pl.when(pl.col("covered") & pl.col("maxp").is_not_null() & (pl.col("amt") > 0))
             .then(pl.max_horizontal(0, pl.col("amt") - rha(pl.col("maxp") * half_away(pl.col("quantity") * 1e6),
-                                                          1_000_000)))
+                                                          100_000_000)))
             .otherwise(0),
             r=pl.coalesce(pl.col("ratio_bp"), ratio_of_class))
         .with_columns(fsp=pl.when(pl.col("covered")).then(rha((pl.col("amt") - pl.col("over")) * pl.col("r"), 10000))
@@ -367,13 +368,13 @@ def _micro(q: float) -> int:
 
 def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict) -> dict[str, list]:
     """The whole scheme per line and per claim, in plain Python (ints in fen)."""
-    # catalogue: item -> [(valid_from, valid_to or None, class, ratio_bp or None, max fen or None)]
+    # catalogue: item -> [(valid_from, valid_to or None, class, ratio_bp or None, max price in 0.0001 yuan or None)]
     cat: dict[str, list] = {}
     for code, cls, ratio, maxp, vf, vt in zip(catalogue["item_code"], catalogue["class"],
                                               catalogue["first_self_pay_ratio"], catalogue["max_unit_price"],
                                               catalogue["valid_from"], catalogue["valid_to"]):
         cat.setdefault(code, []).append((vf, vt, cls, None if ratio is None else int(ratio.scaleb(4)),
-                                         None if maxp is None else _fen(maxp)))
+                                         None if maxp is None else int(maxp.scaleb(4))))
     prov = {pid: (desig, 1 if kind == "community" else 3 if level >= 3 else 2 if level == 2 else 1)
             for pid, kind, level, desig in zip(providers["provider_id"], providers["kind"], providers["level"],
                                                providers["designated"])}
@@ -405,7 +406,7 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
         cls, ratio, maxp = row
         over = 0
         if maxp is not None and amt > 0:
-            over = max(0, amt - _rha(maxp * _micro(qty), 1_000_000))
+            over = max(0, amt - _rha(maxp * _micro(qty), 100_000_000))  # price in 0.0001 yuan
         allowed = amt - over
         r = ratio if ratio is not None else CLASS_RATIO_BP[cls]
         fsp = _rha(allowed * r, 10000)

@@ -21,7 +21,6 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     from adjudicate import _core, engine
     from adjudicate import policy as P
     from adjudicate.encode import benefit_factors, encode
-    from adjudicate.inputs import QUANTITY_SCALE
 
     if inputs is None:
         f = bench_data.paths(folder)
@@ -33,7 +32,7 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     ns = SimpleNamespace(core=_core, engine=engine, encode=encode, inputs=inputs, policy=pol, compiled=compiled,
                          enc=enc, benefit=benefit, ben8=np.ascontiguousarray(benefit).view(np.uint8),
                          factor=factor, lines=len(enc.amount), claims=len(enc.member),
-                         qty_scale=10**QUANTITY_SCALE)
+                         qty_scale=engine.PRICE_QTY_PER_FEN)
     args = split_args(ns)
     _core.split_lines(*args)
     ns.sums, ns.elig = args[13], args[12]

@@ -127,14 +127,17 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                 const int64_t[::1] quantity, const int8_t[::1] cls,
                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
                 const uint8_t[::1] benefit, const int64_t[::1] class_ratio,
-                bint supplementary_catalogue, int64_t qty_scale,
+                bint supplementary_catalogue, int64_t per_fen,
                 int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
                 int64_t[:, ::1] claim_sums, int64_t start, int64_t stop):
     """Split lines [start, stop) into self_pay / first_self_pay / eligible (schemes.md §1).
 
     ``claim_sums[c]`` accumulates, per claim: total, self_pay, first_self_pay,
     then eligible of classes A, B, special, supplementary. Lines of one claim
-    must not be split across two concurrent calls.
+    must not be split across two concurrent calls. ``max_price`` is in units of
+    0.0001 yuan and ``quantity`` in millionths: ``per_fen`` is how many units
+    of their product make one fen (10**8), so the ceiling is rounded once, on
+    the exact product (contract §1).
     """
     cdef int64_t i, c, amt, over, allowed, fsp, r
     cdef int128 cap
@@ -156,7 +159,7 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             if max_price[i] >= 0 and amt > 0:
                 # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
                 # quantity must not wrap; a ceiling at or above the amount cuts nothing
-                cap = round_div128(<int128>max_price[i] * quantity[i], qty_scale)
+                cap = round_div128(<int128>max_price[i] * quantity[i], per_fen)
                 if cap < amt:
                     over = amt - <int64_t>cap
             allowed = amt - over

@@ -20,11 +20,14 @@ import numpy as np
 from . import _core
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
+from .money import PRICE_SCALE
 from .policy import Compiled, Policy, compile_policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 #: Output columns of the claim kernel (``_core.settle_claims``).
 DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
+#: Units of max_unit_price (0.0001 yuan) × quantity (millionths) in one fen.
+PRICE_QTY_PER_FEN = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 #: Columns of ``claim_sums`` (``_core.split_lines``).
 TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = 0, 1, 2, 3
 
@@ -169,7 +172,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
 
     def run(a: int, b: int) -> None:
         _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
-                          ben8, compiled.class_ratio, policy.supplementary_catalogue, 10**QUANTITY_SCALE,
+                          ben8, compiled.class_ratio, policy.supplementary_catalogue, PRICE_QTY_PER_FEN,
                           self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
     _parallel(run, ranges, threads)
     negative = np.empty(nc, np.uint8)

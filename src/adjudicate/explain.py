@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .inputs import InputError, Table
+from .money import price_text
 from .policy import Policy
 from .reference import (AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run)
 from .schema import CLASSES, REFERRALS
@@ -100,7 +101,7 @@ def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
             "class": CLASSES[int(cat["class"][r])],
             "first_self_pay_ratio": None if cat.nulls["first_self_pay_ratio"][r]
             else ratio(int(cat["first_self_pay_ratio"][r])),
-            "max_unit_price": None if cat.nulls["max_unit_price"][r] else yuan(int(cat["max_unit_price"][r])),
+            "max_unit_price": None if cat.nulls["max_unit_price"][r] else price_text(int(cat["max_unit_price"][r])),
             "valid_from": _day(cat["valid_from"][r]),
             "valid_to": None if cat.nulls["valid_to"][r] else _day(cat["valid_to"][r]),
         }

@@ -33,13 +33,14 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .inputs import QUANTITY_SCALE
-from .money import round_half_away
+from .money import PRICE_SCALE, round_half_away
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
 
 BP = 10_000
 BP2 = BP * BP
-QTY = 10**QUANTITY_SCALE
+#: max_unit_price (0.0001 yuan) × quantity (millionths) per fen
+PRICE_QTY = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 EPOCH = dt.date(1970, 1, 1)
 #: Amount columns of a settled claim, contract §4 order.
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
@@ -78,7 +79,7 @@ class Line:
     amount_fen: int
     quantity: int  # millionths of a unit (inputs.QUANTITY_SCALE)
     ratio_bp: int | None = None  # the item's own first_self_pay_ratio
-    max_price_fen: int | None = None  # the item's max_unit_price
+    max_price: int | None = None  # the item's max_unit_price, in 0.0001 yuan (exact, contract §1)
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,8 @@ def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
         r.self_pay = amt
         return r
     over = 0
-    if line.max_price_fen is not None and amt > 0:
-        r.ceiling = round_half_away(line.max_price_fen * line.quantity, QTY)
+    if line.max_price is not None and amt > 0:
+        r.ceiling = round_half_away(line.max_price * line.quantity, PRICE_QTY)  # exact product, rounded once
         over = max(0, amt - r.ceiling)
     allowed = amt - over
     if line.ratio_bp is not None:
