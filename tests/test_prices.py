@@ -136,7 +136,7 @@ def test_negative_ceiling_is_an_input_error(tmp_path):
     cat = pq.read_table(paths["catalogue"])
     prices = cat.column("max_unit_price").to_pylist()
     prices[-1] = D("-1.5")
-    save(set_column(cat, "max_unit_price", pa.array(prices, pa.decimal128(14, 4))), paths["catalogue"])
+    save(set_column(cat, "max_unit_price", pa.array(prices, pa.decimal128(18, 4))), paths["catalogue"])
     out = tmp_path / "out"
     r = cli(*run_args(paths, out))
     assert_input_error(r, out, "catalogue.parquet", "max_unit_price", len(prices) - 1, "negative")
