@@ -57,9 +57,13 @@ def datasets(draw) -> Case:
     case = Case()
     members = [f"M{i}" for i in range(draw(st.integers(1, 3)))]
     for m in members:
+        # claims run from 2023 into 2025, so members have several benefit years (and gap years): the
+        # account carries over with each year's credit, by age on 1 January and wage (contract §3)
         case.member(m, category=draw(st.sampled_from(CATEGORIES)), civil_servant=draw(st.booleans()),
                     balance=yuan(draw(st.one_of(st.just(0), st.integers(0, 1_000_000)))),
-                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat())
+                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat(),
+                    birth=draw(st.dates(dt.date(1940, 1, 1), dt.date(2024, 12, 31))).isoformat(),
+                    wage=draw(st.one_of(st.none(), st.just("0"), st.builds(yuan, st.integers(0, 50_000_000)))))
     providers = [f"P{i}" for i in range(draw(st.integers(1, 3)))]
     for p in providers:
         case.provider(p, kind=draw(st.sampled_from(PROVIDER_KINDS)), level=draw(st.integers(0, 3)),
@@ -288,6 +292,11 @@ def policies(draw) -> str:
                 else:
                     items.append([part])
             doc[f"{bk}.account"] = {"pays": "before_fund", "order": ["+".join(i) for i in items]}
+    pays = any(k.endswith(".account") for k in doc)
+    if pays or draw(st.booleans()):  # required when an account pays (contract §3, schemes.md §9)
+        ages = sorted(set([0] + draw(st.lists(st.integers(1, 120), max_size=3))))
+        doc["account.credit"] = {"retired_amount": money(draw(st.integers(0, 2_000_000))),
+                                 "by_age": [{"from_age": a, "rate": ratio(draw(bp_st))} for a in ages]}
     return policy_text(doc)
 
 

@@ -190,7 +190,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   const int64_t[::1] factor, const int8_t[::1] level_row,
                   const int64_t[::1] months, const int64_t[:, ::1] sums,
                   const int8_t[::1] category, const uint8_t[::1] civil_servant,
-                  const int64_t[::1] balance,
+                  const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit,
                   const int64_t[::1] block_of_setting, const int64_t[:, ::1] B,
                   const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
                   const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
@@ -204,9 +204,14 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     ``start`` must be the first claim of a member. Writes ``out[c]``:
     deductible, fund_pool, fund_supplementary, subsidy, account_paid,
     admission ordinal (0 = null).
+
+    The personal account carries over (contract §3): ``balance[m]`` is member
+    m's balance on 1 January of ``base_year``, and ``credit[m, k]`` what is
+    credited to it at the end of ``base_year + k``. Each member-year opens at
+    the previous year's closing plus the credits of the years in between.
     """
-    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0
-    cdef int32_t prev_year = -1
+    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
+    cdef int32_t prev_year = -1, y
     cdef int64_t counters[MAXCOUNTERS]
     cdef int64_t used[MAXLIMITS]
     cdef int64_t e[NCLS]
@@ -222,7 +227,15 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                     counters[k] = 0
                 for k in range(MAXLIMITS):
                     used[k] = 0
-                bal = balance[m]
+                if m != prev_m:
+                    bal = balance[m]
+                    y = base_year
+                else:
+                    y = prev_year
+                while y < year[c]:  # closing of year y, plus its credit, opens y + 1
+                    if 0 <= y - base_year < ncredit:
+                        bal += credit[m, y - base_year]
+                    y += 1
                 ordinal_count = 0
                 prev_m = m
                 prev_year = year[c]

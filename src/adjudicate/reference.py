@@ -57,7 +57,9 @@ class Member:
     category: str  # 'in_service' | 'retired'
     civil_servant: bool
     enrolled_since: dt.date
-    balance_fen: int  # account balance at the start of every benefit year
+    balance_fen: int  # account balance on 1 January of the run's base year (contract §3)
+    birth_date: dt.date = dt.date(1970, 1, 1)
+    prior_year_wage_fen: int | None = None  # basis of the yearly credit (schemes.md §9)
 
 
 @dataclass(frozen=True)
@@ -153,17 +155,24 @@ class Slice:
 
 @dataclass
 class YearState:
-    """A member's annual counters; restarted at the first claim of each benefit year."""
+    """A member's annual counters; restarted at the first claim of each benefit year.
+
+    The account balance is not restarted: it opens at ``opening``, carried
+    over from the year before (contract §3), and ``opening_note`` says how.
+    """
 
     year: int
     balance: int
     admissions: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     used: dict[str, int] = field(default_factory=dict)  # paid against each limit
+    opening: int = 0
+    opening_note: str = ""
 
     def snapshot(self) -> dict:
         return {"year": self.year, "balance": self.balance, "admissions": self.admissions,
-                "counters": dict(self.counters), "used": dict(self.used)}
+                "counters": dict(self.counters), "used": dict(self.used), "opening": self.opening,
+                "opening_note": self.opening_note}
 
 
 @dataclass
@@ -325,19 +334,46 @@ def _pct(bp: int) -> str:
 # Settlement
 # ---------------------------------------------------------------------------
 
+def year_credit(policy: Policy, member: Member, year: int) -> int:
+    """What is credited to the member's account at the end of ``year`` (schemes.md §9), fen."""
+    from .account import credits
+
+    wage = member.prior_year_wage_fen
+    days = (member.birth_date - EPOCH).days
+    return int(credits(policy.account_credit, np.array(CATEGORIES.index(member.category)), np.array(days),
+                       np.array(wage or 0), np.array(wage is None), year + 1)[0])
+
+
 def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
-                  providers: Mapping[str, Provider]) -> list[ClaimResult]:
+                  providers: Mapping[str, Provider], base_year: int | None = None) -> list[ClaimResult]:
     """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year.
 
     Returns one result per claim in that order; a claim whose sums are
     negative comes back with ``rejected`` set and changes nothing.
+    ``member.balance_fen`` stands on 1 January of ``base_year`` (default: the
+    year of the member's first claim); each later year opens at the year
+    before's closing plus its credit, years without claims included (contract §3).
     """
     ordered = sorted(claims, key=lambda c: (c.settle_date, c.claim_id.encode()))
     state: YearState | None = None
     out = []
+    bal_year = base_year if base_year is not None else (ordered[0].settle_date.year if ordered else 0)
+    bal = member.balance_fen  # the balance on 1 January of bal_year
     for claim in ordered:
-        if state is None or state.year != claim.settle_date.year:
-            state = YearState(claim.settle_date.year, member.balance_fen)
+        year = claim.settle_date.year
+        if state is None or state.year != year:
+            if state is not None and state.year == bal_year:
+                bal = state.balance  # the closing of the year just ended
+            parts = [f"members.account_balance {_yuan(member.balance_fen)} on 1 January {bal_year}"
+                     if state is None else f"closing of {bal_year} {_yuan(bal)}"]
+            while bal_year < year:
+                credit = year_credit(policy, member, bal_year)
+                parts.append(f"credit for {bal_year} {_yuan(credit)}")
+                if bal_year + 1 < year:
+                    parts.append(f"nothing spent in {bal_year + 1}")
+                bal += credit
+                bal_year += 1
+            state = YearState(year, bal, opening=bal, opening_note=" + ".join(parts).replace(" + nothing", "; nothing"))
         out.append(settle_claim(policy, member, claim, providers[claim.provider_id], state))
     return out
 
@@ -577,7 +613,8 @@ def member_at(members, i: int) -> Member:
     """Row ``i`` of the members table (``inputs.Table``)."""
     m = members
     return Member(m["member_id"][i].as_py(), CATEGORIES[int(m["category"][i])], bool(m["civil_servant"][i]),
-                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]))
+                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]), _date(m["birth_date"][i]),
+                  None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
 
 
 def provider_at(providers, i: int) -> Provider:
@@ -605,12 +642,14 @@ def claims_of(enc) -> list[tuple[int, Claim]]:
     return out
 
 
-def reference_run(inputs, policy: Policy) -> ReferenceResult:
+def reference_run(inputs, policy: Policy, base_year: int | None = None) -> ReferenceResult:
     """Settle ``inputs`` (an ``engine.Inputs``) with the reference rules.
 
     ``encode.encode`` still does the shared work the kernel does not: input
     checks and rejections, catalogue lookup and the order of claims.
-    Everything from the benefit rule on is decided here.
+    Everything from the benefit rule on is decided here. ``base_year``: as
+    for ``engine.adjudicate`` (default: the earliest year of the claims the
+    reference settles here).
     """
     from .encode import encode
 
@@ -622,9 +661,15 @@ def reference_run(inputs, policy: Policy) -> ReferenceResult:
     by_member: dict[int, list[Claim]] = {}
     for m, claim in claims_of(enc):
         by_member.setdefault(m, []).append(claim)
+    members = {m: member_at(inputs.members, m) for m in by_member}
+    if base_year is None:
+        # which claims settle does not depend on the account, so a first pass finds B
+        years = [r.settle_date.year for m, claims in by_member.items()
+                 for r in settle_member(policy, members[m], claims, providers) if not r.rejected]
+        base_year = min(years) if years else None
     settled: dict[str, ClaimResult] = {}
     for m, claims in by_member.items():
-        for r in settle_member(policy, member_at(inputs.members, m), claims, providers):
+        for r in settle_member(policy, members[m], claims, providers, base_year):
             settled[r.claim_id] = r
     rejected = list(enc.rejected)
     ordered = []
