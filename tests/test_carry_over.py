@@ -122,6 +122,7 @@ def test_streaming_equals_in_memory_across_years(tmp_path):
             pq.read_table(tmp_path / "one" / f"{name}.parquet")), name
     r = cli(*run_args(paths, tmp_path / "cli"), "--partitions", "3")
     assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "cli" / "summary.json").read_text())["account_base_year"] == 2023
     st = {x["claim_id"]: x for x in pq.read_table(tmp_path / "cli" / "settlements.parquet").to_pylist()}
     # B = 2023 (ZZ's claim): everybody's balance stands on 1 January 2023 and 2023's credit comes first
     assert st["ZZ-25"]["account_paid"] == D("900.00")  # 50 − 20 + 1 500 + 1 500

@@ -170,6 +170,8 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     return {
         "adjudicate_version": __version__,
         "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path)},
+        # members.account_balance is the balance on 1 January of this year (contract §3)
+        "account_base_year": r.base_year,
         "counts": {
             "input_lines": input_lines,
             "input_claims": r.enc.input_claims,
