@@ -142,7 +142,8 @@ l0 AS (
 l1 AS (
   SELECT *, ben AND coalesce(class IN ({covered}), false) AS covered,
          CASE WHEN ben AND coalesce(class IN ({covered}), false) AND maxp IS NOT NULL AND amt > 0
-              THEN greatest(0, amt - rha(CAST(maxp AS HUGEINT) * rha_f(quantity * 1000000), 100000000)) ELSE 0 END AS over,
+              THEN greatest(0, amt - rha(CAST(maxp AS HUGEINT) * rha_f(quantity * 1000000), 100000000))
+              ELSE 0 END AS over,
          coalesce(ratio_bp, {_sql_case_ratio()}) AS r
   FROM l0
 ),

@@ -63,9 +63,9 @@ def settle(ns) -> None:
     """One ``_core.settle_claims`` call over every claim."""
     e, c = ns.enc, ns.compiled
     ns.core.settle_claims(e.member, e.year, e.setting, ns.ben8, ns.factor, e.level_row, e.months, ns.sums,
-                          ns.category, ns.civil, ns.balance, ns.base_year, ns.credit, c.block_of_setting, c.B, c.band_from, c.band_pool,
-                          c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months, c.lim_amount,
-                          c.lim_n, ns.settle, 0, ns.claims)
+                          ns.category, ns.civil, ns.balance, ns.base_year, ns.credit, c.block_of_setting, c.B,
+                          c.band_from, c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct,
+                          c.lim_months, c.lim_amount, c.lim_n, ns.settle, 0, ns.claims)
 
 
 def allocate(ns) -> None:

@@ -477,7 +477,8 @@ def test_explain_settles_only_the_member(explain_case, monkeypatch):
     from adjudicate import explain as X
     seen = []
     real = X.reference_run
-    monkeypatch.setattr(X, "reference_run", lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a))
+    monkeypatch.setattr(X, "reference_run",
+                        lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a))
     r = CliRunner().invoke(main, ["explain", "C3", *explain_case, "--policy", "prefecture-employee", "--json"])
     assert r.exit_code == 0, r.output
     assert seen == [1]  # M2 has one line; M1's seven are left out

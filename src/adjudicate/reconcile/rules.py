@@ -3,8 +3,9 @@
 The corridor of provider quota settlement (schemes.md §7) differs by scheme,
 so it lives in a small TOML file, never in code. (The personal account credit
 of schemes.md §9 is the policy's ``[account.credit]``: settlement needs it,
-as the account carries over the years, so it has one home there.) The default, ``settlement-rules.toml`` beside this module,
-carries the seeds' numbers with their citations; ``--rules FILE`` replaces it.
+as the account carries over the years, so it has one home there.) The
+default, ``settlement-rules.toml`` beside this module, carries the seeds'
+numbers with their citations; ``--rules FILE`` replaces it.
 Every key is required and checked: a missing or unknown key, or a value out of
 range, is an :class:`~adjudicate.inputs.InputError` naming the file, the key
 and its line (exit 2).
