@@ -234,8 +234,7 @@ def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndar
     def run(a: int, b: int) -> None:
         _core.settle_claims(enc.member, enc.year, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
                             category, civil, balance, base, credit, c.block_of_setting, c.B, c.band_from,
-                            c.band_pool,
-                            c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
+                            c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)
     _parallel(run, chunks_by_member(enc.member, threads), threads)
     return out
