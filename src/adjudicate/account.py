@@ -65,31 +65,20 @@ def credits(rule: AccountCredit | None, category: np.ndarray, birth_days: np.nda
     return np.broadcast_to(credit, shape).astype(np.int64), np.broadcast_to(rate, shape), basis, age
 
 
-def member_credits(members, rule: AccountCredit | None, first_year: int, last_year: int,
-                   rows: np.ndarray | None = None) -> np.ndarray:
-    """Credits of the members (``inputs.Table`` rows, default all) for years ``first_year`` ..
+def member_credits(members, rule: AccountCredit | None, first_year: int, last_year: int) -> np.ndarray:
+    """Credits of every member (an ``inputs.Table``) for years ``first_year`` ..
     ``last_year − 1``: column k is the credit at the end of ``first_year + k``, into the next year.
 
     Shape (members, max(1, last_year − first_year)), zeros where nothing is credited; one
     vectorised pass over members × years.
     """
-    rows = np.arange(members.rows) if rows is None else np.asarray(rows, dtype=np.int64)
     k = max(int(last_year) - int(first_year), 0)
-    out = np.zeros((len(rows), max(k, 1)), np.int64)
-    if k == 0 or rule is None or not len(rows):
+    out = np.zeros((members.rows, max(k, 1)), np.int64)
+    if k == 0 or rule is None or not members.rows:
         return out
-    col = lambda name: np.asarray(members[name])[rows][:, None]  # noqa: E731
+    col = lambda name: np.asarray(members[name])[:, None]  # noqa: E731
     next_years = np.arange(first_year + 1, last_year + 1, dtype=np.int64)[None, :]
     out[:, :k] = credits(rule, col("category"), col("birth_date"), col("prior_year_wage"),
-                         np.asarray(members.nulls["prior_year_wage"])[rows][:, None], next_years)[0]
+                         np.asarray(members.nulls["prior_year_wage"])[:, None], next_years)[0]
     return np.ascontiguousarray(out)
 
-
-def opening(balance: int, credit_row: np.ndarray, base_year: int, spent_by_year: dict[int, int],
-            year: int) -> int:
-    """The balance on 1 January of ``year``: ``balance`` on 1 January of ``base_year``, then each
-    year's closing (opening − spent) plus its credit (``credit_row[k]``: end of base_year + k)."""
-    bal = balance
-    for y in range(base_year, year):
-        bal = bal - spent_by_year.get(y, 0) + int(credit_row[y - base_year])
-    return bal

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .account import credits
 from .inputs import QUANTITY_SCALE
 from .money import PRICE_SCALE, round_half_away
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
@@ -336,8 +337,6 @@ def _pct(bp: int) -> str:
 
 def year_credit(policy: Policy, member: Member, year: int) -> int:
     """What is credited to the member's account at the end of ``year`` (schemes.md §9), fen."""
-    from .account import credits
-
     wage = member.prior_year_wage_fen
     days = (member.birth_date - EPOCH).days
     return int(credits(policy.account_credit, np.array(CATEGORIES.index(member.category)), np.array(days),
