@@ -75,11 +75,12 @@ def datasets(draw) -> Case:
         periods = [("2000-01-01", (split - dt.timedelta(days=1)).isoformat()),
                    ((split + dt.timedelta(days=gap)).isoformat(), None)] if two else [("2000-01-01", None)]
         for start, end in periods:
-            price = draw(st.one_of(st.none(), st.integers(1, 200_000)))
+            # ceilings exact to 0.0001 yuan (contract §1), some on a half fen
+            price = draw(st.one_of(st.none(), st.integers(1, 20_000_000), st.integers(1, 4000).map(lambda k: k * 50)))
             bp = draw(ratios_bp)
             case.item(item, draw(st.sampled_from(CLASSES)), valid_from=start, valid_to=end,
                       ratio=None if bp is None else str(Decimal(bp).scaleb(-4)),
-                      max_price=None if price is None else yuan(price))
+                      max_price=None if price is None else str(Decimal(price).scaleb(-4)))
     ids = draw(st.lists(st.integers(0, 999), min_size=1, max_size=9, unique=True))
     for cid in ids:
         member = draw(st.sampled_from(members + (["MX"] if draw(st.integers(0, 20)) == 0 else [])))
