@@ -6,7 +6,8 @@ at the previous year's closing plus that year's credit (划入), years without
 claims included: ``next_opening = closing + credit``.
 
 The credit rule is the policy's ``[account.credit]`` table
-(:class:`policy.AccountCredit`): retired members get a fixed amount a year;
+(:class:`policy.AccountCredit`), as in force on 1 January of the year it opens
+(when it is paid; its values may be dated like any policy number): retired members get a fixed amount a year;
 others a share of ``prior_year_wage`` by age in whole years on 1 January of
 the next year, rounded half away from zero to the fen (no wage: no credit).
 :func:`credits` is its one definition, used by the kernel's settlement (through
@@ -15,9 +16,11 @@ ledger.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
-from .policy import AccountCredit
+from .policy import AccountCredit, Policy
 from .schema import CATEGORIES
 
 RETIRED = CATEGORIES.index("retired")
@@ -65,7 +68,12 @@ def credits(rule: AccountCredit | None, category: np.ndarray, birth_days: np.nda
     return np.broadcast_to(credit, shape).astype(np.int64), np.broadcast_to(rate, shape), basis, age
 
 
-def member_credits(members, rule: AccountCredit | None, first_year: int, last_year: int) -> np.ndarray:
+def credit_rule(policy: Policy, year: int) -> AccountCredit | None:
+    """The credit rule for the end of ``year``: the policy's in force on 1 January of year + 1."""
+    return policy.at(dt.date(year + 1, 1, 1)).account_credit
+
+
+def member_credits(members, policy: Policy, first_year: int, last_year: int) -> np.ndarray:
     """Credits of every member (an ``inputs.Table``) for years ``first_year`` ..
     ``last_year − 1``: column k is the credit at the end of ``first_year + k``, into the next year.
 
@@ -74,11 +82,12 @@ def member_credits(members, rule: AccountCredit | None, first_year: int, last_ye
     """
     k = max(int(last_year) - int(first_year), 0)
     out = np.zeros((members.rows, max(k, 1)), np.int64)
-    if k == 0 or rule is None or not members.rows:
+    if not members.rows:
         return out
-    col = lambda name: np.asarray(members[name])[:, None]  # noqa: E731
-    next_years = np.arange(first_year + 1, last_year + 1, dtype=np.int64)[None, :]
-    out[:, :k] = credits(rule, col("category"), col("birth_date"), col("prior_year_wage"),
-                         np.asarray(members.nulls["prior_year_wage"])[:, None], next_years)[0]
-    return np.ascontiguousarray(out)
+    wage, no_wage = np.asarray(members["prior_year_wage"]), np.asarray(members.nulls["prior_year_wage"])
+    for j in range(k):  # a loop over years (the rule may change with them), vectorised over members
+        year = int(first_year) + j
+        out[:, j] = credits(credit_rule(policy, year), np.asarray(members["category"]),
+                            np.asarray(members["birth_date"]), wage, no_wage, year + 1)[0]
+    return out
 

@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .account import credits
+from .account import credit_rule, credits
 from .inputs import QUANTITY_SCALE
 from .money import PRICE_SCALE, round_half_away
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
@@ -339,13 +339,14 @@ def year_credit(policy: Policy, member: Member, year: int) -> int:
     """What is credited to the member's account at the end of ``year`` (schemes.md §9), fen."""
     wage = member.prior_year_wage_fen
     days = (member.birth_date - EPOCH).days
-    return int(credits(policy.account_credit, np.array(CATEGORIES.index(member.category)), np.array(days),
+    return int(credits(credit_rule(policy, year), np.array(CATEGORIES.index(member.category)), np.array(days),
                        np.array(wage or 0), np.array(wage is None), year + 1)[0])
 
 
 def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
                   providers: Mapping[str, Provider], base_year: int | None = None) -> list[ClaimResult]:
-    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year.
+    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year,
+    each under the policy in force on its settle_date (``Policy.at``).
 
     Returns one result per claim in that order; a claim whose sums are
     negative comes back with ``rejected`` set and changes nothing.
@@ -373,7 +374,8 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
                 bal += credit
                 bal_year += 1
             state = YearState(year, bal, opening=bal, opening_note=" + ".join(parts).replace(" + nothing", "; nothing"))
-        out.append(settle_claim(policy, member, claim, providers[claim.provider_id], state))
+        # the rules in force on the settle date; the year's counters and limits carry on
+        out.append(settle_claim(policy.at(claim.settle_date), member, claim, providers[claim.provider_id], state))
     return out
 
 

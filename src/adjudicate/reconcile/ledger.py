@@ -7,8 +7,9 @@ the base year B (the earliest benefit year of the settlements) is
 ``members.account_balance``, and every later year opens at the year before's
 ``next_opening``, years without claims included, exactly as the run settled.
 
-The credit is the policy's ``[account.credit]`` (the policy the run used), by
-:func:`adjudicate.account.credits`, the definition settlement uses: retired
+The credit is the policy's ``[account.credit]`` (the policy the run used) in
+force on 1 January of the next year, by :func:`adjudicate.account.credits`,
+the definition settlement uses: retired
 members get a flat amount; others a rate by age band of their
 ``prior_year_wage``, rounded half away from zero to the fen (no wage: no
 credit). Age is in whole years on 1 January of the next year.
@@ -19,21 +20,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..account import BASES, credits
+from ..account import BASES, credit_rule, credits
 from ..inputs import Table
-from ..policy import AccountCredit
+from ..policy import Policy
 from ..schema import CATEGORIES
 from .exact import decimal, group_sum
 from .tables import Year, index_of
 
 
-def ledger(st: Table, members: Table, years: Year, rule: AccountCredit | None,
+def ledger(st: Table, members: Table, years: Year, policy: Policy,
            base_year: int) -> tuple[pa.Table, dict, np.ndarray]:
     """ledger.parquet (every member × every reconciled year, ordered by year then member_id),
     its summary, and Σ opening per reconciled year (the account fund's opening, schemes.md §8).
 
     The balances are chained over every year from ``base_year`` to the last reconciled one on a
-    members × years grid (one cumulative sum, no loop per member).
+    members × years grid (one cumulative sum; the credits year by year, each vectorised over
+    members, as the rule in force may change with the year).
     """
     nm, ny = members.rows, len(years.years)
     last = max(int(years.years.max()), base_year)
@@ -43,9 +45,14 @@ def ledger(st: Table, members: Table, years: Year, rule: AccountCredit | None,
     keep = (gy >= 0) & (gy < ng)
     midx = index_of(st, "member_id", members, "member_id", "members")
     spent = group_sum((midx * ng + gy)[keep], st["account_paid"][keep], nm * ng).reshape(nm, ng)
-    col = lambda name: np.asarray(members[name])[:, None]  # noqa: E731
-    credit, rate, basis, age = credits(rule, col("category"), col("birth_date"), col("prior_year_wage"),
-                                       np.asarray(members.nulls["prior_year_wage"])[:, None], grid[None, :] + 1)
+    credit = np.zeros((nm, ng), np.int64)
+    rate = np.zeros((nm, ng), np.int64)
+    basis = np.zeros((nm, ng), np.int8)
+    age = np.zeros((nm, ng), np.int64)
+    for j, year in enumerate(grid):
+        credit[:, j], rate[:, j], basis[:, j], age[:, j] = credits(
+            credit_rule(policy, int(year)), np.asarray(members["category"]), np.asarray(members["birth_date"]),
+            np.asarray(members["prior_year_wage"]), np.asarray(members.nulls["prior_year_wage"]), int(year) + 1)
     balance = np.asarray(members["account_balance"], dtype=np.int64)
     flow = np.cumsum(credit - spent, axis=1)
     opening = np.empty((nm, ng), np.int64)

@@ -112,7 +112,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     timings["providers"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("ledger")
-    led, led_sum, account_opening = ledger(st, mb, Y, pol.account_credit, base_year)
+    led, led_sum, account_opening = ledger(st, mb, Y, pol, base_year)
     timings["ledger"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     say("funds")
