@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Result, Timer, adjudicate
+from .engine import Inputs, Result, Timer, adjudicate, first_year
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -303,10 +303,9 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
                  rejected, totals, counts, st["base"])
         if st["base"] is None:
             st["base"] = r.base_year
-        if r.base_year is not None:
-            first = int(r.enc.year.min()) if len(r.enc.year) else None
-            if first is not None and (st["earliest"] is None or first < st["earliest"]):
-                st["earliest"] = first
+        first = first_year(r.enc)
+        if first is not None and (st["earliest"] is None or first < st["earliest"]):
+            st["earliest"] = first
         return r
 
     try:
