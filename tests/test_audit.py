@@ -547,3 +547,20 @@ def test_rules_values_may_be_cited_but_not_dated(tmp_path):
     structure = _rules(tmp_path, **{'severity = "low"\nwindow_days = 7': 'severity = { value = "low" }\nwindow_days = 7'})
     with pytest.raises(RulesError, match="pharmacy_frequency.severity"):
         load_audit_rules(structure)
+
+
+def test_streaming_audit_can_begin_again(planted, tmp_path):
+    """A streaming run settles again when a later range holds an earlier year: the audit starts over."""
+    from adjudicate.audit import StreamingAudit
+    paths, _, audit = planted
+    inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
+    result = adjudicate(inputs, P.load("prefecture-employee"))
+    s = StreamingAudit(load_audit_rules())
+    s.start(tmp_path)
+    s.add(result, inputs)
+    s.start(tmp_path)  # the second pass
+    s.add(result, inputs)
+    summary = s.finish()
+    assert pq.read_table(tmp_path / "flags.parquet").equals(audit.flags)
+    assert pq.read_table(tmp_path / "indicators.parquet").equals(audit.indicators)
+    assert summary["flags"] == audit.flags.num_rows

@@ -132,7 +132,14 @@ class StreamingAudit:
         self.timings: dict[str, float] = {}
 
     def start(self, folder: Path) -> None:
+        """Begin (or begin again: a streaming run may settle twice) writing into ``folder``."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         self.folder = Path(folder)
+        (self.folder / "flags.parquet").unlink(missing_ok=True)
+        self.sums = []
+        self.counts = {name: {"flags": 0, "claims": 0} for name in (*RULES, "")}
 
     def add(self, r: Result, inputs: Inputs) -> None:
         from ..outputs import parquet_options
