@@ -92,7 +92,7 @@ def test_an_earlier_output_that_holds_the_inputs_is_refused(tmp_path):
     assert tree(g) == before
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "generate", "compare", "readjudicate", "reconcile"])
+@pytest.mark.parametrize("command", ["run", "demo", "generate", "compare", "readjudicate", "reconcile", "audit"])
 def test_every_command_refuses_a_foreign_folder(command, data, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
@@ -104,6 +104,7 @@ def test_every_command_refuses_a_foreign_folder(command, data, tmp_path):
     assert run(data, earlier).exit_code == 0
     args = {
         "run": ["run", *inputs_args(data), "--policy", "prefecture-employee"],
+        "audit": ["audit", *inputs_args(data), "--policy", "prefecture-employee"],
         "demo": ["demo"],
         "generate": ["generate", "--members", 10, "--year", 2024],
         "compare": ["compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(data)],

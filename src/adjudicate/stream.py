@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Result, Timer, adjudicate
+from .engine import Inputs, Result, Timer, adjudicate, first_year
 from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -205,8 +205,10 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None) -> dict:
-    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run."""
+                  progress: Callable[[str], None] | None = None, audit=None) -> dict:
+    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
+
+    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
@@ -230,7 +232,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
             split = part.split_claims()
         digests.update(others)
         s = _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                               threads, with_lines, timer, digests, say)
+                               threads, with_lines, timer, digests, say, audit)
         shutil.rmtree(scratch)
     return s
 
@@ -256,19 +258,68 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
 
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None) -> dict:
+    # The personal account stands on 1 January of the run's base year B, the earliest year of all
+    # its settled claims (contract §3). B is taken from the first partition with settled claims and
+    # checked on every later one; in the rare case that a later partition settles an earlier year,
+    # the outputs are written again with the true B (which claims settle does not depend on B).
+    base = None
+    while True:
+        state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
+                             with_lines, timer, say, base, audit)
+        if state["earliest"] is None or state["earliest"] == state["base"]:
+            break
+        base = state["earliest"]
+        say(f"base year {base}: again")
+    rejected, totals, counts, last = state["rejected"], state["totals"], state["counts"], state["last"]
+    write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
+    s = summary(last, digests, counts["input_lines"])
+    s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
+    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
+    reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
+    for t in rejected:
+        reasons[t[2]] += 1
+    s["counts"]["rejected_by_reason"] = reasons
+    s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
+    s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
+    s["partitions"] = part.parts
+    if audit is not None:
+        s["audit"] = audit.finish()
+    s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
+    (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return s
+
+
+def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
+                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None) -> dict:
+    """Settle every partition with base year ``base`` (None: the first partition's), writing the
+    outputs anew; returns the totals, the base used and the earliest year settled."""
+    for name in ("settlements", "lines"):
+        (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    if audit is not None:
+        audit.start(folder)  # anew, like the outputs
     writers: dict[str, pq.ParquetWriter] = {}
-    rejected: list[tuple] = []
-    totals: dict[str, int] = {}
-    counts = {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
+    st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
+                                                     "settled_lines": 0},
+          "last": None, "base": base, "earliest": None}
+    rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
     orphans: list[Table] = []
-    last = None
 
     def append(name: str, table: pa.Table) -> None:
         if name not in writers:
             writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
                                              **parquet_options(table.schema))
         writers[name].write_table(table)
+
+    def one(claims: Table) -> Result:
+        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
+                 rejected, totals, counts, st["base"], audit)
+        if st["base"] is None:
+            st["base"] = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (st["earliest"] is None or first < st["earliest"]):
+            st["earliest"] = first
+        return r
 
     try:
         for k in range(part.parts + 1):
@@ -284,42 +335,29 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
             if k == part.parts:
                 orphans.append(claims)
                 continue
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts)
+            st["last"] = one(claims)
             say(f"partition {k + 1}/{part.parts}")
         if orphans:
             claims = _concat(orphans)
             before = counts["settled_claims"]
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts) or last
+            st["last"] = one(claims) or st["last"]
             if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                 raise RuntimeError("a claim without a known, consistent member was settled")
-        if last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
-                        with_lines, rejected, totals, counts)
+        if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
+            st["last"] = one(load(CLAIMS, claim_files))
     finally:
         for w in writers.values():
             w.close()
-    write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
-    s = summary(last, digests, counts["input_lines"])
-    s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
-    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
-    reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
-    for t in rejected:
-        reasons[t[2]] += 1
-    s["counts"]["rejected_by_reason"] = reasons
-    s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
-    s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
-    s["partitions"] = part.parts
-    s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-    (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return s
+    return st
 
 
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts) -> Result:
-    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
-                   line_funds=with_lines)
+         rejected, totals, counts, base_year: int | None = None, audit=None) -> Result:
+    inputs = Inputs(claims, members, providers, catalogue)
+    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
+    if audit is not None:
+        with timer("audit"):
+            audit.add(r, inputs)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:
