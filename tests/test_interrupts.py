@@ -247,3 +247,21 @@ def test_sigkill_during_streaming_leaves_partitions_only_where_the_next_run_clea
     assert not (out / ".partitions").exists()
     shutil.rmtree(out)
 
+
+
+def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt(monkeypatch, tmp_path):
+    """A KeyboardInterrupt inside a lock or rmtree can surface as another error ('release unlocked lock',
+    'Bad file descriptor'): it is still an interruption (exit 130), not 'a bug in adjudicate'."""
+    from adjudicate import outputs
+
+    def broken(table, path):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("release unlocked lock")
+
+    monkeypatch.setattr(outputs, "write_parquet", broken)
+    r = CliRunner().invoke(cli.main, ["run", *inputs_args(sample_dir()), "--policy", "prefecture-employee",
+                                      "--out", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 130 and "interrupted; nothing was written" in r.output and "bug" not in r.output
+    assert not (tmp_path / "out").exists()

@@ -444,7 +444,8 @@ def test_the_same_settlements_twice_is_an_input_error(tmp_path):
     (copy / "settlements.parquet").write_bytes((folder / "settlements.parquet").read_bytes())
     for again in (folder, copy, folder / "settlements.parquet"):
         r = invoke("reconcile", "--settlements", folder, "--settlements", again, "--providers",
-                   folder / "providers.parquet", "--members", folder / "members.parquet", "--out", tmp_path / "o")
+                   folder / "providers.parquet", "--members", folder / "members.parquet", "--out", tmp_path / "o",
+                   "--policy", "prefecture-employee")
         assert r.exit_code == 2 and "claim_id" in r.output and "row 0" in r.output, r.output
         assert "Traceback" not in r.output and not (tmp_path / "o").exists()
 
@@ -466,6 +467,7 @@ def test_negative_account_closings_break_the_identities(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["impossible"]["overspent_members"] == 1 and not s["identities_hold"]
     r = invoke("reconcile", "--settlements", folder, "--providers", folder / "providers.parquet",
-               "--members", folder / "members.parquet", "--out", tmp_path / "o2", "--year", 2024)
+               "--members", folder / "members.parquet", "--out", tmp_path / "o2", "--year", 2024,
+               "--policy", "prefecture-employee")
     assert "DO NOT HOLD" in r.output and "overspent members 1" in r.output
 

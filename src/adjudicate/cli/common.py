@@ -78,6 +78,17 @@ def environment_error(e: BaseException) -> str | None:
     return next((t for t in _ENVIRONMENT_TEXTS if t in text), None)
 
 
+def _interruption_behind(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or Terminated that ``e`` was raised while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, (KeyboardInterrupt, Terminated)):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """Map failures to the contract's exit codes, and say what is on disk after an interruption."""
@@ -103,6 +114,11 @@ def errors() -> Iterator[None]:
         click.echo(f"terminated (SIGTERM); {outdir.on_disk()}", err=True)
         sys.exit(128 + signal.SIGTERM)
     except Exception as e:  # noqa: BLE001 - the last line of defence
+        signal_seen = _interruption_behind(e)
+        if signal_seen is not None:  # the signal broke what it interrupted (a lock, a file descriptor)
+            interrupted = isinstance(signal_seen, KeyboardInterrupt)
+            click.echo(f"{'interrupted' if interrupted else 'terminated (SIGTERM)'}; {outdir.on_disk()}", err=True)
+            sys.exit(130 if interrupted else 128 + signal.SIGTERM)
         reason = environment_error(e)
         if reason is not None:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
