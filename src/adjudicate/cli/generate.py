@@ -18,21 +18,26 @@ from .common import CLICK_SETTINGS, errors
               help="Fraction of claims made invalid (they must be rejected).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
               show_default=True)
+@click.option("--order", type=click.Choice(["date", "member", "shuffled"]), default="date", show_default=True,
+              help="Row order of claims: date (claims in settlement-date order, each claim's lines together, "
+                   "as a settlement system exports them), member (each member's claims together) or shuffled "
+                   "(lines in random order). The rows are the same.")
 @click.option("-q", "--quiet", is_flag=True)
-def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
+def generate(n_members, year, seed, out, bad_rows, fmt, order, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
 
     \b
     Example:
       adjudicate generate --members 20000 --year 2024 --seed 7 --out gen/
       adjudicate generate --members 500 --year 2024 --seed 1 --bad-rows 0.02 --out bad/
+      adjudicate generate --members 200000 --year 2024 --order shuffled --out big/
     """
     from ..generate import generate_tables, write_dataset
     from ..outputs import atomic_dir
 
     with errors():
         t0 = time.perf_counter()
-        tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+        tables = generate_tables(n_members, year, seed, bad_rows=bad_rows, order=order)
         with atomic_dir(Path(out)) as tmp:
             write_dataset(tables, tmp, fmt)
         if not quiet:
