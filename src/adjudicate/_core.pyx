@@ -569,3 +569,119 @@ def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
             out[c] = neg
             count += neg
     return count
+
+
+ctypedef struct LineKey:
+    int64_t no
+    int64_t row
+
+
+cdef int cmp_line(const void* a, const void* b) noexcept nogil:
+    cdef const LineKey* x = <const LineKey*>a
+    cdef const LineKey* y = <const LineKey*>b
+    if x.no != y.no:
+        return -1 if x.no < y.no else 1
+    return -1 if x.row < y.row else (1 if x.row > y.row else 0)
+
+
+def group_lines(const int64_t[::1] claim, const int64_t[::1] line_no, int64_t nclaims,
+                int64_t[::1] order, int64_t[::1] start):
+    """Rows in (claim, line_no, row) order, in linear time (encode's line layout).
+
+    A counting sort by claim code, then each claim's few lines sorted by line_no
+    (ties keep row order). Rows without a claim (code -1) come first, in row
+    order. ``start[c]`` is where claim c's lines begin in ``order``
+    (``start[nclaims]`` = n). Equals ``argsort((claim + 1) << 32 | line_no + 2**31,
+    kind="stable")`` without its n log n on shuffled input.
+    """
+    cdef Py_ssize_t i, n = claim.shape[0]
+    cdef int64_t c, a, z, k, j, cap = 64, nulls = 0
+    cdef int64_t* fill
+    cdef LineKey* buf
+    cdef LineKey x
+    cdef bint sorted_run
+    fill = <int64_t*>malloc((nclaims + 1) * sizeof(int64_t))
+    buf = <LineKey*>malloc(cap * sizeof(LineKey))
+    with nogil:
+        for c in range(nclaims + 1):
+            start[c] = 0
+        for i in range(n):
+            if claim[i] < 0:
+                nulls += 1
+            else:
+                start[claim[i] + 1] += 1
+        start[0] = nulls
+        for c in range(nclaims):
+            start[c + 1] += start[c]
+        k = 0
+        for c in range(nclaims):
+            fill[c] = start[c]
+        for i in range(n):
+            c = claim[i]
+            if c < 0:
+                order[k] = i
+                k += 1
+            else:
+                order[fill[c]] = i
+                fill[c] += 1
+        for c in range(nclaims):
+            a = start[c]
+            z = start[c + 1] if c + 1 < nclaims else n
+            sorted_run = 1
+            for j in range(a + 1, z):
+                if line_no[order[j]] < line_no[order[j - 1]]:
+                    sorted_run = 0
+                    break
+            if sorted_run:
+                continue
+            if z - a > cap:
+                free(buf)
+                cap = 2 * (z - a)
+                buf = <LineKey*>malloc(cap * sizeof(LineKey))
+            for j in range(a, z):
+                buf[j - a].no = line_no[order[j]]
+                buf[j - a].row = order[j]
+            if z - a <= 32:
+                for j in range(1, z - a):
+                    x = buf[j]
+                    k = j - 1
+                    while k >= 0 and cmp_line(&buf[k], &x) > 0:
+                        buf[k + 1] = buf[k]
+                        k -= 1
+                    buf[k + 1] = x
+            else:
+                qsort(buf, z - a, sizeof(LineKey), cmp_line)
+            for j in range(a, z):
+                order[j] = buf[j - a].row
+        start[nclaims] = n
+    free(fill)
+    free(buf)
+
+
+ctypedef fused key_t:
+    int8_t
+    int32_t
+    int64_t
+
+
+def first_differing(const int64_t[::1] order, const int64_t[::1] start, const key_t[::1] values,
+                    const uint8_t[::1] nulls, const uint8_t[::1] only, int64_t[::1] out):
+    """Per claim c, the row of its first line (in ``order``, see group_lines) whose
+    value differs from the line before it, or -1 when all its lines agree
+    (encode's inconsistent_claim_header). Two nulls agree; a null and a value
+    differ. With ``only`` non-empty, a pair counts only where both lines have it set
+    (discharge_date matters on inpatient lines only)."""
+    cdef Py_ssize_t c, j, nclaims = out.shape[0]
+    cdef int64_t r, q
+    cdef bint has_only = only.shape[0] > 0
+    with nogil:
+        for c in range(nclaims):
+            out[c] = -1
+            for j in range(start[c] + 1, start[c + 1]):
+                r = order[j]
+                q = order[j - 1]
+                if has_only and not (only[r] and only[q]):
+                    continue
+                if nulls[r] != nulls[q] or (not nulls[r] and values[r] != values[q]):
+                    out[c] = r
+                    break

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core
-from .inputs import InputError, Table
+from .inputs import InputError, Table, dictionary_lookup, strings
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
 
@@ -76,15 +76,15 @@ class Encoded:
 
     @cached_property
     def member_id(self) -> pa.Array:
-        return self.source["member_id"].take(pa.array(self.head_row))
+        return strings(self.source["member_id"].take(pa.array(self.head_row)))
 
     @cached_property
     def provider_id(self) -> pa.Array:
-        return self.source["provider_id"].take(pa.array(self.head_row))
+        return strings(self.source["provider_id"].take(pa.array(self.head_row)))
 
     @cached_property
     def item_code(self) -> pa.Array:
-        return self.source["item_code"].take(pa.array(self.line_row))
+        return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
     def select(self, keep: np.ndarray) -> "Encoded":
         """The same, with only the claims where ``keep`` is true (and their lines)."""
@@ -97,8 +97,17 @@ class Encoded:
                        input_claims=self.input_claims, source=self.source, **fields)
 
 
-def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes of a string array (-1 for null) and its dictionary."""
+def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string array (-1 for null) and its dictionary.
+
+    A dictionary-read column (``Table.coded``) is not hashed line by line: the
+    chunks' dictionaries are encoded together and each chunk's codes mapped.
+    """
+    if isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type):
+        if arr.num_chunks == 0:
+            return np.empty(0, np.int64), pa.array([], arr.type.value_type)
+        enc = pa.concat_arrays([c.dictionary for c in arr.chunks]).dictionary_encode()
+        return dictionary_lookup(arr, enc.dictionary), enc.dictionary
     enc = arr.dictionary_encode()
     idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
     return idx, enc.dictionary
@@ -112,8 +121,10 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
-def lookup(values: pa.Array, value_set: pa.Array) -> np.ndarray:
+def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
     """Position of each value in ``value_set`` (-1 where absent or null)."""
+    if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
+        return dictionary_lookup(values, value_set)
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
 
 
@@ -184,6 +195,30 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
+def _settlement_order(member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array,
+                      code: np.ndarray) -> np.ndarray:
+    """Permutation putting claims in (member_id, settle_date, claim_id bytes) order.
+
+    Claim ids only break ties of one member on one day, so only the tied claims'
+    ids are compared as strings, not every id of the run.
+    """
+    sd = settle.astype(np.int64) - (int(settle.min()) if len(settle) else 0)
+    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (member_rank, sd)]
+    if sum(bits) > 62:
+        return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
+    key = (member_rank << bits[1]) | sd
+    o = np.argsort(key)  # ties are ordered below, so the sort need not be stable
+    ks = key[o]
+    tie = np.zeros(len(o) + 1, bool)
+    tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
+    if len(o) and tie.any():
+        pos = np.flatnonzero(tie[:-1] | tie[1:])
+        rank = _byte_rank(claim_dict.take(pa.array(code[o[pos]])))
+        run = np.cumsum(~tie[pos])
+        o[pos] = o[pos][np.lexsort((rank, run))]
+    return o
+
+
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
@@ -194,10 +229,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     with ThreadPoolExecutor(2) as pool:
         jobs = {
             "claim": pool.submit(_codes, claims["claim_id"]),
-            "member": pool.submit(lookup, claims["member_id"], members["member_id"]),
-            "provider": pool.submit(lookup, claims["provider_id"], providers["provider_id"]),
-            "item": pool.submit(lookup, claims["item_code"], catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims["diagnosis"]),
+            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
+            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
+            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue)),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis")),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
     claim_code, claim_dict = hashed["claim"]
@@ -210,8 +245,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
     line_no = claims["line_no"]
-    # One int64 key and a stable sort: near-linear on input already grouped by claim.
-    order = np.argsort(((claim_code + 1) << 32) | (line_no + 2**31), kind="stable")
+    # A counting sort by claim, then line_no within each claim: linear whatever the row order.
+    order = np.empty(n, np.int64)
+    claim_start = np.empty(nclaims + 1, np.int64)
+    _core.group_lines(claim_code, np.ascontiguousarray(line_no, dtype=np.int64), nclaims, order, claim_start)
     sorted_code = claim_code[order]
     same_claim = (sorted_code[1:] == sorted_code[:-1]) & (sorted_code[1:] >= 0)
     rank = np.empty(n, np.int64)
@@ -254,25 +291,28 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
     joined = {"member_id": member, "provider_id": provider}
+    inpatient8 = inpatient_line.view(np.uint8)
+    no_filter = np.empty(0, np.uint8)
+    first_diff = np.empty(nclaims, np.int64)
     for col in CLAIM_HEADER:
-        v = claims[col]
+        null8 = nulls[col].view(np.uint8)
         if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
-            v = joined[col].copy()
+            v = joined[col]
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
-                v[unknown] = -2 - _codes(claims[col].take(pa.array(unknown)))[0]
+                v = v.copy()
+                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))))[0]
         elif col == "diagnosis":  # the only other text column of the header
             v = hashed["diagnosis"][0]
         else:
-            v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
-        vs = v[order]
-        differ_sorted = same_claim & (vs[1:] != vs[:-1])
-        if col == "discharge_date":
-            inp = inpatient_line[order]
-            differ_sorted &= inp[1:] & inp[:-1]
-        differ = np.zeros(n, bool)
-        differ[order[1:][differ_sorted]] = True
-        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True)
+            v = np.ascontiguousarray(claims[col])
+        _core.first_differing(order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter,
+                              first_diff)
+        cl = np.flatnonzero(first_diff >= 0)
+        cl = cl[reject[cl] < 0]
+        reject[cl] = REASON["inconsistent_claim_header"]
+        reject_line[cl] = first_diff[cl]
+        reject_detail[cl] = f"{col} differs between lines of the claim"
     # 4–5. unknown member / provider
     mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False)
     mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table", False)
@@ -296,22 +336,15 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     c_member = member[fr]
     # order claims: member_id bytes, settle_date, claim_id bytes
     member_rank = _byte_rank(members["member_id"])
-    claim_rank = _byte_rank(claim_dict)
     accepted = np.flatnonzero(reject < 0)
-    mr, sd, cr = member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_rank[accepted]
-    sd = sd.astype(np.int64) - (int(sd.min()) if len(sd) else 0)
-    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (mr, sd, cr)]
-    if sum(bits) <= 63:  # one packed key sorts faster than three
-        corder = accepted[np.argsort((mr << (bits[1] + bits[2])) | (sd << bits[2]) | cr, kind="stable")]
-    else:
-        corder = accepted[np.lexsort((cr, sd, mr))]
+    corder = accepted[_settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted],
+                                        claim_dict, accepted)]
     pos = np.full(nclaims, -1, np.int64)
     pos[corder] = np.arange(len(corder))
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort)
-    per_claim = np.bincount(claim_code[valid], minlength=nclaims)
-    run_start = (n - int(valid.sum())) + (np.cumsum(per_claim) - per_claim)[corder]
-    sizes = per_claim[corder]
+    run_start = claim_start[corder]
+    sizes = claim_start[1:][corder] - run_start
     line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
     lorder = order[np.repeat(run_start - line_start[:-1], sizes) + np.arange(line_start[-1])]
     line_claim = np.repeat(np.arange(len(corder), dtype=np.int64), sizes)
@@ -350,7 +383,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         amount=claims["amount"][lorder], quantity=claims["quantity"][lorder],
         item_ratio=item_ratio, max_price=max_price,
         rejected=rejected, input_claims=nclaims + int((~valid).sum()),
-        source={k: claims[k] for k in ("member_id", "provider_id", "item_code")},
+        source={k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
     )
 
 
