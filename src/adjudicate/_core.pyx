@@ -685,3 +685,38 @@ def first_differing(const int64_t[::1] order, const int64_t[::1] start, const ke
                 if nulls[r] != nulls[q] or (not nulls[r] and values[r] != values[q]):
                     out[c] = r
                     break
+
+
+def string_runs(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
+                int64_t offset, int64_t[::1] run, int64_t first):
+    """Number the runs of equal, consecutive values of a string array (one chunk).
+
+    ``run[i]`` = the run of row i, counting from ``first``; -1 for a null. ``valid``
+    is the Arrow validity bitmap (empty: no nulls), ``offset`` the array's offset
+    into its buffers. Returns the next run number. A claim's lines usually come
+    together, so encode hashes one id per run instead of one per line.
+    """
+    cdef Py_ssize_t i, n = run.shape[0]
+    cdef int64_t r = first - 1, a, b, pa_ = -1, pb = -1, k, j
+    cdef bint has_valid = valid.shape[0] > 0, same
+    with nogil:
+        for i in range(n):
+            k = i + offset
+            if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
+                run[i] = -1
+                pa_ = -1
+                continue
+            a = offsets[k]
+            b = offsets[k + 1]
+            same = pa_ >= 0 and b - a == pb - pa_
+            if same:
+                for j in range(b - a):
+                    if data[a + j] != data[pa_ + j]:
+                        same = 0
+                        break
+            if not same:
+                r += 1
+            run[i] = r
+            pa_ = a
+            pb = b
+    return r + 1

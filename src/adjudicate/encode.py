@@ -121,6 +121,30 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
+def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """``_codes`` of the claim ids, hashing one id per run of equal consecutive ids:
+    a claim's lines come together in real exports, so that is one hash per claim."""
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    if not all(c.type == pa.string() for c in chunks):
+        return _codes(strings(ids))
+    run = np.empty(len(ids), np.int64)
+    heads, at, runs = [], 0, 0
+    for c in chunks:
+        validity, offsets, data = c.buffers()
+        valid = np.frombuffer(validity, np.uint8) if validity is not None and c.null_count else np.empty(0, np.uint8)
+        part = run[at:at + len(c)]
+        first = runs
+        runs = _core.string_runs(valid, np.frombuffer(offsets, np.int32),
+                                 np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+                                 c.offset, part, first)
+        starts = np.flatnonzero((part >= 0) & (part != np.r_[-2, part[:-1]]))
+        heads.append(c.take(pa.array(starts)))
+        at += len(c)
+    code, dictionary = _codes(pa.concat_arrays(heads) if heads else pa.array([], pa.string()))
+    code = np.append(code, -1)  # run -1: a null id
+    return code[run], dictionary
+
+
 def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
     """Position of each value in ``value_set`` (-1 where absent or null)."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
@@ -228,7 +252,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
         jobs = {
-            "claim": pool.submit(_codes, claims["claim_id"]),
+            "claim": pool.submit(claim_codes, claims.coded("claim_id")),
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
             "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
             "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue)),
