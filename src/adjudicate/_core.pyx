@@ -720,3 +720,45 @@ def string_runs(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint
             pa_ = a
             pb = b
     return r + 1
+
+
+def first_repeat(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
+                 const uint8_t[::1] skip, int64_t[::1] out):
+    """Per claim c, the row of its first line (in ``order``) whose line_no repeats the
+    line before it, not counting rows where ``skip`` is set; -1 if none
+    (encode's duplicate_line)."""
+    cdef Py_ssize_t c, j, nclaims = out.shape[0]
+    cdef int64_t r
+    with nogil:
+        for c in range(nclaims):
+            out[c] = -1
+            for j in range(start[c] + 1, start[c + 1]):
+                r = order[j]
+                if not skip[r] and line_no[r] == line_no[order[j - 1]]:
+                    out[c] = r
+                    break
+
+
+def layout_lines(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
+                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
+                 int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
+                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out):
+    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after
+    another, each claim's lines as ``order`` has them (line_no order): their rows,
+    claim positions and per-line values, written in one pass. ``line_start`` gets
+    len(claims) + 1 offsets."""
+    cdef Py_ssize_t k, j, nc = claims.shape[0]
+    cdef int64_t at = 0, r, c
+    with nogil:
+        for k in range(nc):
+            c = claims[k]
+            line_start[k] = at
+            for j in range(start[c], start[c + 1]):
+                r = order[j]
+                line_row[at] = r
+                line_claim[at] = k
+                line_no_out[at] = line_no[r]
+                amount_out[at] = amount[r]
+                quantity_out[at] = quantity[r]
+                at += 1
+        line_start[nc] = at

@@ -268,15 +268,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
-    line_no = claims["line_no"]
+    line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
     # A counting sort by claim, then line_no within each claim: linear whatever the row order.
     order = np.empty(n, np.int64)
     claim_start = np.empty(nclaims + 1, np.int64)
-    _core.group_lines(claim_code, np.ascontiguousarray(line_no, dtype=np.int64), nclaims, order, claim_start)
-    sorted_code = claim_code[order]
-    same_claim = (sorted_code[1:] == sorted_code[:-1]) & (sorted_code[1:] >= 0)
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
+    _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
+    ranks: list[np.ndarray] = []
+
+    def rank() -> np.ndarray:
+        """Position of each row in ``order`` (made when a rejection first needs it)."""
+        if not ranks:
+            ranks.append(np.empty(n, np.int64))
+            ranks[0][order] = np.arange(n)
+        return ranks[0]
 
     def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
@@ -284,7 +288,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         rows = rows[claim_code[rows] >= 0]
         if not len(rows):
             return
-        rows = rows[np.argsort(rank[rows], kind="stable")]
+        if per_line:
+            rows = rows[np.argsort(rank()[rows], kind="stable")]
         cl, first = np.unique(claim_code[rows], return_index=True)
         rows = rows[first]
         fresh = reject[cl] < 0
@@ -300,24 +305,29 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         anynull |= nulls[col]
     for col in required:
         mark(nulls[col], "null_required_field", f"{col} is null")
-    # 2. duplicate (claim_id, line_no)
-    dup = np.zeros(n, bool)
-    sorted_no = line_no[order]
-    dup[order[1:][same_claim & (sorted_no[1:] == sorted_no[:-1])]] = True
-    mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim")
+    # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it
+    first_bad = np.empty(nclaims, np.int64)
+
+    def mark_claims(reason: str, detail: str) -> None:
+        """Reject the claims with a row in ``first_bad`` (that row named) unless already rejected."""
+        cl = np.flatnonzero(first_bad >= 0)
+        cl = cl[reject[cl] < 0]
+        reject[cl] = REASON[reason]
+        reject_line[cl] = first_bad[cl]
+        reject_detail[cl] = detail
+
+    _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
+    mark_claims("duplicate_line", "line_no appears twice in the claim")
     # 3. inconsistent claim header: all lines agree iff each agrees with the line
     #    before it in (claim, line_no) order
     valid = claim_code >= 0
-    starts = np.flatnonzero(np.r_[True, sorted_code[1:] != sorted_code[:-1]] & (sorted_code >= 0))
-    first_row = np.full(nclaims, -1, np.int64)  # each claim's line with the lowest line_no
-    first_row[sorted_code[starts]] = order[starts]
+    first_row = order[claim_start[:-1]]  # each claim's line with the lowest line_no
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
     joined = {"member_id": member, "provider_id": provider}
     inpatient8 = inpatient_line.view(np.uint8)
     no_filter = np.empty(0, np.uint8)
-    first_diff = np.empty(nclaims, np.int64)
     for col in CLAIM_HEADER:
         null8 = nulls[col].view(np.uint8)
         if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
@@ -331,12 +341,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         else:
             v = np.ascontiguousarray(claims[col])
         _core.first_differing(order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter,
-                              first_diff)
-        cl = np.flatnonzero(first_diff >= 0)
-        cl = cl[reject[cl] < 0]
-        reject[cl] = REASON["inconsistent_claim_header"]
-        reject_line[cl] = first_diff[cl]
-        reject_detail[cl] = f"{col} differs between lines of the claim"
+                              first_bad)
+        mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim")
     # 4–5. unknown member / provider
     mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False)
     mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table", False)
@@ -363,15 +369,14 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     accepted = np.flatnonzero(reject < 0)
     corder = accepted[_settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted],
                                         claim_dict, accepted)]
-    pos = np.full(nclaims, -1, np.int64)
-    pos[corder] = np.arange(len(corder))
     # lines of accepted claims, by claim position then line_no: each claim's lines
-    # are one run of ``order``; lay the runs out in settlement order (no sort)
-    run_start = claim_start[corder]
-    sizes = claim_start[1:][corder] - run_start
-    line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    lorder = order[np.repeat(run_start - line_start[:-1], sizes) + np.arange(line_start[-1])]
-    line_claim = np.repeat(np.arange(len(corder), dtype=np.int64), sizes)
+    # are one run of ``order``; lay the runs out in settlement order (no sort), with
+    # the per-line values, in one compiled pass
+    nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
+    line_start = np.empty(len(corder) + 1, np.int64)
+    lorder, line_claim, line_no_s, amount, quantity = (np.empty(nl, np.int64) for _ in range(5))
+    _core.layout_lines(order, claim_start, corder, line_no, claims["amount"], claims["quantity"],
+                       line_start, lorder, line_claim, line_no_s, amount, quantity)
 
     # catalogue lookup on the claim's admit_date
     crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
@@ -402,9 +407,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         referral=claims["referral"][cf].astype(np.int8),
         settle_date=settle, year=years, months=months,
         level_row=level_rows(providers["kind"][p], providers["level"][p]),
-        line_claim=line_claim.astype(np.int64), line_start=line_start, line_no=line_no[lorder],
-        line_row=lorder, cls=cls,
-        amount=claims["amount"][lorder], quantity=claims["quantity"][lorder],
+        line_claim=line_claim, line_start=line_start, line_no=line_no_s,
+        line_row=lorder, cls=cls, amount=amount, quantity=quantity,
         item_ratio=item_ratio, max_price=max_price,
         rejected=rejected, input_claims=nclaims + int((~valid).sum()),
         source={k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
