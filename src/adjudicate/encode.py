@@ -64,7 +64,9 @@ class Encoded:
     # rejections: (claim_id or None, line_no or None, reason code, detail)
     rejected: list[tuple]
     input_claims: int
-    source: dict[str, pa.Array]  # the claims table's member_id, provider_id, item_code
+    #: the claims table's member_id, provider_id, item_code (as read: maybe dictionary
+    #: chunks), and the members' and providers' id columns ("members.member_id", …)
+    source: dict[str, pa.Array]
 
     CLAIM_FIELDS = ("claim_code", "head_row", "member", "provider", "setting", "referral", "settle_date",
                     "year", "months", "level_row")
@@ -76,10 +78,14 @@ class Encoded:
 
     @cached_property
     def member_id(self) -> pa.Array:
+        if "members.member_id" in self.source:  # the same strings, from the (small) members table
+            return self.source["members.member_id"].take(pa.array(self.member))
         return strings(self.source["member_id"].take(pa.array(self.head_row)))
 
     @cached_property
     def provider_id(self) -> pa.Array:
+        if "providers.provider_id" in self.source:
+            return self.source["providers.provider_id"].take(pa.array(self.provider))
         return strings(self.source["provider_id"].take(pa.array(self.head_row)))
 
     @cached_property
@@ -411,7 +417,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         line_row=lorder, cls=cls, amount=amount, quantity=quantity,
         item_ratio=item_ratio, max_price=max_price,
         rejected=rejected, input_claims=nclaims + int((~valid).sum()),
-        source={k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
+        source={**{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
+                "members.member_id": strings(members["member_id"]),
+                "providers.provider_id": strings(providers["provider_id"])},
     )
 
 
