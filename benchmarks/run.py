@@ -384,11 +384,27 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b > 0 else "–"
 
 
+#: The hand-written closing section of RESULTS.md (what the figures mean, what
+#: would move a missed target); kept across runs, to be revised with them.
+KEPT = "Reading the figures"
+
+
+def kept_section(results: Path) -> str:
+    """The closing section of the previous results file, to append to the new one."""
+    try:
+        old = results.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    at = old.find(f"\n## {KEPT}")
+    return "\n" + old[at:].strip("\n") if at >= 0 else ""
+
+
 def report(args, m: dict, meta: dict, R: dict) -> str:
     lines, claims = meta["rows"]["claims"], meta["claims"]
     full, nol, fl = R["full"], R["nolines"], R["floor"]
     out = ["# Benchmark results", "",
-           "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand.",
+           "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand "
+           f"except the closing section '{KEPT}', which the script keeps when it rewrites this file.",
            "", "Command:", "", "```", R["command"], "```", "",
            f"Measured {R['when']}, in {R['elapsed']:.0f} s.", "",
            "## Machine", "",
@@ -749,7 +765,7 @@ def main(argv=None) -> int:
         R["profile"] = profile_engine(data, outdir)
     R["elapsed"] = time.perf_counter() - t_start
     R["load_end"] = os.getloadavg()
-    text = report(args, m, meta, R)
+    text = report(args, m, meta, R) + kept_section(args.results)
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)
