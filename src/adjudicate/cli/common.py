@@ -7,14 +7,17 @@ no traceback), 1 internal error.
 """
 from __future__ import annotations
 
+import codecs
+import functools
 import sys
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import click
 
-from ..inputs import InputError
+from ..inputs import InputError, csv_encoding
 from ..money import group_digits
 from ..policy import PolicyError
 
@@ -66,21 +69,73 @@ def errors() -> Iterator[None]:
         sys.exit(1)
 
 
+def _check_encoding(ctx, param, value: str | None) -> str | None:
+    if value is not None and value.lower() != "auto":
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise click.BadParameter(f"unknown text encoding {value!r}; use e.g. utf-8, gb18030 or gbk") from None
+    return value
+
+
+encoding_option = click.option(
+    "--encoding", default="auto", show_default=True, callback=_check_encoding, metavar="NAME",
+    help="Text encoding of CSV inputs: auto (UTF-8, with or without BOM), gb18030, gbk, utf-8, … "
+         "Parquet and Arrow files are unaffected.")
+
+
+def with_encoding(f):
+    """``--encoding`` for a command that reads inputs: CSV files are read in it for the whole command."""
+    @functools.wraps(f)
+    def wrapper(*args, encoding: str = "auto", **kw):
+        with csv_encoding(encoding):
+            return f(*args, **kw)
+    return encoding_option(wrapper)
+
+
+TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
+
+
 def inputs_options(f):
-    """The four input options of ``run`` (claims, members, providers, catalogue)."""
+    """The four input options (claims, members, providers, catalogue), ``--inputs DIR`` and ``--encoding``.
+
+    ``--inputs DIR`` names a folder holding the four tables, recognised by
+    their file names (claims*, members*, providers*, catalogue*); an explicit
+    ``--claims`` (etc.) takes precedence for its table.
+    """
+    @functools.wraps(f)
+    def wrapper(*args, inputs_dir: str | None = None, **kw):
+        if inputs_dir is not None:
+            from ..validate import classify
+            with errors():
+                found = classify([Path(inputs_dir)])
+            for name in TABLE_OPTIONS:
+                if not kw.get(name) and name in found:
+                    kw[name] = tuple(map(str, found[name]))
+        missing = [name for name in TABLE_OPTIONS if not kw.get(name)]
+        if missing:
+            where = f" (not found in --inputs {inputs_dir})" if inputs_dir else ""
+            raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}{where}; "
+                                   "give each table, or --inputs DIR for a folder holding all four")
+        return f(*args, **kw)
+
     opts = [
-        click.option("--catalogue", "catalogue", multiple=True, required=True, type=click.Path(),
+        click.option("--catalogue", "catalogue", multiple=True, type=click.Path(),
                      help="Catalogue file or folder (repeatable)."),
-        click.option("--providers", "providers", multiple=True, required=True, type=click.Path(),
+        click.option("--providers", "providers", multiple=True, type=click.Path(),
                      help="Providers file or folder (repeatable)."),
-        click.option("--members", "members", multiple=True, required=True, type=click.Path(),
+        click.option("--members", "members", multiple=True, type=click.Path(),
                      help="Members file or folder (repeatable)."),
-        click.option("--claims", "claims", multiple=True, required=True, type=click.Path(),
+        click.option("--claims", "claims", multiple=True, type=click.Path(),
                      help="Claims file or folder (repeatable; files are one table)."),
+        click.option("--inputs", "inputs_dir", type=click.Path(file_okay=False), default=None,
+                     help="A folder holding the four tables (claims*, members*, providers*, catalogue*); "
+                          "in place of the four options."),
     ]
+    g = wrapper
     for o in opts:
-        f = o(f)
-    return f
+        g = o(g)
+    return with_encoding(g)
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options"]
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "with_encoding"]

@@ -10,7 +10,7 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, with_encoding
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -106,6 +106,7 @@ def render(s: dict, out: Path | None) -> None:
               help="Reconcile this benefit year only (default: every year in the settlements).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@with_encoding
 def reconcile(settlements, providers, members, advances, income, opening, rules, reward_rate,
                       reserve_window, year, out, quiet) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).

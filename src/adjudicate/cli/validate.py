@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, errors, with_encoding
 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@with_encoding
 def validate(inputs) -> None:
     """Check input files against the contract and list every problem found.
 
