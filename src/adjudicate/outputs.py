@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .inputs import InputError
+from .report import write_report
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
@@ -277,4 +278,5 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "run")
     return s

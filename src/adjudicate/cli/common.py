@@ -93,6 +93,18 @@ def with_encoding(f):
     return encoding_option(wrapper)
 
 
+def with_lang(f):
+    """``--lang en|zh``: the language of the command's terminal tables and of its report.html."""
+    from ..labels import LANGS, use_lang
+
+    @functools.wraps(f)
+    def wrapper(*args, lang: str = "en", **kw):
+        with use_lang(lang):
+            return f(*args, **kw)
+    return click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+                        help="Language of the table labels and of report.html (zh: 中文).")(wrapper)
+
+
 TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
 
 
@@ -138,4 +150,5 @@ def inputs_options(f):
     return with_encoding(g)
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "with_encoding"]
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "with_encoding",
+           "with_lang"]

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
 
 
 def _label(info: dict) -> str:
@@ -64,6 +64,7 @@ def _signed(v: str) -> str:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
 def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import CLICK_SETTINGS, errors, inputs_options
+from .common import CLICK_SETTINGS, errors, inputs_options, with_lang
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -12,6 +12,7 @@ from .common import CLICK_SETTINGS, errors, inputs_options
 @inputs_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_lang
 def explain(claim_id, claims, members, providers, catalogue, policy_name, as_json) -> None:
     """Print the step-by-step calculation of one claim, with the policy key behind each number.
 

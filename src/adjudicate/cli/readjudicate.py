@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
 from .compare import _signed
 
 
@@ -55,6 +55,7 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
 def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 

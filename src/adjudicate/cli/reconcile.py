@@ -10,7 +10,7 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, with_encoding
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, with_encoding, with_lang
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -107,6 +107,7 @@ def render(s: dict, out: Path | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
 @with_encoding
+@with_lang
 def reconcile(settlements, providers, members, advances, income, opening, rules, reward_rate,
                       reserve_window, year, out, quiet) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
@@ -146,6 +147,8 @@ def reconcile(settlements, providers, members, advances, income, opening, rules,
             s = write(rec, Path(out))
         finally:
             progress.close()
+        for w in s.get("warnings", []):
+            click.echo(f"warning: {w}", err=True)
         if not quiet:
             s["timings_seconds"]["write"] = round(time.perf_counter() - t0, 4)
             render(s, Path(out))

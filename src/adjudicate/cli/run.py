@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -19,6 +19,7 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
 def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
@@ -102,6 +103,7 @@ def show_summary(s: dict, out: Path | None = None) -> None:
               help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Keep the outputs here (default: a temporary folder).")
+@with_lang
 def demo(policy_name, out) -> None:
     """Run the whole flow on the small sample bundled with adjudicate, and print a summary.
 

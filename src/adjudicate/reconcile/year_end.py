@@ -58,6 +58,10 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     opn = T.read(T.OPENING, opening)
     adv = T.read(T.ADVANCES, advances)
     seen = np.unique(st["benefit_year"])
+    if year is not None and len(seen) and year not in seen:
+        raise InputError(f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
+                         + ", ".join(str(int(y)) for y in seen) + "); a statement of that year would be empty",
+                         st.files[0])
     if year is not None:
         years = np.array([year], np.int64)
     elif len(seen):
@@ -88,8 +92,17 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
             digests.update(t.digests)
     _, in_years = Y.index(st["benefit_year"])
     account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
+    warnings = []
+    if inc is None:
+        warnings.append("no --income given: every fund's income is 0, so the year balance, the closing balance "
+                        "and the months of reserve show only what was spent")
+    if opn is None:
+        warnings.append("no --opening given: the pooled, supplementary and subsidy funds open at 0 (the personal "
+                        "accounts open at the members' balances), so closing balances and months of reserve are "
+                        "not the funds' real position")
     summary = {
         "adjudicate_version": __version__,
+        "warnings": warnings,
         "rules": r.describe() | {"reward_rate": str(Decimal(r.reward_bp) / 10_000)},
         "years": [int(y) for y in years],
         "reserve_window_months": reserve_window,
@@ -113,6 +126,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
     import pyarrow.parquet as pq
 
     from ..outputs import atomic_dir
+    from ..report import write_report
 
     s = as_yuan(rec.summary)
     with atomic_dir(out) as tmp:
@@ -121,6 +135,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")
         pq.write_table(rec.ledger, tmp / "ledger.parquet")
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "reconcile")
     return s
 
 

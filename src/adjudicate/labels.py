@@ -1,0 +1,127 @@
+"""Labels of terminal tables and reports, in English or Chinese (``--lang en|zh``).
+
+The Chinese terms are those of the domain glossary (shared/spec/domain.md §1)
+and of contract §4. A key with no entry is shown as it is (column names,
+codes), so a new output column never breaks a table. The language is set
+for a whole command by the command line (:func:`use_lang`), and read by
+:func:`t` wherever a label is made, in the CLI or in ``adjudicate.report``.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+LANGS = ("en", "zh")
+LANG: ContextVar[str] = ContextVar("lang", default="en")
+
+#: key -> (English, 中文)
+LABELS: dict[str, tuple[str, str]] = {
+    # amounts (contract §4)
+    "total": ("total", "医疗费用总额"),
+    "self_pay": ("self-pay", "自费"),
+    "first_self_pay": ("first self-pay", "先行自付"),
+    "eligible": ("eligible (policy scope)", "政策范围内费用"),
+    "deductible": ("deductible", "起付线"),
+    "fund_pool": ("pooled fund", "统筹基金支付"),
+    "fund_supplementary": ("supplementary fund", "大额医疗补助"),
+    "member_policy_share": ("member's policy share", "政策内个人负担"),
+    "subsidy": ("civil-servant subsidy", "公务员医疗补助"),
+    "account_paid": ("personal account", "个人账户支付"),
+    "cash_paid": ("cash", "现金支付"),
+    "out_of_pocket": ("out of pocket (cash + account)", "个人负担 (现金 + 个人账户)"),
+    # counts
+    "input_lines": ("input lines", "明细行数"),
+    "input_claims": ("input claims", "结算单数"),
+    "settled_claims": ("settled claims", "已结算单数"),
+    "rejected_claims": ("rejected claims", "退回单数"),
+    "claims": ("claims", "结算单数"),
+    "members": ("members", "参保人数"),
+    # rejection reasons (contract §4)
+    "null_required_field": ("a required field is empty", "必填项为空"),
+    "duplicate_line": ("duplicate line", "明细重复"),
+    "inconsistent_claim_header": ("lines of a claim disagree", "结算单信息不一致"),
+    "unknown_member": ("unknown member", "参保人不存在"),
+    "unknown_provider": ("unknown provider", "机构不存在"),
+    "missing_discharge_date": ("no discharge date", "缺出院日期"),
+    "discharge_before_admit": ("discharge before admission", "出院早于入院"),
+    "negative_claim_total": ("negative claim total", "结算总额为负"),
+    # funds and statement (schemes.md §7–9)
+    "pool": ("pooled fund", "统筹基金"),
+    "account": ("personal accounts", "个人账户"),
+    "supplementary": ("supplementary fund", "大额医疗补助"),
+    "opening": ("opening", "期初结余"),
+    "income": ("income", "收入"),
+    "expenditure": ("expenditure", "支出"),
+    "year_balance": ("year balance", "本年结余"),
+    "closing": ("closing", "累计结余"),
+    "months_of_reserve": ("months of reserve", "备付能力 (月)"),
+    "fund_statement": ("fund statement (yuan)", "基金收支 (元)"),
+    "quota_total": ("quota Q", "定额 Q"),
+    "due": ("due", "应付"),
+    "advances": ("advances", "预付"),
+    "balance": ("balance", "结算差额"),
+    "admissions": ("admissions", "住院人次"),
+    "band": ("band", "结算区间"),
+    # words of the reports and tables
+    "amount": ("amount", "项目"),
+    "yuan": ("yuan", "元"),
+    "value": ("value", "数值"),
+    "reason": ("reason", "原因"),
+    "month": ("month", "月份"),
+    "fund": ("fund", "基金"),
+    "provider": ("provider", "机构"),
+    "change": ("change", "变化"),
+    "policy": ("policy", "政策"),
+    "summary": ("summary", "汇总"),
+    "counts": ("counts", "数量"),
+    "totals": ("totals (yuan)", "合计 (元)"),
+    "fund_totals": ("who pays (yuan)", "费用支付构成 (元)"),
+    "monthly_expenditure": ("expenditure by month (yuan)", "月度支出 (元)"),
+    "oop_distribution": ("members by out-of-pocket cost in the year (cash + personal account)",
+                         "参保人年度个人负担分布 (现金 + 个人账户)"),
+    "rejections": ("rejected claims by reason", "退回结算单 (按原因)"),
+    "no_rejections": ("no claim was rejected", "无退回结算单"),
+    "report_run": ("adjudication report", "结算报告"),
+    "report_compare": ("policy comparison", "政策比较"),
+    "report_readjudicate": ("readjudication: adjustments", "重新结算: 调整"),
+    "report_reconcile": ("year-end reconciliation", "年终清算"),
+    "member_change": ("members by change in out-of-pocket cost (B − A, yuan)",
+                      "参保人个人负担变化分布 (B − A, 元)"),
+    "fund_change": ("change per fund (B − A, yuan)", "各基金变化 (B − A, 元)"),
+    "better_off": ("better off", "负担减轻"),
+    "worse_off": ("worse off", "负担加重"),
+    "unchanged": ("unchanged", "不变"),
+    "adjustments_by_kind": ("adjusted claims by kind", "调整结算单 (按类型)"),
+    "before": ("before", "调整前"),
+    "now": ("now", "调整后"),
+    "corridor": ("providers: fund_pool A against quota Q (corridor 90 / 110 / 120 %)",
+                 "定额结算: 统筹支付 A 与定额 Q 之比 (90 / 110 / 120 %)"),
+    "monthly_closing": ("fund balance at the end of each month (yuan)", "各基金月末累计结余 (元)"),
+    "reserve_warning": ("income or opening balances were not given: balances and months of reserve are "
+                        "not meaningful", "未提供收入或期初结余: 结余与备付能力无意义"),
+    "generated_by": ("written by adjudicate", "由 adjudicate 生成"),
+    "members_count": ("members", "人数"),
+    "range": ("range (yuan)", "区间 (元)"),
+}
+
+
+@contextmanager
+def use_lang(lang: str | None) -> Iterator[None]:
+    """Labels in ``lang`` ("en" or "zh") inside the block."""
+    token = LANG.set(lang if lang in LANGS else "en")
+    try:
+        yield
+    finally:
+        LANG.reset(token)
+
+
+def t(key: str) -> str:
+    """The label of ``key`` in the current language (the key itself when there is none)."""
+    pair = LABELS.get(key)
+    if pair is None:
+        return key
+    return pair[1] if LANG.get() == "zh" else pair[0]
+
+
+__all__ = ["LABELS", "LANG", "LANGS", "t", "use_lang"]
