@@ -13,6 +13,7 @@ from .. import __version__
 from .common import CLICK_SETTINGS
 from .compare import compare
 from .explain import explain
+from .export import export
 from .generate import generate
 from .policies import policies
 from .readjudicate import readjudicate
@@ -37,7 +38,7 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, export):
     main.add_command(_command)
 
 __all__ = ["main"]
