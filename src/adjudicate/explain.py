@@ -228,8 +228,12 @@ def _pct(fraction_text: str | None) -> str:
     return f"{(Decimal(fraction_text) * 100).normalize():f} %"
 
 
-def render(report: dict, console=None) -> None:
-    """Print the report with rich tables."""
+#: Columns of prose in the explain tables: they wrap; every other column is kept whole.
+_PROSE = {"catalogue row (valid)", "note", "what", "flags", "first_self_pay ratio"}
+
+
+def render(report: dict, console=None, show=None) -> None:
+    """Print the report with rich tables; ``show(console, table, wrap)`` prints one (default: as it is)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table as RTable
@@ -240,6 +244,7 @@ def render(report: dict, console=None) -> None:
 
     def table(title: str, *columns: str) -> RTable:
         t = RTable(title=title, title_justify="left")
+        t.wrap = [i for i, col in enumerate(columns) if col.partition(":")[0] in _PROSE]
         for col in columns:
             name, _, just = col.partition(":")
             t.add_column(name, justify="right" if just == "r" else "left")
@@ -249,6 +254,12 @@ def render(report: dict, console=None) -> None:
 
     def say(text: str) -> None:
         con.print(text, markup=False, highlight=False)
+
+    def out(t: RTable) -> None:
+        if show is None:
+            out(t)
+        else:
+            show(con, t, t.wrap)
 
     pol = report["policy"]
     head = f"claim {report['claim_id']} · policy {pol['name']} {pol['version']}"
@@ -281,13 +292,13 @@ def render(report: dict, console=None) -> None:
             f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
         t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
                   ln["ceiling"] or "", ratio_txt, ln["note"])
-    con.print(t)
+    out(t)
     t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
               "fund_pool:r", "fund_supplementary:r")
     for ln in report["lines"]:
         t.add_row(str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
                   ln["fund_pool"], ln["fund_supplementary"])
-    con.print(t)
+    out(t)
 
     y = report["year_so_far"]
     t = table(f"member's year {c['benefit_year']} before this claim", "what", "value:r", "policy key")
@@ -300,7 +311,7 @@ def render(report: dict, console=None) -> None:
         t.add_row("  paid against it this year", lim["used"], "")
         t.add_row("  room", lim["room"], "")
     t.add_row("account balance", y["account_balance"], "")
-    con.print(t)
+    out(t)
 
     if report["slices"]:
         t = table("band slices of [K, K + X) (yuan)", "band", "from:r", "to:r", "piece:r", "pool ratio:r",
@@ -310,19 +321,19 @@ def render(report: dict, console=None) -> None:
             factor = "" if s["factor"] == "1" else f" × {_pct(s['factor'])}"
             t.add_row(s["key"], s["from"], s["to"], s["piece"], _pct(s["pool_ratio"]) + factor, s["pool_exact"],
                       _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags)
-        con.print(t)
+        out(t)
 
     t = table("steps", "step", "value:r", "policy key", "note")
     for s in report["steps"]:
         v = s["value"]
         v = _pct(v) if s["unit"] == "bp" else ("" if v is None else str(v))
         t.add_row(s["name"], v, s["key"] or "", s["note"])
-    con.print(t)
+    out(t)
 
     t = table("settlement (yuan)", "amount", "yuan:r")
     for k in AMOUNTS:
         t.add_row(k, report["amounts"][k])
-    con.print(t)
+    out(t)
     if report["kernel_agrees"]:
         say("the kernel agrees with this calculation to the fen")
     else:

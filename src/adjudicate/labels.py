@@ -124,4 +124,10 @@ def t(key: str) -> str:
     return pair[1] if LANG.get() == "zh" else pair[0]
 
 
-__all__ = ["LABELS", "LANG", "LANGS", "t", "use_lang"]
+def column(key: str) -> str:
+    """An output column's name as a table row label: the name itself, and its Chinese term in zh."""
+    pair = LABELS.get(key)
+    return f"{pair[1]} {key}" if pair and LANG.get() == "zh" else key
+
+
+__all__ = ["LABELS", "LANG", "LANGS", "column", "t", "use_lang"]

@@ -20,17 +20,21 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column
+    from ..labels import t as label
+    from .tables import show
+
     console = Console()
-    t = Table(title=f"compare · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
-    t.add_column("amount (yuan)")
+    t = Table(title=f"{label('report_compare')} · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
+    t.add_column(f"{label('amount')} ({label('yuan')})")
     for c in ("A", "B", "Δ = B − A", "Δ %"):
         t.add_column(c, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
         v = s["totals"][k]
         a, d = Decimal(v["a"]), Decimal(v["delta"])
         pct = f"{d / a * 100:+.2f} %" if a else ("" if not d else "new")
-        t.add_row(k, group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
-    console.print(t)
+        t.add_row(column(k), group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
+    show(console, t)
     c, m = s["counts"], s["members"]
     console.print(f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
                   + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
@@ -41,7 +45,8 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
         for line in histogram(member_cash_delta):
             console.print(line, highlight=False)
     if out is not None:
-        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json)")
+        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)",
+                      highlight=False)
 
 
 def _signed(v: str) -> str:

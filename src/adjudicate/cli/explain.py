@@ -30,4 +30,5 @@ def explain(claim_id, claims, members, providers, catalogue, policy_name, as_jso
         if as_json:
             click.echo(to_json(report))
         else:
-            render(report)
+            from .tables import show
+            render(report, show=show)

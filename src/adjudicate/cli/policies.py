@@ -30,9 +30,11 @@ def policies(as_json) -> None:
             return
         from rich.console import Console
         from rich.table import Table
+
+        from .tables import show
         t = Table(title="shipped policies")
         for col in ("name", "version", "title", "source"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["name"], r["version"], r["title"], r["source"])
-        Console().print(t)
+        show(Console(), t, wrap=[2, 3])

@@ -14,6 +14,9 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column, t
+    from .tables import show
+
     console = Console()
     prev_policy = s["previous"].get("policy") or {}
     cur_policy = s["current"]["policy"]
@@ -30,21 +33,21 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
         head.add_row(f"  {k}", f"{n:,}")
     if "adjusted_lines" in c:
         head.add_row("adjusted lines", f"{c['adjusted_lines']:,}")
-    console.print(head)
-    money = Table(title="adjustments (yuan)")
-    money.add_column("amount")
-    for col in ("before", "now", "Δ"):
+    show(console, head, wrap=[0])
+    money = Table(title=f"{t('report_readjudicate')} ({t('yuan')})")
+    money.add_column(t("amount"))
+    for col in (t("before"), t("now"), "Δ"):
         money.add_column(col, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
-        money.add_row(k, group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
+        money.add_row(column(k), group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
                       _signed(s["deltas"][k]))
-    console.print(money)
+    show(console, money)
     if not s["reconciles"]:  # pragma: no cover - would be a bug
         console.print("[red]the adjustments do not sum to the change of the totals[/red]")
     if out is not None:
         console.print(f"written to {out}/ (adjustments.parquet"
                       + (", line_adjustments.parquet" if "adjusted_lines" in c else "")
-                      + ", summary.json, current/)")
+                      + ", summary.json, report.html, current/)", highlight=False)
 
 
 @click.command("readjudicate", context_settings=CLICK_SETTINGS)

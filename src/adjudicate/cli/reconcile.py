@@ -18,7 +18,9 @@ def render(s: dict, out: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column
     from ..reconcile.tables import FUNDS, ITEMS
+    from .tables import show
 
     console = Console()
     if not console.is_terminal:
@@ -33,7 +35,7 @@ def render(s: dict, out: Path | None) -> None:
                        ("advances", "advances"), ("balance = due − advances", "balance"),
                        ("borne by providers above the ceiling", "over_ceiling")):
         t.add_row(label, group_digits(p[key]))
-    console.print(t)
+    show(console, t, wrap=[0])
     bands = ", ".join(f"{b} {n}" for b, n in p["by_band"].items())
     n = p["admissions_without_quota"]
     console.print(f"providers by band: {bands}; advances: {p['advances_from']}; "
@@ -46,7 +48,7 @@ def render(s: dict, out: Path | None) -> None:
         f = Table(title=f"fund statement {year} (基金收支, yuan)")
         f.add_column("")
         for name in FUNDS:
-            f.add_column(name, justify="right")
+            f.add_column(column(name), justify="right")
         f.add_column("total", justify="right")
 
         def line(label: str, get) -> None:
@@ -65,7 +67,7 @@ def render(s: dict, out: Path | None) -> None:
         window = {by_fund[name]["reserve_window_months"] for name in FUNDS}
         f.add_row(f"months of reserve ({'/'.join(map(str, sorted(window)))} mo)",
                   *(by_fund[name]["months_of_reserve"] or "—" for name in FUNDS), "")
-        console.print(f)
+        show(console, f, wrap=[0])
     led = s["ledger"]
     lt = Table(title="account ledger (个人账户)")
     lt.add_column("")
@@ -74,11 +76,11 @@ def render(s: dict, out: Path | None) -> None:
     for label, key in (("opening", "opening"), ("spent", "spent"), ("closing", "closing"),
                        ("credit for next year", "credit"), ("next opening", "next_opening")):
         lt.add_row(label, group_digits(led[key]))
-    console.print(lt)
+    show(console, lt, wrap=[0])
     ok = "hold" if s["identities_hold"] else "DO NOT HOLD"
     console.print(f"identities {ok}; time " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings_seconds"].items()))
     if out is not None:
-        console.print(f"written to {out}/ ({', '.join(OUTPUTS)})")
+        console.print(f"written to {out}/ ({', '.join(OUTPUTS)}, report.html)", highlight=False)
 
 
 @click.command("reconcile", context_settings=CLICK_SETTINGS)

@@ -72,30 +72,32 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column, t
+    from .tables import show
+
     console = Console()
     c = s["counts"]
     head = Table(title=f"adjudicate · {s['policy']['name']} {s['policy']['version']}", show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    head.add_row("input lines", f"{c['input_lines']:,}")
-    head.add_row("input claims", f"{c['input_claims']:,}")
-    head.add_row("settled claims", f"{c['settled_claims']:,}")
-    head.add_row("rejected claims", f"{c['rejected_claims']:,}")
+    for k in ("input_lines", "input_claims", "settled_claims", "rejected_claims"):
+        head.add_row(t(k), f"{c[k]:,}")
     for reason, n in c["rejected_by_reason"].items():
         if n:
-            head.add_row(f"  {reason}", f"{n:,}")
-    console.print(head)
-    money = Table(title="totals (yuan)")
-    money.add_column("amount")
-    money.add_column("yuan", justify="right")
+            head.add_row(f"  {column(reason)}", f"{n:,}")
+    show(console, head, wrap=[0])
+    money = Table(title=t("totals"))
+    money.add_column(t("amount"))
+    money.add_column(t("yuan"), justify="right")
     for k, v in s["totals"].items():
-        money.add_row(k, group_digits(v))
-    console.print(money)
+        money.add_row(column(k), group_digits(v))
+    show(console, money)
     t = s.get("timings_seconds", {})
     if t:
         console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     if out is not None:
-        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json)")
+        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, "
+                      "report.html)", highlight=False)
 
 
 @click.command(context_settings=CLICK_SETTINGS)
