@@ -74,3 +74,33 @@ def test_inputs_dir_is_the_four_options(tmp_path, run_out):
     (tmp_path / "half" / "claims.parquet").write_bytes((DATA / "claims.parquet").read_bytes())
     r = invoke("run", "--inputs", tmp_path / "half", "--policy", "prefecture-employee", "--out", tmp_path / "o3")
     assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
+
+
+def test_validate_with_a_policy_reports_every_rejection_run_makes(run_out):
+    s = json.loads((run_out / "summary.json").read_text())
+    r = invoke("validate", DATA, "--policy", "prefecture-employee")
+    assert r.exit_code == 2
+    listed = {m.group(2): int(m.group(1)) for m in re.finditer(r"^reject: (\d+) claim\(s\) (\w+)", r.output, re.M)}
+    assert listed == {k: n for k, n in s["counts"]["rejected_by_reason"].items() if n}
+    assert "negative_claim_total" in listed and "skipped" not in r.output
+
+
+def test_validate_says_which_checks_it_skipped():
+    r = invoke("validate", DATA)
+    assert "skipped: negative_claim_total" in r.output and "--policy" in r.output
+    r = invoke("validate", DATA / "claims.parquet")
+    assert r.exit_code == 0
+    assert "skipped: claim rejections" in r.output and "members, providers, catalogue" in r.output
+    assert "ok: no problems found in the checks that ran" in r.output
+
+
+def test_rejected_rows_carry_member_provider_and_the_offending_value(run_out):
+    import pyarrow.parquet as pq
+    rows = pq.read_table(run_out / "rejected.parquet").to_pylist()
+    by = {r["reason"]: r for r in rows}
+    assert by["unknown_member"]["value"] == by["unknown_member"]["member_id"] and by["unknown_member"]["column"] == "member_id"
+    assert by["unknown_provider"]["value"] == by["unknown_provider"]["provider_id"]
+    assert by["negative_claim_total"]["column"] == "total" and by["negative_claim_total"]["value"].startswith("-")
+    assert by["discharge_before_admit"]["column"] == "discharge_date"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", by["discharge_before_admit"]["value"])
+    assert all(r["member_id"] for r in rows if r["reason"] != "null_required_field" or r["column"] != "member_id")
