@@ -104,3 +104,46 @@ def test_rejected_rows_carry_member_provider_and_the_offending_value(run_out):
     assert by["discharge_before_admit"]["column"] == "discharge_date"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", by["discharge_before_admit"]["value"])
     assert all(r["member_id"] for r in rows if r["reason"] != "null_required_field" or r["column"] != "member_id")
+
+
+def test_log_file_has_one_json_line_per_stage_with_counts(tmp_path):
+    log = tmp_path / "night.jsonl"
+    r = invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q",
+               "--log-file", log)
+    assert r.exit_code == 0
+    r = invoke("validate", DATA, "--log-file", log)
+    assert r.exit_code == 2
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    run = [x for x in records if x["command"] == "run"]
+    assert [x["event"] for x in run][0] == "start" and run[-1] == {**run[-1], "event": "end", "exit_status": 0}
+    assert [x["stage"] for x in run if x["event"] == "stage"] == ["read", "encode", "kernel", "allocate", "write"]
+    assert all(x["seconds"] >= 0 for x in run if x["event"] == "stage")
+    summary = next(x for x in run if x["event"] == "summary")
+    assert summary["counts"]["settled_claims"] + summary["counts"]["rejected_claims"] == summary["counts"]["input_claims"]
+    val = [x for x in records if x["command"] == "validate"]
+    assert val[-1]["event"] == "end" and val[-1]["exit_status"] == 2
+    assert any(x["event"] == "stage" and x["stage"] == "read claims" for x in val)
+    assert next(x for x in val if x["event"] == "summary")["problems"] > 0
+
+
+@pytest.mark.parametrize("command", [["generate", "--members", 50, "--year", 2024, "--out", "{tmp}/g"],
+                                     ["explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee"]])
+def test_generate_and_explain_report_their_stages(tmp_path, command):
+    log = tmp_path / "log.jsonl"
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in command]
+    assert invoke(*args, "--log-file", log).exit_code == 0
+    stages = [json.loads(x)["stage"] for x in log.read_text().splitlines() if json.loads(x)["event"] == "stage"]
+    assert stages == (["generate", "write"] if command[0] == "generate" else ["read", "reference", "kernel"])
+
+
+def test_explain_json_labels_units_and_says_why_the_account_paid_nothing():
+    r = invoke("explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee", "--json")
+    report = json.loads(r.output)
+    units = {s["unit"] for s in report["steps"]}
+    assert "fen" not in units and "yuan" in units
+    for s in report["steps"]:
+        if s["unit"] == "yuan":
+            assert re.fullmatch(r"-?\d+\.\d{2}", s["value"]), s
+    assert report["amounts"]["account_paid"] == "0.00"
+    assert report["account_paid_nothing_because"] == "the personal account was empty (balance 0.00 before this claim)"
+    assert next(s for s in report["steps"] if s["name"] == "account_paid")["note"] == report["account_paid_nothing_because"]

@@ -126,6 +126,26 @@ def _value(value, unit: str):
     return value
 
 
+#: The unit of each step's value as printed: money in yuan text, ratios as fractions (0.91 = 91 %).
+UNITS = {"fen": "yuan", "bp": "fraction"}
+
+
+def _why_no_account(res: ClaimResult, before: dict) -> str:
+    """Why the personal account paid nothing on this claim, in words."""
+    account_steps = [s for s in res.steps if s.name.startswith("account[")]
+    if not account_steps:
+        return f"the policy's blocks.{res.block} lets the personal account pay nothing on this claim"
+    if not before.get("balance"):
+        return "the personal account was empty (balance 0.00 before this claim)"
+    return "nothing was left for the account to pay: the items it may pay came to 0.00"
+
+
+def _note(step, res: ClaimResult, before: dict) -> str:
+    if step.name == "account_paid" and res.account_paid == 0:
+        return _why_no_account(res, before)
+    return step.note
+
+
 def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
              provider_row: int, kernel: dict[str, Any]) -> dict:
     m = member_at(inputs.members, member_row)
@@ -163,8 +183,9 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "account_balance_after": yuan(res.after.get("balance")),
         },
         "slices": [_slice(s) for s in res.slices],
-        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": s.unit, "key": s.key or None,
-                   "note": s.note} for s in res.steps],
+        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": UNITS.get(s.unit, s.unit),
+                   "key": s.key or None, "note": _note(s, res, before)} for s in res.steps],
+        "account_paid_nothing_because": _why_no_account(res, before) if res.account_paid == 0 else None,
         "amounts": {k: yuan(v) for k, v in res.amounts().items()},
         "admission_ordinal": res.ordinal,
         **kernel,
@@ -172,16 +193,20 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
 
 
 def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy) -> dict:
-    """The report on one claim, as plain data (what ``--json`` prints)."""
+                  catalogue: Sequence, policy: str | Path | Policy, progress=None) -> dict:
+    """The report on one claim, as plain data (what ``--json`` prints); ``progress(stage)`` is told
+    each stage (read, reference, kernel)."""
     from . import policy as P
     from .engine import Inputs, adjudicate, read_inputs
     from .outputs import claim_amounts
 
+    say = progress or (lambda stage: None)
     pol = policy if isinstance(policy, Policy) else P.load(policy)
+    say("read")
     full = read_inputs(claims, members, providers, catalogue)
     mask = member_lines(full.claims, claim_id)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
+    say("reference")
     ref = reference_run(inputs, pol)
     report: dict[str, Any] = {"claim_id": claim_id,
                               "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)}}
@@ -192,6 +217,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
     res = ref.claims[pos]
     # the kernel on the same lines: it must agree with the reference
+    say("kernel")
     result = adjudicate(inputs, pol, threads=1)
     kpos = result.enc.claim_id.to_pylist().index(claim_id)
     k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}

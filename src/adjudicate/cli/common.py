@@ -8,10 +8,15 @@ no traceback), 1 internal error.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import functools
+import json
+import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -25,23 +30,98 @@ CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 10
 STAGES = ("read", "encode", "kernel", "allocate", "write")
 
 
+class JsonLog:
+    """``--log-file``: one JSON object per line for nightly jobs (start, each stage, counts, end)."""
+
+    def __init__(self, path: Path, command: str):
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the command's wrapper
+        self.command = command
+        self.t0 = time.perf_counter()
+
+    def write(self, event: str, **fields) -> None:
+        record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                  "command": self.command, "pid": os.getpid(), "event": event, **fields}
+        self.file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.file.flush()
+
+    def close(self, status: int) -> None:
+        self.write("end", exit_status=status, seconds=round(time.perf_counter() - self.t0, 4))
+        self.file.close()
+
+
+LOG: ContextVar[JsonLog | None] = ContextVar("log", default=None)
+
+
+def log_event(event: str, **fields) -> None:
+    """Write a record to the --log-file of the running command, if there is one."""
+    log = LOG.get()
+    if log is not None:
+        log.write(event, **fields)
+
+
+def with_log_file(f):
+    """``--log-file FILE``: append JSON lines (one per stage, with timings and counts) to FILE."""
+    @functools.wraps(f)
+    def wrapper(*args, log_file: str | None = None, **kw):
+        if log_file is None:
+            return f(*args, **kw)
+        ctx = click.get_current_context()
+        try:
+            log = JsonLog(Path(log_file), ctx.command_path.split(" ", 1)[-1])
+        except OSError as e:
+            raise click.BadParameter(f"cannot open {log_file}: {e.strerror or e}", param_hint="--log-file")
+        log.write("start", argv=sys.argv[1:])
+        token = LOG.set(log)
+        status = 0
+        try:
+            return f(*args, **kw)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+            raise
+        except click.exceptions.Exit as e:
+            status = e.exit_code
+            raise
+        except click.ClickException as e:
+            status = e.exit_code
+            raise
+        except BaseException:
+            status = 1
+            raise
+        finally:
+            LOG.reset(token)
+            log.close(status)
+    return click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+                        help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.")(wrapper)
+
+
 class Progress:
-    """Stage progress on a terminal; silent when piped or with --quiet."""
+    """Stage progress on a terminal; silent when piped or with --quiet. Each stage is also
+    timed into the --log-file, if any (one record when the stage ends)."""
 
     def __init__(self, quiet: bool, label: str, stages: Sequence[str] = STAGES):
         self.enabled = not quiet and sys.stderr.isatty()
         self.stages = list(stages)
         self.bar = None
+        self.current: tuple[str, float] | None = None
         if self.enabled:
             self.bar = click.progressbar(length=len(self.stages), label=label, file=sys.stderr,
                                          item_show_func=lambda s: s, show_eta=False)
             self.bar.__enter__()
 
+    def _end_stage(self) -> None:
+        if self.current is not None:
+            name, t0 = self.current
+            log_event("stage", stage=name, seconds=round(time.perf_counter() - t0, 4))
+            self.current = None
+
     def __call__(self, stage: str) -> None:
+        self._end_stage()
+        self.current = (stage, time.perf_counter())
         if self.bar is not None and stage in self.stages:
             self.bar.update(1, stage)
 
     def close(self) -> None:
+        self._end_stage()
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
@@ -150,5 +230,5 @@ def inputs_options(f):
     return with_encoding(g)
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "with_encoding",
-           "with_lang"]
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "log_event",
+           "with_encoding", "with_lang", "with_log_file"]

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 
 
 def _label(info: dict) -> str:
@@ -70,6 +70,7 @@ def _signed(v: str) -> str:
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
+@with_log_file
 def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
@@ -104,6 +105,8 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
                                     threads, progress)
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], members=s["members"],
+                  totals={k: v["delta"] for k, v in s["totals"].items()})
         if not quiet:
             show_compare(s, d_cash, Path(out))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors
+from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
 
 
 @click.command("export", context_settings=CLICK_SETTINGS)
@@ -19,6 +19,7 @@ from .common import CLICK_SETTINGS, Progress, errors
                    "with --no-split such a table is refused.")
 @click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary line.")
+@with_log_file
 def export(folder, target, tables, split, overwrite, quiet) -> None:
     """Write an output folder (of run, compare, readjudicate, reconcile, …) as an Excel workbook.
 
@@ -47,5 +48,6 @@ def export(folder, target, tables, split, overwrite, quiet) -> None:
             written = export_xlsx(Path(folder), out, split=split, tables=tables, progress=progress)
         finally:
             progress.close()
+        log_event("summary", xlsx=str(out), rows=written)
         if not quiet:
             click.echo(f"wrote {out}: " + ", ".join(f"{k} {n:,} rows" for k, n in written.items()))

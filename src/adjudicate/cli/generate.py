@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -19,6 +19,7 @@ from .common import CLICK_SETTINGS, errors
 @click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
               show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
+@with_log_file
 def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
 
@@ -32,9 +33,16 @@ def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
 
     with errors():
         t0 = time.perf_counter()
-        tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
-        with atomic_dir(Path(out)) as tmp:
-            write_dataset(tables, tmp, fmt)
+        progress = Progress(quiet, "generating", ["generate", "write"])
+        try:
+            progress("generate")
+            tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+            progress("write")
+            with atomic_dir(Path(out)) as tmp:
+                write_dataset(tables, tmp, fmt)
+        finally:
+            progress.close()
+        log_event("summary", out=out, rows={k: v.num_rows for k, v in tables.items()})
         if not quiet:
             click.echo(f"wrote {out}/: " + ", ".join(f"{k} {v.num_rows:,} rows" for k, v in tables.items())
                        + f" in {time.perf_counter() - t0:.1f}s")

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 from .compare import _signed
 
 
@@ -59,6 +59,7 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
+@with_log_file
 def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
@@ -85,6 +86,7 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
                                  threads, progress)
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], deltas=s["deltas"])
         if not quiet:
             show_readjudicate(s, Path(out))
 

@@ -10,7 +10,7 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, with_encoding, with_lang
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, log_event, with_encoding, with_lang, with_log_file
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -110,6 +110,7 @@ def render(s: dict, out: Path | None) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
 @with_encoding
 @with_lang
+@with_log_file
 def reconcile(settlements, providers, members, advances, income, opening, rules, reward_rate,
                       reserve_window, year, out, quiet) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
@@ -149,6 +150,7 @@ def reconcile(settlements, providers, members, advances, income, opening, rules,
             s = write(rec, Path(out))
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], providers=s["providers"], warnings=s.get("warnings", []))
         for w in s.get("warnings", []):
             click.echo(f"warning: {w}", err=True)
         if not quiet:

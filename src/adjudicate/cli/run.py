@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, with_lang
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -20,6 +20,7 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
+@with_log_file
 def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
@@ -50,10 +51,12 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
         try:
-            return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress)
+            s = run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
+                              with_lines, progress)
         finally:
             progress.close()
+        log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
+        return s
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
     try:
@@ -65,6 +68,7 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines)
     finally:
         progress.close()
+    log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
     return s
 
 
@@ -106,6 +110,7 @@ def show_summary(s: dict, out: Path | None = None) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Keep the outputs here (default: a temporary folder).")
 @with_lang
+@with_log_file
 def demo(policy_name, out) -> None:
     """Run the whole flow on the small sample bundled with adjudicate, and print a summary.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, with_encoding
+from .common import CLICK_SETTINGS, Progress, errors, log_event, with_encoding, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -16,6 +16,7 @@ from .common import CLICK_SETTINGS, Progress, errors, with_encoding
                    "listed (negative_claim_total depends on the policy).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress.")
 @with_encoding
+@with_log_file
 def validate(inputs, policy_name, quiet) -> None:
     """Check input files against the contract and list every problem found.
 
@@ -39,6 +40,7 @@ def validate(inputs, policy_name, quiet) -> None:
             problems = validate_paths([Path(p) for p in inputs], policy_name, progress, skipped)
         finally:
             progress.close()
+        log_event("summary", problems=len(problems), skipped=skipped)
         for p in problems:
             click.echo(p)
         for s in skipped:
