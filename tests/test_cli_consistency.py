@@ -147,3 +147,10 @@ def test_explain_json_labels_units_and_says_why_the_account_paid_nothing():
     assert report["amounts"]["account_paid"] == "0.00"
     assert report["account_paid_nothing_because"] == "the personal account was empty (balance 0.00 before this claim)"
     assert next(s for s in report["steps"] if s["name"] == "account_paid")["note"] == report["account_paid_nothing_because"]
+
+
+def test_demo_says_what_to_open_next(tmp_path):
+    r = invoke("demo", "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert "next:" in r.output and f"open {tmp_path / 'd' / 'report.html'}" in r.output
+    assert f"adjudicate export {tmp_path / 'd' / 'run'} --xlsx" in r.output

@@ -40,7 +40,8 @@ def folders(tmp_path_factory):
         invoke("reconcile", "--settlements", run, "--providers", DATA / "providers.parquet", "--members",
                DATA / "members.parquet", "--income", RECONCILE / "income.csv", "--opening",
                RECONCILE / "opening.csv", "--out", rec, "-q", "--lang", lang)
-        out[lang] = {"run": run, "compare": cmp, "readjudicate": readj, "reconcile": rec}
+        invoke("demo", "--out", d / "demo", "-q", "--lang", lang)
+        out[lang] = {"run": run, "compare": cmp, "readjudicate": readj, "reconcile": rec, "demo": d / "demo"}
     return out
 
 
@@ -51,6 +52,7 @@ EXPECTED = {
     "readjudicate": [("svg.chart", 2), ("svg.chart rect.bar", 5), ("table", 2)],
     "reconcile": [("svg.chart", 2), ("svg.chart rect.bar", 10), ("svg.chart line.mark", 3),
                   ("svg.chart polyline.line", 4), ("table", 3)],
+    "demo": [("a[href]", 4), ("table", 1)],
 }
 
 
@@ -113,7 +115,7 @@ def test_reports_render_in_headless_chromium(folders):
                 # the charts are laid out: every one has a real size on the page
                 sizes = b.evaluate("[...document.querySelectorAll('svg.chart')].map("
                                    "s => {const r = s.getBoundingClientRect(); return [r.width, r.height]})")
-                assert sizes and all(w > 100 and h > 20 for w, h in sizes), (lang, kind, sizes)
+                assert all(w > 100 and h > 20 for w, h in sizes), (lang, kind, sizes)
                 # bars have a drawn size too (the SVG geometry is valid)
                 widths = b.evaluate("[...document.querySelectorAll('svg.chart rect.bar')].map(r => r.getBBox().width)")
                 assert all(w > 0 for w in widths), (lang, kind)
@@ -167,3 +169,14 @@ def test_reconcile_warns_without_income_or_opening_and_refuses_an_empty_year(tmp
     # with both tables, no warning
     assert "warning" not in invoke(*base, "--income", RECONCILE / "income.csv", "--opening", RECONCILE / "opening.csv",
                                    "--out", tmp_path / "r3", "-q").output
+
+
+def test_demo_keeps_the_whole_flow_and_its_links_resolve(folders):
+    demo = folders["en"]["demo"]
+    for name in ("run/report.html", "compare/report.html", "reconcile/report.html", "run/settlements.parquet"):
+        assert (demo / name).is_file(), name
+    html = (demo / "report.html").read_text(encoding="utf-8")
+    for href in re.findall(r'href="([^"]+)"', html):
+        assert (demo / href).is_file(), href
+    s = json.loads((demo / "summary.json").read_text())
+    assert (demo / f"explain-{s['demo']['explained_claim']}.txt").read_text(encoding="utf-8").count("kernel agrees") == 1

@@ -18,7 +18,8 @@ from .generate import generate
 from .policies import policies
 from .readjudicate import readjudicate
 from .reconcile import reconcile
-from .run import demo, run
+from .demo import demo
+from .run import run
 from .validate import validate
 
 

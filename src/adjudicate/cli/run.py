@@ -1,7 +1,6 @@
 """``adjudicate run`` and ``adjudicate demo``: adjudicate and show the summary."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
@@ -102,31 +101,3 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     if out is not None:
         console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, "
                       "report.html)", highlight=False)
-
-
-@click.command(context_settings=CLICK_SETTINGS)
-@click.option("--policy", "policy_name", default="prefecture-employee", show_default=True,
-              help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Keep the outputs here (default: a temporary folder).")
-@with_lang
-@with_log_file
-def demo(policy_name, out) -> None:
-    """Run the whole flow on the small sample bundled with adjudicate, and print a summary.
-
-    \b
-    Example:
-      adjudicate demo
-      adjudicate demo --policy zhenjiang-resident --out demo-out/
-    """
-    from ..sample import sample_dir
-
-    with errors():
-        d = sample_dir()
-        files = {n: [str(d / f"{n}.parquet")] for n in ("claims", "members", "providers", "catalogue")}
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(out) if out else Path(tmp) / "out"
-            s = _run(files["claims"], files["members"], files["providers"], files["catalogue"], policy_name,
-                     target, None, True, False)
-            click.echo(f"sample: {d}")
-            show_summary(s, Path(out) if out else None)

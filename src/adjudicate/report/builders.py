@@ -264,3 +264,21 @@ def reconcile_page(folder: Path, s: dict) -> Page:
         page.heading(t("monthly_closing"))
         page.chart(svg.lines(t("monthly_closing"), [_month_label(*m) for m in months], series))
     return page
+
+
+# ---------------------------------------------------------------------------
+# demo: an index of the flow's reports
+# ---------------------------------------------------------------------------
+
+@register("demo")
+def demo_page(folder: Path, s: dict) -> Page:
+    d = s["demo"]
+    page = Page(f"adjudicate demo · {d['policy']['name']} {d['policy']['version']}",
+                f"{t('policy')}: {d['policy']['name']} · B: {d['compared_with']}")
+    page.link_list([("run/report.html", t("report_run")),
+                    ("compare/report.html", f"{t('report_compare')}: {d['policy']['name']} / {d['compared_with']}"),
+                    ("reconcile/report.html", t("report_reconcile")),
+                    (f"explain-{d['explained_claim']}.txt", f"explain {d['explained_claim']}")])
+    page.heading(t("totals"))
+    page.money_table([(k, v) for k, v in s["totals"].items()])
+    return page

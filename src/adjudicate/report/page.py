@@ -39,6 +39,11 @@ class Page:
         cls = ' class="warn"' if warn else ""
         self.parts.append(f"<p{cls}>{escape(text)}</p>")
 
+    def link_list(self, links: Sequence[tuple[str, str]]) -> None:
+        """Links to files beside the report (relative paths: the folder can be moved or copied whole)."""
+        items = "".join(f'<li><a href="{escape(href)}">{escape(text)}</a></li>' for href, text in links)
+        self.parts.append(f"<ul>{items}</ul>")
+
     def chart(self, svg: str) -> None:
         self.parts.append(svg)
 
