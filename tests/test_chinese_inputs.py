@@ -167,9 +167,19 @@ def test_explicit_encoding_applies_only_inside_the_block(tmp_path):
 
 
 def test_every_alias_is_documented():
+    import adjudicate.reconcile.tables  # noqa: F401 - registers the funds' and income items' aliases
     doc = (ROOT / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
     for aliases in ENUM_ALIASES.values():
         for alias, code in aliases.items():
             assert re.search(rf"`{re.escape(alias)}`", doc), f"alias {alias} ({code}) is not in the data dictionary"
     for w in TRUE_WORDS + FALSE_WORDS:
         assert f"`{w}`" in doc
+
+
+def test_income_in_chinese(tmp_path):
+    import adjudicate.reconcile.tables as T
+    p = tmp_path / "income.csv"
+    p.write_bytes("fund,year,month,item,amount\n统筹基金,2024,1,征缴收入,100.00\n个人账户,2024,2,利息,1.5\n".encode("gbk"))
+    with csv_encoding("gbk"):
+        t = load(T.INCOME, [p])
+    assert list(t["fund"]) == [0, 1] and list(t["item"]) == [0, 1]
