@@ -100,7 +100,7 @@ def _month_label(year: int, month: int) -> str:
 def run_page(folder: Path, s: dict) -> Page:
     pol = s.get("policy", {})
     page = Page(f"{t('report_run')} · {pol.get('name', '')} {pol.get('version', '')}",
-                f"{t('policy')}: {pol.get('file', '')}")
+                f"{t('policy')}: {Path(pol.get('file') or '').name}")
     c = s["counts"]
     page.heading(t("counts"))
     page.table([t("amount"), t("value")],

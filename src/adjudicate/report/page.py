@@ -14,7 +14,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaH
  margin:2rem auto;max-width:980px;padding:0 1rem;color:#1d2731;background:#fff}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d5dde5}
 p.meta{color:#5a6875;margin-top:0}p.warn{background:#fff4e0;border-left:4px solid #d98a2b;padding:.5rem .8rem}
-table{border-collapse:collapse;margin:.6rem 0}th,td{padding:.25rem .7rem;border-bottom:1px solid #e4e9ee;text-align:left}
+div.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6rem 0}
+th,td{padding:.25rem .7rem;border-bottom:1px solid #e4e9ee;text-align:left;white-space:nowrap}
 th{background:#f3f6f9;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 svg.chart{display:block;margin:.6rem 0 1.2rem}svg text{font-size:12px;fill:#1d2731}
 svg text.tick{font-size:11px;fill:#5a6875}svg rect.bar{fill:#2f6f9f}svg rect.bar.neg{fill:#a8514c}
@@ -53,7 +54,7 @@ class Page:
         head = "".join(f'<th{" class=num" if i in num else ""}>{escape(str(h))}</th>' for i, h in enumerate(headers))
         body = "".join("<tr>" + "".join(f'<td{" class=num" if i in num else ""}>{escape(str(v))}</td>'
                                         for i, v in enumerate(r)) + "</tr>" for r in rows)
-        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        self.parts.append(f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
     def money_table(self, rows: Sequence[tuple[str, str]], value_header: str | None = None) -> None:
         """Label / amount rows, amounts as exact decimal text grouped by thousands."""
