@@ -168,3 +168,15 @@ def test_command_reference_lists_every_command_and_option():
         for p in cmd.params:
             if isinstance(p, click.Option) and "--help" not in p.opts:
                 assert any(f"`{o}" in doc or f", {o}" in doc for o in p.opts), (name, p.opts)
+
+
+def test_piped_tables_keep_every_row_on_one_line(tmp_path, run_out):
+    """Piped (CliRunner is not a terminal) in Chinese, the fund statement's labels do not wrap."""
+    from pathlib import Path
+    rec = Path(__file__).resolve().parents[1] / "data" / "reconcile"
+    r = invoke("reconcile", "--settlements", run_out, "--providers", DATA / "providers.parquet", "--members",
+               DATA / "members.parquet", "--income", rec / "income.csv", "--opening", rec / "opening.csv",
+               "--year", 2024, "--out", tmp_path / "rec", "--lang", "zh", env={"COLUMNS": "60"})
+    assert r.exit_code == 0, r.output
+    assert re.search(r"│   收入: 一次性预缴收入 +│ +36,000\.00 │", r.output)
+    assert re.search(r"│ 备付能力 \(月\) \(12 个月\) +│ +18\.79 │", r.output)

@@ -20,19 +20,19 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     console = Console()
     prev_policy = s["previous"].get("policy") or {}
     cur_policy = s["current"]["policy"]
-    head = Table(title="readjudicate", show_header=False)
+    head = Table(title=t("report_readjudicate"), show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
     c = s["counts"]
-    head.add_row("policy before", f"{prev_policy['name']} {prev_policy['version']}" if prev_policy else "?")
-    head.add_row("policy now", f"{cur_policy['name']} {cur_policy['version']}")
-    head.add_row("settled before", f"{c['previous_settled_claims']:,}")
-    head.add_row("settled now", f"{c['current_settled_claims']:,}")
-    head.add_row("adjusted claims", f"{c['adjusted_claims']:,}")
+    head.add_row(t("policy before"), f"{prev_policy['name']} {prev_policy['version']}" if prev_policy else "?")
+    head.add_row(t("policy now"), f"{cur_policy['name']} {cur_policy['version']}")
+    head.add_row(t("settled before"), f"{c['previous_settled_claims']:,}")
+    head.add_row(t("settled now"), f"{c['current_settled_claims']:,}")
+    head.add_row(t("adjusted claims"), f"{c['adjusted_claims']:,}")
     for k, n in c["by_kind"].items():
-        head.add_row(f"  {k}", f"{n:,}")
+        head.add_row(f"  {t(k)}", f"{n:,}")
     if "adjusted_lines" in c:
-        head.add_row("adjusted lines", f"{c['adjusted_lines']:,}")
+        head.add_row(t("adjusted lines"), f"{c['adjusted_lines']:,}")
     show(console, head, wrap=[0])
     money = Table(title=f"{t('report_readjudicate')} ({t('yuan')})")
     money.add_column(t("amount"))

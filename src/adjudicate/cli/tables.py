@@ -32,7 +32,9 @@ def show(console: Console, table: Table, wrap: Iterable[int] = ()) -> None:
             col.no_wrap, col.overflow, col.min_width = True, "fold", longest
     # each column's minimum, its padding (one cell each side) and the borders between
     need = sum(c.min_width or 0 for c in table.columns) + 3 * len(table.columns) + 1
-    need = max(need, Measurement.get(console, console.options, table).minimum)
+    # piped: no screen to fit, so nothing wraps (lines stay whole for grep and diff)
+    measured = Measurement.get(console, console.options.update_width(10_000), table)
+    need = max(need, measured.maximum if not console.is_terminal else measured.minimum)
     width = console.width
     if need <= width:
         console.print(table)
