@@ -11,14 +11,15 @@ import click
 
 from .. import __version__
 from .common import CLICK_SETTINGS
+from .casetest import test
 from .compare import compare
+from .demo import demo
 from .explain import explain
 from .export import export
 from .generate import generate
 from .policies import policies
 from .readjudicate import readjudicate
 from .reconcile import reconcile
-from .demo import demo
 from .run import run
 from .validate import validate
 
@@ -32,6 +33,7 @@ def main() -> None:
     Start here:
       adjudicate demo                      # the whole flow on the bundled sample
       adjudicate policies                  # the shipped benefit schemes
+      adjudicate test my-cases/            # worked examples with expected amounts
       adjudicate generate --members 1000 --year 2024 --seed 1 --out gen/
       adjudicate run --claims gen/claims.parquet --members gen/members.parquet \\
           --providers gen/providers.parquet --catalogue gen/catalogue.parquet \\
@@ -39,7 +41,7 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, export):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test, export):
     main.add_command(_command)
 
 __all__ = ["main"]
