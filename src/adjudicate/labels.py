@@ -104,6 +104,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "members_count": ("members", "人数"),
     "range": ("range (yuan)", "区间 (元)"),
     "sum": ("total", "合计"),
+    "fund_statement_year": ("fund statement {year} (基金收支, yuan)", "基金收支 {year} (元)"),
     "mo": ("mo", "个月"),
     "contributions": ("contributions", "征缴收入"),
     "interest": ("interest", "利息收入"),

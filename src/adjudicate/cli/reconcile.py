@@ -46,7 +46,7 @@ def render(s: dict, out: Path | None) -> None:
     rows = s["funds"]["rows"]
     for year in s["years"]:
         by_fund = {r["fund"]: r for r in rows if r["year"] == year}
-        f = Table(title=f"{tr('fund_statement')} {year}")
+        f = Table(title=tr("fund_statement_year").format(year=year))
         f.add_column("")
         for name in FUNDS:
             f.add_column(column(name), justify="right")
