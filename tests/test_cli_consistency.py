@@ -180,3 +180,10 @@ def test_piped_tables_keep_every_row_on_one_line(tmp_path, run_out):
     assert r.exit_code == 0, r.output
     assert re.search(r"│   收入: 一次性预缴收入 +│ +36,000\.00 │", r.output)
     assert re.search(r"│ 备付能力 \(月\) \(12 个月\) +│ +18\.79 │", r.output)
+
+
+@pytest.mark.parametrize("command", ["export", "demo", "reconcile", "readjudicate", "compare", "explain", "validate"])
+def test_every_command_help_has_an_example_and_the_shared_options(command):
+    r = invoke(command, "--help")
+    assert r.exit_code == 0 and "Example" in r.output
+    assert "--log-file" in r.output
