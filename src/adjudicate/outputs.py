@@ -179,6 +179,8 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
         "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path),
                    **({"in_force_from": [d.isoformat() for d in (r.policy.valid_from,) + r.policy.changes]}
                       if r.policy.valid_from else {})},
+        # members.account_balance is the balance on 1 January of this year (contract §3)
+        "account_base_year": r.base_year,
         "counts": {
             "input_lines": input_lines,
             "input_claims": r.enc.input_claims,
