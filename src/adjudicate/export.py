@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .inputs import InputError
@@ -166,43 +167,48 @@ def _summary_sheet(wb, fmt: _Formats, summary: dict, name: str) -> None:
             ws.write_string(r, 1, str(v))
 
 
-def _writer(ws, fmt: _Formats, t: pa.DataType):
-    """(cell writer, format, column width) for an Arrow type."""
+def _column(fmt: _Formats, arr: pa.ChunkedArray) -> tuple[pa.ChunkedArray, object, int]:
+    """(values as Excel takes them, column format, width) for one column.
+
+    Decimals become the nearest double (Excel's numbers; shown back exactly to
+    their scale), dictionary and other types become text; converted in Arrow,
+    whole columns at a time.
+    """
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr, t = arr.cast(t.value_type), t.value_type
     if pa.types.is_decimal(t):
-        return (lambda r, c, v, f: ws.write_number(r, c, float(v), f)), fmt.decimals(t.scale), 16
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return ws.write_number, None, 12
-    if pa.types.is_boolean(t):
-        return ws.write_boolean, None, 8
+        return pc.cast(arr, pa.float64()), fmt.decimals(t.scale), 16
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return arr, None, 12
     if pa.types.is_date(t) or pa.types.is_timestamp(t):
-        return ws.write_datetime, fmt.date, 12
-    return (lambda r, c, v, f: ws.write_string(r, c, str(v), f)), None, 18
+        return arr, fmt.date, 12
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        arr = pc.cast(arr, pa.string())
+    return arr, None, 18
 
 
 def _table_sheets(wb, fmt: _Formats, table: pa.Table, name: str, used: set[str], limit: int):
     """Write one table on as many sheets as it needs; yield (sheet name, data rows)."""
+    names = table.column_names
+    columns = [_column(fmt, table.column(i)) for i in range(table.num_columns)]
+    table = pa.Table.from_arrays([c[0] for c in columns], names=[f"c{i}" for i in range(len(columns))])
     start, part = 0, 1
     while True:
         stop = min(start + limit, table.num_rows)
         sheet = _sheet_name(name.replace("/", ".") if part == 1 else f"{name.replace('/', '.')} ({part})", used)
         ws = wb.add_worksheet(sheet)
-        ws.write_row(0, 0, table.column_names, fmt.header)
+        ws.write_row(0, 0, names, fmt.header)
         ws.freeze_panes(1, 0)
-        writers = []
-        for c, field in enumerate(table.schema):
-            write, f, width = _writer(ws, fmt, field.type)
-            ws.set_column(c, c, max(width, len(field.name) + 2))
-            writers.append((write, f))
+        for c, (_, f, width) in enumerate(columns):
+            # cells written without a format take their column's (XlsxWriter writes it on each cell)
+            ws.set_column(c, c, max(width, len(names[c]) + 2), f)
         r = 1
         for batch in table.slice(start, stop - start).to_batches(max_chunksize=65_536):
             for row in zip(*(col.to_pylist() for col in batch.columns)):
-                for c, v in enumerate(row):
-                    if v is not None:
-                        write, f = writers[c]
-                        write(r, c, v, f)
+                ws.write_row(r, 0, row)
                 r += 1
         yield sheet, stop - start
         if stop >= table.num_rows:
             return
         start, part = stop, part + 1
-

@@ -25,7 +25,9 @@ def export(folder, target, tables, split, overwrite, quiet) -> None:
 
     One sheet for summary.json, then one per table. Amounts are numbers with
     two decimals (#,##0.00), dates are Excel dates, so finance staff can sum
-    and filter them directly.
+    and filter them directly. A workbook is written cell by cell: for a large
+    run pick the tables you need with --table (lines.parquet of millions of
+    lines takes minutes and many sheets).
 
     \b
     Example:
