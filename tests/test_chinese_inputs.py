@@ -183,3 +183,18 @@ def test_income_in_chinese(tmp_path):
     with csv_encoding("gbk"):
         t = load(T.INCOME, [p])
     assert list(t["fund"]) == [0, 1] and list(t["item"]) == [0, 1]
+
+
+def test_reconcile_reads_gbk_income_with_encoding(tmp_path, reference_run):
+    run = tmp_path / "run"
+    assert invoke("run", "--inputs", sample_dir(), "--policy", "prefecture-employee", "--out", run, "-q").exit_code == 0
+    income = tmp_path / "income.csv"
+    income.write_bytes("fund,year,month,item,amount\n统筹基金,2024,1,征缴收入,1000.00\n".encode("gbk"))
+    base = ["reconcile", "--settlements", run, "--providers", sample_dir() / "providers.parquet",
+            "--members", sample_dir() / "members.parquet", "--income", income, "--year", 2024, "-q"]
+    r = invoke(*base, "--out", tmp_path / "a")
+    assert r.exit_code == 2 and "--encoding gb18030" in r.output
+    r = invoke(*base, "--encoding", "gbk", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    funds = pq.read_table(tmp_path / "b" / "funds.parquet").to_pylist()
+    assert next(f for f in funds if f["fund"] == "pool")["contributions"] == 1000
