@@ -98,7 +98,8 @@ def test_rejected_rows_carry_member_provider_and_the_offending_value(run_out):
     import pyarrow.parquet as pq
     rows = pq.read_table(run_out / "rejected.parquet").to_pylist()
     by = {r["reason"]: r for r in rows}
-    assert by["unknown_member"]["value"] == by["unknown_member"]["member_id"] and by["unknown_member"]["column"] == "member_id"
+    assert by["unknown_member"]["value"] == by["unknown_member"]["member_id"]
+    assert by["unknown_member"]["column"] == "member_id"
     assert by["unknown_provider"]["value"] == by["unknown_provider"]["provider_id"]
     assert by["negative_claim_total"]["column"] == "total" and by["negative_claim_total"]["value"].startswith("-")
     assert by["discharge_before_admit"]["column"] == "discharge_date"
@@ -119,15 +120,17 @@ def test_log_file_has_one_json_line_per_stage_with_counts(tmp_path):
     assert [x["stage"] for x in run if x["event"] == "stage"] == ["read", "encode", "kernel", "allocate", "write"]
     assert all(x["seconds"] >= 0 for x in run if x["event"] == "stage")
     summary = next(x for x in run if x["event"] == "summary")
-    assert summary["counts"]["settled_claims"] + summary["counts"]["rejected_claims"] == summary["counts"]["input_claims"]
+    c = summary["counts"]
+    assert c["settled_claims"] + c["rejected_claims"] == c["input_claims"]
     val = [x for x in records if x["command"] == "validate"]
     assert val[-1]["event"] == "end" and val[-1]["exit_status"] == 2
     assert any(x["event"] == "stage" and x["stage"] == "read claims" for x in val)
     assert next(x for x in val if x["event"] == "summary")["problems"] > 0
 
 
-@pytest.mark.parametrize("command", [["generate", "--members", 50, "--year", 2024, "--out", "{tmp}/g"],
-                                     ["explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee"]])
+@pytest.mark.parametrize("command", [
+    ["generate", "--members", 50, "--year", 2024, "--out", "{tmp}/g"],
+    ["explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee"]])
 def test_generate_and_explain_report_their_stages(tmp_path, command):
     log = tmp_path / "log.jsonl"
     args = [str(a).replace("{tmp}", str(tmp_path)) for a in command]
@@ -146,7 +149,8 @@ def test_explain_json_labels_units_and_says_why_the_account_paid_nothing():
             assert re.fullmatch(r"-?\d+\.\d{2}", s["value"]), s
     assert report["amounts"]["account_paid"] == "0.00"
     assert report["account_paid_nothing_because"] == "the personal account was empty (balance 0.00 before this claim)"
-    assert next(s for s in report["steps"] if s["name"] == "account_paid")["note"] == report["account_paid_nothing_because"]
+    step = next(s for s in report["steps"] if s["name"] == "account_paid")
+    assert step["note"] == report["account_paid_nothing_because"]
 
 
 def test_demo_says_what_to_open_next(tmp_path):

@@ -179,4 +179,5 @@ def test_demo_keeps_the_whole_flow_and_its_links_resolve(folders):
     for href in re.findall(r'href="([^"]+)"', html):
         assert (demo / href).is_file(), href
     s = json.loads((demo / "summary.json").read_text())
-    assert (demo / f"explain-{s['demo']['explained_claim']}.txt").read_text(encoding="utf-8").count("kernel agrees") == 1
+    explained = demo / f"explain-{s['demo']['explained_claim']}.txt"
+    assert explained.read_text(encoding="utf-8").count("kernel agrees") == 1

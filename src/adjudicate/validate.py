@@ -68,9 +68,9 @@ def validate_paths(paths: list[Path], policy: str | Path | None = None,
             problems.append(f"error: {e}")
     missing = [t for t in TABLES if t not in loaded]
     if missing:
+        many = len(missing) > 1
         skipped.append(f"claim rejections, unique ids and catalogue validity: the {', '.join(missing)} "
-                       f"table{'s' if len(missing) > 1 else ''} could not be read or {'were' if len(missing) > 1 else 'was'} "
-                       "not given")
+                       f"table{'s' if many else ''} could not be read or {'were' if many else 'was'} not given")
         return problems
     say("cross-table checks")
     try:

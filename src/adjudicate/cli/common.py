@@ -90,8 +90,9 @@ def with_log_file(f):
         finally:
             LOG.reset(token)
             log.close(status)
-    return click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-                        help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.")(wrapper)
+    option = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+                          help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.")
+    return option(wrapper)
 
 
 class Progress:

@@ -121,7 +121,8 @@ def run_page(folder: Path, s: dict) -> Page:
 
 def _monthly(page: Page, settlements: pa.Table) -> None:
     day = settlements.column("settle_date")
-    keyed = _fen_table(settlements, [], PAYERS).append_column("year", pc.year(day)).append_column("month", pc.month(day))
+    keyed = _fen_table(settlements, [], PAYERS)
+    keyed = keyed.append_column("year", pc.year(day)).append_column("month", pc.month(day))
     g = _group_sum(keyed, ["year", "month"], PAYERS)
     months = [_month_label(y, m) for y, m in zip(g.column("year").to_pylist(), g.column("month").to_pylist())]
     fen = {k: g.column(k).to_numpy() for k in PAYERS}
@@ -239,7 +240,8 @@ def reconcile_page(folder: Path, s: dict) -> Page:
         if len(items) > CHART_ROWS:  # the table below has them all
             page.note(f"{CHART_ROWS} / {len(items)}: A/Q ↓")
         page.chart(svg.bars(t("corridor"), items[:CHART_ROWS], marks, clip=2.0))
-        page.table([t("provider"), "year", t("admissions"), t("quota_total"), t("fund_pool"), "A/Q", t("band"), t("due")],
+        page.table([t("provider"), "year", t("admissions"), t("quota_total"), t("fund_pool"), "A/Q", t("band"),
+                    t("due")],
                    [(r["provider_id"], r["benefit_year"], f"{r['admissions']:,}", group_digits(str(r["quota_total"])),
                      group_digits(str(r["fund_pool"])), f"{(r['fund_pool_to_quota'] or 0) * 100:.1f} %", r["band"],
                      group_digits(str(r["due"]))) for r in pv], numeric=[2, 3, 4, 5, 7])

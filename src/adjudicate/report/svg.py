@@ -80,7 +80,8 @@ def columns(title: str, categories: Sequence[str], series: dict[str, Sequence[fl
         for k, (name, vals) in enumerate(series.items()):
             h = max(vals[i], 0.0) / hi * plot_h
             base -= h
-            body.append(f'<rect class="bar" style="fill:{PALETTE[k % len(PALETTE)]}" x="{_fmt(left + i * step + step * 0.15)}" '
+            colour = PALETTE[k % len(PALETTE)]
+            body.append(f'<rect class="bar" style="fill:{colour}" x="{_fmt(left + i * step + step * 0.15)}" '
                         f'y="{_fmt(base)}" width="{_fmt(step * 0.7)}" height="{_fmt(h)}">'
                         f"<title>{escape(cat)} · {escape(name)}: {vals[i]:,.2f}</title></rect>")
         if n <= 24 or i % max(1, n // 12) == 0:
