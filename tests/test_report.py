@@ -164,8 +164,8 @@ def test_reconcile_warns_without_income_or_opening_and_refuses_an_empty_year(tmp
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert len(s["warnings"]) == 2
     assert "no --income given" in (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
-    r = CliRunner().invoke(cli.main, [str(a) for a in base + ["--year", 2019, "--out", tmp_path / "r2"]])
-    assert r.exit_code == 2 and "no claim of benefit year 2019" in r.output and not (tmp_path / "r2").exists()
+    r = CliRunner().invoke(cli.main, [str(a) for a in base + ["--year", 2031, "--out", tmp_path / "r2"]])
+    assert r.exit_code == 2 and "no claim of benefit year 2031" in r.output and not (tmp_path / "r2").exists()
     # with both tables, no warning
     assert "warning" not in invoke(*base, "--income", RECONCILE / "income.csv", "--opening", RECONCILE / "opening.csv",
                                    "--out", tmp_path / "r3", "-q").output

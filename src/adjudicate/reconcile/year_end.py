@@ -90,10 +90,6 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     opn = T.read(T.OPENING, opening)
     adv = T.read(T.ADVANCES, advances)
     seen = np.unique(st["benefit_year"])
-    if year is not None and len(seen) and year not in seen:
-        raise InputError(f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
-                         + ", ".join(str(int(y)) for y in seen) + "); a statement of that year would be empty",
-                         st.files[0])
     if year is not None:
         years = np.array([year], np.int64)
     elif len(seen):
@@ -107,6 +103,10 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     if years[0] < base_year:
         raise InputError(f"year {int(years[0])} is before {base_year}, the earliest benefit year of the settlements: "
                          f"members.account_balance is the balance on 1 January {base_year} (contract §3)",
+                         st.files[0])
+    if year is not None and len(seen) and year not in seen:  # after the base-year check: that one says more
+        raise InputError(f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
+                         + ", ".join(str(int(y)) for y in seen) + "); a statement of that year would be empty",
                          st.files[0])
     timings["read"] = time.perf_counter() - t0
 
