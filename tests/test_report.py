@@ -41,7 +41,12 @@ def folders(tmp_path_factory):
                DATA / "members.parquet", "--income", RECONCILE / "income.csv", "--opening",
                RECONCILE / "opening.csv", "--out", rec, "-q", "--lang", lang)
         invoke("demo", "--out", d / "demo", "-q", "--lang", lang)
-        out[lang] = {"run": run, "compare": cmp, "readjudicate": readj, "reconcile": rec, "demo": d / "demo"}
+        invoke("audit", "--inputs", DATA, "--policy", "prefecture-employee", "--out", d / "audit", "-q",
+               "--lang", lang)
+        invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", d / "run-audit", "-q",
+               "--audit", "--lang", lang)
+        out[lang] = {"run": run, "compare": cmp, "readjudicate": readj, "reconcile": rec, "demo": d / "demo",
+                     "audit": d / "audit", "run-audit": d / "run-audit"}
     return out
 
 
@@ -53,6 +58,8 @@ EXPECTED = {
     "reconcile": [("svg.chart", 2), ("svg.chart rect.bar", 10), ("svg.chart line.mark", 3),
                   ("svg.chart polyline.line", 4), ("table", 3)],
     "demo": [("a[href]", 4), ("table", 1)],
+    "audit": [("svg.chart", 1), ("svg.chart rect.bar", 4), ("table", 3)],
+    "run-audit": [("svg.chart", 5), ("svg.chart rect.bar", 24), ("table", 8)],
 }
 
 

@@ -29,6 +29,11 @@ ENUM_ALIASES: dict[tuple[str, ...], dict[str, str]] = {
 TRUE_WORDS = ("true", "t", "1", "yes", "y", "是")
 FALSE_WORDS = ("false", "f", "0", "no", "n", "否")
 
+#: Optional catalogue column ``item_kind`` (药品 / 诊疗项目 / 服务设施 / 医用耗材, and goods
+#: that are none of them: 保健品, 生活日用品); read only by ``adjudicate audit``.
+ITEM_KINDS = ("drug", "treatment", "facility", "material", "other")
+ENUM_ALIASES[ITEM_KINDS] = {"药品": "drug", "诊疗项目": "treatment", "服务设施": "facility", "医用耗材": "material",
+                           "耗材": "material", "其他": "other"}
 #: Line class codes inside the engine: the catalogue classes, then 'unknown'.
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
@@ -129,6 +134,7 @@ CATALOGUE = TableSpec(
         Column("max_unit_price", "price", nullable=True, nonnegative=True),
         Column("valid_from", "date"),
         Column("valid_to", "date", nullable=True),
+        Column("item_kind", "enum", nullable=True, enum=ITEM_KINDS),
     ),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .audit import audit
 from .common import CLICK_SETTINGS
 from .casetest import test
 from .compare import compare
@@ -41,7 +42,8 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test, export):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
+                 audit, export):
     main.add_command(_command)
 
 __all__ = ["main"]

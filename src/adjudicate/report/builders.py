@@ -116,6 +116,8 @@ def run_page(folder: Path, s: dict) -> Page:
         _monthly(page, settlements)
         _out_of_pocket(page, settlements)
     _rejections(page, c.get("rejected_by_reason", {}))
+    if "audit" in s:  # run --audit
+        _audit_sections(page, folder, s["audit"])
     return page
 
 
@@ -284,3 +286,54 @@ def demo_page(folder: Path, s: dict) -> Page:
     page.heading(t("totals"))
     page.money_table([(k, v) for k, v in s["totals"].items()])
     return page
+
+
+# ---------------------------------------------------------------------------
+# audit (adjudicate audit, and run --audit): flags by rule, the flags to look at, provider outliers
+# ---------------------------------------------------------------------------
+
+#: Flags shown per rule in the report (flags.parquet has them all).
+AUDIT_TOP = 20
+
+
+@register("audit")
+def audit_page(folder: Path, s: dict) -> Page:
+    a = s["audit"]
+    page = Page(f"{t('report_audit')} · rules {a['rules']['name']} {a['rules']['version']}",
+                f"{t('policy')}: {s.get('policy', {}).get('name', '')}")
+    _audit_sections(page, folder, a)
+    return page
+
+
+def _audit_sections(page: Page, folder: Path, a: dict) -> None:
+    page.heading(t("flags_by_rule"))
+    rows = [(name, c["flags"], c["claims"], a["skipped_rules"].get(name, "")) for name, c in a["by_rule"].items()]
+    page.chart(svg.bars(t("flags_by_rule"), [(name, float(n), f"{n:,}") for name, n, _, why in rows if not why]))
+    page.table(["rule", t("flags"), t("claims"), t("note")],
+               [(name, "—" if why else f"{n:,}", "—" if why else f"{c:,}", f"skipped: {why}" if why else "")
+                for name, n, c, why in rows], numeric=[1, 2])
+    flags = _read(folder, "flags.parquet", ["claim_id", "member_id", "provider_id", "rule", "severity",
+                                            "claim_total", "evidence"])
+    if flags is not None and flags.num_rows:
+        rank = {"high": 0, "medium": 1, "low": 2}
+        rows = sorted(flags.to_pylist(),  # the flagged claims: a few thousand rows at most
+                      key=lambda r: (rank.get(r["severity"], 3), r["rule"], r["claim_id"]))
+        per_rule: dict[str, int] = {}
+        top = []
+        for r in rows:
+            per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1
+            if per_rule[r["rule"]] <= AUDIT_TOP:
+                top.append(r)
+        page.heading(t("flags_to_check"))
+        page.table(["severity", "rule", "claim_id", "member_id", "provider_id", t("total"), "evidence"],
+                   [(r["severity"], r["rule"], r["claim_id"], r["member_id"], r["provider_id"],
+                     group_digits(str(r["claim_total"])), r["evidence"]) for r in top], numeric=[5])
+    indicators = _read(folder, "indicators.parquet", ["provider_id", "year", "indicator", "value", "peer_median",
+                                                      "ratio_to_median", "outlier", "outlier_reason"])
+    if indicators is not None and indicators.num_rows:
+        out = indicators.filter(pc.fill_null(indicators.column("outlier"), False))
+        page.heading(t("provider_outliers"))
+        page.table([t("provider"), "year", "indicator", t("value"), "peer median", "× median", "why"],
+                   [(r["provider_id"], r["year"], r["indicator"], str(r["value"]), str(r["peer_median"]),
+                     str(r["ratio_to_median"]), r["outlier_reason"] or "") for r in out.to_pylist()],
+                   numeric=[3, 4, 5])
