@@ -56,10 +56,10 @@ def city(**over) -> dict:
     return p
 
 
-def credit_fen(member: dict, next_jan: dt.date) -> int:
-    """schemes.md §9: the credit paid on 1 January ``next_jan``."""
+def credit_fen(member: dict, next_jan: dt.date, p: dict) -> int:
+    """schemes.md §9: the credit paid on 1 January ``next_jan`` (``p``: the values in force that day)."""
     if member["category"] == "retired":
-        return 400 * 100
+        return p.get("retired_amount", 400) * 100
     wage = member["prior_year_wage"]
     if wage is None:
         return 0
@@ -167,7 +167,7 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
             st = state[member_id] = {"year": base_year, "bal": fen(m["account_balance"]), "ord": 0, "K": 0,
                                      "paid": 0}
         while st["year"] < year:   # carry over, years without claims included
-            st["bal"] += credit_fen(m, dt.date(st["year"] + 1, 1, 1))
+            st["bal"] += credit_fen(m, dt.date(st["year"] + 1, 1, 1), params(dt.date(st["year"] + 1, 1, 1)))
             st.update(year=st["year"] + 1, ord=0, K=0, paid=0)
         total = sum(l["amount"] for l in lines)
         sp = sum(l["self_pay"] for l in lines)

@@ -405,3 +405,24 @@ def test_errors_in_a_values_table_name_the_entry_line(tmp_path):
         with pytest.raises(P.PolicyError) as e:
             P.load(path)
         assert e.value.key == key and e.value.line == line, str(e.value)
+
+
+def test_a_dated_entry_may_be_a_plain_table(tmp_path):
+    """The README's inline form: an entry is a plain value, and a value may be a table such as
+    { in_service = …, retired = … } (found by the qa oracle: such an entry was refused)."""
+    pref = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
+    old = "{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },"
+    assert old in pref
+    new = ("{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
+           "2024-07-01 = { value = { in_service = 0.95, retired = 0.97 }, reference = \"r\" } } }, "
+           "subsidised = true },")
+    p = _write(tmp_path, "pref", pref.replace(old, new))
+    assert p.changes == (dt.date(2024, 7, 1),)
+    assert p.at(dt.date(2024, 6, 30)) != p.at(dt.date(2024, 7, 1))
+    assert p.in_force("blocks.inpatient.scale.bands[1].pool", dt.date(2024, 8, 1))[0]["from"] == "2024-07-01"
+    # a misspelt key inside such a table is still an error naming it
+    path = tmp_path / "bad.toml"
+    path.write_text(pref.replace(old, new.replace("{ in_service = 0.95", "{ in_servce = 0.95")), encoding="utf-8")
+    with pytest.raises(P.PolicyError) as e:
+        P.load(path)
+    assert e.value.key == "blocks.inpatient.scale.bands[1].pool.in_servce"

@@ -94,3 +94,61 @@ def test_engine_agrees_with_an_independent_implementation(tmp_path, seed, member
     data = make(seed, members, order=order)
     diffs = compare(tmp_path, data, policy, params, "--partitions", partitions)
     assert not diffs, "\n".join(diffs[:40])
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "adjudicate" / "policies"
+CHANGE = dt.date(2024, 7, 1)
+
+
+def _dated(tmp: Path, name: str, edits: list[tuple[str, str]]) -> str:
+    text = (SHIPPED / f"{name}.toml").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp / f"{name}-dated.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_dated_city_employee_mid_year_rate_and_cap_change(tmp_path):
+    """A band rate and the annual cap change on 2024-07-01, the retired credit on 2025-01-01: the
+    value in force on settle_date applies, the room under the raised cap is the new cap less what
+    was paid this year, and the credit for 2024 follows the values of 1 January 2025."""
+    policy = _dated(tmp_path, "city-employee", [
+        ("{ from = 0, pool = 0.85 },", "{ from = 0, pool = { values = { 2000-01-01 = 0.85, 2024-07-01 = 0.90 } } },"),
+        ("amount = 40000", "amount = { values = { 2000-01-01 = 40000, 2024-07-01 = 50000 } }"),
+        ("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-01-01 = 520 } }"),
+    ])
+
+    def params(d):
+        after = d >= CHANGE
+        return city(rate=pct("0.90") if after else pct("0.85"), cap=50000 if after else 40000,
+                    retired_amount=520 if d >= dt.date(2025, 1, 1) else 400)
+
+    data = make(11, 60, big=0.6)
+    diffs = compare(tmp_path, data, policy, params, "--partitions", "3")
+    assert not diffs, "\n".join(diffs[:40])
+
+
+def test_dated_prefecture_employee_band_deductible_and_supplementary(tmp_path):
+    policy = _dated(tmp_path, "prefecture-employee", [
+        ("{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },",
+         "{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
+         "2024-07-01 = { in_service = 0.95, retired = 0.97 } } }, subsidised = true },"),
+        ("{ from = 100000, supplementary = 0.80, subsidised = true },",
+         "{ from = 100000, supplementary = { values = { 2000-01-01 = 0.80, 2024-07-01 = 0.85 } }, "
+         "subsidised = true },"),
+    ])
+
+    def params(d):
+        p = prefecture()
+        if d >= CHANGE:
+            bands = list(p["bands"])
+            bands[1] = (60000, {"in_service": pct("0.95"), "retired": pct("0.97")}, None, True)
+            bands[3] = (100000, None, pct("0.85"), True)
+            p["bands"] = bands
+        return p
+
+    data = make(12, 60, big=0.6, order="settle_date")
+    diffs = compare(tmp_path, data, policy, params)
+    assert not diffs, "\n".join(diffs[:40])
