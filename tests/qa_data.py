@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 D = Decimal
@@ -61,14 +62,23 @@ class Data:
     providers: list[dict]
     catalogue: list[dict]
 
-    def write(self, folder: Path) -> dict[str, Path]:
+    def write(self, folder: Path, fmt: str = "parquet") -> dict[str, Path]:
+        """``fmt``: parquet (decimal amounts), float (float64 yuan, as many exports have) or csv."""
         folder.mkdir(parents=True, exist_ok=True)
         paths = {}
         for name, rows, types in (("claims", self.claims, CLAIM_TYPES), ("members", self.members, MEMBER_TYPES),
                                   ("providers", self.providers, PROVIDER_TYPES),
                                   ("catalogue", self.catalogue, CATALOGUE_TYPES)):
-            paths[name] = folder / f"{name}.parquet"
-            pq.write_table(_table(rows, types), paths[name])
+            if fmt == "float":
+                types = {k: pa.float64() if pa.types.is_decimal(t) else t for k, t in types.items()}
+                rows = [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
+            table = _table(rows, types)
+            if fmt == "csv":
+                paths[name] = folder / f"{name}.csv"
+                pacsv.write_csv(table, paths[name])
+            else:
+                paths[name] = folder / f"{name}.parquet"
+                pq.write_table(table, paths[name])
         return paths
 
 

@@ -25,8 +25,8 @@ def _fen(v) -> int:
     return int(Decimal(v) * 100)
 
 
-def run_engine(tmp: Path, data, policy: str, *extra: str):
-    paths = data.write(tmp / "in")
+def run_engine(tmp: Path, data, policy: str, *extra: str, fmt: str = "parquet"):
+    paths = data.write(tmp / "in", fmt)
     out = tmp / "out"
     args = ["run", "--claims", str(paths["claims"]), "--members", str(paths["members"]),
             "--providers", str(paths["providers"]), "--catalogue", str(paths["catalogue"]),
@@ -39,8 +39,8 @@ def run_engine(tmp: Path, data, policy: str, *extra: str):
     return s, l, rej
 
 
-def compare(tmp: Path, data, policy: str, params, *extra: str) -> list[str]:
-    s, l, rej = run_engine(tmp, data, policy, *extra)
+def compare(tmp: Path, data, policy: str, params, *extra: str, fmt: str = "parquet") -> list[str]:
+    s, l, rej = run_engine(tmp, data, policy, *extra, fmt=fmt)
     os_, ol, orej = adjudicate(data, params)
     diffs = []
     rejected = {}
@@ -79,20 +79,21 @@ def compare(tmp: Path, data, policy: str, params, *extra: str) -> list[str]:
     return diffs
 
 
-CASES = [  # (seed, members, order, partitions)
-    (1, 40, "shuffled", "1"),
-    (2, 60, "settle_date", "3"),
-    (3, 30, "shuffled", "3"),
+CASES = [  # (seed, members, order, partitions, input format)
+    (1, 40, "shuffled", "1", "parquet"),
+    (2, 60, "settle_date", "3", "parquet"),
+    (3, 30, "shuffled", "3", "csv"),
+    (4, 30, "settle_date", "1", "float"),
 ]
 
 
-@pytest.mark.parametrize("seed,members,order,partitions", CASES)
+@pytest.mark.parametrize("seed,members,order,partitions,fmt", CASES)
 @pytest.mark.parametrize("policy,params", [("prefecture-employee", lambda d: prefecture()),
                                            ("city-employee", lambda d: city())])
-def test_engine_agrees_with_an_independent_implementation(tmp_path, seed, members, order, partitions,
+def test_engine_agrees_with_an_independent_implementation(tmp_path, seed, members, order, partitions, fmt,
                                                           policy, params):
     data = make(seed, members, order=order)
-    diffs = compare(tmp_path, data, policy, params, "--partitions", partitions)
+    diffs = compare(tmp_path, data, policy, params, "--partitions", partitions, fmt=fmt)
     assert not diffs, "\n".join(diffs[:40])
 
 
