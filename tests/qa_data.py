@@ -148,7 +148,7 @@ def _id(rng: random.Random, used: set[str]) -> str:
 
 
 def make(seed: int, members: int = 60, order: str = "shuffled", years: tuple[int, ...] = (2023, 2024, 2025),
-         defects: bool = True, big: float = 0.25) -> Data:
+         defects: bool = True, big: float = 0.25, whales: int = 4) -> Data:
     """A data set of ``members`` members with claims in ``years``; ``order``: shuffled or settle_date."""
     rng = random.Random(seed)
     mems = []
@@ -216,6 +216,13 @@ def make(seed: int, members: int = 60, order: str = "shuffled", years: tuple[int
                 day = dt.date(year, 1, rng.randint(2, 9))
                 claim(mid, year, "outpatient", same_day=day)
                 claim(mid, year, "pharmacy", same_day=day)
+    # a few members whose costs climb through every band, the cap and past 200 000 within a year
+    for k, m in enumerate(mems[10:10 + whales]):
+        m["civil_servant"] = k % 2 == 0
+        m["category"] = "retired" if k % 4 >= 2 else "in_service"
+        for year in rng.sample(list(years), min(2, len(years))):
+            for _ in range(rng.randint(3, 6)):
+                claim(m["member_id"], year, "inpatient", inpatient_scale=rng.choice([150, 300, 600]))
     # the base year is years[0]: make sure some member settles there
     claim(mems[0]["member_id"], years[0], "outpatient")
     if defects:

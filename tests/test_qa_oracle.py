@@ -111,19 +111,20 @@ def _dated(tmp: Path, name: str, edits: list[tuple[str, str]]) -> str:
     return str(path)
 
 
-def test_dated_city_employee_mid_year_rate_and_cap_change(tmp_path):
+@pytest.mark.parametrize("rate,cap", [("0.90", 50000), ("0.80", 20000)])   # a raised and a lowered cap
+def test_dated_city_employee_mid_year_rate_and_cap_change(tmp_path, rate, cap):
     """A band rate and the annual cap change on 2024-07-01, the retired credit on 2025-01-01: the
     value in force on settle_date applies, the room under the raised cap is the new cap less what
     was paid this year, and the credit for 2024 follows the values of 1 January 2025."""
     policy = _dated(tmp_path, "city-employee", [
-        ("{ from = 0, pool = 0.85 },", "{ from = 0, pool = { values = { 2000-01-01 = 0.85, 2024-07-01 = 0.90 } } },"),
-        ("amount = 40000", "amount = { values = { 2000-01-01 = 40000, 2024-07-01 = 50000 } }"),
+        ("{ from = 0, pool = 0.85 },", f"{{ from = 0, pool = {{ values = {{ 2000-01-01 = 0.85, 2024-07-01 = {rate} }} }} }},"),
+        ("amount = 40000", f"amount = {{ values = {{ 2000-01-01 = 40000, 2024-07-01 = {cap} }} }}"),
         ("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-01-01 = 520 } }"),
     ])
 
     def params(d):
         after = d >= CHANGE
-        return city(rate=pct("0.90") if after else pct("0.85"), cap=50000 if after else 40000,
+        return city(rate=pct(rate) if after else pct("0.85"), cap=cap if after else 40000,
                     retired_amount=520 if d >= dt.date(2025, 1, 1) else 400)
 
     data = make(11, 60, big=0.6)
