@@ -18,8 +18,9 @@ from adjudicate.compare import AMOUNTS, MEMBER_AMOUNTS, histogram, parse_overrid
 from adjudicate.outdir import MARKER
 from adjudicate.policy import PolicyError
 
-# contract §5: outputs carry the marker that tells an earlier output of adjudicate from other folders
-OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", MARKER}
+# contract §5: every command that writes an output folder also writes report.html, and the marker that tells
+# an earlier output of adjudicate from other folders
+OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", "report.html", MARKER}
 
 
 def invoke(*args):

@@ -25,7 +25,7 @@ from adjudicate.outdir import MARKER
 from adjudicate.sample import sample_dir
 
 TABLES = ("claims", "members", "providers", "catalogue")
-RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", MARKER}
+RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html", MARKER}
 
 
 def invoke(*args):

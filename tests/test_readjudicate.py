@@ -18,9 +18,10 @@ from adjudicate.outdir import MARKER
 from adjudicate.outputs import AMOUNTS
 from adjudicate.readjudicate import LINE_AMOUNTS
 
-# contract §5: outputs carry the marker that tells an earlier output of adjudicate from other folders
-RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", MARKER}
-OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", MARKER}
+# contract §5: every command that writes an output folder also writes report.html, and the marker that tells
+# an earlier output of adjudicate from other folders
+RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html", MARKER}
+OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", "report.html", MARKER}
 
 
 def invoke(*args):

@@ -5,6 +5,10 @@ Arrow IPC/Feather or CSV; a directory means every such file inside it, in name
 order), keeps the contract's columns, and converts each to its engine form:
 
 - strings stay Arrow strings (they are dictionary-encoded later, in bulk);
+  the claims' low-cardinality text columns (``DICTIONARY_COLUMNS``) are read
+  from Parquet as dictionaries, so no string is materialised per line: the
+  engine joins their small dictionaries (``Table.coded``), and ``values``
+  decodes them to plain strings only for a caller that asks;
 - enums become ``int8`` codes (``-1`` for null);
 - dates become ``int32`` days since 1970-01-01;
 - amounts become ``int64`` fen, prices (``unit_price``, ``max_unit_price``)
@@ -21,12 +25,15 @@ given too (the header is line 1).
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +43,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
-from .schema import TableSpec
+from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc",
             ".ipc": "ipc", ".csv": "csv"}
@@ -59,6 +66,62 @@ class InputError(Exception):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+#: Text columns of the claims read from Parquet as dictionaries: a few thousand
+#: distinct values repeated on millions of lines (reading them as strings costs
+#: more than the rest of the file).
+DICTIONARY_COLUMNS = {"claims": ("member_id", "provider_id", "setting", "referral", "item_code", "diagnosis")}
+
+
+class Columns(dict):
+    """Column values by name; a dictionary-read text column is decoded to plain
+    strings the first time it is asked for (``Table.coded`` keeps the codes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, pa.ChunkedArray] = {}
+
+    def __missing__(self, name: str):
+        if name not in self.lazy:
+            raise KeyError(name)
+        value = self[name] = strings(self.lazy.pop(name))
+        return value
+
+    def _all(self) -> None:
+        for name in list(self.lazy):
+            self[name]
+
+    def __contains__(self, name) -> bool:
+        return super().__contains__(name) or name in self.lazy
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self.lazy)
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+def strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Plain string array of a text column (dictionary-encoded or chunked or not)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = pc.cast(arr, arr.type.value_type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
 @dataclass
 class Table:
     """One input table in engine form. ``rows`` are counted across all its files."""
@@ -74,6 +137,11 @@ class Table:
 
     def __getitem__(self, name: str):
         return self.values[name]
+
+    def coded(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """A text column as read: dictionary-encoded chunks where it was read so, else its strings."""
+        lazy = getattr(self.values, "lazy", {})
+        return lazy[name] if name in lazy else self.values[name]
 
     def where(self, row: int) -> tuple[Path, int]:
         """(file, row within the file) of a row of the concatenated table."""
@@ -136,6 +204,58 @@ def digest_while_reading(path: Path):
     return h.hexdigest(), unchanged
 
 
+#: Text encoding of CSV inputs. "auto" reads UTF-8 with or without a byte-order
+#: mark and, when the bytes are not UTF-8, says which encoding they look like.
+#: Set for a whole command by the command line's ``--encoding``.
+CSV_ENCODING: ContextVar[str] = ContextVar("csv_encoding", default="auto")
+
+
+@contextmanager
+def csv_encoding(name: str | None) -> Iterator[None]:
+    """Read CSV inputs in ``name`` (a Python codec name, or "auto") inside the block."""
+    name = (name or "auto").strip().lower()
+    if name != "auto":
+        try:
+            name = codecs.lookup(name).name
+        except LookupError:
+            raise InputError(f"unknown text encoding {name!r}; use e.g. utf-8, gb18030 or gbk") from None
+    token = CSV_ENCODING.set(name)
+    try:
+        yield
+    finally:
+        CSV_ENCODING.reset(token)
+
+
+def _guess_encoding(path: Path) -> str:
+    """Why a CSV file is not UTF-8: its first bad line and the encoding that line decodes as."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, tail = 0, b""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                lines += block[:e.start].count(b"\n")
+                data, at = tail + block, len(tail) + e.start
+                start = data.rfind(b"\n", 0, at) + 1
+                end = data.find(b"\n", at)
+                line = data[start:end if end >= 0 else len(data)].rstrip(b"\r")
+                break
+            lines += block.count(b"\n")
+            tail = block[-4096:]
+        else:
+            return "no bad byte found on a second reading)"
+    for enc, label in (("gb18030", "GB18030 (GBK)"), ("big5", "Big5")):
+        try:
+            text = line.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            return f"line {lines + 1} decodes as {label}: {shown!r}): pass --encoding {enc}"
+    return f"line {lines + 1}): pass --encoding with the file's encoding, e.g. gb18030"
+
+
 #: Errors the Arrow readers raise on a file they cannot read (corrupt,
 #: truncated, not the format its name says, not UTF-8, …).
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
@@ -160,20 +280,35 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
                              f"{spec.name} columns", path)
         if kind == "parquet":
-            names = pq.read_schema(pa.BufferReader(data)).names
+            schema = pq.read_schema(pa.BufferReader(data))
+            names = schema.names
             _check_columns(spec, names, path)
-            table = pq.read_table(pa.BufferReader(data), columns=[c for c in wanted if c in names])
+            coded = [c for c in DICTIONARY_COLUMNS.get(spec.name, ()) if c in names
+                     and schema.field(c).type in (pa.string(), pa.large_string())]
+            table = pq.read_table(pa.BufferReader(data), columns=[c for c in wanted if c in names],
+                                  read_dictionary=coded)
         elif kind == "ipc":
             table = _read_ipc(data)
         else:
             # CSV text is read as exactly what it says: every contract column as
             # text, converted below with the same checks as typed input.
-            table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
+            encoding = CSV_ENCODING.get()
+            table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(
+                encoding="utf8" if encoding in ("auto", "utf-8") else encoding),
+                convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
                 null_values=[""], quoted_strings_can_be_null=True))
         names = table.column_names
     except InputError:
         raise
+    except pa.ArrowInvalid as e:
+        if kind == "csv" and "UTF8" in str(e) and CSV_ENCODING.get() in ("auto", "utf-8"):
+            raise InputError(f"is not UTF-8 text ({_guess_encoding(path)}", path) from None
+        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
+                         path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot be decoded as {CSV_ENCODING.get()} text ({e.reason} at byte {e.start}); "
+                         "check --encoding", path) from None
     except _READ_ERRORS as e:
         raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
                          path) from None
@@ -232,7 +367,8 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     parts = [_read_file(path, spec, digests) for path in files]
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): digests[str(f)] for f in files}, file_of_row)
+    table = Table(spec, files, Columns(), {}, int(sum(sizes)), {str(f): digests[str(f)] for f in files},
+                  file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
         values, nulls = [], []
@@ -242,7 +378,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
             values.append(v)
             nulls.append(n)
         if col.kind in ("string",):
-            value = pa.concat_arrays(values) if len(values) != 1 else values[0]
+            if all(isinstance(v, pa.ChunkedArray) and v.type == values[0].type for v in values):  # all coded
+                value = pa.chunked_array([c for v in values for c in v.chunks], values[0].type)
+            else:
+                values = [strings(v) for v in values]
+                value = pa.concat_arrays(values) if len(values) != 1 else values[0]
         else:
             value = np.concatenate(values)
         return value, np.concatenate(nulls)
@@ -263,7 +403,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
-        table.values[col.name], table.nulls[col.name] = got
+        value, table.nulls[col.name] = got
+        if isinstance(value, pa.ChunkedArray):
+            table.values.lazy[col.name] = value
+        else:
+            table.values[col.name] = value
         if col.kind == "amount":
             _check_sum(table, col.name)
     return table
@@ -286,8 +430,8 @@ EXPECTED = {
     "ratio": "a ratio as a fraction, e.g. 0.15 (decimal or float64)",
     "quantity": "a quantity (float64, decimal or integer)",
 }
-_TRUE = {"true", "t", "1", "yes", "y"}
-_FALSE = {"false", "f", "0", "no", "n"}
+_TRUE = set(TRUE_WORDS)
+_FALSE = set(FALSE_WORDS)
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -322,6 +466,9 @@ def _value(arr: pa.Array, row: int) -> str:
 def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
              spec: TableSpec) -> tuple[object, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
+    if col.kind in ("string", "enum") and isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type) \
+            and _is_text(arr.type.value_type):
+        return _convert_coded(path, col, arr, spec)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
@@ -354,12 +501,17 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
             raise InputError(f"value {_value(arr, row)} is not valid UTF-8 text", path, col.name, row) from None
         if kind == "string":
             return strings, nulls
-        codes = np.asarray(pc.fill_null(pc.index_in(strings, value_set=pa.array(col.enum)), -1), dtype=np.int8)
+        names, code_of = _enum_names(col.enum)
+        codes = np.asarray(pc.fill_null(pc.take(code_of, pc.index_in(strings, value_set=names)), -1),
+                           dtype=np.int8)
         bad = (codes < 0) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
             raise InputError(f"unknown value {_value(strings, row)}; expected one of "
-                             + ", ".join(col.enum) + " (case-sensitive)", path, col.name, row)
+                             + ", ".join(col.enum) + " (case-sensitive)"
+                             + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                             path, col.name, row)
         return codes, nulls
     if kind == "date":
         return _to_days(path, col, arr, nulls, type_error), nulls
@@ -394,6 +546,68 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
     return value, nulls
 
 
+def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[object, np.ndarray]:
+    """A dictionary-read text column: strings stay codes (one chunk each), enums
+    become int8 codes through their dictionaries; same checks as ``_convert``."""
+    n = len(arr)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
+    if not col.nullable and not spec.nulls_reject and nulls.any():
+        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
+                         path, col.name, int(np.flatnonzero(nulls)[0]))
+    if col.kind == "string":
+        return arr, nulls
+    names, code_of = _enum_names(col.enum)
+    pos = dictionary_lookup(arr, names)
+    codes = np.where(pos >= 0, np.asarray(code_of, dtype=np.int8)[np.maximum(pos, 0)], -1).astype(np.int8)
+    bad = (codes < 0) & ~nulls
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
+        raise InputError(f"unknown value {_value(arr, row)}; expected one of "
+                         + ", ".join(col.enum) + " (case-sensitive)"
+                         + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                         path, col.name, row)
+    return codes, nulls
+
+
+def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
+    absent or null): each chunk's small dictionary is looked up once, then its codes
+    are gathered, so no per-line string is hashed."""
+    out = np.empty(len(arr), np.int64)
+    at = 0
+    for chunk in arr.chunks:
+        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
+        pos = np.append(pos, -1)  # the code of a null
+        idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
+        np.take(pos, idx, out=out[at:at + len(chunk)])
+        at += len(chunk)
+    return out
+
+
+def _enum_names(enum: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
+    """Every accepted spelling of an enum (the codes, then their aliases) and the code of each."""
+    aliases = ENUM_ALIASES.get(enum, {})
+    names = list(enum) + list(aliases)
+    codes = list(range(len(enum))) + [enum.index(v) for v in aliases.values()]
+    return pa.array(names, pa.string()), pa.array(codes, pa.int8())
+
+
+def _iso_dates(arr: pa.Array) -> pa.Array:
+    """Dates written 2024/1/1, 2024.1.1, 2024-1-1 or 2024年1月1日, as zero-padded ISO text (vectorised)."""
+    s = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr),
+                                   r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3")
+    s = pc.replace_substring_regex(s, r"^(\d{4})-(\d)-", r"\1-0\2-")
+    return pc.replace_substring_regex(s, r"^(\d{4}-\d{2})-(\d)$", r"\1-0\2")
+
+
+def _text_to_date(arr: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(arr, pa.date32())  # ISO text: the fast path
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pc.cast(_iso_dates(arr), pa.date32())
+
+
 def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t):
@@ -413,11 +627,11 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     elif _is_text(t):
         arr = pc.cast(arr, pa.string())
         try:
-            day = pc.cast(arr, pa.date32())
+            day = _text_to_date(arr)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            row = _first_failing(arr, lambda a: pc.cast(a, pa.date32()))
-            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD",
-                             path, col.name, row) from None
+            row = _first_failing(arr, _text_to_date)
+            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD "
+                             "(or 2024/1/1, 2024年1月1日)", path, col.name, row) from None
     else:
         raise type_error()
     days = np.asarray(pc.fill_null(day.cast(pa.int32()), 0), dtype=np.int32)
@@ -495,7 +709,9 @@ def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_
 def _check_sum(table: Table, name: str) -> None:
     """Sums of any of the column's amounts must fit the engine's int64 fen (contract §1)."""
     v = table.values[name]
-    if len(v) * MAX_FEN < 2**62 or float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
+    if len(v) * MAX_FEN < 2**62 or len(v) * max(-int(v.min()), int(v.max())) < 2**62:  # no temporary array
+        return
+    if float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
         return
     running = np.cumsum(np.abs(v).astype(np.float64))
     over = running > 2.0**62
