@@ -54,7 +54,8 @@ MARKER = ".adjudicate-output.json"
 #: and these names only.
 _LEGACY_NAMES = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "compare.parquet",
                  "members.parquet", "adjustments.parquet", "line_adjustments.parquet", "current",
-                 "providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet"}
+                 "providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "report.html",
+                 "flags.parquet", "indicators.parquet"}
 #: Seconds to wait for another process's swap into the same parent folder.
 LOCK_TIMEOUT = 60.0
 
