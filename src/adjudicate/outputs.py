@@ -195,8 +195,13 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
 
 
 class _Background:
-    """A function run on a daemon thread: an interrupted main thread never waits for it
-    to finish (a ThreadPoolExecutor is joined on exit, whatever it is doing)."""
+    """A function run on its own thread, whose error is raised again in the caller.
+
+    Whoever starts one must join it, interrupted or not: a thread still inside
+    Arrow when the interpreter finalizes aborts the process (SIGABRT, "PyGILState_Release
+    … finalizing") instead of exiting 130. The write it does is bounded, and
+    nothing it runs imports lazily (numpy.ma is imported at the top), so the join
+    cannot hang."""
 
     def __init__(self, fn: Callable[[], None]):
         self.error: BaseException | None = None
@@ -235,7 +240,7 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
                 lines.result()
         except BaseException:
             if lines is not None:
-                lines.thread.join(2)  # let it stop writing into the folder about to go, but never wait long
+                lines.thread.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
