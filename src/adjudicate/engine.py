@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -64,6 +64,8 @@ class Result:
     line_pool: np.ndarray | None  # None when adjudicate(line_funds=False)
     line_supp: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: which claims of the prepared inputs were settled (None: all); the rest were rejected by this policy
+    kept: np.ndarray | None = None
 
     @property
     def eligible(self) -> np.ndarray:
@@ -116,21 +118,57 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@dataclass
+class Prepared:
+    """Checked, encoded inputs: everything of a run that does not depend on the policy.
+
+    Built by :func:`prepare` (from the inputs) or read from a prepared dataset
+    (``adjudicate.dataset``); settled under any number of policies by :func:`settle`.
+    """
+
+    inputs: Inputs
+    enc: Encoded
+    digests: dict[str, str]  # the source files' digests, as summary.json reports them
+    input_lines: int
+
+
+def prepare(inputs: Inputs, timer: Timer | None = None) -> Prepared:
+    """Encode ``inputs`` (joins, catalogue lookup, checks, settlement order): the policy-free half of a run."""
+    timer = timer or Timer()
+    with timer("encode"):
+        enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    return Prepared(inputs, enc, inputs.digests(), inputs.claims.rows)
+
+
 def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
                timer: Timer | None = None, progress: Callable[[str], None] | None = None,
                line_funds: bool = True) -> Result:
-    """Adjudicate every claim of ``inputs`` under ``policy``.
+    """Adjudicate every claim of ``inputs`` under ``policy`` (:func:`prepare`, then :func:`settle`).
 
     ``line_funds=False`` skips allocating the fund amounts to lines (for runs
     that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
     then None.
     """
     timer = timer or Timer()
+    (progress or (lambda s: None))("encode")
+    return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds)
+
+
+def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Timer | None = None,
+           progress: Callable[[str], None] | None = None, line_funds: bool = True) -> Result:
+    """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
+
+    ``prep`` is not changed, so one preparation serves any number of policies
+    (compare, sweep). ``Result.kept`` says which of ``prep.enc``'s claims were
+    settled (None: all of them).
+    """
+    timer = timer or Timer()
     threads = threads or default_threads()
     say = progress or (lambda s: None)
-    say("encode")
+    inputs = prep.inputs
+    # this policy's own rejections (negative_claim_total) go to a copy of the list
+    enc = replace(prep.enc, rejected=list(prep.enc.rejected))
     with timer("encode"):
-        enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
         compiled = compile_policy(policy)
         benefit, factor = benefit_factors(policy, enc, inputs.providers)
     say("kernel")
@@ -138,23 +176,23 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
         enc, keep, sums, lines = _split(enc, benefit, compiled, policy, threads)
         if keep is not None:
             benefit, factor = benefit[keep], factor[keep]
-        settle = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
+        paid = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
     if not line_funds:
-        return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], None, None, timer.t)
+        return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t, keep)
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
         supp = np.zeros(len(enc.amount), np.int64)
         ranges = chunks_by_member(enc.member, threads)
         elig = lines[2]
-        pool_c = np.ascontiguousarray(settle[:, POOL])
-        supp_c = np.ascontiguousarray(settle[:, SUPP])
+        pool_c = np.ascontiguousarray(paid[:, POOL])
+        supp_c = np.ascontiguousarray(paid[:, SUPP])
 
         def alloc(a: int, b: int) -> None:
             _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
             _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
         _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], pool, supp, timer.t)
+    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, keep)
 
 
 def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy, threads: int):

@@ -15,6 +15,7 @@ from .compare import compare
 from .explain import explain
 from .generate import generate
 from .policies import policies
+from .prepare import prepare
 from .readjudicate import readjudicate
 from .reconcile import reconcile
 from .run import demo, run
@@ -37,7 +38,7 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, prepare):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -83,4 +83,40 @@ def inputs_options(f):
     return f
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options"]
+def inputs_or_dataset_options(f):
+    """The four input options, or ``--dataset`` (a folder of ``adjudicate prepare``) in their place.
+
+    The command receives ``claims, members, providers, catalogue, dataset`` and
+    calls :func:`check_inputs` first.
+    """
+    opts = [
+        click.option("--dataset", "dataset", type=click.Path(), default=None,
+                     help="A prepared dataset (adjudicate prepare) in place of the four inputs."),
+        click.option("--catalogue", "catalogue", multiple=True, type=click.Path(),
+                     help="Catalogue file or folder (repeatable)."),
+        click.option("--providers", "providers", multiple=True, type=click.Path(),
+                     help="Providers file or folder (repeatable)."),
+        click.option("--members", "members", multiple=True, type=click.Path(),
+                     help="Members file or folder (repeatable)."),
+        click.option("--claims", "claims", multiple=True, type=click.Path(),
+                     help="Claims file or folder (repeatable; files are one table)."),
+    ]
+    for o in opts:
+        f = o(f)
+    return f
+
+
+def check_inputs(claims, members, providers, catalogue, dataset) -> None:
+    """Either ``--dataset`` or all four inputs: a usage error (exit 2) otherwise."""
+    given = [name for name, v in (("--claims", claims), ("--members", members), ("--providers", providers),
+                                  ("--catalogue", catalogue)) if v]
+    if dataset is not None and given:
+        raise click.UsageError(f"--dataset replaces the four inputs: give either --dataset or "
+                               f"--claims/--members/--providers/--catalogue, not both (also given: {', '.join(given)})")
+    if dataset is None and len(given) < 4:
+        missing = [n for n in ("--claims", "--members", "--providers", "--catalogue") if n not in given]
+        raise click.UsageError(f"missing {', '.join(missing)} (or give --dataset, a folder of adjudicate prepare)")
+
+
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_inputs", "errors", "group_digits", "inputs_options",
+           "inputs_or_dataset_options"]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits, inputs_or_dataset_options
 
 
 @click.command(context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
@@ -19,7 +19,8 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
+def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions,
+        quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -27,24 +28,31 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
       adjudicate run --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
+    \b
+      # from a prepared dataset (adjudicate prepare): no decoding
+      adjudicate run --dataset ds/ --policy prefecture-employee --out result/
     """
     with errors():
+        check_inputs(claims, members, providers, catalogue, dataset)
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions)
+                 partitions, dataset)
         if not quiet:
             show_summary(s, Path(out))
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1) -> dict:
+         quiet: bool, partitions: int = 1, dataset: str | None = None) -> dict:
     from .. import policy as P
-    from ..engine import Timer, adjudicate, read_inputs
+    from ..dataset import load_prepared
+    from ..engine import Timer, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
     from ..stream import auto_partitions, run_streaming
 
     policy = P.load(policy_name)
-    if partitions == 0:
+    if partitions == 0 and dataset is None:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
@@ -57,11 +65,11 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     timer = Timer()
     try:
         progress("read")
-        with timer("read"):
-            inputs = read_inputs(claims, members, providers, catalogue)
-        result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+        prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+        progress("encode")
+        result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
         progress("write")
-        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines)
+        s = write_all(result, out, prep.digests, prep.input_lines, with_lines=with_lines)
     finally:
         progress.close()
     return s
