@@ -253,71 +253,112 @@ def distribution(fen: np.ndarray) -> dict[str, str | int]:
 # Compare
 # ---------------------------------------------------------------------------
 
-def compare_results(ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
-    """Of two results on the same inputs: the compare table, the members table, the summary's
-    counts / totals / members part, and each member's Δcash in fen (for the histogram)."""
-    j, in_a, in_b = outer_join(claim_fen_table(ra), claim_fen_table(rb), ["claim_id"])
+def aligned_amounts(n: int, r) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A result's claim amounts in fen at the positions of the ``n`` prepared claims it settled
+    (0 where this policy rejected the claim), and the mask of those it settled."""
+    amounts = claim_amounts(r)
+    if r.kept is None:
+        return amounts, np.ones(n, bool)
+    out = {}
+    for k, v in amounts.items():
+        full = np.zeros(n, np.int64)
+        full[r.kept] = v
+        out[k] = full
+    return out, np.asarray(r.kept, bool)
+
+
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal keys (rows sorted so that equal keys are together)."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    new = np.zeros(n, bool)
+    new[0] = True
+    for k in keys:
+        new[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(new)
+
+
+def member_changes(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]) -> dict:
+    """Per member (rows grouped by member, as in settlement order): Δcash and Δpaid (cash + account) in fen,
+    and the summary's members part."""
+    starts = _runs(member)
+    d_cash = np.add.reduceat(fb["cash_paid"] - fa["cash_paid"], starts) if len(starts) else np.zeros(0, np.int64)
+    d_acct = np.add.reduceat(fb["account_paid"] - fa["account_paid"], starts) if len(starts) \
+        else np.zeros(0, np.int64)
+    d_paid = d_cash + d_acct
+    return {
+        "definition": "per member over all benefit years of the input; better off = pays less under B "
+                      "out of pocket (cash_paid + account_paid)",
+        "count": len(d_paid),
+        "better_off": int(np.count_nonzero(d_paid < 0)),
+        "worse_off": int(np.count_nonzero(d_paid > 0)),
+        "unchanged": int(np.count_nonzero(d_paid == 0)),
+        "cash_paid_change": distribution(d_cash),
+        "member_paid_change": distribution(d_paid),
+    }, d_cash
+
+
+def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
+    """Of two results settled from the same prepared claims ``base`` (an Encoded): the compare table,
+    the members table, the summary's counts / totals / members part, and each member's Δcash in fen.
+
+    Both results are aligned on the prepared claims, already in settlement
+    order (contract §3): no join and no sort.
+    """
+    n = len(base.member)
+    fa, in_a = aligned_amounts(n, ra)
+    fb, in_b = aligned_amounts(n, rb)
+    u = np.flatnonzero(in_a | in_b)
+    in_a, in_b = in_a[u], in_b[u]
+    fa = {k: v[u] for k, v in fa.items()}
+    fb = {k: v[u] for k, v in fb.items()}
+    head = pa.array(base.head_row[u])
+    member, year = base.member[u], base.year[u]
     cols: dict[str, Any] = {
-        "claim_id": j["claim_id"],
-        "member_id": either(j, "member_id", "a"),
-        "setting": either(j, "setting", "a"),
-        "settle_date": either(j, "settle_date", "a"),
-        "benefit_year": either(j, "benefit_year", "a"),
+        "claim_id": base.claim_dict.take(pa.array(base.claim_code[u])),
+        "member_id": base.source["member_id"].take(head),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)),
+                                                  pa.array(SETTINGS)).cast(pa.string()),
+        "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),
+        "benefit_year": pa.array(year, pa.int16()),
         "settled_under": pa.array(np.where(in_a & in_b, "both", np.where(in_a, "a_only", "b_only")), pa.string()),
     }
-    fa = {k: fen_column(j, f"a.{k}") for k in AMOUNTS}
-    fb = {k: fen_column(j, f"b.{k}") for k in AMOUNTS}
+    changed = np.zeros(len(u), bool)
     for k in AMOUNTS:
-        cols[f"{k}_a"] = fa[k]
-        cols[f"{k}_b"] = fb[k]
-        cols[f"{k}_delta"] = fb[k] - fa[k]
-    fen = pa.table({k: (pa.array(v, pa.int64()) if isinstance(v, np.ndarray) else v) for k, v in cols.items()})
-    fen = settlement_order(fen, "member_id", "settle_date", "claim_id")
-    changed = np.zeros(fen.num_rows, bool)
-    for k in AMOUNTS:
-        changed |= _np(fen[f"{k}_delta"]) != 0
-    claims = _to_decimal(fen, [f"{k}_{s}" for k in AMOUNTS for s in ("a", "b", "delta")])
+        cols[f"{k}_a"] = fen_to_decimal(fa[k])
+        cols[f"{k}_b"] = fen_to_decimal(fb[k])
+        cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
+        changed |= fb[k] != fa[k]
+    claims = pa.table(cols)
 
-    # members: per member and benefit year
-    agg = [(f"{k}_{s}", "sum") for k in MEMBER_AMOUNTS for s in ("a", "b")]
-    my = fen.group_by(["member_id", "benefit_year"]).aggregate(agg + [("claim_id", "count")])
-    my = my.rename_columns([c.removesuffix("_sum").replace("claim_id_count", "claims") for c in my.column_names])
-    mcols: dict[str, Any] = {"member_id": my["member_id"], "benefit_year": my["benefit_year"], "claims": my["claims"]}
+    # members: per member and benefit year (runs of the settlement order)
+    starts = _runs(member, year)
+    mcols: dict[str, Any] = {
+        "member_id": cols["member_id"].take(pa.array(starts)),
+        "benefit_year": pa.array(year[starts], pa.int16()),
+        "claims": pa.array(np.diff(np.r_[starts, len(u)]), pa.int64()),
+    }
     for k in MEMBER_AMOUNTS:
-        a, b = _np(my[f"{k}_a"]), _np(my[f"{k}_b"])
-        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = a, b, b - a
-    members = pa.table({k: (pa.array(v, pa.int64()) if isinstance(v, np.ndarray) else v) for k, v in mcols.items()})
-    if members.num_rows:
-        members = members.take(pc.sort_indices(members, sort_keys=[("member_id", "ascending"),
-                                                                   ("benefit_year", "ascending")]))
-    members_out = _to_decimal(members, [f"{k}_{s}" for k in MEMBER_AMOUNTS for s in ("a", "b", "delta")])
+        a = np.add.reduceat(fa[k], starts) if len(starts) else np.zeros(0, np.int64)
+        b = np.add.reduceat(fb[k], starts) if len(starts) else np.zeros(0, np.int64)
+        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(fen_to_decimal, (a, b, b - a))
+    members_out = pa.table(mcols)
 
-    # per member (all years): who is better off, in what the member pays (cash + personal account)
-    per = members.group_by("member_id").aggregate([("cash_paid_delta", "sum"), ("account_paid_delta", "sum")])
-    d_cash = _np(per["cash_paid_delta_sum"])
-    d_paid = d_cash + _np(per["account_paid_delta_sum"])
+    who, d_cash = member_changes(member, fa, fb)
     totals = {k: {"a": money(fa[k].sum()), "b": money(fb[k].sum()), "delta": money(fb[k].sum() - fa[k].sum())}
               for k in AMOUNTS}
     part = {
         "counts": {
-            "claims": fen.num_rows,
+            "claims": len(u),
             "settled_under_both": int(np.count_nonzero(in_a & in_b)),
             "settled_under_a_only": int(np.count_nonzero(in_a & ~in_b)),
             "settled_under_b_only": int(np.count_nonzero(~in_a & in_b)),
             "claims_changed": int(np.count_nonzero(changed)),
-            "member_years": members.num_rows,
+            "member_years": len(starts),
         },
         "totals": totals,
-        "members": {
-            "definition": "per member over all benefit years of the input; better off = pays less under B "
-                          "out of pocket (cash_paid + account_paid)",
-            "count": len(d_paid),
-            "better_off": int(np.count_nonzero(d_paid < 0)),
-            "worse_off": int(np.count_nonzero(d_paid > 0)),
-            "unchanged": int(np.count_nonzero(d_paid == 0)),
-            "cash_paid_change": distribution(d_cash),
-            "member_paid_change": distribution(d_paid),
-        },
+        "members": who,
     }
     return claims, members_out, part, d_cash
 
@@ -335,12 +376,15 @@ def _to_decimal(t: pa.Table, names: Sequence[str]) -> pa.Table:
 
 
 def run_compare(claims, members, providers, catalogue, policies: Sequence[str], overrides: Sequence[str],
-                out: Path, threads: int | None = None, progress=None) -> tuple[dict, np.ndarray]:
-    """Load and validate both policies, read the inputs once, adjudicate twice, write the outputs.
+                out: Path, threads: int | None = None, progress=None,
+                dataset: Path | None = None) -> tuple[dict, np.ndarray]:
+    """Load and validate both policies, read and encode the inputs once (or open ``dataset``),
+    settle them twice, write the outputs.
 
     Returns the summary (as written to summary.json) and each member's Δcash in fen.
     """
-    from .engine import Timer, adjudicate, read_inputs
+    from .dataset import load_prepared
+    from .engine import Timer, settle
     from .outputs import atomic_dir
 
     say = progress or (lambda s: None)
@@ -349,23 +393,22 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     policy_b = policy_with_overrides(policies[-1], overrides)
     timer = Timer()
     say("read")
-    with timer("read"):
-        inputs = read_inputs(claims, members, providers, catalogue)
+    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
     say("policy A")
-    ra = adjudicate(inputs, policy_a, threads=threads, timer=Timer())
+    ra = settle(prep, policy_a, threads=threads, timer=Timer(), line_funds=False)
     say("policy B")
-    rb = adjudicate(inputs, policy_b, threads=threads, timer=Timer())
+    rb = settle(prep, policy_b, threads=threads, timer=Timer(), line_funds=False)
     timer.t["adjudicate"] = sum(ra.timings.values()) + sum(rb.timings.values())
     say("compare")
     with timer("compare"):
-        table, member_table, part, d_cash = compare_results(ra, rb)
+        table, member_table, part, d_cash = compare_results(prep.enc, ra, rb)
     say("write")
     t0 = time.perf_counter()
     summary = {
         "adjudicate_version": __version__,
         "policy_a": _policy_info(policy_a),
         "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
-        "inputs": inputs.digests(),
+        "inputs": prep.digests,
         **part,
         "rejected_claims": {"a": _rejected(ra), "b": _rejected(rb)},
     }

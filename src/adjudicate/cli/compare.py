@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits, inputs_or_dataset_options
 
 
 def _label(info: dict) -> str:
@@ -54,7 +54,7 @@ def _signed(v: str) -> str:
 # ---------------------------------------------------------------------------
 
 @click.command("compare", context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policies", multiple=True, required=True,
               help="Policy A, then policy B (shipped name or .toml path). With one --policy, B is A with the "
                    "--set overrides.")
@@ -64,7 +64,7 @@ def _signed(v: str) -> str:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
+def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue, dataset) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
@@ -86,8 +86,13 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
           --set 'blocks.inpatient.scale.bands[0].pool={ in_service = 0.85, retired = 0.90 }' \\
           --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet --out reform/
+    \b
+      # from a prepared dataset (adjudicate prepare): decoded once, ever
+      adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \
+          --dataset ds/ --out reform/
     """
     with errors():
+        check_inputs(claims, members, providers, catalogue, dataset)
         if len(policies) > 2:
             raise click.UsageError("give one or two --policy (A, then B)")
         if len(policies) == 1 and not overrides:
@@ -95,7 +100,7 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
         progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
         try:
             s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),
-                                    threads, progress)
+                                    threads, progress, dataset)
         finally:
             progress.close()
         if not quiet:
