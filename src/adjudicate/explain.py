@@ -172,14 +172,16 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
 
 
 def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy) -> dict:
-    """The report on one claim, as plain data (what ``--json`` prints)."""
+                  catalogue: Sequence, policy: str | Path | Policy, dataset: Path | None = None) -> dict:
+    """The report on one claim, as plain data (what ``--json`` prints); the inputs may be a prepared dataset."""
     from . import policy as P
+    from .dataset import open_dataset
     from .engine import Inputs, adjudicate, read_inputs
     from .outputs import claim_amounts
 
     pol = policy if isinstance(policy, Policy) else P.load(policy)
-    full = read_inputs(claims, members, providers, catalogue)
+    full = open_dataset(Path(dataset)).inputs if dataset is not None else read_inputs(claims, members, providers,
+                                                                                       catalogue)
     mask = member_lines(full.claims, claim_id)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
     ref = reference_run(inputs, pol)

@@ -215,11 +215,13 @@ def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
 
 
 def run_readjudicate(previous: Path, claims, members, providers, catalogue, policy_name: str, out: Path,
-                     threads: int | None = None, progress=None) -> dict:
-    """Re-run on the inputs and write the adjustments against ``previous``; returns the summary."""
+                     threads: int | None = None, progress=None, dataset: Path | None = None) -> dict:
+    """Re-run on the inputs (or a prepared ``dataset``) and write the adjustments against ``previous``;
+    returns the summary."""
     from . import policy as P
     from .compare import claim_fen_table, money
-    from .engine import Timer, adjudicate, read_inputs
+    from .dataset import load_prepared
+    from .engine import Timer, settle
     from .outputs import atomic_dir, write_all
 
     say = progress or (lambda s: None)
@@ -229,10 +231,9 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     with timer("read_previous"):
         prev_claims, prev_lines, prev_summary, prev_folder = read_previous(Path(previous))
     say("read")
-    with timer("read"):
-        inputs = read_inputs(claims, members, providers, catalogue)
+    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
     say("adjudicate")
-    r = adjudicate(inputs, policy, threads=threads, timer=Timer())
+    r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
     with timer("adjustments"):
@@ -272,7 +273,7 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         summary["counts"]["lines_by_kind"] = _count(lines["kind"])
         summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
     with atomic_dir(Path(out)) as tmp:
-        current = write_all(r, tmp / "current", inputs.digests(), inputs.claims.rows, with_lines=True)
+        current = write_all(r, tmp / "current", prep.digests, prep.input_lines, with_lines=True)
         summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
                               "totals": current["totals"], "counts": current["counts"]}
         pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")

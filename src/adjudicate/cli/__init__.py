@@ -19,6 +19,7 @@ from .prepare import prepare
 from .readjudicate import readjudicate
 from .reconcile import reconcile
 from .run import demo, run
+from .sweep import sweep
 from .validate import validate
 
 
@@ -38,7 +39,8 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, prepare):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, prepare,
+                 sweep):
     main.add_command(_command)
 
 __all__ = ["main"]

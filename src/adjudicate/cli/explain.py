@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .common import CLICK_SETTINGS, errors, inputs_options
+from .common import CLICK_SETTINGS, check_inputs, errors, inputs_or_dataset_options
 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.argument("claim_id")
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def explain(claim_id, claims, members, providers, catalogue, policy_name, as_json) -> None:
+def explain(claim_id, claims, members, providers, catalogue, dataset, policy_name, as_json) -> None:
     """Print the step-by-step calculation of one claim, with the policy key behind each number.
 
     Only the claim's member is settled (its year so far counts; other members do not).
@@ -21,11 +21,13 @@ def explain(claim_id, claims, members, providers, catalogue, policy_name, as_jso
     Example:
       adjudicate explain C0000042 --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet --policy prefecture-employee
+      adjudicate explain C0000042 --dataset ds/ --policy prefecture-employee
     """
     from ..explain import explain_claim, render, to_json
 
     with errors():
-        report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name)
+        check_inputs(claims, members, providers, catalogue, dataset)
+        report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name, dataset)
         if as_json:
             click.echo(to_json(report))
         else:

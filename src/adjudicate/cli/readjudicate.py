@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits, inputs_or_dataset_options
 from .compare import _signed
 
 
@@ -48,14 +48,14 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 
 
 @click.command("readjudicate", context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--previous", type=click.Path(file_okay=False), required=True,
               help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).")
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
+def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue, dataset) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
     A claim is adjusted when any amount changed (changed), when it is settled
@@ -75,10 +75,11 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
           --catalogue catalogue.parquet --policy prefecture-employee --out night2/
     """
     with errors():
+        check_inputs(claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
         try:
             s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),
-                                 threads, progress)
+                                 threads, progress, dataset)
         finally:
             progress.close()
         if not quiet:
