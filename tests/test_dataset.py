@@ -33,7 +33,8 @@ def inputs_args(paths):
 
 
 def same_folder(a, b, files):
-    """Every parquet file equal column by column; summary.json equal but for timings."""
+    """Every parquet file equal column by column; summary.json equal but for timings and the provenance
+    (which dataset, whether the comparison was incremental)."""
     for f in files:
         if f.endswith(".parquet"):
             ta, tb = pq.read_table(a / f), pq.read_table(b / f)
@@ -43,8 +44,10 @@ def same_folder(a, b, files):
         else:
             sa, sb = json.loads((a / f).read_text()), json.loads((b / f).read_text())
             for s in (sa, sb):
-                s.pop("timings_seconds", None)
-                s.get("current", {}).pop("timings_seconds", None)
+                for k in ("timings_seconds", "dataset", "incremental"):
+                    s.pop(k, None)
+                    s.get("current", {}).pop(k, None)
+                s.get("previous", {}).pop("summary_matches_settlements", None)
             assert sa == sb, f
 
 

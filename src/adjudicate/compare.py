@@ -217,17 +217,22 @@ def settlement_order(t: pa.Table, member: str, date: str, claim: str, *then: str
     return t.take(pc.sort_indices(t, sort_keys=keys))
 
 
-def claim_fen_table(r) -> pa.Table:
-    """A run's settled claims with int64 fen amounts (the join payload)."""
+def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
+    """A run's settled claims with int64 fen amounts (the join payload); only the claim positions
+    ``rows`` (ascending) when given."""
     e = r.enc
+
+    def pick(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else v[rows]
     cols: dict[str, Any] = {
-        "claim_id": e.claim_id, "member_id": e.member_id,
-        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)),
+        "claim_id": e.claim_id if rows is None else e.claim_dict.take(pa.array(e.claim_code[rows])),
+        "member_id": e.member_id if rows is None else e.source["member_id"].take(pa.array(e.head_row[rows])),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)),
                                                   pa.array(SETTINGS)).cast(pa.string()),
-        "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
-        "benefit_year": pa.array(e.year, pa.int16()),
+        "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
+        "benefit_year": pa.array(pick(e.year), pa.int16()),
     }
-    cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(r).items()})
+    cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
     return pa.table(cols)
 
 

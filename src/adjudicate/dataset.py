@@ -22,7 +22,9 @@ changed, gone, or appeared in a source folder since it was prepared.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from . import __version__
+from . import __version__, fingerprint
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
 from .inputs import InputError, Table, _digest, expand_paths, load
@@ -42,6 +44,8 @@ FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
 FORMAT_VERSION = 1
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
+#: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
+MEMBER_FINGERPRINTS = "derived/member_fingerprints.arrow"
 _NULL = ".null"  # suffix of a table's null-mask columns
 _FILE_OF_ROW = "__file_of_row"
 
@@ -235,8 +239,12 @@ def write_dataset(prep: Prepared, out: Path, args: dict[str, Sequence[str | Path
         if name not in srcs:
             srcs[name] = _sources((args or {}).get(name, t.files), t)
     with atomic_dir(Path(out)) as tmp:
+        who, fp = fingerprint.members(prep.enc, fingerprint.claims(prep.enc, inputs.members, inputs.providers))
+        _write_ipc(tmp / MEMBER_FINGERPRINTS, {"member_id": inputs.members["member_id"].take(pa.array(who)),
+                                               "hash": fp})
         manifest: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+            "id": uuid.uuid4().hex,
             "input_lines": prep.input_lines,
             "digests": prep.digests,
             "sources": srcs,
@@ -283,6 +291,25 @@ def open_dataset(path: Path, check: Sequence[str] = tuple(SPECS)) -> Prepared:
     inputs = Inputs(tables["claims"], tables["members"], tables["providers"], tables["catalogue"])
     enc = _read_encoded(path, manifest["encoded"], inputs.claims)
     return Prepared(inputs, enc, dict(digests), manifest["input_lines"])
+
+
+def provenance(dataset: Path, policy) -> dict:
+    """What summary.json records of a run from a dataset: which one, and under what exactly, so
+    that a later readjudicate can tell which members' results may have changed since."""
+    m = read_manifest(Path(dataset))
+    return {"path": str(Path(dataset).resolve()), "id": m["id"], "engine_version": __version__,
+            "policy_digest": policy_digest(policy)}
+
+
+def policy_digest(policy) -> str:
+    """A digest of the validated policy (every value that can change a result)."""
+    return hashlib.sha256(repr(policy).encode("utf-8")).hexdigest()
+
+
+def member_fingerprints(dataset: Path) -> tuple[pa.Array, np.ndarray]:
+    """(member_id, fingerprint) of each member with settled claims in a dataset."""
+    t = _read_ipc(Path(dataset) / MEMBER_FINGERPRINTS)
+    return t["member_id"].combine_chunks(), t["hash"].combine_chunks().to_numpy()
 
 
 def load_prepared(claims: Sequence, members: Sequence, providers: Sequence, catalogue: Sequence,

@@ -261,8 +261,9 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True) -> dict:
-    """Write every output of contract §4 into ``out`` atomically; return the summary."""
+              with_lines: bool = True, extra: dict | None = None) -> dict:
+    """Write every output of contract §4 into ``out`` atomically; return the summary
+    (with ``extra`` keys added, e.g. the dataset a run came from)."""
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
@@ -276,5 +277,6 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
                 lines.result()
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
+        s.update(extra or {})
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,8 +67,9 @@ def previous_folder(d: Path) -> Path:
                      "earlier 'adjudicate run' or 'adjudicate readjudicate'", d)
 
 
-def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Table:
-    """An earlier output file's columns, amounts as int64 fen; errors name the file and column."""
+def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
+    """An earlier output file's columns (the rows ``filters`` keeps, all by default), amounts as int64 fen;
+    errors name the file and column."""
     try:
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as e:
@@ -76,7 +78,7 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
         if c not in names:
             raise InputError("missing column (is this an output folder of 'adjudicate run'?)", path, c)
     try:
-        t = pq.read_table(path, columns=list(columns) + list(amounts))
+        t = pq.read_table(path, columns=list(columns) + list(amounts), filters=filters)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
     for c in amounts:
@@ -98,6 +100,11 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
     lines = None
     if (f / "lines.parquet").is_file():
         lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
+    return settlements, lines, read_summary(f), f
+
+
+def read_summary(f: Path) -> dict | None:
+    """An earlier run's summary.json (None when it has none)."""
     summary = None
     if (f / "summary.json").is_file():
         try:
@@ -106,21 +113,33 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
             raise InputError(f"cannot be read as JSON: {e}", f / "summary.json") from None
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", f / "summary.json")
-    return settlements, lines, summary, f
+    return summary
 
 
-def current_lines_fen(r) -> pa.Table:
-    """This run's lines (as lines.parquet) with int64 fen amounts."""
+def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
+    """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
+    ``claims`` (ascending) when given."""
     from .schema import LINE_CLASSES
     e = r.enc
+    if claims is None:
+        rows = None
+        line_claim, item_code = e.line_claim, e.item_code
+    else:
+        sizes = np.diff(e.line_start)[claims]
+        rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
+        line_claim = e.line_claim[rows]
+        item_code = e.source["item_code"].take(pa.array(e.line_row[rows]))
+
+    def pick(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else v[rows]
     t = {
-        "claim_id": e.claim_id.take(pa.array(e.line_claim)),
-        "line_no": pa.array(e.line_no.astype(np.int32)),
-        "item_code": e.item_code,
-        "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
+        "claim_id": e.claim_dict.take(pa.array(e.claim_code[line_claim])),
+        "line_no": pa.array(pick(e.line_no).astype(np.int32)),
+        "item_code": item_code,
+        "class": pa.DictionaryArray.from_arrays(pa.array(pick(e.cls)), pa.array(LINE_CLASSES)).cast(pa.string()),
     }
     for k, v in zip(LINE_AMOUNTS, (r.line_self_pay, r.line_fsp, r.line_eligible, r.line_pool, r.line_supp)):
-        t[k] = pa.array(v, pa.int64())
+        t[k] = pa.array(pick(v), pa.int64())
     return pa.table(t)
 
 
@@ -214,45 +233,140 @@ def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
     return counts
 
 
+# ---------------------------------------------------------------------------
+# Full and incremental comparison with the earlier run
+# ---------------------------------------------------------------------------
+
+def _full(prev_claims: pa.Table, prev_lines: pa.Table | None, r, rejected_ids: pa.Array):
+    """Every claim compared: (adjusted, line adjustments or None, previous totals, Δ totals, previous count)."""
+    from .compare import claim_fen_table
+
+    cur_claims = claim_fen_table(r).select(prev_claims.column_names)
+    adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
+    lines = None
+    if prev_lines is not None:
+        lines = line_adjustments(prev_lines, current_lines_fen(r), adjusted)
+    prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
+    return adjusted, lines, prev_totals, deltas, prev_claims.num_rows
+
+
+def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[pa.Array | None, str]:
+    """The member_ids whose settlement may differ from the earlier run's, or (None, why not known).
+
+    Known when the earlier run was made from a dataset that still exists, by
+    this engine version and under exactly this policy: then a member whose
+    fingerprint (claims, lines, catalogue rows used, member and provider rows)
+    is the same in both datasets has the same results, and only the others are
+    compared. A policy change (or anything unknown) compares every claim.
+    """
+    from .dataset import DatasetError, member_fingerprints, policy_digest, read_manifest
+    from .encode import lookup
+
+    info = (prev_summary or {}).get("dataset")
+    if not isinstance(info, dict):
+        return None, "the previous run was not made from a dataset"
+    if info.get("engine_version") != __version__:
+        return None, "the previous run was made by another engine version"
+    if info.get("policy_digest") != policy_digest(policy):
+        return None, "the policy changed: every claim is compared"
+    try:
+        old = Path(str(info.get("path")))
+        if read_manifest(old).get("id") != info.get("id"):
+            return None, "the previous run's dataset was replaced since"
+        prev_ids, prev_fp = member_fingerprints(old)
+    except DatasetError:
+        return None, "the previous run's dataset is gone"
+    cur_ids, cur_fp = member_fingerprints(dataset)
+    pos = lookup(cur_ids, prev_ids)
+    differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
+    gone = lookup(prev_ids, cur_ids) < 0
+    changed = pa.concat_arrays([cur_ids.filter(pa.array(differs)), prev_ids.filter(pa.array(gone))])
+    return changed, "incremental"
+
+
+def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array, changed: pa.Array,
+                 rejected_ids: pa.Array, cur_totals: dict[str, int]):
+    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
+    earlier run's totals plus the changes do not give this run's totals (then compare in full)."""
+    from .compare import claim_fen_table
+    from .encode import lookup
+
+    try:
+        prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+        prev_count = int(prev_summary["counts"]["settled_claims"])
+    except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
+        return None
+    ids = changed
+    prev_claims = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS,
+                        filters=[("member_id", "in", ids)] if len(ids) else [("member_id", "in", [""])])
+    e = r.enc
+    member_rows = lookup(ids, member_ids)
+    positions = np.flatnonzero(np.isin(e.member, member_rows[member_rows >= 0]))
+    cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
+    adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
+    for k in AMOUNTS:  # the members not compared did not change: the totals must say so
+        if prev_totals[k] + deltas[k] != cur_totals[k]:
+            return None
+    lines = None
+    if (prev_folder / "lines.parquet").is_file():
+        adjusted_ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
+        prev_lines = _read(prev_folder / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS,
+                           filters=[("claim_id", "in", adjusted_ids)])
+        lines = line_adjustments(prev_lines, current_lines_fen(r, positions), adjusted)
+    return adjusted, lines, prev_totals, deltas, prev_count
+
+
 def run_readjudicate(previous: Path, claims, members, providers, catalogue, policy_name: str, out: Path,
                      threads: int | None = None, progress=None, dataset: Path | None = None) -> dict:
     """Re-run on the inputs (or a prepared ``dataset``) and write the adjustments against ``previous``;
     returns the summary."""
     from . import policy as P
-    from .compare import claim_fen_table, money
-    from .dataset import load_prepared
+    from .compare import money
+    from .dataset import load_prepared, provenance
     from .engine import Timer, settle
-    from .outputs import atomic_dir, write_all
+    from .outputs import atomic_dir, claim_amounts, write_all
 
     say = progress or (lambda s: None)
     policy = P.load(policy_name)
     timer = Timer()
     say("read previous")
     with timer("read_previous"):
-        prev_claims, prev_lines, prev_summary, prev_folder = read_previous(Path(previous))
+        prev_folder = previous_folder(Path(previous))
+        prev_summary = read_summary(prev_folder)
     say("read")
     prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
     say("adjudicate")
     r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
-    with timer("adjustments"):
-        rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
-        cur_claims = claim_fen_table(r).select(prev_claims.column_names)
-        adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
-        lines = None
-        if prev_lines is not None:
-            lines = line_adjustments(prev_lines, current_lines_fen(r), adjusted)
-        prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
-        cur_totals = {k: int(pc.sum(cur_claims[k]).as_py() or 0) for k in AMOUNTS}
-        adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
+    rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
+    cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
+    found = None
+    if dataset is not None:
+        with timer("adjustments"):
+            changed, why = changed_members(prev_summary, Path(dataset), policy)
+            if changed is not None:
+                found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
+                                     rejected_ids, cur_totals)
+                why = "" if found is not None else "the previous totals and the changed members do not reconcile"
+    else:
+        why = "the inputs are files, not a dataset"
+    incremental = {"used": True, "members_compared": len(changed)} if found is not None else \
+        {"used": False, "why_not": why}
+    if found is None:
+        with timer("read_previous"):
+            prev_claims, prev_lines, _, _ = read_previous(prev_folder)
+        with timer("adjustments"):
+            found = _full(prev_claims, prev_lines, r, rejected_ids)
+    adjusted, lines, prev_totals, deltas, prev_count = found
+    adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
     say("write")
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
         "adjudicate_version": __version__,
         "counts": {
-            "previous_settled_claims": prev_claims.num_rows,
-            "current_settled_claims": cur_claims.num_rows,
+            "previous_settled_claims": prev_count,
+            "current_settled_claims": len(r.enc.member),
             "adjusted_claims": adjusted.num_rows,
             "by_kind": _count(adjusted["kind"]),
         },
@@ -265,15 +379,18 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
             "inputs": (prev_summary or {}).get("inputs"),
             "totals": {k: money(v) for k, v in prev_totals.items()},
         },
+        "incremental": incremental,
     }
-    if prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
+    # (incrementally, the previous totals were checked against the changes instead)
+    if not incremental["used"] and prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
         summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
     if lines is not None:
         summary["counts"]["adjusted_lines"] = lines.num_rows
         summary["counts"]["lines_by_kind"] = _count(lines["kind"])
         summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
     with atomic_dir(Path(out)) as tmp:
-        current = write_all(r, tmp / "current", prep.digests, prep.input_lines, with_lines=True)
+        extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
+        current = write_all(r, tmp / "current", prep.digests, prep.input_lines, with_lines=True, extra=extra)
         summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
                               "totals": current["totals"], "counts": current["counts"]}
         pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")

@@ -45,7 +45,7 @@ def run(claims, members, providers, catalogue, dataset, policy_name, out, thread
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
          quiet: bool, partitions: int = 1, dataset: str | None = None) -> dict:
     from .. import policy as P
-    from ..dataset import load_prepared
+    from ..dataset import load_prepared, provenance
     from ..engine import Timer, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
@@ -69,7 +69,8 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         progress("encode")
         result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
         progress("write")
-        s = write_all(result, out, prep.digests, prep.input_lines, with_lines=with_lines)
+        extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
+        s = write_all(result, out, prep.digests, prep.input_lines, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
     return s
