@@ -207,7 +207,7 @@ def test_a_foreign_dataset_is_refused(dataset, tmp_path):
     m["encoded"].pop("amount")  # what a changed encoder would have written
     (other / "manifest.json").write_text(json.dumps(m))
     r = invoke("run", "--dataset", other, *run)
-    assert r.exit_code == 2 and "another version" in r.output
+    assert r.exit_code == 2 and "another build" in r.output
 
 
 def corrected(gen, folder):

@@ -257,6 +257,9 @@ def write_dataset(prep: Prepared, out: Path, args: dict[str, Sequence[str | Path
     return manifest
 
 
+_REQUIRED = {"id", "input_lines", "digests", "sources", "tables", "encoded"}
+
+
 def read_manifest(path: Path) -> dict:
     """The manifest of a dataset of this engine and format, or :class:`DatasetError`."""
     path = Path(path)
@@ -271,7 +274,11 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError("not a prepared dataset (its manifest.json is not one of adjudicate prepare)", path)
     made = (manifest.get("engine_version"), manifest.get("format_version"))
-    if made != (__version__, FORMAT_VERSION) or list(manifest.get("encoded", {})) != encoded_fields():
+    if made != (__version__, FORMAT_VERSION) or list(manifest.get("encoded", {})) != encoded_fields() \
+            or not _REQUIRED <= set(manifest):
+        if made == (__version__, FORMAT_VERSION):
+            raise DatasetError("prepared by another build of adjudicate (its encoded arrays differ from this "
+                               "one's): prepare it again", path)
         raise DatasetError(f"prepared by another version of adjudicate (engine {made[0]}, format {made[1]}; this "
                            f"is engine {__version__}, format {FORMAT_VERSION}): prepare it again", path)
     return manifest
