@@ -17,14 +17,16 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
     b = s["baseline"]
     t = Table(title=f"sweep · baseline {b['name']} {b['version']}" + (f" + {len(b['overrides'])} --set"
                                                                      if b["overrides"] else ""))
-    t.add_column("#", justify="right")
-    for c in ("fund_pool", "Δ fund_pool", "Δ fund_supplementary", "Δ cash_paid", "better off", "worse off"):
+    t.add_column("#", justify="right", no_wrap=True, min_width=2)
+    for c in ("Δ fund_pool", "Δ supplementary", "Δ cash_paid", "better off", "worse off"):
         t.add_column(c, justify="right", no_wrap=True)
     for r in s["rows"]:
-        t.add_row(str(r["variant"]), group_digits(r["fund_pool"]), _signed(r["fund_pool_delta"]),
+        t.add_row(str(r["variant"]), _signed(r["fund_pool_delta"]),
                   _signed(r["fund_supplementary_delta"]), _signed(r["cash_paid_delta"]),
                   f"{r['members_better_off']:,}", f"{r['members_worse_off']:,}")
     console.print(t)
+    console.print(f"  0: baseline, fund_pool {group_digits(s['rows'][0]['fund_pool'])} yuan (Δ in yuan; "
+                  "better / worse off out of pocket over all years)", highlight=False)
     for r in s["rows"][1:]:
         console.print(f"  {r['variant']}: {r['label']}", highlight=False)
     if out is not None:
