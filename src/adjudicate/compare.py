@@ -284,14 +284,19 @@ def _runs(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def member_changes(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]) -> dict:
-    """Per member (rows grouped by member, as in settlement order): Δcash and Δpaid (cash + account) in fen,
-    and the summary's members part."""
+def member_deltas(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per member (rows grouped by member, as in settlement order): Δcash and Δpaid (cash + account) in fen."""
     starts = _runs(member)
-    d_cash = np.add.reduceat(fb["cash_paid"] - fa["cash_paid"], starts) if len(starts) else np.zeros(0, np.int64)
-    d_acct = np.add.reduceat(fb["account_paid"] - fa["account_paid"], starts) if len(starts) \
-        else np.zeros(0, np.int64)
-    d_paid = d_cash + d_acct
+    if not len(starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    d_cash = np.add.reduceat(fb["cash_paid"] - fa["cash_paid"], starts)
+    d_paid = d_cash + np.add.reduceat(fb["account_paid"] - fa["account_paid"], starts)
+    return d_cash, d_paid
+
+
+def who_is_better_off(d_cash: np.ndarray, d_paid: np.ndarray) -> dict:
+    """The summary's members part, from each member's Δcash and Δpaid."""
     return {
         "definition": "per member over all benefit years of the input; better off = pays less under B "
                       "out of pocket (cash_paid + account_paid)",
@@ -301,12 +306,13 @@ def member_changes(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, 
         "unchanged": int(np.count_nonzero(d_paid == 0)),
         "cash_paid_change": distribution(d_cash),
         "member_paid_change": distribution(d_paid),
-    }, d_cash
+    }
 
 
-def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
-    """Of two results settled from the same prepared claims ``base`` (an Encoded): the compare table,
-    the members table, the summary's counts / totals / members part, and each member's Δcash in fen.
+def compare_part(base, ra, rb) -> dict:
+    """Of two results settled from the same prepared claims ``base`` (an Encoded), one part of a
+    comparison: the compare and members tables, counts, totals under A and B (fen), and each member's
+    Δcash and Δpaid. Parts of disjoint member ranges add up (:func:`summarise`).
 
     Both results are aligned on the prepared claims, already in settlement
     order (contract §3): no join and no sort.
@@ -335,7 +341,6 @@ def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]
         cols[f"{k}_b"] = fen_to_decimal(fb[k])
         cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
         changed |= fb[k] != fa[k]
-    claims = pa.table(cols)
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)
@@ -348,12 +353,9 @@ def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]
         a = np.add.reduceat(fa[k], starts) if len(starts) else np.zeros(0, np.int64)
         b = np.add.reduceat(fb[k], starts) if len(starts) else np.zeros(0, np.int64)
         mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(fen_to_decimal, (a, b, b - a))
-    members_out = pa.table(mcols)
-
-    who, d_cash = member_changes(member, fa, fb)
-    totals = {k: {"a": money(fa[k].sum()), "b": money(fb[k].sum()), "delta": money(fb[k].sum() - fa[k].sum())}
-              for k in AMOUNTS}
-    part = {
+    d_cash, d_paid = member_deltas(member, fa, fb)
+    return {
+        "claims": pa.table(cols), "members": pa.table(mcols),
         "counts": {
             "claims": len(u),
             "settled_under_both": int(np.count_nonzero(in_a & in_b)),
@@ -362,10 +364,28 @@ def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]
             "claims_changed": int(np.count_nonzero(changed)),
             "member_years": len(starts),
         },
-        "totals": totals,
-        "members": who,
+        "a": {k: int(fa[k].sum()) for k in AMOUNTS}, "b": {k: int(fb[k].sum()) for k in AMOUNTS},
+        "d_cash": d_cash, "d_paid": d_paid,
     }
-    return claims, members_out, part, d_cash
+
+
+def summarise(parts: Sequence[dict]) -> tuple[dict, np.ndarray]:
+    """The summary's counts / totals / members part of a comparison made in parts, and every member's Δcash."""
+    counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
+    a = {k: sum(p["a"][k] for p in parts) for k in AMOUNTS}
+    b = {k: sum(p["b"][k] for p in parts) for k in AMOUNTS}
+    d_cash = np.concatenate([p["d_cash"] for p in parts])
+    d_paid = np.concatenate([p["d_paid"] for p in parts])
+    totals = {k: {"a": money(a[k]), "b": money(b[k]), "delta": money(b[k] - a[k])} for k in AMOUNTS}
+    return {"counts": counts, "totals": totals, "members": who_is_better_off(d_cash, d_paid)}, d_cash
+
+
+def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
+    """Of two results settled from the same prepared claims ``base``: the compare table, the members
+    table, the summary's counts / totals / members part, and each member's Δcash in fen."""
+    p = compare_part(base, ra, rb)
+    part, d_cash = summarise([p])
+    return p["claims"], p["members"], part, d_cash
 
 
 def _np(col) -> np.ndarray:
@@ -382,15 +402,16 @@ def _to_decimal(t: pa.Table, names: Sequence[str]) -> pa.Table:
 
 def run_compare(claims, members, providers, catalogue, policies: Sequence[str], overrides: Sequence[str],
                 out: Path, threads: int | None = None, progress=None,
-                dataset: Path | None = None) -> tuple[dict, np.ndarray]:
+                dataset: Path | None = None, partitions: int = 1) -> tuple[dict, np.ndarray]:
     """Load and validate both policies, read and encode the inputs once (or open ``dataset``),
-    settle them twice, write the outputs.
+    settle them twice, write the outputs. ``partitions`` > 1 (0: chosen from the input size) does it
+    one member range at a time, for inputs larger than memory, with the same outputs.
 
     Returns the summary (as written to summary.json) and each member's Δcash in fen.
     """
-    from .dataset import load_prepared
     from .engine import Timer, settle
-    from .outputs import atomic_dir
+    from .outputs import atomic_dir, count_rejected_claims
+    from .stream import prepared_parts
 
     say = progress or (lambda s: None)
     # both policies, overrides included, are validated before any input is read
@@ -398,29 +419,44 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     policy_b = policy_with_overrides(policies[-1], overrides)
     timer = Timer()
     say("read")
-    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
-    say("policy A")
-    ra = settle(prep, policy_a, threads=threads, timer=Timer(), line_funds=False)
-    say("policy B")
-    rb = settle(prep, policy_b, threads=threads, timer=Timer(), line_funds=False)
-    timer.t["adjudicate"] = sum(ra.timings.values()) + sum(rb.timings.values())
-    say("compare")
-    with timer("compare"):
-        table, member_table, part, d_cash = compare_results(prep.enc, ra, rb)
-    say("write")
-    t0 = time.perf_counter()
-    summary = {
-        "adjudicate_version": __version__,
-        "policy_a": _policy_info(policy_a),
-        "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
-        "inputs": prep.digests,
-        **part,
-        "rejected_claims": {"a": _rejected(ra), "b": _rejected(rb)},
-    }
-    with atomic_dir(out) as tmp:
-        pq.write_table(table, tmp / "compare.parquet")
-        pq.write_table(member_table, tmp / "members.parquet")
-        timer.t["write"] = time.perf_counter() - t0
+    parts, rejected_a, rejected_b = [], [], []
+    with atomic_dir(out) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
+                                                 timer, say) as (digests, preps, ranges):
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for prep in preps:
+                say("policy A")
+                ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False)
+                say("policy B")
+                rb = settle(prep, policy_b, threads=threads, timer=timer, line_funds=False)
+                say("compare")
+                with timer("compare"):
+                    p = compare_part(prep.enc, ra, rb)
+                with timer("write"):
+                    for name in ("claims", "members"):
+                        table = p.pop(name)
+                        if name not in writers:
+                            writers[name] = pq.ParquetWriter(tmp / f"{'compare' if name == 'claims' else name}"
+                                                             ".parquet", table.schema)
+                        writers[name].write_table(table)
+                parts.append(p)
+                rejected_a += ra.enc.rejected
+                rejected_b += rb.enc.rejected
+        finally:
+            for w in writers.values():
+                w.close()
+        say("write")
+        part, d_cash = summarise(parts)
+        summary = {
+            "adjudicate_version": __version__,
+            "policy_a": _policy_info(policy_a),
+            "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
+            "inputs": digests,
+            **part,
+            "rejected_claims": {"a": count_rejected_claims(rejected_a), "b": count_rejected_claims(rejected_b)},
+        }
+        if ranges > 1:
+            summary["partitions"] = ranges
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")

@@ -26,6 +26,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,6 +47,7 @@ FORMAT_VERSION = 1
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
 #: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
 MEMBER_FINGERPRINTS = "derived/member_fingerprints.arrow"
+_GATHERED = "gathered."  # prefix of the stored cached properties of Encoded
 _NULL = ".null"  # suffix of a table's null-mask columns
 _FILE_OF_ROW = "__file_of_row"
 
@@ -137,6 +139,11 @@ def encoded_fields() -> list[str]:
     return [f.name for f in fields(Encoded)]
 
 
+def gathered_fields() -> list[str]:
+    """The encoder's derived columns (cached properties: the output strings gathered in settlement order)."""
+    return [n for n, v in vars(Encoded).items() if isinstance(v, cached_property)]
+
+
 def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
     """Every field of ``enc``: arrays to files, numbers inline; the source columns by reference."""
     out: dict[str, dict] = {}
@@ -163,13 +170,21 @@ def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
             out[name] = {"value": v}
         else:  # pragma: no cover - a new kind of field: teach the writer, do not drop it
             raise TypeError(f"Encoded.{name}: cannot store a {type(v).__name__} in a dataset")
+    for name in gathered_fields():  # stored gathered, so a run from the dataset does not gather them again
+        out[f"{_GATHERED}{name}"] = {"file": f"encoded/{_GATHERED}{name}.arrow",
+                                     **_write_ipc(folder / "encoded" / f"{_GATHERED}{name}.arrow",
+                                                  {name: getattr(enc, name)})[name]}
     return out
 
 
 def _read_encoded(folder: Path, info: dict, claims: Table) -> Encoded:
     kw: dict[str, Any] = {}
+    gathered: dict[str, Any] = {}
     for name, meta in info.items():
-        if "file" in meta:
+        if name.startswith(_GATHERED):
+            gathered[name[len(_GATHERED):]] = _from_arrow(_read_ipc(folder / meta["file"])[name[len(_GATHERED):]],
+                                                          meta)
+        elif "file" in meta:
             kw[name] = _from_arrow(_read_ipc(folder / meta["file"])[name], meta)
         elif "dict" in meta:
             kw[name] = {k: (claims.values[m["claims_column"]] if "claims_column" in m
@@ -180,7 +195,9 @@ def _read_encoded(folder: Path, info: dict, claims: Table) -> Encoded:
             kw[name] = list(zip(*cols)) if cols else []
         else:
             kw[name] = meta["value"]
-    return Encoded(**kw)
+    enc = Encoded(**kw)
+    enc.__dict__.update(gathered)  # the cached properties, already computed
+    return enc
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +291,8 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError("not a prepared dataset (its manifest.json is not one of adjudicate prepare)", path)
     made = (manifest.get("engine_version"), manifest.get("format_version"))
-    if made != (__version__, FORMAT_VERSION) or list(manifest.get("encoded", {})) != encoded_fields() \
+    expected = encoded_fields() + [_GATHERED + n for n in gathered_fields()]
+    if made != (__version__, FORMAT_VERSION) or list(manifest.get("encoded", {})) != expected \
             or not _REQUIRED <= set(manifest):
         if made == (__version__, FORMAT_VERSION):
             raise DatasetError("prepared by another build of adjudicate (its encoded arrays differ from this "

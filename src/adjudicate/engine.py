@@ -168,6 +168,7 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
     inputs = prep.inputs
     # this policy's own rejections (negative_claim_total) go to a copy of the list
     enc = replace(prep.enc, rejected=list(prep.enc.rejected))
+    enc.__dict__.update({k: v for k, v in vars(prep.enc).items() if k not in enc.__dict__})  # cached columns
     with timer("encode"):
         compiled = compile_policy(policy)
         benefit, factor = benefit_factors(policy, enc, inputs.providers)

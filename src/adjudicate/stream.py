@@ -23,6 +23,7 @@ import json
 import math
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -33,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Result, Timer, adjudicate
+from .engine import Inputs, Prepared, Result, Timer, adjudicate, prepare
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -248,13 +249,90 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
         raise InputError(message, original, e.column, row) from None
 
 
+def iter_claim_partitions(part: Partitioner, split: pa.Array, claim_files: list[Path],
+                          timer: Timer) -> Iterator[tuple[int, Table]]:
+    """(k, claims table) of each member range in settlement order, then (parts, the orphans: lines whose
+    member is null, unknown or inconsistent, which can only be rejected)."""
+    orphans: list[Table] = []
+    for k in range(part.parts + 1):
+        with timer("read"):
+            claims = _load_partition(part.files[k], claim_files)
+        if claims is None:
+            continue
+        if len(split):
+            moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
+            if moved.any():
+                orphans.append(_take(claims, np.flatnonzero(moved)))
+                claims = _take(claims, np.flatnonzero(~moved))
+        if k == part.parts:
+            orphans.append(claims)
+            continue
+        yield k, claims
+    if orphans:
+        yield part.parts, _concat(orphans)
+
+
+@contextmanager
+def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths, parts: int,
+                timer: Timer, say: Callable[[str], None]) -> Iterator[tuple[Inputs, dict, Iterator[Inputs]]]:
+    """Read the small tables and cut the claims into ``parts`` member ranges in a temporary folder.
+
+    Yields (the small tables as Inputs without claims, the input digests, an
+    iterator of each range's Inputs in settlement order, orphans last; when
+    there are no claims at all, the one empty claims table).
+    """
+    claim_files = expand_paths(claim_paths, "claims")
+    with timer("read"):
+        members, providers = load(MEMBERS, member_paths), load(PROVIDERS, provider_paths)
+        catalogue = load(CATALOGUE, catalogue_paths)
+    digests = {str(f): _digest(f) for f in claim_files}
+    for t in (members, providers, catalogue):
+        digests.update(t.digests)
+    with tempfile.TemporaryDirectory(prefix="adjudicate-partitions-") as tmp:
+        say(f"partition into {parts}")
+        with timer("partition"):
+            part = Partitioner(members, parts, Path(tmp))
+            for i, f in enumerate(claim_files):
+                part.add_file(i, f)
+            split = part.split_claims()
+
+        def each() -> Iterator[Inputs]:
+            seen = False
+            for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+                seen = True
+                yield Inputs(claims, members, providers, catalogue)
+                if k < part.parts:
+                    say(f"partition {k + 1}/{part.parts}")
+            if not seen:
+                yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
+        yield Inputs(None, members, providers, catalogue), digests, each()  # type: ignore[arg-type]
+
+
+@contextmanager
+def prepared_parts(claims, members, providers, catalogue, dataset: Path | None, partitions: int, timer: Timer,
+                   say: Callable[[str], None]) -> Iterator[tuple[dict, Iterator[Prepared], int]]:
+    """The prepared inputs of a command, whole (a dataset, or ``partitions`` ≤ 1) or one member range at a
+    time (``partitions`` > 1; 0 chooses from the input size): (input digests, iterator of Prepared in
+    settlement order, the number of member ranges). Members are independent, so results computed part by
+    part add up."""
+    from .dataset import load_prepared
+
+    if dataset is None and partitions == 0:
+        partitions = auto_partitions(expand_paths(claims, "claims"))
+    if dataset is not None or partitions <= 1:
+        prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+        yield prep.digests, iter([prep]), 1
+        return
+    with partitioned(claims, members, providers, catalogue, partitions, timer, say) as (_, digests, parts):
+        yield digests, (prepare(inputs, timer) for inputs in parts), partitions
+
+
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
                        policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
     writers: dict[str, pq.ParquetWriter] = {}
     rejected: list[tuple] = []
     totals: dict[str, int] = {}
     counts = {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
-    orphans: list[Table] = []
     last = None
 
     def append(name: str, table: pa.Table) -> None:
@@ -264,29 +342,17 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
         writers[name].write_table(table)
 
     try:
-        for k in range(part.parts + 1):
-            with timer("read"):
-                claims = _load_partition(part.files[k], claim_files)
-            if claims is None:
-                continue
-            if len(split):
-                moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
-                if moved.any():
-                    orphans.append(_take(claims, np.flatnonzero(moved)))
-                    claims = _take(claims, np.flatnonzero(~moved))
+        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
             if k == part.parts:
-                orphans.append(claims)
+                before = counts["settled_claims"]
+                last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
+                            rejected, totals, counts) or last
+                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+                    raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
             last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
                         rejected, totals, counts)
             say(f"partition {k + 1}/{part.parts}")
-        if orphans:
-            claims = _concat(orphans)
-            before = counts["settled_claims"]
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts) or last
-            if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
-                raise RuntimeError("a claim without a known, consistent member was settled")
         if last is None:  # every claims file was empty: settle that, for outputs of the right shape
             last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
                         with_lines, rejected, totals, counts)
@@ -327,4 +393,4 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     return r
 
 
-__all__ = ["run_streaming", "auto_partitions", "count_lines", "LINES_PER_PARTITION"]
+__all__ = ["run_streaming", "auto_partitions", "count_lines", "partitioned", "LINES_PER_PARTITION"]

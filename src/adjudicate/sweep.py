@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,8 +34,8 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from . import policy as P
-from .compare import (PERCENTILES, _policy_info, _rejected, aligned_amounts, compare_results,
-                      member_changes, money, parse_override, policy_with_overrides)
+from .compare import (PERCENTILES, _policy_info, aligned_amounts, compare_part, member_deltas, money,
+                      parse_override, policy_with_overrides, summarise, who_is_better_off)
 from .outputs import AMOUNTS
 from .money import OUTPUT_TYPE
 
@@ -97,77 +96,107 @@ def variants(base: str, vary: Sequence[str], others: Sequence[str] = (), overrid
 
 def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], out: Path,
               deltas_for: int | None = None, threads: int | None = None, progress=None,
-              dataset: Path | None = None) -> dict:
-    """Read and encode once, settle every variant, write variants.parquet and summary.json; return the summary."""
-    from .dataset import load_prepared
+              dataset: Path | None = None, partitions: int = 1) -> dict:
+    """Read and encode once, settle every variant, write variants.parquet and summary.json; return the summary.
+
+    ``partitions`` > 1 (0: chosen from the input size) goes one member range at a time, with the same outputs.
+    """
     from .engine import Timer, settle
-    from .outputs import atomic_dir
+    from .outputs import atomic_dir, count_rejected_claims
+    from .stream import prepared_parts
 
     say = progress or (lambda s: None)
     if deltas_for is not None and not 0 < deltas_for < len(variants_):
         raise P.PolicyError(f"--deltas {deltas_for}: there are variants 1 to {len(variants_) - 1} (0 is the baseline)")
     timer = Timer()
     say("read")
-    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
-    n = len(prep.enc.member)
-    rows: list[dict[str, Any]] = []
-    base = base_amounts = None
-    kept_result = None
-    for i, v in enumerate(variants_):
-        say(f"variant {i}")
-        with timer("kernel"):
-            r = settle(prep, v.policy, threads=threads, timer=Timer(), line_funds=False)
-        with timer("compare"):
-            amounts, kept = aligned_amounts(n, r)
-            if base is None:
-                base, base_amounts, base_kept = r, amounts, kept
-            # members as compare counts them: of the claims settled under the baseline or the variant
-            u = np.flatnonzero(base_kept | kept)
-            who, _ = member_changes(prep.enc.member[u], {k: base_amounts[k][u] for k in ("cash_paid", "account_paid")},
-                                    {k: amounts[k][u] for k in ("cash_paid", "account_paid")})
+    k = len(variants_)
+    totals = [{a: 0 for a in AMOUNTS} for _ in range(k)]
+    settled = [0] * k
+    rejected: list[list[tuple]] = [[] for _ in range(k)]
+    d_cash: list[list[np.ndarray]] = [[] for _ in range(k)]
+    d_paid: list[list[np.ndarray]] = [[] for _ in range(k)]
+    deltas_parts: list[dict] = []
+    with atomic_dir(Path(out)) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
+                                                       timer, say) as (digests, preps, ranges):
+        writer = None
+        try:
+            for prep in preps:
+                n = len(prep.enc.member)
+                base = base_amounts = base_kept = None
+                for i, v in enumerate(variants_):
+                    say(f"variant {i}")
+                    r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False)
+                    with timer("compare"):
+                        amounts, kept = aligned_amounts(n, r)
+                        if base is None:
+                            base, base_amounts, base_kept = r, amounts, kept
+                        # members as compare counts them: of the claims settled under the baseline or the variant
+                        u = np.flatnonzero(base_kept | kept)
+                        dc, dp = member_deltas(prep.enc.member[u],
+                                               {a: base_amounts[a][u] for a in ("cash_paid", "account_paid")},
+                                               {a: amounts[a][u] for a in ("cash_paid", "account_paid")})
+                        d_cash[i].append(dc)
+                        d_paid[i].append(dp)
+                        for a in AMOUNTS:
+                            totals[i][a] += int(amounts[a].sum())
+                        settled[i] += len(r.enc.member)
+                        rejected[i] += r.enc.rejected
+                    if i == deltas_for:
+                        with timer("write"):
+                            p = compare_part(prep.enc, base, r)
+                            if writer is None:
+                                writer = pq.ParquetWriter(tmp / "members.parquet", p["members"].schema)
+                            writer.write_table(p.pop("members"))
+                            del p["claims"]
+                            deltas_parts.append(p)
+        finally:
+            if writer is not None:
+                writer.close()
+        say("write")
+        rows: list[dict[str, Any]] = []
+        for i, v in enumerate(variants_):
+            who = who_is_better_off(np.concatenate(d_cash[i]), np.concatenate(d_paid[i]))
             row: dict[str, Any] = {"variant": i, "label": v.label, "policy": f"{v.policy.name} {v.policy.version}",
-                                   "settled_claims": len(r.enc.member), "rejected_claims": _rejected(r)}
-            for k in AMOUNTS:
-                total = int(amounts[k].sum())
-                row[k] = money(total)
-                row[f"{k}_delta"] = money(total - int(base_amounts[k].sum()))
+                                   "settled_claims": settled[i], "rejected_claims": count_rejected_claims(rejected[i])}
+            for a in AMOUNTS:
+                row[a] = money(totals[i][a])
+                row[f"{a}_delta"] = money(totals[i][a] - totals[0][a])
             row.update(members=who["count"], members_better_off=who["better_off"],
                        members_worse_off=who["worse_off"], members_unchanged=who["unchanged"])
             dist = who["member_paid_change"]
             for p in PERCENTILES:
                 row[f"member_paid_change_p{p}"] = dist.get(f"p{p}", "0.00")
             rows.append(row)
-        if i == deltas_for:
-            kept_result = r
-    say("write")
-    t0 = time.perf_counter()
-    money_cols = [k for k in rows[0] if k in AMOUNTS or k.endswith("_delta") or k.startswith("member_paid_change")]
+        summary: dict[str, Any] = {
+            "adjudicate_version": __version__,
+            "baseline": {**_policy_info(variants_[0].policy), "overrides": variants_[0].overrides},
+            "variants": [{"variant": i, "label": v.label, **_policy_info(v.policy), "overrides": v.overrides}
+                         for i, v in enumerate(variants_)],
+            "inputs": digests,
+            "rows": rows,
+        }
+        if ranges > 1:
+            summary["partitions"] = ranges
+        if deltas_parts:
+            part, _ = summarise(deltas_parts)
+            summary["deltas_for"] = {"variant": deltas_for, "label": variants_[deltas_for].label,
+                                     "counts": part["counts"], "members": part["members"]}
+        with timer("write"):
+            pq.write_table(_variants_table(rows), tmp / "variants.parquet")
+        summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary
+
+
+def _variants_table(rows: list[dict[str, Any]]) -> pa.Table:
     cols: dict[str, Any] = {}
     for k in rows[0]:
         vals = [row[k] for row in rows]
-        if k in money_cols:
+        if k in AMOUNTS or k.endswith("_delta") or k.startswith("member_paid_change"):
             cols[k] = pa.array([Decimal(x) for x in vals], OUTPUT_TYPE)
         elif k in ("label", "policy"):
             cols[k] = pa.array(vals, pa.string())
         else:
             cols[k] = pa.array(vals, pa.int64())
-    table = pa.table(cols)
-    summary: dict[str, Any] = {
-        "adjudicate_version": __version__,
-        "baseline": {**_policy_info(variants_[0].policy), "overrides": variants_[0].overrides},
-        "variants": [{"variant": i, "label": v.label, **_policy_info(v.policy), "overrides": v.overrides}
-                     for i, v in enumerate(variants_)],
-        "inputs": prep.digests,
-        "rows": rows,
-    }
-    with atomic_dir(Path(out)) as tmp:
-        pq.write_table(table, tmp / "variants.parquet")
-        if kept_result is not None:
-            _, member_table, part, _ = compare_results(prep.enc, base, kept_result)
-            pq.write_table(member_table, tmp / "members.parquet")
-            summary["deltas_for"] = {"variant": deltas_for, "label": variants_[deltas_for].label,
-                                     "counts": part["counts"], "members": part["members"]}
-        timer.t["write"] = time.perf_counter() - t0
-        summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return summary
+    return pa.table(cols)

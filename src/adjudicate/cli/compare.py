@@ -63,8 +63,12 @@ def _signed(v: str) -> str:
                    "VALUE is a TOML value; all overrides are validated together before anything runs.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@click.option("--partitions", type=click.IntRange(0), default=1, show_default=True,
+              help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
+                   "from the input size. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue, dataset) -> None:
+def compare(policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue,
+            dataset) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
@@ -93,6 +97,8 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
     """
     with errors():
         check_inputs(claims, members, providers, catalogue, dataset)
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if len(policies) > 2:
             raise click.UsageError("give one or two --policy (A, then B)")
         if len(policies) == 1 and not overrides:
@@ -100,7 +106,7 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
         progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
         try:
             s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),
-                                    threads, progress, dataset)
+                                    threads, progress, dataset, partitions)
         finally:
             progress.close()
         if not quiet:

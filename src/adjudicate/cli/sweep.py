@@ -48,9 +48,12 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
               help="Also write members.parquet: per member and year, variant N against the baseline.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@click.option("--partitions", type=click.IntRange(0), default=1, show_default=True,
+              help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
+                   "from the input size. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table.")
-def sweep(policies, vary, overrides, deltas_for, out, threads, quiet, claims, members, providers, catalogue,
-          dataset) -> None:
+def sweep(policies, vary, overrides, deltas_for, out, threads, partitions, quiet, claims, members, providers,
+          catalogue, dataset) -> None:
     """Settle the same claims under many policy variants, decoding them once: one row per variant.
 
     Writes variants.parquet (per variant: every total, its change against the
@@ -75,13 +78,15 @@ def sweep(policies, vary, overrides, deltas_for, out, threads, quiet, claims, me
 
     with errors():
         check_inputs(claims, members, providers, catalogue, dataset)
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if not vary and len(policies) < 2:
             raise click.UsageError("nothing to sweep: give --vary KEY=v1,v2,… and/or more --policy files")
         vs = variants(policies[0], vary, policies[1:], overrides)
         progress = Progress(quiet, "sweeping", ["read"] + [f"variant {i}" for i in range(len(vs))] + ["write"])
         try:
             s = run_sweep(claims, members, providers, catalogue, vs, Path(out), deltas_for, threads, progress,
-                          dataset)
+                          dataset, partitions)
         finally:
             progress.close()
         if not quiet:
