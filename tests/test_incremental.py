@@ -49,16 +49,17 @@ def correct(gen: dict, folder, seed: int) -> dict:
     out = {t: folder / f"{t}.parquet" for t in TABLES}
     claims = pq.read_table(gen["claims"])
     rows = claims.to_pylist()
-    ids = sorted({r["claim_id"] for r in rows})
+    ids = sorted({r["claim_id"] for r in rows if r["claim_id"] is not None})
     members = [r["member_id"] for r in pq.read_table(gen["members"]).to_pylist()]
-    items = sorted({r["item_code"] for r in rows})
+    items = sorted({r["item_code"] for r in rows if r["item_code"] is not None})
     picked = set(rng.sample(ids, max(3, len(ids) // 100)))  # about 1 % of the claims
     kinds = ["amount", "drop_line", "drop_claim", "move", "item", "reject", "date"]
-    fate = {c: rng.choice(kinds) for c in picked}
+    fate = {c: rng.choice(kinds) for c in sorted(picked)}
+    moved_to = {c: rng.choice(members) for c in sorted(picked)}
     new_rows, dropped_line = [], set()
     for r in rows:
         k = fate.get(r["claim_id"])
-        if k == "amount" and rng.random() < 0.7:
+        if k == "amount" and r["amount"] is not None and rng.random() < 0.7:
             r["amount"] = (r["amount"] * Decimal(rng.choice(["0.5", "1.5", "3"]))).quantize(Decimal("0.01"))
         elif k == "drop_line" and r["claim_id"] not in dropped_line and r["line_no"] != 1:
             dropped_line.add(r["claim_id"])
@@ -66,12 +67,12 @@ def correct(gen: dict, folder, seed: int) -> dict:
         elif k == "drop_claim":
             continue
         elif k == "move":
-            r["member_id"] = members[hash(r["claim_id"]) % len(members)]
+            r["member_id"] = moved_to[r["claim_id"]]
         elif k == "item":
             r["item_code"] = rng.choice(items)
         elif k == "reject" and r["line_no"] == 1:
             r["provider_id"] = "NO-SUCH-PROVIDER"  # inconsistent header or unknown provider
-        elif k == "date":
+        elif k == "date" and r["admit_date"] is not None:
             r["admit_date"] = r["admit_date"] + dt.timedelta(days=1)
             if r["discharge_date"] is not None:
                 r["discharge_date"] = r["discharge_date"] + dt.timedelta(days=1)

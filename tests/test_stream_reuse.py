@@ -74,3 +74,27 @@ def test_partitions_with_a_dataset_is_a_usage_error(gen, tmp_path):
                 ["sweep", "--policy", "city-employee", "--vary", "limits.fund_pool_annual.amount=1,2"]):
         r = invoke(*cmd, "--dataset", ds, "--partitions", 3, "--out", tmp_path / "o")
         assert r.exit_code == 2 and "--partitions" in r.output
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_readjudicate_in_member_ranges(gen, tmp_path, seed):
+    from test_incremental import correct
+
+    paths = {t: gen / f"{t}.parquet" for t in TABLES}
+    night1 = tmp_path / "night1"
+    assert invoke("run", *inputs_args(gen), "--policy", "city-employee", "--out", night1, "-q").exit_code == 0
+    fixed = correct(paths, tmp_path / "fixed", seed)
+    args = ["readjudicate", *[x for t in TABLES for x in (f"--{t}", fixed[t])], "--previous", night1,
+            "--policy", "city-employee", "-q"]
+    one, many = tmp_path / "one", tmp_path / "many"
+    assert invoke(*args, "--out", one).exit_code == 0
+    r = invoke(*args, "--out", many, "--partitions", 3)
+    assert r.exit_code == 0, r.output
+    same(one, many, ["adjustments.parquet", "line_adjustments.parquet", "current/settlements.parquet",
+                     "current/lines.parquet", "current/rejected.parquet"])
+    a, b = summary(one), summary(many)
+    for k in ("counts", "deltas", "reconciles", "line_deltas"):
+        assert a[k] == b[k], k
+    assert b["reconciles"] and b["counts"]["adjusted_claims"] > 0
+    assert a["previous"]["totals"] == b["previous"]["totals"]
+    assert a["current"]["totals"] == b["current"]["totals"]

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .inputs import InputError
 from .money import AmountError, to_fen
+from .engine import Timer
 from .outputs import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
@@ -317,14 +318,16 @@ def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array,
 
 
 def run_readjudicate(previous: Path, claims, members, providers, catalogue, policy_name: str, out: Path,
-                     threads: int | None = None, progress=None, dataset: Path | None = None) -> dict:
+                     threads: int | None = None, progress=None, dataset: Path | None = None,
+                     partitions: int = 1) -> dict:
     """Re-run on the inputs (or a prepared ``dataset``) and write the adjustments against ``previous``;
-    returns the summary."""
+    returns the summary. ``partitions`` > 1 (0: chosen from the input size) settles the input files one
+    member range at a time, with the same outputs."""
     from . import policy as P
     from .compare import money
-    from .dataset import load_prepared, provenance
-    from .engine import Timer, settle
-    from .outputs import atomic_dir, claim_amounts, write_all
+    from .inputs import expand_paths
+    from .outputs import atomic_dir
+    from .stream import auto_partitions
 
     say = progress or (lambda s: None)
     policy = P.load(policy_name)
@@ -333,6 +336,67 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     with timer("read_previous"):
         prev_folder = previous_folder(Path(previous))
         prev_summary = read_summary(prev_folder)
+    if dataset is None and partitions == 0:
+        partitions = auto_partitions(expand_paths(claims, "claims"))
+    with atomic_dir(Path(out)) as tmp:
+        if dataset is None and partitions > 1:
+            found, current, incremental = _streamed(prev_folder, claims, members, providers, catalogue, policy,
+                                                    tmp / "current", partitions, threads, timer, say)
+        else:
+            found, current, incremental = _in_memory(prev_folder, prev_summary, claims, members, providers,
+                                                     catalogue, dataset, policy, tmp / "current", threads, timer,
+                                                     say)
+        adjusted, lines, prev_totals, deltas, prev_count = found
+        cur_totals = {k: int(to_fen(pa.array([Decimal(current["totals"][k])]), k)[0]) for k in AMOUNTS}
+        adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
+        say("write")
+        t0 = time.perf_counter()
+        summary: dict[str, Any] = {
+            "adjudicate_version": __version__,
+            "counts": {
+                "previous_settled_claims": prev_count,
+                "current_settled_claims": current["counts"]["settled_claims"],
+                "adjusted_claims": adjusted.num_rows,
+                "by_kind": _count(adjusted["kind"]),
+            },
+            "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
+            # the adjustments' Δ is exactly the change of every total
+            "reconciles": all(adjusted_deltas[k] == deltas[k] == cur_totals[k] - prev_totals[k] for k in AMOUNTS),
+            "previous": {
+                "folder": str(prev_folder),
+                "policy": (prev_summary or {}).get("policy"),
+                "inputs": (prev_summary or {}).get("inputs"),
+                "totals": {k: money(v) for k, v in prev_totals.items()},
+            },
+            "incremental": incremental,
+        }
+        # (incrementally, the previous totals were checked against the changes instead)
+        if not incremental["used"] and prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
+            summary["previous"]["summary_matches_settlements"] = \
+                prev_summary["totals"] == summary["previous"]["totals"]
+        if lines is not None:
+            summary["counts"]["adjusted_lines"] = lines.num_rows
+            summary["counts"]["lines_by_kind"] = _count(lines["kind"])
+            summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
+        summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
+                              "totals": current["totals"], "counts": current["counts"]}
+        pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
+        if lines is not None:
+            pq.write_table(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
+        timer.t["write"] = timer.t.get("write", 0.0) + time.perf_counter() - t0
+        summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
+    return summary
+
+
+def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, providers, catalogue,
+               dataset: Path | None, policy, current_dir: Path, threads, timer: Timer, say):
+    """Settle everything at once; compare incrementally when it can (a dataset), else every claim."""
+    from .dataset import load_prepared, provenance
+    from .engine import settle
+    from .outputs import claim_amounts, write_all
+
     say("read")
     prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
     say("adjudicate")
@@ -340,10 +404,10 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
     rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
-    cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
     found = None
     if dataset is not None:
         with timer("adjustments"):
+            cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)
             if changed is not None:
                 found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
@@ -358,46 +422,61 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
             prev_claims, prev_lines, _, _ = read_previous(prev_folder)
         with timer("adjustments"):
             found = _full(prev_claims, prev_lines, r, rejected_ids)
-    adjusted, lines, prev_totals, deltas, prev_count = found
-    adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
-    say("write")
-    t0 = time.perf_counter()
-    summary: dict[str, Any] = {
-        "adjudicate_version": __version__,
-        "counts": {
-            "previous_settled_claims": prev_count,
-            "current_settled_claims": len(r.enc.member),
-            "adjusted_claims": adjusted.num_rows,
-            "by_kind": _count(adjusted["kind"]),
-        },
-        "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
-        # the adjustments' Δ is exactly the change of every total
-        "reconciles": all(adjusted_deltas[k] == deltas[k] == cur_totals[k] - prev_totals[k] for k in AMOUNTS),
-        "previous": {
-            "folder": str(prev_folder),
-            "policy": (prev_summary or {}).get("policy"),
-            "inputs": (prev_summary or {}).get("inputs"),
-            "totals": {k: money(v) for k, v in prev_totals.items()},
-        },
-        "incremental": incremental,
-    }
-    # (incrementally, the previous totals were checked against the changes instead)
-    if not incremental["used"] and prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
-        summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
-    if lines is not None:
-        summary["counts"]["adjusted_lines"] = lines.num_rows
-        summary["counts"]["lines_by_kind"] = _count(lines["kind"])
-        summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
-    with atomic_dir(Path(out)) as tmp:
+    with timer("write"):
         extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
-        current = write_all(r, tmp / "current", prep.digests, prep.input_lines, with_lines=True, extra=extra)
-        summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
-                              "totals": current["totals"], "counts": current["counts"]}
-        pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
-        if lines is not None:
-            pq.write_table(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
-        timer.t["write"] = time.perf_counter() - t0
-        summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                          encoding="utf-8")
-    return summary
+        current = write_all(r, current_dir, prep.digests, prep.input_lines, with_lines=True, extra=extra)
+    return found, current, incremental
+
+
+def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, current_dir: Path, parts: int,
+              threads, timer: Timer, say):
+    """One member range at a time: each range's claims are compared with their previous rows as it is
+    settled (wherever the claim was before: matched by claim_id); the previous rows of claims settled in
+    no range are compared last. Only the previous settlements (claim level) are held whole."""
+    from .compare import claim_fen_table, settlement_order
+    from .stream import run_streaming
+
+    with timer("read_previous"):
+        prev = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+    has_lines = (prev_folder / "lines.parquet").is_file()
+    used = np.zeros(prev.num_rows, bool)
+    parts_adj: list[pa.Table] = []
+    cur_lines: list[pa.Table] = []
+    deltas = {k: 0 for k in AMOUNTS}
+    rejected: list[str] = []
+    none = pa.array([], pa.string())
+
+    def each(r) -> None:
+        cur = claim_fen_table(r).select(prev.column_names)
+        hit = np.asarray(pc.is_in(prev["claim_id"], value_set=cur["claim_id"].combine_chunks()), bool) \
+            if prev.num_rows else np.zeros(0, bool)
+        used[hit] = True
+        adj, d = claim_adjustments(prev.filter(pa.array(hit)), cur, none)
+        for k in AMOUNTS:
+            deltas[k] += d[k]
+        parts_adj.append(adj)
+        rejected.extend(t[0] for t in r.enc.rejected if t[0] is not None)
+        if has_lines and adj.num_rows:
+            pos = np.asarray(pc.index_in(adj["claim_id"], value_set=cur["claim_id"]).fill_null(-1), np.int64)
+            cur_lines.append(current_lines_fen(r, np.sort(pos[pos >= 0])))
+
+    say("adjudicate")
+    current = run_streaming(claims, members, providers, catalogue, policy, current_dir, parts, threads, True,
+                            say, each=each)
+    timer.t["adjudicate"] = sum(current["timings_seconds"].values())
+    with timer("adjustments"):
+        gone = prev.filter(pa.array(~used))
+        adj, d = claim_adjustments(gone, prev.slice(0, 0), pa.array(sorted(set(rejected)), pa.string()))
+        for k in AMOUNTS:
+            deltas[k] += d[k]
+        adjusted = settlement_order(pa.concat_tables(parts_adj + [adj]), "member_id", "settle_date", "claim_id")
+        lines = None
+        if has_lines:
+            ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
+            prev_lines = _read(prev_folder / "lines.parquet", ["claim_id", "line_no", "item_code", "class"],
+                               LINE_AMOUNTS, filters=[("claim_id", "in", ids)])
+            cur = pa.concat_tables(cur_lines) if cur_lines else prev_lines.slice(0, 0)
+            lines = line_adjustments(prev_lines, cur.select(prev_lines.column_names), adjusted)
+        prev_totals = {k: int(pc.sum(prev[k]).as_py() or 0) for k in AMOUNTS}
+    return (adjusted, lines, prev_totals, deltas, prev.num_rows), current, \
+        {"used": False, "why_not": f"settled in {parts} member ranges"}

@@ -206,8 +206,11 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None) -> dict:
-    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run."""
+                  progress: Callable[[str], None] | None = None,
+                  each: Callable[[Result], None] | None = None) -> dict:
+    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
+
+    ``each`` is called with every range's result once it is written (readjudicate compares it then)."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
@@ -226,7 +229,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
             split = part.split_claims()
         with atomic_dir(out) as folder:
             return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say)
+                                      threads, with_lines, timer, digests, say, each)
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
@@ -328,12 +331,20 @@ def prepared_parts(claims, members, providers, catalogue, dataset: Path | None, 
 
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say,
+                       each: Callable[[Result], None] | None = None) -> dict:
     writers: dict[str, pq.ParquetWriter] = {}
     rejected: list[tuple] = []
     totals: dict[str, int] = {}
     counts = {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
     last = None
+
+    def one(claims: Table) -> Result:
+        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines, rejected, totals,
+                 counts)
+        if each is not None:
+            each(r)
+        return r
 
     def append(name: str, table: pa.Table) -> None:
         if name not in writers:
@@ -345,17 +356,14 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
         for k, claims in iter_claim_partitions(part, split, claim_files, timer):
             if k == part.parts:
                 before = counts["settled_claims"]
-                last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                            rejected, totals, counts) or last
+                last = one(claims) or last
                 if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                     raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts)
+            last = one(claims)
             say(f"partition {k + 1}/{part.parts}")
         if last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
-                        with_lines, rejected, totals, counts)
+            last = one(load(CLAIMS, claim_files))
     finally:
         for w in writers.values():
             w.close()

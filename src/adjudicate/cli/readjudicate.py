@@ -54,8 +54,13 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@click.option("--partitions", type=click.IntRange(0), default=1, show_default=True,
+              help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
+                   "memory; the previous settlements are held whole); 0 chooses from the input size. The "
+                   "outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue, dataset) -> None:
+def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue,
+                 dataset) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
     A claim is adjusted when any amount changed (changed), when it is settled
@@ -76,10 +81,12 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
     """
     with errors():
         check_inputs(claims, members, providers, catalogue, dataset)
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
         try:
             s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),
-                                 threads, progress, dataset)
+                                 threads, progress, dataset, partitions)
         finally:
             progress.close()
         if not quiet:
