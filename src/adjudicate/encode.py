@@ -83,6 +83,11 @@ class Encoded:
         return self.source["provider_id"].take(pa.array(self.head_row))
 
     @cached_property
+    def line_claim_id(self) -> pa.Array:
+        """Each line's claim_id."""
+        return self.claim_dict.take(pa.array(self.claim_code[self.line_claim]))
+
+    @cached_property
     def item_code(self) -> pa.Array:
         return self.source["item_code"].take(pa.array(self.line_row))
 

@@ -125,16 +125,18 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     if claims is None:
         rows = None
         line_claim, item_code = e.line_claim, e.item_code
+        claim_id = e.line_claim_id
     else:
         sizes = np.diff(e.line_start)[claims]
         rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
         line_claim = e.line_claim[rows]
         item_code = e.source["item_code"].take(pa.array(e.line_row[rows]))
+        claim_id = e.claim_dict.take(pa.array(e.claim_code[line_claim]))
 
     def pick(v: np.ndarray) -> np.ndarray:
         return v if rows is None else v[rows]
     t = {
-        "claim_id": e.claim_dict.take(pa.array(e.claim_code[line_claim])),
+        "claim_id": claim_id,
         "line_no": pa.array(pick(e.line_no).astype(np.int32)),
         "item_code": item_code,
         "class": pa.DictionaryArray.from_arrays(pa.array(pick(e.cls)), pa.array(LINE_CLASSES)).cast(pa.string()),

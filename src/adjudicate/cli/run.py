@@ -45,8 +45,8 @@ def run(claims, members, providers, catalogue, dataset, policy_name, out, thread
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
          quiet: bool, partitions: int = 1, dataset: str | None = None) -> dict:
     from .. import policy as P
-    from ..dataset import load_prepared, provenance
-    from ..engine import Timer, settle
+    from ..dataset import open_dataset, provenance
+    from ..engine import Timer, adjudicate, read_inputs, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
     from ..stream import auto_partitions, run_streaming
@@ -65,12 +65,21 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     timer = Timer()
     try:
         progress("read")
-        prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
-        progress("encode")
-        result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+        extra = None
+        if dataset is not None:
+            with timer("read"):
+                prep = open_dataset(Path(dataset))
+            result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+            digests, input_lines = prep.digests, prep.input_lines
+            extra = {"dataset": provenance(Path(dataset), policy)}
+        else:
+            with timer("read"):
+                inputs = read_inputs(claims, members, providers, catalogue)
+            result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress,
+                                line_funds=with_lines)
+            digests, input_lines = inputs.digests(), inputs.claims.rows
         progress("write")
-        extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
-        s = write_all(result, out, prep.digests, prep.input_lines, with_lines=with_lines, extra=extra)
+        s = write_all(result, out, digests, input_lines, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
     return s
