@@ -9,7 +9,8 @@ Measured on the data set of ``run.py`` against its cold ``adjudicate run``
 - ``readjudicate --dataset`` after 1 % of the claims were corrected (their
   amounts doubled), against the previous night's run from a dataset.
 
-Also usable alone: ``python benchmarks/reuse.py --lines 2M --repeat 3``.
+Also usable alone: ``python benchmarks/reuse.py --lines 2M --repeat 3 --snapshot`` writes
+benchmarks/RESULTS-reuse.md (``run.py`` puts the same rows in RESULTS.md).
 """
 from __future__ import annotations
 
@@ -126,23 +127,48 @@ def targets(res: dict, cold: float) -> list[tuple[str, str, str]]:
 
 
 def main(argv=None) -> int:
+    import os
+    import platform
+    import shlex
+    import time
+
     import run as R
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", default="1M")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--results", type=Path, default=HERE / "RESULTS-reuse.md")
+    ap.add_argument("--snapshot", action="store_true", help="benchmark a clean build of git HEAD (see run.py)")
     args = ap.parse_args(argv)
+    if args.snapshot and not os.environ.get("BENCH_SNAPSHOT"):
+        R.use_snapshot(sys.argv[1:] if argv is None else list(argv), Path(__file__).resolve())
+    R.check_snapshot()
+    t0 = time.perf_counter()
+    load = os.getloadavg()
     data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), 2024, 1, say=R.say)
     outdir = bench_data.DATA / f"out-reuse-{data.name}"
     outdir.mkdir(parents=True, exist_ok=True)
     R.warm(data)
     cold = R.bench_engine(data, outdir, True, args.repeat)
     res = bench_reuse(data, outdir, args.repeat, R.run_cmd_rss, R.adjudicate_cmd, R.say)
-    print(f"{meta['rows']['claims']:,} lines; cold run {cold['wall']:.2f} s")
-    print("\n".join(rows(res, cold["wall"])))
-    for t in targets(res, cold["wall"]):
-        print(" | ".join(t))
-    print(json.dumps(res.get("readjudicate_summary")))
+    text = ["# Not decoding twice: benchmark rows of issue 9 §3–5", "",
+            "Written by `python benchmarks/reuse.py " + shlex.join(sys.argv[1:] if argv is None else argv) + "` "
+            f"({time.strftime('%Y-%m-%d %H:%M %Z')}, {time.perf_counter() - t0:.0f} s; {R.git_state()}); "
+            "nothing edited by hand.", "",
+            f"{meta['rows']['claims']:,} lines, {meta['claims']:,} claims, {meta['rows']['members']:,} members "
+            f"(generated, member order); {platform.processor() or platform.machine()}, "
+            f"{len(os.sched_getaffinity(0))} core(s); load average at start {' '.join(f'{x:.1f}' for x in load)}, "
+            f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: whole-process "
+            f"walls, medians of {args.repeat}).", "",
+            f"Cold `adjudicate run` (full outputs): {cold['wall']:.2f} s "
+            f"({' '.join(f'{x:.2f}' for x in cold['walls'])}); stages: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cold["stages"].items()) + ".", "",
+            f"readjudicate: {res['corrected_claims']:,} claims corrected (1 %, amounts doubled); "
+            f"{json.dumps(res['readjudicate_summary'])}.", ""]
+    text += rows(res, cold["wall"]) + ["", "| target | measured | met? |", "|---|---|---|"]
+    text += [f"| {t} | {v} | {ok} |" for t, v, ok in targets(res, cold["wall"])]
+    args.results.write_text("\n".join(text) + "\n", encoding="utf-8")
+    print("\n".join(text))
     shutil.rmtree(outdir, ignore_errors=True)
     return 0
 

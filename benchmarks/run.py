@@ -578,7 +578,7 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------------------
-def use_snapshot(argv: list[str]) -> None:
+def use_snapshot(argv: list[str], script: Path | None = None) -> None:
     """Re-run this script on a clean copy of the repository's HEAD (``--snapshot``).
 
     The copy (``git archive HEAD``, kernel built in place) lives under
@@ -601,7 +601,7 @@ def use_snapshot(argv: list[str]) -> None:
         (dest / ".built").write_text(sha + "\n")
     env = dict(os.environ, BENCH_SNAPSHOT=sha,
                PYTHONPATH=os.pathsep.join([str(dest / "src")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve())] + argv, env)
+    os.execve(sys.executable, [sys.executable, str(script or Path(__file__).resolve())] + argv, env)
 
 
 def check_snapshot() -> None:
