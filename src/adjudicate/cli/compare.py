@@ -63,9 +63,9 @@ def _signed(v: str) -> str:
                    "VALUE is a TOML value; all overrides are validated together before anything runs.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
-@click.option("--partitions", type=click.IntRange(0), default=1, show_default=True,
+@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-                   "from the input size. The outputs are the same.")
+                   "from the input size, 1 is all in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 def compare(policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue,
             dataset) -> None:

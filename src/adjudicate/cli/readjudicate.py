@@ -54,10 +54,10 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
-@click.option("--partitions", type=click.IntRange(0), default=1, show_default=True,
+@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
-                   "memory; the previous settlements are held whole); 0 chooses from the input size. The "
-                   "outputs are the same.")
+                   "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "
+                   "in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue,
                  dataset) -> None:
