@@ -207,8 +207,8 @@ def single_rate(bands: list[dict]) -> bool:
 
 
 @st.composite
-def policies(draw) -> str:
-    """The TOML text of a random valid policy."""
+def policy_docs(draw) -> dict:
+    """A random valid policy as a document (section name -> its keys)."""
     classes_st = st.lists(st.sampled_from(FUND_CLASSES), min_size=1, max_size=4, unique=True)
     doc: dict = {
         "policy": {"name": "random", "version": "0", "title": "random policy", "source": "hypothesis"},
@@ -288,6 +288,54 @@ def policies(draw) -> str:
                 else:
                     items.append([part])
             doc[f"{bk}.account"] = {"pays": "before_fund", "order": ["+".join(i) for i in items]}
+    return doc
+
+
+def policies() -> st.SearchStrategy[str]:
+    """The TOML text of a random valid policy."""
+    return policy_docs().map(policy_text)
+
+
+@st.composite
+def dated_policies(draw) -> str:
+    """A random valid policy whose numbers change on a random date (issue 7 §3): rates, amounts,
+    factors, deductibles and the supplementary catalogue switch, each maybe dated."""
+    doc = draw(policy_docs())
+    change = draw(st.dates(dt.date(2023, 11, 1), dt.date(2025, 2, 1))).isoformat()
+
+    def dated(old, new):
+        return {"values": {"2000-01-01": {"value": old, "reference": "before"}, change: {"value": new}}}
+
+    def maybe(table: dict, key, new_value) -> None:
+        if key in table and draw(st.booleans()):
+            table[key] = dated(table[key], new_value)
+
+    fsp = doc["lines"]["first_self_pay"]
+    for c in FUND_CLASSES:
+        maybe(fsp, c, ratio(draw(bp_st)))
+    maybe(doc["lines"], "supplementary_catalogue", draw(st.booleans()))
+    rule_lists = [doc["benefit"]["rules"]] + [v["benefit"] for k, v in doc.items() if "benefit" in v
+                                              and k.startswith("blocks.")]
+    for rules in rule_lists:
+        for r in rules:
+            maybe(r, "factor", ratio(draw(factor_st)))
+    for k, v in doc.items():
+        if k.startswith("limits."):
+            maybe(v, "amount", money(draw(limit_fen)))
+            for row in v.get("by_enrolment_months", []):
+                maybe(row, "amount", money(draw(limit_fen)))
+        elif k.endswith(".deductible"):
+            rows = v["by_level"]
+            n = len(rows["1"])
+            for r in rows:
+                maybe(rows, r, [money(draw(st.integers(0, 100_000))) for _ in range(n)])
+        elif k.endswith(".supplementary"):
+            maybe(v, "rate", ratio(draw(bp_st)))
+        elif k.endswith(".subsidy"):
+            maybe(v, "civil_servant", {"in_service": ratio(draw(bp_st)), "retired": ratio(draw(bp_st))})
+        elif k.endswith(".direct"):
+            for c in list(v):
+                maybe(v, c, ratio(draw(bp_st)))
     return policy_text(doc)
 
 
@@ -343,6 +391,15 @@ def test_kernel_matches_reference_random_policy(case, text):
         path.write_text(text, encoding="utf-8")
         policy = P.load(path)  # the generator writes valid policies only: an error here is a test bug
         compare(load_case(case, Path(d)), policy)
+
+
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=SLOW_OK)
+@given(case=datasets(), text=dated_policies())
+def test_kernel_matches_reference_dated_policy(case, text):
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "dated.toml"
+        path.write_text(text, encoding="utf-8")
+        compare(load_case(case, Path(d)), P.load(path))
 
 
 # ---------------------------------------------------------------------------

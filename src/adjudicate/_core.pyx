@@ -35,6 +35,8 @@ cdef enum:
     F_P_IN = 13
     F_P_RET = 14
     F_INPATIENT = 15
+    F_CAP_ROW = 16
+    F_SUPP_ROW = 17
 
 cdef enum:
     NCLS = 4  # classes with eligible amounts: A, B, special, supplementary
@@ -183,12 +185,13 @@ cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t
 
 
 def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
+                  const int64_t[::1] period,
                   const int8_t[::1] setting, const uint8_t[::1] benefit,
                   const int64_t[::1] factor, const int8_t[::1] level_row,
                   const int64_t[::1] months, const int64_t[:, ::1] sums,
                   const int8_t[::1] category, const uint8_t[::1] civil_servant,
                   const int64_t[::1] balance,
-                  const int64_t[::1] block_of_setting, const int64_t[:, ::1] B,
+                  const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
                   const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
                   const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
                   const int64_t[:, :, ::1] ded, const int64_t[:, ::1] acct_items,
@@ -198,7 +201,10 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   int64_t[:, ::1] out, int64_t start, int64_t stop):
     """Settle claims [start, stop), sorted by member then (settle_date, claim_id).
 
-    ``start`` must be the first claim of a member. Writes ``out[c]``:
+    ``start`` must be the first claim of a member. ``period[c]`` is the policy
+    period of claim c: its block is ``block_of_setting[period, setting]``, a
+    row of the tables stacked by period (``policy.Compiled``); what was paid
+    against each limit (``used``) carries across a period change. Writes ``out[c]``:
     deductible, fund_pool, fund_supplementary, subsidy, account_paid,
     admission ordinal (0 = null).
     """
@@ -227,7 +233,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                 out[c, k] = 0
             if not benefit[c]:
                 continue
-            b = block_of_setting[setting[c]]
+            b = block_of_setting[period[c], setting[c]]
             cat = category[m]
             f = factor[c]
             total = sums[c, 0]
@@ -299,7 +305,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             # 5. annual cap on the fund_pool; what it cuts may overflow to the tier
             O = 0
             if B[b, F_CAP] >= 0:
-                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP], months[c])
+                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP_ROW], months[c])
                 room = imax(0, cap_amt - used[B[b, F_CAP]])
                 if pool > room:
                     if B[b, F_OVERFLOW]:
@@ -325,7 +331,8 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             supp = imax(0, imin(supp, E - pool))  # before the limit is charged
             if B[b, F_SUPP_LIMIT] >= 0:
                 j = B[b, F_SUPP_LIMIT]
-                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, j, months[c]) - used[j]))
+                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, B[b, F_SUPP_ROW], months[c])
+                                         - used[j]))
                 used[j] += supp
             mps = E - pool - supp
             deductible = imin(d + ded_band, mps)

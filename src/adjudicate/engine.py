@@ -21,7 +21,7 @@ from . import _core
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
 from .policy import Compiled, Policy, compile_policy
-from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
 
 #: Output columns of the claim kernel (``_core.settle_claims``).
 DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
@@ -171,13 +171,14 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
     enc.__dict__.update({k: v for k, v in vars(prep.enc).items() if k not in enc.__dict__})  # cached columns
     with timer("encode"):
         compiled = compile_policy(policy)
-        benefit, factor = benefit_factors(policy, enc, inputs.providers)
+        period = policy.period_index(enc.settle_date)  # the policy period of each claim's settle_date
+        benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
     say("kernel")
     with timer("kernel"):
-        enc, keep, sums, lines = _split(enc, benefit, compiled, policy, threads)
+        enc, keep, sums, lines = _split(enc, benefit, compiled, period, threads)
         if keep is not None:
-            benefit, factor = benefit[keep], factor[keep]
-        paid = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
+            benefit, factor, period = benefit[keep], factor[keep], period[keep]
+        paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads)
     if not line_funds:
         return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t, keep)
     say("allocate")
@@ -196,7 +197,23 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
     return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, keep)
 
 
-def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy, threads: int):
+def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Class codes, first_self_pay ratios and the supplementary-catalogue switch for the kernel's
+    line split. When these change between the policy's periods, each line gets its claim's
+    period's rule in one vectorised pass: its class ratio written in where the item has none,
+    and class supplementary read as excluded in a period without the supplementary catalogue
+    (both are then all self_pay); lines.parquet still shows the catalogue class."""
+    cr, sc = compiled.class_ratio, compiled.supplementary_catalogue
+    if (cr == cr[0]).all() and (sc == sc[0]).all():
+        return enc.cls, enc.item_ratio, bool(sc[0])
+    lp = period[enc.line_claim]
+    ratio = np.where(enc.item_ratio >= 0, enc.item_ratio, cr[lp, enc.cls])
+    supp, excluded = CLASSES.index("supplementary"), CLASSES.index("excluded")
+    cls = np.where((enc.cls == supp) & ~sc[lp], excluded, enc.cls).astype(np.int8)
+    return cls, np.ascontiguousarray(ratio, dtype=np.int64), True
+
+
+def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.ndarray, threads: int):
     """Line split in the kernel, then reject claims whose sums are negative (schemes.md §1)."""
     nl, nc = len(enc.amount), len(enc.member)
     self_pay = np.empty(nl, np.int64)
@@ -205,10 +222,12 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     sums = np.zeros((nc, 7), np.int64)
     ben8 = benefit.view(np.uint8)
     ranges = chunks_by_member(enc.member, threads)
+    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
+    class_ratio = np.ascontiguousarray(compiled.class_ratio[0])
 
     def run(a: int, b: int) -> None:
-        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
-                          ben8, compiled.class_ratio, policy.supplementary_catalogue, 10**QUANTITY_SCALE,
+        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, cls, item_ratio, enc.max_price,
+                          ben8, class_ratio, supp_cat, 10**QUANTITY_SCALE,
                           self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
     _parallel(run, ranges, threads)
     negative = np.empty(nc, np.uint8)
@@ -228,8 +247,8 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
 
 
-def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndarray, compiled: Compiled,
-            members: Table, threads: int) -> np.ndarray:
+def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.ndarray, sums: np.ndarray,
+            compiled: Compiled, members: Table, threads: int) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
     out = np.zeros((len(enc.member), 6), np.int64)
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
@@ -239,7 +258,7 @@ def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndar
     c = compiled
 
     def run(a: int, b: int) -> None:
-        _core.settle_claims(enc.member, enc.year, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
+        _core.settle_claims(enc.member, enc.year, period, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
                             category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
                             c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)

@@ -168,7 +168,9 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     settled = len(r.enc.member)
     return {
         "adjudicate_version": __version__,
-        "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path)},
+        "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path),
+                   **({"in_force_from": [d.isoformat() for d in (r.policy.valid_from,) + r.policy.changes]}
+                      if r.policy.valid_from else {})},
         "counts": {
             "input_lines": input_lines,
             "input_claims": r.enc.input_claims,

@@ -326,7 +326,8 @@ def _pct(bp: int) -> str:
 
 def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
                   providers: Mapping[str, Provider]) -> list[ClaimResult]:
-    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year.
+    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year,
+    each under the policy in force on its settle_date (``Policy.at``).
 
     Returns one result per claim in that order; a claim whose sums are
     negative comes back with ``rejected`` set and changes nothing.
@@ -337,7 +338,8 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
     for claim in ordered:
         if state is None or state.year != claim.settle_date.year:
             state = YearState(claim.settle_date.year, member.balance_fen)
-        out.append(settle_claim(policy, member, claim, providers[claim.provider_id], state))
+        # the rules in force on the settle date; the year's counters and limits carry on
+        out.append(settle_claim(policy.at(claim.settle_date), member, claim, providers[claim.provider_id], state))
     return out
 
 

@@ -36,7 +36,23 @@ def age_on_january_1(birth_days: np.ndarray, year: np.ndarray | int) -> np.ndarr
 
 def credits(category: np.ndarray, birth_days: np.ndarray, wage: np.ndarray, no_wage: np.ndarray,
             next_year: np.ndarray | int, rules: Rules) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(credit fen, rate bp, basis code, age) for each member, for the year before ``next_year``."""
+    """(credit fen, rate bp, basis code, age) for each member, for the year before ``next_year``,
+    under the rules in force on 1 January of ``next_year`` (dated rules: year by year)."""
+    if not rules.periods:
+        return _credits(category, birth_days, wage, no_wage, next_year, rules)
+    ny = np.broadcast_to(np.asarray(next_year, dtype=np.int64), np.shape(category))
+    out = [np.zeros(len(ny), np.int64), np.zeros(len(ny), np.int64), np.zeros(len(ny), np.int8),
+           np.zeros(len(ny), np.int64)]
+    for year in np.unique(ny):
+        sel = ny == year
+        part = _credits(np.asarray(category)[sel], np.asarray(birth_days)[sel], np.asarray(wage)[sel],
+                        np.asarray(no_wage)[sel], int(year), rules.for_credit(int(year)))
+        for o, p in zip(out, part):
+            o[sel] = p
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _credits(category, birth_days, wage, no_wage, next_year, rules: Rules):
     age = age_on_january_1(birth_days, next_year)
     band = np.searchsorted(np.asarray(rules.age_from), np.maximum(age, 0), side="right") - 1
     rate = np.asarray(rules.age_rate_bp, dtype=np.int64)[band]

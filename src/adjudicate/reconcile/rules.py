@@ -7,16 +7,28 @@ carries the seeds' numbers with their citations; ``--rules FILE`` replaces it.
 Every key is required and checked: a missing or unknown key, or a value out of
 range, is an :class:`~adjudicate.inputs.InputError` naming the file, the key
 and its line (exit 2).
+
+Every number may be cited or dated as in a policy file (:mod:`adjudicate.dated`).
+A benefit year's corridor (and its advances) follows the rules in force on
+31 December of that year, when it is settled; the account credit for the next
+year follows the rules in force on 1 January of the next year, when it is paid.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .. import dated
 from ..inputs import InputError
 from ..tomlfile import KeyLocator, read_toml
+
+#: Keys whose value may be dated or cited: every rate and amount (not the age bands' ages).
+DATABLE = re.compile(r"^(?:corridor\.[a-z_]+|account_credit\.retired_amount|account_credit\.by_age\[\d+\]\.rate)$")
 
 
 DEFAULT_RULES = Path(__file__).with_name("settlement-rules.toml")
@@ -40,15 +52,41 @@ class Rules:
     retired_credit_fen: int
     age_from: tuple[int, ...]  # ascending, starting at 0
     age_rate_bp: tuple[int, ...]
+    #: Dated rules: the first day every value is defined, the later change dates and one
+    #: resolved Rules per period (empty when nothing is dated).
+    valid_from: dt.date | None = None
+    changes: tuple[dt.date, ...] = ()
+    periods: tuple["Rules", ...] = ()
+    series: dict = field(default_factory=dict)
 
     def with_reward(self, reward_bp: int | None) -> "Rules":
         if reward_bp is None:
             return self
-        from dataclasses import replace
-        return replace(self, reward_bp=reward_bp)
+        return replace(self, reward_bp=reward_bp, periods=tuple(replace(p, reward_bp=reward_bp) for p in self.periods))
+
+    def at(self, day: dt.date) -> "Rules":
+        """The rules in force on ``day``."""
+        if not self.periods:
+            return self
+        if day < self.valid_from:
+            late = next(s for s in self.series.values() if s.dated and s.entries[0].start > day)
+            raise RulesError(f"reconciling needs the rules in force on {day}, before this dated value's first "
+                             f"date {late.entries[0].start}: give the value in force then too", self.path, late.key)
+        return self.periods[bisect.bisect_right(self.changes, day)]
+
+    def for_settlement(self, year: int) -> "Rules":
+        """The corridor of benefit year ``year``: the rules in force on its 31 December."""
+        return self.at(dt.date(year, 12, 31))
+
+    def for_credit(self, next_year: int) -> "Rules":
+        """The credit paid into ``next_year``: the rules in force on its 1 January."""
+        return self.at(dt.date(next_year, 1, 1))
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "file": str(self.path)}
+        out = {"name": self.name, "version": self.version, "file": str(self.path)}
+        if self.periods:
+            out["in_force_from"] = [d.isoformat() for d in (self.valid_from,) + self.changes]
+        return out
 
 
 class RulesError(InputError):
@@ -62,13 +100,29 @@ class RulesError(InputError):
             where.append(f"key '{key}'")
         Exception.__init__(self, f"{', '.join(where)}: {message}")
         self.file, self.column, self.row, self.key, self.line = file, None, None, key, line
+        self.message = message
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and check a rules file (the shipped default when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_RULES
     doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
-    return _Reader(path, text).read(doc)
+    reader = _Reader(path, text)
+    series = dated.find(doc, reader.error, lambda k: bool(DATABLE.match(k)), "rules")
+    first, changes = dated.periods(series)
+    if first is None:
+        return replace(reader.read(dated.resolve(doc, series, None)), series=series)
+    periods = []
+    for day in (first,) + changes:
+        try:
+            periods.append(reader.read(dated.resolve(doc, series, day)))
+        except RulesError as e:
+            found = dated.related(series, e.key) if e.key else []
+            if found:
+                raise RulesError(f"{e.message} (the values in force from {day})", path, e.key,
+                                 dated.entry_line(reader, found, day) or e.line) from None
+            raise
+    return replace(periods[0], valid_from=first, changes=changes, periods=tuple(periods), series=series)
 
 
 class _Reader(KeyLocator):
