@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -67,8 +68,8 @@ class Result:
     #: which claims of the prepared inputs were settled (None: all); the rest were rejected by this policy
     kept: np.ndarray | None = None
 
-    @property
-    def eligible(self) -> np.ndarray:
+    @cached_property
+    def eligible(self) -> np.ndarray:  # read by every output table and the summary: summed once
         return self.sums[:, ELIG_A:].sum(axis=1)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
@@ -288,23 +289,32 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
 
 
 def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array, changed: pa.Array,
-                 rejected_ids: pa.Array, cur_totals: dict[str, int]):
+                 rejected_ids: pa.Array, cur_totals: dict[str, int], policy, threads: int | None):
     """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
-    earlier run's totals plus the changes do not give this run's totals (then compare in full)."""
+    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+
+    The earlier amounts of those members are settled again from the earlier
+    run's own dataset, under the same policy by the same engine (which
+    ``changed_members`` made sure of): the same numbers its outputs hold,
+    without reading those files.
+    """
     from .compare import claim_fen_table
+    from .dataset import open_dataset
     from .encode import lookup
+    from .engine import settle
 
     try:
         prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
         prev_count = int(prev_summary["counts"]["settled_claims"])
     except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
         return None
-    ids = changed
-    prev_claims = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS,
-                        filters=[("member_id", "in", ids)] if len(ids) else [("member_id", "in", [""])])
-    e = r.enc
-    member_rows = lookup(ids, member_ids)
-    positions = np.flatnonzero(np.isin(e.member, member_rows[member_rows >= 0]))
+    old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
+    old_rows = lookup(changed, old.inputs.members["member_id"])
+    old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
+    before = settle(old, policy, threads=threads, timer=Timer())
+    prev_claims = claim_fen_table(before).select(["claim_id", "member_id", "settle_date", *AMOUNTS])
+    member_rows = lookup(changed, member_ids)
+    positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
     cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
     adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
     for k in AMOUNTS:  # the members not compared did not change: the totals must say so
@@ -312,10 +322,7 @@ def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array,
             return None
     lines = None
     if (prev_folder / "lines.parquet").is_file():
-        adjusted_ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
-        prev_lines = _read(prev_folder / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS,
-                           filters=[("claim_id", "in", adjusted_ids)])
-        lines = line_adjustments(prev_lines, current_lines_fen(r, positions), adjusted)
+        lines = line_adjustments(current_lines_fen(before), current_lines_fen(r, positions), adjusted)
     return adjusted, lines, prev_totals, deltas, prev_count
 
 
@@ -397,7 +404,7 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
     """Settle everything at once; compare incrementally when it can (a dataset), else every claim."""
     from .dataset import load_prepared, provenance
     from .engine import settle
-    from .outputs import claim_amounts, write_all
+    from .outputs import write_all
 
     say("read")
     prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
@@ -405,6 +412,24 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
     r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
+    extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
+    # current/ is written on a thread while the adjustments are found (Parquet writing releases the GIL)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="adjudicate-write")
+    writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
+    try:
+        found, incremental = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)
+        with timer("write"):
+            current = writing.result()
+    finally:
+        pool.shutdown()
+    return found, current, incremental
+
+
+def _adjustments(prev_folder: Path, prev_summary: dict | None, prep, r, dataset: Path | None, policy, threads,
+                 timer: Timer):
+    """The comparison with the earlier run: incremental when it can be, else every claim."""
+    from .outputs import claim_amounts
+
     rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
     found = None
     if dataset is not None:
@@ -413,7 +438,7 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
             changed, why = changed_members(prev_summary, Path(dataset), policy)
             if changed is not None:
                 found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
-                                     rejected_ids, cur_totals)
+                                     rejected_ids, cur_totals, policy, threads)
                 why = "" if found is not None else "the previous totals and the changed members do not reconcile"
     else:
         why = "the inputs are files, not a dataset"
@@ -424,10 +449,7 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
             prev_claims, prev_lines, _, _ = read_previous(prev_folder)
         with timer("adjustments"):
             found = _full(prev_claims, prev_lines, r, rejected_ids)
-    with timer("write"):
-        extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
-        current = write_all(r, current_dir, prep.digests, prep.input_lines, with_lines=True, extra=extra)
-    return found, current, incremental
+    return found, incremental
 
 
 def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, current_dir: Path, parts: int,
