@@ -276,3 +276,14 @@ def test_a_bad_input_is_reported_by_prepare(gen, tmp_path):
     pq.write_table(t, tmp_path / "members.parquet")
     r = invoke("prepare", *inputs_args({**gen, "members": tmp_path / "members.parquet"}), "--out", tmp_path / "ds")
     assert r.exit_code == 2 and "duplicate member_id" in r.output and not (tmp_path / "ds").exists()
+
+
+def test_rejoin_refuses_a_dataset_whose_claims_changed(gen, tmp_path):
+    paths = copy_inputs(gen, tmp_path / "in")
+    ds = tmp_path / "ds"
+    assert invoke("prepare", *inputs_args(paths), "--out", ds, "-q").exit_code == 0
+    t = pq.read_table(paths["claims"])
+    pq.write_table(t.slice(1), paths["claims"])  # a line gone
+    r = invoke("prepare", "--dataset", ds, "--catalogue", paths["catalogue"], "--out", tmp_path / "ds2")
+    assert r.exit_code == 2 and "stale" in r.output and "claims" in r.output
+    assert not (tmp_path / "ds2").exists()
