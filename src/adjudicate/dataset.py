@@ -352,14 +352,18 @@ def load_prepared(claims: Sequence, members: Sequence, providers: Sequence, cata
 
 
 def prepare_dataset(claims: Sequence, members: Sequence, providers: Sequence, catalogue: Sequence, out: Path,
-                    timer: Timer | None = None) -> dict:
+                    timer: Timer | None = None, progress=None) -> dict:
     """Read, check and encode the four inputs; write them as a dataset. Returns the manifest."""
     from .engine import read_inputs
 
     timer = timer or Timer()
+    say = progress or (lambda s: None)
+    say("read")
     with timer("read"):
         inputs = read_inputs(claims, members, providers, catalogue)
+    say("encode")
     prep = prepare(inputs, timer)
+    say("write")
     with timer("write"):
         return write_dataset(prep, out, {"claims": claims, "members": members, "providers": providers,
                                          "catalogue": catalogue})

@@ -57,10 +57,11 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
         timer = Timer()
         try:
             if dataset is None:
-                manifest = prepare_dataset(claims, members, providers, catalogue, Path(out), timer)
+                manifest = prepare_dataset(claims, members, providers, catalogue, Path(out), timer, progress)
             else:
                 progress("read")
                 prep, sources = rejoin(Path(dataset), members, providers, catalogue, timer)
+                progress("encode")
                 progress("write")
                 with timer("write"):
                     manifest = write_dataset(prep, Path(out), sources=sources)
