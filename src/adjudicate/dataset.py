@@ -410,4 +410,5 @@ def relink_catalogue(enc: Encoded, claims: Table, catalogue: Table) -> Encoded:
     return replace(enc, cls=cls, item_ratio=item_ratio, max_price=max_price)
 
 
-__all__ = ["DatasetError", "load_prepared", "open_dataset", "prepare_dataset", "read_manifest", "rejoin", "write_dataset"]
+__all__ = ["DatasetError", "load_prepared", "open_dataset", "prepare_dataset", "provenance", "read_manifest", "rejoin",
+           "write_dataset"]

@@ -75,7 +75,8 @@ def split_values(text: str) -> tuple[str, list[str]]:
     return key.strip(), values
 
 
-def variants(base: str, vary: Sequence[str], others: Sequence[str] = (), overrides: Sequence[str] = ()) -> list[Variant]:
+def variants(base: str, vary: Sequence[str], others: Sequence[str] = (),
+             overrides: Sequence[str] = ()) -> list[Variant]:
     """Variant 0 (the baseline: ``base`` + ``overrides``), then the grid of ``vary`` on it, then ``others``.
 
     Every variant is loaded and validated before anything runs; an error names
