@@ -363,12 +363,17 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     own = tmp_path / "rules.toml"
     own.write_text(text.replace(
         "excess_share = 0.50", 'excess_share = { values = { 2000-01-01 = 0.50, 2025-06-01 = { value = 0.60, '
-        'reference = "a 2025 notice" } } }').replace(
+        'reference = "a 2025 notice" } } }'), encoding="utf-8")
+    # the account credit is the policy's [account.credit] now (contract §3: settlement carries the
+    # account over with it), dated like any policy value; the ledger follows it year by year
+    ptext = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
+    own_policy = tmp_path / "policy.toml"
+    own_policy.write_text(ptext.replace(
         "retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-06-01 = 500 } }"),
         encoding="utf-8")
     rules = load_rules(own)
     assert rules.for_settlement(2024).excess_share_bp == 5000 and rules.for_settlement(2025).excess_share_bp == 6000
-    r, out = reconcile(tmp_path, "--rules", own)
+    r, out = reconcile(tmp_path, "--rules", own, "--policy", own_policy)
     assert r.exit_code == 0, r.output
     due = {x["benefit_year"]: x["due"] for x in rows(out, "providers")}
     # 116.7 % of the quota: Q + share × (A − 110 % Q); the 2025 corridor is settled on 2025-12-31
@@ -378,10 +383,11 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["rules"]["in_force_from"] == ["2000-01-01", "2025-06-01"]
     # structure cannot be dated; a bad value names its date
-    own.write_text(text.replace("{ from_age = 36, rate = 0.015 }",
-                                "{ from_age = { values = { 2000-01-01 = 36 } }, rate = 0.015 }"), encoding="utf-8")
-    r, _ = reconcile(tmp_path, "--rules", own)
-    assert r.exit_code == 2 and "account_credit.by_age[1].from_age" in r.output
+    own_policy.write_text(ptext.replace("{ from_age = 36, rate = 0.015 }",
+                                        "{ from_age = { values = { 2000-01-01 = 36 } }, rate = 0.015 }"),
+                          encoding="utf-8")
+    r, _ = reconcile(tmp_path, "--policy", own_policy)
+    assert r.exit_code == 2 and "account.credit.by_age[1].from_age" in r.output
     own.write_text(text.replace("ceiling = 1.20", "ceiling = { values = { 2000-01-01 = 1.20, 2025-01-01 = 1.0 } }"),
                    encoding="utf-8")
     r, _ = reconcile(tmp_path, "--rules", own)

@@ -57,9 +57,13 @@ def datasets(draw) -> Case:
     case = Case()
     members = [f"M{i}" for i in range(draw(st.integers(1, 3)))]
     for m in members:
+        # claims run from 2023 into 2025, so members have several benefit years (and gap years): the
+        # account carries over with each year's credit, by age on 1 January and wage (contract §3)
         case.member(m, category=draw(st.sampled_from(CATEGORIES)), civil_servant=draw(st.booleans()),
                     balance=yuan(draw(st.one_of(st.just(0), st.integers(0, 1_000_000)))),
-                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat())
+                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat(),
+                    birth=draw(st.dates(dt.date(1940, 1, 1), dt.date(2024, 12, 31))).isoformat(),
+                    wage=draw(st.one_of(st.none(), st.just("0"), st.builds(yuan, st.integers(0, 50_000_000)))))
     providers = [f"P{i}" for i in range(draw(st.integers(1, 3)))]
     for p in providers:
         case.provider(p, kind=draw(st.sampled_from(PROVIDER_KINDS)), level=draw(st.integers(0, 3)),
@@ -71,11 +75,12 @@ def datasets(draw) -> Case:
         periods = [("2000-01-01", (split - dt.timedelta(days=1)).isoformat()),
                    ((split + dt.timedelta(days=gap)).isoformat(), None)] if two else [("2000-01-01", None)]
         for start, end in periods:
-            price = draw(st.one_of(st.none(), st.integers(1, 200_000)))
+            # ceilings exact to 0.0001 yuan (contract §1), some on a half fen
+            price = draw(st.one_of(st.none(), st.integers(1, 20_000_000), st.integers(1, 4000).map(lambda k: k * 50)))
             bp = draw(ratios_bp)
             case.item(item, draw(st.sampled_from(CLASSES)), valid_from=start, valid_to=end,
                       ratio=None if bp is None else str(Decimal(bp).scaleb(-4)),
-                      max_price=None if price is None else yuan(price))
+                      max_price=None if price is None else str(Decimal(price).scaleb(-4)))
     ids = draw(st.lists(st.integers(0, 999), min_size=1, max_size=9, unique=True))
     for cid in ids:
         member = draw(st.sampled_from(members + (["MX"] if draw(st.integers(0, 20)) == 0 else [])))
@@ -288,6 +293,11 @@ def policy_docs(draw) -> dict:
                 else:
                     items.append([part])
             doc[f"{bk}.account"] = {"pays": "before_fund", "order": ["+".join(i) for i in items]}
+    pays = any(k.endswith(".account") for k in doc)
+    if pays or draw(st.booleans()):  # required when an account pays (contract §3, schemes.md §9)
+        ages = sorted(set([0] + draw(st.lists(st.integers(1, 120), max_size=3))))
+        doc["account.credit"] = {"retired_amount": money(draw(st.integers(0, 2_000_000))),
+                                 "by_age": [{"from_age": a, "rate": ratio(draw(bp_st))} for a in ages]}
     return doc
 
 
@@ -336,6 +346,8 @@ def dated_policies(draw) -> str:
         elif k.endswith(".direct"):
             for c in list(v):
                 maybe(v, c, ratio(draw(bp_st)))
+        elif k == "account.credit":
+            maybe(v, "retired_amount", money(draw(st.integers(0, 2_000_000))))
     return policy_text(doc)
 
 
@@ -525,7 +537,8 @@ def test_explain_settles_only_the_member(explain_case, monkeypatch):
     from adjudicate import explain as X
     seen = []
     real = X.reference_run
-    monkeypatch.setattr(X, "reference_run", lambda inputs, pol: seen.append(inputs.claims.rows) or real(inputs, pol))
+    monkeypatch.setattr(X, "reference_run",
+                        lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a))
     r = CliRunner().invoke(main, ["explain", "C3", *explain_case, "--policy", "prefecture-employee", "--json"])
     assert r.exit_code == 0, r.output
     assert seen == [1]  # M2 has one line; M1's seven are left out

@@ -129,14 +129,17 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                 const int64_t[::1] quantity, const int8_t[::1] cls,
                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
                 const uint8_t[::1] benefit, const int64_t[::1] class_ratio,
-                bint supplementary_catalogue, int64_t qty_scale,
+                bint supplementary_catalogue, int64_t per_fen,
                 int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
                 int64_t[:, ::1] claim_sums, int64_t start, int64_t stop):
     """Split lines [start, stop) into self_pay / first_self_pay / eligible (schemes.md §1).
 
     ``claim_sums[c]`` accumulates, per claim: total, self_pay, first_self_pay,
     then eligible of classes A, B, special, supplementary. Lines of one claim
-    must not be split across two concurrent calls.
+    must not be split across two concurrent calls. ``max_price`` is in units of
+    0.0001 yuan and ``quantity`` in millionths: ``per_fen`` is how many units
+    of their product make one fen (10**8), so the ceiling is rounded once, on
+    the exact product (contract §1).
     """
     cdef int64_t i, c, amt, over, allowed, fsp, r
     cdef int128 cap
@@ -158,7 +161,7 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             if max_price[i] >= 0 and amt > 0:
                 # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
                 # quantity must not wrap; a ceiling at or above the amount cuts nothing
-                cap = round_div128(<int128>max_price[i] * quantity[i], qty_scale)
+                cap = round_div128(<int128>max_price[i] * quantity[i], per_fen)
                 if cap < amt:
                     over = amt - <int64_t>cap
             allowed = amt - over
@@ -190,7 +193,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   const int64_t[::1] factor, const int8_t[::1] level_row,
                   const int64_t[::1] months, const int64_t[:, ::1] sums,
                   const int8_t[::1] category, const uint8_t[::1] civil_servant,
-                  const int64_t[::1] balance,
+                  const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit,
                   const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
                   const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
                   const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
@@ -207,9 +210,14 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     against each limit (``used``) carries across a period change. Writes ``out[c]``:
     deductible, fund_pool, fund_supplementary, subsidy, account_paid,
     admission ordinal (0 = null).
+
+    The personal account carries over (contract §3): ``balance[m]`` is member
+    m's balance on 1 January of ``base_year``, and ``credit[m, k]`` what is
+    credited to it at the end of ``base_year + k``. Each member-year opens at
+    the previous year's closing plus the credits of the years in between.
     """
-    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0
-    cdef int32_t prev_year = -1
+    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
+    cdef int32_t prev_year = -1, y
     cdef int64_t counters[MAXCOUNTERS]
     cdef int64_t used[MAXLIMITS]
     cdef int64_t e[NCLS]
@@ -225,7 +233,15 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                     counters[k] = 0
                 for k in range(MAXLIMITS):
                     used[k] = 0
-                bal = balance[m]
+                if m != prev_m:
+                    bal = balance[m]
+                    y = base_year
+                else:
+                    y = prev_year
+                while y < year[c]:  # closing of year y, plus its credit, opens y + 1
+                    if 0 <= y - base_year < ncredit:
+                        bal += credit[m, y - base_year]
+                    y += 1
                 ordinal_count = 0
                 prev_m = m
                 prev_year = year[c]

@@ -411,7 +411,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     """
     from .engine import Timer, settle
     from .outputs import atomic_dir, count_rejected_claims
-    from .stream import prepared_parts
+    from .stream import BaseYears, prepared_parts
 
     say = progress or (lambda s: None)
     # both policies, overrides included, are validated before any input is read
@@ -419,32 +419,39 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     policy_b = policy_with_overrides(policies[-1], overrides)
     timer = Timer()
     say("read")
-    parts, rejected_a, rejected_b = [], [], []
     with atomic_dir(out) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
                                                  timer, say) as (digests, preps, ranges):
-        writers: dict[str, pq.ParquetWriter] = {}
-        try:
-            for prep in preps:
-                say("policy A")
-                ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False)
-                say("policy B")
-                rb = settle(prep, policy_b, threads=threads, timer=timer, line_funds=False)
-                say("compare")
-                with timer("compare"):
-                    p = compare_part(prep.enc, ra, rb)
-                with timer("write"):
-                    for name in ("claims", "members"):
-                        table = p.pop(name)
-                        if name not in writers:
-                            writers[name] = pq.ParquetWriter(tmp / f"{'compare' if name == 'claims' else name}"
-                                                             ".parquet", table.schema)
-                        writers[name].write_table(table)
-                parts.append(p)
-                rejected_a += ra.enc.rejected
-                rejected_b += rb.enc.rejected
-        finally:
-            for w in writers.values():
-                w.close()
+        bases = BaseYears(2)
+        while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
+            bases.start()
+            parts, rejected_a, rejected_b = [], [], []
+            writers: dict[str, pq.ParquetWriter] = {}
+            try:
+                for prep in preps():
+                    say("policy A")
+                    ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False, base_year=bases[0])
+                    bases.saw(0, ra)
+                    say("policy B")
+                    rb = settle(prep, policy_b, threads=threads, timer=timer, line_funds=False, base_year=bases[1])
+                    bases.saw(1, rb)
+                    say("compare")
+                    with timer("compare"):
+                        p = compare_part(prep.enc, ra, rb)
+                    with timer("write"):
+                        for name in ("claims", "members"):
+                            table = p.pop(name)
+                            if name not in writers:
+                                writers[name] = pq.ParquetWriter(
+                                    tmp / f"{'compare' if name == 'claims' else name}.parquet", table.schema)
+                            writers[name].write_table(table)
+                    parts.append(p)
+                    rejected_a += ra.enc.rejected
+                    rejected_b += rb.enc.rejected
+            finally:
+                for w in writers.values():
+                    w.close()
+            if not bases.again():
+                break
         say("write")
         part, d_cash = summarise(parts)
         summary = {

@@ -19,13 +19,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import _core
+from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
+from .money import PRICE_SCALE
 from .policy import Compiled, Policy, compile_policy
 from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
 
 #: Output columns of the claim kernel (``_core.settle_claims``).
 DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
+#: Units of max_unit_price (0.0001 yuan) × quantity (millionths) in one fen.
+PRICE_QTY_PER_FEN = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 #: Columns of ``claim_sums`` (``_core.split_lines``).
 TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = 0, 1, 2, 3
 
@@ -65,6 +69,8 @@ class Result:
     line_pool: np.ndarray | None  # None when adjudicate(line_funds=False)
     line_supp: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: The year on whose 1 January members.account_balance stands (contract §3); None: no claims settled
+    base_year: int | None = None
     #: which claims of the prepared inputs were settled (None: all); the rest were rejected by this policy
     kept: np.ndarray | None = None
 
@@ -143,25 +149,29 @@ def prepare(inputs: Inputs, timer: Timer | None = None) -> Prepared:
 
 def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
                timer: Timer | None = None, progress: Callable[[str], None] | None = None,
-               line_funds: bool = True) -> Result:
+               line_funds: bool = True, base_year: int | None = None) -> Result:
     """Adjudicate every claim of ``inputs`` under ``policy`` (:func:`prepare`, then :func:`settle`).
 
     ``line_funds=False`` skips allocating the fund amounts to lines (for runs
     that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
-    then None.
+    then None. ``base_year`` is the year on whose 1 January the members'
+    ``account_balance`` stands (contract §3); by default the earliest benefit
+    year of the claims settled here. A caller settling part of a run (one
+    member range, one member) passes the whole run's.
     """
     timer = timer or Timer()
     (progress or (lambda s: None))("encode")
-    return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds)
+    return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds, base_year)
 
 
 def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Timer | None = None,
-           progress: Callable[[str], None] | None = None, line_funds: bool = True) -> Result:
+           progress: Callable[[str], None] | None = None, line_funds: bool = True,
+           base_year: int | None = None) -> Result:
     """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
 
     ``prep`` is not changed, so one preparation serves any number of policies
     (compare, sweep). ``Result.kept`` says which of ``prep.enc``'s claims were
-    settled (None: all of them).
+    settled (None: all of them). ``base_year`` as for :func:`adjudicate`.
     """
     timer = timer or Timer()
     threads = threads or default_threads()
@@ -179,9 +189,12 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
         enc, keep, sums, lines = _split(enc, benefit, compiled, period, threads)
         if keep is not None:
             benefit, factor, period = benefit[keep], factor[keep], period[keep]
-        paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads)
+        if base_year is None:
+            base_year = first_year(enc)
+        paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
     if not line_funds:
-        return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t, keep)
+        return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t,
+                      base_year, keep)
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
@@ -195,7 +208,25 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
             _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
             _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
         _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, keep)
+    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year,
+                  keep)
+
+
+def first_year(enc: Encoded) -> int | None:
+    """The earliest benefit year of the claims of ``enc`` (None when there are none)."""
+    return int(enc.year.min()) if len(enc.year) else None
+
+
+def settled_base_year(inputs: Inputs, policy: Policy, threads: int | None = None) -> int | None:
+    """The base year B of a run on ``inputs`` (contract §3): the earliest benefit year of the
+    claims it settles, i.e. after every rejection (``negative_claim_total`` included). Encodes
+    and splits the lines, settles nothing (for ``explain``, which settles one member)."""
+    threads = threads or default_threads()
+    enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    period = policy.period_index(enc.settle_date)
+    benefit, _ = benefit_factors(policy, enc, inputs.providers, period)
+    enc = _split(enc, benefit, compile_policy(policy), period, threads)[0]
+    return first_year(enc)
 
 
 def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -228,7 +259,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
 
     def run(a: int, b: int) -> None:
         _core.split_lines(enc.line_claim, enc.amount, enc.quantity, cls, item_ratio, enc.max_price,
-                          ben8, class_ratio, supp_cat, 10**QUANTITY_SCALE,
+                          ben8, class_ratio, supp_cat, PRICE_QTY_PER_FEN,
                           self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
     _parallel(run, ranges, threads)
     negative = np.empty(nc, np.uint8)
@@ -249,19 +280,23 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
 
 
 def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.ndarray, sums: np.ndarray,
-            compiled: Compiled, members: Table, threads: int) -> np.ndarray:
+            compiled: Compiled, members: Table, threads: int, policy: Policy, base_year: int | None) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
     out = np.zeros((len(enc.member), 6), np.int64)
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
     civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
     balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)
+    # the credits of the years from B to this input's last, per member (contract §3)
+    base = base_year if base_year is not None else 0
+    last = max(int(enc.year.max()), base) if len(enc.year) else base
+    credit = member_credits(members, policy, base, last)
     ben8 = np.ascontiguousarray(benefit).view(np.uint8)
     c = compiled
 
     def run(a: int, b: int) -> None:
-        _core.settle_claims(enc.member, enc.year, period, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
-                            category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
-                            c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
+        _core.settle_claims(enc.member, enc.year, period, enc.setting, ben8, factor, enc.level_row, enc.months,
+                            sums, category, civil, balance, base, credit, c.block_of_setting, c.B, c.band_from,
+                            c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)
     _parallel(run, chunks_by_member(enc.member, threads), threads)
     return out

@@ -2,7 +2,9 @@
 
 Only the claim's member is settled: the claims table is cut down to that
 member's lines (the year so far matters, other members do not), encoded as in
-a full run, and settled by :mod:`reference`, whose trace names the policy key
+a full run, and settled by :mod:`reference`, from the run's base year (the
+earliest benefit year of all the claims read, contract §3, so the account
+opens as in the run), whose trace names the policy key
 behind every number. The kernel settles the same lines too, and the report
 says whether the two agree (they must; a disagreement is a bug).
 """
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .inputs import InputError, Table
+from .money import price_text
 from .policy import Policy
 from .reference import (AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run)
 from .schema import CLASSES, REFERRALS
@@ -100,7 +103,7 @@ def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
             "class": CLASSES[int(cat["class"][r])],
             "first_self_pay_ratio": None if cat.nulls["first_self_pay_ratio"][r]
             else ratio(int(cat["first_self_pay_ratio"][r])),
-            "max_unit_price": None if cat.nulls["max_unit_price"][r] else yuan(int(cat["max_unit_price"][r])),
+            "max_unit_price": None if cat.nulls["max_unit_price"][r] else price_text(int(cat["max_unit_price"][r])),
             "valid_from": _day(cat["valid_from"][r]),
             "valid_to": None if cat.nulls["valid_to"][r] else _day(cat["valid_to"][r]),
         }
@@ -148,7 +151,7 @@ def _value(value, unit: str):
 
 
 def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
-             provider_row: int, kernel: dict[str, Any], pol: Policy) -> dict:
+             provider_row: int, kernel: dict[str, Any], pol: Policy, base_year: int | None) -> dict:
     day = res.settle_date
     m = member_at(inputs.members, member_row)
     p = provider_at(inputs.providers, provider_row)
@@ -168,7 +171,8 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
     return {
         "status": "settled",
         "member": {"member_id": m.member_id, "category": m.category, "civil_servant": m.civil_servant,
-                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen)},
+                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen),
+                   "account_base_year": base_year},
         "provider": {"provider_id": p.provider_id, "kind": p.kind, "level": p.level, "designated": p.designated,
                      "local": p.local, "deductible_level_row": res.level_row},
         "claim": {"setting": res.setting, "settle_date": res.settle_date.isoformat(), "benefit_year": res.year,
@@ -180,6 +184,8 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
         "year_so_far": {
             "admissions_before": before.get("admissions", 0),
             "admission_ordinal": res.ordinal,
+            "account_opening": yuan(before.get("opening")),
+            "account_opening_how": before.get("opening_note"),
             "account_balance": yuan(before.get("balance")),
             "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
             "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"]),
@@ -200,15 +206,22 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     """The report on one claim, as plain data (what ``--json`` prints); the inputs may be a prepared dataset."""
     from . import policy as P
     from .dataset import open_dataset
-    from .engine import Inputs, adjudicate, read_inputs
+    from .engine import Inputs, adjudicate, read_inputs, settle, settled_base_year
     from .outputs import claim_amounts
 
     pol = policy if isinstance(policy, Policy) else P.load(policy)
-    full = open_dataset(Path(dataset)).inputs if dataset is not None else read_inputs(claims, members, providers,
-                                                                                       catalogue)
+    if dataset is not None:
+        prep = open_dataset(Path(dataset))
+        full = prep.inputs
+        # the account balance stands on 1 January of the run's base year: the kernel on the prepared claims
+        base_year = settle(prep, pol, threads=1, line_funds=False).base_year
+    else:
+        full = read_inputs(claims, members, providers, catalogue)
+        # the account balance stands on 1 January of the run's base year, found on every claim read
+        base_year = settled_base_year(full, pol)
     mask = member_lines(full.claims, claim_id)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
-    ref = reference_run(inputs, pol)
+    ref = reference_run(inputs, pol, base_year)
     report: dict[str, Any] = {"claim_id": claim_id,
                               "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path),
                                          "in_force_from": [d.isoformat() for d in
@@ -221,7 +234,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
     res = ref.claims[pos]
     # the kernel on the same lines: it must agree with the reference
-    result = adjudicate(inputs, pol, threads=1)
+    result = adjudicate(inputs, pol, threads=1, base_year=base_year)
     kpos = result.enc.claim_id.to_pylist().index(claim_id)
     k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}
     k_ordinal = int(result.settle[kpos, 5]) or None
@@ -232,7 +245,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     cl = inputs.claims
     claim_rows = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(cl["claim_id"], claim_id), False)))
     report.update(_settled(res, _catalogue_rows(inputs, claim_rows), inputs, int(ref.enc.member[pos]),
-                           int(ref.enc.provider[pos]), kernel, pol))
+                           int(ref.enc.provider[pos]), kernel, pol, base_year))
     first = int(claim_rows[0])
     ref_code = int(cl["referral"][first])
     report["claim"].update(admit_date=_day(cl["admit_date"][first]),
@@ -291,7 +304,7 @@ def render(report: dict, console=None) -> None:
     m, p, c, b = report["member"], report["provider"], report["claim"], report["benefit"]
     say(f"member {m['member_id']}: {m['category']}, civil servant {'yes' if m['civil_servant'] else 'no'}, "
               f"enrolled since {m['enrolled_since']} ({c['enrolment_months']} months at settlement), "
-              f"account {m['account_balance']} at the start of the year")
+              f"account {m['account_balance']} on 1 January {m['account_base_year']} (the run's base year)")
     say(f"provider {p['provider_id']}: {p['kind']}, level {p['level']} (deductible row "
               f"{p['deductible_level_row']}), {'designated' if p['designated'] else 'not designated'}, "
               f"{'local' if p['local'] else 'not local'}")
@@ -330,6 +343,9 @@ def render(report: dict, console=None) -> None:
         t.add_row(f"{lim['role']} '{lim['limit']}' in force", lim["amount"], lim["key"], in_force_text(lim["in_force"]))
         t.add_row("  paid against it this year", lim["used"], "", "")
         t.add_row("  room", lim["room"], "", "")
+    t.add_row(f"account opening on 1 January {c['benefit_year']}", y["account_opening"],
+              "account.credit" if "credit" in (y["account_opening_how"] or "") else "", "")
+    t.add_row(f"  = {y['account_opening_how']}", "", "", "")
     t.add_row("account balance", y["account_balance"], "", "")
     con.print(t)
 

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -171,6 +171,8 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
         "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path),
                    **({"in_force_from": [d.isoformat() for d in (r.policy.valid_from,) + r.policy.changes]}
                       if r.policy.valid_from else {})},
+        # members.account_balance is the balance on 1 January of this year (contract §3)
+        "account_base_year": r.base_year,
         "counts": {
             "input_lines": input_lines,
             "input_claims": r.enc.input_claims,
@@ -262,9 +264,12 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True, extra: dict | None = None) -> dict:
-    """Write every output of contract §4 into ``out`` atomically; return the summary
-    (with ``extra`` keys added, e.g. the dataset a run came from)."""
+              with_lines: bool = True, extra: dict[str, Callable[[Path], dict]] | None = None) -> dict:
+    """Write every output of contract §4 into ``out`` atomically; return the summary.
+
+    ``extra`` maps a summary key to a function that writes more files into the
+    same temporary folder (``run --audit``) and returns that key's summary.
+    """
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
@@ -278,6 +283,7 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
                 lines.result()
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
-        s.update(extra or {})
+        for key, write in (extra or {}).items():
+            s[key] = write(tmp)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s

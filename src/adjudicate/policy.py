@@ -53,6 +53,8 @@ DATABLE = re.compile(r"^(?:" + "|".join([
     r"blocks\.[^.]+\.direct\.[^.\[\]]+",
     r"blocks\.[^.]+\.supplementary\.rate",
     r"blocks\.[^.]+\.subsidy\.civil_servant(?:\.in_service|\.retired)?",
+    r"account\.credit\.retired_amount",
+    r"account\.credit\.by_age\[\d+\]\.rate",
 ]) + r")$")
 
 
@@ -143,6 +145,16 @@ class Block:
 
 
 @dataclass(frozen=True)
+class AccountCredit:
+    """The personal account's yearly credit (划入), schemes.md §9: ``[account.credit]``."""
+
+    retired_fen: int  # a fixed amount a year for retired members
+    age_from: tuple[int, ...]  # age bands (whole years on 1 January of the next year), from 0, rising
+    age_rate_bp: tuple[int, ...]  # share of prior_year_wage in each band
+    key: str = "account.credit"
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     version: str
@@ -156,6 +168,7 @@ class Policy:
     blocks: tuple[Block, ...]
     block_of_setting: dict[str, Block] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    account_credit: AccountCredit | None = None  # None: the policy credits nothing
     #: Every cited or dated value of the file, by key (dated.Series).
     series: dict[str, dated.Series] = field(default_factory=dict)
     #: The first day every dated value is defined (None: nothing is dated, in force always) ...
@@ -389,7 +402,7 @@ class _Reader(KeyLocator):
 
     # -- sections -------------------------------------------------------------
     def policy(self, doc: dict) -> Policy:
-        self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks"})
+        self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks", "account"})
         meta = self.table(self.require(doc, "policy", "policy"), "policy")
         self.only(meta, "policy", {"name", "version", "title", "source", "notes"})
         for k in ("name", "version", "title", "source"):
@@ -430,8 +443,42 @@ class _Reader(KeyLocator):
         counters = {b.counter for b in blocks if b.counter}
         if len(counters) > MAX_COUNTERS:
             raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
+        credit = self.account_credit(doc, blocks, params)
         return Policy(meta["name"], meta["version"], meta["title"], meta["source"], self.path,
-                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes))
+                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes), credit)
+
+    def account_credit(self, doc: dict, blocks: tuple[Block, ...], params) -> AccountCredit | None:
+        """``[account.credit]``: required when a block pays from the personal account (the
+        balance carries over the years, contract §3), optional otherwise."""
+        pays = [b.name for b in blocks if b.account != "none"]
+        if "account" not in doc:
+            if pays:
+                raise self.error("account.credit", f"missing: block {pays[0]!r} pays from the personal account, "
+                                 "so the policy must say what is credited to it each year (schemes.md §9)")
+            return None
+        acc = self.table(doc["account"], "account")
+        self.only(acc, "account", {"credit"})
+        c = self.table(self.require(acc, "credit", "account"), "account.credit")
+        self.only(c, "account.credit", {"retired_amount", "by_age"})
+        retired = self.amount(self.require(c, "retired_amount", "account.credit"), "account.credit.retired_amount",
+                              params)
+        bands = self.require(c, "by_age", "account.credit")
+        if not isinstance(bands, list) or not bands:
+            raise self.error("account.credit.by_age", "expected a non-empty list of { from_age = …, rate = … }")
+        ages: list[int] = []
+        rates: list[int] = []
+        for i, b in enumerate(bands):
+            key = f"account.credit.by_age[{i}]"
+            b = self.table(b, key)
+            self.only(b, key, {"from_age", "rate"})
+            age = self.require(b, "from_age", key)
+            if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 200:
+                raise self.error(f"{key}.from_age", f"expected a whole age in years 0..200, got {self._show(age)}")
+            if (i == 0 and age != 0) or (i > 0 and age <= ages[-1]):
+                raise self.error(f"{key}.from_age", "age bands start at 0 and rise strictly")
+            ages.append(age)
+            rates.append(self.rate(self.require(b, "rate", key), f"{key}.rate"))
+        return AccountCredit(retired, tuple(ages), tuple(rates))
 
     def rules(self, v: Any, key: str) -> tuple[BenefitRule, ...]:
         if not isinstance(v, list) or not v:

@@ -309,9 +309,14 @@ def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array,
     except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
         return None
     old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
+    # the earlier run's base year (contract §3: the year its account balances stand on)
+    base = prev_summary["account_base_year"] if "account_base_year" in prev_summary \
+        else settle(old, policy, threads=threads, line_funds=False).base_year
+    if base != r.base_year:  # every member's account may have moved: compare every claim
+        return None
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
-    before = settle(old, policy, threads=threads, timer=Timer())
+    before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
     prev_claims = claim_fen_table(before).select(["claim_id", "member_id", "settle_date", *AMOUNTS])
     member_rows = lookup(changed, member_ids)
     positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
@@ -412,7 +417,7 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
     r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
-    extra = {"dataset": provenance(Path(dataset), policy)} if dataset is not None else None
+    extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
     # current/ is written on a thread while the adjustments are found (Parquet writing releases the GIL)
     pool = ThreadPoolExecutor(1, thread_name_prefix="adjudicate-write")
     writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
@@ -439,7 +444,8 @@ def _adjustments(prev_folder: Path, prev_summary: dict | None, prep, r, dataset:
             if changed is not None:
                 found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
                                      rejected_ids, cur_totals, policy, threads)
-                why = "" if found is not None else "the previous totals and the changed members do not reconcile"
+                why = "" if found is not None else \
+                    "the base year changed, or the previous totals and the changed members do not reconcile"
     else:
         why = "the inputs are files, not a dataset"
     incremental = {"used": True, "members_compared": len(changed)} if found is not None else \
@@ -463,14 +469,16 @@ def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, 
     with timer("read_previous"):
         prev = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
     has_lines = (prev_folder / "lines.parquet").is_file()
-    used = np.zeros(prev.num_rows, bool)
-    parts_adj: list[pa.Table] = []
-    cur_lines: list[pa.Table] = []
-    deltas = {k: 0 for k in AMOUNTS}
-    rejected: list[str] = []
     none = pa.array([], pa.string())
+    st: dict[str, Any] = {}
 
     def each(r) -> None:
+        if r is None:  # a pass over the ranges starts (again): forget an earlier pass
+            st.update(used=np.zeros(prev.num_rows, bool), parts=[], lines=[], rejected=[],
+                      deltas={k: 0 for k in AMOUNTS})
+            return
+        used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
+            st["deltas"]
         cur = claim_fen_table(r).select(prev.column_names)
         hit = np.asarray(pc.is_in(prev["claim_id"], value_set=cur["claim_id"].combine_chunks()), bool) \
             if prev.num_rows else np.zeros(0, bool)
@@ -488,6 +496,8 @@ def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, 
     current = run_streaming(claims, members, providers, catalogue, policy, current_dir, parts, threads, True,
                             say, each=each)
     timer.t["adjudicate"] = sum(current["timings_seconds"].values())
+    used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
+        st["deltas"]
     with timer("adjustments"):
         gone = prev.filter(pa.array(~used))
         adj, d = claim_adjustments(gone, prev.slice(0, 0), pa.array(sorted(set(rejected)), pa.string()))

@@ -8,6 +8,9 @@ REFERRALS = ("referred", "emergency")
 CATEGORIES = ("in_service", "retired")
 PROVIDER_KINDS = ("community", "hospital", "pharmacy", "other")
 CLASSES = ("A", "B", "special", "supplementary", "excluded")
+#: Optional catalogue column ``item_kind`` (药品 / 诊疗项目 / 服务设施 / 医用耗材, and goods
+#: that are none of them: 保健品, 生活日用品); read only by ``adjudicate audit``.
+ITEM_KINDS = ("drug", "treatment", "facility", "material", "other")
 #: Line class codes inside the engine: the catalogue classes, then 'unknown'.
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
@@ -28,10 +31,12 @@ REJECT_REASONS = (
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # string | int | date | bool | enum | amount | ratio | quantity
+    kind: str  # string | int | date | bool | enum | amount | price | ratio | quantity
     nullable: bool = False
     enum: tuple[str, ...] = ()
     int_range: tuple[int, int] | None = None
+    #: A negative value is an input error (a ceiling or a balance below zero means nothing).
+    nonnegative: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ CLAIMS = TableSpec(
         Column("discharge_date", "date", nullable=True),
         Column("item_code", "string"),
         Column("quantity", "quantity"),
-        Column("unit_price", "amount"),
+        Column("unit_price", "price"),  # may be negative, like amount, on a refund line
         Column("amount", "amount"),
         Column("diagnosis", "string", nullable=True),
     ),
@@ -77,7 +82,7 @@ MEMBERS = TableSpec(
         Column("category", "enum", enum=CATEGORIES),
         Column("civil_servant", "bool"),
         Column("enrolled_since", "date"),
-        Column("account_balance", "amount"),
+        Column("account_balance", "amount", nonnegative=True),
         Column("prior_year_wage", "amount", nullable=True),
     ),
     key=("member_id",),
@@ -103,9 +108,10 @@ CATALOGUE = TableSpec(
         Column("name", "string", nullable=True),
         Column("class", "enum", enum=CLASSES),
         Column("first_self_pay_ratio", "ratio", nullable=True),
-        Column("max_unit_price", "amount", nullable=True),
+        Column("max_unit_price", "price", nullable=True, nonnegative=True),
         Column("valid_from", "date"),
         Column("valid_to", "date", nullable=True),
+        Column("item_kind", "enum", nullable=True, enum=ITEM_KINDS),
     ),
 )
 

@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Prepared, Result, Timer, adjudicate, prepare
+from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -206,11 +206,13 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None,
-                  each: Callable[[Result], None] | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None, audit=None,
+                  each: Callable[[Result | None], None] | None = None) -> dict:
     """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
 
-    ``each`` is called with every range's result once it is written (readjudicate compares it then)."""
+    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range.
+    ``each`` is called with every range's result once it is written (readjudicate compares it
+    then), and with None when a pass over the ranges starts again (see ``_settle_partitions``)."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
@@ -229,7 +231,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
             split = part.split_claims()
         with atomic_dir(out) as folder:
             return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say, each)
+                                      threads, with_lines, timer, digests, say, audit, each)
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
@@ -277,12 +279,14 @@ def iter_claim_partitions(part: Partitioner, split: pa.Array, claim_files: list[
 
 @contextmanager
 def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths, parts: int,
-                timer: Timer, say: Callable[[str], None]) -> Iterator[tuple[Inputs, dict, Iterator[Inputs]]]:
+                timer: Timer, say: Callable[[str], None]
+                ) -> Iterator[tuple[Inputs, dict, Callable[[], Iterator[Inputs]]]]:
     """Read the small tables and cut the claims into ``parts`` member ranges in a temporary folder.
 
-    Yields (the small tables as Inputs without claims, the input digests, an
-    iterator of each range's Inputs in settlement order, orphans last; when
-    there are no claims at all, the one empty claims table).
+    Yields (the small tables as Inputs without claims, the input digests, a
+    function giving an iterator of each range's Inputs in settlement order,
+    orphans last, as often as asked; when there are no claims at all, the one
+    empty claims table).
     """
     claim_files = expand_paths(claim_paths, "claims")
     with timer("read"):
@@ -308,65 +312,75 @@ def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths,
                     say(f"partition {k + 1}/{part.parts}")
             if not seen:
                 yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
-        yield Inputs(None, members, providers, catalogue), digests, each()  # type: ignore[arg-type]
+        yield Inputs(None, members, providers, catalogue), digests, each  # type: ignore[arg-type]
 
 
 @contextmanager
 def prepared_parts(claims, members, providers, catalogue, dataset: Path | None, partitions: int, timer: Timer,
-                   say: Callable[[str], None]) -> Iterator[tuple[dict, Iterator[Prepared], int]]:
+                   say: Callable[[str], None]) -> Iterator[tuple[dict, Callable[[], Iterator[Prepared]], int]]:
     """The prepared inputs of a command, whole (a dataset, or ``partitions`` ≤ 1) or one member range at a
-    time (``partitions`` > 1; 0 chooses from the input size): (input digests, iterator of Prepared in
-    settlement order, the number of member ranges). Members are independent, so results computed part by
-    part add up."""
+    time (``partitions`` > 1; 0 chooses from the input size): (input digests, a function giving an
+    iterator of Prepared in settlement order, as often as asked, the number of member ranges). Members
+    are independent, so results computed part by part add up, given the run's base year (see
+    :class:`BaseYears`)."""
     from .dataset import load_prepared
 
     if dataset is None and partitions == 0:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if dataset is not None or partitions <= 1:
         prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
-        yield prep.digests, iter([prep]), 1
+        yield prep.digests, lambda: iter([prep]), 1
         return
     with partitioned(claims, members, providers, catalogue, partitions, timer, say) as (_, digests, parts):
-        yield digests, (prepare(inputs, timer) for inputs in parts), partitions
+        yield digests, lambda: (prepare(inputs, timer) for inputs in parts()), partitions
+
+
+class BaseYears:
+    """The base year B of each of several policies settled range by range (contract §3: the earliest
+    year of all the run's settled claims), as ``_settle_partitions`` finds it: each range settles with
+    B as known so far (the first range's own at first); if a later range settles an earlier year, the
+    pass is done again with the true B (``again``)."""
+
+    def __init__(self, n: int):
+        self.given: list[int | None] = [None] * n
+
+    def start(self) -> None:
+        self.used, self.earliest = list(self.given), [None] * len(self.given)
+
+    def __getitem__(self, i: int) -> int | None:
+        return self.used[i]
+
+    def saw(self, i: int, r: Result) -> None:
+        if self.used[i] is None:
+            self.used[i] = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+            self.earliest[i] = first
+
+    def again(self) -> bool:
+        """Whether the pass must be done again (then with the true base years)."""
+        wrong = any(e is not None and e != u for e, u in zip(self.earliest, self.used))
+        if wrong:
+            self.given = [e if e is not None else u for e, u in zip(self.earliest, self.used)]
+        return wrong
 
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say,
-                       each: Callable[[Result], None] | None = None) -> dict:
-    writers: dict[str, pq.ParquetWriter] = {}
-    rejected: list[tuple] = []
-    totals: dict[str, int] = {}
-    counts = {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
-    last = None
-
-    def one(claims: Table) -> Result:
-        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines, rejected, totals,
-                 counts)
-        if each is not None:
-            each(r)
-        return r
-
-    def append(name: str, table: pa.Table) -> None:
-        if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
-                                             **parquet_options(table.schema))
-        writers[name].write_table(table)
-
-    try:
-        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
-            if k == part.parts:
-                before = counts["settled_claims"]
-                last = one(claims) or last
-                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
-                    raise RuntimeError("a claim without a known, consistent member was settled")
-                continue
-            last = one(claims)
-            say(f"partition {k + 1}/{part.parts}")
-        if last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            last = one(load(CLAIMS, claim_files))
-    finally:
-        for w in writers.values():
-            w.close()
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None,
+                       each: Callable[[Result | None], None] | None = None) -> dict:
+    # The personal account stands on 1 January of the run's base year B, the earliest year of all
+    # its settled claims (contract §3). B is taken from the first partition with settled claims and
+    # checked on every later one; in the rare case that a later partition settles an earlier year,
+    # the outputs are written again with the true B (which claims settle does not depend on B).
+    base = None
+    while True:
+        state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
+                             with_lines, timer, say, base, audit, each)
+        if state["earliest"] is None or state["earliest"] == state["base"]:
+            break
+        base = state["earliest"]
+        say(f"base year {base}: again")
+    rejected, totals, counts, last = state["rejected"], state["totals"], state["counts"], state["last"]
     write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
     s = summary(last, digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
@@ -378,15 +392,73 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
     s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
     s["partitions"] = part.parts
+    if audit is not None:
+        s["audit"] = audit.finish()
     s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
     (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s
 
 
+def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
+                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None,
+                 each: Callable[[Result | None], None] | None = None) -> dict:
+    """Settle every partition with base year ``base`` (None: the first partition's), writing the
+    outputs anew; returns the totals, the base used and the earliest year settled."""
+    for name in ("settlements", "lines"):
+        (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    if audit is not None:
+        audit.start(folder)  # anew, like the outputs
+    if each is not None:
+        each(None)  # anew too
+    writers: dict[str, pq.ParquetWriter] = {}
+    st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
+                                                     "settled_lines": 0},
+          "last": None, "base": base, "earliest": None}
+    rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
+
+    def append(name: str, table: pa.Table) -> None:
+        if name not in writers:
+            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
+                                             **parquet_options(table.schema))
+        writers[name].write_table(table)
+
+    def one(claims: Table) -> Result:
+        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
+                 rejected, totals, counts, st["base"], audit)
+        if st["base"] is None:
+            st["base"] = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (st["earliest"] is None or first < st["earliest"]):
+            st["earliest"] = first
+        if each is not None:
+            each(r)
+        return r
+
+    try:
+        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+            if k == part.parts:  # the orphans
+                before = counts["settled_claims"]
+                st["last"] = one(claims) or st["last"]
+                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+                    raise RuntimeError("a claim without a known, consistent member was settled")
+                continue
+            st["last"] = one(claims)
+            say(f"partition {k + 1}/{part.parts}")
+        if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
+            st["last"] = one(load(CLAIMS, claim_files))
+    finally:
+        for w in writers.values():
+            w.close()
+    return st
+
+
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts) -> Result:
-    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
-                   line_funds=with_lines)
+         rejected, totals, counts, base_year: int | None = None, audit=None) -> Result:
+    inputs = Inputs(claims, members, providers, catalogue)
+    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
+    if audit is not None:
+        with timer("audit"):
+            audit.add(r, inputs)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:
@@ -401,4 +473,5 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     return r
 
 
-__all__ = ["run_streaming", "auto_partitions", "count_lines", "partitioned", "LINES_PER_PARTITION"]
+__all__ = ["run_streaming", "auto_partitions", "count_lines", "partitioned", "prepared_parts", "BaseYears",
+           "LINES_PER_PARTITION"]

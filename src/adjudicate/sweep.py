@@ -104,7 +104,7 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
     """
     from .engine import Timer, settle
     from .outputs import atomic_dir, count_rejected_claims
-    from .stream import prepared_parts
+    from .stream import BaseYears, prepared_parts
 
     say = progress or (lambda s: None)
     if deltas_for is not None and not 0 < deltas_for < len(variants_):
@@ -112,48 +112,56 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
     timer = Timer()
     say("read")
     k = len(variants_)
-    totals = [{a: 0 for a in AMOUNTS} for _ in range(k)]
-    settled = [0] * k
-    rejected: list[list[tuple]] = [[] for _ in range(k)]
-    d_cash: list[list[np.ndarray]] = [[] for _ in range(k)]
-    d_paid: list[list[np.ndarray]] = [[] for _ in range(k)]
-    deltas_parts: list[dict] = []
     with atomic_dir(Path(out)) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
                                                        timer, say) as (digests, preps, ranges):
-        writer = None
-        try:
-            for prep in preps:
-                n = len(prep.enc.member)
-                base = base_amounts = base_kept = None
-                for i, v in enumerate(variants_):
-                    say(f"variant {i}")
-                    r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False)
-                    with timer("compare"):
-                        amounts, kept = aligned_amounts(n, r)
-                        if base is None:
-                            base, base_amounts, base_kept = r, amounts, kept
-                        # members as compare counts them: of the claims settled under the baseline or the variant
-                        u = np.flatnonzero(base_kept | kept)
-                        dc, dp = member_deltas(prep.enc.member[u],
-                                               {a: base_amounts[a][u] for a in ("cash_paid", "account_paid")},
-                                               {a: amounts[a][u] for a in ("cash_paid", "account_paid")})
-                        d_cash[i].append(dc)
-                        d_paid[i].append(dp)
-                        for a in AMOUNTS:
-                            totals[i][a] += int(amounts[a].sum())
-                        settled[i] += len(r.enc.member)
-                        rejected[i] += r.enc.rejected
-                    if i == deltas_for:
-                        with timer("write"):
-                            p = compare_part(prep.enc, base, r)
-                            if writer is None:
-                                writer = pq.ParquetWriter(tmp / "members.parquet", p["members"].schema)
-                            writer.write_table(p.pop("members"))
-                            del p["claims"]
-                            deltas_parts.append(p)
-        finally:
-            if writer is not None:
-                writer.close()
+        bases = BaseYears(k)
+        while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
+            bases.start()
+            totals = [{a: 0 for a in AMOUNTS} for _ in range(k)]
+            settled = [0] * k
+            rejected: list[list[tuple]] = [[] for _ in range(k)]
+            d_cash: list[list[np.ndarray]] = [[] for _ in range(k)]
+            d_paid: list[list[np.ndarray]] = [[] for _ in range(k)]
+            deltas_parts: list[dict] = []
+            writer = None
+            try:
+                for prep in preps():
+                    n = len(prep.enc.member)
+                    base = base_amounts = base_kept = None
+                    for i, v in enumerate(variants_):
+                        say(f"variant {i}")
+                        r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False,
+                                   base_year=bases[i])
+                        bases.saw(i, r)
+                        with timer("compare"):
+                            amounts, kept = aligned_amounts(n, r)
+                            if base is None:
+                                base, base_amounts, base_kept = r, amounts, kept
+                            # members as compare counts them: of the claims settled under the baseline or the
+                            # variant
+                            u = np.flatnonzero(base_kept | kept)
+                            dc, dp = member_deltas(prep.enc.member[u],
+                                                   {a: base_amounts[a][u] for a in ("cash_paid", "account_paid")},
+                                                   {a: amounts[a][u] for a in ("cash_paid", "account_paid")})
+                            d_cash[i].append(dc)
+                            d_paid[i].append(dp)
+                            for a in AMOUNTS:
+                                totals[i][a] += int(amounts[a].sum())
+                            settled[i] += len(r.enc.member)
+                            rejected[i] += r.enc.rejected
+                        if i == deltas_for:
+                            with timer("write"):
+                                p = compare_part(prep.enc, base, r)
+                                if writer is None:
+                                    writer = pq.ParquetWriter(tmp / "members.parquet", p["members"].schema)
+                                writer.write_table(p.pop("members"))
+                                del p["claims"]
+                                deltas_parts.append(p)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if not bases.again():
+                break
         say("write")
         rows: list[dict[str, Any]] = []
         for i, v in enumerate(variants_):

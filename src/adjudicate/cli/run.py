@@ -18,9 +18,14 @@ from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
+@click.option("--audit", "with_audit", is_flag=True,
+              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
+                   "(streaming runs too, range by range).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions,
-        quiet) -> None:
+def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions, with_audit,
+        rules_file, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -28,22 +33,30 @@ def run(claims, members, providers, catalogue, dataset, policy_name, out, thread
       adjudicate run --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
+      adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
     \b
       # from a prepared dataset (adjudicate prepare): no decoding
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
     """
+    if rules_file and not with_audit:
+        raise click.UsageError("--rules is the audit rules file: give it with --audit")
     with errors():
         check_inputs(claims, members, providers, catalogue, dataset)
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions, dataset)
+                 partitions, dataset, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
             show_summary(s, Path(out))
+            if "audit" in s:
+                from .audit import show_audit
+                show_audit(s["audit"])
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1, dataset: str | None = None) -> dict:
+         quiet: bool, partitions: int = 1, dataset: str | None = None,
+         audit_rules: str | bool | None = None) -> dict:
+    """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
     from ..dataset import open_dataset, provenance
     from ..engine import Timer, adjudicate, read_inputs, settle
@@ -52,32 +65,46 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     from ..stream import auto_partitions, run_streaming
 
     policy = P.load(policy_name)
+    rules = None
+    if audit_rules is not None:
+        from ..audit import load_audit_rules
+        rules = load_audit_rules(None if audit_rules is True else audit_rules)
     if partitions == 0 and dataset is None:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
         try:
+            audit = None
+            if rules is not None:
+                from ..audit import StreamingAudit
+                audit = StreamingAudit(rules, threads)
             return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress)
+                                 with_lines, progress, audit=audit)
         finally:
             progress.close()
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
     try:
         progress("read")
-        extra = None
+        extra = {}
         if dataset is not None:
             with timer("read"):
                 prep = open_dataset(Path(dataset))
+            inputs = prep.inputs
             result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
             digests, input_lines = prep.digests, prep.input_lines
-            extra = {"dataset": provenance(Path(dataset), policy)}
+            extra["dataset"] = lambda tmp: provenance(Path(dataset), policy)
         else:
             with timer("read"):
                 inputs = read_inputs(claims, members, providers, catalogue)
             result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress,
                                 line_funds=with_lines)
             digests, input_lines = inputs.digests(), inputs.claims.rows
+        if rules is not None:
+            from ..audit import run_audit, write_audit
+            with timer("audit"):
+                a = run_audit(result, inputs, rules, threads)
+            extra["audit"] = lambda tmp: write_audit(a, tmp)
         progress("write")
         s = write_all(result, out, digests, input_lines, with_lines=with_lines, extra=extra)
     finally:
