@@ -214,3 +214,34 @@ def test_string_hashes_tell_strings_apart():
     assert (strings(a.slice(2, 3)) == h[2:5]).all()  # offsets of a slice
     assert (strings(pa.chunked_array([a[:3], a[3:]])) == h).all()
     assert np.array_equal(strings(pa.array(["x", "y"], pa.large_string())), strings(pa.array(["x", "y"])))
+
+
+def early_claim(gen: dict, folder, member_index: int = -1) -> dict:
+    """The inputs with one more claim, a year before every other, for one member (by member_id order)."""
+    folder.mkdir()
+    out = {t: folder / f"{t}.parquet" for t in TABLES}
+    for t in TABLES:
+        if t != "claims":
+            shutil.copy2(gen[t], out[t])
+    claims = pq.read_table(gen["claims"])
+    rows = claims.to_pylist()
+    member = sorted({r["member_id"] for r in rows if r["member_id"] is not None})[member_index]
+    first = next(r for r in rows if r["member_id"] == member and r["setting"] == "outpatient")
+    extra = dict(first, claim_id="EARLY", line_no=1, admit_date=dt.date(2023, 6, 1), discharge_date=None)
+    pq.write_table(pa.Table.from_pylist(rows + [extra], schema=claims.schema), out["claims"])
+    return out
+
+
+def test_a_new_earlier_year_compares_every_claim(night1, tmp_path):
+    # the accounts stand on 1 January of the run's earliest year: a claim of an earlier year moves it for all
+    gen, _, prev = night1
+    fixed = early_claim(gen, tmp_path / "in")
+    ds2 = tmp_path / "ds2"
+    assert invoke("prepare", *inputs_args(fixed), "--out", ds2, "-q").exit_code == 0
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    assert invoke("readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", POLICY, "--out", full,
+                  "-q").exit_code == 0
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", POLICY, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    s = assert_same(full, inc)
+    assert s["incremental"]["used"] is False and "base year" in s["incremental"]["why_not"]

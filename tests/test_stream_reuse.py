@@ -98,3 +98,23 @@ def test_readjudicate_in_member_ranges(gen, tmp_path, seed):
     assert b["reconciles"] and b["counts"]["adjusted_claims"] > 0
     assert a["previous"]["totals"] == b["previous"]["totals"]
     assert a["current"]["totals"] == b["current"]["totals"]
+
+
+def test_an_earlier_year_in_a_later_member_range(gen, tmp_path):
+    # the run's base year is the earliest of all ranges (contract §3): found in the last range here
+    from test_incremental import early_claim
+
+    paths = {t: gen / f"{t}.parquet" for t in TABLES}
+    fixed = early_claim(paths, tmp_path / "in", -1)
+    folder = tmp_path / "in"
+    for cmd, files in ((["compare", "--policy", "prefecture-employee", "--policy", "city-employee"],
+                        ["compare.parquet", "members.parquet"]),
+                       (["sweep", "--policy", "city-employee", "--vary", "limits.fund_pool_annual.amount=30000,60000",
+                         "--deltas", 1], ["variants.parquet", "members.parquet"])):
+        one, many = tmp_path / f"{cmd[0]}-one", tmp_path / f"{cmd[0]}-many"
+        assert invoke(*cmd, *inputs_args(folder), "--out", one, "-q").exit_code == 0
+        r = invoke(*cmd, *inputs_args(folder), "--out", many, "--partitions", 4, "-q")
+        assert r.exit_code == 0, r.output
+        same(one, many, files)
+        assert summary(one) == summary(many)
+    assert fixed["claims"].exists()
