@@ -745,7 +745,8 @@ def main(argv=None) -> int:
     if args.reuse and "prepare" in subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True,
                                                   text=True).stdout:
         say("prepared datasets, compare, sweep, incremental readjudicate ...")
-        R["reuse"] = reuse.bench_reuse(data, outdir, args.repeat, run_cmd_rss, adjudicate_cmd, say)
+        R["reuse"] = reuse.bench_reuse(data, outdir, args.repeat, run_cmd_rss, adjudicate_cmd, say,
+                                       cold=engine_args(data, outdir / "reuse-cold", True))
     if "--audit" in run_help():
         say("adjudicate run against run --audit ...")
         R["audit"] = bench_audit(data, outdir, args.repeat)
