@@ -411,6 +411,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     """
     from .engine import Timer, settle
     from .outputs import atomic_dir, count_rejected_claims
+    from .report import write_report
     from .stream import BaseYears, prepared_parts
 
     say = progress or (lambda s: None)
@@ -467,6 +468,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
+        write_report(tmp, "compare")
     return summary, d_cash
 
 

@@ -341,6 +341,7 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     from .compare import money
     from .inputs import expand_paths
     from .outputs import atomic_dir
+    from .report import write_report
     from .stream import auto_partitions
 
     say = progress or (lambda s: None)
@@ -401,6 +402,7 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
+        write_report(tmp, "readjudicate")
     return summary
 
 

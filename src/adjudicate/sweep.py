@@ -104,6 +104,7 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
     """
     from .engine import Timer, settle
     from .outputs import atomic_dir, count_rejected_claims
+    from .report import write_report
     from .stream import BaseYears, prepared_parts
 
     say = progress or (lambda s: None)
@@ -195,6 +196,7 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
             pq.write_table(_variants_table(rows), tmp / "variants.parquet")
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "sweep")
     return summary
 
 

@@ -14,13 +14,15 @@ from .audit import audit
 from .common import CLICK_SETTINGS
 from .casetest import test
 from .compare import compare
+from .demo import demo
 from .explain import explain
+from .export import export
 from .generate import generate
 from .policies import policies
 from .prepare import prepare
 from .readjudicate import readjudicate
 from .reconcile import reconcile
-from .run import demo, run
+from .run import run
 from .sweep import sweep
 from .validate import validate
 
@@ -43,7 +45,7 @@ def main() -> None:
 
 
 for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
-                 audit, prepare, sweep):
+                 audit, export, prepare, sweep):
     main.add_command(_command)
 
 __all__ = ["main"]

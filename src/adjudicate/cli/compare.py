@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits, inputs_or_dataset_options
+from .common import (CLICK_SETTINGS, Progress, errors, group_digits, inputs_or_dataset_options, log_event, with_lang,
+                     with_log_file)
 
 
 def _label(info: dict) -> str:
@@ -20,17 +21,21 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column
+    from ..labels import t as label
+    from .tables import show
+
     console = Console()
-    t = Table(title=f"compare · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
-    t.add_column("amount (yuan)")
+    t = Table(title=f"{label('report_compare')} · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
+    t.add_column(f"{label('amount')} ({label('yuan')})")
     for c in ("A", "B", "Δ = B − A", "Δ %"):
         t.add_column(c, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
         v = s["totals"][k]
         a, d = Decimal(v["a"]), Decimal(v["delta"])
         pct = f"{d / a * 100:+.2f} %" if a else ("" if not d else "new")
-        t.add_row(k, group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
-    console.print(t)
+        t.add_row(column(k), group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
+    show(console, t)
     c, m = s["counts"], s["members"]
     console.print(f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
                   + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
@@ -41,7 +46,8 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
         for line in histogram(member_cash_delta):
             console.print(line, highlight=False)
     if out is not None:
-        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json)")
+        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)",
+                      highlight=False)
 
 
 def _signed(v: str) -> str:
@@ -67,6 +73,8 @@ def _signed(v: str) -> str:
               help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
                    "from the input size, 1 is all in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
+@with_log_file
 def compare(policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue,
             dataset) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
@@ -96,7 +104,6 @@ def compare(policies, overrides, out, threads, partitions, quiet, claims, member
           --dataset ds/ --out reform/
     """
     with errors():
-        check_inputs(claims, members, providers, catalogue, dataset)
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if len(policies) > 2:
@@ -109,6 +116,8 @@ def compare(policies, overrides, out, threads, partitions, quiet, claims, member
                                     threads, progress, dataset, partitions)
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], members=s["members"],
+                  totals={k: v["delta"] for k, v in s["totals"].items()})
         if not quiet:
             show_compare(s, d_cash, Path(out))
 

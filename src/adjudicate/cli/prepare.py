@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors
+from .common import CLICK_SETTINGS, Progress, errors, with_encoding, with_lang, with_log_file
 
 
 @click.command("prepare", context_settings=CLICK_SETTINGS)
@@ -21,6 +21,9 @@ from .common import CLICK_SETTINGS, Progress, errors
                    "changed; its claims are not read again.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@with_lang
+@with_log_file
+@with_encoding
 def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
     """Check and encode the inputs once; run, compare, sweep, readjudicate and explain then take --dataset.
 

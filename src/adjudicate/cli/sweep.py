@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_inputs, errors, group_digits, inputs_or_dataset_options
+from .common import (CLICK_SETTINGS, Progress, errors, group_digits, inputs_or_dataset_options, with_lang,
+                     with_log_file)
 from .compare import _signed
 
 
@@ -52,6 +53,8 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
               help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
                    "from the input size, 1 is all in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table.")
+@with_lang
+@with_log_file
 def sweep(policies, vary, overrides, deltas_for, out, threads, partitions, quiet, claims, members, providers,
           catalogue, dataset) -> None:
     """Settle the same claims under many policy variants, decoding them once: one row per variant.
@@ -77,7 +80,6 @@ def sweep(policies, vary, overrides, deltas_for, out, threads, partitions, quiet
     from ..sweep import run_sweep, variants
 
     with errors():
-        check_inputs(claims, members, providers, catalogue, dataset)
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if not vary and len(policies) < 2:
