@@ -43,6 +43,8 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
                "--policy", "prefecture-employee", *inputs_args(gen), "--out", out, "--deltas", 2, "-q")
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "variants.parquet").to_pylist()
+    assert {p.name for p in out.iterdir()} >= {"variants.parquet", "members.parquet", "summary.json", "report.html"}
+    assert "limits.fund_pool_annual.amount=30000" in (out / "report.html").read_text(encoding="utf-8")
     assert [row["variant"] for row in t] == list(range(6))  # baseline, 2 × 2 grid, one more policy file
     assert all(row[f"{k}_delta"] == 0 for k in AMOUNTS for row in t[:1])
     s = json.loads((out / "summary.json").read_text())
