@@ -226,7 +226,7 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         return v if rows is None else v[rows]
     cols: dict[str, Any] = {
         "claim_id": e.claim_id if rows is None else e.claim_dict.take(pa.array(e.claim_code[rows])),
-        "member_id": e.member_id if rows is None else e.source["member_id"].take(pa.array(e.head_row[rows])),
+        "member_id": e.member_id if rows is None else e.member_id.take(pa.array(rows)),
         "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)),
                                                   pa.array(SETTINGS)).cast(pa.string()),
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
@@ -324,11 +324,10 @@ def compare_part(base, ra, rb) -> dict:
     in_a, in_b = in_a[u], in_b[u]
     fa = {k: v[u] for k, v in fa.items()}
     fb = {k: v[u] for k, v in fb.items()}
-    head = pa.array(base.head_row[u])
     member, year = base.member[u], base.year[u]
     cols: dict[str, Any] = {
         "claim_id": base.claim_dict.take(pa.array(base.claim_code[u])),
-        "member_id": base.source["member_id"].take(head),
+        "member_id": base.member_id.take(pa.array(u)),
         "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)),
                                                   pa.array(SETTINGS)).cast(pa.string()),
         "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),

@@ -206,6 +206,9 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "admission_ordinal": res.ordinal,
             "account_opening": yuan(before.get("opening")),
             "account_opening_how": before.get("opening_note"),
+            # the latest credit in the opening was paid on 1 January of this year, by the values then in force
+            "account_credit_in_force": in_force(pol, "account.credit", dt.date(res.year, 1, 1))
+            if "credit" in (before.get("opening_note") or "") else [],
             "account_balance": yuan(before.get("balance")),
             "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
             "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"]),
@@ -383,7 +386,8 @@ def render(report: dict, console=None, show=None) -> None:
         t.add_row("  paid against it this year", lim["used"], "", "")
         t.add_row("  room", lim["room"], "", "")
     t.add_row(f"account opening on 1 January {c['benefit_year']}", y["account_opening"],
-              "account.credit" if "credit" in (y["account_opening_how"] or "") else "", "")
+              "account.credit" if "credit" in (y["account_opening_how"] or "") else "",
+              in_force_text(y.get("account_credit_in_force") or []))
     t.add_row(f"  = {y['account_opening_how']}", "", "", "")
     t.add_row("account balance", y["account_balance"], "", "")
     out(t)

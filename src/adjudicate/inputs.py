@@ -5,6 +5,10 @@ Arrow IPC/Feather or CSV; a directory means every such file inside it, in name
 order), keeps the contract's columns, and converts each to its engine form:
 
 - strings stay Arrow strings (they are dictionary-encoded later, in bulk);
+  the claims' low-cardinality text columns (``DICTIONARY_COLUMNS``) are read
+  from Parquet as dictionaries, so no string is materialised per line: the
+  engine joins their small dictionaries (``Table.coded``), and ``values``
+  decodes them to plain strings only for a caller that asks;
 - enums become ``int8`` codes (``-1`` for null);
 - dates become ``int32`` days since 1970-01-01;
 - amounts become ``int64`` fen, prices (``unit_price``, ``max_unit_price``)
@@ -61,6 +65,62 @@ class InputError(Exception):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+#: Text columns of the claims read from Parquet as dictionaries: a few thousand
+#: distinct values repeated on millions of lines (reading them as strings costs
+#: more than the rest of the file).
+DICTIONARY_COLUMNS = {"claims": ("member_id", "provider_id", "setting", "referral", "item_code", "diagnosis")}
+
+
+class Columns(dict):
+    """Column values by name; a dictionary-read text column is decoded to plain
+    strings the first time it is asked for (``Table.coded`` keeps the codes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, pa.ChunkedArray] = {}
+
+    def __missing__(self, name: str):
+        if name not in self.lazy:
+            raise KeyError(name)
+        value = self[name] = strings(self.lazy.pop(name))
+        return value
+
+    def _all(self) -> None:
+        for name in list(self.lazy):
+            self[name]
+
+    def __contains__(self, name) -> bool:
+        return super().__contains__(name) or name in self.lazy
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self.lazy)
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+def strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Plain string array of a text column (dictionary-encoded or chunked or not)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = pc.cast(arr, arr.type.value_type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
 @dataclass
 class Table:
     """One input table in engine form. ``rows`` are counted across all its files."""
@@ -76,6 +136,11 @@ class Table:
 
     def __getitem__(self, name: str):
         return self.values[name]
+
+    def coded(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """A text column as read: dictionary-encoded chunks where it was read so, else its strings."""
+        lazy = getattr(self.values, "lazy", {})
+        return lazy[name] if name in lazy else self.values[name]
 
     def where(self, row: int) -> tuple[Path, int]:
         """(file, row within the file) of a row of the concatenated table."""
@@ -184,9 +249,12 @@ def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
                              f"{spec.name} columns", path)
         if kind == "parquet":
-            names = pq.read_schema(path).names
+            schema = pq.read_schema(path)
+            names = schema.names
             _check_columns(spec, names, path)
-            table = pq.read_table(path, columns=[c for c in wanted if c in names])
+            coded = [c for c in DICTIONARY_COLUMNS.get(spec.name, ()) if c in names
+                     and schema.field(c).type in (pa.string(), pa.large_string())]
+            table = pq.read_table(path, columns=[c for c in wanted if c in names], read_dictionary=coded)
         elif kind == "ipc":
             table = _read_ipc(path)
         else:
@@ -266,7 +334,7 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     parts = [_read_file(path, spec) for path in files]
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): _digest(f) for f in files}, file_of_row)
+    table = Table(spec, files, Columns(), {}, int(sum(sizes)), {str(f): _digest(f) for f in files}, file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
         values, nulls = [], []
@@ -276,7 +344,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
             values.append(v)
             nulls.append(n)
         if col.kind in ("string",):
-            value = pa.concat_arrays(values) if len(values) != 1 else values[0]
+            if all(isinstance(v, pa.ChunkedArray) and v.type == values[0].type for v in values):  # all coded
+                value = pa.chunked_array([c for v in values for c in v.chunks], values[0].type)
+            else:
+                values = [strings(v) for v in values]
+                value = pa.concat_arrays(values) if len(values) != 1 else values[0]
         else:
             value = np.concatenate(values)
         return value, np.concatenate(nulls)
@@ -297,7 +369,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
-        table.values[col.name], table.nulls[col.name] = got
+        value, table.nulls[col.name] = got
+        if isinstance(value, pa.ChunkedArray):
+            table.values.lazy[col.name] = value
+        else:
+            table.values[col.name] = value
         if col.kind == "amount":
             _check_sum(table, col.name)
     return table
@@ -356,6 +432,9 @@ def _value(arr: pa.Array, row: int) -> str:
 def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
              spec: TableSpec) -> tuple[object, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
+    if col.kind in ("string", "enum") and isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type) \
+            and _is_text(arr.type.value_type):
+        return _convert_coded(path, col, arr, spec)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
@@ -431,6 +510,45 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
             raise InputError(f"ratio {_value(arr, row)} is outside 0..1 (a fraction: 0.15 means 15 %)",
                              path, col.name, row)
     return value, nulls
+
+
+def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[object, np.ndarray]:
+    """A dictionary-read text column: strings stay codes (one chunk each), enums
+    become int8 codes through their dictionaries; same checks as ``_convert``."""
+    n = len(arr)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
+    if not col.nullable and not spec.nulls_reject and nulls.any():
+        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
+                         path, col.name, int(np.flatnonzero(nulls)[0]))
+    if col.kind == "string":
+        return arr, nulls
+    names, code_of = _enum_names(col.enum)
+    pos = dictionary_lookup(arr, names)
+    codes = np.where(pos >= 0, np.asarray(code_of, dtype=np.int8)[np.maximum(pos, 0)], -1).astype(np.int8)
+    bad = (codes < 0) & ~nulls
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
+        raise InputError(f"unknown value {_value(arr, row)}; expected one of "
+                         + ", ".join(col.enum) + " (case-sensitive)"
+                         + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                         path, col.name, row)
+    return codes, nulls
+
+
+def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
+    absent or null): each chunk's small dictionary is looked up once, then its codes
+    are gathered, so no per-line string is hashed."""
+    out = np.empty(len(arr), np.int64)
+    at = 0
+    for chunk in arr.chunks:
+        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
+        pos = np.append(pos, -1)  # the code of a null
+        idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
+        np.take(pos, idx, out=out[at:at + len(chunk)])
+        at += len(chunk)
+    return out
 
 
 def _enum_names(enum: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
@@ -557,7 +675,9 @@ def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_
 def _check_sum(table: Table, name: str) -> None:
     """Sums of any of the column's amounts must fit the engine's int64 fen (contract §1)."""
     v = table.values[name]
-    if len(v) * MAX_FEN < 2**62 or float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
+    if len(v) * MAX_FEN < 2**62 or len(v) * max(-int(v.min()), int(v.max())) < 2**62:  # no temporary array
+        return
+    if float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
         return
     running = np.cumsum(np.abs(v).astype(np.float64))
     over = running > 2.0**62

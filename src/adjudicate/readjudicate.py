@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .inputs import InputError
+from .inputs import InputError, strings
 from .money import AmountError, to_fen
 from .engine import Timer
 from .outputs import AMOUNTS
@@ -131,7 +131,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
         sizes = np.diff(e.line_start)[claims]
         rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
         line_claim = e.line_claim[rows]
-        item_code = e.source["item_code"].take(pa.array(e.line_row[rows]))
+        item_code = strings(e.source["item_code"].take(pa.array(e.line_row[rows])))
         claim_id = e.claim_dict.take(pa.array(e.claim_code[line_claim]))
 
     def pick(v: np.ndarray) -> np.ndarray:
