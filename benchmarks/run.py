@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
+import reuse  # noqa: E402
 from agree import compare  # noqa: E402
 
 PEER_SCRIPT = HERE / "peers.py"
@@ -637,6 +638,15 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
                 f"{sc['invariants']}. Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in sc["stages"].items()) + ".",
                 ""]
 
+    if R.get("reuse"):
+        rs = R["reuse"]
+        out += ["## Not decoding twice: datasets, compare, sweep, incremental nights (issue 9 §3–5)", "",
+                "Whole-process walls against the cold `adjudicate run` above (full outputs). `prepare` writes the "
+                "checked, encoded inputs once; readjudicate corrects "
+                f"{rs['corrected_claims']:,} claims (1 %; amounts doubled) after a night run from a dataset: "
+                f"{json.dumps(rs['readjudicate_summary'])}.", ""]
+        out += reuse.rows(rs, full["wall"]) + [""]
+
     out += ["## Targets (issues 4 and 9)", "", "| target | measured | met? |", "|---|---|---|"]
     for t, v, ok in targets(R, lines):
         out.append(f"| {t} | {v} | {ok} |")
@@ -707,6 +717,8 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
                     "yes" if sp >= 1.8 else "no"))
     res.append(("start-up on a tiny input < 1 s beyond the work", f"{su['overhead']:.2f} s",
                 "yes" if su["overhead"] < 1 else "no"))
+    if R.get("reuse"):
+        res += reuse.targets(R["reuse"], full["wall"])
     if R.get("scale"):
         sc = R["scale"]
         gib = sc["rss"] / 1024
@@ -717,7 +729,7 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------------------
-def use_snapshot(argv: list[str]) -> None:
+def use_snapshot(argv: list[str], script: Path | None = None) -> None:
     """Re-run this script on a clean copy of the repository's HEAD (``--snapshot``).
 
     The copy (``git archive HEAD``, kernel built in place) lives under
@@ -740,7 +752,7 @@ def use_snapshot(argv: list[str]) -> None:
         (dest / ".built").write_text(sha + "\n")
     env = dict(os.environ, BENCH_SNAPSHOT=sha,
                PYTHONPATH=os.pathsep.join([str(dest / "src")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve())] + argv, env)
+    os.execve(sys.executable, [sys.executable, str(script or Path(__file__).resolve())] + argv, env)
 
 
 def check_snapshot() -> None:
@@ -768,6 +780,8 @@ def main(argv=None) -> int:
     ap.add_argument("--stream-lines", default="",
                     help="also run the default command once on a data set this large (e.g. 50M), built chunk by "
                          "chunk, for the streaming memory target")
+    ap.add_argument("--no-reuse", dest="reuse", action="store_false",
+                    help="skip the rows of benchmarks/reuse.py (prepare, run --dataset, compare, sweep, readjudicate)")
     ap.add_argument("--orders", default="date,shuffled,member",
                     help="row orders of the claims file to measure (generate --order); the first (default date, "
                          "as a settlement system exports) gets every measurement, the others the end-to-end "
@@ -815,6 +829,11 @@ def main(argv=None) -> int:
         R["stream"] = bench_engine(data, outdir, True, 1, extra=("--partitions", "8"))
         R["stream"]["agree"] = compare(R["full"]["out"] / "settlements.parquet",
                                        R["stream"]["out"] / "settlements.parquet")
+    if args.reuse and "prepare" in subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True,
+                                                  text=True).stdout:
+        say("prepared datasets, compare, sweep, incremental readjudicate ...")
+        R["reuse"] = reuse.bench_reuse(data, outdir, args.repeat, run_cmd_rss, adjudicate_cmd, say,
+                                       cold=engine_args(data, outdir / "reuse-cold", True))
     if "--audit" in run_help():
         say("adjudicate run against run --audit ...")
         R["audit"] = bench_audit(data, outdir, args.repeat)

@@ -90,6 +90,11 @@ class Encoded:
         return strings(self.source["provider_id"].take(pa.array(self.head_row)))
 
     @cached_property
+    def line_claim_id(self) -> pa.Array:
+        """Each line's claim_id."""
+        return self.claim_dict.take(pa.array(self.claim_code[self.line_claim]))
+
+    @cached_property
     def item_code(self) -> pa.Array:
         return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
@@ -234,6 +239,21 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
     _core.match_catalogue(item, take, np.ascontiguousarray(dates, dtype=np.int32), first, count,
                           np.ascontiguousarray(s), np.ascontiguousarray(e), order.astype(np.int64), crow)
     return crow
+
+
+def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line, from its catalogue row (-1: none): class code, first_self_pay ratio (bp, -1 null),
+    max_unit_price (fen, -1 null)."""
+    cls = np.empty(len(crow), np.int8)
+    item_ratio = np.empty(len(crow), np.int64)
+    max_price = np.empty(len(crow), np.int64)
+    _core.gather_catalogue(np.ascontiguousarray(crow, dtype=np.int64),
+                           np.ascontiguousarray(catalogue["class"], dtype=np.int8),
+                           np.where(catalogue.nulls["first_self_pay_ratio"], -1,
+                                    catalogue["first_self_pay_ratio"]).astype(np.int64),
+                           np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+                           UNKNOWN_CLASS, cls, item_ratio, max_price)
+    return cls, item_ratio, max_price
 
 
 def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
@@ -418,14 +438,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
     # catalogue lookup on the claim's admit_date
     crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
-    cls = np.empty(len(crow), np.int8)
-    item_ratio = np.empty(len(crow), np.int64)
-    max_price = np.empty(len(crow), np.int64)
-    _core.gather_catalogue(crow, np.ascontiguousarray(catalogue["class"], dtype=np.int8),
-                           np.where(catalogue.nulls["first_self_pay_ratio"], -1,
-                                    catalogue["first_self_pay_ratio"]).astype(np.int64),
-                           np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
-                           UNKNOWN_CLASS, cls, item_ratio, max_price)
+    cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
 
     cf = fr[corder]  # first line row of each accepted claim
     m = member[cf]

@@ -227,20 +227,28 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
 
 
 def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy, progress=None) -> dict:
+                  catalogue: Sequence, policy: str | Path | Policy, progress=None,
+                  dataset: Path | None = None) -> dict:
     """The report on one claim, as plain data (what ``--json`` prints); ``progress(stage)`` is told
-    each stage (read, reference, kernel)."""
+    each stage (read, reference, kernel). The inputs may be a prepared ``dataset`` instead."""
     from . import policy as P
-    from .engine import Inputs, adjudicate, read_inputs, settled_base_year
+    from .dataset import open_dataset
+    from .engine import Inputs, adjudicate, read_inputs, settle, settled_base_year
     from .outputs import claim_amounts
 
     say = progress or (lambda stage: None)
     pol = policy if isinstance(policy, Policy) else P.load(policy)
     say("read")
-    full = read_inputs(claims, members, providers, catalogue)
+    if dataset is not None:
+        prep = open_dataset(Path(dataset))
+        full = prep.inputs
+        # the account balance stands on 1 January of the run's base year: the kernel on the prepared claims
+        base_year = settle(prep, pol, threads=1, line_funds=False).base_year
+    else:
+        full = read_inputs(claims, members, providers, catalogue)
+        # the account balance stands on 1 January of the run's base year, found on every claim read
+        base_year = settled_base_year(full, pol)
     mask = member_lines(full.claims, claim_id)
-    # the account balance stands on 1 January of the run's base year, found on every claim read
-    base_year = settled_base_year(full, pol)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
     say("reference")
     ref = reference_run(inputs, pol, base_year)

@@ -124,9 +124,8 @@ def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
 def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
     dec = _amounts(for_file)
-    line_claim = pa.array(e.line_claim)
     return pa.table({
-        "claim_id": e.claim_id.take(line_claim),
+        "claim_id": e.line_claim_id,
         "line_no": pa.array(e.line_no.astype(np.int32)),
         "item_code": e.item_code,
         "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),

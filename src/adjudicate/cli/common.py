@@ -270,15 +270,23 @@ def with_lang(f):
 TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
 
 
-def inputs_options(f):
+def inputs_options(f, dataset: bool = False):
     """The four input options (claims, members, providers, catalogue), ``--inputs DIR`` and ``--encoding``.
 
     ``--inputs DIR`` names a folder holding the four tables, recognised by
     their file names (claims*, members*, providers*, catalogue*); an explicit
-    ``--claims`` (etc.) takes precedence for its table.
+    ``--claims`` (etc.) takes precedence for its table. With ``dataset``, also
+    ``--dataset DIR`` (a folder of ``adjudicate prepare``) in place of all of
+    them; the command then receives ``dataset`` too (None without it).
     """
     @functools.wraps(f)
     def wrapper(*args, inputs_dir: str | None = None, **kw):
+        if kw.get("dataset") is not None:
+            given = [f"--{n}" for n in TABLE_OPTIONS if kw.get(n)] + (["--inputs"] if inputs_dir else [])
+            if given:
+                raise click.UsageError(f"--dataset replaces the four inputs: give either --dataset or the inputs, "
+                                       f"not both (also given: {', '.join(given)})")
+            return f(*args, **kw)
         if inputs_dir is not None:
             from ..validate import classify
             with errors():
@@ -290,7 +298,8 @@ def inputs_options(f):
         if missing:
             where = f" (not found in --inputs {inputs_dir})" if inputs_dir else ""
             raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}{where}; "
-                                   "give each table, or --inputs DIR for a folder holding all four")
+                                   "give each table, or --inputs DIR for a folder holding all four"
+                                   + (", or --dataset DIR (adjudicate prepare)" if dataset else ""))
         return f(*args, **kw)
 
     opts = [
@@ -306,11 +315,20 @@ def inputs_options(f):
                      help="A folder holding the four tables (claims*, members*, providers*, catalogue*); "
                           "in place of the four options."),
     ]
+    if dataset:
+        opts.append(click.option("--dataset", "dataset", type=click.Path(), default=None,
+                                 help="A prepared dataset (adjudicate prepare) in place of the inputs."))
     g = wrapper
     for o in opts:
         g = o(g)
     return with_encoding(g)
 
 
+def inputs_or_dataset_options(f):
+    """:func:`inputs_options` with ``--dataset DIR`` in place of the inputs (run, compare, sweep, …)."""
+    return inputs_options(f, dataset=True)
+
+
 __all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_out", "environment_error", "errors", "group_digits",
-           "inputs_options", "log_event", "with_encoding", "with_lang", "with_log_file"]
+           "inputs_options", "inputs_or_dataset_options", "log_event", "with_encoding", "with_lang",
+           "with_log_file"]
