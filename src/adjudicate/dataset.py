@@ -37,7 +37,7 @@ import pyarrow.ipc as ipc
 from . import __version__, fingerprint
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
-from .inputs import InputError, Table, _digest, expand_paths, load
+from .inputs import InputError, Table, expand_paths, file_digest, load
 from .outputs import atomic_dir
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
@@ -224,7 +224,7 @@ def _check_sources(name: str, src: dict, dataset: Path) -> None:
             raise DatasetError(f"stale dataset: its {name} source {p} no longer exists; {again}", dataset) from None
         if st.st_size == f["size"] and st.st_mtime_ns == f["mtime_ns"]:
             continue  # unchanged (size and time as recorded); else compare the contents
-        if _digest(p) != f["sha256"]:
+        if file_digest(p) != f["sha256"]:
             raise DatasetError(f"stale dataset: its {name} source {p} changed since it was prepared; {again}",
                                dataset)
     try:

@@ -179,6 +179,11 @@ def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
     return pa.py_buffer(data), hashlib.sha256(data).hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes as they are now (the digest summary.json records)."""
+    return digest_while_reading(path)[0]
+
+
 def digest_while_reading(path: Path):
     """For files read piece by piece (streaming): the SHA-256 of the file as opened, and a check,
     to call when reading is done, that the path still holds those bytes (not replaced, not rewritten)."""
