@@ -18,8 +18,13 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: this machine; spark: Apache Spark (pip install 'adjudicate[spark]'), same result.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="Spark master for --engine spark (default: spark-submit's, else local[*]).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
+def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, engine,
+        spark_master, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -27,8 +32,15 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
       adjudicate run --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
+      adjudicate run --engine spark --spark-master 'local[4]' --claims claims/ ... --out result/
     """
     with errors():
+        if engine == "spark":
+            s = _run_spark(claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet,
+                           spark_master)
+            if not quiet:
+                show_summary(s, Path(out))
+            return
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
                  partitions)
         if not quiet:
@@ -65,6 +77,23 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     finally:
         progress.close()
     return s
+
+
+def _run_spark(claims, members, providers, catalogue, policy_name, out: Path, with_lines: bool, quiet: bool,
+               master: str | None) -> dict:
+    from .. import policy as P
+    try:
+        from ..spark.files import run_files
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("pyspark", "py4j"):
+            raise
+        raise click.UsageError(f"--engine spark needs pyspark: pip install 'adjudicate[spark]' ({e})") from None
+    policy = P.load(policy_name)
+    progress = Progress(quiet, "adjudicating on Spark", ["start", "read", "settle", "write"])
+    try:
+        return run_files(claims, members, providers, catalogue, policy, out, with_lines, master, progress=progress)
+    finally:
+        progress.close()
 
 
 def show_summary(s: dict, out: Path | None = None) -> None:
