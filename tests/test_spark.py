@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -129,6 +130,22 @@ def test_run_engine_spark_equals_local(spark, gen, local, tmp_path):
     assert not list(tmp_path.glob(".spark-out.*"))  # the temporary folder was renamed into place
 
 
+def test_csv_claims_equal_local(spark, gen, tmp_path):
+    """CSV is read as text by both engines, with the same conversions."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    claims = pq.read_table(gen / "claims.parquet")
+    half = claims.num_rows // 2
+    pacsv.write_csv(claims.slice(0, half), folder / "a.csv")
+    pacsv.write_csv(claims.slice(half), folder / "b.csv")
+    outs = []
+    for engine in ("local", "spark"):
+        outs.append(tmp_path / engine)
+        r = invoke("run", *inputs(gen, claims=folder), "--engine", engine, "--out", outs[-1], "-q")
+        assert r.exit_code == 0, r.output
+    assert_outputs_equal(*outs)
+
+
 @pytest.mark.parametrize("buckets, batch", [(1, 10_000), (5, 7), (64, 1)])
 def test_api_any_buckets_and_batch_size(spark, gen, local, buckets, batch):
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
@@ -173,7 +190,8 @@ def _bad_copies(gen: Path, d: Path) -> dict[str, dict[str, Path]]:
     pq.write_table(pa.concat_tables([members, members.slice(20, 1)]), d / "members-dup.parquet")
     providers = pq.read_table(gen / "providers.parquet")
     pq.write_table(pa.concat_tables([providers, providers.slice(3, 1)]), d / "providers-dup.parquet")
-    return {"claims": {"claims": d / "claims-bad.parquet"}, "members": {"members": d / "members-dup.parquet"},
+    pacsv.write_csv(pq.read_table(d / "claims-bad.parquet"), d / "claims-bad.csv")
+    return {"claims": {"claims": d / "claims-bad.parquet"}, "csv": {"claims": d / "claims-bad.csv"}, "members": {"members": d / "members-dup.parquet"},
             "providers": {"providers": d / "providers-dup.parquet"},
             # two errors: a local run reports the claims error first, so must Spark
             "both": {"claims": d / "claims-bad.parquet", "providers": d / "providers-dup.parquet"}}

@@ -19,6 +19,8 @@ same from the command line (``adjudicate.spark.files``).
 """
 from __future__ import annotations
 
+import warnings
+
 from pyspark.sql import DataFrame
 
 from ..inputs import Table
@@ -27,6 +29,9 @@ from ..policy import load as load_policy
 from ..schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, TableSpec
 from .bucket import BucketError, to_table, unique_keys, validate_catalogue
 from .job import Settled, Source, settle_sources, source
+
+# Arrow UDFs make pyspark import pandas, which it checks and warns about; no pandas is used here.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def small_table(src: Source, spec: TableSpec) -> Table:

@@ -16,6 +16,7 @@ reports the same error the local run would.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +53,9 @@ LINE_COLUMNS = ("claim_id", "line_no", "item_code", "class", "self_pay", "first_
                 "fund_pool", "fund_supplementary")
 REJECTED_COLUMNS = ("claim_id", "line_no", "reason", "detail")
 #: Counts of a STATS row (input lines, input claims, settled lines, rows
-#: breaking an invariant) and the sort key of an ERROR row.
-NUMBERS = ("__n1", "__n2", "__n3", "__n4")
+#: breaking an invariant, nanoseconds the bucket took) and the sort key of an
+#: ERROR row (the first four).
+NUMBERS = ("__n1", "__n2", "__n3", "__n4", "__n5")
 
 _TYPES = {"claim_id": pa.string(), "member_id": pa.string(), "provider_id": pa.string(), "setting": pa.string(),
           "settle_date": pa.date32(), "benefit_year": pa.int16(), "admission_ordinal": pa.int32(),
@@ -176,6 +178,7 @@ def _fail_once() -> None:
 def settle_bucket(claims: pa.Table, members: pa.Table, shared: Shared) -> pa.Table:
     """Settle one bucket; the rows of the union layout ``OUTPUT``."""
     _fail_once()
+    t0 = time.perf_counter_ns()
     try:
         claims_t = to_table(CLAIMS, claims, shared.claim_files, shared.claims_text)
         members_t = to_table(MEMBERS, members, shared.member_files, shared.members_text)
@@ -183,34 +186,36 @@ def settle_bucket(claims: pa.Table, members: pa.Table, shared: Shared) -> pa.Tab
     except BucketError as e:
         return error_rows([e])
     if shared.validate_only or claims_t.rows == 0:
-        return stats_rows(claims_t.rows, 0, 0, 0, None) if not shared.validate_only else _empty()
+        return stats_rows(claims_t.rows, 0, 0, 0, None, 0) if not shared.validate_only else _empty()
     r = adjudicate(Inputs(claims_t, members_t, shared.providers, shared.catalogue), shared.policy, threads=1,
                    line_funds=shared.with_lines, **shared.extra)
-    return result_rows(r, claims_t.rows, shared.with_lines)
+    return result_rows(r, claims_t.rows, shared.with_lines, t0)
 
 
-def result_rows(r: Result, input_lines: int, with_lines: bool) -> pa.Table:
+def result_rows(r: Result, input_lines: int, with_lines: bool, t0: int) -> pa.Table:
     parts = [_tagged(settlements_table(r), SETTLEMENT)]
     if with_lines:
         parts.append(_tagged(lines_table(r), LINE))
     parts.append(_tagged(rejected_table(r), REJECTED))
     violations = sum(invariant_violations(claim_amounts(r)).values())
     year = int(r.enc.year.min()) if len(r.enc.year) else None
-    parts.append(stats_rows(input_lines, r.enc.input_claims, len(r.enc.amount), violations, year))
-    return pa.concat_tables(parts)
+    out = pa.concat_tables(parts)
+    stats = stats_rows(input_lines, r.enc.input_claims, len(r.enc.amount), violations, year,
+                       time.perf_counter_ns() - t0)
+    return pa.concat_tables([out, stats])
 
 
 def stats_rows(input_lines: int, input_claims: int, settled_lines: int, violations: int,
-               first_year: int | None) -> pa.Table:
+               first_year: int | None, nanoseconds: int) -> pa.Table:
+    numbers = (input_lines, input_claims, settled_lines, violations, nanoseconds)
     return _tagged(pa.table({"benefit_year": pa.array([first_year], pa.int16()),
-                             **{n: pa.array([v], pa.int64()) for n, v in
-                                zip(NUMBERS, (input_lines, input_claims, settled_lines, violations))}}), STATS)
+                             **{n: pa.array([v], pa.int64()) for n, v in zip(NUMBERS, numbers)}}), STATS)
 
 
 def error_rows(errors: list[BucketError]) -> pa.Table:
     keys = np.array([e.key for e in errors], np.int64).reshape(-1, 4)
     return _tagged(pa.table({"detail": pa.array([str(e.error) for e in errors], pa.string()),
-                             **{n: pa.array(keys[:, i]) for i, n in enumerate(NUMBERS)}}), ERROR)
+                             **{n: pa.array(keys[:, i]) for i, n in enumerate(NUMBERS[:4])}}), ERROR)
 
 
 def _empty() -> pa.Table:

@@ -121,6 +121,16 @@ def _small(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Table | Bucket
         return BucketError((TABLE_NO[spec.name], column, which, e.row if e.row is not None else -1), e), {}
 
 
+def _exact_csv_error(e: InputError, *tables: tuple[TableSpec, Source]) -> None:
+    """Spark does not number CSV rows: re-read the one local CSV file named for the row (local run's message)."""
+    key = getattr(e, "key", None)
+    if key is None or key[3] >= 0 or key[0] >= len(tables):
+        return
+    spec, src = tables[key[0]]
+    if src.text and key[2] < len(src.files) and not is_uri(src.files[key[2]]):
+        load(spec, [src.files[key[2]]])  # raises the same error, with its row
+
+
 def run_files(claims: Sequence[str], members: Sequence[str], providers: Sequence[str], catalogue: Sequence[str],
               policy: Policy, out: Path, with_lines: bool = True, master: str | None = None,
               buckets: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
@@ -144,8 +154,12 @@ def run_files(claims: Sequence[str], members: Sequence[str], providers: Sequence
     tables = [t if isinstance(t, Table) else None for t in small]
     say("settle")
     with timer("settle"):
-        result = settle_sources(claims_src, members_src, tables[0], tables[1], policy, buckets=buckets,
-                                with_lines=with_lines, driver_errors=errors)
+        try:
+            result = settle_sources(claims_src, members_src, tables[0], tables[1], policy, buckets=buckets,
+                                    with_lines=with_lines, driver_errors=errors)
+        except InputError as e:
+            _exact_csv_error(e, (CLAIMS, claims_src), (MEMBERS, members_src))
+            raise
     try:
         say("write")
         with atomic_dir(out) as tmp:

@@ -41,6 +41,8 @@ BUCKET = "__bucket"
 #: Lines per bucket aimed at when the number of buckets is chosen for you: a
 #: bucket is settled in memory by one Python worker (about 0.8 KB per line).
 LINES_PER_BUCKET = 1_000_000
+#: Claims whose lines disagree on member_id, up to this many, are broadcast to the routing join.
+SPLIT_BROADCAST = 200_000
 
 
 @dataclass
@@ -97,6 +99,11 @@ def route(claims: DataFrame, buckets: int) -> DataFrame:
                   F.count("member_id").alias("known"), F.count(F.lit(1)).alias("n"))
              .where((F.col("lo") != F.col("hi")) | (F.col("known") < F.col("n")))
              .select("claim_id", F.lit(True).alias("__split")))
+    # Usually few (bad input): found first, then broadcast, so the lines are shuffled once, by bucket.
+    few = split.limit(SPLIT_BROADCAST + 1).collect()
+    if len(few) <= SPLIT_BROADCAST:
+        schema = split.schema
+        split = F.broadcast(claims.sparkSession.createDataFrame(few, schema))
     routed = claims.join(split, on="claim_id", how="left")
     by_claim = F.pmod(_key("claim_id"), F.lit(buckets))
     by_member = F.pmod(_key("member_id"), F.lit(buckets))
@@ -123,7 +130,9 @@ def bucket_frame(claims: Source, members: Source, shared: Shared, buckets: int) 
 def _first_error(rows: Sequence) -> InputError:
     """The error a local run reports first, among errors found in buckets or on the driver."""
     best = min(rows, key=lambda r: tuple(r[0]))
-    return InputError(best[1])
+    error = InputError(best[1])
+    error.key = tuple(best[0])  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass
@@ -187,17 +196,18 @@ def settle_sources(claims: Source, members: Source, providers: Table, catalogue:
     out = bucket_frame(claims, members, shared, buckets)
     if driver_errors:
         # a small table is bad: the claims and members may hold an error a local run reports first
-        found = [(tuple(r[n] for n in NUMBERS), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
+        found = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
         raise _first_error(found + [(e.key, str(e.error)) for e in driver_errors])
     out = out.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         tags = out.where(F.col(KIND).isin(STATS, ERROR)).select(KIND, "benefit_year", "detail", *NUMBERS).collect()
-        errors = [(tuple(r[n] for n in NUMBERS), r["detail"]) for r in tags if r[KIND] == ERROR]
+        errors = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in tags if r[KIND] == ERROR]
         if errors:
             raise _first_error(errors)
         stats = [r for r in tags if r[KIND] == STATS]
         totals = {k: sum(int(r[n] or 0) for r in stats) for k, n in
-                  zip(("input_lines", "input_claims", "settled_lines", "violations"), NUMBERS)}
+                  zip(("input_lines", "input_claims", "settled_lines", "violations", "bucket_ns"), NUMBERS)}
+        totals["buckets"] = [(int(r[NUMBERS[0]]), int(r[NUMBERS[4]])) for r in stats]  # (lines, ns) per bucket
         years = [r["benefit_year"] for r in stats if r["benefit_year"] is not None]
         totals["first_year"] = min(years) if years else None
     except BaseException:

@@ -1,0 +1,197 @@
+"""Spark throughput against the local engine, and a projection to a billion lines.
+
+    python benchmarks/spark.py --lines 500k            # writes the Spark section of RESULTS.md
+    python benchmarks/spark.py --lines 100k --results /tmp/r.md
+
+On the same generated data (bench_data.dataset_for_lines), each measured in
+its own process:
+
+1. ``adjudicate run`` (local engine, all cores), wall time;
+2. ``adjudicate.spark.files.run_files`` on ``local[1]`` and ``local[2]``: one
+   warm-up run (starts the Python workers), then ``--repeat`` timed runs of
+   read → settle → write; the session start is reported apart. Per run: the
+   time each bucket spent in the engine (``settle_bucket``'s own clock), and
+   the shuffle bytes written (Spark's REST API).
+
+From the ``local[1]`` figures it projects 1 billion lines on 4, 16 and 64
+executors with the model written into the results (see ``projection``). The
+totals of every Spark run are checked against the local run's summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_data import dataset_for_lines, parse_count, paths  # noqa: E402
+
+BEGIN, END = "<!-- spark:begin -->", "<!-- spark:end -->"
+POLICY = "prefecture-employee"
+
+#: Child process: one Spark master, warm-up plus timed runs, figures as JSON on the last line.
+CHILD = r"""
+import json, os, sys, time, urllib.request
+os.environ["PYSPARK_PYTHON"] = sys.executable
+from pathlib import Path
+master, folder, out, repeat, buckets = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from pyspark.sql import SparkSession
+t0 = time.perf_counter()
+spark = (SparkSession.builder.master(master).appName("adjudicate-bench").config("spark.ui.enabled", "true")
+         .config("spark.ui.port", "4190").config("spark.ui.showConsoleProgress", "false").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+start = time.perf_counter() - t0
+from adjudicate import policy as P
+from adjudicate.spark import job
+from adjudicate.spark.files import run_files
+seen = {}
+original = job.settle_sources
+def spy(*a, **k):
+    r = original(*a, **k)
+    seen["stats"] = r.stats
+    return r
+job.settle_sources = spy
+import adjudicate.spark.files as files
+files.settle_sources = spy
+policy = P.load(sys.argv[6])
+ui = spark.sparkContext.uiWebUrl
+app = spark.sparkContext.applicationId
+def shuffle_bytes():
+    stages = json.load(urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/stages?status=complete"))
+    return sum(s.get("shuffleWriteBytes", 0) for s in stages), sum(s.get("inputBytes", 0) for s in stages)
+runs = []
+for k in range(repeat + 1):
+    before = shuffle_bytes()
+    t = time.perf_counter()
+    s = run_files([str(folder / "claims.parquet")], [str(folder / "members.parquet")],
+                  [str(folder / "providers.parquet")], [str(folder / "catalogue.parquet")], policy,
+                  out / f"run{k}", buckets=buckets or None)
+    wall = time.perf_counter() - t
+    time.sleep(1.5)  # the status store catches up
+    after = shuffle_bytes()
+    st = seen["stats"]
+    runs.append({"wall": wall, "bucket_seconds": st["bucket_ns"] / 1e9, "buckets": len(st["buckets"]),
+                 "max_bucket_seconds": max(ns for _, ns in st["buckets"]) / 1e9 if st["buckets"] else 0,
+                 "shuffle_bytes": after[0] - before[0], "input_bytes": after[1] - before[1],
+                 "lines": s["counts"]["input_lines"], "totals": s["totals"], "timings": s["timings_seconds"]})
+print(json.dumps({"master": master, "start": start, "warmup": runs[0], "runs": runs[1:]}))
+"""
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def local_runs(folder: Path, out: Path, repeat: int) -> tuple[float, dict]:
+    p = paths(folder)
+    cmd = ["adjudicate", "run", "--claims", str(p["claims"]), "--members", str(p["members"]), "--providers",
+           str(p["providers"]), "--catalogue", str(p["catalogue"]), "--policy", POLICY, "--out", str(out), "-q"]
+    walls = [timed(cmd) for _ in range(repeat)]
+    return statistics.median(walls), json.loads((out / "summary.json").read_text())
+
+
+def spark_runs(master: str, folder: Path, out: Path, repeat: int, buckets: int) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, master, str(folder), str(out), str(repeat), str(buckets), POLICY],
+                       check=True, capture_output=True, text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def projection(lines: int, one: dict, cores_per_executor: int = 4, net_mb_s: float = 200.0,
+               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float]]]:
+    """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from the local[1] run.
+
+    Per line, on one core: ``c`` = engine time inside buckets, ``o`` = all
+    other Spark work (scan, routing aggregation and join, shuffle write and
+    read on local disk, Arrow transfer to and from Python, cache, Parquet
+    write). Across executors the shuffle also crosses the network: ``s``
+    bytes per line, each executor fetching (E − 1)/E of its share at
+    ``net`` MB/s. Then T(N, E) = F + N·(c + o)/(E·k) + N·s·(E − 1)/E / (E·net),
+    with F a fixed cost (session, executors, scheduling, driver checks).
+    """
+    run = statistics.median([r["wall"] for r in one["runs"]], )
+    c = statistics.median([r["bucket_seconds"] for r in one["runs"]]) / lines
+    o = max(run / lines - c, 0.0)
+    s = statistics.median([r["shuffle_bytes"] for r in one["runs"]]) / lines
+    n = 1_000_000_000
+    rows = []
+    for e in (4, 16, 64):
+        t = fixed_s + n * (c + o) / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
+        rows.append((e, t))
+    text = [
+        f"- engine time inside buckets c = {c * 1e6:.2f} µs/line; other Spark work o = {o * 1e6:.2f} µs/line "
+        f"(one core, `local[1]`); shuffle s = {s:.0f} bytes/line",
+        f"- T(N, E) = F + N·(c + o)/(E·k) + N·s·(E − 1)/E / (E·net), with k = {cores_per_executor} cores per "
+        f"executor, net = {net_mb_s:.0f} MB/s of shuffle fetch per executor, F = {fixed_s:.0f} s fixed "
+        "(application start, executor start, driver checks, scheduling); buckets of 1 M lines "
+        "(1,000 buckets for 1 billion lines: every core busy, about 1 GB of Python memory per running bucket)",
+    ]
+    return text, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", default="500k")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--buckets", type=int, default=0, help="0: the default choice")
+    ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args()
+    folder, meta = dataset_for_lines(parse_count(args.lines))
+    lines = meta["rows"]["claims"]
+    with tempfile.TemporaryDirectory(prefix="adjudicate-spark-bench-") as tmp:
+        local_wall, local_summary = local_runs(folder, Path(tmp) / "local", args.repeat)
+        results = {m: spark_runs(m, folder, Path(tmp) / m.strip("[]"), args.repeat, args.buckets)
+                   for m in ("local[1]", "local[2]")}
+    for m, r in results.items():
+        for run in [r["warmup"]] + r["runs"]:
+            assert run["totals"] == local_summary["totals"], f"{m}: totals differ from the local run"
+    load = os.getloadavg()
+    rows = [("local engine (all cores)", local_wall, None, None, None)]
+    for m, r in results.items():
+        wall = statistics.median([x["wall"] for x in r["runs"]])
+        rows.append((f"Spark `{m}`", wall, r["start"], statistics.median([x["bucket_seconds"] for x in r["runs"]]),
+                     statistics.median([x["shuffle_bytes"] for x in r["runs"]])))
+    model, proj = projection(lines, results["local[1]"])
+    out = [BEGIN, "## Spark (`run --engine spark`, `benchmarks/spark.py`)", "",
+           f"{lines:,} generated lines, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
+           f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a **shared, loaded machine** "
+           f"({os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} during the "
+           "run): the figures are pessimistic and noisy. Every Spark run's totals equal the local run's.", "",
+           "| run | wall (s) | lines/s | session start (s) | engine time in buckets (s) | shuffle written (MB) |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for name, wall, start, bucket, shuffle in rows:
+        out.append(f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {'' if start is None else f'{start:.1f}'} | "
+                   f"{'' if bucket is None else f'{bucket:.1f}'} | "
+                   f"{'' if shuffle is None else f'{shuffle / 1e6:.1f}'} |")
+    out += ["", "Wall time is read → settle → write of the four outputs, session start excluded. "
+            "`engine time in buckets` is the sum over buckets of `settle_bucket` (conversion, engine, output "
+            "tables); the rest of a Spark run is Spark's own work.", "",
+            "### Projection: 1 billion lines", ""] + model + ["",
+            "| executors (4 cores each) | projected wall | lines/s |", "|---:|---:|---:|"]
+    for e, t in proj:
+        out.append(f"| {e} | {t / 60:.0f} min | {1e9 / t:,.0f} |")
+    out += ["", "The model is linear in N: buckets are independent and of bounded size, so adding executors "
+            "divides the compute and the shuffle; what it leaves out (skew, stragglers, slower cluster disks, "
+            "object-store commit) only adds. Shuffle volume is the claim lines once (the routing join "
+            "moves the few claims whose lines disagree on member_id) plus the members once.", END]
+    section = "\n".join(out)
+    text = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    args.results.write_text(text, encoding="utf-8")
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
