@@ -1,7 +1,7 @@
 """Spark throughput against the local engine, and a projection to a billion lines.
 
-    python benchmarks/spark.py --lines 500k            # writes the Spark section of RESULTS.md
-    python benchmarks/spark.py --lines 100k --results /tmp/r.md
+    python benchmarks/spark.py --lines 100k,400k --repeat 1   # writes the Spark section of RESULTS.md
+    python benchmarks/spark.py --lines 20k,40k --results /tmp/r.md
 
 On the same generated data (bench_data.dataset_for_lines), each measured in
 its own process:
@@ -106,33 +106,49 @@ def spark_runs(master: str, folder: Path, out: Path, repeat: int, buckets: int) 
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def projection(lines: int, one: dict, cores_per_executor: int = 4, net_mb_s: float = 200.0,
-               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float]]]:
-    """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from the local[1] run.
+def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares (fixed seconds, seconds per line) through (lines, seconds) points."""
+    if len(points) == 1:
+        return 0.0, points[0][1] / points[0][0]
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / max(sum((x - mx) ** 2 for x, _ in points), 1)
+    return my - slope * mx, slope
 
-    Per line, on one core: ``c`` = engine time inside buckets, ``o`` = all
-    other Spark work (scan, routing aggregation and join, shuffle write and
+
+def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: float = 200.0,
+               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float]]]:
+    """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from ``local[1]`` runs.
+
+    ``one`` maps lines to the local[1] figures at that size. Per line, on one
+    core: ``b`` = the slope of wall time over lines (the fixed cost of a run
+    taken out by fitting two sizes), of which ``c`` = engine time inside
+    buckets and the rest Spark's own work (scan, routing, shuffle write and
     read on local disk, Arrow transfer to and from Python, cache, Parquet
     write). Across executors the shuffle also crosses the network: ``s``
-    bytes per line, each executor fetching (E − 1)/E of its share at
-    ``net`` MB/s. Then T(N, E) = F + N·(c + o)/(E·k) + N·s·(E − 1)/E / (E·net),
-    with F a fixed cost (session, executors, scheduling, driver checks).
+    bytes per line, each executor fetching (E − 1)/E of its share at ``net``
+    MB/s. Then T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net), with F a
+    fixed cost (application and executor start, driver checks, scheduling).
     """
-    run = statistics.median([r["wall"] for r in one["runs"]], )
-    c = statistics.median([r["bucket_seconds"] for r in one["runs"]]) / lines
-    o = max(run / lines - c, 0.0)
-    s = statistics.median([r["shuffle_bytes"] for r in one["runs"]]) / lines
+    def med(r: dict, key: str) -> float:
+        return statistics.median([x[key] for x in r["runs"]])
+    fixed, b = fit([(n, med(r, "wall")) for n, r in sorted(one.items())])
+    big = max(one)
+    c = med(one[big], "bucket_seconds") / big
+    s = med(one[big], "shuffle_bytes") / big
     n = 1_000_000_000
     rows = []
     for e in (4, 16, 64):
-        t = fixed_s + n * (c + o) / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
+        t = fixed_s + n * b / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
         rows.append((e, t))
     text = [
-        f"- engine time inside buckets c = {c * 1e6:.2f} µs/line; other Spark work o = {o * 1e6:.2f} µs/line "
-        f"(one core, `local[1]`); shuffle s = {s:.0f} bytes/line",
-        f"- T(N, E) = F + N·(c + o)/(E·k) + N·s·(E − 1)/E / (E·net), with k = {cores_per_executor} cores per "
+        f"- measured on `local[1]` (one core): b = {b * 1e6:.1f} µs per line (slope over "
+        f"{', '.join(f'{k:,}' for k in sorted(one))} lines; fixed part {fixed:.1f} s per run), of which the engine "
+        f"inside buckets c = {c * 1e6:.1f} µs; shuffle s = {s:.0f} bytes per line",
+        f"- model: T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net), with k = {cores_per_executor} cores per "
         f"executor, net = {net_mb_s:.0f} MB/s of shuffle fetch per executor, F = {fixed_s:.0f} s fixed "
-        "(application start, executor start, driver checks, scheduling); buckets of 1 M lines "
+        "(application and executor start, driver checks, scheduling); buckets of 1 M lines "
         "(1,000 buckets for 1 billion lines: every core busy, about 1 GB of Python memory per running bucket)",
     ]
     return text, rows
@@ -140,35 +156,41 @@ def projection(lines: int, one: dict, cores_per_executor: int = 4, net_mb_s: flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lines", default="500k")
+    ap.add_argument("--lines", default="100k,400k", help="sizes, comma-separated (two or more fit the fixed cost)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--buckets", type=int, default=0, help="0: the default choice")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
-    folder, meta = dataset_for_lines(parse_count(args.lines))
-    lines = meta["rows"]["claims"]
-    with tempfile.TemporaryDirectory(prefix="adjudicate-spark-bench-") as tmp:
-        local_wall, local_summary = local_runs(folder, Path(tmp) / "local", args.repeat)
-        results = {m: spark_runs(m, folder, Path(tmp) / m.strip("[]"), args.repeat, args.buckets)
-                   for m in ("local[1]", "local[2]")}
-    for m, r in results.items():
-        for run in [r["warmup"]] + r["runs"]:
-            assert run["totals"] == local_summary["totals"], f"{m}: totals differ from the local run"
+    sizes = [parse_count(x) for x in args.lines.split(",")]
+    figures: dict[str, dict[int, dict]] = {"local[1]": {}, "local[2]": {}}
+    local: dict[int, float] = {}
+    for size in sizes:
+        folder, meta = dataset_for_lines(size)
+        lines = meta["rows"]["claims"]
+        with tempfile.TemporaryDirectory(prefix="adjudicate-spark-bench-") as tmp:
+            local[lines], local_summary = local_runs(folder, Path(tmp) / "local", args.repeat)
+            for m in figures:
+                r = figures[m][lines] = spark_runs(m, folder, Path(tmp) / m.strip("[]"), args.repeat, args.buckets)
+                for run in [r["warmup"]] + r["runs"]:
+                    assert run["totals"] == local_summary["totals"], f"{m}: totals differ from the local run"
     load = os.getloadavg()
-    rows = [("local engine (all cores)", local_wall, None, None, None)]
-    for m, r in results.items():
-        wall = statistics.median([x["wall"] for x in r["runs"]])
-        rows.append((f"Spark `{m}`", wall, r["start"], statistics.median([x["bucket_seconds"] for x in r["runs"]]),
-                     statistics.median([x["shuffle_bytes"] for x in r["runs"]])))
-    model, proj = projection(lines, results["local[1]"])
+    rows = []
+    for lines in sorted(local):
+        rows.append((f"local engine (all cores), {lines:,} lines", lines, local[lines], None, None, None))
+        for m, by_size in figures.items():
+            r = by_size[lines]
+            rows.append((f"Spark `{m}`, {lines:,} lines", lines, statistics.median([x["wall"] for x in r["runs"]]),
+                         r["start"], statistics.median([x["bucket_seconds"] for x in r["runs"]]),
+                         statistics.median([x["shuffle_bytes"] for x in r["runs"]])))
+    model, proj = projection(figures["local[1]"])
     out = [BEGIN, "## Spark (`run --engine spark`, `benchmarks/spark.py`)", "",
-           f"{lines:,} generated lines, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
+           f"Generated data, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
            f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a **shared, loaded machine** "
            f"({os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} during the "
            "run): the figures are pessimistic and noisy. Every Spark run's totals equal the local run's.", "",
            "| run | wall (s) | lines/s | session start (s) | engine time in buckets (s) | shuffle written (MB) |",
            "|---|---:|---:|---:|---:|---:|"]
-    for name, wall, start, bucket, shuffle in rows:
+    for name, lines, wall, start, bucket, shuffle in rows:
         out.append(f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {'' if start is None else f'{start:.1f}'} | "
                    f"{'' if bucket is None else f'{bucket:.1f}'} | "
                    f"{'' if shuffle is None else f'{shuffle / 1e6:.1f}'} |")
