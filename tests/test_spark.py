@@ -6,6 +6,7 @@ machine without pyspark or Java these tests skip; in CI (CI=true) they fail.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -206,6 +207,52 @@ def test_bad_input_exits_2_with_the_local_message(spark, gen, tmp_path):
         assert a.output.strip().startswith("error: ") and "Traceback" not in b.output
         assert b.output.strip().splitlines()[-1] == a.output.strip().splitlines()[-1], what
         assert not (tmp_path / "b").exists()
+
+
+def test_base_year_is_the_runs_across_buckets(spark, gen, tmp_path):
+    """Claims of 2025 carry the account over from 2024 (contract §3), and claims of 2023 that are all
+    rejected do not make 2023 the base year: every bucket settles from the run's B, as locally."""
+    claims = pq.read_table(gen / "claims.parquet")
+    ids = claims["claim_id"].to_pylist()
+    later = claims.filter(pa.array([i is not None and i.endswith(("1", "2")) for i in ids]))  # a fifth
+
+    def shifted(t: pa.Table, prefix: str, years: int) -> pa.Table:
+        def move(d: dt.date | None) -> dt.date | None:
+            return None if d is None else d.replace(year=d.year + years, day=min(d.day, 28 if d.month == 2 else 31))
+        for name in ("admit_date", "discharge_date"):
+            t = t.set_column(t.column_names.index(name), name, pa.array([move(d) for d in t[name].to_pylist()],
+                                                                         pa.date32()))
+        return t.set_column(0, "claim_id", pa.array([prefix + i for i in t["claim_id"].to_pylist()]))
+
+    early = shifted(later.slice(0, 40), "E", -1)
+    early = early.set_column(early.column_names.index("member_id"), "member_id",
+                             pa.array(["nobody"] * early.num_rows))  # unknown member: rejected
+    d = tmp_path / "years"
+    d.mkdir()
+    pq.write_table(pa.concat_tables([claims, shifted(later, "N", 1), early]), d / "claims.parquet")
+    outs = []
+    for engine in ("local", "spark"):
+        outs.append(tmp_path / engine)
+        r = invoke("run", *inputs(gen, claims=d / "claims.parquet"), "--engine", engine, "--out", outs[-1], "-q")
+        assert r.exit_code == 0, r.output
+    assert_outputs_equal(*outs)
+    years = set(read(outs[1] / "settlements.parquet")["benefit_year"].to_pylist())
+    assert min(years) == 2024 and 2025 in years
+
+
+def test_api_bad_input_raises_the_local_error(spark, gen, tmp_path):
+    from adjudicate.inputs import InputError
+
+    bad = _bad_copies(gen, tmp_path)
+    local = invoke("run", *inputs(gen, **bad["claims"]), "--out", tmp_path / "a")
+    expected = local.output.strip().splitlines()[-1].split(": ", 2)[-1]  # after "error: file …: "
+    frames = [spark.read.parquet(str(bad["claims"].get(n, gen / f"{n}.parquet")))
+              for n in ("claims", "members", "providers", "catalogue")]
+    with pytest.raises(InputError) as e:
+        settle(*frames, POLICY, buckets=3)
+    assert str(e.value).endswith("column 'setting', row 37: " + expected)
+    with pytest.raises(InputError, match="missing required column"):
+        settle(frames[0].drop("member_id"), *frames[1:], POLICY)
 
 
 def test_reconcile_and_compare_read_folders_of_part_files(spark, gen, local, tmp_path):

@@ -23,7 +23,7 @@ import warnings
 
 from pyspark.sql import DataFrame
 
-from ..inputs import Table
+from ..inputs import Table, _check_columns
 from ..policy import Policy
 from ..policy import load as load_policy
 from ..schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, TableSpec
@@ -61,6 +61,8 @@ def settle(claims: DataFrame, members: DataFrame, providers: DataFrame, catalogu
     ``with_lines=False`` skips the lines table (``Settled.lines`` is None).
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
+    for df, spec in ((claims, CLAIMS), (members, MEMBERS), (providers, PROVIDERS), (catalogue, CATALOGUE)):
+        _check_columns(spec, df.columns, f"{spec.name} (DataFrame)")
     small = []
     for df, spec in ((providers, PROVIDERS), (catalogue, CATALOGUE)):
         try:

@@ -18,6 +18,7 @@ would report them) and split into settlements, lines and rejected.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.storagelevel import StorageLevel
 
 from .. import __version__
+from ..engine import adjudicate
 from ..inputs import InputError, Table
 from ..policy import Policy
 from ..schema import CLAIMS, MEMBERS, REJECT_REASONS, TableSpec
@@ -41,6 +43,8 @@ BUCKET = "__bucket"
 #: Lines per bucket aimed at when the number of buckets is chosen for you: a
 #: bucket is settled in memory by one Python worker (about 0.8 KB per line).
 LINES_PER_BUCKET = 1_000_000
+#: Personal accounts carry over from the run's base year B (contract §3): every bucket gets the run's B.
+CARRY_OVER = "base_year" in inspect.signature(adjudicate).parameters
 #: Claims whose lines disagree on member_id, up to this many, are broadcast to the routing join.
 SPLIT_BROADCAST = 200_000
 
@@ -160,9 +164,13 @@ class Settled:
         rejected = int(rej["ids"] or 0) + int(rej["nulls"] or 0)
         settled = int(sums["n"])
         st = self.stats
-        return {
+        head = {
             "adjudicate_version": __version__,
             "policy": {"name": self.policy.name, "version": self.policy.version, "file": str(self.policy.path)},
+        }
+        if CARRY_OVER:  # members.account_balance is the balance on 1 January of this year (contract §3)
+            head["account_base_year"] = st["base_year"]
+        return head | {
             "counts": {
                 "input_lines": st["input_lines"],
                 "input_claims": st["input_claims"],
@@ -184,35 +192,63 @@ def _yuan_text(v: Decimal | None) -> str:
     return str(yuan(int((v or Decimal(0)) * 100)))
 
 
-def settle_sources(claims: Source, members: Source, providers: Table, catalogue: Table, policy: Policy,
-                   buckets: int | None = None, with_lines: bool = True,
-                   driver_errors: Sequence[BucketError] = ()) -> Settled:
-    """Settle on Spark; raise the local run's InputError if the input is bad."""
-    spark = claims.frame.sparkSession
-    if buckets is None:
-        buckets = default_buckets(spark, claims.frame.count())
-    shared = Shared(policy, providers, catalogue, claims.files, members.files, claims.text, members.text,
-                    with_lines=with_lines, validate_only=bool(driver_errors))
-    out = bucket_frame(claims, members, shared, buckets)
-    if driver_errors:
-        # a small table is bad: the claims and members may hold an error a local run reports first
-        found = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
-        raise _first_error(found + [(e.key, str(e.error)) for e in driver_errors])
-    out = out.persist(StorageLevel.MEMORY_AND_DISK)
+def base_year_guess(claims: DataFrame) -> int | None:
+    """The earliest benefit year among all claim lines: the run's base year B (contract §3) unless every
+    claim of that year is rejected (``settle_sources`` checks it against what the buckets settled)."""
+    day = F.col("admit_date")
+    if "discharge_date" in claims.columns and "setting" in claims.columns:
+        day = F.when(F.col("setting") == "inpatient", F.col("discharge_date")).otherwise(day)
+    row = claims.select(F.min(F.year(F.try_to_date(day.cast("string")))).alias("y")).collect()[0]
+    return None if row["y"] is None else int(row["y"])
+
+
+def _bucket_rows(claims: Source, members: Source, shared: Shared, buckets: int) -> tuple[DataFrame, dict]:
+    """All buckets' output, cached, and the totals of their STATS rows; the local run's error if any."""
+    out = bucket_frame(claims, members, shared, buckets).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         tags = out.where(F.col(KIND).isin(STATS, ERROR)).select(KIND, "benefit_year", "detail", *NUMBERS).collect()
         errors = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in tags if r[KIND] == ERROR]
         if errors:
             raise _first_error(errors)
-        stats = [r for r in tags if r[KIND] == STATS]
-        totals = {k: sum(int(r[n] or 0) for r in stats) for k, n in
-                  zip(("input_lines", "input_claims", "settled_lines", "violations", "bucket_ns"), NUMBERS)}
-        totals["buckets"] = [(int(r[NUMBERS[0]]), int(r[NUMBERS[4]])) for r in stats]  # (lines, ns) per bucket
-        years = [r["benefit_year"] for r in stats if r["benefit_year"] is not None]
-        totals["first_year"] = min(years) if years else None
     except BaseException:
         out.unpersist()
         raise
+    stats = [r for r in tags if r[KIND] == STATS]
+    totals: dict = {k: sum(int(r[n] or 0) for r in stats) for k, n in
+                    zip(("input_lines", "input_claims", "settled_lines", "violations", "bucket_ns"), NUMBERS)}
+    totals["buckets"] = [(int(r[NUMBERS[0]]), int(r[NUMBERS[4]])) for r in stats]  # (lines, ns) per bucket
+    years = [r["benefit_year"] for r in stats if r["benefit_year"] is not None]
+    totals["first_year"] = min(years) if years else None
+    return out, totals
+
+
+def settle_sources(claims: Source, members: Source, providers: Table | None, catalogue: Table | None,
+                   policy: Policy, buckets: int | None = None, with_lines: bool = True,
+                   driver_errors: Sequence[BucketError] = ()) -> Settled:
+    """Settle on Spark; raise the local run's InputError if the input is bad.
+
+    ``driver_errors`` are the errors found in the small tables on the driver:
+    the buckets then only check the claims and members, for an error a local
+    run would report first.
+    """
+    spark = claims.frame.sparkSession
+    if buckets is None:
+        buckets = default_buckets(spark, claims.frame.count())
+    shared = Shared(policy, providers, catalogue, claims.files, members.files, claims.text, members.text,
+                    with_lines=with_lines, validate_only=bool(driver_errors))
+    if driver_errors:
+        out = bucket_frame(claims, members, shared, buckets)
+        found = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
+        raise _first_error(found + [(e.key, str(e.error)) for e in driver_errors])
+    if CARRY_OVER:
+        shared.extra["base_year"] = base_year_guess(claims.frame)
+    out, totals = _bucket_rows(claims, members, shared, buckets)
+    if CARRY_OVER and totals["first_year"] is not None and totals["first_year"] != shared.extra["base_year"]:
+        # every claim of the earliest year was rejected, so B is later: settle again from it (rare)
+        out.unpersist()
+        shared.extra["base_year"] = totals["first_year"]
+        out, totals = _bucket_rows(claims, members, shared, buckets)
+    totals["base_year"] = totals["first_year"]
 
     def part(kind: int, columns: Sequence[str]) -> DataFrame:
         return out.where(F.col(KIND) == kind).select(*columns)
