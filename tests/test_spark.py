@@ -250,7 +250,7 @@ def test_api_bad_input_raises_the_local_error(spark, gen, tmp_path):
               for n in ("claims", "members", "providers", "catalogue")]
     with pytest.raises(InputError) as e:
         settle(*frames, POLICY, buckets=3)
-    assert str(e.value).endswith("column 'setting', row 37: " + expected)
+    assert str(e.value) == f"file {bad['claims']['claims']}, column 'setting', row 37: {expected}"
     with pytest.raises(InputError, match="missing required column"):
         settle(frames[0].drop("member_id"), *frames[1:], POLICY)
 

@@ -92,15 +92,11 @@ def read_source(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Source, d
     if kind == "csv" or not all(isinstance(f, Path) for f in files):
         _check_columns(spec, df.columns, files[0])
     # Spark names local files file:/path; remote folders stand for the files inside them
-    named = [(_spark_uri(u), str(f)) for u, f in zip(uris, files) if isinstance(f, Path)]
+    named = [(u, str(f)) for u, f in zip(uris, files) if isinstance(f, Path)]
     if len(named) != len(files):
         named = [(u, u) for u in sorted(df.inputFiles())]
     digests = {str(f): _digest(f) for f in files if isinstance(f, Path)}
     return source(df, spec, named, text=kind == "csv"), digests
-
-
-def _spark_uri(uri: str) -> str:
-    return "file:" + uri[len("file://"):] if uri.startswith("file://") else uri
 
 
 def _small(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Table | BucketError, dict[str, str]]:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Sequence
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from pyspark.errors import AnalysisException
@@ -76,8 +78,9 @@ def source(df: DataFrame, spec: TableSpec, files: Sequence[tuple[str, str]] | No
     try:
         if files is None:
             uris = sorted(df.inputFiles())
-            files = list(zip(uris, uris))
-        index = (F.array_position(F.array(*[F.lit(u) for u, _ in files]), F.col("_metadata.file_path")) - 1)
+            files = [(u, unquote(urlparse(u).path) if u.startswith("file:") else u) for u in uris]
+        path = F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "file:/")
+        index = F.array_position(F.array(*[F.lit(spark_uri(u)) for u, _ in files]), path) - 1
         located = df.select(*cols, index.cast("int").alias(FILE), F.col("_metadata.row_index").alias(ROW))
         return Source(located, [shown for _, shown in files], text)
     except AnalysisException:
@@ -88,6 +91,11 @@ def source(df: DataFrame, spec: TableSpec, files: Sequence[tuple[str, str]] | No
     except (AnalysisException, UnboundLocalError, TypeError):  # not a file source: rows are not located
         return Source(df.select(*cols, F.lit(0).alias(FILE), F.lit(None).cast("long").alias(ROW)),
                       [spec.name], text)
+
+
+def spark_uri(uri: str) -> str:
+    """A file URI as Spark's ``_metadata.file_path`` spells it (file:/path, where inputFiles() has file:///path)."""
+    return re.sub("^file:/+", "file:/", uri)
 
 
 def _key(c: str) -> "F.Column":
