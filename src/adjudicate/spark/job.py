@@ -75,22 +75,21 @@ def source(df: DataFrame, spec: TableSpec, files: Sequence[tuple[str, str]] | No
     else errors name the table alone.
     """
     cols = [F.col(c.name) for c in spec.columns if c.name in df.columns]
+    unknown_row = F.lit(None).cast("long").alias(ROW)
     try:
         if files is None:
             uris = sorted(df.inputFiles())
             files = [(u, unquote(urlparse(u).path) if u.startswith("file:") else u) for u in uris]
         path = F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "file:/")
-        index = F.array_position(F.array(*[F.lit(spark_uri(u)) for u, _ in files]), path) - 1
-        located = df.select(*cols, index.cast("int").alias(FILE), F.col("_metadata.row_index").alias(ROW))
-        return Source(located, [shown for _, shown in files], text)
-    except AnalysisException:
-        pass
+        file = (F.array_position(F.array(*[F.lit(spark_uri(u)) for u, _ in files]), path) - 1).cast("int")
+        df.select(file)
+    except AnalysisException:  # not a file source: errors name the table
+        return Source(df.select(*cols, F.lit(0).alias(FILE), unknown_row), [spec.name], text)
+    shown = [name for _, name in files]
     try:
-        located = df.select(*cols, index.cast("int").alias(FILE), F.lit(None).cast("long").alias(ROW))
-        return Source(located, [shown for _, shown in files], text)
-    except (AnalysisException, UnboundLocalError, TypeError):  # not a file source: rows are not located
-        return Source(df.select(*cols, F.lit(0).alias(FILE), F.lit(None).cast("long").alias(ROW)),
-                      [spec.name], text)
+        return Source(df.select(*cols, file.alias(FILE), F.col("_metadata.row_index").alias(ROW)), shown, text)
+    except AnalysisException:  # Spark numbers the rows of Parquet files only
+        return Source(df.select(*cols, file.alias(FILE), unknown_row), shown, text)
 
 
 def spark_uri(uri: str) -> str:
