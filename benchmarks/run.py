@@ -680,6 +680,9 @@ def main(argv=None) -> int:
     R["elapsed"] = time.perf_counter() - t_start
     R["load_end"] = os.getloadavg()
     text = report(args, m, meta, R)
+    old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
+    if "<!-- spark:begin -->" in old:  # spark.py's section is measured apart: keep it
+        text += "\n\n" + old[old.index("<!-- spark:begin -->"):].rstrip("\n")
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)
