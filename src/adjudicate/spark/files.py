@@ -162,7 +162,7 @@ def run_files(claims: Sequence[str], members: Sequence[str], providers: Sequence
             t0 = time.perf_counter()
             for name, df in zip(OUTPUT_NAMES, (result.settlements, result.lines, result.rejected)):
                 if df is not None:
-                    df.write.parquet(str(tmp / f"{name}.parquet"))
+                    df.write.parquet((tmp / f"{name}.parquet").resolve().as_uri())  # not the cluster's default FS
             timer.t["write"] = time.perf_counter() - t0
             s = result.summary(digests, timer.t)
             s["engine"] = "spark"
