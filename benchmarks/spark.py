@@ -42,7 +42,8 @@ CHILD = r"""
 import json, os, sys, time, urllib.request
 os.environ["PYSPARK_PYTHON"] = sys.executable
 from pathlib import Path
-master, folder, out, repeat, buckets = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+master, folder, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+repeat, buckets = int(sys.argv[4]), int(sys.argv[5])
 from pyspark.sql import SparkSession
 t0 = time.perf_counter()
 spark = (SparkSession.builder.master(master).appName("adjudicate-bench").config("spark.ui.enabled", "true")

@@ -192,7 +192,8 @@ def _bad_copies(gen: Path, d: Path) -> dict[str, dict[str, Path]]:
     providers = pq.read_table(gen / "providers.parquet")
     pq.write_table(pa.concat_tables([providers, providers.slice(3, 1)]), d / "providers-dup.parquet")
     pacsv.write_csv(pq.read_table(d / "claims-bad.parquet"), d / "claims-bad.csv")
-    return {"claims": {"claims": d / "claims-bad.parquet"}, "csv": {"claims": d / "claims-bad.csv"}, "members": {"members": d / "members-dup.parquet"},
+    return {"claims": {"claims": d / "claims-bad.parquet"}, "csv": {"claims": d / "claims-bad.csv"},
+            "members": {"members": d / "members-dup.parquet"},
             "providers": {"providers": d / "providers-dup.parquet"},
             # two errors: a local run reports the claims error first, so must Spark
             "both": {"claims": d / "claims-bad.parquet", "providers": d / "providers-dup.parquet"}}
