@@ -47,11 +47,14 @@ def session(master: str | None = None):
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
+    conf = SparkConf()
     builder = SparkSession.builder.appName("adjudicate")
-    if master or not SparkConf().contains("spark.master"):
+    if master or not conf.contains("spark.master"):
         builder = builder.master(master or "local[*]")
-    spark = (builder.config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
+    if not conf.contains("spark.driver.extraJavaOptions"):  # a quiet driver log unless you chose one
+        builder = builder.config("spark.driver.extraJavaOptions",
+                                 f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties').as_uri()}")
+    spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
