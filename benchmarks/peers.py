@@ -22,7 +22,13 @@ Sequential state as cumulative sums (per member and benefit year, claims in
 - admission ordinal = running count of inpatient claims with benefit;
 - ``K`` (cumulative cost above the deductible) = running sum of earlier ``X``;
 - the personal account pays every claim's ``need`` in full until it runs out, so
-  ``paid_i = min(need_i, max(0, balance − Σ_{j<i} need_j))`` (all needs ≥ 0).
+  ``paid_i = min(need_i, max(0, open_y − Σ_{j<i} need_j))`` (all needs ≥ 0);
+- the account carries over (contract §3): ``account_balance`` stands on
+  1 January of B, the earliest settled year; a member-year k opens at
+  ``O_k = max(0, O_{k−1} − N_{k−1}) + C_k`` (N: the year's needs, C: the credits
+  of the years since, schemes.md §9), which unrolls to window functions:
+  ``O_k = P_k + max_{j≤k} Q_j`` with ``P_k = Σ_{1≤i≤k} (C_i − N_{i−1})``,
+  ``Q_0 = O_0``, ``Q_j = C_j − P_j``.
 
 Run one peer by hand:
     python benchmarks/peers.py duckdb --data DIR --out settlements.parquet
@@ -54,6 +60,10 @@ SUPP_BAND = (10_000_000, 20_000_000, 8000)
 SUBSIDY_BP = (5000, 5500)
 SUBSIDY_TOP = 20_000_000
 BENEFIT_REFERRALS = ("referred", "emergency")
+#: account credit at the end of each year (§9): retired 400 a year; else a share of
+#: prior_year_wage by age on 1 January of the next year: (from age, bp)
+CREDIT_RETIRED_FEN = 40_000
+CREDIT_BANDS = ((0, 50), (36, 150), (46, 250))
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
            "member_policy_share", "subsidy", "account_paid", "cash_paid")
@@ -83,6 +93,14 @@ def _sql_deductible() -> str:
     return "CASE level_row " + " ".join(rows) + " END"
 
 
+def _sql_credit() -> str:
+    """The credit at the end of year t (§9), for the member-year rows of ``yrs``."""
+    age = "(t + 1 - year(birth) - CASE WHEN month(birth) = 1 AND day(birth) = 1 THEN 0 ELSE 1 END)"
+    rate = "CASE " + " ".join(f"WHEN {age} >= {a} THEN {bp}" for a, bp in reversed(CREDIT_BANDS)) + \
+        f" ELSE {CREDIT_BANDS[0][1]} END"
+    return f"CASE WHEN retired THEN {CREDIT_RETIRED_FEN} WHEN wage IS NULL THEN 0 ELSE rha(wage * ({rate}), 10000) END"
+
+
 def duckdb_sql(f: dict[str, Path]) -> str:
     covered = ", ".join(f"'{c}'" for c in COVERED)
     refs = ", ".join(f"'{r}'" for r in BENEFIT_REFERRALS)
@@ -102,12 +120,13 @@ prov AS (
   SELECT provider_id, kind, level, designated FROM read_parquet('{f["providers"]}')
 ),
 mem AS (
-  SELECT member_id, category = 'retired' AS retired, civil_servant, fen(account_balance) AS balance
+  SELECT member_id, category = 'retired' AS retired, civil_servant, fen(account_balance) AS balance,
+         birth_date AS birth, fen(prior_year_wage) AS wage
   FROM read_parquet('{f["members"]}')
 ),
 cat AS (
   SELECT item_code, class, CAST(first_self_pay_ratio * 10000 AS BIGINT) AS ratio_bp,
-         fen(max_unit_price) AS maxp, valid_from, valid_to
+         CAST(max_unit_price * 10000 AS BIGINT) AS maxp, valid_from, valid_to
   FROM read_parquet('{f["catalogue"]}')
 ),
 l0 AS (
@@ -123,7 +142,8 @@ l0 AS (
 l1 AS (
   SELECT *, ben AND coalesce(class IN ({covered}), false) AS covered,
          CASE WHEN ben AND coalesce(class IN ({covered}), false) AND maxp IS NOT NULL AND amt > 0
-              THEN greatest(0, amt - rha(maxp * rha_f(quantity * 1000000), 1000000)) ELSE 0 END AS over,
+              THEN greatest(0, amt - rha(CAST(maxp AS HUGEINT) * rha_f(quantity * 1000000), 100000000))
+              ELSE 0 END AS over,
          coalesce(ratio_bp, {_sql_case_ratio()}) AS r
   FROM l0
 ),
@@ -147,7 +167,7 @@ cl AS (
   HAVING total >= 0 AND self_pay >= 0 AND fsp >= 0 AND E >= 0 AND {class_ok}
 ),
 c1 AS (
-  SELECT cl.*, m.retired, m.civil_servant, m.balance,
+  SELECT cl.*, m.retired, m.civil_servant, m.balance, m.birth, m.wage,
          CASE WHEN setting = 'inpatient' THEN discharge_date ELSE admit_date END AS settle_date,
          setting = 'inpatient' AND ben AS ip
   FROM cl JOIN mem m ON m.member_id = cl.member_id
@@ -190,10 +210,43 @@ c9 AS (
 c10 AS (
   SELECT *, CASE WHEN ip THEN mps - subsidy + fsp WHEN ben THEN E + fsp ELSE 0 END AS need FROM c9
 ),
+my AS (
+  SELECT member_id, benefit_year, any_value(retired) AS retired, any_value(birth) AS birth,
+         any_value(wage) AS wage, any_value(balance) AS balance, CAST(sum(need) AS BIGINT) AS N
+  FROM c10 GROUP BY member_id, benefit_year
+),
+my1 AS (
+  SELECT *, lag(benefit_year) OVER (PARTITION BY member_id ORDER BY benefit_year) AS prev_year,
+         lag(N) OVER (PARTITION BY member_id ORDER BY benefit_year) AS prev_N,
+         row_number() OVER (PARTITION BY member_id ORDER BY benefit_year) - 1 AS k
+  FROM my
+),
+yrs AS (
+  SELECT member_id, benefit_year, retired, birth, wage,
+         unnest(range(coalesce(prev_year, (SELECT min(benefit_year) FROM c10)), benefit_year)) AS t
+  FROM my1
+),
+cr AS (
+  SELECT member_id, benefit_year, CAST(sum({_sql_credit()}) AS BIGINT) AS C FROM yrs GROUP BY ALL
+),
+my2 AS (
+  SELECT my1.*, coalesce(cr.C, 0) AS C FROM my1 LEFT JOIN cr USING (member_id, benefit_year)
+),
+my3 AS (
+  SELECT *, CAST(sum(CASE WHEN k = 0 THEN 0 ELSE C - prev_N END)
+                 OVER (PARTITION BY member_id ORDER BY benefit_year ROWS UNBOUNDED PRECEDING) AS BIGINT) AS P
+  FROM my2
+),
+my4 AS (
+  SELECT member_id, benefit_year,
+         P + max(CASE WHEN k = 0 THEN balance + C ELSE C - P END)
+             OVER (PARTITION BY member_id ORDER BY benefit_year ROWS UNBOUNDED PRECEDING) AS open_y
+  FROM my3
+),
 c11 AS (
-  SELECT *, least(need, greatest(0, balance - coalesce(CAST(
+  SELECT c10.*, least(need, greatest(0, my4.open_y - coalesce(CAST(
            sum(need) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS BIGINT), 0))) AS account
-  FROM c10
+  FROM c10 JOIN my4 USING (member_id, benefit_year)
 )
 SELECT claim_id, member_id, provider_id, setting, settle_date, benefit_year, ordinal AS admission_ordinal,
        yuan(total) AS total, yuan(self_pay) AS self_pay, yuan(fsp) AS first_self_pay, yuan(E) AS eligible,
@@ -255,10 +308,12 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
         level_row=pl.when(pl.col("kind") == "community").then(1).when(pl.col("level") >= 3).then(3)
         .when(pl.col("level") == 2).then(2).otherwise(1))
     mem = pl.scan_parquet(f["members"]).select(
-        "member_id", "civil_servant", retired=pl.col("category") == "retired", balance=fen("account_balance"))
+        "member_id", "civil_servant", retired=pl.col("category") == "retired", balance=fen("account_balance"),
+        birth=pl.col("birth_date"), wage=fen("prior_year_wage"))
     cat = pl.scan_parquet(f["catalogue"]).select(
         "item_code", "class", "valid_from", "valid_to",
-        ratio_bp=(pl.col("first_self_pay_ratio") * 10000).cast(pl.Int64), maxp=fen("max_unit_price"))
+        ratio_bp=(pl.col("first_self_pay_ratio") * 10000).cast(pl.Int64),
+        maxp=(pl.col("max_unit_price") * 10000).cast(pl.Int64))
     lines = pl.scan_parquet(f["claims"]).select(list(CLAIM_COLS)).with_row_index("li")
     # the catalogue row valid on admit_date: inner join + validity, then back onto every line
     hit = (lines.select("li", "item_code", "admit_date").join(cat, on="item_code", how="inner")
@@ -275,7 +330,7 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
         .with_columns(
             over=pl.when(pl.col("covered") & pl.col("maxp").is_not_null() & (pl.col("amt") > 0))
             .then(pl.max_horizontal(0, pl.col("amt") - rha(pl.col("maxp") * half_away(pl.col("quantity") * 1e6),
-                                                          1_000_000)))
+                                                          100_000_000)))
             .otherwise(0),
             r=pl.coalesce(pl.col("ratio_bp"), ratio_of_class))
         .with_columns(fsp=pl.when(pl.col("covered")).then(rha((pl.col("amt") - pl.col("over")) * pl.col("r"), 10000))
@@ -327,9 +382,37 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
                 * pl.when(pl.col("retired")).then(SUBSIDY_BP[1]).otherwise(SUBSIDY_BP[0]), 10000))).otherwise(0))
         .with_columns(need=pl.when(pl.col("ip")).then(pl.col("mps") - pl.col("subsidy") + pl.col("fsp"))
                       .when(pl.col("ben")).then(pl.col("E") + pl.col("fsp")).otherwise(0))
+    )
+    # the account carries over: each member-year's opening (see the module docstring)
+    base = settled.select(pl.col("benefit_year").min().cast(pl.Int64)).collect().item()
+    age = (pl.col("t") + 1 - pl.col("birth").dt.year()
+           - pl.when((pl.col("birth").dt.month() == 1) & (pl.col("birth").dt.day() == 1)).then(0).otherwise(1))
+    rate = pl.lit(CREDIT_BANDS[0][1])
+    for a, bp in CREDIT_BANDS[1:]:
+        rate = pl.when(age >= a).then(bp).otherwise(rate)
+    credit = (pl.when(pl.col("retired")).then(CREDIT_RETIRED_FEN).when(pl.col("wage").is_null()).then(0)
+              .otherwise(rha(pl.col("wage") * rate, 10000)))
+    my = (settled.group_by(grp).agg(pl.col("retired", "birth", "wage", "balance").first(), N=pl.col("need").sum())
+          .sort(grp)
+          .with_columns(prev_year=pl.col("benefit_year").shift(1).over("member_id"),
+                        prev_N=pl.col("N").shift(1).over("member_id"),
+                        k=pl.int_range(pl.len()).over("member_id")))
+    cr = (my.with_columns(t=pl.int_ranges(pl.col("prev_year").fill_null(base).cast(pl.Int64),
+                                         pl.col("benefit_year").cast(pl.Int64)))
+          .explode("t").filter(pl.col("t").is_not_null())
+          .group_by(grp).agg(C=credit.sum()))
+    my = (my.join(cr, on=grp, how="left").with_columns(pl.col("C").fill_null(0)).sort(grp)
+          .with_columns(P=pl.when(pl.col("k") == 0).then(0).otherwise(pl.col("C") - pl.col("prev_N"))
+                        .cum_sum().over("member_id"))
+          .with_columns(Q=pl.when(pl.col("k") == 0).then(pl.col("balance") + pl.col("C"))
+                        .otherwise(pl.col("C") - pl.col("P")))
+          .with_columns(open_y=pl.col("P") + pl.col("Q").cum_max().over("member_id"))
+          .select(*grp, "open_y"))
+    settled = (
+        settled.join(my, on=grp, how="left").sort("member_id", "settle_date", "claim_id")
         .with_columns(prior=pl.col("need").cum_sum().over(grp) - pl.col("need"))
         .with_columns(account=pl.min_horizontal(pl.col("need"),
-                                                pl.max_horizontal(0, pl.col("balance") - pl.col("prior"))))
+                                                pl.max_horizontal(0, pl.col("open_y") - pl.col("prior"))))
     )
 
     def yuan(e: pl.Expr) -> pl.Expr:
@@ -367,18 +450,30 @@ def _micro(q: float) -> int:
 
 def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict) -> dict[str, list]:
     """The whole scheme per line and per claim, in plain Python (ints in fen)."""
-    # catalogue: item -> [(valid_from, valid_to or None, class, ratio_bp or None, max fen or None)]
+    # catalogue: item -> [(valid_from, valid_to or None, class, ratio_bp or None, max price in 0.0001 yuan or None)]
     cat: dict[str, list] = {}
     for code, cls, ratio, maxp, vf, vt in zip(catalogue["item_code"], catalogue["class"],
                                               catalogue["first_self_pay_ratio"], catalogue["max_unit_price"],
                                               catalogue["valid_from"], catalogue["valid_to"]):
         cat.setdefault(code, []).append((vf, vt, cls, None if ratio is None else int(ratio.scaleb(4)),
-                                         None if maxp is None else _fen(maxp)))
+                                         None if maxp is None else int(maxp.scaleb(4))))
     prov = {pid: (desig, 1 if kind == "community" else 3 if level >= 3 else 2 if level == 2 else 1)
             for pid, kind, level, desig in zip(providers["provider_id"], providers["kind"], providers["level"],
                                                providers["designated"])}
-    mem = {mid: (cat_ == "retired", civil, _fen(bal)) for mid, cat_, civil, bal in
-           zip(members["member_id"], members["category"], members["civil_servant"], members["account_balance"])}
+    mem = {mid: (cat_ == "retired", civil, _fen(bal), birth, None if wage is None else _fen(wage))
+           for mid, cat_, civil, bal, birth, wage in
+           zip(members["member_id"], members["category"], members["civil_servant"], members["account_balance"],
+               members["birth_date"], members["prior_year_wage"])}
+
+    def credit(retired: bool, birth, wage: int | None, year: int) -> int:
+        """Credited at the end of ``year`` (§9): by age in whole years on 1 January of year + 1."""
+        if retired:
+            return CREDIT_RETIRED_FEN
+        if wage is None:
+            return 0
+        age = year + 1 - birth.year - (0 if (birth.month, birth.day) == (1, 1) else 1)
+        rate = [bp for a, bp in CREDIT_BANDS if age >= a or a == 0][-1]
+        return _rha(wage * rate, 10000)
 
     # 1. lines -> claims
     acc: dict[str, list] = {}
@@ -405,7 +500,7 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
         cls, ratio, maxp = row
         over = 0
         if maxp is not None and amt > 0:
-            over = max(0, amt - _rha(maxp * _micro(qty), 1_000_000))
+            over = max(0, amt - _rha(maxp * _micro(qty), 100_000_000))  # price in 0.0001 yuan
         allowed = amt - over
         r = ratio if ratio is not None else CLASS_RATIO_BP[cls]
         fsp = _rha(allowed * r, 10000)
@@ -422,13 +517,17 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
         settle = c[4] if c[2] == "inpatient" else c[3]
         by_member.setdefault(c[0], []).append((settle, cid.encode(), cid, c))
     out: dict[str, list] = {k: [] for k in HEADER + AMOUNTS}
+    first_year = min((t[0].year for rows in by_member.values() for t in rows), default=0)
     for mid, rows in by_member.items():
-        retired, civil, balance = mem[mid]
+        retired, civil, balance, birth, wage = mem[mid]
         rows.sort(key=lambda t: (t[0], t[1]))
-        year = None
+        year, bal, bal_year = None, balance, first_year  # the account carries over from 1 January of B
         for settle, _, cid, c in rows:
             if settle.year != year:
-                year, n_adm, K, bal = settle.year, 0, 0, balance
+                year, n_adm, K = settle.year, 0, 0
+                while bal_year < year:
+                    bal += credit(retired, birth, wage, bal_year)
+                    bal_year += 1
             _, pid, setting, _, _, ben, level_row, total, self_pay, fsp, E, _ = c
             ip = setting == "inpatient" and ben
             d = pool = supp = subsidy = 0
@@ -476,7 +575,7 @@ def run_python(data: Path, out: Path, threads: int | None = None) -> dict:
     t0 = time.perf_counter()
     claims = pq.read_table(f["claims"], columns=list(CLAIM_COLS)).to_pydict()
     members = pq.read_table(f["members"], columns=["member_id", "category", "civil_servant",
-                                                   "account_balance"]).to_pydict()
+                                                   "account_balance", "birth_date", "prior_year_wage"]).to_pydict()
     providers = pq.read_table(f["providers"], columns=["provider_id", "kind", "level", "designated"]).to_pydict()
     catalogue = pq.read_table(f["catalogue"], columns=["item_code", "class", "first_self_pay_ratio",
                                                        "max_unit_price", "valid_from", "valid_to"]).to_pydict()

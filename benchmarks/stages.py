@@ -21,7 +21,6 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     from adjudicate import _core, engine
     from adjudicate import policy as P
     from adjudicate.encode import benefit_factors, encode
-    from adjudicate.inputs import QUANTITY_SCALE
 
     if inputs is None:
         f = bench_data.paths(folder)
@@ -33,7 +32,7 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     ns = SimpleNamespace(core=_core, engine=engine, encode=encode, inputs=inputs, policy=pol, compiled=compiled,
                          enc=enc, benefit=benefit, ben8=np.ascontiguousarray(benefit).view(np.uint8),
                          factor=factor, lines=len(enc.amount), claims=len(enc.member),
-                         qty_scale=10**QUANTITY_SCALE)
+                         qty_scale=engine.PRICE_QTY_PER_FEN)
     args = split_args(ns)
     _core.split_lines(*args)
     ns.sums, ns.elig = args[13], args[12]
@@ -41,6 +40,9 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     ns.category = np.ascontiguousarray(m["category"], dtype=np.int8)
     ns.civil = np.ascontiguousarray(m["civil_servant"]).view(np.uint8)
     ns.balance = np.ascontiguousarray(m["account_balance"], dtype=np.int64)
+    from adjudicate.account import member_credits
+    ns.base_year = engine.first_year(enc) or 0
+    ns.credit = member_credits(m, pol.account_credit, ns.base_year, int(enc.year.max()) if ns.claims else 0)
     ns.settle = np.zeros((ns.claims, 6), np.int64)
     settle(ns)
     ns.pool = np.ascontiguousarray(ns.settle[:, engine.POOL])
@@ -61,9 +63,9 @@ def settle(ns) -> None:
     """One ``_core.settle_claims`` call over every claim."""
     e, c = ns.enc, ns.compiled
     ns.core.settle_claims(e.member, e.year, e.setting, ns.ben8, ns.factor, e.level_row, e.months, ns.sums,
-                          ns.category, ns.civil, ns.balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
-                          c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months, c.lim_amount,
-                          c.lim_n, ns.settle, 0, ns.claims)
+                          ns.category, ns.civil, ns.balance, ns.base_year, ns.credit, c.block_of_setting, c.B,
+                          c.band_from, c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct,
+                          c.lim_months, c.lim_amount, c.lim_n, ns.settle, 0, ns.claims)
 
 
 def allocate(ns) -> None:

@@ -27,7 +27,7 @@ MEMBER_TYPES = {"member_id": pa.string(), "birth_date": pa.date32(), "category":
 PROVIDER_TYPES = {"provider_id": pa.string(), "kind": pa.string(), "level": pa.int8(), "designated": pa.bool_(),
                   "local": pa.bool_(), "quota_per_admission": pa.decimal128(14, 2)}
 CATALOGUE_TYPES = {"item_code": pa.string(), "name": pa.string(), "class": pa.string(),
-                   "first_self_pay_ratio": pa.decimal128(6, 4), "max_unit_price": pa.decimal128(14, 2),
+                   "first_self_pay_ratio": pa.decimal128(6, 4), "max_unit_price": pa.decimal128(18, 4),
                    "valid_from": pa.date32(), "valid_to": pa.date32()}
 
 

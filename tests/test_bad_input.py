@@ -741,7 +741,7 @@ def _values(draw, kind: str, n: int) -> pa.Array:
         return [draw(st.one_of(st.none(), strategy) if draw(st.booleans()) else strategy) for _ in range(n)]
     if choice == "right":
         choice = {"string": "string", "enum": "enum", "date": "date32", "bool": "bool", "int": "int32",
-                  "amount": "decimal", "ratio": "decimal", "quantity": "float64"}[kind]
+                  "amount": "decimal", "price": "decimal", "ratio": "decimal", "quantity": "float64"}[kind]
     if choice in ("int8", "int32", "int64", "uint64"):
         t = getattr(pa, choice)()
         info = np.iinfo(t.to_pandas_dtype())

@@ -31,7 +31,7 @@ EXPECTED = {
         ("discharge_date", pa.date32()),
         ("item_code", pa.string()),
         ("quantity", pa.float64()),
-        ("unit_price", pa.decimal128(12, 2)),
+        ("unit_price", pa.decimal128(12, 4)),  # contract §1 (updated): prices exact to 0.0001 yuan
         ("amount", pa.decimal128(14, 2)),
         ("diagnosis", pa.string()),
     ],
@@ -57,7 +57,7 @@ EXPECTED = {
         ("name", pa.string()),
         ("class", pa.string()),
         ("first_self_pay_ratio", pa.decimal128(6, 4)),
-        ("max_unit_price", pa.decimal128(12, 2)),
+        ("max_unit_price", pa.decimal128(12, 4)),  # contract §1 (updated): prices exact to 0.0001 yuan
         ("valid_from", pa.date32()),
         ("valid_to", pa.date32()),
     ],
@@ -89,6 +89,13 @@ def fen(d: Decimal) -> int:
     return int(q)
 
 
+def price_units(d: Decimal) -> int:
+    """A price in 0.0001 yuan, exactly (contract §1)."""
+    q = d * 10000
+    assert q == q.to_integral_value(), d
+    return int(q)
+
+
 def round_half_away(num: int, den: int) -> int:
     sign = -1 if num < 0 else 1
     return sign * ((2 * abs(num) + den) // (2 * den))
@@ -115,7 +122,8 @@ def line_split(row, cat_row):
         return ("unknown" if cat_row is None else "excluded"), amount, 0, 0
     over = 0
     if cat_row["max_unit_price"] is not None and amount > 0:
-        cap = round_half_away(fen(cat_row["max_unit_price"]) * int(round(row["quantity"] * 2)), 2)
+        # contract §1 (updated): the ceiling is taken on the exact four-decimal price, rounded once
+        cap = round_half_away(price_units(cat_row["max_unit_price"]) * int(round(row["quantity"] * 2)), 200)
         over = max(0, amount - cap)
     allowed = amount - over
     if cat_row["first_self_pay_ratio"] is not None:
@@ -367,14 +375,15 @@ def test_item_codes_mostly_in_catalogue_and_valid(tables):
 # ---------------------------------------------------------------------------
 def test_amounts_exact_to_the_fen(tables):
     c = tables["claims"]
-    assert c["unit_price"].type.scale == 2 and c["amount"].type.scale == 2
+    # contract §1 (updated): unit prices are exact to 0.0001 yuan, amounts to the fen
+    assert c["unit_price"].type.scale == 4 and c["amount"].type.scale == 2
     exact = moled = 0
     for r in c.select(["quantity", "unit_price", "amount"]).to_pylist():
-        price, amount = fen(r["unit_price"]), fen(r["amount"])
-        assert r["unit_price"].as_tuple().exponent == -2 and r["amount"].as_tuple().exponent == -2
+        price, amount = price_units(r["unit_price"]), fen(r["amount"])
+        assert r["unit_price"].as_tuple().exponent == -4 and r["amount"].as_tuple().exponent == -2
         q2 = r["quantity"] * 2
         assert q2 == int(q2) and q2 != 0 and price > 0
-        expected = round_half_away(int(q2) * price, 2)
+        expected = round_half_away(int(q2) * price, 200)
         if amount == expected:
             exact += 1
         else:  # 抹零: the odd fen dropped

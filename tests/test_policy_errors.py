@@ -377,3 +377,30 @@ def test_account_order_that_would_pay_twice_is_refused(tmp_path):
         f.write_text(re.sub(r'order = \[[^\]]*\]', f"order = {order}", text), encoding="utf-8")
         with pytest.raises(P.PolicyError, match=words):
             P.load(f)
+
+
+# ---------------------------------------------------------------------------
+# [account.credit] (schemes.md §9; required since the account carries over, contract §3)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("old, new, key", [
+    ("retired_amount = 400", "retired_amount = -1", "account.credit.retired_amount"),
+    ("retired_amount = 400", "retired_amount = 400.001", "account.credit.retired_amount"),
+    ("{ from_age = 0,  rate = 0.005 }", "{ from_age = 1,  rate = 0.005 }", "account.credit.by_age[0].from_age"),
+    ("{ from_age = 46, rate = 0.025 }", "{ from_age = 36, rate = 0.025 }", "account.credit.by_age[2].from_age"),
+    ("{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 1.5 }", "account.credit.by_age[1].rate"),
+    ("{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 0.015, cap = 1 }", "account.credit.by_age[1]"),
+    ("retired_amount = 400", "retired = 400", "account.credit"),
+])
+def test_account_credit_errors_name_the_key_and_line(tmp_path, old, new, key):
+    text = edit(PREFECTURE, old, new)
+    e = error(tmp_path, text)
+    assert f"key '{key}" in str(e), str(e)
+    assert f"line {line_of(text, new)}" in str(e), str(e)
+
+
+def test_account_credit_is_optional_without_an_account(tmp_path):
+    z = SHIPPED["zhenjiang-resident"]
+    assert load_text(tmp_path, z).account_credit is None
+    text = PREFECTURE[PREFECTURE.index("[account.credit]"):]
+    assert load_text(tmp_path, z + "\n" + text).account_credit.retired_fen == 40000

@@ -81,8 +81,10 @@ class Books:
 
 def reconcile(folder: Path, *extra) -> tuple[object, Path]:
     out = folder / "out"
+    # hand-made settlements have no run summary.json naming the policy: give it (its [account.credit])
     r = invoke("reconcile", "--settlements", folder, "--providers", folder / "providers.parquet",
-               "--members", folder / "members.parquet", "--out", out, "-q", *extra)
+               "--members", folder / "members.parquet", "--out", out, "-q",
+               *(() if "--policy" in extra else ("--policy", "prefecture-employee")), *extra)
     return r, out
 
 
@@ -219,18 +221,24 @@ def test_ledger_credits_by_age_on_1_january(tmp_path):
 
 
 def test_rules_file_overrides_and_errors(tmp_path):
+    from adjudicate import policy as P
     from adjudicate.reconcile.rules import DEFAULT_RULES
     b = Books().provider("H1")
     b.member("A40", birth="1984-06-01", wage="100000").member("R", category="retired")
     b.write(tmp_path)
-    text = DEFAULT_RULES.read_text(encoding="utf-8")
-    own = tmp_path / "rules.toml"
-    own.write_text(text.replace("retired_amount = 400", "retired_amount = 520")
-                   .replace("{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 0.02 }"), encoding="utf-8")
-    r, out = reconcile(tmp_path, "--rules", own, "--year", "2024")
+    # The credit rule moved from the rules file to the policy's [account.credit] (contract §3: settlement
+    # carries the account over with it, so it has one home); the same overrides, given in the policy.
+    ptext = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
+    own_policy = tmp_path / "policy.toml"
+    own_policy.write_text(ptext.replace("retired_amount = 400", "retired_amount = 520")
+                          .replace("{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 0.02 }"),
+                          encoding="utf-8")
+    r, out = reconcile(tmp_path, "--policy", own_policy, "--year", "2024")
     assert r.exit_code == 0, r.output
     led = rows(out, "ledger", "member_id")
     assert led["A40"]["credit"] == D("2000") and led["R"]["credit"] == D("520")
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    own = tmp_path / "rules.toml"
     own.write_text(text.replace("excess_share = 0.50", "excess_share = 0.5x"), encoding="utf-8")
     r, _ = reconcile(tmp_path, "--rules", own, "--year", "2024")
     assert r.exit_code == 2 and "not valid TOML" in r.output
@@ -238,9 +246,13 @@ def test_rules_file_overrides_and_errors(tmp_path):
     r, _ = reconcile(tmp_path, "--rules", own, "--year", "2024")
     line = 1 + next(i for i, t in enumerate(text.splitlines()) if t.startswith("ceiling ="))
     assert r.exit_code == 2 and "key 'corridor.ceiling'" in r.output and f"line {line}," in r.output
-    own.write_text(text.replace("retired_amount = 400", "retired = 400"), encoding="utf-8")
+    own_policy.write_text(ptext.replace("retired_amount = 400", "retired = 400"), encoding="utf-8")
+    r, _ = reconcile(tmp_path, "--policy", own_policy, "--year", "2024")
+    assert r.exit_code == 2 and "account.credit.retired" in r.output
+    # an old rules file with its [account_credit] table: told where the table went
+    own.write_text(text + "\n[account_credit]\nretired_amount = 400\n", encoding="utf-8")
     r, _ = reconcile(tmp_path, "--rules", own, "--year", "2024")
-    assert r.exit_code == 2 and "account_credit.retired" in r.output
+    assert r.exit_code == 2 and "[account.credit]" in r.output and "--policy" in r.output
 
 
 # ---------------------------------------------------------------------------

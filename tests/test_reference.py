@@ -57,9 +57,13 @@ def datasets(draw) -> Case:
     case = Case()
     members = [f"M{i}" for i in range(draw(st.integers(1, 3)))]
     for m in members:
+        # claims run from 2023 into 2025, so members have several benefit years (and gap years): the
+        # account carries over with each year's credit, by age on 1 January and wage (contract §3)
         case.member(m, category=draw(st.sampled_from(CATEGORIES)), civil_servant=draw(st.booleans()),
                     balance=yuan(draw(st.one_of(st.just(0), st.integers(0, 1_000_000)))),
-                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat())
+                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat(),
+                    birth=draw(st.dates(dt.date(1940, 1, 1), dt.date(2024, 12, 31))).isoformat(),
+                    wage=draw(st.one_of(st.none(), st.just("0"), st.builds(yuan, st.integers(0, 50_000_000)))))
     providers = [f"P{i}" for i in range(draw(st.integers(1, 3)))]
     for p in providers:
         case.provider(p, kind=draw(st.sampled_from(PROVIDER_KINDS)), level=draw(st.integers(0, 3)),
@@ -71,11 +75,12 @@ def datasets(draw) -> Case:
         periods = [("2000-01-01", (split - dt.timedelta(days=1)).isoformat()),
                    ((split + dt.timedelta(days=gap)).isoformat(), None)] if two else [("2000-01-01", None)]
         for start, end in periods:
-            price = draw(st.one_of(st.none(), st.integers(1, 200_000)))
+            # ceilings exact to 0.0001 yuan (contract §1), some on a half fen
+            price = draw(st.one_of(st.none(), st.integers(1, 20_000_000), st.integers(1, 4000).map(lambda k: k * 50)))
             bp = draw(ratios_bp)
             case.item(item, draw(st.sampled_from(CLASSES)), valid_from=start, valid_to=end,
                       ratio=None if bp is None else str(Decimal(bp).scaleb(-4)),
-                      max_price=None if price is None else yuan(price))
+                      max_price=None if price is None else str(Decimal(price).scaleb(-4)))
     ids = draw(st.lists(st.integers(0, 999), min_size=1, max_size=9, unique=True))
     for cid in ids:
         member = draw(st.sampled_from(members + (["MX"] if draw(st.integers(0, 20)) == 0 else [])))
@@ -207,8 +212,8 @@ def single_rate(bands: list[dict]) -> bool:
 
 
 @st.composite
-def policies(draw) -> str:
-    """The TOML text of a random valid policy."""
+def policy_docs(draw) -> dict:
+    """A random valid policy as a document (section name -> its keys)."""
     classes_st = st.lists(st.sampled_from(FUND_CLASSES), min_size=1, max_size=4, unique=True)
     doc: dict = {
         "policy": {"name": "random", "version": "0", "title": "random policy", "source": "hypothesis"},
@@ -288,6 +293,61 @@ def policies(draw) -> str:
                 else:
                     items.append([part])
             doc[f"{bk}.account"] = {"pays": "before_fund", "order": ["+".join(i) for i in items]}
+    pays = any(k.endswith(".account") for k in doc)
+    if pays or draw(st.booleans()):  # required when an account pays (contract §3, schemes.md §9)
+        ages = sorted(set([0] + draw(st.lists(st.integers(1, 120), max_size=3))))
+        doc["account.credit"] = {"retired_amount": money(draw(st.integers(0, 2_000_000))),
+                                 "by_age": [{"from_age": a, "rate": ratio(draw(bp_st))} for a in ages]}
+    return doc
+
+
+def policies() -> st.SearchStrategy[str]:
+    """The TOML text of a random valid policy."""
+    return policy_docs().map(policy_text)
+
+
+@st.composite
+def dated_policies(draw) -> str:
+    """A random valid policy whose numbers change on a random date (issue 7 §3): rates, amounts,
+    factors, deductibles and the supplementary catalogue switch, each maybe dated."""
+    doc = draw(policy_docs())
+    change = draw(st.dates(dt.date(2023, 11, 1), dt.date(2025, 2, 1))).isoformat()
+
+    def dated(old, new):
+        return {"values": {"2000-01-01": {"value": old, "reference": "before"}, change: {"value": new}}}
+
+    def maybe(table: dict, key, new_value) -> None:
+        if key in table and draw(st.booleans()):
+            table[key] = dated(table[key], new_value)
+
+    fsp = doc["lines"]["first_self_pay"]
+    for c in FUND_CLASSES:
+        maybe(fsp, c, ratio(draw(bp_st)))
+    maybe(doc["lines"], "supplementary_catalogue", draw(st.booleans()))
+    rule_lists = [doc["benefit"]["rules"]] + [v["benefit"] for k, v in doc.items() if "benefit" in v
+                                              and k.startswith("blocks.")]
+    for rules in rule_lists:
+        for r in rules:
+            maybe(r, "factor", ratio(draw(factor_st)))
+    for k, v in doc.items():
+        if k.startswith("limits."):
+            maybe(v, "amount", money(draw(limit_fen)))
+            for row in v.get("by_enrolment_months", []):
+                maybe(row, "amount", money(draw(limit_fen)))
+        elif k.endswith(".deductible"):
+            rows = v["by_level"]
+            n = len(rows["1"])
+            for r in rows:
+                maybe(rows, r, [money(draw(st.integers(0, 100_000))) for _ in range(n)])
+        elif k.endswith(".supplementary"):
+            maybe(v, "rate", ratio(draw(bp_st)))
+        elif k.endswith(".subsidy"):
+            maybe(v, "civil_servant", {"in_service": ratio(draw(bp_st)), "retired": ratio(draw(bp_st))})
+        elif k.endswith(".direct"):
+            for c in list(v):
+                maybe(v, c, ratio(draw(bp_st)))
+        elif k == "account.credit":
+            maybe(v, "retired_amount", money(draw(st.integers(0, 2_000_000))))
     return policy_text(doc)
 
 
@@ -343,6 +403,15 @@ def test_kernel_matches_reference_random_policy(case, text):
         path.write_text(text, encoding="utf-8")
         policy = P.load(path)  # the generator writes valid policies only: an error here is a test bug
         compare(load_case(case, Path(d)), policy)
+
+
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=SLOW_OK)
+@given(case=datasets(), text=dated_policies())
+def test_kernel_matches_reference_dated_policy(case, text):
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "dated.toml"
+        path.write_text(text, encoding="utf-8")
+        compare(load_case(case, Path(d)), P.load(path))
 
 
 # ---------------------------------------------------------------------------
@@ -468,7 +537,8 @@ def test_explain_settles_only_the_member(explain_case, monkeypatch):
     from adjudicate import explain as X
     seen = []
     real = X.reference_run
-    monkeypatch.setattr(X, "reference_run", lambda inputs, pol: seen.append(inputs.claims.rows) or real(inputs, pol))
+    monkeypatch.setattr(X, "reference_run",
+                        lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a))
     r = CliRunner().invoke(main, ["explain", "C3", *explain_case, "--policy", "prefecture-employee", "--json"])
     assert r.exit_code == 0, r.output
     assert seen == [1]  # M2 has one line; M1's seven are left out

@@ -35,6 +35,8 @@ cdef enum:
     F_P_IN = 13
     F_P_RET = 14
     F_INPATIENT = 15
+    F_CAP_ROW = 16
+    F_SUPP_ROW = 17
 
 cdef enum:
     NCLS = 4  # classes with eligible amounts: A, B, special, supplementary
@@ -127,14 +129,17 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                 const int64_t[::1] quantity, const int8_t[::1] cls,
                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
                 const uint8_t[::1] benefit, const int64_t[::1] class_ratio,
-                bint supplementary_catalogue, int64_t qty_scale,
+                bint supplementary_catalogue, int64_t per_fen,
                 int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
                 int64_t[:, ::1] claim_sums, int64_t start, int64_t stop):
     """Split lines [start, stop) into self_pay / first_self_pay / eligible (schemes.md §1).
 
     ``claim_sums[c]`` accumulates, per claim: total, self_pay, first_self_pay,
     then eligible of classes A, B, special, supplementary. Lines of one claim
-    must not be split across two concurrent calls.
+    must not be split across two concurrent calls. ``max_price`` is in units of
+    0.0001 yuan and ``quantity`` in millionths: ``per_fen`` is how many units
+    of their product make one fen (10**8), so the ceiling is rounded once, on
+    the exact product (contract §1).
     """
     cdef int64_t i, c, amt, over, allowed, fsp, r
     cdef int128 cap
@@ -156,7 +161,7 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             if max_price[i] >= 0 and amt > 0:
                 # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
                 # quantity must not wrap; a ceiling at or above the amount cuts nothing
-                cap = round_div128(<int128>max_price[i] * quantity[i], qty_scale)
+                cap = round_div128(<int128>max_price[i] * quantity[i], per_fen)
                 if cap < amt:
                     over = amt - <int64_t>cap
             allowed = amt - over
@@ -183,12 +188,13 @@ cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t
 
 
 def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
+                  const int64_t[::1] period,
                   const int8_t[::1] setting, const uint8_t[::1] benefit,
                   const int64_t[::1] factor, const int8_t[::1] level_row,
                   const int64_t[::1] months, const int64_t[:, ::1] sums,
                   const int8_t[::1] category, const uint8_t[::1] civil_servant,
-                  const int64_t[::1] balance,
-                  const int64_t[::1] block_of_setting, const int64_t[:, ::1] B,
+                  const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit,
+                  const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
                   const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
                   const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
                   const int64_t[:, :, ::1] ded, const int64_t[:, ::1] acct_items,
@@ -198,12 +204,20 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   int64_t[:, ::1] out, int64_t start, int64_t stop):
     """Settle claims [start, stop), sorted by member then (settle_date, claim_id).
 
-    ``start`` must be the first claim of a member. Writes ``out[c]``:
+    ``start`` must be the first claim of a member. ``period[c]`` is the policy
+    period of claim c: its block is ``block_of_setting[period, setting]``, a
+    row of the tables stacked by period (``policy.Compiled``); what was paid
+    against each limit (``used``) carries across a period change. Writes ``out[c]``:
     deductible, fund_pool, fund_supplementary, subsidy, account_paid,
     admission ordinal (0 = null).
+
+    The personal account carries over (contract §3): ``balance[m]`` is member
+    m's balance on 1 January of ``base_year``, and ``credit[m, k]`` what is
+    credited to it at the end of ``base_year + k``. Each member-year opens at
+    the previous year's closing plus the credits of the years in between.
     """
-    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0
-    cdef int32_t prev_year = -1
+    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
+    cdef int32_t prev_year = -1, y
     cdef int64_t counters[MAXCOUNTERS]
     cdef int64_t used[MAXLIMITS]
     cdef int64_t e[NCLS]
@@ -219,7 +233,15 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                     counters[k] = 0
                 for k in range(MAXLIMITS):
                     used[k] = 0
-                bal = balance[m]
+                if m != prev_m:
+                    bal = balance[m]
+                    y = base_year
+                else:
+                    y = prev_year
+                while y < year[c]:  # closing of year y, plus its credit, opens y + 1
+                    if 0 <= y - base_year < ncredit:
+                        bal += credit[m, y - base_year]
+                    y += 1
                 ordinal_count = 0
                 prev_m = m
                 prev_year = year[c]
@@ -227,7 +249,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                 out[c, k] = 0
             if not benefit[c]:
                 continue
-            b = block_of_setting[setting[c]]
+            b = block_of_setting[period[c], setting[c]]
             cat = category[m]
             f = factor[c]
             total = sums[c, 0]
@@ -299,7 +321,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             # 5. annual cap on the fund_pool; what it cuts may overflow to the tier
             O = 0
             if B[b, F_CAP] >= 0:
-                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP], months[c])
+                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP_ROW], months[c])
                 room = imax(0, cap_amt - used[B[b, F_CAP]])
                 if pool > room:
                     if B[b, F_OVERFLOW]:
@@ -325,7 +347,8 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             supp = imax(0, imin(supp, E - pool))  # before the limit is charged
             if B[b, F_SUPP_LIMIT] >= 0:
                 j = B[b, F_SUPP_LIMIT]
-                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, j, months[c]) - used[j]))
+                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, B[b, F_SUPP_ROW], months[c])
+                                         - used[j]))
                 used[j] += supp
             mps = E - pool - supp
             deductible = imin(d + ded_band, mps)

@@ -354,8 +354,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
 
-def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.ndarray, np.ndarray]:
-    """Per claim: does it get benefit, and its factor in bp (the policy's benefit rules)."""
+def benefit_factors(policy: Policy, enc: Encoded, providers: Table,
+                    period: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per claim: does it get benefit, and its factor in bp (the benefit rules of the
+    policy period of its settle_date: ``period``, from ``Policy.period_index``)."""
     p = enc.provider
     designated = providers["designated"][p]
     local = providers["local"][p]
@@ -364,8 +366,21 @@ def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.
     referral = enc.referral  # -1 none
     benefit = np.zeros(len(p), bool)
     factor = np.zeros(len(p), np.int64)
+    pols = policy.period_policies
+    if period is None:
+        period = policy.period_index(enc.settle_date)
+    for k, pol in enumerate(pols):
+        _rules_of_period(pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level,
+                         referral, benefit, factor)
+    return benefit, factor
+
+
+def _rules_of_period(policy: Policy, enc: Encoded, in_period: np.ndarray | None, designated, local, kind, level,
+                     referral, benefit: np.ndarray, factor: np.ndarray) -> None:
     for block in policy.blocks:
         todo = np.isin(enc.setting, [SETTINGS.index(s) for s in block.settings])
+        if in_period is not None:
+            todo &= in_period
         for rule in block.benefit:
             hit = todo.copy()
             if rule.designated is not None:
@@ -383,5 +398,4 @@ def benefit_factors(policy: Policy, enc: Encoded, providers: Table) -> tuple[np.
                 benefit[hit] = True
                 factor[hit] = rule.factor_bp
             todo &= ~hit
-    return benefit, factor
 

@@ -18,13 +18,17 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import _core
+from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
+from .money import PRICE_SCALE
 from .policy import Compiled, Policy, compile_policy
-from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
 
 #: Output columns of the claim kernel (``_core.settle_claims``).
 DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
+#: Units of max_unit_price (0.0001 yuan) × quantity (millionths) in one fen.
+PRICE_QTY_PER_FEN = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 #: Columns of ``claim_sums`` (``_core.split_lines``).
 TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = 0, 1, 2, 3
 
@@ -64,6 +68,8 @@ class Result:
     line_pool: np.ndarray | None  # None when adjudicate(line_funds=False)
     line_supp: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: The year on whose 1 January members.account_balance stands (contract §3); None: no claims settled
+    base_year: int | None = None
 
     @property
     def eligible(self) -> np.ndarray:
@@ -118,12 +124,15 @@ def default_threads() -> int:
 
 def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
                timer: Timer | None = None, progress: Callable[[str], None] | None = None,
-               line_funds: bool = True) -> Result:
+               line_funds: bool = True, base_year: int | None = None) -> Result:
     """Adjudicate every claim of ``inputs`` under ``policy``.
 
     ``line_funds=False`` skips allocating the fund amounts to lines (for runs
     that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
-    then None.
+    then None. ``base_year`` is the year on whose 1 January the members'
+    ``account_balance`` stands (contract §3); by default the earliest benefit
+    year of the claims settled here. A caller settling part of a run (one
+    member range, one member) passes the whole run's.
     """
     timer = timer or Timer()
     threads = threads or default_threads()
@@ -132,15 +141,19 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
     with timer("encode"):
         enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
         compiled = compile_policy(policy)
-        benefit, factor = benefit_factors(policy, enc, inputs.providers)
+        period = policy.period_index(enc.settle_date)  # the policy period of each claim's settle_date
+        benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
     say("kernel")
     with timer("kernel"):
-        enc, keep, sums, lines = _split(enc, benefit, compiled, policy, threads)
+        enc, keep, sums, lines = _split(enc, benefit, compiled, period, threads)
         if keep is not None:
-            benefit, factor = benefit[keep], factor[keep]
-        settle = _settle(enc, benefit, factor, sums, compiled, inputs.members, threads)
+            benefit, factor, period = benefit[keep], factor[keep], period[keep]
+        if base_year is None:
+            base_year = first_year(enc)
+        settle = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
     if not line_funds:
-        return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], None, None, timer.t)
+        return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], None, None, timer.t,
+                      base_year)
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
@@ -154,10 +167,43 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
             _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
             _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
         _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], pool, supp, timer.t)
+    return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year)
 
 
-def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy, threads: int):
+def first_year(enc: Encoded) -> int | None:
+    """The earliest benefit year of the claims of ``enc`` (None when there are none)."""
+    return int(enc.year.min()) if len(enc.year) else None
+
+
+def settled_base_year(inputs: Inputs, policy: Policy, threads: int | None = None) -> int | None:
+    """The base year B of a run on ``inputs`` (contract §3): the earliest benefit year of the
+    claims it settles, i.e. after every rejection (``negative_claim_total`` included). Encodes
+    and splits the lines, settles nothing (for ``explain``, which settles one member)."""
+    threads = threads or default_threads()
+    enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    period = policy.period_index(enc.settle_date)
+    benefit, _ = benefit_factors(policy, enc, inputs.providers, period)
+    enc = _split(enc, benefit, compile_policy(policy), period, threads)[0]
+    return first_year(enc)
+
+
+def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Class codes, first_self_pay ratios and the supplementary-catalogue switch for the kernel's
+    line split. When these change between the policy's periods, each line gets its claim's
+    period's rule in one vectorised pass: its class ratio written in where the item has none,
+    and class supplementary read as excluded in a period without the supplementary catalogue
+    (both are then all self_pay); lines.parquet still shows the catalogue class."""
+    cr, sc = compiled.class_ratio, compiled.supplementary_catalogue
+    if (cr == cr[0]).all() and (sc == sc[0]).all():
+        return enc.cls, enc.item_ratio, bool(sc[0])
+    lp = period[enc.line_claim]
+    ratio = np.where(enc.item_ratio >= 0, enc.item_ratio, cr[lp, enc.cls])
+    supp, excluded = CLASSES.index("supplementary"), CLASSES.index("excluded")
+    cls = np.where((enc.cls == supp) & ~sc[lp], excluded, enc.cls).astype(np.int8)
+    return cls, np.ascontiguousarray(ratio, dtype=np.int64), True
+
+
+def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.ndarray, threads: int):
     """Line split in the kernel, then reject claims whose sums are negative (schemes.md §1)."""
     nl, nc = len(enc.amount), len(enc.member)
     self_pay = np.empty(nl, np.int64)
@@ -166,10 +212,12 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     sums = np.zeros((nc, 7), np.int64)
     ben8 = benefit.view(np.uint8)
     ranges = chunks_by_member(enc.member, threads)
+    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
+    class_ratio = np.ascontiguousarray(compiled.class_ratio[0])
 
     def run(a: int, b: int) -> None:
-        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, enc.cls, enc.item_ratio, enc.max_price,
-                          ben8, compiled.class_ratio, policy.supplementary_catalogue, 10**QUANTITY_SCALE,
+        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, cls, item_ratio, enc.max_price,
+                          ben8, class_ratio, supp_cat, PRICE_QTY_PER_FEN,
                           self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
     _parallel(run, ranges, threads)
     negative = np.empty(nc, np.uint8)
@@ -189,20 +237,24 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, policy: Policy
     return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
 
 
-def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, sums: np.ndarray, compiled: Compiled,
-            members: Table, threads: int) -> np.ndarray:
+def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.ndarray, sums: np.ndarray,
+            compiled: Compiled, members: Table, threads: int, policy: Policy, base_year: int | None) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
     out = np.zeros((len(enc.member), 6), np.int64)
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
     civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
     balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)
+    # the credits of the years from B to this input's last, per member (contract §3)
+    base = base_year if base_year is not None else 0
+    last = max(int(enc.year.max()), base) if len(enc.year) else base
+    credit = member_credits(members, policy, base, last)
     ben8 = np.ascontiguousarray(benefit).view(np.uint8)
     c = compiled
 
     def run(a: int, b: int) -> None:
-        _core.settle_claims(enc.member, enc.year, enc.setting, ben8, factor, enc.level_row, enc.months, sums,
-                            category, civil, balance, c.block_of_setting, c.B, c.band_from, c.band_pool,
-                            c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
+        _core.settle_claims(enc.member, enc.year, period, enc.setting, ben8, factor, enc.level_row, enc.months,
+                            sums, category, civil, balance, base, credit, c.block_of_setting, c.B, c.band_from,
+                            c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
                             c.lim_amount, c.lim_n, out, a, b)
     _parallel(run, chunks_by_member(enc.member, threads), threads)
     return out

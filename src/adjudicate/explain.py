@@ -2,7 +2,9 @@
 
 Only the claim's member is settled: the claims table is cut down to that
 member's lines (the year so far matters, other members do not), encoded as in
-a full run, and settled by :mod:`reference`, whose trace names the policy key
+a full run, and settled by :mod:`reference`, from the run's base year (the
+earliest benefit year of all the claims read, contract §3, so the account
+opens as in the run), whose trace names the policy key
 behind every number. The kernel settles the same lines too, and the report
 says whether the two agree (they must; a disagreement is a bug).
 """
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .inputs import InputError, Table
+from .money import price_text
 from .policy import Policy
 from .reference import (AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run)
 from .schema import CLASSES, REFERRALS
@@ -100,15 +103,36 @@ def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
             "class": CLASSES[int(cat["class"][r])],
             "first_self_pay_ratio": None if cat.nulls["first_self_pay_ratio"][r]
             else ratio(int(cat["first_self_pay_ratio"][r])),
-            "max_unit_price": None if cat.nulls["max_unit_price"][r] else yuan(int(cat["max_unit_price"][r])),
+            "max_unit_price": None if cat.nulls["max_unit_price"][r] else price_text(int(cat["max_unit_price"][r])),
             "valid_from": _day(cat["valid_from"][r]),
             "valid_to": None if cat.nulls["valid_to"][r] else _day(cat["valid_to"][r]),
         }
     return out
 
 
-def _slice(s: Slice) -> dict:
-    return {"band": s.band, "key": s.key, "from": yuan(s.lo), "to": yuan(s.hi), "piece": yuan(s.piece),
+def in_force(pol: Policy, key: str | None, day: dt.date) -> list[dict]:
+    """Effective date and reference of each policy value behind ``key`` on ``day``.
+
+    A cited or dated value gives its own; any other key holds a plain value,
+    in force always (``from`` None), without a reference.
+    """
+    if not key or key.startswith("catalogue."):
+        return []
+    return pol.in_force(key, day) or [{"key": key, "from": None, "reference": None}]
+
+
+def in_force_text(entries: list[dict]) -> str:
+    """'from 2024-07-01 · seed 003 …' per value; 'always' for a plain undated value."""
+    parts = []
+    for e in entries:
+        when = f"from {e['from']}" if e["from"] else "always"
+        parts.append(f"{when} · {e['reference']}" if e["reference"] else when)
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _slice(s: Slice, pol: Policy, day: dt.date) -> dict:
+    return {"band": s.band, "key": s.key, "in_force": in_force(pol, s.key, day),
+            "from": yuan(s.lo), "to": yuan(s.hi), "piece": yuan(s.piece),
             "pool_ratio": ratio(s.pool_bp), "pool_exact": exact(s.pool_exact),
             "supplementary_ratio": ratio(s.supp_bp), "supplementary_exact": exact(s.supp_exact),
             "factor": ratio(s.factor_bp), "deductible": s.deductible, "subsidised": s.subsidised}
@@ -127,7 +151,8 @@ def _value(value, unit: str):
 
 
 def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
-             provider_row: int, kernel: dict[str, Any]) -> dict:
+             provider_row: int, kernel: dict[str, Any], pol: Policy, base_year: int | None) -> dict:
+    day = res.settle_date
     m = member_at(inputs.members, member_row)
     p = provider_at(inputs.providers, provider_row)
     before = res.before
@@ -138,6 +163,7 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "class": lr.cls, "amount": yuan(lr.amount), "ceiling": yuan(lr.ceiling),
             "first_self_pay_ratio": None if lr.why_self_pay else ratio(lr.ratio_bp),
             "first_self_pay_ratio_key": lr.ratio_key or None,
+            "first_self_pay_ratio_in_force": in_force(pol, None if lr.why_self_pay else lr.ratio_key, day),
             "self_pay": yuan(lr.self_pay), "first_self_pay": yuan(lr.first_self_pay), "eligible": yuan(lr.eligible),
             "fund_pool": yuan(lr.fund_pool), "fund_supplementary": yuan(lr.fund_supplementary),
             "note": lr.why_self_pay or ("over the ceiling: self_pay" if lr.self_pay else ""),
@@ -145,26 +171,30 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
     return {
         "status": "settled",
         "member": {"member_id": m.member_id, "category": m.category, "civil_servant": m.civil_servant,
-                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen)},
+                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen),
+                   "account_base_year": base_year},
         "provider": {"provider_id": p.provider_id, "kind": p.kind, "level": p.level, "designated": p.designated,
                      "local": p.local, "deductible_level_row": res.level_row},
         "claim": {"setting": res.setting, "settle_date": res.settle_date.isoformat(), "benefit_year": res.year,
                   "enrolment_months": res.months},
         "benefit": {"benefit": res.benefit, "factor": ratio(res.factor_bp), "key": res.benefit_key or None,
+                    "in_force": in_force(pol, res.benefit_key, day),
                     "block": f"blocks.{res.block}"},
         "lines": lines,
         "year_so_far": {
             "admissions_before": before.get("admissions", 0),
             "admission_ordinal": res.ordinal,
+            "account_opening": yuan(before.get("opening")),
+            "account_opening_how": before.get("opening_note"),
             "account_balance": yuan(before.get("balance")),
             "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
-            "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"])}
-                       for lim in res.limits],
+            "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"]),
+                        "in_force": in_force(pol, lim["key"], day)} for lim in res.limits],
             "account_balance_after": yuan(res.after.get("balance")),
         },
-        "slices": [_slice(s) for s in res.slices],
+        "slices": [_slice(s, pol, day) for s in res.slices],
         "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": s.unit, "key": s.key or None,
-                   "note": s.note} for s in res.steps],
+                   "in_force": in_force(pol, s.key, day), "note": s.note} for s in res.steps],
         "amounts": {k: yuan(v) for k, v in res.amounts().items()},
         "admission_ordinal": res.ordinal,
         **kernel,
@@ -175,16 +205,21 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
                   catalogue: Sequence, policy: str | Path | Policy) -> dict:
     """The report on one claim, as plain data (what ``--json`` prints)."""
     from . import policy as P
-    from .engine import Inputs, adjudicate, read_inputs
+    from .engine import Inputs, adjudicate, read_inputs, settled_base_year
     from .outputs import claim_amounts
 
     pol = policy if isinstance(policy, Policy) else P.load(policy)
     full = read_inputs(claims, members, providers, catalogue)
     mask = member_lines(full.claims, claim_id)
+    # the account balance stands on 1 January of the run's base year, found on every claim read
+    base_year = settled_base_year(full, pol)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
-    ref = reference_run(inputs, pol)
+    ref = reference_run(inputs, pol, base_year)
     report: dict[str, Any] = {"claim_id": claim_id,
-                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)}}
+                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path),
+                                         "in_force_from": [d.isoformat() for d in
+                                                           ((pol.valid_from,) + pol.changes if pol.valid_from
+                                                            else ())]}}
     rejections = [{"line_no": r[1], "reason": r[2], "detail": r[3]} for r in ref.rejected if r[0] == claim_id]
     if rejections:
         report.update(status="rejected", rejections=rejections)
@@ -192,7 +227,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
     res = ref.claims[pos]
     # the kernel on the same lines: it must agree with the reference
-    result = adjudicate(inputs, pol, threads=1)
+    result = adjudicate(inputs, pol, threads=1, base_year=base_year)
     kpos = result.enc.claim_id.to_pylist().index(claim_id)
     k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}
     k_ordinal = int(result.settle[kpos, 5]) or None
@@ -203,7 +238,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     cl = inputs.claims
     claim_rows = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(cl["claim_id"], claim_id), False)))
     report.update(_settled(res, _catalogue_rows(inputs, claim_rows), inputs, int(ref.enc.member[pos]),
-                           int(ref.enc.provider[pos]), kernel))
+                           int(ref.enc.provider[pos]), kernel, pol, base_year))
     first = int(claim_rows[0])
     ref_code = int(cl["referral"][first])
     report["claim"].update(admit_date=_day(cl["admit_date"][first]),
@@ -262,17 +297,19 @@ def render(report: dict, console=None) -> None:
     m, p, c, b = report["member"], report["provider"], report["claim"], report["benefit"]
     say(f"member {m['member_id']}: {m['category']}, civil servant {'yes' if m['civil_servant'] else 'no'}, "
               f"enrolled since {m['enrolled_since']} ({c['enrolment_months']} months at settlement), "
-              f"account {m['account_balance']} at the start of the year")
+              f"account {m['account_balance']} on 1 January {m['account_base_year']} (the run's base year)")
     say(f"provider {p['provider_id']}: {p['kind']}, level {p['level']} (deductible row "
               f"{p['deductible_level_row']}), {'designated' if p['designated'] else 'not designated'}, "
               f"{'local' if p['local'] else 'not local'}")
     say(f"{c['setting']}, admitted {c['admit_date']}, settled {c['settle_date']} (benefit year "
               f"{c['benefit_year']}), referral {c['referral'] or 'none'}, diagnosis {c['diagnosis'] or '-'}")
     say(f"benefit: {'yes, factor ' + _pct(b['factor']) if b['benefit'] else 'no'} "
-              f"({b['key'] or 'no rule matched'}; settled by {b['block']})")
+              f"({b['key'] or 'no rule matched'}"
+              + (f", in force {in_force_text(b['in_force'])}" if b["in_force"] else "")
+              + f"; settled by {b['block']})")
 
     t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
-              "first_self_pay ratio", "note")
+              "first_self_pay ratio", "in force", "note")
     for ln in report["lines"]:
         row = ln["catalogue"]
         desc = "none valid on the admit date" if row is None else (
@@ -280,7 +317,7 @@ def render(report: dict, console=None) -> None:
         ratio_txt = "" if ln["first_self_pay_ratio"] is None else \
             f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
         t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
-                  ln["ceiling"] or "", ratio_txt, ln["note"])
+                  ln["ceiling"] or "", ratio_txt, in_force_text(ln["first_self_pay_ratio_in_force"]), ln["note"])
     con.print(t)
     t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
               "fund_pool:r", "fund_supplementary:r")
@@ -290,33 +327,37 @@ def render(report: dict, console=None) -> None:
     con.print(t)
 
     y = report["year_so_far"]
-    t = table(f"member's year {c['benefit_year']} before this claim", "what", "value:r", "policy key")
-    t.add_row("admissions with benefit so far", str(y["admissions_before"]), "")
-    t.add_row("admission ordinal of this claim", str(y["admission_ordinal"] or "-"), "")
+    t = table(f"member's year {c['benefit_year']} before this claim", "what", "value:r", "policy key", "in force")
+    t.add_row("admissions with benefit so far", str(y["admissions_before"]), "", "")
+    t.add_row("admission ordinal of this claim", str(y["admission_ordinal"] or "-"), "", "")
     for name, v in y["counters"].items():
-        t.add_row(f"counter {name}", v, "")
+        t.add_row(f"counter {name}", v, "", "")
     for lim in y["limits"]:
-        t.add_row(f"{lim['role']} '{lim['limit']}' in force", lim["amount"], lim["key"])
-        t.add_row("  paid against it this year", lim["used"], "")
-        t.add_row("  room", lim["room"], "")
-    t.add_row("account balance", y["account_balance"], "")
+        t.add_row(f"{lim['role']} '{lim['limit']}' in force", lim["amount"], lim["key"], in_force_text(lim["in_force"]))
+        t.add_row("  paid against it this year", lim["used"], "", "")
+        t.add_row("  room", lim["room"], "", "")
+    t.add_row(f"account opening on 1 January {c['benefit_year']}", y["account_opening"],
+              "account.credit" if "credit" in (y["account_opening_how"] or "") else "", "")
+    t.add_row(f"  = {y['account_opening_how']}", "", "", "")
+    t.add_row("account balance", y["account_balance"], "", "")
     con.print(t)
 
     if report["slices"]:
         t = table("band slices of [K, K + X) (yuan)", "band", "from:r", "to:r", "piece:r", "pool ratio:r",
-                  "pool (exact):r", "supp ratio:r", "supp (exact):r", "flags")
+                  "pool (exact):r", "supp ratio:r", "supp (exact):r", "flags", "in force")
         for s in report["slices"]:
             flags = ", ".join(f for f, on in (("deductible", s["deductible"]), ("subsidised", s["subsidised"])) if on)
             factor = "" if s["factor"] == "1" else f" × {_pct(s['factor'])}"
             t.add_row(s["key"], s["from"], s["to"], s["piece"], _pct(s["pool_ratio"]) + factor, s["pool_exact"],
-                      _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags)
+                      _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags,
+                      in_force_text(s["in_force"]))
         con.print(t)
 
-    t = table("steps", "step", "value:r", "policy key", "note")
+    t = table("steps", "step", "value:r", "policy key", "in force", "note")
     for s in report["steps"]:
         v = s["value"]
         v = _pct(v) if s["unit"] == "bp" else ("" if v is None else str(v))
-        t.add_row(s["name"], v, s["key"] or "", s["note"])
+        t.add_row(s["name"], v, s["key"] or "", in_force_text(s["in_force"]), s["note"])
     con.print(t)
 
     t = table("settlement (yuan)", "amount", "yuan:r")

@@ -12,8 +12,8 @@ What the data looks like
   中成药 ``ZA04BAA0199010103857``, 医疗服务项目 ``001102000010000``, 医用耗材
   ``C0301010012340000``-style), classes ≈ A 25 %, B 45 %, special 5 %,
   supplementary 5 %, excluded 20 %; a few % carry ``first_self_pay_ratio``,
-  ~20 % a ``max_unit_price``; ~3 % have two non-overlapping validity rows that
-  switch mid-``year``; ~2 % expired before ``year`` (never billed).
+  ~20 % a ``max_unit_price`` (to 0.0001 yuan, one in six on a half fen);
+  ~3 % have two non-overlapping validity rows that switch mid-``year``; ~2 % expired before ``year`` (never billed).
 * providers: a few hundred; community centres, hospitals of levels 1-3,
   pharmacies, a few ``other``; ~5 % non-designated, ~5 % non-local;
   hospitals have a ``quota_per_admission``.
@@ -74,7 +74,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("discharge_date", pa.date32()),
             pa.field("item_code", pa.string()),
             pa.field("quantity", pa.float64()),
-            pa.field("unit_price", pa.decimal128(12, 2)),
+            pa.field("unit_price", pa.decimal128(12, 4)),
             pa.field("amount", pa.decimal128(14, 2)),
             pa.field("diagnosis", pa.string()),
         ]
@@ -106,7 +106,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("name", pa.string()),
             pa.field("class", pa.string()),
             pa.field("first_self_pay_ratio", pa.decimal128(6, 4)),
-            pa.field("max_unit_price", pa.decimal128(12, 2)),
+            pa.field("max_unit_price", pa.decimal128(12, 4)),
             pa.field("valid_from", pa.date32()),
             pa.field("valid_to", pa.date32()),
         ]
@@ -385,9 +385,13 @@ def _catalogue(rng: np.random.Generator, year: int):
     # 先行自付 override on a few % of items (mostly B / special)
     ratio_set = (rng.random(n) < np.where((klass == 1) | (klass == 2), 0.07, 0.01)) & (klass != 4)
     ratio = rng.choice(np.array([500, 1000, 2000, 3000]), n, p=[0.15, 0.40, 0.30, 0.15])  # basis points
-    # 最高支付标准 on ~20 %: most above the usual price, some below
+    # 最高支付标准 on ~20 %: most above the usual price, some below; set to 0.0001 yuan
+    # (contract §1), and about one in six to a half fen (x.xx50), so that an odd
+    # quantity puts the ceiling exactly on a half fen: rounded away from zero
     max_set = rng.random(n) < np.select([group == DRUG, group == CONS, group == REG], [0.24, 0.30, 0.0], 0.08)
-    max_fen = np.maximum(np.rint(price * rng.uniform(0.85, 1.3, n)).astype(np.int64), 1)
+    max_fen = np.maximum(np.rint(price * 100 * rng.uniform(0.85, 1.3, n)).astype(np.int64), 1)  # 0.0001 yuan
+    half = (max_fen // 100) % 6 == 0
+    max_fen[half] = (max_fen[half] // 100) * 100 + 50
 
     # validity
     vf_year = year - rng.integers(1, 13, n)
@@ -417,7 +421,7 @@ def _catalogue(rng: np.random.Generator, year: int):
     m2_set = max_set[t].copy()
     m2 = max_fen[t].copy()
     lower = np.maximum(np.rint(m2 * rng.uniform(0.75, 0.9, t.size)).astype(np.int64), 1)
-    fresh = np.maximum(np.rint(price[t] * rng.uniform(0.85, 1.0, t.size)).astype(np.int64), 1)
+    fresh = np.maximum(np.rint(price[t] * 100 * rng.uniform(0.85, 1.0, t.size)).astype(np.int64), 1)
     m2 = np.where(change == 1, np.where(m2_set, lower, fresh), m2)
     m2_set = m2_set | (change == 1)
     r2_set = ratio_set[t].copy()
@@ -448,7 +452,7 @@ def _catalogue(rng: np.random.Generator, year: int):
             "name": name.take(pa.array(r)),
             "class": _take(list(CLASSES), cat_klass[order]),
             "first_self_pay_ratio": _decimal(cat_ratio[order], pa.decimal128(6, 4), cat_ratio_set[order]),
-            "max_unit_price": _decimal(cat_max[order], pa.decimal128(12, 2), cat_max_set[order]),
+            "max_unit_price": _decimal(cat_max[order], pa.decimal128(12, 4), cat_max_set[order]),
             "valid_from": _date(cat_from[order]),
             "valid_to": _date(cat_to[order], cat_to_set[order]),
         },
@@ -763,7 +767,9 @@ def _claims(rng, year, mem, prov, cat):
     q = np.where((l_group == BED) & ip_l, np.maximum(los, 1), q).astype(np.int64)
     q2 = 2 * q + ((l_group == DRUG) & (rng.random(L) < 0.03))  # some 拆零 half packs
 
-    base = cat["price"][l_item]
+    # unit prices in 0.0001 yuan: the catalogue's usual price, or (one line in five) a
+    # price of the provider's own, set to four decimals as per-tablet drug prices are
+    base = cat["price"][l_item] * 100
     vary = rng.random(L) < 0.2
     price = np.where(vary, np.maximum(np.rint(base * np.exp(rng.normal(0.02, 0.1, L))), 1), base).astype(np.int64)
 
@@ -782,7 +788,7 @@ def _claims(rng, year, mem, prov, cat):
     is_src = np.zeros(L, dtype=bool)
     is_src[src] = True
 
-    amount = _round_half_away(q2 * price, 2)
+    amount = _round_half_away(q2 * price, 200)  # quantity × unit price, rounded once to the fen
     # 抹零: a few lines billed with the odd fen dropped (never refunds or refunded lines)
     plain = ~cand & ~is_src
     moling = plain & (rng.random(L) < 0.005) & (amount >= 100)
@@ -986,7 +992,7 @@ def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0) -
             "discharge_date": _date(ln["discharge"], ln["discharge_ok"]),
             "item_code": cl["item_codes"].take(pa.array(ln["item"], mask=~ln["item_ok"])),
             "quantity": pa.array(ln["q2"] / 2.0, type=pa.float64()),
-            "unit_price": _decimal(ln["price"], pa.decimal128(12, 2)),
+            "unit_price": _decimal(ln["price"], pa.decimal128(12, 4)),
             "amount": _decimal(ln["amount"], pa.decimal128(14, 2), ln["amount_ok"]),
             "diagnosis": _take(cl["dx_codes"], np.where(dx_ok, ln["dx"], 0), dx_ok),
         },

@@ -7,8 +7,9 @@ order), keeps the contract's columns, and converts each to its engine form:
 - strings stay Arrow strings (they are dictionary-encoded later, in bulk);
 - enums become ``int8`` codes (``-1`` for null);
 - dates become ``int32`` days since 1970-01-01;
-- amounts become ``int64`` fen, ratios ``int64`` basis points, quantities
-  ``int64`` millionths of a unit;
+- amounts become ``int64`` fen, prices (``unit_price``, ``max_unit_price``)
+  ``int64`` units of 0.0001 yuan, exactly (contract §1), ratios ``int64``
+  basis points, quantities ``int64`` millionths of a unit;
 - every column also gets a null mask.
 
 In a folder, files whose names start with '.' or '_' are skipped.
@@ -33,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from .money import MAX_FEN, AmountError, to_scaled
+from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
 from .schema import TableSpec
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc",
@@ -260,6 +261,7 @@ EXPECTED = {
     "bool": "true or false (bool)",
     "int": "a whole number (integer)",
     "amount": "an amount in yuan (decimal128, int64 or float64)",
+    "price": "a price in yuan, exact to 0.0001 (decimal128, int64 or float64)",
     "ratio": "a ratio as a fraction, e.g. 0.15 (decimal or float64)",
     "quantity": "a quantity (float64, decimal or integer)",
 }
@@ -348,11 +350,20 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
     if not (pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or (text and _is_text(t))):
         raise type_error()
     scale, exact, limit = {"amount": (2, False, MAX_FEN), "ratio": (4, True, 10**10),
+                           "price": (PRICE_SCALE, True, MAX_FEN * 10**(PRICE_SCALE - 2)),
                            "quantity": (QUANTITY_SCALE, False, 10**16)}[kind]
+    inexact = ("{what} {value} has more than four decimals that are not zero; prices are exact "
+               "to 0.0001 yuan (contract §1)") if kind == "price" else None
     try:
-        value = to_scaled(arr, scale, kind, exact=exact, limit=limit, from_text=text)
+        value = to_scaled(arr, scale, kind, exact=exact, limit=limit, from_text=text, inexact=inexact)
     except AmountError as e:
         raise InputError(str(e), path, col.name, e.row) from None
+    if col.nonnegative:
+        bad = (value < 0) & ~nulls
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{kind} {_value(arr, row)} is negative; {col.name} must be 0 or more",
+                             path, col.name, row)
     if kind == "ratio":
         bad = ((value < 0) | (value > 10_000)) & ~nulls
         if bad.any():

@@ -37,6 +37,12 @@ MAX_FEN = 10**14
 
 OUTPUT_TYPE = pa.decimal128(18, 2)
 
+#: Prices (``unit_price``, ``max_unit_price``) are exact to 0.0001 yuan (contract §1):
+#: inside, an int64 number of 1/10000 yuan.
+PRICE_SCALE = 4
+
+_INEXACT = "{what} {value} is not a whole multiple of one {unit}"
+
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -66,7 +72,8 @@ def _show(v) -> str:
 
 
 def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
-              exact: bool = False, limit: int = MAX_FEN, from_text: bool = False) -> np.ndarray:
+              exact: bool = False, limit: int = MAX_FEN, from_text: bool = False,
+              inexact: str | None = None) -> np.ndarray:
     """Convert a numeric Arrow array to int64 units of ``10**-scale``.
 
     Nulls become 0 (the caller keeps the null mask). ``exact=True`` makes any
@@ -75,6 +82,8 @@ def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
     spell a decimal number (CSV input); otherwise a string column is a type
     error. Any magnitude above ``limit`` units is an error: the engine's
     integers could not hold it, or its products, exactly (contract §1).
+    ``inexact`` words the error for a value that is not a whole number of units
+    (``{what}`` and ``{value}`` are filled in).
     """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -108,6 +117,8 @@ def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
         if not message:
             raise AmountError(_too_large(what, arr[row].as_py(), scale, limit), row)
         unit = "basis point (0.0001)" if scale == 4 else f"1e-{scale}"
+        if inexact and message == _INEXACT:
+            message = inexact
         raise AmountError(message.format(what=what, value=_show(arr[row].as_py()), unit=unit), row)
     over = (np.abs(values) > limit) & ~nulls
     if over.any():
@@ -149,7 +160,7 @@ def _decimal_to_scaled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray
             if inexact.any():
                 row = _first(inexact)
                 bad[row] = True
-                why[row] = "{what} {value} is not a whole multiple of one {unit}"
+                why[row] = _INEXACT
         q = q + (2 * r >= div)
         values = np.where(unscaled < 0, -q, q)
     elif s > scale:
@@ -184,7 +195,7 @@ def _decimal_value(d: Decimal, scale: int, exact: bool) -> tuple[int, str | None
         scaled = d.scaleb(scale)
         q = scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP)  # ROUND_HALF_UP is away from zero
         if exact and q != scaled:
-            return 0, "{what} {value} is not a whole multiple of one {unit}"
+            return 0, _INEXACT
         v = int(q)
     if abs(v) >= 2**62:
         return 0, ""
@@ -214,6 +225,14 @@ def _floats_to_scaled(x: np.ndarray, scale: int, exact: bool, nulls: np.ndarray)
     _core.floats_to_scaled(x, float(10**scale), 2.0**62 / 10**scale, exact, values, flags)
     overflow = flags == 1
     doubt = flags == 2
+    if exact and doubt.any():
+        # A float is a whole number of units when the nearest one reads back as the
+        # same float (q / 10**scale is correctly rounded, as parsing its decimal is):
+        # then its shortest repr has at most ``scale`` decimals. Settled here in one
+        # vectorised pass, so a column of four-decimal prices never reaches Decimal.
+        q = values.astype(np.float64)
+        back = (np.abs(q) < 2.0**52) & (q / float(10**scale) == x)
+        doubt &= ~back
     why: dict[int, str] = {}
     if overflow.any():
         not_finite = ~np.isfinite(x) & ~nulls
@@ -307,6 +326,13 @@ def round_half_away(numerator: int, denominator: int) -> int:
 def yuan(fen: int) -> Decimal:
     """One fen amount as a Decimal in yuan, for display."""
     return Decimal(fen).scaleb(-2)
+
+
+def price_text(units: int) -> str:
+    """A price in 1/10000 yuan as exact yuan text, two decimals at least: 24185 -> '2.4185', 95000 -> '9.50'."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(int(units)), 10**PRICE_SCALE)
+    return f"{sign}{whole}.{f'{frac:0{PRICE_SCALE}d}'.rstrip('0').ljust(2, '0')}"
 
 
 def group_digits(v: str) -> str:

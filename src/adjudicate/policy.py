@@ -12,13 +12,17 @@ the files under ``policies/``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import dated
 from .schema import CATEGORIES, PROVIDER_KINDS, REFERRALS, SETTINGS
 from .tomlfile import KeyLocator, read_toml
 
@@ -29,8 +33,29 @@ FLAG_DEDUCTIBLE, FLAG_SUBSIDISED = 1, 2
 ACCOUNT_MODES = {"none": 0, "member_share": 1, "before_fund": 2}
 #: Column layout of the block table ``B`` (kernel F_* constants, same order).
 FIELDS = ("nbands", "counter", "scale_mask", "nord", "cap", "overflow", "tier_rate", "tier_mask",
-          "supp_limit", "sub_in", "sub_ret", "account", "nacct", "p_in", "p_ret", "inpatient")
+          "supp_limit", "sub_in", "sub_ret", "account", "nacct", "p_in", "p_ret", "inpatient",
+          "cap_row", "supp_row")
 MAX_COUNTERS = MAX_LIMITS = 16
+EPOCH = dt.date(1970, 1, 1)
+
+#: Keys whose value may be dated or cited (policies/README.md, "Dated values"): the
+#: numbers and rates. Structure (settings, classes, counters, limits named, the
+#: number of bands, benefit conditions, account order) stays the same over time.
+DATABLE = re.compile(r"^(?:" + "|".join([
+    r"parameters\.[^.\[\]]+",
+    r"lines\.first_self_pay\.[^.\[\]]+",
+    r"lines\.supplementary_catalogue",
+    r"(?:benefit\.rules|blocks\.[^.]+\.benefit)\[\d+\]\.factor",
+    r"limits\.[^.]+\.amount(?:\.times)?",  # an amount, or the multiple of { times, of }
+    r"limits\.[^.]+\.by_enrolment_months\[\d+\]\.amount(?:\.times)?",
+    r"blocks\.[^.]+\.deductible\.by_level\.[123](?:\[\d+\](?:\.times)?)?",
+    r"blocks\.[^.]+\.scale\.bands\[\d+\]\.(?:from(?:\.times)?|supplementary|pool(?:\.in_service|\.retired)?)",
+    r"blocks\.[^.]+\.direct\.[^.\[\]]+",
+    r"blocks\.[^.]+\.supplementary\.rate",
+    r"blocks\.[^.]+\.subsidy\.civil_servant(?:\.in_service|\.retired)?",
+    r"account\.credit\.retired_amount",
+    r"account\.credit\.by_age\[\d+\]\.rate",
+]) + r")$")
 
 
 class PolicyError(Exception):
@@ -38,7 +63,7 @@ class PolicyError(Exception):
 
     def __init__(self, message: str, file: str | Path | None = None, key: str | None = None,
                  line: int | None = None):
-        self.file, self.key, self.line = file, key, line
+        self.file, self.key, self.line, self.message = file, key, line, message
         where = [str(file)] if file else []
         if line:
             where.append(f"line {line}")
@@ -120,6 +145,16 @@ class Block:
 
 
 @dataclass(frozen=True)
+class AccountCredit:
+    """The personal account's yearly credit (划入), schemes.md §9: ``[account.credit]``."""
+
+    retired_fen: int  # a fixed amount a year for retired members
+    age_from: tuple[int, ...]  # age bands (whole years on 1 January of the next year), from 0, rising
+    age_rate_bp: tuple[int, ...]  # share of prior_year_wage in each band
+    key: str = "account.credit"
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     version: str
@@ -133,10 +168,61 @@ class Policy:
     blocks: tuple[Block, ...]
     block_of_setting: dict[str, Block] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    account_credit: AccountCredit | None = None  # None: the policy credits nothing
+    #: Every cited or dated value of the file, by key (dated.Series).
+    series: dict[str, dated.Series] = field(default_factory=dict)
+    #: The first day every dated value is defined (None: nothing is dated, in force always) ...
+    valid_from: dt.date | None = None
+    #: ... the later change dates, and one resolved policy per period (period 0 first;
+    #: empty when nothing changes: this policy is its own only period).
+    changes: tuple[dt.date, ...] = ()
+    periods: tuple["Policy", ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.name} {self.version}"
+
+    @property
+    def period_policies(self) -> tuple["Policy", ...]:
+        """One resolved policy per period, period 0 first."""
+        return self.periods or (self,)
+
+    def at(self, day: dt.date) -> "Policy":
+        """The policy in force on ``day``."""
+        self.check_dates(day, "asked for the policy in force on")
+        return self.period_policies[bisect.bisect_right(self.changes, day)]
+
+    def period_index(self, days: np.ndarray) -> np.ndarray:
+        """The period of each date (days since 1970-01-01), vectorised; checks every date is covered."""
+        days = np.asarray(days)
+        if len(days) and self.valid_from is not None:
+            self.check_dates(EPOCH + dt.timedelta(days=int(days.min())))
+        if not self.changes:
+            return np.zeros(len(days), np.int64)
+        edges = np.array([(d - EPOCH).days for d in self.changes], np.int64)
+        return np.searchsorted(edges, days, side="right").astype(np.int64)
+
+    def check_dates(self, earliest: dt.date, what: str = "a claim is settled on") -> None:
+        """A date before the first value of every dated key is an error naming the key."""
+        if self.valid_from is None or earliest >= self.valid_from:
+            return
+        late = [s for s in self.series.values() if s.dated and s.entries[0].start > earliest]
+        key = late[0].key if late else None
+        first = late[0].entries[0].start if late else self.valid_from
+        raise PolicyError(f"{what} {earliest}, before this dated value's first date {first}: the policy "
+                          "says nothing about earlier dates (give the value in force then too)", self.path, key,
+                          self.series_line(key))
+
+    def series_line(self, key: str | None) -> int | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        return _Reader(self.path, text)._line_of(key) if key else None
+
+    def in_force(self, key: str, day: dt.date) -> list[dict]:
+        """Effective date and reference of each value behind ``key`` on ``day`` (for explain)."""
+        return dated.in_force(self.series, key, day)
 
 
 # ---------------------------------------------------------------------------
@@ -168,8 +254,28 @@ def load(name_or_path: str | Path) -> Policy:
 
 def load_document(doc: dict, path: Path, text: str = "") -> Policy:
     """Validate an already parsed policy document (e.g. a file with overrides
-    applied); errors name ``path`` and, where ``text`` is given, the key's line."""
-    return _Reader(path, text).policy(doc)
+    applied); errors name ``path`` and, where ``text`` is given, the key's line.
+
+    Dated values are resolved period by period (:mod:`dated`): each period's
+    plain document is read and checked whole, so an error names the key and
+    the date its value takes effect."""
+    reader = _Reader(path, text)
+    series = dated.find(doc, reader.error, lambda k: bool(DATABLE.match(k)))
+    first, changes = dated.periods(series)
+    if first is None:
+        p = reader.policy(dated.resolve(doc, series, None) if series else doc)
+        return replace(p, series=series) if series else p
+    pols = []
+    for day in (first,) + changes:
+        try:
+            pols.append(reader.policy(dated.resolve(doc, series, day)))
+        except PolicyError as e:
+            found = dated.related(series, e.key) if e.key else []
+            if found:
+                raise PolicyError(f"{e.message} (the values in force from {day})",
+                                  e.file, e.key, dated.entry_line(reader, found, day) or e.line) from None
+            raise
+    return replace(pols[0], series=series, valid_from=first, changes=changes, periods=tuple(pols))
 
 
 #: Largest amount a policy may give, in fen (the engine's limit, money.MAX_FEN).
@@ -296,7 +402,7 @@ class _Reader(KeyLocator):
 
     # -- sections -------------------------------------------------------------
     def policy(self, doc: dict) -> Policy:
-        self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks"})
+        self.only(doc, "", {"policy", "parameters", "lines", "benefit", "limits", "blocks", "account"})
         meta = self.table(self.require(doc, "policy", "policy"), "policy")
         self.only(meta, "policy", {"name", "version", "title", "source", "notes"})
         for k in ("name", "version", "title", "source"):
@@ -337,8 +443,42 @@ class _Reader(KeyLocator):
         counters = {b.counter for b in blocks if b.counter}
         if len(counters) > MAX_COUNTERS:
             raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
+        credit = self.account_credit(doc, blocks, params)
         return Policy(meta["name"], meta["version"], meta["title"], meta["source"], self.path,
-                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes))
+                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes), credit)
+
+    def account_credit(self, doc: dict, blocks: tuple[Block, ...], params) -> AccountCredit | None:
+        """``[account.credit]``: required when a block pays from the personal account (the
+        balance carries over the years, contract §3), optional otherwise."""
+        pays = [b.name for b in blocks if b.account != "none"]
+        if "account" not in doc:
+            if pays:
+                raise self.error("account.credit", f"missing: block {pays[0]!r} pays from the personal account, "
+                                 "so the policy must say what is credited to it each year (schemes.md §9)")
+            return None
+        acc = self.table(doc["account"], "account")
+        self.only(acc, "account", {"credit"})
+        c = self.table(self.require(acc, "credit", "account"), "account.credit")
+        self.only(c, "account.credit", {"retired_amount", "by_age"})
+        retired = self.amount(self.require(c, "retired_amount", "account.credit"), "account.credit.retired_amount",
+                              params)
+        bands = self.require(c, "by_age", "account.credit")
+        if not isinstance(bands, list) or not bands:
+            raise self.error("account.credit.by_age", "expected a non-empty list of { from_age = …, rate = … }")
+        ages: list[int] = []
+        rates: list[int] = []
+        for i, b in enumerate(bands):
+            key = f"account.credit.by_age[{i}]"
+            b = self.table(b, key)
+            self.only(b, key, {"from_age", "rate"})
+            age = self.require(b, "from_age", key)
+            if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 200:
+                raise self.error(f"{key}.from_age", f"expected a whole age in years 0..200, got {self._show(age)}")
+            if (i == 0 and age != 0) or (i > 0 and age <= ages[-1]):
+                raise self.error(f"{key}.from_age", "age bands start at 0 and rise strictly")
+            ages.append(age)
+            rates.append(self.rate(self.require(b, "rate", key), f"{key}.rate"))
+        return AccountCredit(retired, tuple(ages), tuple(rates))
 
     def rules(self, v: Any, key: str) -> tuple[BenefitRule, ...]:
         if not isinstance(v, list) or not v:
@@ -558,9 +698,17 @@ def _check_account_order(reader: "_Reader", key: str, items, scale_classes, dire
 
 @dataclass
 class Compiled:
-    """Flat tables the kernel reads; see ``_core.settle_claims``."""
+    """Flat tables the kernel reads; see ``_core.settle_claims``.
 
-    block_of_setting: np.ndarray
+    A dated policy has one version of each table per period, stacked period
+    by period: block i of period k is row ``k * nblocks + i`` of ``B`` and of
+    every per-block table, limit j of period k is row ``k * nlimits + j`` of
+    the limit tables (``B``'s cap_row / supp_row), while ``B``'s cap and
+    supp_limit stay j, the index of what was already paid this year, which a
+    change of period never resets. An undated policy has one period.
+    """
+
+    block_of_setting: np.ndarray  # (periods, settings): row of B settling each setting
     B: np.ndarray
     band_from: np.ndarray
     band_pool: np.ndarray
@@ -572,31 +720,42 @@ class Compiled:
     lim_months: np.ndarray
     lim_amount: np.ndarray
     lim_n: np.ndarray
-    class_ratio: np.ndarray  # bp by line class code (A, B, special, supplementary, excluded, unknown)
+    class_ratio: np.ndarray  # (periods, 6): bp by line class code (A, B, special, supplementary, excluded, unknown)
+    supplementary_catalogue: np.ndarray  # (periods,) bool
+
+    @property
+    def periods(self) -> int:
+        return len(self.block_of_setting)
 
 
 def class_mask(classes) -> int:
     return sum(1 << FUND_CLASSES.index(c) for c in set(classes) if c in FUND_CLASSES)
 
 
-def compile_policy(p: Policy) -> Compiled:
-    nb = len(p.blocks)
-    maxb = max([len(b.bands) for b in p.blocks] + [1])
-    maxo = max([len(next(iter(b.deductible_fen.values()))) for b in p.blocks if b.deductible_fen] + [1])
-    maxa = max([len(b.account_items) for b in p.blocks] + [1])
-    lim_names = list(p.limits)
-    counters = sorted({b.counter for b in p.blocks if b.counter})
-    maxk = max([len(x.months) for x in p.limits.values()] + [1])
-    B = np.zeros((nb, len(FIELDS)), np.int64)
-    band_from = np.zeros((nb, maxb), np.int64)
-    band_pool = np.zeros((nb, maxb, 2), np.int64)
-    band_supp = np.zeros((nb, maxb), np.int64)
-    band_flags = np.zeros((nb, maxb), np.int64)
-    ded = np.zeros((nb, 3, maxo), np.int64)
-    acct = np.zeros((nb, maxa), np.int64)
-    direct = np.zeros((nb, len(FUND_CLASSES)), np.int64)
+def compile_policy(policy: Policy) -> Compiled:
+    pols = policy.period_policies
+    first = pols[0]
+    nb, nper = len(first.blocks), len(pols)
+    blocks = [b for p in pols for b in p.blocks]
+    limits = [x for p in pols for x in p.limits.values()]
+    maxb = max([len(b.bands) for b in blocks] + [1])
+    maxo = max([len(next(iter(b.deductible_fen.values()))) for b in blocks if b.deductible_fen] + [1])
+    maxa = max([len(b.account_items) for b in blocks] + [1])
+    lim_names = list(first.limits)
+    nl = len(lim_names)
+    counters = sorted({b.counter for b in first.blocks if b.counter})
+    maxk = max([len(x.months) for x in limits] + [1])
+    B = np.zeros((nb * nper, len(FIELDS)), np.int64)
+    band_from = np.zeros((nb * nper, maxb), np.int64)
+    band_pool = np.zeros((nb * nper, maxb, 2), np.int64)
+    band_supp = np.zeros((nb * nper, maxb), np.int64)
+    band_flags = np.zeros((nb * nper, maxb), np.int64)
+    ded = np.zeros((nb * nper, 3, maxo), np.int64)
+    acct = np.zeros((nb * nper, maxa), np.int64)
+    direct = np.zeros((nb * nper, len(FUND_CLASSES)), np.int64)
     col = {f: i for i, f in enumerate(FIELDS)}
-    for i, b in enumerate(p.blocks):
+    for i, b in enumerate(blocks):
+        k = i // nb  # the period
         row = B[i]
         row[col["nbands"]] = len(b.bands)
         row[col["counter"]] = counters.index(b.counter) if b.counter else -1
@@ -612,30 +771,33 @@ def compile_policy(p: Policy) -> Compiled:
         row[col["nacct"]] = len(b.account_items)
         row[col["p_in"]], row[col["p_ret"]] = b.single_rate()
         row[col["inpatient"]] = b.inpatient
-        for k, band in enumerate(b.bands):
-            band_from[i, k] = band.start_fen
-            band_pool[i, k] = band.pool_bp
-            band_supp[i, k] = band.supp_bp
-            band_flags[i, k] = FLAG_DEDUCTIBLE * band.deductible + FLAG_SUBSIDISED * band.subsidised
+        row[col["cap_row"]] = k * nl + lim_names.index(b.cap) if b.cap else -1
+        row[col["supp_row"]] = k * nl + lim_names.index(b.supp_limit) if b.supp_limit else -1
+        for j, band in enumerate(b.bands):
+            band_from[i, j] = band.start_fen
+            band_pool[i, j] = band.pool_bp
+            band_supp[i, j] = band.supp_bp
+            band_flags[i, j] = FLAG_DEDUCTIBLE * band.deductible + FLAG_SUBSIDISED * band.subsidised
         if b.deductible_fen:
             for r, vals in b.deductible_fen.items():
                 ded[i, r - 1, : len(vals)] = vals
-        for k, item in enumerate(b.account_items):
-            acct[i, k] = class_mask(item) | (FSP_BIT if "first_self_pay" in item else 0)
+        for j, item in enumerate(b.account_items):
+            acct[i, j] = class_mask(item) | (FSP_BIT if "first_self_pay" in item else 0)
         for c, bp in b.direct_bp.items():
             direct[i, FUND_CLASSES.index(c)] = bp
-    lim_months = np.zeros((max(len(lim_names), 1), maxk), np.int64)
+    lim_months = np.zeros((max(nl * nper, 1), maxk), np.int64)
     lim_amount = np.zeros_like(lim_months)
-    lim_n = np.zeros(max(len(lim_names), 1), np.int64)
-    for j, name in enumerate(lim_names):
-        lim = p.limits[name]
+    lim_n = np.zeros(max(nl * nper, 1), np.int64)
+    for j, lim in enumerate(limits):
         lim_n[j] = len(lim.months)
         lim_months[j, : len(lim.months)] = lim.months
         lim_amount[j, : len(lim.months)] = lim.amounts_fen
-    block_of_setting = np.array([p.blocks.index(p.block_of_setting[s]) for s in SETTINGS], np.int64)
-    class_ratio = np.array([p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0], np.int64)
+    block_of_setting = np.array([[k * nb + p.blocks.index(p.block_of_setting[s]) for s in SETTINGS]
+                                 for k, p in enumerate(pols)], np.int64)
+    class_ratio = np.array([[p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0] for p in pols], np.int64)
+    supp_cat = np.array([p.supplementary_catalogue for p in pols], bool)
     return Compiled(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct, direct,
-                    lim_months, lim_amount, lim_n, class_ratio)
+                    lim_months, lim_amount, lim_n, class_ratio, supp_cat)
 
 
 def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int,

@@ -32,14 +32,16 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .account import credit_rule, credits
 from .inputs import QUANTITY_SCALE
-from .money import round_half_away
+from .money import PRICE_SCALE, round_half_away
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
 
 BP = 10_000
 BP2 = BP * BP
-QTY = 10**QUANTITY_SCALE
+#: max_unit_price (0.0001 yuan) × quantity (millionths) per fen
+PRICE_QTY = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 EPOCH = dt.date(1970, 1, 1)
 #: Amount columns of a settled claim, contract §4 order.
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
@@ -56,7 +58,9 @@ class Member:
     category: str  # 'in_service' | 'retired'
     civil_servant: bool
     enrolled_since: dt.date
-    balance_fen: int  # account balance at the start of every benefit year
+    balance_fen: int  # account balance on 1 January of the run's base year (contract §3)
+    birth_date: dt.date = dt.date(1970, 1, 1)
+    prior_year_wage_fen: int | None = None  # basis of the yearly credit (schemes.md §9)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Line:
     amount_fen: int
     quantity: int  # millionths of a unit (inputs.QUANTITY_SCALE)
     ratio_bp: int | None = None  # the item's own first_self_pay_ratio
-    max_price_fen: int | None = None  # the item's max_unit_price
+    max_price: int | None = None  # the item's max_unit_price, in 0.0001 yuan (exact, contract §1)
 
 
 @dataclass(frozen=True)
@@ -152,17 +156,24 @@ class Slice:
 
 @dataclass
 class YearState:
-    """A member's annual counters; restarted at the first claim of each benefit year."""
+    """A member's annual counters; restarted at the first claim of each benefit year.
+
+    The account balance is not restarted: it opens at ``opening``, carried
+    over from the year before (contract §3), and ``opening_note`` says how.
+    """
 
     year: int
     balance: int
     admissions: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     used: dict[str, int] = field(default_factory=dict)  # paid against each limit
+    opening: int = 0
+    opening_note: str = ""
 
     def snapshot(self) -> dict:
         return {"year": self.year, "balance": self.balance, "admissions": self.admissions,
-                "counters": dict(self.counters), "used": dict(self.used)}
+                "counters": dict(self.counters), "used": dict(self.used), "opening": self.opening,
+                "opening_note": self.opening_note}
 
 
 @dataclass
@@ -287,8 +298,8 @@ def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
         r.self_pay = amt
         return r
     over = 0
-    if line.max_price_fen is not None and amt > 0:
-        r.ceiling = round_half_away(line.max_price_fen * line.quantity, QTY)
+    if line.max_price is not None and amt > 0:
+        r.ceiling = round_half_away(line.max_price * line.quantity, PRICE_QTY)  # exact product, rounded once
         over = max(0, amt - r.ceiling)
     allowed = amt - over
     if line.ratio_bp is not None:
@@ -324,20 +335,47 @@ def _pct(bp: int) -> str:
 # Settlement
 # ---------------------------------------------------------------------------
 
+def year_credit(policy: Policy, member: Member, year: int) -> int:
+    """What is credited to the member's account at the end of ``year`` (schemes.md §9), fen."""
+    wage = member.prior_year_wage_fen
+    days = (member.birth_date - EPOCH).days
+    return int(credits(credit_rule(policy, year), np.array(CATEGORIES.index(member.category)), np.array(days),
+                       np.array(wage or 0), np.array(wage is None), year + 1)[0])
+
+
 def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
-                  providers: Mapping[str, Provider]) -> list[ClaimResult]:
-    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year.
+                  providers: Mapping[str, Provider], base_year: int | None = None) -> list[ClaimResult]:
+    """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year,
+    each under the policy in force on its settle_date (``Policy.at``).
 
     Returns one result per claim in that order; a claim whose sums are
     negative comes back with ``rejected`` set and changes nothing.
+    ``member.balance_fen`` stands on 1 January of ``base_year`` (default: the
+    year of the member's first claim); each later year opens at the year
+    before's closing plus its credit, years without claims included (contract §3).
     """
     ordered = sorted(claims, key=lambda c: (c.settle_date, c.claim_id.encode()))
     state: YearState | None = None
     out = []
+    bal_year = base_year if base_year is not None else (ordered[0].settle_date.year if ordered else 0)
+    bal = member.balance_fen  # the balance on 1 January of bal_year
     for claim in ordered:
-        if state is None or state.year != claim.settle_date.year:
-            state = YearState(claim.settle_date.year, member.balance_fen)
-        out.append(settle_claim(policy, member, claim, providers[claim.provider_id], state))
+        year = claim.settle_date.year
+        if state is None or state.year != year:
+            if state is not None and state.year == bal_year:
+                bal = state.balance  # the closing of the year just ended
+            parts = [f"members.account_balance {_yuan(member.balance_fen)} on 1 January {bal_year}"
+                     if state is None else f"closing of {bal_year} {_yuan(bal)}"]
+            while bal_year < year:
+                credit = year_credit(policy, member, bal_year)
+                parts.append(f"credit for {bal_year} {_yuan(credit)}")
+                if bal_year + 1 < year:
+                    parts.append(f"nothing spent in {bal_year + 1}")
+                bal += credit
+                bal_year += 1
+            state = YearState(year, bal, opening=bal, opening_note=" + ".join(parts).replace(" + nothing", "; nothing"))
+        # the rules in force on the settle date; the year's counters and limits carry on
+        out.append(settle_claim(policy.at(claim.settle_date), member, claim, providers[claim.provider_id], state))
     return out
 
 
@@ -576,7 +614,8 @@ def member_at(members, i: int) -> Member:
     """Row ``i`` of the members table (``inputs.Table``)."""
     m = members
     return Member(m["member_id"][i].as_py(), CATEGORIES[int(m["category"][i])], bool(m["civil_servant"][i]),
-                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]))
+                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]), _date(m["birth_date"][i]),
+                  None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
 
 
 def provider_at(providers, i: int) -> Provider:
@@ -604,12 +643,14 @@ def claims_of(enc) -> list[tuple[int, Claim]]:
     return out
 
 
-def reference_run(inputs, policy: Policy) -> ReferenceResult:
+def reference_run(inputs, policy: Policy, base_year: int | None = None) -> ReferenceResult:
     """Settle ``inputs`` (an ``engine.Inputs``) with the reference rules.
 
     ``encode.encode`` still does the shared work the kernel does not: input
     checks and rejections, catalogue lookup and the order of claims.
-    Everything from the benefit rule on is decided here.
+    Everything from the benefit rule on is decided here. ``base_year``: as
+    for ``engine.adjudicate`` (default: the earliest year of the claims the
+    reference settles here).
     """
     from .encode import encode
 
@@ -621,9 +662,15 @@ def reference_run(inputs, policy: Policy) -> ReferenceResult:
     by_member: dict[int, list[Claim]] = {}
     for m, claim in claims_of(enc):
         by_member.setdefault(m, []).append(claim)
+    members = {m: member_at(inputs.members, m) for m in by_member}
+    if base_year is None:
+        # which claims settle does not depend on the account, so a first pass finds B
+        years = [r.settle_date.year for m, claims in by_member.items()
+                 for r in settle_member(policy, members[m], claims, providers) if not r.rejected]
+        base_year = min(years) if years else None
     settled: dict[str, ClaimResult] = {}
     for m, claims in by_member.items():
-        for r in settle_member(policy, member_at(inputs.members, m), claims, providers):
+        for r in settle_member(policy, members[m], claims, providers, base_year):
             settled[r.claim_id] = r
     rejected = list(enc.rejected)
     ordered = []

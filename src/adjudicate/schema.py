@@ -28,10 +28,12 @@ REJECT_REASONS = (
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # string | int | date | bool | enum | amount | ratio | quantity
+    kind: str  # string | int | date | bool | enum | amount | price | ratio | quantity
     nullable: bool = False
     enum: tuple[str, ...] = ()
     int_range: tuple[int, int] | None = None
+    #: A negative value is an input error (a ceiling or a balance below zero means nothing).
+    nonnegative: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ CLAIMS = TableSpec(
         Column("discharge_date", "date", nullable=True),
         Column("item_code", "string"),
         Column("quantity", "quantity"),
-        Column("unit_price", "amount"),
+        Column("unit_price", "price"),  # may be negative, like amount, on a refund line
         Column("amount", "amount"),
         Column("diagnosis", "string", nullable=True),
     ),
@@ -77,7 +79,7 @@ MEMBERS = TableSpec(
         Column("category", "enum", enum=CATEGORIES),
         Column("civil_servant", "bool"),
         Column("enrolled_since", "date"),
-        Column("account_balance", "amount"),
+        Column("account_balance", "amount", nonnegative=True),
         Column("prior_year_wage", "amount", nullable=True),
     ),
     key=("member_id",),
@@ -103,7 +105,7 @@ CATALOGUE = TableSpec(
         Column("name", "string", nullable=True),
         Column("class", "enum", enum=CLASSES),
         Column("first_self_pay_ratio", "ratio", nullable=True),
-        Column("max_unit_price", "amount", nullable=True),
+        Column("max_unit_price", "price", nullable=True, nonnegative=True),
         Column("valid_from", "date"),
         Column("valid_to", "date", nullable=True),
     ),

@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Result, Timer, adjudicate
+from .engine import Inputs, Result, Timer, adjudicate, first_year
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
 from .money import yuan
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -250,49 +250,19 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
                        policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
-    writers: dict[str, pq.ParquetWriter] = {}
-    rejected: list[tuple] = []
-    totals: dict[str, int] = {}
-    counts = {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
-    orphans: list[Table] = []
-    last = None
-
-    def append(name: str, table: pa.Table) -> None:
-        if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
-                                             **parquet_options(table.schema))
-        writers[name].write_table(table)
-
-    try:
-        for k in range(part.parts + 1):
-            with timer("read"):
-                claims = _load_partition(part.files[k], claim_files)
-            if claims is None:
-                continue
-            if len(split):
-                moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
-                if moved.any():
-                    orphans.append(_take(claims, np.flatnonzero(moved)))
-                    claims = _take(claims, np.flatnonzero(~moved))
-            if k == part.parts:
-                orphans.append(claims)
-                continue
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts)
-            say(f"partition {k + 1}/{part.parts}")
-        if orphans:
-            claims = _concat(orphans)
-            before = counts["settled_claims"]
-            last = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                        rejected, totals, counts) or last
-            if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
-                raise RuntimeError("a claim without a known, consistent member was settled")
-        if last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            last = _one(load(CLAIMS, claim_files), members, providers, catalogue, policy, threads, timer, append,
-                        with_lines, rejected, totals, counts)
-    finally:
-        for w in writers.values():
-            w.close()
+    # The personal account stands on 1 January of the run's base year B, the earliest year of all
+    # its settled claims (contract §3). B is taken from the first partition with settled claims and
+    # checked on every later one; in the rare case that a later partition settles an earlier year,
+    # the outputs are written again with the true B (which claims settle does not depend on B).
+    base = None
+    while True:
+        state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
+                             with_lines, timer, say, base)
+        if state["earliest"] is None or state["earliest"] == state["base"]:
+            break
+        base = state["earliest"]
+        say(f"base year {base}: again")
+    rejected, totals, counts, last = state["rejected"], state["totals"], state["counts"], state["last"]
     write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
     s = summary(last, digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
@@ -309,10 +279,69 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     return s
 
 
+def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
+                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None) -> dict:
+    """Settle every partition with base year ``base`` (None: the first partition's), writing the
+    outputs anew; returns the totals, the base used and the earliest year settled."""
+    for name in ("settlements", "lines"):
+        (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    writers: dict[str, pq.ParquetWriter] = {}
+    st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
+                                                     "settled_lines": 0},
+          "last": None, "base": base, "earliest": None}
+    rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
+    orphans: list[Table] = []
+
+    def append(name: str, table: pa.Table) -> None:
+        if name not in writers:
+            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
+                                             **parquet_options(table.schema))
+        writers[name].write_table(table)
+
+    def one(claims: Table) -> Result:
+        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
+                 rejected, totals, counts, st["base"])
+        if st["base"] is None:
+            st["base"] = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (st["earliest"] is None or first < st["earliest"]):
+            st["earliest"] = first
+        return r
+
+    try:
+        for k in range(part.parts + 1):
+            with timer("read"):
+                claims = _load_partition(part.files[k], claim_files)
+            if claims is None:
+                continue
+            if len(split):
+                moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
+                if moved.any():
+                    orphans.append(_take(claims, np.flatnonzero(moved)))
+                    claims = _take(claims, np.flatnonzero(~moved))
+            if k == part.parts:
+                orphans.append(claims)
+                continue
+            st["last"] = one(claims)
+            say(f"partition {k + 1}/{part.parts}")
+        if orphans:
+            claims = _concat(orphans)
+            before = counts["settled_claims"]
+            st["last"] = one(claims) or st["last"]
+            if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+                raise RuntimeError("a claim without a known, consistent member was settled")
+        if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
+            st["last"] = one(load(CLAIMS, claim_files))
+    finally:
+        for w in writers.values():
+            w.close()
+    return st
+
+
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts) -> Result:
+         rejected, totals, counts, base_year: int | None = None) -> Result:
     r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
-                   line_funds=with_lines)
+                   line_funds=with_lines, base_year=base_year)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:

@@ -88,8 +88,26 @@ class KeyLocator:
         pos, end, used, found = 0, len(self.source_text), 0, None
         for n in range(len(tokens), 0, -1):
             prefix = tokens[:n]
-            if any(isinstance(t, int) for t in prefix):
-                continue
+            ints = [i for i, t in enumerate(prefix) if isinstance(t, int)]
+            if ints:
+                # a sub-table of an [[array]] element: [a.b] after the k-th [[a]] (one index only)
+                if len(ints) != 1 or isinstance(prefix[-1], int):
+                    continue
+                i = ints[0]
+                arrays = [h for h in headers if h[1] and h[0] == ".".join(map(str, prefix[:i]))]
+                if prefix[i] >= len(arrays):
+                    continue
+                lo = arrays[prefix[i]][2]
+                hi = arrays[prefix[i] + 1][2] if prefix[i] + 1 < len(arrays) else len(self.source_text)
+                dotted = ".".join(str(t) for t in prefix if not isinstance(t, int))
+                hits = [h for h in headers if h[0] == dotted and lo < h[2] < hi]
+                if not hits or hits[0][1]:
+                    continue
+                h = hits[0]
+                found, pos, used = self._line_at(h[2]), h[3], n
+                later = [x[2] for x in headers if x[2] > h[2]]
+                end = min(later) if later else len(self.source_text)
+                break
             dotted = ".".join(map(str, prefix))
             hits = [h for h in headers if h[0] == dotted]
             if not hits:

@@ -11,6 +11,7 @@ import click
 
 from .. import __version__
 from .common import CLICK_SETTINGS
+from .casetest import test
 from .compare import compare
 from .explain import explain
 from .generate import generate
@@ -30,6 +31,7 @@ def main() -> None:
     Start here:
       adjudicate demo                      # the whole flow on the bundled sample
       adjudicate policies                  # the shipped benefit schemes
+      adjudicate test my-cases/            # worked examples with expected amounts
       adjudicate generate --members 1000 --year 2024 --seed 1 --out gen/
       adjudicate run --claims gen/claims.parquet --members gen/members.parquet \\
           --providers gen/providers.parquet --catalogue gen/catalogue.parquet \\
@@ -37,7 +39,7 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -95,8 +95,11 @@ def render(s: dict, out: Path | None) -> None:
               help="Fund income: fund, year, month, item, amount (data/reconcile/README.md).")
 @click.option("--opening", multiple=True, type=click.Path(),
               help="Fund opening balances: fund, year, amount (data/reconcile/README.md).")
+@click.option("--policy", default=None,
+              help="The policy the run used (shipped name or .toml file); its [account.credit] gives the "
+                   "ledger's credits. Default: the policy named in the run's summary.json.")
 @click.option("--rules", "rules", type=click.Path(dir_okay=False), default=None,
-              help="Settlement rules TOML (corridor, account credit); default: the shipped seed rules.")
+              help="Settlement rules TOML (the provider corridor); default: the shipped seed rules.")
 @click.option("--reward-rate", type=str, default=None,
               help="Reward below the corridor, a fraction of (lower edge × Q − A); overrides the rules "
                    "file (which says 0).")
@@ -106,7 +109,7 @@ def render(s: dict, out: Path | None) -> None:
               help="Reconcile this benefit year only (default: every year in the settlements).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
-def reconcile(settlements, providers, members, advances, income, opening, rules, reward_rate,
+def reconcile(settlements, providers, members, advances, income, opening, policy, rules, reward_rate,
                       reserve_window, year, out, quiet) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
 
@@ -139,7 +142,7 @@ def reconcile(settlements, providers, members, advances, income, opening, rules,
         progress = Progress(quiet, "reconciling", STAGES)
         try:
             rec = run_reconcile(settlements, providers, members, advances, income, opening, rules, reward,
-                            reserve_window, year, progress)
+                            reserve_window, year, progress, policy)
             progress("write")
             t0 = time.perf_counter()
             s = write(rec, Path(out))

@@ -3,8 +3,9 @@
 Per fund (``pool``, ``account``, ``supplementary``, ``subsidy``) and year:
 
 - ``opening``: from the opening table; else the previous reconciled year's
-  closing; else, for the account fund, Σ ``members.account_balance`` (the
-  balances the run started from); else 0. ``opening_source`` says which.
+  closing; else, for the account fund, Σ of the members' account openings of
+  that year (the ledger's: ``members.account_balance`` in the base year, then
+  carried over, contract §3); else 0. ``opening_source`` says which.
 - income by item (contributions 征缴, interest 利息, prepayments 一次性预缴,
   fiscal_subsidy 财政补贴, other) from the optional income table;
 - expenditure from the settlements: Σ fund_pool, account_paid,
@@ -32,8 +33,10 @@ ACCOUNT = FUNDS.index("account")
 
 
 def statement(st: Table, years: Year, income: Table | None, opening: Table | None,
-              account_opening: int, window: int) -> tuple[pa.Table, pa.Table, dict]:
-    """(funds.parquet, funds_monthly.parquet, summary) for the reconciled years."""
+              account_opening: np.ndarray, window: int, base_year: int | None = None
+              ) -> tuple[pa.Table, pa.Table, dict]:
+    """(funds.parquet, funds_monthly.parquet, summary) for the reconciled years;
+    ``account_opening[y]``: Σ of the members' account openings in reconciled year y."""
     F, Y, M, I = len(FUNDS), len(years.years), 12, len(ITEMS)
     yi, keep = years.index(st["benefit_year"])
     month = months_of(st["settle_date"])
@@ -85,7 +88,9 @@ def statement(st: Table, years: Year, income: Table | None, opening: Table | Non
             elif chained:
                 open_[f, y], source[f, y] = open_[f, y - 1] + year_balance[f, y - 1], "previous year"
             elif f == ACCOUNT:
-                open_[f, y], source[f, y] = account_opening, "members.account_balance"
+                open_[f, y] = int(account_opening[y])
+                source[f, y] = ("members.account_balance" if years.years[y] == base_year
+                                else "members' account openings (carried over)")
             else:
                 open_[f, y], source[f, y] = 0, "none (0)"
     closing = open_ + year_balance

@@ -70,6 +70,20 @@ def corridor(A, Q, rules: Rules) -> Corridor:
     return Corridor(band, due, over, np.where(has_ratio, ratio, 0), has_ratio)
 
 
+def _corridor_by_year(A: np.ndarray, Q: np.ndarray, yr: np.ndarray, years: Year, rules: Rules) -> Corridor:
+    """The corridor of each row's benefit year (the rules in force on its 31 December)."""
+    if not rules.periods:
+        return corridor(A, Q, rules)
+    out = Corridor(np.zeros(len(A), np.int8), np.zeros(len(A), np.int64), np.zeros(len(A), np.int64),
+                   np.zeros(len(A), np.int64), np.zeros(len(A), bool))
+    for k, year in enumerate(years.years):
+        sel = yr == k
+        part = corridor(A[sel], Q[sel], rules.for_settlement(int(year)))
+        for name in ("band", "due", "over_ceiling", "ratio_bp", "has_ratio"):
+            getattr(out, name)[sel] = getattr(part, name)
+    return out
+
+
 def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
                      advances: Table | None, default_year: int | None) -> tuple[pa.Table, dict]:
     """providers.parquet (one row per quota provider and benefit year) and its summary counts."""
@@ -93,7 +107,9 @@ def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
 
     q = np.repeat(np.where(has_quota, quota, 0), ny)
     if advances is None:
-        adv_each = to_int64(round_div(q.astype(object) * rules.advance_bp, BP), "the advance per admission")
+        # the advance rate of each benefit year (rules in force on its 31 December)
+        advance_bp = np.array([rules.for_settlement(int(v)).advance_bp for v in years.years], dtype=object)
+        adv_each = to_int64(round_div(q.astype(object) * np.tile(advance_bp, npv), BP), "the advance per admission")
         paid = to_int64(N.astype(object) * adv_each, "the advances")
         given = np.zeros(npv * ny, bool)
         ignored = 0
@@ -127,7 +143,7 @@ def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
     rows, prov, yr, ids = rows[order], prov[order], yr[order], ids.take(pa.array(order))
     Nr, Ar, qr, paid_r = N[rows], A[rows], q[rows], paid[rows]
     Qr = to_int64(qr.astype(object) * Nr.astype(object), "the quota total")
-    c = corridor(Ar, Qr, rules)
+    c = _corridor_by_year(Ar, Qr, yr, years, rules)
     balance = c.due - paid_r
     kind = np.asarray(providers["kind"])[prov]
     table = pa.table({

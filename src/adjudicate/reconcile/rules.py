@@ -1,22 +1,35 @@
 """The settlement-rules file: the scheme numbers of year-end reconciliation.
 
-The corridor of provider quota settlement (schemes.md §7) and the personal
-account credit (schemes.md §9) differ by scheme, so they live in a small TOML
-file, never in code. The default, ``settlement-rules.toml`` beside this module,
-carries the seeds' numbers with their citations; ``--rules FILE`` replaces it.
+The corridor of provider quota settlement (schemes.md §7) differs by scheme,
+so it lives in a small TOML file, never in code. (The personal account credit
+of schemes.md §9 is the policy's ``[account.credit]``: settlement needs it,
+as the account carries over the years, so it has one home there.) The
+default, ``settlement-rules.toml`` beside this module, carries the seeds'
+numbers with their citations; ``--rules FILE`` replaces it.
 Every key is required and checked: a missing or unknown key, or a value out of
 range, is an :class:`~adjudicate.inputs.InputError` naming the file, the key
 and its line (exit 2).
+
+Every number may be cited or dated as in a policy file (:mod:`adjudicate.dated`).
+A benefit year's corridor (and its advances) follows the rules in force on
+31 December of that year, when it is settled.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .. import dated
 from ..inputs import InputError
 from ..tomlfile import KeyLocator, read_toml
+
+#: Keys whose value may be dated or cited: every rate.
+DATABLE = re.compile(r"^corridor\.[a-z_]+$")
 
 
 DEFAULT_RULES = Path(__file__).with_name("settlement-rules.toml")
@@ -37,18 +50,37 @@ class Rules:
     upper_bp: int
     excess_share_bp: int
     ceiling_bp: int
-    retired_credit_fen: int
-    age_from: tuple[int, ...]  # ascending, starting at 0
-    age_rate_bp: tuple[int, ...]
+    #: Dated rules: the first day every value is defined, the later change dates and one
+    #: resolved Rules per period (empty when nothing is dated).
+    valid_from: dt.date | None = None
+    changes: tuple[dt.date, ...] = ()
+    periods: tuple["Rules", ...] = ()
+    series: dict = field(default_factory=dict)
 
     def with_reward(self, reward_bp: int | None) -> "Rules":
         if reward_bp is None:
             return self
-        from dataclasses import replace
-        return replace(self, reward_bp=reward_bp)
+        return replace(self, reward_bp=reward_bp, periods=tuple(replace(p, reward_bp=reward_bp) for p in self.periods))
+
+    def at(self, day: dt.date) -> "Rules":
+        """The rules in force on ``day``."""
+        if not self.periods:
+            return self
+        if day < self.valid_from:
+            late = next(s for s in self.series.values() if s.dated and s.entries[0].start > day)
+            raise RulesError(f"reconciling needs the rules in force on {day}, before this dated value's first "
+                             f"date {late.entries[0].start}: give the value in force then too", self.path, late.key)
+        return self.periods[bisect.bisect_right(self.changes, day)]
+
+    def for_settlement(self, year: int) -> "Rules":
+        """The corridor of benefit year ``year``: the rules in force on its 31 December."""
+        return self.at(dt.date(year, 12, 31))
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "file": str(self.path)}
+        out = {"name": self.name, "version": self.version, "file": str(self.path)}
+        if self.periods:
+            out["in_force_from"] = [d.isoformat() for d in (self.valid_from,) + self.changes]
+        return out
 
 
 class RulesError(InputError):
@@ -62,13 +94,29 @@ class RulesError(InputError):
             where.append(f"key '{key}'")
         Exception.__init__(self, f"{', '.join(where)}: {message}")
         self.file, self.column, self.row, self.key, self.line = file, None, None, key, line
+        self.message = message
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and check a rules file (the shipped default when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_RULES
     doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
-    return _Reader(path, text).read(doc)
+    reader = _Reader(path, text)
+    series = dated.find(doc, reader.error, lambda k: bool(DATABLE.match(k)), "rules")
+    first, changes = dated.periods(series)
+    if first is None:
+        return replace(reader.read(dated.resolve(doc, series, None)), series=series)
+    periods = []
+    for day in (first,) + changes:
+        try:
+            periods.append(reader.read(dated.resolve(doc, series, day)))
+        except RulesError as e:
+            found = dated.related(series, e.key) if e.key else []
+            if found:
+                raise RulesError(f"{e.message} (the values in force from {day})", path, e.key,
+                                 dated.entry_line(reader, found, day) or e.line) from None
+            raise
+    return replace(periods[0], valid_from=first, changes=changes, periods=tuple(periods), series=series)
 
 
 class _Reader(KeyLocator):
@@ -106,19 +154,12 @@ class _Reader(KeyLocator):
             raise self.error(full, f"{v} is outside 0..{Decimal(hi) / 10_000}")
         return bp
 
-    def amount(self, t: dict, key: str, full: str) -> int:
-        v = self.require(t, key, full)
-        if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
-            raise self.error(full, f"must be an amount in yuan, got {v!r}")
-        fen = Decimal(v) * 100
-        if fen != fen.to_integral_value():
-            raise self.error(full, f"{v} is finer than a fen")
-        if not 0 <= fen <= 10**14:
-            raise self.error(full, f"{v} is outside 0..1e12 yuan")
-        return int(fen)
-
     def read(self, doc: dict) -> Rules:
-        self.only(doc, "", {"rules", "corridor", "account_credit"})
+        if "account_credit" in doc:
+            raise self.error("account_credit", "the account credit is now the policy's [account.credit] table "
+                             "(settlement carries the account over the years with it, contract §3); "
+                             "move it there and give the policy with --policy")
+        self.only(doc, "", {"rules", "corridor"})
         head = self.table(doc, "rules")
         self.only(head, "rules", {"name", "version", "title", "source", "notes"})
         c = self.table(doc, "corridor")
@@ -130,24 +171,6 @@ class _Reader(KeyLocator):
             raise self.error("corridor.upper", "the corridor must hold the quota itself: lower ≤ 1 ≤ upper")
         if ceiling < upper:
             raise self.error("corridor.ceiling", "must not be below corridor.upper")
-        a = self.table(doc, "account_credit")
-        self.only(a, "account_credit", {"retired_amount", "by_age"})
-        bands = self.require(a, "by_age", "account_credit.by_age")
-        if not isinstance(bands, list) or not bands:
-            raise self.error("account_credit.by_age", "must be a non-empty list of { from_age, rate }")
-        ages, rates = [], []
-        for i, b in enumerate(bands):
-            key = f"account_credit.by_age[{i}]"
-            if not isinstance(b, dict):
-                raise self.error(key, "must be an inline table { from_age = …, rate = … }")
-            self.only(b, key, {"from_age", "rate"})
-            age = self.require(b, "from_age", f"{key}.from_age")
-            if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 200:
-                raise self.error(f"{key}.from_age", f"must be a whole age in years 0..200, got {age!r}")
-            if (i == 0 and age != 0) or (i > 0 and age <= ages[-1]):
-                raise self.error(f"{key}.from_age", "bands must start at age 0 and rise strictly")
-            ages.append(age)
-            rates.append(self.rate(b, "rate", f"{key}.rate"))
         return Rules(
             name=self.text(head, "name", "rules.name"), version=self.text(head, "version", "rules.version"),
             title=self.text(head, "title", "rules.title"), source=self.text(head, "source", "rules.source"),
@@ -155,6 +178,4 @@ class _Reader(KeyLocator):
             advance_bp=self.rate(c, "advance_rate", "corridor.advance_rate"), lower_bp=lower,
             reward_bp=self.rate(c, "reward_rate", "corridor.reward_rate"), upper_bp=upper,
             excess_share_bp=self.rate(c, "excess_share", "corridor.excess_share"), ceiling_bp=ceiling,
-            retired_credit_fen=self.amount(a, "retired_amount", "account_credit.retired_amount"),
-            age_from=tuple(ages), age_rate_bp=tuple(rates),
         )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 
-STAGES = ("read", "providers", "funds", "ledger", "write")
+STAGES = ("read", "providers", "ledger", "funds", "write")
 OUTPUTS = ("providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
 
 
@@ -24,10 +24,41 @@ class Reconciliation:
     summary: dict
 
 
+def run_policy(settlements, policy=None):
+    """The policy of the run whose settlements are reconciled: ``policy`` (a name, a file or a
+    ``Policy``), else the one named in the run's summary.json beside the settlements."""
+    from .. import policy as P
+    from ..inputs import InputError
+
+    if isinstance(policy, P.Policy):
+        return policy
+    if policy is not None:
+        return P.load(policy)
+    for s in map(Path, settlements):
+        summary = (s if s.is_dir() else s.parent) / "summary.json"
+        try:
+            recorded = json.loads(summary.read_text(encoding="utf-8"))["policy"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        path = Path(str(recorded.get("file", "")))
+        found = P.load(path) if path.suffix == ".toml" and path.is_file() else (
+            P.load(recorded["name"]) if recorded.get("name") in P.shipped() else None)
+        if found is None or found.version != recorded.get("version"):
+            raise InputError(f"the run used policy {recorded.get('name')!r} {recorded.get('version')!r}, which is "
+                             "not found as it was; give it with --policy (its [account.credit] gives the ledger's "
+                             "credits, as in settlement)", summary)
+        return found
+    raise InputError("no summary.json of a run beside the settlements tells which policy the run used; give it "
+                     "with --policy (its [account.credit] gives the ledger's credits, as in settlement)")
+
+
 def reconcile(settlements, providers, members, advances=None, income=None, opening=None, rules=None,
               reward_rate: Decimal | None = None, reserve_window: int = 12, year: int | None = None,
-              progress=None) -> Reconciliation:
-    """Compute every output in memory (tables and summary); nothing is written."""
+              progress=None, policy=None) -> Reconciliation:
+    """Compute every output in memory (tables and summary); nothing is written.
+
+    ``policy`` is the policy the run used (name, file or ``Policy``); by default
+    the one its summary.json names."""
     import numpy as np
 
     from .. import __version__
@@ -44,6 +75,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     t0 = time.perf_counter()
     say("read")
     r = load_rules(rules)
+    pol = run_policy(settlements, policy)
     if reward_rate is not None:
         bp = Decimal(reward_rate) * 10_000
         if bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
@@ -66,6 +98,12 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
         raise InputError("the settlements hold no claims, so the benefit year is unknown; give it with --year",
                          st.files[0])
     Y = T.Year(years)
+    # the account balances stand on 1 January of the base year B, the run's earliest benefit year
+    base_year = int(seen.min()) if len(seen) else int(years[0])
+    if years[0] < base_year:
+        raise InputError(f"year {int(years[0])} is before {base_year}, the earliest benefit year of the settlements: "
+                         f"members.account_balance is the balance on 1 January {base_year} (contract §3)",
+                         st.files[0])
     timings["read"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -73,14 +111,13 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     prov_table, prov_sum = settle_providers(st, pv, Y, r, adv, int(years[0]) if len(years) == 1 else None)
     timings["providers"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    say("funds")
-    account_opening = int(np.asarray(mb["account_balance"], dtype=np.int64).sum())
-    funds, monthly, fund_sum = statement(st, Y, inc, opn, account_opening, reserve_window)
-    timings["funds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     say("ledger")
-    led, led_sum = ledger(st, mb, Y, r)
+    led, led_sum, account_opening = ledger(st, mb, Y, pol, base_year)
     timings["ledger"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    say("funds")
+    funds, monthly, fund_sum = statement(st, Y, inc, opn, account_opening, reserve_window, base_year)
+    timings["funds"] = time.perf_counter() - t0
 
     digests: dict[str, str] = {}
     for t in (st, pv, mb, inc, opn, adv):
@@ -91,6 +128,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     summary = {
         "adjudicate_version": __version__,
         "rules": r.describe() | {"reward_rate": str(Decimal(r.reward_bp) / 10_000)},
+        "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)},
         "years": [int(y) for y in years],
         "reserve_window_months": reserve_window,
         "counts": {"settlement_rows": st.rows, "settlement_rows_in_years": int(np.count_nonzero(in_years))},
@@ -101,6 +139,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
             fund_sum["identity_holds"]
             and prov_sum["balance"] == prov_sum["due"] - prov_sum["advances"]
             and led_sum["closing"] == led_sum["opening"] - led_sum["spent"]
+            and led_sum["chained"]
             and led_sum["spent"] == sum(a["expenditure"] for a in account.values())),
         "inputs": digests,
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,8 @@ class Shared:
     members_text: bool = False
     with_lines: bool = True
     validate_only: bool = False
-    extra: dict = field(default_factory=dict)
+    #: The run's base year B (contract §3): every bucket settles the accounts from it.
+    base_year: int | None = None
 
 
 class BucketError(Exception):
@@ -188,7 +189,7 @@ def settle_bucket(claims: pa.Table, members: pa.Table, shared: Shared) -> pa.Tab
     if shared.validate_only or claims_t.rows == 0:
         return stats_rows(claims_t.rows, 0, 0, 0, None, 0) if not shared.validate_only else _empty()
     r = adjudicate(Inputs(claims_t, members_t, shared.providers, shared.catalogue), shared.policy, threads=1,
-                   line_funds=shared.with_lines, **shared.extra)
+                   line_funds=shared.with_lines, base_year=shared.base_year)
     return result_rows(r, claims_t.rows, shared.with_lines, t0)
 
 

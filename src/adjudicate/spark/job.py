@@ -18,7 +18,6 @@ would report them) and split into settlements, lines and rejected.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.storagelevel import StorageLevel
 
 from .. import __version__
-from ..engine import adjudicate
 from ..inputs import InputError, Table
+from ..outputs import policy_info
 from ..policy import Policy
 from ..schema import CLAIMS, MEMBERS, REJECT_REASONS, TableSpec
 from .bucket import (ERROR, FILE, KIND, LINE, LINE_COLUMNS, NUMBERS, OUTPUT, REJECTED, REJECTED_COLUMNS, ROW,
@@ -45,8 +44,6 @@ BUCKET = "__bucket"
 #: Lines per bucket aimed at when the number of buckets is chosen for you: a
 #: bucket is settled in memory by one Python worker (about 0.8 KB per line).
 LINES_PER_BUCKET = 1_000_000
-#: Personal accounts carry over from the run's base year B (contract §3): every bucket gets the run's B.
-CARRY_OVER = "base_year" in inspect.signature(adjudicate).parameters
 #: Claims whose lines disagree on member_id, up to this many, are broadcast to the routing join.
 SPLIT_BROADCAST = 200_000
 
@@ -171,13 +168,11 @@ class Settled:
         rejected = int(rej["ids"] or 0) + int(rej["nulls"] or 0)
         settled = int(sums["n"])
         st = self.stats
-        head = {
+        return {
             "adjudicate_version": __version__,
-            "policy": {"name": self.policy.name, "version": self.policy.version, "file": str(self.policy.path)},
-        }
-        if CARRY_OVER:  # members.account_balance is the balance on 1 January of this year (contract §3)
-            head["account_base_year"] = st["base_year"]
-        return head | {
+            "policy": policy_info(self.policy),
+            # members.account_balance is the balance on 1 January of this year (contract §3)
+            "account_base_year": st["base_year"],
             "counts": {
                 "input_lines": st["input_lines"],
                 "input_claims": st["input_claims"],
@@ -247,13 +242,14 @@ def settle_sources(claims: Source, members: Source, providers: Table | None, cat
         out = bucket_frame(claims, members, shared, buckets)
         found = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
         raise _first_error(found + [(e.key, str(e.error)) for e in driver_errors])
-    if CARRY_OVER:
-        shared.extra["base_year"] = base_year_guess(claims.frame)
+    # The run's base year B (contract §3), the same in every bucket: the earliest year of all lines,
+    # unless every claim of that year is rejected (rare), which the buckets' settled years show.
+    shared.base_year = base_year_guess(claims.frame)
     out, totals = _bucket_rows(claims, members, shared, buckets)
-    if CARRY_OVER and totals["first_year"] is not None and totals["first_year"] != shared.extra["base_year"]:
+    if totals["first_year"] is not None and totals["first_year"] != shared.base_year:
         # every claim of the earliest year was rejected, so B is later: settle again from it (rare)
         out.unpersist()
-        shared.extra["base_year"] = totals["first_year"]
+        shared.base_year = totals["first_year"]
         out, totals = _bucket_rows(claims, members, shared, buckets)
     totals["base_year"] = totals["first_year"]
 

@@ -1,0 +1,53 @@
+"""``adjudicate test``: run case files (worked examples with expected amounts) through the engine."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .common import CLICK_SETTINGS, errors
+
+
+@click.command("test", context_settings=CLICK_SETTINGS)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the failures and the summary.")
+def test(paths, as_json, quiet) -> None:
+    """Run case files: each case's claims under its policy, every expected amount compared exactly.
+
+    PATHS are case files or folders of them (*.toml files with a [case] table, searched
+    recursively). Exit status: 0 when every case passes, 1 when any fails, 2 for a
+    malformed case file (named with its key and line).
+
+    \b
+    Examples:
+      adjudicate test my-cases/
+      adjudicate test src/adjudicate/cases/prefecture-employee/worked-example-1.toml
+    """
+    from ..cases import CaseError, run_paths
+
+    with errors():
+        try:
+            outcomes = run_paths(paths)
+        except CaseError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        failed = [o for o in outcomes if not o.passed]
+        if as_json:
+            click.echo(json.dumps([{"file": str(o.case.path), "case": o.case.name, "passed": o.passed,
+                                    "differences": [d.__dict__ for d in o.differences]} for o in outcomes],
+                                  ensure_ascii=False, indent=2))
+        else:
+            for o in outcomes:
+                if o.passed and quiet:
+                    continue
+                click.echo(f"{'ok  ' if o.passed else 'FAIL'} {o.case.path}: {o.case.name}")
+                for d in o.differences:
+                    where = f"claim {d.claim_id}" + (f" line {d.line_no}" if d.line_no is not None else "")
+                    delta = f" ({d.delta})" if d.delta else ""
+                    click.echo(f"     {where}: {d.column} expected {d.expected}, got {d.got}{delta}")
+            n = sum(len(o.differences) for o in failed)
+            click.echo(f"{len(outcomes)} case(s): {len(outcomes) - len(failed)} passed, {len(failed)} failed"
+                       + (f" ({n} difference(s))" if failed else ""))
+        sys.exit(1 if failed else 0)
