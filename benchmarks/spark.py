@@ -1,6 +1,6 @@
 """Spark throughput against the local engine, and a projection to a billion lines.
 
-    python benchmarks/spark.py --lines 100k,400k --repeat 1   # writes the Spark section of RESULTS.md
+    python benchmarks/spark.py --lines 100k,300k --repeat 1   # writes the Spark section of RESULTS.md
     python benchmarks/spark.py --lines 20k,40k --results /tmp/r.md
 
 On the same generated data (bench_data.dataset_for_lines), each measured in
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,18 +69,38 @@ app = spark.sparkContext.applicationId
 def shuffle_bytes():
     stages = json.load(urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/stages?status=complete"))
     return sum(s.get("shuffleWriteBytes", 0) for s in stages), sum(s.get("inputBytes", 0) for s in stages)
+def tree_cpu():
+    # CPU seconds of this process and all its descendants (the JVM, Python workers), live or reaped
+    kids, stats = {}, {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                text = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            rest = text[text.rindex(")") + 2:].split()
+            kids.setdefault(int(rest[1]), []).append(int(d))
+            stats[int(d)] = sum(int(x) for x in rest[11:15])
+    total, todo = 0, [os.getpid()]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, 0)
+        todo += kids.get(p, [])
+    return total / os.sysconf("SC_CLK_TCK")
 runs = []
 for k in range(repeat + 1):
     before = shuffle_bytes()
+    cpu = tree_cpu()
     t = time.perf_counter()
     s = run_files([str(folder / "claims.parquet")], [str(folder / "members.parquet")],
                   [str(folder / "providers.parquet")], [str(folder / "catalogue.parquet")], policy,
                   out / f"run{k}", buckets=buckets or None)
     wall = time.perf_counter() - t
+    cpu = tree_cpu() - cpu
     time.sleep(1.5)  # the status store catches up
     after = shuffle_bytes()
     st = seen["stats"]
-    runs.append({"wall": wall, "bucket_seconds": st["bucket_ns"] / 1e9, "buckets": len(st["buckets"]),
+    runs.append({"wall": wall, "cpu": cpu, "bucket_seconds": st["bucket_ns"] / 1e9, "buckets": len(st["buckets"]),
                  "max_bucket_seconds": max(ns for _, ns in st["buckets"]) / 1e9 if st["buckets"] else 0,
                  "shuffle_bytes": after[0] - before[0], "input_bytes": after[1] - before[1],
                  "lines": s["counts"]["input_lines"], "totals": s["totals"], "timings": s["timings_seconds"]})
@@ -87,18 +108,22 @@ print(json.dumps({"master": master, "start": start, "warmup": runs[0], "runs": r
 """
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - t, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def local_runs(folder: Path, out: Path, repeat: int) -> tuple[float, dict]:
+def local_runs(folder: Path, out: Path, repeat: int) -> tuple[tuple[float, float], dict]:
     p = paths(folder)
     cmd = ["adjudicate", "run", "--claims", str(p["claims"]), "--members", str(p["members"]), "--providers",
            str(p["providers"]), "--catalogue", str(p["catalogue"]), "--policy", POLICY, "--out", str(out), "-q"]
-    walls = [timed(cmd) for _ in range(repeat)]
-    return statistics.median(walls), json.loads((out / "summary.json").read_text())
+    runs = [timed(cmd) for _ in range(repeat)]
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)), \
+        json.loads((out / "summary.json").read_text())
 
 
 def spark_runs(master: str, folder: Path, out: Path, repeat: int, buckets: int) -> dict:
@@ -122,9 +147,10 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
                fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float]]]:
     """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from ``local[1]`` runs.
 
-    ``one`` maps lines to the local[1] figures at that size. Per line, on one
-    core: ``b`` = the slope of wall time over lines (the fixed cost of a run
-    taken out by fitting two sizes), of which ``c`` = engine time inside
+    ``one`` maps lines to the local[1] figures at that size. Per line: ``b`` =
+    the slope of CPU time (driver, JVM and Python workers together; CPU time,
+    not wall time, because the machine is shared) over lines, the fixed cost
+    of a run taken out by fitting two sizes; of which ``c`` = CPU time inside
     buckets and the rest Spark's own work (scan, routing, shuffle write and
     read on local disk, Arrow transfer to and from Python, cache, Parquet
     write). Across executors the shuffle also crosses the network: ``s``
@@ -134,7 +160,7 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
     """
     def med(r: dict, key: str) -> float:
         return statistics.median([x[key] for x in r["runs"]])
-    fixed, b = fit([(n, med(r, "wall")) for n, r in sorted(one.items())])
+    fixed, b = fit([(n, med(r, "cpu")) for n, r in sorted(one.items())])
     big = max(one)
     c = med(one[big], "bucket_seconds") / big
     s = med(one[big], "shuffle_bytes") / big
@@ -144,9 +170,9 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
         t = fixed_s + n * b / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
         rows.append((e, t))
     text = [
-        f"- measured on `local[1]` (one core): b = {b * 1e6:.1f} µs per line (slope over "
-        f"{', '.join(f'{k:,}' for k in sorted(one))} lines; fixed part {fixed:.1f} s per run), of which the engine "
-        f"inside buckets c = {c * 1e6:.1f} µs; shuffle s = {s:.0f} bytes per line",
+        f"- measured on `local[1]`: b = {b * 1e6:.1f} µs of CPU per line, all processes (slope over "
+        f"{', '.join(f'{k:,}' for k in sorted(one))} lines; fixed part {fixed:.1f} CPU s per run), of which the "
+        f"engine inside buckets c = {c * 1e6:.1f} µs; shuffle s = {s:.0f} bytes per line",
         f"- model: T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net), with k = {cores_per_executor} cores per "
         f"executor, net = {net_mb_s:.0f} MB/s of shuffle fetch per executor, F = {fixed_s:.0f} s fixed "
         "(application and executor start, driver checks, scheduling); buckets of 1 M lines "
@@ -157,14 +183,14 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lines", default="100k,400k", help="sizes, comma-separated (two or more fit the fixed cost)")
+    ap.add_argument("--lines", default="100k,300k", help="sizes, comma-separated (two or more fit the fixed cost)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--buckets", type=int, default=0, help="0: the default choice")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
     sizes = [parse_count(x) for x in args.lines.split(",")]
     figures: dict[str, dict[int, dict]] = {"local[1]": {}, "local[2]": {}}
-    local: dict[int, float] = {}
+    local: dict[int, tuple[float, float]] = {}
     for size in sizes:
         folder, meta = dataset_for_lines(size)
         lines = meta["rows"]["claims"]
@@ -177,26 +203,30 @@ def main() -> None:
     load = os.getloadavg()
     rows = []
     for lines in sorted(local):
-        rows.append((f"local engine (all cores), {lines:,} lines", lines, local[lines], None, None, None))
+        rows.append((f"local engine (all cores), {lines:,} lines", lines, local[lines][0], local[lines][1], None,
+                     None, None))
         for m, by_size in figures.items():
             r = by_size[lines]
-            rows.append((f"Spark `{m}`, {lines:,} lines", lines, statistics.median([x["wall"] for x in r["runs"]]),
-                         r["start"], statistics.median([x["bucket_seconds"] for x in r["runs"]]),
-                         statistics.median([x["shuffle_bytes"] for x in r["runs"]])))
+            med = {k: statistics.median([x[k] for x in r["runs"]]) for k in ("wall", "cpu", "bucket_seconds",
+                                                                             "shuffle_bytes")}
+            rows.append((f"Spark `{m}`, {lines:,} lines", lines, med["wall"], med["cpu"], r["start"],
+                         med["bucket_seconds"], med["shuffle_bytes"]))
     model, proj = projection(figures["local[1]"])
     out = [BEGIN, "## Spark (`run --engine spark`, `benchmarks/spark.py`)", "",
            f"Generated data, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
            f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a **shared, loaded machine** "
            f"({os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} during the "
            "run): the figures are pessimistic and noisy. Every Spark run's totals equal the local run's.", "",
-           "| run | wall (s) | lines/s | session start (s) | engine time in buckets (s) | shuffle written (MB) |",
-           "|---|---:|---:|---:|---:|---:|"]
-    for name, lines, wall, start, bucket, shuffle in rows:
-        out.append(f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {'' if start is None else f'{start:.1f}'} | "
+           "| run | wall (s) | lines/s | CPU (s) | session start (s) | engine CPU in buckets (s) | shuffle (MB) |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, lines, wall, cpu, start, bucket, shuffle in rows:
+        out.append(f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} | "
+                   f"{'' if start is None else f'{start:.1f}'} | "
                    f"{'' if bucket is None else f'{bucket:.1f}'} | "
                    f"{'' if shuffle is None else f'{shuffle / 1e6:.1f}'} |")
-    out += ["", "Wall time is read → settle → write of the four outputs, session start excluded. "
-            "`engine time in buckets` is the sum over buckets of `settle_bucket` (conversion, engine, output "
+    out += ["", "Wall time is read → settle → write of the four outputs, session start excluded; CPU is "
+            "the CPU time of every process of the run (for Spark: driver, JVM, Python workers). "
+            "`engine CPU in buckets` is the sum over buckets of `settle_bucket` (conversion, engine, output "
             "tables); the rest of a Spark run is Spark's own work.", "",
             "### Projection: 1 billion lines", ""] + model + ["",
             "| executors (4 cores each) | projected wall | lines/s |", "|---:|---:|---:|"]
