@@ -144,39 +144,41 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 
 def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: float = 200.0,
-               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float]]]:
+               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float, float]]]:
     """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from ``local[1]`` runs.
 
-    ``one`` maps lines to the local[1] figures at that size. Per line: ``b`` =
-    the slope of CPU time (driver, JVM and Python workers together; CPU time,
-    not wall time, because the machine is shared) over lines, the fixed cost
-    of a run taken out by fitting two sizes; of which ``c`` = CPU time inside
-    buckets and the rest Spark's own work (scan, routing, shuffle write and
-    read on local disk, Arrow transfer to and from Python, cache, Parquet
-    write). Across executors the shuffle also crosses the network: ``s``
+    ``one`` maps lines to the local[1] figures at that size. CPU time (driver,
+    JVM and Python workers together), not wall time, because the machine is
+    shared. At the sizes a shared 2-core machine can run, a run's fixed CPU
+    (JIT, planning, a dozen small jobs) hides the per-line cost, so the model
+    takes a range per line: at least ``c``, the engine's CPU inside buckets,
+    at most ``u``, the whole CPU of the largest run divided by its lines (every
+    fixed cost charged to the lines). The shuffle crosses the network: ``s``
     bytes per line, each executor fetching (E − 1)/E of its share at ``net``
-    MB/s. Then T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net), with F a
-    fixed cost (application and executor start, driver checks, scheduling).
+    MB/s. T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net) for b in [c, u],
+    with F a fixed cost (application and executor start, driver checks,
+    scheduling).
     """
     def med(r: dict, key: str) -> float:
         return statistics.median([x[key] for x in r["runs"]])
-    fixed, b = fit([(n, med(r, "cpu")) for n, r in sorted(one.items())])
     big = max(one)
+    u = med(one[big], "cpu") / big
     c = med(one[big], "bucket_seconds") / big
     s = med(one[big], "shuffle_bytes") / big
     n = 1_000_000_000
-    rows = []
-    for e in (4, 16, 64):
-        t = fixed_s + n * b / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
-        rows.append((e, t))
+
+    def wall(b: float, e: int) -> float:
+        return fixed_s + n * b / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
+    rows = [(e, wall(c, e), wall(u, e)) for e in (4, 16, 64)]
     text = [
-        f"- measured on `local[1]`: b = {b * 1e6:.1f} µs of CPU per line, all processes (slope over "
-        f"{', '.join(f'{k:,}' for k in sorted(one))} lines; fixed part {fixed:.1f} CPU s per run), of which the "
-        f"engine inside buckets c = {c * 1e6:.1f} µs; shuffle s = {s:.0f} bytes per line",
-        f"- model: T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net), with k = {cores_per_executor} cores per "
-        f"executor, net = {net_mb_s:.0f} MB/s of shuffle fetch per executor, F = {fixed_s:.0f} s fixed "
-        "(application and executor start, driver checks, scheduling); buckets of 1 M lines "
-        "(1,000 buckets for 1 billion lines: every core busy, about 1 GB of Python memory per running bucket)",
+        f"- measured on `local[1]`, {big:,} lines: u = {u * 1e6:.0f} µs of CPU per line, all processes and all "
+        f"fixed costs included (an upper bound); c = {c * 1e6:.1f} µs per line of engine CPU inside buckets "
+        f"(a lower bound); shuffle s = {s:.0f} bytes per line",
+        f"- model: T(N, E) = F + N·b/(E·k) + N·s·(E − 1)/E / (E·net) for b between c and u, with k = "
+        f"{cores_per_executor} cores per executor, net = {net_mb_s:.0f} MB/s of shuffle fetch per executor, "
+        f"F = {fixed_s:.0f} s fixed (application and executor start, driver checks, scheduling); buckets of "
+        "1 M lines (1,000 buckets for 1 billion lines: every core busy, about 1 GB of Python memory per "
+        "running bucket)",
     ]
     return text, rows
 
@@ -230,8 +232,8 @@ def main() -> None:
             "tables); the rest of a Spark run is Spark's own work.", "",
             "### Projection: 1 billion lines", ""] + model + ["",
             "| executors (4 cores each) | projected wall | lines/s |", "|---:|---:|---:|"]
-    for e, t in proj:
-        out.append(f"| {e} | {t / 60:.0f} min | {1e9 / t:,.0f} |")
+    for e, low, high in proj:
+        out.append(f"| {e} | {low / 60:.0f} to {high / 60:.0f} min | {1e9 / high:,.0f} to {1e9 / low:,.0f} |")
     out += ["", "The model is linear in N: buckets are independent and of bounded size, so adding executors "
             "divides the compute and the shuffle; what it leaves out (skew, stragglers, slower cluster disks, "
             "object-store commit) only adds. Shuffle volume is the claim lines once (the routing join "
