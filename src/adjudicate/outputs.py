@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .inputs import InputError
+from .report import write_report
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .policy import Policy
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
@@ -146,13 +147,19 @@ def rejected_table(r: Result) -> pa.Table:
 
 
 def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
-    """(claim_id, line_no, reason, detail) rows, ordered by claim_id bytes then line_no."""
+    """Rejection rows, ordered by claim_id bytes then line_no: claim_id, line_no, reason, detail (contract
+    §4), then member_id, provider_id, and the offending column and its value as text (``column``, ``value``)."""
     rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
+    extra = [t[4:8] if len(t) >= 8 else (None,) * 4 for t in rows]
     return pa.table({
         "claim_id": pa.array([t[0] for t in rows], pa.string()),
         "line_no": pa.array([t[1] for t in rows], pa.int32()),
         "reason": pa.array([t[2] for t in rows], pa.string()),
         "detail": pa.array([t[3] for t in rows], pa.string()),
+        "member_id": pa.array([e[0] for e in extra], pa.string()),
+        "provider_id": pa.array([e[1] for e in extra], pa.string()),
+        "column": pa.array([e[2] for e in extra], pa.string()),
+        "value": pa.array([e[3] for e in extra], pa.string()),
     })
 
 
@@ -270,8 +277,12 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True) -> dict:
-    """Write every output of contract §4 into ``out`` atomically; return the summary."""
+              with_lines: bool = True, extra: dict[str, Callable[[Path], dict]] | None = None) -> dict:
+    """Write every output of contract §4 into ``out`` atomically; return the summary.
+
+    ``extra`` maps a summary key to a function that writes more files into the
+    same temporary folder (``run --audit``) and returns that key's summary.
+    """
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
@@ -285,5 +296,8 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
                 lines.result()
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
+        for key, write in (extra or {}).items():
+            s[key] = write(tmp)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "run")
     return s

@@ -1,12 +1,11 @@
 """``adjudicate run`` and ``adjudicate demo``: adjudicate and show the summary."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -18,13 +17,20 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
+@click.option("--audit", "with_audit", is_flag=True,
+              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
+                   "(streaming runs too, range by range).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: this machine; spark: Apache Spark (pip install 'adjudicate[spark]'), same result.")
 @click.option("--spark-master", default=None, metavar="URL",
               help="Spark master for --engine spark (default: spark-submit's, else local[*]).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, engine,
-        spark_master, quiet) -> None:
+@with_lang
+@with_log_file
+def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, with_audit,
+        rules_file, engine, spark_master, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -32,8 +38,13 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
       adjudicate run --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
+      adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
       adjudicate run --engine spark --spark-master 'local[4]' --claims claims/ ... --out result/
     """
+    if rules_file and not with_audit:
+        raise click.UsageError("--rules is the audit rules file: give it with --audit")
+    if with_audit and engine == "spark":
+        raise click.UsageError("--audit runs with the local engine only (not yet with --engine spark)")
     with errors():
         if engine == "spark":
             s = _run_spark(claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet,
@@ -42,13 +53,17 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
                 show_summary(s, Path(out))
             return
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions)
+                 partitions, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
             show_summary(s, Path(out))
+            if "audit" in s:
+                from .audit import show_audit
+                show_audit(s["audit"])
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1) -> dict:
+         quiet: bool, partitions: int = 1, audit_rules: str | bool | None = None) -> dict:
+    """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
     from ..engine import Timer, adjudicate, read_inputs
     from ..inputs import expand_paths
@@ -56,15 +71,25 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     from ..stream import auto_partitions, run_streaming
 
     policy = P.load(policy_name)
+    rules = None
+    if audit_rules is not None:
+        from ..audit import load_audit_rules
+        rules = load_audit_rules(None if audit_rules is True else audit_rules)
     if partitions == 0:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
         try:
-            return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress)
+            audit = None
+            if rules is not None:
+                from ..audit import StreamingAudit
+                audit = StreamingAudit(rules, threads)
+            s = run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
+                              with_lines, progress, audit=audit)
         finally:
             progress.close()
+        log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
+        return s
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
     try:
@@ -72,10 +97,17 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         with timer("read"):
             inputs = read_inputs(claims, members, providers, catalogue)
         result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+        extra = {}
+        if rules is not None:
+            from ..audit import run_audit, write_audit
+            with timer("audit"):
+                a = run_audit(result, inputs, rules, threads)
+            extra["audit"] = lambda tmp: write_audit(a, tmp)
         progress("write")
-        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines)
+        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
+    log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
     return s
 
 
@@ -100,53 +132,29 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column, t
+    from .tables import show
+
     console = Console()
     c = s["counts"]
     head = Table(title=f"adjudicate · {s['policy']['name']} {s['policy']['version']}", show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    head.add_row("input lines", f"{c['input_lines']:,}")
-    head.add_row("input claims", f"{c['input_claims']:,}")
-    head.add_row("settled claims", f"{c['settled_claims']:,}")
-    head.add_row("rejected claims", f"{c['rejected_claims']:,}")
+    for k in ("input_lines", "input_claims", "settled_claims", "rejected_claims"):
+        head.add_row(t(k), f"{c[k]:,}")
     for reason, n in c["rejected_by_reason"].items():
         if n:
-            head.add_row(f"  {reason}", f"{n:,}")
-    console.print(head)
-    money = Table(title="totals (yuan)")
-    money.add_column("amount")
-    money.add_column("yuan", justify="right")
+            head.add_row(f"  {column(reason)}", f"{n:,}")
+    show(console, head, wrap=[0])
+    money = Table(title=t("totals"))
+    money.add_column(t("amount"))
+    money.add_column(t("yuan"), justify="right")
     for k, v in s["totals"].items():
-        money.add_row(k, group_digits(v))
-    console.print(money)
+        money.add_row(column(k), group_digits(v))
+    show(console, money)
     t = s.get("timings_seconds", {})
     if t:
         console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     if out is not None:
-        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json)")
-
-
-@click.command(context_settings=CLICK_SETTINGS)
-@click.option("--policy", "policy_name", default="prefecture-employee", show_default=True,
-              help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Keep the outputs here (default: a temporary folder).")
-def demo(policy_name, out) -> None:
-    """Run the whole flow on the small sample bundled with adjudicate, and print a summary.
-
-    \b
-    Example:
-      adjudicate demo
-      adjudicate demo --policy zhenjiang-resident --out demo-out/
-    """
-    from ..sample import sample_dir
-
-    with errors():
-        d = sample_dir()
-        files = {n: [str(d / f"{n}.parquet")] for n in ("claims", "members", "providers", "catalogue")}
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(out) if out else Path(tmp) / "out"
-            s = _run(files["claims"], files["members"], files["providers"], files["catalogue"], policy_name,
-                     target, None, True, False)
-            click.echo(f"sample: {d}")
-            show_summary(s, Path(out) if out else None)
+        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, "
+                      "report.html)", highlight=False)

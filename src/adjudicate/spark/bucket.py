@@ -51,7 +51,7 @@ SETTLEMENT_COLUMNS = ("claim_id", "member_id", "provider_id", "setting", "settle
                       "admission_ordinal") + AMOUNTS
 LINE_COLUMNS = ("claim_id", "line_no", "item_code", "class", "self_pay", "first_self_pay", "eligible",
                 "fund_pool", "fund_supplementary")
-REJECTED_COLUMNS = ("claim_id", "line_no", "reason", "detail")
+REJECTED_COLUMNS = ("claim_id", "line_no", "reason", "detail", "member_id", "provider_id", "column", "value")
 #: Counts of a STATS row (input lines, input claims, settled lines, rows
 #: breaking an invariant, CPU nanoseconds the bucket took) and the sort key of an
 #: ERROR row (the first four).
@@ -60,7 +60,7 @@ NUMBERS = ("__n1", "__n2", "__n3", "__n4", "__n5")
 _TYPES = {"claim_id": pa.string(), "member_id": pa.string(), "provider_id": pa.string(), "setting": pa.string(),
           "settle_date": pa.date32(), "benefit_year": pa.int16(), "admission_ordinal": pa.int32(),
           "line_no": pa.int32(), "item_code": pa.string(), "class": pa.string(), "reason": pa.string(),
-          "detail": pa.string(), **{a: OUTPUT_TYPE for a in AMOUNTS}}
+          "detail": pa.string(), "column": pa.string(), "value": pa.string(), **{a: OUTPUT_TYPE for a in AMOUNTS}}
 #: The union layout of a bucket's output (contract §4 columns, plus the tags).
 OUTPUT = pa.schema([(KIND, pa.int8())]
                    + [(c, _TYPES[c]) for c in dict.fromkeys(SETTLEMENT_COLUMNS + LINE_COLUMNS + REJECTED_COLUMNS)]
