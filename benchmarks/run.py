@@ -703,7 +703,7 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
     for order, L in layouts.items():
         if L.get("duckdb"):
             d = L["duckdb"]["wall"] / L["nolines"]["wall"]
-            res.append((f"`run --no-lines` ≥ 2.5 × faster than DuckDB (settlements only, both)"
+            res.append(("`run --no-lines` ≥ 2.5 × faster than DuckDB (settlements only, both)"
                         + (f", {order} order" if order else ""),
                         f"{d:.2f}× ({L['duckdb']['wall']:.2f} s vs {L['nolines']['wall']:.2f} s)",
                         "yes" if d >= 2.5 else f"no ({2.5 / d:.2f}× short)"))
@@ -877,6 +877,9 @@ def main(argv=None) -> int:
     if R.get("audit"):
         text += "\n\n" + "\n".join(audit_section(R["audit"], command))
     text += kept_section(args.results)
+    old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
+    if "<!-- spark:begin -->" in old:  # spark.py's section is measured apart: keep it
+        text += "\n\n" + old[old.index("<!-- spark:begin -->"):].rstrip("\n")
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)

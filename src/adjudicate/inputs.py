@@ -55,7 +55,7 @@ class InputError(Exception):
 
     def __init__(self, message: str, file: str | Path | None = None,
                  column: str | None = None, row: int | None = None):
-        self.file, self.column, self.row = file, column, row
+        self.message, self.file, self.column, self.row = message, file, column, row
         where = []
         if file is not None:
             where.append(f"file {file}")
@@ -370,10 +370,20 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     files = expand_paths(paths, spec.name)
     digests: dict[str, str] = {}
     parts = [_read_file(path, spec, digests) for path in files]
+    return from_arrow(spec, files, parts, threads, {str(f): digests[str(f)] for f in files})
+
+
+def from_arrow(spec: TableSpec, files: Sequence[str | Path], parts: Sequence[tuple[pa.Table, bool]],
+               threads: int = 2, digests: dict[str, str] | None = None) -> Table:
+    """``load`` on tables already read: one (table, is_text) per file, in file order.
+
+    The columns present must be the contract's (as ``_read_file`` leaves them);
+    errors name ``files[k]`` and the row within ``parts[k]``.
+    """
+    files = list(files)
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, Columns(), {}, int(sum(sizes)), {str(f): digests[str(f)] for f in files},
-                  file_of_row)
+    table = Table(spec, files, Columns(), {}, int(sum(sizes)), dict(digests or {}), file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
         values, nulls = [], []

@@ -17,6 +17,7 @@ from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
 from .report import write_report
+from .policy import Policy
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
@@ -163,6 +164,12 @@ def count_rejected_claims(rejected: list[tuple]) -> int:
     return len({t[0] for t in rejected if t[0] is not None}) + sum(t[0] is None for t in rejected)
 
 
+def policy_info(p: Policy) -> dict:
+    """summary.json's ``policy``: which policy, and the dates its values take effect when dated."""
+    return {"name": p.name, "version": p.version, "file": str(p.path),
+            **({"in_force_from": [d.isoformat() for d in (p.valid_from,) + p.changes]} if p.valid_from else {})}
+
+
 def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     amounts = claim_amounts(r)
     reasons = {k: 0 for k in REJECT_REASONS}
@@ -172,9 +179,7 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     settled = len(r.enc.member)
     return {
         "adjudicate_version": __version__,
-        "policy": {"name": r.policy.name, "version": r.policy.version, "file": str(r.policy.path),
-                   **({"in_force_from": [d.isoformat() for d in (r.policy.valid_from,) + r.policy.changes]}
-                      if r.policy.valid_from else {})},
+        "policy": policy_info(r.policy),
         # members.account_balance is the balance on 1 January of this year (contract §3)
         "account_base_year": r.base_year,
         "counts": {

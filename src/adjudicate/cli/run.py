@@ -23,11 +23,15 @@ from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, 
                    "(streaming runs too, range by range).")
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
               help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: this machine; spark: Apache Spark (pip install 'adjudicate[spark]'), same result.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="Spark master for --engine spark (default: spark-submit's, else local[*]).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
 def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions, with_audit,
-        rules_file, quiet) -> None:
+        rules_file, engine, spark_master, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -39,13 +43,27 @@ def run(claims, members, providers, catalogue, dataset, policy_name, out, thread
     \b
       # from a prepared dataset (adjudicate prepare): no decoding
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
+    \b
+      # on Apache Spark (pip install "adjudicate[spark]")
+      adjudicate run --engine spark --spark-master 'local[4]' --claims claims/ ... --out result/
     """
     if rules_file and not with_audit:
         raise click.UsageError("--rules is the audit rules file: give it with --audit")
+    if with_audit and engine == "spark":
+        raise click.UsageError("--audit runs with the local engine only (not yet with --engine spark)")
     with errors():
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
+        if dataset is not None and engine == "spark":
+            raise click.UsageError("--engine spark reads the input files (Spark distributes them); "
+                                   "a --dataset is for the local engine")
         check_out(out, claims, members, providers, catalogue, dataset)
+        if engine == "spark":
+            s = _run_spark(claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet,
+                           spark_master)
+            if not quiet:
+                show_summary(s, Path(out))
+            return
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
                  partitions, dataset, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
@@ -115,6 +133,23 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         progress.close()
     log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
     return s
+
+
+def _run_spark(claims, members, providers, catalogue, policy_name, out: Path, with_lines: bool, quiet: bool,
+               master: str | None) -> dict:
+    from .. import policy as P
+    try:
+        from ..spark.files import run_files
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("pyspark", "py4j"):
+            raise
+        raise click.UsageError(f"--engine spark needs pyspark: pip install 'adjudicate[spark]' ({e})") from None
+    policy = P.load(policy_name)
+    progress = Progress(quiet, "adjudicating on Spark", ["start", "read", "settle", "write"])
+    try:
+        return run_files(claims, members, providers, catalogue, policy, out, with_lines, master, progress=progress)
+    finally:
+        progress.close()
 
 
 def show_summary(s: dict, out: Path | None = None) -> None:

@@ -87,9 +87,10 @@ def settlement_files(paths: Sequence[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            named = [p / f"settlements{s}" for s in SUFFIXES if (p / f"settlements{s}").is_file()]
+            # a file, or a folder of part files (run --engine spark)
+            named = [p / f"settlements{s}" for s in SUFFIXES if (p / f"settlements{s}").exists()]
             if named:
-                out.append(named[0])
+                out.extend(expand_paths(named[:1], "settlements"))
                 continue
             if (p / "settlements").is_dir():
                 p = p / "settlements"
