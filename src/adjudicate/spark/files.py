@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import pyarrow.parquet as pq
 
 from ..engine import Timer
-from ..inputs import SUFFIXES, InputError, Table, _check_columns, _digest, expand_paths, load
+from ..inputs import SUFFIXES, InputError, Table, _check_columns, expand_paths, file_digest, load
 from ..outputs import atomic_dir
 from ..policy import Policy
 from ..schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, TableSpec
@@ -98,7 +98,7 @@ def read_source(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Source, d
     named = [(u, str(f)) for u, f in zip(uris, files) if isinstance(f, Path)]
     if len(named) != len(files):
         named = [(u, u) for u in sorted(df.inputFiles())]
-    digests = {str(f): _digest(f) for f in files if isinstance(f, Path)}
+    digests = {str(f): file_digest(f) for f in files if isinstance(f, Path)}
     return source(df, spec, named, text=kind == "csv"), digests
 
 
