@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The compiled kernel: line split, claim settlement, allocation to lines.
 
 Everything here works on flat int64 arrays: money in fen, ratios in basis
@@ -8,8 +7,8 @@ rounded once, half away from zero (contract §1). No Python object is touched
 per line or per claim, and the GIL is released, so callers may run disjoint
 member ranges on several threads.
 
-The field layout of the block table ``B`` is shared with ``policy.py``
-(``FIELDS``); keep the two in step.
+The layout of the tables shared with Python (the block table ``B``, the
+claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, free, qsort
 from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
@@ -17,35 +16,8 @@ from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
 cdef extern from *:
     ctypedef long long int128 "__int128"
 
-# ---- block fields (policy.FIELDS) -------------------------------------------
 cdef enum:
-    F_NBANDS = 0
-    F_COUNTER = 1
-    F_SCALE_MASK = 2
-    F_NORD = 3
-    F_CAP = 4
-    F_OVERFLOW = 5
-    F_TIER_RATE = 6
-    F_TIER_MASK = 7
-    F_SUPP_LIMIT = 8
-    F_SUB_IN = 9
-    F_SUB_RET = 10
-    F_ACCOUNT = 11
-    F_NACCT = 12
-    F_P_IN = 13
-    F_P_RET = 14
-    F_INPATIENT = 15
-    F_CAP_ROW = 16
-    F_SUPP_ROW = 17
-
-cdef enum:
-    NCLS = 4  # classes with eligible amounts: A, B, special, supplementary
-    FSP_BIT = 16  # account item bit: first_self_pay
-    FLAG_DEDUCTIBLE = 1
-    FLAG_SUBSIDISED = 2
-    ACCOUNT_NONE = 0
-    ACCOUNT_MEMBER_SHARE = 1
-    ACCOUNT_BEFORE_FUND = 2
+    NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -60,15 +32,8 @@ cdef enum:
     CLS_EXCLUDED = 4
     CLS_UNKNOWN = 5
 
-# Output columns of settle_claims
 cdef enum:
-    O_DEDUCTIBLE = 0
-    O_POOL = 1
-    O_SUPP = 2
-    O_SUBSIDY = 3
-    O_ACCOUNT = 4
-    O_ORDINAL = 5
-    NOUT = 6
+    NOUT = OUT_ADMISSION_ORDINAL + 1  # columns of settle_claims' out
 
 
 cdef inline int64_t round_div(int128 n, int128 d) noexcept nogil:
@@ -149,13 +114,13 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             c = claim_of_line[i]
             amt = amount[i]
             k = cls[i]
-            claim_sums[c, 0] += amt
+            claim_sums[c, SUM_TOTAL] += amt
             if (not benefit[c]) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (
                     k == CLS_SUPP and not supplementary_catalogue):
                 self_pay[i] = amt
                 first_self_pay[i] = 0
                 eligible[i] = 0
-                claim_sums[c, 1] += amt
+                claim_sums[c, SUM_SELF_PAY] += amt
                 continue
             over = 0
             if max_price[i] >= 0 and amt > 0:
@@ -172,9 +137,9 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             self_pay[i] = over
             first_self_pay[i] = fsp
             eligible[i] = allowed - fsp
-            claim_sums[c, 1] += over
-            claim_sums[c, 2] += fsp
-            claim_sums[c, 3 + k] += allowed - fsp
+            claim_sums[c, SUM_SELF_PAY] += over
+            claim_sums[c, SUM_FIRST_SELF_PAY] += fsp
+            claim_sums[c, SUM_ELIGIBLE_A + k] += allowed - fsp
 
 
 cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
@@ -252,11 +217,11 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             b = block_of_setting[period[c], setting[c]]
             cat = category[m]
             f = factor[c]
-            total = sums[c, 0]
-            fsp = sums[c, 2]
+            total = sums[c, SUM_TOTAL]
+            fsp = sums[c, SUM_FIRST_SELF_PAY]
             E = 0
             for k in range(NCLS):
-                e[k] = sums[c, 3 + k]
+                e[k] = sums[c, SUM_ELIGIBLE_A + k]
                 E += e[k]
             ordinal = 0
             if B[b, F_INPATIENT]:
@@ -364,12 +329,12 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                 pay = imax(0, imin(bal, mps - subsidy + fsp))
                 bal -= pay
                 acct += pay
-            out[c, O_DEDUCTIBLE] = deductible
-            out[c, O_POOL] = pool
-            out[c, O_SUPP] = supp
-            out[c, O_SUBSIDY] = subsidy
-            out[c, O_ACCOUNT] = acct
-            out[c, O_ORDINAL] = ordinal
+            out[c, OUT_DEDUCTIBLE] = deductible
+            out[c, OUT_FUND_POOL] = pool
+            out[c, OUT_FUND_SUPPLEMENTARY] = supp
+            out[c, OUT_SUBSIDY] = subsidy
+            out[c, OUT_ACCOUNT_PAID] = acct
+            out[c, OUT_ADMISSION_ORDINAL] = ordinal
 
 
 ctypedef struct Rem:
@@ -583,9 +548,9 @@ def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
     cdef bint neg
     with nogil:
         for c in range(n):
-            neg = sums[c, 0] < 0 or sums[c, 1] < 0 or sums[c, 2] < 0
+            neg = sums[c, SUM_TOTAL] < 0 or sums[c, SUM_SELF_PAY] < 0 or sums[c, SUM_FIRST_SELF_PAY] < 0
             e = 0
-            for k in range(3, 3 + NCLS):
+            for k in range(SUM_ELIGIBLE_A, SUM_ELIGIBLE_A + NCLS):
                 e += sums[c, k]
                 neg = neg or sums[c, k] < 0
             neg = neg or e < 0

@@ -23,18 +23,16 @@ from typing import Any
 import numpy as np
 
 from . import dated
+from .layout import FLAG_DEDUCTIBLE, FLAG_SUBSIDISED, FSP_BIT, AccountMode, BlockField
 from .schema import CATEGORIES, PROVIDER_KINDS, REFERRALS, SETTINGS
 from .tomlfile import KeyLocator, read_toml
 
 POLICY_DIR = Path(__file__).parent / "policies"
 FUND_CLASSES = ("A", "B", "special", "supplementary")  # classes with eligible amounts
-FSP_BIT = 16  # account item: first_self_pay (kernel FSP_BIT)
-FLAG_DEDUCTIBLE, FLAG_SUBSIDISED = 1, 2
-ACCOUNT_MODES = {"none": 0, "member_share": 1, "before_fund": 2}
-#: Column layout of the block table ``B`` (kernel F_* constants, same order).
-FIELDS = ("nbands", "counter", "scale_mask", "nord", "cap", "overflow", "tier_rate", "tier_mask",
-          "supp_limit", "sub_in", "sub_ret", "account", "nacct", "p_in", "p_ret", "inpatient",
-          "cap_row", "supp_row")
+#: Account modes by policy name (``pays``), as the kernel's F_ACCOUNT values.
+ACCOUNT_MODES = {m.name.lower(): int(m) for m in AccountMode}
+#: Column names of the block table ``B``, in column order (``_core.pxd``, BlockField).
+FIELDS = tuple(f.name.lower() for f in BlockField)
 MAX_COUNTERS = MAX_LIMITS = 16
 EPOCH = dt.date(1970, 1, 1)
 
@@ -732,6 +730,33 @@ def class_mask(classes) -> int:
     return sum(1 << FUND_CLASSES.index(c) for c in set(classes) if c in FUND_CLASSES)
 
 
+def _block_row(b: Block, counters: list[str], lim_names: list[str], period_row: int) -> dict[str, int]:
+    """One row of the block table ``B``, by column name (``FIELDS``); ``period_row`` is
+    the first row of the block's period in the limit tables."""
+    sub_in, sub_ret = b.subsidy_bp or (0, 0)
+    p_in, p_ret = b.single_rate()
+    return {
+        "nbands": len(b.bands),
+        "counter": counters.index(b.counter) if b.counter else -1,
+        "scale_mask": class_mask(b.scale_classes),
+        "nord": len(next(iter(b.deductible_fen.values()))) if b.deductible_fen else 0,
+        "cap": lim_names.index(b.cap) if b.cap else -1,
+        "overflow": int(b.overflow == "supplementary"),
+        "tier_rate": b.tier_bp,
+        "tier_mask": class_mask(b.tier_classes),
+        "supp_limit": lim_names.index(b.supp_limit) if b.supp_limit else -1,
+        "sub_in": sub_in,
+        "sub_ret": sub_ret,
+        "account": ACCOUNT_MODES[b.account],
+        "nacct": len(b.account_items),
+        "p_in": p_in,
+        "p_ret": p_ret,
+        "inpatient": int(b.inpatient),
+        "cap_row": period_row + lim_names.index(b.cap) if b.cap else -1,
+        "supp_row": period_row + lim_names.index(b.supp_limit) if b.supp_limit else -1,
+    }
+
+
 def compile_policy(policy: Policy) -> Compiled:
     pols = policy.period_policies
     first = pols[0]
@@ -753,26 +778,10 @@ def compile_policy(policy: Policy) -> Compiled:
     ded = np.zeros((nb * nper, 3, maxo), np.int64)
     acct = np.zeros((nb * nper, maxa), np.int64)
     direct = np.zeros((nb * nper, len(FUND_CLASSES)), np.int64)
-    col = {f: i for i, f in enumerate(FIELDS)}
     for i, b in enumerate(blocks):
         k = i // nb  # the period
-        row = B[i]
-        row[col["nbands"]] = len(b.bands)
-        row[col["counter"]] = counters.index(b.counter) if b.counter else -1
-        row[col["scale_mask"]] = class_mask(b.scale_classes)
-        row[col["nord"]] = len(next(iter(b.deductible_fen.values()))) if b.deductible_fen else 0
-        row[col["cap"]] = lim_names.index(b.cap) if b.cap else -1
-        row[col["overflow"]] = b.overflow == "supplementary"
-        row[col["tier_rate"]] = b.tier_bp
-        row[col["tier_mask"]] = class_mask(b.tier_classes)
-        row[col["supp_limit"]] = lim_names.index(b.supp_limit) if b.supp_limit else -1
-        row[col["sub_in"]], row[col["sub_ret"]] = b.subsidy_bp or (0, 0)
-        row[col["account"]] = ACCOUNT_MODES[b.account]
-        row[col["nacct"]] = len(b.account_items)
-        row[col["p_in"]], row[col["p_ret"]] = b.single_rate()
-        row[col["inpatient"]] = b.inpatient
-        row[col["cap_row"]] = k * nl + lim_names.index(b.cap) if b.cap else -1
-        row[col["supp_row"]] = k * nl + lim_names.index(b.supp_limit) if b.supp_limit else -1
+        row = _block_row(b, counters, lim_names, period_row=k * nl)
+        B[i] = [row[f] for f in FIELDS]  # a column left out is a KeyError, not a silent 0
         for j, band in enumerate(b.bands):
             band_from[i, j] = band.start_fen
             band_pool[i, j] = band.pool_bp
@@ -796,8 +805,10 @@ def compile_policy(policy: Policy) -> Compiled:
                                  for k, p in enumerate(pols)], np.int64)
     class_ratio = np.array([[p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0] for p in pols], np.int64)
     supp_cat = np.array([p.supplementary_catalogue for p in pols], bool)
-    return Compiled(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct, direct,
-                    lim_months, lim_amount, lim_n, class_ratio, supp_cat)
+    return Compiled(block_of_setting=block_of_setting, B=B, band_from=band_from, band_pool=band_pool,
+                    band_supp=band_supp, band_flags=band_flags, ded=ded, acct_items=acct, direct=direct,
+                    lim_months=lim_months, lim_amount=lim_amount, lim_n=lim_n, class_ratio=class_ratio,
+                    supplementary_catalogue=supp_cat)
 
 
 def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int,

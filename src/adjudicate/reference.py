@@ -34,6 +34,7 @@ import numpy as np
 
 from .account import credit_rule, credits
 from .inputs import QUANTITY_SCALE
+from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, round_half_away
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
@@ -592,15 +593,24 @@ class ReferenceResult:
 
     @property
     def sums(self) -> np.ndarray:
-        """Like engine.Result.sums: total, self_pay, first_self_pay, eligible of A, B, special, supplementary."""
-        return np.array([[c.total, c.self_pay, c.first_self_pay] + [c.eligible_by_class[k] for k in FUND_CLASSES]
-                         for c in self.claims], np.int64).reshape(-1, 7)
+        """Like engine.Result.sums, in the kernel's columns (``_core.ClaimSum``)."""
+        out = np.zeros((len(self.claims), len(ClaimSum)), np.int64)
+        for i, c in enumerate(self.claims):
+            out[i, ClaimSum.TOTAL], out[i, ClaimSum.SELF_PAY] = c.total, c.self_pay
+            out[i, ClaimSum.FIRST_SELF_PAY] = c.first_self_pay
+            for k, cls in enumerate(FUND_CLASSES):
+                out[i, ClaimSum.ELIGIBLE_A + k] = c.eligible_by_class[cls]
+        return out
 
     @property
     def settle(self) -> np.ndarray:
-        """Like engine.Result.settle: deductible, fund_pool, fund_supplementary, subsidy, account, ordinal."""
-        return np.array([[c.deductible, c.fund_pool, c.fund_supplementary, c.subsidy, c.account_paid,
-                          c.ordinal or 0] for c in self.claims], np.int64).reshape(-1, 6)
+        """Like engine.Result.settle, in the kernel's columns (``_core.Settled``)."""
+        out = np.zeros((len(self.claims), len(Settled)), np.int64)
+        for i, c in enumerate(self.claims):
+            for col in Settled:  # the column names are the result's own (ADMISSION_ORDINAL: ordinal)
+                name = "ordinal" if col is Settled.ADMISSION_ORDINAL else col.name.lower()
+                out[i, col] = getattr(c, name) or 0
+        return out
 
     def line_column(self, name: str) -> np.ndarray:
         return np.array([getattr(lr, name) for c in self.claims for lr in c.lines], np.int64)
