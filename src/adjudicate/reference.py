@@ -286,7 +286,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
 
 def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
     """schemes.md §1: self_pay / first_self_pay / eligible of one line."""
-    r = LineResult(line.line_no, line.item_code, line.cls, line.amount_fen)
+    r = LineResult(line_no=line.line_no, item_code=line.item_code, cls=line.cls, amount=line.amount_fen)
     amt = line.amount_fen
     if not benefit:
         r.why_self_pay = "the provider gives no benefit for this claim"
@@ -710,16 +710,17 @@ class ReferenceResult:
 def member_at(members, i: int) -> Member:
     """Row ``i`` of the members table (``inputs.Table``)."""
     m = members
-    return Member(m["member_id"][i].as_py(), CATEGORIES[int(m["category"][i])], bool(m["civil_servant"][i]),
-                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]), _date(m["birth_date"][i]),
-                  None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
+    return Member(member_id=m["member_id"][i].as_py(), category=CATEGORIES[int(m["category"][i])],
+                  civil_servant=bool(m["civil_servant"][i]), enrolled_since=_date(m["enrolled_since"][i]),
+                  balance_fen=int(m["account_balance"][i]), birth_date=_date(m["birth_date"][i]),
+                  prior_year_wage_fen=None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
 
 
 def provider_at(providers, i: int) -> Provider:
     """Row ``i`` of the providers table (``inputs.Table``)."""
     p = providers
-    return Provider(p["provider_id"][i].as_py(), PROVIDER_KINDS[int(p["kind"][i])], int(p["level"][i]),
-                    bool(p["designated"][i]), bool(p["local"][i]))
+    return Provider(provider_id=p["provider_id"][i].as_py(), kind=PROVIDER_KINDS[int(p["kind"][i])],
+                    level=int(p["level"][i]), designated=bool(p["designated"][i]), local=bool(p["local"][i]))
 
 
 def claims_of(enc) -> list[tuple[int, Claim]]:
@@ -730,13 +731,16 @@ def claims_of(enc) -> list[tuple[int, Claim]]:
     out = []
     for c in range(len(claim_ids)):
         a, z = int(enc.line_start[c]), int(enc.line_start[c + 1])
-        lines = tuple(Line(int(enc.line_no[i]), items[i], LINE_CLASSES[int(enc.cls[i])], int(enc.amount[i]),
-                           int(enc.quantity[i]), int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
-                           int(enc.max_price[i]) if enc.max_price[i] >= 0 else None) for i in range(a, z))
+        lines = tuple(Line(line_no=int(enc.line_no[i]), item_code=items[i], cls=LINE_CLASSES[int(enc.cls[i])],
+                           amount_fen=int(enc.amount[i]), quantity=int(enc.quantity[i]),
+                           ratio_bp=int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
+                           max_price=int(enc.max_price[i]) if enc.max_price[i] >= 0 else None)
+                      for i in range(a, z))
         ref = int(enc.referral[c])
-        out.append((int(enc.member[c]), Claim(claim_ids[c], provider_ids[c], SETTINGS[int(enc.setting[c])],
-                                              REFERRALS[ref] if ref >= 0 else None, _date(enc.settle_date[c]),
-                                              lines)))
+        out.append((int(enc.member[c]), Claim(claim_id=claim_ids[c], provider_id=provider_ids[c],
+                                              setting=SETTINGS[int(enc.setting[c])],
+                                              referral=REFERRALS[ref] if ref >= 0 else None,
+                                              settle_date=_date(enc.settle_date[c]), lines=lines)))
     return out
 
 
