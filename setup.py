@@ -1,4 +1,5 @@
-"""Build the compiled modules (every src/adjudicate/*.pyx); everything else is in pyproject.toml.
+"""Build the compiled modules (every src/adjudicate/*.pyx: the kernel _core, the audit pass _audit);
+everything else is in pyproject.toml.
 
 The Cython compiler directives are set here, once, for every extension: a
 .pyx carries no ``# cython:`` header line. Within these directives a module

@@ -92,8 +92,10 @@ def adjudicate_cmd() -> list[str]:
 
 
 def engine_args(data: Path, out: Path, lines: bool, threads: int | None = None,
-                extra: tuple[str, ...] = ()) -> list[str]:
+                extra: tuple[str, ...] = (), catalogue: Path | None = None) -> list[str]:
     f = bench_data.paths(data)
+    if catalogue is not None:
+        f["catalogue"] = catalogue
     a = adjudicate_cmd() + ["run", "--claims", str(f["claims"]), "--members", str(f["members"]),
                             "--providers", str(f["providers"]), "--catalogue", str(f["catalogue"]),
                             "--policy", "prefecture-employee", "--out", str(out), "-q"]
@@ -140,6 +142,74 @@ def bench_engine(data: Path, outdir: Path, lines: bool, repeat: int, extra: tupl
     return {"wall": median(walls), "walls": walls, "rss": max(rss), "out": out, "name": name,
             "partitions": s.get("partitions", 1),
             "stages": {k: median([t.get(k, 0.0) for t in timings]) for k in names}, "summary": s}
+
+
+AUDIT_BEGIN, AUDIT_END = "<!-- audit: benchmarks/run.py --audit-only -->", "<!-- /audit -->"
+
+
+def bench_audit(data: Path, outdir: Path, repeat: int) -> dict:
+    """``run`` and ``run --audit`` alternately on the same inputs, the catalogue with item_kind
+    (so every rule runs); the added cost of the audit is the difference of the medians."""
+    import pyarrow.parquet as pq
+    from adjudicate.audit.plant import item_kinds
+
+    cat = pq.read_table(bench_data.paths(data)["catalogue"])
+    cat_file = outdir / "catalogue-with-item-kind.parquet"
+    pq.write_table(cat.append_column("item_kind", item_kinds(cat["item_code"])), cat_file)
+    res = {"plain": {"walls": [], "stages": []}, "audit": {"walls": [], "stages": []}}
+    for i in range(repeat):
+        for key, extra in (("plain", ()), ("audit", ("--audit",))):
+            out = outdir / f"audit-{key}"
+            w, rss, _ = run_cmd_rss(engine_args(data, out, True, extra=extra, catalogue=cat_file))
+            s = json.loads((out / "summary.json").read_text())
+            res[key]["walls"].append(w)
+            res[key]["stages"].append(s["timings_seconds"])
+            res[key]["rss"] = max(res[key].get("rss", 0), rss)
+            if key == "audit":
+                res["summary"] = s["audit"]
+            say(f"  run{' --audit' if extra else ''} #{i + 1}: {w:.2f} s")
+    for key in ("plain", "audit"):
+        r = res[key]
+        r["wall"] = median(r["walls"])
+        r["stage"] = {k: median([t.get(k, 0.0) for t in r["stages"]]) for k in stage_names(r["stages"])}
+    res["added"] = res["audit"]["wall"] - res["plain"]["wall"]
+    res["lines"] = json.loads((outdir / "audit-audit" / "summary.json").read_text())["counts"]["input_lines"]
+    return res
+
+
+def audit_section(A: dict, command: str) -> list[str]:
+    p, a, s = A["plain"], A["audit"], A["summary"]
+    pct = 100 * A["added"] / p["wall"]
+    stage = a["stage"].get("audit", 0.0)
+    plain_stages = sum(v for k, v in p["stage"].items())
+    rows = [AUDIT_BEGIN, "## Audit (`run --audit`)", "",
+            f"Measured with `{command}` on {A['lines']:,} lines (the catalogue given `item_kind`, so every rule "
+            f"runs); `run` and `run --audit` alternate, {len(p['walls'])} run(s) each, medians. Load average at "
+            f"the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
+            "| command | wall s (median) | runs | audit stage s | peak RSS MiB |", "|---|---:|---|---:|---:|",
+            f"| adjudicate run | {p['wall']:.2f} | {' '.join(f'{x:.2f}' for x in p['walls'])} | – | {p['rss']:.0f} |",
+            f"| adjudicate run --audit | {a['wall']:.2f} | {' '.join(f'{x:.2f}' for x in a['walls'])} | "
+            f"{a['stage'].get('audit', 0.0):.2f} | {a['rss']:.0f} |", "",
+            f"Added by `--audit`: the audit stage (flags and indicators, in-process timer) takes **{stage:.2f} s, "
+            f"{100 * stage / plain_stages:.1f} % of the plain run's stages** ({plain_stages:.2f} s); the difference "
+            f"of the wall medians is {A['added']:+.2f} s ({pct:+.1f} %), which on a loaded machine is mostly noise "
+            f"(target: under 20 %). "
+            f"Flags: {s['flags']:,} on {s['flagged_claims']:,} claims ("
+            + ", ".join(f"{k} {v['flags']:,}" for k, v in s["by_rule"].items()) + "); "
+            f"{s['indicator_rows']:,} indicator rows, {s['outliers']:,} outliers.", "", AUDIT_END]
+    return rows
+
+
+def write_audit_section(path: Path, rows: list[str]) -> None:
+    """Put the audit section into RESULTS.md, replacing an earlier one (the rest is left as it is)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    block = "\n".join(rows)
+    if AUDIT_BEGIN in text and AUDIT_END in text:
+        head, rest = text.split(AUDIT_BEGIN, 1)
+        text = head + block + rest.split(AUDIT_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 def bench_floor(data: Path, engine_out: Path, outdir: Path, repeat: int) -> dict:
@@ -617,6 +687,8 @@ def main(argv=None) -> int:
     ap.add_argument("--stream-lines", default="",
                     help="also run the default command once on a data set this large (e.g. 50M), built chunk by "
                          "chunk, for the streaming memory target")
+    ap.add_argument("--audit-only", action="store_true",
+                    help="measure only `run` against `run --audit` and update the audit section of the results")
     ap.add_argument("--snapshot", action="store_true",
                     help="benchmark a clean build of git HEAD instead of the working tree (immune to concurrent edits)")
     args = ap.parse_args(argv)
@@ -634,6 +706,15 @@ def main(argv=None) -> int:
     R: dict = {"command": command, "data": data, "peers": {},
                "when": time.strftime("%Y-%m-%d %H:%M %Z")}
     warm(data)
+    if args.audit_only:
+        say("adjudicate run and run --audit ...")
+        A = bench_audit(data, outdir, args.repeat)
+        write_audit_section(args.results, audit_section(A, command))
+        say(f"wrote the audit section of {args.results}")
+        print("\n".join(audit_section(A, command)))
+        if not args.keep:
+            shutil.rmtree(outdir, ignore_errors=True)
+        return 0
     say("adjudicate run (full outputs) ...")
     R["full"] = bench_engine(data, outdir, True, args.repeat)
     say("adjudicate run --no-lines ...")
@@ -647,6 +728,9 @@ def main(argv=None) -> int:
         R["stream"] = bench_engine(data, outdir, True, 1, extra=("--partitions", "8"))
         R["stream"]["agree"] = compare(R["full"]["out"] / "settlements.parquet",
                                        R["stream"]["out"] / "settlements.parquet")
+    if "--audit" in run_help():
+        say("adjudicate run against run --audit ...")
+        R["audit"] = bench_audit(data, outdir, args.repeat)
     say("I/O floor ...")
     R["floor"] = bench_floor(data, R["full"]["out"], outdir, args.repeat)
     say("engine in memory ...")
@@ -680,6 +764,8 @@ def main(argv=None) -> int:
     R["elapsed"] = time.perf_counter() - t_start
     R["load_end"] = os.getloadavg()
     text = report(args, m, meta, R)
+    if R.get("audit"):
+        text += "\n\n" + "\n".join(audit_section(R["audit"], command))
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -265,8 +265,12 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True) -> dict:
-    """Write every output of contract §4 into ``out`` atomically; return the summary."""
+              with_lines: bool = True, extra: dict[str, Callable[[Path], dict]] | None = None) -> dict:
+    """Write every output of contract §4 into ``out`` atomically; return the summary.
+
+    ``extra`` maps a summary key to a function that writes more files into the
+    same temporary folder (``run --audit``) and returns that key's summary.
+    """
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
@@ -280,5 +284,7 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
                 lines.result()
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
+        for key, write in (extra or {}).items():
+            s[key] = write(tmp)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s

@@ -8,6 +8,9 @@ REFERRALS = ("referred", "emergency")
 CATEGORIES = ("in_service", "retired")
 PROVIDER_KINDS = ("community", "hospital", "pharmacy", "other")
 CLASSES = ("A", "B", "special", "supplementary", "excluded")
+#: Optional catalogue column ``item_kind`` (药品 / 诊疗项目 / 服务设施 / 医用耗材, and goods
+#: that are none of them: 保健品, 生活日用品); read only by ``adjudicate audit``.
+ITEM_KINDS = ("drug", "treatment", "facility", "material", "other")
 #: Line class codes inside the engine: the catalogue classes, then 'unknown'.
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
@@ -108,6 +111,7 @@ CATALOGUE = TableSpec(
         Column("max_unit_price", "price", nullable=True, nonnegative=True),
         Column("valid_from", "date"),
         Column("valid_to", "date", nullable=True),
+        Column("item_kind", "enum", nullable=True, enum=ITEM_KINDS),
     ),
 )
 

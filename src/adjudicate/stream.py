@@ -205,8 +205,10 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None) -> dict:
-    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run."""
+                  progress: Callable[[str], None] | None = None, audit=None) -> dict:
+    """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
+
+    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
@@ -225,7 +227,7 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
             split = part.split_claims()
         with atomic_dir(out) as folder:
             return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say)
+                                      threads, with_lines, timer, digests, say, audit)
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
@@ -249,7 +251,7 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
 
 
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say) -> dict:
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None) -> dict:
     # The personal account stands on 1 January of the run's base year B, the earliest year of all
     # its settled claims (contract §3). B is taken from the first partition with settled claims and
     # checked on every later one; in the rare case that a later partition settles an earlier year,
@@ -257,7 +259,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     base = None
     while True:
         state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
-                             with_lines, timer, say, base)
+                             with_lines, timer, say, base, audit)
         if state["earliest"] is None or state["earliest"] == state["base"]:
             break
         base = state["earliest"]
@@ -274,17 +276,21 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
     s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
     s["partitions"] = part.parts
+    if audit is not None:
+        s["audit"] = audit.finish()
     s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
     (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return s
 
 
 def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
-                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None) -> dict:
+                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None) -> dict:
     """Settle every partition with base year ``base`` (None: the first partition's), writing the
     outputs anew; returns the totals, the base used and the earliest year settled."""
     for name in ("settlements", "lines"):
         (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    if audit is not None:
+        audit.start(folder)  # anew, like the outputs
     writers: dict[str, pq.ParquetWriter] = {}
     st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
                                                      "settled_lines": 0},
@@ -300,7 +306,7 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
 
     def one(claims: Table) -> Result:
         r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                 rejected, totals, counts, st["base"])
+                 rejected, totals, counts, st["base"], audit)
         if st["base"] is None:
             st["base"] = r.base_year
         first = first_year(r.enc)
@@ -339,9 +345,12 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
 
 
 def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts, base_year: int | None = None) -> Result:
-    r = adjudicate(Inputs(claims, members, providers, catalogue), policy, threads=threads, timer=timer,
-                   line_funds=with_lines, base_year=base_year)
+         rejected, totals, counts, base_year: int | None = None, audit=None) -> Result:
+    inputs = Inputs(claims, members, providers, catalogue)
+    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
+    if audit is not None:
+        with timer("audit"):
+            audit.add(r, inputs)
     with timer("write"):
         append("settlements", settlements_table(r, for_file=True))
         if with_lines:

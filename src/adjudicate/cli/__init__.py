@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .audit import audit
 from .common import CLICK_SETTINGS
 from .casetest import test
 from .compare import compare
@@ -39,7 +40,8 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test):
+for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
+                 audit):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -18,14 +18,18 @@ from .common import CLICK_SETTINGS, errors
               help="Fraction of claims made invalid (they must be rejected).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "feather", "csv"]), default="parquet",
               show_default=True)
+@click.option("--plant-audit", is_flag=True,
+              help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata "
+                   "and in audit-planted.json); adds the catalogue's item_kind column.")
 @click.option("-q", "--quiet", is_flag=True)
-def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
+def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
 
     \b
     Example:
       adjudicate generate --members 20000 --year 2024 --seed 7 --out gen/
       adjudicate generate --members 500 --year 2024 --seed 1 --bad-rows 0.02 --out bad/
+      adjudicate generate --members 2000 --year 2024 --seed 1 --plant-audit --out planted/
     """
     from ..generate import generate_tables, write_dataset
     from ..outputs import atomic_dir
@@ -33,8 +37,17 @@ def generate(n_members, year, seed, out, bad_rows, fmt, quiet) -> None:
     with errors():
         t0 = time.perf_counter()
         tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+        if plant_audit:
+            from ..audit.plant import plant_audit as plant
+            tables = plant(tables)
         with atomic_dir(Path(out)) as tmp:
             write_dataset(tables, tmp, fmt)
+            if plant_audit:  # the truth also as a file (CSV keeps no metadata)
+                import json
+
+                from ..audit.plant import planted_cases
+                (tmp / "audit-planted.json").write_text(json.dumps(planted_cases(tables), indent=1) + "\n",
+                                                        encoding="utf-8")
         if not quiet:
             click.echo(f"wrote {out}/: " + ", ".join(f"{k} {v.num_rows:,} rows" for k, v in tables.items())
                        + f" in {time.perf_counter() - t0:.1f}s")

@@ -18,8 +18,14 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
                    "0 chooses from the input size, 1 is all in memory. The result is the same.")
+@click.option("--audit", "with_audit", is_flag=True,
+              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
+                   "(streaming runs too, range by range).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, quiet) -> None:
+def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, with_audit,
+        rules_file, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -27,16 +33,23 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
       adjudicate run --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
+      adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
     """
+    if rules_file and not with_audit:
+        raise click.UsageError("--rules is the audit rules file: give it with --audit")
     with errors():
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions)
+                 partitions, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
             show_summary(s, Path(out))
+            if "audit" in s:
+                from .audit import show_audit
+                show_audit(s["audit"])
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1) -> dict:
+         quiet: bool, partitions: int = 1, audit_rules: str | bool | None = None) -> dict:
+    """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
     from ..engine import Timer, adjudicate, read_inputs
     from ..inputs import expand_paths
@@ -44,13 +57,21 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     from ..stream import auto_partitions, run_streaming
 
     policy = P.load(policy_name)
+    rules = None
+    if audit_rules is not None:
+        from ..audit import load_audit_rules
+        rules = load_audit_rules(None if audit_rules is True else audit_rules)
     if partitions == 0:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
         try:
+            audit = None
+            if rules is not None:
+                from ..audit import StreamingAudit
+                audit = StreamingAudit(rules, threads)
             return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress)
+                                 with_lines, progress, audit=audit)
         finally:
             progress.close()
     progress = Progress(quiet, "adjudicating")
@@ -60,8 +81,14 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         with timer("read"):
             inputs = read_inputs(claims, members, providers, catalogue)
         result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+        extra = {}
+        if rules is not None:
+            from ..audit import run_audit, write_audit
+            with timer("audit"):
+                a = run_audit(result, inputs, rules, threads)
+            extra["audit"] = lambda tmp: write_audit(a, tmp)
         progress("write")
-        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines)
+        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
     return s
