@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from adjudicate.cli import main
 from adjudicate.generate import bad_claims
 
-OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
+# contract §5: every command that writes an output folder also writes report.html
+OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
 TABLES = ("claims", "members", "providers", "catalogue")
 POLICY_A, POLICY_B = "prefecture-employee", "city-employee"
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

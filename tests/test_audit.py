@@ -247,7 +247,9 @@ def test_audit_command_writes_flags_indicators_summary(planted, tmp_path):
     out = tmp_path / "audit"
     r = CliRunner().invoke(main, ["audit", *_args(paths), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["flags.parquet", "indicators.parquet", "summary.json"]
+    # contract §5: every command that writes an output folder also writes report.html
+    assert sorted(p.name for p in out.iterdir()) == ["flags.parquet", "indicators.parquet", "report.html",
+                                                     "summary.json"]
     flags = pq.read_table(out / "flags.parquet")
     assert {"claim_id", "member_id", "provider_id", "rule", "severity", "evidence"} <= set(flags.column_names)
     assert all(c in _pairs(flags) for c in cases["planted"])

@@ -46,7 +46,8 @@ def test_generate_then_run_writes_every_output(tmp_path):
     r = invoke("run", *inputs_args(tmp_path / "g"), "--policy", "city-employee", "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "o").iterdir()}
-    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
+    # contract §5: every command that writes an output folder also writes report.html
+    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     c = s["counts"]
     assert c["input_claims"] == c["settled_claims"] + c["rejected_claims"]

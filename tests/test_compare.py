@@ -17,7 +17,8 @@ from adjudicate import cli
 from adjudicate.compare import AMOUNTS, MEMBER_AMOUNTS, histogram, parse_override, policy_with_overrides
 from adjudicate.policy import PolicyError
 
-OUTPUTS = {"compare.parquet", "members.parquet", "summary.json"}
+# contract §5: every command that writes an output folder also writes report.html
+OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", "report.html"}
 
 
 def invoke(*args):

@@ -15,8 +15,9 @@ from adjudicate import cli
 from adjudicate.outputs import AMOUNTS
 from adjudicate.readjudicate import LINE_AMOUNTS
 
-RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json"}
-OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current"}
+# contract §5: every command that writes an output folder also writes report.html
+RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
+OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", "report.html"}
 
 
 def invoke(*args):

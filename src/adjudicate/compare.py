@@ -342,6 +342,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     """
     from .engine import Timer, adjudicate, read_inputs
     from .outputs import atomic_dir
+    from .report import write_report
 
     say = progress or (lambda s: None)
     # both policies, overrides included, are validated before any input is read
@@ -376,6 +377,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
+        write_report(tmp, "compare")
     return summary, d_cash
 
 

@@ -166,6 +166,44 @@ def resolve(doc: dict, series: dict[str, Series], day: dt.date | None) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A document read period by period: ``first`` is the value of the first
+    period (or of the whole document when nothing is dated)."""
+
+    first: Any
+    series: dict[str, Series]
+    valid_from: dt.date | None = None
+    changes: tuple[dt.date, ...] = ()
+    periods: tuple[Any, ...] = ()
+
+
+def load(doc: dict, locator, read: Callable[[dict], Any], datable: Callable[[str], bool],
+         *what: str) -> Loaded:
+    """Find the series of ``doc`` and ``read`` the plain document of each period.
+
+    ``read`` raises the file's own error type (with ``message``, ``file``,
+    ``key`` and ``line``); an error inside a dated period is raised again
+    saying from which date those values apply, at the line of that entry.
+    """
+    series = find(doc, locator.error, datable, *what)
+    first, changes = periods(series)
+    if first is None:
+        return Loaded(read(resolve(doc, series, None) if series else doc), series)
+    out = []
+    for day in (first,) + changes:
+        try:
+            out.append(read(resolve(doc, series, day)))
+        except Exception as e:
+            key = getattr(e, "key", None)
+            found = related(series, key) if key and hasattr(e, "message") else []
+            if not found:
+                raise
+            raise type(e)(f"{e.message} (the values in force from {day})", e.file, key,
+                          entry_line(locator, found, day) or e.line) from None
+    return Loaded(out[0], series, first, changes, tuple(out))
+
+
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 

@@ -61,7 +61,8 @@ class Encoded:
     quantity: np.ndarray
     item_ratio: np.ndarray
     max_price: np.ndarray
-    # rejections: (claim_id or None, line_no or None, reason code, detail)
+    # rejections: (claim_id or None, line_no or None, reason code, detail,
+    #              member_id, provider_id, offending column, its value as text)
     rejected: list[tuple]
     input_claims: int
     source: dict[str, pa.Array]  # the claims table's member_id, provider_id, item_code
@@ -102,6 +103,29 @@ def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     enc = arr.dictionary_encode()
     idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
     return idx, enc.dictionary
+
+
+def _who(claims: Table, row: int) -> tuple[str | None, str | None]:
+    """member_id and provider_id of a claims row, for a rejection."""
+    return claims["member_id"][row].as_py(), claims["provider_id"][row].as_py()
+
+
+def shown_value(claims: Table, column: str | None, row: int) -> str | None:
+    """A claims value as text for rejected.parquet: dates ISO, amounts in yuan, enums by name; None if null."""
+    if column is None or claims.nulls[column][row]:
+        return None
+    col = claims.spec.column(column)
+    v = claims[column][row]
+    if col.kind == "string":
+        return v.as_py()
+    if col.kind == "enum":
+        return col.enum[int(v)]
+    if col.kind == "date":
+        return str(np.datetime64(int(v), "D"))
+    if col.kind == "amount":
+        from .money import yuan
+        return str(yuan(int(v)))
+    return str(int(v))
 
 
 def _byte_rank(dictionary: pa.Array) -> np.ndarray:
@@ -206,6 +230,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     reject = np.full(nclaims, -1, np.int64)  # reason code per claim (-1: accepted)
     reject_line = np.full(nclaims, -1, np.int64)  # offending line row
     reject_detail = np.empty(nclaims, object)
+    reject_row = np.full(nclaims, -1, np.int64)  # the line whose value is shown (per_line or not)
+    reject_col = np.empty(nclaims, object)  # the column of that value
 
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
@@ -217,7 +243,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
 
-    def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True) -> None:
+    def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True,
+             column: str | None = None) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
         rows = np.flatnonzero(claim_mask_rows)
         rows = rows[claim_code[rows] >= 0]
@@ -231,6 +258,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         if per_line:
             reject_line[cl[fresh]] = rows[fresh]
         reject_detail[cl[fresh]] = detail
+        reject_row[cl[fresh]] = rows[fresh]
+        reject_col[cl[fresh]] = column
 
     # 1. null in a required field
     required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
@@ -238,12 +267,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     for col in required:
         anynull |= nulls[col]
     for col in required:
-        mark(nulls[col], "null_required_field", f"{col} is null")
+        mark(nulls[col], "null_required_field", f"{col} is null", column=col)
     # 2. duplicate (claim_id, line_no)
     dup = np.zeros(n, bool)
     sorted_no = line_no[order]
     dup[order[1:][same_claim & (sorted_no[1:] == sorted_no[:-1])]] = True
-    mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim")
+    mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim", column="line_no")
     # 3. inconsistent claim header: all lines agree iff each agrees with the line
     #    before it in (claim, line_no) order
     valid = claim_code >= 0
@@ -272,22 +301,25 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             differ_sorted &= inp[1:] & inp[:-1]
         differ = np.zeros(n, bool)
         differ[order[1:][differ_sorted]] = True
-        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True)
+        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True,
+             column=col)
     # 4–5. unknown member / provider
-    mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False)
-    mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table", False)
+    mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False,
+         "member_id")
+    mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table",
+         False, "provider_id")
     # 6–7. discharge date
     admit = claims["admit_date"]
     discharge = claims["discharge_date"]
     mark(inpatient_line & nulls["discharge_date"], "missing_discharge_date",
-         "inpatient claim without discharge_date", False)
+         "inpatient claim without discharge_date", False, "discharge_date")
     mark(inpatient_line & ~nulls["discharge_date"] & (discharge < admit), "discharge_before_admit",
-         "discharge_date is before admit_date", False)
+         "discharge_date is before admit_date", False, "discharge_date")
 
     rejected: list[tuple] = []
     for row in np.flatnonzero(~valid):  # lines without a claim_id
         rejected.append((None, int(line_no[row]) if not nulls["line_no"][row] else None,
-                         "null_required_field", "claim_id is null"))
+                         "null_required_field", "claim_id is null", *_who(claims, row), "claim_id", None))
 
     # ---- accepted claims -------------------------------------------------
     fr = first_row  # header values come from each claim's first line
@@ -335,9 +367,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     months = enrolment_months(members["enrolled_since"][m], settle)
     for c in np.flatnonzero(reject >= 0):
         line = reject_line[c]
+        row = int(reject_row[c])
         rejected.append((claim_dict[int(c)].as_py(),
                          int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
-                         REJECT_REASONS[reject[c]], reject_detail[c]))
+                         REJECT_REASONS[reject[c]], reject_detail[c], *_who(claims, row),
+                         reject_col[c], shown_value(claims, reject_col[c], row)))
     return Encoded(
         claim_dict=claim_dict, claim_code=corder, head_row=cf,
         member=m, provider=p,

@@ -21,7 +21,7 @@ from . import _core
 from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
-from .money import PRICE_SCALE
+from .money import PRICE_SCALE, yuan
 from .policy import Compiled, Policy, compile_policy
 from .layout import ClaimSum, Settled
 from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
@@ -231,8 +231,11 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
                                      ("first_self_pay", sums[c, FIRST_SELF_PAY])) if v < 0]
         what += [f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"),
                                                            sums[c, ELIG_A:]) if v < 0]
+        row = int(enc.head_row[c])
         enc.rejected.append((enc.claim_dict[int(enc.claim_code[c])].as_py(), None, "negative_claim_total",
-                             f"negative {', '.join(what)} (a refund of something not billed)"))
+                             f"negative {', '.join(what)} (a refund of something not billed)",
+                             enc.source["member_id"][row].as_py(), enc.source["provider_id"][row].as_py(),
+                             "total", str(yuan(int(sums[c, TOTAL])))))
     negative = negative.view(bool)
     keep = ~negative
     keep_line = keep[enc.line_claim]

@@ -150,6 +150,26 @@ def _value(value, unit: str):
     return value
 
 
+#: The unit of each step's value as printed: money in yuan text, ratios as fractions (0.91 = 91 %).
+UNITS = {"fen": "yuan", "bp": "fraction"}
+
+
+def _why_no_account(res: ClaimResult, before: dict) -> str:
+    """Why the personal account paid nothing on this claim, in words."""
+    account_steps = [s for s in res.steps if s.name.startswith("account[")]
+    if not account_steps:
+        return f"the policy's blocks.{res.block} lets the personal account pay nothing on this claim"
+    if not before.get("balance"):
+        return "the personal account was empty (balance 0.00 before this claim)"
+    return "nothing was left for the account to pay: the items it may pay came to 0.00"
+
+
+def _note(step, res: ClaimResult, before: dict) -> str:
+    if step.name == "account_paid" and res.account_paid == 0:
+        return _why_no_account(res, before)
+    return step.note
+
+
 def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
              provider_row: int, kernel: dict[str, Any], pol: Policy, base_year: int | None) -> dict:
     day = res.settle_date
@@ -193,8 +213,10 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "account_balance_after": yuan(res.after.get("balance")),
         },
         "slices": [_slice(s, pol, day) for s in res.slices],
-        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": s.unit, "key": s.key or None,
-                   "in_force": in_force(pol, s.key, day), "note": s.note} for s in res.steps],
+        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": UNITS.get(s.unit, s.unit),
+                   "key": s.key or None, "in_force": in_force(pol, s.key, day), "note": _note(s, res, before)}
+                  for s in res.steps],
+        "account_paid_nothing_because": _why_no_account(res, before) if res.account_paid == 0 else None,
         "amounts": {k: yuan(v) for k, v in res.amounts().items()},
         "admission_ordinal": res.ordinal,
         **kernel,
@@ -202,18 +224,22 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
 
 
 def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy) -> dict:
-    """The report on one claim, as plain data (what ``--json`` prints)."""
+                  catalogue: Sequence, policy: str | Path | Policy, progress=None) -> dict:
+    """The report on one claim, as plain data (what ``--json`` prints); ``progress(stage)`` is told
+    each stage (read, reference, kernel)."""
     from . import policy as P
     from .engine import Inputs, adjudicate, read_inputs, settled_base_year
     from .outputs import claim_amounts
 
+    say = progress or (lambda stage: None)
     pol = policy if isinstance(policy, Policy) else P.load(policy)
+    say("read")
     full = read_inputs(claims, members, providers, catalogue)
     mask = member_lines(full.claims, claim_id)
     # the account balance stands on 1 January of the run's base year, found on every claim read
     base_year = settled_base_year(full, pol)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
+    say("reference")
     ref = reference_run(inputs, pol, base_year)
     report: dict[str, Any] = {"claim_id": claim_id,
                               "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path),
@@ -227,6 +253,7 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
     res = ref.claims[pos]
     # the kernel on the same lines: it must agree with the reference
+    say("kernel")
     result = adjudicate(inputs, pol, threads=1, base_year=base_year)
     kpos = result.enc.claim_id.to_pylist().index(claim_id)
     k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}
@@ -263,8 +290,12 @@ def _pct(fraction_text: str | None) -> str:
     return f"{(Decimal(fraction_text) * 100).normalize():f} %"
 
 
-def render(report: dict, console=None) -> None:
-    """Print the report with rich tables."""
+#: Columns of prose in the explain tables: they wrap; every other column is kept whole.
+_PROSE = {"catalogue row (valid)", "note", "what", "flags", "first_self_pay ratio"}
+
+
+def render(report: dict, console=None, show=None) -> None:
+    """Print the report with rich tables; ``show(console, table, wrap)`` prints one (default: as it is)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table as RTable
@@ -275,6 +306,7 @@ def render(report: dict, console=None) -> None:
 
     def table(title: str, *columns: str) -> RTable:
         t = RTable(title=title, title_justify="left")
+        t.wrap = [i for i, col in enumerate(columns) if col.partition(":")[0] in _PROSE]
         for col in columns:
             name, _, just = col.partition(":")
             t.add_column(name, justify="right" if just == "r" else "left")
@@ -284,6 +316,12 @@ def render(report: dict, console=None) -> None:
 
     def say(text: str) -> None:
         con.print(text, markup=False, highlight=False)
+
+    def out(t: RTable) -> None:
+        if show is None:
+            out(t)
+        else:
+            show(con, t, t.wrap)
 
     pol = report["policy"]
     head = f"claim {report['claim_id']} · policy {pol['name']} {pol['version']}"
@@ -318,13 +356,13 @@ def render(report: dict, console=None) -> None:
             f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
         t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
                   ln["ceiling"] or "", ratio_txt, in_force_text(ln["first_self_pay_ratio_in_force"]), ln["note"])
-    con.print(t)
+    out(t)
     t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
               "fund_pool:r", "fund_supplementary:r")
     for ln in report["lines"]:
         t.add_row(str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
                   ln["fund_pool"], ln["fund_supplementary"])
-    con.print(t)
+    out(t)
 
     y = report["year_so_far"]
     t = table(f"member's year {c['benefit_year']} before this claim", "what", "value:r", "policy key", "in force")
@@ -340,7 +378,7 @@ def render(report: dict, console=None) -> None:
               "account.credit" if "credit" in (y["account_opening_how"] or "") else "", "")
     t.add_row(f"  = {y['account_opening_how']}", "", "", "")
     t.add_row("account balance", y["account_balance"], "", "")
-    con.print(t)
+    out(t)
 
     if report["slices"]:
         t = table("band slices of [K, K + X) (yuan)", "band", "from:r", "to:r", "piece:r", "pool ratio:r",
@@ -351,19 +389,19 @@ def render(report: dict, console=None) -> None:
             t.add_row(s["key"], s["from"], s["to"], s["piece"], _pct(s["pool_ratio"]) + factor, s["pool_exact"],
                       _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags,
                       in_force_text(s["in_force"]))
-        con.print(t)
+        out(t)
 
     t = table("steps", "step", "value:r", "policy key", "in force", "note")
     for s in report["steps"]:
         v = s["value"]
-        v = _pct(v) if s["unit"] == "bp" else ("" if v is None else str(v))
+        v = _pct(v) if s["unit"] == "fraction" else ("" if v is None else str(v))
         t.add_row(s["name"], v, s["key"] or "", in_force_text(s["in_force"]), s["note"])
-    con.print(t)
+    out(t)
 
     t = table("settlement (yuan)", "amount", "yuan:r")
     for k in AMOUNTS:
         t.add_row(k, report["amounts"][k])
-    con.print(t)
+    out(t)
     if report["kernel_agrees"]:
         say("the kernel agrees with this calculation to the fen")
     else:

@@ -21,11 +21,14 @@ given too (the header is line 1).
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +38,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
-from .schema import TableSpec
+from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc",
             ".ipc": "ipc", ".csv": "csv"}
@@ -110,6 +113,58 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Text encoding of CSV inputs. "auto" reads UTF-8 with or without a byte-order
+#: mark and, when the bytes are not UTF-8, says which encoding they look like.
+#: Set for a whole command by the command line's ``--encoding``.
+CSV_ENCODING: ContextVar[str] = ContextVar("csv_encoding", default="auto")
+
+
+@contextmanager
+def csv_encoding(name: str | None) -> Iterator[None]:
+    """Read CSV inputs in ``name`` (a Python codec name, or "auto") inside the block."""
+    name = (name or "auto").strip().lower()
+    if name != "auto":
+        try:
+            name = codecs.lookup(name).name
+        except LookupError:
+            raise InputError(f"unknown text encoding {name!r}; use e.g. utf-8, gb18030 or gbk") from None
+    token = CSV_ENCODING.set(name)
+    try:
+        yield
+    finally:
+        CSV_ENCODING.reset(token)
+
+
+def _guess_encoding(path: Path) -> str:
+    """Why a CSV file is not UTF-8: its first bad line and the encoding that line decodes as."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, tail = 0, b""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                lines += block[:e.start].count(b"\n")
+                data, at = tail + block, len(tail) + e.start
+                start = data.rfind(b"\n", 0, at) + 1
+                end = data.find(b"\n", at)
+                line = data[start:end if end >= 0 else len(data)].rstrip(b"\r")
+                break
+            lines += block.count(b"\n")
+            tail = block[-4096:]
+        else:
+            return "no bad byte found on a second reading)"
+    for enc, label in (("gb18030", "GB18030 (GBK)"), ("big5", "Big5")):
+        try:
+            text = line.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            return f"line {lines + 1} decodes as {label}: {shown!r}): pass --encoding {enc}"
+    return f"line {lines + 1}): pass --encoding with the file's encoding, e.g. gb18030"
+
+
 #: Errors the Arrow readers raise on a file they cannot read (corrupt,
 #: truncated, not the format its name says, not UTF-8, …).
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
@@ -137,12 +192,23 @@ def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
         else:
             # CSV text is read as exactly what it says: every contract column as
             # text, converted below with the same checks as typed input.
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            encoding = CSV_ENCODING.get()
+            table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+                encoding="utf8" if encoding in ("auto", "utf-8") else encoding),
+                convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
                 null_values=[""], quoted_strings_can_be_null=True))
         names = table.column_names
     except InputError:
         raise
+    except pa.ArrowInvalid as e:
+        if kind == "csv" and "UTF8" in str(e) and CSV_ENCODING.get() in ("auto", "utf-8"):
+            raise InputError(f"is not UTF-8 text ({_guess_encoding(path)}", path) from None
+        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
+                         path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot be decoded as {CSV_ENCODING.get()} text ({e.reason} at byte {e.start}); "
+                         "check --encoding", path) from None
     except _READ_ERRORS as e:
         raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
                          path) from None
@@ -254,8 +320,8 @@ EXPECTED = {
     "ratio": "a ratio as a fraction, e.g. 0.15 (decimal or float64)",
     "quantity": "a quantity (float64, decimal or integer)",
 }
-_TRUE = {"true", "t", "1", "yes", "y"}
-_FALSE = {"false", "f", "0", "no", "n"}
+_TRUE = set(TRUE_WORDS)
+_FALSE = set(FALSE_WORDS)
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -322,12 +388,17 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
             raise InputError(f"value {_value(arr, row)} is not valid UTF-8 text", path, col.name, row) from None
         if kind == "string":
             return strings, nulls
-        codes = np.asarray(pc.fill_null(pc.index_in(strings, value_set=pa.array(col.enum)), -1), dtype=np.int8)
+        names, code_of = _enum_names(col.enum)
+        codes = np.asarray(pc.fill_null(pc.take(code_of, pc.index_in(strings, value_set=names)), -1),
+                           dtype=np.int8)
         bad = (codes < 0) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
             raise InputError(f"unknown value {_value(strings, row)}; expected one of "
-                             + ", ".join(col.enum) + " (case-sensitive)", path, col.name, row)
+                             + ", ".join(col.enum) + " (case-sensitive)"
+                             + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                             path, col.name, row)
         return codes, nulls
     if kind == "date":
         return _to_days(path, col, arr, nulls, type_error), nulls
@@ -362,6 +433,29 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
     return value, nulls
 
 
+def _enum_names(enum: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
+    """Every accepted spelling of an enum (the codes, then their aliases) and the code of each."""
+    aliases = ENUM_ALIASES.get(enum, {})
+    names = list(enum) + list(aliases)
+    codes = list(range(len(enum))) + [enum.index(v) for v in aliases.values()]
+    return pa.array(names, pa.string()), pa.array(codes, pa.int8())
+
+
+def _iso_dates(arr: pa.Array) -> pa.Array:
+    """Dates written 2024/1/1, 2024.1.1, 2024-1-1 or 2024年1月1日, as zero-padded ISO text (vectorised)."""
+    s = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr),
+                                   r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3")
+    s = pc.replace_substring_regex(s, r"^(\d{4})-(\d)-", r"\1-0\2-")
+    return pc.replace_substring_regex(s, r"^(\d{4}-\d{2})-(\d)$", r"\1-0\2")
+
+
+def _text_to_date(arr: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(arr, pa.date32())  # ISO text: the fast path
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pc.cast(_iso_dates(arr), pa.date32())
+
+
 def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t):
@@ -381,11 +475,11 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     elif _is_text(t):
         arr = pc.cast(arr, pa.string())
         try:
-            day = pc.cast(arr, pa.date32())
+            day = _text_to_date(arr)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            row = _first_failing(arr, lambda a: pc.cast(a, pa.date32()))
-            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD",
-                             path, col.name, row) from None
+            row = _first_failing(arr, _text_to_date)
+            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD "
+                             "(or 2024/1/1, 2024年1月1日)", path, col.name, row) from None
     else:
         raise type_error()
     days = np.asarray(pc.fill_null(day.cast(pa.int32()), 0), dtype=np.int32)

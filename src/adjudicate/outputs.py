@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .inputs import InputError
+from .report import write_report
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
@@ -145,13 +146,19 @@ def rejected_table(r: Result) -> pa.Table:
 
 
 def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
-    """(claim_id, line_no, reason, detail) rows, ordered by claim_id bytes then line_no."""
+    """Rejection rows, ordered by claim_id bytes then line_no: claim_id, line_no, reason, detail (contract
+    §4), then member_id, provider_id, and the offending column and its value as text (``column``, ``value``)."""
     rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
+    extra = [t[4:8] if len(t) >= 8 else (None,) * 4 for t in rows]
     return pa.table({
         "claim_id": pa.array([t[0] for t in rows], pa.string()),
         "line_no": pa.array([t[1] for t in rows], pa.int32()),
         "reason": pa.array([t[2] for t in rows], pa.string()),
         "detail": pa.array([t[3] for t in rows], pa.string()),
+        "member_id": pa.array([e[0] for e in extra], pa.string()),
+        "provider_id": pa.array([e[1] for e in extra], pa.string()),
+        "column": pa.array([e[2] for e in extra], pa.string()),
+        "value": pa.array([e[3] for e in extra], pa.string()),
     })
 
 
@@ -287,4 +294,5 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
         for key, write in (extra or {}).items():
             s[key] = write(tmp)
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "run")
     return s

@@ -258,22 +258,11 @@ def load_document(doc: dict, path: Path, text: str = "") -> Policy:
     plain document is read and checked whole, so an error names the key and
     the date its value takes effect."""
     reader = _Reader(path, text)
-    series = dated.find(doc, reader.error, lambda k: bool(DATABLE.match(k)))
-    first, changes = dated.periods(series)
-    if first is None:
-        p = reader.policy(dated.resolve(doc, series, None) if series else doc)
-        return replace(p, series=series) if series else p
-    pols = []
-    for day in (first,) + changes:
-        try:
-            pols.append(reader.policy(dated.resolve(doc, series, day)))
-        except PolicyError as e:
-            found = dated.related(series, e.key) if e.key else []
-            if found:
-                raise PolicyError(f"{e.message} (the values in force from {day})",
-                                  e.file, e.key, dated.entry_line(reader, found, day) or e.line) from None
-            raise
-    return replace(pols[0], series=series, valid_from=first, changes=changes, periods=tuple(pols))
+    got = dated.load(doc, reader, reader.policy, lambda k: bool(DATABLE.match(k)))
+    if not got.series:
+        return got.first
+    return replace(got.first, series=got.series, valid_from=got.valid_from, changes=got.changes,
+                   periods=got.periods)
 
 
 #: Largest amount a policy may give, in fen (the engine's limit, money.MAX_FEN).

@@ -221,6 +221,7 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     from .compare import claim_fen_table, money
     from .engine import Timer, adjudicate, read_inputs
     from .outputs import atomic_dir, write_all
+    from .report import write_report
 
     say = progress or (lambda s: None)
     policy = P.load(policy_name)
@@ -282,4 +283,5 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
+        write_report(tmp, "readjudicate")
     return summary

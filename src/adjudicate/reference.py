@@ -37,7 +37,7 @@ import numpy as np
 from .account import credit_rule, credits
 from .inputs import QUANTITY_SCALE
 from .layout import ClaimSum, Settled
-from .money import PRICE_SCALE, round_half_away
+from .money import PRICE_SCALE, round_half_away, yuan
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
 
@@ -775,10 +775,11 @@ def reference_run(inputs, policy: Policy, base_year: int | None = None) -> Refer
             settled[r.claim_id] = r
     rejected = list(enc.rejected)
     ordered = []
-    for cid in enc.claim_id.to_pylist():
+    for c, cid in enumerate(enc.claim_id.to_pylist()):
         r = settled[cid]
-        if r.rejected:
-            rejected.append((cid, None) + r.rejected)
+        if r.rejected:  # as rejected.parquet lists it: who, and the offending claim total
+            rejected.append((cid, None) + r.rejected + (enc.member_id[c].as_py(), enc.provider_id[c].as_py(),
+                                                        "total", str(yuan(r.total))))
         else:
             ordered.append(r)
     return ReferenceResult(policy, ordered, rejected, enc)

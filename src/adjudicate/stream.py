@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from .engine import Inputs, Result, Timer, adjudicate, first_year
 from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
 from .money import yuan
+from .report import write_report
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
                       settlements_table, summary, write_parquet)
 from .policy import Policy
@@ -280,6 +281,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
         s["audit"] = audit.finish()
     s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
     (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(folder, "run")
     return s
 
 

@@ -1,11 +1,12 @@
-"""TOML files with errors that point at the line: shared by the policy loader and
-the year-end settlement rules (``reconcile/rules.py``)."""
+"""TOML files with errors that point at the line: shared by the policy loader,
+the year-end settlement rules (``reconcile/rules.py``), the audit rules and the
+case files."""
 from __future__ import annotations
 
 import re
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -180,3 +181,28 @@ class KeyLocator:
                 start = i
             i += 1
         return None
+
+
+class TableReader(KeyLocator):
+    """Typed getters for rules files, where every key must be given (nothing
+    falls back to a default); ``full`` is the dotted key named in errors."""
+
+    def table(self, doc: dict, name: str, full: str | None = None) -> dict:
+        full = full or name
+        if name not in doc:
+            raise self.error(full, f"missing table [{full}]")
+        t = doc[name]
+        if not isinstance(t, dict):
+            raise self.error(full, f"must be a table [{full}]")
+        return t
+
+    def require(self, t: dict, key: str, full: str) -> Any:
+        if key not in t:
+            raise self.error(full, "missing (every key must be given; nothing falls back to a default)")
+        return t[key]
+
+    def text(self, t: dict, key: str, full: str) -> str:
+        v = self.require(t, key, full)
+        if not isinstance(v, str):
+            raise self.error(full, f"must be text, got {v!r}")
+        return v

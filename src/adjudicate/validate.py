@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from .encode import encode
 from .inputs import SUFFIXES, InputError, load
-from .schema import TABLES
+from .schema import REJECT_REASONS, TABLES
 
 
 def classify(paths: list[Path], problems: list[str] | None = None) -> dict[str, list[Path]]:
@@ -42,28 +43,53 @@ def classify(paths: list[Path], problems: list[str] | None = None) -> dict[str, 
     return found
 
 
-def validate_paths(paths: list[Path]) -> list[str]:
+def validate_paths(paths: list[Path], policy: str | Path | None = None,
+                   progress: Callable[[str], None] | None = None,
+                   skipped: list[str] | None = None) -> list[str]:
     """Every problem found, one line each (empty when the inputs are fine).
 
     Each table is read and checked on its own, so a problem in one does not
     hide those in another; the cross-table checks (unique ids, catalogue
-    validity, claim rejections) run when all four tables could be read.
+    validity, claim rejections) run when all four tables could be read. With
+    a ``policy`` the claims are also split as ``run`` splits them, so every
+    rejection ``run`` makes is listed (``negative_claim_total`` depends on
+    the policy's catalogue rules). The checks that could not run are
+    appended to ``skipped``, one line each, with the reason.
     """
+    say = progress or (lambda stage: None)
+    skipped = skipped if skipped is not None else []
     problems: list[str] = []
     loaded = {}
     for name, files in classify(paths, problems).items():
+        say(f"read {name}")
         try:
             loaded[name] = load(TABLES[name], files)
         except InputError as e:
             problems.append(f"error: {e}")
-    if all(t in loaded for t in TABLES):
-        try:
-            enc = encode(loaded["claims"], loaded["members"], loaded["providers"], loaded["catalogue"])
-        except InputError as e:
-            problems.append(f"error: {e}")
+    missing = [t for t in TABLES if t not in loaded]
+    if missing:
+        many = len(missing) > 1
+        skipped.append(f"claim rejections, unique ids and catalogue validity: the {', '.join(missing)} "
+                       f"table{'s' if many else ''} could not be read or {'were' if many else 'was'} not given")
+        return problems
+    say("cross-table checks")
+    try:
+        if policy is None:
+            rejected = encode(loaded["claims"], loaded["members"], loaded["providers"], loaded["catalogue"]).rejected
+            skipped.append("negative_claim_total: it depends on the policy's split of each line; "
+                           "pass --policy NAME to check it as run would")
         else:
-            counts = Counter(r[2] for r in enc.rejected)
-            for reason, n in counts.most_common():
-                example = next(r for r in enc.rejected if r[2] == reason)
-                problems.append(f"reject: {n} claim(s) {reason} (e.g. claim {example[0]!r}: {example[3]})")
+            from . import policy as P
+            from .engine import Inputs, adjudicate
+            say("split under the policy")
+            rejected = adjudicate(Inputs(loaded["claims"], loaded["members"], loaded["providers"],
+                                         loaded["catalogue"]), P.load(policy), line_funds=False).enc.rejected
+    except InputError as e:
+        problems.append(f"error: {e}")
+        return problems
+    counts = Counter(r[2] for r in rejected)
+    for reason in REJECT_REASONS:
+        if counts[reason]:
+            example = next(r for r in rejected if r[2] == reason)
+            problems.append(f"reject: {counts[reason]} claim(s) {reason} (e.g. claim {example[0]!r}: {example[3]})")
     return problems

@@ -18,7 +18,7 @@ from typing import Any
 from .. import dated
 from ..reconcile.rules import RulesError
 from ..schema import ITEM_KINDS, SETTINGS
-from ..tomlfile import KeyLocator, read_toml
+from ..tomlfile import TableReader, read_toml
 
 DEFAULT_RULES = Path(__file__).with_name("audit-rules.toml")
 
@@ -93,29 +93,9 @@ def load_audit_rules(path: str | Path | None = None) -> AuditRules:
                                       if s.entries[0].reference})
 
 
-class _Reader(KeyLocator):
+class _Reader(TableReader):
     def error(self, key: str, message: str) -> RulesError:
         return RulesError(message, self.path, key, self._line_of(key))
-
-    def table(self, doc: dict, name: str, full: str | None = None) -> dict:
-        full = full or name
-        if name not in doc:
-            raise RulesError(f"missing table [{full}]", self.path, full)
-        t = doc[name]
-        if not isinstance(t, dict):
-            raise self.error(full, f"must be a table [{full}]")
-        return t
-
-    def require(self, t: dict, key: str, full: str) -> Any:
-        if key not in t:
-            raise self.error(full, "missing (every key must be given; nothing falls back to a default)")
-        return t[key]
-
-    def text(self, t: dict, key: str, full: str) -> str:
-        v = self.require(t, key, full)
-        if not isinstance(v, str):
-            raise self.error(full, f"must be text, got {v!r}")
-        return v
 
     def flag(self, t: dict, key: str, full: str) -> bool:
         v = self.require(t, key, full)

@@ -14,12 +14,14 @@ from .audit import audit
 from .common import CLICK_SETTINGS
 from .casetest import test
 from .compare import compare
+from .demo import demo
 from .explain import explain
+from .export import export
 from .generate import generate
 from .policies import policies
 from .readjudicate import readjudicate
 from .reconcile import reconcile
-from .run import demo, run
+from .run import run
 from .validate import validate
 
 
@@ -41,7 +43,7 @@ def main() -> None:
 
 
 for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
-                 audit):
+                 audit, export):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, inputs_options, with_lang, with_log_file
 
 AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 
@@ -20,6 +20,8 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
+@with_log_file
 def audit(claims, members, providers, catalogue, policy_name, rules_file, out, threads, quiet) -> None:
     """Flag suspicious claims (readmissions, overlapping stays, duplicate bills, …) and rank providers.
 
@@ -49,6 +51,7 @@ def run_audit_command(claims, members, providers, catalogue, policy_name, rules_
     from ..audit import load_audit_rules, run_audit, write_audit
     from ..engine import Timer, adjudicate, read_inputs
     from ..outputs import atomic_dir, summary
+    from ..report import write_report
 
     policy = P.load(policy_name)
     rules = load_audit_rules(rules_file)
@@ -68,6 +71,7 @@ def run_audit_command(claims, members, providers, catalogue, policy_name, rules_
             s["audit"] = write_audit(a, tmp)
             del s["totals"], s["invariants_hold"]  # no settlements are written here
             (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_report(tmp, "audit")
     finally:
         progress.close()
     return s
@@ -91,4 +95,5 @@ def show_audit(a: dict, out: Path | None = None) -> None:
     console.print(f"flagged claims {a['flagged_claims']:,}; provider indicator rows {a['indicator_rows']:,}, "
                   f"outliers {a['outliers']:,}")
     if out is not None:
-        console.print(f"written to {out}/ (flags.parquet, indicators.parquet, summary.json)")
+        console.print(f"written to {out}/ (flags.parquet, indicators.parquet, summary.json, report.html)",
+                      highlight=False)

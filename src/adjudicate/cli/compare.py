@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 
 
 def _label(info: dict) -> str:
@@ -20,17 +20,21 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column
+    from ..labels import t as label
+    from .tables import show
+
     console = Console()
-    t = Table(title=f"compare · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
-    t.add_column("amount (yuan)")
+    t = Table(title=f"{label('report_compare')} · A: {_label(s['policy_a'])}  vs  B: {_label(s['policy_b'])}")
+    t.add_column(f"{label('amount')} ({label('yuan')})")
     for c in ("A", "B", "Δ = B − A", "Δ %"):
         t.add_column(c, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
         v = s["totals"][k]
         a, d = Decimal(v["a"]), Decimal(v["delta"])
         pct = f"{d / a * 100:+.2f} %" if a else ("" if not d else "new")
-        t.add_row(k, group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
-    console.print(t)
+        t.add_row(column(k), group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
+    show(console, t)
     c, m = s["counts"], s["members"]
     console.print(f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
                   + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
@@ -41,7 +45,8 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
         for line in histogram(member_cash_delta):
             console.print(line, highlight=False)
     if out is not None:
-        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json)")
+        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)",
+                      highlight=False)
 
 
 def _signed(v: str) -> str:
@@ -64,6 +69,8 @@ def _signed(v: str) -> str:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
+@with_log_file
 def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
@@ -98,6 +105,8 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
                                     threads, progress)
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], members=s["members"],
+                  totals={k: v["delta"] for k, v in s["totals"].items()})
         if not quiet:
             show_compare(s, d_cash, Path(out))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import CLICK_SETTINGS, errors, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, inputs_options, with_lang, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -12,6 +12,8 @@ from .common import CLICK_SETTINGS, errors, inputs_options
 @inputs_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_lang
+@with_log_file
 def explain(claim_id, claims, members, providers, catalogue, policy_name, as_json) -> None:
     """Print the step-by-step calculation of one claim, with the policy key behind each number.
 
@@ -25,8 +27,13 @@ def explain(claim_id, claims, members, providers, catalogue, policy_name, as_jso
     from ..explain import explain_claim, render, to_json
 
     with errors():
-        report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name)
+        progress = Progress(as_json, "explaining", ["read", "reference", "kernel"])
+        try:
+            report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name, progress)
+        finally:
+            progress.close()
         if as_json:
             click.echo(to_json(report))
         else:
-            render(report)
+            from .tables import show
+            render(report, show=show)

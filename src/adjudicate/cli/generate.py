@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -22,6 +22,7 @@ from .common import CLICK_SETTINGS, errors
               help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata "
                    "and in audit-planted.json); adds the catalogue's item_kind column.")
 @click.option("-q", "--quiet", is_flag=True)
+@with_log_file
 def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.
 
@@ -36,18 +37,25 @@ def generate(n_members, year, seed, out, bad_rows, fmt, plant_audit, quiet) -> N
 
     with errors():
         t0 = time.perf_counter()
-        tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
-        if plant_audit:
-            from ..audit.plant import plant_audit as plant
-            tables = plant(tables)
-        with atomic_dir(Path(out)) as tmp:
-            write_dataset(tables, tmp, fmt)
-            if plant_audit:  # the truth also as a file (CSV keeps no metadata)
-                import json
+        progress = Progress(quiet, "generating", ["generate", "write"])
+        try:
+            progress("generate")
+            tables = generate_tables(n_members, year, seed, bad_rows=bad_rows)
+            if plant_audit:
+                from ..audit.plant import plant_audit as plant
+                tables = plant(tables)
+            progress("write")
+            with atomic_dir(Path(out)) as tmp:
+                write_dataset(tables, tmp, fmt)
+                if plant_audit:  # the truth also as a file (CSV keeps no metadata)
+                    import json
 
-                from ..audit.plant import planted_cases
-                (tmp / "audit-planted.json").write_text(json.dumps(planted_cases(tables), indent=1) + "\n",
-                                                        encoding="utf-8")
+                    from ..audit.plant import planted_cases
+                    (tmp / "audit-planted.json").write_text(json.dumps(planted_cases(tables), indent=1) + "\n",
+                                                            encoding="utf-8")
+        finally:
+            progress.close()
+        log_event("summary", out=out, rows={k: v.num_rows for k, v in tables.items()})
         if not quiet:
             click.echo(f"wrote {out}/: " + ", ".join(f"{k} {v.num_rows:,} rows" for k, v in tables.items())
                        + f" in {time.perf_counter() - t0:.1f}s")

@@ -36,12 +36,14 @@ def policies(ctx, as_json) -> None:
             return
         from rich.console import Console
         from rich.table import Table
+
+        from .tables import show as show_table
         t = Table(title="shipped policies")
         for col in ("name", "version", "title", "source"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["name"], r["version"], r["title"], r["source"])
-        Console().print(t)
+        show_table(Console(), t, wrap=[2, 3])
 
 
 @policies.command(context_settings=CLICK_SETTINGS)

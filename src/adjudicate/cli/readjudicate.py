@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 from .compare import _signed
 
 
@@ -14,37 +14,40 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column, t
+    from .tables import show
+
     console = Console()
     prev_policy = s["previous"].get("policy") or {}
     cur_policy = s["current"]["policy"]
-    head = Table(title="readjudicate", show_header=False)
+    head = Table(title=t("report_readjudicate"), show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
     c = s["counts"]
-    head.add_row("policy before", f"{prev_policy['name']} {prev_policy['version']}" if prev_policy else "?")
-    head.add_row("policy now", f"{cur_policy['name']} {cur_policy['version']}")
-    head.add_row("settled before", f"{c['previous_settled_claims']:,}")
-    head.add_row("settled now", f"{c['current_settled_claims']:,}")
-    head.add_row("adjusted claims", f"{c['adjusted_claims']:,}")
+    head.add_row(t("policy before"), f"{prev_policy['name']} {prev_policy['version']}" if prev_policy else "?")
+    head.add_row(t("policy now"), f"{cur_policy['name']} {cur_policy['version']}")
+    head.add_row(t("settled before"), f"{c['previous_settled_claims']:,}")
+    head.add_row(t("settled now"), f"{c['current_settled_claims']:,}")
+    head.add_row(t("adjusted claims"), f"{c['adjusted_claims']:,}")
     for k, n in c["by_kind"].items():
-        head.add_row(f"  {k}", f"{n:,}")
+        head.add_row(f"  {t(k)}", f"{n:,}")
     if "adjusted_lines" in c:
-        head.add_row("adjusted lines", f"{c['adjusted_lines']:,}")
-    console.print(head)
-    money = Table(title="adjustments (yuan)")
-    money.add_column("amount")
-    for col in ("before", "now", "Δ"):
+        head.add_row(t("adjusted lines"), f"{c['adjusted_lines']:,}")
+    show(console, head, wrap=[0])
+    money = Table(title=f"{t('report_readjudicate')} ({t('yuan')})")
+    money.add_column(t("amount"))
+    for col in (t("before"), t("now"), "Δ"):
         money.add_column(col, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
-        money.add_row(k, group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
+        money.add_row(column(k), group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
                       _signed(s["deltas"][k]))
-    console.print(money)
+    show(console, money)
     if not s["reconciles"]:  # pragma: no cover - would be a bug
         console.print("[red]the adjustments do not sum to the change of the totals[/red]")
     if out is not None:
         console.print(f"written to {out}/ (adjustments.parquet"
                       + (", line_adjustments.parquet" if "adjusted_lines" in c else "")
-                      + ", summary.json, current/)")
+                      + ", summary.json, report.html, current/)", highlight=False)
 
 
 @click.command("readjudicate", context_settings=CLICK_SETTINGS)
@@ -55,6 +58,8 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
+@with_log_file
 def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
@@ -81,6 +86,7 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
                                  threads, progress)
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], deltas=s["deltas"])
         if not quiet:
             show_readjudicate(s, Path(out))
 

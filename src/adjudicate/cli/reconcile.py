@@ -10,7 +10,7 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, log_event, with_encoding, with_lang, with_log_file
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -18,22 +18,25 @@ def render(s: dict, out: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column
+    from ..labels import t as tr
     from ..reconcile.tables import FUNDS, ITEMS
+    from .tables import show
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=110)  # piped: plain text, wide enough for a statement's columns
     p = s["providers"]
-    t = Table(title="provider quota settlement (定额结算)")
+    t = Table(title=tr("provider quota settlement (定额结算)"))
     t.add_column("")
-    t.add_column("yuan", justify="right")
-    t.add_row("providers with a quota", f"{p['providers']:,}")
-    t.add_row("admissions N", f"{p['admissions']:,}")
+    t.add_column(tr("yuan"), justify="right")
+    t.add_row(tr("providers with a quota"), f"{p['providers']:,}")
+    t.add_row(tr("admissions N"), f"{p['admissions']:,}")
     for label, key in (("quota Q = q × N", "quota_total"), ("fund_pool A", "fund_pool"), ("due", "due"),
                        ("advances", "advances"), ("balance = due − advances", "balance"),
                        ("borne by providers above the ceiling", "over_ceiling")):
-        t.add_row(label, group_digits(p[key]))
-    console.print(t)
+        t.add_row(tr(label), group_digits(p[key]))
+    show(console, t, wrap=[0])
     bands = ", ".join(f"{b} {n}" for b, n in p["by_band"].items())
     n = p["admissions_without_quota"]
     console.print(f"providers by band: {bands}; advances: {p['advances_from']}; "
@@ -43,42 +46,42 @@ def render(s: dict, out: Path | None) -> None:
     rows = s["funds"]["rows"]
     for year in s["years"]:
         by_fund = {r["fund"]: r for r in rows if r["year"] == year}
-        f = Table(title=f"fund statement {year} (基金收支, yuan)")
+        f = Table(title=tr("fund_statement_year").format(year=year))
         f.add_column("")
         for name in FUNDS:
-            f.add_column(name, justify="right")
-        f.add_column("total", justify="right")
+            f.add_column(column(name), justify="right")
+        f.add_column(tr("sum"), justify="right")
 
         def line(label: str, get) -> None:
             vals = [get(by_fund[name]) for name in FUNDS]
             total = sum(int(v.replace(".", "")) for v in vals)
-            f.add_row(label, *map(group_digits, vals), group_digits(yuan_text(total)))
+            f.add_row(tr(label), *map(group_digits, vals), group_digits(yuan_text(total)))
 
         line("opening", lambda r: r["opening"])
         for item in ITEMS:
             if any(by_fund[name]["income_by_item"][item] != "0.00" for name in FUNDS):
-                line(f"  income: {item}", lambda r, item=item: r["income_by_item"][item])
+                line(f"  {tr('income')}: {tr(item)}", lambda r, item=item: r["income_by_item"][item])
         line("income", lambda r: r["income"])
         line("expenditure", lambda r: r["expenditure"])
         line("year balance (本年结余)", lambda r: r["year_balance"])
         line("closing (累计结余)", lambda r: r["closing"])
         window = {by_fund[name]["reserve_window_months"] for name in FUNDS}
-        f.add_row(f"months of reserve ({'/'.join(map(str, sorted(window)))} mo)",
+        f.add_row(f"{tr('months_of_reserve')} ({'/'.join(map(str, sorted(window)))} {tr('mo')})",
                   *(by_fund[name]["months_of_reserve"] or "—" for name in FUNDS), "")
-        console.print(f)
+        show(console, f, wrap=[0])
     led = s["ledger"]
-    lt = Table(title="account ledger (个人账户)")
+    lt = Table(title=tr("account ledger (个人账户)"))
     lt.add_column("")
-    lt.add_column("yuan", justify="right")
-    lt.add_row("member-years", f"{led['rows']:,}")
+    lt.add_column(tr("yuan"), justify="right")
+    lt.add_row(tr("member-years"), f"{led['rows']:,}")
     for label, key in (("opening", "opening"), ("spent", "spent"), ("closing", "closing"),
                        ("credit for next year", "credit"), ("next opening", "next_opening")):
-        lt.add_row(label, group_digits(led[key]))
-    console.print(lt)
+        lt.add_row(tr(label), group_digits(led[key]))
+    show(console, lt, wrap=[0])
     ok = "hold" if s["identities_hold"] else "DO NOT HOLD"
     console.print(f"identities {ok}; time " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings_seconds"].items()))
     if out is not None:
-        console.print(f"written to {out}/ ({', '.join(OUTPUTS)})")
+        console.print(f"written to {out}/ ({', '.join(OUTPUTS)}, report.html)", highlight=False)
 
 
 @click.command("reconcile", context_settings=CLICK_SETTINGS)
@@ -109,6 +112,9 @@ def render(s: dict, out: Path | None) -> None:
               help="Reconcile this benefit year only (default: every year in the settlements).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@with_encoding
+@with_lang
+@with_log_file
 def reconcile(settlements, providers, members, advances, income, opening, policy, rules, reward_rate,
                       reserve_window, year, out, quiet) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
@@ -148,6 +154,9 @@ def reconcile(settlements, providers, members, advances, income, opening, policy
             s = write(rec, Path(out))
         finally:
             progress.close()
+        log_event("summary", out=out, counts=s["counts"], providers=s["providers"], warnings=s.get("warnings", []))
+        for w in s.get("warnings", []):
+            click.echo(f"warning: {w}", err=True)
         if not quiet:
             s["timings_seconds"]["write"] = round(time.perf_counter() - t0, 4)
             render(s, Path(out))

@@ -1,12 +1,11 @@
 """``adjudicate run`` and ``adjudicate demo``: adjudicate and show the summary."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options
+from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -24,6 +23,8 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
               help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@with_lang
+@with_log_file
 def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, with_audit,
         rules_file, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
@@ -70,10 +71,12 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
             if rules is not None:
                 from ..audit import StreamingAudit
                 audit = StreamingAudit(rules, threads)
-            return run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                                 with_lines, progress, audit=audit)
+            s = run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
+                              with_lines, progress, audit=audit)
         finally:
             progress.close()
+        log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
+        return s
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
     try:
@@ -91,6 +94,7 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
+    log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
     return s
 
 
@@ -98,53 +102,29 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..labels import column, t
+    from .tables import show
+
     console = Console()
     c = s["counts"]
     head = Table(title=f"adjudicate · {s['policy']['name']} {s['policy']['version']}", show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    head.add_row("input lines", f"{c['input_lines']:,}")
-    head.add_row("input claims", f"{c['input_claims']:,}")
-    head.add_row("settled claims", f"{c['settled_claims']:,}")
-    head.add_row("rejected claims", f"{c['rejected_claims']:,}")
+    for k in ("input_lines", "input_claims", "settled_claims", "rejected_claims"):
+        head.add_row(t(k), f"{c[k]:,}")
     for reason, n in c["rejected_by_reason"].items():
         if n:
-            head.add_row(f"  {reason}", f"{n:,}")
-    console.print(head)
-    money = Table(title="totals (yuan)")
-    money.add_column("amount")
-    money.add_column("yuan", justify="right")
+            head.add_row(f"  {column(reason)}", f"{n:,}")
+    show(console, head, wrap=[0])
+    money = Table(title=t("totals"))
+    money.add_column(t("amount"))
+    money.add_column(t("yuan"), justify="right")
     for k, v in s["totals"].items():
-        money.add_row(k, group_digits(v))
-    console.print(money)
+        money.add_row(column(k), group_digits(v))
+    show(console, money)
     t = s.get("timings_seconds", {})
     if t:
         console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     if out is not None:
-        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json)")
-
-
-@click.command(context_settings=CLICK_SETTINGS)
-@click.option("--policy", "policy_name", default="prefecture-employee", show_default=True,
-              help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Keep the outputs here (default: a temporary folder).")
-def demo(policy_name, out) -> None:
-    """Run the whole flow on the small sample bundled with adjudicate, and print a summary.
-
-    \b
-    Example:
-      adjudicate demo
-      adjudicate demo --policy zhenjiang-resident --out demo-out/
-    """
-    from ..sample import sample_dir
-
-    with errors():
-        d = sample_dir()
-        files = {n: [str(d / f"{n}.parquet")] for n in ("claims", "members", "providers", "catalogue")}
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(out) if out else Path(tmp) / "out"
-            s = _run(files["claims"], files["members"], files["providers"], files["catalogue"], policy_name,
-                     target, None, True, False)
-            click.echo(f"sample: {d}")
-            show_summary(s, Path(out) if out else None)
+        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, "
+                      "report.html)", highlight=False)

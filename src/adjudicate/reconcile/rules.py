@@ -22,11 +22,10 @@ import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from .. import dated
 from ..inputs import InputError
-from ..tomlfile import KeyLocator, read_toml
+from ..tomlfile import TableReader, read_toml
 
 #: Keys whose value may be dated or cited: every rate.
 DATABLE = re.compile(r"^corridor\.[a-z_]+$")
@@ -102,45 +101,14 @@ def load_rules(path: str | Path | None = None) -> Rules:
     path = Path(path) if path is not None else DEFAULT_RULES
     doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
     reader = _Reader(path, text)
-    series = dated.find(doc, reader.error, lambda k: bool(DATABLE.match(k)), "rules")
-    first, changes = dated.periods(series)
-    if first is None:
-        return replace(reader.read(dated.resolve(doc, series, None)), series=series)
-    periods = []
-    for day in (first,) + changes:
-        try:
-            periods.append(reader.read(dated.resolve(doc, series, day)))
-        except RulesError as e:
-            found = dated.related(series, e.key) if e.key else []
-            if found:
-                raise RulesError(f"{e.message} (the values in force from {day})", path, e.key,
-                                 dated.entry_line(reader, found, day) or e.line) from None
-            raise
-    return replace(periods[0], valid_from=first, changes=changes, periods=tuple(periods), series=series)
+    got = dated.load(doc, reader, reader.read, lambda k: bool(DATABLE.match(k)), "rules")
+    return replace(got.first, valid_from=got.valid_from, changes=got.changes, periods=got.periods,
+                   series=got.series)
 
 
-class _Reader(KeyLocator):
+class _Reader(TableReader):
     def error(self, key: str, message: str) -> RulesError:
         return RulesError(message, self.path, key, self._line_of(key))
-
-    def table(self, doc: dict, name: str) -> dict:
-        if name not in doc:
-            raise RulesError(f"missing table [{name}]", self.path, name)
-        t = doc[name]
-        if not isinstance(t, dict):
-            raise self.error(name, f"must be a table [{name}]")
-        return t
-
-    def require(self, t: dict, key: str, full: str) -> Any:
-        if key not in t:
-            raise self.error(full, "missing (every rule must be given; nothing falls back to a default)")
-        return t[key]
-
-    def text(self, t: dict, key: str, full: str) -> str:
-        v = self.require(t, key, full)
-        if not isinstance(v, str):
-            raise self.error(full, f"must be text, got {v!r}")
-        return v
 
     def rate(self, t: dict, key: str, full: str, hi: int = 10_000) -> int:
         v = self.require(t, key, full)

@@ -17,13 +17,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..inputs import SUFFIXES, InputError, Table, expand_paths, load
-from ..schema import SETTINGS, Column, TableSpec
+from ..schema import ENUM_ALIASES, SETTINGS, Column, TableSpec
 
 #: The funds of a statement (schemes.md §8), each fed by one settlements column.
 FUNDS = ("pool", "account", "supplementary", "subsidy")
 FUND_COLUMNS = ("fund_pool", "account_paid", "fund_supplementary", "subsidy")
 #: Income items (schemes.md §8): 征缴, 利息, 一次性预缴, 财政补贴, other.
 ITEMS = ("contributions", "interest", "prepayments", "fiscal_subsidy", "other")
+
+# Chinese names of the funds and income items (docs/data-dictionary.md)
+ENUM_ALIASES[FUNDS] = {"统筹基金": "pool", "统筹": "pool", "个人账户": "account", "大额医疗补助": "supplementary",
+                       "大额": "supplementary", "补充医疗保险": "supplementary", "公务员医疗补助": "subsidy",
+                       "公务员补助": "subsidy"}
+ENUM_ALIASES[ITEMS] = {"征缴收入": "contributions", "征缴": "contributions", "利息收入": "interest",
+                       "利息": "interest", "一次性预缴收入": "prepayments", "一次性预缴": "prepayments",
+                       "财政补贴": "fiscal_subsidy", "其他": "other", "其他收入": "other"}
 
 YEARS = (1900, 9999)
 MONTHS = (1, 12)

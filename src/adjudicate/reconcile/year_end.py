@@ -104,6 +104,10 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
         raise InputError(f"year {int(years[0])} is before {base_year}, the earliest benefit year of the settlements: "
                          f"members.account_balance is the balance on 1 January {base_year} (contract §3)",
                          st.files[0])
+    if year is not None and len(seen) and year not in seen:  # after the base-year check: that one says more
+        raise InputError(f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
+                         + ", ".join(str(int(y)) for y in seen) + "); a statement of that year would be empty",
+                         st.files[0])
     timings["read"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -125,8 +129,17 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
             digests.update(t.digests)
     _, in_years = Y.index(st["benefit_year"])
     account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
+    warnings = []
+    if inc is None:
+        warnings.append("no --income given: every fund's income is 0, so the year balance, the closing balance "
+                        "and the months of reserve show only what was spent")
+    if opn is None:
+        warnings.append("no --opening given: the pooled, supplementary and subsidy funds open at 0 (the personal "
+                        "accounts open at the members' balances), so closing balances and months of reserve are "
+                        "not the funds' real position")
     summary = {
         "adjudicate_version": __version__,
+        "warnings": warnings,
         "rules": r.describe() | {"reward_rate": str(Decimal(r.reward_bp) / 10_000)},
         "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path)},
         "years": [int(y) for y in years],
@@ -152,6 +165,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
     import pyarrow.parquet as pq
 
     from ..outputs import atomic_dir
+    from ..report import write_report
 
     s = as_yuan(rec.summary)
     with atomic_dir(out) as tmp:
@@ -160,6 +174,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")
         pq.write_table(rec.ledger, tmp / "ledger.parquet")
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(tmp, "reconcile")
     return s
 
 

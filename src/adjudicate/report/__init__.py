@@ -1,0 +1,49 @@
+"""``report.html``: one self-contained page for every output folder (contract §5).
+
+Every command that writes an output folder calls :func:`write_report` inside
+its atomic folder, after its own files are written; the page is built from
+those files (summary.json and the Parquet tables), so it shows exactly what
+was written. A command adds its own page with :func:`register`::
+
+    from adjudicate.report import Page, register
+
+    @register("sweep")
+    def sweep_page(folder: Path, summary: dict) -> Page: ...
+
+and calls ``write_report(tmp, "sweep")``. Labels follow ``--lang``
+(:mod:`adjudicate.labels`). The page fetches nothing: CSS is inline and the
+charts are inline SVG (:mod:`adjudicate.report.svg`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from .page import Page
+
+REPORT_NAME = "report.html"
+_BUILDERS: dict[str, Callable[[Path, dict], Page]] = {}
+
+
+def register(kind: str) -> Callable[[Callable[[Path, dict], Page]], Callable[[Path, dict], Page]]:
+    """Register the page builder of one kind of output folder (run, compare, …)."""
+    def add(f: Callable[[Path, dict], Page]) -> Callable[[Path, dict], Page]:
+        _BUILDERS[kind] = f
+        return f
+    return add
+
+
+def write_report(folder: Path, kind: str) -> Path:
+    """Write ``folder/report.html`` for an output folder of ``kind``; return its path."""
+    from . import builders  # noqa: F401 - registers the shipped pages
+
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    page = _BUILDERS[kind](folder, summary)
+    path = folder / REPORT_NAME
+    path.write_text(page.html(), encoding="utf-8")
+    return path
+
+
+__all__ = ["REPORT_NAME", "Page", "register", "write_report"]
