@@ -42,21 +42,26 @@ def paths(folder: Path) -> dict[str, Path]:
     return {t: folder / f"{t}.parquet" for t in TABLES}
 
 
-def dataset(members: int, year: int = 2024, seed: int = 1, say=print) -> tuple[Path, dict]:
-    """Folder with the four input files (generated once), and its meta (row counts, time to generate)."""
-    folder = DATA / f"gen-m{members}-y{year}-s{seed}-{generator_digest()}"
+def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str = "date") -> tuple[Path, dict]:
+    """Folder with the four input files (generated once), and its meta (row counts, time to generate).
+
+    ``order`` is the claims file's row order (``generate --order``): date (the
+    default, as a settlement system exports), member or shuffled.
+    """
+    folder = DATA / f"gen-m{members}-y{year}-s{seed}-{order}-{generator_digest()}"
     meta_file = folder / "meta.json"
     if meta_file.exists():
         return folder, json.loads(meta_file.read_text())
     from adjudicate.generate import generate_tables, write_dataset
 
-    say(f"generating {members:,} members (about {members * LINES_PER_MEMBER:,} lines) into {folder} ...")
+    say(f"generating {members:,} members (about {members * LINES_PER_MEMBER:,} lines, {order} order) "
+        f"into {folder} ...")
     t0 = time.perf_counter()
-    tables = generate_tables(members, year, seed)
+    tables = generate_tables(members, year, seed, order=order)
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     write_dataset(tables, tmp, "parquet")
-    meta = {"members": members, "year": year, "seed": seed, "generator": generator_digest(),
+    meta = {"members": members, "year": year, "seed": seed, "order": order, "generator": generator_digest(),
             "rows": {k: v.num_rows for k, v in tables.items()},
             "claims": len(pc.unique(tables["claims"]["claim_id"])),
             "generate_seconds": round(time.perf_counter() - t0, 2)}
@@ -67,8 +72,9 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print) -> tuple[P
     return folder, meta
 
 
-def dataset_for_lines(lines: int, year: int = 2024, seed: int = 1, say=print) -> tuple[Path, dict]:
-    return dataset(max(1, round(lines / LINES_PER_MEMBER)), year, seed, say)
+def dataset_for_lines(lines: int, year: int = 2024, seed: int = 1, say=print,
+                      order: str = "date") -> tuple[Path, dict]:
+    return dataset(max(1, round(lines / LINES_PER_MEMBER)), year, seed, say, order)
 
 
 def member_sample(folder: Path, meta: dict, lines: int, say=print) -> tuple[Path, dict]:

@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
+import reuse  # noqa: E402
 from agree import compare  # noqa: E402
 
 PEER_SCRIPT = HERE / "peers.py"
@@ -229,10 +230,12 @@ def bench_floor(data: Path, engine_out: Path, outdir: Path, repeat: int) -> dict
     f = bench_data.paths(data)
     dst = outdir / "floor"
     dst.mkdir(parents=True, exist_ok=True)
+    # the columns the engine reads: the contract's, where the file has them (some are optional)
+    wanted = {name: [c.name for c in TABLES[name].columns if c.name in pq.read_schema(f[name]).names] for name in f}
     res = {"read": [], "write_settlements": [], "write_lines": []}
     for i in range(repeat):
         t0 = time.perf_counter()
-        tables = [pq.read_table(f[name], columns=[c.name for c in TABLES[name].columns]) for name in f]
+        tables = [pq.read_table(f[name], columns=wanted[name]) for name in f]
         t1 = time.perf_counter()
         pq.write_table(settlements, dst / "settlements.parquet", **opts["s"])
         pq.write_table(rejected, dst / "rejected.parquet", **opts["r"])
@@ -317,6 +320,29 @@ def bench_scale(total_lines: int, year: int, outdir: Path) -> dict:
             "partitions": s.get("partitions", 1), "reconciles": s["counts"]["reconciles"],
             "invariants": s.get("invariants_hold"), "stages": s["timings_seconds"], "chunks": chunks,
             "members": members}
+
+
+def layout_figures(R: dict) -> dict:
+    """The end-to-end figures of the main layout, in the shape ``bench_layout`` returns."""
+    return {"full": R["full"], "nolines": R["nolines"], "floor": R["floor"], "duckdb": R["peers"].get("duckdb")}
+
+
+def bench_layout(order: str, args, outdir: Path, duckdb: bool) -> dict:
+    """The same data in another row order: I/O floor, run, run --no-lines and DuckDB, each checked."""
+    data, _ = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), args.year, args.seed, say=say,
+                                           order=order)
+    warm(data)
+    sub = outdir / order
+    sub.mkdir(parents=True, exist_ok=True)
+    res = {"data": data, "full": bench_engine(data, sub, True, args.repeat),
+           "nolines": bench_engine(data, sub, False, args.repeat)}
+    res["floor"] = bench_floor(data, res["full"]["out"], sub, args.repeat)
+    res["duckdb"] = None
+    if duckdb:
+        p = bench_peer("duckdb", data, sub, args.repeat)
+        p["agree"] = compare(res["nolines"]["out"] / "settlements.parquet", p["out"])
+        res["duckdb"] = p
+    return res
 
 
 def bench_startup(repeat: int, outdir: Path) -> dict:
@@ -431,11 +457,30 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b > 0 else "–"
 
 
+#: The hand-written closing section of RESULTS.md (what the figures mean, what
+#: would move a missed target); kept across runs, to be revised with them.
+KEPT = "Reading the figures"
+
+
+def kept_section(results: Path) -> str:
+    """The closing section of the previous results file, to append to the new one."""
+    try:
+        old = results.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    at = old.find(f"\n## {KEPT}")
+    if at < 0:
+        return ""
+    ends = [e for e in (old.find("\n## ", at + 1), old.find("\n<!--", at + 1)) if e >= 0]
+    return "\n\n" + old[at:min(ends, default=len(old))].strip("\n")
+
+
 def report(args, m: dict, meta: dict, R: dict) -> str:
     lines, claims = meta["rows"]["claims"], meta["claims"]
     full, nol, fl = R["full"], R["nolines"], R["floor"]
     out = ["# Benchmark results", "",
-           "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand.",
+           "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand "
+           f"except the closing section '{KEPT}', which the script keeps when it rewrites this file.",
            "", "Command:", "", "```", R["command"], "```", "",
            f"Measured {R['when']}, in {R['elapsed']:.0f} s.", "",
            "## Machine", "",
@@ -448,7 +493,8 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
            "figures are medians)", "",
            "## Data", "",
            f"`adjudicate.generate.generate_tables(members={meta['members']:,}, year={meta['year']}, "
-           f"seed={meta['seed']})` (generator digest `{meta['generator']}`): **{lines:,} lines**, "
+           f"seed={meta['seed']}, order={meta.get('order', 'date')!r})` (generator digest `{meta['generator']}`; "
+           f"claims in **{meta.get('order', 'date')} order**): **{lines:,} lines**, "
            f"{claims:,} claims, {meta['rows']['members']:,} members, {meta['rows']['providers']:,} providers, "
            f"{meta['rows']['catalogue']:,} catalogue rows; Parquet (zstd), "
            f"{sum(p.stat().st_size for p in bench_data.paths(R['data']).values()) / 2**20:.0f} MiB. "
@@ -502,6 +548,33 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
             "also writes lines.parquet beside settlements.parquet on a second thread, so on two cores it "
             "can come under the floor's write time.",
             ""]
+
+    if len(R.get("layouts", {})) > 1:
+        out += ["## Row orders of the same data", "",
+                "The claims file's rows in the order of `adjudicate generate --order`: **date** (claims in "
+                "settlement-date order, members interleaved, each claim's lines together: a settlement system's "
+                "nightly export, and the generator's default), **shuffled** (lines in random order), **member** "
+                "(each member's claims together, the layout that flatters the engine's sorts). Same rows, same "
+                "results (checked claim by claim against the first order's settlements). Medians of "
+                f"{args.repeat} run(s).", "",
+                "| order | I/O floor full s | run s | ÷ floor | I/O floor settlements s | run --no-lines s | "
+                "÷ floor | DuckDB s | DuckDB ÷ --no-lines | read | encode | kernel | allocate | write | "
+                "agrees with the first order |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        first = None
+        for order, L in R["layouts"].items():
+            f, nl, fl2, d = L["full"], L["nolines"], L["floor"], L["duckdb"]
+            if first is None:
+                first, agree = f, "(reference)"
+            else:
+                agree = agree_text({"agree": compare(first["out"] / "settlements.parquet",
+                                                     f["out"] / "settlements.parquet")})
+            st = f["stages"]
+            out.append(f"| {order} | {fl2['full']:.2f} | {f['wall']:.2f} | {ratio(f['wall'], fl2['full'])} | "
+                       f"{fl2['nolines']:.2f} | {nl['wall']:.2f} | {ratio(nl['wall'], fl2['nolines'])} | "
+                       + (f"{d['wall']:.2f} | {ratio(d['wall'], nl['wall'])}" if d else "– | –") + " | "
+                       + " | ".join(f"{st.get(k, 0.0):.2f}" for k in STAGES) + f" | {agree} |")
+        out.append("")
 
     engine_runs = [r for r in (full, nol, R.get("inmem")) if r]
     names = stage_names([r["stages"] for r in engine_runs])
@@ -565,7 +638,16 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
                 f"{sc['invariants']}. Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in sc["stages"].items()) + ".",
                 ""]
 
-    out += ["## Targets (issue 4)", "", "| target | measured | met? |", "|---|---|---|"]
+    if R.get("reuse"):
+        rs = R["reuse"]
+        out += ["## Not decoding twice: datasets, compare, sweep, incremental nights (issue 9 §3–5)", "",
+                "Whole-process walls against the cold `adjudicate run` above (full outputs). `prepare` writes the "
+                "checked, encoded inputs once; readjudicate corrects "
+                f"{rs['corrected_claims']:,} claims (1 %; amounts doubled) after a night run from a dataset: "
+                f"{json.dumps(rs['readjudicate_summary'])}.", ""]
+        out += reuse.rows(rs, full["wall"]) + [""]
+
+    out += ["## Targets (issues 4 and 9)", "", "| target | measured | met? |", "|---|---|---|"]
     for t, v, ok in targets(R, lines):
         out.append(f"| {t} | {v} | {ok} |")
     if lines < 9_000_000:
@@ -611,11 +693,20 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
         res.append(("… the same with `--partitions 1` (all in memory)",
                     f"{r:.2f}× ({R['inmem']['wall']:.2f} s vs {fl['full']:.2f} s)",
                     "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)"))
-    if "duckdb" in R["peers"]:
-        d = R["peers"]["duckdb"]["wall"] / nol["wall"]
-        res.append(("≥ 5 × faster than DuckDB end to end (settlements only, both)",
-                    f"{d:.2f}× ({R['peers']['duckdb']['wall']:.2f} s vs {nol['wall']:.2f} s)",
-                    "yes" if d >= 5 else f"no ({5 / d:.2f}× short)"))
+    for order, L in R.get("layouts", {}).items():
+        if order == next(iter(R["layouts"])):
+            continue
+        r = L["full"]["wall"] / L["floor"]["full"]
+        res.append((f"… the same on {order}-order rows", f"{r:.2f}× ({L['full']['wall']:.2f} s vs "
+                    f"{L['floor']['full']:.2f} s)", "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)"))
+    layouts = R.get("layouts") or {"": {"nolines": nol, "duckdb": R["peers"].get("duckdb")}}
+    for order, L in layouts.items():
+        if L.get("duckdb"):
+            d = L["duckdb"]["wall"] / L["nolines"]["wall"]
+            res.append((f"`run --no-lines` ≥ 2.5 × faster than DuckDB (settlements only, both)"
+                        + (f", {order} order" if order else ""),
+                        f"{d:.2f}× ({L['duckdb']['wall']:.2f} s vs {L['nolines']['wall']:.2f} s)",
+                        "yes" if d >= 2.5 else f"no ({2.5 / d:.2f}× short)"))
     if 1 in mem:
         pc1 = mem[1]["per_core"]
         res.append(("kernel ≥ 50 M lines/s/core (1 thread)", f"{pc1 / 1e6:.1f} M",
@@ -626,6 +717,8 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
                     "yes" if sp >= 1.8 else "no"))
     res.append(("start-up on a tiny input < 1 s beyond the work", f"{su['overhead']:.2f} s",
                 "yes" if su["overhead"] < 1 else "no"))
+    if R.get("reuse"):
+        res += reuse.targets(R["reuse"], full["wall"])
     if R.get("scale"):
         sc = R["scale"]
         gib = sc["rss"] / 1024
@@ -636,7 +729,7 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------------------
-def use_snapshot(argv: list[str]) -> None:
+def use_snapshot(argv: list[str], script: Path | None = None) -> None:
     """Re-run this script on a clean copy of the repository's HEAD (``--snapshot``).
 
     The copy (``git archive HEAD``, kernel built in place) lives under
@@ -659,7 +752,7 @@ def use_snapshot(argv: list[str]) -> None:
         (dest / ".built").write_text(sha + "\n")
     env = dict(os.environ, BENCH_SNAPSHOT=sha,
                PYTHONPATH=os.pathsep.join([str(dest / "src")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve())] + argv, env)
+    os.execve(sys.executable, [sys.executable, str(script or Path(__file__).resolve())] + argv, env)
 
 
 def check_snapshot() -> None:
@@ -687,6 +780,12 @@ def main(argv=None) -> int:
     ap.add_argument("--stream-lines", default="",
                     help="also run the default command once on a data set this large (e.g. 50M), built chunk by "
                          "chunk, for the streaming memory target")
+    ap.add_argument("--no-reuse", dest="reuse", action="store_false",
+                    help="skip the rows of benchmarks/reuse.py (prepare, run --dataset, compare, sweep, readjudicate)")
+    ap.add_argument("--orders", default="date,shuffled,member",
+                    help="row orders of the claims file to measure (generate --order); the first (default date, "
+                         "as a settlement system exports) gets every measurement, the others the end-to-end "
+                         "ones (I/O floor, run, run --no-lines, DuckDB)")
     ap.add_argument("--audit-only", action="store_true",
                     help="measure only `run` against `run --audit` and update the audit section of the results")
     ap.add_argument("--snapshot", action="store_true",
@@ -700,7 +799,9 @@ def main(argv=None) -> int:
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     m = machine()
     m["git"] = git_state()
-    data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), args.year, args.seed, say=say)
+    orders = [o for o in args.orders.split(",") if o]
+    data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), args.year, args.seed, say=say,
+                                              order=orders[0])
     outdir = bench_data.DATA / f"out-{data.name}"
     outdir.mkdir(parents=True, exist_ok=True)
     R: dict = {"command": command, "data": data, "peers": {},
@@ -728,6 +829,11 @@ def main(argv=None) -> int:
         R["stream"] = bench_engine(data, outdir, True, 1, extra=("--partitions", "8"))
         R["stream"]["agree"] = compare(R["full"]["out"] / "settlements.parquet",
                                        R["stream"]["out"] / "settlements.parquet")
+    if args.reuse and "prepare" in subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True,
+                                                  text=True).stdout:
+        say("prepared datasets, compare, sweep, incremental readjudicate ...")
+        R["reuse"] = reuse.bench_reuse(data, outdir, args.repeat, run_cmd_rss, adjudicate_cmd, say,
+                                       cold=engine_args(data, outdir / "reuse-cold", True))
     if "--audit" in run_help():
         say("adjudicate run against run --audit ...")
         R["audit"] = bench_audit(data, outdir, args.repeat)
@@ -758,6 +864,10 @@ def main(argv=None) -> int:
         else:
             say(f"  {name} agrees with the engine on all {p['agree']['claims']:,} claims")
         R["peers"][name] = p
+    R["layouts"] = {orders[0]: layout_figures(R)}
+    for order in orders[1:]:
+        say(f"layout: {order} order ...")
+        R["layouts"][order] = bench_layout(order, args, outdir, "duckdb" in args.peers.split(","))
     if args.profile:
         say("profiling one adjudicate run ...")
         R["profile"] = profile_engine(data, outdir)
@@ -766,6 +876,7 @@ def main(argv=None) -> int:
     text = report(args, m, meta, R)
     if R.get("audit"):
         text += "\n\n" + "\n".join(audit_section(R["audit"], command))
+    text += kept_section(args.results)
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)

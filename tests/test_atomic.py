@@ -23,9 +23,11 @@ from click.testing import CliRunner
 
 from adjudicate.cli import main
 from adjudicate.generate import bad_claims
+from adjudicate.outdir import MARKER
 
-# contract §5: every command that writes an output folder also writes report.html
-OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
+# contract §5: every command that writes an output folder also writes report.html, and the marker that tells
+# an earlier output of adjudicate from other folders
+OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html", MARKER}
 TABLES = ("claims", "members", "providers", "catalogue")
 POLICY_A, POLICY_B = "prefecture-employee", "city-employee"
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

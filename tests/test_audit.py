@@ -17,6 +17,7 @@ from adjudicate.audit.plant import planted_cases, plant_audit
 from adjudicate.cli import main
 from adjudicate.engine import adjudicate, read_inputs
 from adjudicate.generate import generate_tables, write_dataset
+from adjudicate.outdir import MARKER
 from adjudicate.outputs import settlements_table
 from adjudicate.reconcile.rules import RulesError
 
@@ -247,8 +248,8 @@ def test_audit_command_writes_flags_indicators_summary(planted, tmp_path):
     out = tmp_path / "audit"
     r = CliRunner().invoke(main, ["audit", *_args(paths), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
-    # contract §5: every command that writes an output folder also writes report.html
-    assert sorted(p.name for p in out.iterdir()) == ["flags.parquet", "indicators.parquet", "report.html",
+    # contract §5: every command that writes an output folder also writes report.html, and the marker
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "flags.parquet", "indicators.parquet", "report.html",
                                                      "summary.json"]
     flags = pq.read_table(out / "flags.parquet")
     assert {"claim_id", "member_id", "provider_id", "rule", "severity", "evidence"} <= set(flags.column_names)

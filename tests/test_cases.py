@@ -100,6 +100,9 @@ def test_overrides_date_and_defaults(tmp_path):
     (('[[claims]]', '[[members]]\nmember_id = "M1"\ncategory = "retiree"\n\n[[claims]]'), "members[0].category",
      "retiree"),
     (('amount = 100 }', 'amount = 100, quantity = "two" }'), "claims[0].lines[1].quantity", "expected"),
+    # qa: a rejection put inside expect is named for what it is, not just "unknown key"
+    (('fund_pool = 8540.35', 'rejected = "negative_claim_total"'), "claims[0].expect.rejected",
+     "on the claim itself"),
 ])
 def test_malformed_case_files_name_file_key_and_line(tmp_path, change, key, message):
     f = tmp_path / "m.toml"

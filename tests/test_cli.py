@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from adjudicate import cli
+from adjudicate.outdir import MARKER
 from adjudicate.sample import sample_dir
 
 
@@ -46,8 +47,8 @@ def test_generate_then_run_writes_every_output(tmp_path):
     r = invoke("run", *inputs_args(tmp_path / "g"), "--policy", "city-employee", "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "o").iterdir()}
-    # contract §5: every command that writes an output folder also writes report.html
-    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
+    # contract §5: every command that writes an output folder also writes report.html, and the marker
+    assert names == {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html", MARKER}
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     c = s["counts"]
     assert c["input_claims"] == c["settled_claims"] + c["rejected_claims"]
@@ -109,3 +110,14 @@ def test_written_outputs_read_back_exactly_as_the_contract_types(tmp_path):
         back = pq.read_table(tmp_path / "o" / f"{name}.parquet")
         assert back.schema.equals(table.schema), name
         assert back.equals(table), name
+
+
+def test_generate_order_option(tmp_path):
+    """generate --order: the same rows laid out another way; an unknown order is a usage error (exit 2)."""
+    for order in ("date", "shuffled"):
+        r = invoke("generate", "--members", 60, "--year", 2024, "--seed", 2, "--order", order, "--out", tmp_path / order)
+        assert r.exit_code == 0, r.output
+    keys = [("claim_id", "ascending"), ("line_no", "ascending")]
+    a, b = (pq.read_table(tmp_path / o / "claims.parquet").replace_schema_metadata(None) for o in ("date", "shuffled"))
+    assert not a["claim_id"].equals(b["claim_id"]) and a.sort_by(keys).equals(b.sort_by(keys))
+    assert invoke("generate", "--members", 5, "--year", 2024, "--order", "random", "--out", tmp_path / "x").exit_code == 2

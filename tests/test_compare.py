@@ -15,10 +15,12 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate.compare import AMOUNTS, MEMBER_AMOUNTS, histogram, parse_override, policy_with_overrides
+from adjudicate.outdir import MARKER
 from adjudicate.policy import PolicyError
 
-# contract §5: every command that writes an output folder also writes report.html
-OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", "report.html"}
+# contract §5: every command that writes an output folder also writes report.html, and the marker that tells
+# an earlier output of adjudicate from other folders
+OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", "report.html", MARKER}
 
 
 def invoke(*args):
@@ -200,10 +202,18 @@ def test_output_is_atomic_and_replaces_the_folder_whole(tmp_path):
     bad = invoke("compare", "--policy", "city-employee", "--set", "limits.nope.amount=1", *inputs_args(paths),
                  "--out", out, "-q")
     assert bad.exit_code == 2 and (out / "stale.txt").read_text() == "from before"
-    ok = invoke("compare", "--policy", "city-employee", "--set", "limits.fund_pool_annual.amount=50000",
-                *inputs_args(paths), "--out", out, "-q")
-    assert ok.exit_code == 0, ok.output
-    assert {p.name for p in out.iterdir()} == OUTPUTS
+    args = ("compare", "--policy", "city-employee", "--set", "limits.fund_pool_annual.amount=50000",
+            *inputs_args(paths), "--out", out, "-q")
+    # contract §5: an --out that is not an earlier output of adjudicate is refused (exit 2) and left untouched
+    # (this test used to expect stale.txt replaced); an earlier output is replaced whole
+    refused = invoke(*args)
+    assert refused.exit_code == 2 and "not an output of adjudicate" in refused.output
+    assert [p.name for p in out.iterdir()] == ["stale.txt"]
+    (out / "stale.txt").unlink()
+    for _ in range(2):
+        ok = invoke(*args)
+        assert ok.exit_code == 0, ok.output
+        assert {p.name for p in out.iterdir()} == OUTPUTS
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []  # no temporary folder left
 
 

@@ -405,3 +405,51 @@ def test_errors_in_a_values_table_name_the_entry_line(tmp_path):
         with pytest.raises(P.PolicyError) as e:
             P.load(path)
         assert e.value.key == key and e.value.line == line, str(e.value)
+
+
+def test_a_dated_entry_may_be_a_plain_table(tmp_path):
+    """The README's inline form: an entry is a plain value, and a value may be a table such as
+    { in_service = …, retired = … } (found by the qa oracle: such an entry was refused)."""
+    pref = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
+    old = "{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },"
+    assert old in pref
+    new = ("{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
+           "2024-07-01 = { value = { in_service = 0.95, retired = 0.97 }, reference = \"r\" } } }, "
+           "subsidised = true },")
+    p = _write(tmp_path, "pref", pref.replace(old, new))
+    assert p.changes == (dt.date(2024, 7, 1),)
+    assert p.at(dt.date(2024, 6, 30)) != p.at(dt.date(2024, 7, 1))
+    assert p.in_force("blocks.inpatient.scale.bands[1].pool", dt.date(2024, 8, 1))[0]["from"] == "2024-07-01"
+    # a misspelt key inside such a table is still an error naming it
+    path = tmp_path / "bad.toml"
+    path.write_text(pref.replace(old, new.replace("{ in_service = 0.95", "{ in_servce = 0.95")), encoding="utf-8")
+    with pytest.raises(P.PolicyError) as e:
+        P.load(path)
+    assert e.value.key == "blocks.inpatient.scale.bands[1].pool.in_servce"
+
+
+def test_explain_shows_when_the_credit_in_an_opening_was_set(tmp_path):
+    # qa: the account opening of a later year names account.credit; with a dated credit it shows the
+    # values in force on 1 January of the claim's year, when the latest credit was paid.
+    import json
+
+    from click.testing import CliRunner
+
+    from adjudicate.cli import main
+    text = CITY.replace("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, "
+                        "2025-01-01 = { value = 520, reference = \"raised\" } } }")
+    path = tmp_path / "credit.toml"
+    path.write_text(text, encoding="utf-8")
+    case = (Case().member(category="retired", balance="100").provider()
+            .claim("C1", [("A1", "10")], setting="outpatient", admit="2024-03-01", discharge=None)
+            .claim("C2", [("A1", "10")], setting="outpatient", admit="2025-03-01", discharge=None))
+    paths = case.write(tmp_path / "in")
+    args = [a for k, v in paths.items() for a in (f"--{k}", str(v))]
+    r = CliRunner().invoke(main, ["explain", "C2", *args, "--policy", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    y = json.loads(r.output)["year_so_far"]
+    assert y["account_opening"] == "610.00"   # 100 − 10 + 520
+    assert y["account_credit_in_force"][0]["from"] == "2025-01-01"
+    assert y["account_credit_in_force"][0]["reference"] == "raised"
+    r = CliRunner().invoke(main, ["explain", "C1", *args, "--policy", str(path), "--json"])
+    assert json.loads(r.output)["year_so_far"]["account_credit_in_force"] == []

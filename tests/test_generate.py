@@ -265,7 +265,10 @@ def test_claims_grouped_and_ids_unique(tables):
     starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
     distinct = [ids[i] for i in starts]
     assert len(distinct) == len(set(distinct))  # each claim's lines are contiguous
-    assert all(len(x) == 14 and x.startswith(str(YEAR)) for x in distinct)
+    # Issue 9: claim ids are the year, the provider's number and its own visit
+    # counter, unpadded, so they vary in length like real exports (was: 14 characters).
+    assert all(8 <= len(x) <= 20 and x.startswith(str(YEAR)) for x in distinct)
+    assert len({len(x) for x in distinct}) >= 3
 
 
 def test_header_consistent_within_claim(tables):
@@ -473,6 +476,8 @@ def test_bad_rows_extreme_rates(rate):
 
 def test_invalid_arguments():
     with pytest.raises(ValueError):
+        generate_tables(10, YEAR, 1, order="random")
+    with pytest.raises(ValueError):
         generate_tables(0, YEAR, 1)
     with pytest.raises(ValueError):
         generate_tables(10, YEAR, 1, bad_rows=1.5)
@@ -509,3 +514,28 @@ def test_write_dataset_round_trip(tmp_path, fmt, ext):
 def test_write_dataset_rejects_unknown_format(tmp_path, tables):
     with pytest.raises(ValueError):
         write_dataset(tables, tmp_path, fmt="xlsx")
+
+
+@pytest.mark.parametrize("order", ["member", "shuffled"])
+def test_orders_hold_the_same_rows(tables, order):
+    """generate --order only reorders the claim lines (issue 9)."""
+    other = generate_tables(MEMBERS, YEAR, SEED, order=order)
+    for name in ("members", "providers", "catalogue"):
+        assert other[name].equals(tables[name])
+    keys = [("claim_id", "ascending"), ("line_no", "ascending")]
+    a, b = tables["claims"], other["claims"]
+    assert b.num_rows == a.num_rows and not b["claim_id"].equals(a["claim_id"])
+    assert b.sort_by(keys).replace_schema_metadata(None).equals(a.sort_by(keys).replace_schema_metadata(None))
+    if order == "member":  # each member's claims together, each claim's lines together
+        runs = lambda col: sum(1 for i, v in enumerate(col) if i == 0 or v != col[i - 1])  # noqa: E731
+        assert runs(b["member_id"].to_pylist()) == len(set(b["member_id"].to_pylist()))
+        assert runs(b["claim_id"].to_pylist()) == len(set(b["claim_id"].to_pylist()))
+
+
+def test_date_order_settles_in_date_order(tables):
+    """The default order: claims by settlement date, members interleaved (issue 9)."""
+    c = tables["claims"].to_pylist()
+    settle = [r["discharge_date"] or r["admit_date"] for r in c]
+    assert settle == sorted(settle)
+    members = [r["member_id"] for r in c]
+    assert sum(1 for i in range(1, len(c)) if members[i] != members[i - 1]) > len(set(members))

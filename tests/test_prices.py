@@ -159,3 +159,16 @@ def test_negative_account_balance_is_an_input_error(tmp_path):
     out = tmp_path / "out"
     r = cli(*run_args(paths, out))
     assert_input_error(r, out, "members.parquet", "account_balance", 1, "negative")
+
+
+def test_negative_prior_year_wage_and_quota_are_input_errors(tmp_path):
+    # found by qa: a negative wage gave a negative account credit (schemes.md §9), so a negative opening
+    # carried into the next year; a negative quota a negative 定额 (§7). Both are input errors, as
+    # a negative account_balance is.
+    case = Case().member().member("M2", wage="-60000").provider().claim("C1", [("A1", "100")])
+    paths = write(tmp_path / "in", case)
+    out = tmp_path / "out"
+    assert_input_error(cli(*run_args(paths, out)), out, "members.parquet", "prior_year_wage", 1, "negative")
+    case = Case().member().provider().provider("H2", level=2, quota="-1").claim("C1", [("A1", "100")])
+    paths = write(tmp_path / "in2", case)
+    assert_input_error(cli(*run_args(paths, out)), out, "providers.parquet", "quota_per_admission", 1, "negative")

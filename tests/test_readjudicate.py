@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from decimal import Decimal
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -12,12 +14,14 @@ from builders import Case
 from click.testing import CliRunner
 
 from adjudicate import cli
+from adjudicate.outdir import MARKER
 from adjudicate.outputs import AMOUNTS
 from adjudicate.readjudicate import LINE_AMOUNTS
 
-# contract §5: every command that writes an output folder also writes report.html
-RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html"}
-OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", "report.html"}
+# contract §5: every command that writes an output folder also writes report.html, and the marker that tells
+# an earlier output of adjudicate from other folders
+RUN_OUTPUTS = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "report.html", MARKER}
+OUTPUTS = {"adjustments.parquet", "line_adjustments.parquet", "summary.json", "current", "report.html", MARKER}
 
 
 def invoke(*args):
@@ -201,9 +205,10 @@ def test_previous_without_lines_writes_no_line_adjustments(tmp_path):
 
 def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     paths = catalogue_case().write(tmp_path / "in")
-    out = tmp_path / "o"
-    out.mkdir()
-    (out / "stale.txt").write_text("from before")
+    # contract §5: an --out that is not an earlier output is refused before anything else, so the errors
+    # below are shown with an earlier output in --out (this test used to put stale.txt there)
+    out = run(paths, tmp_path / "o")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = invoke("readjudicate", "--previous", tmp_path / "nowhere", *inputs_args(paths),
                "--policy", "prefecture-employee", "--out", out)
     assert r.exit_code == 2 and "nowhere" in r.output and "Traceback" not in r.output
@@ -213,10 +218,21 @@ def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee",
                "--out", out)
     assert r.exit_code == 2 and "fund_pool" in r.output and "settlements.parquet" in r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "stale.txt").write_text("from before")
+    # contract §5: a folder that is not an earlier output of adjudicate is refused (exit 2), even when the
+    # run would succeed (this test used to expect it replaced)
+    r = invoke("readjudicate", "--previous", run(paths, tmp_path / "night1b"), *inputs_args(paths),
+               "--policy", "prefecture-employee", "--out", out)
+    assert r.exit_code == 2 and "not an output of adjudicate" in r.output
     assert [p.name for p in out.iterdir()] == ["stale.txt"]
-    # success replaces the folder whole, leaving no temporary folder beside it
-    readjudicate(run(paths, tmp_path / "night1b"), paths, out)
-    assert {p.name for p in out.iterdir()} == OUTPUTS
+    # success replaces an earlier output whole, leaving no temporary folder beside it
+    (out / "stale.txt").unlink()
+    for _ in range(2):
+        readjudicate(tmp_path / "night1b", paths, out)
+        assert {p.name for p in out.iterdir()} == OUTPUTS
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []
 
 
@@ -227,3 +243,68 @@ def test_out_may_be_the_previous_folder(tmp_path):
     assert summary(night)["counts"]["adjusted_claims"] > 0
     readjudicate(night, paths, night, "city-employee")  # now from night/current/
     assert summary(night)["counts"]["adjusted_claims"] == 0
+
+
+# ---------------------------------------------------------------------------
+# the previous outputs are inputs too (issue 8 §7)
+# ---------------------------------------------------------------------------
+
+def _rewrite(path, column, array):
+    t = pq.read_table(path)
+    pq.write_table(t.set_column(t.column_names.index(column), column, array), path)
+
+
+def test_a_null_amount_in_the_previous_settlements_is_an_input_error(tmp_path):
+    paths = catalogue_case().write(tmp_path / "in")
+    night1 = run(paths, tmp_path / "night1")
+    t = pq.read_table(night1 / "settlements.parquet")
+    pool = t["fund_pool"].to_pylist()
+    pool[2] = None
+    _rewrite(night1 / "settlements.parquet", "fund_pool", pa.array(pool, t["fund_pool"].type))
+    r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee",
+               "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "settlements.parquet" in r.output and "'fund_pool'" in r.output and "row 2" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("table", ["settlements", "lines"])
+def test_claim_ids_of_another_type_are_cast_when_lossless_and_refused_otherwise(table, tmp_path):
+    paths = catalogue_case().write(tmp_path / "in")
+    night1 = run(paths, tmp_path / "night1")
+    readjudicate(night1, paths, tmp_path / "plain", "city-employee")
+    expected = adjustments(tmp_path / "plain")
+    path = night1 / f"{table}.parquet"
+    ids = pq.read_table(path)["claim_id"]
+    for i, lossless in enumerate((ids.cast(pa.large_string()), pc.dictionary_encode(ids))):
+        _rewrite(path, "claim_id", lossless)
+        out = tmp_path / f"o{i}"
+        readjudicate(night1, paths, out, "city-employee")
+        assert adjustments(out) == expected
+    _rewrite(path, "claim_id", pa.array(range(len(ids)), pa.int64()))
+    r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "city-employee",
+               "--out", tmp_path / "bad")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"{table}.parquet" in r.output and "'claim_id'" in r.output and "int64" in r.output and "row 0" in r.output
+
+
+def test_a_previous_run_of_other_data_is_warned_about_loudly(gen, tmp_path):
+    other = tmp_path / "other"
+    r = invoke("generate", "--members", 300, "--year", 2024, "--seed", 5, "--out", other, "-q")
+    assert r.exit_code == 0, r.output
+    other_paths = {t: other / f"{t}.parquet" for t in ("claims", "members", "providers", "catalogue")}
+    night1 = run(other_paths, tmp_path / "night1")
+    r = invoke("readjudicate", "--previous", night1, *inputs_args(gen), "--policy", "prefecture-employee",
+               "--out", tmp_path / "night2", "-q")
+    assert r.exit_code == 0, r.output
+    assert "warning: the previous run" in r.output and "unrelated" in r.output
+    s = summary(tmp_path / "night2")
+    assert s["previous"]["relation"]["unrelated"] and s["warnings"]
+    # the same data, re-run: no warning
+    same = run(gen, tmp_path / "same")
+    r = invoke("readjudicate", "--previous", same, *inputs_args(gen), "--policy", "city-employee",
+               "--out", tmp_path / "night3", "-q")
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+    s = summary(tmp_path / "night3")
+    assert not s["previous"]["relation"]["unrelated"] and s["warnings"] == []
+    assert s["previous"]["relation"]["input_files_in_common"] == 4

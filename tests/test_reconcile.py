@@ -430,3 +430,44 @@ def test_other_bad_inputs_are_exit_2(tmp_path):
 def test_help_has_an_example():
     r = invoke("reconcile", "--help")
     assert r.exit_code == 0 and "Example" in r.output and "adjudicate reconcile --settlements" in r.output
+
+
+# ---------------------------------------------------------------------------
+# nothing counted twice (issue 8 §8)
+# ---------------------------------------------------------------------------
+
+def test_the_same_settlements_twice_is_an_input_error(tmp_path):
+    folder = Books().provider("H1").member("M1", balance="500").admissions("H1", 3, "9000.00") \
+        .claim("2024-03-01", account="400").write(tmp_path / "books")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "settlements.parquet").write_bytes((folder / "settlements.parquet").read_bytes())
+    for again in (folder, copy, folder / "settlements.parquet"):
+        r = invoke("reconcile", "--settlements", folder, "--settlements", again, "--providers",
+                   folder / "providers.parquet", "--members", folder / "members.parquet", "--out", tmp_path / "o",
+                   "--policy", "prefecture-employee")
+        assert r.exit_code == 2 and "claim_id" in r.output and "row 0" in r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+def test_a_negative_fund_amount_in_settlements_is_an_input_error(tmp_path):
+    folder = Books().provider("H1").claim("2024-03-01", pool="10.00").claim("2024-03-02", account="-1.00") \
+        .write(tmp_path / "books")
+    r, out = reconcile(folder)
+    assert r.exit_code == 2 and "account_paid" in r.output and "row 1" in r.output, r.output
+
+
+def test_negative_account_closings_break_the_identities(tmp_path):
+    # members file with less on the account than the run paid from it: impossible for one true year
+    folder = Books().provider("H1").member("M1", balance="100").member("M2", balance="50") \
+        .claim("2024-03-01", member="M1", account="300").claim("2024-03-02", member="M2", account="20") \
+        .write(tmp_path / "books")
+    r, out = reconcile(folder, "--year", 2024)
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["impossible"]["overspent_members"] == 1 and not s["identities_hold"]
+    r = invoke("reconcile", "--settlements", folder, "--providers", folder / "providers.parquet",
+               "--members", folder / "members.parquet", "--out", tmp_path / "o2", "--year", 2024,
+               "--policy", "prefecture-employee")
+    assert "DO NOT HOLD" in r.output and "overspent members 1" in r.output
+

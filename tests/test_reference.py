@@ -552,3 +552,22 @@ def test_repeated_class_in_a_policy_list(tmp_path):
     path.write_text(text, encoding="utf-8")
     case = Case().member().provider().claim("C1", [("A1", "5000"), ("B1", "3000")])
     compare(load_case(case, tmp_path), P.load(path))
+
+
+def test_explain_text_of_a_long_claim_shows_the_first_and_last_lines(tmp_path):
+    """A claim of thousands of lines: the text report stays readable (and fast), --json keeps every line."""
+    from adjudicate.explain import HEAD_LINES, TAIL_LINES
+    n = 3000
+    case = Case().member("M1").provider("H3", level=3).claim("BIG", [("A1", "1.00")] * n)
+    p = case.write(tmp_path)
+    args = ["--claims", str(p["claims"]), "--members", str(p["members"]), "--providers", str(p["providers"]),
+            "--catalogue", str(p["catalogue"]), "--policy", "prefecture-employee"]
+    r = CliRunner().invoke(main, ["explain", "BIG", *args])
+    assert r.exit_code == 0, r.output
+    left_out = n - HEAD_LINES - TAIL_LINES
+    assert r.output.count(f"{left_out:,} more lines") == 2 and "--json lists every line" in r.output
+    rows = [ln for ln in r.output.splitlines() if ln.startswith("│") and "A1" in ln]
+    assert len(rows) == HEAD_LINES + TAIL_LINES  # the catalogue table's rows: first and last lines only
+    assert f"│ {n:>4} │" in r.output and "the kernel agrees" in r.output
+    rep = json.loads(CliRunner().invoke(main, ["explain", "BIG", *args, "--json"]).output)
+    assert len(rep["lines"]) == n

@@ -15,6 +15,7 @@ from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
 
 cdef extern from *:
     ctypedef long long int128 "__int128"
+    void prefetch "__builtin_prefetch" (const void*) nogil
 
 cdef enum:
     NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
@@ -635,3 +636,207 @@ def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
             out[c] = neg
             count += neg
     return count
+
+
+ctypedef struct LineKey:
+    int64_t no
+    int64_t row
+
+
+cdef int cmp_line(const void* a, const void* b) noexcept nogil:
+    cdef const LineKey* x = <const LineKey*>a
+    cdef const LineKey* y = <const LineKey*>b
+    if x.no != y.no:
+        return -1 if x.no < y.no else 1
+    return -1 if x.row < y.row else (1 if x.row > y.row else 0)
+
+
+def group_lines(const int64_t[::1] claim, const int64_t[::1] line_no, int64_t nclaims,
+                int64_t[::1] order, int64_t[::1] start):
+    """Rows in (claim, line_no, row) order, in linear time (encode's line layout).
+
+    A counting sort by claim code, then each claim's few lines sorted by line_no
+    (ties keep row order). Rows without a claim (code -1) come first, in row
+    order. ``start[c]`` is where claim c's lines begin in ``order``
+    (``start[nclaims]`` = n). Equals ``argsort((claim + 1) << 32 | line_no + 2**31,
+    kind="stable")`` without its n log n on shuffled input.
+    """
+    cdef Py_ssize_t i, n = claim.shape[0]
+    cdef int64_t c, a, z, k, j, cap = 64, nulls = 0
+    cdef int64_t* fill
+    cdef LineKey* buf
+    cdef LineKey x
+    cdef bint sorted_run
+    fill = <int64_t*>malloc((nclaims + 1) * sizeof(int64_t))
+    buf = <LineKey*>malloc(cap * sizeof(LineKey))
+    with nogil:
+        for c in range(nclaims + 1):
+            start[c] = 0
+        for i in range(n):
+            if claim[i] < 0:
+                nulls += 1
+            else:
+                start[claim[i] + 1] += 1
+        start[0] = nulls
+        for c in range(nclaims):
+            start[c + 1] += start[c]
+        k = 0
+        for c in range(nclaims):
+            fill[c] = start[c]
+        for i in range(n):
+            c = claim[i]
+            if c < 0:
+                order[k] = i
+                k += 1
+            else:
+                order[fill[c]] = i
+                fill[c] += 1
+        for c in range(nclaims):
+            a = start[c]
+            z = start[c + 1] if c + 1 < nclaims else n
+            sorted_run = 1
+            for j in range(a + 1, z):
+                if line_no[order[j]] < line_no[order[j - 1]]:
+                    sorted_run = 0
+                    break
+            if sorted_run:
+                continue
+            if z - a > cap:
+                free(buf)
+                cap = 2 * (z - a)
+                buf = <LineKey*>malloc(cap * sizeof(LineKey))
+            for j in range(a, z):
+                buf[j - a].no = line_no[order[j]]
+                buf[j - a].row = order[j]
+            if z - a <= 32:
+                for j in range(1, z - a):
+                    x = buf[j]
+                    k = j - 1
+                    while k >= 0 and cmp_line(&buf[k], &x) > 0:
+                        buf[k + 1] = buf[k]
+                        k -= 1
+                    buf[k + 1] = x
+            else:
+                qsort(buf, z - a, sizeof(LineKey), cmp_line)
+            for j in range(a, z):
+                order[j] = buf[j - a].row
+        start[nclaims] = n
+    free(fill)
+    free(buf)
+
+
+ctypedef fused key_t:
+    int8_t
+    int32_t
+    int64_t
+
+
+def first_differing(const int64_t[::1] order, const int64_t[::1] start, const key_t[::1] values,
+                    const uint8_t[::1] nulls, const uint8_t[::1] only, int64_t[::1] out):
+    """Per claim c, the row of its first line (in ``order``, see group_lines) whose
+    value differs from the line before it, or -1 when all its lines agree
+    (encode's inconsistent_claim_header). Two nulls agree; a null and a value
+    differ. With ``only`` non-empty, a pair counts only where both lines have it set
+    (discharge_date matters on inpatient lines only)."""
+    cdef Py_ssize_t c, j, nclaims = out.shape[0]
+    cdef int64_t r, q
+    cdef bint has_only = only.shape[0] > 0
+    with nogil:
+        for c in range(nclaims):
+            out[c] = -1
+            for j in range(start[c] + 1, start[c + 1]):
+                r = order[j]
+                q = order[j - 1]
+                if has_only and not (only[r] and only[q]):
+                    continue
+                if nulls[r] != nulls[q] or (not nulls[r] and values[r] != values[q]):
+                    out[c] = r
+                    break
+
+
+def string_runs(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
+                int64_t offset, int64_t[::1] run, int64_t first):
+    """Number the runs of equal, consecutive values of a string array (one chunk).
+
+    ``run[i]`` = the run of row i, counting from ``first``; -1 for a null. ``valid``
+    is the Arrow validity bitmap (empty: no nulls), ``offset`` the array's offset
+    into its buffers. Returns the next run number. A claim's lines usually come
+    together, so encode hashes one id per run instead of one per line.
+    """
+    cdef Py_ssize_t i, n = run.shape[0]
+    cdef int64_t r = first - 1, a, b, pa_ = -1, pb = -1, k, j
+    cdef bint has_valid = valid.shape[0] > 0, same
+    with nogil:
+        for i in range(n):
+            k = i + offset
+            if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
+                run[i] = -1
+                pa_ = -1
+                continue
+            a = offsets[k]
+            b = offsets[k + 1]
+            same = pa_ >= 0 and b - a == pb - pa_
+            if same:
+                for j in range(b - a):
+                    if data[a + j] != data[pa_ + j]:
+                        same = 0
+                        break
+            if not same:
+                r += 1
+            run[i] = r
+            pa_ = a
+            pb = b
+    return r + 1
+
+
+def first_repeat(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
+                 const uint8_t[::1] skip, int64_t[::1] out):
+    """Per claim c, the row of its first line (in ``order``) whose line_no repeats the
+    line before it, not counting rows where ``skip`` is set; -1 if none
+    (encode's duplicate_line)."""
+    cdef Py_ssize_t c, j, nclaims = out.shape[0]
+    cdef int64_t r
+    with nogil:
+        for c in range(nclaims):
+            out[c] = -1
+            for j in range(start[c] + 1, start[c + 1]):
+                r = order[j]
+                if not skip[r] and line_no[r] == line_no[order[j - 1]]:
+                    out[c] = r
+                    break
+
+
+def layout_lines(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
+                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
+                 int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
+                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out):
+    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after
+    another, each claim's lines as ``order`` has them (line_no order): their rows,
+    claim positions and per-line values, written in one pass. ``line_start`` gets
+    len(claims) + 1 offsets."""
+    cdef Py_ssize_t k, j, nc = claims.shape[0]
+    cdef int64_t at = 0, r, c
+    with nogil:
+        for k in range(nc):
+            # claims jump around the input (date order in, member order out): fetch
+            # ahead what later claims read, so the latency of the jumps overlaps
+            if k + 16 < nc:
+                prefetch(&start[claims[k + 16]])
+            if k + 8 < nc:
+                prefetch(&order[start[claims[k + 8]]])
+            if k + 4 < nc:
+                r = order[start[claims[k + 4]]]
+                prefetch(&amount[r])
+                prefetch(&quantity[r])
+                prefetch(&line_no[r])
+            c = claims[k]
+            line_start[k] = at
+            for j in range(start[c], start[c + 1]):
+                r = order[j]
+                line_row[at] = r
+                line_claim[at] = k
+                line_no_out[at] = line_no[r]
+                amount_out[at] = amount[r]
+                quantity_out[at] = quantity[r]
+                at += 1
+        line_start[nc] = at

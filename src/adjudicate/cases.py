@@ -302,6 +302,10 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
         return []
     if not isinstance(v, dict):
         raise r.error(key, 'expected a table, e.g. { fund_pool = "8463.00" }')
+    if "rejected" in v and key.endswith("].expect") and ".lines[" not in key:
+        # a natural slip: the rejection is said on the claim itself, beside its expect
+        raise r.error(f"{key}.rejected", 'a claim expected to be rejected says rejected = "reason" on the '
+                      "claim itself (beside lines), not inside expect")
     r.only(v, key, set(allowed))
     out = []
     for col, x in v.items():

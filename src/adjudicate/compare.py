@@ -32,7 +32,6 @@ import json
 import math
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -217,17 +216,22 @@ def settlement_order(t: pa.Table, member: str, date: str, claim: str, *then: str
     return t.take(pc.sort_indices(t, sort_keys=keys))
 
 
-def claim_fen_table(r) -> pa.Table:
-    """A run's settled claims with int64 fen amounts (the join payload)."""
+def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
+    """A run's settled claims with int64 fen amounts (the join payload); only the claim positions
+    ``rows`` (ascending) when given."""
     e = r.enc
+
+    def pick(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else v[rows]
     cols: dict[str, Any] = {
-        "claim_id": e.claim_id, "member_id": e.member_id,
-        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)),
+        "claim_id": e.claim_id if rows is None else e.claim_dict.take(pa.array(e.claim_code[rows])),
+        "member_id": e.member_id if rows is None else e.member_id.take(pa.array(rows)),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)),
                                                   pa.array(SETTINGS)).cast(pa.string()),
-        "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
-        "benefit_year": pa.array(e.year, pa.int16()),
+        "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
+        "benefit_year": pa.array(pick(e.year), pa.int16()),
     }
-    cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(r).items()})
+    cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
     return pa.table(cols)
 
 
@@ -253,73 +257,133 @@ def distribution(fen: np.ndarray) -> dict[str, str | int]:
 # Compare
 # ---------------------------------------------------------------------------
 
-def compare_results(ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
-    """Of two results on the same inputs: the compare table, the members table, the summary's
-    counts / totals / members part, and each member's Δcash in fen (for the histogram)."""
-    j, in_a, in_b = outer_join(claim_fen_table(ra), claim_fen_table(rb), ["claim_id"])
+def aligned_amounts(n: int, r) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A result's claim amounts in fen at the positions of the ``n`` prepared claims it settled
+    (0 where this policy rejected the claim), and the mask of those it settled."""
+    amounts = claim_amounts(r)
+    if r.kept is None:
+        return amounts, np.ones(n, bool)
+    out = {}
+    for k, v in amounts.items():
+        full = np.zeros(n, np.int64)
+        full[r.kept] = v
+        out[k] = full
+    return out, np.asarray(r.kept, bool)
+
+
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal keys (rows sorted so that equal keys are together)."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    new = np.zeros(n, bool)
+    new[0] = True
+    for k in keys:
+        new[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(new)
+
+
+def member_deltas(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per member (rows grouped by member, as in settlement order): Δcash and Δpaid (cash + account) in fen."""
+    starts = _runs(member)
+    if not len(starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    d_cash = np.add.reduceat(fb["cash_paid"] - fa["cash_paid"], starts)
+    d_paid = d_cash + np.add.reduceat(fb["account_paid"] - fa["account_paid"], starts)
+    return d_cash, d_paid
+
+
+def who_is_better_off(d_cash: np.ndarray, d_paid: np.ndarray) -> dict:
+    """The summary's members part, from each member's Δcash and Δpaid."""
+    return {
+        "definition": "per member over all benefit years of the input; better off = pays less under B "
+                      "out of pocket (cash_paid + account_paid)",
+        "count": len(d_paid),
+        "better_off": int(np.count_nonzero(d_paid < 0)),
+        "worse_off": int(np.count_nonzero(d_paid > 0)),
+        "unchanged": int(np.count_nonzero(d_paid == 0)),
+        "cash_paid_change": distribution(d_cash),
+        "member_paid_change": distribution(d_paid),
+    }
+
+
+def compare_part(base, ra, rb) -> dict:
+    """Of two results settled from the same prepared claims ``base`` (an Encoded), one part of a
+    comparison: the compare and members tables, counts, totals under A and B (fen), and each member's
+    Δcash and Δpaid. Parts of disjoint member ranges add up (:func:`summarise`).
+
+    Both results are aligned on the prepared claims, already in settlement
+    order (contract §3): no join and no sort.
+    """
+    n = len(base.member)
+    fa, in_a = aligned_amounts(n, ra)
+    fb, in_b = aligned_amounts(n, rb)
+    u = np.flatnonzero(in_a | in_b)
+    in_a, in_b = in_a[u], in_b[u]
+    fa = {k: v[u] for k, v in fa.items()}
+    fb = {k: v[u] for k, v in fb.items()}
+    member, year = base.member[u], base.year[u]
     cols: dict[str, Any] = {
-        "claim_id": j["claim_id"],
-        "member_id": either(j, "member_id", "a"),
-        "setting": either(j, "setting", "a"),
-        "settle_date": either(j, "settle_date", "a"),
-        "benefit_year": either(j, "benefit_year", "a"),
+        "claim_id": base.claim_dict.take(pa.array(base.claim_code[u])),
+        "member_id": base.member_id.take(pa.array(u)),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)),
+                                                  pa.array(SETTINGS)).cast(pa.string()),
+        "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),
+        "benefit_year": pa.array(year, pa.int16()),
         "settled_under": pa.array(np.where(in_a & in_b, "both", np.where(in_a, "a_only", "b_only")), pa.string()),
     }
-    fa = {k: fen_column(j, f"a.{k}") for k in AMOUNTS}
-    fb = {k: fen_column(j, f"b.{k}") for k in AMOUNTS}
+    changed = np.zeros(len(u), bool)
     for k in AMOUNTS:
-        cols[f"{k}_a"] = fa[k]
-        cols[f"{k}_b"] = fb[k]
-        cols[f"{k}_delta"] = fb[k] - fa[k]
-    fen = pa.table({k: (pa.array(v, pa.int64()) if isinstance(v, np.ndarray) else v) for k, v in cols.items()})
-    fen = settlement_order(fen, "member_id", "settle_date", "claim_id")
-    changed = np.zeros(fen.num_rows, bool)
-    for k in AMOUNTS:
-        changed |= _np(fen[f"{k}_delta"]) != 0
-    claims = _to_decimal(fen, [f"{k}_{s}" for k in AMOUNTS for s in ("a", "b", "delta")])
+        cols[f"{k}_a"] = fen_to_decimal(fa[k])
+        cols[f"{k}_b"] = fen_to_decimal(fb[k])
+        cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
+        changed |= fb[k] != fa[k]
 
-    # members: per member and benefit year
-    agg = [(f"{k}_{s}", "sum") for k in MEMBER_AMOUNTS for s in ("a", "b")]
-    my = fen.group_by(["member_id", "benefit_year"]).aggregate(agg + [("claim_id", "count")])
-    my = my.rename_columns([c.removesuffix("_sum").replace("claim_id_count", "claims") for c in my.column_names])
-    mcols: dict[str, Any] = {"member_id": my["member_id"], "benefit_year": my["benefit_year"], "claims": my["claims"]}
+    # members: per member and benefit year (runs of the settlement order)
+    starts = _runs(member, year)
+    mcols: dict[str, Any] = {
+        "member_id": cols["member_id"].take(pa.array(starts)),
+        "benefit_year": pa.array(year[starts], pa.int16()),
+        "claims": pa.array(np.diff(np.r_[starts, len(u)]), pa.int64()),
+    }
     for k in MEMBER_AMOUNTS:
-        a, b = _np(my[f"{k}_a"]), _np(my[f"{k}_b"])
-        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = a, b, b - a
-    members = pa.table({k: (pa.array(v, pa.int64()) if isinstance(v, np.ndarray) else v) for k, v in mcols.items()})
-    if members.num_rows:
-        members = members.take(pc.sort_indices(members, sort_keys=[("member_id", "ascending"),
-                                                                   ("benefit_year", "ascending")]))
-    members_out = _to_decimal(members, [f"{k}_{s}" for k in MEMBER_AMOUNTS for s in ("a", "b", "delta")])
-
-    # per member (all years): who is better off, in what the member pays (cash + personal account)
-    per = members.group_by("member_id").aggregate([("cash_paid_delta", "sum"), ("account_paid_delta", "sum")])
-    d_cash = _np(per["cash_paid_delta_sum"])
-    d_paid = d_cash + _np(per["account_paid_delta_sum"])
-    totals = {k: {"a": money(fa[k].sum()), "b": money(fb[k].sum()), "delta": money(fb[k].sum() - fa[k].sum())}
-              for k in AMOUNTS}
-    part = {
+        a = np.add.reduceat(fa[k], starts) if len(starts) else np.zeros(0, np.int64)
+        b = np.add.reduceat(fb[k], starts) if len(starts) else np.zeros(0, np.int64)
+        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(fen_to_decimal, (a, b, b - a))
+    d_cash, d_paid = member_deltas(member, fa, fb)
+    return {
+        "claims": pa.table(cols), "members": pa.table(mcols),
         "counts": {
-            "claims": fen.num_rows,
+            "claims": len(u),
             "settled_under_both": int(np.count_nonzero(in_a & in_b)),
             "settled_under_a_only": int(np.count_nonzero(in_a & ~in_b)),
             "settled_under_b_only": int(np.count_nonzero(~in_a & in_b)),
             "claims_changed": int(np.count_nonzero(changed)),
-            "member_years": members.num_rows,
+            "member_years": len(starts),
         },
-        "totals": totals,
-        "members": {
-            "definition": "per member over all benefit years of the input; better off = pays less under B "
-                          "out of pocket (cash_paid + account_paid)",
-            "count": len(d_paid),
-            "better_off": int(np.count_nonzero(d_paid < 0)),
-            "worse_off": int(np.count_nonzero(d_paid > 0)),
-            "unchanged": int(np.count_nonzero(d_paid == 0)),
-            "cash_paid_change": distribution(d_cash),
-            "member_paid_change": distribution(d_paid),
-        },
+        "a": {k: int(fa[k].sum()) for k in AMOUNTS}, "b": {k: int(fb[k].sum()) for k in AMOUNTS},
+        "d_cash": d_cash, "d_paid": d_paid,
     }
-    return claims, members_out, part, d_cash
+
+
+def summarise(parts: Sequence[dict]) -> tuple[dict, np.ndarray]:
+    """The summary's counts / totals / members part of a comparison made in parts, and every member's Δcash."""
+    counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
+    a = {k: sum(p["a"][k] for p in parts) for k in AMOUNTS}
+    b = {k: sum(p["b"][k] for p in parts) for k in AMOUNTS}
+    d_cash = np.concatenate([p["d_cash"] for p in parts])
+    d_paid = np.concatenate([p["d_paid"] for p in parts])
+    totals = {k: {"a": money(a[k]), "b": money(b[k]), "delta": money(b[k] - a[k])} for k in AMOUNTS}
+    return {"counts": counts, "totals": totals, "members": who_is_better_off(d_cash, d_paid)}, d_cash
+
+
+def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
+    """Of two results settled from the same prepared claims ``base``: the compare table, the members
+    table, the summary's counts / totals / members part, and each member's Δcash in fen."""
+    p = compare_part(base, ra, rb)
+    part, d_cash = summarise([p])
+    return p["claims"], p["members"], part, d_cash
 
 
 def _np(col) -> np.ndarray:
@@ -335,14 +399,18 @@ def _to_decimal(t: pa.Table, names: Sequence[str]) -> pa.Table:
 
 
 def run_compare(claims, members, providers, catalogue, policies: Sequence[str], overrides: Sequence[str],
-                out: Path, threads: int | None = None, progress=None) -> tuple[dict, np.ndarray]:
-    """Load and validate both policies, read the inputs once, adjudicate twice, write the outputs.
+                out: Path, threads: int | None = None, progress=None,
+                dataset: Path | None = None, partitions: int = 1) -> tuple[dict, np.ndarray]:
+    """Load and validate both policies, read and encode the inputs once (or open ``dataset``),
+    settle them twice, write the outputs. ``partitions`` > 1 (0: chosen from the input size) does it
+    one member range at a time, for inputs larger than memory, with the same outputs.
 
     Returns the summary (as written to summary.json) and each member's Δcash in fen.
     """
-    from .engine import Timer, adjudicate, read_inputs
-    from .outputs import atomic_dir
+    from .engine import Timer, settle
+    from .outputs import atomic_dir, count_rejected_claims
     from .report import write_report
+    from .stream import BaseYears, prepared_parts, source_paths
 
     say = progress or (lambda s: None)
     # both policies, overrides included, are validated before any input is read
@@ -350,30 +418,52 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     policy_b = policy_with_overrides(policies[-1], overrides)
     timer = Timer()
     say("read")
-    with timer("read"):
-        inputs = read_inputs(claims, members, providers, catalogue)
-    say("policy A")
-    ra = adjudicate(inputs, policy_a, threads=threads, timer=Timer())
-    say("policy B")
-    rb = adjudicate(inputs, policy_b, threads=threads, timer=Timer())
-    timer.t["adjudicate"] = sum(ra.timings.values()) + sum(rb.timings.values())
-    say("compare")
-    with timer("compare"):
-        table, member_table, part, d_cash = compare_results(ra, rb)
-    say("write")
-    t0 = time.perf_counter()
-    summary = {
-        "adjudicate_version": __version__,
-        "policy_a": _policy_info(policy_a),
-        "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
-        "inputs": inputs.digests(),
-        **part,
-        "rejected_claims": {"a": _rejected(ra), "b": _rejected(rb)},
-    }
-    with atomic_dir(out) as tmp:
-        pq.write_table(table, tmp / "compare.parquet")
-        pq.write_table(member_table, tmp / "members.parquet")
-        timer.t["write"] = time.perf_counter() - t0
+    sources = source_paths(claims, members, providers, catalogue, dataset)
+    with atomic_dir(out, sources) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
+                                                         timer, say, tmp) as (digests, preps, ranges):
+        bases = BaseYears(2)
+        while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
+            bases.start()
+            parts, rejected_a, rejected_b = [], [], []
+            writers: dict[str, pq.ParquetWriter] = {}
+            try:
+                for prep in preps():
+                    say("policy A")
+                    ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False, base_year=bases[0])
+                    bases.saw(0, ra)
+                    say("policy B")
+                    rb = settle(prep, policy_b, threads=threads, timer=timer, line_funds=False, base_year=bases[1])
+                    bases.saw(1, rb)
+                    say("compare")
+                    with timer("compare"):
+                        p = compare_part(prep.enc, ra, rb)
+                    with timer("write"):
+                        for name in ("claims", "members"):
+                            table = p.pop(name)
+                            if name not in writers:
+                                writers[name] = pq.ParquetWriter(
+                                    tmp / f"{'compare' if name == 'claims' else name}.parquet", table.schema)
+                            writers[name].write_table(table)
+                    parts.append(p)
+                    rejected_a += ra.enc.rejected
+                    rejected_b += rb.enc.rejected
+            finally:
+                for w in writers.values():
+                    w.close()
+            if not bases.again():
+                break
+        say("write")
+        part, d_cash = summarise(parts)
+        summary = {
+            "adjudicate_version": __version__,
+            "policy_a": _policy_info(policy_a),
+            "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
+            "inputs": digests,
+            **part,
+            "rejected_claims": {"a": count_rejected_claims(rejected_a), "b": count_rejected_claims(rejected_b)},
+        }
+        if ranges > 1:
+            summary["partitions"] = ranges
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")

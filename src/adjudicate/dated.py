@@ -134,10 +134,10 @@ def _series(node: dict, key: str, error) -> Series:
                 raise error(f"{k}.{extra[0]}", f"unknown key {extra[0]!r}; allowed here: reference, value")
             entries.append(Entry(start, _plain(v["value"], f"{k}.value", error),
                                  _reference(v.get("reference"), f"{k}.reference", error)))
-        elif isinstance(v, dict):
-            raise error(k, "expected { value = …, reference = \"…\" } (or a plain number)")
         else:
-            entries.append(Entry(start, v, None))
+            # a plain value: a number, or a table of numbers such as { in_service = …, retired = … }
+            # (the loader checks its shape as for any plain value)
+            entries.append(Entry(start, _plain(v, k, error), None))
     entries.sort(key=lambda e: e.start)
     return Series(key, tuple(entries))
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core
-from .inputs import InputError, Table
+from .inputs import InputError, Table, dictionary_lookup, strings
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
 
@@ -65,7 +65,9 @@ class Encoded:
     #              member_id, provider_id, offending column, its value as text)
     rejected: list[tuple]
     input_claims: int
-    source: dict[str, pa.Array]  # the claims table's member_id, provider_id, item_code
+    #: the claims table's member_id, provider_id, item_code (as read: maybe dictionary
+    #: chunks), and the members' and providers' id columns ("members.member_id", …)
+    source: dict[str, pa.Array]
 
     CLAIM_FIELDS = ("claim_code", "head_row", "member", "provider", "setting", "referral", "settle_date",
                     "year", "months", "level_row")
@@ -77,15 +79,24 @@ class Encoded:
 
     @cached_property
     def member_id(self) -> pa.Array:
-        return self.source["member_id"].take(pa.array(self.head_row))
+        if "members.member_id" in self.source:  # the same strings, from the (small) members table
+            return self.source["members.member_id"].take(pa.array(self.member))
+        return strings(self.source["member_id"].take(pa.array(self.head_row)))
 
     @cached_property
     def provider_id(self) -> pa.Array:
-        return self.source["provider_id"].take(pa.array(self.head_row))
+        if "providers.provider_id" in self.source:
+            return self.source["providers.provider_id"].take(pa.array(self.provider))
+        return strings(self.source["provider_id"].take(pa.array(self.head_row)))
+
+    @cached_property
+    def line_claim_id(self) -> pa.Array:
+        """Each line's claim_id."""
+        return self.claim_dict.take(pa.array(self.claim_code[self.line_claim]))
 
     @cached_property
     def item_code(self) -> pa.Array:
-        return self.source["item_code"].take(pa.array(self.line_row))
+        return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
     def select(self, keep: np.ndarray) -> "Encoded":
         """The same, with only the claims where ``keep`` is true (and their lines)."""
@@ -98,8 +109,17 @@ class Encoded:
                        input_claims=self.input_claims, source=self.source, **fields)
 
 
-def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes of a string array (-1 for null) and its dictionary."""
+def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string array (-1 for null) and its dictionary.
+
+    A dictionary-read column (``Table.coded``) is not hashed line by line: the
+    chunks' dictionaries are encoded together and each chunk's codes mapped.
+    """
+    if isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type):
+        if arr.num_chunks == 0:
+            return np.empty(0, np.int64), pa.array([], arr.type.value_type)
+        enc = pa.concat_arrays([c.dictionary for c in arr.chunks]).dictionary_encode()
+        return dictionary_lookup(arr, enc.dictionary), enc.dictionary
     enc = arr.dictionary_encode()
     idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
     return idx, enc.dictionary
@@ -107,7 +127,7 @@ def _codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 def _who(claims: Table, row: int) -> tuple[str | None, str | None]:
     """member_id and provider_id of a claims row, for a rejection."""
-    return claims["member_id"][row].as_py(), claims["provider_id"][row].as_py()
+    return claims.coded("member_id")[row].as_py(), claims.coded("provider_id")[row].as_py()
 
 
 def shown_value(claims: Table, column: str | None, row: int) -> str | None:
@@ -115,9 +135,9 @@ def shown_value(claims: Table, column: str | None, row: int) -> str | None:
     if column is None or claims.nulls[column][row]:
         return None
     col = claims.spec.column(column)
+    if col.kind == "string":  # as read (dictionary chunks too): no column is decoded for one value
+        return claims.coded(column)[row].as_py()
     v = claims[column][row]
-    if col.kind == "string":
-        return v.as_py()
     if col.kind == "enum":
         return col.enum[int(v)]
     if col.kind == "date":
@@ -136,8 +156,34 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
-def lookup(values: pa.Array, value_set: pa.Array) -> np.ndarray:
+def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """``_codes`` of the claim ids, hashing one id per run of equal consecutive ids:
+    a claim's lines come together in real exports, so that is one hash per claim."""
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    if not all(c.type == pa.string() for c in chunks):
+        return _codes(strings(ids))
+    run = np.empty(len(ids), np.int64)
+    heads, at, runs = [], 0, 0
+    for c in chunks:
+        validity, offsets, data = c.buffers()
+        valid = np.frombuffer(validity, np.uint8) if validity is not None and c.null_count else np.empty(0, np.uint8)
+        part = run[at:at + len(c)]
+        first = runs
+        runs = _core.string_runs(valid, np.frombuffer(offsets, np.int32),
+                                 np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+                                 c.offset, part, first)
+        starts = np.flatnonzero((part >= 0) & (part != np.r_[-2, part[:-1]]))
+        heads.append(c.take(pa.array(starts)))
+        at += len(c)
+    code, dictionary = _codes(pa.concat_arrays(heads) if heads else pa.array([], pa.string()))
+    code = np.append(code, -1)  # run -1: a null id
+    return code[run], dictionary
+
+
+def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
     """Position of each value in ``value_set`` (-1 where absent or null)."""
+    if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
+        return dictionary_lookup(values, value_set)
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
 
 
@@ -195,6 +241,21 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
     return crow
 
 
+def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line, from its catalogue row (-1: none): class code, first_self_pay ratio (bp, -1 null),
+    max_unit_price (fen, -1 null)."""
+    cls = np.empty(len(crow), np.int8)
+    item_ratio = np.empty(len(crow), np.int64)
+    max_price = np.empty(len(crow), np.int64)
+    _core.gather_catalogue(np.ascontiguousarray(crow, dtype=np.int64),
+                           np.ascontiguousarray(catalogue["class"], dtype=np.int8),
+                           np.where(catalogue.nulls["first_self_pay_ratio"], -1,
+                                    catalogue["first_self_pay_ratio"]).astype(np.int64),
+                           np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+                           UNKNOWN_CLASS, cls, item_ratio, max_price)
+    return cls, item_ratio, max_price
+
+
 def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     """Whole months from ``since`` to ``on`` (days since epoch), schemes.md §4."""
     out = np.empty(len(on), np.int64)
@@ -208,6 +269,30 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
+def _settlement_order(member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array,
+                      code: np.ndarray) -> np.ndarray:
+    """Permutation putting claims in (member_id, settle_date, claim_id bytes) order.
+
+    Claim ids only break ties of one member on one day, so only the tied claims'
+    ids are compared as strings, not every id of the run.
+    """
+    sd = settle.astype(np.int64) - (int(settle.min()) if len(settle) else 0)
+    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (member_rank, sd)]
+    if sum(bits) > 62:
+        return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
+    key = (member_rank << bits[1]) | sd
+    o = np.argsort(key)  # ties are ordered below, so the sort need not be stable
+    ks = key[o]
+    tie = np.zeros(len(o) + 1, bool)
+    tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
+    if len(o) and tie.any():
+        pos = np.flatnonzero(tie[:-1] | tie[1:])
+        rank = _byte_rank(claim_dict.take(pa.array(code[o[pos]])))
+        run = np.cumsum(~tie[pos])
+        o[pos] = o[pos][np.lexsort((rank, run))]
+    return o
+
+
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
@@ -217,11 +302,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
         jobs = {
-            "claim": pool.submit(_codes, claims["claim_id"]),
-            "member": pool.submit(lookup, claims["member_id"], members["member_id"]),
-            "provider": pool.submit(lookup, claims["provider_id"], providers["provider_id"]),
-            "item": pool.submit(lookup, claims["item_code"], catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims["diagnosis"]),
+            "claim": pool.submit(claim_codes, claims.coded("claim_id")),
+            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
+            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
+            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue)),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis")),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
     claim_code, claim_dict = hashed["claim"]
@@ -235,13 +320,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
-    line_no = claims["line_no"]
-    # One int64 key and a stable sort: near-linear on input already grouped by claim.
-    order = np.argsort(((claim_code + 1) << 32) | (line_no + 2**31), kind="stable")
-    sorted_code = claim_code[order]
-    same_claim = (sorted_code[1:] == sorted_code[:-1]) & (sorted_code[1:] >= 0)
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
+    line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
+    # A counting sort by claim, then line_no within each claim: linear whatever the row order.
+    order = np.empty(n, np.int64)
+    claim_start = np.empty(nclaims + 1, np.int64)
+    _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
+    ranks: list[np.ndarray] = []
+
+    def rank() -> np.ndarray:
+        """Position of each row in ``order`` (made when a rejection first needs it)."""
+        if not ranks:
+            ranks.append(np.empty(n, np.int64))
+            ranks[0][order] = np.arange(n)
+        return ranks[0]
 
     def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True,
              column: str | None = None) -> None:
@@ -250,7 +341,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         rows = rows[claim_code[rows] >= 0]
         if not len(rows):
             return
-        rows = rows[np.argsort(rank[rows], kind="stable")]
+        rows = rows[np.argsort(rank()[rows], kind="stable")]
         cl, first = np.unique(claim_code[rows], return_index=True)
         rows = rows[first]
         fresh = reject[cl] < 0
@@ -268,41 +359,46 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         anynull |= nulls[col]
     for col in required:
         mark(nulls[col], "null_required_field", f"{col} is null", column=col)
-    # 2. duplicate (claim_id, line_no)
-    dup = np.zeros(n, bool)
-    sorted_no = line_no[order]
-    dup[order[1:][same_claim & (sorted_no[1:] == sorted_no[:-1])]] = True
-    mark(dup & ~anynull, "duplicate_line", "line_no appears twice in the claim", column="line_no")
+    # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it
+    first_bad = np.empty(nclaims, np.int64)
+
+    def mark_claims(reason: str, detail: str, column: str) -> None:
+        """Reject the claims with a row in ``first_bad`` (that row named) unless already rejected."""
+        cl = np.flatnonzero(first_bad >= 0)
+        cl = cl[reject[cl] < 0]
+        reject[cl] = REASON[reason]
+        reject_line[cl] = first_bad[cl]
+        reject_detail[cl] = detail
+        reject_row[cl] = first_bad[cl]
+        reject_col[cl] = column
+
+    _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
+    mark_claims("duplicate_line", "line_no appears twice in the claim", "line_no")
     # 3. inconsistent claim header: all lines agree iff each agrees with the line
     #    before it in (claim, line_no) order
     valid = claim_code >= 0
-    starts = np.flatnonzero(np.r_[True, sorted_code[1:] != sorted_code[:-1]] & (sorted_code >= 0))
-    first_row = np.full(nclaims, -1, np.int64)  # each claim's line with the lowest line_no
-    first_row[sorted_code[starts]] = order[starts]
+    first_row = order[claim_start[:-1]]  # each claim's line with the lowest line_no
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
     joined = {"member_id": member, "provider_id": provider}
+    inpatient8 = inpatient_line.view(np.uint8)
+    no_filter = np.empty(0, np.uint8)
     for col in CLAIM_HEADER:
-        v = claims[col]
+        null8 = nulls[col].view(np.uint8)
         if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
-            v = joined[col].copy()
+            v = joined[col]
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
-                v[unknown] = -2 - _codes(claims[col].take(pa.array(unknown)))[0]
+                v = v.copy()
+                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))))[0]
         elif col == "diagnosis":  # the only other text column of the header
             v = hashed["diagnosis"][0]
         else:
-            v = np.where(nulls[col], np.iinfo(np.int64).min, np.asarray(v, dtype=np.int64))
-        vs = v[order]
-        differ_sorted = same_claim & (vs[1:] != vs[:-1])
-        if col == "discharge_date":
-            inp = inpatient_line[order]
-            differ_sorted &= inp[1:] & inp[:-1]
-        differ = np.zeros(n, bool)
-        differ[order[1:][differ_sorted]] = True
-        mark(differ, "inconsistent_claim_header", f"{col} differs between lines of the claim", per_line=True,
-             column=col)
+            v = np.ascontiguousarray(claims[col])
+        _core.first_differing(order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter,
+                              first_bad)
+        mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
     # 4–5. unknown member / provider
     mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False,
          "member_id")
@@ -328,36 +424,21 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     c_member = member[fr]
     # order claims: member_id bytes, settle_date, claim_id bytes
     member_rank = _byte_rank(members["member_id"])
-    claim_rank = _byte_rank(claim_dict)
     accepted = np.flatnonzero(reject < 0)
-    mr, sd, cr = member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_rank[accepted]
-    sd = sd.astype(np.int64) - (int(sd.min()) if len(sd) else 0)
-    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (mr, sd, cr)]
-    if sum(bits) <= 63:  # one packed key sorts faster than three
-        corder = accepted[np.argsort((mr << (bits[1] + bits[2])) | (sd << bits[2]) | cr, kind="stable")]
-    else:
-        corder = accepted[np.lexsort((cr, sd, mr))]
-    pos = np.full(nclaims, -1, np.int64)
-    pos[corder] = np.arange(len(corder))
+    corder = accepted[_settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted],
+                                        claim_dict, accepted)]
     # lines of accepted claims, by claim position then line_no: each claim's lines
-    # are one run of ``order``; lay the runs out in settlement order (no sort)
-    per_claim = np.bincount(claim_code[valid], minlength=nclaims)
-    run_start = (n - int(valid.sum())) + (np.cumsum(per_claim) - per_claim)[corder]
-    sizes = per_claim[corder]
-    line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    lorder = order[np.repeat(run_start - line_start[:-1], sizes) + np.arange(line_start[-1])]
-    line_claim = np.repeat(np.arange(len(corder), dtype=np.int64), sizes)
+    # are one run of ``order``; lay the runs out in settlement order (no sort), with
+    # the per-line values, in one compiled pass
+    nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
+    line_start = np.empty(len(corder) + 1, np.int64)
+    lorder, line_claim, line_no_s, amount, quantity = (np.empty(nl, np.int64) for _ in range(5))
+    _core.layout_lines(order, claim_start, corder, line_no, claims["amount"], claims["quantity"],
+                       line_start, lorder, line_claim, line_no_s, amount, quantity)
 
     # catalogue lookup on the claim's admit_date
     crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
-    cls = np.empty(len(crow), np.int8)
-    item_ratio = np.empty(len(crow), np.int64)
-    max_price = np.empty(len(crow), np.int64)
-    _core.gather_catalogue(crow, np.ascontiguousarray(catalogue["class"], dtype=np.int8),
-                           np.where(catalogue.nulls["first_self_pay_ratio"], -1,
-                                    catalogue["first_self_pay_ratio"]).astype(np.int64),
-                           np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
-                           UNKNOWN_CLASS, cls, item_ratio, max_price)
+    cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
 
     cf = fr[corder]  # first line row of each accepted claim
     m = member[cf]
@@ -379,12 +460,13 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         referral=claims["referral"][cf].astype(np.int8),
         settle_date=settle, year=years, months=months,
         level_row=level_rows(providers["kind"][p], providers["level"][p]),
-        line_claim=line_claim.astype(np.int64), line_start=line_start, line_no=line_no[lorder],
-        line_row=lorder, cls=cls,
-        amount=claims["amount"][lorder], quantity=claims["quantity"][lorder],
+        line_claim=line_claim, line_start=line_start, line_no=line_no_s,
+        line_row=lorder, cls=cls, amount=amount, quantity=quantity,
         item_ratio=item_ratio, max_price=max_price,
         rejected=rejected, input_claims=nclaims + int((~valid).sum()),
-        source={k: claims[k] for k in ("member_id", "provider_id", "item_code")},
+        source={**{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
+                "members.member_id": strings(members["member_id"]),
+                "providers.provider_id": strings(providers["provider_id"])},
     )
 
 

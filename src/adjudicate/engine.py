@@ -11,7 +11,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -73,9 +74,11 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     #: The year on whose 1 January members.account_balance stands (contract §3); None: no claims settled
     base_year: int | None = None
+    #: which claims of the prepared inputs were settled (None: all); the rest were rejected by this policy
+    kept: np.ndarray | None = None
 
-    @property
-    def eligible(self) -> np.ndarray:
+    @cached_property
+    def eligible(self) -> np.ndarray:  # read by every output table and the summary: summed once
         return self.sums[:, ELIG_A:].sum(axis=1)
 
 
@@ -125,10 +128,32 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@dataclass
+class Prepared:
+    """Checked, encoded inputs: everything of a run that does not depend on the policy.
+
+    Built by :func:`prepare` (from the inputs) or read from a prepared dataset
+    (``adjudicate.dataset``); settled under any number of policies by :func:`settle`.
+    """
+
+    inputs: Inputs
+    enc: Encoded
+    digests: dict[str, str]  # the source files' digests, as summary.json reports them
+    input_lines: int
+
+
+def prepare(inputs: Inputs, timer: Timer | None = None) -> Prepared:
+    """Encode ``inputs`` (joins, catalogue lookup, checks, settlement order): the policy-free half of a run."""
+    timer = timer or Timer()
+    with timer("encode"):
+        enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
+    return Prepared(inputs, enc, inputs.digests(), inputs.claims.rows)
+
+
 def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
                timer: Timer | None = None, progress: Callable[[str], None] | None = None,
                line_funds: bool = True, base_year: int | None = None) -> Result:
-    """Adjudicate every claim of ``inputs`` under ``policy``.
+    """Adjudicate every claim of ``inputs`` under ``policy`` (:func:`prepare`, then :func:`settle`).
 
     ``line_funds=False`` skips allocating the fund amounts to lines (for runs
     that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
@@ -138,11 +163,27 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
     member range, one member) passes the whole run's.
     """
     timer = timer or Timer()
+    (progress or (lambda s: None))("encode")
+    return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds, base_year)
+
+
+def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Timer | None = None,
+           progress: Callable[[str], None] | None = None, line_funds: bool = True,
+           base_year: int | None = None) -> Result:
+    """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
+
+    ``prep`` is not changed, so one preparation serves any number of policies
+    (compare, sweep). ``Result.kept`` says which of ``prep.enc``'s claims were
+    settled (None: all of them). ``base_year`` as for :func:`adjudicate`.
+    """
+    timer = timer or Timer()
     threads = threads or default_threads()
     say = progress or (lambda s: None)
-    say("encode")
+    inputs = prep.inputs
+    # this policy's own rejections (negative_claim_total) go to a copy of the list
+    enc = replace(prep.enc, rejected=list(prep.enc.rejected))
+    enc.__dict__.update({k: v for k, v in vars(prep.enc).items() if k not in enc.__dict__})  # cached columns
     with timer("encode"):
-        enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
         compiled = compile_policy(policy)
         period = policy.period_index(enc.settle_date)  # the policy period of each claim's settle_date
         benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
@@ -153,24 +194,25 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
             benefit, factor, period = benefit[keep], factor[keep], period[keep]
         if base_year is None:
             base_year = first_year(enc)
-        settle = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
+        paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
     if not line_funds:
-        return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], None, None, timer.t,
-                      base_year)
+        return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t,
+                      base_year, keep)
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
         supp = np.zeros(len(enc.amount), np.int64)
         ranges = chunks_by_member(enc.member, threads)
         elig = lines[2]
-        pool_c = np.ascontiguousarray(settle[:, POOL])
-        supp_c = np.ascontiguousarray(settle[:, SUPP])
+        pool_c = np.ascontiguousarray(paid[:, POOL])
+        supp_c = np.ascontiguousarray(paid[:, SUPP])
 
         def alloc(a: int, b: int) -> None:
             _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
             _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
         _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, settle, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year)
+    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year,
+                  keep)
 
 
 def first_year(enc: Encoded) -> int | None:

@@ -206,6 +206,9 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "admission_ordinal": res.ordinal,
             "account_opening": yuan(before.get("opening")),
             "account_opening_how": before.get("opening_note"),
+            # the latest credit in the opening was paid on 1 January of this year, by the values then in force
+            "account_credit_in_force": in_force(pol, "account.credit", dt.date(res.year, 1, 1))
+            if "credit" in (before.get("opening_note") or "") else [],
             "account_balance": yuan(before.get("balance")),
             "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
             "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"]),
@@ -224,20 +227,28 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
 
 
 def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy, progress=None) -> dict:
+                  catalogue: Sequence, policy: str | Path | Policy, progress=None,
+                  dataset: Path | None = None) -> dict:
     """The report on one claim, as plain data (what ``--json`` prints); ``progress(stage)`` is told
-    each stage (read, reference, kernel)."""
+    each stage (read, reference, kernel). The inputs may be a prepared ``dataset`` instead."""
     from . import policy as P
-    from .engine import Inputs, adjudicate, read_inputs, settled_base_year
+    from .dataset import open_dataset
+    from .engine import Inputs, adjudicate, read_inputs, settle, settled_base_year
     from .outputs import claim_amounts
 
     say = progress or (lambda stage: None)
     pol = policy if isinstance(policy, Policy) else P.load(policy)
     say("read")
-    full = read_inputs(claims, members, providers, catalogue)
+    if dataset is not None:
+        prep = open_dataset(Path(dataset))
+        full = prep.inputs
+        # the account balance stands on 1 January of the run's base year: the kernel on the prepared claims
+        base_year = settle(prep, pol, threads=1, line_funds=False).base_year
+    else:
+        full = read_inputs(claims, members, providers, catalogue)
+        # the account balance stands on 1 January of the run's base year, found on every claim read
+        base_year = settled_base_year(full, pol)
     mask = member_lines(full.claims, claim_id)
-    # the account balance stands on 1 January of the run's base year, found on every claim read
-    base_year = settled_base_year(full, pol)
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
     say("reference")
     ref = reference_run(inputs, pol, base_year)
@@ -290,6 +301,19 @@ def _pct(fraction_text: str | None) -> str:
     return f"{(Decimal(fraction_text) * 100).normalize():f} %"
 
 
+#: Line tables longer than this are shown as their first and last lines (``--json`` has them all):
+#: a terminal table of 100 000 rows is unreadable, and rich takes minutes to lay it out.
+MAX_LINES = 60
+HEAD_LINES, TAIL_LINES = 40, 10
+
+
+def shown_lines(lines: list[dict], limit: int = MAX_LINES) -> tuple[list[dict], list[dict], int]:
+    """(first lines, last lines, how many are left out between them) of a claim's lines for the text report."""
+    if len(lines) <= limit:
+        return lines, [], 0
+    return lines[:HEAD_LINES], lines[-TAIL_LINES:], len(lines) - HEAD_LINES - TAIL_LINES
+
+
 #: Columns of prose in the explain tables: they wrap; every other column is kept whole.
 _PROSE = {"catalogue row (valid)", "note", "what", "flags", "first_self_pay ratio"}
 
@@ -319,7 +343,7 @@ def render(report: dict, console=None, show=None) -> None:
 
     def out(t: RTable) -> None:
         if show is None:
-            out(t)
+            con.print(t)
         else:
             show(con, t, t.wrap)
 
@@ -346,22 +370,34 @@ def render(report: dict, console=None, show=None) -> None:
               + (f", in force {in_force_text(b['in_force'])}" if b["in_force"] else "")
               + f"; settled by {b['block']})")
 
-    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
-              "first_self_pay ratio", "in force", "note")
-    for ln in report["lines"]:
+    head, tail, left_out = shown_lines(report["lines"])
+    gap = f"… {left_out:,} more lines (adjudicate explain --json lists every line)"
+
+    def each(t, cells) -> None:
+        for ln in head:
+            t.add_row(*cells(ln))
+        if left_out:
+            t.add_row("…", gap)
+        for ln in tail:
+            t.add_row(*cells(ln))
+
+    def catalogue_cells(ln: dict) -> tuple:
         row = ln["catalogue"]
         desc = "none valid on the admit date" if row is None else (
             f"#{row['row']} {row['name'] or ''} ({row['valid_from']} .. {row['valid_to'] or 'open'})")
         ratio_txt = "" if ln["first_self_pay_ratio"] is None else \
             f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
-        t.add_row(str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
-                  ln["ceiling"] or "", ratio_txt, in_force_text(ln["first_self_pay_ratio_in_force"]), ln["note"])
+        return (str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
+                ln["ceiling"] or "", ratio_txt, in_force_text(ln["first_self_pay_ratio_in_force"]), ln["note"])
+
+    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
+              "first_self_pay ratio", "in force", "note")
+    each(t, catalogue_cells)
     out(t)
     t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
               "fund_pool:r", "fund_supplementary:r")
-    for ln in report["lines"]:
-        t.add_row(str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
-                  ln["fund_pool"], ln["fund_supplementary"])
+    each(t, lambda ln: (str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
+                        ln["fund_pool"], ln["fund_supplementary"]))
     out(t)
 
     y = report["year_so_far"]
@@ -375,7 +411,8 @@ def render(report: dict, console=None, show=None) -> None:
         t.add_row("  paid against it this year", lim["used"], "", "")
         t.add_row("  room", lim["room"], "", "")
     t.add_row(f"account opening on 1 January {c['benefit_year']}", y["account_opening"],
-              "account.credit" if "credit" in (y["account_opening_how"] or "") else "", "")
+              "account.credit" if "credit" in (y["account_opening_how"] or "") else "",
+              in_force_text(y.get("account_credit_in_force") or []))
     t.add_row(f"  = {y['account_opening_how']}", "", "", "")
     t.add_row("account balance", y["account_balance"], "", "")
     out(t)

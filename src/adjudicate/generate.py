@@ -53,6 +53,7 @@ from .schema import REJECT_REASONS, SETTINGS
 __all__ = [
     "generate_tables",
     "write_dataset",
+    "ORDERS",
     "bad_claims",
     "BAD_KINDS",
     "SCHEMAS",
@@ -944,19 +945,58 @@ def _corrupt(seed: int, bad_rows: float, cl, mem, prov, year: int):
     return ln, extra_members, extra_providers, bad_ids, claim_kind[bad_ids]
 
 
-def _claim_ids(year: int, C: int) -> pa.Array:
-    return _join(str(int(year)), _digits(np.arange(1, C + 1), 10))
+def _claim_ids(year: int, provider: np.ndarray, admit: np.ndarray, providers: int) -> pa.Array:
+    """Claim ids as providers' systems number their visits: the year, the provider's
+    number (fixed width) and its own visit counter in admission order, unpadded, so
+    ids vary in length and their order is neither file order nor settlement order."""
+    C = provider.size
+    by_admit = np.lexsort((np.arange(C), admit, provider))
+    p = provider[by_admit]
+    run = np.ones(C, bool)
+    run[1:] = p[1:] != p[:-1]
+    first = np.maximum.accumulate(np.where(run, np.arange(C), 0))
+    counter = np.empty(C, np.int64)
+    counter[by_admit] = np.arange(C) - first + 1
+    width = max(3, len(str(max(providers - 1, 0))))
+    return _join(str(int(year)), _digits(provider, width), pa.array(counter).cast(pa.string()))
+
+
+#: Row orders of the generated claims file (``generate_tables(order=…)``).
+ORDERS = ("date", "member", "shuffled")
+
+
+def _row_order(order: str, seed: int, ln: dict, cl: dict) -> np.ndarray | None:
+    """Permutation of the claim lines for ``order``; None keeps the generated (date) order.
+
+    date: claims in settlement-date order, members interleaved, each claim's lines
+    together, as a settlement system exports a night's work (the generated order).
+    member: each member's claims together (members-table order, then settle date).
+    shuffled: lines in random order.
+    """
+    if order == "date":
+        return None
+    L = ln["claim"].size
+    if order == "member":
+        c = ln["claim"]
+        settle = np.where(cl["c_setting"] == IP, cl["c_discharge"], cl["c_admit"])
+        return np.lexsort((np.arange(L), c, settle[c], cl["c_member"][c]))
+    if order == "shuffled":
+        return np.random.default_rng([seed, 0x5A0F]).permutation(L)
+    raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
 
 
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
-def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0) -> dict[str, pa.Table]:
+def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0,
+                    order: str = "date") -> dict[str, pa.Table]:
     """Return {"claims": ..., "members": ..., "providers": ..., "catalogue": ...}.
 
     ``members`` insured persons and their claims of benefit year ``year``
     (about 50 lines per member); deterministic for ``seed``.  ``bad_rows``
     is the fraction of claims made invalid (see the module docstring).
+    ``order`` is the row order of the claims table (``ORDERS``): the same rows
+    whatever the order.
     """
     members = int(members)
     year = int(year)
@@ -966,6 +1006,8 @@ def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0) -
         raise ValueError(f"year out of range: {year}")
     if not 0.0 <= bad_rows <= 1.0:
         raise ValueError("bad_rows must be a fraction between 0 and 1")
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
 
     rng = np.random.default_rng(seed)
     cat_table, cat = _catalogue(rng, year)
@@ -975,7 +1017,10 @@ def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0) -
 
     ln, extra_m, extra_p, bad_idx, bad_kind = _corrupt(seed, float(bad_rows), cl, mem, prov, year)
 
-    claim_ids = _claim_ids(year, cl["C"])
+    claim_ids = _claim_ids(year, cl["c_provider"], cl["c_admit"], prov["n"])
+    perm = _row_order(order, seed, ln, cl)
+    if perm is not None:
+        ln = {k: v[perm] for k, v in ln.items()}
     member_ids = pa.concat_arrays([mem["id"], extra_m])
     provider_ids = pa.concat_arrays([prov["id"], extra_p])
     ref_ok = ln["referral"] >= 0
@@ -1003,7 +1048,8 @@ def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0) -
         bad_ids = claim_ids.take(pa.array(bad_idx)).to_pylist()
         bad_map = dict(zip(bad_ids, (BAD_KINDS[k] for k in bad_kind.tolist())))
     meta = {
-        GENERATOR_KEY: json.dumps({"members": members, "year": year, "seed": seed, "bad_rows": bad_rows}).encode(),
+        GENERATOR_KEY: json.dumps({"members": members, "year": year, "seed": seed, "bad_rows": bad_rows,
+                                   "order": order}).encode(),
         BAD_CLAIMS_KEY: json.dumps(bad_map, sort_keys=True).encode(),
     }
     claims = claims.replace_schema_metadata(meta)

@@ -5,6 +5,10 @@ Arrow IPC/Feather or CSV; a directory means every such file inside it, in name
 order), keeps the contract's columns, and converts each to its engine form:
 
 - strings stay Arrow strings (they are dictionary-encoded later, in bulk);
+  the claims' low-cardinality text columns (``DICTIONARY_COLUMNS``) are read
+  from Parquet as dictionaries, so no string is materialised per line: the
+  engine joins their small dictionaries (``Table.coded``), and ``values``
+  decodes them to plain strings only for a caller that asks;
 - enums become ``int8`` codes (``-1`` for null);
 - dates become ``int32`` days since 1970-01-01;
 - amounts become ``int64`` fen, prices (``unit_price``, ``max_unit_price``)
@@ -24,6 +28,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -61,6 +66,62 @@ class InputError(Exception):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+#: Text columns of the claims read from Parquet as dictionaries: a few thousand
+#: distinct values repeated on millions of lines (reading them as strings costs
+#: more than the rest of the file).
+DICTIONARY_COLUMNS = {"claims": ("member_id", "provider_id", "setting", "referral", "item_code", "diagnosis")}
+
+
+class Columns(dict):
+    """Column values by name; a dictionary-read text column is decoded to plain
+    strings the first time it is asked for (``Table.coded`` keeps the codes)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, pa.ChunkedArray] = {}
+
+    def __missing__(self, name: str):
+        if name not in self.lazy:
+            raise KeyError(name)
+        value = self[name] = strings(self.lazy.pop(name))
+        return value
+
+    def _all(self) -> None:
+        for name in list(self.lazy):
+            self[name]
+
+    def __contains__(self, name) -> bool:
+        return super().__contains__(name) or name in self.lazy
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        return super().__len__() + len(self.lazy)
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+def strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Plain string array of a text column (dictionary-encoded or chunked or not)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = pc.cast(arr, arr.type.value_type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
 @dataclass
 class Table:
     """One input table in engine form. ``rows`` are counted across all its files."""
@@ -76,6 +137,11 @@ class Table:
 
     def __getitem__(self, name: str):
         return self.values[name]
+
+    def coded(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """A text column as read: dictionary-encoded chunks where it was read so, else its strings."""
+        lazy = getattr(self.values, "lazy", {})
+        return lazy[name] if name in lazy else self.values[name]
 
     def where(self, row: int) -> tuple[Path, int]:
         """(file, row within the file) of a row of the concatenated table."""
@@ -105,12 +171,42 @@ def expand_paths(paths: Iterable[str | Path], what: str) -> list[Path]:
     return out
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
+    """The file's bytes, read once, and their SHA-256: the digest in summary.json describes exactly the
+    bytes the reader parsed, even if the file is replaced while the run goes on."""
     with open(path, "rb") as f:
+        data = f.read()
+    return pa.py_buffer(data), hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes as they are now (the digest summary.json records)."""
+    return digest_while_reading(path)[0]
+
+
+def digest_while_reading(path: Path):
+    """For files read piece by piece (streaming): the SHA-256 of the file as opened, and a check,
+    to call when reading is done, that the path still holds those bytes (not replaced, not rewritten)."""
+    f = open(path, "rb")
+    try:
+        before = os.fstat(f.fileno())
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    finally:
+        f.close()
+
+    def unchanged() -> None:
+        try:
+            now = os.stat(path)
+        except OSError:
+            now = None
+        if now is None or (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != \
+                (before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns):
+            raise InputError("the file changed while it was being read (replaced or rewritten during the run); "
+                             "run again when it is complete", path)
+
+    return h.hexdigest(), unchanged
 
 
 #: Text encoding of CSV inputs. "auto" reads UTF-8 with or without a byte-order
@@ -170,8 +266,10 @@ def _guess_encoding(path: Path) -> str:
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
 
 
-def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
-    """One file's table with the contract's columns present in it; and whether it is text (CSV)."""
+def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = None) -> tuple[pa.Table, bool]:
+    """One file's table with the contract's columns present in it; and whether it is text (CSV).
+
+    The file is read into memory once; ``digests`` gets the SHA-256 of those bytes."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError("unknown file type: expected .parquet, .arrow/.feather/.ipc or .csv", path)
@@ -180,20 +278,27 @@ def _read_file(path: Path, spec: TableSpec) -> tuple[pa.Table, bool]:
     wanted = [c.name for c in spec.columns]
     what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV"}[kind]
     try:
-        if path.stat().st_size == 0:
+        data, digest = read_hashed(path)
+        if digests is not None:
+            digests[str(path)] = digest
+        if data.size == 0:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
                              f"{spec.name} columns", path)
         if kind == "parquet":
-            names = pq.read_schema(path).names
+            schema = pq.read_schema(pa.BufferReader(data))
+            names = schema.names
             _check_columns(spec, names, path)
-            table = pq.read_table(path, columns=[c for c in wanted if c in names])
+            coded = [c for c in DICTIONARY_COLUMNS.get(spec.name, ()) if c in names
+                     and schema.field(c).type in (pa.string(), pa.large_string())]
+            table = pq.read_table(pa.BufferReader(data), columns=[c for c in wanted if c in names],
+                                  read_dictionary=coded)
         elif kind == "ipc":
-            table = _read_ipc(path)
+            table = _read_ipc(data)
         else:
             # CSV text is read as exactly what it says: every contract column as
             # text, converted below with the same checks as typed input.
             encoding = CSV_ENCODING.get()
-            table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+            table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(
                 encoding="utf8" if encoding in ("auto", "utf-8") else encoding),
                 convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
@@ -223,17 +328,17 @@ def _clean(e: BaseException) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
-def _read_ipc(path: Path) -> pa.Table:
+def _read_ipc(data: pa.Buffer) -> pa.Table:
     """Arrow IPC in the file (Feather v2) format, else the stream format, else Feather v1.
 
     IPC buffers are taken as they are on disk, so they are validated in full:
     a corrupt offset must be an error here, not a crash later.
     """
     try:
-        table = feather.read_table(path)
+        table = feather.read_table(pa.BufferReader(data))
     except pa.ArrowInvalid as file_error:
         try:
-            with pa.OSFile(str(path), "rb") as f:
+            with pa.BufferReader(data) as f:
                 table = pa.ipc.open_stream(f).read_all()
         except _READ_ERRORS:
             raise file_error from None
@@ -263,10 +368,12 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     in contract order, whatever the threads did first.
     """
     files = expand_paths(paths, spec.name)
-    parts = [_read_file(path, spec) for path in files]
+    digests: dict[str, str] = {}
+    parts = [_read_file(path, spec, digests) for path in files]
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, {}, {}, int(sum(sizes)), {str(f): _digest(f) for f in files}, file_of_row)
+    table = Table(spec, files, Columns(), {}, int(sum(sizes)), {str(f): digests[str(f)] for f in files},
+                  file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
         values, nulls = [], []
@@ -276,7 +383,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
             values.append(v)
             nulls.append(n)
         if col.kind in ("string",):
-            value = pa.concat_arrays(values) if len(values) != 1 else values[0]
+            if all(isinstance(v, pa.ChunkedArray) and v.type == values[0].type for v in values):  # all coded
+                value = pa.chunked_array([c for v in values for c in v.chunks], values[0].type)
+            else:
+                values = [strings(v) for v in values]
+                value = pa.concat_arrays(values) if len(values) != 1 else values[0]
         else:
             value = np.concatenate(values)
         return value, np.concatenate(nulls)
@@ -297,7 +408,11 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
-        table.values[col.name], table.nulls[col.name] = got
+        value, table.nulls[col.name] = got
+        if isinstance(value, pa.ChunkedArray):
+            table.values.lazy[col.name] = value
+        else:
+            table.values[col.name] = value
         if col.kind == "amount":
             _check_sum(table, col.name)
     return table
@@ -356,6 +471,9 @@ def _value(arr: pa.Array, row: int) -> str:
 def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
              spec: TableSpec) -> tuple[object, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
+    if col.kind in ("string", "enum") and isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type) \
+            and _is_text(arr.type.value_type):
+        return _convert_coded(path, col, arr, spec)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
@@ -431,6 +549,45 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
             raise InputError(f"ratio {_value(arr, row)} is outside 0..1 (a fraction: 0.15 means 15 %)",
                              path, col.name, row)
     return value, nulls
+
+
+def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[object, np.ndarray]:
+    """A dictionary-read text column: strings stay codes (one chunk each), enums
+    become int8 codes through their dictionaries; same checks as ``_convert``."""
+    n = len(arr)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
+    if not col.nullable and not spec.nulls_reject and nulls.any():
+        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
+                         path, col.name, int(np.flatnonzero(nulls)[0]))
+    if col.kind == "string":
+        return arr, nulls
+    names, code_of = _enum_names(col.enum)
+    pos = dictionary_lookup(arr, names)
+    codes = np.where(pos >= 0, np.asarray(code_of, dtype=np.int8)[np.maximum(pos, 0)], -1).astype(np.int8)
+    bad = (codes < 0) & ~nulls
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
+        raise InputError(f"unknown value {_value(arr, row)}; expected one of "
+                         + ", ".join(col.enum) + " (case-sensitive)"
+                         + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                         path, col.name, row)
+    return codes, nulls
+
+
+def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
+    absent or null): each chunk's small dictionary is looked up once, then its codes
+    are gathered, so no per-line string is hashed."""
+    out = np.empty(len(arr), np.int64)
+    at = 0
+    for chunk in arr.chunks:
+        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
+        pos = np.append(pos, -1)  # the code of a null
+        idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
+        np.take(pos, idx, out=out[at:at + len(chunk)])
+        at += len(chunk)
+    return out
 
 
 def _enum_names(enum: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
@@ -557,7 +714,9 @@ def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_
 def _check_sum(table: Table, name: str) -> None:
     """Sums of any of the column's amounts must fit the engine's int64 fen (contract §1)."""
     v = table.values[name]
-    if len(v) * MAX_FEN < 2**62 or float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
+    if len(v) * MAX_FEN < 2**62 or len(v) * max(-int(v.min()), int(v.max())) < 2**62:  # no temporary array
+        return
+    if float(np.abs(v).sum(dtype=np.float64)) <= 2.0**62:
         return
     running = np.cumsum(np.abs(v).astype(np.float64))
     over = running > 2.0**62

@@ -84,6 +84,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "no_rejections": ("no claim was rejected", "无退回结算单"),
     "report_run": ("adjudication report", "结算报告"),
     "report_compare": ("policy comparison", "政策比较"),
+    "report_sweep": ("policy sweep", "政策方案测算"),
+    "variants": ("variants (Δ against variant 0, the baseline)", "方案 (与基准方案 0 相比的变化)"),
     "report_readjudicate": ("readjudication: adjustments", "重新结算: 调整"),
     "report_reconcile": ("year-end reconciliation", "年终清算"),
     "member_change": ("members by change in out-of-pocket cost (B − A, yuan)",

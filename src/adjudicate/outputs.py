@@ -2,24 +2,21 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
+import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must not (a Ctrl-C could hang the join)
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
-from .inputs import InputError
-from .report import write_report
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
+from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
+from .report import write_report
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
@@ -127,9 +124,8 @@ def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
 def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
     dec = _amounts(for_file)
-    line_claim = pa.array(e.line_claim)
     return pa.table({
-        "claim_id": e.claim_id.take(line_claim),
+        "claim_id": e.line_claim_id,
         "line_no": pa.array(e.line_no.astype(np.int32)),
         "item_code": e.item_code,
         "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
@@ -197,78 +193,30 @@ def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
     }
 
 
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+class _Background:
+    """A function run on its own thread, whose error is raised again in the caller.
 
+    Whoever starts one must join it, interrupted or not: a thread still inside
+    Arrow when the interpreter finalizes aborts the process (SIGABRT, "PyGILState_Release
+    … finalizing") instead of exiting 130. The write it does is bounded, and
+    nothing it runs imports lazily (numpy.ma is imported at the top), so the join
+    cannot hang."""
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def __init__(self, fn: Callable[[], None]):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
 
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by result()
+            self.error = e
 
-def _clean_stale(out: Path) -> None:
-    """Remove temporary folders beside ``out`` left by runs that were killed.
-
-    Names carry the writing process id, so a concurrent live run's folder is
-    kept. A killed swap that left ``out`` missing is repaired from its old copy.
-    """
-    for p in out.parent.glob(f".{out.name}.*-*"):
-        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
-        pid = rest.split("-")[0]
-        if kind not in ("tmp", "old") or not pid.isdigit() or _pid_alive(int(pid)):
-            continue
-        if kind == "old" and not out.exists():
-            os.rename(p, out)  # the swap was cut between its two renames
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-
-
-@contextmanager
-def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it replaces ``out`` whole.
-
-    A crash or kill before the end leaves ``out`` as it was (or absent), never
-    half-written: the temporary folder is swapped into place in one step.
-    """
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-    except OSError as e:
-        raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary folders
-    try:
-        yield tmp
-        if out.exists() and not out.is_dir():
-            raise InputError("exists and is not a folder", out)
-        if out.exists() and _rename_exchange(tmp, out):
-            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
-        elif out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
@@ -278,17 +226,21 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
     ``extra`` maps a summary key to a function that writes more files into the
     same temporary folder (``run --audit``) and returns that key's summary.
     """
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, digests) as tmp:  # the inputs (named by their digests) may not lie in ``out``
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).
-        with ThreadPoolExecutor(2) as pool:
-            lines = pool.submit(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")) \
-                if with_lines else None
+        lines = _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")) \
+            if with_lines else None
+        try:
             write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
             if lines is not None:
                 lines.result()
+        except BaseException:
+            if lines is not None:
+                lines.thread.join()  # it must not outlive the folder, nor the interpreter (see _Background)
+            raise
         r.timings["write"] = time.perf_counter() - t0
         s = summary(r, digests, input_lines)
         for key, write in (extra or {}).items():

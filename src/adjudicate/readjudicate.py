@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,8 +42,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .inputs import InputError
+from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
+from .engine import Timer
 from .outputs import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
@@ -66,8 +69,9 @@ def previous_folder(d: Path) -> Path:
                      "earlier 'adjudicate run' or 'adjudicate readjudicate'", d)
 
 
-def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Table:
-    """An earlier output file's columns, amounts as int64 fen; errors name the file and column."""
+def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
+    """An earlier output file's columns (the rows ``filters`` keeps, all by default), amounts as int64 fen;
+    errors name the file and column."""
     try:
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as e:
@@ -76,9 +80,10 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
         if c not in names:
             raise InputError("missing column (is this an output folder of 'adjudicate run'?)", path, c)
     try:
-        t = pq.read_table(path, columns=list(columns) + list(amounts))
+        t = pq.read_table(path, columns=list(columns) + list(amounts), filters=filters)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
+    t = _checked(t, path)
     for c in amounts:
         try:
             fen = to_fen(t[c], c)
@@ -91,6 +96,43 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str]) -> pa.Tabl
     return t
 
 
+#: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
+_KINDS = {"claim_id": "text", "member_id": "text", "item_code": "text", "class": "text", "settle_date": "date",
+          "line_no": "int"}
+
+
+def _checked(t: pa.Table, path: Path) -> pa.Table:
+    """An earlier output read as an input: no nulls, and each key column of its kind (lossless casts only:
+    large_string and dictionary-encoded text are text, date64 is a date, any integer that fits is line_no)."""
+    for c in t.column_names:
+        col = t[c]
+        if col.null_count:
+            row = int(np.flatnonzero(np.asarray(col.is_null(), dtype=bool))[0])
+            raise InputError("is null: an output of 'adjudicate run' has a value in every row, so this is not "
+                             "one (a null amount would be read as 0.00 and make a false adjustment)", path, c, row)
+        kind, typ = _KINDS.get(c), col.type
+        value_type = typ.value_type if pa.types.is_dictionary(typ) else typ
+        if kind == "text" and _is_text(value_type):
+            target = pa.string()
+        elif kind == "date" and (pa.types.is_date32(value_type) or pa.types.is_date64(value_type)):
+            target = pa.date32()
+        elif kind == "int" and pa.types.is_integer(value_type):
+            target = pa.int32()
+        elif kind is None:
+            continue
+        else:
+            what = {"text": "text (string)", "date": "a date (date32)", "int": "a whole number (int32)"}[kind]
+            raise InputError(f"holds {typ}, not {what} as 'adjudicate run' writes it", path, c,
+                             0 if t.num_rows else None)
+        if col.type != target:
+            try:
+                col = col.cast(target)  # safe cast: fails rather than lose a value
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise InputError(f"cannot be read as {target}: {str(e).splitlines()[0]}", path, c) from None
+            t = t.set_column(t.column_names.index(c), c, col)
+    return t
+
+
 def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None, Path]:
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
@@ -98,6 +140,11 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
     lines = None
     if (f / "lines.parquet").is_file():
         lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
+    return settlements, lines, read_summary(f), f
+
+
+def read_summary(f: Path) -> dict | None:
+    """An earlier run's summary.json (None when it has none)."""
     summary = None
     if (f / "summary.json").is_file():
         try:
@@ -106,21 +153,35 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
             raise InputError(f"cannot be read as JSON: {e}", f / "summary.json") from None
         if not isinstance(summary, dict):
             raise InputError("expected a JSON object", f / "summary.json")
-    return settlements, lines, summary, f
+    return summary
 
 
-def current_lines_fen(r) -> pa.Table:
-    """This run's lines (as lines.parquet) with int64 fen amounts."""
+def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
+    """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
+    ``claims`` (ascending) when given."""
     from .schema import LINE_CLASSES
     e = r.enc
+    if claims is None:
+        rows = None
+        line_claim, item_code = e.line_claim, e.item_code
+        claim_id = e.line_claim_id
+    else:
+        sizes = np.diff(e.line_start)[claims]
+        rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
+        line_claim = e.line_claim[rows]
+        item_code = strings(e.source["item_code"].take(pa.array(e.line_row[rows])))
+        claim_id = e.claim_dict.take(pa.array(e.claim_code[line_claim]))
+
+    def pick(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else v[rows]
     t = {
-        "claim_id": e.claim_id.take(pa.array(e.line_claim)),
-        "line_no": pa.array(e.line_no.astype(np.int32)),
-        "item_code": e.item_code,
-        "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
+        "claim_id": claim_id,
+        "line_no": pa.array(pick(e.line_no).astype(np.int32)),
+        "item_code": item_code,
+        "class": pa.DictionaryArray.from_arrays(pa.array(pick(e.cls)), pa.array(LINE_CLASSES)).cast(pa.string()),
     }
     for k, v in zip(LINE_AMOUNTS, (r.line_self_pay, r.line_fsp, r.line_eligible, r.line_pool, r.line_supp)):
-        t[k] = pa.array(v, pa.int64())
+        t[k] = pa.array(pick(v), pa.int64())
     return pa.table(t)
 
 
@@ -205,6 +266,25 @@ def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
     return _to_decimal(t, [f"{k}_{s}" for k in amounts for s in ("previous", "current", "delta")])
 
 
+def relation(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array, previous_inputs: Any,
+             current_inputs: dict[str, str]) -> dict[str, Any]:
+    """How the earlier run relates to these inputs: its claims found again (settled or rejected now), those
+    found under another member, and its input files found again (same digest). ``unrelated`` when fewer
+    than half of the claims of the smaller run are common, or most common claims changed member."""
+    now = pa.concat_arrays([current["claim_id"].combine_chunks().cast(pa.string()), rejected_ids.cast(pa.string())])
+    common = int(pc.sum(pc.is_in(previous["claim_id"], value_set=now)).as_py() or 0) if previous.num_rows else 0
+    pairs = previous.select(["claim_id", "member_id"]).join(current.select(["claim_id", "member_id"]), "claim_id",
+                                                            left_suffix=".previous", right_suffix=".current")
+    other = int(pc.sum(pc.not_equal(pairs["member_id.previous"], pairs["member_id.current"])).as_py() or 0) \
+        if pairs.num_rows else 0
+    known = set(previous_inputs.values()) if isinstance(previous_inputs, dict) else set()
+    same_files = len(known & set(current_inputs.values()))
+    smaller = min(previous.num_rows, current.num_rows + len(rejected_ids))
+    return {"previous_claims": previous.num_rows, "claims_in_common": common, "claims_with_another_member": other,
+            "input_files_in_common": same_files,
+            "unrelated": bool(smaller and (2 * common < smaller or 2 * other > common))}
+
+
 def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
     counts = {k: 0 for k in KINDS}
     if len(kinds):
@@ -214,74 +294,301 @@ def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
     return counts
 
 
+# ---------------------------------------------------------------------------
+# Full and incremental comparison with the earlier run
+# ---------------------------------------------------------------------------
+
+def _full(prev_claims: pa.Table, prev_lines: pa.Table | None, r, rejected_ids: pa.Array, previous_inputs: Any,
+          current_inputs: dict[str, str]):
+    """Every claim compared: ((adjusted, line adjustments or None, previous totals, Δ totals, previous
+    count), how the earlier run relates to these inputs (:func:`relation`))."""
+    from .compare import claim_fen_table
+
+    cur_claims = claim_fen_table(r).select(prev_claims.column_names)
+    adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
+    lines = None
+    if prev_lines is not None:
+        lines = line_adjustments(prev_lines, current_lines_fen(r), adjusted)
+    prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
+    related = relation(prev_claims, cur_claims, rejected_ids, previous_inputs, current_inputs)
+    return (adjusted, lines, prev_totals, deltas, prev_claims.num_rows), related
+
+
+def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[pa.Array | None, str]:
+    """The member_ids whose settlement may differ from the earlier run's, or (None, why not known).
+
+    Known when the earlier run was made from a dataset that still exists, by
+    this engine version and under exactly this policy: then a member whose
+    fingerprint (claims, lines, catalogue rows used, member and provider rows)
+    is the same in both datasets has the same results, and only the others are
+    compared. A policy change (or anything unknown) compares every claim.
+    """
+    from .dataset import DatasetError, member_fingerprints, policy_digest, read_manifest
+    from .encode import lookup
+
+    info = (prev_summary or {}).get("dataset")
+    if not isinstance(info, dict):
+        return None, "the previous run was not made from a dataset"
+    if info.get("engine_version") != __version__:
+        return None, "the previous run was made by another engine version"
+    if info.get("policy_digest") != policy_digest(policy):
+        return None, "the policy changed: every claim is compared"
+    try:
+        old = Path(str(info.get("path")))
+        if read_manifest(old).get("id") != info.get("id"):
+            return None, "the previous run's dataset was replaced since"
+        prev_ids, prev_fp = member_fingerprints(old)
+    except DatasetError:
+        return None, "the previous run's dataset is gone"
+    cur_ids, cur_fp = member_fingerprints(dataset)
+    pos = lookup(cur_ids, prev_ids)
+    differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
+    gone = lookup(prev_ids, cur_ids) < 0
+    changed = pa.concat_arrays([cur_ids.filter(pa.array(differs)), prev_ids.filter(pa.array(gone))])
+    return changed, "incremental"
+
+
+def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array, changed: pa.Array,
+                 rejected_ids: pa.Array, cur_totals: dict[str, int], policy, threads: int | None):
+    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
+    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+
+    The earlier amounts of those members are settled again from the earlier
+    run's own dataset, under the same policy by the same engine (which
+    ``changed_members`` made sure of): the same numbers its outputs hold,
+    without reading those files.
+    """
+    from .compare import claim_fen_table
+    from .dataset import open_dataset
+    from .encode import lookup
+    from .engine import settle
+
+    try:
+        prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+        prev_count = int(prev_summary["counts"]["settled_claims"])
+    except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
+        return None
+    old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
+    # the earlier run's base year (contract §3: the year its account balances stand on)
+    base = prev_summary["account_base_year"] if "account_base_year" in prev_summary \
+        else settle(old, policy, threads=threads, line_funds=False).base_year
+    if base != r.base_year:  # every member's account may have moved: compare every claim
+        return None
+    old_rows = lookup(changed, old.inputs.members["member_id"])
+    old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
+    before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
+    prev_claims = claim_fen_table(before).select(["claim_id", "member_id", "settle_date", *AMOUNTS])
+    member_rows = lookup(changed, member_ids)
+    positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
+    cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
+    adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
+    for k in AMOUNTS:  # the members not compared did not change: the totals must say so
+        if prev_totals[k] + deltas[k] != cur_totals[k]:
+            return None
+    lines = None
+    if (prev_folder / "lines.parquet").is_file():
+        lines = line_adjustments(current_lines_fen(before), current_lines_fen(r, positions), adjusted)
+    return adjusted, lines, prev_totals, deltas, prev_count
+
+
 def run_readjudicate(previous: Path, claims, members, providers, catalogue, policy_name: str, out: Path,
-                     threads: int | None = None, progress=None) -> dict:
-    """Re-run on the inputs and write the adjustments against ``previous``; returns the summary."""
+                     threads: int | None = None, progress=None, dataset: Path | None = None,
+                     partitions: int = 1) -> dict:
+    """Re-run on the inputs (or a prepared ``dataset``) and write the adjustments against ``previous``;
+    returns the summary. ``partitions`` > 1 (0: chosen from the input size) settles the input files one
+    member range at a time, with the same outputs."""
     from . import policy as P
-    from .compare import claim_fen_table, money
-    from .engine import Timer, adjudicate, read_inputs
-    from .outputs import atomic_dir, write_all
+    from .compare import money
+    from .inputs import expand_paths
+    from .outputs import atomic_dir
     from .report import write_report
+    from .stream import auto_partitions, source_paths
 
     say = progress or (lambda s: None)
     policy = P.load(policy_name)
     timer = Timer()
     say("read previous")
     with timer("read_previous"):
-        prev_claims, prev_lines, prev_summary, prev_folder = read_previous(Path(previous))
-    say("read")
-    with timer("read"):
-        inputs = read_inputs(claims, members, providers, catalogue)
-    say("adjudicate")
-    r = adjudicate(inputs, policy, threads=threads, timer=Timer())
-    timer.t["adjudicate"] = sum(r.timings.values())
-    say("adjustments")
-    with timer("adjustments"):
-        rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
-        cur_claims = claim_fen_table(r).select(prev_claims.column_names)
-        adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
-        lines = None
-        if prev_lines is not None:
-            lines = line_adjustments(prev_lines, current_lines_fen(r), adjusted)
-        prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
-        cur_totals = {k: int(pc.sum(cur_claims[k]).as_py() or 0) for k in AMOUNTS}
+        prev_folder = previous_folder(Path(previous))
+        prev_summary = read_summary(prev_folder)
+    if dataset is None and partitions == 0:
+        partitions = auto_partitions(expand_paths(claims, "claims"))
+    # --out may be --previous (read before the swap), never an input
+    with atomic_dir(Path(out), source_paths(claims, members, providers, catalogue, dataset)) as tmp:
+        if dataset is None and partitions > 1:
+            found, current, incremental = _streamed(prev_folder, claims, members, providers, catalogue, policy,
+                                                    tmp / "current", partitions, threads, timer, say)
+            related = None  # (claims are compared range by range; the relation is not gathered)
+        else:
+            found, current, incremental, related = _in_memory(prev_folder, prev_summary, claims, members,
+                                                              providers, catalogue, dataset, policy, tmp / "current",
+                                                              threads, timer, say)
+        adjusted, lines, prev_totals, deltas, prev_count = found
+        warnings = []
+        if related is not None and related["unrelated"]:
+            warnings.append(
+                f"the previous run in {prev_folder} looks unrelated to these inputs: "
+                f"{related['claims_in_common']:,} of its {related['previous_claims']:,} claims are among them, "
+                f"{related['claims_with_another_member']:,} of those under another member, and "
+                f"{related['input_files_in_common']} of its input files are the same. Every difference is "
+                "written as an adjustment: check --previous")
+        cur_totals = {k: int(to_fen(pa.array([Decimal(current["totals"][k])]), k)[0]) for k in AMOUNTS}
         adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
-    say("write")
-    t0 = time.perf_counter()
-    summary: dict[str, Any] = {
-        "adjudicate_version": __version__,
-        "counts": {
-            "previous_settled_claims": prev_claims.num_rows,
-            "current_settled_claims": cur_claims.num_rows,
-            "adjusted_claims": adjusted.num_rows,
-            "by_kind": _count(adjusted["kind"]),
-        },
-        "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
-        # the adjustments' Δ is exactly the change of every total
-        "reconciles": all(adjusted_deltas[k] == deltas[k] == cur_totals[k] - prev_totals[k] for k in AMOUNTS),
-        "previous": {
-            "folder": str(prev_folder),
-            "policy": (prev_summary or {}).get("policy"),
-            "inputs": (prev_summary or {}).get("inputs"),
-            "totals": {k: money(v) for k, v in prev_totals.items()},
-        },
-    }
-    if prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
-        summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
-    if lines is not None:
-        summary["counts"]["adjusted_lines"] = lines.num_rows
-        summary["counts"]["lines_by_kind"] = _count(lines["kind"])
-        summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
-    with atomic_dir(Path(out)) as tmp:
-        current = write_all(r, tmp / "current", inputs.digests(), inputs.claims.rows, with_lines=True)
+        say("write")
+        t0 = time.perf_counter()
+        summary: dict[str, Any] = {
+            "adjudicate_version": __version__,
+            "counts": {
+                "previous_settled_claims": prev_count,
+                "current_settled_claims": current["counts"]["settled_claims"],
+                "adjusted_claims": adjusted.num_rows,
+                "by_kind": _count(adjusted["kind"]),
+            },
+            "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
+            # the adjustments' Δ is exactly the change of every total
+            "reconciles": all(adjusted_deltas[k] == deltas[k] == cur_totals[k] - prev_totals[k] for k in AMOUNTS),
+            "previous": {
+                "folder": str(prev_folder),
+                "policy": (prev_summary or {}).get("policy"),
+                "inputs": (prev_summary or {}).get("inputs"),
+                "totals": {k: money(v) for k, v in prev_totals.items()},
+                **({"relation": related} if related is not None else {}),
+            },
+            "incremental": incremental,
+            "warnings": warnings,
+        }
+        # (incrementally, the previous totals were checked against the changes instead)
+        if not incremental["used"] and prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
+            summary["previous"]["summary_matches_settlements"] = \
+                prev_summary["totals"] == summary["previous"]["totals"]
+        if lines is not None:
+            summary["counts"]["adjusted_lines"] = lines.num_rows
+            summary["counts"]["lines_by_kind"] = _count(lines["kind"])
+            summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
         summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
                               "totals": current["totals"], "counts": current["counts"]}
         pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
         if lines is not None:
             pq.write_table(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
-        timer.t["write"] = time.perf_counter() - t0
+        timer.t["write"] = timer.t.get("write", 0.0) + time.perf_counter() - t0
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
         write_report(tmp, "readjudicate")
     return summary
+
+
+def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, providers, catalogue,
+               dataset: Path | None, policy, current_dir: Path, threads, timer: Timer, say):
+    """Settle everything at once; compare incrementally when it can (a dataset), else every claim."""
+    from .dataset import load_prepared, provenance
+    from .engine import settle
+    from .outputs import write_all
+
+    say("read")
+    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+    say("adjudicate")
+    r = settle(prep, policy, threads=threads, timer=Timer())
+    timer.t["adjudicate"] = sum(r.timings.values())
+    say("adjustments")
+    extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
+    # current/ is written on a thread while the adjustments are found (Parquet writing releases the GIL)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="adjudicate-write")
+    writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
+    try:
+        found, incremental, related = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads,
+                                                   timer)
+        with timer("write"):
+            current = writing.result()
+    finally:
+        pool.shutdown()
+    return found, current, incremental, related
+
+
+def _adjustments(prev_folder: Path, prev_summary: dict | None, prep, r, dataset: Path | None, policy, threads,
+                 timer: Timer):
+    """The comparison with the earlier run: incremental when it can be, else every claim; and how the
+    earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it)."""
+    from .outputs import claim_amounts
+
+    rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
+    found = None
+    if dataset is not None:
+        with timer("adjustments"):
+            cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
+            changed, why = changed_members(prev_summary, Path(dataset), policy)
+            if changed is not None:
+                found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
+                                     rejected_ids, cur_totals, policy, threads)
+                why = "" if found is not None else \
+                    "the base year changed, or the previous totals and the changed members do not reconcile"
+    else:
+        why = "the inputs are files, not a dataset"
+    incremental = {"used": True, "members_compared": len(changed)} if found is not None else \
+        {"used": False, "why_not": why}
+    related = None
+    if found is None:
+        with timer("read_previous"):
+            prev_claims, prev_lines, _, _ = read_previous(prev_folder)
+        with timer("adjustments"):
+            found, related = _full(prev_claims, prev_lines, r, rejected_ids, (prev_summary or {}).get("inputs"),
+                                   prep.digests)
+    return found, incremental, related
+
+
+def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, current_dir: Path, parts: int,
+              threads, timer: Timer, say):
+    """One member range at a time: each range's claims are compared with their previous rows as it is
+    settled (wherever the claim was before: matched by claim_id); the previous rows of claims settled in
+    no range are compared last. Only the previous settlements (claim level) are held whole."""
+    from .compare import claim_fen_table, settlement_order
+    from .stream import run_streaming
+
+    with timer("read_previous"):
+        prev = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+    has_lines = (prev_folder / "lines.parquet").is_file()
+    none = pa.array([], pa.string())
+    st: dict[str, Any] = {}
+
+    def each(r) -> None:
+        if r is None:  # a pass over the ranges starts (again): forget an earlier pass
+            st.update(used=np.zeros(prev.num_rows, bool), parts=[], lines=[], rejected=[],
+                      deltas={k: 0 for k in AMOUNTS})
+            return
+        used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
+            st["deltas"]
+        cur = claim_fen_table(r).select(prev.column_names)
+        hit = np.asarray(pc.is_in(prev["claim_id"], value_set=cur["claim_id"].combine_chunks()), bool) \
+            if prev.num_rows else np.zeros(0, bool)
+        used[hit] = True
+        adj, d = claim_adjustments(prev.filter(pa.array(hit)), cur, none)
+        for k in AMOUNTS:
+            deltas[k] += d[k]
+        parts_adj.append(adj)
+        rejected.extend(t[0] for t in r.enc.rejected if t[0] is not None)
+        if has_lines and adj.num_rows:
+            pos = np.asarray(pc.index_in(adj["claim_id"], value_set=cur["claim_id"]).fill_null(-1), np.int64)
+            cur_lines.append(current_lines_fen(r, np.sort(pos[pos >= 0])))
+
+    say("adjudicate")
+    current = run_streaming(claims, members, providers, catalogue, policy, current_dir, parts, threads, True,
+                            say, each=each)
+    timer.t["adjudicate"] = sum(current["timings_seconds"].values())
+    used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
+        st["deltas"]
+    with timer("adjustments"):
+        gone = prev.filter(pa.array(~used))
+        adj, d = claim_adjustments(gone, prev.slice(0, 0), pa.array(sorted(set(rejected)), pa.string()))
+        for k in AMOUNTS:
+            deltas[k] += d[k]
+        adjusted = settlement_order(pa.concat_tables(parts_adj + [adj]), "member_id", "settle_date", "claim_id")
+        lines = None
+        if has_lines:
+            ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
+            prev_lines = _read(prev_folder / "lines.parquet", ["claim_id", "line_no", "item_code", "class"],
+                               LINE_AMOUNTS, filters=[("claim_id", "in", ids)])
+            cur = pa.concat_tables(cur_lines) if cur_lines else prev_lines.slice(0, 0)
+            lines = line_adjustments(prev_lines, cur.select(prev_lines.column_names), adjusted)
+        prev_totals = {k: int(pc.sum(prev[k]).as_py() or 0) for k in AMOUNTS}
+    return (adjusted, lines, prev_totals, deltas, prev.num_rows), current, \
+        {"used": False, "why_not": f"settled in {parts} member ranges"}

@@ -106,7 +106,7 @@ MEMBERS = TableSpec(
         Column("civil_servant", "bool"),
         Column("enrolled_since", "date"),
         Column("account_balance", "amount", nonnegative=True),
-        Column("prior_year_wage", "amount", nullable=True),
+        Column("prior_year_wage", "amount", nullable=True, nonnegative=True),   # the basis of a credit
     ),
     key=("member_id",),
 )
@@ -119,7 +119,7 @@ PROVIDERS = TableSpec(
         Column("level", "int", int_range=(0, 127)),
         Column("designated", "bool"),
         Column("local", "bool"),
-        Column("quota_per_admission", "amount", nullable=True),
+        Column("quota_per_admission", "amount", nullable=True, nonnegative=True),
     ),
     key=("provider_id",),
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -33,8 +33,8 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .engine import Inputs, Result, Timer, adjudicate, first_year
-from .inputs import SUFFIXES, InputError, Table, _digest, expand_paths, load
+from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
+from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
 from .money import yuan
 from .report import write_report
 from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
@@ -43,6 +43,7 @@ from .policy import Policy
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
+PARTITIONS = ".partitions"  # folder of the partition files, inside the output's temporary folder
 #: Lines per partition when streaming is chosen automatically (about 2 GB each).
 LINES_PER_PARTITION = 2_500_000
 #: Peak memory of the in-memory path per input line, measured on generated data
@@ -206,29 +207,55 @@ class Partitioner:
 
 def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
                   policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None, audit=None) -> dict:
+                  progress: Callable[[str], None] | None = None, audit=None,
+                  each: Callable[[Result | None], None] | None = None) -> dict:
     """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
 
-    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range."""
+    ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range.
+    ``each`` is called with every range's result once it is written (readjudicate compares it
+    then), and with None when a pass over the ranges starts again (see ``_settle_partitions``)."""
     say = progress or (lambda s: None)
     timer = Timer()
     claim_files = expand_paths(claim_paths, "claims")
+    # The partition files (claim data: personal health information) live in the output's temporary
+    # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
+    with atomic_dir(out, source_paths(claim_paths, member_paths, provider_paths, catalogue_paths)) as folder:
+        small, digests, part, split = _partition(claim_files, member_paths, provider_paths, catalogue_paths, parts,
+                                                 folder, timer, say)
+        s = _settle_partitions(part, split, claim_files, small.members, small.providers, small.catalogue, policy,
+                               folder, threads, with_lines, timer, digests, say, audit, each)
+        shutil.rmtree(folder / PARTITIONS)
+    return s
+
+
+def source_paths(claims, members, providers, catalogue, dataset: str | Path | None = None) -> list[Path]:
+    """Every file or folder a command reads (an output folder may hold none of them: outdir.check_out)."""
+    paths = [Path(p) for group in (claims, members, providers, catalogue) for p in (group or ())]
+    return paths + ([Path(dataset)] if dataset is not None else [])
+
+
+def _partition(claim_files: list[Path], member_paths, provider_paths, catalogue_paths, parts: int, folder: Path,
+               timer: Timer, say: Callable[[str], None]) -> tuple[Inputs, dict, "Partitioner", pa.Array]:
+    """Read the small tables and cut the claims into ``parts`` member ranges under ``folder``/PARTITIONS
+    (the output's temporary folder). Returns the small tables (Inputs without claims), the input
+    digests (of the bytes partitioned), the Partitioner and the claim ids split across ranges."""
     with timer("read"):
         members, providers = load(MEMBERS, member_paths), load(PROVIDERS, provider_paths)
         catalogue = load(CATALOGUE, catalogue_paths)
-    digests = {str(f): _digest(f) for f in claim_files}
-    for t in (members, providers, catalogue):
-        digests.update(t.digests)
-    with tempfile.TemporaryDirectory(prefix="adjudicate-partitions-") as tmp:
-        say(f"partition into {parts}")
-        with timer("partition"):
-            part = Partitioner(members, parts, Path(tmp))
-            for i, f in enumerate(claim_files):
-                part.add_file(i, f)
-            split = part.split_claims()
-        with atomic_dir(out) as folder:
-            return _settle_partitions(part, split, claim_files, members, providers, catalogue, policy, folder,
-                                      threads, with_lines, timer, digests, say, audit)
+    digests: dict[str, str] = {}  # claims first, as an in-memory run lists them
+    scratch = folder / PARTITIONS
+    scratch.mkdir()
+    say(f"partition into {parts}")
+    with timer("partition"):
+        part = Partitioner(members, parts, scratch)
+        for i, f in enumerate(claim_files):
+            digests[str(f)], unchanged = digest_while_reading(f)
+            part.add_file(i, f)
+            unchanged()  # the digest describes the bytes partitioned
+        split = part.split_claims()
+    for table in (members, providers, catalogue):
+        digests.update(table.digests)
+    return Inputs(None, members, providers, catalogue), digests, part, split  # type: ignore[arg-type]
 
 
 def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
@@ -251,8 +278,115 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
         raise InputError(message, original, e.column, row) from None
 
 
+def iter_claim_partitions(part: Partitioner, split: pa.Array, claim_files: list[Path],
+                          timer: Timer) -> Iterator[tuple[int, Table]]:
+    """(k, claims table) of each member range in settlement order, then (parts, the orphans: lines whose
+    member is null, unknown or inconsistent, which can only be rejected)."""
+    orphans: list[Table] = []
+    for k in range(part.parts + 1):
+        with timer("read"):
+            claims = _load_partition(part.files[k], claim_files)
+        if claims is None:
+            continue
+        if len(split):
+            moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
+            if moved.any():
+                orphans.append(_take(claims, np.flatnonzero(moved)))
+                claims = _take(claims, np.flatnonzero(~moved))
+        if k == part.parts:
+            orphans.append(claims)
+            continue
+        yield k, claims
+    if orphans:
+        yield part.parts, _concat(orphans)
+
+
+@contextmanager
+def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths, parts: int,
+                folder: Path, timer: Timer, say: Callable[[str], None]
+                ) -> Iterator[tuple[Inputs, dict, Callable[[], Iterator[Inputs]]]]:
+    """Read the small tables and cut the claims into ``parts`` member ranges under ``folder`` (the
+    output's temporary folder: claim data never lands in /tmp).
+
+    Yields (the small tables as Inputs without claims, the input digests, a
+    function giving an iterator of each range's Inputs in settlement order,
+    orphans last, as often as asked; when there are no claims at all, the one
+    empty claims table).
+    """
+    claim_files = expand_paths(claim_paths, "claims")
+    small, digests, part, split = _partition(claim_files, member_paths, provider_paths, catalogue_paths, parts,
+                                             folder, timer, say)
+    members, providers, catalogue = small.members, small.providers, small.catalogue
+    try:
+        def each() -> Iterator[Inputs]:
+            seen = False
+            for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+                seen = True
+                yield Inputs(claims, members, providers, catalogue)
+                if k < part.parts:
+                    say(f"partition {k + 1}/{part.parts}")
+            if not seen:
+                yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
+        yield small, digests, each
+    finally:
+        shutil.rmtree(folder / PARTITIONS, ignore_errors=True)
+
+
+@contextmanager
+def prepared_parts(claims, members, providers, catalogue, dataset: Path | None, partitions: int, timer: Timer,
+                   say: Callable[[str], None], folder: Path
+                   ) -> Iterator[tuple[dict, Callable[[], Iterator[Prepared]], int]]:
+    """The prepared inputs of a command, whole (a dataset, or ``partitions`` ≤ 1) or one member range at a
+    time (``partitions`` > 1; 0 chooses from the input size; the ranges are cut under ``folder``, the
+    output's temporary folder): (input digests, a function giving an
+    iterator of Prepared in settlement order, as often as asked, the number of member ranges). Members
+    are independent, so results computed part by part add up, given the run's base year (see
+    :class:`BaseYears`)."""
+    from .dataset import load_prepared
+
+    if dataset is None and partitions == 0:
+        partitions = auto_partitions(expand_paths(claims, "claims"))
+    if dataset is not None or partitions <= 1:
+        prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+        yield prep.digests, lambda: iter([prep]), 1
+        return
+    with partitioned(claims, members, providers, catalogue, partitions, folder, timer, say) as (_, digests, parts):
+        yield digests, lambda: (prepare(inputs, timer) for inputs in parts()), partitions
+
+
+class BaseYears:
+    """The base year B of each of several policies settled range by range (contract §3: the earliest
+    year of all the run's settled claims), as ``_settle_partitions`` finds it: each range settles with
+    B as known so far (the first range's own at first); if a later range settles an earlier year, the
+    pass is done again with the true B (``again``)."""
+
+    def __init__(self, n: int):
+        self.given: list[int | None] = [None] * n
+
+    def start(self) -> None:
+        self.used, self.earliest = list(self.given), [None] * len(self.given)
+
+    def __getitem__(self, i: int) -> int | None:
+        return self.used[i]
+
+    def saw(self, i: int, r: Result) -> None:
+        if self.used[i] is None:
+            self.used[i] = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+            self.earliest[i] = first
+
+    def again(self) -> bool:
+        """Whether the pass must be done again (then with the true base years)."""
+        wrong = any(e is not None and e != u for e, u in zip(self.earliest, self.used))
+        if wrong:
+            self.given = [e if e is not None else u for e, u in zip(self.earliest, self.used)]
+        return wrong
+
+
 def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None) -> dict:
+                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None,
+                       each: Callable[[Result | None], None] | None = None) -> dict:
     # The personal account stands on 1 January of the run's base year B, the earliest year of all
     # its settled claims (contract §3). B is taken from the first partition with settled claims and
     # checked on every later one; in the rare case that a later partition settles an earlier year,
@@ -260,7 +394,7 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     base = None
     while True:
         state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
-                             with_lines, timer, say, base, audit)
+                             with_lines, timer, say, base, audit, each)
         if state["earliest"] is None or state["earliest"] == state["base"]:
             break
         base = state["earliest"]
@@ -286,19 +420,21 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
 
 
 def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
-                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None) -> dict:
+                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None,
+                 each: Callable[[Result | None], None] | None = None) -> dict:
     """Settle every partition with base year ``base`` (None: the first partition's), writing the
     outputs anew; returns the totals, the base used and the earliest year settled."""
     for name in ("settlements", "lines"):
         (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
     if audit is not None:
         audit.start(folder)  # anew, like the outputs
+    if each is not None:
+        each(None)  # anew too
     writers: dict[str, pq.ParquetWriter] = {}
     st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
                                                      "settled_lines": 0},
           "last": None, "base": base, "earliest": None}
     rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
-    orphans: list[Table] = []
 
     def append(name: str, table: pa.Table) -> None:
         if name not in writers:
@@ -314,30 +450,20 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
         first = first_year(r.enc)
         if first is not None and (st["earliest"] is None or first < st["earliest"]):
             st["earliest"] = first
+        if each is not None:
+            each(r)
         return r
 
     try:
-        for k in range(part.parts + 1):
-            with timer("read"):
-                claims = _load_partition(part.files[k], claim_files)
-            if claims is None:
-                continue
-            if len(split):
-                moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
-                if moved.any():
-                    orphans.append(_take(claims, np.flatnonzero(moved)))
-                    claims = _take(claims, np.flatnonzero(~moved))
-            if k == part.parts:
-                orphans.append(claims)
+        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+            if k == part.parts:  # the orphans
+                before = counts["settled_claims"]
+                st["last"] = one(claims) or st["last"]
+                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+                    raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
             st["last"] = one(claims)
             say(f"partition {k + 1}/{part.parts}")
-        if orphans:
-            claims = _concat(orphans)
-            before = counts["settled_claims"]
-            st["last"] = one(claims) or st["last"]
-            if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
-                raise RuntimeError("a claim without a known, consistent member was settled")
         if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
             st["last"] = one(load(CLAIMS, claim_files))
     finally:
@@ -367,4 +493,5 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     return r
 
 
-__all__ = ["run_streaming", "auto_partitions", "count_lines", "LINES_PER_PARTITION"]
+__all__ = ["run_streaming", "auto_partitions", "count_lines", "partitioned", "prepared_parts", "BaseYears",
+           "LINES_PER_PARTITION"]

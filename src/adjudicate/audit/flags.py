@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .. import _audit
 from ..encode import Encoded, catalogue_codes, catalogue_rows, lookup
 from ..engine import TOTAL, Inputs, Result, _parallel, chunks_by_member
-from ..inputs import QUANTITY_SCALE
+from ..inputs import QUANTITY_SCALE, strings
 from ..money import fen_to_decimal
 from ..schema import ITEM_KINDS, SETTINGS
 from .rules import NEEDS_KIND, RULES, AuditRules
@@ -81,13 +81,12 @@ def line_facts(enc: Encoded, inputs: Inputs) -> LineFacts:
     """
     cat = inputs.catalogue
     codes = catalogue_codes(cat)
-    source = enc.source["item_code"]
-    source = source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source
+    source = enc.source["item_code"]  # as read: maybe dictionary chunks (inputs.Table.coded)
     item = lookup(source, codes)[enc.line_row]
     unknown = np.flatnonzero(item < 0)
     known = item.copy()
     if len(unknown):
-        other = source.take(pa.array(enc.line_row[unknown])).dictionary_encode().indices
+        other = strings(source.take(pa.array(enc.line_row[unknown]))).dictionary_encode().indices
         item[unknown] = len(codes) + np.asarray(pc.fill_null(other, -1), dtype=np.int64)
     kind_known = "item_kind" in cat.values and bool((~cat.nulls["item_kind"]).any())
     if not kind_known:
@@ -172,9 +171,9 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
     total = r.sums[:, TOTAL]
     # strings of the flagged claims only (not enc.claim_id etc., which gather every claim)
     claim_ids = enc.claim_dict.take(pa.array(enc.claim_code[claim]))
-    provider_ids = enc.source["provider_id"].take(pa.array(enc.head_row[claim]))
+    provider_ids = strings(enc.source["provider_id"].take(pa.array(enc.head_row[claim])))
     other_ids = enc.claim_dict.take(pa.array(enc.claim_code[oth]))
-    other_provs = enc.source["provider_id"].take(pa.array(enc.head_row[oth]))
+    other_provs = strings(enc.source["provider_id"].take(pa.array(enc.head_row[oth])))
     rule_names = pa.array(list(RULES))
     severities = pa.array([rules.rules[n].severity for n in RULES])
     codes = pa.array(rule.astype(np.int32))
@@ -219,7 +218,7 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
         " (its total ", amt_s, " yuan)"]), text)
     return pa.table({
         "claim_id": claim_ids,
-        "member_id": enc.source["member_id"].take(pa.array(enc.head_row[claim])),
+        "member_id": strings(enc.source["member_id"].take(pa.array(enc.head_row[claim]))),
         "provider_id": provider_ids,
         "setting": pa.array(SETTINGS).take(pa.array(enc.setting[claim].astype(np.int32))),
         "settle_date": pa.array(settle[claim].astype(np.int32)).cast(pa.date32()),

@@ -19,9 +19,11 @@ from .explain import explain
 from .export import export
 from .generate import generate
 from .policies import policies
+from .prepare import prepare
 from .readjudicate import readjudicate
 from .reconcile import reconcile
 from .run import run
+from .sweep import sweep
 from .validate import validate
 
 
@@ -43,7 +45,7 @@ def main() -> None:
 
 
 for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
-                 audit, export):
+                 audit, export, prepare, sweep):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, inputs_options, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, inputs_options, with_lang, with_log_file
 
 AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 
@@ -39,6 +39,7 @@ def audit(claims, members, providers, catalogue, policy_name, rules_file, out, t
       adjudicate audit … --rules my-audit-rules.toml --out audit/
     """
     with errors():
+        check_out(out, claims, members, providers, catalogue, rules_file)
         s = run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, Path(out), threads,
                               quiet)
         if not quiet:
@@ -66,7 +67,7 @@ def run_audit_command(claims, members, providers, catalogue, policy_name, rules_
         with timer("audit"):
             a = run_audit(result, inputs, rules, threads)
         progress("write")
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, inputs.digests()) as tmp:
             s = summary(result, inputs.digests(), inputs.claims.rows)
             s["audit"] = write_audit(a, tmp)
             del s["totals"], s["invariants_hold"]  # no settlements are written here

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import errno
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -22,6 +25,7 @@ from typing import Iterator, Sequence
 
 import click
 
+from .. import outdir
 from ..inputs import InputError, csv_encoding
 from ..money import group_digits
 from ..policy import PolicyError
@@ -128,9 +132,56 @@ class Progress:
             self.bar = None
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so temporary folders are removed on the way out."""
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGINT and SIGTERM: raised in the main thread, unless an output is being swapped into place
+    (then the signal is raised again just after, so the message can say the output is there)."""
+    if outdir.defer_signal(signum):
+        return
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt
+
+
+#: OSErrors of the machine, not of adjudicate: a message and exit 2, no traceback.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE,
+                      errno.ENFILE, errno.ENAMETOOLONG, errno.EBUSY}
+_ENVIRONMENT_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
+
+
+def environment_error(e: BaseException) -> str | None:
+    """The reason, when ``e`` is the machine's (full disk, no permission, …) rather than a bug."""
+    if not isinstance(e, OSError):
+        return None
+    if e.errno in ENVIRONMENT_ERRNOS:
+        return e.strerror or str(e)
+    text = str(e)  # Arrow's IO errors carry the errno in their text only
+    return next((t for t in _ENVIRONMENT_TEXTS if t in text), None)
+
+
+def _interruption_behind(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or Terminated that ``e`` was raised while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, (KeyboardInterrupt, Terminated)):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
+
+
 @contextmanager
 def errors() -> Iterator[None]:
-    """Map failures to the contract's exit codes."""
+    """Map failures to the contract's exit codes, and say what is on disk after an interruption."""
+    outdir.begin_command()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        outdir.set_command(ctx.command_path)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         yield
     except (InputError, PolicyError) as e:
@@ -141,13 +192,43 @@ def errors() -> Iterator[None]:
     except click.ClickException:
         raise
     except KeyboardInterrupt:
-        click.echo("interrupted; no output was written", err=True)
+        click.echo(f"interrupted; {outdir.on_disk()}", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo(f"terminated (SIGTERM); {outdir.on_disk()}", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as e:  # noqa: BLE001 - the last line of defence
+        signal_seen = _interruption_behind(e)
+        if signal_seen is not None:  # the signal broke what it interrupted (a lock, a file descriptor)
+            interrupted = isinstance(signal_seen, KeyboardInterrupt)
+            click.echo(f"{'interrupted' if interrupted else 'terminated (SIGTERM)'}; {outdir.on_disk()}", err=True)
+            sys.exit(130 if interrupted else 128 + signal.SIGTERM)
+        reason = environment_error(e)
+        if reason is not None:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            click.echo(f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
+                       "Free space or fix the permissions, then run again.", err=True)
+            sys.exit(2)
         click.echo(f"internal error: {type(e).__name__}: {e}\n"
                    "This is a bug in adjudicate; please report it with the traceback below.", err=True)
         traceback.print_exc()
         sys.exit(1)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def check_out(out, *inputs) -> None:
+    """Refuse (exit 2) an --out the command may not replace, before anything is read (outdir.check_out).
+
+    ``inputs`` are the command's input options (each a path or a tuple of paths, or None).
+    """
+    paths = []
+    for group in inputs:
+        if group is None:
+            continue
+        paths.extend([group] if isinstance(group, (str, bytes)) or hasattr(group, "__fspath__") else group)
+    outdir.check_out(out, paths)
 
 
 def _check_encoding(ctx, param, value: str | None) -> str | None:
@@ -189,15 +270,23 @@ def with_lang(f):
 TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
 
 
-def inputs_options(f):
+def inputs_options(f, dataset: bool = False):
     """The four input options (claims, members, providers, catalogue), ``--inputs DIR`` and ``--encoding``.
 
     ``--inputs DIR`` names a folder holding the four tables, recognised by
     their file names (claims*, members*, providers*, catalogue*); an explicit
-    ``--claims`` (etc.) takes precedence for its table.
+    ``--claims`` (etc.) takes precedence for its table. With ``dataset``, also
+    ``--dataset DIR`` (a folder of ``adjudicate prepare``) in place of all of
+    them; the command then receives ``dataset`` too (None without it).
     """
     @functools.wraps(f)
     def wrapper(*args, inputs_dir: str | None = None, **kw):
+        if kw.get("dataset") is not None:
+            given = [f"--{n}" for n in TABLE_OPTIONS if kw.get(n)] + (["--inputs"] if inputs_dir else [])
+            if given:
+                raise click.UsageError(f"--dataset replaces the four inputs: give either --dataset or the inputs, "
+                                       f"not both (also given: {', '.join(given)})")
+            return f(*args, **kw)
         if inputs_dir is not None:
             from ..validate import classify
             with errors():
@@ -209,7 +298,8 @@ def inputs_options(f):
         if missing:
             where = f" (not found in --inputs {inputs_dir})" if inputs_dir else ""
             raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}{where}; "
-                                   "give each table, or --inputs DIR for a folder holding all four")
+                                   "give each table, or --inputs DIR for a folder holding all four"
+                                   + (", or --dataset DIR (adjudicate prepare)" if dataset else ""))
         return f(*args, **kw)
 
     opts = [
@@ -225,11 +315,20 @@ def inputs_options(f):
                      help="A folder holding the four tables (claims*, members*, providers*, catalogue*); "
                           "in place of the four options."),
     ]
+    if dataset:
+        opts.append(click.option("--dataset", "dataset", type=click.Path(), default=None,
+                                 help="A prepared dataset (adjudicate prepare) in place of the inputs."))
     g = wrapper
     for o in opts:
         g = o(g)
     return with_encoding(g)
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "errors", "group_digits", "inputs_options", "log_event",
-           "with_encoding", "with_lang", "with_log_file"]
+def inputs_or_dataset_options(f):
+    """:func:`inputs_options` with ``--dataset DIR`` in place of the inputs (run, compare, sweep, …)."""
+    return inputs_options(f, dataset=True)
+
+
+__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_out", "environment_error", "errors", "group_digits",
+           "inputs_options", "inputs_or_dataset_options", "log_event", "with_encoding", "with_lang",
+           "with_log_file"]

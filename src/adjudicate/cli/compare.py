@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
+from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
+                     with_lang, with_log_file)
 
 
 def _label(info: dict) -> str:
@@ -59,7 +60,7 @@ def _signed(v: str) -> str:
 # ---------------------------------------------------------------------------
 
 @click.command("compare", context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policies", multiple=True, required=True,
               help="Policy A, then policy B (shipped name or .toml path). With one --policy, B is A with the "
                    "--set overrides.")
@@ -68,10 +69,14 @@ def _signed(v: str) -> str:
                    "VALUE is a TOML value; all overrides are validated together before anything runs.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
+              help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
+                   "from the input size, 1 is all in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def compare(policies, overrides, out, threads, quiet, claims, members, providers, catalogue) -> None:
+def compare(policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue,
+            dataset) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
@@ -93,16 +98,23 @@ def compare(policies, overrides, out, threads, quiet, claims, members, providers
           --set 'blocks.inpatient.scale.bands[0].pool={ in_service = 0.85, retired = 0.90 }' \\
           --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet --out reform/
+    \b
+      # from a prepared dataset (adjudicate prepare): decoded once, ever
+      adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \
+          --dataset ds/ --out reform/
     """
     with errors():
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if len(policies) > 2:
             raise click.UsageError("give one or two --policy (A, then B)")
         if len(policies) == 1 and not overrides:
             raise click.UsageError("give a second --policy, or --set overrides to compare the policy against")
+        check_out(out, claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
         try:
             s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),
-                                    threads, progress)
+                                    threads, progress, dataset, partitions)
         finally:
             progress.close()
         log_event("summary", out=out, counts=s["counts"], members=s["members"],

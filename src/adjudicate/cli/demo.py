@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, with_lang, with_log_file
 
 #: The policy each demo compares its policy with.
 OTHER = {"city-employee": "prefecture-employee"}
@@ -42,6 +42,7 @@ def demo(policy_name, out, quiet) -> None:
 
     with errors():
         data = sample_dir()
+        check_out(out, data)
         files = {n: [str(data / f"{n}.parquet")] for n in ("claims", "members", "providers", "catalogue")}
         other = OTHER.get(policy_name, "city-employee")
         target = Path(out)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, inputs_options, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, errors, inputs_or_dataset_options, with_lang, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.argument("claim_id")
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_lang
 @with_log_file
-def explain(claim_id, claims, members, providers, catalogue, policy_name, as_json) -> None:
+def explain(claim_id, claims, members, providers, catalogue, dataset, policy_name, as_json) -> None:
     """Print the step-by-step calculation of one claim, with the policy key behind each number.
 
     Only the claim's member is settled (its year so far counts; other members do not).
@@ -23,13 +23,14 @@ def explain(claim_id, claims, members, providers, catalogue, policy_name, as_jso
     Example:
       adjudicate explain C0000042 --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet --policy prefecture-employee
+      adjudicate explain C0000042 --dataset ds/ --policy prefecture-employee
     """
     from ..explain import explain_claim, render, to_json
 
     with errors():
         progress = Progress(as_json, "explaining", ["read", "reference", "kernel"])
         try:
-            report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name, progress)
+            report = explain_claim(claim_id, claims, members, providers, catalogue, policy_name, progress, dataset)
         finally:
             progress.close()
         if as_json:

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
+from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
+                     with_lang, with_log_file)
 from .compare import _signed
 
 
@@ -51,16 +52,21 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 
 
 @click.command("readjudicate", context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--previous", type=click.Path(file_okay=False), required=True,
               help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).")
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
+              help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
+                   "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "
+                   "in memory. The outputs are the same.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def readjudicate(previous, policy_name, out, threads, quiet, claims, members, providers, catalogue) -> None:
+def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue,
+                 dataset) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
     A claim is adjusted when any amount changed (changed), when it is settled
@@ -80,12 +86,19 @@ def readjudicate(previous, policy_name, out, threads, quiet, claims, members, pr
           --catalogue catalogue.parquet --policy prefecture-employee --out night2/
     """
     with errors():
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
+        # --out may be the --previous folder (an earlier output, read whole before the swap; the new
+        # output holds the run in current/ for the next night)
+        check_out(out, claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
         try:
             s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),
-                                 threads, progress)
+                                 threads, progress, dataset, partitions)
         finally:
             progress.close()
+        for w in s.get("warnings", []):
+            click.secho(f"warning: {w}", err=True, fg="red", bold=True)
         log_event("summary", out=out, counts=s["counts"], deltas=s["deltas"])
         if not quiet:
             show_readjudicate(s, Path(out))

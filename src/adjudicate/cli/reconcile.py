@@ -10,7 +10,8 @@ import click
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
 from ..reconcile.exact import yuan_text
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, log_event, with_encoding, with_lang, with_log_file
+from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, log_event, with_encoding, with_lang,
+                    with_log_file)
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -79,6 +80,11 @@ def render(s: dict, out: Path | None) -> None:
         lt.add_row(tr(label), group_digits(led[key]))
     show(console, lt, wrap=[0])
     ok = "hold" if s["identities_hold"] else "DO NOT HOLD"
+    bad = {k: v for k, v in s.get("impossible", {}).items() if v}
+    if bad:
+        console.print("[bold red]impossible:[/bold red] "
+                      + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items())
+                      + " (settlements or members of another run?)")
     console.print(f"identities {ok}; time " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings_seconds"].items()))
     if out is not None:
         console.print(f"written to {out}/ ({', '.join(OUTPUTS)}, report.html)", highlight=False)
@@ -134,6 +140,7 @@ def reconcile(settlements, providers, members, advances, income, opening, policy
           --opening data/reconcile/opening.csv --year 2024 --out reconciled/
     """
     with errors():
+        check_out(out, settlements, providers, members, advances, income, opening, rules)
         reward = None
         if reward_rate is not None:
             from decimal import InvalidOperation

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_options, log_event, with_lang, with_log_file
+from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
+                     with_lang, with_log_file)
 
 
 @click.command(context_settings=CLICK_SETTINGS)
-@inputs_options
+@inputs_or_dataset_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
@@ -25,7 +26,7 @@ from .common import CLICK_SETTINGS, Progress, errors, group_digits, inputs_optio
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def run(claims, members, providers, catalogue, policy_name, out, threads, no_lines, partitions, with_audit,
+def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions, with_audit,
         rules_file, quiet) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
@@ -35,12 +36,18 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
       adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
+    \b
+      # from a prepared dataset (adjudicate prepare): no decoding
+      adjudicate run --dataset ds/ --policy prefecture-employee --out result/
     """
     if rules_file and not with_audit:
         raise click.UsageError("--rules is the audit rules file: give it with --audit")
     with errors():
+        if dataset is not None and partitions > 1:
+            raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
+        check_out(out, claims, members, providers, catalogue, dataset)
         s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions, audit_rules=(rules_file or True) if with_audit else None)
+                 partitions, dataset, audit_rules=(rules_file or True) if with_audit else None)
         if not quiet:
             show_summary(s, Path(out))
             if "audit" in s:
@@ -49,10 +56,12 @@ def run(claims, members, providers, catalogue, policy_name, out, threads, no_lin
 
 
 def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1, audit_rules: str | bool | None = None) -> dict:
+         quiet: bool, partitions: int = 1, dataset: str | None = None,
+         audit_rules: str | bool | None = None) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
-    from ..engine import Timer, adjudicate, read_inputs
+    from ..dataset import open_dataset, provenance
+    from ..engine import Timer, adjudicate, read_inputs, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
     from ..stream import auto_partitions, run_streaming
@@ -62,7 +71,7 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     if audit_rules is not None:
         from ..audit import load_audit_rules
         rules = load_audit_rules(None if audit_rules is True else audit_rules)
-    if partitions == 0:
+    if partitions == 0 and dataset is None:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if partitions > 1:
         progress = Progress(quiet, "adjudicating", [f"partition {k + 1}/{partitions}" for k in range(partitions)])
@@ -81,17 +90,27 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     timer = Timer()
     try:
         progress("read")
-        with timer("read"):
-            inputs = read_inputs(claims, members, providers, catalogue)
-        result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
         extra = {}
+        if dataset is not None:
+            with timer("read"):
+                prep = open_dataset(Path(dataset))
+            inputs = prep.inputs
+            result = settle(prep, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
+            digests, input_lines = prep.digests, prep.input_lines
+            extra["dataset"] = lambda tmp: provenance(Path(dataset), policy)
+        else:
+            with timer("read"):
+                inputs = read_inputs(claims, members, providers, catalogue)
+            result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress,
+                                line_funds=with_lines)
+            digests, input_lines = inputs.digests(), inputs.claims.rows
         if rules is not None:
             from ..audit import run_audit, write_audit
             with timer("audit"):
                 a = run_audit(result, inputs, rules, threads)
             extra["audit"] = lambda tmp: write_audit(a, tmp)
         progress("write")
-        s = write_all(result, out, inputs.digests(), inputs.claims.rows, with_lines=with_lines, extra=extra)
+        s = write_all(result, out, digests, input_lines, with_lines=with_lines, extra=extra)
     finally:
         progress.close()
     log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])

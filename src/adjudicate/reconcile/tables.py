@@ -39,6 +39,7 @@ MONTHS = (1, 12)
 SETTLEMENTS = TableSpec(
     "settlements",
     (
+        Column("claim_id", "string"),  # each claim once across all the files (the same run given twice)
         Column("member_id", "string"),
         Column("provider_id", "string"),
         Column("setting", "enum", enum=SETTINGS),
@@ -138,6 +139,23 @@ def check_unique(table: Table, columns: Sequence[str]) -> None:
         raise InputError(f"repeats the {'/'.join(columns)} of row {row0}"
                          + (f" of {path0}" if path0 != path else "") + "; give each at most once",
                          path, columns[0], row)
+
+
+def check_settlements(st: Table) -> None:
+    """What no run writes: a claim twice (across files too) or a negative fund amount (contract §4)."""
+    check_unique(st, ("claim_id",))
+    for c in FUND_COLUMNS:
+        negative = np.asarray(st[c]) < 0
+        if negative.any():
+            path, row = st.where(int(np.flatnonzero(negative)[0]))
+            raise InputError("a fund amount is negative; settlements of 'adjudicate run' never are (contract §4)",
+                             path, c, row)
+
+
+def impossible(ledger_summary: dict) -> dict[str, int]:
+    """Counts of what cannot be in one true year (each makes the identities fail): members whose
+    account closes below zero spent more than they had (the settlements or members of another run)."""
+    return {"overspent_members": int(ledger_summary["overspent_members"])}
 
 
 @dataclass

@@ -82,6 +82,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
             raise InputError(f"--reward-rate {reward_rate} must be a fraction in 0..1 in whole basis points")
         r = r.with_reward(int(bp))
     st = T.read(T.SETTLEMENTS, settlements)
+    T.check_settlements(st)
     pv = T.read(PROVIDERS, providers)
     mb = T.read(MEMBERS, members)
     T.check_unique(pv, ("provider_id",))
@@ -127,6 +128,7 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     for t in (st, pv, mb, inc, opn, adv):
         if t is not None:
             digests.update(t.digests)
+    impossible = T.impossible(led_sum)
     _, in_years = Y.index(st["benefit_year"])
     account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
     warnings = []
@@ -148,8 +150,10 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
         "providers": prov_sum,
         "funds": fund_sum,
         "ledger": led_sum,
+        "impossible": impossible,
         "identities_hold": bool(
-            fund_sum["identity_holds"]
+            not any(impossible.values())
+            and fund_sum["identity_holds"]
             and prov_sum["balance"] == prov_sum["due"] - prov_sum["advances"]
             and led_sum["closing"] == led_sum["opening"] - led_sum["spent"]
             and led_sum["chained"]
@@ -168,7 +172,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
     from ..report import write_report
 
     s = as_yuan(rec.summary)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, rec.summary["inputs"]) as tmp:
         pq.write_table(rec.providers, tmp / "providers.parquet")
         pq.write_table(rec.funds, tmp / "funds.parquet")
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")

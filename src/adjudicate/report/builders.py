@@ -191,6 +191,26 @@ def compare_page(folder: Path, s: dict) -> Page:
 
 
 # ---------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------
+
+@register("sweep")
+def sweep_page(folder: Path, s: dict) -> Page:
+    b = s["baseline"]
+    page = Page(f"{t('report_sweep')} · {b['name']} {b['version']}")
+    page.heading(t("variants"))
+    keys = ("fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid")
+    page.table(["#", ""] + [f"Δ {t(k)}" for k in keys] + [t("better_off"), t("worse_off")],
+               [(str(r["variant"]), r["label"], *(_signed(int(Decimal(r[f"{k}_delta"]) * 100)) for k in keys),
+                 f"{r['members_better_off']:,}", f"{r['members_worse_off']:,}") for r in s["rows"]],
+               numeric=list(range(2, 2 + len(keys) + 2)))
+    page.chart(svg.bars(f"Δ {t('fund_pool')}", [(str(r["variant"]), float(Decimal(r["fund_pool_delta"])),
+                                                 _signed(int(Decimal(r["fund_pool_delta"]) * 100)))
+                                                for r in s["rows"][1:]]))
+    return page
+
+
+# ---------------------------------------------------------------------------
 # readjudicate
 # ---------------------------------------------------------------------------
 
