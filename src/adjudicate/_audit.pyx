@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The audit pass (adjudicate.audit): every rule of the rules file over claims in
 settlement order, member by member, in one compiled loop.
 

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The compiled kernel: line split, claim settlement, allocation to lines.
 
 Everything here works on flat int64 arrays: money in fen, ratios in basis
@@ -8,8 +7,8 @@ rounded once, half away from zero (contract §1). No Python object is touched
 per line or per claim, and the GIL is released, so callers may run disjoint
 member ranges on several threads.
 
-The field layout of the block table ``B`` is shared with ``policy.py``
-(``FIELDS``); keep the two in step.
+The layout of the tables shared with Python (the block table ``B``, the
+claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, free, qsort
 from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
@@ -18,35 +17,8 @@ cdef extern from *:
     ctypedef long long int128 "__int128"
     void prefetch "__builtin_prefetch" (const void*) nogil
 
-# ---- block fields (policy.FIELDS) -------------------------------------------
 cdef enum:
-    F_NBANDS = 0
-    F_COUNTER = 1
-    F_SCALE_MASK = 2
-    F_NORD = 3
-    F_CAP = 4
-    F_OVERFLOW = 5
-    F_TIER_RATE = 6
-    F_TIER_MASK = 7
-    F_SUPP_LIMIT = 8
-    F_SUB_IN = 9
-    F_SUB_RET = 10
-    F_ACCOUNT = 11
-    F_NACCT = 12
-    F_P_IN = 13
-    F_P_RET = 14
-    F_INPATIENT = 15
-    F_CAP_ROW = 16
-    F_SUPP_ROW = 17
-
-cdef enum:
-    NCLS = 4  # classes with eligible amounts: A, B, special, supplementary
-    FSP_BIT = 16  # account item bit: first_self_pay
-    FLAG_DEDUCTIBLE = 1
-    FLAG_SUBSIDISED = 2
-    ACCOUNT_NONE = 0
-    ACCOUNT_MEMBER_SHARE = 1
-    ACCOUNT_BEFORE_FUND = 2
+    NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -61,15 +33,8 @@ cdef enum:
     CLS_EXCLUDED = 4
     CLS_UNKNOWN = 5
 
-# Output columns of settle_claims
 cdef enum:
-    O_DEDUCTIBLE = 0
-    O_POOL = 1
-    O_SUPP = 2
-    O_SUBSIDY = 3
-    O_ACCOUNT = 4
-    O_ORDINAL = 5
-    NOUT = 6
+    NOUT = OUT_ADMISSION_ORDINAL + 1  # columns of settle_claims' out
 
 
 cdef inline int64_t round_div(int128 n, int128 d) noexcept nogil:
@@ -150,13 +115,13 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             c = claim_of_line[i]
             amt = amount[i]
             k = cls[i]
-            claim_sums[c, 0] += amt
+            claim_sums[c, SUM_TOTAL] += amt
             if (not benefit[c]) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (
                     k == CLS_SUPP and not supplementary_catalogue):
                 self_pay[i] = amt
                 first_self_pay[i] = 0
                 eligible[i] = 0
-                claim_sums[c, 1] += amt
+                claim_sums[c, SUM_SELF_PAY] += amt
                 continue
             over = 0
             if max_price[i] >= 0 and amt > 0:
@@ -173,9 +138,9 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
             self_pay[i] = over
             first_self_pay[i] = fsp
             eligible[i] = allowed - fsp
-            claim_sums[c, 1] += over
-            claim_sums[c, 2] += fsp
-            claim_sums[c, 3 + k] += allowed - fsp
+            claim_sums[c, SUM_SELF_PAY] += over
+            claim_sums[c, SUM_FIRST_SELF_PAY] += fsp
+            claim_sums[c, SUM_ELIGIBLE_A + k] += allowed - fsp
 
 
 cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
@@ -186,6 +151,174 @@ cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t
         if months >= lim_months[j, k]:
             amt = lim_amount[j, k]
     return amt
+
+
+# ---- settlement, one step per helper ----------------------------------------
+# The steps are numbered as in reference.settle_claim and the policy guide
+# (policies/README.md, "How a claim is settled"); each helper reads the claim's
+# block row ``Bb`` (B[b]) and updates the claim's working values ``w``.
+
+ctypedef struct Claim:
+    int64_t e[NCLS]     # eligible by class
+    int64_t E           # eligible, all classes
+    int64_t fsp         # first_self_pay
+    int64_t f           # benefit factor, bp
+    int64_t cat         # member category: 0 in service, 1 retired
+    int64_t ordinal     # admission ordinal (0: not an admission)
+    int64_t acct        # paid by the personal account
+    int64_t reduce      # account paid on scale classes, off the scale's base
+    int64_t d           # per-admission deductible
+    int64_t X           # the slice of the scale this claim covers
+    int64_t ded_band    # pieces in deductible bands
+    int64_t sub_base    # pieces in subsidised bands
+    int64_t O           # cost the cap cuts, to the tier
+    int64_t pool        # fund_pool
+    int64_t supp        # fund_supplementary
+    int64_t mps         # member_policy_share
+    int64_t deductible
+    int64_t subsidy
+    int128 direct_pool  # fund_pool from classes paid directly
+
+
+cdef inline int64_t class_sum(const int64_t* e, int64_t mask) noexcept nogil:
+    """Eligible of the classes whose bits are set in ``mask``."""
+    cdef int64_t k, s = 0
+    for k in range(NCLS):
+        if mask & (1 << k):
+            s += e[k]
+    return s
+
+
+cdef inline void step1_ordinal(Claim* w, const int64_t* Bb, int64_t* ordinal_count) noexcept nogil:
+    """1. Admission ordinal: 1 + earlier admissions with benefit this year."""
+    w.ordinal = 0
+    if Bb[F_INPATIENT]:
+        ordinal_count[0] += 1
+        w.ordinal = ordinal_count[0]
+
+
+cdef inline void step2_account_before(Claim* w, const int64_t* Bb, const int64_t* items,
+                                      int64_t* bal) noexcept nogil:
+    """2. Account before the fund, item by item (e.g. SZ outpatient); what it pays
+    on scale classes leaves the scale's base."""
+    cdef int64_t j, mask, amt, pay
+    w.acct = 0
+    w.reduce = 0
+    if Bb[F_ACCOUNT] != ACCOUNT_BEFORE_FUND:
+        return
+    for j in range(Bb[F_NACCT]):
+        mask = items[j]
+        amt = (w.fsp if (mask & FSP_BIT) else 0) + class_sum(w.e, mask)
+        pay = imax(0, imin(bal[0], amt))
+        bal[0] -= pay
+        w.acct += pay
+        if (mask & FSP_BIT) == 0 and (mask & ~Bb[F_SCALE_MASK]) == 0:
+            w.reduce += pay
+
+
+cdef inline void step3_direct(Claim* w, const int64_t* direct) noexcept nogil:
+    """3. Classes the fund pays directly, outside the scale: round(e × rate × factor) each."""
+    cdef int64_t k
+    w.direct_pool = 0
+    for k in range(NCLS):
+        if direct[k] > 0:
+            w.direct_pool += round_div(<int128>w.e[k] * direct[k] * w.f, BP2)
+
+
+cdef inline void step4_base_deductible(Claim* w, const int64_t* Bb, const int64_t* ded_row) noexcept nogil:
+    """4. Base of the scale (its classes, less the account paid on them) and the
+    per-admission deductible by level row and ordinal; X = base − deductible."""
+    cdef int64_t base = imax(0, class_sum(w.e, Bb[F_SCALE_MASK]) - w.reduce)
+    w.d = 0
+    if Bb[F_NORD] > 0:
+        w.d = imin(base, ded_row[imin(imax(w.ordinal, 1), Bb[F_NORD]) - 1])
+    w.X = base - w.d
+
+
+cdef inline void step5_scale(Claim* w, const int64_t* Bb, int64_t* counters, const int64_t* band_from,
+                             const int64_t* band_pool, const int64_t* band_supp,
+                             const int64_t* band_flags) noexcept nogil:
+    """5. The band scale on the slice [K, K + X), K the annual counter (or 0): each
+    fund is the exact sum of piece × rate, times the factor, rounded once."""
+    cdef int64_t k, lo, hi, piece, nb = Bb[F_NBANDS]
+    cdef int64_t K = counters[Bb[F_COUNTER]] if Bb[F_COUNTER] >= 0 else 0
+    cdef int128 pool_acc = 0, supp_acc = 0
+    w.ded_band = 0
+    w.sub_base = 0
+    for k in range(nb):
+        lo = imax(band_from[k], K)
+        hi = K + w.X
+        if k + 1 < nb:
+            hi = imin(hi, band_from[k + 1])
+        piece = hi - lo
+        if piece <= 0:
+            continue
+        pool_acc += <int128>piece * band_pool[2 * k + w.cat]
+        supp_acc += <int128>piece * band_supp[k]
+        if band_flags[k] & FLAG_DEDUCTIBLE:
+            w.ded_band += piece
+        if band_flags[k] & FLAG_SUBSIDISED:
+            w.sub_base += piece
+    if Bb[F_COUNTER] >= 0:
+        counters[Bb[F_COUNTER]] = K + w.X
+    w.pool = scaled_round(pool_acc, w.f)
+    w.supp = scaled_round(supp_acc, w.f)
+
+
+cdef inline void step6_cap(Claim* w, const int64_t* Bb, int64_t cap_amt, int64_t* used) noexcept nogil:
+    """6. Annual cap on fund_pool; with overflow to the tier, what it cuts (O) goes on.
+    Then the directly paid classes join fund_pool."""
+    cdef int64_t room, p
+    w.O = 0
+    if Bb[F_CAP] >= 0:
+        room = imax(0, cap_amt - used[Bb[F_CAP]])
+        if w.pool > room:
+            if Bb[F_OVERFLOW]:
+                p = Bb[F_P_RET] if w.cat else Bb[F_P_IN]
+                # the cost the cap cuts: X less the deductible bands, less
+                # the cost whose fund share fits in the room
+                if p * w.f > 0:
+                    w.O = w.X - w.ded_band - round_div(<int128>room * BP2, <int128>p * w.f)
+                else:
+                    w.O = w.X - w.ded_band
+                w.O = imax(0, w.O)
+            w.pool = room
+        used[Bb[F_CAP]] += w.pool
+    w.pool += <int64_t>w.direct_pool
+
+
+cdef inline void step7_tier(Claim* w, const int64_t* Bb, int64_t limit, int64_t* used) noexcept nogil:
+    """7. Supplementary tier (大额 / 地方补充) on O and its classes, never above
+    eligible − fund_pool, then within its annual limit; the deductible follows."""
+    cdef int64_t rate = Bb[F_TIER_RATE]
+    if rate > 0:
+        w.supp += round_div(<int128>(w.O + class_sum(w.e, Bb[F_TIER_MASK])) * rate * w.f, BP2)
+    w.supp = imax(0, imin(w.supp, w.E - w.pool))  # before the limit is charged
+    if Bb[F_SUPP_LIMIT] >= 0:
+        w.supp = imax(0, imin(w.supp, limit - used[Bb[F_SUPP_LIMIT]]))
+        used[Bb[F_SUPP_LIMIT]] += w.supp
+    w.mps = w.E - w.pool - w.supp
+    w.deductible = imin(w.d + w.ded_band, w.mps)
+
+
+cdef inline void step8_subsidy(Claim* w, const int64_t* Bb, bint civil_servant) noexcept nogil:
+    """8. Civil-servant subsidy on the member's share of the subsidised bands."""
+    cdef int64_t rate
+    w.subsidy = 0
+    if civil_servant:
+        rate = Bb[F_SUB_RET] if w.cat else Bb[F_SUB_IN]
+        if rate > 0:
+            w.subsidy = imin(round_div(<int128>imax(0, w.sub_base - w.pool - w.supp) * rate, BP), w.mps)
+
+
+cdef inline void step9_account_after(Claim* w, const int64_t* Bb, int64_t* bal) noexcept nogil:
+    """9. Account after the fund: the member's share less the subsidy, and
+    first_self_pay. Cash is what remains of the total."""
+    cdef int64_t pay
+    if Bb[F_ACCOUNT] == ACCOUNT_MEMBER_SHARE:
+        pay = imax(0, imin(bal[0], w.mps - w.subsidy + w.fsp))
+        bal[0] -= pay
+        w.acct += pay
 
 
 def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
@@ -208,24 +341,24 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     ``start`` must be the first claim of a member. ``period[c]`` is the policy
     period of claim c: its block is ``block_of_setting[period, setting]``, a
     row of the tables stacked by period (``policy.Compiled``); what was paid
-    against each limit (``used``) carries across a period change. Writes ``out[c]``:
-    deductible, fund_pool, fund_supplementary, subsidy, account_paid,
-    admission ordinal (0 = null).
+    against each limit (``used``) carries across a period change. Writes ``out[c]``
+    (columns ``OUT_*``, _core.pxd): deductible, fund_pool, fund_supplementary,
+    subsidy, account_paid, admission ordinal (0 = null).
 
     The personal account carries over (contract §3): ``balance[m]`` is member
     m's balance on 1 January of ``base_year``, and ``credit[m, k]`` what is
     credited to it at the end of ``base_year + k``. Each member-year opens at
     the previous year's closing plus the credits of the years in between.
+
+    Each claim with benefit goes through steps 1–9 (the ``step*`` helpers above).
     """
-    cdef int64_t c, m, prev_m = -1, b, k, j, cat, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
+    cdef int64_t c, m, prev_m = -1, b, k, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
+    cdef int64_t cap_amt, supp_limit
     cdef int32_t prev_year = -1, y
     cdef int64_t counters[MAXCOUNTERS]
     cdef int64_t used[MAXLIMITS]
-    cdef int64_t e[NCLS]
-    cdef int64_t E, fsp, total, acct, amt, pay, reduce, base, d, X, K, lo, hi, piece
-    cdef int64_t pool, supp, ded_band, sub_base, deductible, subsidy, room, O, cap_amt, mps
-    cdef int64_t p, f, ordinal, mask, nb, tier, rate
-    cdef int128 pool_acc, supp_acc, direct_pool
+    cdef Claim w
+    cdef const int64_t* Bb
     with nogil:
         for c in range(start, stop):
             m = member_of_claim[c]
@@ -251,126 +384,36 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             if not benefit[c]:
                 continue
             b = block_of_setting[period[c], setting[c]]
-            cat = category[m]
-            f = factor[c]
-            total = sums[c, 0]
-            fsp = sums[c, 2]
-            E = 0
+            Bb = &B[b, 0]
+            w.cat = category[m]
+            w.f = factor[c]
+            w.fsp = sums[c, SUM_FIRST_SELF_PAY]
+            w.E = 0
             for k in range(NCLS):
-                e[k] = sums[c, 3 + k]
-                E += e[k]
-            ordinal = 0
-            if B[b, F_INPATIENT]:
-                ordinal_count += 1
-                ordinal = ordinal_count
-            acct = 0
-            reduce = 0
-            # 1. account before the fund, item by item (e.g. SZ outpatient)
-            if B[b, F_ACCOUNT] == ACCOUNT_BEFORE_FUND:
-                for j in range(B[b, F_NACCT]):
-                    mask = acct_items[b, j]
-                    amt = fsp if (mask & FSP_BIT) else 0
-                    for k in range(NCLS):
-                        if mask & (1 << k):
-                            amt += e[k]
-                    pay = imax(0, imin(bal, amt))
-                    bal -= pay
-                    acct += pay
-                    if (mask & FSP_BIT) == 0 and (mask & ~B[b, F_SCALE_MASK]) == 0:
-                        reduce += pay
-            # 2. classes the fund pays directly, outside the scale
-            direct_pool = 0
-            for k in range(NCLS):
-                if direct[b, k] > 0:
-                    direct_pool += round_div(<int128>e[k] * direct[b, k] * f, BP2)
-            # 3. base of the scale, per-admission deductible
-            base = -reduce
-            for k in range(NCLS):
-                if B[b, F_SCALE_MASK] & (1 << k):
-                    base += e[k]
-            base = imax(0, base)
-            d = 0
-            if B[b, F_NORD] > 0:
-                d = ded[b, level_row[c], imin(imax(ordinal, 1), B[b, F_NORD]) - 1]
-                d = imin(base, d)
-            X = base - d
-            # 4. the band scale on the slice [K, K + X)
-            K = counters[B[b, F_COUNTER]] if B[b, F_COUNTER] >= 0 else 0
-            pool_acc = 0
-            supp_acc = 0
-            ded_band = 0
-            sub_base = 0
-            nb = B[b, F_NBANDS]
-            for k in range(nb):
-                lo = imax(band_from[b, k], K)
-                hi = K + X
-                if k + 1 < nb:
-                    hi = imin(hi, band_from[b, k + 1])
-                piece = hi - lo
-                if piece <= 0:
-                    continue
-                pool_acc += <int128>piece * band_pool[b, k, cat]
-                supp_acc += <int128>piece * band_supp[b, k]
-                if band_flags[b, k] & FLAG_DEDUCTIBLE:
-                    ded_band += piece
-                if band_flags[b, k] & FLAG_SUBSIDISED:
-                    sub_base += piece
-            if B[b, F_COUNTER] >= 0:
-                counters[B[b, F_COUNTER]] = K + X
-            pool = scaled_round(pool_acc, f)
-            supp = scaled_round(supp_acc, f)
-            # 5. annual cap on the fund_pool; what it cuts may overflow to the tier
-            O = 0
-            if B[b, F_CAP] >= 0:
-                cap_amt = limit_amount(lim_months, lim_amount, lim_n, B[b, F_CAP_ROW], months[c])
-                room = imax(0, cap_amt - used[B[b, F_CAP]])
-                if pool > room:
-                    if B[b, F_OVERFLOW]:
-                        p = B[b, F_P_RET] if cat else B[b, F_P_IN]
-                        # the cost the cap cuts: X less the deductible bands, less
-                        # the cost whose fund share fits in the room
-                        if p * f > 0:
-                            O = X - ded_band - round_div(<int128>room * BP2, <int128>p * f)
-                        else:
-                            O = X - ded_band
-                        O = imax(0, O)
-                    pool = room
-                used[B[b, F_CAP]] += pool
-            pool += <int64_t>direct_pool
-            # 6. supplementary tier (大额 / 地方补充), with its annual limit
-            rate = B[b, F_TIER_RATE]
-            if rate > 0:
-                tier = O
-                for k in range(NCLS):
-                    if B[b, F_TIER_MASK] & (1 << k):
-                        tier += e[k]
-                supp += round_div(<int128>tier * rate * f, BP2)
-            supp = imax(0, imin(supp, E - pool))  # before the limit is charged
-            if B[b, F_SUPP_LIMIT] >= 0:
-                j = B[b, F_SUPP_LIMIT]
-                supp = imax(0, imin(supp, limit_amount(lim_months, lim_amount, lim_n, B[b, F_SUPP_ROW], months[c])
-                                         - used[j]))
-                used[j] += supp
-            mps = E - pool - supp
-            deductible = imin(d + ded_band, mps)
-            # 7. civil-servant subsidy on the member's share of the subsidised bands
-            subsidy = 0
-            if civil_servant[m]:
-                rate = B[b, F_SUB_RET] if cat else B[b, F_SUB_IN]
-                if rate > 0:
-                    subsidy = round_div(<int128>imax(0, sub_base - pool - supp) * rate, BP)
-                    subsidy = imin(subsidy, mps)
-            # 8. personal account after the fund: the member's share
-            if B[b, F_ACCOUNT] == ACCOUNT_MEMBER_SHARE:
-                pay = imax(0, imin(bal, mps - subsidy + fsp))
-                bal -= pay
-                acct += pay
-            out[c, O_DEDUCTIBLE] = deductible
-            out[c, O_POOL] = pool
-            out[c, O_SUPP] = supp
-            out[c, O_SUBSIDY] = subsidy
-            out[c, O_ACCOUNT] = acct
-            out[c, O_ORDINAL] = ordinal
+                w.e[k] = sums[c, SUM_ELIGIBLE_A + k]
+                w.E += w.e[k]
+            cap_amt = 0
+            if Bb[F_CAP] >= 0:
+                cap_amt = limit_amount(lim_months, lim_amount, lim_n, Bb[F_CAP_ROW], months[c])
+            supp_limit = 0
+            if Bb[F_SUPP_LIMIT] >= 0:
+                supp_limit = limit_amount(lim_months, lim_amount, lim_n, Bb[F_SUPP_ROW], months[c])
+            step1_ordinal(&w, Bb, &ordinal_count)
+            step2_account_before(&w, Bb, &acct_items[b, 0], &bal)
+            step3_direct(&w, &direct[b, 0])
+            step4_base_deductible(&w, Bb, &ded[b, level_row[c], 0])
+            step5_scale(&w, Bb, counters, &band_from[b, 0], &band_pool[b, 0, 0], &band_supp[b, 0],
+                        &band_flags[b, 0])
+            step6_cap(&w, Bb, cap_amt, used)
+            step7_tier(&w, Bb, supp_limit, used)
+            step8_subsidy(&w, Bb, civil_servant[m])
+            step9_account_after(&w, Bb, &bal)
+            out[c, OUT_DEDUCTIBLE] = w.deductible
+            out[c, OUT_FUND_POOL] = w.pool
+            out[c, OUT_FUND_SUPPLEMENTARY] = w.supp
+            out[c, OUT_SUBSIDY] = w.subsidy
+            out[c, OUT_ACCOUNT_PAID] = w.acct
+            out[c, OUT_ADMISSION_ORDINAL] = w.ordinal
 
 
 ctypedef struct Rem:
@@ -584,9 +627,9 @@ def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
     cdef bint neg
     with nogil:
         for c in range(n):
-            neg = sums[c, 0] < 0 or sums[c, 1] < 0 or sums[c, 2] < 0
+            neg = sums[c, SUM_TOTAL] < 0 or sums[c, SUM_SELF_PAY] < 0 or sums[c, SUM_FIRST_SELF_PAY] < 0
             e = 0
-            for k in range(3, 3 + NCLS):
+            for k in range(SUM_ELIGIBLE_A, SUM_ELIGIBLE_A + NCLS):
                 e += sums[c, k]
                 neg = neg or sums[c, k] < 0
             neg = neg or e < 0

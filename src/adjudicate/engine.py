@@ -24,14 +24,17 @@ from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
 from .money import PRICE_SCALE, yuan
 from .policy import Compiled, Policy, compile_policy
+from .layout import ClaimSum, Settled
 from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
 
-#: Output columns of the claim kernel (``_core.settle_claims``).
-DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT, ORDINAL = range(6)
+#: Output columns of the claim kernel (``_core.settle_claims``; defined in ``_core.pxd``).
+DEDUCTIBLE, POOL, SUPP = Settled.DEDUCTIBLE, Settled.FUND_POOL, Settled.FUND_SUPPLEMENTARY
+SUBSIDY, ACCOUNT, ORDINAL = Settled.SUBSIDY, Settled.ACCOUNT_PAID, Settled.ADMISSION_ORDINAL
 #: Units of max_unit_price (0.0001 yuan) × quantity (millionths) in one fen.
 PRICE_QTY_PER_FEN = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
-#: Columns of ``claim_sums`` (``_core.split_lines``).
-TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = 0, 1, 2, 3
+#: Columns of ``claim_sums`` (``_core.split_lines``; defined in ``_core.pxd``).
+TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = ClaimSum.TOTAL, ClaimSum.SELF_PAY, ClaimSum.FIRST_SELF_PAY, ClaimSum.ELIGIBLE_A
+NSUMS, NOUT = len(ClaimSum), len(Settled)
 
 
 @dataclass
@@ -251,7 +254,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
     self_pay = np.empty(nl, np.int64)
     fsp = np.empty(nl, np.int64)
     elig = np.empty(nl, np.int64)
-    sums = np.zeros((nc, 7), np.int64)
+    sums = np.zeros((nc, NSUMS), np.int64)
     ben8 = benefit.view(np.uint8)
     ranges = chunks_by_member(enc.member, threads)
     cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
@@ -285,7 +288,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
 def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.ndarray, sums: np.ndarray,
             compiled: Compiled, members: Table, threads: int, policy: Policy, base_year: int | None) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
-    out = np.zeros((len(enc.member), 6), np.int64)
+    out = np.zeros((len(enc.member), NOUT), np.int64)
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
     civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
     balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)

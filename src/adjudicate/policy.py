@@ -23,18 +23,16 @@ from typing import Any
 import numpy as np
 
 from . import dated
+from .layout import FLAG_DEDUCTIBLE, FLAG_SUBSIDISED, FSP_BIT, AccountMode, BlockField
 from .schema import CATEGORIES, PROVIDER_KINDS, REFERRALS, SETTINGS
 from .tomlfile import KeyLocator, read_toml
 
 POLICY_DIR = Path(__file__).parent / "policies"
 FUND_CLASSES = ("A", "B", "special", "supplementary")  # classes with eligible amounts
-FSP_BIT = 16  # account item: first_self_pay (kernel FSP_BIT)
-FLAG_DEDUCTIBLE, FLAG_SUBSIDISED = 1, 2
-ACCOUNT_MODES = {"none": 0, "member_share": 1, "before_fund": 2}
-#: Column layout of the block table ``B`` (kernel F_* constants, same order).
-FIELDS = ("nbands", "counter", "scale_mask", "nord", "cap", "overflow", "tier_rate", "tier_mask",
-          "supp_limit", "sub_in", "sub_ret", "account", "nacct", "p_in", "p_ret", "inpatient",
-          "cap_row", "supp_row")
+#: Account modes by policy name (``pays``), as the kernel's F_ACCOUNT values.
+ACCOUNT_MODES = {m.name.lower(): int(m) for m in AccountMode}
+#: Column names of the block table ``B``, in column order (``_core.pxd``, BlockField).
+FIELDS = tuple(f.name.lower() for f in BlockField)
 MAX_COUNTERS = MAX_LIMITS = 16
 EPOCH = dt.date(1970, 1, 1)
 
@@ -433,8 +431,10 @@ class _Reader(KeyLocator):
         if len(counters) > MAX_COUNTERS:
             raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
         credit = self.account_credit(doc, blocks, params)
-        return Policy(meta["name"], meta["version"], meta["title"], meta["source"], self.path,
-                      class_ratio, sup_cat, params, limits, blocks, by_setting, tuple(notes), credit)
+        return Policy(name=meta["name"], version=meta["version"], title=meta["title"], source=meta["source"],
+                      path=self.path, class_ratio_bp=class_ratio, supplementary_catalogue=sup_cat,
+                      parameters=params, limits=limits, blocks=blocks, block_of_setting=by_setting,
+                      notes=tuple(notes), account_credit=credit)
 
     def account_credit(self, doc: dict, blocks: tuple[Block, ...], params) -> AccountCredit | None:
         """``[account.credit]``: required when a block pays from the personal account (the
@@ -467,7 +467,7 @@ class _Reader(KeyLocator):
                 raise self.error(f"{key}.from_age", "age bands start at 0 and rise strictly")
             ages.append(age)
             rates.append(self.rate(self.require(b, "rate", key), f"{key}.rate"))
-        return AccountCredit(retired, tuple(ages), tuple(rates))
+        return AccountCredit(retired_fen=retired, age_from=tuple(ages), age_rate_bp=tuple(rates))
 
     def rules(self, v: Any, key: str) -> tuple[BenefitRule, ...]:
         if not isinstance(v, list) or not v:
@@ -506,7 +506,8 @@ class _Reader(KeyLocator):
                 factor = None
             else:
                 factor = self.rate(self.require(r, "factor", k), f"{k}.factor")
-            out.append(BenefitRule(r.get("designated"), r.get("local"), kinds, levels, refs, factor, k))
+            out.append(BenefitRule(designated=r.get("designated"), local=r.get("local"), kinds=kinds, levels=levels,
+                                   referrals=refs, factor_bp=factor, key=k))
         return tuple(out)
 
     def limit(self, name: str, v: Any, params: dict[str, Decimal]) -> Limit:
@@ -516,7 +517,8 @@ class _Reader(KeyLocator):
         if ("amount" in v) == ("by_enrolment_months" in v):
             raise self.error(key, "give either 'amount' or 'by_enrolment_months'")
         if "amount" in v:
-            return Limit(name, (0,), (self.amount(v["amount"], f"{key}.amount", params),), key)
+            return Limit(name=name, months=(0,), amounts_fen=(self.amount(v["amount"], f"{key}.amount", params),),
+                         key=key)
         rows = v["by_enrolment_months"]
         if not isinstance(rows, list) or not rows:
             raise self.error(f"{key}.by_enrolment_months", "expected a list of { from = months, amount = … }")
@@ -533,130 +535,174 @@ class _Reader(KeyLocator):
             amounts.append(self.amount(self.require(row, "amount", k), f"{k}.amount", params))
         if months[0] != 0:
             raise self.error(f"{key}.by_enrolment_months", "the first bracket must start at 0 months")
-        return Limit(name, tuple(months), tuple(amounts), key)
+        return Limit(name=name, months=tuple(months), amounts_fen=tuple(amounts), key=key)
 
     def block(self, name: str, v: Any, default_rules, limits: dict[str, Limit], params) -> Block:
+        """``[blocks.NAME]``: one table per part, read in the order a claim is settled."""
         key = f"blocks.{name}"
         v = self.table(v, key)
         self.only(v, key, {"settings", "benefit", "admission", "deductible", "scale", "direct", "cap",
                            "supplementary", "subsidy", "account"})
-        settings = self.strings(self.require(v, "settings", key), f"{key}.settings", "settings")
-        for s in settings:
-            if s not in SETTINGS:
-                raise self.error(f"{key}.settings", f"unknown setting {s!r}; expected {', '.join(SETTINGS)}")
+        # in the order of the file's parts, so the first error reported is the first in the table
+        settings = self.block_settings(v, key)
         rules = self.rules(v["benefit"], f"{key}.benefit") if "benefit" in v else default_rules
         inpatient = self.boolean(v.get("admission", False), f"{key}.admission")
-        # deductible by level row and ordinal
-        deductible = None
-        if "deductible" in v:
-            dk = f"{key}.deductible"
-            dd = self.table(v["deductible"], dk)
-            self.only(dd, dk, {"by_level"})
-            table = self.table(self.require(dd, "by_level", dk), f"{dk}.by_level")
-            self.only(table, f"{dk}.by_level", {"1", "2", "3"})
-            deductible = {}
-            for row in ("1", "2", "3"):
-                vals = self.require(table, row, f"{dk}.by_level")
-                vals = vals if isinstance(vals, list) else [vals]
-                if not vals:
-                    raise self.error(f"{dk}.by_level.{row}", "expected an amount, or a list of amounts by "
-                                     "admission ordinal (1st, 2nd, 3rd and later)")
-                deductible[int(row)] = tuple(self.amount(x, f"{dk}.by_level.{row}", params) for x in vals)
-            if len({len(x) for x in deductible.values()}) != 1:
-                raise self.error(f"{dk}.by_level", "every level row needs the same number of ordinals")
-        # scale
-        scale_classes: tuple[str, ...] = ()
-        counter = None
-        bands: list[Band] = []
-        if "scale" in v:
-            sk = f"{key}.scale"
-            sc = self.table(v["scale"], sk)
-            self.only(sc, sk, {"classes", "counter", "bands"})
-            scale_classes = self.classes(self.require(sc, "classes", sk), f"{sk}.classes")
-            counter = sc.get("counter")
-            if counter is not None and not isinstance(counter, str):
-                raise self.error(f"{sk}.counter", "expected the name of an annual counter")
-            raw = self.require(sc, "bands", sk)
-            if not isinstance(raw, list) or not raw:
-                raise self.error(f"{sk}.bands", "expected a list of bands")
-            for i, band in enumerate(raw):
-                bk = f"{sk}.bands[{i}]"
-                band = self.table(band, bk)
-                self.only(band, bk, {"from", "pool", "supplementary", "deductible", "subsidised"})
-                start = self.amount(self.require(band, "from", bk), f"{bk}.from", params)
-                if (i == 0 and start != 0) or (bands and start <= bands[-1].start_fen):
-                    raise self.error(f"{bk}.from", "bands start at 0 and ascend")
-                pool = self.by_category(band.get("pool", 0), f"{bk}.pool")
-                supp = self.rate(band.get("supplementary", 0), f"{bk}.supplementary")
-                ded = self.boolean(band.get("deductible", False), f"{bk}.deductible")
-                sub = self.boolean(band.get("subsidised", False), f"{bk}.subsidised")
-                if ded and (pool != (0, 0) or supp):
-                    raise self.error(bk, "a deductible band pays nothing from the funds")
-                if max(pool) + supp > 10000:
-                    raise self.error(bk, "pool and supplementary together exceed 100 %")
-                bands.append(Band(start, pool, supp, ded, sub, bk))
-        direct = {}
-        if "direct" in v:
-            dk = f"{key}.direct"
-            dd = self.table(v["direct"], dk)
-            self.only(dd, dk, set(FUND_CLASSES))
-            direct = {c: self.rate(x, f"{dk}.{c}") for c, x in dd.items()}
-            overlap = set(direct) & set(scale_classes)
-            if overlap:
-                raise self.error(dk, f"class {sorted(overlap)[0]!r} is both paid directly and on the scale")
-        cap, overflow = None, "member"
-        if "cap" in v:
-            ck = f"{key}.cap"
-            cc = self.table(v["cap"], ck)
-            self.only(cc, ck, {"limit", "overflow"})
-            cap = self.limit_name(self.require(cc, "limit", ck), f"{ck}.limit", limits)
-            overflow = cc.get("overflow", "member")
-            if overflow not in ("member", "supplementary"):
-                raise self.error(f"{ck}.overflow", f"expected 'member' or 'supplementary', got {self._show(overflow)}")
-            if direct:
-                raise self.error(ck, "a block with 'direct' payments cannot also have a cap")
-        tier_bp, tier_classes, supp_limit = 0, (), None
-        if "supplementary" in v:
-            tk = f"{key}.supplementary"
-            tt = self.table(v["supplementary"], tk)
-            self.only(tt, tk, {"rate", "classes", "limit"})
-            tier_bp = self.rate(tt.get("rate", 0), f"{tk}.rate")
-            tier_classes = self.classes(tt.get("classes", []), f"{tk}.classes")
-            if tt.get("limit") is not None:
-                supp_limit = self.limit_name(tt["limit"], f"{tk}.limit", limits)
-        subsidy = None
-        if "subsidy" in v:
-            sk = f"{key}.subsidy"
-            ss = self.table(v["subsidy"], sk)
-            self.only(ss, sk, {"civil_servant"})
-            subsidy = self.by_category(self.require(ss, "civil_servant", sk), f"{sk}.civil_servant")
-        account, items = "none", ()
-        if "account" in v:
-            ak = f"{key}.account"
-            aa = self.table(v["account"], ak)
-            self.only(aa, ak, {"pays", "order"})
-            account = self.string(self.require(aa, "pays", ak), f"{ak}.pays")
-            if account not in ACCOUNT_MODES:
-                raise self.error(f"{ak}.pays", f"expected one of {', '.join(ACCOUNT_MODES)}, got {account!r}")
-            if account == "before_fund":
-                order = self.require(aa, "order", ak)
-                if not isinstance(order, list) or not order or not all(isinstance(x, str) for x in order):
-                    raise self.error(f"{ak}.order", "expected a list like [\"A+B\", \"first_self_pay\"]")
-                items = tuple(tuple(p.strip() for p in x.split("+")) for x in order)
-                for it in items:
-                    for p in it:
-                        if p not in FUND_CLASSES + ("first_self_pay",):
-                            raise self.error(f"{ak}.order", f"unknown item {p!r}; expected classes "
-                                             f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +")
-                _check_account_order(self, f"{ak}.order", items, scale_classes, tuple(direct), tier_classes)
-            elif "order" in aa:
-                raise self.error(f"{ak}.order", "'order' goes with pays = \"before_fund\"")
-        block = Block(name, settings, rules, inpatient, deductible, scale_classes, counter, tuple(bands),
-                      direct, cap, overflow, tier_bp, tier_classes, supp_limit, subsidy, account, items)
+        deductible = self.deductible(v, key, params)
+        scale_classes, counter, bands = self.scale(v, key, params)
+        direct = self.direct(v, key, scale_classes)
+        cap, overflow = self.cap(v, key, limits, direct)
+        tier_bp, tier_classes, supp_limit = self.tier(v, key, limits)
+        subsidy = self.subsidy(v, key)
+        account, items = self.account(v, key, scale_classes, tuple(direct), tier_classes)
+        block = Block(name=name, settings=settings, benefit=rules, inpatient=inpatient, deductible_fen=deductible,
+                      scale_classes=scale_classes, counter=counter, bands=bands, direct_bp=direct, cap=cap,
+                      overflow=overflow, tier_bp=tier_bp, tier_classes=tier_classes, supp_limit=supp_limit,
+                      subsidy_bp=subsidy, account=account, account_items=items)
         if overflow == "supplementary" and block.single_rate() == (0, 0):
             raise self.error(f"{key}.cap.overflow", "overflow to the supplementary tier needs a scale "
                              "with one pool rate (the cut is found by dividing by it)")
         return block
+
+    def block_settings(self, v: dict, key: str) -> tuple[str, ...]:
+        settings = self.strings(self.require(v, "settings", key), f"{key}.settings", "settings")
+        for s in settings:
+            if s not in SETTINGS:
+                raise self.error(f"{key}.settings", f"unknown setting {s!r}; expected {', '.join(SETTINGS)}")
+        return settings
+
+    def deductible(self, v: dict, key: str, params) -> dict[int, tuple[int, ...]] | None:
+        """``deductible.by_level``: per level row 1..3, an amount or a list by admission ordinal (step 4)."""
+        if "deductible" not in v:
+            return None
+        dk = f"{key}.deductible"
+        dd = self.table(v["deductible"], dk)
+        self.only(dd, dk, {"by_level"})
+        table = self.table(self.require(dd, "by_level", dk), f"{dk}.by_level")
+        self.only(table, f"{dk}.by_level", {"1", "2", "3"})
+        deductible = {}
+        for row in ("1", "2", "3"):
+            vals = self.require(table, row, f"{dk}.by_level")
+            vals = vals if isinstance(vals, list) else [vals]
+            if not vals:
+                raise self.error(f"{dk}.by_level.{row}", "expected an amount, or a list of amounts by "
+                                 "admission ordinal (1st, 2nd, 3rd and later)")
+            deductible[int(row)] = tuple(self.amount(x, f"{dk}.by_level.{row}", params) for x in vals)
+        if len({len(x) for x in deductible.values()}) != 1:
+            raise self.error(f"{dk}.by_level", "every level row needs the same number of ordinals")
+        return deductible
+
+    def scale(self, v: dict, key: str, params) -> tuple[tuple[str, ...], str | None, tuple[Band, ...]]:
+        """``scale``: its classes, annual counter and bands (steps 4 and 5)."""
+        if "scale" not in v:
+            return (), None, ()
+        sk = f"{key}.scale"
+        sc = self.table(v["scale"], sk)
+        self.only(sc, sk, {"classes", "counter", "bands"})
+        scale_classes = self.classes(self.require(sc, "classes", sk), f"{sk}.classes")
+        counter = sc.get("counter")
+        if counter is not None and not isinstance(counter, str):
+            raise self.error(f"{sk}.counter", "expected the name of an annual counter")
+        raw = self.require(sc, "bands", sk)
+        if not isinstance(raw, list) or not raw:
+            raise self.error(f"{sk}.bands", "expected a list of bands")
+        bands: list[Band] = []
+        for i, band in enumerate(raw):
+            bands.append(self.band(band, f"{sk}.bands[{i}]", bands[-1] if bands else None, params))
+        return scale_classes, counter, tuple(bands)
+
+    def band(self, v: Any, bk: str, previous: Band | None, params) -> Band:
+        band = self.table(v, bk)
+        self.only(band, bk, {"from", "pool", "supplementary", "deductible", "subsidised"})
+        start = self.amount(self.require(band, "from", bk), f"{bk}.from", params)
+        if (previous is None and start != 0) or (previous is not None and start <= previous.start_fen):
+            raise self.error(f"{bk}.from", "bands start at 0 and ascend")
+        pool = self.by_category(band.get("pool", 0), f"{bk}.pool")
+        supp = self.rate(band.get("supplementary", 0), f"{bk}.supplementary")
+        ded = self.boolean(band.get("deductible", False), f"{bk}.deductible")
+        sub = self.boolean(band.get("subsidised", False), f"{bk}.subsidised")
+        if ded and (pool != (0, 0) or supp):
+            raise self.error(bk, "a deductible band pays nothing from the funds")
+        if max(pool) + supp > 10000:
+            raise self.error(bk, "pool and supplementary together exceed 100 %")
+        return Band(start_fen=start, pool_bp=pool, supp_bp=supp, deductible=ded, subsidised=sub, key=bk)
+
+    def direct(self, v: dict, key: str, scale_classes: tuple[str, ...]) -> dict[str, int]:
+        """``direct``: classes the fund pays at a rate, outside the scale (step 3)."""
+        if "direct" not in v:
+            return {}
+        dk = f"{key}.direct"
+        dd = self.table(v["direct"], dk)
+        self.only(dd, dk, set(FUND_CLASSES))
+        direct = {c: self.rate(x, f"{dk}.{c}") for c, x in dd.items()}
+        overlap = set(direct) & set(scale_classes)
+        if overlap:
+            raise self.error(dk, f"class {sorted(overlap)[0]!r} is both paid directly and on the scale")
+        return direct
+
+    def cap(self, v: dict, key: str, limits: dict[str, Limit], direct: dict[str, int]) -> tuple[str | None, str]:
+        """``cap``: the limit on fund_pool and where what it cuts goes (step 6)."""
+        if "cap" not in v:
+            return None, "member"
+        ck = f"{key}.cap"
+        cc = self.table(v["cap"], ck)
+        self.only(cc, ck, {"limit", "overflow"})
+        cap = self.limit_name(self.require(cc, "limit", ck), f"{ck}.limit", limits)
+        overflow = cc.get("overflow", "member")
+        if overflow not in ("member", "supplementary"):
+            raise self.error(f"{ck}.overflow", f"expected 'member' or 'supplementary', got {self._show(overflow)}")
+        if direct:
+            raise self.error(ck, "a block with 'direct' payments cannot also have a cap")
+        return cap, overflow
+
+    def tier(self, v: dict, key: str, limits: dict[str, Limit]) -> tuple[int, tuple[str, ...], str | None]:
+        """``supplementary``: the tier's rate, classes and annual limit (step 7)."""
+        if "supplementary" not in v:
+            return 0, (), None
+        tk = f"{key}.supplementary"
+        tt = self.table(v["supplementary"], tk)
+        self.only(tt, tk, {"rate", "classes", "limit"})
+        tier_bp = self.rate(tt.get("rate", 0), f"{tk}.rate")
+        tier_classes = self.classes(tt.get("classes", []), f"{tk}.classes")
+        supp_limit = None
+        if tt.get("limit") is not None:
+            supp_limit = self.limit_name(tt["limit"], f"{tk}.limit", limits)
+        return tier_bp, tier_classes, supp_limit
+
+    def subsidy(self, v: dict, key: str) -> tuple[int, int] | None:
+        """``subsidy.civil_servant``: rate by category (step 8)."""
+        if "subsidy" not in v:
+            return None
+        sk = f"{key}.subsidy"
+        ss = self.table(v["subsidy"], sk)
+        self.only(ss, sk, {"civil_servant"})
+        return self.by_category(self.require(ss, "civil_servant", sk), f"{sk}.civil_servant")
+
+    def account(self, v: dict, key: str, scale_classes: tuple[str, ...], direct_classes: tuple[str, ...],
+                tier_classes: tuple[str, ...]) -> tuple[str, tuple[tuple[str, ...], ...]]:
+        """``account``: what the personal account pays, before the fund (step 2) or after it (step 9)."""
+        if "account" not in v:
+            return "none", ()
+        ak = f"{key}.account"
+        aa = self.table(v["account"], ak)
+        self.only(aa, ak, {"pays", "order"})
+        account = self.string(self.require(aa, "pays", ak), f"{ak}.pays")
+        if account not in ACCOUNT_MODES:
+            raise self.error(f"{ak}.pays", f"expected one of {', '.join(ACCOUNT_MODES)}, got {account!r}")
+        if account != "before_fund":
+            if "order" in aa:
+                raise self.error(f"{ak}.order", "'order' goes with pays = \"before_fund\"")
+            return account, ()
+        order = self.require(aa, "order", ak)
+        if not isinstance(order, list) or not order or not all(isinstance(x, str) for x in order):
+            raise self.error(f"{ak}.order", "expected a list like [\"A+B\", \"first_self_pay\"]")
+        items = tuple(tuple(p.strip() for p in x.split("+")) for x in order)
+        for it in items:
+            for p in it:
+                if p not in FUND_CLASSES + ("first_self_pay",):
+                    raise self.error(f"{ak}.order", f"unknown item {p!r}; expected classes "
+                                     f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +")
+        _check_account_order(self, f"{ak}.order", items, scale_classes, direct_classes, tier_classes)
+        return account, items
 
 
 def _check_account_order(reader: "_Reader", key: str, items, scale_classes, direct_classes, tier_classes) -> None:
@@ -721,6 +767,33 @@ def class_mask(classes) -> int:
     return sum(1 << FUND_CLASSES.index(c) for c in set(classes) if c in FUND_CLASSES)
 
 
+def _block_row(b: Block, counters: list[str], lim_names: list[str], period_row: int) -> dict[str, int]:
+    """One row of the block table ``B``, by column name (``FIELDS``); ``period_row`` is
+    the first row of the block's period in the limit tables."""
+    sub_in, sub_ret = b.subsidy_bp or (0, 0)
+    p_in, p_ret = b.single_rate()
+    return {
+        "nbands": len(b.bands),
+        "counter": counters.index(b.counter) if b.counter else -1,
+        "scale_mask": class_mask(b.scale_classes),
+        "nord": len(next(iter(b.deductible_fen.values()))) if b.deductible_fen else 0,
+        "cap": lim_names.index(b.cap) if b.cap else -1,
+        "overflow": int(b.overflow == "supplementary"),
+        "tier_rate": b.tier_bp,
+        "tier_mask": class_mask(b.tier_classes),
+        "supp_limit": lim_names.index(b.supp_limit) if b.supp_limit else -1,
+        "sub_in": sub_in,
+        "sub_ret": sub_ret,
+        "account": ACCOUNT_MODES[b.account],
+        "nacct": len(b.account_items),
+        "p_in": p_in,
+        "p_ret": p_ret,
+        "inpatient": int(b.inpatient),
+        "cap_row": period_row + lim_names.index(b.cap) if b.cap else -1,
+        "supp_row": period_row + lim_names.index(b.supp_limit) if b.supp_limit else -1,
+    }
+
+
 def compile_policy(policy: Policy) -> Compiled:
     pols = policy.period_policies
     first = pols[0]
@@ -742,26 +815,10 @@ def compile_policy(policy: Policy) -> Compiled:
     ded = np.zeros((nb * nper, 3, maxo), np.int64)
     acct = np.zeros((nb * nper, maxa), np.int64)
     direct = np.zeros((nb * nper, len(FUND_CLASSES)), np.int64)
-    col = {f: i for i, f in enumerate(FIELDS)}
     for i, b in enumerate(blocks):
         k = i // nb  # the period
-        row = B[i]
-        row[col["nbands"]] = len(b.bands)
-        row[col["counter"]] = counters.index(b.counter) if b.counter else -1
-        row[col["scale_mask"]] = class_mask(b.scale_classes)
-        row[col["nord"]] = len(next(iter(b.deductible_fen.values()))) if b.deductible_fen else 0
-        row[col["cap"]] = lim_names.index(b.cap) if b.cap else -1
-        row[col["overflow"]] = b.overflow == "supplementary"
-        row[col["tier_rate"]] = b.tier_bp
-        row[col["tier_mask"]] = class_mask(b.tier_classes)
-        row[col["supp_limit"]] = lim_names.index(b.supp_limit) if b.supp_limit else -1
-        row[col["sub_in"]], row[col["sub_ret"]] = b.subsidy_bp or (0, 0)
-        row[col["account"]] = ACCOUNT_MODES[b.account]
-        row[col["nacct"]] = len(b.account_items)
-        row[col["p_in"]], row[col["p_ret"]] = b.single_rate()
-        row[col["inpatient"]] = b.inpatient
-        row[col["cap_row"]] = k * nl + lim_names.index(b.cap) if b.cap else -1
-        row[col["supp_row"]] = k * nl + lim_names.index(b.supp_limit) if b.supp_limit else -1
+        row = _block_row(b, counters, lim_names, period_row=k * nl)
+        B[i] = [row[f] for f in FIELDS]  # a column left out is a KeyError, not a silent 0
         for j, band in enumerate(b.bands):
             band_from[i, j] = band.start_fen
             band_pool[i, j] = band.pool_bp
@@ -785,8 +842,10 @@ def compile_policy(policy: Policy) -> Compiled:
                                  for k, p in enumerate(pols)], np.int64)
     class_ratio = np.array([[p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0] for p in pols], np.int64)
     supp_cat = np.array([p.supplementary_catalogue for p in pols], bool)
-    return Compiled(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct, direct,
-                    lim_months, lim_amount, lim_n, class_ratio, supp_cat)
+    return Compiled(block_of_setting=block_of_setting, B=B, band_from=band_from, band_pool=band_pool,
+                    band_supp=band_supp, band_flags=band_flags, ded=ded, acct_items=acct, direct=direct,
+                    lim_months=lim_months, lim_amount=lim_amount, lim_n=lim_n, class_ratio=class_ratio,
+                    supplementary_catalogue=supp_cat)
 
 
 def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int,

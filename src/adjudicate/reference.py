@@ -10,18 +10,20 @@ two must agree to the fen on every output column; the property tests in
 Each claim also carries a trace: every number with the policy key behind it
 (``blocks.inpatient.scale.bands[1]``) and a note, which ``explain`` prints.
 
-Order of the steps for one claim (schemes.md §1–§6):
+For one claim (schemes.md §1–§6): the benefit rule and factor; the lines
+(catalogue class, price ceiling, first_self_pay ratio); then, with benefit,
+the settlement steps, one function each, numbered as the kernel's ``step*``
+helpers and the policy guide's "How a claim is settled":
 
-1. line split: catalogue class, price ceiling, first_self_pay ratio;
-2. benefit rule and factor, admission ordinal;
-3. account before the fund (``pays = "before_fund"``), item by item;
-4. classes the fund pays directly;
-5. base of the scale, deductible by level row and ordinal;
-6. the band scale on ``[K, K + X)`` (K an annual counter, or 0 per claim);
-7. the annual cap, and what it cuts overflowing to the supplementary tier;
-8. the supplementary tier and its annual limit;
-9. the civil-servant subsidy;
-10. the account after the fund (``pays = "member_share"``); cash is the rest.
+1. the admission ordinal;
+2. the account before the fund (``pays = "before_fund"``), item by item;
+3. classes the fund pays directly;
+4. base of the scale, deductible by level row and ordinal;
+5. the band scale on ``[K, K + X)`` (K an annual counter, or 0 per claim);
+6. the annual cap, and what it cuts overflowing to the supplementary tier;
+7. the supplementary tier and its annual limit;
+8. the civil-servant subsidy;
+9. the account after the fund (``pays = "member_share"``); cash is the rest.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from .account import credit_rule, credits
 from .inputs import QUANTITY_SCALE
+from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, round_half_away, yuan
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
@@ -283,7 +286,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
 
 def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
     """schemes.md §1: self_pay / first_self_pay / eligible of one line."""
-    r = LineResult(line.line_no, line.item_code, line.cls, line.amount_fen)
+    r = LineResult(line_no=line.line_no, item_code=line.item_code, cls=line.cls, amount=line.amount_fen)
     amt = line.amount_fen
     if not benefit:
         r.why_self_pay = "the provider gives no benefit for this claim"
@@ -381,33 +384,61 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
 
 
 
+@dataclass
+class Work:
+    """One claim between the settlement steps: what each step reads and leaves for
+    the next (the kernel's ``Claim`` struct, plus the trace and the member's year)."""
+
+    policy: Policy
+    block: Block
+    member: Member
+    res: ClaimResult
+    state: YearState
+    cat: int  # member category: 0 in service, 1 retired
+    acct: int = 0  # paid by the personal account
+    reduce: int = 0  # account paid on scale classes, off the scale's base
+    d: int = 0  # per-admission deductible
+    X: int = 0  # the slice of the scale this claim covers
+    ded_band: int = 0  # pieces in deductible bands
+    sub_base: int = 0  # pieces in subsidised bands
+    O: int = 0  # cost the cap cuts, to the tier
+    pool: int = 0
+    supp: int = 0
+    direct_pool: int = 0
+
+    @property
+    def bk(self) -> str:
+        return f"blocks.{self.block.name}"
+
+    @property
+    def e(self) -> dict[str, int]:
+        return self.res.eligible_by_class
+
+    @property
+    def f(self) -> int:
+        return self.res.factor_bp
+
+
 def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provider,
                  state: YearState) -> ClaimResult:
-    """Settle one claim against the member's year so far; ``state`` is updated in place."""
+    """Settle one claim against the member's year so far; ``state`` is updated in place.
+
+    The lines first (schemes.md §1), then, for a claim with benefit, steps 1–9,
+    numbered as the kernel's ``step*`` helpers and the policy guide's "How a
+    claim is settled"."""
     block = policy.block_of_setting[claim.setting]
     bk = f"blocks.{block.name}"
     benefit, factor, rule_key = benefit_of(block, provider, claim.referral)
-    res = ClaimResult(claim.claim_id, member.member_id, claim.provider_id, claim.setting, claim.settle_date,
-                      [], benefit, factor, rule_key, block.name,
-                      enrolment_months(member.enrolled_since, claim.settle_date), level_row(provider))
+    res = ClaimResult(claim_id=claim.claim_id, member_id=member.member_id, provider_id=claim.provider_id,
+                      setting=claim.setting, settle_date=claim.settle_date, lines=[], benefit=benefit,
+                      factor_bp=factor, benefit_key=rule_key, block=block.name,
+                      months=enrolment_months(member.enrolled_since, claim.settle_date),
+                      level_row=level_row(provider))
     res.before = state.snapshot()
     res.step("benefit", int(benefit), rule_key or f"{bk}.benefit",
              (f"benefit at factor {_pct(factor)}" if benefit else "no benefit: everything is self_pay")
              + ("" if rule_key else " (no rule matched)"), "flag")
-
-    # 1. lines (schemes.md §1)
-    for line in claim.lines:
-        lr = split_line(policy, line, benefit)
-        res.lines.append(lr)
-        res.total += lr.amount
-        res.self_pay += lr.self_pay
-        res.first_self_pay += lr.first_self_pay
-        if lr.cls in FUND_CLASSES:
-            res.eligible_by_class[lr.cls] += lr.eligible
-    res.step("total", res.total, "", "Σ line amounts")
-    res.step("self_pay", res.self_pay, "", "excluded / unknown items, amounts over max_unit_price")
-    res.step("first_self_pay", res.first_self_pay, "lines.first_self_pay", "Σ round(allowed × ratio) per line")
-    res.step("eligible", res.eligible, "", "total − self_pay − first_self_pay")
+    split_claim_lines(policy, claim, res)
     bad = negative_sums(res)
     if bad:
         res.rejected = ("negative_claim_total", f"negative {', '.join(bad)} (a refund of something not billed)")
@@ -418,60 +449,101 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
         res.after = state.snapshot()
         res.step("cash_paid", res.cash_paid, "", "a claim without benefit is paid in cash")
         return res
+    w = Work(policy=policy, block=block, member=member, res=res, state=state,
+             cat=CATEGORIES.index(member.category))
+    for step in STEPS:
+        step(w)
+    res.account_paid = w.acct
+    res.step("account_paid", w.acct, f"{bk}.account" if block.account != "none" else "", "")
+    res.step("cash_paid", res.cash_paid, "", "total − fund_pool − fund_supplementary − subsidy − account_paid")
+    # lines' share of the claim's funds (largest remainder)
+    weights = [lr.eligible for lr in res.lines]
+    for lr, p_, s_ in zip(res.lines, allocate(w.pool, weights), allocate(w.supp, weights)):
+        lr.fund_pool, lr.fund_supplementary = p_, s_
+    res.after = state.snapshot()
+    return res
 
-    cat = CATEGORIES.index(member.category)
-    e = res.eligible_by_class
-    E, fsp, f = res.eligible, res.first_self_pay, factor
-    # 2. admission ordinal
-    if block.inpatient:
-        state.admissions += 1
-        res.ordinal = state.admissions
-        res.step("admission_ordinal", res.ordinal, f"{bk}.admission",
-                 "1 + earlier admissions with benefit this year", "count")
-    acct = reduce = 0
-    # 3. account before the fund, item by item
-    if block.account == "before_fund":
-        for i, item in enumerate(block.account_items):
-            classes = [c for c in FUND_CLASSES if c in item]
-            amt = (fsp if "first_self_pay" in item else 0) + sum(e[c] for c in classes)
-            pay = max(0, min(state.balance, amt))
-            state.balance -= pay
-            acct += pay
-            on_scale = "first_self_pay" not in item and all(c in block.scale_classes for c in classes)
-            if on_scale:
-                reduce += pay
-            res.step(f"account[{'+'.join(item)}]", pay, f"{bk}.account.order[{i}]",
-                     f"min(balance, {_yuan(amt)}); balance now {_yuan(state.balance)}"
-                     + ("; taken off the scale's base" if on_scale else ""))
-    # 4. classes the fund pays directly
-    direct_pool = 0
+
+def split_claim_lines(policy: Policy, claim: Claim, res: ClaimResult) -> None:
+    """Lines (schemes.md §1): each line's split, summed into the claim's sums."""
+    for line in claim.lines:
+        lr = split_line(policy, line, res.benefit)
+        res.lines.append(lr)
+        res.total += lr.amount
+        res.self_pay += lr.self_pay
+        res.first_self_pay += lr.first_self_pay
+        if lr.cls in FUND_CLASSES:
+            res.eligible_by_class[lr.cls] += lr.eligible
+    res.step("total", res.total, "", "Σ line amounts")
+    res.step("self_pay", res.self_pay, "", "excluded / unknown items, amounts over max_unit_price")
+    res.step("first_self_pay", res.first_self_pay, "lines.first_self_pay", "Σ round(allowed × ratio) per line")
+    res.step("eligible", res.eligible, "", "total − self_pay − first_self_pay")
+
+
+def step1_ordinal(w: Work) -> None:
+    """1. Admission ordinal: 1 + earlier admissions with benefit this year."""
+    if w.block.inpatient:
+        w.state.admissions += 1
+        w.res.ordinal = w.state.admissions
+        w.res.step("admission_ordinal", w.res.ordinal, f"{w.bk}.admission",
+                   "1 + earlier admissions with benefit this year", "count")
+
+
+def step2_account_before(w: Work) -> None:
+    """2. Account before the fund, item by item; what it pays on scale classes leaves the scale's base."""
+    if w.block.account != "before_fund":
+        return
+    fsp, state = w.res.first_self_pay, w.state
+    for i, item in enumerate(w.block.account_items):
+        classes = [c for c in FUND_CLASSES if c in item]
+        amt = (fsp if "first_self_pay" in item else 0) + sum(w.e[c] for c in classes)
+        pay = max(0, min(state.balance, amt))
+        state.balance -= pay
+        w.acct += pay
+        on_scale = "first_self_pay" not in item and all(c in w.block.scale_classes for c in classes)
+        if on_scale:
+            w.reduce += pay
+        w.res.step(f"account[{'+'.join(item)}]", pay, f"{w.bk}.account.order[{i}]",
+                   f"min(balance, {_yuan(amt)}); balance now {_yuan(state.balance)}"
+                   + ("; taken off the scale's base" if on_scale else ""))
+
+
+def step3_direct(w: Work) -> None:
+    """3. Classes the fund pays directly, outside the scale: round(e × rate × factor) each."""
     for c in FUND_CLASSES:
-        bp = block.direct_bp.get(c, 0)
+        bp = w.block.direct_bp.get(c, 0)
         if bp > 0:
-            part = round_half_away(e[c] * bp * f, BP2)
-            direct_pool += part
-            res.step(f"direct[{c}]", part, f"{bk}.direct.{c}",
-                     f"round({_yuan(e[c])} × {_pct(bp)} × factor {_pct(f)})")
-    # 5. base of the scale and the per-admission deductible
-    base = max(0, sum(e[c] for c in FUND_CLASSES if c in block.scale_classes) - reduce)
+            part = round_half_away(w.e[c] * bp * w.f, BP2)
+            w.direct_pool += part
+            w.res.step(f"direct[{c}]", part, f"{w.bk}.direct.{c}",
+                       f"round({_yuan(w.e[c])} × {_pct(bp)} × factor {_pct(w.f)})")
+
+
+def step4_base_deductible(w: Work) -> None:
+    """4. Base of the scale and the per-admission deductible; X = base − deductible."""
+    block, res = w.block, w.res
+    base = max(0, sum(w.e[c] for c in FUND_CLASSES if c in block.scale_classes) - w.reduce)
     if block.scale_classes:
-        res.step("base", base, f"{bk}.scale.classes",
-                 f"eligible of {'+'.join(block.scale_classes)}" + (" minus the account paid on them" if reduce else ""))
-    d = 0
+        res.step("base", base, f"{w.bk}.scale.classes",
+                 f"eligible of {'+'.join(block.scale_classes)}" + (" minus the account paid on them" if w.reduce else ""))
     if block.deductible_fen:
         vals = block.deductible_fen[res.level_row]
         idx = min(max(res.ordinal or 0, 1), len(vals)) - 1
-        d = min(base, vals[idx])
-        res.step("deductible_per_admission", d, f"{bk}.deductible.by_level.{res.level_row}[{idx}]",
+        w.d = min(base, vals[idx])
+        res.step("deductible_per_admission", w.d, f"{w.bk}.deductible.by_level.{res.level_row}[{idx}]",
                  f"min(base, {_yuan(vals[idx])}) at level row {res.level_row}, ordinal {res.ordinal or '-'}")
-    X = base - d
-    # 6. the band scale on [K, K + X)
-    K = state.counters.get(block.counter, 0) if block.counter else 0
+    w.X = base - w.d
+
+
+def step5_scale(w: Work) -> None:
+    """5. The band scale on [K, K + X): each fund the exact sum of piece × rate × factor, rounded once."""
+    block, res, X = w.block, w.res, w.X
+    K = w.state.counters.get(block.counter, 0) if block.counter else 0
     if block.bands:
-        res.step("K", K, f"{bk}.scale.counter" if block.counter else "",
+        res.step("K", K, f"{w.bk}.scale.counter" if block.counter else "",
                  f"annual counter '{block.counter}' before this claim" if block.counter else "per claim: K = 0")
         res.step("X", X, "", "slice [K, K + X) cut by the bands")
-    pool_acc = supp_acc = ded_band = sub_base = 0
+    pool_acc = supp_acc = 0
     for k, band in enumerate(block.bands):
         lo = max(band.start_fen, K)
         hi = K + X
@@ -479,95 +551,111 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
             hi = min(hi, block.bands[k + 1].start_fen)
         if hi - lo <= 0:
             continue
-        s = Slice(k, band.key, lo, hi, band.pool_bp[cat], band.supp_bp, band.deductible, band.subsidised, f)
+        s = Slice(band=k, key=band.key, lo=lo, hi=hi, pool_bp=band.pool_bp[w.cat], supp_bp=band.supp_bp,
+                  deductible=band.deductible, subsidised=band.subsidised, factor_bp=w.f)
         res.slices.append(s)
         pool_acc += s.piece * s.pool_bp
         supp_acc += s.piece * s.supp_bp
-        ded_band += s.piece if band.deductible else 0
-        sub_base += s.piece if band.subsidised else 0
+        w.ded_band += s.piece if band.deductible else 0
+        w.sub_base += s.piece if band.subsidised else 0
     if block.counter:
-        state.counters[block.counter] = K + X
-    pool = round_half_away(pool_acc * f, BP2)
-    supp = round_half_away(supp_acc * f, BP2)
+        w.state.counters[block.counter] = K + X
+    w.pool = round_half_away(pool_acc * w.f, BP2)
+    w.supp = round_half_away(supp_acc * w.f, BP2)
     if block.bands:
-        res.step("pool_on_scale", pool, f"{bk}.scale.bands", "round(Σ piece × pool ratio × factor), once")
+        res.step("pool_on_scale", w.pool, f"{w.bk}.scale.bands", "round(Σ piece × pool ratio × factor), once")
         if supp_acc:
-            res.step("supplementary_on_scale", supp, f"{bk}.scale.bands",
+            res.step("supplementary_on_scale", w.supp, f"{w.bk}.scale.bands",
                      "round(Σ piece × supplementary ratio × factor), once")
-    # 7. annual cap on the fund_pool, overflow to the supplementary tier
-    O = 0
+
+
+def step6_cap(w: Work) -> None:
+    """6. Annual cap on fund_pool; with overflow to the tier, the cost it cuts (O) goes on.
+    Then the directly paid classes join fund_pool."""
+    block, res, state = w.block, w.res, w.state
     if block.cap:
-        cap_amt, cap_key = limit_in_force(policy.limits[block.cap], res.months)
+        cap_amt, cap_key = limit_in_force(w.policy.limits[block.cap], res.months)
         used = state.used.get(block.cap, 0)
         room = max(0, cap_amt - used)
         res.limits.append({"limit": block.cap, "role": "cap", "amount": cap_amt, "used": used, "room": room,
                            "key": cap_key})
         res.step("cap_room", room, cap_key, f"cap {_yuan(cap_amt)} at {res.months} months − {_yuan(used)} "
                                             f"already paid against '{block.cap}' this year")
-        if pool > room:
+        if w.pool > room:
             if block.overflow == "supplementary":
-                p = block.single_rate()[cat]
-                O = max(0, X - ded_band - round_half_away(room * BP2, p * f)) if p * f > 0 else X - ded_band
-                res.step("overflow", O, f"{bk}.cap.overflow",
+                p, f = block.single_rate()[w.cat], w.f
+                w.O = (max(0, w.X - w.ded_band - round_half_away(room * BP2, p * f)) if p * f > 0
+                       else w.X - w.ded_band)
+                res.step("overflow", w.O, f"{w.bk}.cap.overflow",
                          f"X − deductible bands − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, "
                          "to the tier")
-            pool = room
-            res.step("pool_capped", pool, cap_key, "the fund pays up to the room under the cap")
-        state.used[block.cap] = used + pool
-    pool += direct_pool
-    # 8. supplementary tier and its limit
+            w.pool = room
+            res.step("pool_capped", w.pool, cap_key, "the fund pays up to the room under the cap")
+        state.used[block.cap] = used + w.pool
+    w.pool += w.direct_pool
+
+
+def step7_tier(w: Work) -> None:
+    """7. Supplementary tier on O and its classes, never above eligible − fund_pool,
+    then within its annual limit; the deductible follows."""
+    block, res, state, e = w.block, w.res, w.state, w.e
     if block.tier_bp > 0:
-        tier = O + sum(e[c] for c in FUND_CLASSES if c in block.tier_classes)
-        part = round_half_away(tier * block.tier_bp * f, BP2)
-        supp += part
-        res.step("tier", part, f"{bk}.supplementary.rate",
-                 f"round(({_yuan(O)} overflow"
+        tier = w.O + sum(e[c] for c in FUND_CLASSES if c in block.tier_classes)
+        part = round_half_away(tier * block.tier_bp * w.f, BP2)
+        w.supp += part
+        res.step("tier", part, f"{w.bk}.supplementary.rate",
+                 f"round(({_yuan(w.O)} overflow"
                  + "".join(f" + {_yuan(e[c])} {c}" for c in FUND_CLASSES if c in block.tier_classes)
-                 + f") × {_pct(block.tier_bp)} × factor {_pct(f)})")
-    supp = max(0, min(supp, E - pool))  # never above eligible − fund_pool, before the limit is charged
+                 + f") × {_pct(block.tier_bp)} × factor {_pct(w.f)})")
+    w.supp = max(0, min(w.supp, res.eligible - w.pool))  # before the limit is charged
     if block.supp_limit:
-        lim_amt, lim_key = limit_in_force(policy.limits[block.supp_limit], res.months)
+        lim_amt, lim_key = limit_in_force(w.policy.limits[block.supp_limit], res.months)
         used = state.used.get(block.supp_limit, 0)
         res.limits.append({"limit": block.supp_limit, "role": "supplementary limit", "amount": lim_amt,
                            "used": used, "room": max(0, lim_amt - used), "key": lim_key})
-        supp = max(0, min(supp, lim_amt - used))
-        state.used[block.supp_limit] = used + supp
-        res.step("supplementary_limited", supp, lim_key,
+        w.supp = max(0, min(w.supp, lim_amt - used))
+        state.used[block.supp_limit] = used + w.supp
+        res.step("supplementary_limited", w.supp, lim_key,
                  f"limit {_yuan(lim_amt)} − {_yuan(used)} already paid against '{block.supp_limit}'")
-    mps = E - pool - supp
-    res.fund_pool, res.fund_supplementary = pool, supp
-    res.step("fund_pool", pool, f"{bk}", "")
-    res.step("fund_supplementary", supp, f"{bk}.supplementary" if block.tier_bp else f"{bk}.scale.bands",
+    res.fund_pool, res.fund_supplementary = w.pool, w.supp
+    mps = res.member_policy_share
+    res.step("fund_pool", w.pool, f"{w.bk}", "")
+    res.step("fund_supplementary", w.supp, f"{w.bk}.supplementary" if block.tier_bp else f"{w.bk}.scale.bands",
              "never above eligible − fund_pool")
     res.step("member_policy_share", mps, "", "eligible − fund_pool − fund_supplementary")
-    res.deductible = min(d + ded_band, mps)
-    res.step("deductible", res.deductible, f"{bk}.deductible" if block.deductible_fen else f"{bk}.scale.bands",
-             f"per-admission {_yuan(d)} + deductible bands {_yuan(ded_band)}, at most the member's share")
-    # 9. civil-servant subsidy on the member's share of the subsidised bands
-    if member.civil_servant and block.subsidy_bp and block.subsidy_bp[cat] > 0:
-        rate = block.subsidy_bp[cat]
-        sub = round_half_away(max(0, sub_base - pool - supp) * rate, BP)
-        res.subsidy = min(sub, mps)
-        res.step("subsidy", res.subsidy, f"{bk}.subsidy.civil_servant.{CATEGORIES[cat]}",
-                 f"round(max(0, {_yuan(sub_base)} subsidised − fund_pool − fund_supplementary) × {_pct(rate)})")
-    # 10. account after the fund: the member's share
-    if block.account == "member_share":
-        want = mps - res.subsidy + fsp
+    res.deductible = min(w.d + w.ded_band, mps)
+    res.step("deductible", res.deductible, f"{w.bk}.deductible" if block.deductible_fen else f"{w.bk}.scale.bands",
+             f"per-admission {_yuan(w.d)} + deductible bands {_yuan(w.ded_band)}, at most the member's share")
+
+
+def step8_subsidy(w: Work) -> None:
+    """8. Civil-servant subsidy on the member's share of the subsidised bands."""
+    block, res = w.block, w.res
+    if w.member.civil_servant and block.subsidy_bp and block.subsidy_bp[w.cat] > 0:
+        rate = block.subsidy_bp[w.cat]
+        sub = round_half_away(max(0, w.sub_base - w.pool - w.supp) * rate, BP)
+        res.subsidy = min(sub, res.member_policy_share)
+        res.step("subsidy", res.subsidy, f"{w.bk}.subsidy.civil_servant.{CATEGORIES[w.cat]}",
+                 f"round(max(0, {_yuan(w.sub_base)} subsidised − fund_pool − fund_supplementary) × {_pct(rate)})")
+
+
+def step9_account_after(w: Work) -> None:
+    """9. Account after the fund: the member's share less the subsidy, and first_self_pay.
+    Cash is what remains of the total."""
+    if w.block.account == "member_share":
+        res, state = w.res, w.state
+        want = res.member_policy_share - res.subsidy + res.first_self_pay
         pay = max(0, min(state.balance, want))
         state.balance -= pay
-        acct += pay
-        res.step("account[member_share]", pay, f"{bk}.account.pays",
+        w.acct += pay
+        res.step("account[member_share]", pay, f"{w.bk}.account.pays",
                  f"min(balance, {_yuan(want)} = share − subsidy + first_self_pay); balance now "
                  f"{_yuan(state.balance)}")
-    res.account_paid = acct
-    res.step("account_paid", acct, f"{bk}.account" if block.account != "none" else "", "")
-    res.step("cash_paid", res.cash_paid, "", "total − fund_pool − fund_supplementary − subsidy − account_paid")
-    # lines' share of the claim's funds (largest remainder)
-    weights = [lr.eligible for lr in res.lines]
-    for lr, p_, s_ in zip(res.lines, allocate(pool, weights), allocate(supp, weights)):
-        lr.fund_pool, lr.fund_supplementary = p_, s_
-    res.after = state.snapshot()
-    return res
+
+
+#: The settlement steps in order (policies/README.md, "How a claim is settled"; _core.pyx step1…step9).
+STEPS = (step1_ordinal, step2_account_before, step3_direct, step4_base_deductible, step5_scale, step6_cap,
+         step7_tier, step8_subsidy, step9_account_after)
 
 
 # ---------------------------------------------------------------------------
@@ -592,15 +680,24 @@ class ReferenceResult:
 
     @property
     def sums(self) -> np.ndarray:
-        """Like engine.Result.sums: total, self_pay, first_self_pay, eligible of A, B, special, supplementary."""
-        return np.array([[c.total, c.self_pay, c.first_self_pay] + [c.eligible_by_class[k] for k in FUND_CLASSES]
-                         for c in self.claims], np.int64).reshape(-1, 7)
+        """Like engine.Result.sums, in the kernel's columns (``_core.ClaimSum``)."""
+        out = np.zeros((len(self.claims), len(ClaimSum)), np.int64)
+        for i, c in enumerate(self.claims):
+            out[i, ClaimSum.TOTAL], out[i, ClaimSum.SELF_PAY] = c.total, c.self_pay
+            out[i, ClaimSum.FIRST_SELF_PAY] = c.first_self_pay
+            for k, cls in enumerate(FUND_CLASSES):
+                out[i, ClaimSum.ELIGIBLE_A + k] = c.eligible_by_class[cls]
+        return out
 
     @property
     def settle(self) -> np.ndarray:
-        """Like engine.Result.settle: deductible, fund_pool, fund_supplementary, subsidy, account, ordinal."""
-        return np.array([[c.deductible, c.fund_pool, c.fund_supplementary, c.subsidy, c.account_paid,
-                          c.ordinal or 0] for c in self.claims], np.int64).reshape(-1, 6)
+        """Like engine.Result.settle, in the kernel's columns (``_core.Settled``)."""
+        out = np.zeros((len(self.claims), len(Settled)), np.int64)
+        for i, c in enumerate(self.claims):
+            for col in Settled:  # the column names are the result's own (ADMISSION_ORDINAL: ordinal)
+                name = "ordinal" if col is Settled.ADMISSION_ORDINAL else col.name.lower()
+                out[i, col] = getattr(c, name) or 0
+        return out
 
     def line_column(self, name: str) -> np.ndarray:
         return np.array([getattr(lr, name) for c in self.claims for lr in c.lines], np.int64)
@@ -613,16 +710,17 @@ class ReferenceResult:
 def member_at(members, i: int) -> Member:
     """Row ``i`` of the members table (``inputs.Table``)."""
     m = members
-    return Member(m["member_id"][i].as_py(), CATEGORIES[int(m["category"][i])], bool(m["civil_servant"][i]),
-                  _date(m["enrolled_since"][i]), int(m["account_balance"][i]), _date(m["birth_date"][i]),
-                  None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
+    return Member(member_id=m["member_id"][i].as_py(), category=CATEGORIES[int(m["category"][i])],
+                  civil_servant=bool(m["civil_servant"][i]), enrolled_since=_date(m["enrolled_since"][i]),
+                  balance_fen=int(m["account_balance"][i]), birth_date=_date(m["birth_date"][i]),
+                  prior_year_wage_fen=None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
 
 
 def provider_at(providers, i: int) -> Provider:
     """Row ``i`` of the providers table (``inputs.Table``)."""
     p = providers
-    return Provider(p["provider_id"][i].as_py(), PROVIDER_KINDS[int(p["kind"][i])], int(p["level"][i]),
-                    bool(p["designated"][i]), bool(p["local"][i]))
+    return Provider(provider_id=p["provider_id"][i].as_py(), kind=PROVIDER_KINDS[int(p["kind"][i])],
+                    level=int(p["level"][i]), designated=bool(p["designated"][i]), local=bool(p["local"][i]))
 
 
 def claims_of(enc) -> list[tuple[int, Claim]]:
@@ -633,13 +731,16 @@ def claims_of(enc) -> list[tuple[int, Claim]]:
     out = []
     for c in range(len(claim_ids)):
         a, z = int(enc.line_start[c]), int(enc.line_start[c + 1])
-        lines = tuple(Line(int(enc.line_no[i]), items[i], LINE_CLASSES[int(enc.cls[i])], int(enc.amount[i]),
-                           int(enc.quantity[i]), int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
-                           int(enc.max_price[i]) if enc.max_price[i] >= 0 else None) for i in range(a, z))
+        lines = tuple(Line(line_no=int(enc.line_no[i]), item_code=items[i], cls=LINE_CLASSES[int(enc.cls[i])],
+                           amount_fen=int(enc.amount[i]), quantity=int(enc.quantity[i]),
+                           ratio_bp=int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
+                           max_price=int(enc.max_price[i]) if enc.max_price[i] >= 0 else None)
+                      for i in range(a, z))
         ref = int(enc.referral[c])
-        out.append((int(enc.member[c]), Claim(claim_ids[c], provider_ids[c], SETTINGS[int(enc.setting[c])],
-                                              REFERRALS[ref] if ref >= 0 else None, _date(enc.settle_date[c]),
-                                              lines)))
+        out.append((int(enc.member[c]), Claim(claim_id=claim_ids[c], provider_id=provider_ids[c],
+                                              setting=SETTINGS[int(enc.setting[c])],
+                                              referral=REFERRALS[ref] if ref >= 0 else None,
+                                              settle_date=_date(enc.settle_date[c]), lines=lines)))
     return out
 
 
