@@ -15,6 +15,8 @@ import numpy as np
 
 import bench_data
 
+from adjudicate.layout import ClaimSum, Settled
+
 
 def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     """Read (unless given) and encode one data set; run each stage once so later stages have inputs."""
@@ -47,7 +49,7 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     ns.base_year = engine.first_year(enc) or 0
     last = max(int(enc.year.max()), ns.base_year) if ns.claims else ns.base_year
     ns.credit = member_credits(m, pol, ns.base_year, last)
-    ns.settle = np.zeros((ns.claims, 6), np.int64)
+    ns.settle = np.zeros((ns.claims, len(Settled)), np.int64)
     settle(ns)
     ns.pool = np.ascontiguousarray(ns.settle[:, engine.POOL])
     ns.share = np.zeros(ns.lines, np.int64)
@@ -60,7 +62,7 @@ def split_args(ns) -> tuple:
     nl, nc = ns.lines, ns.claims
     return (e.line_claim, e.amount, e.quantity, ns.cls, ns.item_ratio, e.max_price, ns.ben8, ns.class_ratio,
             ns.supp_cat, ns.qty_scale, np.empty(nl, np.int64), np.empty(nl, np.int64),
-            np.empty(nl, np.int64), np.zeros((nc, 7), np.int64), 0, nl)
+            np.empty(nl, np.int64), np.zeros((nc, len(ClaimSum)), np.int64), 0, nl)
 
 
 def settle(ns) -> None:
