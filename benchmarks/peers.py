@@ -342,8 +342,8 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
     claims = (
         lines.group_by("claim_id")
         .agg(pl.col("member_id", "provider_id", "setting", "admit_date", "discharge_date", "level_row").first(),
-             pl.col("ben").any(), total=pl.col("amt").sum(), self_pay=pl.col("sp").sum(),
-             fsp=pl.col("fsp").sum(), E=pl.col("el").sum(), *cls_el)
+             pl.col("ben").any(), *cls_el, total=pl.col("amt").sum(), self_pay=pl.col("sp").sum(),
+             fsp=pl.col("fsp").sum(), E=pl.col("el").sum())
         .filter((pl.col("total") >= 0) & (pl.col("self_pay") >= 0) & (pl.col("fsp") >= 0) & (pl.col("E") >= 0)
                 & pl.all_horizontal([pl.col(f"e_{c}") >= 0 for c in COVERED]))
         .join(mem, on="member_id", how="inner")

@@ -72,7 +72,7 @@ def run_cmd_rss(cmd: list[str], env: dict | None = None) -> tuple[float, float, 
         rss_file = Path(tmp) / "rss"
         full = [TIME, "-f", "%M", "-o", str(rss_file)] + cmd if TIME else cmd
         t0 = time.perf_counter()
-        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        p = subprocess.run(full, capture_output=True, env=env)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise RuntimeError(f"command failed ({p.returncode}): {shlex.join(cmd)}\n{p.stderr.decode()[-3000:]}")
@@ -152,6 +152,7 @@ def bench_audit(data: Path, outdir: Path, repeat: int) -> dict:
     """``run`` and ``run --audit`` alternately on the same inputs, the catalogue with item_kind
     (so every rule runs); the added cost of the audit is the difference of the medians."""
     import pyarrow.parquet as pq
+
     from adjudicate.audit.plant import item_kinds
 
     cat = pq.read_table(bench_data.paths(data)["catalogue"])
@@ -216,6 +217,7 @@ def write_audit_section(path: Path, rows: list[str]) -> None:
 def bench_floor(data: Path, engine_out: Path, outdir: Path, repeat: int) -> dict:
     """pyarrow alone: read the engine's input columns, write outputs of the same shape."""
     import pyarrow.parquet as pq
+
     from adjudicate.schema import TABLES
 
     settlements = pq.read_table(engine_out / "settlements.parquet")
@@ -269,7 +271,7 @@ def bench_memory(data: Path, repeat: int, threads_list=(1, 2)) -> dict:
     res = {"lines": lines}
     for th in threads_list:
         t = {"encode": [], "kernel": [], "allocate": []}
-        for i in range(repeat):
+        for _i in range(repeat):
             r = engine.adjudicate(inputs, pol, threads=th)
             for k in t:
                 t[k].append(r.timings.get(k, float("nan")))
@@ -348,7 +350,7 @@ def bench_layout(order: str, args, outdir: Path, duckdb: bool) -> dict:
 def bench_startup(repeat: int, outdir: Path) -> dict:
     tiny, meta = bench_data.dataset(20, say=say)
     walls, over = [], []
-    for i in range(max(repeat, 5)):
+    for _i in range(max(repeat, 5)):
         out = outdir / "engine-tiny"
         w, _, _ = run_cmd_rss(engine_args(tiny, out, True))
         s = json.loads((out / "summary.json").read_text())
@@ -391,7 +393,7 @@ def profile_engine(data: Path, outdir: Path, top: int = 25) -> dict:
     w, _, _ = run_cmd_rss(cmd)
     st = pstats.Stats(str(prof))
     rows = []
-    for (file, line, fn), (cc, nc, tt, ct, callers) in st.stats.items():
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in st.stats.items():
         where = fn if file == "~" else f"{_short(file)}:{line}({fn})"
         rows.append((tt, ct, nc, where))
     by_own = sorted(rows, reverse=True)[:top]

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 import bench_data
+import numpy as np
 
 from adjudicate.layout import ClaimSum, Settled
 

@@ -56,7 +56,7 @@ class Browser:
         self.next_id = 0
         self.events: list[dict] = []
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         import urllib.request
 
         import websocket

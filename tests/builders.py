@@ -52,19 +52,19 @@ class Case:
         ]
 
     def member(self, member_id="M1", category="in_service", civil_servant=False, balance="0",
-               enrolled_since="2000-01-01", birth="1970-06-01", wage="60000") -> "Case":
+               enrolled_since="2000-01-01", birth="1970-06-01", wage="60000") -> Case:
         self.members.append(dict(member_id=member_id, birth_date=day(birth), category=category,
                                  civil_servant=civil_servant, enrolled_since=day(enrolled_since),
                                  account_balance=D(balance), prior_year_wage=D(wage) if wage else None))
         return self
 
     def provider(self, provider_id="H3", kind="hospital", level=3, designated=True, local=True,
-                 quota=None) -> "Case":
+                 quota=None) -> Case:
         self.providers.append(dict(provider_id=provider_id, kind=kind, level=level, designated=designated,
                                    local=local, quota_per_admission=D(quota) if quota else None))
         return self
 
-    def item(self, item_code, cls, valid_from="2000-01-01", valid_to=None, ratio=None, max_price=None) -> "Case":
+    def item(self, item_code, cls, valid_from="2000-01-01", valid_to=None, ratio=None, max_price=None) -> Case:
         self.catalogue.append(dict(item_code=item_code, name=item_code, **{"class": cls},
                                    first_self_pay_ratio=D(ratio) if ratio is not None else None,
                                    max_unit_price=D(max_price) if max_price is not None else None,
@@ -72,7 +72,7 @@ class Case:
         return self
 
     def claim(self, claim_id, lines, member_id="M1", provider_id="H3", setting="inpatient",
-              admit="2024-03-01", discharge="2024-03-10", referral=None, diagnosis="I10") -> "Case":
+              admit="2024-03-01", discharge="2024-03-10", referral=None, diagnosis="I10") -> Case:
         """``lines``: list of (item_code, amount) or (item_code, amount, quantity)."""
         for no, line in enumerate(lines, start=1):
             item, amount = line[0], D(str(line[1]))

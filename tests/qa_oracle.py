@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction as F
-from typing import Callable
 
 HALF = F(1, 2)
 
@@ -111,18 +111,24 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         nos = [r["line_no"] for r in rows]
         header = ("member_id", "provider_id", "setting", "referral", "admit_date", "diagnosis")
         if len(set(nos)) != len(nos):
-            rejected[cid] = "duplicate_line"; continue
+            rejected[cid] = "duplicate_line"
+            continue
         if any(r[k] != h[k] for r in rows for k in header) or (
                 h["setting"] == "inpatient" and any(r["discharge_date"] != h["discharge_date"] for r in rows)):
-            rejected[cid] = "inconsistent_claim_header"; continue
+            rejected[cid] = "inconsistent_claim_header"
+            continue
         if h["member_id"] not in members:
-            rejected[cid] = "unknown_member"; continue
+            rejected[cid] = "unknown_member"
+            continue
         if h["provider_id"] not in providers:
-            rejected[cid] = "unknown_provider"; continue
+            rejected[cid] = "unknown_provider"
+            continue
         if h["setting"] == "inpatient" and h["discharge_date"] is None:
-            rejected[cid] = "missing_discharge_date"; continue
+            rejected[cid] = "missing_discharge_date"
+            continue
         if h["setting"] == "inpatient" and h["discharge_date"] < h["admit_date"]:
-            rejected[cid] = "discharge_before_admit"; continue
+            rejected[cid] = "discharge_before_admit"
+            continue
         settle = h["discharge_date"] if h["setting"] == "inpatient" else h["admit_date"]
         p = params(settle)
         prov = providers[h["provider_id"]]
@@ -152,7 +158,8 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         for l in lines:
             by_class[l["class"]] += l["eligible"]
         if min(sums.values()) < 0 or min(by_class.values()) < 0:
-            rejected[cid] = "negative_claim_total"; continue
+            rejected[cid] = "negative_claim_total"
+            continue
         ready.append((h["member_id"], settle, cid.encode(), cid, h, lines, benefit, prov, p))
 
     base_year = min((r[1].year for r in ready), default=None)

@@ -9,19 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import Case
 from click.testing import CliRunner
 
 from adjudicate import policy as P
 from adjudicate.audit import RULES, load_audit_rules, run_audit
-from adjudicate.audit.plant import planted_cases, plant_audit
+from adjudicate.audit.plant import plant_audit, planted_cases
 from adjudicate.cli import main
 from adjudicate.engine import adjudicate, read_inputs
 from adjudicate.generate import generate_tables, write_dataset
 from adjudicate.outdir import MARKER
 from adjudicate.outputs import settlements_table
 from adjudicate.reconcile.rules import RulesError
-
-from builders import Case
 
 DEFAULT = Path(load_audit_rules().path)
 

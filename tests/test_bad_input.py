@@ -17,18 +17,17 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from builders import Case
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adjudicate import policy as P
 from adjudicate.cli import main
 from adjudicate.engine import adjudicate, read_inputs
 from adjudicate.inputs import InputError, load
 from adjudicate.outputs import write_all
-from adjudicate import policy as P
 from adjudicate.schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
-
-from builders import Case
 
 D = Decimal
 TABLE_NAMES = ("claims", "members", "providers", "catalogue")

@@ -162,8 +162,9 @@ def test_demo_says_what_to_open_next(tmp_path):
 
 def test_command_reference_lists_every_command_and_option():
     """docs/commands.md (python docs/make_commands.py) names every command and every option."""
-    import click
     from pathlib import Path
+
+    import click
     doc = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text(encoding="utf-8")
     ctx = click.Context(cli.main, info_name="adjudicate")
     for name in cli.main.list_commands(ctx):

@@ -9,8 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from adjudicate import cli
-from adjudicate import stream
+from adjudicate import cli, stream
 from adjudicate.sample import sample_dir
 
 TABLES = ("claims", "members", "providers", "catalogue")

@@ -260,7 +260,7 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:
-            raise RuntimeError("release unlocked lock")
+            raise RuntimeError("release unlocked lock") from None
 
     monkeypatch.setattr(outputs, "write_parquet", broken)
     r = CliRunner().invoke(cli.main, ["run", *inputs_args(sample_dir()), "--policy", "prefecture-employee",

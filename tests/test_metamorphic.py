@@ -308,7 +308,7 @@ def test_raising_the_supplementary_limit(tmp_path):
     runs = []
     for i, v in enumerate(["0.01", "0.1", "1", "3"]):
         pol = edited("shenzhen-comprehensive", tmp_path, r"(\{ from = \d+, +amount = )(\d+) \}",
-                     lambda m: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)} }}", f"sup{i}")
+                     lambda m, v=v: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)} }}", f"sup{i}")
         runs.append(settlements_table(adjudicate(inputs, pol, threads=1)).to_pylist())
     moved = False
     for low, high in zip(runs, runs[1:]):

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from adjudicate.money import (MAX_FEN, AmountError, fen_to_decimal, round_half_away, to_basis_points, to_fen,
-                              to_scaled)
+from adjudicate.money import MAX_FEN, AmountError, fen_to_decimal, round_half_away, to_basis_points, to_fen, to_scaled
 
 D = Decimal
 FUZZ = settings(max_examples=150, deadline=None)

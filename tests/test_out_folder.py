@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adjudicate import cli
-from adjudicate import outputs
+from adjudicate import cli, outputs
 from adjudicate.outdir import MARKER
 from adjudicate.sample import sample_dir
 

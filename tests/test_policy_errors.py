@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from builders import Case
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,8 +16,6 @@ from hypothesis import strategies as st
 from adjudicate import policy as P
 from adjudicate.cli import main
 from adjudicate.engine import adjudicate, read_inputs
-
-from builders import Case
 
 SHIPPED = {name: path.read_text(encoding="utf-8") for name, path in P.shipped().items()}
 PREFECTURE = SHIPPED["prefecture-employee"]
@@ -369,6 +368,7 @@ def test_fuzz_policy_text(text):
 def test_account_order_that_would_pay_twice_is_refused(tmp_path):
     """An account paying before the fund must not pay what it or a fund already pays."""
     import re
+
     from adjudicate import policy as P
     text = P.shipped()["shenzhen-comprehensive"].read_text(encoding="utf-8")
     for order, words in (('["A+B", "A+B"]', "paid twice"), ('["A+supplementary"]', "mixes scale classes"),

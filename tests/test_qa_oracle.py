@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-
-from adjudicate.cli import main as cli
 from qa_data import make
 from qa_oracle import adjudicate, city, pct, prefecture
+
+from adjudicate.cli import main as cli
 
 MONEY = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
          "member_policy_share", "subsidy", "account_paid", "cash_paid")

@@ -9,13 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import MEMBER_TYPES, PROVIDER_TYPES, table
 from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate.reconcile.provider import corridor
 from adjudicate.reconcile.rules import load_rules
-
-from builders import MEMBER_TYPES, PROVIDER_TYPES, table
 
 D = Decimal
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -39,13 +38,13 @@ class Books:
         self.providers: list[dict] = []
         self.members: list[dict] = []
 
-    def provider(self, pid: str, quota: str | None = "5000", kind: str = "hospital", level: int = 2) -> "Books":
+    def provider(self, pid: str, quota: str | None = "5000", kind: str = "hospital", level: int = 2) -> Books:
         self.providers.append(dict(provider_id=pid, kind=kind, level=level, designated=True, local=True,
                                    quota_per_admission=D(quota) if quota is not None else None))
         return self
 
     def member(self, mid: str, birth: str = "1970-06-01", category: str = "in_service", balance: str = "0",
-               wage: str | None = "60000") -> "Books":
+               wage: str | None = "60000") -> Books:
         self.members.append(dict(member_id=mid, birth_date=dt.date.fromisoformat(birth), category=category,
                                  civil_servant=False, enrolled_since=dt.date(2000, 1, 1), account_balance=D(balance),
                                  prior_year_wage=D(wage) if wage is not None else None))
@@ -53,7 +52,7 @@ class Books:
 
     def claim(self, date: str, member: str = "M1", provider: str = "H1", ordinal: int | None = None,
               pool: str = "0", supp: str = "0", subsidy: str = "0", account: str = "0",
-              setting: str | None = None) -> "Books":
+              setting: str | None = None) -> Books:
         d = dt.date.fromisoformat(date)
         self.claims.append(dict(claim_id=f"C{len(self.claims):06d}", member_id=member, provider_id=provider,
                                 setting=setting or ("inpatient" if ordinal else "outpatient"), settle_date=d,
@@ -61,7 +60,7 @@ class Books:
                                 fund_supplementary=D(supp), subsidy=D(subsidy), account_paid=D(account)))
         return self
 
-    def admissions(self, provider: str, n: int, total_pool: str, year: int = 2024) -> "Books":
+    def admissions(self, provider: str, n: int, total_pool: str, year: int = 2024) -> Books:
         """``n`` admissions with benefit whose fund_pool adds up to ``total_pool`` exactly."""
         each = (D(total_pool) / n).quantize(D("0.01"), rounding="ROUND_DOWN")
         for k in range(n):

@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from browser import Browser, require_chromium
 from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate.sample import sample_dir
-
-from browser import Browser, require_chromium
 
 DATA = sample_dir()
 RECONCILE = Path(__file__).resolve().parents[1] / "data" / "reconcile"

@@ -24,8 +24,8 @@ from adjudicate import cli
 
 def _missing() -> str | None:
     try:
-        import pyspark  # noqa: F401
         import pandas  # noqa: F401
+        import pyspark  # noqa: F401
     except ImportError as e:
         return f"pyspark not installed ({e}): pip install '.[test,spark]'"
     if not shutil.which("java") and not os.environ.get("JAVA_HOME"):

@@ -5,12 +5,11 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from builders import Case
 
 from adjudicate import policy as P
 from adjudicate.generate import generate_tables, write_dataset
 from adjudicate.stream import run_streaming
-
-from builders import Case
 
 NAMES = ("settlements", "lines", "rejected")
 
@@ -57,6 +56,7 @@ def test_claim_spanning_partitions_is_rejected_once(tmp_path):
 
 def test_input_error_names_the_original_file_and_row(tmp_path):
     import pyarrow as pa
+
     from adjudicate.inputs import InputError
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)
@@ -83,6 +83,7 @@ def test_csv_and_feather_inputs_stream_the_same(tmp_path):
 
 def test_cli_partitions_option(tmp_path):
     from click.testing import CliRunner
+
     from adjudicate.cli import main
     folder = tmp_path / "gen"
     write_dataset(generate_tables(200, 2024, seed=2, bad_rows=0.02), folder)
@@ -98,6 +99,7 @@ def test_cli_partitions_option(tmp_path):
 
 def test_bad_bytes_in_a_streamed_file_are_an_input_error(tmp_path):
     import pyarrow as pa
+
     from adjudicate.inputs import InputError
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)

@@ -51,7 +51,7 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
     grid = [(v["label"], v["overrides"]) for v in s["variants"]]
     assert grid[2][1] == [f"{CAP}=30000", f"{BAND}={{ in_service = 0.9, retired = 0.95 }}"]
     assert grid[5][0].startswith("prefecture-employee")
-    for i, (label, overrides) in enumerate(grid[1:], start=1):
+    for i, (_label, overrides) in enumerate(grid[1:], start=1):
         c = tmp_path / f"cmp{i}"
         args = [x for o in overrides for x in ("--set", o)] if overrides else ["--policy", "prefecture-employee"]
         r = invoke("compare", "--policy", "city-employee", *args, *inputs_args(gen), "--out", c, "-q")

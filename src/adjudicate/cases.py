@@ -26,10 +26,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import policy as P
 from .inputs import InputError
@@ -190,7 +191,7 @@ def load_case(path: str | Path) -> Case:
 
     tables: dict[str, list[dict[str, str]]] = {"members": [], "providers": [], "catalogue": [], "claims": []}
     origin: dict[str, list[str]] = {k: [] for k in tables}
-    for table, spec, defaults, key_col in (("members", MEMBERS, MEMBER_DEFAULTS, "member_id"),
+    for table, spec, defaults, _key_col in (("members", MEMBERS, MEMBER_DEFAULTS, "member_id"),
                                            ("providers", PROVIDERS, PROVIDER_DEFAULTS, "provider_id")):
         rows = r.rows(doc, table)
         for i, row in enumerate(rows):

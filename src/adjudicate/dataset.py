@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -83,7 +84,7 @@ def _from_arrow(col: pa.Array | pa.ChunkedArray, meta: dict) -> Any:
     dtype = np.dtype(meta["numpy"])
     if len(col) == 0:
         return np.empty(meta["shape"], dtype)
-    raw = np.uint8 if dtype == bool else dtype
+    raw = np.uint8 if np.dtype(dtype) == np.bool_ else dtype
     arr = col.to_numpy(zero_copy_only=True) if col.null_count == 0 else None
     if arr is None or arr.dtype != raw:  # pragma: no cover - only for a damaged file
         raise DatasetError("an array of the dataset has an unexpected type; prepare it again")

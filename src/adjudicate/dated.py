@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -98,7 +98,7 @@ class Encoded:
     def item_code(self) -> pa.Array:
         return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
-    def select(self, keep: np.ndarray) -> "Encoded":
+    def select(self, keep: np.ndarray) -> Encoded:
         """The same, with only the claims where ``keep`` is true (and their lines)."""
         keep_line = keep[self.line_claim]
         sizes = np.diff(self.line_start)[keep]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,9 +22,9 @@ from . import _core
 from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
+from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, yuan
 from .policy import Compiled, Policy, compile_policy
-from .layout import ClaimSum, Settled
 from .schema import CATALOGUE, CLAIMS, CLASSES, MEMBERS, PROVIDERS
 
 #: Output columns of the claim kernel (``_core.settle_claims``; defined in ``_core.pxd``).

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 from .inputs import InputError, Table
 from .money import price_text
 from .policy import Policy
-from .reference import (AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run)
+from .reference import AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run
 from .schema import CLASSES, REFERRALS
 
 # ---------------------------------------------------------------------------

@@ -8,9 +8,9 @@ for a whole command by the command line (:func:`use_lang`), and read by
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 LANGS = ("en", "zh")
 LANG: ContextVar[str] = ContextVar("lang", default="en")

@@ -34,10 +34,10 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 try:
     import fcntl

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must not (a Ctrl-C could hang the join)
@@ -16,8 +16,8 @@ from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
-from .report import write_report
 from .policy import Policy
+from .report import write_report
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",

@@ -174,18 +174,18 @@ class Policy:
     #: ... the later change dates, and one resolved policy per period (period 0 first;
     #: empty when nothing changes: this policy is its own only period).
     changes: tuple[dt.date, ...] = ()
-    periods: tuple["Policy", ...] = ()
+    periods: tuple[Policy, ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.name} {self.version}"
 
     @property
-    def period_policies(self) -> tuple["Policy", ...]:
+    def period_policies(self) -> tuple[Policy, ...]:
         """One resolved policy per period, period 0 first."""
         return self.periods or (self,)
 
-    def at(self, day: dt.date) -> "Policy":
+    def at(self, day: dt.date) -> Policy:
         """The policy in force on ``day``."""
         self.check_dates(day, "asked for the policy in force on")
         return self.period_policies[bisect.bisect_right(self.changes, day)]
@@ -705,7 +705,7 @@ class _Reader(KeyLocator):
         return account, items
 
 
-def _check_account_order(reader: "_Reader", key: str, items, scale_classes, direct_classes, tier_classes) -> None:
+def _check_account_order(reader: _Reader, key: str, items, scale_classes, direct_classes, tier_classes) -> None:
     """An account that pays before the fund must never pay what a fund also pays.
 
     Each class (and first_self_pay) appears in one item at most; an item with a

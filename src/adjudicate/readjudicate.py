@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,9 +43,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
+from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
-from .engine import Timer
 from .outputs import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).

@@ -28,9 +28,9 @@ helpers and the policy guide's "How a claim is settled":
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

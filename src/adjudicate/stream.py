@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -36,10 +36,19 @@ import pyarrow.parquet as pq
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
 from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
 from .money import yuan
-from .report import write_report
-from .outputs import (atomic_dir, claim_amounts, count_rejected_claims, lines_table, parquet_options, rejected_rows_table,
-                      settlements_table, summary, write_parquet)
+from .outputs import (
+    atomic_dir,
+    claim_amounts,
+    count_rejected_claims,
+    lines_table,
+    parquet_options,
+    rejected_rows_table,
+    settlements_table,
+    summary,
+    write_parquet,
+)
 from .policy import Policy
+from .report import write_report
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
@@ -235,7 +244,7 @@ def source_paths(claims, members, providers, catalogue, dataset: str | Path | No
 
 
 def _partition(claim_files: list[Path], member_paths, provider_paths, catalogue_paths, parts: int, folder: Path,
-               timer: Timer, say: Callable[[str], None]) -> tuple[Inputs, dict, "Partitioner", pa.Array]:
+               timer: Timer, say: Callable[[str], None]) -> tuple[Inputs, dict, Partitioner, pa.Array]:
     """Read the small tables and cut the claims into ``parts`` member ranges under ``folder``/PARTITIONS
     (the output's temporary folder). Returns the small tables (Inputs without claims), the input
     digests (of the bytes partitioned), the Partitioner and the claim ids split across ranges."""

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,10 +35,20 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from . import policy as P
-from .compare import (PERCENTILES, _policy_info, aligned_amounts, compare_part, member_deltas, money,
-                      parse_override, policy_with_overrides, summarise, who_is_better_off)
-from .outputs import AMOUNTS
+from .compare import (
+    PERCENTILES,
+    _policy_info,
+    aligned_amounts,
+    compare_part,
+    member_deltas,
+    money,
+    parse_override,
+    policy_with_overrides,
+    summarise,
+    who_is_better_off,
+)
 from .money import OUTPUT_TYPE
+from .outputs import AMOUNTS
 
 __all__ = ["Variant", "split_values", "variants", "run_sweep"]
 

@@ -11,8 +11,8 @@ import click
 
 from .. import __version__
 from .audit import audit
-from .common import CLICK_SETTINGS
 from .casetest import test
+from .common import CLICK_SETTINGS
 from .compare import compare
 from .demo import demo
 from .explain import explain

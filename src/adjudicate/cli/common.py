@@ -18,10 +18,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import click
 
@@ -73,7 +73,7 @@ def with_log_file(f):
         try:
             log = JsonLog(Path(log_file), ctx.command_path.split(" ", 1)[-1])
         except OSError as e:
-            raise click.BadParameter(f"cannot open {log_file}: {e.strerror or e}", param_hint="--log-file")
+            raise click.BadParameter(f"cannot open {log_file}: {e.strerror or e}", param_hint="--log-file") from None
         log.write("start", argv=sys.argv[1:])
         token = LOG.set(log)
         status = 0

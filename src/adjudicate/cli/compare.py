@@ -8,8 +8,17 @@ import click
 import numpy as np
 
 from ..compare import histogram, run_compare
-from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
-                     with_lang, with_log_file)
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    group_digits,
+    inputs_or_dataset_options,
+    log_event,
+    with_lang,
+    with_log_file,
+)
 
 
 def _label(info: dict) -> str:

@@ -1,7 +1,6 @@
 """``adjudicate explain``: the step-by-step calculation of one claim."""
 from __future__ import annotations
 
-
 import click
 
 from .common import CLICK_SETTINGS, Progress, errors, inputs_or_dataset_options, with_lang, with_log_file

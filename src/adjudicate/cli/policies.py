@@ -27,7 +27,7 @@ def policies(ctx, as_json) -> None:
 
     with errors():
         rows = []
-        for name, path in P.shipped().items():
+        for _name, path in P.shipped().items():
             p = P.load(path)
             rows.append({"name": p.name, "version": p.version, "title": p.title, "source": p.source,
                          "file": str(path)})

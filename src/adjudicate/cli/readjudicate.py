@@ -6,8 +6,17 @@ from pathlib import Path
 import click
 
 from ..readjudicate import run_readjudicate
-from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
-                     with_lang, with_log_file)
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    group_digits,
+    inputs_or_dataset_options,
+    log_event,
+    with_lang,
+    with_log_file,
+)
 from .compare import _signed
 
 

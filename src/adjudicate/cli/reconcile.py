@@ -7,11 +7,20 @@ from pathlib import Path
 
 import click
 
+from ..reconcile.exact import yuan_text
 from ..reconcile.year_end import OUTPUTS, STAGES, write
 from ..reconcile.year_end import reconcile as run_reconcile
-from ..reconcile.exact import yuan_text
-from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, log_event, with_encoding, with_lang,
-                    with_log_file)
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    group_digits,
+    log_event,
+    with_encoding,
+    with_lang,
+    with_log_file,
+)
 
 
 def render(s: dict, out: Path | None) -> None:
@@ -53,7 +62,7 @@ def render(s: dict, out: Path | None) -> None:
             f.add_column(column(name), justify="right")
         f.add_column(tr("sum"), justify="right")
 
-        def line(label: str, get) -> None:
+        def line(label: str, get, by_fund=by_fund, f=f) -> None:
             vals = [get(by_fund[name]) for name in FUNDS]
             total = sum(int(v.replace(".", "")) for v in vals)
             f.add_row(tr(label), *map(group_digits, vals), group_digits(yuan_text(total)))

@@ -5,8 +5,17 @@ from pathlib import Path
 
 import click
 
-from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, log_event,
-                     with_lang, with_log_file)
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    group_digits,
+    inputs_or_dataset_options,
+    log_event,
+    with_lang,
+    with_log_file,
+)
 
 
 @click.command(context_settings=CLICK_SETTINGS)

@@ -5,8 +5,16 @@ from pathlib import Path
 
 import click
 
-from .common import (CLICK_SETTINGS, Progress, check_out, errors, group_digits, inputs_or_dataset_options, with_lang,
-                     with_log_file)
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    group_digits,
+    inputs_or_dataset_options,
+    with_lang,
+    with_log_file,
+)
 from .compare import _signed
 
 

@@ -8,7 +8,7 @@ wider and the terminal wraps it. Columns of prose (titles, notes) wrap.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.cells import cell_len
 from rich.console import Console

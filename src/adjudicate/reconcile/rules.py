@@ -53,15 +53,15 @@ class Rules:
     #: resolved Rules per period (empty when nothing is dated).
     valid_from: dt.date | None = None
     changes: tuple[dt.date, ...] = ()
-    periods: tuple["Rules", ...] = ()
+    periods: tuple[Rules, ...] = ()
     series: dict = field(default_factory=dict)
 
-    def with_reward(self, reward_bp: int | None) -> "Rules":
+    def with_reward(self, reward_bp: int | None) -> Rules:
         if reward_bp is None:
             return self
         return replace(self, reward_bp=reward_bp, periods=tuple(replace(p, reward_bp=reward_bp) for p in self.periods))
 
-    def at(self, day: dt.date) -> "Rules":
+    def at(self, day: dt.date) -> Rules:
         """The rules in force on ``day``."""
         if not self.periods:
             return self
@@ -71,7 +71,7 @@ class Rules:
                              f"date {late.entries[0].start}: give the value in force then too", self.path, late.key)
         return self.periods[bisect.bisect_right(self.changes, day)]
 
-    def for_settlement(self, year: int) -> "Rules":
+    def for_settlement(self, year: int) -> Rules:
         """The corridor of benefit year ``year``: the rules in force on its 31 December."""
         return self.at(dt.date(year, 12, 31))
 

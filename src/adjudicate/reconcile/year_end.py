@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-
 STAGES = ("read", "providers", "ledger", "funds", "write")
 OUTPUTS = ("providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
 

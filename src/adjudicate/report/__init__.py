@@ -17,8 +17,8 @@ charts are inline SVG (:mod:`adjudicate.report.svg`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .page import Page
 

@@ -5,9 +5,9 @@ floats only place the marks of a chart.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -1,9 +1,9 @@
 """One self-contained HTML page: inline CSS, inline SVG, no script and nothing fetched."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Sequence
 
 from .. import __version__
 from ..labels import LANG, t

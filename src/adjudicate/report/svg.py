@@ -7,8 +7,8 @@ given by the caller.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 PALETTE = ("#2f6f9f", "#d98a2b", "#4f9a5a", "#a8514c", "#7a65a8", "#8a8a8a")
 WIDTH = 760

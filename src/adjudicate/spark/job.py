@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -37,8 +37,25 @@ from ..inputs import InputError, Table
 from ..outputs import policy_info
 from ..policy import Policy
 from ..schema import REJECT_REASONS, TableSpec
-from .bucket import (ERROR, FILE, KIND, LINE, LINE_COLUMNS, NUMBERS, OUTPUT, REJECTED, REJECTED_COLUMNS, ROW,
-                     SETTLEMENT, SETTLEMENT_COLUMNS, STATS, AMOUNTS, BucketError, Shared, settle_bucket)
+from .bucket import (
+    AMOUNTS,
+    ERROR,
+    FILE,
+    KIND,
+    LINE,
+    LINE_COLUMNS,
+    NUMBERS,
+    OUTPUT,
+    REJECTED,
+    REJECTED_COLUMNS,
+    ROW,
+    SETTLEMENT,
+    SETTLEMENT_COLUMNS,
+    STATS,
+    BucketError,
+    Shared,
+    settle_bucket,
+)
 
 BUCKET = "__bucket"
 #: Lines per bucket aimed at when the number of buckets is chosen for you: a
@@ -94,7 +111,7 @@ def spark_uri(uri: str) -> str:
     return re.sub("^file:/+", "file:/", uri)
 
 
-def _key(c: str) -> "F.Column":
+def _key(c: str) -> F.Column:
     """The routing key of an id column: its bytes (text stays text, numbers become their text)."""
     return F.xxhash64(F.col(c).cast("string"))
 
