@@ -21,22 +21,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from builders import CATALOGUE_TYPES, MEMBER_TYPES, PROVIDER_TYPES
+from builders import CLAIM_TYPES as CASE_CLAIM_TYPES
 
 D = Decimal
-CLAIM_TYPES = {
-    "claim_id": pa.string(), "line_no": pa.int32(), "member_id": pa.string(), "provider_id": pa.string(),
-    "setting": pa.string(), "referral": pa.string(), "admit_date": pa.date32(), "discharge_date": pa.date32(),
-    "item_code": pa.string(), "quantity": pa.float64(), "unit_price": pa.decimal128(18, 4),
-    "amount": pa.decimal128(14, 2), "diagnosis": pa.string(),
-}
-MEMBER_TYPES = {"member_id": pa.string(), "birth_date": pa.date32(), "category": pa.string(),
-                "civil_servant": pa.bool_(), "enrolled_since": pa.date32(),
-                "account_balance": pa.decimal128(14, 2), "prior_year_wage": pa.decimal128(14, 2)}
-PROVIDER_TYPES = {"provider_id": pa.string(), "kind": pa.string(), "level": pa.int8(), "designated": pa.bool_(),
-                  "local": pa.bool_(), "quota_per_admission": pa.decimal128(14, 2)}
-CATALOGUE_TYPES = {"item_code": pa.string(), "name": pa.string(), "class": pa.string(),
-                   "first_self_pay_ratio": pa.decimal128(6, 4), "max_unit_price": pa.decimal128(18, 4),
-                   "valid_from": pa.date32(), "valid_to": pa.date32()}
+# The contract's input types (tests/builders.py), with four-decimal unit prices.
+CLAIM_TYPES = {**CASE_CLAIM_TYPES, "unit_price": pa.decimal128(18, 4)}
 
 PROVIDERS = [  # id, kind, level, designated, local, quota
     ("H3", "hospital", 3, True, True, D("9000")),

@@ -7,7 +7,7 @@ import numpy as np
 from adjudicate import _core, engine, layout, policy, reference
 
 SRC = Path(policy.__file__).parent
-ROOT = SRC.parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout (the package may be installed elsewhere)
 
 
 def test_block_fields_come_from_the_pxd():
