@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, inputs_options, with_lang, with_log_file
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    inputs_options,
+    out_option,
+    threads_option,
+    with_lang,
+    with_log_file,
+)
 
 AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 
@@ -17,8 +27,8 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
               help="Shipped policy name or path to a .toml file (fund amounts of the indicators).")
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
               help="Audit rules file (default: the shipped audit-rules.toml, seed-cited).")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@out_option
+@threads_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file

@@ -324,11 +324,19 @@ def inputs_options(f, dataset: bool = False):
     return with_encoding(g)
 
 
+#: ``--out`` of every command that writes an output folder (outdir.atomic_dir replaces it whole).
+out_option = click.option("--out", type=click.Path(file_okay=False), required=True,
+                          help="Output folder (replaced atomically).")
+#: ``--threads`` of every command that runs the kernel.
+threads_option = click.option("--threads", type=click.IntRange(1, 256), default=None,
+                              help="Worker threads (default: all cores).")
+
+
 def inputs_or_dataset_options(f):
     """:func:`inputs_options` with ``--dataset DIR`` in place of the inputs (run, compare, sweep, …)."""
     return inputs_options(f, dataset=True)
 
 
 __all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_out", "environment_error", "errors", "group_digits",
-           "inputs_options", "inputs_or_dataset_options", "log_event", "with_encoding", "with_lang",
-           "with_log_file"]
+           "inputs_options", "inputs_or_dataset_options", "log_event", "out_option", "threads_option",
+           "with_encoding", "with_lang", "with_log_file"]

@@ -16,6 +16,8 @@ from .common import (
     group_digits,
     inputs_or_dataset_options,
     log_event,
+    out_option,
+    threads_option,
     with_lang,
     with_log_file,
 )
@@ -76,8 +78,8 @@ def _signed(v: str) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one value of policy B (repeatable), e.g. limits.fund_pool_annual.amount=50000. "
                    "VALUE is a TOML value; all overrides are validated together before anything runs.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@out_option
+@threads_option
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
                    "from the input size, 1 is all in memory. The outputs are the same.")

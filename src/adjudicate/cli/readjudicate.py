@@ -14,6 +14,8 @@ from .common import (
     group_digits,
     inputs_or_dataset_options,
     log_event,
+    out_option,
+    threads_option,
     with_lang,
     with_log_file,
 )
@@ -65,8 +67,8 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("--previous", type=click.Path(file_okay=False), required=True,
               help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).")
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@out_option
+@threads_option
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
                    "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "

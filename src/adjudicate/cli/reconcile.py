@@ -17,6 +17,7 @@ from .common import (
     errors,
     group_digits,
     log_event,
+    out_option,
     with_encoding,
     with_lang,
     with_log_file,
@@ -125,7 +126,7 @@ def render(s: dict, out: Path | None) -> None:
               help="Months of expenditure averaged for months of reserve (备付能力).")
 @click.option("--year", type=click.IntRange(1900, 9999), default=None,
               help="Reconcile this benefit year only (default: every year in the settlements).")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
+@out_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
 @with_encoding
 @with_lang

@@ -13,6 +13,8 @@ from .common import (
     group_digits,
     inputs_or_dataset_options,
     log_event,
+    out_option,
+    threads_option,
     with_lang,
     with_log_file,
 )
@@ -21,8 +23,8 @@ from .common import (
 @click.command(context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@out_option
+@threads_option
 @click.option("--no-lines", is_flag=True, help="Skip lines.parquet (claim-level output only).")
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "

@@ -12,6 +12,8 @@ from .common import (
     errors,
     group_digits,
     inputs_or_dataset_options,
+    out_option,
+    threads_option,
     with_lang,
     with_log_file,
 )
@@ -55,8 +57,8 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
               help="Override one value of the base policy for every variant, the baseline included.")
 @click.option("--deltas", "deltas_for", type=click.IntRange(1), default=None, metavar="N",
               help="Also write members.parquet: per member and year, variant N against the baseline.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores).")
+@out_option
+@threads_option
 @click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
               help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
                    "from the input size, 1 is all in memory. The outputs are the same.")
