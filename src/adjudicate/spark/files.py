@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +55,9 @@ def session(master: str | None = None):
     if not conf.contains("spark.driver.extraJavaOptions"):  # a quiet driver log unless you chose one
         builder = builder.config("spark.driver.extraJavaOptions",
                                  f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties').as_uri()}")
+    if not conf.contains("spark.local.dir"):
+        # shuffle files hold claim data: put them where TMPDIR says (Spark's default ignores it)
+        builder = builder.config("spark.local.dir", tempfile.gettempdir())
     spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
