@@ -5,6 +5,7 @@
 ``--subset``: the peer ran on a sample of members; only the engine's claims
 of those members are compared (and every one of them must be there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 OTHER = ("member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal")
 
 
@@ -26,7 +38,7 @@ def fen(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = arr.cast(pa.decimal128(38, 2))
-    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)[2 * arr.offset: 2 * (arr.offset + len(arr))]
+    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)[2 * arr.offset : 2 * (arr.offset + len(arr))]
     words = words.reshape(-1, 2)
     if not (words[:, 1] == (words[:, 0] >> 63)).all():
         raise OverflowError("amount does not fit int64 fen")
@@ -70,8 +82,9 @@ def compare(engine_path, peer_path, subset: bool = False, examples: int = 3) -> 
         bad = np.flatnonzero(a != b)
         res["mismatch"][c] = int(len(bad))
         if len(bad):
-            res["examples"][c] = [(ids[int(i)].as_py(), str(eng[c][int(i)].as_py()), str(peer[c][int(i)].as_py()))
-                                  for i in bad[:examples]]
+            res["examples"][c] = [
+                (ids[int(i)].as_py(), str(eng[c][int(i)].as_py()), str(peer[c][int(i)].as_py())) for i in bad[:examples]
+            ]
     res["total_mismatches"] = sum(res["mismatch"].values()) + missing + extra
     return res
 

@@ -4,6 +4,7 @@ A data set is identified by (members, year, seed) and a digest of
 ``adjudicate/generate.py``, so a change to the generator makes a new one.
 Cached under ``benchmarks/data/`` (git-ignored).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,17 +55,22 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str
         return folder, json.loads(meta_file.read_text())
     from adjudicate.generate import generate_tables, write_dataset
 
-    say(f"generating {members:,} members (about {members * LINES_PER_MEMBER:,} lines, {order} order) "
-        f"into {folder} ...")
+    say(f"generating {members:,} members (about {members * LINES_PER_MEMBER:,} lines, {order} order) into {folder} ...")
     t0 = time.perf_counter()
     tables = generate_tables(members, year, seed, order=order)
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     write_dataset(tables, tmp, "parquet")
-    meta = {"members": members, "year": year, "seed": seed, "order": order, "generator": generator_digest(),
-            "rows": {k: v.num_rows for k, v in tables.items()},
-            "claims": len(pc.unique(tables["claims"]["claim_id"])),
-            "generate_seconds": round(time.perf_counter() - t0, 2)}
+    meta = {
+        "members": members,
+        "year": year,
+        "seed": seed,
+        "order": order,
+        "generator": generator_digest(),
+        "rows": {k: v.num_rows for k, v in tables.items()},
+        "claims": len(pc.unique(tables["claims"]["claim_id"])),
+        "generate_seconds": round(time.perf_counter() - t0, 2),
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
@@ -72,8 +78,7 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str
     return folder, meta
 
 
-def dataset_for_lines(lines: int, year: int = 2024, seed: int = 1, say=print,
-                      order: str = "date") -> tuple[Path, dict]:
+def dataset_for_lines(lines: int, year: int = 2024, seed: int = 1, say=print, order: str = "date") -> tuple[Path, dict]:
     return dataset(max(1, round(lines / LINES_PER_MEMBER)), year, seed, say, order)
 
 
@@ -100,8 +105,11 @@ def member_sample(folder: Path, meta: dict, lines: int, say=print) -> tuple[Path
     pq.write_table(members, tmp / "members.parquet", compression="zstd")
     for t in ("providers", "catalogue"):
         shutil.copyfile(f[t], tmp / f"{t}.parquet")
-    smeta = {"every": k, "rows": {"claims": len(claims), "members": len(members)},
-             "claims": len(pc.unique(claims["claim_id"]))}
+    smeta = {
+        "every": k,
+        "rows": {"claims": len(claims), "members": len(members)},
+        "claims": len(pc.unique(claims["claim_id"])),
+    }
     (tmp / "meta.json").write_text(json.dumps(smeta, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.rename(tmp, out)

@@ -34,6 +34,7 @@ Run one peer by hand:
     python benchmarks/peers.py duckdb --data DIR --out settlements.parquet
 It prints one JSON line with its in-process timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,34 @@ BENEFIT_REFERRALS = ("referred", "emergency")
 CREDIT_RETIRED_FEN = 40_000
 CREDIT_BANDS = ((0, 50), (36, 150), (46, 250))
 
-AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 HEADER = ("claim_id", "member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal")
 
-CLAIM_COLS = ("claim_id", "line_no", "member_id", "provider_id", "setting", "referral", "admit_date",
-              "discharge_date", "item_code", "quantity", "amount")
+CLAIM_COLS = (
+    "claim_id",
+    "line_no",
+    "member_id",
+    "provider_id",
+    "setting",
+    "referral",
+    "admit_date",
+    "discharge_date",
+    "item_code",
+    "quantity",
+    "amount",
+)
 
 
 def files(data: Path) -> dict[str, Path]:
@@ -88,16 +111,20 @@ def _sql_case_ratio() -> str:
 def _sql_deductible() -> str:
     rows = []
     for row, vals in sorted(DEDUCTIBLE_FEN.items(), reverse=True):
-        rows.append(f"WHEN {row} THEN CASE WHEN ordinal = 1 THEN {vals[0]} WHEN ordinal = 2 THEN {vals[1]} "
-                    f"ELSE {vals[2]} END")
+        rows.append(
+            f"WHEN {row} THEN CASE WHEN ordinal = 1 THEN {vals[0]} WHEN ordinal = 2 THEN {vals[1]} ELSE {vals[2]} END"
+        )
     return "CASE level_row " + " ".join(rows) + " END"
 
 
 def _sql_credit() -> str:
     """The credit at the end of year t (§9), for the member-year rows of ``yrs``."""
     age = "(t + 1 - year(birth) - CASE WHEN month(birth) = 1 AND day(birth) = 1 THEN 0 ELSE 1 END)"
-    rate = "CASE " + " ".join(f"WHEN {age} >= {a} THEN {bp}" for a, bp in reversed(CREDIT_BANDS)) + \
-        f" ELSE {CREDIT_BANDS[0][1]} END"
+    rate = (
+        "CASE "
+        + " ".join(f"WHEN {age} >= {a} THEN {bp}" for a, bp in reversed(CREDIT_BANDS))
+        + f" ELSE {CREDIT_BANDS[0][1]} END"
+    )
     return f"CASE WHEN retired THEN {CREDIT_RETIRED_FEN} WHEN wage IS NULL THEN 0 ELSE rha(wage * ({rate}), 10000) END"
 
 
@@ -105,14 +132,18 @@ def duckdb_sql(f: dict[str, Path]) -> str:
     covered = ", ".join(f"'{c}'" for c in COVERED)
     refs = ", ".join(f"'{r}'" for r in BENEFIT_REFERRALS)
     piece = "greatest(0, least(K + X, {hi}) - greatest(K, {lo}))"
-    pieces = ",\n           ".join(piece.format(lo=lo, hi=hi) + f" AS p{i}" for i, (lo, hi, _, _) in enumerate(POOL_BANDS))
-    pool_num = " + ".join(f"p{i} * CASE WHEN retired THEN {ret} ELSE {ins} END"
-                          for i, (_, _, ins, ret) in enumerate(POOL_BANDS))
+    pieces = ",\n           ".join(
+        piece.format(lo=lo, hi=hi) + f" AS p{i}" for i, (lo, hi, _, _) in enumerate(POOL_BANDS)
+    )
+    pool_num = " + ".join(
+        f"p{i} * CASE WHEN retired THEN {ret} ELSE {ins} END" for i, (_, _, ins, ret) in enumerate(POOL_BANDS)
+    )
     slo, shi, srate = SUPP_BAND
     psum = " + ".join(f"p{i}" for i in range(len(POOL_BANDS)))
     w = "PARTITION BY member_id, benefit_year ORDER BY settle_date, claim_id"
-    class_sums = ", ".join(f"coalesce(CAST(sum(el) FILTER (WHERE class = '{c}') AS BIGINT), 0) AS e_{c}"
-                           for c in COVERED)
+    class_sums = ", ".join(
+        f"coalesce(CAST(sum(el) FILTER (WHERE class = '{c}') AS BIGINT), 0) AS e_{c}" for c in COVERED
+    )
     class_ok = " AND ".join(f"e_{c} >= 0" for c in COVERED)
     return f"""
 WITH
@@ -286,6 +317,7 @@ def run_duckdb(data: Path, out: Path, threads: int | None = None) -> dict:
 # ---------------------------------------------------------------------------
 def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
     import os
+
     if threads:
         os.environ["POLARS_MAX_THREADS"] = str(int(threads))
     import polars as pl
@@ -304,127 +336,227 @@ def run_polars(data: Path, out: Path, threads: int | None = None) -> dict:
         return (pl.col(c) * 100).cast(pl.Int64)
 
     prov = pl.scan_parquet(f["providers"]).select(
-        "provider_id", "designated",
-        level_row=pl.when(pl.col("kind") == "community").then(1).when(pl.col("level") >= 3).then(3)
-        .when(pl.col("level") == 2).then(2).otherwise(1))
+        "provider_id",
+        "designated",
+        level_row=pl.when(pl.col("kind") == "community")
+        .then(1)
+        .when(pl.col("level") >= 3)
+        .then(3)
+        .when(pl.col("level") == 2)
+        .then(2)
+        .otherwise(1),
+    )
     mem = pl.scan_parquet(f["members"]).select(
-        "member_id", "civil_servant", retired=pl.col("category") == "retired", balance=fen("account_balance"),
-        birth=pl.col("birth_date"), wage=fen("prior_year_wage"))
+        "member_id",
+        "civil_servant",
+        retired=pl.col("category") == "retired",
+        balance=fen("account_balance"),
+        birth=pl.col("birth_date"),
+        wage=fen("prior_year_wage"),
+    )
     cat = pl.scan_parquet(f["catalogue"]).select(
-        "item_code", "class", "valid_from", "valid_to",
+        "item_code",
+        "class",
+        "valid_from",
+        "valid_to",
         ratio_bp=(pl.col("first_self_pay_ratio") * 10000).cast(pl.Int64),
-        maxp=(pl.col("max_unit_price") * 10000).cast(pl.Int64))
+        maxp=(pl.col("max_unit_price") * 10000).cast(pl.Int64),
+    )
     lines = pl.scan_parquet(f["claims"]).select(list(CLAIM_COLS)).with_row_index("li")
     # the catalogue row valid on admit_date: inner join + validity, then back onto every line
-    hit = (lines.select("li", "item_code", "admit_date").join(cat, on="item_code", how="inner")
-           .filter((pl.col("admit_date") >= pl.col("valid_from"))
-                   & (pl.col("valid_to").is_null() | (pl.col("admit_date") <= pl.col("valid_to"))))
-           .select("li", "class", "ratio_bp", "maxp"))
+    hit = (
+        lines.select("li", "item_code", "admit_date")
+        .join(cat, on="item_code", how="inner")
+        .filter(
+            (pl.col("admit_date") >= pl.col("valid_from"))
+            & (pl.col("valid_to").is_null() | (pl.col("admit_date") <= pl.col("valid_to")))
+        )
+        .select("li", "class", "ratio_bp", "maxp")
+    )
     ratio_of_class = pl.col("class").replace_strict(CLASS_RATIO_BP, default=0, return_dtype=pl.Int64)
     lines = (
         lines.join(hit, on="li", how="left")
         .join(prov, on="provider_id", how="inner")
-        .with_columns(amt=fen("amount"),
-                      ben=pl.col("designated") | pl.col("referral").is_in(BENEFIT_REFERRALS).fill_null(False))
+        .with_columns(
+            amt=fen("amount"), ben=pl.col("designated") | pl.col("referral").is_in(BENEFIT_REFERRALS).fill_null(False)
+        )
         .with_columns(covered=pl.col("ben") & pl.col("class").is_in(COVERED).fill_null(False))
         .with_columns(
             over=pl.when(pl.col("covered") & pl.col("maxp").is_not_null() & (pl.col("amt") > 0))
-            .then(pl.max_horizontal(0, pl.col("amt") - rha(pl.col("maxp") * half_away(pl.col("quantity") * 1e6),
-                                                          100_000_000)))
+            .then(
+                pl.max_horizontal(
+                    0, pl.col("amt") - rha(pl.col("maxp") * half_away(pl.col("quantity") * 1e6), 100_000_000)
+                )
+            )
             .otherwise(0),
-            r=pl.coalesce(pl.col("ratio_bp"), ratio_of_class))
-        .with_columns(fsp=pl.when(pl.col("covered")).then(rha((pl.col("amt") - pl.col("over")) * pl.col("r"), 10000))
-                      .otherwise(0))
-        .with_columns(sp=pl.when(pl.col("covered")).then(pl.col("over")).otherwise(pl.col("amt")),
-                      el=pl.when(pl.col("covered")).then(pl.col("amt") - pl.col("over") - pl.col("fsp")).otherwise(0))
+            r=pl.coalesce(pl.col("ratio_bp"), ratio_of_class),
+        )
+        .with_columns(
+            fsp=pl.when(pl.col("covered")).then(rha((pl.col("amt") - pl.col("over")) * pl.col("r"), 10000)).otherwise(0)
+        )
+        .with_columns(
+            sp=pl.when(pl.col("covered")).then(pl.col("over")).otherwise(pl.col("amt")),
+            el=pl.when(pl.col("covered")).then(pl.col("amt") - pl.col("over") - pl.col("fsp")).otherwise(0),
+        )
     )
     cls_el = [pl.col("el").filter(pl.col("class") == c).sum().alias(f"e_{c}") for c in COVERED]
     claims = (
         lines.group_by("claim_id")
-        .agg(pl.col("member_id", "provider_id", "setting", "admit_date", "discharge_date", "level_row").first(),
-             pl.col("ben").any(), *cls_el, total=pl.col("amt").sum(), self_pay=pl.col("sp").sum(),
-             fsp=pl.col("fsp").sum(), E=pl.col("el").sum())
-        .filter((pl.col("total") >= 0) & (pl.col("self_pay") >= 0) & (pl.col("fsp") >= 0) & (pl.col("E") >= 0)
-                & pl.all_horizontal([pl.col(f"e_{c}") >= 0 for c in COVERED]))
+        .agg(
+            pl.col("member_id", "provider_id", "setting", "admit_date", "discharge_date", "level_row").first(),
+            pl.col("ben").any(),
+            *cls_el,
+            total=pl.col("amt").sum(),
+            self_pay=pl.col("sp").sum(),
+            fsp=pl.col("fsp").sum(),
+            E=pl.col("el").sum(),
+        )
+        .filter(
+            (pl.col("total") >= 0)
+            & (pl.col("self_pay") >= 0)
+            & (pl.col("fsp") >= 0)
+            & (pl.col("E") >= 0)
+            & pl.all_horizontal([pl.col(f"e_{c}") >= 0 for c in COVERED])
+        )
         .join(mem, on="member_id", how="inner")
-        .with_columns(settle_date=pl.when(pl.col("setting") == "inpatient").then(pl.col("discharge_date"))
-                      .otherwise(pl.col("admit_date")),
-                      ip=(pl.col("setting") == "inpatient") & pl.col("ben"))
+        .with_columns(
+            settle_date=pl.when(pl.col("setting") == "inpatient")
+            .then(pl.col("discharge_date"))
+            .otherwise(pl.col("admit_date")),
+            ip=(pl.col("setting") == "inpatient") & pl.col("ben"),
+        )
         .with_columns(benefit_year=pl.col("settle_date").dt.year().cast(pl.Int16))
         .sort("member_id", "settle_date", "claim_id")
     )
     grp = ["member_id", "benefit_year"]
     ded = pl.lit(0, pl.Int64)
     for row, vals in DEDUCTIBLE_FEN.items():
-        by_ord = pl.when(pl.col("ordinal") == 1).then(vals[0]).when(pl.col("ordinal") == 2).then(vals[1]) \
-            .otherwise(vals[2])
+        by_ord = (
+            pl.when(pl.col("ordinal") == 1).then(vals[0]).when(pl.col("ordinal") == 2).then(vals[1]).otherwise(vals[2])
+        )
         ded = pl.when(pl.col("level_row") == row).then(by_ord).otherwise(ded)
     k_hi = pl.col("K") + pl.col("X")
 
     def piece(lo: int, hi: int) -> pl.Expr:
         return pl.max_horizontal(0, pl.min_horizontal(k_hi, hi) - pl.max_horizontal(pl.col("K"), lo))
 
-    pool_num = sum(piece(lo, hi) * pl.when(pl.col("retired")).then(ret).otherwise(ins)
-                   for lo, hi, ins, ret in POOL_BANDS)
+    pool_num = sum(
+        piece(lo, hi) * pl.when(pl.col("retired")).then(ret).otherwise(ins) for lo, hi, ins, ret in POOL_BANDS
+    )
     below_top = sum(piece(lo, hi) for lo, hi, _, _ in POOL_BANDS) + piece(SUPP_BAND[0], SUPP_BAND[1])
     settled = (
-        claims
-        .with_columns(ordinal=pl.when(pl.col("ip")).then(pl.col("ip").cast(pl.Int32).cum_sum().over(grp)))
+        claims.with_columns(ordinal=pl.when(pl.col("ip")).then(pl.col("ip").cast(pl.Int32).cum_sum().over(grp)))
         .with_columns(d=pl.when(pl.col("ip")).then(pl.min_horizontal(pl.col("E"), ded)).otherwise(0))
         .with_columns(X=pl.when(pl.col("ip")).then(pl.col("E") - pl.col("d")).otherwise(0))
         .with_columns(K=pl.col("X").cum_sum().over(grp) - pl.col("X"))
-        .with_columns(pool=rha(pool_num, 10000), supp=rha(piece(SUPP_BAND[0], SUPP_BAND[1]) * SUPP_BAND[2], 10000),
-                      below=below_top)
+        .with_columns(
+            pool=rha(pool_num, 10000),
+            supp=rha(piece(SUPP_BAND[0], SUPP_BAND[1]) * SUPP_BAND[2], 10000),
+            below=below_top,
+        )
         .with_columns(mps=pl.col("E") - pl.col("pool") - pl.col("supp"))
-        .with_columns(subsidy=pl.when(pl.col("ip") & pl.col("civil_servant")).then(pl.min_horizontal(
-            pl.col("mps"),
-            rha(pl.max_horizontal(0, pl.col("below") - pl.col("pool") - pl.col("supp"))
-                * pl.when(pl.col("retired")).then(SUBSIDY_BP[1]).otherwise(SUBSIDY_BP[0]), 10000))).otherwise(0))
-        .with_columns(need=pl.when(pl.col("ip")).then(pl.col("mps") - pl.col("subsidy") + pl.col("fsp"))
-                      .when(pl.col("ben")).then(pl.col("E") + pl.col("fsp")).otherwise(0))
+        .with_columns(
+            subsidy=pl.when(pl.col("ip") & pl.col("civil_servant"))
+            .then(
+                pl.min_horizontal(
+                    pl.col("mps"),
+                    rha(
+                        pl.max_horizontal(0, pl.col("below") - pl.col("pool") - pl.col("supp"))
+                        * pl.when(pl.col("retired")).then(SUBSIDY_BP[1]).otherwise(SUBSIDY_BP[0]),
+                        10000,
+                    ),
+                )
+            )
+            .otherwise(0)
+        )
+        .with_columns(
+            need=pl.when(pl.col("ip"))
+            .then(pl.col("mps") - pl.col("subsidy") + pl.col("fsp"))
+            .when(pl.col("ben"))
+            .then(pl.col("E") + pl.col("fsp"))
+            .otherwise(0)
+        )
     )
     # the account carries over: each member-year's opening (see the module docstring)
     base = settled.select(pl.col("benefit_year").min().cast(pl.Int64)).collect().item()
-    age = (pl.col("t") + 1 - pl.col("birth").dt.year()
-           - pl.when((pl.col("birth").dt.month() == 1) & (pl.col("birth").dt.day() == 1)).then(0).otherwise(1))
+    age = (
+        pl.col("t")
+        + 1
+        - pl.col("birth").dt.year()
+        - pl.when((pl.col("birth").dt.month() == 1) & (pl.col("birth").dt.day() == 1)).then(0).otherwise(1)
+    )
     rate = pl.lit(CREDIT_BANDS[0][1])
     for a, bp in CREDIT_BANDS[1:]:
         rate = pl.when(age >= a).then(bp).otherwise(rate)
-    credit = (pl.when(pl.col("retired")).then(CREDIT_RETIRED_FEN).when(pl.col("wage").is_null()).then(0)
-              .otherwise(rha(pl.col("wage") * rate, 10000)))
-    my = (settled.group_by(grp).agg(pl.col("retired", "birth", "wage", "balance").first(), N=pl.col("need").sum())
-          .sort(grp)
-          .with_columns(prev_year=pl.col("benefit_year").shift(1).over("member_id"),
-                        prev_N=pl.col("N").shift(1).over("member_id"),
-                        k=pl.int_range(pl.len()).over("member_id")))
-    cr = (my.with_columns(t=pl.int_ranges(pl.col("prev_year").fill_null(base).cast(pl.Int64),
-                                         pl.col("benefit_year").cast(pl.Int64)))
-          .explode("t").filter(pl.col("t").is_not_null())
-          .group_by(grp).agg(C=credit.sum()))
-    my = (my.join(cr, on=grp, how="left").with_columns(pl.col("C").fill_null(0)).sort(grp)
-          .with_columns(P=pl.when(pl.col("k") == 0).then(0).otherwise(pl.col("C") - pl.col("prev_N"))
-                        .cum_sum().over("member_id"))
-          .with_columns(Q=pl.when(pl.col("k") == 0).then(pl.col("balance") + pl.col("C"))
-                        .otherwise(pl.col("C") - pl.col("P")))
-          .with_columns(open_y=pl.col("P") + pl.col("Q").cum_max().over("member_id"))
-          .select(*grp, "open_y"))
+    credit = (
+        pl.when(pl.col("retired"))
+        .then(CREDIT_RETIRED_FEN)
+        .when(pl.col("wage").is_null())
+        .then(0)
+        .otherwise(rha(pl.col("wage") * rate, 10000))
+    )
+    my = (
+        settled.group_by(grp)
+        .agg(pl.col("retired", "birth", "wage", "balance").first(), N=pl.col("need").sum())
+        .sort(grp)
+        .with_columns(
+            prev_year=pl.col("benefit_year").shift(1).over("member_id"),
+            prev_N=pl.col("N").shift(1).over("member_id"),
+            k=pl.int_range(pl.len()).over("member_id"),
+        )
+    )
+    cr = (
+        my.with_columns(
+            t=pl.int_ranges(pl.col("prev_year").fill_null(base).cast(pl.Int64), pl.col("benefit_year").cast(pl.Int64))
+        )
+        .explode("t")
+        .filter(pl.col("t").is_not_null())
+        .group_by(grp)
+        .agg(C=credit.sum())
+    )
+    my = (
+        my.join(cr, on=grp, how="left")
+        .with_columns(pl.col("C").fill_null(0))
+        .sort(grp)
+        .with_columns(
+            P=pl.when(pl.col("k") == 0).then(0).otherwise(pl.col("C") - pl.col("prev_N")).cum_sum().over("member_id")
+        )
+        .with_columns(
+            Q=pl.when(pl.col("k") == 0).then(pl.col("balance") + pl.col("C")).otherwise(pl.col("C") - pl.col("P"))
+        )
+        .with_columns(open_y=pl.col("P") + pl.col("Q").cum_max().over("member_id"))
+        .select(*grp, "open_y")
+    )
     settled = (
-        settled.join(my, on=grp, how="left").sort("member_id", "settle_date", "claim_id")
+        settled.join(my, on=grp, how="left")
+        .sort("member_id", "settle_date", "claim_id")
         .with_columns(prior=pl.col("need").cum_sum().over(grp) - pl.col("need"))
-        .with_columns(account=pl.min_horizontal(pl.col("need"),
-                                                pl.max_horizontal(0, pl.col("open_y") - pl.col("prior"))))
+        .with_columns(
+            account=pl.min_horizontal(pl.col("need"), pl.max_horizontal(0, pl.col("open_y") - pl.col("prior")))
+        )
     )
 
     def yuan(e: pl.Expr) -> pl.Expr:
         return (e.cast(pl.Decimal(18, 0)) * pl.lit(Decimal("0.01"), dtype=pl.Decimal(3, 2))).cast(pl.Decimal(18, 2))
 
     result = settled.select(
-        "claim_id", "member_id", "provider_id", "setting", "settle_date", "benefit_year",
+        "claim_id",
+        "member_id",
+        "provider_id",
+        "setting",
+        "settle_date",
+        "benefit_year",
         pl.col("ordinal").alias("admission_ordinal"),
-        total=yuan(pl.col("total")), self_pay=yuan(pl.col("self_pay")), first_self_pay=yuan(pl.col("fsp")),
-        eligible=yuan(pl.col("E")), deductible=yuan(pl.col("d")), fund_pool=yuan(pl.col("pool")),
-        fund_supplementary=yuan(pl.col("supp")), member_policy_share=yuan(pl.col("mps")),
-        subsidy=yuan(pl.col("subsidy")), account_paid=yuan(pl.col("account")),
+        total=yuan(pl.col("total")),
+        self_pay=yuan(pl.col("self_pay")),
+        first_self_pay=yuan(pl.col("fsp")),
+        eligible=yuan(pl.col("E")),
+        deductible=yuan(pl.col("d")),
+        fund_pool=yuan(pl.col("pool")),
+        fund_supplementary=yuan(pl.col("supp")),
+        member_policy_share=yuan(pl.col("mps")),
+        subsidy=yuan(pl.col("subsidy")),
+        account_paid=yuan(pl.col("account")),
         cash_paid=yuan(pl.col("total") - pl.col("pool") - pl.col("supp") - pl.col("subsidy") - pl.col("account")),
     )
     result.sink_parquet(out, compression="snappy")
@@ -452,18 +584,40 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
     """The whole scheme per line and per claim, in plain Python (ints in fen)."""
     # catalogue: item -> [(valid_from, valid_to or None, class, ratio_bp or None, max price in 0.0001 yuan or None)]
     cat: dict[str, list] = {}
-    for code, cls, ratio, maxp, vf, vt in zip(catalogue["item_code"], catalogue["class"],
-                                              catalogue["first_self_pay_ratio"], catalogue["max_unit_price"],
-                                              catalogue["valid_from"], catalogue["valid_to"]):
-        cat.setdefault(code, []).append((vf, vt, cls, None if ratio is None else int(ratio.scaleb(4)),
-                                         None if maxp is None else int(maxp.scaleb(4))))
-    prov = {pid: (desig, 1 if kind == "community" else 3 if level >= 3 else 2 if level == 2 else 1)
-            for pid, kind, level, desig in zip(providers["provider_id"], providers["kind"], providers["level"],
-                                               providers["designated"])}
-    mem = {mid: (cat_ == "retired", civil, _fen(bal), birth, None if wage is None else _fen(wage))
-           for mid, cat_, civil, bal, birth, wage in
-           zip(members["member_id"], members["category"], members["civil_servant"], members["account_balance"],
-               members["birth_date"], members["prior_year_wage"])}
+    for code, cls, ratio, maxp, vf, vt in zip(
+        catalogue["item_code"],
+        catalogue["class"],
+        catalogue["first_self_pay_ratio"],
+        catalogue["max_unit_price"],
+        catalogue["valid_from"],
+        catalogue["valid_to"],
+    ):
+        cat.setdefault(code, []).append(
+            (
+                vf,
+                vt,
+                cls,
+                None if ratio is None else int(ratio.scaleb(4)),
+                None if maxp is None else int(maxp.scaleb(4)),
+            )
+        )
+    prov = {
+        pid: (desig, 1 if kind == "community" else 3 if level >= 3 else 2 if level == 2 else 1)
+        for pid, kind, level, desig in zip(
+            providers["provider_id"], providers["kind"], providers["level"], providers["designated"]
+        )
+    }
+    mem = {
+        mid: (cat_ == "retired", civil, _fen(bal), birth, None if wage is None else _fen(wage))
+        for mid, cat_, civil, bal, birth, wage in zip(
+            members["member_id"],
+            members["category"],
+            members["civil_servant"],
+            members["account_balance"],
+            members["birth_date"],
+            members["prior_year_wage"],
+        )
+    }
 
     def credit(retired: bool, birth, wage: int | None, year: int) -> int:
         """Credited at the end of ``year`` (§9): by age in whole years on 1 January of year + 1."""
@@ -478,9 +632,17 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
     # 1. lines -> claims
     acc: dict[str, list] = {}
     for cid, mid, pid, setting, ref, admit, dis, item, qty, amount in zip(
-            claims["claim_id"], claims["member_id"], claims["provider_id"], claims["setting"], claims["referral"],
-            claims["admit_date"], claims["discharge_date"], claims["item_code"], claims["quantity"],
-            claims["amount"]):
+        claims["claim_id"],
+        claims["member_id"],
+        claims["provider_id"],
+        claims["setting"],
+        claims["referral"],
+        claims["admit_date"],
+        claims["discharge_date"],
+        claims["item_code"],
+        claims["quantity"],
+        claims["amount"],
+    ):
         c = acc.get(cid)
         if c is None:
             desig, level_row = prov[pid]
@@ -557,12 +719,26 @@ def settle_python(claims: dict, members: dict, providers: dict, catalogue: dict)
                 need = 0
             account = min(bal, need)
             bal -= account
-            for k, v in (("claim_id", cid), ("member_id", mid), ("provider_id", pid), ("setting", setting),
-                         ("settle_date", settle), ("benefit_year", year), ("admission_ordinal", ordinal),
-                         ("total", total), ("self_pay", self_pay), ("first_self_pay", fsp), ("eligible", E),
-                         ("deductible", d), ("fund_pool", pool), ("fund_supplementary", supp),
-                         ("member_policy_share", E - pool - supp), ("subsidy", subsidy),
-                         ("account_paid", account), ("cash_paid", total - pool - supp - subsidy - account)):
+            for k, v in (
+                ("claim_id", cid),
+                ("member_id", mid),
+                ("provider_id", pid),
+                ("setting", setting),
+                ("settle_date", settle),
+                ("benefit_year", year),
+                ("admission_ordinal", ordinal),
+                ("total", total),
+                ("self_pay", self_pay),
+                ("first_self_pay", fsp),
+                ("eligible", E),
+                ("deductible", d),
+                ("fund_pool", pool),
+                ("fund_supplementary", supp),
+                ("member_policy_share", E - pool - supp),
+                ("subsidy", subsidy),
+                ("account_paid", account),
+                ("cash_paid", total - pool - supp - subsidy - account),
+            ):
                 out[k].append(v)
     return out
 
@@ -574,11 +750,15 @@ def run_python(data: Path, out: Path, threads: int | None = None) -> dict:
     f = files(data)
     t0 = time.perf_counter()
     claims = pq.read_table(f["claims"], columns=list(CLAIM_COLS)).to_pydict()
-    members = pq.read_table(f["members"], columns=["member_id", "category", "civil_servant",
-                                                   "account_balance", "birth_date", "prior_year_wage"]).to_pydict()
+    members = pq.read_table(
+        f["members"],
+        columns=["member_id", "category", "civil_servant", "account_balance", "birth_date", "prior_year_wage"],
+    ).to_pydict()
     providers = pq.read_table(f["providers"], columns=["provider_id", "kind", "level", "designated"]).to_pydict()
-    catalogue = pq.read_table(f["catalogue"], columns=["item_code", "class", "first_self_pay_ratio",
-                                                       "max_unit_price", "valid_from", "valid_to"]).to_pydict()
+    catalogue = pq.read_table(
+        f["catalogue"],
+        columns=["item_code", "class", "first_self_pay_ratio", "max_unit_price", "valid_from", "valid_to"],
+    ).to_pydict()
     t1 = time.perf_counter()
     res = settle_python(claims, members, providers, catalogue)
     t2 = time.perf_counter()
@@ -595,8 +775,7 @@ def run_python(data: Path, out: Path, threads: int | None = None) -> dict:
         cols[k] = pa.array([Decimal(v).scaleb(-2) for v in res[k]], pa.decimal128(18, 2))
     pq.write_table(pa.table(cols), out)
     t3 = time.perf_counter()
-    return {"total": t3 - t0, "read": t1 - t0, "compute": t2 - t1, "write": t3 - t2,
-            "lines": len(claims["claim_id"])}
+    return {"total": t3 - t0, "read": t1 - t0, "compute": t2 - t1, "write": t3 - t2, "lines": len(claims["claim_id"])}
 
 
 PEERS = {"duckdb": run_duckdb, "polars": run_polars, "python": run_python}

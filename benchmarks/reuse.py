@@ -12,6 +12,7 @@ Measured on the data set of ``run.py`` against its cold ``adjudicate run``
 Also usable alone: ``python benchmarks/reuse.py --lines 2M --repeat 3 --snapshot`` writes
 benchmarks/RESULTS-reuse.md (``run.py`` puts the same rows in RESULTS.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,14 @@ sys.path.insert(0, str(HERE))
 import bench_data  # noqa: E402
 
 POLICY = "prefecture-employee"
-SWEEP = ["--vary", "lines.first_self_pay.B=0.05,0.10,0.15,0.20,0.25",
-         "--vary", "blocks.inpatient.subsidy.civil_servant={ in_service = 0.4, retired = 0.45 },"
-                   "{ in_service = 0.5, retired = 0.55 },{ in_service = 0.6, retired = 0.65 },"
-                   "{ in_service = 0.7, retired = 0.75 }"]
+SWEEP = [
+    "--vary",
+    "lines.first_self_pay.B=0.05,0.10,0.15,0.20,0.25",
+    "--vary",
+    "blocks.inpatient.subsidy.civil_servant={ in_service = 0.4, retired = 0.45 },"
+    "{ in_service = 0.5, retired = 0.55 },{ in_service = 0.6, retired = 0.65 },"
+    "{ in_service = 0.7, retired = 0.75 }",
+]
 
 
 def correct_claims(src: Path, dst: Path, fraction: float = 0.01, seed: int = 1) -> int:
@@ -46,16 +51,18 @@ def correct_claims(src: Path, dst: Path, fraction: float = 0.01, seed: int = 1) 
     hit = pc.is_in(t["claim_id"], value_set=picked)
     for col in ("amount", "unit_price"):
         if col in t.column_names:
-            doubled = pc.multiply(t[col], pa.scalar(2, t[col].type) if not pa.types.is_decimal(t[col].type)
-                                  else pa.scalar(2)).cast(t[col].type)
+            doubled = pc.multiply(
+                t[col], pa.scalar(2, t[col].type) if not pa.types.is_decimal(t[col].type) else pa.scalar(2)
+            ).cast(t[col].type)
             t = t.set_column(t.column_names.index(col), col, pc.if_else(hit, doubled, t[col]))
     dst.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(t, dst)
     return len(picked)
 
 
-def bench_reuse(data: Path, outdir: Path, repeat: int, run_cmd, adjudicate_cmd, say=print,
-                cold: list[str] | None = None) -> dict:
+def bench_reuse(
+    data: Path, outdir: Path, repeat: int, run_cmd, adjudicate_cmd, say=print, cold: list[str] | None = None
+) -> dict:
     """Walls (medians of ``repeat``) of the commands above; ``run_cmd(cmd) -> (wall, rss, stdout)``.
 
     With ``cold`` (the cold run's command) each run is paired with a cold run right after it and the
@@ -86,31 +93,72 @@ def bench_reuse(data: Path, outdir: Path, repeat: int, run_cmd, adjudicate_cmd, 
         return res[name]
 
     timed("prepare", ["prepare", *files, "--out", str(ds), "-q"], 1)
-    timed("run --dataset", ["run", "--dataset", str(ds), "--policy", POLICY, "--out", str(outdir / "reuse-run"),
-                            "-q"])
-    timed("compare", ["compare", *files, "--policy", POLICY, "--policy", "city-employee",
-                      "--out", str(outdir / "reuse-cmp"), "-q"])
-    timed("compare --dataset", ["compare", "--dataset", str(ds), "--policy", POLICY, "--policy", "city-employee",
-                                "--out", str(outdir / "reuse-cmp"), "-q"])
-    timed("sweep (20 variants)", ["sweep", *files, "--policy", POLICY, *SWEEP, "--out", str(outdir / "reuse-sw"),
-                                  "-q"])
-    timed("sweep --dataset (20 variants)", ["sweep", "--dataset", str(ds), "--policy", POLICY, *SWEEP,
-                                            "--out", str(outdir / "reuse-sw"), "-q"])
+    timed("run --dataset", ["run", "--dataset", str(ds), "--policy", POLICY, "--out", str(outdir / "reuse-run"), "-q"])
+    timed(
+        "compare",
+        ["compare", *files, "--policy", POLICY, "--policy", "city-employee", "--out", str(outdir / "reuse-cmp"), "-q"],
+    )
+    timed(
+        "compare --dataset",
+        [
+            "compare",
+            "--dataset",
+            str(ds),
+            "--policy",
+            POLICY,
+            "--policy",
+            "city-employee",
+            "--out",
+            str(outdir / "reuse-cmp"),
+            "-q",
+        ],
+    )
+    timed("sweep (20 variants)", ["sweep", *files, "--policy", POLICY, *SWEEP, "--out", str(outdir / "reuse-sw"), "-q"])
+    timed(
+        "sweep --dataset (20 variants)",
+        ["sweep", "--dataset", str(ds), "--policy", POLICY, *SWEEP, "--out", str(outdir / "reuse-sw"), "-q"],
+    )
     # the nightly re-run: night 1 from the dataset, then 1 % of the claims corrected
     night1 = outdir / "reuse-run"
     fixed = outdir / "reuse-fixed" / "claims.parquet"
     res["corrected_claims"] = correct_claims(f["claims"], fixed)
     fixed_files = [x for t in bench_data.TABLES for x in (f"--{t}", str(fixed if t == "claims" else f[t]))]
     timed("prepare (corrected)", ["prepare", *fixed_files, "--out", str(ds2), "-q"], 1)
-    timed("readjudicate --dataset (1 % corrected)", ["readjudicate", "--dataset", str(ds2), "--previous",
-                                                     str(night1), "--policy", POLICY,
-                                                     "--out", str(outdir / "reuse-night2"), "-q"])
+    timed(
+        "readjudicate --dataset (1 % corrected)",
+        [
+            "readjudicate",
+            "--dataset",
+            str(ds2),
+            "--previous",
+            str(night1),
+            "--policy",
+            POLICY,
+            "--out",
+            str(outdir / "reuse-night2"),
+            "-q",
+        ],
+    )
     s = json.loads((outdir / "reuse-night2" / "summary.json").read_text())
-    res["readjudicate_summary"] = {"incremental": s.get("incremental"), "adjusted_claims":
-                                   s["counts"]["adjusted_claims"], "reconciles": s["reconciles"]}
-    timed("readjudicate (1 % corrected, from the files)", ["readjudicate", *fixed_files, "--previous", str(night1),
-                                                           "--policy", POLICY,
-                                                           "--out", str(outdir / "reuse-night2f"), "-q"])
+    res["readjudicate_summary"] = {
+        "incremental": s.get("incremental"),
+        "adjusted_claims": s["counts"]["adjusted_claims"],
+        "reconciles": s["reconciles"],
+    }
+    timed(
+        "readjudicate (1 % corrected, from the files)",
+        [
+            "readjudicate",
+            *fixed_files,
+            "--previous",
+            str(night1),
+            "--policy",
+            POLICY,
+            "--out",
+            str(outdir / "reuse-night2f"),
+            "-q",
+        ],
+    )
     return res
 
 
@@ -126,11 +174,16 @@ def rows(res: dict, cold: float) -> list[str]:
 
 def targets(res: dict, cold: float) -> list[tuple[str, str, str]]:
     out = []
-    for name, what, bound in (("run --dataset", "`run --dataset` ≤ 0.3 × the cold run", 0.3),
-                              ("compare", "`compare` ≤ 1.3 × one run", 1.3),
-                              ("sweep (20 variants)", "`sweep` of 20 variants ≤ 3 × one run", 3.0),
-                              ("readjudicate --dataset (1 % corrected)",
-                               "`readjudicate`, 1 % of claims corrected, from a dataset ≤ 0.3 × a full run", 0.3)):
+    for name, what, bound in (
+        ("run --dataset", "`run --dataset` ≤ 0.3 × the cold run", 0.3),
+        ("compare", "`compare` ≤ 1.3 × one run", 1.3),
+        ("sweep (20 variants)", "`sweep` of 20 variants ≤ 3 × one run", 3.0),
+        (
+            "readjudicate --dataset (1 % corrected)",
+            "`readjudicate`, 1 % of claims corrected, from a dataset ≤ 0.3 × a full run",
+            0.3,
+        ),
+    ):
         if name in res:
             v = res[name]
             r = v.get("ratio", v["wall"] / cold)
@@ -163,23 +216,38 @@ def main(argv=None) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     R.warm(data)
     cold = R.bench_engine(data, outdir, True, args.repeat)
-    res = bench_reuse(data, outdir, args.repeat, R.run_cmd_rss, R.adjudicate_cmd, R.say,
-                      cold=R.engine_args(data, outdir / "reuse-cold", True))
-    text = ["# Not decoding twice: benchmark rows of issue 9 §3–5", "",
-            "Written by `python benchmarks/reuse.py " + shlex.join(sys.argv[1:] if argv is None else argv) + "` "
-            f"({time.strftime('%Y-%m-%d %H:%M %Z')}, {time.perf_counter() - t0:.0f} s; {R.git_state()}); "
-            "nothing edited by hand.", "",
-            f"{meta['rows']['claims']:,} lines, {meta['claims']:,} claims, {meta['rows']['members']:,} members "
-            f"(generated, member order); {platform.processor() or platform.machine()}, "
-            f"{len(os.sched_getaffinity(0))} core(s); load average at start {' '.join(f'{x:.1f}' for x in load)}, "
-            f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: whole-process "
-            f"walls, medians of {args.repeat}; each run is followed by a cold run and the ratios are taken "
-            "pair by pair).", "",
-            f"Cold `adjudicate run` (full outputs): {cold['wall']:.2f} s "
-            f"({' '.join(f'{x:.2f}' for x in cold['walls'])}); stages: "
-            + ", ".join(f"{k} {v:.2f} s" for k, v in cold["stages"].items()) + ".", "",
-            f"readjudicate: {res['corrected_claims']:,} claims corrected (1 %, amounts doubled); "
-            f"{json.dumps(res['readjudicate_summary'])}.", ""]
+    res = bench_reuse(
+        data,
+        outdir,
+        args.repeat,
+        R.run_cmd_rss,
+        R.adjudicate_cmd,
+        R.say,
+        cold=R.engine_args(data, outdir / "reuse-cold", True),
+    )
+    text = [
+        "# Not decoding twice: benchmark rows of issue 9 §3–5",
+        "",
+        "Written by `python benchmarks/reuse.py " + shlex.join(sys.argv[1:] if argv is None else argv) + "` "
+        f"({time.strftime('%Y-%m-%d %H:%M %Z')}, {time.perf_counter() - t0:.0f} s; {R.git_state()}); "
+        "nothing edited by hand.",
+        "",
+        f"{meta['rows']['claims']:,} lines, {meta['claims']:,} claims, {meta['rows']['members']:,} members "
+        f"(generated, member order); {platform.processor() or platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} core(s); load average at start {' '.join(f'{x:.1f}' for x in load)}, "
+        f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared machine: whole-process "
+        f"walls, medians of {args.repeat}; each run is followed by a cold run and the ratios are taken "
+        "pair by pair).",
+        "",
+        f"Cold `adjudicate run` (full outputs): {cold['wall']:.2f} s "
+        f"({' '.join(f'{x:.2f}' for x in cold['walls'])}); stages: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in cold["stages"].items())
+        + ".",
+        "",
+        f"readjudicate: {res['corrected_claims']:,} claims corrected (1 %, amounts doubled); "
+        f"{json.dumps(res['readjudicate_summary'])}.",
+        "",
+    ]
     text += rows(res, cold["wall"]) + ["", "| target | measured | met? |", "|---|---|---|"]
     text += [f"| {t} | {v} | {ok} |" for t, v, ok in targets(res, cold["wall"])]
     args.results.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -19,6 +19,7 @@ files, medians of --repeat runs:
 
 Writes benchmarks/RESULTS.md (or --results). See benchmarks/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,14 +93,33 @@ def adjudicate_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "adjudicate.cli"]
 
 
-def engine_args(data: Path, out: Path, lines: bool, threads: int | None = None,
-                extra: tuple[str, ...] = (), catalogue: Path | None = None) -> list[str]:
+def engine_args(
+    data: Path,
+    out: Path,
+    lines: bool,
+    threads: int | None = None,
+    extra: tuple[str, ...] = (),
+    catalogue: Path | None = None,
+) -> list[str]:
     f = bench_data.paths(data)
     if catalogue is not None:
         f["catalogue"] = catalogue
-    a = adjudicate_cmd() + ["run", "--claims", str(f["claims"]), "--members", str(f["members"]),
-                            "--providers", str(f["providers"]), "--catalogue", str(f["catalogue"]),
-                            "--policy", "prefecture-employee", "--out", str(out), "-q"]
+    a = adjudicate_cmd() + [
+        "run",
+        "--claims",
+        str(f["claims"]),
+        "--members",
+        str(f["members"]),
+        "--providers",
+        str(f["providers"]),
+        "--catalogue",
+        str(f["catalogue"]),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        str(out),
+        "-q",
+    ]
     if not lines:
         a.append("--no-lines")
     if threads:
@@ -127,8 +147,9 @@ def warm(folder: Path) -> None:
                 pass
 
 
-def bench_engine(data: Path, outdir: Path, lines: bool, repeat: int, extra: tuple[str, ...] = (),
-                 label: str = "") -> dict:
+def bench_engine(
+    data: Path, outdir: Path, lines: bool, repeat: int, extra: tuple[str, ...] = (), label: str = ""
+) -> dict:
     walls, rss, timings = [], [], []
     out = outdir / (("engine-full" if lines else "engine-nolines") + ("-" + "".join(extra).strip("-") if extra else ""))
     name = "adjudicate run" + ("" if lines else " --no-lines") + (" " + " ".join(extra) if extra else "")
@@ -140,9 +161,16 @@ def bench_engine(data: Path, outdir: Path, lines: bool, repeat: int, extra: tupl
         timings.append(s["timings_seconds"])
         say(f"  {name} #{i + 1}: {w:.2f} s " + " ".join(f"{k}={v:.2f}" for k, v in s["timings_seconds"].items()))
     names = stage_names(timings)
-    return {"wall": median(walls), "walls": walls, "rss": max(rss), "out": out, "name": name,
-            "partitions": s.get("partitions", 1),
-            "stages": {k: median([t.get(k, 0.0) for t in timings]) for k in names}, "summary": s}
+    return {
+        "wall": median(walls),
+        "walls": walls,
+        "rss": max(rss),
+        "out": out,
+        "name": name,
+        "partitions": s.get("partitions", 1),
+        "stages": {k: median([t.get(k, 0.0) for t in timings]) for k in names},
+        "summary": s,
+    }
 
 
 AUDIT_BEGIN, AUDIT_END = "<!-- audit: benchmarks/run.py --audit-only -->", "<!-- /audit -->"
@@ -184,21 +212,31 @@ def audit_section(A: dict, command: str) -> list[str]:
     pct = 100 * A["added"] / p["wall"]
     stage = a["stage"].get("audit", 0.0)
     plain_stages = sum(v for k, v in p["stage"].items())
-    rows = [AUDIT_BEGIN, "## Audit (`run --audit`)", "",
-            f"Measured with `{command}` on {A['lines']:,} lines (the catalogue given `item_kind`, so every rule "
-            f"runs); `run` and `run --audit` alternate, {len(p['walls'])} run(s) each, medians. Load average at "
-            f"the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
-            "| command | wall s (median) | runs | audit stage s | peak RSS MiB |", "|---|---:|---|---:|---:|",
-            f"| adjudicate run | {p['wall']:.2f} | {' '.join(f'{x:.2f}' for x in p['walls'])} | – | {p['rss']:.0f} |",
-            f"| adjudicate run --audit | {a['wall']:.2f} | {' '.join(f'{x:.2f}' for x in a['walls'])} | "
-            f"{a['stage'].get('audit', 0.0):.2f} | {a['rss']:.0f} |", "",
-            f"Added by `--audit`: the audit stage (flags and indicators, in-process timer) takes **{stage:.2f} s, "
-            f"{100 * stage / plain_stages:.1f} % of the plain run's stages** ({plain_stages:.2f} s); the difference "
-            f"of the wall medians is {A['added']:+.2f} s ({pct:+.1f} %), which on a loaded machine is mostly noise "
-            f"(target: under 20 %). "
-            f"Flags: {s['flags']:,} on {s['flagged_claims']:,} claims ("
-            + ", ".join(f"{k} {v['flags']:,}" for k, v in s["by_rule"].items()) + "); "
-            f"{s['indicator_rows']:,} indicator rows, {s['outliers']:,} outliers.", "", AUDIT_END]
+    rows = [
+        AUDIT_BEGIN,
+        "## Audit (`run --audit`)",
+        "",
+        f"Measured with `{command}` on {A['lines']:,} lines (the catalogue given `item_kind`, so every rule "
+        f"runs); `run` and `run --audit` alternate, {len(p['walls'])} run(s) each, medians. Load average at "
+        f"the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        "",
+        "| command | wall s (median) | runs | audit stage s | peak RSS MiB |",
+        "|---|---:|---|---:|---:|",
+        f"| adjudicate run | {p['wall']:.2f} | {' '.join(f'{x:.2f}' for x in p['walls'])} | – | {p['rss']:.0f} |",
+        f"| adjudicate run --audit | {a['wall']:.2f} | {' '.join(f'{x:.2f}' for x in a['walls'])} | "
+        f"{a['stage'].get('audit', 0.0):.2f} | {a['rss']:.0f} |",
+        "",
+        f"Added by `--audit`: the audit stage (flags and indicators, in-process timer) takes **{stage:.2f} s, "
+        f"{100 * stage / plain_stages:.1f} % of the plain run's stages** ({plain_stages:.2f} s); the difference "
+        f"of the wall medians is {A['added']:+.2f} s ({pct:+.1f} %), which on a loaded machine is mostly noise "
+        f"(target: under 20 %). "
+        f"Flags: {s['flags']:,} on {s['flagged_claims']:,} claims ("
+        + ", ".join(f"{k} {v['flags']:,}" for k, v in s["by_rule"].items())
+        + "); "
+        f"{s['indicator_rows']:,} indicator rows, {s['outliers']:,} outliers.",
+        "",
+        AUDIT_END,
+    ]
     return rows
 
 
@@ -226,8 +264,10 @@ def bench_floor(data: Path, engine_out: Path, outdir: Path, repeat: int) -> dict
     try:  # the engine's own Parquet writer options, so the files are alike in every respect
         from adjudicate.outputs import parquet_options
     except ImportError:
+
         def parquet_options(schema):
             return {}
+
     opts = {n: parquet_options(t.schema) for n, t in (("s", settlements), ("l", lines), ("r", rejected))}
     f = bench_data.paths(data)
     dst = outdir / "floor"
@@ -252,8 +292,15 @@ def bench_floor(data: Path, engine_out: Path, outdir: Path, repeat: int) -> dict
     full = [a + b + c for a, b, c in zip(res["read"], res["write_settlements"], res["write_lines"])]
     nol = [a + b for a, b in zip(res["read"], res["write_settlements"])]
     out = {k: median(v) for k, v in res.items()}
-    out.update(full=median(full), nolines=median(nol), full_runs=full, nolines_runs=nol, options=opts["l"],
-               rows_settlements=len(settlements), rows_lines=len(lines))
+    out.update(
+        full=median(full),
+        nolines=median(nol),
+        full_runs=full,
+        nolines_runs=nol,
+        options=opts["l"],
+        rows_settlements=len(settlements),
+        rows_lines=len(lines),
+    )
     del settlements, lines
     gc.collect()
     return out
@@ -282,8 +329,11 @@ def bench_memory(data: Path, repeat: int, threads_list=(1, 2)) -> dict:
         med["kernel_lines_per_s"] = settled_lines / med["kernel"]
         med["per_core"] = med["kernel_lines_per_s"] / th
         res[th] = med
-        say(f"  in memory, {th} thread(s): " + ", ".join(f"{k} {v:.3f} s" for k, v in med.items() if k in t)
-            + f"; kernel {med['kernel_lines_per_s'] / 1e6:.1f} M lines/s")
+        say(
+            f"  in memory, {th} thread(s): "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in med.items() if k in t)
+            + f"; kernel {med['kernel_lines_per_s'] / 1e6:.1f} M lines/s"
+        )
     import stages
 
     ns = stages.prepare(data, inputs)
@@ -309,19 +359,41 @@ def bench_scale(total_lines: int, year: int, outdir: Path) -> dict:
         say(f"building {chunks} chunk(s) of {members:,} members into {data} ...")
         scale_out.build(chunks, members, year, data)
     out = outdir / "engine-scale"
-    cmd = adjudicate_cmd() + ["run", "--claims", str(data / "claims"), "--members", str(data / "members.parquet"),
-                              "--providers", str(data / "providers.parquet"),
-                              "--catalogue", str(data / "catalogue.parquet"),
-                              "--policy", "prefecture-employee", "--out", str(out), "-q"]
+    cmd = adjudicate_cmd() + [
+        "run",
+        "--claims",
+        str(data / "claims"),
+        "--members",
+        str(data / "members.parquet"),
+        "--providers",
+        str(data / "providers.parquet"),
+        "--catalogue",
+        str(data / "catalogue.parquet"),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        str(out),
+        "-q",
+    ]
     wall, rss, _ = run_cmd_rss(cmd)
     s = json.loads((out / "summary.json").read_text())
-    say(f"  {s['counts']['input_lines']:,} lines: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
-        f"{s.get('partitions', 1)} partition(s)")
+    say(
+        f"  {s['counts']['input_lines']:,} lines: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
+        f"{s.get('partitions', 1)} partition(s)"
+    )
     shutil.rmtree(out, ignore_errors=True)
-    return {"wall": wall, "rss": rss, "lines": s["counts"]["input_lines"], "claims": s["counts"]["input_claims"],
-            "partitions": s.get("partitions", 1), "reconciles": s["counts"]["reconciles"],
-            "invariants": s.get("invariants_hold"), "stages": s["timings_seconds"], "chunks": chunks,
-            "members": members}
+    return {
+        "wall": wall,
+        "rss": rss,
+        "lines": s["counts"]["input_lines"],
+        "claims": s["counts"]["input_claims"],
+        "partitions": s.get("partitions", 1),
+        "reconciles": s["counts"]["reconciles"],
+        "invariants": s.get("invariants_hold"),
+        "stages": s["timings_seconds"],
+        "chunks": chunks,
+        "members": members,
+    }
 
 
 def layout_figures(R: dict) -> dict:
@@ -331,13 +403,17 @@ def layout_figures(R: dict) -> dict:
 
 def bench_layout(order: str, args, outdir: Path, duckdb: bool) -> dict:
     """The same data in another row order: I/O floor, run, run --no-lines and DuckDB, each checked."""
-    data, _ = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), args.year, args.seed, say=say,
-                                           order=order)
+    data, _ = bench_data.dataset_for_lines(
+        bench_data.parse_count(args.lines), args.year, args.seed, say=say, order=order
+    )
     warm(data)
     sub = outdir / order
     sub.mkdir(parents=True, exist_ok=True)
-    res = {"data": data, "full": bench_engine(data, sub, True, args.repeat),
-           "nolines": bench_engine(data, sub, False, args.repeat)}
+    res = {
+        "data": data,
+        "full": bench_engine(data, sub, True, args.repeat),
+        "nolines": bench_engine(data, sub, False, args.repeat),
+    }
     res["floor"] = bench_floor(data, res["full"]["out"], sub, args.repeat)
     res["duckdb"] = None
     if duckdb:
@@ -358,8 +434,13 @@ def bench_startup(repeat: int, outdir: Path) -> dict:
         over.append(w - sum(s["timings_seconds"].values()))
     bare, _, _ = run_cmd_rss([sys.executable, "-c", "pass"])
     ver, _, _ = run_cmd_rss(adjudicate_cmd() + ["--version"])
-    return {"lines": meta["rows"]["claims"], "wall": median(walls), "overhead": median(over),
-            "python": bare, "version": ver}
+    return {
+        "lines": meta["rows"]["claims"],
+        "wall": median(walls),
+        "overhead": median(over),
+        "python": bare,
+        "version": ver,
+    }
 
 
 def bench_peer(name: str, data: Path, outdir: Path, repeat: int) -> dict:
@@ -371,15 +452,20 @@ def bench_peer(name: str, data: Path, outdir: Path, repeat: int) -> dict:
         rss.append(r)
         inner.append(json.loads(o.strip().splitlines()[-1]))
         say(f"  {name} #{i + 1}: {w:.2f} s")
-    return {"wall": median(walls), "walls": walls, "rss": max(rss), "out": out,
-            "inner": {k: median([x[k] for x in inner]) for k in inner[0]}}
+    return {
+        "wall": median(walls),
+        "walls": walls,
+        "rss": max(rss),
+        "out": out,
+        "inner": {k: median([x[k] for x in inner]) for k in inner[0]},
+    }
 
 
 def _short(file: str) -> str:
     parts = Path(file).parts
     for anchor in ("site-packages", "src"):
         if anchor in parts:
-            return "/".join(parts[len(parts) - parts[::-1].index(anchor):])
+            return "/".join(parts[len(parts) - parts[::-1].index(anchor) :])
     return "/".join(parts[-2:])
 
 
@@ -388,8 +474,9 @@ def profile_engine(data: Path, outdir: Path, top: int = 25) -> dict:
     import pstats
 
     prof = outdir / "engine.prof"
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "adjudicate.cli"] + \
-        engine_args(data, outdir / "engine-prof", True)[len(adjudicate_cmd()):]
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "adjudicate.cli"] + engine_args(
+        data, outdir / "engine-prof", True
+    )[len(adjudicate_cmd()) :]
     w, _, _ = run_cmd_rss(cmd)
     st = pstats.Stats(str(prof))
     rows = []
@@ -397,8 +484,9 @@ def profile_engine(data: Path, outdir: Path, top: int = 25) -> dict:
         where = fn if file == "~" else f"{_short(file)}:{line}({fn})"
         rows.append((tt, ct, nc, where))
     by_own = sorted(rows, reverse=True)[:top]
-    by_cum = sorted(((ct, tt, nc, where) for tt, ct, nc, where in rows if where.startswith("adjudicate/")),
-                    reverse=True)[:top]
+    by_cum = sorted(
+        ((ct, tt, nc, where) for tt, ct, nc, where in rows if where.startswith("adjudicate/")), reverse=True
+    )[:top]
     return {"wall": w, "own": by_own, "cum": by_cum, "total": st.total_tt, "file": prof}
 
 
@@ -431,10 +519,18 @@ def machine() -> dict:
         except ImportError:
             versions[mod] = "not installed"
     import adjudicate
+
     versions["adjudicate"] = adjudicate.__version__
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "cores": cores, "logical": os.cpu_count(), "ram": mem, "os": platform.platform(),
-            "versions": versions, "load": os.getloadavg()}
+    return {
+        "cpu": model,
+        "cores": cores,
+        "logical": os.cpu_count(),
+        "ram": mem,
+        "os": platform.platform(),
+        "versions": versions,
+        "load": os.getloadavg(),
+    }
 
 
 def git_state() -> str:
@@ -442,10 +538,12 @@ def git_state() -> str:
     if snap:
         return f"commit {snap[:7]}, a clean snapshot of HEAD built under benchmarks/data/"
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True,
-                               text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
     return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "") if head else "unknown"
@@ -474,63 +572,115 @@ def kept_section(results: Path) -> str:
     if at < 0:
         return ""
     ends = [e for e in (old.find("\n## ", at + 1), old.find("\n<!--", at + 1)) if e >= 0]
-    return "\n\n" + old[at:min(ends, default=len(old))].strip("\n")
+    return "\n\n" + old[at : min(ends, default=len(old))].strip("\n")
 
 
 def report(args, m: dict, meta: dict, R: dict) -> str:
     lines, claims = meta["rows"]["claims"], meta["claims"]
     full, nol, fl = R["full"], R["nolines"], R["floor"]
-    out = ["# Benchmark results", "",
-           "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand "
-           f"except the closing section '{KEPT}', which the script keeps when it rewrites this file.",
-           "", "Command:", "", "```", R["command"], "```", "",
-           f"Measured {R['when']}, in {R['elapsed']:.0f} s.", "",
-           "## Machine", "",
-           f"- CPU: {m['cpu']}, {m['cores']} core(s) available ({m['logical']} logical)",
-           f"- RAM: {m['ram']}",
-           f"- OS: {m['os']}",
-           "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f" ({m['git']})",
-           f"- load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in m['load'])}, at the end: "
-           f"{' '.join(f'{x:.2f}' for x in R['load_end'])} (the machine is shared with other work; "
-           "figures are medians)", "",
-           "## Data", "",
-           f"`adjudicate.generate.generate_tables(members={meta['members']:,}, year={meta['year']}, "
-           f"seed={meta['seed']}, order={meta.get('order', 'date')!r})` (generator digest `{meta['generator']}`; "
-           f"claims in **{meta.get('order', 'date')} order**): **{lines:,} lines**, "
-           f"{claims:,} claims, {meta['rows']['members']:,} members, {meta['rows']['providers']:,} providers, "
-           f"{meta['rows']['catalogue']:,} catalogue rows; Parquet (zstd), "
-           f"{sum(p.stat().st_size for p in bench_data.paths(R['data']).values()) / 2**20:.0f} MiB. "
-           f"Policy `prefecture-employee`. All runs read the same files from a warm page cache; "
-           f"medians of {args.repeat} run(s).", ""]
+    out = [
+        "# Benchmark results",
+        "",
+        "Every figure below was measured by `benchmarks/run.py` in one invocation; nothing is edited by hand "
+        f"except the closing section '{KEPT}', which the script keeps when it rewrites this file.",
+        "",
+        "Command:",
+        "",
+        "```",
+        R["command"],
+        "```",
+        "",
+        f"Measured {R['when']}, in {R['elapsed']:.0f} s.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} core(s) available ({m['logical']} logical)",
+        f"- RAM: {m['ram']}",
+        f"- OS: {m['os']}",
+        "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f" ({m['git']})",
+        f"- load average (1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in m['load'])}, at the end: "
+        f"{' '.join(f'{x:.2f}' for x in R['load_end'])} (the machine is shared with other work; "
+        "figures are medians)",
+        "",
+        "## Data",
+        "",
+        f"`adjudicate.generate.generate_tables(members={meta['members']:,}, year={meta['year']}, "
+        f"seed={meta['seed']}, order={meta.get('order', 'date')!r})` (generator digest `{meta['generator']}`; "
+        f"claims in **{meta.get('order', 'date')} order**): **{lines:,} lines**, "
+        f"{claims:,} claims, {meta['rows']['members']:,} members, {meta['rows']['providers']:,} providers, "
+        f"{meta['rows']['catalogue']:,} catalogue rows; Parquet (zstd), "
+        f"{sum(p.stat().st_size for p in bench_data.paths(R['data']).values()) / 2**20:.0f} MiB. "
+        f"Policy `prefecture-employee`. All runs read the same files from a warm page cache; "
+        f"medians of {args.repeat} run(s).",
+        "",
+    ]
 
-    out += ["## End to end", "",
-            "Wall time of a whole process (start-up, read, work, write), except the I/O floor, which is timed "
-            "in-process. 'Same shape' = the outputs that contender writes: full = settlements + lines + "
-            "rejected, settlements = settlements (+ rejected) only.", "",
-            "| contender | outputs | wall s (median) | runs | lines/s | peak RSS MiB | ÷ I/O floor (same shape) "
-            "| ÷ adjudicate (same shape) | disagreements with the engine |",
-            "|---|---|---:|---|---:|---:|---:|---:|---|"]
+    out += [
+        "## End to end",
+        "",
+        "Wall time of a whole process (start-up, read, work, write), except the I/O floor, which is timed "
+        "in-process. 'Same shape' = the outputs that contender writes: full = settlements + lines + "
+        "rejected, settlements = settlements (+ rejected) only.",
+        "",
+        "| contender | outputs | wall s (median) | runs | lines/s | peak RSS MiB | ÷ I/O floor (same shape) "
+        "| ÷ adjudicate (same shape) | disagreements with the engine |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|",
+    ]
 
     def row(name, outputs, wall, runs, rss, floor, ours, agree):
         runs_s = " ".join(f"{x:.2f}" for x in runs) if runs else "–"
-        out.append(f"| {name} | {outputs} | {wall:.2f} | {runs_s} | {fmt_rate(lines, wall)} | "
-                   f"{rss if isinstance(rss, str) else f'{rss:.0f}'} | {ratio(wall, floor) if floor else '–'} | "
-                   f"{ratio(wall, ours) if ours else '–'} | {agree} |")
+        out.append(
+            f"| {name} | {outputs} | {wall:.2f} | {runs_s} | {fmt_rate(lines, wall)} | "
+            f"{rss if isinstance(rss, str) else f'{rss:.0f}'} | {ratio(wall, floor) if floor else '–'} | "
+            f"{ratio(wall, ours) if ours else '–'} | {agree} |"
+        )
 
     row("I/O floor (pyarrow read + write)", "full", fl["full"], fl["full_runs"], "–", None, None, "–")
     row("I/O floor (pyarrow read + write)", "settlements", fl["nolines"], fl["nolines_runs"], "–", None, None, "–")
-    row(f"**adjudicate run** (default: {full['partitions']} partition(s))", "full", full["wall"], full["walls"],
-        full["rss"], fl["full"], None, "(reference)")
+    row(
+        f"**adjudicate run** (default: {full['partitions']} partition(s))",
+        "full",
+        full["wall"],
+        full["walls"],
+        full["rss"],
+        fl["full"],
+        None,
+        "(reference)",
+    )
     if R.get("inmem"):
         im = R["inmem"]
-        row("adjudicate run --partitions 1 (all in memory)", "full", im["wall"], im["walls"], im["rss"], fl["full"],
-            None, agree_text(im) + " vs the default run")
+        row(
+            "adjudicate run --partitions 1 (all in memory)",
+            "full",
+            im["wall"],
+            im["walls"],
+            im["rss"],
+            fl["full"],
+            None,
+            agree_text(im) + " vs the default run",
+        )
     if R.get("stream"):
         st = R["stream"]
-        row("adjudicate run --partitions 8 (streaming; 1 run)", "full", st["wall"], st["walls"], st["rss"],
-            fl["full"], None, agree_text(st) + " vs the default run")
-    row(f"**adjudicate run --no-lines** (default: {nol['partitions']} partition(s))", "settlements", nol["wall"], nol["walls"], nol["rss"], fl["nolines"], None,
-        "(reference)")
+        row(
+            "adjudicate run --partitions 8 (streaming; 1 run)",
+            "full",
+            st["wall"],
+            st["walls"],
+            st["rss"],
+            fl["full"],
+            None,
+            agree_text(st) + " vs the default run",
+        )
+    row(
+        f"**adjudicate run --no-lines** (default: {nol['partitions']} partition(s))",
+        "settlements",
+        nol["wall"],
+        nol["walls"],
+        nol["rss"],
+        fl["nolines"],
+        None,
+        "(reference)",
+    )
     for name, label in (("duckdb", "DuckDB SQL"), ("polars", "Polars (lazy)")):
         if name in R["peers"]:
             p = R["peers"][name]
@@ -541,112 +691,158 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
             f"| plain Python loop (extrapolated from {p['sample_lines']:,} lines of every {p['every']}-th member) "
             f"| settlements | {p['wall']:.1f} | sample {p['sample_wall']:.2f} | {fmt_rate(lines, p['wall'])} | "
             f"{p['rss']:.0f} (sample) | {ratio(p['wall'], fl['nolines'])} | {ratio(p['wall'], nol['wall'])} | "
-            f"{agree_text(p)} (on the sample) |")
-    out += ["", f"I/O floor parts (median): read inputs {fl['read']:.2f} s, write settlements "
-            f"({fl['rows_settlements']:,} rows) {fl['write_settlements']:.2f} s, write lines "
-            f"({fl['rows_lines']:,} rows) {fl['write_lines']:.2f} s. Writer options (the engine's "
-            f"`outputs.parquet_options` where it has one), lines.parquet: `{fl['options'] or 'pyarrow defaults'}`. "
-            "The floor reads and writes one file after another with pyarrow's own threading; the engine "
-            "also writes lines.parquet beside settlements.parquet on a second thread, so on two cores it "
-            "can come under the floor's write time.",
-            ""]
+            f"{agree_text(p)} (on the sample) |"
+        )
+    out += [
+        "",
+        f"I/O floor parts (median): read inputs {fl['read']:.2f} s, write settlements "
+        f"({fl['rows_settlements']:,} rows) {fl['write_settlements']:.2f} s, write lines "
+        f"({fl['rows_lines']:,} rows) {fl['write_lines']:.2f} s. Writer options (the engine's "
+        f"`outputs.parquet_options` where it has one), lines.parquet: `{fl['options'] or 'pyarrow defaults'}`. "
+        "The floor reads and writes one file after another with pyarrow's own threading; the engine "
+        "also writes lines.parquet beside settlements.parquet on a second thread, so on two cores it "
+        "can come under the floor's write time.",
+        "",
+    ]
 
     if len(R.get("layouts", {})) > 1:
-        out += ["## Row orders of the same data", "",
-                "The claims file's rows in the order of `adjudicate generate --order`: **date** (claims in "
-                "settlement-date order, members interleaved, each claim's lines together: a settlement system's "
-                "nightly export, and the generator's default), **shuffled** (lines in random order), **member** "
-                "(each member's claims together, the layout that flatters the engine's sorts). Same rows, same "
-                "results (checked claim by claim against the first order's settlements). Medians of "
-                f"{args.repeat} run(s).", "",
-                "| order | I/O floor full s | run s | ÷ floor | I/O floor settlements s | run --no-lines s | "
-                "÷ floor | DuckDB s | DuckDB ÷ --no-lines | read | encode | kernel | allocate | write | "
-                "agrees with the first order |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        out += [
+            "## Row orders of the same data",
+            "",
+            "The claims file's rows in the order of `adjudicate generate --order`: **date** (claims in "
+            "settlement-date order, members interleaved, each claim's lines together: a settlement system's "
+            "nightly export, and the generator's default), **shuffled** (lines in random order), **member** "
+            "(each member's claims together, the layout that flatters the engine's sorts). Same rows, same "
+            "results (checked claim by claim against the first order's settlements). Medians of "
+            f"{args.repeat} run(s).",
+            "",
+            "| order | I/O floor full s | run s | ÷ floor | I/O floor settlements s | run --no-lines s | "
+            "÷ floor | DuckDB s | DuckDB ÷ --no-lines | read | encode | kernel | allocate | write | "
+            "agrees with the first order |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         first = None
         for order, L in R["layouts"].items():
             f, nl, fl2, d = L["full"], L["nolines"], L["floor"], L["duckdb"]
             if first is None:
                 first, agree = f, "(reference)"
             else:
-                agree = agree_text({"agree": compare(first["out"] / "settlements.parquet",
-                                                     f["out"] / "settlements.parquet")})
+                agree = agree_text(
+                    {"agree": compare(first["out"] / "settlements.parquet", f["out"] / "settlements.parquet")}
+                )
             st = f["stages"]
-            out.append(f"| {order} | {fl2['full']:.2f} | {f['wall']:.2f} | {ratio(f['wall'], fl2['full'])} | "
-                       f"{fl2['nolines']:.2f} | {nl['wall']:.2f} | {ratio(nl['wall'], fl2['nolines'])} | "
-                       + (f"{d['wall']:.2f} | {ratio(d['wall'], nl['wall'])}" if d else "– | –") + " | "
-                       + " | ".join(f"{st.get(k, 0.0):.2f}" for k in STAGES) + f" | {agree} |")
+            out.append(
+                f"| {order} | {fl2['full']:.2f} | {f['wall']:.2f} | {ratio(f['wall'], fl2['full'])} | "
+                f"{fl2['nolines']:.2f} | {nl['wall']:.2f} | {ratio(nl['wall'], fl2['nolines'])} | "
+                + (f"{d['wall']:.2f} | {ratio(d['wall'], nl['wall'])}" if d else "– | –")
+                + " | "
+                + " | ".join(f"{st.get(k, 0.0):.2f}" for k in STAGES)
+                + f" | {agree} |"
+            )
         out.append("")
 
     engine_runs = [r for r in (full, nol, R.get("inmem")) if r]
     names = stage_names([r["stages"] for r in engine_runs])
-    out += ["## Stages of `adjudicate run` (summary.json `timings_seconds`, median)", "",
-            "| run | partitions | " + " | ".join(names) + " | Σ stages | wall | wall − Σ (start-up, policy, summary, "
-            "rename) |", "|---|---:|" + "---:|" * (len(names) + 3)]
+    out += [
+        "## Stages of `adjudicate run` (summary.json `timings_seconds`, median)",
+        "",
+        "| run | partitions | " + " | ".join(names) + " | Σ stages | wall | wall − Σ (start-up, policy, summary, "
+        "rename) |",
+        "|---|---:|" + "---:|" * (len(names) + 3),
+    ]
     for r in engine_runs:
         st = r["stages"]
         tot = sum(st.values())
-        out.append(f"| `{r['name']}` | {r['partitions']} | " + " | ".join(f"{st.get(k, 0.0):.2f}" for k in names)
-                   + f" | {tot:.2f} | {r['wall']:.2f} | {r['wall'] - tot:.2f} |")
+        out.append(
+            f"| `{r['name']}` | {r['partitions']} | "
+            + " | ".join(f"{st.get(k, 0.0):.2f}" for k in names)
+            + f" | {tot:.2f} | {r['wall']:.2f} | {r['wall'] - tot:.2f} |"
+        )
     out.append("")
 
     mem = R["memory"]
-    out += ["## Engine in memory (`engine.adjudicate` on pre-read inputs)", "",
-            f"{mem['lines']:,} lines. 'kernel' is the engine's own `kernel` timer (line split, negative-claim "
-            "check, claim settlement); lines/s/core = lines ÷ kernel seconds ÷ threads.", "",
-            "| threads | encode s | kernel s | allocate s | kernel lines/s | kernel lines/s/core | kernel speedup |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [
+        "## Engine in memory (`engine.adjudicate` on pre-read inputs)",
+        "",
+        f"{mem['lines']:,} lines. 'kernel' is the engine's own `kernel` timer (line split, negative-claim "
+        "check, claim settlement); lines/s/core = lines ÷ kernel seconds ÷ threads.",
+        "",
+        "| threads | encode s | kernel s | allocate s | kernel lines/s | kernel lines/s/core | kernel speedup |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     base = mem[1]["kernel"] if 1 in mem else None
     for th in (1, 2):
         if th in mem:
             x = mem[th]
-            out.append(f"| {th} | {x['encode']:.3f} | {x['kernel']:.3f} | {x['allocate']:.3f} | "
-                       f"{x['kernel_lines_per_s'] / 1e6:.1f} M | {x['per_core'] / 1e6:.1f} M | "
-                       f"{base / x['kernel']:.2f}× |")
+            out.append(
+                f"| {th} | {x['encode']:.3f} | {x['kernel']:.3f} | {x['allocate']:.3f} | "
+                f"{x['kernel_lines_per_s'] / 1e6:.1f} M | {x['per_core'] / 1e6:.1f} M | "
+                f"{base / x['kernel']:.2f}× |"
+            )
     c = mem.get("compiled")
     if c:
         ks = c["split_lines"] + c["settle_claims"]
-        out += ["", f"The compiled functions alone (one call each over all {mem['compiled_lines']:,} lines / "
-                f"{mem['compiled_claims']:,} claims, 1 thread, outputs allocated beforehand): `split_lines` "
-                f"{c['split_lines']:.3f} s, `settle_claims` {c['settle_claims']:.3f} s (together "
-                f"{mem['compiled_lines'] / ks / 1e6:.1f} M lines/s), `allocate` (one amount) {c['allocate']:.3f} s. "
-                "The difference from the `kernel` timer above is Python and NumPy work around the calls "
-                "(chunking, output arrays, the negative-claim check, thread pool)."]
+        out += [
+            "",
+            f"The compiled functions alone (one call each over all {mem['compiled_lines']:,} lines / "
+            f"{mem['compiled_claims']:,} claims, 1 thread, outputs allocated beforehand): `split_lines` "
+            f"{c['split_lines']:.3f} s, `settle_claims` {c['settle_claims']:.3f} s (together "
+            f"{mem['compiled_lines'] / ks / 1e6:.1f} M lines/s), `allocate` (one amount) {c['allocate']:.3f} s. "
+            "The difference from the `kernel` timer above is Python and NumPy work around the calls "
+            "(chunking, output arrays, the negative-claim check, thread pool).",
+        ]
     out.append("")
 
     su = R["startup"]
-    out += ["## Start-up", "",
-            f"`adjudicate run` on a tiny input ({su['lines']:,} lines, full outputs): wall {su['wall']:.2f} s, of "
-            f"which {su['overhead']:.2f} s is outside the timed stages. For scale: `python -c pass` "
-            f"{su['python']:.2f} s, `adjudicate --version` {su['version']:.2f} s.", ""]
+    out += [
+        "## Start-up",
+        "",
+        f"`adjudicate run` on a tiny input ({su['lines']:,} lines, full outputs): wall {su['wall']:.2f} s, of "
+        f"which {su['overhead']:.2f} s is outside the timed stages. For scale: `python -c pass` "
+        f"{su['python']:.2f} s, `adjudicate --version` {su['version']:.2f} s.",
+        "",
+    ]
 
     if R["peers"]:
-        out += ["## Agreement of the peers with the engine (mismatching claims per column, to the fen)", "",
-                "| peer | claims compared | missing | extra | " + " | ".join(AGREE_COLS) + " |",
-                "|---|---:|---:|---:|" + "---:|" * len(AGREE_COLS)]
+        out += [
+            "## Agreement of the peers with the engine (mismatching claims per column, to the fen)",
+            "",
+            "| peer | claims compared | missing | extra | " + " | ".join(AGREE_COLS) + " |",
+            "|---|---:|---:|---:|" + "---:|" * len(AGREE_COLS),
+        ]
         for name, p in R["peers"].items():
             a = p["agree"]
-            out.append(f"| {name} | {a['claims']:,} | {a['missing']} | {a['extra']} | "
-                       + " | ".join(str(a["mismatch"].get(c, "–")) for c in AGREE_COLS) + " |")
+            out.append(
+                f"| {name} | {a['claims']:,} | {a['missing']} | {a['extra']} | "
+                + " | ".join(str(a["mismatch"].get(c, "–")) for c in AGREE_COLS)
+                + " |"
+            )
         out.append("")
 
     if R.get("scale"):
         sc = R["scale"]
-        out += ["## Streaming at scale", "",
-                f"`adjudicate run` with default options on {sc['lines']:,} lines ({sc['claims']:,} claims; "
-                f"{sc['chunks']} generated populations of {sc['members']:,} members with disjoint ids, built by "
-                f"`benchmarks/scale_out.py`): the engine chose {sc['partitions']} partition(s); wall {sc['wall']:.1f} s, "
-                f"peak RSS {sc['rss']:.0f} MiB; counts reconcile: {sc['reconciles']}; invariants hold: "
-                f"{sc['invariants']}. Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in sc["stages"].items()) + ".",
-                ""]
+        out += [
+            "## Streaming at scale",
+            "",
+            f"`adjudicate run` with default options on {sc['lines']:,} lines ({sc['claims']:,} claims; "
+            f"{sc['chunks']} generated populations of {sc['members']:,} members with disjoint ids, built by "
+            f"`benchmarks/scale_out.py`): the engine chose {sc['partitions']} partition(s); wall {sc['wall']:.1f} s, "
+            f"peak RSS {sc['rss']:.0f} MiB; counts reconcile: {sc['reconciles']}; invariants hold: "
+            f"{sc['invariants']}. Stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in sc["stages"].items()) + ".",
+            "",
+        ]
 
     if R.get("reuse"):
         rs = R["reuse"]
-        out += ["## Not decoding twice: datasets, compare, sweep, incremental nights (issue 9 §3–5)", "",
-                "Whole-process walls against the cold `adjudicate run` above (full outputs). `prepare` writes the "
-                "checked, encoded inputs once; readjudicate corrects "
-                f"{rs['corrected_claims']:,} claims (1 %; amounts doubled) after a night run from a dataset: "
-                f"{json.dumps(rs['readjudicate_summary'])}.", ""]
+        out += [
+            "## Not decoding twice: datasets, compare, sweep, incremental nights (issue 9 §3–5)",
+            "",
+            "Whole-process walls against the cold `adjudicate run` above (full outputs). `prepare` writes the "
+            "checked, encoded inputs once; readjudicate corrects "
+            f"{rs['corrected_claims']:,} claims (1 %; amounts doubled) after a night run from a dataset: "
+            f"{json.dumps(rs['readjudicate_summary'])}.",
+            "",
+        ]
         out += reuse.rows(rs, full["wall"]) + [""]
 
     out += ["## Targets (issues 4 and 9)", "", "| target | measured | met? |", "|---|---|---|"]
@@ -659,22 +855,45 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
 
     if R.get("profile"):
         p = R["profile"]
-        out += ["## Profile of `adjudicate run` (cProfile, one run, full outputs)", "",
-                f"Wall under the profiler {p['wall']:.2f} s. Top functions by own time:", "",
-                "| own s | cumulative s | calls | function |", "|---:|---:|---:|---|"]
+        out += [
+            "## Profile of `adjudicate run` (cProfile, one run, full outputs)",
+            "",
+            f"Wall under the profiler {p['wall']:.2f} s. Top functions by own time:",
+            "",
+            "| own s | cumulative s | calls | function |",
+            "|---:|---:|---:|---|",
+        ]
         for tt, ct, nc, where in p["own"]:
             out.append(f"| {tt:.2f} | {ct:.2f} | {nc} | `{where}` |")
-        out += ["", "Package functions by cumulative time:", "",
-                "| cumulative s | own s | calls | function |", "|---:|---:|---:|---|"]
+        out += [
+            "",
+            "Package functions by cumulative time:",
+            "",
+            "| cumulative s | own s | calls | function |",
+            "|---:|---:|---:|---|",
+        ]
         for ct, tt, nc, where in p["cum"]:
             out.append(f"| {ct:.2f} | {tt:.2f} | {nc} | `{where}` |")
         out.append("")
     return "\n".join(out)
 
 
-AGREE_COLS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-              "member_policy_share", "subsidy", "account_paid", "cash_paid", "admission_ordinal", "settle_date",
-              "benefit_year")
+AGREE_COLS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+    "admission_ordinal",
+    "settle_date",
+    "benefit_year",
+)
 
 
 def agree_text(p: dict) -> str:
@@ -687,46 +906,83 @@ def targets(R: dict, lines: int) -> list[tuple[str, str, str]]:
     full, fl, nol, mem, su = R["full"], R["floor"], R["nolines"], R["memory"], R["startup"]
     res = []
     r = full["wall"] / fl["full"]
-    res.append(("end to end ≤ 1.5 × I/O floor (full outputs, default run)",
-                f"{r:.2f}× ({full['wall']:.2f} s vs {fl['full']:.2f} s)",
-                "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)"))
+    res.append(
+        (
+            "end to end ≤ 1.5 × I/O floor (full outputs, default run)",
+            f"{r:.2f}× ({full['wall']:.2f} s vs {fl['full']:.2f} s)",
+            "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)",
+        )
+    )
     if R.get("inmem"):
         r = R["inmem"]["wall"] / fl["full"]
-        res.append(("… the same with `--partitions 1` (all in memory)",
-                    f"{r:.2f}× ({R['inmem']['wall']:.2f} s vs {fl['full']:.2f} s)",
-                    "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)"))
+        res.append(
+            (
+                "… the same with `--partitions 1` (all in memory)",
+                f"{r:.2f}× ({R['inmem']['wall']:.2f} s vs {fl['full']:.2f} s)",
+                "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)",
+            )
+        )
     for order, L in R.get("layouts", {}).items():
         if order == next(iter(R["layouts"])):
             continue
         r = L["full"]["wall"] / L["floor"]["full"]
-        res.append((f"… the same on {order}-order rows", f"{r:.2f}× ({L['full']['wall']:.2f} s vs "
-                    f"{L['floor']['full']:.2f} s)", "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)"))
+        res.append(
+            (
+                f"… the same on {order}-order rows",
+                f"{r:.2f}× ({L['full']['wall']:.2f} s vs {L['floor']['full']:.2f} s)",
+                "yes" if r <= 1.5 else f"no ({r / 1.5:.2f}× over)",
+            )
+        )
     layouts = R.get("layouts") or {"": {"nolines": nol, "duckdb": R["peers"].get("duckdb")}}
     for order, L in layouts.items():
         if L.get("duckdb"):
             d = L["duckdb"]["wall"] / L["nolines"]["wall"]
-            res.append(("`run --no-lines` ≥ 2.5 × faster than DuckDB (settlements only, both)"
-                        + (f", {order} order" if order else ""),
-                        f"{d:.2f}× ({L['duckdb']['wall']:.2f} s vs {L['nolines']['wall']:.2f} s)",
-                        "yes" if d >= 2.5 else f"no ({2.5 / d:.2f}× short)"))
+            res.append(
+                (
+                    "`run --no-lines` ≥ 2.5 × faster than DuckDB (settlements only, both)"
+                    + (f", {order} order" if order else ""),
+                    f"{d:.2f}× ({L['duckdb']['wall']:.2f} s vs {L['nolines']['wall']:.2f} s)",
+                    "yes" if d >= 2.5 else f"no ({2.5 / d:.2f}× short)",
+                )
+            )
     if 1 in mem:
         pc1 = mem[1]["per_core"]
-        res.append(("kernel ≥ 50 M lines/s/core (1 thread)", f"{pc1 / 1e6:.1f} M",
-                    "yes" if pc1 >= 50e6 else f"no ({50e6 / pc1:.2f}× short)"))
+        res.append(
+            (
+                "kernel ≥ 50 M lines/s/core (1 thread)",
+                f"{pc1 / 1e6:.1f} M",
+                "yes" if pc1 >= 50e6 else f"no ({50e6 / pc1:.2f}× short)",
+            )
+        )
     if 1 in mem and 2 in mem:
         sp = mem[1]["kernel"] / mem[2]["kernel"]
-        res.append(("near-linear kernel thread speedup (read as ≥ 1.8× on 2 threads)", f"{sp:.2f}×",
-                    "yes" if sp >= 1.8 else "no"))
-    res.append(("start-up on a tiny input < 1 s beyond the work", f"{su['overhead']:.2f} s",
-                "yes" if su["overhead"] < 1 else "no"))
+        res.append(
+            (
+                "near-linear kernel thread speedup (read as ≥ 1.8× on 2 threads)",
+                f"{sp:.2f}×",
+                "yes" if sp >= 1.8 else "no",
+            )
+        )
+    res.append(
+        (
+            "start-up on a tiny input < 1 s beyond the work",
+            f"{su['overhead']:.2f} s",
+            "yes" if su["overhead"] < 1 else "no",
+        )
+    )
     if R.get("reuse"):
         res += reuse.targets(R["reuse"], full["wall"])
     if R.get("scale"):
         sc = R["scale"]
         gib = sc["rss"] / 1024
-        res.append((f"streaming: 50 M lines under 4 GiB peak RSS ({sc['lines'] / 1e6:.1f} M lines, "
-                    f"{sc['partitions']} partitions chosen automatically)", f"{gib:.2f} GiB, {sc['wall']:.0f} s",
-                    "yes" if gib < 4 and sc["lines"] >= 45e6 else "no"))
+        res.append(
+            (
+                f"streaming: 50 M lines under 4 GiB peak RSS ({sc['lines'] / 1e6:.1f} M lines, "
+                f"{sc['partitions']} partitions chosen automatically)",
+                f"{gib:.2f} GiB, {sc['wall']:.0f} s",
+                "yes" if gib < 4 and sc["lines"] >= 45e6 else "no",
+            )
+        )
     return res
 
 
@@ -739,21 +995,30 @@ def use_snapshot(argv: list[str], script: Path | None = None) -> None:
     edits in the working tree during a long run cannot change the code under test.
     """
     repo = HERE.parent
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
     dest = bench_data.DATA / f"snapshot-{sha[:10]}"
     if not (dest / ".built").exists():
         say(f"building a snapshot of HEAD ({sha[:10]}) in {dest} ...")
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=repo, capture_output=True,
-                                 check=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD"], cwd=repo, capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=dest,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         (dest / ".built").write_text(sha + "\n")
-    env = dict(os.environ, BENCH_SNAPSHOT=sha,
-               PYTHONPATH=os.pathsep.join([str(dest / "src")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env = dict(
+        os.environ,
+        BENCH_SNAPSHOT=sha,
+        PYTHONPATH=os.pathsep.join([str(dest / "src")] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
     os.execve(sys.executable, [sys.executable, str(script or Path(__file__).resolve())] + argv, env)
 
 
@@ -766,32 +1031,55 @@ def check_snapshot() -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     ap.add_argument("--lines", default="1M", help="about how many claim lines (e.g. 1M, 10M; default 1M)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; medians are reported")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--year", type=int, default=2024)
-    ap.add_argument("--python-sample", default="100k",
-                    help="lines in the member sample the plain-Python peer runs on (default 100k)")
-    ap.add_argument("--peers", default="duckdb,polars,python",
-                    help="comma-separated peers to run (duckdb, polars, python; '' for none)")
+    ap.add_argument(
+        "--python-sample",
+        default="100k",
+        help="lines in the member sample the plain-Python peer runs on (default 100k)",
+    )
+    ap.add_argument(
+        "--peers",
+        default="duckdb,polars,python",
+        help="comma-separated peers to run (duckdb, polars, python; '' for none)",
+    )
     ap.add_argument("--profile", action="store_true", help="also cProfile one adjudicate run")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the output files under benchmarks/data/out-*")
-    ap.add_argument("--stream-lines", default="",
-                    help="also run the default command once on a data set this large (e.g. 50M), built chunk by "
-                         "chunk, for the streaming memory target")
-    ap.add_argument("--no-reuse", dest="reuse", action="store_false",
-                    help="skip the rows of benchmarks/reuse.py (prepare, run --dataset, compare, sweep, readjudicate)")
-    ap.add_argument("--orders", default="date,shuffled,member",
-                    help="row orders of the claims file to measure (generate --order); the first (default date, "
-                         "as a settlement system exports) gets every measurement, the others the end-to-end "
-                         "ones (I/O floor, run, run --no-lines, DuckDB)")
-    ap.add_argument("--audit-only", action="store_true",
-                    help="measure only `run` against `run --audit` and update the audit section of the results")
-    ap.add_argument("--snapshot", action="store_true",
-                    help="benchmark a clean build of git HEAD instead of the working tree (immune to concurrent edits)")
+    ap.add_argument(
+        "--stream-lines",
+        default="",
+        help="also run the default command once on a data set this large (e.g. 50M), built chunk by "
+        "chunk, for the streaming memory target",
+    )
+    ap.add_argument(
+        "--no-reuse",
+        dest="reuse",
+        action="store_false",
+        help="skip the rows of benchmarks/reuse.py (prepare, run --dataset, compare, sweep, readjudicate)",
+    )
+    ap.add_argument(
+        "--orders",
+        default="date,shuffled,member",
+        help="row orders of the claims file to measure (generate --order); the first (default date, "
+        "as a settlement system exports) gets every measurement, the others the end-to-end "
+        "ones (I/O floor, run, run --no-lines, DuckDB)",
+    )
+    ap.add_argument(
+        "--audit-only",
+        action="store_true",
+        help="measure only `run` against `run --audit` and update the audit section of the results",
+    )
+    ap.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="benchmark a clean build of git HEAD instead of the working tree (immune to concurrent edits)",
+    )
     args = ap.parse_args(argv)
     if args.snapshot and not os.environ.get("BENCH_SNAPSHOT"):
         use_snapshot(sys.argv[1:] if argv is None else list(argv))
@@ -802,12 +1090,12 @@ def main(argv=None) -> int:
     m = machine()
     m["git"] = git_state()
     orders = [o for o in args.orders.split(",") if o]
-    data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), args.year, args.seed, say=say,
-                                              order=orders[0])
+    data, meta = bench_data.dataset_for_lines(
+        bench_data.parse_count(args.lines), args.year, args.seed, say=say, order=orders[0]
+    )
     outdir = bench_data.DATA / f"out-{data.name}"
     outdir.mkdir(parents=True, exist_ok=True)
-    R: dict = {"command": command, "data": data, "peers": {},
-               "when": time.strftime("%Y-%m-%d %H:%M %Z")}
+    R: dict = {"command": command, "data": data, "peers": {}, "when": time.strftime("%Y-%m-%d %H:%M %Z")}
     warm(data)
     if args.audit_only:
         say("adjudicate run and run --audit ...")
@@ -825,17 +1113,25 @@ def main(argv=None) -> int:
     if "--partitions" in run_help():
         say("adjudicate run --partitions 1 (all in memory) ...")
         R["inmem"] = bench_engine(data, outdir, True, args.repeat, extra=("--partitions", "1"))
-        R["inmem"]["agree"] = compare(R["full"]["out"] / "settlements.parquet",
-                                      R["inmem"]["out"] / "settlements.parquet")
+        R["inmem"]["agree"] = compare(
+            R["full"]["out"] / "settlements.parquet", R["inmem"]["out"] / "settlements.parquet"
+        )
         say("adjudicate run --partitions 8 (streaming, one member range in memory at a time) ...")
         R["stream"] = bench_engine(data, outdir, True, 1, extra=("--partitions", "8"))
-        R["stream"]["agree"] = compare(R["full"]["out"] / "settlements.parquet",
-                                       R["stream"]["out"] / "settlements.parquet")
-    if args.reuse and "prepare" in subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True,
-                                                  text=True).stdout:
+        R["stream"]["agree"] = compare(
+            R["full"]["out"] / "settlements.parquet", R["stream"]["out"] / "settlements.parquet"
+        )
+    if args.reuse and "prepare" in subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True, text=True).stdout:
         say("prepared datasets, compare, sweep, incremental readjudicate ...")
-        R["reuse"] = reuse.bench_reuse(data, outdir, args.repeat, run_cmd_rss, adjudicate_cmd, say,
-                                       cold=engine_args(data, outdir / "reuse-cold", True))
+        R["reuse"] = reuse.bench_reuse(
+            data,
+            outdir,
+            args.repeat,
+            run_cmd_rss,
+            adjudicate_cmd,
+            say,
+            cold=engine_args(data, outdir / "reuse-cold", True),
+        )
     if "--audit" in run_help():
         say("adjudicate run against run --audit ...")
         R["audit"] = bench_audit(data, outdir, args.repeat)
@@ -855,8 +1151,12 @@ def main(argv=None) -> int:
             sample, smeta = bench_data.member_sample(data, meta, bench_data.parse_count(args.python_sample), say=say)
             p = bench_peer("python", sample, outdir, 1)
             k = meta["rows"]["claims"] / smeta["rows"]["claims"]
-            p.update(sample_lines=smeta["rows"]["claims"], every=smeta["every"], sample_wall=p["wall"],
-                     wall=p["inner"]["total"] * k)
+            p.update(
+                sample_lines=smeta["rows"]["claims"],
+                every=smeta["every"],
+                sample_wall=p["wall"],
+                wall=p["inner"]["total"] * k,
+            )
             p["agree"] = compare(engine_settlements, p["out"], subset=True)
         else:
             p = bench_peer(name, data, outdir, args.repeat)
@@ -881,7 +1181,7 @@ def main(argv=None) -> int:
     text += kept_section(args.results)
     old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
     if "<!-- spark:begin -->" in old:  # spark.py's section is measured apart: keep it
-        text += "\n\n" + old[old.index("<!-- spark:begin -->"):].rstrip("\n")
+        text += "\n\n" + old[old.index("<!-- spark:begin -->") :].rstrip("\n")
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
     print(text)

@@ -15,6 +15,7 @@ own; together they are ``--chunks`` times as large.
         --catalogue benchmarks/data/scale-5x200000-y2024/catalogue.parquet \\
         --policy prefecture-employee --partitions 20 --out /tmp/out-50M -q
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,12 @@ import pyarrow.parquet as pq
 
 from adjudicate.generate import generate_tables
 
-IDS = {"claims": ("claim_id", "member_id", "provider_id", "item_code"), "members": ("member_id",),
-       "providers": ("provider_id",), "catalogue": ("item_code",)}
+IDS = {
+    "claims": ("claim_id", "member_id", "provider_id", "item_code"),
+    "members": ("member_id",),
+    "providers": ("provider_id",),
+    "catalogue": ("item_code",),
+}
 
 
 def prefixed(table: pa.Table, columns: tuple[str, ...], prefix: str) -> pa.Table:

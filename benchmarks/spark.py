@@ -17,6 +17,7 @@ From the ``local[1]`` figures it projects 1 billion lines on 4, 16 and 64
 executors with the model written into the results (see ``projection``). The
 totals of every Spark run are checked against the local run's summary.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,16 +120,36 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 
 def local_runs(folder: Path, out: Path, repeat: int) -> tuple[tuple[float, float], dict]:
     p = paths(folder)
-    cmd = ["adjudicate", "run", "--claims", str(p["claims"]), "--members", str(p["members"]), "--providers",
-           str(p["providers"]), "--catalogue", str(p["catalogue"]), "--policy", POLICY, "--out", str(out), "-q"]
+    cmd = [
+        "adjudicate",
+        "run",
+        "--claims",
+        str(p["claims"]),
+        "--members",
+        str(p["members"]),
+        "--providers",
+        str(p["providers"]),
+        "--catalogue",
+        str(p["catalogue"]),
+        "--policy",
+        POLICY,
+        "--out",
+        str(out),
+        "-q",
+    ]
     runs = [timed(cmd) for _ in range(repeat)]
-    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)), \
-        json.loads((out / "summary.json").read_text())
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)), json.loads(
+        (out / "summary.json").read_text()
+    )
 
 
 def spark_runs(master: str, folder: Path, out: Path, repeat: int, buckets: int) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, master, str(folder), str(out), str(repeat), str(buckets), POLICY],
-                       check=True, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, master, str(folder), str(out), str(repeat), str(buckets), POLICY],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -143,8 +164,9 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
-def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: float = 200.0,
-               fixed_s: float = 60.0) -> tuple[list[str], list[tuple[int, float, float]]]:
+def projection(
+    one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: float = 200.0, fixed_s: float = 60.0
+) -> tuple[list[str], list[tuple[int, float, float]]]:
     """Wall time for 1e9 lines on E executors of ``cores_per_executor`` cores, from ``local[1]`` runs.
 
     ``one`` maps lines to the local[1] figures at that size. CPU time (driver,
@@ -159,8 +181,10 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
     with F a fixed cost (application and executor start, driver checks,
     scheduling).
     """
+
     def med(r: dict, key: str) -> float:
         return statistics.median([x[key] for x in r["runs"]])
+
     big = max(one)
     u = med(one[big], "cpu") / big
     c = med(one[big], "bucket_seconds") / big
@@ -169,6 +193,7 @@ def projection(one: dict[int, dict], cores_per_executor: int = 4, net_mb_s: floa
 
     def wall(b: float, e: int) -> float:
         return fixed_s + n * b / (e * cores_per_executor) + n * s * (e - 1) / e / (e * net_mb_s * 1e6)
+
     rows = [(e, wall(c, e), wall(u, e)) for e in (4, 16, 64)]
     text = [
         f"- measured on `local[1]`, {big:,} lines: u = {u * 1e6:.0f} µs of CPU per line, all processes and all "
@@ -205,43 +230,74 @@ def main() -> None:
     load = os.getloadavg()
     rows = []
     for lines in sorted(local):
-        rows.append((f"local engine (all cores), {lines:,} lines", lines, local[lines][0], local[lines][1], None,
-                     None, None))
+        rows.append(
+            (f"local engine (all cores), {lines:,} lines", lines, local[lines][0], local[lines][1], None, None, None)
+        )
         for m, by_size in figures.items():
             r = by_size[lines]
-            med = {k: statistics.median([x[k] for x in r["runs"]]) for k in ("wall", "cpu", "bucket_seconds",
-                                                                             "shuffle_bytes")}
-            rows.append((f"Spark `{m}`, {lines:,} lines", lines, med["wall"], med["cpu"], r["start"],
-                         med["bucket_seconds"], med["shuffle_bytes"]))
+            med = {
+                k: statistics.median([x[k] for x in r["runs"]])
+                for k in ("wall", "cpu", "bucket_seconds", "shuffle_bytes")
+            }
+            rows.append(
+                (
+                    f"Spark `{m}`, {lines:,} lines",
+                    lines,
+                    med["wall"],
+                    med["cpu"],
+                    r["start"],
+                    med["bucket_seconds"],
+                    med["shuffle_bytes"],
+                )
+            )
     model, proj = projection(figures["local[1]"])
-    out = [BEGIN, "## Spark (`run --engine spark`, `benchmarks/spark.py`)", "",
-           f"Generated data, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
-           f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a **shared, loaded machine** "
-           f"({os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} during the "
-           "run): the figures are pessimistic and noisy. Every Spark run's totals equal the local run's.", "",
-           "| run | wall (s) | lines/s | CPU (s) | session start (s) | engine CPU in buckets (s) | shuffle (MB) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        BEGIN,
+        "## Spark (`run --engine spark`, `benchmarks/spark.py`)",
+        "",
+        f"Generated data, policy {POLICY}; median of {args.repeat} runs after one warm-up run; "
+        f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a **shared, loaded machine** "
+        f"({os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} during the "
+        "run): the figures are pessimistic and noisy. Every Spark run's totals equal the local run's.",
+        "",
+        "| run | wall (s) | lines/s | CPU (s) | session start (s) | engine CPU in buckets (s) | shuffle (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, lines, wall, cpu, start, bucket, shuffle in rows:
-        out.append(f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} | "
-                   f"{'' if start is None else f'{start:.1f}'} | "
-                   f"{'' if bucket is None else f'{bucket:.1f}'} | "
-                   f"{'' if shuffle is None else f'{shuffle / 1e6:.1f}'} |")
-    out += ["", "Wall time is read → settle → write of the four outputs, session start excluded; CPU is "
+        out.append(
+            f"| {name} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} | "
+            f"{'' if start is None else f'{start:.1f}'} | "
+            f"{'' if bucket is None else f'{bucket:.1f}'} | "
+            f"{'' if shuffle is None else f'{shuffle / 1e6:.1f}'} |"
+        )
+    out += (
+        [
+            "",
+            "Wall time is read → settle → write of the four outputs, session start excluded; CPU is "
             "the CPU time of every process of the run (for Spark: driver, JVM, Python workers). "
             "`engine CPU in buckets` is the sum over buckets of `settle_bucket` (conversion, engine, output "
-            "tables); the rest of a Spark run is Spark's own work.", "",
-            "### Projection: 1 billion lines", ""] + model + ["",
-            "| executors (4 cores each) | projected wall | lines/s |", "|---:|---:|---:|"]
+            "tables); the rest of a Spark run is Spark's own work.",
+            "",
+            "### Projection: 1 billion lines",
+            "",
+        ]
+        + model
+        + ["", "| executors (4 cores each) | projected wall | lines/s |", "|---:|---:|---:|"]
+    )
     for e, low, high in proj:
         out.append(f"| {e} | {low / 60:.0f} to {high / 60:.0f} min | {1e9 / high:,.0f} to {1e9 / low:,.0f} |")
-    out += ["", "The model is linear in N: buckets are independent and of bounded size, so adding executors "
-            "divides the compute and the shuffle; what it leaves out (skew, stragglers, slower cluster disks, "
-            "object-store commit) only adds. Shuffle volume is the claim lines once (the routing join "
-            "moves the few claims whose lines disagree on member_id) plus the members once.", END]
+    out += [
+        "",
+        "The model is linear in N: buckets are independent and of bounded size, so adding executors "
+        "divides the compute and the shuffle; what it leaves out (skew, stragglers, slower cluster disks, "
+        "object-store commit) only adds. Shuffle volume is the claim lines once (the routing join "
+        "moves the few claims whose lines disagree on member_id) plus the members once.",
+        END,
+    ]
     section = "\n".join(out)
     text = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     args.results.write_text(text, encoding="utf-8")

@@ -4,6 +4,7 @@ Shared by ``test_kernel_bench.py`` and ``run.py`` (the "compiled calls alone"
 figures). The argument lists mirror ``engine._split`` / ``engine._settle`` /
 the allocation in ``engine.adjudicate``; keep them in step with the engine.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -32,11 +33,26 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     period = pol.period_index(enc.settle_date)  # as engine.adjudicate
     benefit, factor = benefit_factors(pol, enc, inputs.providers, period)
     cls, item_ratio, supp_cat = engine._line_rules(enc, compiled, period)
-    ns = SimpleNamespace(core=_core, engine=engine, encode=encode, inputs=inputs, policy=pol, compiled=compiled,
-                         enc=enc, benefit=benefit, ben8=np.ascontiguousarray(benefit).view(np.uint8),
-                         factor=factor, lines=len(enc.amount), claims=len(enc.member),
-                         qty_scale=engine.PRICE_QTY_PER_FEN, period=period, cls=cls, item_ratio=item_ratio,
-                         supp_cat=supp_cat, class_ratio=np.ascontiguousarray(compiled.class_ratio[0]))
+    ns = SimpleNamespace(
+        core=_core,
+        engine=engine,
+        encode=encode,
+        inputs=inputs,
+        policy=pol,
+        compiled=compiled,
+        enc=enc,
+        benefit=benefit,
+        ben8=np.ascontiguousarray(benefit).view(np.uint8),
+        factor=factor,
+        lines=len(enc.amount),
+        claims=len(enc.member),
+        qty_scale=engine.PRICE_QTY_PER_FEN,
+        period=period,
+        cls=cls,
+        item_ratio=item_ratio,
+        supp_cat=supp_cat,
+        class_ratio=np.ascontiguousarray(compiled.class_ratio[0]),
+    )
     args = split_args(ns)
     _core.split_lines(*args)
     ns.sums, ns.elig = args[13], args[12]
@@ -45,6 +61,7 @@ def prepare(folder: Path, inputs=None) -> SimpleNamespace:
     ns.civil = np.ascontiguousarray(m["civil_servant"]).view(np.uint8)
     ns.balance = np.ascontiguousarray(m["account_balance"], dtype=np.int64)
     from adjudicate.account import member_credits
+
     ns.base_year = engine.first_year(enc) or 0
     last = max(int(enc.year.max()), ns.base_year) if ns.claims else ns.base_year
     ns.credit = member_credits(m, pol, ns.base_year, last)
@@ -59,18 +76,60 @@ def split_args(ns) -> tuple:
     """Fresh arguments for one ``_core.split_lines`` call over every line (outputs zeroed)."""
     e = ns.enc
     nl, nc = ns.lines, ns.claims
-    return (e.line_claim, e.amount, e.quantity, ns.cls, ns.item_ratio, e.max_price, ns.ben8, ns.class_ratio,
-            ns.supp_cat, ns.qty_scale, np.empty(nl, np.int64), np.empty(nl, np.int64),
-            np.empty(nl, np.int64), np.zeros((nc, len(ClaimSum)), np.int64), 0, nl)
+    return (
+        e.line_claim,
+        e.amount,
+        e.quantity,
+        ns.cls,
+        ns.item_ratio,
+        e.max_price,
+        ns.ben8,
+        ns.class_ratio,
+        ns.supp_cat,
+        ns.qty_scale,
+        np.empty(nl, np.int64),
+        np.empty(nl, np.int64),
+        np.empty(nl, np.int64),
+        np.zeros((nc, len(ClaimSum)), np.int64),
+        0,
+        nl,
+    )
 
 
 def settle(ns) -> None:
     """One ``_core.settle_claims`` call over every claim."""
     e, c = ns.enc, ns.compiled
-    ns.core.settle_claims(e.member, e.year, ns.period, e.setting, ns.ben8, ns.factor, e.level_row, e.months,
-                          ns.sums, ns.category, ns.civil, ns.balance, ns.base_year, ns.credit, c.block_of_setting, c.B,
-                          c.band_from, c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct,
-                          c.lim_months, c.lim_amount, c.lim_n, ns.settle, 0, ns.claims)
+    ns.core.settle_claims(
+        e.member,
+        e.year,
+        ns.period,
+        e.setting,
+        ns.ben8,
+        ns.factor,
+        e.level_row,
+        e.months,
+        ns.sums,
+        ns.category,
+        ns.civil,
+        ns.balance,
+        ns.base_year,
+        ns.credit,
+        c.block_of_setting,
+        c.B,
+        c.band_from,
+        c.band_pool,
+        c.band_supp,
+        c.band_flags,
+        c.ded,
+        c.acct_items,
+        c.direct,
+        c.lim_months,
+        c.lim_amount,
+        c.lim_n,
+        ns.settle,
+        0,
+        ns.claims,
+    )
 
 
 def allocate(ns) -> None:
@@ -81,8 +140,11 @@ def allocate(ns) -> None:
 def time_compiled(ns, repeat: int) -> dict:
     """Median seconds of each compiled call alone, one thread, all claims in one call."""
     out = {}
-    for name, fn in (("split_lines", lambda: ns.core.split_lines(*split_args(ns))),
-                     ("settle_claims", lambda: settle(ns)), ("allocate", lambda: allocate(ns))):
+    for name, fn in (
+        ("split_lines", lambda: ns.core.split_lines(*split_args(ns))),
+        ("settle_claims", lambda: settle(ns)),
+        ("allocate", lambda: allocate(ns)),
+    ):
         ts = []
         for _ in range(max(repeat, 3)):
             if name == "split_lines":

@@ -10,6 +10,7 @@ with ``--benchmark-autosave`` and ``pytest-benchmark compare``.
 
 These live outside tests/ so the project's test command never runs them.
 """
+
 from __future__ import annotations
 
 import sys
@@ -40,15 +41,17 @@ def _rate(benchmark, n: int, what: str) -> None:
 
 def test_encode(benchmark, prepared):
     i = prepared.inputs
-    benchmark.pedantic(prepared.encode, args=(i.claims, i.members, i.providers, i.catalogue), rounds=3,
-                       iterations=1, warmup_rounds=0)
+    benchmark.pedantic(
+        prepared.encode, args=(i.claims, i.members, i.providers, i.catalogue), rounds=3, iterations=1, warmup_rounds=0
+    )
     _rate(benchmark, prepared.lines, "lines")
 
 
 def test_split_lines(benchmark, prepared):
     # claim_sums accumulate, so every round gets fresh output arrays (made in setup, not timed)
-    benchmark.pedantic(prepared.core.split_lines, setup=lambda: (stages.split_args(prepared), {}), rounds=20,
-                       warmup_rounds=1)
+    benchmark.pedantic(
+        prepared.core.split_lines, setup=lambda: (stages.split_args(prepared), {}), rounds=20, warmup_rounds=1
+    )
     _rate(benchmark, prepared.lines, "lines")
 
 
@@ -65,7 +68,12 @@ def test_allocate(benchmark, prepared):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_adjudicate_in_memory(benchmark, prepared, threads):
     """encode + kernel + allocate, as ``adjudicate run`` does between read and write."""
-    result = benchmark.pedantic(prepared.engine.adjudicate, args=(prepared.inputs, prepared.policy),
-                                kwargs={"threads": threads}, rounds=3, iterations=1)
+    result = benchmark.pedantic(
+        prepared.engine.adjudicate,
+        args=(prepared.inputs, prepared.policy),
+        kwargs={"threads": threads},
+        rounds=3,
+        iterations=1,
+    )
     assert len(result.enc.member) == prepared.claims
     _rate(benchmark, prepared.lines, "lines")

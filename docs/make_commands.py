@@ -4,6 +4,7 @@ The shared options and the introduction are written here; each command's
 text, usage, options and examples come from its Click definition, so the
 reference says what --help says.
 """
+
 from __future__ import annotations
 
 import inspect

@@ -9,6 +9,7 @@ The browser is found at $CHROMIUM, or as chromium / chromium-browser /
 google-chrome on PATH. In CI (CI=true) a missing browser fails the test;
 elsewhere it skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,19 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+]
 
 
 def find_chromium() -> str | None:
@@ -36,8 +47,10 @@ def find_chromium() -> str | None:
 def require_chromium() -> str:
     path = find_chromium()
     if path is None:
-        message = ("headless Chromium is needed to test report.html (Debian: apt-get install -y chromium; "
-                   "or set CHROMIUM to the browser)")
+        message = (
+            "headless Chromium is needed to test report.html (Debian: apt-get install -y chromium; "
+            "or set CHROMIUM to the browser)"
+        )
         if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
             pytest.fail(message + "; CI must install it")
         pytest.skip(message)
@@ -50,8 +63,11 @@ class Browser:
     def __init__(self, binary: str):
         self.binary = binary
         self.profile = tempfile.mkdtemp(prefix="adjudicate-chromium-")
-        self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.ws = None
         self.next_id = 0
         self.events: list[dict] = []
@@ -128,6 +144,7 @@ class Browser:
             elif m == "Network.loadingFailed":
                 out.append(f"request failed: {p.get('errorText')}")
             elif m == "Network.requestWillBeSent" and not p.get("request", {}).get("url", "").startswith(
-                    ("file:", "data:", "about:")):
+                ("file:", "data:", "about:")
+            ):
                 out.append(f"network fetch: {p['request']['url']}")
         return out

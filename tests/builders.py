@@ -1,4 +1,5 @@
 """Small hand-made data sets for tests: write the four input tables from Python rows."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,19 +17,46 @@ def day(s: str) -> dt.date:
 
 
 CLAIM_TYPES = {
-    "claim_id": pa.string(), "line_no": pa.int32(), "member_id": pa.string(), "provider_id": pa.string(),
-    "setting": pa.string(), "referral": pa.string(), "admit_date": pa.date32(), "discharge_date": pa.date32(),
-    "item_code": pa.string(), "quantity": pa.float64(), "unit_price": pa.decimal128(14, 2),
-    "amount": pa.decimal128(14, 2), "diagnosis": pa.string(),
+    "claim_id": pa.string(),
+    "line_no": pa.int32(),
+    "member_id": pa.string(),
+    "provider_id": pa.string(),
+    "setting": pa.string(),
+    "referral": pa.string(),
+    "admit_date": pa.date32(),
+    "discharge_date": pa.date32(),
+    "item_code": pa.string(),
+    "quantity": pa.float64(),
+    "unit_price": pa.decimal128(14, 2),
+    "amount": pa.decimal128(14, 2),
+    "diagnosis": pa.string(),
 }
-MEMBER_TYPES = {"member_id": pa.string(), "birth_date": pa.date32(), "category": pa.string(),
-                "civil_servant": pa.bool_(), "enrolled_since": pa.date32(),
-                "account_balance": pa.decimal128(14, 2), "prior_year_wage": pa.decimal128(14, 2)}
-PROVIDER_TYPES = {"provider_id": pa.string(), "kind": pa.string(), "level": pa.int8(), "designated": pa.bool_(),
-                  "local": pa.bool_(), "quota_per_admission": pa.decimal128(14, 2)}
-CATALOGUE_TYPES = {"item_code": pa.string(), "name": pa.string(), "class": pa.string(),
-                   "first_self_pay_ratio": pa.decimal128(6, 4), "max_unit_price": pa.decimal128(18, 4),
-                   "valid_from": pa.date32(), "valid_to": pa.date32()}
+MEMBER_TYPES = {
+    "member_id": pa.string(),
+    "birth_date": pa.date32(),
+    "category": pa.string(),
+    "civil_servant": pa.bool_(),
+    "enrolled_since": pa.date32(),
+    "account_balance": pa.decimal128(14, 2),
+    "prior_year_wage": pa.decimal128(14, 2),
+}
+PROVIDER_TYPES = {
+    "provider_id": pa.string(),
+    "kind": pa.string(),
+    "level": pa.int8(),
+    "designated": pa.bool_(),
+    "local": pa.bool_(),
+    "quota_per_admission": pa.decimal128(14, 2),
+}
+CATALOGUE_TYPES = {
+    "item_code": pa.string(),
+    "name": pa.string(),
+    "class": pa.string(),
+    "first_self_pay_ratio": pa.decimal128(6, 4),
+    "max_unit_price": pa.decimal128(18, 4),
+    "valid_from": pa.date32(),
+    "valid_to": pa.date32(),
+}
 
 
 def table(rows: list[dict], types: dict) -> pa.Table:
@@ -46,49 +74,102 @@ class Case:
             dict(item_code="A1", name="class A item", **{"class": "A"}, valid_from=day("2000-01-01")),
             dict(item_code="B1", name="class B item", **{"class": "B"}, valid_from=day("2000-01-01")),
             dict(item_code="S1", name="special item", **{"class": "special"}, valid_from=day("2000-01-01")),
-            dict(item_code="P1", name="supplementary item", **{"class": "supplementary"},
-                 valid_from=day("2000-01-01")),
+            dict(item_code="P1", name="supplementary item", **{"class": "supplementary"}, valid_from=day("2000-01-01")),
             dict(item_code="X1", name="excluded item", **{"class": "excluded"}, valid_from=day("2000-01-01")),
         ]
 
-    def member(self, member_id="M1", category="in_service", civil_servant=False, balance="0",
-               enrolled_since="2000-01-01", birth="1970-06-01", wage="60000") -> Case:
-        self.members.append(dict(member_id=member_id, birth_date=day(birth), category=category,
-                                 civil_servant=civil_servant, enrolled_since=day(enrolled_since),
-                                 account_balance=D(balance), prior_year_wage=D(wage) if wage else None))
+    def member(
+        self,
+        member_id="M1",
+        category="in_service",
+        civil_servant=False,
+        balance="0",
+        enrolled_since="2000-01-01",
+        birth="1970-06-01",
+        wage="60000",
+    ) -> Case:
+        self.members.append(
+            dict(
+                member_id=member_id,
+                birth_date=day(birth),
+                category=category,
+                civil_servant=civil_servant,
+                enrolled_since=day(enrolled_since),
+                account_balance=D(balance),
+                prior_year_wage=D(wage) if wage else None,
+            )
+        )
         return self
 
-    def provider(self, provider_id="H3", kind="hospital", level=3, designated=True, local=True,
-                 quota=None) -> Case:
-        self.providers.append(dict(provider_id=provider_id, kind=kind, level=level, designated=designated,
-                                   local=local, quota_per_admission=D(quota) if quota else None))
+    def provider(self, provider_id="H3", kind="hospital", level=3, designated=True, local=True, quota=None) -> Case:
+        self.providers.append(
+            dict(
+                provider_id=provider_id,
+                kind=kind,
+                level=level,
+                designated=designated,
+                local=local,
+                quota_per_admission=D(quota) if quota else None,
+            )
+        )
         return self
 
     def item(self, item_code, cls, valid_from="2000-01-01", valid_to=None, ratio=None, max_price=None) -> Case:
-        self.catalogue.append(dict(item_code=item_code, name=item_code, **{"class": cls},
-                                   first_self_pay_ratio=D(ratio) if ratio is not None else None,
-                                   max_unit_price=D(max_price) if max_price is not None else None,
-                                   valid_from=day(valid_from), valid_to=day(valid_to) if valid_to else None))
+        self.catalogue.append(
+            dict(
+                item_code=item_code,
+                name=item_code,
+                **{"class": cls},
+                first_self_pay_ratio=D(ratio) if ratio is not None else None,
+                max_unit_price=D(max_price) if max_price is not None else None,
+                valid_from=day(valid_from),
+                valid_to=day(valid_to) if valid_to else None,
+            )
+        )
         return self
 
-    def claim(self, claim_id, lines, member_id="M1", provider_id="H3", setting="inpatient",
-              admit="2024-03-01", discharge="2024-03-10", referral=None, diagnosis="I10") -> Case:
+    def claim(
+        self,
+        claim_id,
+        lines,
+        member_id="M1",
+        provider_id="H3",
+        setting="inpatient",
+        admit="2024-03-01",
+        discharge="2024-03-10",
+        referral=None,
+        diagnosis="I10",
+    ) -> Case:
         """``lines``: list of (item_code, amount) or (item_code, amount, quantity)."""
         for no, line in enumerate(lines, start=1):
             item, amount = line[0], D(str(line[1]))
             qty = line[2] if len(line) > 2 else 1.0
-            self.claims.append(dict(
-                claim_id=claim_id, line_no=no, member_id=member_id, provider_id=provider_id, setting=setting,
-                referral=referral, admit_date=day(admit),
-                discharge_date=day(discharge) if (discharge and setting == "inpatient") else None,
-                item_code=item, quantity=float(qty), unit_price=(amount / D(str(qty))).quantize(D("0.01")),
-                amount=amount, diagnosis=diagnosis))
+            self.claims.append(
+                dict(
+                    claim_id=claim_id,
+                    line_no=no,
+                    member_id=member_id,
+                    provider_id=provider_id,
+                    setting=setting,
+                    referral=referral,
+                    admit_date=day(admit),
+                    discharge_date=day(discharge) if (discharge and setting == "inpatient") else None,
+                    item_code=item,
+                    quantity=float(qty),
+                    unit_price=(amount / D(str(qty))).quantize(D("0.01")),
+                    amount=amount,
+                    diagnosis=diagnosis,
+                )
+            )
         return self
 
     def tables(self) -> dict[str, pa.Table]:
-        return {"claims": table(self.claims, CLAIM_TYPES), "members": table(self.members, MEMBER_TYPES),
-                "providers": table(self.providers, PROVIDER_TYPES),
-                "catalogue": table(self.catalogue, CATALOGUE_TYPES)}
+        return {
+            "claims": table(self.claims, CLAIM_TYPES),
+            "members": table(self.members, MEMBER_TYPES),
+            "providers": table(self.providers, PROVIDER_TYPES),
+            "catalogue": table(self.catalogue, CATALOGUE_TYPES),
+        }
 
     def write(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)

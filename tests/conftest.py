@@ -1,4 +1,5 @@
 """Shared fixtures: run a hand-made Case through the engine and read the outputs back."""
+
 from __future__ import annotations
 
 import sys

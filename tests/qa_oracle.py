@@ -8,6 +8,7 @@ to the fen on data made by ``qa_data.py``.
 A scheme is a function ``params(settle_date) -> dict`` so a dated policy (values
 that change on a date) is just a function that looks at the date.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,24 +35,33 @@ def pct(s: str) -> F:
 
 
 def prefecture(**over) -> dict:
-    p = {"scheme": "prefecture",
-         "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
-         "ded": {3: [700, 450, 350], 2: [600, 340, 300], 1: [500, 280, 220]},
-         # (from yuan, pool by category, supplementary rate, subsidised)
-         "bands": [(0, {"in_service": pct("0.91"), "retired": pct("0.93")}, None, True),
-                   (60000, {"in_service": pct("0.92"), "retired": pct("0.94")}, None, True),
-                   (90000, {"in_service": pct("0.93"), "retired": pct("0.95")}, None, True),
-                   (100000, None, pct("0.80"), True),
-                   (200000, None, None, False)],
-         "subsidy": {"in_service": pct("0.50"), "retired": pct("0.55")}}
+    p = {
+        "scheme": "prefecture",
+        "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
+        "ded": {3: [700, 450, 350], 2: [600, 340, 300], 1: [500, 280, 220]},
+        # (from yuan, pool by category, supplementary rate, subsidised)
+        "bands": [
+            (0, {"in_service": pct("0.91"), "retired": pct("0.93")}, None, True),
+            (60000, {"in_service": pct("0.92"), "retired": pct("0.94")}, None, True),
+            (90000, {"in_service": pct("0.93"), "retired": pct("0.95")}, None, True),
+            (100000, None, pct("0.80"), True),
+            (200000, None, None, False),
+        ],
+        "subsidy": {"in_service": pct("0.50"), "retired": pct("0.55")},
+    }
     p.update(over)
     return p
 
 
 def city(**over) -> dict:
-    p = {"scheme": "city",
-         "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
-         "ded": {1: [400], 2: [500], 3: [600]}, "rate": pct("0.85"), "cap": 40000, "supp": pct("0.80")}
+    p = {
+        "scheme": "city",
+        "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
+        "ded": {1: [400], 2: [500], 3: [600]},
+        "rate": pct("0.85"),
+        "cap": 40000,
+        "supp": pct("0.80"),
+    }
     p.update(over)
     return p
 
@@ -105,7 +115,7 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         by_claim[r["claim_id"]].append(r)
 
     rejected: dict[str, str] = {}
-    ready = []   # (member, settle_date, claim_id bytes, claim_id, header, split lines)
+    ready = []  # (member, settle_date, claim_id bytes, claim_id, header, split lines)
     for cid, rows in by_claim.items():
         h = rows[0]
         nos = [r["line_no"] for r in rows]
@@ -114,7 +124,8 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
             rejected[cid] = "duplicate_line"
             continue
         if any(r[k] != h[k] for r in rows for k in header) or (
-                h["setting"] == "inpatient" and any(r["discharge_date"] != h["discharge_date"] for r in rows)):
+            h["setting"] == "inpatient" and any(r["discharge_date"] != h["discharge_date"] for r in rows)
+        ):
             rejected[cid] = "inconsistent_claim_header"
             continue
         if h["member_id"] not in members:
@@ -147,12 +158,21 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
                     qty = F(Decimal(repr(r["quantity"])))
                     over = max(0, amount - rnd(F(row["max_unit_price"]) * qty * 100))
                 allowed = amount - over
-                ratio = F(row["first_self_pay_ratio"]) if row["first_self_pay_ratio"] is not None \
-                    else p["ratio"][cls]
+                ratio = F(row["first_self_pay_ratio"]) if row["first_self_pay_ratio"] is not None else p["ratio"][cls]
                 fsp = rnd(allowed * ratio)
                 sp, el = over, allowed - fsp
-            lines.append({"claim_id": cid, "line_no": r["line_no"], "item_code": r["item_code"], "class": cls,
-                          "amount": amount, "self_pay": sp, "first_self_pay": fsp, "eligible": el})
+            lines.append(
+                {
+                    "claim_id": cid,
+                    "line_no": r["line_no"],
+                    "item_code": r["item_code"],
+                    "class": cls,
+                    "amount": amount,
+                    "self_pay": sp,
+                    "first_self_pay": fsp,
+                    "eligible": el,
+                }
+            )
         sums = {k: sum(l[k] for l in lines) for k in ("amount", "self_pay", "first_self_pay", "eligible")}
         by_class: dict[str, int] = defaultdict(int)
         for l in lines:
@@ -171,9 +191,8 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         year = settle.year
         st = state.get(member_id)
         if st is None:
-            st = state[member_id] = {"year": base_year, "bal": fen(m["account_balance"]), "ord": 0, "K": 0,
-                                     "paid": 0}
-        while st["year"] < year:   # carry over, years without claims included
+            st = state[member_id] = {"year": base_year, "bal": fen(m["account_balance"]), "ord": 0, "K": 0, "paid": 0}
+        while st["year"] < year:  # carry over, years without claims included
             st["bal"] += credit_fen(m, dt.date(st["year"] + 1, 1, 1), params(dt.date(st["year"] + 1, 1, 1)))
             st.update(year=st["year"] + 1, ord=0, K=0, paid=0)
         total = sum(l["amount"] for l in lines)
@@ -225,16 +244,30 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         account = max(account, 0)
         st["bal"] -= account
         cash = total - pool - supp - sub - account
-        settlements[cid] = {"claim_id": cid, "member_id": member_id, "provider_id": h["provider_id"],
-                            "setting": h["setting"], "settle_date": settle, "benefit_year": year,
-                            "admission_ordinal": ordinal, "total": total, "self_pay": sp, "first_self_pay": fsp,
-                            "eligible": E, "deductible": ded, "fund_pool": pool, "fund_supplementary": supp,
-                            "member_policy_share": mps, "subsidy": sub, "account_paid": account,
-                            "cash_paid": cash}
+        settlements[cid] = {
+            "claim_id": cid,
+            "member_id": member_id,
+            "provider_id": h["provider_id"],
+            "setting": h["setting"],
+            "settle_date": settle,
+            "benefit_year": year,
+            "admission_ordinal": ordinal,
+            "total": total,
+            "self_pay": sp,
+            "first_self_pay": fsp,
+            "eligible": E,
+            "deductible": ded,
+            "fund_pool": pool,
+            "fund_supplementary": supp,
+            "member_policy_share": mps,
+            "subsidy": sub,
+            "account_paid": account,
+            "cash_paid": cash,
+        }
         weights = [(l["line_no"], l["eligible"]) for l in lines]
         lp, ls = _largest_remainder(pool, weights), _largest_remainder(supp, weights)
         for l in lines:
-            out_lines[(cid, l["line_no"])] = {k: l[k] for k in ("claim_id", "line_no", "item_code", "class",
-                                                                 "self_pay", "first_self_pay", "eligible")} | {
-                "fund_pool": lp[l["line_no"]], "fund_supplementary": ls[l["line_no"]]}
+            out_lines[(cid, l["line_no"])] = {
+                k: l[k] for k in ("claim_id", "line_no", "item_code", "class", "self_pay", "first_self_pay", "eligible")
+            } | {"fund_pool": lp[l["line_no"]], "fund_supplementary": ls[l["line_no"]]}
     return settlements, out_lines, rejected

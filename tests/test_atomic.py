@@ -6,6 +6,7 @@ being written, and at times spread over the whole run. The --out folder must
 then be absent or a complete output (the previous one, intact, or the new one,
 whole), never a partial one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,23 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 def data(tmp_path_factory) -> Path:
     """A generated data set large enough for a run to take a second or two, 5 % bad claims."""
     folder = tmp_path_factory.mktemp("atomic") / "gen"
-    result = CliRunner().invoke(main, ["generate", "--members", "6000", "--year", "2024", "--seed", "11",
-                                       "--bad-rows", "0.05", "--out", str(folder), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--members",
+            "6000",
+            "--year",
+            "2024",
+            "--seed",
+            "11",
+            "--bad-rows",
+            "0.05",
+            "--out",
+            str(folder),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return folder
 
@@ -102,12 +118,21 @@ def tmp_has(out: Path, name: str | None = None):
             if name is None or (t / name).exists():
                 return True
         return False
+
     return seen
 
 
 def moments(out: Path, duration: float) -> list:
-    return [0.3 * duration, tmp_has(out), tmp_has(out, "settlements.parquet"), tmp_has(out, "lines.parquet"),
-            tmp_has(out, "rejected.parquet"), tmp_has(out, "summary.json"), 0.6 * duration, 0.85 * duration]
+    return [
+        0.3 * duration,
+        tmp_has(out),
+        tmp_has(out, "settlements.parquet"),
+        tmp_has(out, "lines.parquet"),
+        tmp_has(out, "rejected.parquet"),
+        tmp_has(out, "summary.json"),
+        0.6 * duration,
+        0.85 * duration,
+    ]
 
 
 def test_sigkill_leaves_previous_output_intact_or_new_output_whole(data, tmp_path):
@@ -136,8 +161,11 @@ def test_sigkill_leaves_previous_output_intact_or_new_output_whole(data, tmp_pat
 def test_sigkill_of_a_first_run_leaves_nothing_or_everything(data, tmp_path):
     for i, moment in enumerate([0.5, "tmp", "lines", "summary", 1.5]):
         out = tmp_path / f"out{i}"
-        when = {"tmp": tmp_has(out), "lines": tmp_has(out, "lines.parquet"),
-                "summary": tmp_has(out, "summary.json")}.get(moment, moment)
+        when = {
+            "tmp": tmp_has(out),
+            "lines": tmp_has(out, "lines.parquet"),
+            "summary": tmp_has(out, "summary.json"),
+        }.get(moment, moment)
         kill_at(data, out, POLICY_A, when)
         if out.exists():
             check_complete(out, POLICY_A)

@@ -1,4 +1,5 @@
 """adjudicate audit: planted patterns and near misses, hand-computed indicators, rules file errors, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -130,8 +131,16 @@ def _indicator_case(tmp_path: Path) -> dict[str, Path]:
     c.claim("c9", [("D", 30)], "M1", "PH", setting="pharmacy", admit="2024-07-01")
     paths = c.write(tmp_path / "ind")
     cat = pq.read_table(paths["catalogue"])
-    kinds = {"A1": "drug", "B1": "drug", "S1": "treatment", "P1": "drug", "X1": "drug", "D": "drug",
-             "F": "facility", "T": "treatment"}
+    kinds = {
+        "A1": "drug",
+        "B1": "drug",
+        "S1": "treatment",
+        "P1": "drug",
+        "X1": "drug",
+        "D": "drug",
+        "F": "facility",
+        "T": "treatment",
+    }
     cat = cat.append_column("item_kind", pa.array([kinds[i] for i in cat["item_code"].to_pylist()]))
     pq.write_table(cat, paths["catalogue"])
     return paths
@@ -196,16 +205,19 @@ def test_min_claims_keeps_small_providers_from_being_judged(tmp_path):
 
 
 # ---------------------------------------------------------------- rules file
-@pytest.mark.parametrize("old,new,key", [
-    ("{ value = 15,", "{ value = -1,", "readmission.window_days"),
-    ('severity = "high"\nwindow_days = {', 'severity = "urgent"\nwindow_days = {', "readmission.severity"),
-    ("min_facility_share = 0.80", "min_facility_share = 1.5", "bed_blocking.min_facility_share"),
-    ("min_facility_share = 0.80", "min_facility_share = 0.80\nthreshold = 3", "bed_blocking.threshold"),
-    ('settings = ["outpatient", "pharmacy"]', 'settings = ["outpatient", "shop"]', "large_prescription.settings"),
-    ("max_claim_amount = 2000", "max_claim_amount = 2000.001", "large_prescription.max_claim_amount"),
-    ("peer_factor = 1.5", "peer_factor = 0.5", "indicators.peer_factor"),
-    ('kinds = ["treatment", "facility", "other"]', 'kinds = ["food"]', "pharmacy_non_drug.kinds"),
-])
+@pytest.mark.parametrize(
+    "old,new,key",
+    [
+        ("{ value = 15,", "{ value = -1,", "readmission.window_days"),
+        ('severity = "high"\nwindow_days = {', 'severity = "urgent"\nwindow_days = {', "readmission.severity"),
+        ("min_facility_share = 0.80", "min_facility_share = 1.5", "bed_blocking.min_facility_share"),
+        ("min_facility_share = 0.80", "min_facility_share = 0.80\nthreshold = 3", "bed_blocking.threshold"),
+        ('settings = ["outpatient", "pharmacy"]', 'settings = ["outpatient", "shop"]', "large_prescription.settings"),
+        ("max_claim_amount = 2000", "max_claim_amount = 2000.001", "large_prescription.max_claim_amount"),
+        ("peer_factor = 1.5", "peer_factor = 0.5", "indicators.peer_factor"),
+        ('kinds = ["treatment", "facility", "other"]', 'kinds = ["food"]', "pharmacy_non_drug.kinds"),
+    ],
+)
 def test_rules_file_errors_name_the_key_and_line(tmp_path, old, new, key):
     path = _rules(tmp_path, **{old: new})
     with pytest.raises(RulesError) as e:
@@ -228,8 +240,14 @@ def test_rules_file_missing_table_and_key(tmp_path):
 
 def test_disabled_rule_does_not_run(planted, tmp_path):
     paths, _, _ = planted
-    rules = load_audit_rules(_rules(tmp_path, **{'enabled = true\nseverity = "high"\n\n[bed_blocking]':
-                                                  'enabled = false\nseverity = "high"\n\n[bed_blocking]'}))
+    rules = load_audit_rules(
+        _rules(
+            tmp_path,
+            **{
+                'enabled = true\nseverity = "high"\n\n[bed_blocking]': 'enabled = false\nseverity = "high"\n\n[bed_blocking]'
+            },
+        )
+    )
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs, rules)
     assert "duplicate_billing" not in set(a.flags["rule"].to_pylist())
@@ -238,8 +256,18 @@ def test_disabled_rule_does_not_run(planted, tmp_path):
 
 # ---------------------------------------------------------------- command line
 def _args(paths) -> list[str]:
-    return ["--claims", str(paths["claims"]), "--members", str(paths["members"]), "--providers",
-            str(paths["providers"]), "--catalogue", str(paths["catalogue"]), "--policy", "prefecture-employee"]
+    return [
+        "--claims",
+        str(paths["claims"]),
+        "--members",
+        str(paths["members"]),
+        "--providers",
+        str(paths["providers"]),
+        "--catalogue",
+        str(paths["catalogue"]),
+        "--policy",
+        "prefecture-employee",
+    ]
 
 
 def test_audit_command_writes_flags_indicators_summary(planted, tmp_path):
@@ -248,8 +276,13 @@ def test_audit_command_writes_flags_indicators_summary(planted, tmp_path):
     r = CliRunner().invoke(main, ["audit", *_args(paths), "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     # contract §5: every command that writes an output folder also writes report.html, and the marker
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "flags.parquet", "indicators.parquet", "report.html",
-                                                     "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
+        "flags.parquet",
+        "indicators.parquet",
+        "report.html",
+        "summary.json",
+    ]
     flags = pq.read_table(out / "flags.parquet")
     assert {"claim_id", "member_id", "provider_id", "rule", "severity", "evidence"} <= set(flags.column_names)
     assert all(c in _pairs(flags) for c in cases["planted"])
@@ -269,9 +302,12 @@ def test_run_audit_writes_flags_beside_the_settlements(planted, tmp_path):
     assert "audit" in s and "audit" in s["timings_seconds"]
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--rules", "x.toml"], "--rules"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--rules", "x.toml"], "--rules"),
+    ],
+)
 def test_run_audit_usage_errors(planted, tmp_path, extra, message):
     paths, _, _ = planted
     r = CliRunner().invoke(main, ["run", *_args(paths), "--out", str(tmp_path / "o"), *extra])
@@ -292,16 +328,31 @@ def test_bad_item_kind_is_an_input_error(planted, tmp_path):
     cat = pq.read_table(paths["catalogue"])
     kinds = cat["item_kind"].to_pylist()
     kinds[3] = "food"
-    pq.write_table(cat.set_column(cat.column_names.index("item_kind"), "item_kind", pa.array(kinds)),
-                   tmp_path / "cat.parquet")
+    pq.write_table(
+        cat.set_column(cat.column_names.index("item_kind"), "item_kind", pa.array(kinds)), tmp_path / "cat.parquet"
+    )
     args = _args({**paths, "catalogue": tmp_path / "cat.parquet"})
     r = CliRunner().invoke(main, ["audit", *args, "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "item_kind" in r.output and "row 3" in r.output
 
 
 def test_generate_plant_audit_option(tmp_path):
-    r = CliRunner().invoke(main, ["generate", "--members", "60", "--year", "2024", "--seed", "2", "--plant-audit",
-                                  "--out", str(tmp_path / "g"), "-q"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--members",
+            "60",
+            "--year",
+            "2024",
+            "--seed",
+            "2",
+            "--plant-audit",
+            "--out",
+            str(tmp_path / "g"),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     cases = planted_cases(pq.read_schema(tmp_path / "g" / "claims.parquet"))
     assert {rule for _, rule in cases["planted"]} == set(RULES)
@@ -315,6 +366,7 @@ def test_generate_plant_audit_option(tmp_path):
 def _reference_flags(paths, result, rules) -> set[tuple]:
     """Every rule again, straight from its definition in AUDIT-RULES.md, O(n²) per member."""
     from adjudicate.audit.plant import item_kinds  # noqa: F401  (kinds come from the catalogue file)
+
     settled = {r["claim_id"]: r for r in settlements_table(result).to_pylist()}
     cat = pq.read_table(paths["catalogue"]).to_pylist()
     kind_of = {}
@@ -324,11 +376,23 @@ def _reference_flags(paths, result, rules) -> set[tuple]:
     for ln in pq.read_table(paths["claims"]).to_pylist():
         if ln["claim_id"] not in settled:
             continue
-        c = claims.setdefault(ln["claim_id"], {"id": ln["claim_id"], "m": ln["member_id"], "p": ln["provider_id"],
-                                               "s": ln["setting"], "a": ln["admit_date"], "lines": []})
+        c = claims.setdefault(
+            ln["claim_id"],
+            {
+                "id": ln["claim_id"],
+                "m": ln["member_id"],
+                "p": ln["provider_id"],
+                "s": ln["setting"],
+                "a": ln["admit_date"],
+                "lines": [],
+            },
+        )
         c["d"] = ln["discharge_date"] if ln["setting"] == "inpatient" else ln["admit_date"]
-        rows = [r for r in kind_of.get(ln["item_code"], [])
-                if r["valid_from"] <= ln["admit_date"] and (r["valid_to"] is None or ln["admit_date"] <= r["valid_to"])]
+        rows = [
+            r
+            for r in kind_of.get(ln["item_code"], [])
+            if r["valid_from"] <= ln["admit_date"] and (r["valid_to"] is None or ln["admit_date"] <= r["valid_to"])
+        ]
         c["lines"].append((ln["item_code"], ln["quantity"], ln["amount"], rows[0]["item_kind"] if rows else None))
     for c in claims.values():
         c["total"] = sum(x[2] for x in c["lines"])
@@ -342,9 +406,16 @@ def _reference_flags(paths, result, rules) -> set[tuple]:
         pos = {c["id"]: k for k, c in enumerate(cs)}
         for i in cs:
             if i["s"] == "inpatient":
-                prev = [j for j in cs if j is not i and j["s"] == "inpatient" and j["p"] == i["p"] and j["d"] <= i["a"]
-                        and (i["a"] - j["d"]).days <= R["readmission"]["window_days"]
-                        and (j["a"], j["id"].encode()) < (i["a"], i["id"].encode())]
+                prev = [
+                    j
+                    for j in cs
+                    if j is not i
+                    and j["s"] == "inpatient"
+                    and j["p"] == i["p"]
+                    and j["d"] <= i["a"]
+                    and (i["a"] - j["d"]).days <= R["readmission"]["window_days"]
+                    and (j["a"], j["id"].encode()) < (i["a"], i["id"].encode())
+                ]
                 if prev:
                     j = max(prev, key=lambda j: (j["d"], j["a"], j["id"].encode()))
                     out.add((i["id"], "readmission", j["id"], (i["a"] - j["d"]).days))
@@ -352,24 +423,42 @@ def _reference_flags(paths, result, rules) -> set[tuple]:
                     if j["p"] == i["p"] or j is i:
                         continue
                     if j["s"] == "inpatient" and j["a"] < i["d"] and i["a"] < j["d"]:
-                        out.add((i["id"], "overlapping_stay", j["id"], (min(i["d"], j["d"]) - max(i["a"], j["a"])).days))
+                        out.add(
+                            (i["id"], "overlapping_stay", j["id"], (min(i["d"], j["d"]) - max(i["a"], j["a"])).days)
+                        )
                     if j["s"] in ("outpatient", "special_outpatient", "pharmacy") and i["a"] < j["d"] < i["d"]:
                         out.add((j["id"], "overlapping_stay", i["id"], (j["d"] - i["a"]).days))
                 los = (i["d"] - i["a"]).days
                 fac = sum(x[2] for x in i["lines"] if x[3] == "facility")
-                if los >= R["bed_blocking"]["min_days"] and i["total"] > 0 and fac > 0 \
-                        and fac * 10000 >= R["bed_blocking"]["min_facility_share"] * i["total"]:
+                if (
+                    los >= R["bed_blocking"]["min_days"]
+                    and i["total"] > 0
+                    and fac > 0
+                    and fac * 10000 >= R["bed_blocking"]["min_facility_share"] * i["total"]
+                ):
                     out.add((i["id"], "bed_blocking", None, los))
                 items = {x[0] for x in i["lines"]}
-                o2i = [j for j in cs if j["s"] == "outpatient" and j["p"] == i["p"]
-                       and 0 <= (i["a"] - j["d"]).days <= R["outpatient_to_inpatient"]["window_days"]
-                       and items & {x[0] for x in j["lines"]}]
+                o2i = [
+                    j
+                    for j in cs
+                    if j["s"] == "outpatient"
+                    and j["p"] == i["p"]
+                    and 0 <= (i["a"] - j["d"]).days <= R["outpatient_to_inpatient"]["window_days"]
+                    and items & {x[0] for x in j["lines"]}
+                ]
                 if o2i:
                     j = max(o2i, key=lambda j: (j["d"], j["id"].encode()))
                     out.add((i["id"], "outpatient_to_inpatient", j["id"], (i["a"] - j["d"]).days))
             key = sorted((x[0], x[1], x[2]) for x in i["lines"])
-            dups = [j for j in cs if j is not i and j["s"] == i["s"] and j["a"] == i["a"] and j["p"] == i["p"]
-                    and sorted((x[0], x[1], x[2]) for x in j["lines"]) == key]
+            dups = [
+                j
+                for j in cs
+                if j is not i
+                and j["s"] == i["s"]
+                and j["a"] == i["a"]
+                and j["p"] == i["p"]
+                and sorted((x[0], x[1], x[2]) for x in j["lines"]) == key
+            ]
             if dups:
                 j = min(dups, key=lambda j: j["id"].encode())
                 if j["id"].encode() < i["id"].encode():
@@ -382,8 +471,11 @@ def _reference_flags(paths, result, rules) -> set[tuple]:
             if i["s"] == "pharmacy":
                 if any(x[3] in ("treatment", "facility", "other") for x in i["lines"]):
                     out.add((i["id"], "pharmacy_non_drug", None, None))
-                win = [j for j in cs[:pos[i["id"]] + 1] if j["s"] == "pharmacy"
-                       and (i["d"] - j["d"]).days < R["pharmacy_frequency"]["window_days"]]
+                win = [
+                    j
+                    for j in cs[: pos[i["id"]] + 1]
+                    if j["s"] == "pharmacy" and (i["d"] - j["d"]).days < R["pharmacy_frequency"]["window_days"]
+                ]
                 if len(win) > R["pharmacy_frequency"]["max_purchases"]:
                     out.add((i["id"], "pharmacy_frequency", win[0]["id"], (i["d"] - win[0]["d"]).days))
     return out
@@ -392,17 +484,32 @@ def _reference_flags(paths, result, rules) -> set[tuple]:
 def test_compiled_pass_agrees_with_a_plain_reading_of_the_rules(planted, tmp_path):
     paths, _, _ = planted
     # loose thresholds, so the background data fires every rule many times, not only the planted cases
-    rules = load_audit_rules(_rules(tmp_path, **{
-        "{ value = 15,": "{ value = 90,", "max_purchases = 3": "max_purchases = 1",
-        "window_days = 7 ": "window_days = 30 ", "window_days = 3 ": "window_days = 60 ",
-        "min_facility_share = 0.80": "min_facility_share = 0.30", "max_claim_amount = 2000": "max_claim_amount = 300",
-        "max_line_quantity = 200": "max_line_quantity = 20"}))
+    rules = load_audit_rules(
+        _rules(
+            tmp_path,
+            **{
+                "{ value = 15,": "{ value = 90,",
+                "max_purchases = 3": "max_purchases = 1",
+                "window_days = 7 ": "window_days = 30 ",
+                "window_days = 3 ": "window_days = 60 ",
+                "min_facility_share = 0.80": "min_facility_share = 0.30",
+                "max_claim_amount = 2000": "max_claim_amount = 300",
+                "max_line_quantity = 200": "max_line_quantity = 20",
+            },
+        )
+    )
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     result = adjudicate(inputs, P.load("prefecture-employee"))
     audit = run_audit(result, inputs, rules, threads=2)
     expected = _reference_flags(paths, result, rules)
-    got = set(zip(audit.flags["claim_id"].to_pylist(), audit.flags["rule"].to_pylist(),
-                  audit.flags["evidence_claim_id"].to_pylist(), audit.flags["gap_days"].to_pylist()))
+    got = set(
+        zip(
+            audit.flags["claim_id"].to_pylist(),
+            audit.flags["rule"].to_pylist(),
+            audit.flags["evidence_claim_id"].to_pylist(),
+            audit.flags["gap_days"].to_pylist(),
+        )
+    )
     assert len(got) == audit.flags.num_rows  # no flag twice
     assert got == expected
     assert len(got) > 500
@@ -413,8 +520,15 @@ def _dense_random_case(tmp_path: Path, seed: int) -> dict[str, Path]:
     rng = np.random.default_rng(seed)
     c = Case()
     kinds = {"A1": "drug", "B1": "drug", "S1": "treatment", "P1": "material", "X1": "other"}
-    for code, kind in (("D1", "drug"), ("D2", "drug"), ("T1", "treatment"), ("T2", "treatment"),
-                       ("F1", "facility"), ("F2", "facility"), ("G1", "other")):
+    for code, kind in (
+        ("D1", "drug"),
+        ("D2", "drug"),
+        ("T1", "treatment"),
+        ("T2", "treatment"),
+        ("F1", "facility"),
+        ("F2", "facility"),
+        ("G1", "other"),
+    ):
         c.item(code, "A")
         kinds[code] = kind
     for h in ("H1", "H2", "H3"):
@@ -429,12 +543,16 @@ def _dense_random_case(tmp_path: Path, seed: int) -> dict[str, Path]:
         made = []
         for _ in range(int(rng.integers(4, 14))):
             n += 1
-            setting = str(rng.choice(["inpatient", "outpatient", "pharmacy", "special_outpatient"], p=[.35, .3, .3, .05]))
+            setting = str(
+                rng.choice(["inpatient", "outpatient", "pharmacy", "special_outpatient"], p=[0.35, 0.3, 0.3, 0.05])
+            )
             prov = str(rng.choice(["P1", "P2"])) if setting == "pharmacy" else str(rng.choice(["H1", "H2", "H3"]))
             admit = np.datetime64("2024-03-01") + int(rng.integers(0, 60))
             dis = admit + int(rng.integers(0, 12))
-            lines = [(str(rng.choice(items)), int(rng.integers(1, 9)) * 100, int(rng.integers(1, 4)))
-                     for _ in range(int(rng.integers(1, 5)))]
+            lines = [
+                (str(rng.choice(items)), int(rng.integers(1, 9)) * 100, int(rng.integers(1, 4)))
+                for _ in range(int(rng.integers(1, 5)))
+            ]
             if made and rng.random() < 0.1:  # a re-billed copy, lines reordered
                 cid, ls, s_, p_, a_, d_ = made[int(rng.integers(0, len(made)))]
                 c.claim(f"C{n:05d}", ls[::-1], mid, p_, setting=s_, admit=a_, discharge=d_)
@@ -444,23 +562,37 @@ def _dense_random_case(tmp_path: Path, seed: int) -> dict[str, Path]:
             made.append((claim_id, lines, setting, prov, str(admit), str(dis)))
     paths = c.write(tmp_path / f"dense{seed}")
     cat = pq.read_table(paths["catalogue"])
-    pq.write_table(cat.append_column("item_kind", pa.array([kinds[i] for i in cat["item_code"].to_pylist()])),
-                   paths["catalogue"])
+    pq.write_table(
+        cat.append_column("item_kind", pa.array([kinds[i] for i in cat["item_code"].to_pylist()])), paths["catalogue"]
+    )
     return paths
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_compiled_pass_agrees_with_the_plain_reading_on_dense_random_members(tmp_path, seed):
     paths = _dense_random_case(tmp_path, seed)
-    rules = load_audit_rules(_rules(tmp_path, **{"max_claim_amount = 2000": "max_claim_amount = 1500",
-                                                 "max_line_quantity = 200": "max_line_quantity = 2",
-                                                 "max_purchases = 3": "max_purchases = 1",
-                                                 "window_days = 3 ": "window_days = 30 "}))
+    rules = load_audit_rules(
+        _rules(
+            tmp_path,
+            **{
+                "max_claim_amount = 2000": "max_claim_amount = 1500",
+                "max_line_quantity = 200": "max_line_quantity = 2",
+                "max_purchases = 3": "max_purchases = 1",
+                "window_days = 3 ": "window_days = 30 ",
+            },
+        )
+    )
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     result = adjudicate(inputs, P.load("prefecture-employee"))
     audit = run_audit(result, inputs, rules, threads=2)
-    got = set(zip(audit.flags["claim_id"].to_pylist(), audit.flags["rule"].to_pylist(),
-                  audit.flags["evidence_claim_id"].to_pylist(), audit.flags["gap_days"].to_pylist()))
+    got = set(
+        zip(
+            audit.flags["claim_id"].to_pylist(),
+            audit.flags["rule"].to_pylist(),
+            audit.flags["evidence_claim_id"].to_pylist(),
+            audit.flags["gap_days"].to_pylist(),
+        )
+    )
     assert len(got) == audit.flags.num_rows
     assert got == _reference_flags(paths, result, rules)
     fired = defaultdict(int)
@@ -478,8 +610,11 @@ def test_same_day_stays_readmission_order(tmp_path, run_case):
     paths = c.write(tmp_path / "same")
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs)
-    rows = [(r["claim_id"], r["evidence_claim_id"], r["gap_days"]) for r in a.flags.to_pylist()
-            if r["rule"] == "readmission"]
+    rows = [
+        (r["claim_id"], r["evidence_claim_id"], r["gap_days"])
+        for r in a.flags.to_pylist()
+        if r["rule"] == "readmission"
+    ]
     assert rows == [("a2", "z1", 0)]
 
 
@@ -490,7 +625,9 @@ def test_readmission_same_diagnosis_option(tmp_path, same_diagnosis, flagged):
     c.claim("r2", [("A1", 100)], admit="2024-03-08", discharge="2024-03-09", diagnosis="J18.9")  # other disease
     c.claim("r3", [("A1", 100)], admit="2024-03-12", discharge="2024-03-14", diagnosis="J18.9")
     paths = c.write(tmp_path / "dx")
-    rules = load_audit_rules(_rules(tmp_path, **{"same_diagnosis = false": f"same_diagnosis = {str(same_diagnosis).lower()}"}))
+    rules = load_audit_rules(
+        _rules(tmp_path, **{"same_diagnosis = false": f"same_diagnosis = {str(same_diagnosis).lower()}"})
+    )
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     a = run_audit(adjudicate(inputs, P.load("prefecture-employee")), inputs, rules)
     got = [(r["claim_id"], r["evidence_claim_id"]) for r in a.flags.to_pylist() if r["rule"] == "readmission"]
@@ -515,8 +652,9 @@ def test_streaming_run_audit_equals_the_in_memory_audit(planted, tmp_path, parti
     paths, _, _ = planted
     one, many = tmp_path / "one", tmp_path / "many"
     for out, parts in ((one, "1"), (many, partitions)):
-        r = CliRunner().invoke(main, ["run", *_args(paths), "--out", str(out), "--audit", "--partitions", parts,
-                                      "--no-lines", "-q"])
+        r = CliRunner().invoke(
+            main, ["run", *_args(paths), "--out", str(out), "--audit", "--partitions", parts, "--no-lines", "-q"]
+        )
         assert r.exit_code == 0, r.output
     for name in ("flags.parquet", "indicators.parquet"):
         assert pq.read_table(many / name).equals(pq.read_table(one / name)), name
@@ -538,15 +676,18 @@ def test_report_tables_hook(planted):
 
 
 def test_rules_values_may_be_cited_but_not_dated(tmp_path):
-    cited = load_audit_rules(_rules(tmp_path, **{
-        "max_purchases = 3": 'max_purchases = { value = 2, reference = "fund office circular 7" }'}))
+    cited = load_audit_rules(
+        _rules(tmp_path, **{"max_purchases = 3": 'max_purchases = { value = 2, reference = "fund office circular 7" }'})
+    )
     assert cited.rules["pharmacy_frequency"].params["max_purchases"] == 2
     assert cited.references["pharmacy_frequency.max_purchases"] == "fund office circular 7"
     assert cited.references["readmission.window_days"].startswith("seed 004 第7篇")
     dated = _rules(tmp_path, **{"max_purchases = 3": "max_purchases = { values = { 2024-01-01 = 3, 2024-07-01 = 2 } }"})
     with pytest.raises(RulesError, match="pharmacy_frequency.max_purchases.*one value"):
         load_audit_rules(dated)
-    structure = _rules(tmp_path, **{'severity = "low"\nwindow_days = 7': 'severity = { value = "low" }\nwindow_days = 7'})
+    structure = _rules(
+        tmp_path, **{'severity = "low"\nwindow_days = 7': 'severity = { value = "low" }\nwindow_days = 7'}
+    )
     with pytest.raises(RulesError, match="pharmacy_frequency.severity"):
         load_audit_rules(structure)
 
@@ -554,6 +695,7 @@ def test_rules_values_may_be_cited_but_not_dated(tmp_path):
 def test_streaming_audit_can_begin_again(planted, tmp_path):
     """A streaming run settles again when a later range holds an earlier year: the audit starts over."""
     from adjudicate.audit import StreamingAudit
+
     paths, _, audit = planted
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     result = adjudicate(inputs, P.load("prefecture-employee"))

@@ -1,5 +1,6 @@
 """Bad input (contract §2, §5): exit status 2, one short paragraph naming file, column and row, no
 traceback, and nothing written. Also: the readers never fail with anything but InputError."""
+
 from __future__ import annotations
 
 import io
@@ -34,6 +35,7 @@ TABLE_NAMES = ("claims", "members", "providers", "catalogue")
 
 
 # ---- helpers ----------------------------------------------------------------
+
 
 def small_case() -> Case:
     """Claims rows: 0 = C1 line 1, 1 = C1 line 2, 2 = C2 line 1 (outpatient)."""
@@ -77,13 +79,32 @@ def cli(*args: str):
 
 
 def run_args(paths: dict[str, Path], out: Path, policy: str = "prefecture-employee") -> list[str]:
-    return ["run", "--claims", str(paths["claims"]), "--members", str(paths["members"]),
-            "--providers", str(paths["providers"]), "--catalogue", str(paths["catalogue"]),
-            "--policy", policy, "--out", str(out), "--quiet"]
+    return [
+        "run",
+        "--claims",
+        str(paths["claims"]),
+        "--members",
+        str(paths["members"]),
+        "--providers",
+        str(paths["providers"]),
+        "--catalogue",
+        str(paths["catalogue"]),
+        "--policy",
+        policy,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
-def assert_input_error(result, out: Path | None, file: str | None = None, column: str | None = None,
-                       row: int | None = None, says: str | None = None) -> str:
+def assert_input_error(
+    result,
+    out: Path | None,
+    file: str | None = None,
+    column: str | None = None,
+    row: int | None = None,
+    says: str | None = None,
+) -> str:
     """Exit 2, a single short paragraph naming what it should, no traceback, nothing written."""
     text = result.output
     assert result.exit_code == 2, text
@@ -118,117 +139,403 @@ DATE = pa.date32()
 
 CASES = [
     # id, table, mutation, column, row, words in the message
-    ("missing column", "claims", lambda t: t.drop_columns(["amount"]), None, None, "missing required column(s) 'amount'"),
-    ("missing members column", "members", lambda t: t.drop_columns(["category", "birth_date"]), None, None,
-     "'birth_date', 'category'"),
+    (
+        "missing column",
+        "claims",
+        lambda t: t.drop_columns(["amount"]),
+        None,
+        None,
+        "missing required column(s) 'amount'",
+    ),
+    (
+        "missing members column",
+        "members",
+        lambda t: t.drop_columns(["category", "birth_date"]),
+        None,
+        None,
+        "'birth_date', 'category'",
+    ),
     ("missing providers column", "providers", lambda t: t.drop_columns(["kind"]), None, None, "'kind'"),
     ("missing catalogue column", "catalogue", lambda t: t.drop_columns(["valid_from"]), None, None, "'valid_from'"),
-    ("wrong case column", "claims", lambda t: t.rename_columns([c if c != "amount" else "Amount" for c in t.column_names]),
-     None, None, "'Amount' for 'amount'"),
-    ("amount as string", "claims", lambda t: set_column(t, "amount", pa.array(["1.00", "2", "x"])), "amount", None,
-     "has type string; expected an amount"),
-    ("amount as bool", "claims", lambda t: set_column(t, "amount", pa.array([True, False, True])), "amount", None,
-     "has type bool"),
-    ("line_no with fraction", "claims", lambda t: set_column(t, "line_no", pa.array([1.0, 2.5, 1.0])), "line_no", 1,
-     "2.5 is not a whole number"),
-    ("line_no NaN", "claims", lambda t: set_column(t, "line_no", pa.array([1.0, 2.0, float("nan")])), "line_no", 2,
-     "not a whole number"),
-    ("line_no beyond int32", "claims", lambda t: set_column(t, "line_no", pa.array([1, 2**40, 1])), "line_no", 1,
-     "outside -2147483648..2147483647"),
-    ("line_no beyond int64", "claims", lambda t: set_column(t, "line_no", pa.array([1, 2**64 - 1, 1], pa.uint64())),
-     "line_no", 1, "outside"),
-    ("line_no decimal fraction", "claims",
-     lambda t: set_column(t, "line_no", pa.array([D("1.0"), D("2.5"), D("1.0")], pa.decimal128(4, 1))), "line_no", 1,
-     "whole number"),
-    ("admit_date garbage", "claims", lambda t: set_column(t, "admit_date", pa.array(["2024-03-01", "2024-03-01", "soon"])),
-     "admit_date", 2, "'soon' is not a date"),
-    ("admit_date as int", "claims", lambda t: set_column(t, "admit_date", pa.array([1, 2, 3])), "admit_date", None,
-     "expected a date"),
-    ("admit_date year 1", "claims",
-     lambda t: set_column(t, "admit_date", pa.array([19783, 19783, -719162], pa.int32()).cast(DATE)), "admit_date", 2,
-     "out of range"),
-    ("discharge_date far future", "claims",
-     lambda t: set_column(t, "discharge_date", pa.array([2**31 - 1, 19792, None], pa.int32()).cast(DATE)),
-     "discharge_date", 0, "out of range"),
-    ("timestamp not midnight", "claims",
-     lambda t: set_column(t, "admit_date", pa.array([19783 * 86400 * 10**6 + 5] * 3, pa.timestamp("us"))),
-     "admit_date", 0, "not a date"),
-    ("birth_date garbage", "members", lambda t: set_column(t, "birth_date", pa.array(["1970-01-01", "1970-02-30"])),
-     "birth_date", 1, "'1970-02-30' is not a date"),
-    ("enrolled_since too early", "members",
-     lambda t: set_column(t, "enrolled_since", pa.array([0, -30000], pa.int32()).cast(DATE)), "enrolled_since", 1,
-     "out of range"),
-    ("unknown setting", "claims", lambda t: set_column(t, "setting", pa.array(["inpatient", "inpatient", "Outpatient"])),
-     "setting", 2, "unknown value 'Outpatient'"),
-    ("unknown referral", "claims", lambda t: set_column(t, "referral", pa.array([None, "self", None], pa.string())),
-     "referral", 1, "unknown value 'self'"),
-    ("unknown category", "members", lambda t: set_column(t, "category", pa.array(["in_service", "pensioner"])),
-     "category", 1, "expected one of in_service, retired"),
-    ("unknown kind", "providers", lambda t: set_column(t, "kind", pa.array(["clinic", "pharmacy"])), "kind", 0,
-     "unknown value 'clinic'"),
-    ("unknown class", "catalogue", lambda t: set_column(t, "class", pa.array(["A", "B", "C", "supplementary", "excluded"])),
-     "class", 2, "unknown value 'C'"),
-    ("enum as integer", "claims", lambda t: set_column(t, "setting", pa.array([1, 1, 2])), "setting", None,
-     "has type int64"),
-    ("null member category", "members", lambda t: set_column(t, "category", pa.array(["retired", None])), "category", 1,
-     "is null but the column is required"),
-    ("null member balance", "members", lambda t: set_column(t, "account_balance", pa.array([None, 1.0])),
-     "account_balance", 0, "is null"),
-    ("null provider flag", "providers", lambda t: set_column(t, "designated", pa.array([True, None])), "designated", 1,
-     "is null"),
-    ("null provider id", "providers", lambda t: set_column(t, "provider_id", pa.array([None, "P0"], pa.string())),
-     "provider_id", 0, "is null"),
-    ("null catalogue class", "catalogue",
-     lambda t: set_column(t, "class", pa.array(["A", None, "special", "supplementary", "excluded"])), "class", 1, "is null"),
-    ("null catalogue valid_from", "catalogue",
-     lambda t: set_column(t, "valid_from", pa.array([0, 0, 0, 0, None], pa.int32()).cast(DATE)), "valid_from", 4,
-     "is null"),
-    ("bool as text", "members", lambda t: set_column(t, "civil_servant", pa.array(["no", "perhaps"])), "civil_servant",
-     1, "'perhaps' is not true or false"),
+    (
+        "wrong case column",
+        "claims",
+        lambda t: t.rename_columns([c if c != "amount" else "Amount" for c in t.column_names]),
+        None,
+        None,
+        "'Amount' for 'amount'",
+    ),
+    (
+        "amount as string",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array(["1.00", "2", "x"])),
+        "amount",
+        None,
+        "has type string; expected an amount",
+    ),
+    (
+        "amount as bool",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([True, False, True])),
+        "amount",
+        None,
+        "has type bool",
+    ),
+    (
+        "line_no with fraction",
+        "claims",
+        lambda t: set_column(t, "line_no", pa.array([1.0, 2.5, 1.0])),
+        "line_no",
+        1,
+        "2.5 is not a whole number",
+    ),
+    (
+        "line_no NaN",
+        "claims",
+        lambda t: set_column(t, "line_no", pa.array([1.0, 2.0, float("nan")])),
+        "line_no",
+        2,
+        "not a whole number",
+    ),
+    (
+        "line_no beyond int32",
+        "claims",
+        lambda t: set_column(t, "line_no", pa.array([1, 2**40, 1])),
+        "line_no",
+        1,
+        "outside -2147483648..2147483647",
+    ),
+    (
+        "line_no beyond int64",
+        "claims",
+        lambda t: set_column(t, "line_no", pa.array([1, 2**64 - 1, 1], pa.uint64())),
+        "line_no",
+        1,
+        "outside",
+    ),
+    (
+        "line_no decimal fraction",
+        "claims",
+        lambda t: set_column(t, "line_no", pa.array([D("1.0"), D("2.5"), D("1.0")], pa.decimal128(4, 1))),
+        "line_no",
+        1,
+        "whole number",
+    ),
+    (
+        "admit_date garbage",
+        "claims",
+        lambda t: set_column(t, "admit_date", pa.array(["2024-03-01", "2024-03-01", "soon"])),
+        "admit_date",
+        2,
+        "'soon' is not a date",
+    ),
+    (
+        "admit_date as int",
+        "claims",
+        lambda t: set_column(t, "admit_date", pa.array([1, 2, 3])),
+        "admit_date",
+        None,
+        "expected a date",
+    ),
+    (
+        "admit_date year 1",
+        "claims",
+        lambda t: set_column(t, "admit_date", pa.array([19783, 19783, -719162], pa.int32()).cast(DATE)),
+        "admit_date",
+        2,
+        "out of range",
+    ),
+    (
+        "discharge_date far future",
+        "claims",
+        lambda t: set_column(t, "discharge_date", pa.array([2**31 - 1, 19792, None], pa.int32()).cast(DATE)),
+        "discharge_date",
+        0,
+        "out of range",
+    ),
+    (
+        "timestamp not midnight",
+        "claims",
+        lambda t: set_column(t, "admit_date", pa.array([19783 * 86400 * 10**6 + 5] * 3, pa.timestamp("us"))),
+        "admit_date",
+        0,
+        "not a date",
+    ),
+    (
+        "birth_date garbage",
+        "members",
+        lambda t: set_column(t, "birth_date", pa.array(["1970-01-01", "1970-02-30"])),
+        "birth_date",
+        1,
+        "'1970-02-30' is not a date",
+    ),
+    (
+        "enrolled_since too early",
+        "members",
+        lambda t: set_column(t, "enrolled_since", pa.array([0, -30000], pa.int32()).cast(DATE)),
+        "enrolled_since",
+        1,
+        "out of range",
+    ),
+    (
+        "unknown setting",
+        "claims",
+        lambda t: set_column(t, "setting", pa.array(["inpatient", "inpatient", "Outpatient"])),
+        "setting",
+        2,
+        "unknown value 'Outpatient'",
+    ),
+    (
+        "unknown referral",
+        "claims",
+        lambda t: set_column(t, "referral", pa.array([None, "self", None], pa.string())),
+        "referral",
+        1,
+        "unknown value 'self'",
+    ),
+    (
+        "unknown category",
+        "members",
+        lambda t: set_column(t, "category", pa.array(["in_service", "pensioner"])),
+        "category",
+        1,
+        "expected one of in_service, retired",
+    ),
+    (
+        "unknown kind",
+        "providers",
+        lambda t: set_column(t, "kind", pa.array(["clinic", "pharmacy"])),
+        "kind",
+        0,
+        "unknown value 'clinic'",
+    ),
+    (
+        "unknown class",
+        "catalogue",
+        lambda t: set_column(t, "class", pa.array(["A", "B", "C", "supplementary", "excluded"])),
+        "class",
+        2,
+        "unknown value 'C'",
+    ),
+    (
+        "enum as integer",
+        "claims",
+        lambda t: set_column(t, "setting", pa.array([1, 1, 2])),
+        "setting",
+        None,
+        "has type int64",
+    ),
+    (
+        "null member category",
+        "members",
+        lambda t: set_column(t, "category", pa.array(["retired", None])),
+        "category",
+        1,
+        "is null but the column is required",
+    ),
+    (
+        "null member balance",
+        "members",
+        lambda t: set_column(t, "account_balance", pa.array([None, 1.0])),
+        "account_balance",
+        0,
+        "is null",
+    ),
+    (
+        "null provider flag",
+        "providers",
+        lambda t: set_column(t, "designated", pa.array([True, None])),
+        "designated",
+        1,
+        "is null",
+    ),
+    (
+        "null provider id",
+        "providers",
+        lambda t: set_column(t, "provider_id", pa.array([None, "P0"], pa.string())),
+        "provider_id",
+        0,
+        "is null",
+    ),
+    (
+        "null catalogue class",
+        "catalogue",
+        lambda t: set_column(t, "class", pa.array(["A", None, "special", "supplementary", "excluded"])),
+        "class",
+        1,
+        "is null",
+    ),
+    (
+        "null catalogue valid_from",
+        "catalogue",
+        lambda t: set_column(t, "valid_from", pa.array([0, 0, 0, 0, None], pa.int32()).cast(DATE)),
+        "valid_from",
+        4,
+        "is null",
+    ),
+    (
+        "bool as text",
+        "members",
+        lambda t: set_column(t, "civil_servant", pa.array(["no", "perhaps"])),
+        "civil_servant",
+        1,
+        "'perhaps' is not true or false",
+    ),
     ("bool as 2", "providers", lambda t: set_column(t, "local", pa.array([1, 2])), "local", 1, "not true or false"),
-    ("level out of range", "providers", lambda t: set_column(t, "level", pa.array([3, 300], pa.int16())), "level", 1,
-     "outside 0..127"),
-    ("amount too large (decimal)", "claims",
-     lambda t: set_column(t, "amount", pa.array([D(1), D(10) ** 13, D(1)], pa.decimal128(38, 0))), "amount", 1,
-     "too large for exact arithmetic"),
-    ("amount too large (float)", "claims", lambda t: set_column(t, "amount", pa.array([1.0, 2.0, 1e20])), "amount", 2,
-     "too large for exact arithmetic"),
-    ("amount too large (int64)", "claims", lambda t: set_column(t, "amount", pa.array([2**62, 1, 1])), "amount", 0,
-     "too large for exact arithmetic"),
-    ("amount too large (uint64)", "claims", lambda t: set_column(t, "amount", pa.array([1, 1, 2**64 - 1], pa.uint64())),
-     "amount", 2, "too large"),
-    ("amount infinite", "claims", lambda t: set_column(t, "amount", pa.array([1.0, float("inf"), 1.0])), "amount", 1,
-     "not a finite number"),
-    ("amount NaN", "claims", lambda t: set_column(t, "amount", pa.array([float("nan"), 1.0, 1.0])), "amount", 0,
-     "not a finite number"),
-    ("quantity too large", "claims", lambda t: set_column(t, "quantity", pa.array([1.0, 1e15, 1.0])), "quantity", 1,
-     "too large"),
-    ("balance too large", "members",
-     lambda t: set_column(t, "account_balance", pa.array([D("1e12") + 1, D(0)], pa.decimal128(20, 2))), "account_balance",
-     0, "too large"),
-    ("ratio above 1", "catalogue", lambda t: set_column(t, "first_self_pay_ratio", pa.array([None, 1.5, None, None, None])),
-     "first_self_pay_ratio", 1, "outside 0..1"),
-    ("ratio negative", "catalogue",
-     lambda t: set_column(t, "first_self_pay_ratio", pa.array([None, D("-0.1"), None, None, None], pa.decimal128(4, 2))),
-     "first_self_pay_ratio", 1, "outside 0..1"),
-    ("ratio not whole bp", "catalogue",
-     lambda t: set_column(t, "first_self_pay_ratio", pa.array([None, None, 0.12345, None, None])), "first_self_pay_ratio",
-     2, "basis point"),
-    ("duplicate member_id", "members", lambda t: set_column(t, "member_id", pa.array(["M1", "M1"])), "member_id", 1,
-     "duplicate member_id 'M1'"),
-    ("duplicate provider_id", "providers", lambda t: set_column(t, "provider_id", pa.array(["H3", "H3"])), "provider_id",
-     1, "duplicate provider_id 'H3'"),
-    ("overlapping validity", "catalogue", lambda t: pa.concat_tables([t, t.slice(1, 1)]), "valid_from", 5,
-     "validity of item 'B1' overlaps"),
-    ("valid_to before valid_from", "catalogue",
-     lambda t: set_column(t, "valid_to", pa.array([None, None, 0, None, None], pa.int32()).cast(DATE)), "valid_to", 2,
-     "valid_to is before valid_from"),
-    ("string id as binary junk", "claims", lambda t: set_column(t, "claim_id", pa.array([b"C1", b"\xff\xfe", b"C2"])),
-     "claim_id", 1, "not valid UTF-8"),
-    ("nested type", "claims", lambda t: set_column(t, "item_code", pa.array([["A1"], ["B1"], ["A1"]])), "item_code",
-     None, "has type list"),
-    ("duplicate column", "members", lambda t: t.append_column("category", pa.array(["retired", "retired"])),
-     "category", None, "appears more than once"),
+    (
+        "level out of range",
+        "providers",
+        lambda t: set_column(t, "level", pa.array([3, 300], pa.int16())),
+        "level",
+        1,
+        "outside 0..127",
+    ),
+    (
+        "amount too large (decimal)",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([D(1), D(10) ** 13, D(1)], pa.decimal128(38, 0))),
+        "amount",
+        1,
+        "too large for exact arithmetic",
+    ),
+    (
+        "amount too large (float)",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([1.0, 2.0, 1e20])),
+        "amount",
+        2,
+        "too large for exact arithmetic",
+    ),
+    (
+        "amount too large (int64)",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([2**62, 1, 1])),
+        "amount",
+        0,
+        "too large for exact arithmetic",
+    ),
+    (
+        "amount too large (uint64)",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([1, 1, 2**64 - 1], pa.uint64())),
+        "amount",
+        2,
+        "too large",
+    ),
+    (
+        "amount infinite",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([1.0, float("inf"), 1.0])),
+        "amount",
+        1,
+        "not a finite number",
+    ),
+    (
+        "amount NaN",
+        "claims",
+        lambda t: set_column(t, "amount", pa.array([float("nan"), 1.0, 1.0])),
+        "amount",
+        0,
+        "not a finite number",
+    ),
+    (
+        "quantity too large",
+        "claims",
+        lambda t: set_column(t, "quantity", pa.array([1.0, 1e15, 1.0])),
+        "quantity",
+        1,
+        "too large",
+    ),
+    (
+        "balance too large",
+        "members",
+        lambda t: set_column(t, "account_balance", pa.array([D("1e12") + 1, D(0)], pa.decimal128(20, 2))),
+        "account_balance",
+        0,
+        "too large",
+    ),
+    (
+        "ratio above 1",
+        "catalogue",
+        lambda t: set_column(t, "first_self_pay_ratio", pa.array([None, 1.5, None, None, None])),
+        "first_self_pay_ratio",
+        1,
+        "outside 0..1",
+    ),
+    (
+        "ratio negative",
+        "catalogue",
+        lambda t: set_column(
+            t, "first_self_pay_ratio", pa.array([None, D("-0.1"), None, None, None], pa.decimal128(4, 2))
+        ),
+        "first_self_pay_ratio",
+        1,
+        "outside 0..1",
+    ),
+    (
+        "ratio not whole bp",
+        "catalogue",
+        lambda t: set_column(t, "first_self_pay_ratio", pa.array([None, None, 0.12345, None, None])),
+        "first_self_pay_ratio",
+        2,
+        "basis point",
+    ),
+    (
+        "duplicate member_id",
+        "members",
+        lambda t: set_column(t, "member_id", pa.array(["M1", "M1"])),
+        "member_id",
+        1,
+        "duplicate member_id 'M1'",
+    ),
+    (
+        "duplicate provider_id",
+        "providers",
+        lambda t: set_column(t, "provider_id", pa.array(["H3", "H3"])),
+        "provider_id",
+        1,
+        "duplicate provider_id 'H3'",
+    ),
+    (
+        "overlapping validity",
+        "catalogue",
+        lambda t: pa.concat_tables([t, t.slice(1, 1)]),
+        "valid_from",
+        5,
+        "validity of item 'B1' overlaps",
+    ),
+    (
+        "valid_to before valid_from",
+        "catalogue",
+        lambda t: set_column(t, "valid_to", pa.array([None, None, 0, None, None], pa.int32()).cast(DATE)),
+        "valid_to",
+        2,
+        "valid_to is before valid_from",
+    ),
+    (
+        "string id as binary junk",
+        "claims",
+        lambda t: set_column(t, "claim_id", pa.array([b"C1", b"\xff\xfe", b"C2"])),
+        "claim_id",
+        1,
+        "not valid UTF-8",
+    ),
+    (
+        "nested type",
+        "claims",
+        lambda t: set_column(t, "item_code", pa.array([["A1"], ["B1"], ["A1"]])),
+        "item_code",
+        None,
+        "has type list",
+    ),
+    (
+        "duplicate column",
+        "members",
+        lambda t: t.append_column("category", pa.array(["retired", "retired"])),
+        "category",
+        None,
+        "appears more than once",
+    ),
 ]
 
 
@@ -287,13 +594,24 @@ def test_amounts_whose_sum_could_overflow(tmp_path):
 
 # ---- nulls in claims are rejections, not input errors ------------------------
 
-@pytest.mark.parametrize("column, value", [("amount", None), ("admit_date", None), ("setting", None),
-                                           ("item_code", None), ("line_no", None), ("member_id", None)])
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("amount", None),
+        ("admit_date", None),
+        ("setting", None),
+        ("item_code", None),
+        ("line_no", None),
+        ("member_id", None),
+    ],
+)
 def test_null_in_claims_rejects_the_claim(tmp_path, column, value):
     def null_row_1(t):
         col = t.column(column).to_pylist()
         col[1] = value
         return set_column(t, column, pa.array(col, t.schema.field(column).type))
+
     paths = corrupt(write(tmp_path / "in"), "claims", null_row_1)
     out = tmp_path / "out"
     result = cli(*run_args(paths, out))
@@ -314,6 +632,7 @@ def test_all_null_column_in_claims_rejects_every_claim(tmp_path):
 
 
 # ---- empty inputs ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", ["parquet", "arrow", "csv"])
 @pytest.mark.parametrize("table", TABLE_NAMES)
@@ -359,10 +678,14 @@ def test_empty_members_providers_catalogue_reject_or_leave_unknown(tmp_path):
     result = cli(*run_args(paths, out))
     assert result.exit_code == 0, result.output
     rejected = pq.read_table(out / "rejected.parquet").to_pylist()
-    assert sorted((r["claim_id"], r["reason"]) for r in rejected) == [("C1", "unknown_member"), ("C2", "unknown_member")]
+    assert sorted((r["claim_id"], r["reason"]) for r in rejected) == [
+        ("C1", "unknown_member"),
+        ("C2", "unknown_member"),
+    ]
 
 
 # ---- corrupt files -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("keep", [0.05, 0.5, 0.95, -1])
 @pytest.mark.parametrize("table", ["claims", "members"])
@@ -377,7 +700,9 @@ def test_truncated_parquet(tmp_path, table, keep):
 def test_truncated_generated_parquet(tmp_path):
     """A real, compressed file from `adjudicate generate`, cut in the middle of its data pages."""
     gen = tmp_path / "gen"
-    assert cli("generate", "--members", "30", "--year", "2024", "--seed", "4", "--out", str(gen), "--quiet").exit_code == 0
+    assert (
+        cli("generate", "--members", "30", "--year", "2024", "--seed", "4", "--out", str(gen), "--quiet").exit_code == 0
+    )
     paths = {n: gen / f"{n}.parquet" for n in TABLE_NAMES}
     data = paths["claims"].read_bytes()
     out = tmp_path / "out"
@@ -405,6 +730,7 @@ def test_not_parquet_at_all(tmp_path):
 
 
 # ---- CSV -----------------------------------------------------------------------------------
+
 
 def csv_text(table: str, fmt_case: Case | None = None) -> str:
     buf = io.BytesIO()
@@ -462,8 +788,7 @@ CSV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("table, row, column, value, says", CSV_CASES,
-                         ids=[f"{c[0]}.{c[2]}={c[3]}" for c in CSV_CASES])
+@pytest.mark.parametrize("table, row, column, value, says", CSV_CASES, ids=[f"{c[0]}.{c[2]}={c[3]}" for c in CSV_CASES])
 def test_bad_csv(tmp_path, table, row, column, value, says):
     paths = with_csv(tmp_path, table, replace_field(csv_text(table), row, column, value))
     out = tmp_path / "out"
@@ -511,6 +836,7 @@ def test_csv_with_bom_and_crlf(tmp_path):
 
 # ---- Arrow IPC ---------------------------------------------------------------------------
 
+
 def test_ipc_wrong_type(tmp_path):
     paths = write(tmp_path / "in", fmt="ipc")
     t = feather.read_table(paths["claims"])
@@ -555,6 +881,7 @@ def test_ipc_string_view_and_large_types_are_accepted(tmp_path):
 
 
 # ---- files and folders ----------------------------------------------------------------------
+
 
 def test_missing_file(tmp_path):
     paths = write(tmp_path / "in")
@@ -623,6 +950,7 @@ def test_files_of_one_table_may_differ_in_type(tmp_path):
 
 # ---- validate, and the real console script ---------------------------------------------------
 
+
 def test_out_that_cannot_be_created_is_a_usage_error(tmp_path):
     """--out under a regular file: exit 2 and one paragraph, like any other usage error (contract §5)."""
     (tmp_path / "afile").write_text("x")
@@ -674,11 +1002,11 @@ def test_validate_clean_inputs(tmp_path):
 
 def test_console_script_exit_status_and_message(tmp_path):
     """The installed command, not the in-process runner: status 2, stderr one paragraph, stdout empty."""
-    paths = corrupt(write(tmp_path / "in"), "claims",
-                    lambda t: set_column(t, "line_no", pa.array([1.0, 1.5, 1.0])))
+    paths = corrupt(write(tmp_path / "in"), "claims", lambda t: set_column(t, "line_no", pa.array([1.0, 1.5, 1.0])))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "adjudicate.cli", *run_args(paths, out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adjudicate.cli", *run_args(paths, out)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -720,9 +1048,12 @@ def test_fuzz_random_bytes(table, suffix, data):
 
 
 @FUZZ
-@given(st.sampled_from(TABLE_NAMES), st.sampled_from(["parquet", "arrow", "csv"]),
-       st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=12),
-       st.one_of(st.none(), st.floats(0, 1)))
+@given(
+    st.sampled_from(TABLE_NAMES),
+    st.sampled_from(["parquet", "arrow", "csv"]),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=12),
+    st.one_of(st.none(), st.floats(0, 1)),
+)
 def test_fuzz_mutated_files(table, suffix, flips, cut):
     """Real files with bytes overwritten and/or cut short."""
     data = bytearray(GOOD[(table, suffix)])
@@ -735,22 +1066,53 @@ def test_fuzz_mutated_files(table, suffix, flips, cut):
 
 def _values(draw, kind: str, n: int) -> pa.Array:
     """A column of ``n`` values of a randomly chosen Arrow type, not necessarily the right one."""
-    choice = draw(st.sampled_from(["int8", "int32", "int64", "uint64", "float32", "float64", "decimal",
-                                   "decimal256", "string", "large_string", "bool", "date32", "date64",
-                                   "timestamp", "null", "dictionary", "binary", "right"]))
+    choice = draw(
+        st.sampled_from(
+            [
+                "int8",
+                "int32",
+                "int64",
+                "uint64",
+                "float32",
+                "float64",
+                "decimal",
+                "decimal256",
+                "string",
+                "large_string",
+                "bool",
+                "date32",
+                "date64",
+                "timestamp",
+                "null",
+                "dictionary",
+                "binary",
+                "right",
+            ]
+        )
+    )
+
     def some(strategy):
         return [draw(st.one_of(st.none(), strategy) if draw(st.booleans()) else strategy) for _ in range(n)]
+
     if choice == "right":
-        choice = {"string": "string", "enum": "enum", "date": "date32", "bool": "bool", "int": "int32",
-                  "amount": "decimal", "price": "decimal", "ratio": "decimal", "quantity": "float64"}[kind]
+        choice = {
+            "string": "string",
+            "enum": "enum",
+            "date": "date32",
+            "bool": "bool",
+            "int": "int32",
+            "amount": "decimal",
+            "price": "decimal",
+            "ratio": "decimal",
+            "quantity": "float64",
+        }[kind]
     if choice in ("int8", "int32", "int64", "uint64"):
         t = getattr(pa, choice)()
         info = np.iinfo(t.to_pandas_dtype())
         return pa.array(some(st.integers(int(info.min), int(info.max)) | st.integers(max(int(info.min), -3), 3)), t)
     if choice in ("float32", "float64"):
         width = 32 if choice == "float32" else 64
-        return pa.array(some(st.floats(width=width) | st.sampled_from([0.15, 1.005, 2.5, -1.0])),
-                        getattr(pa, choice)())
+        return pa.array(some(st.floats(width=width) | st.sampled_from([0.15, 1.005, 2.5, -1.0])), getattr(pa, choice)())
     if choice in ("decimal", "decimal256"):
         scale = draw(st.integers(0, 12))
         precision = draw(st.integers(max(scale, 1), 38 if choice == "decimal" else 60))
@@ -759,9 +1121,31 @@ def _values(draw, kind: str, n: int) -> pa.Array:
         wide = pa.decimal256(76, scale)
         return pa.array([None if v is None else D(f"{v}E{-scale}") for v in ints], wide).cast(t)
     if choice in ("string", "large_string", "dictionary", "enum"):
-        words = st.sampled_from(["inpatient", "outpatient", "pharmacy", "retired", "in_service", "hospital",
-                                 "A", "B", "excluded", "M1", "H3", "A1", "2024-03-01", "1.5", "true", "", "x",
-                                 "1e400", "-0", "9999-12-31", "NaN"]) | st.text(max_size=6)
+        words = st.sampled_from(
+            [
+                "inpatient",
+                "outpatient",
+                "pharmacy",
+                "retired",
+                "in_service",
+                "hospital",
+                "A",
+                "B",
+                "excluded",
+                "M1",
+                "H3",
+                "A1",
+                "2024-03-01",
+                "1.5",
+                "true",
+                "",
+                "x",
+                "1e400",
+                "-0",
+                "9999-12-31",
+                "NaN",
+            ]
+        ) | st.text(max_size=6)
         arr = pa.array(some(words), pa.string())
         if choice == "large_string":
             return arr.cast(pa.large_string())
@@ -771,14 +1155,18 @@ def _values(draw, kind: str, n: int) -> pa.Array:
     if choice == "bool":
         return pa.array(some(st.booleans()), pa.bool_())
     if choice == "date32":
-        return pa.array(some(st.integers(-(2**31), 2**31 - 1) | st.integers(-30000, 40000)), pa.int32()).cast(pa.date32())
+        return pa.array(some(st.integers(-(2**31), 2**31 - 1) | st.integers(-30000, 40000)), pa.int32()).cast(
+            pa.date32()
+        )
     if choice == "date64":
-        return pa.array(some(st.integers(-(10**14), 10**14) | st.integers(-3000, 3000).map(lambda d: d * 86400000)),
-                        pa.int64()).cast(pa.date64())
+        return pa.array(
+            some(st.integers(-(10**14), 10**14) | st.integers(-3000, 3000).map(lambda d: d * 86400000)), pa.int64()
+        ).cast(pa.date64())
     if choice == "timestamp":
         tz = draw(st.sampled_from([None, "UTC", "Asia/Shanghai"]))
-        return pa.array(some(st.integers(-(2**62), 2**62) | st.integers(-3000, 3000).map(lambda d: d * 86400 * 10**6)),
-                        pa.int64()).cast(pa.timestamp("us", tz=tz))
+        return pa.array(
+            some(st.integers(-(2**62), 2**62) | st.integers(-3000, 3000).map(lambda d: d * 86400 * 10**6)), pa.int64()
+        ).cast(pa.timestamp("us", tz=tz))
     return pa.nulls(n)
 
 

@@ -8,6 +8,7 @@ The member below is in service, born 1970-06-01 (54 on 1 January 2025, 53 on
 1 500.00 a year. A retired member's credit is 400.00 a year (prefecture-employee
 ``[account.credit]``, seed 003).
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,12 @@ def test_a_rejected_claim_does_not_move_the_base_year(run_case):
 
 def test_a_policy_without_credit_carries_the_closing(tmp_path, run_case):
     text = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
-    text = text.replace("retired_amount = 400", "retired_amount = 0").replace("rate = 0.005", "rate = 0") \
-        .replace("rate = 0.015", "rate = 0").replace("rate = 0.025", "rate = 0")
+    text = (
+        text.replace("retired_amount = 400", "retired_amount = 0")
+        .replace("rate = 0.005", "rate = 0")
+        .replace("rate = 0.015", "rate = 0")
+        .replace("rate = 0.025", "rate = 0")
+    )
     path = tmp_path / "nocredit.toml"
     path.write_text(text, encoding="utf-8")
     got = run_case(base_case(), path)
@@ -87,8 +92,16 @@ def test_policy_with_an_account_needs_a_credit_rule(tmp_path):
 
 
 def paths_args(paths) -> list[str]:
-    return ["--claims", str(paths["claims"]), "--members", str(paths["members"]), "--providers",
-            str(paths["providers"]), "--catalogue", str(paths["catalogue"])]
+    return [
+        "--claims",
+        str(paths["claims"]),
+        "--members",
+        str(paths["members"]),
+        "--providers",
+        str(paths["providers"]),
+        "--catalogue",
+        str(paths["catalogue"]),
+    ]
 
 
 def test_explain_agrees_with_run_across_years(tmp_path):
@@ -113,13 +126,19 @@ def test_streaming_equals_in_memory_across_years(tmp_path):
     out(case.member("ZZ", balance="50"), "2023-12-30", "20", "ZZ-23", member="ZZ")
     out(case, "2025-01-02", "900", "ZZ-25", member="ZZ")
     paths = case.write(tmp_path / "in")
-    args = ([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]],
-            P.load("prefecture-employee"))
+    args = (
+        [paths["claims"]],
+        [paths["members"]],
+        [paths["providers"]],
+        [paths["catalogue"]],
+        P.load("prefecture-employee"),
+    )
     run_streaming(*args, tmp_path / "one", parts=1)
     run_streaming(*args, tmp_path / "many", parts=3)
     for name in ("settlements", "lines", "rejected"):
         assert pq.read_table(tmp_path / "many" / f"{name}.parquet").equals(
-            pq.read_table(tmp_path / "one" / f"{name}.parquet")), name
+            pq.read_table(tmp_path / "one" / f"{name}.parquet")
+        ), name
     r = cli(*run_args(paths, tmp_path / "cli"), "--partitions", "3")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "cli" / "summary.json").read_text())["account_base_year"] == 2023
@@ -134,14 +153,29 @@ def test_reconcile_ledger_chains_the_years(tmp_path):
     res = tmp_path / "res"
     assert cli(*run_args(paths, res)).exit_code == 0
     rec = tmp_path / "rec"
-    r = cli("reconcile", "--settlements", str(res), "--providers", str(paths["providers"]), "--members",
-            str(paths["members"]), "--out", str(rec), "-q")  # the policy comes from the run's summary.json
+    r = cli(
+        "reconcile",
+        "--settlements",
+        str(res),
+        "--providers",
+        str(paths["providers"]),
+        "--members",
+        str(paths["members"]),
+        "--out",
+        str(rec),
+        "-q",
+    )  # the policy comes from the run's summary.json
     assert r.exit_code == 0, r.output
     led = {(x["member_id"], x["year"]): x for x in pq.read_table(rec / "ledger.parquet").to_pylist()}
     assert set(y for _, y in led) == {2024, 2025}
     m1 = led["M1", 2024], led["M1", 2025]
     assert (m1[0]["opening"], m1[0]["spent"], m1[0]["closing"], m1[0]["credit"], m1[0]["next_opening"]) == (
-        D("1000"), D("800"), D("200"), D("1500"), D("1700"))
+        D("1000"),
+        D("800"),
+        D("200"),
+        D("1500"),
+        D("1700"),
+    )
     assert (m1[1]["opening"], m1[1]["spent"], m1[1]["closing"]) == (D("1700"), D("1700"), D("0"))
     for mid in ("M1", "M2"):
         assert led[mid, 2025]["opening"] == led[mid, 2024]["next_opening"]
@@ -154,16 +188,40 @@ def test_reconcile_ledger_chains_the_years(tmp_path):
     funds = {(f["fund"], f["year"]): f for f in pq.read_table(rec / "funds.parquet").to_pylist()}
     assert funds["account", 2024]["opening"] == D("1300")  # Σ account_balance in the base year
     # --year 2025 alone: its openings are still carried from 2024 (not account_balance again)
-    r = cli("reconcile", "--settlements", str(res), "--providers", str(paths["providers"]), "--members",
-            str(paths["members"]), "--year", "2025", "--out", str(tmp_path / "rec25"), "-q")
+    r = cli(
+        "reconcile",
+        "--settlements",
+        str(res),
+        "--providers",
+        str(paths["providers"]),
+        "--members",
+        str(paths["members"]),
+        "--year",
+        "2025",
+        "--out",
+        str(tmp_path / "rec25"),
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     led25 = {x["member_id"]: x for x in pq.read_table(tmp_path / "rec25" / "ledger.parquet").to_pylist()}
     assert led25["M1"]["opening"] == D("1700") and led25["M2"]["opening"] == D("700")
     f25 = {f["fund"]: f for f in pq.read_table(tmp_path / "rec25" / "funds.parquet").to_pylist()}
     assert f25["account"]["opening"] == D("2400") and "carried" in f25["account"]["opening_source"]
     # a year before the base year has no known balance
-    r = cli("reconcile", "--settlements", str(res), "--providers", str(paths["providers"]), "--members",
-            str(paths["members"]), "--year", "2023", "--out", str(tmp_path / "rec23"), "-q")
+    r = cli(
+        "reconcile",
+        "--settlements",
+        str(res),
+        "--providers",
+        str(paths["providers"]),
+        "--members",
+        str(paths["members"]),
+        "--year",
+        "2023",
+        "--out",
+        str(tmp_path / "rec23"),
+        "-q",
+    )
     assert r.exit_code == 2 and "1 January 2024" in r.output
 
 
@@ -172,6 +230,16 @@ def test_reconcile_without_a_run_summary_needs_the_policy(tmp_path):
     res = tmp_path / "res"
     assert cli(*run_args(paths, res)).exit_code == 0
     (res / "summary.json").unlink()
-    r = cli("reconcile", "--settlements", str(res / "settlements.parquet"), "--providers", str(paths["providers"]),
-            "--members", str(paths["members"]), "--out", str(tmp_path / "rec"), "-q")
+    r = cli(
+        "reconcile",
+        "--settlements",
+        str(res / "settlements.parquet"),
+        "--providers",
+        str(paths["providers"]),
+        "--members",
+        str(paths["members"]),
+        "--out",
+        str(tmp_path / "rec"),
+        "-q",
+    )
     assert r.exit_code == 2 and "--policy" in r.output

@@ -1,5 +1,6 @@
 """Case files (issue 7 §4): the shipped worked examples pass; differences, the summary and the
 exit status of ``adjudicate test``; malformed case files name file, key and line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,13 @@ def invoke(*args):
 
 def test_every_scheme_and_the_worked_examples_are_shipped():
     folders = {f.parent.name for f in FILES}
-    assert folders >= {"prefecture-employee", "shenzhen-comprehensive", "city-employee", "zhenjiang-resident",
-                       "migrant-workers"}
+    assert folders >= {
+        "prefecture-employee",
+        "shenzhen-comprehensive",
+        "city-employee",
+        "zhenjiang-resident",
+        "migrant-workers",
+    }
     names = " ".join(f.name for f in FILES)
     for n in ("worked-example-1", "worked-example-2", "worked-example-3", "worked-example-4"):
         assert n in names
@@ -57,9 +63,12 @@ def test_a_failing_case_prints_each_difference(tmp_path):
     good.write_text(CASE, encoding="utf-8")
     assert invoke(good).exit_code == 0  # numbers or text, exact: 9 385 × 91 % = 8 540.35
     bad = tmp_path / "bad.toml"
-    bad.write_text(CASE.replace("8540.35", '"8540.00"').replace("admission_ordinal = 1", "admission_ordinal = 2")
-                   .replace('amount = 100 }', 'amount = 100, expect = { first_self_pay = "15.01" } }'),
-                   encoding="utf-8")
+    bad.write_text(
+        CASE.replace("8540.35", '"8540.00"')
+        .replace("admission_ordinal = 1", "admission_ordinal = 2")
+        .replace("amount = 100 }", 'amount = 100, expect = { first_self_pay = "15.01" } }'),
+        encoding="utf-8",
+    )
     r = invoke(tmp_path)
     assert r.exit_code == 1, r.output
     assert f"FAIL {bad}: a small case" in r.output and f"ok   {good}" in r.output
@@ -70,40 +79,68 @@ def test_a_failing_case_prints_each_difference(tmp_path):
     r = invoke(tmp_path, "-q")
     assert "ok   " not in r.output and "FAIL" in r.output
     import json
+
     r = invoke(bad, "--json")
     assert r.exit_code == 1
     [rep] = json.loads(r.output)
-    assert rep["passed"] is False and {"claim_id": "C1", "line_no": None, "column": "fund_pool", "expected": "8540.00",
-                                       "got": "8540.35", "delta": "+0.35"} in rep["differences"]
+    assert (
+        rep["passed"] is False
+        and {
+            "claim_id": "C1",
+            "line_no": None,
+            "column": "fund_pool",
+            "expected": "8540.00",
+            "got": "8540.35",
+            "delta": "+0.35",
+        }
+        in rep["differences"]
+    )
 
 
 def test_overrides_date_and_defaults(tmp_path):
-    text = CASE.replace('policy = "prefecture-employee"', 'policy = "prefecture-employee"\ndate = 2025-02-01\n'
-                        'set = ["blocks.inpatient.deductible.by_level.3=[800, 450, 350]"]')
-    text = text.replace('expect = { deductible = "700.00", fund_pool = 8540.35, admission_ordinal = 1 }',
-                        'expect = { deductible = "800.00", benefit_year = 2025 }')
+    text = CASE.replace(
+        'policy = "prefecture-employee"',
+        'policy = "prefecture-employee"\ndate = 2025-02-01\n'
+        'set = ["blocks.inpatient.deductible.by_level.3=[800, 450, 350]"]',
+    )
+    text = text.replace(
+        'expect = { deductible = "700.00", fund_pool = 8540.35, admission_ordinal = 1 }',
+        'expect = { deductible = "800.00", benefit_year = 2025 }',
+    )
     f = tmp_path / "c.toml"
     f.write_text(text, encoding="utf-8")
     r = invoke(f)
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("change, key, message", [
-    (('amount = 100 }', 'amount = 100, colour = "red" }'), "claims[0].lines[1].colour", "unknown key 'colour'"),
-    (('fund_pool = 8540.35', 'fund_pool = "lots"'), "claims[0].expect.fund_pool", "expected an amount"),
-    (('fund_pool = 8540.35', 'fund_paid = 1'), "claims[0].expect.fund_paid", "unknown key 'fund_paid'"),
-    (('policy = "prefecture-employee"', 'policy = "nowhere"'), "case.policy", "no shipped policy"),
-    (('policy = "prefecture-employee"', 'policy = "prefecture-employee"\nset = ["limits.nope.amount=1"]'),
-     "case.set", "no key 'limits'"),
-    (('claim_id = "C1"', 'claim_id = "C1"\nsetting = "inpatent"'), "claims[0].setting", "inpatent"),
-    (('claim_id = "C1"', 'claim_id = "C1"\nadmit_date = "2024-02-30"'), "claims[0].admit_date", "2024-02-30"),
-    (('[[claims]]', '[[members]]\nmember_id = "M1"\ncategory = "retiree"\n\n[[claims]]'), "members[0].category",
-     "retiree"),
-    (('amount = 100 }', 'amount = 100, quantity = "two" }'), "claims[0].lines[1].quantity", "expected"),
-    # qa: a rejection put inside expect is named for what it is, not just "unknown key"
-    (('fund_pool = 8540.35', 'rejected = "negative_claim_total"'), "claims[0].expect.rejected",
-     "on the claim itself"),
-])
+@pytest.mark.parametrize(
+    "change, key, message",
+    [
+        (("amount = 100 }", 'amount = 100, colour = "red" }'), "claims[0].lines[1].colour", "unknown key 'colour'"),
+        (("fund_pool = 8540.35", 'fund_pool = "lots"'), "claims[0].expect.fund_pool", "expected an amount"),
+        (("fund_pool = 8540.35", "fund_paid = 1"), "claims[0].expect.fund_paid", "unknown key 'fund_paid'"),
+        (('policy = "prefecture-employee"', 'policy = "nowhere"'), "case.policy", "no shipped policy"),
+        (
+            ('policy = "prefecture-employee"', 'policy = "prefecture-employee"\nset = ["limits.nope.amount=1"]'),
+            "case.set",
+            "no key 'limits'",
+        ),
+        (('claim_id = "C1"', 'claim_id = "C1"\nsetting = "inpatent"'), "claims[0].setting", "inpatent"),
+        (('claim_id = "C1"', 'claim_id = "C1"\nadmit_date = "2024-02-30"'), "claims[0].admit_date", "2024-02-30"),
+        (
+            ("[[claims]]", '[[members]]\nmember_id = "M1"\ncategory = "retiree"\n\n[[claims]]'),
+            "members[0].category",
+            "retiree",
+        ),
+        (("amount = 100 }", 'amount = 100, quantity = "two" }'), "claims[0].lines[1].quantity", "expected"),
+        # qa: a rejection put inside expect is named for what it is, not just "unknown key"
+        (
+            ("fund_pool = 8540.35", 'rejected = "negative_claim_total"'),
+            "claims[0].expect.rejected",
+            "on the claim itself",
+        ),
+    ],
+)
 def test_malformed_case_files_name_file_key_and_line(tmp_path, change, key, message):
     f = tmp_path / "m.toml"
     f.write_text(CASE.replace(*change), encoding="utf-8")
@@ -128,8 +165,9 @@ def test_not_toml_and_missing_paths(tmp_path):
 
 def test_the_guide_example_is_a_passing_case(tmp_path):
     import re
+
     guide = (SHIPPED.parent / "policies" / "README.md").read_text(encoding="utf-8")
-    text = re.search(r"```toml\n(.*?)```", guide[guide.index("## Case files"):], re.S).group(1)
+    text = re.search(r"```toml\n(.*?)```", guide[guide.index("## Case files") :], re.S).group(1)
     f = tmp_path / "guide.toml"
     f.write_text(text, encoding="utf-8")
     assert run_case(load_case(f)).passed

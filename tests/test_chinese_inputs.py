@@ -1,5 +1,6 @@
 """Chinese data in: CSV in GB18030/GBK or UTF-8 (with or without BOM), Chinese enum
 aliases, dates written 2024/1/1, and the message naming the encoding (issue 12)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,6 +55,7 @@ def chinese_csv(table: pa.Table) -> pa.Table:
 def write_csv(table: pa.Table, path: Path, encoding: str, bom: bool = False) -> None:
     import csv
     import io
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(table.column_names)
@@ -87,20 +89,30 @@ def reference_run(tmp_path_factory):
     return pq.read_table(out / "settlements.parquet")
 
 
-@pytest.mark.parametrize("encoding,args", [("gb18030", ["--encoding", "gb18030"]), ("gb18030", ["--encoding", "GBK"]),
-                                           ("utf-8", [])])
+@pytest.mark.parametrize(
+    "encoding,args", [("gb18030", ["--encoding", "gb18030"]), ("gb18030", ["--encoding", "GBK"]), ("utf-8", [])]
+)
 def test_chinese_csv_settles_exactly_like_the_parquet_sample(chinese_inputs, reference_run, tmp_path, encoding, args):
     out = tmp_path / "out"
-    r = invoke("run", "--inputs", chinese_inputs / encoding, *args, "--policy", "prefecture-employee",
-               "--out", out, "-q")
+    r = invoke(
+        "run", "--inputs", chinese_inputs / encoding, *args, "--policy", "prefecture-employee", "--out", out, "-q"
+    )
     assert r.exit_code == 0, r.output
     got = pq.read_table(out / "settlements.parquet")
     assert got.sort_by("claim_id").equals(reference_run.sort_by("claim_id"))
 
 
 def test_gb18030_without_encoding_names_the_encoding(chinese_inputs, tmp_path):
-    r = invoke("run", "--inputs", chinese_inputs / "gb18030", "--policy", "prefecture-employee",
-               "--out", tmp_path / "out", "-q")
+    r = invoke(
+        "run",
+        "--inputs",
+        chinese_inputs / "gb18030",
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "out",
+        "-q",
+    )
     assert r.exit_code == 2
     assert "is not UTF-8 text" in r.output and "GB18030" in r.output and "--encoding gb18030" in r.output
     assert re.search(r"line \d+ decodes as", r.output)
@@ -113,8 +125,17 @@ def test_validate_takes_encoding(chinese_inputs):
 
 
 def test_unknown_encoding_is_a_usage_error(tmp_path):
-    r = invoke("run", "--inputs", sample_dir(), "--encoding", "klingon", "--policy", "prefecture-employee",
-               "--out", tmp_path / "o")
+    r = invoke(
+        "run",
+        "--inputs",
+        sample_dir(),
+        "--encoding",
+        "klingon",
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "o",
+    )
     assert r.exit_code == 2 and "unknown text encoding" in r.output
 
 
@@ -126,13 +147,22 @@ def _members_csv(tmp_path: Path, rows: list[str], encoding: str = "utf-8") -> Pa
 
 
 def test_dates_in_every_everyday_spelling(tmp_path):
-    p = _members_csv(tmp_path, ["M1,2024/1/1,在职,是,2024-01-01,0,", "M2,2024.1.31,退休,否,2024-1-9,0,",
-                                "M3,2024年2月29日,在职职工,true,2024/12/31,0,"])
+    p = _members_csv(
+        tmp_path,
+        [
+            "M1,2024/1/1,在职,是,2024-01-01,0,",
+            "M2,2024.1.31,退休,否,2024-1-9,0,",
+            "M3,2024年2月29日,在职职工,true,2024/12/31,0,",
+        ],
+    )
     t = load(MEMBERS, [p])
     days = lambda d: (d - dt.date(1970, 1, 1)).days  # noqa: E731
     assert list(t["birth_date"]) == [days(dt.date(2024, 1, 1)), days(dt.date(2024, 1, 31)), days(dt.date(2024, 2, 29))]
-    assert list(t["enrolled_since"]) == [days(dt.date(2024, 1, 1)), days(dt.date(2024, 1, 9)),
-                                         days(dt.date(2024, 12, 31))]
+    assert list(t["enrolled_since"]) == [
+        days(dt.date(2024, 1, 1)),
+        days(dt.date(2024, 1, 9)),
+        days(dt.date(2024, 12, 31)),
+    ]
     assert list(t["category"]) == [0, 1, 0]
     assert list(t["civil_servant"]) == [True, False, True]
 
@@ -151,9 +181,16 @@ def test_unknown_enum_names_the_aliases(tmp_path):
 
 
 def test_aliases_work_in_parquet_too(tmp_path):
-    t = pa.table({"member_id": ["M1"], "birth_date": [dt.date(1950, 1, 1)], "category": ["退休"],
-                  "civil_servant": [False], "enrolled_since": [dt.date(2000, 1, 1)],
-                  "account_balance": pa.array([0], pa.int64())})
+    t = pa.table(
+        {
+            "member_id": ["M1"],
+            "birth_date": [dt.date(1950, 1, 1)],
+            "category": ["退休"],
+            "civil_servant": [False],
+            "enrolled_since": [dt.date(2000, 1, 1)],
+            "account_balance": pa.array([0], pa.int64()),
+        }
+    )
     pq.write_table(t, tmp_path / "m.parquet")
     assert list(load(MEMBERS, [tmp_path / "m.parquet"])["category"]) == [1]
 
@@ -168,6 +205,7 @@ def test_explicit_encoding_applies_only_inside_the_block(tmp_path):
 
 def test_every_alias_is_documented():
     import adjudicate.reconcile.tables  # noqa: F401 - registers the funds' and income items' aliases
+
     doc = (ROOT / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
     for aliases in ENUM_ALIASES.values():
         for alias, code in aliases.items():
@@ -178,8 +216,11 @@ def test_every_alias_is_documented():
 
 def test_income_in_chinese(tmp_path):
     import adjudicate.reconcile.tables as T
+
     p = tmp_path / "income.csv"
-    p.write_bytes("fund,year,month,item,amount\n统筹基金,2024,1,征缴收入,100.00\n个人账户,2024,2,利息,1.5\n".encode("gbk"))
+    p.write_bytes(
+        "fund,year,month,item,amount\n统筹基金,2024,1,征缴收入,100.00\n个人账户,2024,2,利息,1.5\n".encode("gbk")
+    )
     with csv_encoding("gbk"):
         t = load(T.INCOME, [p])
     assert list(t["fund"]) == [0, 1] and list(t["item"]) == [0, 1]
@@ -190,8 +231,20 @@ def test_reconcile_reads_gbk_income_with_encoding(tmp_path, reference_run):
     assert invoke("run", "--inputs", sample_dir(), "--policy", "prefecture-employee", "--out", run, "-q").exit_code == 0
     income = tmp_path / "income.csv"
     income.write_bytes("fund,year,month,item,amount\n统筹基金,2024,1,征缴收入,1000.00\n".encode("gbk"))
-    base = ["reconcile", "--settlements", run, "--providers", sample_dir() / "providers.parquet",
-            "--members", sample_dir() / "members.parquet", "--income", income, "--year", 2024, "-q"]
+    base = [
+        "reconcile",
+        "--settlements",
+        run,
+        "--providers",
+        sample_dir() / "providers.parquet",
+        "--members",
+        sample_dir() / "members.parquet",
+        "--income",
+        income,
+        "--year",
+        2024,
+        "-q",
+    ]
     r = invoke(*base, "--out", tmp_path / "a")
     assert r.exit_code == 2 and "--encoding gb18030" in r.output
     r = invoke(*base, "--encoding", "gbk", "--out", tmp_path / "b")

@@ -1,4 +1,5 @@
 """The command line: exit codes, outputs, help (contract §5)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,16 @@ def invoke(*args):
 
 
 def inputs_args(folder):
-    return ["--claims", folder / "claims.parquet", "--members", folder / "members.parquet",
-            "--providers", folder / "providers.parquet", "--catalogue", folder / "catalogue.parquet"]
+    return [
+        "--claims",
+        folder / "claims.parquet",
+        "--members",
+        folder / "members.parquet",
+        "--providers",
+        folder / "providers.parquet",
+        "--catalogue",
+        folder / "catalogue.parquet",
+    ]
 
 
 @pytest.mark.parametrize("command", ["run", "demo", "generate", "validate", "policies"])
@@ -56,8 +65,17 @@ def test_generate_then_run_writes_every_output(tmp_path):
     assert pq.read_table(tmp_path / "o" / "settlements.parquet").num_rows == c["settled_claims"]
     # the same run with --no-lines and a policy given by path
     from adjudicate.policy import shipped
-    r = invoke("run", *inputs_args(tmp_path / "g"), "--policy", shipped()["city-employee"],
-               "--out", tmp_path / "o2", "-q", "--no-lines")
+
+    r = invoke(
+        "run",
+        *inputs_args(tmp_path / "g"),
+        "--policy",
+        shipped()["city-employee"],
+        "--out",
+        tmp_path / "o2",
+        "-q",
+        "--no-lines",
+    )
     assert r.exit_code == 0 and not (tmp_path / "o2" / "lines.parquet").exists()
 
 
@@ -80,6 +98,7 @@ def test_internal_error_exits_1(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise RuntimeError("kaboom")
+
     monkeypatch.setattr(engine, "adjudicate", boom)
     r = invoke("run", *inputs_args(sample_dir()), "--policy", "prefecture-employee", "--out", tmp_path / "o")
     assert r.exit_code == 1 and "internal error" in r.output
@@ -100,11 +119,13 @@ def test_written_outputs_read_back_exactly_as_the_contract_types(tmp_path):
     from adjudicate import policy as P
     from adjudicate.engine import adjudicate, read_inputs
     from adjudicate.outputs import lines_table, settlements_table
+
     d = sample_dir()
     r = invoke("run", *inputs_args(d), "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.output
-    inputs = read_inputs([d / "claims.parquet"], [d / "members.parquet"], [d / "providers.parquet"],
-                         [d / "catalogue.parquet"])
+    inputs = read_inputs(
+        [d / "claims.parquet"], [d / "members.parquet"], [d / "providers.parquet"], [d / "catalogue.parquet"]
+    )
     result = adjudicate(inputs, P.load("prefecture-employee"))
     for name, table in (("settlements", settlements_table(result)), ("lines", lines_table(result))):
         back = pq.read_table(tmp_path / "o" / f"{name}.parquet")
@@ -115,9 +136,13 @@ def test_written_outputs_read_back_exactly_as_the_contract_types(tmp_path):
 def test_generate_order_option(tmp_path):
     """generate --order: the same rows laid out another way; an unknown order is a usage error (exit 2)."""
     for order in ("date", "shuffled"):
-        r = invoke("generate", "--members", 60, "--year", 2024, "--seed", 2, "--order", order, "--out", tmp_path / order)
+        r = invoke(
+            "generate", "--members", 60, "--year", 2024, "--seed", 2, "--order", order, "--out", tmp_path / order
+        )
         assert r.exit_code == 0, r.output
     keys = [("claim_id", "ascending"), ("line_no", "ascending")]
     a, b = (pq.read_table(tmp_path / o / "claims.parquet").replace_schema_metadata(None) for o in ("date", "shuffled"))
     assert not a["claim_id"].equals(b["claim_id"]) and a.sort_by(keys).equals(b.sort_by(keys))
-    assert invoke("generate", "--members", 5, "--year", 2024, "--order", "random", "--out", tmp_path / "x").exit_code == 2
+    assert (
+        invoke("generate", "--members", 5, "--year", 2024, "--order", "random", "--out", tmp_path / "x").exit_code == 2
+    )

@@ -1,5 +1,6 @@
 """One consistent command line (issue 12): whole values in narrow or piped tables, --lang,
 --inputs DIR, validate lists every rejection run makes."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def run_out(tmp_path_factory):
 
 @pytest.mark.parametrize("columns", ["24", "40", "200"])
 def test_run_table_shows_money_whole_at_any_width(tmp_path, run_out, columns):
-    r = invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "o",
-               env={"COLUMNS": columns})
+    r = invoke(
+        "run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "o", env={"COLUMNS": columns}
+    )
     assert r.exit_code == 0, r.output
     s = json.loads((run_out / "summary.json").read_text())
     for k, v in s["totals"].items():
@@ -44,6 +46,7 @@ def test_policies_names_and_explain_keys_are_whole_when_narrow():
         assert f" {name} " in r.output
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
     claims = pq.read_table(DATA / "claims.parquet")
     claim = claims.filter(pc.equal(claims.column("setting"), "inpatient")).column("claim_id")[0].as_py()
     r = invoke("explain", claim, "--inputs", DATA, "--policy", "prefecture-employee", env={"COLUMNS": "40"})
@@ -62,11 +65,25 @@ def test_lang_zh_labels_the_terminal_tables(tmp_path):
 
 
 def test_inputs_dir_is_the_four_options(tmp_path, run_out):
-    r = invoke("run", "--claims", DATA / "claims.parquet", "--members", DATA / "members.parquet",
-               "--providers", DATA / "providers.parquet", "--catalogue", DATA / "catalogue.parquet",
-               "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q")
+    r = invoke(
+        "run",
+        "--claims",
+        DATA / "claims.parquet",
+        "--members",
+        DATA / "members.parquet",
+        "--providers",
+        DATA / "providers.parquet",
+        "--catalogue",
+        DATA / "catalogue.parquet",
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "o",
+        "-q",
+    )
     assert r.exit_code == 0
     import pyarrow.parquet as pq
+
     assert pq.read_table(tmp_path / "o" / "settlements.parquet").equals(pq.read_table(run_out / "settlements.parquet"))
     r = invoke("run", "--policy", "prefecture-employee", "--out", tmp_path / "o2")
     assert r.exit_code == 2 and "--inputs DIR" in r.output
@@ -96,6 +113,7 @@ def test_validate_says_which_checks_it_skipped():
 
 def test_rejected_rows_carry_member_provider_and_the_offending_value(run_out):
     import pyarrow.parquet as pq
+
     rows = pq.read_table(run_out / "rejected.parquet").to_pylist()
     by = {r["reason"]: r for r in rows}
     assert by["unknown_member"]["value"] == by["unknown_member"]["member_id"]
@@ -109,8 +127,9 @@ def test_rejected_rows_carry_member_provider_and_the_offending_value(run_out):
 
 def test_log_file_has_one_json_line_per_stage_with_counts(tmp_path):
     log = tmp_path / "night.jsonl"
-    r = invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q",
-               "--log-file", log)
+    r = invoke(
+        "run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q", "--log-file", log
+    )
     assert r.exit_code == 0
     r = invoke("validate", DATA, "--log-file", log)
     assert r.exit_code == 2
@@ -128,9 +147,13 @@ def test_log_file_has_one_json_line_per_stage_with_counts(tmp_path):
     assert next(x for x in val if x["event"] == "summary")["problems"] > 0
 
 
-@pytest.mark.parametrize("command", [
-    ["generate", "--members", 50, "--year", 2024, "--out", "{tmp}/g"],
-    ["explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "--members", 50, "--year", 2024, "--out", "{tmp}/g"],
+        ["explain", "20240000000001", "--inputs", DATA, "--policy", "prefecture-employee"],
+    ],
+)
 def test_generate_and_explain_report_their_stages(tmp_path, command):
     log = tmp_path / "log.jsonl"
     args = [str(a).replace("{tmp}", str(tmp_path)) for a in command]
@@ -165,6 +188,7 @@ def test_command_reference_lists_every_command_and_option():
     from pathlib import Path
 
     import click
+
     doc = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text(encoding="utf-8")
     ctx = click.Context(cli.main, info_name="adjudicate")
     for name in cli.main.list_commands(ctx):
@@ -178,10 +202,28 @@ def test_command_reference_lists_every_command_and_option():
 def test_piped_tables_keep_every_row_on_one_line(tmp_path, run_out):
     """Piped (CliRunner is not a terminal) in Chinese, the fund statement's labels do not wrap."""
     from pathlib import Path
+
     rec = Path(__file__).resolve().parents[1] / "data" / "reconcile"
-    r = invoke("reconcile", "--settlements", run_out, "--providers", DATA / "providers.parquet", "--members",
-               DATA / "members.parquet", "--income", rec / "income.csv", "--opening", rec / "opening.csv",
-               "--year", 2024, "--out", tmp_path / "rec", "--lang", "zh", env={"COLUMNS": "60"})
+    r = invoke(
+        "reconcile",
+        "--settlements",
+        run_out,
+        "--providers",
+        DATA / "providers.parquet",
+        "--members",
+        DATA / "members.parquet",
+        "--income",
+        rec / "income.csv",
+        "--opening",
+        rec / "opening.csv",
+        "--year",
+        2024,
+        "--out",
+        tmp_path / "rec",
+        "--lang",
+        "zh",
+        env={"COLUMNS": "60"},
+    )
     assert r.exit_code == 0, r.output
     assert re.search(r"│   收入: 一次性预缴收入 +│ +36,000\.00 │", r.output)
     assert re.search(r"│ 备付能力 \(月\) \(12 个月\) +│ +18\.79 │", r.output)

@@ -1,4 +1,5 @@
 """``adjudicate compare`` (contract §5): two policies on the same claims, and exactly what changes."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,17 @@ def capped_case(tmp_path):
 
 def test_same_policy_twice_gives_all_zero_deltas(gen, tmp_path):
     out = tmp_path / "same"
-    r = invoke("compare", "--policy", "prefecture-employee", "--policy", "prefecture-employee",
-               *inputs_args(gen), "--out", out, "-q")
+    r = invoke(
+        "compare",
+        "--policy",
+        "prefecture-employee",
+        "--policy",
+        "prefecture-employee",
+        *inputs_args(gen),
+        "--out",
+        out,
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     assert {p.name for p in out.iterdir()} == OUTPUTS
     t = pq.read_table(out / "compare.parquet")
@@ -71,8 +81,16 @@ def test_same_policy_twice_gives_all_zero_deltas(gen, tmp_path):
 def test_raised_cap_pays_more_from_the_pool_exactly(tmp_path):
     paths = capped_case(tmp_path)
     out = tmp_path / "cap"
-    r = invoke("compare", "--policy", "city-employee", "--set", "limits.fund_pool_annual.amount=50000",
-               *inputs_args(paths), "--out", out)
+    r = invoke(
+        "compare",
+        "--policy",
+        "city-employee",
+        "--set",
+        "limits.fund_pool_annual.amount=50000",
+        *inputs_args(paths),
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.output
     assert "fund_pool" in r.output and "+10,000.00" in r.output  # the terminal table
     rows = {x["claim_id"]: x for x in pq.read_table(out / "compare.parquet").to_pylist()}
@@ -93,8 +111,9 @@ def test_raised_cap_pays_more_from_the_pool_exactly(tmp_path):
 
 def test_two_policies_deltas_sum_exactly_to_the_totals(gen, tmp_path):
     out = tmp_path / "two"
-    r = invoke("compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(gen),
-               "--out", out, "-q")
+    r = invoke(
+        "compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(gen), "--out", out, "-q"
+    )
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "compare.parquet")
     m = pq.read_table(out / "members.parquet")
@@ -128,8 +147,17 @@ def test_a_claim_settled_under_one_policy_only(tmp_path):
     case = Case().member("M1").provider("FAR", designated=True, local=False)
     case.claim("C1", [("A1", "100.00"), ("B1", "-50.00")], provider_id="FAR")
     out = tmp_path / "o"
-    r = invoke("compare", "--policy", "prefecture-employee", "--policy", "zhenjiang-resident",
-               *inputs_args(case.write(tmp_path / "in")), "--out", out, "-q")
+    r = invoke(
+        "compare",
+        "--policy",
+        "prefecture-employee",
+        "--policy",
+        "zhenjiang-resident",
+        *inputs_args(case.write(tmp_path / "in")),
+        "--out",
+        out,
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     [row] = pq.read_table(out / "compare.parquet").to_pylist()
     assert row["settled_under"] == "b_only" and row["total_a"] == 0 and row["total_b"] == Decimal("50.00")
@@ -138,18 +166,21 @@ def test_a_claim_settled_under_one_policy_only(tmp_path):
     assert s["counts"]["settled_under_b_only"] == 1 and s["rejected_claims"] == {"a": 1, "b": 0}
 
 
-@pytest.mark.parametrize("override, named", [
-    ("limits.fund_pool_anual.amount=50000", "fund_pool_anual"),           # misspelt limit
-    ("limits.fund_pool_annual.amount=-5", "limits.fund_pool_annual.amount"),  # invalid value
-    ("limits.fund_pool_annual.amount=abc", "limits.fund_pool_annual.amount"),
-    ("blocks.inpatient.scale.bands[0].pool=1.5", "blocks.inpatient.scale.bands[0].pool"),
-    ("blocks.inpatient.scale.bands[3].pool=0.5", "blocks.inpatient.scale.bands"),  # no such band
-    ("blocks.inpatient.scale.bands[0].pool.retired=0.9", "blocks.inpatient.scale.bands[0].pool"),  # a number
-    ("blocks.inpatient.cap.overflow=sideways", "blocks.inpatient.cap.overflow"),
-    ("blocks.inpatient.scale.colour=1", "blocks.inpatient.scale.colour"),   # unknown key, found by the loader
-    ("parameters.avg_wage=1", "parameters.avg_wage"),                        # a new name there does nothing
-    ("no equals sign", "KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("limits.fund_pool_anual.amount=50000", "fund_pool_anual"),  # misspelt limit
+        ("limits.fund_pool_annual.amount=-5", "limits.fund_pool_annual.amount"),  # invalid value
+        ("limits.fund_pool_annual.amount=abc", "limits.fund_pool_annual.amount"),
+        ("blocks.inpatient.scale.bands[0].pool=1.5", "blocks.inpatient.scale.bands[0].pool"),
+        ("blocks.inpatient.scale.bands[3].pool=0.5", "blocks.inpatient.scale.bands"),  # no such band
+        ("blocks.inpatient.scale.bands[0].pool.retired=0.9", "blocks.inpatient.scale.bands[0].pool"),  # a number
+        ("blocks.inpatient.cap.overflow=sideways", "blocks.inpatient.cap.overflow"),
+        ("blocks.inpatient.scale.colour=1", "blocks.inpatient.scale.colour"),  # unknown key, found by the loader
+        ("parameters.avg_wage=1", "parameters.avg_wage"),  # a new name there does nothing
+        ("no equals sign", "KEY=VALUE"),
+    ],
+)
 def test_set_errors_exit_2_naming_the_key_before_reading_inputs(tmp_path, override, named):
     out = tmp_path / "o"
     missing = {t: tmp_path / f"missing-{t}.parquet" for t in ("claims", "members", "providers", "catalogue")}
@@ -162,16 +193,28 @@ def test_set_errors_exit_2_naming_the_key_before_reading_inputs(tmp_path, overri
 
 def test_usage_errors_exit_2(tmp_path, gen):
     one = invoke("compare", "--policy", "city-employee", *inputs_args(gen), "--out", tmp_path / "o")
-    three = invoke("compare", "--policy", "city-employee", "--policy", "city-employee", "--policy",
-                   "city-employee", *inputs_args(gen), "--out", tmp_path / "o")
+    three = invoke(
+        "compare",
+        "--policy",
+        "city-employee",
+        "--policy",
+        "city-employee",
+        "--policy",
+        "city-employee",
+        *inputs_args(gen),
+        "--out",
+        tmp_path / "o",
+    )
     assert one.exit_code == 2 and "--set" in one.output
     assert three.exit_code == 2
     assert not (tmp_path / "o").exists()
 
 
 def test_policy_with_overrides():
-    p = policy_with_overrides("prefecture-employee", ["blocks.inpatient.scale.bands[0].pool.retired=0.95",
-                                                      "blocks.inpatient.deductible.by_level.3=[800, 500, 400]"])
+    p = policy_with_overrides(
+        "prefecture-employee",
+        ["blocks.inpatient.scale.bands[0].pool.retired=0.95", "blocks.inpatient.deductible.by_level.3=[800, 500, 400]"],
+    )
     b = p.block_of_setting["inpatient"]
     assert b.bands[0].pool_bp == (9100, 9500) and b.bands[1].pool_bp == (9200, 9400)
     assert b.deductible_fen[3] == (80000, 50000, 40000)
@@ -179,12 +222,18 @@ def test_policy_with_overrides():
     p = policy_with_overrides("prefecture-employee", ["blocks.inpatient.scale.bands[4].pool=0.5"])
     assert p.block_of_setting["inpatient"].bands[4].pool_bp == (5000, 5000)
     # a whole inline table as the value; a bare word is a string
-    p = policy_with_overrides("city-employee", ["blocks.inpatient.scale.bands[0].pool={ in_service = 0.85, "
-                                                "retired = 0.9 }", "blocks.inpatient.cap.overflow=member"])
+    p = policy_with_overrides(
+        "city-employee",
+        [
+            "blocks.inpatient.scale.bands[0].pool={ in_service = 0.85, retired = 0.9 }",
+            "blocks.inpatient.cap.overflow=member",
+        ],
+    )
     assert p.block_of_setting["inpatient"].bands[0].pool_bp == (8500, 9000)
     assert p.block_of_setting["inpatient"].overflow == "member"
-    assert policy_with_overrides("city-employee", []) == policy_with_overrides("city-employee",
-                                                                               ["limits.fund_pool_annual.amount=40000"])
+    assert policy_with_overrides("city-employee", []) == policy_with_overrides(
+        "city-employee", ["limits.fund_pool_annual.amount=40000"]
+    )
     with pytest.raises(PolicyError) as e:
         policy_with_overrides("city-employee", ["limits.fund_pool_annual.amount=0.001"])
     assert e.value.key == "limits.fund_pool_annual.amount" and "--set" in str(e.value)
@@ -199,11 +248,21 @@ def test_output_is_atomic_and_replaces_the_folder_whole(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "stale.txt").write_text("from before")
-    bad = invoke("compare", "--policy", "city-employee", "--set", "limits.nope.amount=1", *inputs_args(paths),
-                 "--out", out, "-q")
+    bad = invoke(
+        "compare", "--policy", "city-employee", "--set", "limits.nope.amount=1", *inputs_args(paths), "--out", out, "-q"
+    )
     assert bad.exit_code == 2 and (out / "stale.txt").read_text() == "from before"
-    args = ("compare", "--policy", "city-employee", "--set", "limits.fund_pool_annual.amount=50000",
-            *inputs_args(paths), "--out", out, "-q")
+    args = (
+        "compare",
+        "--policy",
+        "city-employee",
+        "--set",
+        "limits.fund_pool_annual.amount=50000",
+        *inputs_args(paths),
+        "--out",
+        out,
+        "-q",
+    )
     # contract §5: an --out that is not an earlier output of adjudicate is refused (exit 2) and left untouched
     # (this test used to expect stale.txt replaced); an earlier output is replaced whole
     refused = invoke(*args)
@@ -233,6 +292,8 @@ def test_help_has_examples(command):
 def test_modules_import_in_any_order():
     # cli.py imports them to register the commands; each imports cli's helpers back
     for first in ("adjudicate.compare", "adjudicate.readjudicate"):
-        code = (f"import {first}; from adjudicate.cli import main; "
-                "assert {'compare', 'readjudicate'} <= set(main.commands)")
+        code = (
+            f"import {first}; from adjudicate.cli import main; "
+            "assert {'compare', 'readjudicate'} <= set(main.commands)"
+        )
         assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0, first

@@ -4,6 +4,7 @@ Every command gives, column by column, what it gives from the input files; a
 stale or foreign dataset is refused with exit 2; corrected members, providers
 or catalogue re-join without the claims.
 """
+
 from __future__ import annotations
 
 import json
@@ -132,9 +133,12 @@ def test_readjudicate_and_explain_from_a_dataset_are_identical(gen, dataset, tmp
 
 
 def test_dataset_or_inputs_not_both_nor_neither(gen, dataset, tmp_path):
-    for command in (["run", "--policy", "prefecture-employee"], ["compare", "--policy", "a", "--policy", "b"],
-                    ["readjudicate", "--previous", tmp_path, "--policy", "prefecture-employee"],
-                    ["sweep", "--policy", "prefecture-employee", "--vary", "limits.fund_pool_annual.amount=1,2"]):
+    for command in (
+        ["run", "--policy", "prefecture-employee"],
+        ["compare", "--policy", "a", "--policy", "b"],
+        ["readjudicate", "--previous", tmp_path, "--policy", "prefecture-employee"],
+        ["sweep", "--policy", "prefecture-employee", "--vary", "limits.fund_pool_annual.amount=1,2"],
+    ):
         both = invoke(*command, "--dataset", dataset, "--claims", gen["claims"], "--out", tmp_path / "o")
         assert both.exit_code == 2 and "--dataset" in both.output and "Traceback" not in both.output, both.output
         neither = invoke(*command, "--out", tmp_path / "o")
@@ -221,8 +225,9 @@ def corrected(gen, folder):
     mem = pq.read_table(gen["members"])
     cat_col = mem["category"].to_pylist()
     cat_col = [("retired" if c == "in_service" else "in_service") if i % 4 == 0 else c for i, c in enumerate(cat_col)]
-    mem = mem.set_column(mem.column_names.index("category"), "category",
-                         pa.array(cat_col, mem.schema.field("category").type))
+    mem = mem.set_column(
+        mem.column_names.index("category"), "category", pa.array(cat_col, mem.schema.field("category").type)
+    )
     mem = mem.take(pa.array(np.r_[np.arange(1, mem.num_rows)[::-1]]))  # a member gone, rows reordered
     pq.write_table(mem, folder / "members.parquet")
     prov = pq.read_table(gen["providers"])
@@ -233,14 +238,14 @@ def corrected(gen, folder):
     return {t: folder / f"{t}.parquet" for t in ("catalogue", "members", "providers")}
 
 
-@pytest.mark.parametrize("tables", [("catalogue",), ("members",), ("providers",),
-                                    ("members", "providers", "catalogue")])
+@pytest.mark.parametrize(
+    "tables", [("catalogue",), ("members",), ("providers",), ("members", "providers", "catalogue")]
+)
 def test_corrections_rejoin_without_the_claims_identically(gen, dataset, tmp_path, tables):
     fixed = corrected(gen, tmp_path / "fixed")
     new = {**gen, **{t: fixed[t] for t in tables}}
     ds2 = tmp_path / "ds2"
-    r = invoke("prepare", "--dataset", dataset, *[x for t in tables for x in (f"--{t}", fixed[t])],
-               "--out", ds2, "-q")
+    r = invoke("prepare", "--dataset", dataset, *[x for t in tables for x in (f"--{t}", fixed[t])], "--out", ds2, "-q")
     assert r.exit_code == 0, r.output
     a, b = tmp_path / "a", tmp_path / "b"
     assert invoke("run", *inputs_args(new), "--policy", "prefecture-employee", "--out", a, "-q").exit_code == 0
@@ -271,8 +276,11 @@ def test_the_dataset_holds_nothing_policy_dependent(dataset):
 
 def test_a_bad_input_is_reported_by_prepare(gen, tmp_path):
     t = pq.read_table(gen["members"])
-    t = t.set_column(t.column_names.index("member_id"), "member_id",
-                     pc.if_else(pc.equal(pa.array(np.arange(t.num_rows)), 3), t["member_id"][0], t["member_id"]))
+    t = t.set_column(
+        t.column_names.index("member_id"),
+        "member_id",
+        pc.if_else(pc.equal(pa.array(np.arange(t.num_rows)), 3), t["member_id"][0], t["member_id"]),
+    )
     pq.write_table(t, tmp_path / "members.parquet")
     r = invoke("prepare", *inputs_args({**gen, "members": tmp_path / "members.parquet"}), "--out", tmp_path / "ds")
     assert r.exit_code == 2 and "duplicate member_id" in r.output and not (tmp_path / "ds").exists()

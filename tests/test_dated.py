@@ -1,5 +1,6 @@
 """Dated policy values (issue 7 §3): syntax and errors, the value in force on the
 settle date, counters and caps across a change, and the required properties."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,8 +48,10 @@ def city(tmp: Path, change: str | None) -> P.Policy:
         if change is None:
             value = new
         else:
-            value = (f'{{ values = {{ 2000-01-01 = {{ value = {old}, reference = "the old rule" }}, '
-                     f'{change} = {{ value = {new}, reference = "the new rule" }} }} }}')
+            value = (
+                f'{{ values = {{ 2000-01-01 = {{ value = {old}, reference = "the old rule" }}, '
+                f'{change} = {{ value = {new}, reference = "the new rule" }} }} }}'
+            )
         text = text.replace(where, where.replace(old, value, 1) if old != new else where)
     return _write(tmp, f"city-{change}", text)
 
@@ -77,6 +80,7 @@ HYP = settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
 # The required properties
 # ---------------------------------------------------------------------------
 
+
 @HYP
 @given(case=datasets())
 def test_a_change_after_every_claim_changes_nothing(case):
@@ -100,8 +104,11 @@ def test_claims_before_a_mid_year_change_are_settled_as_under_the_old_policy(cas
         inputs = load_case(case, Path(d))
         old, old_amounts = run(inputs, P.load("city-employee"))
         new, new_amounts = run(inputs, city(Path(d), change.isoformat()))
-        before = {cid: i for i, (cid, day) in enumerate(zip(new.enc.claim_id.to_pylist(), new.enc.settle_date))
-                  if day < (change - dt.date(1970, 1, 1)).days}
+        before = {
+            cid: i
+            for i, (cid, day) in enumerate(zip(new.enc.claim_id.to_pylist(), new.enc.settle_date))
+            if day < (change - dt.date(1970, 1, 1)).days
+        }
         old_pos = {cid: i for i, cid in enumerate(old.enc.claim_id.to_pylist())}
         for cid, i in before.items():
             j = old_pos[cid]
@@ -119,10 +126,14 @@ def test_kernel_matches_reference_with_a_change_date(case, change):
 def test_a_raised_cap_gives_the_new_cap_less_what_was_paid(tmp_path, run_case):
     # city-employee: cap 40 000 until 2024-06-30, 60 000 from 2024-07-01 (CHANGES)
     policy = city(tmp_path, "2024-07-01")
-    case = (Case().member().provider()
-            .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
-            .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10")
-            .claim("C3", [("A1", "20800.00")], admit="2024-09-01", discharge="2024-09-10"))
+    case = (
+        Case()
+        .member()
+        .provider()
+        .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
+        .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10")
+        .claim("C3", [("A1", "20800.00")], admit="2024-09-01", discharge="2024-09-10")
+    )
     out = run_case(case, policy.path)
     # before: X 50 000 × 85 % = 42 500 > 40 000: the cap pays 40 000, 2 352.94 to the tier at 80 %
     assert (out["C1"]["fund_pool"], out["C1"]["fund_supplementary"]) == (y(40000), y("2352.94"))
@@ -137,14 +148,23 @@ def test_a_raised_cap_gives_the_new_cap_less_what_was_paid(tmp_path, run_case):
 def test_counters_carry_across_a_change(tmp_path, run_case):
     # prefecture-employee with the first band's in-service rate 91 % → 95 % on 2024-07-01: the
     # cumulative counter K keeps running, so the second claim starts at K = 58 000.
-    text = P.shipped()["prefecture-employee"].read_text(encoding="utf-8").replace(
-        "{ from = 0,      pool = { in_service = 0.91, retired = 0.93 }",
-        "{ from = 0,      pool = { values = { 2000-01-01 = { value = { in_service = 0.91, retired = 0.93 } }, "
-        "2024-07-01 = { value = { in_service = 0.95, retired = 0.93 }, reference = \"test\" } } }")
+    text = (
+        P.shipped()["prefecture-employee"]
+        .read_text(encoding="utf-8")
+        .replace(
+            "{ from = 0,      pool = { in_service = 0.91, retired = 0.93 }",
+            "{ from = 0,      pool = { values = { 2000-01-01 = { value = { in_service = 0.91, retired = 0.93 } }, "
+            '2024-07-01 = { value = { in_service = 0.95, retired = 0.93 }, reference = "test" } } }',
+        )
+    )
     policy = _write(tmp_path, "pref", text)
-    case = (Case().member().provider("H2", level=2)
-            .claim("C1", [("A1", "58600.00")], provider_id="H2", admit="2024-01-05", discharge="2024-01-20")
-            .claim("C2", [("A1", "20000.00")], provider_id="H2", admit="2024-08-01", discharge="2024-08-10"))
+    case = (
+        Case()
+        .member()
+        .provider("H2", level=2)
+        .claim("C1", [("A1", "58600.00")], provider_id="H2", admit="2024-01-05", discharge="2024-01-20")
+        .claim("C2", [("A1", "20000.00")], provider_id="H2", admit="2024-08-01", discharge="2024-08-10")
+    )
     out = run_case(case, policy.path)
     assert out["C1"]["fund_pool"] == y(52780)  # 58 000 × 91 %
     assert out["C2"]["fund_pool"] == y("18147.20")  # 2 000 × 95 % + 17 660 × 92 %
@@ -153,6 +173,7 @@ def test_counters_carry_across_a_change(tmp_path, run_case):
 # ---------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------
+
 
 def test_plain_cited_and_dated_values(tmp_path):
     p = city(tmp_path, "2024-07-01")
@@ -164,11 +185,17 @@ def test_plain_cited_and_dated_values(tmp_path):
     info = p.in_force("limits.fund_pool_annual.amount", dt.date(2024, 8, 1))
     assert info == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01", "reference": "the new rule"}]
     # a dated parameter moves every amount written as a multiple of it; a multiple may be dated too
-    sz = P.shipped()["shenzhen-comprehensive"].read_text(encoding="utf-8").replace(
-        "avg_annual_wage = 120000", "avg_annual_wage = { values = { 2000-01-01 = 120000, 2024-07-01 = 150000 } }")
-    sz = sz.replace('{ from = 6,  amount = { times = 1,   of = "avg_annual_wage" } }',
-                    '{ from = 6,  amount = { times = { values = { 2000-01-01 = 1, 2025-01-01 = 1.5 } }, '
-                    'of = "avg_annual_wage" } }')
+    sz = (
+        P.shipped()["shenzhen-comprehensive"]
+        .read_text(encoding="utf-8")
+        .replace(
+            "avg_annual_wage = 120000", "avg_annual_wage = { values = { 2000-01-01 = 120000, 2024-07-01 = 150000 } }"
+        )
+    )
+    sz = sz.replace(
+        '{ from = 6,  amount = { times = 1,   of = "avg_annual_wage" } }',
+        '{ from = 6,  amount = { times = { values = { 2000-01-01 = 1, 2025-01-01 = 1.5 } }, of = "avg_annual_wage" } }',
+    )
     w = _write(tmp_path, "sz", sz)
     assert w.changes == (dt.date(2024, 7, 1), dt.date(2025, 1, 1))
     caps = [w.at(dt.date(d, m, 1)).limits["basic_cap"].amounts_fen[:2] for d, m in ((2024, 1), (2024, 7), (2025, 1))]
@@ -179,19 +206,27 @@ def test_plain_cited_and_dated_values(tmp_path):
     text = CITY.replace("rate = 0.80", 'rate = { value = 0.80, reference = "ASSUMPTION AMB-14" }')
     q = _write(tmp_path, "cited", text)
     assert q.periods == () and q.valid_from is None and q.blocks[0].tier_bp == 8000
-    assert q.in_force("blocks.inpatient.supplementary.rate", dt.date(2024, 1, 1))[0]["reference"] \
-        == "ASSUMPTION AMB-14"
+    assert q.in_force("blocks.inpatient.supplementary.rate", dt.date(2024, 1, 1))[0]["reference"] == "ASSUMPTION AMB-14"
 
 
-@pytest.mark.parametrize("replace, key, message", [
-    ("amount = { values = { 2024-13-01 = 1 } }", "limits.fund_pool_annual.amount.values.2024-13-01", "not a date"),
-    ("amount = { values = {} }", "limits.fund_pool_annual.amount.values", "no dated value"),
-    ("amount = { values = { 2024-01-01 = { value = 1, ref = 2 } } }",
-     "limits.fund_pool_annual.amount.values.2024-01-01.ref", "unknown key 'ref'"),
-    ("amount = { values = { 2024-01-01 = { value = -5 } } }", "limits.fund_pool_annual.amount",
-     "must not be negative (the values in force from 2024-01-01)"),
-    ("amount = { value = 5, reference = 7 }", "limits.fund_pool_annual.amount.reference", "a reference is text"),
-])
+@pytest.mark.parametrize(
+    "replace, key, message",
+    [
+        ("amount = { values = { 2024-13-01 = 1 } }", "limits.fund_pool_annual.amount.values.2024-13-01", "not a date"),
+        ("amount = { values = {} }", "limits.fund_pool_annual.amount.values", "no dated value"),
+        (
+            "amount = { values = { 2024-01-01 = { value = 1, ref = 2 } } }",
+            "limits.fund_pool_annual.amount.values.2024-01-01.ref",
+            "unknown key 'ref'",
+        ),
+        (
+            "amount = { values = { 2024-01-01 = { value = -5 } } }",
+            "limits.fund_pool_annual.amount",
+            "must not be negative (the values in force from 2024-01-01)",
+        ),
+        ("amount = { value = 5, reference = 7 }", "limits.fund_pool_annual.amount.reference", "a reference is text"),
+    ],
+)
 def test_malformed_dated_values(tmp_path, replace, key, message):
     path = tmp_path / "bad.toml"
     path.write_text(CITY.replace("amount = 40000", replace), encoding="utf-8")
@@ -203,8 +238,10 @@ def test_malformed_dated_values(tmp_path, replace, key, message):
 
 def test_structure_cannot_be_dated(tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text(CITY.replace('settings = ["inpatient"]',
-                                 'settings = { values = { 2024-01-01 = ["inpatient"] } }'), encoding="utf-8")
+    path.write_text(
+        CITY.replace('settings = ["inpatient"]', 'settings = { values = { 2024-01-01 = ["inpatient"] } }'),
+        encoding="utf-8",
+    )
     with pytest.raises(P.PolicyError) as e:
         P.load(path)
     assert e.value.key == "blocks.inpatient.settings" and "cannot change over time" in str(e.value)
@@ -223,13 +260,26 @@ def test_a_claim_before_the_first_date_is_an_error(tmp_path, run_case):
 # explain, compare --set, streaming
 # ---------------------------------------------------------------------------
 
+
 def _cap_case(tmp_path):
-    case = (Case().member().provider()
-            .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
-            .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10"))
+    case = (
+        Case()
+        .member()
+        .provider()
+        .claim("C1", [("A1", "50600.00")], admit="2024-03-01", discharge="2024-03-10")
+        .claim("C2", [("A1", "10800.00")], admit="2024-08-01", discharge="2024-08-10")
+    )
     p = case.write(tmp_path / "data")
-    return ["--claims", str(p["claims"]), "--members", str(p["members"]), "--providers", str(p["providers"]),
-            "--catalogue", str(p["catalogue"])]
+    return [
+        "--claims",
+        str(p["claims"]),
+        "--members",
+        str(p["members"]),
+        "--providers",
+        str(p["providers"]),
+        "--catalogue",
+        str(p["catalogue"]),
+    ]
 
 
 def test_explain_shows_effective_date_and_reference(tmp_path):
@@ -238,6 +288,7 @@ def test_explain_shows_effective_date_and_reference(tmp_path):
     from click.testing import CliRunner
 
     from adjudicate.cli import main
+
     policy = city(tmp_path, "2024-07-01")
     args = _cap_case(tmp_path)
     r = CliRunner().invoke(main, ["explain", "C2", *args, "--policy", str(policy.path), "--json"])
@@ -246,8 +297,9 @@ def test_explain_shows_effective_date_and_reference(tmp_path):
     cap = rep["year_so_far"]["limits"][0]
     assert cap["amount"] == "60000.00" and cap["used"] == "40000.00"
     assert rep["policy"]["in_force_from"] == ["2000-01-01", "2024-07-01"]
-    assert cap["in_force"] == [{"key": "limits.fund_pool_annual.amount", "from": "2024-07-01",
-                                "reference": "the new rule"}]
+    assert cap["in_force"] == [
+        {"key": "limits.fund_pool_annual.amount", "from": "2024-07-01", "reference": "the new rule"}
+    ]
     step = next(s for s in rep["steps"] if s["name"] == "deductible_per_admission")
     assert step["in_force"][0]["from"] == "2024-07-01" and step["in_force"][0]["reference"] == "the new rule"
     assert rep["slices"][0]["in_force"][0]["reference"] == "the new rule"
@@ -261,6 +313,7 @@ def test_explain_shows_effective_date_and_reference(tmp_path):
 
 def test_compare_set_on_a_dated_key(tmp_path):
     from adjudicate.compare import policy_with_overrides
+
     base = city(tmp_path, "2024-07-01")
     p = policy_with_overrides(base.path, ["limits.fund_pool_annual.amount.values.2024-07-01.value=70000"])
     assert p.at(dt.date(2024, 8, 1)).limits["fund_pool_annual"].amounts_fen == (7_000_000,)
@@ -269,8 +322,9 @@ def test_compare_set_on_a_dated_key(tmp_path):
     p = policy_with_overrides(base.path, ["limits.fund_pool_annual.amount=50000"])
     assert {x.limits["fund_pool_annual"].amounts_fen for x in p.period_policies} == {(5_000_000,)}
     # a new dated series given whole
-    p = policy_with_overrides("city-employee", ["blocks.inpatient.supplementary.rate="
-                                                "{ values = { 2000-01-01 = 0.8, 2024-07-01 = 0.9 } }"])
+    p = policy_with_overrides(
+        "city-employee", ["blocks.inpatient.supplementary.rate={ values = { 2000-01-01 = 0.8, 2024-07-01 = 0.9 } }"]
+    )
     assert p.at(dt.date(2024, 7, 1)).blocks[0].tier_bp == 9000
     with pytest.raises(P.PolicyError) as e:
         policy_with_overrides(base.path, ["limits.fund_pool_annual.amount.values.2024-07-01.value=-1"])
@@ -283,17 +337,30 @@ def test_streaming_a_dated_policy_equals_in_memory(tmp_path):
     from adjudicate.engine import read_inputs
     from adjudicate.outputs import settlements_table
     from adjudicate.stream import run_streaming
+
     policy = city(tmp_path, "2024-07-01")
     case = Case().member("M1").member("M2").member("M3").provider()
     for m in ("M1", "M2", "M3"):
         for k, month in enumerate(("03", "08", "11")):
-            case.claim(f"{m}C{k}", [("A1", "30800.00"), ("P1", "100.00")], member_id=m,
-                       admit=f"2024-{month}-01", discharge=f"2024-{month}-05")
+            case.claim(
+                f"{m}C{k}",
+                [("A1", "30800.00"), ("P1", "100.00")],
+                member_id=m,
+                admit=f"2024-{month}-01",
+                discharge=f"2024-{month}-05",
+            )
     paths = case.write(tmp_path / "in")
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     memory = settlements_table(adjudicate(inputs, policy, threads=1), for_file=True)
-    run_streaming([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]], policy,
-                  tmp_path / "out", parts=2)
+    run_streaming(
+        [paths["claims"]],
+        [paths["members"]],
+        [paths["providers"]],
+        [paths["catalogue"]],
+        policy,
+        tmp_path / "out",
+        parts=2,
+    )
     assert pq.read_table(tmp_path / "out" / "settlements.parquet").to_pylist() == memory.to_pylist()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["policy"]["in_force_from"] == ["2000-01-01", "2024-07-01"]
@@ -303,15 +370,18 @@ def test_streaming_a_dated_policy_equals_in_memory(tmp_path):
 # adjudicate policies show / export
 # ---------------------------------------------------------------------------
 
+
 def _cli(*args):
     from click.testing import CliRunner
 
     from adjudicate.cli import main
+
     return CliRunner().invoke(main, list(args))
 
 
 def test_policies_show_on_a_date(tmp_path):
     import json
+
     policy = city(tmp_path, "2024-07-01")
     r = _cli("policies", "show", str(policy.path), "--on", "2024-08-01")
     assert r.exit_code == 0, r.output
@@ -323,11 +393,15 @@ def test_policies_show_on_a_date(tmp_path):
     assert "limits.fund_pool_annual.amount = 60000  # from 2024-07-01 · the new rule" in r.output
     v = json.loads(_cli("policies", "show", str(policy.path), "--on", "2024-01-01", "--json").output)
     row = next(x for x in v["values"] if x["key"] == "limits.fund_pool_annual.amount")
-    assert row == {"key": "limits.fund_pool_annual.amount", "value": "40000", "from": "2000-01-01",
-                   "reference": "the old rule"}
+    assert row == {
+        "key": "limits.fund_pool_annual.amount",
+        "value": "40000",
+        "from": "2000-01-01",
+        "reference": "the old rule",
+    }
     # keys are whole, however long (never cut to a terminal's width)
     r = _cli("policies", "show", "shenzhen-comprehensive", "--on", "2024-01-01")
-    assert "limits.basic_cap.by_enrolment_months[4].amount.of = \"avg_annual_wage\"" in r.output
+    assert 'limits.basic_cap.by_enrolment_months[4].amount.of = "avg_annual_wage"' in r.output
     r = _cli("policies", "show", str(policy.path), "--on", "1999-12-31")
     assert r.exit_code == 2 and "1999-12-31" in r.output
     assert _cli("policies", "show", "nope").exit_code == 2
@@ -350,27 +424,35 @@ def test_policies_export_never_overwrites(tmp_path):
 # reconcile: dated settlement rules, by year
 # ---------------------------------------------------------------------------
 
+
 def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     from decimal import Decimal as D
 
     from test_reconcile import Books, reconcile, rows
 
     from adjudicate.reconcile.rules import DEFAULT_RULES, load_rules
+
     b = Books().provider("H1").member("M1", category="retired")
     b.admissions("H1", 120, "700000", year=2024).admissions("H1", 120, "700000", year=2025)
     b.write(tmp_path)
     text = DEFAULT_RULES.read_text(encoding="utf-8")
     own = tmp_path / "rules.toml"
-    own.write_text(text.replace(
-        "excess_share = 0.50", 'excess_share = { values = { 2000-01-01 = 0.50, 2025-06-01 = { value = 0.60, '
-        'reference = "a 2025 notice" } } }'), encoding="utf-8")
+    own.write_text(
+        text.replace(
+            "excess_share = 0.50",
+            "excess_share = { values = { 2000-01-01 = 0.50, 2025-06-01 = { value = 0.60, "
+            'reference = "a 2025 notice" } } }',
+        ),
+        encoding="utf-8",
+    )
     # the account credit is the policy's [account.credit] now (contract §3: settlement carries the
     # account over with it), dated like any policy value; the ledger follows it year by year
     ptext = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
     own_policy = tmp_path / "policy.toml"
-    own_policy.write_text(ptext.replace(
-        "retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-06-01 = 500 } }"),
-        encoding="utf-8")
+    own_policy.write_text(
+        ptext.replace("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-06-01 = 500 } }"),
+        encoding="utf-8",
+    )
     rules = load_rules(own)
     assert rules.for_settlement(2024).excess_share_bp == 5000 and rules.for_settlement(2025).excess_share_bp == 6000
     r, out = reconcile(tmp_path, "--rules", own, "--policy", own_policy)
@@ -383,13 +465,18 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["rules"]["in_force_from"] == ["2000-01-01", "2025-06-01"]
     # structure cannot be dated; a bad value names its date
-    own_policy.write_text(ptext.replace("{ from_age = 36, rate = 0.015 }",
-                                        "{ from_age = { values = { 2000-01-01 = 36 } }, rate = 0.015 }"),
-                          encoding="utf-8")
+    own_policy.write_text(
+        ptext.replace(
+            "{ from_age = 36, rate = 0.015 }", "{ from_age = { values = { 2000-01-01 = 36 } }, rate = 0.015 }"
+        ),
+        encoding="utf-8",
+    )
     r, _ = reconcile(tmp_path, "--policy", own_policy)
     assert r.exit_code == 2 and "account.credit.by_age[1].from_age" in r.output
-    own.write_text(text.replace("ceiling = 1.20", "ceiling = { values = { 2000-01-01 = 1.20, 2025-01-01 = 1.0 } }"),
-                   encoding="utf-8")
+    own.write_text(
+        text.replace("ceiling = 1.20", "ceiling = { values = { 2000-01-01 = 1.20, 2025-01-01 = 1.0 } }"),
+        encoding="utf-8",
+    )
     r, _ = reconcile(tmp_path, "--rules", own)
     assert r.exit_code == 2 and "corridor.ceiling" in r.output and "2025-01-01" in r.output
 
@@ -398,8 +485,10 @@ def test_errors_in_a_values_table_name_the_entry_line(tmp_path):
     example = Path(P.__file__).parent / "cases" / "migrant-workers" / "policy.toml"
     text = example.read_text(encoding="utf-8")
     line = next(i for i, t in enumerate(text.splitlines(), start=1) if t.startswith("2024-07-01 ="))
-    for old, new, key in (("value = 0.72", "value = 1.72", "blocks.inpatient.scale.bands[0].pool"),
-                          ("2024-07-01 = {", "2024-07-32 = {", "blocks.inpatient.scale.bands[0].pool.values.2024-07-32")):
+    for old, new, key in (
+        ("value = 0.72", "value = 1.72", "blocks.inpatient.scale.bands[0].pool"),
+        ("2024-07-01 = {", "2024-07-32 = {", "blocks.inpatient.scale.bands[0].pool.values.2024-07-32"),
+    ):
         path = tmp_path / "p.toml"
         path.write_text(text.replace(old, new), encoding="utf-8")
         with pytest.raises(P.PolicyError) as e:
@@ -413,9 +502,11 @@ def test_a_dated_entry_may_be_a_plain_table(tmp_path):
     pref = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
     old = "{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },"
     assert old in pref
-    new = ("{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
-           "2024-07-01 = { value = { in_service = 0.95, retired = 0.97 }, reference = \"r\" } } }, "
-           "subsidised = true },")
+    new = (
+        "{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
+        '2024-07-01 = { value = { in_service = 0.95, retired = 0.97 }, reference = "r" } } }, '
+        "subsidised = true },"
+    )
     p = _write(tmp_path, "pref", pref.replace(old, new))
     assert p.changes == (dt.date(2024, 7, 1),)
     assert p.at(dt.date(2024, 6, 30)) != p.at(dt.date(2024, 7, 1))
@@ -436,19 +527,26 @@ def test_explain_shows_when_the_credit_in_an_opening_was_set(tmp_path):
     from click.testing import CliRunner
 
     from adjudicate.cli import main
-    text = CITY.replace("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, "
-                        "2025-01-01 = { value = 520, reference = \"raised\" } } }")
+
+    text = CITY.replace(
+        "retired_amount = 400",
+        'retired_amount = { values = { 2000-01-01 = 400, 2025-01-01 = { value = 520, reference = "raised" } } }',
+    )
     path = tmp_path / "credit.toml"
     path.write_text(text, encoding="utf-8")
-    case = (Case().member(category="retired", balance="100").provider()
-            .claim("C1", [("A1", "10")], setting="outpatient", admit="2024-03-01", discharge=None)
-            .claim("C2", [("A1", "10")], setting="outpatient", admit="2025-03-01", discharge=None))
+    case = (
+        Case()
+        .member(category="retired", balance="100")
+        .provider()
+        .claim("C1", [("A1", "10")], setting="outpatient", admit="2024-03-01", discharge=None)
+        .claim("C2", [("A1", "10")], setting="outpatient", admit="2025-03-01", discharge=None)
+    )
     paths = case.write(tmp_path / "in")
     args = [a for k, v in paths.items() for a in (f"--{k}", str(v))]
     r = CliRunner().invoke(main, ["explain", "C2", *args, "--policy", str(path), "--json"])
     assert r.exit_code == 0, r.output
     y = json.loads(r.output)["year_so_far"]
-    assert y["account_opening"] == "610.00"   # 100 − 10 + 520
+    assert y["account_opening"] == "610.00"  # 100 − 10 + 520
     assert y["account_credit_in_force"][0]["from"] == "2025-01-01"
     assert y["account_credit_in_force"][0]["reference"] == "raised"
     r = CliRunner().invoke(main, ["explain", "C1", *args, "--policy", str(path), "--json"])

@@ -1,4 +1,5 @@
 """summary.json's input digests describe the bytes the run read (issue 8 §9)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,9 @@ def test_a_file_replaced_during_the_run_is_recorded_with_the_bytes_that_were_rea
         return t
 
     monkeypatch.setattr(pq, "read_table", read_then_replace)
-    r = CliRunner().invoke(cli.main, ["run", *inputs_args(data), "--policy", "prefecture-employee",
-                                      "--out", str(tmp_path / "out"), "-q"])
+    r = CliRunner().invoke(
+        cli.main, ["run", *inputs_args(data), "--policy", "prefecture-employee", "--out", str(tmp_path / "out"), "-q"]
+    )
     monkeypatch.undo()
     assert r.exit_code == 0, r.output
     assert replaced and sha(claims) != original
@@ -63,8 +65,20 @@ def test_streaming_refuses_a_file_replaced_while_it_is_partitioned(tmp_path, mon
         claims.with_suffix(".new").replace(claims)
 
     monkeypatch.setattr(stream.Partitioner, "add_file", add_then_replace)
-    r = CliRunner().invoke(cli.main, ["run", *inputs_args(data), "--policy", "prefecture-employee",
-                                      "--partitions", "2", "--out", str(tmp_path / "out"), "-q"])
+    r = CliRunner().invoke(
+        cli.main,
+        [
+            "run",
+            *inputs_args(data),
+            "--policy",
+            "prefecture-employee",
+            "--partitions",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+    )
     assert r.exit_code == 2 and "changed while it was being read" in r.output and "claims.parquet" in r.output
     assert not (tmp_path / "out").exists()
 
@@ -72,8 +86,20 @@ def test_streaming_refuses_a_file_replaced_while_it_is_partitioned(tmp_path, mon
 def test_streaming_records_the_digests_of_an_in_memory_run(tmp_path):
     data = sample_dir()
     for parts in ("1", "3"):
-        r = CliRunner().invoke(cli.main, ["run", *inputs_args(data), "--policy", "prefecture-employee",
-                                          "--partitions", parts, "--out", str(tmp_path / parts), "-q"])
+        r = CliRunner().invoke(
+            cli.main,
+            [
+                "run",
+                *inputs_args(data),
+                "--policy",
+                "prefecture-employee",
+                "--partitions",
+                parts,
+                "--out",
+                str(tmp_path / parts),
+                "-q",
+            ],
+        )
         assert r.exit_code == 0, r.output
     one, three = (json.loads((tmp_path / p / "summary.json").read_text())["inputs"] for p in ("1", "3"))
     assert one == three and one[str(data / "claims.parquet")] == sha(data / "claims.parquet")

@@ -1,4 +1,5 @@
 """Encode helpers against plain formulations."""
+
 from __future__ import annotations
 
 import numpy as np

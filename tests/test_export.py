@@ -1,4 +1,5 @@
 """adjudicate export DIR --xlsx FILE: read back with openpyxl, exact to the fen (issue 12)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,6 +62,7 @@ def test_amounts_are_numbers_with_two_decimals_and_dates_are_dates(run_dir, tmp_
     assert isinstance(d.value, dt.datetime) and d.number_format == "yyyy-mm-dd"
     summary = {r[0]: r[1] for r in openpyxl.load_workbook(target)["summary"].iter_rows(min_row=2, values_only=True)}
     import json
+
     s = json.loads((run_dir / "summary.json").read_text())
     assert _fen(summary["totals.total"]) == Decimal(s["totals"]["total"])
     assert summary["counts.settled_claims"] == s["counts"]["settled_claims"]
@@ -100,8 +102,21 @@ def test_export_refuses_what_is_not_an_output_folder_and_keeps_existing_files(ru
 def test_every_output_folder_exports(tmp_path, run_dir):
     """compare, readjudicate (with current/) and reconcile folders export too."""
     data = sample_dir()
-    assert invoke("readjudicate", "--inputs", data, "--previous", run_dir, "--policy", "city-employee",
-                  "--out", tmp_path / "re", "-q").exit_code == 0
+    assert (
+        invoke(
+            "readjudicate",
+            "--inputs",
+            data,
+            "--previous",
+            run_dir,
+            "--policy",
+            "city-employee",
+            "--out",
+            tmp_path / "re",
+            "-q",
+        ).exit_code
+        == 0
+    )
     assert invoke("export", tmp_path / "re", "--xlsx", tmp_path / "re.xlsx", "-q").exit_code == 0
     names = openpyxl.load_workbook(tmp_path / "re.xlsx", read_only=True).sheetnames
     assert names[:2] == ["summary", "adjustments"] and "current.settlements" in names

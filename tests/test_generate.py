@@ -1,4 +1,5 @@
 """Tests of the synthetic data generator (adjudicate.generate), against contract.md §2 and §4."""
+
 from __future__ import annotations
 
 import collections
@@ -63,8 +64,16 @@ EXPECTED = {
     ],
 }
 REQUIRED_CLAIM_COLUMNS = [
-    "claim_id", "line_no", "member_id", "provider_id", "setting", "admit_date",
-    "item_code", "quantity", "unit_price", "amount",
+    "claim_id",
+    "line_no",
+    "member_id",
+    "provider_id",
+    "setting",
+    "admit_date",
+    "item_code",
+    "quantity",
+    "unit_price",
+    "amount",
 ]
 HEADER = ["member_id", "provider_id", "setting", "referral", "admit_date", "discharge_date", "diagnosis"]
 SCHEME_RATIO_BP = {"A": 0, "B": 1500, "special": 2000, "supplementary": 0}
@@ -253,8 +262,9 @@ def test_members_realistic(tables):
 # claims structure
 # ---------------------------------------------------------------------------
 def test_line_no_unique_and_dense_within_claim(tables):
-    g = claim_groups(tables["claims"], ("line_no", "count"), ("line_no", "count_distinct"),
-                     ("line_no", "min"), ("line_no", "max"))
+    g = claim_groups(
+        tables["claims"], ("line_no", "count"), ("line_no", "count_distinct"), ("line_no", "min"), ("line_no", "max")
+    )
     assert pc.all(pc.equal(g["line_no_count"], g["line_no_count_distinct"])).as_py()
     assert pc.all(pc.equal(g["line_no_min"], 1)).as_py()
     assert pc.all(pc.equal(g["line_no_max"].cast(pa.int64()), g["line_no_count"])).as_py()
@@ -344,7 +354,10 @@ def test_catalogue_validity_never_overlaps(tables):
             a, b = rows
             assert a["valid_to"].year == YEAR and b["valid_from"] == a["valid_to"] + dt.timedelta(days=1)
             assert (a["class"], a["max_unit_price"], a["first_self_pay_ratio"]) != (
-                b["class"], b["max_unit_price"], b["first_self_pay_ratio"])
+                b["class"],
+                b["max_unit_price"],
+                b["first_self_pay_ratio"],
+            )
     assert 0.01 < two / len(index) < 0.06
 
 
@@ -507,8 +520,9 @@ def test_write_dataset_round_trip(tmp_path, fmt, ext):
             assert back.schema == expected.schema
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
     if fmt != "csv":
-        assert bad_claims(pq.read_schema(paths["claims"]) if fmt == "parquet"
-                          else feather.read_table(paths["claims"]).schema) == bad_claims(t)
+        assert bad_claims(
+            pq.read_schema(paths["claims"]) if fmt == "parquet" else feather.read_table(paths["claims"]).schema
+        ) == bad_claims(t)
 
 
 def test_write_dataset_rejects_unknown_format(tmp_path, tables):

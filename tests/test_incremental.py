@@ -1,5 +1,6 @@
 """Incremental nights (issue 9 §5): readjudicate from a dataset compares only the members whose inputs
 changed, and writes exactly what the full comparison writes (every column, on random corrections)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -101,8 +102,13 @@ def correct(gen: dict, folder, seed: int) -> dict:
 
 
 def assert_same(full, inc):
-    for f in ("adjustments.parquet", "line_adjustments.parquet", "current/settlements.parquet",
-              "current/lines.parquet", "current/rejected.parquet"):
+    for f in (
+        "adjustments.parquet",
+        "line_adjustments.parquet",
+        "current/settlements.parquet",
+        "current/lines.parquet",
+        "current/rejected.parquet",
+    ):
         a, b = pq.read_table(full / f), pq.read_table(inc / f)
         assert a.schema == b.schema, f
         for c in a.column_names:
@@ -137,10 +143,16 @@ def test_random_corrections_give_what_the_full_comparison_gives(night1, tmp_path
     ds3 = tmp_path / "ds3"
     assert invoke("prepare", *inputs_args(fixed3), "--out", ds3, "-q").exit_code == 0
     full3, inc3 = tmp_path / "full3", tmp_path / "inc3"
-    assert invoke("readjudicate", *inputs_args(fixed3), "--previous", inc, "--policy", POLICY, "--out", full3,
-                  "-q").exit_code == 0
-    assert invoke("readjudicate", "--dataset", ds3, "--previous", inc, "--policy", POLICY, "--out", inc3,
-                  "-q").exit_code == 0
+    assert (
+        invoke(
+            "readjudicate", *inputs_args(fixed3), "--previous", inc, "--policy", POLICY, "--out", full3, "-q"
+        ).exit_code
+        == 0
+    )
+    assert (
+        invoke("readjudicate", "--dataset", ds3, "--previous", inc, "--policy", POLICY, "--out", inc3, "-q").exit_code
+        == 0
+    )
     assert assert_same(full3, inc3)["incremental"]["used"] is True
 
 
@@ -152,18 +164,24 @@ def test_catalogue_rejoin_then_incremental(night1, tmp_path):
     assert r.exit_code == 0, r.output
     full, inc = tmp_path / "full", tmp_path / "inc"
     new = {**gen, "catalogue": fixed["catalogue"]}
-    assert invoke("readjudicate", *inputs_args(new), "--previous", prev, "--policy", POLICY, "--out", full,
-                  "-q").exit_code == 0
-    assert invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", POLICY, "--out", inc,
-                  "-q").exit_code == 0
+    assert (
+        invoke("readjudicate", *inputs_args(new), "--previous", prev, "--policy", POLICY, "--out", full, "-q").exit_code
+        == 0
+    )
+    assert (
+        invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", POLICY, "--out", inc, "-q").exit_code
+        == 0
+    )
     assert assert_same(full, inc)["incremental"]["used"] is True
 
 
 def test_nothing_changed_compares_nobody(night1, tmp_path):
     _, ds1, prev = night1
     out = tmp_path / "o"
-    assert invoke("readjudicate", "--dataset", ds1, "--previous", prev, "--policy", POLICY, "--out", out,
-                  "-q").exit_code == 0
+    assert (
+        invoke("readjudicate", "--dataset", ds1, "--previous", prev, "--policy", POLICY, "--out", out, "-q").exit_code
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert s["incremental"] == {"used": True, "members_compared": 0}
     assert s["counts"]["adjusted_claims"] == 0 and s["reconciles"] is True
@@ -172,10 +190,26 @@ def test_nothing_changed_compares_nobody(night1, tmp_path):
 def test_a_policy_change_compares_every_claim(night1, tmp_path):
     gen, ds1, prev = night1
     full, inc = tmp_path / "full", tmp_path / "inc"
-    assert invoke("readjudicate", *inputs_args(gen), "--previous", prev, "--policy", "prefecture-employee",
-                  "--out", full, "-q").exit_code == 0
-    assert invoke("readjudicate", "--dataset", ds1, "--previous", prev, "--policy", "prefecture-employee",
-                  "--out", inc, "-q").exit_code == 0
+    assert (
+        invoke(
+            "readjudicate",
+            *inputs_args(gen),
+            "--previous",
+            prev,
+            "--policy",
+            "prefecture-employee",
+            "--out",
+            full,
+            "-q",
+        ).exit_code
+        == 0
+    )
+    assert (
+        invoke(
+            "readjudicate", "--dataset", ds1, "--previous", prev, "--policy", "prefecture-employee", "--out", inc, "-q"
+        ).exit_code
+        == 0
+    )
     s = assert_same(full, inc)
     assert s["incremental"]["used"] is False and "policy" in s["incremental"]["why_not"]
 
@@ -189,8 +223,12 @@ def test_a_previous_dataset_gone_or_doctored_outputs_fall_back_to_the_full_compa
     s["totals"]["fund_pool"] = str(Decimal(s["totals"]["fund_pool"]) + 1)
     (doctored / "summary.json").write_text(json.dumps(s))
     out = tmp_path / "o"
-    assert invoke("readjudicate", "--dataset", ds1, "--previous", doctored, "--policy", POLICY, "--out", out,
-                  "-q").exit_code == 0
+    assert (
+        invoke(
+            "readjudicate", "--dataset", ds1, "--previous", doctored, "--policy", POLICY, "--out", out, "-q"
+        ).exit_code
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert s["incremental"]["used"] is False and "reconcile" in s["incremental"]["why_not"]
     assert s["counts"]["adjusted_claims"] == 0
@@ -201,8 +239,10 @@ def test_a_previous_dataset_gone_or_doctored_outputs_fall_back_to_the_full_compa
     assert invoke("run", "--dataset", ds_copy, "--policy", POLICY, "--out", night, "-q").exit_code == 0
     shutil.rmtree(ds_copy)
     out2 = tmp_path / "o2"
-    assert invoke("readjudicate", "--dataset", ds1, "--previous", night, "--policy", POLICY, "--out", out2,
-                  "-q").exit_code == 0
+    assert (
+        invoke("readjudicate", "--dataset", ds1, "--previous", night, "--policy", POLICY, "--out", out2, "-q").exit_code
+        == 0
+    )
     s = json.loads((out2 / "summary.json").read_text())
     assert s["incremental"]["used"] is False and "gone" in s["incremental"]["why_not"]
 
@@ -239,8 +279,12 @@ def test_a_new_earlier_year_compares_every_claim(night1, tmp_path):
     ds2 = tmp_path / "ds2"
     assert invoke("prepare", *inputs_args(fixed), "--out", ds2, "-q").exit_code == 0
     full, inc = tmp_path / "full", tmp_path / "inc"
-    assert invoke("readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", POLICY, "--out", full,
-                  "-q").exit_code == 0
+    assert (
+        invoke(
+            "readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", POLICY, "--out", full, "-q"
+        ).exit_code
+        == 0
+    )
     r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", POLICY, "--out", inc, "-q")
     assert r.exit_code == 0, r.output
     s = assert_same(full, inc)

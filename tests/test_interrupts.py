@@ -3,6 +3,7 @@
 The SIGINT test runs each command a few hundred times in one process, with SIGINT sent at a random moment
 of each run, and checks after every run that --out is whole and that the message told the truth.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def test_outputs_imports_numpy_ma_eagerly():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-HARNESS = textwrap.dedent(r'''
+HARNESS = textwrap.dedent(r"""
     import _imp, contextlib, faulthandler, hashlib, io, json, os, random, signal, sys, threading, time
     from pathlib import Path
     import click
@@ -105,7 +106,7 @@ HARNESS = textwrap.dedent(r'''
     for k, args in enumerate(commands):  # what each command writes when left alone
         assert once(args)[0] == 0
         print(json.dumps({"k": k, "code": "reference", "after": state()}), flush=True)
-''')
+""")
 
 
 def hammer(tmp_path: Path, commands: list[list[str]], out: Path, n: int) -> list[dict]:
@@ -114,8 +115,12 @@ def hammer(tmp_path: Path, commands: list[list[str]], out: Path, n: int) -> list
     records: list[dict] = []
     for attempt in range(5):
         done = sum(r["code"] != "reference" for r in records)
-        proc = subprocess.run([sys.executable, str(script), json.dumps([commands, str(out), n - done, 7 + attempt])],
-                              capture_output=True, text=True, timeout=240)
+        proc = subprocess.run(
+            [sys.executable, str(script), json.dumps([commands, str(out), n - done, 7 + attempt])],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         records += [json.loads(line) for line in proc.stdout.splitlines()]
         if proc.returncode != 3:
             break
@@ -159,25 +164,58 @@ def check(records: list[dict], out: Path) -> None:
 def test_sigint_during_run_never_hangs_and_the_message_says_what_is_on_disk(tmp_path):
     data = sample_dir()
     out = tmp_path / "out"
-    commands = [["run", *inputs_args(data), "--policy", p, "--out", str(out), "-q"]
-                for p in ("prefecture-employee", "city-employee")]
+    commands = [
+        ["run", *inputs_args(data), "--policy", p, "--out", str(out), "-q"]
+        for p in ("prefecture-employee", "city-employee")
+    ]
     check(hammer(tmp_path, commands, out, 200), out)
 
 
 def test_sigint_during_compare_readjudicate_reconcile(tmp_path):
     data = sample_dir()
     earlier = tmp_path / "earlier"
-    r = CliRunner().invoke(cli.main, ["run", *inputs_args(data), "--policy", "city-employee", "--out",
-                                      str(earlier), "-q"])
+    r = CliRunner().invoke(
+        cli.main, ["run", *inputs_args(data), "--policy", "city-employee", "--out", str(earlier), "-q"]
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "out"
     commands = [
-        ["compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(data),
-         "--out", str(out), "-q"],
-        ["readjudicate", "--previous", str(earlier), *inputs_args(data), "--policy", "prefecture-employee",
-         "--out", str(out), "-q"],
-        ["reconcile", "--settlements", str(earlier), "--providers", str(data / "providers.parquet"),
-         "--members", str(data / "members.parquet"), "--year", "2024", "--out", str(out), "-q"],
+        [
+            "compare",
+            "--policy",
+            "prefecture-employee",
+            "--policy",
+            "city-employee",
+            *inputs_args(data),
+            "--out",
+            str(out),
+            "-q",
+        ],
+        [
+            "readjudicate",
+            "--previous",
+            str(earlier),
+            *inputs_args(data),
+            "--policy",
+            "prefecture-employee",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        [
+            "reconcile",
+            "--settlements",
+            str(earlier),
+            "--providers",
+            str(data / "providers.parquet"),
+            "--members",
+            str(data / "members.parquet"),
+            "--year",
+            "2024",
+            "--out",
+            str(out),
+            "-q",
+        ],
     ]
     check(hammer(tmp_path, commands, out, 90), out)
 
@@ -186,19 +224,33 @@ def test_sigint_during_compare_readjudicate_reconcile(tmp_path):
 # Streaming partitions: never in /tmp, removed on SIGTERM, cleaned after SIGKILL
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("interrupts") / "gen"
-    r = CliRunner().invoke(cli.main, ["generate", "--members", "3000", "--year", "2024", "--seed", "5",
-                                      "--out", str(folder), "-q"])
+    r = CliRunner().invoke(
+        cli.main, ["generate", "--members", "3000", "--year", "2024", "--seed", "5", "--out", str(folder), "-q"]
+    )
     assert r.exit_code == 0, r.output
     return folder
 
 
 def _start_streaming(big: Path, out: Path, tmpdir: Path) -> subprocess.Popen:
     env = dict(os.environ, TMPDIR=str(tmpdir))
-    args = [sys.executable, "-m", "adjudicate.cli", "run", *inputs_args(big), "--policy", "prefecture-employee",
-            "--partitions", "4", "--out", str(out), "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "adjudicate.cli",
+        "run",
+        *inputs_args(big),
+        "--policy",
+        "prefecture-employee",
+        "--partitions",
+        "4",
+        "--out",
+        str(out),
+        "-q",
+    ]
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -250,7 +302,6 @@ def test_sigkill_during_streaming_leaves_partitions_only_where_the_next_run_clea
     shutil.rmtree(out)
 
 
-
 def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt(monkeypatch, tmp_path):
     """A KeyboardInterrupt inside a lock or rmtree can surface as another error ('release unlocked lock',
     'Bad file descriptor'): it is still an interruption (exit 130), not 'a bug in adjudicate'."""
@@ -263,7 +314,9 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt
             raise RuntimeError("release unlocked lock") from None
 
     monkeypatch.setattr(outputs, "write_parquet", broken)
-    r = CliRunner().invoke(cli.main, ["run", *inputs_args(sample_dir()), "--policy", "prefecture-employee",
-                                      "--out", str(tmp_path / "out"), "-q"])
+    r = CliRunner().invoke(
+        cli.main,
+        ["run", *inputs_args(sample_dir()), "--policy", "prefecture-employee", "--out", str(tmp_path / "out"), "-q"],
+    )
     assert r.exit_code == 130 and "interrupted; nothing was written" in r.output and "bug" not in r.output
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
 """Contract §4 invariants on generated data, for every shipped policy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,9 +60,13 @@ def test_lines_sum_to_claims(result):
     lines = lines_table(result)
     a = claim_amounts(result)
     e = result.enc
-    for col, fen in (("self_pay", result.line_self_pay), ("first_self_pay", result.line_fsp),
-                     ("eligible", result.line_eligible), ("fund_pool", result.line_pool),
-                     ("fund_supplementary", result.line_supp)):
+    for col, fen in (
+        ("self_pay", result.line_self_pay),
+        ("first_self_pay", result.line_fsp),
+        ("eligible", result.line_eligible),
+        ("fund_pool", result.line_pool),
+        ("fund_supplementary", result.line_supp),
+    ):
         per_claim = np.zeros(len(e.member), np.int64)
         np.add.at(per_claim, e.line_claim, fen)
         assert (per_claim == a[col]).all(), col

@@ -1,4 +1,5 @@
 """One definition of the kernel's tables (_core.pxd) and one numbering of the settlement steps."""
+
 import re
 from pathlib import Path
 
@@ -32,12 +33,25 @@ def test_compiled_block_row_by_name():
 
 
 def test_claim_sum_and_output_columns_are_named_once():
-    assert [c.name for c in layout.ClaimSum] == ["TOTAL", "SELF_PAY", "FIRST_SELF_PAY", "ELIGIBLE_A", "ELIGIBLE_B",
-                                                 "ELIGIBLE_SPECIAL", "ELIGIBLE_SUPPLEMENTARY"]
+    assert [c.name for c in layout.ClaimSum] == [
+        "TOTAL",
+        "SELF_PAY",
+        "FIRST_SELF_PAY",
+        "ELIGIBLE_A",
+        "ELIGIBLE_B",
+        "ELIGIBLE_SPECIAL",
+        "ELIGIBLE_SUPPLEMENTARY",
+    ]
     assert len(layout.ClaimSum) - layout.ClaimSum.ELIGIBLE_A == len(policy.FUND_CLASSES)
     assert (engine.TOTAL, engine.SELF_PAY, engine.FIRST_SELF_PAY, engine.ELIG_A) == (0, 1, 2, 3)
-    assert [c.name for c in layout.Settled] == ["DEDUCTIBLE", "FUND_POOL", "FUND_SUPPLEMENTARY", "SUBSIDY",
-                                                "ACCOUNT_PAID", "ADMISSION_ORDINAL"]
+    assert [c.name for c in layout.Settled] == [
+        "DEDUCTIBLE",
+        "FUND_POOL",
+        "FUND_SUPPLEMENTARY",
+        "SUBSIDY",
+        "ACCOUNT_PAID",
+        "ADMISSION_ORDINAL",
+    ]
     assert engine.POOL == _core.OUT_FUND_POOL and engine.ORDINAL == _core.OUT_ADMISSION_ORDINAL
 
 
@@ -45,10 +59,24 @@ def test_split_lines_writes_the_named_columns():
     # one line of class B, 100.00 yuan at ratio 10 %: self_pay 0, first_self_pay 10.00, eligible B 90.00
     sums = np.zeros((1, len(layout.ClaimSum)), np.int64)
     one = np.ones(1, np.int64)
-    _core.split_lines(np.zeros(1, np.int64), np.array([10000], np.int64), one, np.array([1], np.int8),
-                      np.array([1000], np.int64), np.array([-1], np.int64), np.ones(1, np.uint8),
-                      np.zeros(6, np.int64), True, 10**8, np.empty(1, np.int64), np.empty(1, np.int64),
-                      np.empty(1, np.int64), sums, 0, 1)
+    _core.split_lines(
+        np.zeros(1, np.int64),
+        np.array([10000], np.int64),
+        one,
+        np.array([1], np.int8),
+        np.array([1000], np.int64),
+        np.array([-1], np.int64),
+        np.ones(1, np.uint8),
+        np.zeros(6, np.int64),
+        True,
+        10**8,
+        np.empty(1, np.int64),
+        np.empty(1, np.int64),
+        np.empty(1, np.int64),
+        sums,
+        0,
+        1,
+    )
     S = layout.ClaimSum
     assert sums[0, S.TOTAL] == 10000 and sums[0, S.SELF_PAY] == 0 and sums[0, S.FIRST_SELF_PAY] == 1000
     assert sums[0, S.ELIGIBLE_B] == 9000 and sums[0, S.ELIGIBLE_A] == 0

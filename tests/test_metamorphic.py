@@ -10,6 +10,7 @@
   policy file) never lowers a member-year's fund_pool. Why, and what is
   *not* a theorem, is written beside each test.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,13 +48,26 @@ def make_case(seed: int, members: int = 24, claims: int = 110, steady: bool = Fa
     rnd = random.Random(seed)
     case = Case()
     for i in range(members):
-        since = (dt.date(rnd.randint(2015, 2023), 1, 1) if steady
-                 else dt.date(2018, 1, 1) + dt.timedelta(days=rnd.randint(0, 2400)))
-        case.member(f"M{i:02d}", category=rnd.choice(["in_service", "retired"]),
-                    civil_servant=rnd.random() < 0.3, balance=yuan(rnd.choice([0, 50_000, 300_000, 2_000_000])),
-                    enrolled_since=since.isoformat())
-    kinds = [("H3", "hospital", 3, True, True), ("H2", "hospital", 2, True, True), ("C1", "community", 1, True, True),
-             ("N1", "hospital", 2, False, True), ("F3", "hospital", 3, True, False), ("D0", "pharmacy", 0, True, True)]
+        since = (
+            dt.date(rnd.randint(2015, 2023), 1, 1)
+            if steady
+            else dt.date(2018, 1, 1) + dt.timedelta(days=rnd.randint(0, 2400))
+        )
+        case.member(
+            f"M{i:02d}",
+            category=rnd.choice(["in_service", "retired"]),
+            civil_servant=rnd.random() < 0.3,
+            balance=yuan(rnd.choice([0, 50_000, 300_000, 2_000_000])),
+            enrolled_since=since.isoformat(),
+        )
+    kinds = [
+        ("H3", "hospital", 3, True, True),
+        ("H2", "hospital", 2, True, True),
+        ("C1", "community", 1, True, True),
+        ("N1", "hospital", 2, False, True),
+        ("F3", "hospital", 3, True, False),
+        ("D0", "pharmacy", 0, True, True),
+    ]
     for pid, kind, level, designated, local in kinds:
         case.provider(pid, kind=kind, level=level, designated=designated, local=local)
     case.item("B5", "B", ratio="0.05", max_price="12.00")
@@ -76,17 +90,25 @@ def make_case(seed: int, members: int = 24, claims: int = 110, steady: bool = Fa
             lines.append((item, yuan(-rnd.randint(0, int(Decimal(amount) * 100))), qty))
         if rnd.random() < 0.02:  # a refund of something not billed: negative_claim_total
             lines = [("A1", "-5.00")]
-        case.claim(f"C{rnd.randint(0, 10**6):06d}-{n}", lines, member_id=member, provider_id=provider,
-                   setting=setting, admit=admit.isoformat(), discharge=discharge.isoformat(),
-                   referral=rnd.choice([None, None, None, "referred", "emergency"]))
+        case.claim(
+            f"C{rnd.randint(0, 10**6):06d}-{n}",
+            lines,
+            member_id=member,
+            provider_id=provider,
+            setting=setting,
+            admit=admit.isoformat(),
+            discharge=discharge.isoformat(),
+            referral=rnd.choice([None, None, None, "referred", "emergency"]),
+        )
     # same member, same settle date: the order is claim_id as bytes
     case.claim("T-b", [("A1", "30000")], member_id="M00", admit="2024-03-01", discharge="2024-03-05")
     case.claim("T-a", [("A1", "30000")], member_id="M00", admit="2024-03-02", discharge="2024-03-05")
     return case
 
 
-def write(tables: dict[str, pa.Table], folder: Path, parts: dict[str, int] | None = None,
-          rnd: random.Random | None = None) -> dict[str, list[Path]]:
+def write(
+    tables: dict[str, pa.Table], folder: Path, parts: dict[str, int] | None = None, rnd: random.Random | None = None
+) -> dict[str, list[Path]]:
     """Write each table, optionally split into ``parts[name]`` files of randomly chosen rows."""
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, list[Path]] = {}
@@ -129,6 +151,7 @@ def shuffled(t: pa.Table, rnd: random.Random) -> pa.Table:
 # Order, files, threads (contract §3)
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("policy", SHIPPED)
 def test_row_order_and_file_split_change_nothing(policy, tmp_path):
     rnd = random.Random(7)
@@ -151,8 +174,9 @@ def test_threads_change_nothing(tmp_path):
     for policy in ("prefecture-employee", "shenzhen-comprehensive"):
         for threads in (1, 2, 3):
             out = tmp_path / f"out-{policy}-{threads}"
-            r = CliRunner().invoke(main, ["run", *args, "--policy", policy, "--out", str(out),
-                                          "--threads", str(threads), "-q"])
+            r = CliRunner().invoke(
+                main, ["run", *args, "--policy", policy, "--out", str(out), "--threads", str(threads), "-q"]
+            )
             assert r.exit_code == 0, r.output
             outs.append({n: pq.read_table(out / f"{n}.parquet") for n in OUTPUTS})
         for other in outs[-2:]:
@@ -164,6 +188,7 @@ def test_threads_change_nothing(tmp_path):
 # personal account into the member's later years, contract §3)
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("policy", SHIPPED)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_new_claim_changes_only_what_follows_it(policy, seed, tmp_path):
@@ -172,10 +197,18 @@ def test_a_new_claim_changes_only_what_follows_it(policy, seed, tmp_path):
     before = run(write(case.tables(), tmp_path / "a"), policy, tmp_path / "oa")["settlements"].to_pylist()
     member = f"M{rnd.randrange(12):02d}"
     admit = dt.date(2023, 3, 1) + dt.timedelta(days=rnd.randint(0, 600))
-    case.claim("NEW", [("A1", "25000.00"), ("B1", "800.00")], member_id=member, provider_id="H2",
-               admit=admit.isoformat(), discharge=(admit + dt.timedelta(days=3)).isoformat())
-    after = {r["claim_id"]: r for r in
-             run(write(case.tables(), tmp_path / "b"), policy, tmp_path / "ob")["settlements"].to_pylist()}
+    case.claim(
+        "NEW",
+        [("A1", "25000.00"), ("B1", "800.00")],
+        member_id=member,
+        provider_id="H2",
+        admit=admit.isoformat(),
+        discharge=(admit + dt.timedelta(days=3)).isoformat(),
+    )
+    after = {
+        r["claim_id"]: r
+        for r in run(write(case.tables(), tmp_path / "b"), policy, tmp_path / "ob")["settlements"].to_pylist()
+    }
     new = after.pop("NEW")
     key = (new["settle_date"], b"NEW")
     for row in before:
@@ -213,6 +246,7 @@ def test_a_new_claim_changes_only_what_follows_it(policy, seed, tmp_path):
 # fen, so the total falls by less than 2 fen per capped-block claim. With a
 # supplementary limit this holds when the brackets stay constant in the year.
 
+
 def edited(policy: str, tmp_path: Path, pattern: str, repl: str, name: str) -> P.Policy:
     text = P.shipped()[policy].read_text(encoding="utf-8")
     new, n = re.subn(pattern, repl, text, flags=re.M)
@@ -227,9 +261,11 @@ CAP_EDITS = {
     "city-employee": (r"^amount = 40000\b", "amount = {v}", ["0", "1500", "4000.01", "12000", "40000"]),
     "zhenjiang-resident": (r"^amount = 150000\b", "amount = {v}", ["0", "2000", "8000", "30000", "150000"]),
     # every bracket of the basic cap scaled by v
-    "shenzhen-comprehensive": (r"(\{ from = \d+, +amount = \{ times = )([\d.]+)",
-                               lambda v: (lambda m: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)}"),
-                               ["0", "0.01", "0.05", "0.2", "1"]),
+    "shenzhen-comprehensive": (
+        r"(\{ from = \d+, +amount = \{ times = )([\d.]+)",
+        lambda v: lambda m: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)}",
+        ["0", "0.01", "0.05", "0.2", "1"],
+    ),
 }
 
 
@@ -307,8 +343,13 @@ def test_raising_the_supplementary_limit(tmp_path):
     inputs = read_inputs([paths["claims"]], [paths["members"]], [paths["providers"]], [paths["catalogue"]])
     runs = []
     for i, v in enumerate(["0.01", "0.1", "1", "3"]):
-        pol = edited("shenzhen-comprehensive", tmp_path, r"(\{ from = \d+, +amount = )(\d+) \}",
-                     lambda m, v=v: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)} }}", f"sup{i}")
+        pol = edited(
+            "shenzhen-comprehensive",
+            tmp_path,
+            r"(\{ from = \d+, +amount = )(\d+) \}",
+            lambda m, v=v: f"{m.group(1)}{Decimal(m.group(2)) * Decimal(v)} }}",
+            f"sup{i}",
+        )
         runs.append(settlements_table(adjudicate(inputs, pol, threads=1)).to_pylist())
     moved = False
     for low, high in zip(runs, runs[1:]):

@@ -1,4 +1,5 @@
 """Exact money conversion at the edges (contract §1): decimal, int, float and text in, int64 fen out."""
+
 from __future__ import annotations
 
 import math
@@ -28,11 +29,30 @@ def fen(values, type=None, **kw) -> list[int]:
 
 # ---- floats: read as their repr, then rounded half away from zero ----------
 
-@pytest.mark.parametrize("x, want", [
-    (1.005, 101), (2.675, 268), (-1.005, -101), (0.125, 13), (-0.125, -13), (-2.675, -268),
-    (0.005, 1), (-0.005, -1), (0.015, 2), (1.115, 112), (8.345, 835), (1234567.885, 123456789),
-    (0.0, 0), (-0.0, 0), (0.004999, 0), (1e-300, 0), (100.0, 10000), (0.1 + 0.2, 30),
-])
+
+@pytest.mark.parametrize(
+    "x, want",
+    [
+        (1.005, 101),
+        (2.675, 268),
+        (-1.005, -101),
+        (0.125, 13),
+        (-0.125, -13),
+        (-2.675, -268),
+        (0.005, 1),
+        (-0.005, -1),
+        (0.015, 2),
+        (1.115, 112),
+        (8.345, 835),
+        (1234567.885, 123456789),
+        (0.0, 0),
+        (-0.0, 0),
+        (0.004999, 0),
+        (1e-300, 0),
+        (100.0, 10000),
+        (0.1 + 0.2, 30),
+    ],
+)
 def test_float_ties_use_the_decimal_repr(x, want):
     assert fen([x]) == [want]
     assert expected_fen(x) == want
@@ -57,8 +77,9 @@ def test_float_matches_decimal_repr(x):
 
 
 @FUZZ
-@given(st.integers(min_value=-10**11, max_value=10**11), st.sampled_from([1, 5, 25, 125]),
-       st.sampled_from([-1, 0, 1]))
+@given(
+    st.integers(min_value=-(10**11), max_value=10**11), st.sampled_from([1, 5, 25, 125]), st.sampled_from([-1, 0, 1])
+)
 def test_float_ties_and_their_neighbours(whole_fen, tail, ulps):
     """Values with a 5 just past the fen (x.xx5, x.xx25, …) and the floats right beside them."""
     x = float(D(whole_fen).scaleb(-2) + D(tail).scaleb(-2 - len(str(tail))))
@@ -88,23 +109,32 @@ def test_non_finite_floats_are_errors(x):
 
 # ---- decimals of any scale ---------------------------------------------------
 
-@pytest.mark.parametrize("value, type, want", [
-    ("1.005", pa.decimal128(10, 3), 101), ("-1.005", pa.decimal128(10, 3), -101),
-    ("2.675", pa.decimal128(6, 3), 268), ("0.125", pa.decimal128(4, 3), 13),
-    ("-0.004", pa.decimal128(4, 3), 0), ("12.34", pa.decimal128(14, 2), 1234),
-    ("7", pa.decimal128(5, 0), 700), ("1.5", pa.decimal128(38, 30), 150),
-    ("-2.5", pa.decimal128(38, 30), -250), ("1.23456789012345678905", pa.decimal128(38, 20), 123),
-    ("0.00500000000000000000000000001", pa.decimal128(38, 29), 1),
-    ("1.005", pa.decimal256(60, 3), 101), ("1.5E+3", pa.decimal128(10, -2), 150000),
-    ("99.995", pa.decimal128(5, 3), 10000),
-])
+
+@pytest.mark.parametrize(
+    "value, type, want",
+    [
+        ("1.005", pa.decimal128(10, 3), 101),
+        ("-1.005", pa.decimal128(10, 3), -101),
+        ("2.675", pa.decimal128(6, 3), 268),
+        ("0.125", pa.decimal128(4, 3), 13),
+        ("-0.004", pa.decimal128(4, 3), 0),
+        ("12.34", pa.decimal128(14, 2), 1234),
+        ("7", pa.decimal128(5, 0), 700),
+        ("1.5", pa.decimal128(38, 30), 150),
+        ("-2.5", pa.decimal128(38, 30), -250),
+        ("1.23456789012345678905", pa.decimal128(38, 20), 123),
+        ("0.00500000000000000000000000001", pa.decimal128(38, 29), 1),
+        ("1.005", pa.decimal256(60, 3), 101),
+        ("1.5E+3", pa.decimal128(10, -2), 150000),
+        ("99.995", pa.decimal128(5, 3), 10000),
+    ],
+)
 def test_decimal_scales(value, type, want):
     assert fen([D(value), None], type) == [want, 0]
 
 
 @FUZZ
-@given(st.integers(min_value=-10**16, max_value=10**16), st.integers(min_value=0, max_value=24),
-       st.booleans())
+@given(st.integers(min_value=-(10**16), max_value=10**16), st.integers(min_value=0, max_value=24), st.booleans())
 def test_decimal_matches_exact_rounding(unscaled, scale, wide):
     d = D(unscaled).scaleb(-scale)
     precision = max(len(str(abs(unscaled))), scale, 1)
@@ -129,13 +159,14 @@ def test_decimal_too_large_names_the_row():
 
 # ---- whole yuan as integers --------------------------------------------------
 
+
 @pytest.mark.parametrize("type", [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64()])
 def test_integer_yuan(type):
     assert fen([0, 1, 100, None], type) == [0, 100, 10000, 0]
 
 
 @FUZZ
-@given(st.integers(min_value=-2**63, max_value=2**63 - 1))
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_int64_yuan_exact_or_too_large(y):
     if abs(y) * 100 > MAX_FEN:
         with pytest.raises(AmountError, match="too large"):
@@ -160,17 +191,36 @@ def test_limit_is_inclusive():
 
 # ---- text (CSV) ----------------------------------------------------------------
 
-@pytest.mark.parametrize("text, want", [
-    ("1.005", 101), ("-1.005", -101), ("2.675", 268), ("0.125", 13), ("12", 1200), ("+3.5", 350),
-    ("1e3", 100000), (".5", 50), ("0.00499999999999999999999", 0), ("0.005000000000000000000001", 1),
-])
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("1.005", 101),
+        ("-1.005", -101),
+        ("2.675", 268),
+        ("0.125", 13),
+        ("12", 1200),
+        ("+3.5", 350),
+        ("1e3", 100000),
+        (".5", 50),
+        ("0.00499999999999999999999", 0),
+        ("0.005000000000000000000001", 1),
+    ],
+)
 def test_text_is_read_exactly(text, want):
     assert fen([text, None], pa.string(), from_text=True) == [want, 0]
 
 
-@pytest.mark.parametrize("text, match", [("abc", "not a decimal number"), ("nan", "not a decimal number"),
-                                         ("1,5", "not a decimal number"), (" 1", "not a decimal number"),
-                                         ("1" + "0" * 40, "too large")])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("abc", "not a decimal number"),
+        ("nan", "not a decimal number"),
+        ("1,5", "not a decimal number"),
+        (" 1", "not a decimal number"),
+        ("1" + "0" * 40, "too large"),
+    ],
+)
 def test_bad_text(text, match):
     with pytest.raises(AmountError, match=match) as e:
         fen(["1", text], pa.string(), from_text=True)
@@ -184,14 +234,18 @@ def test_text_only_when_asked():
 
 # ---- ratios: whole basis points -----------------------------------------------
 
-@pytest.mark.parametrize("values, type, want", [
-    ([0.15, 0.2, 0.0001, 1.0, 0.0], pa.float64(), [1500, 2000, 1, 10000, 0]),
-    ([0.07, 0.35, 0.1234], pa.float64(), [700, 3500, 1234]),
-    ([D("0.15"), D("0.1234")], pa.decimal128(6, 4), [1500, 1234]),
-    ([D("0.150000")], pa.decimal128(10, 6), [1500]),
-    ([0, 1], pa.int64(), [0, 10000]),
-    ([0.15], pa.float32(), [1500]),
-])
+
+@pytest.mark.parametrize(
+    "values, type, want",
+    [
+        ([0.15, 0.2, 0.0001, 1.0, 0.0], pa.float64(), [1500, 2000, 1, 10000, 0]),
+        ([0.07, 0.35, 0.1234], pa.float64(), [700, 3500, 1234]),
+        ([D("0.15"), D("0.1234")], pa.decimal128(6, 4), [1500, 1234]),
+        ([D("0.150000")], pa.decimal128(10, 6), [1500]),
+        ([0, 1], pa.int64(), [0, 10000]),
+        ([0.15], pa.float32(), [1500]),
+    ],
+)
 def test_ratios_in_basis_points(values, type, want):
     assert to_basis_points(pa.array(values, type)).tolist() == want
 
@@ -203,16 +257,22 @@ def test_every_whole_basis_point_float_is_exact(bp):
     assert to_basis_points(pa.array([x])).tolist() == [bp]
 
 
-@pytest.mark.parametrize("values, type", [
-    ([0.15, 0.12345], pa.float64()), ([0.15000000000000002], pa.float64()),
-    ([D("0.12345")], pa.decimal128(6, 5)), ([1 / 3], pa.float64()),
-])
+@pytest.mark.parametrize(
+    "values, type",
+    [
+        ([0.15, 0.12345], pa.float64()),
+        ([0.15000000000000002], pa.float64()),
+        ([D("0.12345")], pa.decimal128(6, 5)),
+        ([1 / 3], pa.float64()),
+    ],
+)
 def test_ratios_that_are_not_whole_basis_points(values, type):
     with pytest.raises(AmountError, match="basis point"):
         to_basis_points(pa.array(values, type))
 
 
 # ---- the way out, and the reference rounding -------------------------------
+
 
 @FUZZ
 @given(st.lists(st.integers(min_value=-MAX_FEN, max_value=MAX_FEN), max_size=20))
@@ -224,8 +284,7 @@ def test_fen_to_decimal_round_trip(values):
 
 
 @FUZZ
-@given(st.integers(min_value=-10**30, max_value=10**30), st.integers(min_value=1, max_value=10**12),
-       st.booleans())
+@given(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=1, max_value=10**12), st.booleans())
 def test_round_half_away(n, d, negate_d):
     if negate_d:
         n, d = -n, -d

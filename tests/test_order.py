@@ -1,4 +1,5 @@
 """Contract §3: the result does not depend on row order, file split or threads."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def tables():
 
 def outputs(folder, policy="prefecture-employee", threads=1, claims=None):
     claims = claims or [folder / "claims.parquet"]
-    inputs = read_inputs(claims, [folder / "members.parquet"], [folder / "providers.parquet"],
-                         [folder / "catalogue.parquet"])
+    inputs = read_inputs(
+        claims, [folder / "members.parquet"], [folder / "providers.parquet"], [folder / "catalogue.parquet"]
+    )
     r = adjudicate(inputs, P.load(policy), threads=threads)
     return settlements_table(r), lines_table(r), rejected_table(r)
 

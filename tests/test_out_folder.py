@@ -4,6 +4,7 @@ An --out that exists and is not an earlier output is refused with exit 2 and lef
 folder, a folder holding an input, and the root. A symbolic link is written through. Temporary folders of a
 live run are never removed by another run (they are locked, not judged by process id); a killed run's are.
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,8 +38,11 @@ def inputs_args(folder: Path) -> list:
 
 def tree(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (hidden ones too) with its digest."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -60,13 +64,13 @@ def refused(r, *says: str) -> None:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name
-                  or ".old-" in p.name)
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and ".tmp-" in p.name or ".old-" in p.name)
 
 
 # ---------------------------------------------------------------------------
 # §1: foreign folders, input folders
 # ---------------------------------------------------------------------------
+
 
 def test_run_into_the_inputs_folder_is_refused_and_deletes_nothing(data, tmp_path):
     before = tree(tmp_path)
@@ -86,8 +90,12 @@ def test_an_earlier_output_that_holds_the_inputs_is_refused(tmp_path):
     assert (g / MARKER).is_file()
     before = tree(g)
     refused(run(g, g), "holds the input")
-    refused(invoke("compare", "--policy", "prefecture-employee", "--policy", "city-employee",
-                   *inputs_args(g), "--out", g, "-q"), "holds the input")
+    refused(
+        invoke(
+            "compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(g), "--out", g, "-q"
+        ),
+        "holds the input",
+    )
     assert tree(g) == before
 
 
@@ -108,8 +116,17 @@ def test_every_command_refuses_a_foreign_folder(command, data, tmp_path):
         "generate": ["generate", "--members", 10, "--year", 2024],
         "compare": ["compare", "--policy", "prefecture-employee", "--policy", "city-employee", *inputs_args(data)],
         "readjudicate": ["readjudicate", "--previous", earlier, *inputs_args(data), "--policy", "city-employee"],
-        "reconcile": ["reconcile", "--settlements", earlier, "--providers", data / "providers.parquet",
-                      "--members", data / "members.parquet", "--year", 2024],
+        "reconcile": [
+            "reconcile",
+            "--settlements",
+            earlier,
+            "--providers",
+            data / "providers.parquet",
+            "--members",
+            data / "members.parquet",
+            "--year",
+            2024,
+        ],
     }[command]
     refused(invoke(*args, "--out", out), "not an output of adjudicate", str(out))
     assert tree(out) == before
@@ -148,11 +165,32 @@ def test_an_output_of_an_earlier_version_without_marker_is_replaced(data, tmp_pa
 def test_readers_of_an_output_folder_skip_the_marker(data, tmp_path):
     out = tmp_path / "out"
     assert run(data, out).exit_code == 0
-    rec = invoke("reconcile", "--settlements", out, "--providers", data / "providers.parquet",
-                 "--members", data / "members.parquet", "--year", 2024, "--out", tmp_path / "rec", "-q")
+    rec = invoke(
+        "reconcile",
+        "--settlements",
+        out,
+        "--providers",
+        data / "providers.parquet",
+        "--members",
+        data / "members.parquet",
+        "--year",
+        2024,
+        "--out",
+        tmp_path / "rec",
+        "-q",
+    )
     assert rec.exit_code == 0, rec.output
-    again = invoke("readjudicate", "--previous", out, *inputs_args(data), "--policy", "prefecture-employee",
-                   "--out", tmp_path / "night", "-q")
+    again = invoke(
+        "readjudicate",
+        "--previous",
+        out,
+        *inputs_args(data),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "night",
+        "-q",
+    )
     assert again.exit_code == 0, again.output
     g = tmp_path / "gen"
     assert invoke("generate", "--members", 20, "--year", 2024, "--seed", 2, "--out", g, "-q").exit_code == 0
@@ -162,6 +200,7 @@ def test_readers_of_an_output_folder_skip_the_marker(data, tmp_path):
 # ---------------------------------------------------------------------------
 # §2: '.', 'x/..'
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("out", [".", "x/..", "./", "sub/../.", ".."])
 def test_out_naming_the_current_folder_is_refused(out, data, tmp_path, monkeypatch):
@@ -191,6 +230,7 @@ def test_root_is_refused(data):
 # ---------------------------------------------------------------------------
 # §3: symbolic links
 # ---------------------------------------------------------------------------
+
 
 def test_a_symlinked_out_is_written_through_and_nothing_is_left_behind(data, tmp_path):
     runs = tmp_path / "runs"
@@ -222,6 +262,7 @@ def test_a_symlinked_out_is_written_through_and_nothing_is_left_behind(data, tmp
 # §4: locks, not process ids
 # ---------------------------------------------------------------------------
 
+
 def test_a_live_temporary_folder_of_another_pid_namespace_is_kept(data, tmp_path):
     out = tmp_path / "out"
     # A run in another container: its process id means nothing here (no such process), but it holds the lock.
@@ -246,8 +287,10 @@ def test_a_live_temporary_folder_of_another_pid_namespace_is_kept(data, tmp_path
 def test_concurrent_runs_into_one_out_both_succeed_and_leave_one_whole_output(data, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "adjudicate.cli", "run", *map(str, inputs_args(data)), "--out", str(out), "-q"]
-    procs = [subprocess.Popen(cmd + ["--policy", p], stderr=subprocess.PIPE, text=True)
-             for p in ("prefecture-employee", "city-employee", "zhenjiang-resident")]
+    procs = [
+        subprocess.Popen(cmd + ["--policy", p], stderr=subprocess.PIPE, text=True)
+        for p in ("prefecture-employee", "city-employee", "zhenjiang-resident")
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -258,6 +301,7 @@ def test_concurrent_runs_into_one_out_both_succeed_and_leave_one_whole_output(da
 # ---------------------------------------------------------------------------
 # §10: a full disk is the machine's problem, not a bug
 # ---------------------------------------------------------------------------
+
 
 def test_a_full_disk_exits_2_and_keeps_the_previous_output(data, tmp_path, monkeypatch):
     out = tmp_path / "out"
@@ -287,6 +331,7 @@ def test_the_library_refuses_an_out_holding_the_inputs_too(tmp_path):
     from adjudicate.engine import adjudicate, read_inputs
     from adjudicate.inputs import InputError
     from adjudicate.stream import run_streaming
+
     g = tmp_path / "gen"
     assert invoke("generate", "--members", 30, "--year", 2024, "--seed", 1, "--out", g, "-q").exit_code == 0
     before = tree(g)

@@ -5,6 +5,7 @@ ceiling ``round(max_unit_price × quantity)`` is taken on the exact product and
 rounded once, half away from zero. A price with more than four decimals that
 are not zero, and a negative ``max_unit_price``, are input errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,13 @@ D = Decimal
 
 
 def ceiling_case(max_price: str, amount: str, qty: float) -> Case:
-    return (Case().member().provider().item("D1", "A", max_price=max_price)
-            .claim("C1", [("D1", amount, qty), ("A1", "100")]))
+    return (
+        Case()
+        .member()
+        .provider()
+        .item("D1", "A", max_price=max_price)
+        .claim("C1", [("D1", amount, qty), ("A1", "100")])
+    )
 
 
 def test_four_decimal_ceiling_end_to_end(tmp_path, run_case):
@@ -38,8 +44,16 @@ def test_four_decimal_ceiling_end_to_end(tmp_path, run_case):
     compare(load_case(case, tmp_path / "ref"), P.load("city-employee"))
     # explain shows the exact price and the ceiling
     paths = case.write(tmp_path / "x")
-    args = ["--claims", str(paths["claims"]), "--members", str(paths["members"]), "--providers",
-            str(paths["providers"]), "--catalogue", str(paths["catalogue"])]
+    args = [
+        "--claims",
+        str(paths["claims"]),
+        "--members",
+        str(paths["members"]),
+        "--providers",
+        str(paths["providers"]),
+        "--catalogue",
+        str(paths["catalogue"]),
+    ]
     r = cli("explain", "C1", *args, "--policy", "city-employee", "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
@@ -50,13 +64,16 @@ def test_four_decimal_ceiling_end_to_end(tmp_path, run_case):
     assert "2.4185" in r.output and "14.51" in r.output
 
 
-@pytest.mark.parametrize("max_price, qty, amount, self_pay", [
-    ("2.4175", 2, "9.00", "4.16"),     # 4.835 → 4.84, half away from zero
-    ("2.4165", 2, "9.00", "4.17"),     # 4.833 → 4.83
-    ("0.0025", 1, "1.00", "1.00"),     # 0.0025 → 0.00 (a quarter fen rounds down)
-    ("0.0050", 1, "1.00", "0.99"),     # 0.005 → 0.01: a half fen rounds up
-    ("1.0025", -2, "5.00", "7.01"),    # −2.005 → −2.01: a negative half fen rounds away from zero too
-])
+@pytest.mark.parametrize(
+    "max_price, qty, amount, self_pay",
+    [
+        ("2.4175", 2, "9.00", "4.16"),  # 4.835 → 4.84, half away from zero
+        ("2.4165", 2, "9.00", "4.17"),  # 4.833 → 4.83
+        ("0.0025", 1, "1.00", "1.00"),  # 0.0025 → 0.00 (a quarter fen rounds down)
+        ("0.0050", 1, "1.00", "0.99"),  # 0.005 → 0.01: a half fen rounds up
+        ("1.0025", -2, "5.00", "7.01"),  # −2.005 → −2.01: a negative half fen rounds away from zero too
+    ],
+)
 def test_half_fen_ties_both_signs(tmp_path, run_case, max_price, qty, amount, self_pay):
     case = ceiling_case(max_price, amount, qty)
     got = run_case(case, "prefecture-employee")
@@ -80,14 +97,18 @@ def test_generator_emits_four_decimal_prices_and_half_fen_ties():
     ties = 0
     for r in t["claims"].select(["item_code", "admit_date", "quantity", "amount"]).to_pylist():
         for c in index.get(r["item_code"], ()):
-            if c["max_unit_price"] is not None and c["valid_from"] <= r["admit_date"] and (
-                    c["valid_to"] is None or r["admit_date"] <= c["valid_to"]):
+            if (
+                c["max_unit_price"] is not None
+                and c["valid_from"] <= r["admit_date"]
+                and (c["valid_to"] is None or r["admit_date"] <= c["valid_to"])
+            ):
                 exact = c["max_unit_price"] * D(repr(r["quantity"]))
                 ties += (exact * 100) % 1 == D("0.5") and r["amount"] > exact
     assert ties > 0
 
 
 # ---- input errors -------------------------------------------------------------
+
 
 def test_five_decimals_is_an_input_error_decimal(tmp_path):
     case = ceiling_case("2.4185", "20.00", 6)

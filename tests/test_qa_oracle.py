@@ -2,6 +2,7 @@
 data made apart from the project's generator (qa_data.py): every settlement and
 line column, several seeds and row orders, in memory and in partitions, plain and
 dated policies, across two or three benefit years with carried-over accounts."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,8 +17,19 @@ from qa_oracle import adjudicate, city, pct, prefecture
 
 from adjudicate.cli import main as cli
 
-MONEY = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-         "member_policy_share", "subsidy", "account_paid", "cash_paid")
+MONEY = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 LINE_MONEY = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
 
 
@@ -28,9 +40,23 @@ def _fen(v) -> int:
 def run_engine(tmp: Path, data, policy: str, *extra: str, fmt: str = "parquet"):
     paths = data.write(tmp / "in", fmt)
     out = tmp / "out"
-    args = ["run", "--claims", str(paths["claims"]), "--members", str(paths["members"]),
-            "--providers", str(paths["providers"]), "--catalogue", str(paths["catalogue"]),
-            "--policy", policy, "--out", str(out), "--quiet", *extra]
+    args = [
+        "run",
+        "--claims",
+        str(paths["claims"]),
+        "--members",
+        str(paths["members"]),
+        "--providers",
+        str(paths["providers"]),
+        "--catalogue",
+        str(paths["catalogue"]),
+        "--policy",
+        policy,
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     s = {r["claim_id"]: r for r in pq.read_table(out / "settlements.parquet").to_pylist()}
@@ -47,14 +73,17 @@ def compare(tmp: Path, data, policy: str, params, *extra: str, fmt: str = "parqu
     for r in rej:
         rejected.setdefault(r["claim_id"], set()).add(r["reason"])
     if set(rejected) != set(orej):
-        diffs.append(f"rejected: engine only {sorted(set(rejected) - set(orej))}, "
-                     f"oracle only {sorted(set(orej) - set(rejected))}")
+        diffs.append(
+            f"rejected: engine only {sorted(set(rejected) - set(orej))}, "
+            f"oracle only {sorted(set(orej) - set(rejected))}"
+        )
     for cid, why in orej.items():
         if cid in rejected and why not in rejected[cid]:
             diffs.append(f"{cid}: rejected for {rejected[cid]}, oracle says {why}")
     if set(s) != set(os_):
-        diffs.append(f"settled: engine only {sorted(set(s) - set(os_))[:5]}, "
-                     f"oracle only {sorted(set(os_) - set(s))[:5]}")
+        diffs.append(
+            f"settled: engine only {sorted(set(s) - set(os_))[:5]}, oracle only {sorted(set(os_) - set(s))[:5]}"
+        )
     for cid, o in os_.items():
         e = s.get(cid)
         if e is None:
@@ -88,10 +117,12 @@ CASES = [  # (seed, members, order, partitions, input format)
 
 
 @pytest.mark.parametrize("seed,members,order,partitions,fmt", CASES)
-@pytest.mark.parametrize("policy,params", [("prefecture-employee", lambda d: prefecture()),
-                                           ("city-employee", lambda d: city())])
-def test_engine_agrees_with_an_independent_implementation(tmp_path, seed, members, order, partitions, fmt,
-                                                          policy, params):
+@pytest.mark.parametrize(
+    "policy,params", [("prefecture-employee", lambda d: prefecture()), ("city-employee", lambda d: city())]
+)
+def test_engine_agrees_with_an_independent_implementation(
+    tmp_path, seed, members, order, partitions, fmt, policy, params
+):
     data = make(seed, members, order=order)
     diffs = compare(tmp_path, data, policy, params, "--partitions", partitions, fmt=fmt)
     assert not diffs, "\n".join(diffs[:40])
@@ -111,21 +142,31 @@ def _dated(tmp: Path, name: str, edits: list[tuple[str, str]]) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("rate,cap", [("0.90", 50000), ("0.80", 20000)])   # a raised and a lowered cap
+@pytest.mark.parametrize("rate,cap", [("0.90", 50000), ("0.80", 20000)])  # a raised and a lowered cap
 def test_dated_city_employee_mid_year_rate_and_cap_change(tmp_path, rate, cap):
     """A band rate and the annual cap change on 2024-07-01, the retired credit on 2025-01-01: the
     value in force on settle_date applies, the room under the raised cap is the new cap less what
     was paid this year, and the credit for 2024 follows the values of 1 January 2025."""
-    policy = _dated(tmp_path, "city-employee", [
-        ("{ from = 0, pool = 0.85 },", f"{{ from = 0, pool = {{ values = {{ 2000-01-01 = 0.85, 2024-07-01 = {rate} }} }} }},"),
-        ("amount = 40000", f"amount = {{ values = {{ 2000-01-01 = 40000, 2024-07-01 = {cap} }} }}"),
-        ("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-01-01 = 520 } }"),
-    ])
+    policy = _dated(
+        tmp_path,
+        "city-employee",
+        [
+            (
+                "{ from = 0, pool = 0.85 },",
+                f"{{ from = 0, pool = {{ values = {{ 2000-01-01 = 0.85, 2024-07-01 = {rate} }} }} }},",
+            ),
+            ("amount = 40000", f"amount = {{ values = {{ 2000-01-01 = 40000, 2024-07-01 = {cap} }} }}"),
+            ("retired_amount = 400", "retired_amount = { values = { 2000-01-01 = 400, 2025-01-01 = 520 } }"),
+        ],
+    )
 
     def params(d):
         after = d >= CHANGE
-        return city(rate=pct(rate) if after else pct("0.85"), cap=cap if after else 40000,
-                    retired_amount=520 if d >= dt.date(2025, 1, 1) else 400)
+        return city(
+            rate=pct(rate) if after else pct("0.85"),
+            cap=cap if after else 40000,
+            retired_amount=520 if d >= dt.date(2025, 1, 1) else 400,
+        )
 
     data = make(11, 60, big=0.6)
     diffs = compare(tmp_path, data, policy, params, "--partitions", "3")
@@ -133,14 +174,22 @@ def test_dated_city_employee_mid_year_rate_and_cap_change(tmp_path, rate, cap):
 
 
 def test_dated_prefecture_employee_band_deductible_and_supplementary(tmp_path):
-    policy = _dated(tmp_path, "prefecture-employee", [
-        ("{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },",
-         "{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
-         "2024-07-01 = { in_service = 0.95, retired = 0.97 } } }, subsidised = true },"),
-        ("{ from = 100000, supplementary = 0.80, subsidised = true },",
-         "{ from = 100000, supplementary = { values = { 2000-01-01 = 0.80, 2024-07-01 = 0.85 } }, "
-         "subsidised = true },"),
-    ])
+    policy = _dated(
+        tmp_path,
+        "prefecture-employee",
+        [
+            (
+                "{ from = 60000,  pool = { in_service = 0.92, retired = 0.94 }, subsidised = true },",
+                "{ from = 60000,  pool = { values = { 2000-01-01 = { in_service = 0.92, retired = 0.94 }, "
+                "2024-07-01 = { in_service = 0.95, retired = 0.97 } } }, subsidised = true },",
+            ),
+            (
+                "{ from = 100000, supplementary = 0.80, subsidised = true },",
+                "{ from = 100000, supplementary = { values = { 2000-01-01 = 0.80, 2024-07-01 = 0.85 } }, "
+                "subsidised = true },",
+            ),
+        ],
+    )
 
     def params(d):
         p = prefecture()

@@ -1,4 +1,5 @@
 """``adjudicate readjudicate`` (contract §5): re-run and write only the adjustments against an earlier run."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,17 @@ def run(paths, out, policy="prefecture-employee", *extra):
 
 
 def readjudicate(previous, paths, out, policy="prefecture-employee", quiet=True):
-    r = invoke("readjudicate", "--previous", previous, *inputs_args(paths), "--policy", policy, "--out", out,
-               *(["-q"] if quiet else []))
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        previous,
+        *inputs_args(paths),
+        "--policy",
+        policy,
+        "--out",
+        out,
+        *(["-q"] if quiet else []),
+    )
     assert r.exit_code == 0, r.output
     return r
 
@@ -67,10 +77,24 @@ def catalogue_case() -> Case:
     case.item("B2", "B")
     case.claim("C1", [("A1", "5000.00"), ("B2", "5000.00")], admit="2024-03-01", discharge="2024-03-10")
     case.claim("C2", [("A1", "2000.00")], admit="2024-06-01", discharge="2024-06-05")
-    case.claim("C3", [("B1", "300.00")], member_id="M2", provider_id="CL", setting="outpatient",
-               admit="2024-04-02", discharge=None)
-    case.claim("C4", [("B2", "1000.00"), ("A1", "50.00")], member_id="M2", provider_id="CL", setting="outpatient",
-               admit="2024-05-02", discharge=None)
+    case.claim(
+        "C3",
+        [("B1", "300.00")],
+        member_id="M2",
+        provider_id="CL",
+        setting="outpatient",
+        admit="2024-04-02",
+        discharge=None,
+    )
+    case.claim(
+        "C4",
+        [("B2", "1000.00"), ("A1", "50.00")],
+        member_id="M2",
+        provider_id="CL",
+        setting="outpatient",
+        admit="2024-05-02",
+        discharge=None,
+    )
     return case
 
 
@@ -90,7 +114,8 @@ def test_against_its_own_output_gives_zero_adjustments(gen, tmp_path):
     assert s["previous"]["policy"] == s["current"]["policy"]
     # current/ is the same run, file for file
     assert pq.read_table(night2 / "current" / "settlements.parquet").equals(
-        pq.read_table(night1 / "settlements.parquet"))
+        pq.read_table(night1 / "settlements.parquet")
+    )
     # and the next night can chain on this folder (its current/ is used)
     night3 = tmp_path / "night3"
     readjudicate(night2, gen, night3)
@@ -120,8 +145,10 @@ def test_catalogue_class_change_adjusts_only_claims_with_that_item(tmp_path):
     assert c4["fund_pool_delta"] == 0 and c4["member_id"] == "M2"
     lines = pq.read_table(night2 / "line_adjustments.parquet").to_pylist()
     b2 = [x for x in lines if x["item_code"] == "B2"]
-    assert {(x["claim_id"], x["class_previous"], x["class_current"]) for x in b2} == {("C1", "B", "A"),
-                                                                                      ("C4", "B", "A")}
+    assert {(x["claim_id"], x["class_previous"], x["class_current"]) for x in b2} == {
+        ("C1", "B", "A"),
+        ("C4", "B", "A"),
+    }
     assert {x["claim_id"] for x in lines} == {"C1", "C4"}
     assert [(x["claim_id"], x["line_no"]) for x in lines] == [("C1", 1), ("C1", 2), ("C4", 1)]  # C4's A1 unchanged
     s = summary(night2)
@@ -174,7 +201,11 @@ def test_new_removed_and_now_rejected(tmp_path):
     readjudicate(night1, case.write(tmp_path / "after"), night2)
     adj = adjustments(night2)
     assert {k: a["kind"] for k, a in adj.items()} == {
-        "GONE": "removed", "BAD": "now_rejected", "FIXED": "new", "NEW": "new"}
+        "GONE": "removed",
+        "BAD": "now_rejected",
+        "FIXED": "new",
+        "NEW": "new",
+    }
     for cid in ("GONE", "BAD"):
         a = adj[cid]
         assert all(a[f"{k}_current"] == 0 and a[f"{k}_delta"] == -a[f"{k}_previous"] for k in AMOUNTS)
@@ -189,7 +220,11 @@ def test_new_removed_and_now_rejected(tmp_path):
     assert s["reconciles"]
     lines = pq.read_table(night2 / "line_adjustments.parquet").to_pylist()
     assert {(x["claim_id"], x["kind"]) for x in lines} == {
-        ("GONE", "removed"), ("BAD", "now_rejected"), ("FIXED", "new"), ("NEW", "new")}
+        ("GONE", "removed"),
+        ("BAD", "now_rejected"),
+        ("FIXED", "new"),
+        ("NEW", "new"),
+    }
 
 
 def test_previous_without_lines_writes_no_line_adjustments(tmp_path):
@@ -209,14 +244,23 @@ def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     # below are shown with an earlier output in --out (this test used to put stale.txt there)
     out = run(paths, tmp_path / "o")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    r = invoke("readjudicate", "--previous", tmp_path / "nowhere", *inputs_args(paths),
-               "--policy", "prefecture-employee", "--out", out)
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        tmp_path / "nowhere",
+        *inputs_args(paths),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        out,
+    )
     assert r.exit_code == 2 and "nowhere" in r.output and "Traceback" not in r.output
     night1 = run(paths, tmp_path / "night1")
     table = pq.read_table(night1 / "settlements.parquet").drop_columns(["fund_pool"])
     pq.write_table(table, night1 / "settlements.parquet")
-    r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee",
-               "--out", out)
+    r = invoke(
+        "readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee", "--out", out
+    )
     assert r.exit_code == 2 and "fund_pool" in r.output and "settlements.parquet" in r.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     shutil.rmtree(out)
@@ -224,8 +268,16 @@ def test_errors_exit_2_and_leave_the_output_alone(tmp_path):
     (out / "stale.txt").write_text("from before")
     # contract §5: a folder that is not an earlier output of adjudicate is refused (exit 2), even when the
     # run would succeed (this test used to expect it replaced)
-    r = invoke("readjudicate", "--previous", run(paths, tmp_path / "night1b"), *inputs_args(paths),
-               "--policy", "prefecture-employee", "--out", out)
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        run(paths, tmp_path / "night1b"),
+        *inputs_args(paths),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        out,
+    )
     assert r.exit_code == 2 and "not an output of adjudicate" in r.output
     assert [p.name for p in out.iterdir()] == ["stale.txt"]
     # success replaces an earlier output whole, leaving no temporary folder beside it
@@ -249,6 +301,7 @@ def test_out_may_be_the_previous_folder(tmp_path):
 # the previous outputs are inputs too (issue 8 §7)
 # ---------------------------------------------------------------------------
 
+
 def _rewrite(path, column, array):
     t = pq.read_table(path)
     pq.write_table(t.set_column(t.column_names.index(column), column, array), path)
@@ -261,8 +314,16 @@ def test_a_null_amount_in_the_previous_settlements_is_an_input_error(tmp_path):
     pool = t["fund_pool"].to_pylist()
     pool[2] = None
     _rewrite(night1 / "settlements.parquet", "fund_pool", pa.array(pool, t["fund_pool"].type))
-    r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "prefecture-employee",
-               "--out", tmp_path / "o")
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        night1,
+        *inputs_args(paths),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "o",
+    )
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "settlements.parquet" in r.output and "'fund_pool'" in r.output and "row 2" in r.output
     assert not (tmp_path / "o").exists()
@@ -282,8 +343,16 @@ def test_claim_ids_of_another_type_are_cast_when_lossless_and_refused_otherwise(
         readjudicate(night1, paths, out, "city-employee")
         assert adjustments(out) == expected
     _rewrite(path, "claim_id", pa.array(range(len(ids)), pa.int64()))
-    r = invoke("readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "city-employee",
-               "--out", tmp_path / "bad")
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        night1,
+        *inputs_args(paths),
+        "--policy",
+        "city-employee",
+        "--out",
+        tmp_path / "bad",
+    )
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert f"{table}.parquet" in r.output and "'claim_id'" in r.output and "int64" in r.output and "row 0" in r.output
 
@@ -294,16 +363,34 @@ def test_a_previous_run_of_other_data_is_warned_about_loudly(gen, tmp_path):
     assert r.exit_code == 0, r.output
     other_paths = {t: other / f"{t}.parquet" for t in ("claims", "members", "providers", "catalogue")}
     night1 = run(other_paths, tmp_path / "night1")
-    r = invoke("readjudicate", "--previous", night1, *inputs_args(gen), "--policy", "prefecture-employee",
-               "--out", tmp_path / "night2", "-q")
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        night1,
+        *inputs_args(gen),
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        tmp_path / "night2",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     assert "warning: the previous run" in r.output and "unrelated" in r.output
     s = summary(tmp_path / "night2")
     assert s["previous"]["relation"]["unrelated"] and s["warnings"]
     # the same data, re-run: no warning
     same = run(gen, tmp_path / "same")
-    r = invoke("readjudicate", "--previous", same, *inputs_args(gen), "--policy", "city-employee",
-               "--out", tmp_path / "night3", "-q")
+    r = invoke(
+        "readjudicate",
+        "--previous",
+        same,
+        *inputs_args(gen),
+        "--policy",
+        "city-employee",
+        "--out",
+        tmp_path / "night3",
+        "-q",
+    )
     assert r.exit_code == 0 and "warning" not in r.output, r.output
     s = summary(tmp_path / "night3")
     assert not s["previous"]["relation"]["unrelated"] and s["warnings"] == []

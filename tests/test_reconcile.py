@@ -1,4 +1,5 @@
 """adjudicate reconcile: provider quota settlement, fund statement, account ledger (schemes.md §7–§9)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,9 +21,17 @@ D = Decimal
 DATA = Path(__file__).resolve().parents[1] / "data"
 MONEY = pa.decimal128(18, 2)
 SETTLEMENT_TYPES = {
-    "claim_id": pa.string(), "member_id": pa.string(), "provider_id": pa.string(), "setting": pa.string(),
-    "settle_date": pa.date32(), "benefit_year": pa.int16(), "admission_ordinal": pa.int32(),
-    "fund_pool": MONEY, "fund_supplementary": MONEY, "subsidy": MONEY, "account_paid": MONEY,
+    "claim_id": pa.string(),
+    "member_id": pa.string(),
+    "provider_id": pa.string(),
+    "setting": pa.string(),
+    "settle_date": pa.date32(),
+    "benefit_year": pa.int16(),
+    "admission_ordinal": pa.int32(),
+    "fund_pool": MONEY,
+    "fund_supplementary": MONEY,
+    "subsidy": MONEY,
+    "account_paid": MONEY,
 }
 
 
@@ -39,25 +48,67 @@ class Books:
         self.members: list[dict] = []
 
     def provider(self, pid: str, quota: str | None = "5000", kind: str = "hospital", level: int = 2) -> Books:
-        self.providers.append(dict(provider_id=pid, kind=kind, level=level, designated=True, local=True,
-                                   quota_per_admission=D(quota) if quota is not None else None))
+        self.providers.append(
+            dict(
+                provider_id=pid,
+                kind=kind,
+                level=level,
+                designated=True,
+                local=True,
+                quota_per_admission=D(quota) if quota is not None else None,
+            )
+        )
         return self
 
-    def member(self, mid: str, birth: str = "1970-06-01", category: str = "in_service", balance: str = "0",
-               wage: str | None = "60000") -> Books:
-        self.members.append(dict(member_id=mid, birth_date=dt.date.fromisoformat(birth), category=category,
-                                 civil_servant=False, enrolled_since=dt.date(2000, 1, 1), account_balance=D(balance),
-                                 prior_year_wage=D(wage) if wage is not None else None))
+    def member(
+        self,
+        mid: str,
+        birth: str = "1970-06-01",
+        category: str = "in_service",
+        balance: str = "0",
+        wage: str | None = "60000",
+    ) -> Books:
+        self.members.append(
+            dict(
+                member_id=mid,
+                birth_date=dt.date.fromisoformat(birth),
+                category=category,
+                civil_servant=False,
+                enrolled_since=dt.date(2000, 1, 1),
+                account_balance=D(balance),
+                prior_year_wage=D(wage) if wage is not None else None,
+            )
+        )
         return self
 
-    def claim(self, date: str, member: str = "M1", provider: str = "H1", ordinal: int | None = None,
-              pool: str = "0", supp: str = "0", subsidy: str = "0", account: str = "0",
-              setting: str | None = None) -> Books:
+    def claim(
+        self,
+        date: str,
+        member: str = "M1",
+        provider: str = "H1",
+        ordinal: int | None = None,
+        pool: str = "0",
+        supp: str = "0",
+        subsidy: str = "0",
+        account: str = "0",
+        setting: str | None = None,
+    ) -> Books:
         d = dt.date.fromisoformat(date)
-        self.claims.append(dict(claim_id=f"C{len(self.claims):06d}", member_id=member, provider_id=provider,
-                                setting=setting or ("inpatient" if ordinal else "outpatient"), settle_date=d,
-                                benefit_year=d.year, admission_ordinal=ordinal, fund_pool=D(pool),
-                                fund_supplementary=D(supp), subsidy=D(subsidy), account_paid=D(account)))
+        self.claims.append(
+            dict(
+                claim_id=f"C{len(self.claims):06d}",
+                member_id=member,
+                provider_id=provider,
+                setting=setting or ("inpatient" if ordinal else "outpatient"),
+                settle_date=d,
+                benefit_year=d.year,
+                admission_ordinal=ordinal,
+                fund_pool=D(pool),
+                fund_supplementary=D(supp),
+                subsidy=D(subsidy),
+                account_paid=D(account),
+            )
+        )
         return self
 
     def admissions(self, provider: str, n: int, total_pool: str, year: int = 2024) -> Books:
@@ -81,9 +132,20 @@ class Books:
 def reconcile(folder: Path, *extra) -> tuple[object, Path]:
     out = folder / "out"
     # hand-made settlements have no run summary.json naming the policy: give it (its [account.credit])
-    r = invoke("reconcile", "--settlements", folder, "--providers", folder / "providers.parquet",
-               "--members", folder / "members.parquet", "--out", out, "-q",
-               *(() if "--policy" in extra else ("--policy", "prefecture-employee")), *extra)
+    r = invoke(
+        "reconcile",
+        "--settlements",
+        folder,
+        "--providers",
+        folder / "providers.parquet",
+        "--members",
+        folder / "members.parquet",
+        "--out",
+        out,
+        "-q",
+        *(() if "--policy" in extra else ("--policy", "prefecture-employee")),
+        *extra,
+    )
     return r, out
 
 
@@ -105,18 +167,21 @@ RULES = load_rules()
 Q = 600_000_00  # fen: quota 5 000 × 120 admissions
 
 
-@pytest.mark.parametrize("A, due, band, over", [
-    ("510000", "510000", "below", "0"),            # Example 12: 85 %, pays A (reward 0)
-    ("539999.99", "539999.99", "below", "0"),
-    ("540000", "600000", "corridor", "0"),         # exactly 90 %: the quota
-    ("630000", "600000", "corridor", "0"),         # Example 12: 105 %
-    ("660000", "600000", "corridor", "0"),         # exactly 110 %: still the quota (continuous, reading 1b)
-    ("660000.01", "600000.01", "shared", "0"),     # 600 000.005 rounds once, half away from zero
-    ("700000", "620000", "shared", "0"),           # Example 12: 116.7 %
-    ("720000", "630000", "shared", "0"),           # exactly 120 %: the maximum 1.05 Q
-    ("720000.01", "630000", "above", "0.01"),
-    ("780000", "630000", "above", "60000"),        # Example 12: 130 %; the hospital bears 150 000 in all
-])
+@pytest.mark.parametrize(
+    "A, due, band, over",
+    [
+        ("510000", "510000", "below", "0"),  # Example 12: 85 %, pays A (reward 0)
+        ("539999.99", "539999.99", "below", "0"),
+        ("540000", "600000", "corridor", "0"),  # exactly 90 %: the quota
+        ("630000", "600000", "corridor", "0"),  # Example 12: 105 %
+        ("660000", "600000", "corridor", "0"),  # exactly 110 %: still the quota (continuous, reading 1b)
+        ("660000.01", "600000.01", "shared", "0"),  # 600 000.005 rounds once, half away from zero
+        ("700000", "620000", "shared", "0"),  # Example 12: 116.7 %
+        ("720000", "630000", "shared", "0"),  # exactly 120 %: the maximum 1.05 Q
+        ("720000.01", "630000", "above", "0.01"),
+        ("780000", "630000", "above", "60000"),  # Example 12: 130 %; the hospital bears 150 000 in all
+    ],
+)
 def test_corridor_example_12_and_boundaries(A, due, band, over):
     c = corridor([int(D(A) * 100)], [Q], RULES)
     assert D(int(c.due[0])) / 100 == D(due)
@@ -139,8 +204,10 @@ def test_example_12_through_the_command(tmp_path):
     p = rows(out, "providers", "provider_id")
     assert set(p) == {"H1", "H2", "H3", "H4"}  # no quota, no quota settlement
     expect = {  # due, balance after 540 000 of advances (Example 12's last column), borne by the hospital
-        "H1": ("510000", "-30000", "0"), "H2": ("600000", "60000", "30000"),
-        "H3": ("620000", "80000", "80000"), "H4": ("630000", "90000", "150000"),
+        "H1": ("510000", "-30000", "0"),
+        "H2": ("600000", "60000", "30000"),
+        "H3": ("620000", "80000", "80000"),
+        "H4": ("630000", "90000", "150000"),
     }
     for pid, (due, balance, borne) in expect.items():
         row = p[pid]
@@ -163,13 +230,16 @@ def test_advances_default_rounding_and_table(tmp_path):
     assert p["H1"]["advances"] == D("9000.00")  # 3 × round(2 999.997) = 3 × 3 000.00
     assert p["H1"]["due"] == D("9999.99")  # A = 10 000 is 100.0001 % of Q = 9 999.99: pays Q
     assert "H3" not in p  # a quota but no admissions and no advances
-    adv = csv(tmp_path / "advances.csv", """
+    adv = csv(
+        tmp_path / "advances.csv",
+        """
 provider_id,year,month,amount
 H1,2024,1,3000
 H1,,2,2500.50
 H2,2024,1,7200
 H3,2024,5,900
-""")
+""",
+    )
     r, out = reconcile(tmp_path, "--advances", adv)
     assert r.exit_code == 0, r.output
     p = rows(out, "providers", "provider_id")
@@ -189,11 +259,12 @@ H3,2024,5,900
 # personal-account ledger (schemes.md §9)
 # ---------------------------------------------------------------------------
 
+
 def test_ledger_credits_by_age_on_1_january(tmp_path):
     b = Books().provider("H1")
     # ages on 2025-01-01, for the 2024 ledger
-    b.member("A35", birth="1989-01-02", wage="100000")   # 35: turns 36 on 2 January
-    b.member("A36", birth="1989-01-01", wage="100000")   # 36 on the day itself
+    b.member("A35", birth="1989-01-02", wage="100000")  # 35: turns 36 on 2 January
+    b.member("A36", birth="1989-01-01", wage="100000")  # 36 on the day itself
     b.member("A45", birth="1979-01-02", wage="100000")
     b.member("A46", birth="1979-01-01", wage="100000")
     b.member("R1", birth="1950-05-05", category="retired", wage="90000", balance="1000")
@@ -205,8 +276,13 @@ def test_ledger_credits_by_age_on_1_january(tmp_path):
     assert r.exit_code == 0, r.output
     led = rows(out, "ledger", "member_id")
     assert len(led) == 7 and {x["year"] for x in led.values()} == {2024}
-    expect = {"A35": (35, "0.005", "500"), "A36": (36, "0.015", "1500"), "A45": (45, "0.015", "1500"),
-              "A46": (46, "0.025", "2500"), "HALF": (24, "0.005", "0.51")}
+    expect = {
+        "A35": (35, "0.005", "500"),
+        "A36": (36, "0.015", "1500"),
+        "A45": (45, "0.015", "1500"),
+        "A46": (46, "0.025", "2500"),
+        "HALF": (24, "0.005", "0.51"),
+    }
     for mid, (age, rate, credit) in expect.items():
         x = led[mid]
         assert (x["age_next_january_1"], x["credit_rate"], x["credit"]) == (age, D(rate), D(credit)), mid
@@ -214,7 +290,11 @@ def test_ledger_credits_by_age_on_1_january(tmp_path):
     r1 = led["R1"]
     assert (r1["credit_basis"], r1["credit_rate"], r1["credit"]) == ("retired_flat", None, D("400"))
     assert (r1["opening"], r1["spent"], r1["closing"], r1["next_opening"]) == (
-        D("1000"), D("350.25"), D("649.75"), D("1049.75"))
+        D("1000"),
+        D("350.25"),
+        D("649.75"),
+        D("1049.75"),
+    )
     assert (led["NW"]["credit_basis"], led["NW"]["credit"], led["NW"]["next_opening"]) == ("no_wage", 0, D("50"))
     assert led["A35"]["spent"] == 0
 
@@ -222,6 +302,7 @@ def test_ledger_credits_by_age_on_1_january(tmp_path):
 def test_rules_file_overrides_and_errors(tmp_path):
     from adjudicate import policy as P
     from adjudicate.reconcile.rules import DEFAULT_RULES
+
     b = Books().provider("H1")
     b.member("A40", birth="1984-06-01", wage="100000").member("R", category="retired")
     b.write(tmp_path)
@@ -229,9 +310,12 @@ def test_rules_file_overrides_and_errors(tmp_path):
     # carries the account over with it, so it has one home); the same overrides, given in the policy.
     ptext = P.shipped()["prefecture-employee"].read_text(encoding="utf-8")
     own_policy = tmp_path / "policy.toml"
-    own_policy.write_text(ptext.replace("retired_amount = 400", "retired_amount = 520")
-                          .replace("{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 0.02 }"),
-                          encoding="utf-8")
+    own_policy.write_text(
+        ptext.replace("retired_amount = 400", "retired_amount = 520").replace(
+            "{ from_age = 36, rate = 0.015 }", "{ from_age = 36, rate = 0.02 }"
+        ),
+        encoding="utf-8",
+    )
     r, out = reconcile(tmp_path, "--policy", own_policy, "--year", "2024")
     assert r.exit_code == 0, r.output
     led = rows(out, "ledger", "member_id")
@@ -258,24 +342,54 @@ def test_rules_file_overrides_and_errors(tmp_path):
 # fund statement (schemes.md §8)
 # ---------------------------------------------------------------------------
 
+
 def test_fund_statement_identities_on_generated_data(tmp_path):
     g, res = tmp_path / "g", tmp_path / "res"
     assert invoke("generate", "--members", 400, "--year", 2024, "--seed", 5, "--out", g, "-q").exit_code == 0
-    r = invoke("run", "--claims", g / "claims.parquet", "--members", g / "members.parquet", "--providers",
-               g / "providers.parquet", "--catalogue", g / "catalogue.parquet", "--policy", "prefecture-employee",
-               "--out", res, "-q")
+    r = invoke(
+        "run",
+        "--claims",
+        g / "claims.parquet",
+        "--members",
+        g / "members.parquet",
+        "--providers",
+        g / "providers.parquet",
+        "--catalogue",
+        g / "catalogue.parquet",
+        "--policy",
+        "prefecture-employee",
+        "--out",
+        res,
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "rec"
-    r = invoke("reconcile", "--settlements", res, "--providers", g / "providers.parquet", "--members",
-               g / "members.parquet", "--income", DATA / "reconcile" / "income.csv",
-               "--opening", DATA / "reconcile" / "opening.csv", "--out", out)
+    r = invoke(
+        "reconcile",
+        "--settlements",
+        res,
+        "--providers",
+        g / "providers.parquet",
+        "--members",
+        g / "members.parquet",
+        "--income",
+        DATA / "reconcile" / "income.csv",
+        "--opening",
+        DATA / "reconcile" / "opening.csv",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.output
     assert "fund statement 2024" in r.output and "identities hold" in r.output
     st = pq.read_table(res / "settlements.parquet").to_pylist()
     funds = rows(out, "funds")
     monthly = rows(out, "funds_monthly")
-    column = {"pool": "fund_pool", "account": "account_paid", "supplementary": "fund_supplementary",
-              "subsidy": "subsidy"}
+    column = {
+        "pool": "fund_pool",
+        "account": "account_paid",
+        "supplementary": "fund_supplementary",
+        "subsidy": "subsidy",
+    }
     items = ("contributions", "interest", "prepayments", "fiscal_subsidy", "other")
     for f in funds:
         assert f["income"] == sum(f[i] for i in items)
@@ -320,16 +434,22 @@ def test_months_of_reserve_against_the_seeds(tmp_path):
     b = Books().provider("H1")
     monthly_claims(b, 2015, 12, {"pool": str(D("31461.5") * WAN), "supp": str(D("84124.77") * WAN)})
     b.write(tmp_path)
-    income = csv(tmp_path / "income.csv", f"""
+    income = csv(
+        tmp_path / "income.csv",
+        f"""
 fund,year,month,item,amount
 pool,2015,12,contributions,{D("40853.31") * WAN}
 supplementary,2015,12,contributions,{D("73852.78") * WAN}
-""")
-    opening = csv(tmp_path / "opening.csv", f"""
+""",
+    )
+    opening = csv(
+        tmp_path / "opening.csv",
+        f"""
 fund,year,amount
 pool,2015,{D("64405.44") * WAN - D("9391.81") * WAN}
 supplementary,2015,{D("19471.24") * WAN}
-""")
+""",
+    )
     r, out = reconcile(tmp_path, "--income", income, "--opening", opening)
     assert r.exit_code == 0, r.output
     f = rows(out, "funds", "fund")
@@ -346,18 +466,24 @@ def test_county_half_year_statement_and_the_seed_defect(tmp_path):
     b = Books().provider("H1")
     monthly_claims(b, 2006, 5, {"pool": str(239 * WAN), "account": str(290 * WAN), "supp": str(1211 * WAN)})
     b.write(tmp_path)
-    income = csv(tmp_path / "income.csv", f"""
+    income = csv(
+        tmp_path / "income.csv",
+        f"""
 fund,year,month,item,amount
 pool,2006,5,contributions,{356 * WAN}
 account,2006,5,contributions,{195 * WAN}
 supplementary,2006,5,contributions,{1621 * WAN}
-""")
-    opening = csv(tmp_path / "opening.csv", f"""
+""",
+    )
+    opening = csv(
+        tmp_path / "opening.csv",
+        f"""
 fund,year,amount
 pool,2006,{1996 * WAN}
 account,2006,{282 * WAN}
 supplementary,2006,{(2200 - 410) * WAN}
-""")
+""",
+    )
     r, out = reconcile(tmp_path, "--income", income, "--opening", opening)
     assert r.exit_code == 0, r.output
     f = rows(out, "funds", "fund")
@@ -377,13 +503,16 @@ def test_wenzhou_income_and_balance_foot(tmp_path):
     b = Books().provider("H1")
     monthly_claims(b, 2008, 6, {"pool": str(131775 * WAN)})
     b.write(tmp_path)
-    income = csv(tmp_path / "income.csv", f"""
+    income = csv(
+        tmp_path / "income.csv",
+        f"""
 fund,year,month,item,amount
 pool,2008,6,contributions,{113615 * WAN}
 pool,2008,6,interest,{8603 * WAN}
 pool,2008,6,prepayments,{164174 * WAN}
 pool,2008,6,fiscal_subsidy,{1104 * WAN}
-""")
+""",
+    )
     r, out = reconcile(tmp_path, "--income", income)
     assert r.exit_code == 0, r.output
     pool = rows(out, "funds", "fund")["pool"]
@@ -395,12 +524,16 @@ pool,2008,6,fiscal_subsidy,{1104 * WAN}
 # bad input and help
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, column, row", [
-    ("pool,2024,1,contributions,10\npool,2024,2,interest,1\npool,2024,3,interests,2", "item", 2),
-    ("pool,2024,1,contributions,10\npool,2024,13,interest,1", "month", 1),
-    ("pool,2024,1,contributions,10\nfund_pool,2024,2,interest,1", "fund", 1),
-    ("pool,2024,1,contributions,ten", "amount", 0),
-])
+
+@pytest.mark.parametrize(
+    "body, column, row",
+    [
+        ("pool,2024,1,contributions,10\npool,2024,2,interest,1\npool,2024,3,interests,2", "item", 2),
+        ("pool,2024,1,contributions,10\npool,2024,13,interest,1", "month", 1),
+        ("pool,2024,1,contributions,10\nfund_pool,2024,2,interest,1", "fund", 1),
+        ("pool,2024,1,contributions,ten", "amount", 0),
+    ],
+)
 def test_bad_income_file_is_exit_2_naming_file_column_row(tmp_path, body, column, row):
     Books().provider("H1").admissions("H1", 2, "9000").write(tmp_path)
     bad = csv(tmp_path / "income.csv", "fund,year,month,item,amount\n" + body)
@@ -435,38 +568,79 @@ def test_help_has_an_example():
 # nothing counted twice (issue 8 §8)
 # ---------------------------------------------------------------------------
 
+
 def test_the_same_settlements_twice_is_an_input_error(tmp_path):
-    folder = Books().provider("H1").member("M1", balance="500").admissions("H1", 3, "9000.00") \
-        .claim("2024-03-01", account="400").write(tmp_path / "books")
+    folder = (
+        Books()
+        .provider("H1")
+        .member("M1", balance="500")
+        .admissions("H1", 3, "9000.00")
+        .claim("2024-03-01", account="400")
+        .write(tmp_path / "books")
+    )
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "settlements.parquet").write_bytes((folder / "settlements.parquet").read_bytes())
     for again in (folder, copy, folder / "settlements.parquet"):
-        r = invoke("reconcile", "--settlements", folder, "--settlements", again, "--providers",
-                   folder / "providers.parquet", "--members", folder / "members.parquet", "--out", tmp_path / "o",
-                   "--policy", "prefecture-employee")
+        r = invoke(
+            "reconcile",
+            "--settlements",
+            folder,
+            "--settlements",
+            again,
+            "--providers",
+            folder / "providers.parquet",
+            "--members",
+            folder / "members.parquet",
+            "--out",
+            tmp_path / "o",
+            "--policy",
+            "prefecture-employee",
+        )
         assert r.exit_code == 2 and "claim_id" in r.output and "row 0" in r.output, r.output
         assert "Traceback" not in r.output and not (tmp_path / "o").exists()
 
 
 def test_a_negative_fund_amount_in_settlements_is_an_input_error(tmp_path):
-    folder = Books().provider("H1").claim("2024-03-01", pool="10.00").claim("2024-03-02", account="-1.00") \
+    folder = (
+        Books()
+        .provider("H1")
+        .claim("2024-03-01", pool="10.00")
+        .claim("2024-03-02", account="-1.00")
         .write(tmp_path / "books")
+    )
     r, out = reconcile(folder)
     assert r.exit_code == 2 and "account_paid" in r.output and "row 1" in r.output, r.output
 
 
 def test_negative_account_closings_break_the_identities(tmp_path):
     # members file with less on the account than the run paid from it: impossible for one true year
-    folder = Books().provider("H1").member("M1", balance="100").member("M2", balance="50") \
-        .claim("2024-03-01", member="M1", account="300").claim("2024-03-02", member="M2", account="20") \
+    folder = (
+        Books()
+        .provider("H1")
+        .member("M1", balance="100")
+        .member("M2", balance="50")
+        .claim("2024-03-01", member="M1", account="300")
+        .claim("2024-03-02", member="M2", account="20")
         .write(tmp_path / "books")
+    )
     r, out = reconcile(folder, "--year", 2024)
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
     assert s["impossible"]["overspent_members"] == 1 and not s["identities_hold"]
-    r = invoke("reconcile", "--settlements", folder, "--providers", folder / "providers.parquet",
-               "--members", folder / "members.parquet", "--out", tmp_path / "o2", "--year", 2024,
-               "--policy", "prefecture-employee")
+    r = invoke(
+        "reconcile",
+        "--settlements",
+        folder,
+        "--providers",
+        folder / "providers.parquet",
+        "--members",
+        folder / "members.parquet",
+        "--out",
+        tmp_path / "o2",
+        "--year",
+        2024,
+        "--policy",
+        "prefecture-employee",
+    )
     assert "DO NOT HOLD" in r.output and "overspent members 1" in r.output
-

@@ -6,6 +6,7 @@ valid policies (written as TOML text and loaded like a user's file). The two
 must agree to the fen on every claim and line column, reject the same claims,
 and every settled row must keep the four invariants of contract §4.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,6 +42,7 @@ SETTINGS_HYP = settings(max_examples=30 * SCALE, deadline=None, suppress_health_
 # Random data sets
 # ---------------------------------------------------------------------------
 
+
 def yuan(fen: int) -> str:
     return str(Decimal(fen).scaleb(-2))
 
@@ -59,28 +61,48 @@ def datasets(draw) -> Case:
     for m in members:
         # claims run from 2023 into 2025, so members have several benefit years (and gap years): the
         # account carries over with each year's credit, by age on 1 January and wage (contract §3)
-        case.member(m, category=draw(st.sampled_from(CATEGORIES)), civil_servant=draw(st.booleans()),
-                    balance=yuan(draw(st.one_of(st.just(0), st.integers(0, 1_000_000)))),
-                    enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat(),
-                    birth=draw(st.dates(dt.date(1940, 1, 1), dt.date(2024, 12, 31))).isoformat(),
-                    wage=draw(st.one_of(st.none(), st.just("0"), st.builds(yuan, st.integers(0, 50_000_000)))))
+        case.member(
+            m,
+            category=draw(st.sampled_from(CATEGORIES)),
+            civil_servant=draw(st.booleans()),
+            balance=yuan(draw(st.one_of(st.just(0), st.integers(0, 1_000_000)))),
+            enrolled_since=draw(st.dates(dt.date(2019, 1, 1), dt.date(2025, 1, 31))).isoformat(),
+            birth=draw(st.dates(dt.date(1940, 1, 1), dt.date(2024, 12, 31))).isoformat(),
+            wage=draw(st.one_of(st.none(), st.just("0"), st.builds(yuan, st.integers(0, 50_000_000)))),
+        )
     providers = [f"P{i}" for i in range(draw(st.integers(1, 3)))]
     for p in providers:
-        case.provider(p, kind=draw(st.sampled_from(PROVIDER_KINDS)), level=draw(st.integers(0, 3)),
-                      designated=draw(st.booleans()), local=draw(st.booleans()))
+        case.provider(
+            p,
+            kind=draw(st.sampled_from(PROVIDER_KINDS)),
+            level=draw(st.integers(0, 3)),
+            designated=draw(st.booleans()),
+            local=draw(st.booleans()),
+        )
     for item in MY_ITEMS:
         two = draw(st.booleans())
         split = draw(st.dates(dt.date(2023, 11, 1), dt.date(2025, 1, 1)))
         gap = draw(st.sampled_from([0, 0, 10]))
-        periods = [("2000-01-01", (split - dt.timedelta(days=1)).isoformat()),
-                   ((split + dt.timedelta(days=gap)).isoformat(), None)] if two else [("2000-01-01", None)]
+        periods = (
+            [
+                ("2000-01-01", (split - dt.timedelta(days=1)).isoformat()),
+                ((split + dt.timedelta(days=gap)).isoformat(), None),
+            ]
+            if two
+            else [("2000-01-01", None)]
+        )
         for start, end in periods:
             # ceilings exact to 0.0001 yuan (contract §1), some on a half fen
             price = draw(st.one_of(st.none(), st.integers(1, 20_000_000), st.integers(1, 4000).map(lambda k: k * 50)))
             bp = draw(ratios_bp)
-            case.item(item, draw(st.sampled_from(CLASSES)), valid_from=start, valid_to=end,
-                      ratio=None if bp is None else str(Decimal(bp).scaleb(-4)),
-                      max_price=None if price is None else str(Decimal(price).scaleb(-4)))
+            case.item(
+                item,
+                draw(st.sampled_from(CLASSES)),
+                valid_from=start,
+                valid_to=end,
+                ratio=None if bp is None else str(Decimal(bp).scaleb(-4)),
+                max_price=None if price is None else str(Decimal(price).scaleb(-4)),
+            )
     ids = draw(st.lists(st.integers(0, 999), min_size=1, max_size=9, unique=True))
     for cid in ids:
         member = draw(st.sampled_from(members + (["MX"] if draw(st.integers(0, 20)) == 0 else [])))
@@ -97,15 +119,23 @@ def datasets(draw) -> Case:
                 continue
             qty = draw(st.sampled_from([1.0, 1.0, 2.0, 0.5, 3.0, 10.0, 1.25]))
             lines.append((draw(st.sampled_from(ITEMS)), yuan(draw(amounts_fen)), qty))
-        case.claim(f"C{cid}", lines, member_id=member, provider_id=draw(st.sampled_from(providers)),
-                   setting=setting, admit=admit.isoformat(), discharge=discharge.isoformat(),
-                   referral=draw(st.sampled_from([None, None, "referred", "emergency"])))
+        case.claim(
+            f"C{cid}",
+            lines,
+            member_id=member,
+            provider_id=draw(st.sampled_from(providers)),
+            setting=setting,
+            admit=admit.isoformat(),
+            discharge=discharge.isoformat(),
+            referral=draw(st.sampled_from([None, None, "referred", "emergency"])),
+        )
     return case
 
 
 # ---------------------------------------------------------------------------
 # Random valid policies, written as TOML text
 # ---------------------------------------------------------------------------
+
 
 def toml(v) -> str:
     if isinstance(v, bool):
@@ -158,8 +188,9 @@ def rule_lists(draw) -> list[dict]:
         if draw(st.integers(0, 2)) == 0:
             r["level"] = draw(st.lists(st.integers(0, 3), min_size=1, max_size=2, unique=True))
         if draw(st.integers(0, 2)) == 0:
-            r["referral"] = draw(st.lists(st.sampled_from(["referred", "emergency", "none"]), min_size=1,
-                                          max_size=2, unique=True))
+            r["referral"] = draw(
+                st.lists(st.sampled_from(["referred", "emergency", "none"]), min_size=1, max_size=2, unique=True)
+            )
         if draw(st.integers(0, 3)) == 0:
             r["benefit"] = False
         else:
@@ -218,8 +249,10 @@ def policy_docs(draw) -> dict:
     doc: dict = {
         "policy": {"name": "random", "version": "0", "title": "random policy", "source": "hypothesis"},
         "parameters": {"w": money(draw(st.integers(100_000, 20_000_000)))},
-        "lines": {"first_self_pay": {c: ratio(draw(bp_st)) for c in FUND_CLASSES},
-                  "supplementary_catalogue": draw(st.booleans())},
+        "lines": {
+            "first_self_pay": {c: ratio(draw(bp_st)) for c in FUND_CLASSES},
+            "supplementary_catalogue": draw(st.booleans()),
+        },
         "benefit": {"rules": draw(rule_lists())},
     }
     limits = []
@@ -227,13 +260,17 @@ def policy_docs(draw) -> dict:
         name = f"L{i}"
         limits.append(name)
         if draw(st.booleans()):
-            amount = (money(draw(limit_fen)) if draw(st.integers(0, 3))
-                      else {"times": ratio(draw(st.integers(0, 40000))), "of": "w"})
+            amount = (
+                money(draw(limit_fen))
+                if draw(st.integers(0, 3))
+                else {"times": ratio(draw(st.integers(0, 40000))), "of": "w"}
+            )
             doc[f"limits.{name}"] = {"amount": amount}
         else:
             months = sorted(set([0] + draw(st.lists(st.integers(1, 60), max_size=3))))
-            doc[f"limits.{name}"] = {"by_enrolment_months": [
-                {"from": m, "amount": money(draw(limit_fen))} for m in months]}
+            doc[f"limits.{name}"] = {
+                "by_enrolment_months": [{"from": m, "amount": money(draw(limit_fen))} for m in months]
+            }
     group = draw(st.lists(st.integers(0, 2), min_size=len(SETTINGS), max_size=len(SETTINGS)))
     for g in sorted(set(group)):
         bk = f"blocks.b{g}"
@@ -244,8 +281,9 @@ def policy_docs(draw) -> dict:
         doc[bk] = blk
         if draw(st.booleans()):
             n = draw(st.integers(1, 3))
-            doc[f"{bk}.deductible"] = {"by_level": {
-                str(r): [money(draw(st.integers(0, 100_000))) for _ in range(n)] for r in (1, 2, 3)}}
+            doc[f"{bk}.deductible"] = {
+                "by_level": {str(r): [money(draw(st.integers(0, 100_000))) for _ in range(n)] for r in (1, 2, 3)}
+            }
         scale: list[str] = []
         bands: list[dict] = []
         if draw(st.integers(0, 3)):
@@ -274,8 +312,7 @@ def policy_docs(draw) -> dict:
                 tier["limit"] = draw(st.sampled_from(limits))
             doc[f"{bk}.supplementary"] = tier
         if draw(st.booleans()):
-            doc[f"{bk}.subsidy"] = {"civil_servant": {"in_service": ratio(draw(bp_st)),
-                                                      "retired": ratio(draw(bp_st))}}
+            doc[f"{bk}.subsidy"] = {"civil_servant": {"in_service": ratio(draw(bp_st)), "retired": ratio(draw(bp_st))}}
         mode = draw(st.sampled_from(["none", "member_share", "before_fund"]))
         if mode == "member_share":
             doc[f"{bk}.account"] = {"pays": "member_share"}
@@ -296,8 +333,10 @@ def policy_docs(draw) -> dict:
     pays = any(k.endswith(".account") for k in doc)
     if pays or draw(st.booleans()):  # required when an account pays (contract §3, schemes.md §9)
         ages = sorted(set([0] + draw(st.lists(st.integers(1, 120), max_size=3))))
-        doc["account.credit"] = {"retired_amount": money(draw(st.integers(0, 2_000_000))),
-                                 "by_age": [{"from_age": a, "rate": ratio(draw(bp_st))} for a in ages]}
+        doc["account.credit"] = {
+            "retired_amount": money(draw(st.integers(0, 2_000_000))),
+            "by_age": [{"from_age": a, "rate": ratio(draw(bp_st))} for a in ages],
+        }
     return doc
 
 
@@ -324,8 +363,9 @@ def dated_policies(draw) -> str:
     for c in FUND_CLASSES:
         maybe(fsp, c, ratio(draw(bp_st)))
     maybe(doc["lines"], "supplementary_catalogue", draw(st.booleans()))
-    rule_lists = [doc["benefit"]["rules"]] + [v["benefit"] for k, v in doc.items() if "benefit" in v
-                                              and k.startswith("blocks.")]
+    rule_lists = [doc["benefit"]["rules"]] + [
+        v["benefit"] for k, v in doc.items() if "benefit" in v and k.startswith("blocks.")
+    ]
     for rules in rule_lists:
         for r in rules:
             maybe(r, "factor", ratio(draw(factor_st)))
@@ -355,6 +395,7 @@ def dated_policies(draw) -> str:
 # The comparison
 # ---------------------------------------------------------------------------
 
+
 def check_invariants(a: dict[str, np.ndarray]) -> None:
     """Contract §4, on every settled row (amounts in fen)."""
     broken = {k: n for k, n in invariant_violations(a).items() if n}
@@ -373,9 +414,13 @@ def compare(inputs, policy) -> None:
         assert int(result.settle[i, 5]) == (c.ordinal or 0), c.claim_id
     np.testing.assert_array_equal(result.sums, ref.sums)
     np.testing.assert_array_equal(result.settle, ref.settle)
-    for name, arr in (("self_pay", result.line_self_pay), ("first_self_pay", result.line_fsp),
-                      ("eligible", result.line_eligible), ("fund_pool", result.line_pool),
-                      ("fund_supplementary", result.line_supp)):
+    for name, arr in (
+        ("self_pay", result.line_self_pay),
+        ("first_self_pay", result.line_fsp),
+        ("eligible", result.line_eligible),
+        ("fund_pool", result.line_pool),
+        ("fund_supplementary", result.line_supp),
+    ):
         np.testing.assert_array_equal(arr, ref.line_column(name), err_msg=f"line column {name}")
     assert sorted(map(str, result.enc.rejected)) == sorted(map(str, ref.rejected))
     check_invariants(claim_amounts(result))
@@ -418,6 +463,7 @@ def test_kernel_matches_reference_dated_policy(case, text):
 # Worked examples (schemes.md §10) and small rules
 # ---------------------------------------------------------------------------
 
+
 def settle(tmp_path, case, policy):
     ref = reference_run(load_case(case, tmp_path), P.load(policy))
     return ref.by_id()
@@ -430,17 +476,27 @@ def test_worked_example_1(tmp_path):
 
 
 def test_worked_example_2(tmp_path):
-    case = (Case().member(category="retired").provider("H2", level=2)
-            .claim("C1", [("A1", "58600")], provider_id="H2", admit="2024-01-20", discharge="2024-02-01")
-            .claim("C2", [("A1", "20000")], provider_id="H2", discharge="2024-03-01"))
+    case = (
+        Case()
+        .member(category="retired")
+        .provider("H2", level=2)
+        .claim("C1", [("A1", "58600")], provider_id="H2", admit="2024-01-20", discharge="2024-02-01")
+        .claim("C2", [("A1", "20000")], provider_id="H2", discharge="2024-03-01")
+    )
     c = settle(tmp_path, case, "prefecture-employee")["C2"]
     assert c.ordinal == 2 and c.deductible == 34000 and c.fund_pool == 1846040
     assert [(s.lo, s.hi) for s in c.slices] == [(5800000, 6000000), (6000000, 7766000)]
 
 
 def test_worked_example_3(tmp_path):
-    case = (Case().member().provider("C", kind="community", level=1).provider("H", level=2)
-            .claim("C1", [("A1", "12000")], provider_id="C").claim("C2", [("A1", "12000")], provider_id="H"))
+    case = (
+        Case()
+        .member()
+        .provider("C", kind="community", level=1)
+        .provider("H", level=2)
+        .claim("C1", [("A1", "12000")], provider_id="C")
+        .claim("C2", [("A1", "12000")], provider_id="H")
+    )
     got = settle(tmp_path, case, "zhenjiang-resident")
     assert got["C1"].fund_pool == 695000 and got["C2"].fund_pool == 556000
 
@@ -469,25 +525,44 @@ def test_allocate_largest_remainder():
 # adjudicate explain
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def explain_case(tmp_path):
-    case = (Case().member("M1", civil_servant=True, balance="800").member("M2").provider("H3", level=3)
-            .item("B9", "B", max_price="9.50")
-            .claim("C1", [("A1", "10000"), ("B9", "200", 20), ("X1", "15"), ("ZZ", "5")])
-            .claim("C2", [("A1", "70000")], admit="2024-04-20", discharge="2024-05-01")
-            .claim("C3", [("A1", "900")], member_id="M2")
-            .claim("R1", [("A1", "-10")], admit="2024-05-20", discharge="2024-06-01"))
+    case = (
+        Case()
+        .member("M1", civil_servant=True, balance="800")
+        .member("M2")
+        .provider("H3", level=3)
+        .item("B9", "B", max_price="9.50")
+        .claim("C1", [("A1", "10000"), ("B9", "200", 20), ("X1", "15"), ("ZZ", "5")])
+        .claim("C2", [("A1", "70000")], admit="2024-04-20", discharge="2024-05-01")
+        .claim("C3", [("A1", "900")], member_id="M2")
+        .claim("R1", [("A1", "-10")], admit="2024-05-20", discharge="2024-06-01")
+    )
     p = case.write(tmp_path)
-    return ["--claims", str(p["claims"]), "--members", str(p["members"]), "--providers", str(p["providers"]),
-            "--catalogue", str(p["catalogue"])]
+    return [
+        "--claims",
+        str(p["claims"]),
+        "--members",
+        str(p["members"]),
+        "--providers",
+        str(p["providers"]),
+        "--catalogue",
+        str(p["catalogue"]),
+    ]
 
 
 def test_explain_text(explain_case):
     r = CliRunner().invoke(main, ["explain", "C2", *explain_case, "--policy", "prefecture-employee"])
     assert r.exit_code == 0, r.output
-    for text in ("blocks.inpatient.scale.bands[1]", "blocks.inpatient.deductible.by_level.3[1]",
-                 "inpatient_above_deductible", "blocks.inpatient.subsidy.civil_servant.in_service",
-                 "account[member_share]", "the kernel agrees"):
+    for text in (
+        "blocks.inpatient.scale.bands[1]",
+        "blocks.inpatient.deductible.by_level.3[1]",
+        "inpatient_above_deductible",
+        "blocks.inpatient.subsidy.civil_servant.in_service",
+        "account[member_share]",
+        "the kernel agrees",
+    ):
         assert text in r.output, text
 
 
@@ -505,9 +580,14 @@ def test_explain_json_matches_run(explain_case, tmp_path):
     assert any(s["key"] == "blocks.inpatient.deductible.by_level.3[0]" for s in rep["steps"])
     # the same numbers as a full run
     out = tmp_path / "out"
-    assert CliRunner().invoke(main, ["run", *explain_case, "--policy", "prefecture-employee", "--out", str(out),
-                                     "-q"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(main, ["run", *explain_case, "--policy", "prefecture-employee", "--out", str(out), "-q"])
+        .exit_code
+        == 0
+    )
     import pyarrow.parquet as pq
+
     row = next(x for x in pq.read_table(out / "settlements.parquet").to_pylist() if x["claim_id"] == "C1")
     assert {k: f"{row[k]:.2f}" for k in AMOUNTS} == rep["amounts"]
 
@@ -535,10 +615,12 @@ def test_explain_rejected_and_unknown(explain_case):
 
 def test_explain_settles_only_the_member(explain_case, monkeypatch):
     from adjudicate import explain as X
+
     seen = []
     real = X.reference_run
-    monkeypatch.setattr(X, "reference_run",
-                        lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a))
+    monkeypatch.setattr(
+        X, "reference_run", lambda inputs, pol, *a: seen.append(inputs.claims.rows) or real(inputs, pol, *a)
+    )
     r = CliRunner().invoke(main, ["explain", "C3", *explain_case, "--policy", "prefecture-employee", "--json"])
     assert r.exit_code == 0, r.output
     assert seen == [1]  # M2 has one line; M1's seven are left out
@@ -557,11 +639,22 @@ def test_repeated_class_in_a_policy_list(tmp_path):
 def test_explain_text_of_a_long_claim_shows_the_first_and_last_lines(tmp_path):
     """A claim of thousands of lines: the text report stays readable (and fast), --json keeps every line."""
     from adjudicate.explain import HEAD_LINES, TAIL_LINES
+
     n = 3000
     case = Case().member("M1").provider("H3", level=3).claim("BIG", [("A1", "1.00")] * n)
     p = case.write(tmp_path)
-    args = ["--claims", str(p["claims"]), "--members", str(p["members"]), "--providers", str(p["providers"]),
-            "--catalogue", str(p["catalogue"]), "--policy", "prefecture-employee"]
+    args = [
+        "--claims",
+        str(p["claims"]),
+        "--members",
+        str(p["members"]),
+        "--providers",
+        str(p["providers"]),
+        "--catalogue",
+        str(p["catalogue"]),
+        "--policy",
+        "prefecture-employee",
+    ]
     r = CliRunner().invoke(main, ["explain", "BIG", *args])
     assert r.exit_code == 0, r.output
     left_out = n - HEAD_LINES - TAIL_LINES

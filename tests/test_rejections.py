@@ -1,4 +1,5 @@
 """Each rejection reason of contract §4, its priority, and nothing lost."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,9 +25,16 @@ def test_each_reason(run_case):
     out = run_case(case)
     assert set(out.settlements) == {"OK"}
     assert {r["claim_id"]: r["reason"] for r in out.rejected} == {
-        "NULL": "null_required_field", "DUP": "duplicate_line", "HDR": "inconsistent_claim_header",
-        "MEM": "unknown_member", "PRO": "unknown_provider", "DIS": "missing_discharge_date",
-        "BEF": "discharge_before_admit", "NEG": "negative_claim_total", "NEGB": "negative_claim_total"}
+        "NULL": "null_required_field",
+        "DUP": "duplicate_line",
+        "HDR": "inconsistent_claim_header",
+        "MEM": "unknown_member",
+        "PRO": "unknown_provider",
+        "DIS": "missing_discharge_date",
+        "BEF": "discharge_before_admit",
+        "NEG": "negative_claim_total",
+        "NEGB": "negative_claim_total",
+    }
     lines = {r["claim_id"]: r["line_no"] for r in out.rejected}
     assert lines["NULL"] == 1 and lines["DUP"] == 1  # the line_no that appears twice
 
@@ -47,9 +55,12 @@ def test_discharge_date_ignored_outside_inpatient(run_case):
 
 
 def test_rejected_claim_does_not_touch_the_members_year(run_case):
-    case = (base().claim("C0", [("A1", "1000.00")], admit="2024-01-01", discharge="2024-01-02")
-            .claim("C1", [("A1", "1000.00"), ("A1", "-2000.00")], admit="2024-02-01", discharge="2024-02-02")
-            .claim("C2", [("A1", "1000.00")], admit="2024-03-01", discharge="2024-03-02"))
+    case = (
+        base()
+        .claim("C0", [("A1", "1000.00")], admit="2024-01-01", discharge="2024-01-02")
+        .claim("C1", [("A1", "1000.00"), ("A1", "-2000.00")], admit="2024-02-01", discharge="2024-02-02")
+        .claim("C2", [("A1", "1000.00")], admit="2024-03-01", discharge="2024-03-02")
+    )
     out = run_case(case)
     assert out.reason("C1") == "negative_claim_total"
     assert out["C2"]["admission_ordinal"] == 2  # the rejected admission is not counted

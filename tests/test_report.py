@@ -1,5 +1,6 @@
 """report.html: written by every command that writes an output folder, self-contained,
 and rendered by real headless Chromium with no console error (issue 12, contract §5)."""
+
 from __future__ import annotations
 
 import json
@@ -32,20 +33,76 @@ def folders(tmp_path_factory):
         d = root / lang
         run, cmp, readj, rec = d / "run", d / "compare", d / "readjudicate", d / "reconcile"
         invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", run, "-q", "--lang", lang)
-        invoke("compare", "--inputs", DATA, "--policy", "prefecture-employee", "--policy", "city-employee",
-               "--out", cmp, "-q", "--lang", lang)
-        invoke("readjudicate", "--inputs", DATA, "--previous", run, "--policy", "city-employee", "--out", readj,
-               "-q", "--lang", lang)
-        invoke("reconcile", "--settlements", run, "--providers", DATA / "providers.parquet", "--members",
-               DATA / "members.parquet", "--income", RECONCILE / "income.csv", "--opening",
-               RECONCILE / "opening.csv", "--out", rec, "-q", "--lang", lang)
+        invoke(
+            "compare",
+            "--inputs",
+            DATA,
+            "--policy",
+            "prefecture-employee",
+            "--policy",
+            "city-employee",
+            "--out",
+            cmp,
+            "-q",
+            "--lang",
+            lang,
+        )
+        invoke(
+            "readjudicate",
+            "--inputs",
+            DATA,
+            "--previous",
+            run,
+            "--policy",
+            "city-employee",
+            "--out",
+            readj,
+            "-q",
+            "--lang",
+            lang,
+        )
+        invoke(
+            "reconcile",
+            "--settlements",
+            run,
+            "--providers",
+            DATA / "providers.parquet",
+            "--members",
+            DATA / "members.parquet",
+            "--income",
+            RECONCILE / "income.csv",
+            "--opening",
+            RECONCILE / "opening.csv",
+            "--out",
+            rec,
+            "-q",
+            "--lang",
+            lang,
+        )
         invoke("demo", "--out", d / "demo", "-q", "--lang", lang)
-        invoke("audit", "--inputs", DATA, "--policy", "prefecture-employee", "--out", d / "audit", "-q",
-               "--lang", lang)
-        invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", d / "run-audit", "-q",
-               "--audit", "--lang", lang)
-        out[lang] = {"run": run, "compare": cmp, "readjudicate": readj, "reconcile": rec, "demo": d / "demo",
-                     "audit": d / "audit", "run-audit": d / "run-audit"}
+        invoke("audit", "--inputs", DATA, "--policy", "prefecture-employee", "--out", d / "audit", "-q", "--lang", lang)
+        invoke(
+            "run",
+            "--inputs",
+            DATA,
+            "--policy",
+            "prefecture-employee",
+            "--out",
+            d / "run-audit",
+            "-q",
+            "--audit",
+            "--lang",
+            lang,
+        )
+        out[lang] = {
+            "run": run,
+            "compare": cmp,
+            "readjudicate": readj,
+            "reconcile": rec,
+            "demo": d / "demo",
+            "audit": d / "audit",
+            "run-audit": d / "run-audit",
+        }
     return out
 
 
@@ -54,8 +111,13 @@ EXPECTED = {
     "run": [("svg.chart", 4), ("svg.chart rect.bar", 20), ("table", 5)],
     "compare": [("svg.chart", 2), ("svg.chart rect.bar", 8), ("table", 3)],
     "readjudicate": [("svg.chart", 2), ("svg.chart rect.bar", 5), ("table", 2)],
-    "reconcile": [("svg.chart", 2), ("svg.chart rect.bar", 10), ("svg.chart line.mark", 3),
-                  ("svg.chart polyline.line", 4), ("table", 3)],
+    "reconcile": [
+        ("svg.chart", 2),
+        ("svg.chart rect.bar", 10),
+        ("svg.chart line.mark", 3),
+        ("svg.chart polyline.line", 4),
+        ("table", 3),
+    ],
     "demo": [("a[href]", 4), ("table", 1)],
     "audit": [("svg.chart", 1), ("svg.chart rect.bar", 4), ("table", 3)],
     "run-audit": [("svg.chart", 5), ("svg.chart rect.bar", 24), ("table", 8)],
@@ -76,6 +138,7 @@ def test_report_figures_are_the_summary_figures(folders):
     s = json.loads((run / "summary.json").read_text())
     html = (run / "report.html").read_text(encoding="utf-8")
     from adjudicate.money import group_digits
+
     for k in ("total", "fund_pool", "cash_paid", "account_paid"):
         assert f">{group_digits(s['totals'][k])}<" in html
     for reason, n in s["counts"]["rejected_by_reason"].items():
@@ -86,6 +149,7 @@ def test_report_figures_are_the_summary_figures(folders):
 def test_months_of_the_run_add_up_to_the_totals(folders):
     """The month-by-month table is exact: its column sums are the summary's totals."""
     from decimal import Decimal
+
     run = folders["en"]["run"]
     s = json.loads((run / "summary.json").read_text())
     html = (run / "report.html").read_text(encoding="utf-8")
@@ -95,8 +159,9 @@ def test_months_of_the_run_add_up_to_the_totals(folders):
     for _, cells in rows:
         vals = re.findall(r"<td class=num>([-\d,.]+)</td>", cells)
         sums = [a + Decimal(v.replace(",", "")) for a, v in zip(sums, vals)]
-    assert sums == [Decimal(s["totals"][k]) for k in ("fund_pool", "fund_supplementary", "subsidy",
-                                                       "account_paid", "cash_paid")]
+    assert sums == [
+        Decimal(s["totals"][k]) for k in ("fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid")
+    ]
 
 
 def test_chinese_report_uses_the_glossary_terms(folders):
@@ -119,8 +184,10 @@ def test_reports_render_in_headless_chromium(folders):
                     n = b.evaluate(f"document.querySelectorAll({json.dumps(selector)}).length")
                     assert n >= least, (lang, kind, selector, n)
                 # the charts are laid out: every one has a real size on the page
-                sizes = b.evaluate("[...document.querySelectorAll('svg.chart')].map("
-                                   "s => {const r = s.getBoundingClientRect(); return [r.width, r.height]})")
+                sizes = b.evaluate(
+                    "[...document.querySelectorAll('svg.chart')].map("
+                    "s => {const r = s.getBoundingClientRect(); return [r.width, r.height]})"
+                )
                 assert all(w > 100 and h > 20 for w, h in sizes), (lang, kind, sizes)
                 # bars have a drawn size too (the SVG geometry is valid)
                 widths = b.evaluate("[...document.querySelectorAll('svg.chart rect.bar')].map(r => r.getBBox().width)")
@@ -128,8 +195,7 @@ def test_reports_render_in_headless_chromium(folders):
 
 
 def test_streaming_run_writes_the_same_report(tmp_path, folders):
-    invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "s", "-q",
-           "--partitions", 3)
+    invoke("run", "--inputs", DATA, "--policy", "prefecture-employee", "--out", tmp_path / "s", "-q", "--partitions", 3)
     mem = (folders["en"]["run"] / "report.html").read_text(encoding="utf-8")
     streamed = (tmp_path / "s" / "report.html").read_text(encoding="utf-8")
     strip = lambda h: re.sub(r"<p class=meta>.*?</p>", "", h)  # noqa: E731
@@ -140,8 +206,11 @@ def test_the_browser_check_sees_console_errors_and_fetches(tmp_path):
     """The harness is not blind: a console error, an exception and a network fetch are all reported."""
     binary = require_chromium()
     page = tmp_path / "bad.html"
-    page.write_text("<!DOCTYPE html><html><body><script>console.error('boom'); null.x;</script>"
-                    "<img src='http://127.0.0.1:9/x.png'></body></html>", encoding="utf-8")
+    page.write_text(
+        "<!DOCTYPE html><html><body><script>console.error('boom'); null.x;</script>"
+        "<img src='http://127.0.0.1:9/x.png'></body></html>",
+        encoding="utf-8",
+    )
     with Browser(binary) as b:
         b.load(page.as_uri())
         problems = " ".join(b.problems())
@@ -150,6 +219,7 @@ def test_the_browser_check_sees_console_errors_and_fetches(tmp_path):
 
 def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path):
     import browser
+
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("CHROMIUM", raising=False)
     monkeypatch.setenv("CI", "true")
@@ -162,8 +232,15 @@ def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path
 
 def test_reconcile_warns_without_income_or_opening_and_refuses_an_empty_year(tmp_path, folders):
     run = folders["en"]["run"]
-    base = ["reconcile", "--settlements", run, "--providers", DATA / "providers.parquet",
-            "--members", DATA / "members.parquet"]
+    base = [
+        "reconcile",
+        "--settlements",
+        run,
+        "--providers",
+        DATA / "providers.parquet",
+        "--members",
+        DATA / "members.parquet",
+    ]
     r = CliRunner().invoke(cli.main, [str(a) for a in base + ["--out", tmp_path / "r", "-q"]])
     assert r.exit_code == 0, r.output
     assert "warning: no --income given" in r.output and "warning: no --opening given" in r.output
@@ -173,8 +250,19 @@ def test_reconcile_warns_without_income_or_opening_and_refuses_an_empty_year(tmp
     r = CliRunner().invoke(cli.main, [str(a) for a in base + ["--year", 2031, "--out", tmp_path / "r2"]])
     assert r.exit_code == 2 and "no claim of benefit year 2031" in r.output and not (tmp_path / "r2").exists()
     # with both tables, no warning
-    assert "warning" not in invoke(*base, "--income", RECONCILE / "income.csv", "--opening", RECONCILE / "opening.csv",
-                                   "--out", tmp_path / "r3", "-q").output
+    assert (
+        "warning"
+        not in invoke(
+            *base,
+            "--income",
+            RECONCILE / "income.csv",
+            "--opening",
+            RECONCILE / "opening.csv",
+            "--out",
+            tmp_path / "r3",
+            "-q",
+        ).output
+    )
 
 
 def test_demo_keeps_the_whole_flow_and_its_links_resolve(folders):

@@ -4,6 +4,7 @@ One SparkSession (local[2,2]: two cores, a failed task is retried once) for
 the module, on a small generated data set with bad rows. On a developer
 machine without pyspark or Java these tests skip; in CI (CI=true) they fail.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,8 +43,11 @@ from adjudicate import policy as P  # noqa: E402
 from adjudicate.spark import settle  # noqa: E402
 from adjudicate.spark.bucket import FAIL_ONCE_ENV  # noqa: E402
 
-KEYS = {"settlements": ["claim_id"], "lines": ["claim_id", "line_no"],
-        "rejected": ["claim_id", "line_no", "reason", "detail"]}
+KEYS = {
+    "settlements": ["claim_id"],
+    "lines": ["claim_id", "line_no"],
+    "rejected": ["claim_id", "line_no", "reason", "detail"],
+}
 POLICY = "prefecture-employee"
 
 
@@ -63,9 +67,14 @@ def spark(fail_dir):
     os.environ[FAIL_ONCE_ENV] = str(fail_dir)
     from pyspark.sql import SparkSession
 
-    s = (SparkSession.builder.master("local[2,2]").appName("adjudicate-tests")
-         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-         .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    s = (
+        SparkSession.builder.master("local[2,2]")
+        .appName("adjudicate-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
     s.sparkContext.setLogLevel("FATAL")
     yield s
     s.stop()
@@ -151,8 +160,9 @@ def test_csv_claims_equal_local(spark, gen, tmp_path):
 def test_api_any_buckets_and_batch_size(spark, gen, local, buckets, batch):
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
     try:
-        frames = [spark.read.parquet(str(gen / f"{n}.parquet")) for n in ("claims", "members", "providers",
-                                                                         "catalogue")]
+        frames = [
+            spark.read.parquet(str(gen / f"{n}.parquet")) for n in ("claims", "members", "providers", "catalogue")
+        ]
         result = settle(*frames, P.load(POLICY), buckets=buckets)
         try:
             for name in KEYS:
@@ -185,18 +195,22 @@ def _bad_copies(gen: Path, d: Path) -> dict[str, dict[str, Path]]:
     claims = pq.read_table(gen / "claims.parquet")
     setting = claims["setting"].to_pylist()
     setting[37] = "hospital"
-    pq.write_table(claims.set_column(claims.column_names.index("setting"), "setting", pa.array(setting)),
-                   d / "claims-bad.parquet")
+    pq.write_table(
+        claims.set_column(claims.column_names.index("setting"), "setting", pa.array(setting)), d / "claims-bad.parquet"
+    )
     members = pq.read_table(gen / "members.parquet")
     pq.write_table(pa.concat_tables([members, members.slice(20, 1)]), d / "members-dup.parquet")
     providers = pq.read_table(gen / "providers.parquet")
     pq.write_table(pa.concat_tables([providers, providers.slice(3, 1)]), d / "providers-dup.parquet")
     pacsv.write_csv(pq.read_table(d / "claims-bad.parquet"), d / "claims-bad.csv")
-    return {"claims": {"claims": d / "claims-bad.parquet"}, "csv": {"claims": d / "claims-bad.csv"},
-            "members": {"members": d / "members-dup.parquet"},
-            "providers": {"providers": d / "providers-dup.parquet"},
-            # two errors: a local run reports the claims error first, so must Spark
-            "both": {"claims": d / "claims-bad.parquet", "providers": d / "providers-dup.parquet"}}
+    return {
+        "claims": {"claims": d / "claims-bad.parquet"},
+        "csv": {"claims": d / "claims-bad.csv"},
+        "members": {"members": d / "members-dup.parquet"},
+        "providers": {"providers": d / "providers-dup.parquet"},
+        # two errors: a local run reports the claims error first, so must Spark
+        "both": {"claims": d / "claims-bad.parquet", "providers": d / "providers-dup.parquet"},
+    }
 
 
 def test_bad_input_exits_2_with_the_local_message(spark, gen, tmp_path):
@@ -220,14 +234,17 @@ def test_base_year_is_the_runs_across_buckets(spark, gen, tmp_path):
     def shifted(t: pa.Table, prefix: str, years: int) -> pa.Table:
         def move(d: dt.date | None) -> dt.date | None:
             return None if d is None else d.replace(year=d.year + years, day=min(d.day, 28 if d.month == 2 else 31))
+
         for name in ("admit_date", "discharge_date"):
-            t = t.set_column(t.column_names.index(name), name, pa.array([move(d) for d in t[name].to_pylist()],
-                                                                         pa.date32()))
+            t = t.set_column(
+                t.column_names.index(name), name, pa.array([move(d) for d in t[name].to_pylist()], pa.date32())
+            )
         return t.set_column(0, "claim_id", pa.array([prefix + i for i in t["claim_id"].to_pylist()]))
 
     early = shifted(later.slice(0, 40), "E", -1)
-    early = early.set_column(early.column_names.index("member_id"), "member_id",
-                             pa.array(["nobody"] * early.num_rows))  # unknown member: rejected
+    early = early.set_column(
+        early.column_names.index("member_id"), "member_id", pa.array(["nobody"] * early.num_rows)
+    )  # unknown member: rejected
     d = tmp_path / "years"
     d.mkdir()
     pq.write_table(pa.concat_tables([claims, shifted(later, "N", 1), early]), d / "claims.parquet")
@@ -247,8 +264,10 @@ def test_api_bad_input_raises_the_local_error(spark, gen, tmp_path):
     bad = _bad_copies(gen, tmp_path)
     local = invoke("run", *inputs(gen, **bad["claims"]), "--out", tmp_path / "a")
     expected = local.output.strip().splitlines()[-1].split(": ", 2)[-1]  # after "error: file …: "
-    frames = [spark.read.parquet(str(bad["claims"].get(n, gen / f"{n}.parquet")))
-              for n in ("claims", "members", "providers", "catalogue")]
+    frames = [
+        spark.read.parquet(str(bad["claims"].get(n, gen / f"{n}.parquet")))
+        for n in ("claims", "members", "providers", "catalogue")
+    ]
     with pytest.raises(InputError) as e:
         settle(*frames, POLICY, buckets=3)
     assert str(e.value) == f"file {bad['claims']['claims']}, column 'setting', row 37: {expected}"
@@ -261,8 +280,18 @@ def test_reconcile_and_compare_read_folders_of_part_files(spark, gen, local, tmp
     assert invoke("run", *inputs(gen), "--engine", "spark", "--out", out, "-q").exit_code == 0
     rec = []
     for source in (local, out):
-        r = invoke("reconcile", "--settlements", source, "--providers", gen / "providers.parquet",
-                   "--members", gen / "members.parquet", "--out", tmp_path / f"rec-{len(rec)}", "-q")
+        r = invoke(
+            "reconcile",
+            "--settlements",
+            source,
+            "--providers",
+            gen / "providers.parquet",
+            "--members",
+            gen / "members.parquet",
+            "--out",
+            tmp_path / f"rec-{len(rec)}",
+            "-q",
+        )
         assert r.exit_code == 0, r.output
         rec.append(tmp_path / f"rec-{len(rec)}")
     for name in ("providers", "funds", "ledger"):
@@ -273,8 +302,7 @@ def test_reconcile_and_compare_read_folders_of_part_files(spark, gen, local, tmp
     cmp = []
     for claims in (gen / "claims.parquet", parts):
         target = tmp_path / f"cmp-{len(cmp)}"
-        r = invoke("compare", *inputs(gen, claims=claims), "--policy", "city-employee",
-                   "--out", target, "-q")
+        r = invoke("compare", *inputs(gen, claims=claims), "--policy", "city-employee", "--out", target, "-q")
         assert r.exit_code == 0, r.output
         cmp.append(json.loads((target / "summary.json").read_text()))
     for s in cmp:

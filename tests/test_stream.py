@@ -1,4 +1,5 @@
 """The streaming path gives the same outputs as one in-memory run (contract §3)."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,15 @@ def both(folder, tmp_path, policy, parts, fmt_files=None):
     args = (files["claims"], files["members"], files["providers"], files["catalogue"], P.load(policy))
     run_streaming(*args, tmp_path / "one", parts=1)
     s = run_streaming(*args, tmp_path / "many", parts=parts)
-    return s, {n: (pq.read_table(tmp_path / "one" / f"{n}.parquet"), pq.read_table(tmp_path / "many" / f"{n}.parquet"))
-               for n in NAMES}
+    return s, {
+        n: (pq.read_table(tmp_path / "one" / f"{n}.parquet"), pq.read_table(tmp_path / "many" / f"{n}.parquet"))
+        for n in NAMES
+    }
 
 
-@pytest.mark.parametrize("policy,parts", [("prefecture-employee", 3), ("shenzhen-comprehensive", 7),
-                                          ("zhenjiang-resident", 2)])
+@pytest.mark.parametrize(
+    "policy,parts", [("prefecture-employee", 3), ("shenzhen-comprehensive", 7), ("zhenjiang-resident", 2)]
+)
 def test_partitions_match_in_memory(tmp_path, policy, parts):
     folder = tmp_path / "gen"
     write_dataset(generate_tables(600, 2024, seed=9, bad_rows=0.05), folder)
@@ -58,13 +62,16 @@ def test_input_error_names_the_original_file_and_row(tmp_path):
     import pyarrow as pa
 
     from adjudicate.inputs import InputError
+
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)
     claims = pq.read_table(folder / "claims.parquet")
     setting = claims["setting"].to_pylist()
     setting[123] = "teleconsultation"
-    pq.write_table(claims.set_column(claims.schema.get_field_index("setting"), "setting",
-                                     pa.array(setting, pa.string())), folder / "claims.parquet")
+    pq.write_table(
+        claims.set_column(claims.schema.get_field_index("setting"), "setting", pa.array(setting, pa.string())),
+        folder / "claims.parquet",
+    )
     with pytest.raises(InputError) as e:
         both(folder, tmp_path, "prefecture-employee", 3)
     assert e.value.row == 123 and e.value.column == "setting" and e.value.file.name == "claims.parquet"
@@ -85,22 +92,36 @@ def test_cli_partitions_option(tmp_path):
     from click.testing import CliRunner
 
     from adjudicate.cli import main
+
     folder = tmp_path / "gen"
     write_dataset(generate_tables(200, 2024, seed=2, bad_rows=0.02), folder)
-    args = ["--claims", folder / "claims.parquet", "--members", folder / "members.parquet",
-            "--providers", folder / "providers.parquet", "--catalogue", folder / "catalogue.parquet",
-            "--policy", "prefecture-employee", "-q"]
+    args = [
+        "--claims",
+        folder / "claims.parquet",
+        "--members",
+        folder / "members.parquet",
+        "--providers",
+        folder / "providers.parquet",
+        "--catalogue",
+        folder / "catalogue.parquet",
+        "--policy",
+        "prefecture-employee",
+        "-q",
+    ]
     for parts, out in ((1, "a"), (4, "b")):
         r = CliRunner().invoke(main, ["run", *map(str, args), "--partitions", str(parts), "--out", str(tmp_path / out)])
         assert r.exit_code == 0, r.output
     for name in NAMES:
-        assert pq.read_table(tmp_path / "b" / f"{name}.parquet").equals(pq.read_table(tmp_path / "a" / f"{name}.parquet"))
+        assert pq.read_table(tmp_path / "b" / f"{name}.parquet").equals(
+            pq.read_table(tmp_path / "a" / f"{name}.parquet")
+        )
 
 
 def test_bad_bytes_in_a_streamed_file_are_an_input_error(tmp_path):
     import pyarrow as pa
 
     from adjudicate.inputs import InputError
+
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)
     claims = pq.read_table(folder / "claims.parquet")

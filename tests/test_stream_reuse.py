@@ -1,4 +1,5 @@
 """compare, sweep and readjudicate one member range at a time (issue 9 §6): the same outputs as in memory."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,19 @@ def test_compare_in_member_ranges(gen, tmp_path, parts):
 
 
 def test_sweep_in_member_ranges(gen, tmp_path):
-    args = ["sweep", *inputs_args(gen), "--policy", "city-employee", "--deltas", 2,
-            "--vary", "limits.fund_pool_annual.amount=30000,60000", "--policy", "prefecture-employee", "-q"]
+    args = [
+        "sweep",
+        *inputs_args(gen),
+        "--policy",
+        "city-employee",
+        "--deltas",
+        2,
+        "--vary",
+        "limits.fund_pool_annual.amount=30000,60000",
+        "--policy",
+        "prefecture-employee",
+        "-q",
+    ]
     one, many = tmp_path / "one", tmp_path / "many"
     assert invoke(*args, "--out", one).exit_code == 0
     r = invoke(*args, "--out", many, "--partitions", 3)
@@ -70,8 +82,10 @@ def test_sweep_in_member_ranges(gen, tmp_path):
 def test_partitions_with_a_dataset_is_a_usage_error(gen, tmp_path):
     ds = tmp_path / "ds"
     assert invoke("prepare", *inputs_args(gen), "--out", ds, "-q").exit_code == 0
-    for cmd in (["compare", "--policy", "city-employee", "--policy", "prefecture-employee"],
-                ["sweep", "--policy", "city-employee", "--vary", "limits.fund_pool_annual.amount=1,2"]):
+    for cmd in (
+        ["compare", "--policy", "city-employee", "--policy", "prefecture-employee"],
+        ["sweep", "--policy", "city-employee", "--vary", "limits.fund_pool_annual.amount=1,2"],
+    ):
         r = invoke(*cmd, "--dataset", ds, "--partitions", 3, "--out", tmp_path / "o")
         assert r.exit_code == 2 and "--partitions" in r.output
 
@@ -84,14 +98,30 @@ def test_readjudicate_in_member_ranges(gen, tmp_path, seed):
     night1 = tmp_path / "night1"
     assert invoke("run", *inputs_args(gen), "--policy", "city-employee", "--out", night1, "-q").exit_code == 0
     fixed = correct(paths, tmp_path / "fixed", seed)
-    args = ["readjudicate", *[x for t in TABLES for x in (f"--{t}", fixed[t])], "--previous", night1,
-            "--policy", "city-employee", "-q"]
+    args = [
+        "readjudicate",
+        *[x for t in TABLES for x in (f"--{t}", fixed[t])],
+        "--previous",
+        night1,
+        "--policy",
+        "city-employee",
+        "-q",
+    ]
     one, many = tmp_path / "one", tmp_path / "many"
     assert invoke(*args, "--out", one).exit_code == 0
     r = invoke(*args, "--out", many, "--partitions", 3)
     assert r.exit_code == 0, r.output
-    same(one, many, ["adjustments.parquet", "line_adjustments.parquet", "current/settlements.parquet",
-                     "current/lines.parquet", "current/rejected.parquet"])
+    same(
+        one,
+        many,
+        [
+            "adjustments.parquet",
+            "line_adjustments.parquet",
+            "current/settlements.parquet",
+            "current/lines.parquet",
+            "current/rejected.parquet",
+        ],
+    )
     a, b = summary(one), summary(many)
     for k in ("counts", "deltas", "reconciles", "line_deltas"):
         assert a[k] == b[k], k
@@ -107,10 +137,24 @@ def test_an_earlier_year_in_a_later_member_range(gen, tmp_path):
     paths = {t: gen / f"{t}.parquet" for t in TABLES}
     fixed = early_claim(paths, tmp_path / "in", -1)
     folder = tmp_path / "in"
-    for cmd, files in ((["compare", "--policy", "prefecture-employee", "--policy", "city-employee"],
-                        ["compare.parquet", "members.parquet"]),
-                       (["sweep", "--policy", "city-employee", "--vary", "limits.fund_pool_annual.amount=30000,60000",
-                         "--deltas", 1], ["variants.parquet", "members.parquet"])):
+    for cmd, files in (
+        (
+            ["compare", "--policy", "prefecture-employee", "--policy", "city-employee"],
+            ["compare.parquet", "members.parquet"],
+        ),
+        (
+            [
+                "sweep",
+                "--policy",
+                "city-employee",
+                "--vary",
+                "limits.fund_pool_annual.amount=30000,60000",
+                "--deltas",
+                1,
+            ],
+            ["variants.parquet", "members.parquet"],
+        ),
+    ):
         one, many = tmp_path / f"{cmd[0]}-one", tmp_path / f"{cmd[0]}-many"
         assert invoke(*cmd, *inputs_args(folder), "--out", one, "-q").exit_code == 0
         r = invoke(*cmd, *inputs_args(folder), "--out", many, "--partitions", 4, "-q")

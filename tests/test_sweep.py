@@ -1,4 +1,5 @@
 """``adjudicate sweep`` (issue 9 §4): K policy variants on one decode, one row per variant."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,23 @@ BAND = "blocks.inpatient.scale.bands[0].pool"
 
 def test_each_variant_row_is_what_compare_says(gen, tmp_path):
     out = tmp_path / "sw"
-    r = invoke("sweep", "--policy", "city-employee", "--vary", f"{CAP}=30000,60000",
-               "--vary", f"{BAND}={{ in_service = 0.85, retired = 0.9 }},{{ in_service = 0.9, retired = 0.95 }}",
-               "--policy", "prefecture-employee", *inputs_args(gen), "--out", out, "--deltas", 2, "-q")
+    r = invoke(
+        "sweep",
+        "--policy",
+        "city-employee",
+        "--vary",
+        f"{CAP}=30000,60000",
+        "--vary",
+        f"{BAND}={{ in_service = 0.85, retired = 0.9 }},{{ in_service = 0.9, retired = 0.95 }}",
+        "--policy",
+        "prefecture-employee",
+        *inputs_args(gen),
+        "--out",
+        out,
+        "--deltas",
+        2,
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "variants.parquet").to_pylist()
     assert {p.name for p in out.iterdir()} >= {"variants.parquet", "members.parquet", "summary.json", "report.html"}
@@ -62,8 +77,12 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
             assert row[k] == Decimal(cs["totals"][k]["b"]), (i, k)
             assert row[f"{k}_delta"] == Decimal(cs["totals"][k]["delta"]), (i, k)
         m = cs["members"]
-        assert (row["members"], row["members_better_off"], row["members_worse_off"], row["members_unchanged"]) == \
-            (m["count"], m["better_off"], m["worse_off"], m["unchanged"])
+        assert (row["members"], row["members_better_off"], row["members_worse_off"], row["members_unchanged"]) == (
+            m["count"],
+            m["better_off"],
+            m["worse_off"],
+            m["unchanged"],
+        )
         for p in (1, 50, 99):
             assert row[f"member_paid_change_p{p}"] == Decimal(m["member_paid_change"][f"p{p}"])
         if i == 2:  # --deltas 2: compare's members.parquet, exactly
@@ -104,11 +123,13 @@ def test_usage_errors_exit_2(gen, tmp_path):
     out = tmp_path / "o"
     r = invoke("sweep", "--policy", "city-employee", *inputs_args(gen), "--out", out)
     assert r.exit_code == 2 and "nothing to sweep" in r.output
-    r = invoke("sweep", "--policy", "city-employee", "--vary", "limits.nope.amount=1,2", *inputs_args(gen),
-               "--out", out)
+    r = invoke(
+        "sweep", "--policy", "city-employee", "--vary", "limits.nope.amount=1,2", *inputs_args(gen), "--out", out
+    )
     assert r.exit_code == 2 and "nope" in r.output and "Traceback" not in r.output
-    r = invoke("sweep", "--policy", "city-employee", "--vary", f"{CAP}=1,2", "--deltas", 3, *inputs_args(gen),
-               "--out", out)
+    r = invoke(
+        "sweep", "--policy", "city-employee", "--vary", f"{CAP}=1,2", "--deltas", 3, *inputs_args(gen), "--out", out
+    )
     assert r.exit_code == 2 and "--deltas 3" in r.output
     assert not out.exists()
 

@@ -5,4 +5,5 @@ catalogue lookup, order) → ``_core`` (compiled kernel) → ``outputs``
 (settlements, lines, rejected, summary); ``policy`` loads the rules from
 versioned TOML files in ``policies/``.
 """
+
 __version__ = "0.1.0"

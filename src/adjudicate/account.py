@@ -14,6 +14,7 @@ the next year, rounded half away from zero to the fen (no wage: no credit).
 :func:`credit_table`), by the reference and ``explain``, and by ``reconcile``'s
 ledger.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,9 +44,14 @@ def _round_div(num: np.ndarray, den: int) -> np.ndarray:
     return np.where(num < 0, -q, q)
 
 
-def credits(rule: AccountCredit | None, category: np.ndarray, birth_days: np.ndarray, wage: np.ndarray,
-            no_wage: np.ndarray, next_year: np.ndarray | int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def credits(
+    rule: AccountCredit | None,
+    category: np.ndarray,
+    birth_days: np.ndarray,
+    wage: np.ndarray,
+    no_wage: np.ndarray,
+    next_year: np.ndarray | int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(credit fen, rate bp, basis code, age) for the year before ``next_year``; arrays broadcast.
 
     ``wage`` is ``prior_year_wage`` in fen (``no_wage`` where it is null). A
@@ -63,8 +69,9 @@ def credits(rule: AccountCredit | None, category: np.ndarray, birth_days: np.nda
     no_wage = np.broadcast_to(np.asarray(no_wage, dtype=bool), shape)
     on_wage = _round_div(np.asarray(wage, dtype=np.int64) * rate, 10_000)
     credit = np.where(retired, rule.retired_fen, np.where(no_wage, 0, on_wage))
-    basis = np.where(retired, BASES.index("retired_flat"),
-                     np.where(no_wage, BASES.index("no_wage"), BASES.index("wage_rate"))).astype(np.int8)
+    basis = np.where(
+        retired, BASES.index("retired_flat"), np.where(no_wage, BASES.index("no_wage"), BASES.index("wage_rate"))
+    ).astype(np.int8)
     return np.broadcast_to(credit, shape).astype(np.int64), np.broadcast_to(rate, shape), basis, age
 
 
@@ -87,7 +94,12 @@ def member_credits(members, policy: Policy, first_year: int, last_year: int) -> 
     wage, no_wage = np.asarray(members["prior_year_wage"]), np.asarray(members.nulls["prior_year_wage"])
     for j in range(k):  # a loop over years (the rule may change with them), vectorised over members
         year = int(first_year) + j
-        out[:, j] = credits(credit_rule(policy, year), np.asarray(members["category"]),
-                            np.asarray(members["birth_date"]), wage, no_wage, year + 1)[0]
+        out[:, j] = credits(
+            credit_rule(policy, year),
+            np.asarray(members["category"]),
+            np.asarray(members["birth_date"]),
+            wage,
+            no_wage,
+            year + 1,
+        )[0]
     return out
-

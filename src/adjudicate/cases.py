@@ -21,6 +21,7 @@ file, the key and its line); :func:`run_case` writes the case's four tables
 as CSV into a temporary folder, reads them with the engine's own reader,
 adjudicates, and compares every expected amount exactly.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,22 +39,61 @@ from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 from .tomlfile import KeyLocator, read_toml
 
 #: Defaults of a case's rows (column -> text as in a CSV input file).
-MEMBER_DEFAULTS = {"member_id": "M1", "birth_date": "1970-06-01", "category": "in_service",
-                   "civil_servant": "false", "enrolled_since": "2000-01-01", "account_balance": "0",
-                   "prior_year_wage": "60000"}
-PROVIDER_DEFAULTS = {"provider_id": "H3", "kind": "hospital", "level": "3", "designated": "true",
-                     "local": "true", "quota_per_admission": ""}
-CATALOGUE_DEFAULTS = {"name": "", "first_self_pay_ratio": "", "max_unit_price": "", "valid_from": "2000-01-01",
-                      "valid_to": ""}
+MEMBER_DEFAULTS = {
+    "member_id": "M1",
+    "birth_date": "1970-06-01",
+    "category": "in_service",
+    "civil_servant": "false",
+    "enrolled_since": "2000-01-01",
+    "account_balance": "0",
+    "prior_year_wage": "60000",
+}
+PROVIDER_DEFAULTS = {
+    "provider_id": "H3",
+    "kind": "hospital",
+    "level": "3",
+    "designated": "true",
+    "local": "true",
+    "quota_per_admission": "",
+}
+CATALOGUE_DEFAULTS = {
+    "name": "",
+    "first_self_pay_ratio": "",
+    "max_unit_price": "",
+    "valid_from": "2000-01-01",
+    "valid_to": "",
+}
 #: Always in a case's catalogue (more rows may be added): one item of each class.
 DEFAULT_ITEMS = (("A1", "A"), ("B1", "B"), ("S1", "special"), ("P1", "supplementary"), ("X1", "excluded"))
 DEFAULT_DATE = dt.date(2024, 3, 1)
-CLAIM_KEYS = {"claim_id", "member_id", "provider_id", "setting", "referral", "admit_date", "discharge_date",
-              "diagnosis", "lines", "expect", "rejected"}
+CLAIM_KEYS = {
+    "claim_id",
+    "member_id",
+    "provider_id",
+    "setting",
+    "referral",
+    "admit_date",
+    "discharge_date",
+    "diagnosis",
+    "lines",
+    "expect",
+    "rejected",
+}
 LINE_KEYS = {"item_code", "amount", "quantity", "unit_price", "expect"}
 #: What a claim's ``expect`` may name: the settlement columns that are numbers.
-AMOUNT_COLUMNS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool",
-                  "fund_supplementary", "member_policy_share", "subsidy", "account_paid", "cash_paid")
+AMOUNT_COLUMNS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 CLAIM_EXPECT = AMOUNT_COLUMNS + ("admission_ordinal", "benefit_year")
 LINE_EXPECT = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary", "class")
 
@@ -61,8 +101,7 @@ LINE_EXPECT = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supp
 class CaseError(Exception):
     """A malformed case file: names the file, the key and (where found) its line."""
 
-    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None,
-                 line: int | None = None):
+    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None, line: int | None = None):
         self.file, self.key, self.line = file, key, line
         where = [f"case file {file}"] if file else []
         if line:
@@ -115,6 +154,7 @@ class Outcome:
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
+
 
 def case_files(paths: Iterable[str | Path]) -> list[Path]:
     """The case files named: files as given, folders searched for ``*.toml`` (recursively, sorted)."""
@@ -191,8 +231,10 @@ def load_case(path: str | Path) -> Case:
 
     tables: dict[str, list[dict[str, str]]] = {"members": [], "providers": [], "catalogue": [], "claims": []}
     origin: dict[str, list[str]] = {k: [] for k in tables}
-    for table, spec, defaults, _key_col in (("members", MEMBERS, MEMBER_DEFAULTS, "member_id"),
-                                           ("providers", PROVIDERS, PROVIDER_DEFAULTS, "provider_id")):
+    for table, spec, defaults, _key_col in (
+        ("members", MEMBERS, MEMBER_DEFAULTS, "member_id"),
+        ("providers", PROVIDERS, PROVIDER_DEFAULTS, "provider_id"),
+    ):
         rows = r.rows(doc, table)
         for i, row in enumerate(rows):
             k = f"{table}[{i}]"
@@ -211,8 +253,9 @@ def load_case(path: str | Path) -> Case:
         for need in ("item_code", "class"):
             if need not in row:
                 raise r.error(f"{k}.{need}", f"missing required key {need!r}")
-        tables["catalogue"].append({**CATALOGUE_DEFAULTS, **{c: r.text(v, f"{k}.{c}", "a value")
-                                                             for c, v in row.items()}})
+        tables["catalogue"].append(
+            {**CATALOGUE_DEFAULTS, **{c: r.text(v, f"{k}.{c}", "a value") for c, v in row.items()}}
+        )
         origin["catalogue"].append(k)
 
     case = Case(path, name, policy, tables, origin)
@@ -232,12 +275,16 @@ def load_case(path: str | Path) -> Case:
         setting = r.text(row.get("setting", "inpatient"), f"{k}.setting", "a setting")
         admit = r.text(row.get("admit_date", date), f"{k}.admit_date", "a date")
         discharge = row.get("discharge_date", admit if setting == "inpatient" else "")
-        head_cols = {"claim_id": cid,
-                     "member_id": r.text(row.get("member_id", first_member), f"{k}.member_id", "text"),
-                     "provider_id": r.text(row.get("provider_id", first_provider), f"{k}.provider_id", "text"),
-                     "setting": setting, "referral": r.text(row.get("referral", ""), f"{k}.referral", "text"),
-                     "admit_date": admit, "discharge_date": r.text(discharge, f"{k}.discharge_date", "a date"),
-                     "diagnosis": r.text(row.get("diagnosis", ""), f"{k}.diagnosis", "text")}
+        head_cols = {
+            "claim_id": cid,
+            "member_id": r.text(row.get("member_id", first_member), f"{k}.member_id", "text"),
+            "provider_id": r.text(row.get("provider_id", first_provider), f"{k}.provider_id", "text"),
+            "setting": setting,
+            "referral": r.text(row.get("referral", ""), f"{k}.referral", "text"),
+            "admit_date": admit,
+            "discharge_date": r.text(discharge, f"{k}.discharge_date", "a date"),
+            "diagnosis": r.text(row.get("diagnosis", ""), f"{k}.diagnosis", "text"),
+        }
         lines = row.get("lines")
         if not isinstance(lines, list) or not lines or not all(isinstance(x, dict) for x in lines):
             raise r.error(f"{k}.lines", 'expected a list of lines, e.g. [{ item_code = "A1", amount = "100.00" }]')
@@ -251,12 +298,17 @@ def load_case(path: str | Path) -> Case:
             qty = _decimal(r, line.get("quantity", 1), f"{lk}.quantity")
             if qty == 0 and "unit_price" not in line:
                 raise r.error(f"{lk}.quantity", "a quantity of 0 has no unit price; give unit_price too")
-            price = (line.get("unit_price") if "unit_price" in line
-                     else (amount / qty).quantize(Decimal("0.01")))
-            tables["claims"].append({**head_cols, "line_no": str(j + 1),
-                                     "item_code": r.text(line["item_code"], f"{lk}.item_code", "text"),
-                                     "quantity": str(qty), "unit_price": r.text(price, f"{lk}.unit_price", "yuan"),
-                                     "amount": str(amount)})
+            price = line.get("unit_price") if "unit_price" in line else (amount / qty).quantize(Decimal("0.01"))
+            tables["claims"].append(
+                {
+                    **head_cols,
+                    "line_no": str(j + 1),
+                    "item_code": r.text(line["item_code"], f"{lk}.item_code", "text"),
+                    "quantity": str(qty),
+                    "unit_price": r.text(price, f"{lk}.unit_price", "yuan"),
+                    "amount": str(amount),
+                }
+            )
             origin["claims"].append(lk)
             for col, v in _expects(r, line.get("expect"), f"{lk}.expect", LINE_EXPECT):
                 case.expects.append(Expect(f"{lk}.expect.{col}", cid, j + 1, col, v))
@@ -288,11 +340,11 @@ def _policy(r: _Reader, name: str, overrides: list[str]) -> P.Policy:
 
 def _decimal(r: _Reader, v: Any, key: str) -> Decimal:
     if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
-        raise r.error(key, f"expected an amount in yuan (e.g. \"8463.00\"), got {v!r}")
+        raise r.error(key, f'expected an amount in yuan (e.g. "8463.00"), got {v!r}')
     try:
         d = Decimal(str(v).strip())
     except InvalidOperation:
-        raise r.error(key, f"expected an amount in yuan (e.g. \"8463.00\"), got {v!r}") from None
+        raise r.error(key, f'expected an amount in yuan (e.g. "8463.00"), got {v!r}') from None
     if not d.is_finite():
         raise r.error(key, f"expected a finite amount, got {v!r}")
     return d
@@ -305,8 +357,11 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
         raise r.error(key, 'expected a table, e.g. { fund_pool = "8463.00" }')
     if "rejected" in v and key.endswith("].expect") and ".lines[" not in key:
         # a natural slip: the rejection is said on the claim itself, beside its expect
-        raise r.error(f"{key}.rejected", 'a claim expected to be rejected says rejected = "reason" on the '
-                      "claim itself (beside lines), not inside expect")
+        raise r.error(
+            f"{key}.rejected",
+            'a claim expected to be rejected says rejected = "reason" on the '
+            "claim itself (beside lines), not inside expect",
+        )
     r.only(v, key, set(allowed))
     out = []
     for col, x in v.items():
@@ -329,6 +384,7 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
 # Running
 # ---------------------------------------------------------------------------
 
+
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
@@ -344,8 +400,12 @@ def run_case(case: Case) -> Outcome:
 
     with tempfile.TemporaryDirectory(prefix="adjudicate-case-") as tmp:
         paths = {}
-        for name, spec in (("claims", CLAIMS), ("members", MEMBERS), ("providers", PROVIDERS),
-                           ("catalogue", CATALOGUE)):
+        for name, spec in (
+            ("claims", CLAIMS),
+            ("members", MEMBERS),
+            ("providers", PROVIDERS),
+            ("catalogue", CATALOGUE),
+        ):
             paths[name] = Path(tmp) / f"{name}.csv"
             _write_csv(paths[name], [c.name for c in spec.columns], case.tables[name])
         try:
@@ -371,8 +431,7 @@ def run_case(case: Case) -> Outcome:
             continue
         got = row[e.column]
         if got != e.value:
-            delta = (f"{got - e.value:+.2f}" if isinstance(got, Decimal) and isinstance(e.value, Decimal)
-                     else None)
+            delta = f"{got - e.value:+.2f}" if isinstance(got, Decimal) and isinstance(e.value, Decimal) else None
             diffs.append(Difference(e.claim_id, e.line_no, e.column, _show(e.value), _show(got), delta))
     return Outcome(case, diffs)
 

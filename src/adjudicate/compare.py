@@ -26,6 +26,7 @@ Outputs (written atomically):
   totals A / B / Δ, members better off / worse off / unchanged and the
   distribution of the members' change in cash.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,13 +80,15 @@ def parse_override(text: str) -> tuple[str, list[str | int], Any]:
     for m in _TOKEN.finditer(key):
         index = m.group(2) is not None
         # a name follows a '.' (but the first has nothing before it); an [index] follows directly
-        if key[pos:m.start()] != ("" if index or not tokens else "."):
+        if key[pos : m.start()] != ("" if index or not tokens else "."):
             break
         tokens.append(int(m.group(2)) if index else m.group(1))
         pos = m.end()
     if pos != len(key) or not tokens or isinstance(tokens[0], int):
-        raise P.PolicyError(f"--set {text!r}: {key!r} is not a policy key; write it like "
-                            "blocks.inpatient.scale.bands[0].pool.retired", key=key)
+        raise P.PolicyError(
+            f"--set {text!r}: {key!r} is not a policy key; write it like blocks.inpatient.scale.bands[0].pool.retired",
+            key=key,
+        )
     if not raw:
         raise P.PolicyError(f"--set {text!r}: no value after '='", key=key)
     try:
@@ -112,18 +115,23 @@ def apply_override(doc: dict, key: str, tokens: list[str | int], value: Any, fil
             if not isinstance(node, list):
                 raise P.PolicyError(f"--set: {here!r} is not a list, so it has no element [{tok}]", file, key)
             if tok >= len(node):
-                raise P.PolicyError(f"--set: {here!r} has {len(node)} element(s); [{tok}] does not exist",
-                                    file, key)
+                raise P.PolicyError(f"--set: {here!r} has {len(node)} element(s); [{tok}] does not exist", file, key)
         else:
             if not isinstance(node, dict):
-                hint = (f"{here}={{ in_service = 0.90, retired = 0.95 }}" if tok in ("in_service", "retired")
-                        else f"{here}=VALUE")
-                raise P.PolicyError(f"--set: {here!r} is {_kind(node)}, not a table, so it has no key {tok!r}; "
-                                    f"set it whole instead, e.g. --set '{hint}'", file, key)
+                hint = (
+                    f"{here}={{ in_service = 0.90, retired = 0.95 }}"
+                    if tok in ("in_service", "retired")
+                    else f"{here}=VALUE"
+                )
+                raise P.PolicyError(
+                    f"--set: {here!r} is {_kind(node)}, not a table, so it has no key {tok!r}; "
+                    f"set it whole instead, e.g. --set '{hint}'",
+                    file,
+                    key,
+                )
             if tok not in node and (not last or tuple(tokens[:i]) in _NAMED_TABLES or i == 0):
                 there = ", ".join(map(str, node)) or "nothing"
-                raise P.PolicyError(f"--set: no key {tok!r} in {here!r} of the policy file; there: {there}",
-                                    file, key)
+                raise P.PolicyError(f"--set: no key {tok!r} in {here!r} of the policy file; there: {there}", file, key)
         if last:
             node[tok] = value
         else:
@@ -173,6 +181,7 @@ def policy_with_overrides(name_or_path: str | Path, overrides: Sequence[str]) ->
 # Matching two sets of claim rows (shared with readjudicate)
 # ---------------------------------------------------------------------------
 
+
 def outer_join(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """Full outer join on ``keys``; other columns are renamed ``a.<name>`` (left) and ``b.<name>`` (right).
 
@@ -180,8 +189,10 @@ def outer_join(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa
     and boolean masks: row present on the left, on the right. Only the keys
     and row numbers go through the hash join; the columns are gathered after.
     """
+
     def rows(t: pa.Table, p: str) -> pa.Table:
         return t.select(list(keys)).append_column(f"{p}.__row", pa.array(np.arange(t.num_rows), pa.int64()))
+
     j = rows(left, "a").join(rows(right, "b"), keys=list(keys), join_type="full outer", coalesce_keys=True)
     cols = {k: j[k] for k in keys}
     for p, t in (("a", left), ("b", right)):
@@ -224,11 +235,13 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
 
     def pick(v: np.ndarray) -> np.ndarray:
         return v if rows is None else v[rows]
+
     cols: dict[str, Any] = {
         "claim_id": e.claim_id if rows is None else e.claim_dict.take(pa.array(e.claim_code[rows])),
         "member_id": e.member_id if rows is None else e.member_id.take(pa.array(rows)),
-        "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)),
-                                                  pa.array(SETTINGS)).cast(pa.string()),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)), pa.array(SETTINGS)).cast(
+            pa.string()
+        ),
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
     }
@@ -258,6 +271,7 @@ def distribution(fen: np.ndarray) -> dict[str, str | int]:
 # Compare
 # ---------------------------------------------------------------------------
 
+
 def aligned_amounts(n: int, r) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A result's claim amounts in fen at the positions of the ``n`` prepared claims it settled
     (0 where this policy rejected the claim), and the mask of those it settled."""
@@ -284,8 +298,9 @@ def _runs(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def member_deltas(member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def member_deltas(
+    member: np.ndarray, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per member (rows grouped by member, as in settlement order): Δcash and Δpaid (cash + account) in fen."""
     starts = _runs(member)
     if not len(starts):
@@ -299,7 +314,7 @@ def who_is_better_off(d_cash: np.ndarray, d_paid: np.ndarray) -> dict:
     """The summary's members part, from each member's Δcash and Δpaid."""
     return {
         "definition": "per member over all benefit years of the input; better off = pays less under B "
-                      "out of pocket (cash_paid + account_paid)",
+        "out of pocket (cash_paid + account_paid)",
         "count": len(d_paid),
         "better_off": int(np.count_nonzero(d_paid < 0)),
         "worse_off": int(np.count_nonzero(d_paid > 0)),
@@ -328,8 +343,9 @@ def compare_part(base, ra, rb) -> dict:
     cols: dict[str, Any] = {
         "claim_id": base.claim_dict.take(pa.array(base.claim_code[u])),
         "member_id": base.member_id.take(pa.array(u)),
-        "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)),
-                                                  pa.array(SETTINGS)).cast(pa.string()),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)), pa.array(SETTINGS)).cast(
+            pa.string()
+        ),
         "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(year, pa.int16()),
         "settled_under": pa.array(np.where(in_a & in_b, "both", np.where(in_a, "a_only", "b_only")), pa.string()),
@@ -354,7 +370,8 @@ def compare_part(base, ra, rb) -> dict:
         mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(fen_to_decimal, (a, b, b - a))
     d_cash, d_paid = member_deltas(member, fa, fb)
     return {
-        "claims": pa.table(cols), "members": pa.table(mcols),
+        "claims": pa.table(cols),
+        "members": pa.table(mcols),
         "counts": {
             "claims": len(u),
             "settled_under_both": int(np.count_nonzero(in_a & in_b)),
@@ -363,8 +380,10 @@ def compare_part(base, ra, rb) -> dict:
             "claims_changed": int(np.count_nonzero(changed)),
             "member_years": len(starts),
         },
-        "a": {k: int(fa[k].sum()) for k in AMOUNTS}, "b": {k: int(fb[k].sum()) for k in AMOUNTS},
-        "d_cash": d_cash, "d_paid": d_paid,
+        "a": {k: int(fa[k].sum()) for k in AMOUNTS},
+        "b": {k: int(fb[k].sum()) for k in AMOUNTS},
+        "d_cash": d_cash,
+        "d_paid": d_paid,
     }
 
 
@@ -399,9 +418,19 @@ def _to_decimal(t: pa.Table, names: Sequence[str]) -> pa.Table:
     return t
 
 
-def run_compare(claims, members, providers, catalogue, policies: Sequence[str], overrides: Sequence[str],
-                out: Path, threads: int | None = None, progress=None,
-                dataset: Path | None = None, partitions: int = 1) -> tuple[dict, np.ndarray]:
+def run_compare(
+    claims,
+    members,
+    providers,
+    catalogue,
+    policies: Sequence[str],
+    overrides: Sequence[str],
+    out: Path,
+    threads: int | None = None,
+    progress=None,
+    dataset: Path | None = None,
+    partitions: int = 1,
+) -> tuple[dict, np.ndarray]:
     """Load and validate both policies, read and encode the inputs once (or open ``dataset``),
     settle them twice, write the outputs. ``partitions`` > 1 (0: chosen from the input size) does it
     one member range at a time, for inputs larger than memory, with the same outputs.
@@ -420,8 +449,14 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
     timer = Timer()
     say("read")
     sources = source_paths(claims, members, providers, catalogue, dataset)
-    with atomic_dir(out, sources) as tmp, prepared_parts(claims, members, providers, catalogue, dataset, partitions,
-                                                         timer, say, tmp) as (digests, preps, ranges):
+    with (
+        atomic_dir(out, sources) as tmp,
+        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+            digests,
+            preps,
+            ranges,
+        ),
+    ):
         bases = BaseYears(2)
         while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
             bases.start()
@@ -443,7 +478,8 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
                             table = p.pop(name)
                             if name not in writers:
                                 writers[name] = pq.ParquetWriter(
-                                    tmp / f"{'compare' if name == 'claims' else name}.parquet", table.schema)
+                                    tmp / f"{'compare' if name == 'claims' else name}.parquet", table.schema
+                                )
                             writers[name].write_table(table)
                     parts.append(p)
                     rejected_a += ra.enc.rejected
@@ -466,8 +502,7 @@ def run_compare(claims, members, providers, catalogue, policies: Sequence[str], 
         if ranges > 1:
             summary["partitions"] = ranges
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                          encoding="utf-8")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_report(tmp, "compare")
     return summary, d_cash
 
@@ -478,12 +513,14 @@ def _policy_info(p: P.Policy) -> dict:
 
 def _rejected(r) -> int:
     from .outputs import count_rejected_claims
+
     return count_rejected_claims(r.enc.rejected)
 
 
 # ---------------------------------------------------------------------------
 # Text histogram (no terminal library)
 # ---------------------------------------------------------------------------
+
 
 def _nice(fen: int) -> int:
     """The smallest 1, 2 or 5 × 10^k yuan bin width (in fen) of at least ``fen``."""

@@ -20,6 +20,7 @@ A dataset is refused (:class:`DatasetError`, exit 2) when it is not a dataset,
 was written by another engine or format version, or when a source file has
 changed, gone, or appeared in a source folder since it was prepared.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,6 +61,7 @@ class DatasetError(InputError):
 # ---------------------------------------------------------------------------
 # Arrays <-> Arrow, generically
 # ---------------------------------------------------------------------------
+
 
 def _to_arrow(v: Any) -> tuple[pa.Array, dict]:
     """An array as an Arrow array, and what is needed to give it back as it was."""
@@ -107,13 +109,15 @@ def _read_ipc(path: Path) -> pa.Table:
     try:
         return ipc.open_file(pa.memory_map(str(path), "r")).read_all()
     except (pa.ArrowException, OSError) as e:
-        raise DatasetError(f"cannot be read (damaged dataset? prepare it again): {str(e).splitlines()[0]}",
-                           path) from None
+        raise DatasetError(
+            f"cannot be read (damaged dataset? prepare it again): {str(e).splitlines()[0]}", path
+        ) from None
 
 
 # ---------------------------------------------------------------------------
 # Tables and the encoded arrays
 # ---------------------------------------------------------------------------
+
 
 def _write_table(t: Table, path: Path) -> dict:
     cols: dict[str, Any] = {}
@@ -151,16 +155,20 @@ def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
     for name in encoded_fields():
         v = getattr(enc, name)
         if isinstance(v, (np.ndarray, pa.Array, pa.ChunkedArray)):
-            out[name] = {"file": f"encoded/{name}.arrow", **_write_ipc(folder / "encoded" / f"{name}.arrow",
-                                                                      {name: v})[name]}
+            out[name] = {
+                "file": f"encoded/{name}.arrow",
+                **_write_ipc(folder / "encoded" / f"{name}.arrow", {name: v})[name],
+            }
         elif isinstance(v, dict):  # named arrays; those that are the claims table's columns are not copied
             parts = {}
             for k, a in v.items():
                 if claims.values.get(k) is a:
                     parts[k] = {"claims_column": k}
                 else:
-                    parts[k] = {"file": f"encoded/{name}.{k}.arrow",
-                                **_write_ipc(folder / "encoded" / f"{name}.{k}.arrow", {k: a})[k]}
+                    parts[k] = {
+                        "file": f"encoded/{name}.{k}.arrow",
+                        **_write_ipc(folder / "encoded" / f"{name}.{k}.arrow", {k: a})[k],
+                    }
             out[name] = {"dict": parts}
         elif isinstance(v, list):  # rows of plain values (the rejections)
             width = max((len(r) for r in v), default=0)
@@ -172,9 +180,10 @@ def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
         else:  # pragma: no cover - a new kind of field: teach the writer, do not drop it
             raise TypeError(f"Encoded.{name}: cannot store a {type(v).__name__} in a dataset")
     for name in gathered_fields():  # stored gathered, so a run from the dataset does not gather them again
-        out[f"{_GATHERED}{name}"] = {"file": f"encoded/{_GATHERED}{name}.arrow",
-                                     **_write_ipc(folder / "encoded" / f"{_GATHERED}{name}.arrow",
-                                                  {name: getattr(enc, name)})[name]}
+        out[f"{_GATHERED}{name}"] = {
+            "file": f"encoded/{_GATHERED}{name}.arrow",
+            **_write_ipc(folder / "encoded" / f"{_GATHERED}{name}.arrow", {name: getattr(enc, name)})[name],
+        }
     return out
 
 
@@ -183,13 +192,20 @@ def _read_encoded(folder: Path, info: dict, claims: Table) -> Encoded:
     gathered: dict[str, Any] = {}
     for name, meta in info.items():
         if name.startswith(_GATHERED):
-            gathered[name[len(_GATHERED):]] = _from_arrow(_read_ipc(folder / meta["file"])[name[len(_GATHERED):]],
-                                                          meta)
+            gathered[name[len(_GATHERED) :]] = _from_arrow(
+                _read_ipc(folder / meta["file"])[name[len(_GATHERED) :]], meta
+            )
         elif "file" in meta:
             kw[name] = _from_arrow(_read_ipc(folder / meta["file"])[name], meta)
         elif "dict" in meta:
-            kw[name] = {k: (claims.values[m["claims_column"]] if "claims_column" in m
-                            else _from_arrow(_read_ipc(folder / m["file"])[k], m)) for k, m in meta["dict"].items()}
+            kw[name] = {
+                k: (
+                    claims.values[m["claims_column"]]
+                    if "claims_column" in m
+                    else _from_arrow(_read_ipc(folder / m["file"])[k], m)
+                )
+                for k, m in meta["dict"].items()
+            }
         elif "rows" in meta:
             t = _read_ipc(folder / meta["rows"])
             cols = [t[f"c{i}"].to_pylist() for i in range(meta["width"])]
@@ -205,12 +221,20 @@ def _read_encoded(folder: Path, info: dict, claims: Table) -> Encoded:
 # Sources: what the dataset was prepared from
 # ---------------------------------------------------------------------------
 
+
 def _sources(args: Sequence[str | Path], t: Table) -> dict:
     files = []
     for f in t.files:
         st = Path(f).stat()
-        files.append({"name": str(f), "path": str(Path(f).resolve()), "size": st.st_size,
-                      "mtime_ns": st.st_mtime_ns, "sha256": t.digests[str(f)]})
+        files.append(
+            {
+                "name": str(f),
+                "path": str(Path(f).resolve()),
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sha256": t.digests[str(f)],
+            }
+        )
     return {"args": [str(Path(a).resolve()) for a in args], "files": files}
 
 
@@ -226,23 +250,30 @@ def _check_sources(name: str, src: dict, dataset: Path) -> None:
         if st.st_size == f["size"] and st.st_mtime_ns == f["mtime_ns"]:
             continue  # unchanged (size and time as recorded); else compare the contents
         if file_digest(p) != f["sha256"]:
-            raise DatasetError(f"stale dataset: its {name} source {p} changed since it was prepared; {again}",
-                               dataset)
+            raise DatasetError(f"stale dataset: its {name} source {p} changed since it was prepared; {again}", dataset)
     try:
         now = [str(p.resolve()) for p in expand_paths(src["args"], name)]
     except InputError:
         now = None
     if now is not None and now != [f["path"] for f in src["files"]]:
-        raise DatasetError(f"stale dataset: the {name} files given to prepare are not the same files any more "
-                           f"(a file was added to or removed from a folder); {again}", dataset)
+        raise DatasetError(
+            f"stale dataset: the {name} files given to prepare are not the same files any more "
+            f"(a file was added to or removed from a folder); {again}",
+            dataset,
+        )
 
 
 # ---------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------
 
-def write_dataset(prep: Prepared, out: Path, args: dict[str, Sequence[str | Path]] | None = None,
-                  sources: dict[str, dict] | None = None) -> dict:
+
+def write_dataset(
+    prep: Prepared,
+    out: Path,
+    args: dict[str, Sequence[str | Path]] | None = None,
+    sources: dict[str, dict] | None = None,
+) -> dict:
     """Write ``prep`` as a dataset folder (atomically); returns the manifest.
 
     ``args`` are the paths the user gave per table (files or folders);
@@ -250,28 +281,36 @@ def write_dataset(prep: Prepared, out: Path, args: dict[str, Sequence[str | Path
     earlier dataset when re-joining).
     """
     inputs = prep.inputs
-    tables = {"claims": inputs.claims, "members": inputs.members, "providers": inputs.providers,
-              "catalogue": inputs.catalogue}
+    tables = {
+        "claims": inputs.claims,
+        "members": inputs.members,
+        "providers": inputs.providers,
+        "catalogue": inputs.catalogue,
+    }
     srcs = dict(sources or {})
     for name, t in tables.items():
         if name not in srcs:
             srcs[name] = _sources((args or {}).get(name, t.files), t)
     with atomic_dir(Path(out)) as tmp:
         who, fp = fingerprint.members(prep.enc, fingerprint.claims(prep.enc, inputs.members, inputs.providers))
-        _write_ipc(tmp / MEMBER_FINGERPRINTS, {"member_id": inputs.members["member_id"].take(pa.array(who)),
-                                               "hash": fp})
+        _write_ipc(
+            tmp / MEMBER_FINGERPRINTS, {"member_id": inputs.members["member_id"].take(pa.array(who)), "hash": fp}
+        )
         manifest: dict[str, Any] = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "engine_version": __version__,
             "id": uuid.uuid4().hex,
             "input_lines": prep.input_lines,
             "digests": prep.digests,
             "sources": srcs,
-            "tables": {name: {"file": f"tables/{name}.arrow", **_write_table(t, tmp / "tables" / f"{name}.arrow")}
-                       for name, t in tables.items()},
+            "tables": {
+                name: {"file": f"tables/{name}.arrow", **_write_table(t, tmp / "tables" / f"{name}.arrow")}
+                for name, t in tables.items()
+            },
             "encoded": _write_encoded(prep.enc, inputs.claims, tmp),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
 
 
@@ -287,19 +326,28 @@ def read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise DatasetError("not a prepared dataset (no readable manifest.json; write one with adjudicate prepare)",
-                           path) from None
+        raise DatasetError(
+            "not a prepared dataset (no readable manifest.json; write one with adjudicate prepare)", path
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError("not a prepared dataset (its manifest.json is not one of adjudicate prepare)", path)
     made = (manifest.get("engine_version"), manifest.get("format_version"))
     expected = encoded_fields() + [_GATHERED + n for n in gathered_fields()]
-    if made != (__version__, FORMAT_VERSION) or list(manifest.get("encoded", {})) != expected \
-            or not _REQUIRED <= set(manifest):
+    if (
+        made != (__version__, FORMAT_VERSION)
+        or list(manifest.get("encoded", {})) != expected
+        or not _REQUIRED <= set(manifest)
+    ):
         if made == (__version__, FORMAT_VERSION):
-            raise DatasetError("prepared by another build of adjudicate (its encoded arrays differ from this "
-                               "one's): prepare it again", path)
-        raise DatasetError(f"prepared by another version of adjudicate (engine {made[0]}, format {made[1]}; this "
-                           f"is engine {__version__}, format {FORMAT_VERSION}): prepare it again", path)
+            raise DatasetError(
+                "prepared by another build of adjudicate (its encoded arrays differ from this one's): prepare it again",
+                path,
+            )
+        raise DatasetError(
+            f"prepared by another version of adjudicate (engine {made[0]}, format {made[1]}; this "
+            f"is engine {__version__}, format {FORMAT_VERSION}): prepare it again",
+            path,
+        )
     return manifest
 
 
@@ -323,8 +371,12 @@ def provenance(dataset: Path, policy) -> dict:
     """What summary.json records of a run from a dataset: which one, and under what exactly, so
     that a later readjudicate can tell which members' results may have changed since."""
     m = read_manifest(Path(dataset))
-    return {"path": str(Path(dataset).resolve()), "id": m["id"], "engine_version": __version__,
-            "policy_digest": policy_digest(policy)}
+    return {
+        "path": str(Path(dataset).resolve()),
+        "id": m["id"],
+        "engine_version": __version__,
+        "policy_digest": policy_digest(policy),
+    }
 
 
 def policy_digest(policy) -> str:
@@ -338,8 +390,14 @@ def member_fingerprints(dataset: Path) -> tuple[pa.Array, np.ndarray]:
     return t["member_id"].combine_chunks(), t["hash"].combine_chunks().to_numpy()
 
 
-def load_prepared(claims: Sequence, members: Sequence, providers: Sequence, catalogue: Sequence,
-                  dataset: Path | None = None, timer: Timer | None = None) -> Prepared:
+def load_prepared(
+    claims: Sequence,
+    members: Sequence,
+    providers: Sequence,
+    catalogue: Sequence,
+    dataset: Path | None = None,
+    timer: Timer | None = None,
+) -> Prepared:
     """The prepared inputs of a command: from ``dataset`` if given, else read and encoded now."""
     from .engine import read_inputs
 
@@ -352,8 +410,15 @@ def load_prepared(claims: Sequence, members: Sequence, providers: Sequence, cata
     return prepare(inputs, timer)
 
 
-def prepare_dataset(claims: Sequence, members: Sequence, providers: Sequence, catalogue: Sequence, out: Path,
-                    timer: Timer | None = None, progress=None) -> dict:
+def prepare_dataset(
+    claims: Sequence,
+    members: Sequence,
+    providers: Sequence,
+    catalogue: Sequence,
+    out: Path,
+    timer: Timer | None = None,
+    progress=None,
+) -> dict:
     """Read, check and encode the four inputs; write them as a dataset. Returns the manifest."""
     from .engine import read_inputs
 
@@ -366,12 +431,18 @@ def prepare_dataset(claims: Sequence, members: Sequence, providers: Sequence, ca
     prep = prepare(inputs, timer)
     say("write")
     with timer("write"):
-        return write_dataset(prep, out, {"claims": claims, "members": members, "providers": providers,
-                                         "catalogue": catalogue})
+        return write_dataset(
+            prep, out, {"claims": claims, "members": members, "providers": providers, "catalogue": catalogue}
+        )
 
 
-def rejoin(old: Path, members: Sequence | None = None, providers: Sequence | None = None,
-           catalogue: Sequence | None = None, timer: Timer | None = None) -> tuple[Prepared, dict]:
+def rejoin(
+    old: Path,
+    members: Sequence | None = None,
+    providers: Sequence | None = None,
+    catalogue: Sequence | None = None,
+    timer: Timer | None = None,
+) -> tuple[Prepared, dict]:
     """An earlier dataset with corrected members, providers and/or catalogue; the claims are not read again.
 
     A new catalogue alone only re-joins the lines to it (the claims' order and
@@ -386,8 +457,12 @@ def rejoin(old: Path, members: Sequence | None = None, providers: Sequence | Non
     with timer("read"):
         tables = {k: load(SPECS[k], v) for k, v in new.items()}
     i = prev.inputs
-    inputs = Inputs(i.claims, tables.get("members", i.members), tables.get("providers", i.providers),
-                    tables.get("catalogue", i.catalogue))
+    inputs = Inputs(
+        i.claims,
+        tables.get("members", i.members),
+        tables.get("providers", i.providers),
+        tables.get("catalogue", i.catalogue),
+    )
     sources = {k: v for k, v in manifest["sources"].items() if k not in new}
     for k, v in new.items():
         sources[k] = _sources(v, tables[k])
@@ -411,5 +486,13 @@ def relink_catalogue(enc: Encoded, claims: Table, catalogue: Table) -> Encoded:
     return replace(enc, cls=cls, item_ratio=item_ratio, max_price=max_price)
 
 
-__all__ = ["DatasetError", "load_prepared", "open_dataset", "prepare_dataset", "provenance", "read_manifest", "rejoin",
-           "write_dataset"]
+__all__ = [
+    "DatasetError",
+    "load_prepared",
+    "open_dataset",
+    "prepare_dataset",
+    "provenance",
+    "read_manifest",
+    "rejoin",
+    "write_dataset",
+]

@@ -18,6 +18,7 @@ written plainly. Which keys may be dated is the loader's decision (a
 ``datable`` predicate on the dotted key): numbers and rates may change,
 structure (how many bands, which settings a block settles) may not.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,8 +68,9 @@ def _is_cited(v: Any) -> bool:
     return isinstance(v, dict) and "value" in v and set(v) <= {"value", "reference"}
 
 
-def find(doc: dict, error: Callable[[str, str], Exception], datable: Callable[[str], bool],
-         what: str = "policy") -> dict[str, Series]:
+def find(
+    doc: dict, error: Callable[[str, str], Exception], datable: Callable[[str], bool], what: str = "policy"
+) -> dict[str, Series]:
     """Every cited or dated value of ``doc``, by dotted key (``a.b[0].c``).
 
     ``error(key, message)`` builds the loader's exception (naming file, key
@@ -80,8 +82,11 @@ def find(doc: dict, error: Callable[[str, str], Exception], datable: Callable[[s
     def walk(node: Any, key: str) -> None:
         if _is_series(node) or _is_cited(node):
             if not key or not datable(key):
-                raise error(key or "values", f"this {what} key cannot change over time or carry a reference "
-                            "(it is structure, not a number); date or cite the numbers inside it")
+                raise error(
+                    key or "values",
+                    f"this {what} key cannot change over time or carry a reference "
+                    "(it is structure, not a number); date or cite the numbers inside it",
+                )
             found[key] = _series(node, key, error)
             return
         if isinstance(node, dict):
@@ -99,25 +104,37 @@ def _reference(v: Any, key: str, error) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str) or not v.strip():
-        raise error(key, "a reference is text naming the document and article, e.g. \"seed 003 第6篇\"")
+        raise error(key, 'a reference is text naming the document and article, e.g. "seed 003 第6篇"')
     return v
 
 
 def _plain(v: Any, key: str, error) -> Any:
     if _is_series(v) or _is_cited(v):
-        raise error(key, "a dated value holds plain values (a number, or a table of numbers), not another "
-                    "dated or cited value")
+        raise error(
+            key, "a dated value holds plain values (a number, or a table of numbers), not another dated or cited value"
+        )
     return v
 
 
 def _series(node: dict, key: str, error) -> Series:
     if "value" in node and "values" not in node:
-        return Series(key, (Entry(None, _plain(node["value"], f"{key}.value", error),
-                                  _reference(node.get("reference"), f"{key}.reference", error)),))
+        return Series(
+            key,
+            (
+                Entry(
+                    None,
+                    _plain(node["value"], f"{key}.value", error),
+                    _reference(node.get("reference"), f"{key}.reference", error),
+                ),
+            ),
+        )
     extra = sorted(set(node) - {"values"})
     if extra:
-        raise error(f"{key}.{extra[0]}", f"unknown key {extra[0]!r}; a dated value is "
-                    "{ values = { YYYY-MM-DD = { value = …, reference = \"…\" }, … } }")
+        raise error(
+            f"{key}.{extra[0]}",
+            f"unknown key {extra[0]!r}; a dated value is "
+            '{ values = { YYYY-MM-DD = { value = …, reference = "…" }, … } }',
+        )
     if not node["values"]:
         raise error(f"{key}.values", "no dated value: give at least one YYYY-MM-DD = { value = … }")
     entries = []
@@ -133,8 +150,13 @@ def _series(node: dict, key: str, error) -> Series:
             extra = sorted(set(v) - {"value", "reference"})
             if extra:
                 raise error(f"{k}.{extra[0]}", f"unknown key {extra[0]!r}; allowed here: reference, value")
-            entries.append(Entry(start, _plain(v["value"], f"{k}.value", error),
-                                 _reference(v.get("reference"), f"{k}.reference", error)))
+            entries.append(
+                Entry(
+                    start,
+                    _plain(v["value"], f"{k}.value", error),
+                    _reference(v.get("reference"), f"{k}.reference", error),
+                )
+            )
         else:
             # a plain value: a number, or a table of numbers such as { in_service = …, retired = … }
             # (the loader checks its shape as for any plain value)
@@ -179,8 +201,7 @@ class Loaded:
     periods: tuple[Any, ...] = ()
 
 
-def load(doc: dict, locator, read: Callable[[dict], Any], datable: Callable[[str], bool],
-         *what: str) -> Loaded:
+def load(doc: dict, locator, read: Callable[[dict], Any], datable: Callable[[str], bool], *what: str) -> Loaded:
     """Find the series of ``doc`` and ``read`` the plain document of each period.
 
     ``read`` raises the file's own error type (with ``message``, ``file``,
@@ -200,8 +221,9 @@ def load(doc: dict, locator, read: Callable[[dict], Any], datable: Callable[[str
             found = related(series, key) if key and hasattr(e, "message") else []
             if not found:
                 raise
-            raise type(e)(f"{e.message} (the values in force from {day})", e.file, key,
-                          entry_line(locator, found, day) or e.line) from None
+            raise type(e)(
+                f"{e.message} (the values in force from {day})", e.file, key, entry_line(locator, found, day) or e.line
+            ) from None
     return Loaded(out[0], series, first, changes, tuple(out))
 
 
@@ -225,8 +247,13 @@ def related(series: dict[str, Series], key: str) -> list[Series]:
     (``bands[1].pool`` for ``bands[1]``)."""
     out = []
     for k, s in series.items():
-        if k == key or key.startswith(k + ".") or key.startswith(k + "[") \
-                or k.startswith(key + ".") or k.startswith(key + "["):
+        if (
+            k == key
+            or key.startswith(k + ".")
+            or key.startswith(k + "[")
+            or k.startswith(key + ".")
+            or k.startswith(key + "[")
+        ):
             out.append(s)
     return out
 
@@ -246,6 +273,5 @@ def in_force(series: dict[str, Series], key: str, day: dt.date) -> list[dict]:
     for s in related(series, key):
         e = s.at(day)
         if e is not None:
-            out.append({"key": s.key, "from": e.start.isoformat() if e.start else None,
-                        "reference": e.reference})
+            out.append({"key": s.key, "from": e.start.isoformat() if e.start else None, "reference": e.reference})
     return out

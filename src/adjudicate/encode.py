@@ -11,6 +11,7 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
   by (claim, line_no), so the result cannot depend on input row order or file
   split (contract §3).
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -69,8 +70,18 @@ class Encoded:
     #: chunks), and the members' and providers' id columns ("members.member_id", …)
     source: dict[str, pa.Array]
 
-    CLAIM_FIELDS = ("claim_code", "head_row", "member", "provider", "setting", "referral", "settle_date",
-                    "year", "months", "level_row")
+    CLAIM_FIELDS = (
+        "claim_code",
+        "head_row",
+        "member",
+        "provider",
+        "setting",
+        "referral",
+        "settle_date",
+        "year",
+        "months",
+        "level_row",
+    )
     LINE_FIELDS = ("line_no", "line_row", "cls", "amount", "quantity", "item_ratio", "max_price")
 
     @cached_property
@@ -104,9 +115,15 @@ class Encoded:
         sizes = np.diff(self.line_start)[keep]
         fields = {f: getattr(self, f)[keep] for f in self.CLAIM_FIELDS}
         fields.update({f: getattr(self, f)[keep_line] for f in self.LINE_FIELDS})
-        return Encoded(claim_dict=self.claim_dict, line_claim=(np.cumsum(keep) - 1)[self.line_claim[keep_line]],
-                       line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64), rejected=self.rejected,
-                       input_claims=self.input_claims, source=self.source, **fields)
+        return Encoded(
+            claim_dict=self.claim_dict,
+            line_claim=(np.cumsum(keep) - 1)[self.line_claim[keep_line]],
+            line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+            rejected=self.rejected,
+            input_claims=self.input_claims,
+            source=self.source,
+            **fields,
+        )
 
 
 def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
@@ -144,6 +161,7 @@ def shown_value(claims: Table, column: str | None, row: int) -> str | None:
         return str(np.datetime64(int(v), "D"))
     if col.kind == "amount":
         from .money import yuan
+
         return str(yuan(int(v)))
     return str(int(v))
 
@@ -167,11 +185,16 @@ def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     for c in chunks:
         validity, offsets, data = c.buffers()
         valid = np.frombuffer(validity, np.uint8) if validity is not None and c.null_count else np.empty(0, np.uint8)
-        part = run[at:at + len(c)]
+        part = run[at : at + len(c)]
         first = runs
-        runs = _core.string_runs(valid, np.frombuffer(offsets, np.int32),
-                                 np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
-                                 c.offset, part, first)
+        runs = _core.string_runs(
+            valid,
+            np.frombuffer(offsets, np.int32),
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+            c.offset,
+            part,
+            first,
+        )
         starts = np.flatnonzero((part >= 0) & (part != np.r_[-2, part[:-1]]))
         heads.append(c.take(pa.array(starts)))
         at += len(c)
@@ -199,12 +222,16 @@ def check_unique(t: Table, column: str) -> None:
         dup = int(np.flatnonzero(counts > 1)[0])
         rows = np.flatnonzero(codes == dup)
         path, row = t.where(int(rows[1]))
-        raise InputError(f"duplicate {column} {dictionary[dup].as_py()!r} (also on an earlier row)",
-                         path, column, row)
+        raise InputError(f"duplicate {column} {dictionary[dup].as_py()!r} (also on an earlier row)", path, column, row)
 
 
-def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
-                   take: np.ndarray | None = None, item: np.ndarray | None = None) -> np.ndarray:
+def catalogue_rows(
+    cat: Table,
+    item_codes: pa.Array | None,
+    dates: np.ndarray,
+    take: np.ndarray | None = None,
+    item: np.ndarray | None = None,
+) -> np.ndarray:
     """Row of the catalogue valid on each date for each item code (-1 if none).
 
     Overlapping validity for one item, or valid_to before valid_from, is an
@@ -226,8 +253,13 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
     if overlap.any():
         k = int(np.flatnonzero(overlap)[0])
         path, row = cat.where(int(order[k + 1]))
-        raise InputError(f"validity of item {dictionary[int(c[k + 1])].as_py()!r} overlaps the row "
-                         f"valid from {np.datetime64(int(s[k]), 'D')}", path, "valid_from", row)
+        raise InputError(
+            f"validity of item {dictionary[int(c[k + 1])].as_py()!r} overlaps the row "
+            f"valid from {np.datetime64(int(s[k]), 'D')}",
+            path,
+            "valid_from",
+            row,
+        )
     if item is None:
         item = lookup(item_codes, dictionary)
     first = np.searchsorted(c, np.arange(len(dictionary))).astype(np.int64)
@@ -236,8 +268,17 @@ def catalogue_rows(cat: Table, item_codes: pa.Array | None, dates: np.ndarray,
         return np.empty(0, np.int64)
     take = np.empty(0, np.int64) if take is None else np.ascontiguousarray(take, dtype=np.int64)
     crow = np.empty(len(take) if len(take) else len(item), np.int64)
-    _core.match_catalogue(item, take, np.ascontiguousarray(dates, dtype=np.int32), first, count,
-                          np.ascontiguousarray(s), np.ascontiguousarray(e), order.astype(np.int64), crow)
+    _core.match_catalogue(
+        item,
+        take,
+        np.ascontiguousarray(dates, dtype=np.int32),
+        first,
+        count,
+        np.ascontiguousarray(s),
+        np.ascontiguousarray(e),
+        order.astype(np.int64),
+        crow,
+    )
     return crow
 
 
@@ -247,12 +288,16 @@ def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.nda
     cls = np.empty(len(crow), np.int8)
     item_ratio = np.empty(len(crow), np.int64)
     max_price = np.empty(len(crow), np.int64)
-    _core.gather_catalogue(np.ascontiguousarray(crow, dtype=np.int64),
-                           np.ascontiguousarray(catalogue["class"], dtype=np.int8),
-                           np.where(catalogue.nulls["first_self_pay_ratio"], -1,
-                                    catalogue["first_self_pay_ratio"]).astype(np.int64),
-                           np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
-                           UNKNOWN_CLASS, cls, item_ratio, max_price)
+    _core.gather_catalogue(
+        np.ascontiguousarray(crow, dtype=np.int64),
+        np.ascontiguousarray(catalogue["class"], dtype=np.int8),
+        np.where(catalogue.nulls["first_self_pay_ratio"], -1, catalogue["first_self_pay_ratio"]).astype(np.int64),
+        np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+        UNKNOWN_CLASS,
+        cls,
+        item_ratio,
+        max_price,
+    )
     return cls, item_ratio, max_price
 
 
@@ -269,8 +314,9 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
-def _settlement_order(member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array,
-                      code: np.ndarray) -> np.ndarray:
+def _settlement_order(
+    member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array, code: np.ndarray
+) -> np.ndarray:
     """Permutation putting claims in (member_id, settle_date, claim_id bytes) order.
 
     Claim ids only break ties of one member on one day, so only the tied claims'
@@ -334,8 +380,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             ranks[0][order] = np.arange(n)
         return ranks[0]
 
-    def mark(claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True,
-             column: str | None = None) -> None:
+    def mark(
+        claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True, column: str | None = None
+    ) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
         rows = np.flatnonzero(claim_mask_rows)
         rows = rows[claim_code[rows] >= 0]
@@ -396,26 +443,56 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             v = hashed["diagnosis"][0]
         else:
             v = np.ascontiguousarray(claims[col])
-        _core.first_differing(order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter,
-                              first_bad)
+        _core.first_differing(
+            order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter, first_bad
+        )
         mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
     # 4–5. unknown member / provider
-    mark((member < 0) & ~nulls["member_id"], "unknown_member", "member_id is not in the members table", False,
-         "member_id")
-    mark((provider < 0) & ~nulls["provider_id"], "unknown_provider", "provider_id is not in the providers table",
-         False, "provider_id")
+    mark(
+        (member < 0) & ~nulls["member_id"],
+        "unknown_member",
+        "member_id is not in the members table",
+        False,
+        "member_id",
+    )
+    mark(
+        (provider < 0) & ~nulls["provider_id"],
+        "unknown_provider",
+        "provider_id is not in the providers table",
+        False,
+        "provider_id",
+    )
     # 6–7. discharge date
     admit = claims["admit_date"]
     discharge = claims["discharge_date"]
-    mark(inpatient_line & nulls["discharge_date"], "missing_discharge_date",
-         "inpatient claim without discharge_date", False, "discharge_date")
-    mark(inpatient_line & ~nulls["discharge_date"] & (discharge < admit), "discharge_before_admit",
-         "discharge_date is before admit_date", False, "discharge_date")
+    mark(
+        inpatient_line & nulls["discharge_date"],
+        "missing_discharge_date",
+        "inpatient claim without discharge_date",
+        False,
+        "discharge_date",
+    )
+    mark(
+        inpatient_line & ~nulls["discharge_date"] & (discharge < admit),
+        "discharge_before_admit",
+        "discharge_date is before admit_date",
+        False,
+        "discharge_date",
+    )
 
     rejected: list[tuple] = []
     for row in np.flatnonzero(~valid):  # lines without a claim_id
-        rejected.append((None, int(line_no[row]) if not nulls["line_no"][row] else None,
-                         "null_required_field", "claim_id is null", *_who(claims, row), "claim_id", None))
+        rejected.append(
+            (
+                None,
+                int(line_no[row]) if not nulls["line_no"][row] else None,
+                "null_required_field",
+                "claim_id is null",
+                *_who(claims, row),
+                "claim_id",
+                None,
+            )
+        )
 
     # ---- accepted claims -------------------------------------------------
     fr = first_row  # header values come from each claim's first line
@@ -425,16 +502,29 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # order claims: member_id bytes, settle_date, claim_id bytes
     member_rank = _byte_rank(members["member_id"])
     accepted = np.flatnonzero(reject < 0)
-    corder = accepted[_settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted],
-                                        claim_dict, accepted)]
+    corder = accepted[
+        _settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_dict, accepted)
+    ]
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort), with
     # the per-line values, in one compiled pass
     nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
     line_start = np.empty(len(corder) + 1, np.int64)
     lorder, line_claim, line_no_s, amount, quantity = (np.empty(nl, np.int64) for _ in range(5))
-    _core.layout_lines(order, claim_start, corder, line_no, claims["amount"], claims["quantity"],
-                       line_start, lorder, line_claim, line_no_s, amount, quantity)
+    _core.layout_lines(
+        order,
+        claim_start,
+        corder,
+        line_no,
+        claims["amount"],
+        claims["quantity"],
+        line_start,
+        lorder,
+        line_claim,
+        line_no_s,
+        amount,
+        quantity,
+    )
 
     # catalogue lookup on the claim's admit_date
     crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
@@ -449,29 +539,51 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     for c in np.flatnonzero(reject >= 0):
         line = reject_line[c]
         row = int(reject_row[c])
-        rejected.append((claim_dict[int(c)].as_py(),
-                         int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
-                         REJECT_REASONS[reject[c]], reject_detail[c], *_who(claims, row),
-                         reject_col[c], shown_value(claims, reject_col[c], row)))
+        rejected.append(
+            (
+                claim_dict[int(c)].as_py(),
+                int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
+                REJECT_REASONS[reject[c]],
+                reject_detail[c],
+                *_who(claims, row),
+                reject_col[c],
+                shown_value(claims, reject_col[c], row),
+            )
+        )
     return Encoded(
-        claim_dict=claim_dict, claim_code=corder, head_row=cf,
-        member=m, provider=p,
+        claim_dict=claim_dict,
+        claim_code=corder,
+        head_row=cf,
+        member=m,
+        provider=p,
         setting=setting[cf].astype(np.int8),
         referral=claims["referral"][cf].astype(np.int8),
-        settle_date=settle, year=years, months=months,
+        settle_date=settle,
+        year=years,
+        months=months,
         level_row=level_rows(providers["kind"][p], providers["level"][p]),
-        line_claim=line_claim, line_start=line_start, line_no=line_no_s,
-        line_row=lorder, cls=cls, amount=amount, quantity=quantity,
-        item_ratio=item_ratio, max_price=max_price,
-        rejected=rejected, input_claims=nclaims + int((~valid).sum()),
-        source={**{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
-                "members.member_id": strings(members["member_id"]),
-                "providers.provider_id": strings(providers["provider_id"])},
+        line_claim=line_claim,
+        line_start=line_start,
+        line_no=line_no_s,
+        line_row=lorder,
+        cls=cls,
+        amount=amount,
+        quantity=quantity,
+        item_ratio=item_ratio,
+        max_price=max_price,
+        rejected=rejected,
+        input_claims=nclaims + int((~valid).sum()),
+        source={
+            **{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
+            "members.member_id": strings(members["member_id"]),
+            "providers.provider_id": strings(providers["provider_id"]),
+        },
     )
 
 
-def benefit_factors(policy: Policy, enc: Encoded, providers: Table,
-                    period: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def benefit_factors(
+    policy: Policy, enc: Encoded, providers: Table, period: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per claim: does it get benefit, and its factor in bp (the benefit rules of the
     policy period of its settle_date: ``period``, from ``Policy.period_index``)."""
     p = enc.provider
@@ -486,13 +598,24 @@ def benefit_factors(policy: Policy, enc: Encoded, providers: Table,
     if period is None:
         period = policy.period_index(enc.settle_date)
     for k, pol in enumerate(pols):
-        _rules_of_period(pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level,
-                         referral, benefit, factor)
+        _rules_of_period(
+            pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level, referral, benefit, factor
+        )
     return benefit, factor
 
 
-def _rules_of_period(policy: Policy, enc: Encoded, in_period: np.ndarray | None, designated, local, kind, level,
-                     referral, benefit: np.ndarray, factor: np.ndarray) -> None:
+def _rules_of_period(
+    policy: Policy,
+    enc: Encoded,
+    in_period: np.ndarray | None,
+    designated,
+    local,
+    kind,
+    level,
+    referral,
+    benefit: np.ndarray,
+    factor: np.ndarray,
+) -> None:
     for block in policy.blocks:
         todo = np.isin(enc.setting, [SETTINGS.index(s) for s in block.settings])
         if in_period is not None:
@@ -514,4 +637,3 @@ def _rules_of_period(policy: Policy, enc: Encoded, in_period: np.ndarray | None,
                 benefit[hit] = True
                 factor[hit] = rule.factor_bp
             todo &= ~hit
-

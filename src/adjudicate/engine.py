@@ -5,6 +5,7 @@ cut at member boundaries so each member's year is settled, in order, by one
 call, and chunks run on a thread pool (the kernel releases the GIL). The
 result is the same for any number of threads.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,12 @@ SUBSIDY, ACCOUNT, ORDINAL = Settled.SUBSIDY, Settled.ACCOUNT_PAID, Settled.ADMIS
 #: Units of max_unit_price (0.0001 yuan) × quantity (millionths) in one fen.
 PRICE_QTY_PER_FEN = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 #: Columns of ``claim_sums`` (``_core.split_lines``; defined in ``_core.pxd``).
-TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = ClaimSum.TOTAL, ClaimSum.SELF_PAY, ClaimSum.FIRST_SELF_PAY, ClaimSum.ELIGIBLE_A
+TOTAL, SELF_PAY, FIRST_SELF_PAY, ELIG_A = (
+    ClaimSum.TOTAL,
+    ClaimSum.SELF_PAY,
+    ClaimSum.FIRST_SELF_PAY,
+    ClaimSum.ELIGIBLE_A,
+)
 NSUMS, NOUT = len(ClaimSum), len(Settled)
 
 
@@ -51,10 +57,13 @@ class Inputs:
         return out
 
 
-def read_inputs(claims: Sequence[str | Path], members: Sequence[str | Path],
-                providers: Sequence[str | Path], catalogue: Sequence[str | Path]) -> Inputs:
-    return Inputs(load(CLAIMS, claims), load(MEMBERS, members), load(PROVIDERS, providers),
-                  load(CATALOGUE, catalogue))
+def read_inputs(
+    claims: Sequence[str | Path],
+    members: Sequence[str | Path],
+    providers: Sequence[str | Path],
+    catalogue: Sequence[str | Path],
+) -> Inputs:
+    return Inputs(load(CLAIMS, claims), load(MEMBERS, members), load(PROVIDERS, providers), load(CATALOGUE, catalogue))
 
 
 @dataclass
@@ -150,9 +159,15 @@ def prepare(inputs: Inputs, timer: Timer | None = None) -> Prepared:
     return Prepared(inputs, enc, inputs.digests(), inputs.claims.rows)
 
 
-def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
-               timer: Timer | None = None, progress: Callable[[str], None] | None = None,
-               line_funds: bool = True, base_year: int | None = None) -> Result:
+def adjudicate(
+    inputs: Inputs,
+    policy: Policy,
+    threads: int | None = None,
+    timer: Timer | None = None,
+    progress: Callable[[str], None] | None = None,
+    line_funds: bool = True,
+    base_year: int | None = None,
+) -> Result:
     """Adjudicate every claim of ``inputs`` under ``policy`` (:func:`prepare`, then :func:`settle`).
 
     ``line_funds=False`` skips allocating the fund amounts to lines (for runs
@@ -167,9 +182,15 @@ def adjudicate(inputs: Inputs, policy: Policy, threads: int | None = None,
     return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds, base_year)
 
 
-def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Timer | None = None,
-           progress: Callable[[str], None] | None = None, line_funds: bool = True,
-           base_year: int | None = None) -> Result:
+def settle(
+    prep: Prepared,
+    policy: Policy,
+    threads: int | None = None,
+    timer: Timer | None = None,
+    progress: Callable[[str], None] | None = None,
+    line_funds: bool = True,
+    base_year: int | None = None,
+) -> Result:
     """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
 
     ``prep`` is not changed, so one preparation serves any number of policies
@@ -196,8 +217,9 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
             base_year = first_year(enc)
         paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
     if not line_funds:
-        return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t,
-                      base_year, keep)
+        return Result(
+            policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t, base_year, keep
+        )
     say("allocate")
     with timer("allocate"):
         pool = np.zeros(len(enc.amount), np.int64)
@@ -210,9 +232,9 @@ def settle(prep: Prepared, policy: Policy, threads: int | None = None, timer: Ti
         def alloc(a: int, b: int) -> None:
             _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
             _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
+
         _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year,
-                  keep)
+    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year, keep)
 
 
 def first_year(enc: Encoded) -> int | None:
@@ -261,23 +283,55 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
     class_ratio = np.ascontiguousarray(compiled.class_ratio[0])
 
     def run(a: int, b: int) -> None:
-        _core.split_lines(enc.line_claim, enc.amount, enc.quantity, cls, item_ratio, enc.max_price,
-                          ben8, class_ratio, supp_cat, PRICE_QTY_PER_FEN,
-                          self_pay, fsp, elig, sums, int(enc.line_start[a]), int(enc.line_start[b]))
+        _core.split_lines(
+            enc.line_claim,
+            enc.amount,
+            enc.quantity,
+            cls,
+            item_ratio,
+            enc.max_price,
+            ben8,
+            class_ratio,
+            supp_cat,
+            PRICE_QTY_PER_FEN,
+            self_pay,
+            fsp,
+            elig,
+            sums,
+            int(enc.line_start[a]),
+            int(enc.line_start[b]),
+        )
+
     _parallel(run, ranges, threads)
     negative = np.empty(nc, np.uint8)
     if not _core.negative_claims(sums, negative):
         return enc, None, sums, (self_pay, fsp, elig)
     for c in np.flatnonzero(negative):
-        what = [name for name, v in (("total", sums[c, TOTAL]), ("self_pay", sums[c, SELF_PAY]),
-                                     ("first_self_pay", sums[c, FIRST_SELF_PAY])) if v < 0]
-        what += [f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"),
-                                                           sums[c, ELIG_A:]) if v < 0]
+        what = [
+            name
+            for name, v in (
+                ("total", sums[c, TOTAL]),
+                ("self_pay", sums[c, SELF_PAY]),
+                ("first_self_pay", sums[c, FIRST_SELF_PAY]),
+            )
+            if v < 0
+        ]
+        what += [
+            f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"), sums[c, ELIG_A:]) if v < 0
+        ]
         row = int(enc.head_row[c])
-        enc.rejected.append((enc.claim_dict[int(enc.claim_code[c])].as_py(), None, "negative_claim_total",
-                             f"negative {', '.join(what)} (a refund of something not billed)",
-                             enc.source["member_id"][row].as_py(), enc.source["provider_id"][row].as_py(),
-                             "total", str(yuan(int(sums[c, TOTAL])))))
+        enc.rejected.append(
+            (
+                enc.claim_dict[int(enc.claim_code[c])].as_py(),
+                None,
+                "negative_claim_total",
+                f"negative {', '.join(what)} (a refund of something not billed)",
+                enc.source["member_id"][row].as_py(),
+                enc.source["provider_id"][row].as_py(),
+                "total",
+                str(yuan(int(sums[c, TOTAL]))),
+            )
+        )
     negative = negative.view(bool)
     keep = ~negative
     keep_line = keep[enc.line_claim]
@@ -285,8 +339,18 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
     return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
 
 
-def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.ndarray, sums: np.ndarray,
-            compiled: Compiled, members: Table, threads: int, policy: Policy, base_year: int | None) -> np.ndarray:
+def _settle(
+    enc: Encoded,
+    benefit: np.ndarray,
+    factor: np.ndarray,
+    period: np.ndarray,
+    sums: np.ndarray,
+    compiled: Compiled,
+    members: Table,
+    threads: int,
+    policy: Policy,
+    base_year: int | None,
+) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
     out = np.zeros((len(enc.member), NOUT), np.int64)
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
@@ -300,9 +364,37 @@ def _settle(enc: Encoded, benefit: np.ndarray, factor: np.ndarray, period: np.nd
     c = compiled
 
     def run(a: int, b: int) -> None:
-        _core.settle_claims(enc.member, enc.year, period, enc.setting, ben8, factor, enc.level_row, enc.months,
-                            sums, category, civil, balance, base, credit, c.block_of_setting, c.B, c.band_from,
-                            c.band_pool, c.band_supp, c.band_flags, c.ded, c.acct_items, c.direct, c.lim_months,
-                            c.lim_amount, c.lim_n, out, a, b)
+        _core.settle_claims(
+            enc.member,
+            enc.year,
+            period,
+            enc.setting,
+            ben8,
+            factor,
+            enc.level_row,
+            enc.months,
+            sums,
+            category,
+            civil,
+            balance,
+            base,
+            credit,
+            c.block_of_setting,
+            c.B,
+            c.band_from,
+            c.band_pool,
+            c.band_supp,
+            c.band_flags,
+            c.ded,
+            c.acct_items,
+            c.direct,
+            c.lim_months,
+            c.lim_amount,
+            c.lim_n,
+            out,
+            a,
+            b,
+        )
+
     _parallel(run, chunks_by_member(enc.member, threads), threads)
     return out

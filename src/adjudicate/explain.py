@@ -8,6 +8,7 @@ opens as in the run), whose trace names the policy key
 behind every number. The kernel settles the same lines too, and the report
 says whether the two agree (they must; a disagreement is a bug).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,6 +51,7 @@ def ratio(bp: int | None) -> str | None:
 def exact(x) -> str:
     """An exact rational amount of fen in yuan, with as many decimals as it needs (at most 10)."""
     from decimal import Decimal, localcontext
+
     with localcontext() as ctx:
         ctx.prec = 40
         d = (Decimal(x.numerator) / Decimal(x.denominator) / 100).quantize(Decimal("1e-10"))
@@ -65,10 +67,17 @@ def subset(t: Table, mask: np.ndarray) -> Table:
     """The rows of ``t`` where ``mask`` is true, as a table of its own."""
     idx = np.flatnonzero(mask)
     take = pa.array(idx, pa.int64())
-    values = {k: (v.take(take) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[idx])
-              for k, v in t.values.items()}
-    return dataclasses.replace(t, values=values, nulls={k: v[idx] for k, v in t.nulls.items()}, rows=len(idx),
-                               file_of_row=None if t.file_of_row is None else t.file_of_row[idx])
+    values = {
+        k: (v.take(take) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[idx])
+        for k, v in t.values.items()
+    }
+    return dataclasses.replace(
+        t,
+        values=values,
+        nulls={k: v[idx] for k, v in t.nulls.items()},
+        rows=len(idx),
+        file_of_row=None if t.file_of_row is None else t.file_of_row[idx],
+    )
 
 
 def member_lines(claims: Table, claim_id: str) -> np.ndarray:
@@ -102,7 +111,8 @@ def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
             "item_code": cat["item_code"][r].as_py(),
             "name": cat["name"][r].as_py(),
             "class": CLASSES[int(cat["class"][r])],
-            "first_self_pay_ratio": None if cat.nulls["first_self_pay_ratio"][r]
+            "first_self_pay_ratio": None
+            if cat.nulls["first_self_pay_ratio"][r]
             else ratio(int(cat["first_self_pay_ratio"][r])),
             "max_unit_price": None if cat.nulls["max_unit_price"][r] else price_text(int(cat["max_unit_price"][r])),
             "valid_from": _day(cat["valid_from"][r]),
@@ -132,11 +142,21 @@ def in_force_text(entries: list[dict]) -> str:
 
 
 def _slice(s: Slice, pol: Policy, day: dt.date) -> dict:
-    return {"band": s.band, "key": s.key, "in_force": in_force(pol, s.key, day),
-            "from": yuan(s.lo), "to": yuan(s.hi), "piece": yuan(s.piece),
-            "pool_ratio": ratio(s.pool_bp), "pool_exact": exact(s.pool_exact),
-            "supplementary_ratio": ratio(s.supp_bp), "supplementary_exact": exact(s.supp_exact),
-            "factor": ratio(s.factor_bp), "deductible": s.deductible, "subsidised": s.subsidised}
+    return {
+        "band": s.band,
+        "key": s.key,
+        "in_force": in_force(pol, s.key, day),
+        "from": yuan(s.lo),
+        "to": yuan(s.hi),
+        "piece": yuan(s.piece),
+        "pool_ratio": ratio(s.pool_bp),
+        "pool_exact": exact(s.pool_exact),
+        "supplementary_ratio": ratio(s.supp_bp),
+        "supplementary_exact": exact(s.supp_exact),
+        "factor": ratio(s.factor_bp),
+        "deductible": s.deductible,
+        "subsidised": s.subsidised,
+    }
 
 
 def _value(value, unit: str):
@@ -171,36 +191,72 @@ def _note(step, res: ClaimResult, before: dict) -> str:
     return step.note
 
 
-def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member_row: int,
-             provider_row: int, kernel: dict[str, Any], pol: Policy, base_year: int | None) -> dict:
+def _settled(
+    res: ClaimResult,
+    catalogue: dict[int, dict | None],
+    inputs,
+    member_row: int,
+    provider_row: int,
+    kernel: dict[str, Any],
+    pol: Policy,
+    base_year: int | None,
+) -> dict:
     day = res.settle_date
     m = member_at(inputs.members, member_row)
     p = provider_at(inputs.providers, provider_row)
     before = res.before
     lines = []
     for lr in res.lines:
-        lines.append({
-            "line_no": lr.line_no, "item_code": lr.item_code, "catalogue": catalogue.get(lr.line_no),
-            "class": lr.cls, "amount": yuan(lr.amount), "ceiling": yuan(lr.ceiling),
-            "first_self_pay_ratio": None if lr.why_self_pay else ratio(lr.ratio_bp),
-            "first_self_pay_ratio_key": lr.ratio_key or None,
-            "first_self_pay_ratio_in_force": in_force(pol, None if lr.why_self_pay else lr.ratio_key, day),
-            "self_pay": yuan(lr.self_pay), "first_self_pay": yuan(lr.first_self_pay), "eligible": yuan(lr.eligible),
-            "fund_pool": yuan(lr.fund_pool), "fund_supplementary": yuan(lr.fund_supplementary),
-            "note": lr.why_self_pay or ("over the ceiling: self_pay" if lr.self_pay else ""),
-        })
+        lines.append(
+            {
+                "line_no": lr.line_no,
+                "item_code": lr.item_code,
+                "catalogue": catalogue.get(lr.line_no),
+                "class": lr.cls,
+                "amount": yuan(lr.amount),
+                "ceiling": yuan(lr.ceiling),
+                "first_self_pay_ratio": None if lr.why_self_pay else ratio(lr.ratio_bp),
+                "first_self_pay_ratio_key": lr.ratio_key or None,
+                "first_self_pay_ratio_in_force": in_force(pol, None if lr.why_self_pay else lr.ratio_key, day),
+                "self_pay": yuan(lr.self_pay),
+                "first_self_pay": yuan(lr.first_self_pay),
+                "eligible": yuan(lr.eligible),
+                "fund_pool": yuan(lr.fund_pool),
+                "fund_supplementary": yuan(lr.fund_supplementary),
+                "note": lr.why_self_pay or ("over the ceiling: self_pay" if lr.self_pay else ""),
+            }
+        )
     return {
         "status": "settled",
-        "member": {"member_id": m.member_id, "category": m.category, "civil_servant": m.civil_servant,
-                   "enrolled_since": m.enrolled_since.isoformat(), "account_balance": yuan(m.balance_fen),
-                   "account_base_year": base_year},
-        "provider": {"provider_id": p.provider_id, "kind": p.kind, "level": p.level, "designated": p.designated,
-                     "local": p.local, "deductible_level_row": res.level_row},
-        "claim": {"setting": res.setting, "settle_date": res.settle_date.isoformat(), "benefit_year": res.year,
-                  "enrolment_months": res.months},
-        "benefit": {"benefit": res.benefit, "factor": ratio(res.factor_bp), "key": res.benefit_key or None,
-                    "in_force": in_force(pol, res.benefit_key, day),
-                    "block": f"blocks.{res.block}"},
+        "member": {
+            "member_id": m.member_id,
+            "category": m.category,
+            "civil_servant": m.civil_servant,
+            "enrolled_since": m.enrolled_since.isoformat(),
+            "account_balance": yuan(m.balance_fen),
+            "account_base_year": base_year,
+        },
+        "provider": {
+            "provider_id": p.provider_id,
+            "kind": p.kind,
+            "level": p.level,
+            "designated": p.designated,
+            "local": p.local,
+            "deductible_level_row": res.level_row,
+        },
+        "claim": {
+            "setting": res.setting,
+            "settle_date": res.settle_date.isoformat(),
+            "benefit_year": res.year,
+            "enrolment_months": res.months,
+        },
+        "benefit": {
+            "benefit": res.benefit,
+            "factor": ratio(res.factor_bp),
+            "key": res.benefit_key or None,
+            "in_force": in_force(pol, res.benefit_key, day),
+            "block": f"blocks.{res.block}",
+        },
         "lines": lines,
         "year_so_far": {
             "admissions_before": before.get("admissions", 0),
@@ -209,17 +265,34 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
             "account_opening_how": before.get("opening_note"),
             # the latest credit in the opening was paid on 1 January of this year, by the values then in force
             "account_credit_in_force": in_force(pol, "account.credit", dt.date(res.year, 1, 1))
-            if "credit" in (before.get("opening_note") or "") else [],
+            if "credit" in (before.get("opening_note") or "")
+            else [],
             "account_balance": yuan(before.get("balance")),
             "counters": {k: yuan(v) for k, v in before.get("counters", {}).items()},
-            "limits": [{**lim, "amount": yuan(lim["amount"]), "used": yuan(lim["used"]), "room": yuan(lim["room"]),
-                        "in_force": in_force(pol, lim["key"], day)} for lim in res.limits],
+            "limits": [
+                {
+                    **lim,
+                    "amount": yuan(lim["amount"]),
+                    "used": yuan(lim["used"]),
+                    "room": yuan(lim["room"]),
+                    "in_force": in_force(pol, lim["key"], day),
+                }
+                for lim in res.limits
+            ],
             "account_balance_after": yuan(res.after.get("balance")),
         },
         "slices": [_slice(s, pol, day) for s in res.slices],
-        "steps": [{"name": s.name, "value": _value(s.value, s.unit), "unit": UNITS.get(s.unit, s.unit),
-                   "key": s.key or None, "in_force": in_force(pol, s.key, day), "note": _note(s, res, before)}
-                  for s in res.steps],
+        "steps": [
+            {
+                "name": s.name,
+                "value": _value(s.value, s.unit),
+                "unit": UNITS.get(s.unit, s.unit),
+                "key": s.key or None,
+                "in_force": in_force(pol, s.key, day),
+                "note": _note(s, res, before),
+            }
+            for s in res.steps
+        ],
         "account_paid_nothing_because": _why_no_account(res, before) if res.account_paid == 0 else None,
         "amounts": {k: yuan(v) for k, v in res.amounts().items()},
         "admission_ordinal": res.ordinal,
@@ -227,9 +300,16 @@ def _settled(res: ClaimResult, catalogue: dict[int, dict | None], inputs, member
     }
 
 
-def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers: Sequence,
-                  catalogue: Sequence, policy: str | Path | Policy, progress=None,
-                  dataset: Path | None = None) -> dict:
+def explain_claim(
+    claim_id: str,
+    claims: Sequence,
+    members: Sequence,
+    providers: Sequence,
+    catalogue: Sequence,
+    policy: str | Path | Policy,
+    progress=None,
+    dataset: Path | None = None,
+) -> dict:
     """The report on one claim, as plain data (what ``--json`` prints); ``progress(stage)`` is told
     each stage (read, reference, kernel). The inputs may be a prepared ``dataset`` instead."""
     from . import policy as P
@@ -253,11 +333,15 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
     inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
     say("reference")
     ref = reference_run(inputs, pol, base_year)
-    report: dict[str, Any] = {"claim_id": claim_id,
-                              "policy": {"name": pol.name, "version": pol.version, "file": str(pol.path),
-                                         "in_force_from": [d.isoformat() for d in
-                                                           ((pol.valid_from,) + pol.changes if pol.valid_from
-                                                            else ())]}}
+    report: dict[str, Any] = {
+        "claim_id": claim_id,
+        "policy": {
+            "name": pol.name,
+            "version": pol.version,
+            "file": str(pol.path),
+            "in_force_from": [d.isoformat() for d in ((pol.valid_from,) + pol.changes if pol.valid_from else ())],
+        },
+    }
     rejections = [{"line_no": r[1], "reason": r[2], "detail": r[3]} for r in ref.rejected if r[0] == claim_id]
     if rejections:
         report.update(status="rejected", rejections=rejections)
@@ -276,19 +360,32 @@ def explain_claim(claim_id: str, claims: Sequence, members: Sequence, providers:
         kernel["kernel_amounts"] = {k: yuan(v) for k, v in k_amounts.items()}
     cl = inputs.claims
     claim_rows = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(cl["claim_id"], claim_id), False)))
-    report.update(_settled(res, _catalogue_rows(inputs, claim_rows), inputs, int(ref.enc.member[pos]),
-                           int(ref.enc.provider[pos]), kernel, pol, base_year))
+    report.update(
+        _settled(
+            res,
+            _catalogue_rows(inputs, claim_rows),
+            inputs,
+            int(ref.enc.member[pos]),
+            int(ref.enc.provider[pos]),
+            kernel,
+            pol,
+            base_year,
+        )
+    )
     first = int(claim_rows[0])
     ref_code = int(cl["referral"][first])
-    report["claim"].update(admit_date=_day(cl["admit_date"][first]),
-                           referral=REFERRALS[ref_code] if ref_code >= 0 else None,
-                           diagnosis=cl["diagnosis"][first].as_py())
+    report["claim"].update(
+        admit_date=_day(cl["admit_date"][first]),
+        referral=REFERRALS[ref_code] if ref_code >= 0 else None,
+        diagnosis=cl["diagnosis"][first].as_py(),
+    )
     return report
 
 
 # ---------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------
+
 
 def to_json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
@@ -299,6 +396,7 @@ def _pct(fraction_text: str | None) -> str:
     if fraction_text is None:
         return ""
     from decimal import Decimal
+
     return f"{(Decimal(fraction_text) * 100).normalize():f} %"
 
 
@@ -358,18 +456,26 @@ def render(report: dict, console=None, show=None) -> None:
             say(f"  {r['reason']}{where}: {r['detail']}")
         return
     m, p, c, b = report["member"], report["provider"], report["claim"], report["benefit"]
-    say(f"member {m['member_id']}: {m['category']}, civil servant {'yes' if m['civil_servant'] else 'no'}, "
-              f"enrolled since {m['enrolled_since']} ({c['enrolment_months']} months at settlement), "
-              f"account {m['account_balance']} on 1 January {m['account_base_year']} (the run's base year)")
-    say(f"provider {p['provider_id']}: {p['kind']}, level {p['level']} (deductible row "
-              f"{p['deductible_level_row']}), {'designated' if p['designated'] else 'not designated'}, "
-              f"{'local' if p['local'] else 'not local'}")
-    say(f"{c['setting']}, admitted {c['admit_date']}, settled {c['settle_date']} (benefit year "
-              f"{c['benefit_year']}), referral {c['referral'] or 'none'}, diagnosis {c['diagnosis'] or '-'}")
-    say(f"benefit: {'yes, factor ' + _pct(b['factor']) if b['benefit'] else 'no'} "
-              f"({b['key'] or 'no rule matched'}"
-              + (f", in force {in_force_text(b['in_force'])}" if b["in_force"] else "")
-              + f"; settled by {b['block']})")
+    say(
+        f"member {m['member_id']}: {m['category']}, civil servant {'yes' if m['civil_servant'] else 'no'}, "
+        f"enrolled since {m['enrolled_since']} ({c['enrolment_months']} months at settlement), "
+        f"account {m['account_balance']} on 1 January {m['account_base_year']} (the run's base year)"
+    )
+    say(
+        f"provider {p['provider_id']}: {p['kind']}, level {p['level']} (deductible row "
+        f"{p['deductible_level_row']}), {'designated' if p['designated'] else 'not designated'}, "
+        f"{'local' if p['local'] else 'not local'}"
+    )
+    say(
+        f"{c['setting']}, admitted {c['admit_date']}, settled {c['settle_date']} (benefit year "
+        f"{c['benefit_year']}), referral {c['referral'] or 'none'}, diagnosis {c['diagnosis'] or '-'}"
+    )
+    say(
+        f"benefit: {'yes, factor ' + _pct(b['factor']) if b['benefit'] else 'no'} "
+        f"({b['key'] or 'no rule matched'}"
+        + (f", in force {in_force_text(b['in_force'])}" if b["in_force"] else "")
+        + f"; settled by {b['block']})"
+    )
 
     head, tail, left_out = shown_lines(report["lines"])
     gap = f"… {left_out:,} more lines (adjudicate explain --json lists every line)"
@@ -384,21 +490,64 @@ def render(report: dict, console=None, show=None) -> None:
 
     def catalogue_cells(ln: dict) -> tuple:
         row = ln["catalogue"]
-        desc = "none valid on the admit date" if row is None else (
-            f"#{row['row']} {row['name'] or ''} ({row['valid_from']} .. {row['valid_to'] or 'open'})")
-        ratio_txt = "" if ln["first_self_pay_ratio"] is None else \
-            f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
-        return (str(ln["line_no"]), ln["item_code"], desc, ln["class"], (row or {}).get("max_unit_price") or "",
-                ln["ceiling"] or "", ratio_txt, in_force_text(ln["first_self_pay_ratio_in_force"]), ln["note"])
+        desc = (
+            "none valid on the admit date"
+            if row is None
+            else (f"#{row['row']} {row['name'] or ''} ({row['valid_from']} .. {row['valid_to'] or 'open'})")
+        )
+        ratio_txt = (
+            ""
+            if ln["first_self_pay_ratio"] is None
+            else f"{_pct(ln['first_self_pay_ratio'])} ({ln['first_self_pay_ratio_key']})"
+        )
+        return (
+            str(ln["line_no"]),
+            ln["item_code"],
+            desc,
+            ln["class"],
+            (row or {}).get("max_unit_price") or "",
+            ln["ceiling"] or "",
+            ratio_txt,
+            in_force_text(ln["first_self_pay_ratio_in_force"]),
+            ln["note"],
+        )
 
-    t = table("lines: catalogue", "line:r", "item", "catalogue row (valid)", "class", "max price:r", "ceiling:r",
-              "first_self_pay ratio", "in force", "note")
+    t = table(
+        "lines: catalogue",
+        "line:r",
+        "item",
+        "catalogue row (valid)",
+        "class",
+        "max price:r",
+        "ceiling:r",
+        "first_self_pay ratio",
+        "in force",
+        "note",
+    )
     each(t, catalogue_cells)
     out(t)
-    t = table("lines: split (yuan)", "line:r", "amount:r", "self_pay:r", "first_self_pay:r", "eligible:r",
-              "fund_pool:r", "fund_supplementary:r")
-    each(t, lambda ln: (str(ln["line_no"]), ln["amount"], ln["self_pay"], ln["first_self_pay"], ln["eligible"],
-                        ln["fund_pool"], ln["fund_supplementary"]))
+    t = table(
+        "lines: split (yuan)",
+        "line:r",
+        "amount:r",
+        "self_pay:r",
+        "first_self_pay:r",
+        "eligible:r",
+        "fund_pool:r",
+        "fund_supplementary:r",
+    )
+    each(
+        t,
+        lambda ln: (
+            str(ln["line_no"]),
+            ln["amount"],
+            ln["self_pay"],
+            ln["first_self_pay"],
+            ln["eligible"],
+            ln["fund_pool"],
+            ln["fund_supplementary"],
+        ),
+    )
     out(t)
 
     y = report["year_so_far"]
@@ -411,22 +560,45 @@ def render(report: dict, console=None, show=None) -> None:
         t.add_row(f"{lim['role']} '{lim['limit']}' in force", lim["amount"], lim["key"], in_force_text(lim["in_force"]))
         t.add_row("  paid against it this year", lim["used"], "", "")
         t.add_row("  room", lim["room"], "", "")
-    t.add_row(f"account opening on 1 January {c['benefit_year']}", y["account_opening"],
-              "account.credit" if "credit" in (y["account_opening_how"] or "") else "",
-              in_force_text(y.get("account_credit_in_force") or []))
+    t.add_row(
+        f"account opening on 1 January {c['benefit_year']}",
+        y["account_opening"],
+        "account.credit" if "credit" in (y["account_opening_how"] or "") else "",
+        in_force_text(y.get("account_credit_in_force") or []),
+    )
     t.add_row(f"  = {y['account_opening_how']}", "", "", "")
     t.add_row("account balance", y["account_balance"], "", "")
     out(t)
 
     if report["slices"]:
-        t = table("band slices of [K, K + X) (yuan)", "band", "from:r", "to:r", "piece:r", "pool ratio:r",
-                  "pool (exact):r", "supp ratio:r", "supp (exact):r", "flags", "in force")
+        t = table(
+            "band slices of [K, K + X) (yuan)",
+            "band",
+            "from:r",
+            "to:r",
+            "piece:r",
+            "pool ratio:r",
+            "pool (exact):r",
+            "supp ratio:r",
+            "supp (exact):r",
+            "flags",
+            "in force",
+        )
         for s in report["slices"]:
             flags = ", ".join(f for f, on in (("deductible", s["deductible"]), ("subsidised", s["subsidised"])) if on)
             factor = "" if s["factor"] == "1" else f" × {_pct(s['factor'])}"
-            t.add_row(s["key"], s["from"], s["to"], s["piece"], _pct(s["pool_ratio"]) + factor, s["pool_exact"],
-                      _pct(s["supplementary_ratio"]) + factor, s["supplementary_exact"], flags,
-                      in_force_text(s["in_force"]))
+            t.add_row(
+                s["key"],
+                s["from"],
+                s["to"],
+                s["piece"],
+                _pct(s["pool_ratio"]) + factor,
+                s["pool_exact"],
+                _pct(s["supplementary_ratio"]) + factor,
+                s["supplementary_exact"],
+                flags,
+                in_force_text(s["in_force"]),
+            )
         out(t)
 
     t = table("steps", "step", "value:r", "policy key", "in force", "note")
@@ -443,5 +615,7 @@ def render(report: dict, console=None, show=None) -> None:
     if report["kernel_agrees"]:
         say("the kernel agrees with this calculation to the fen")
     else:
-        con.print("[bold red]the kernel disagrees with this calculation (a bug, please report):[/bold red] "
-                  + escape(", ".join(f"{k} {v}" for k, v in report["kernel_amounts"].items())))
+        con.print(
+            "[bold red]the kernel disagrees with this calculation (a bug, please report):[/bold red] "
+            + escape(", ".join(f"{k} {v}" for k, v in report["kernel_amounts"].items()))
+        )

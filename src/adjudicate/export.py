@@ -13,6 +13,7 @@ continues on sheets named ``lines (2)``, ``lines (3)``, …; with
 ``split=False`` it is refused instead. The workbook is written beside the
 target and renamed into place, so a failed export leaves no half file.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ FIRST = ("settlements", "compare", "adjustments", "providers", "funds", "funds_m
 
 def tables_of(folder: Path) -> list[Path]:
     """The Parquet tables of an output folder and of its sub-folders, the main ones first."""
-    found = [p for p in Path(folder).rglob("*.parquet")
-             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    found = [
+        p
+        for p in Path(folder).rglob("*.parquet")
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
     rank = {name: i for i, name in enumerate(FIRST)}
     return sorted(found, key=lambda p: (len(p.relative_to(folder).parts), rank.get(p.stem, len(rank)), str(p)))
 
@@ -66,14 +70,20 @@ def _sheet_name(stem: str, used: set[str]) -> str:
     name, k = base, 2
     while name.lower() in used:
         suffix = f" ({k})"
-        name = base[:SHEET_NAME_MAX - len(suffix)] + suffix
+        name = base[: SHEET_NAME_MAX - len(suffix)] + suffix
         k += 1
     used.add(name.lower())
     return name
 
 
-def export_xlsx(folder: Path, target: Path, split: bool = True, tables: Iterable[str] = (),
-                progress: Callable[[str], None] | None = None, rows_per_sheet: int | None = None) -> dict[str, int]:
+def export_xlsx(
+    folder: Path,
+    target: Path,
+    split: bool = True,
+    tables: Iterable[str] = (),
+    progress: Callable[[str], None] | None = None,
+    rows_per_sheet: int | None = None,
+) -> dict[str, int]:
     """Write ``folder`` as a workbook at ``target``; return the data rows written per sheet.
 
     ``tables`` limits the export to those table names (file stems, e.g.
@@ -93,24 +103,33 @@ def export_xlsx(folder: Path, target: Path, split: bool = True, tables: Iterable
     wanted = list(tables) or list(found)
     unknown = [t for t in wanted if t not in found]
     if unknown:
-        raise InputError(f"no table {unknown[0]!r} in this output folder; it holds "
-                         + ", ".join(found), folder)
+        raise InputError(f"no table {unknown[0]!r} in this output folder; it holds " + ", ".join(found), folder)
     limit = rows_per_sheet or EXCEL_ROWS - 1
     if not split:
         for name in wanted:
             n = pq.read_metadata(found[name]).num_rows
             if n > limit:
-                raise InputError(f"table {name} has {n:,} rows; an Excel sheet holds at most {limit:,} below its "
-                                 f"header. Export without --no-split to continue it on sheets '{name} (2)', …, "
-                                 "or leave the table out with --table", found[name])
+                raise InputError(
+                    f"table {name} has {n:,} rows; an Excel sheet holds at most {limit:,} below its "
+                    f"header. Export without --no-split to continue it on sheets '{name} (2)', …, "
+                    "or leave the table out with --table",
+                    found[name],
+                )
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", suffix=".xlsx", dir=target.parent)
     os.close(fd)
     written: dict[str, int] = {}
     try:
-        wb = xlsxwriter.Workbook(tmp_name, {"constant_memory": True, "strings_to_numbers": False,
-                                            "strings_to_formulas": False, "strings_to_urls": False})
+        wb = xlsxwriter.Workbook(
+            tmp_name,
+            {
+                "constant_memory": True,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
+        )
         wb.set_properties({"title": f"adjudicate output {folder.name}", "author": "adjudicate"})
         fmt = _Formats(wb)
         used: set[str] = set()

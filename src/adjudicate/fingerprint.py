@@ -12,6 +12,7 @@ value. A collision (two different inputs with one fingerprint, about 2^-64)
 would leave a change unseen; the readjudicate totals check would then fail
 and the full comparison run instead.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +52,7 @@ def strings(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.uint64)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], np.int64)[arr.offset:arr.offset + n + 1]
+    offsets = np.frombuffer(bufs[1], np.int64)[arr.offset : arr.offset + n + 1]
     data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     lo, hi = int(offsets[0]), int(offsets[-1])
     lengths = np.diff(offsets)

@@ -37,6 +37,7 @@ in the claims schema metadata (key ``adjudicate.bad_claims``; read it with
 ``bad_claims(tables)``).  The clean part of the data does not depend on
 ``bad_rows``: the corruption uses its own random stream.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -153,42 +154,165 @@ _GROUP_SPEC = {
 }
 
 _DRUG_STEMS = [
-    "阿莫西林", "头孢呋辛", "头孢克肟", "左氧氟沙星", "阿奇霉素", "二甲双胍", "格列美脲", "阿卡波糖",
-    "氨氯地平", "硝苯地平", "缬沙坦", "厄贝沙坦", "美托洛尔", "阿托伐他汀", "瑞舒伐他汀", "阿司匹林",
-    "氯吡格雷", "奥美拉唑", "泮托拉唑", "雷贝拉唑", "布洛芬", "对乙酰氨基酚", "甲钴胺", "胰岛素",
-    "门冬胰岛素", "甘精胰岛素", "氯化钠", "葡萄糖", "头孢曲松", "哌拉西林他唑巴坦", "万古霉素",
-    "顺铂", "紫杉醇", "奥沙利铂", "多西他赛", "吉西他滨", "促红细胞生成素", "蔗糖铁", "低分子肝素",
-    "氨溴索", "孟鲁司特", "沙丁胺醇", "布地奈德", "地塞米松", "甲泼尼龙", "呋塞米", "螺内酯",
+    "阿莫西林",
+    "头孢呋辛",
+    "头孢克肟",
+    "左氧氟沙星",
+    "阿奇霉素",
+    "二甲双胍",
+    "格列美脲",
+    "阿卡波糖",
+    "氨氯地平",
+    "硝苯地平",
+    "缬沙坦",
+    "厄贝沙坦",
+    "美托洛尔",
+    "阿托伐他汀",
+    "瑞舒伐他汀",
+    "阿司匹林",
+    "氯吡格雷",
+    "奥美拉唑",
+    "泮托拉唑",
+    "雷贝拉唑",
+    "布洛芬",
+    "对乙酰氨基酚",
+    "甲钴胺",
+    "胰岛素",
+    "门冬胰岛素",
+    "甘精胰岛素",
+    "氯化钠",
+    "葡萄糖",
+    "头孢曲松",
+    "哌拉西林他唑巴坦",
+    "万古霉素",
+    "顺铂",
+    "紫杉醇",
+    "奥沙利铂",
+    "多西他赛",
+    "吉西他滨",
+    "促红细胞生成素",
+    "蔗糖铁",
+    "低分子肝素",
+    "氨溴索",
+    "孟鲁司特",
+    "沙丁胺醇",
+    "布地奈德",
+    "地塞米松",
+    "甲泼尼龙",
+    "呋塞米",
+    "螺内酯",
 ]
 _DRUG_FORMS = ["片", "胶囊", "缓释片", "分散片", "注射液", "注射用粉针", "颗粒", "肠溶片", "吸入剂", "口服溶液"]
 _TCM_STEMS = [
-    "复方丹参", "银黄", "板蓝根", "连花清瘟", "血塞通", "六味地黄", "藿香正气", "双黄连", "清开灵",
-    "丹红", "参麦", "生脉", "血栓通", "脑心通", "通心络", "蒲地蓝消炎", "感冒清热", "小柴胡",
-    "逍遥", "金水宝", "百令", "复方甘草", "川贝枇杷", "牛黄解毒",
+    "复方丹参",
+    "银黄",
+    "板蓝根",
+    "连花清瘟",
+    "血塞通",
+    "六味地黄",
+    "藿香正气",
+    "双黄连",
+    "清开灵",
+    "丹红",
+    "参麦",
+    "生脉",
+    "血栓通",
+    "脑心通",
+    "通心络",
+    "蒲地蓝消炎",
+    "感冒清热",
+    "小柴胡",
+    "逍遥",
+    "金水宝",
+    "百令",
+    "复方甘草",
+    "川贝枇杷",
+    "牛黄解毒",
 ]
 _TCM_FORMS = ["片", "胶囊", "颗粒", "丸", "滴丸", "注射液", "口服液", "糖浆"]
 _LAB_NAMES = [
-    "血常规", "尿常规", "粪便常规", "肝功能", "肾功能", "电解质", "血糖测定", "糖化血红蛋白", "血脂",
-    "凝血功能", "C反应蛋白", "降钙素原", "心肌酶谱", "肌钙蛋白", "甲状腺功能", "乙肝两对半",
-    "心电图", "动态心电图", "胸部X线摄影", "彩色多普勒超声", "心脏彩超", "肺功能", "胃镜检查",
-    "肠镜检查", "病理检查", "血气分析", "肿瘤标志物", "尿微量白蛋白",
+    "血常规",
+    "尿常规",
+    "粪便常规",
+    "肝功能",
+    "肾功能",
+    "电解质",
+    "血糖测定",
+    "糖化血红蛋白",
+    "血脂",
+    "凝血功能",
+    "C反应蛋白",
+    "降钙素原",
+    "心肌酶谱",
+    "肌钙蛋白",
+    "甲状腺功能",
+    "乙肝两对半",
+    "心电图",
+    "动态心电图",
+    "胸部X线摄影",
+    "彩色多普勒超声",
+    "心脏彩超",
+    "肺功能",
+    "胃镜检查",
+    "肠镜检查",
+    "病理检查",
+    "血气分析",
+    "肿瘤标志物",
+    "尿微量白蛋白",
 ]
 _SPEXAM_NAMES = ["CT平扫", "CT增强扫描", "磁共振平扫", "磁共振增强扫描", "PET-CT", "数字减影血管造影", "骨密度测定"]
 _DIAL_NAMES = ["血液透析", "血液透析滤过", "腹膜透析", "连续性血液净化"]
 _CHEMO_NAMES = ["静脉化疗", "化疗药物配置", "放射治疗", "调强放射治疗", "靶向治疗给药"]
 _BED_NAMES = [
-    "床位费(三人间)", "床位费(双人间)", "床位费(单人间)", "重症监护病房床位费", "一级护理", "二级护理",
-    "三级护理", "特级护理", "静脉输液", "肌肉注射", "吸氧", "雾化吸入", "换药",
+    "床位费(三人间)",
+    "床位费(双人间)",
+    "床位费(单人间)",
+    "重症监护病房床位费",
+    "一级护理",
+    "二级护理",
+    "三级护理",
+    "特级护理",
+    "静脉输液",
+    "肌肉注射",
+    "吸氧",
+    "雾化吸入",
+    "换药",
 ]
 _SURG_NAMES = [
-    "腹腔镜胆囊切除术", "阑尾切除术", "人工髋关节置换术", "人工膝关节置换术", "经皮冠状动脉支架置入术",
-    "白内障超声乳化摘除术", "剖宫产术", "疝修补术", "甲状腺部分切除术", "胃癌根治术", "肺叶切除术",
-    "椎间盘切除术", "全身麻醉", "椎管内麻醉", "骨折切开复位内固定术", "前列腺电切术",
+    "腹腔镜胆囊切除术",
+    "阑尾切除术",
+    "人工髋关节置换术",
+    "人工膝关节置换术",
+    "经皮冠状动脉支架置入术",
+    "白内障超声乳化摘除术",
+    "剖宫产术",
+    "疝修补术",
+    "甲状腺部分切除术",
+    "胃癌根治术",
+    "肺叶切除术",
+    "椎间盘切除术",
+    "全身麻醉",
+    "椎管内麻醉",
+    "骨折切开复位内固定术",
+    "前列腺电切术",
 ]
 _CONS_NAMES = [
-    "一次性输液器", "一次性注射器", "留置针", "导尿管", "医用缝合线", "吻合器", "冠状动脉支架",
-    "人工髋关节假体", "人工晶体", "骨科接骨板", "中心静脉导管", "心脏起搏器", "疝修补片", "止血材料",
-    "医用敷料", "气管插管",
+    "一次性输液器",
+    "一次性注射器",
+    "留置针",
+    "导尿管",
+    "医用缝合线",
+    "吻合器",
+    "冠状动脉支架",
+    "人工髋关节假体",
+    "人工晶体",
+    "骨科接骨板",
+    "中心静脉导管",
+    "心脏起搏器",
+    "疝修补片",
+    "止血材料",
+    "医用敷料",
+    "气管插管",
 ]
 _REG_NAMES = ["普通门诊诊查费", "副主任医师诊查费", "主任医师诊查费", "急诊诊查费", "一般诊疗费"]
 
@@ -209,13 +333,45 @@ _UPPER = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
 
 # diagnoses (ICD-10), with weights
 _DX_INPATIENT = [
-    ("I63.9", 8), ("I25.1", 7), ("J18.9", 8), ("J44.1", 5), ("I50.9", 4), ("E11.9", 3), ("K80.1", 3),
-    ("K35.8", 2), ("S72.0", 2), ("C34.9", 3), ("C16.9", 2), ("C18.9", 2), ("C50.9", 2), ("N18.5", 2),
-    ("I10", 3), ("M17.9", 2), ("O80", 2), ("N40", 1), ("H25.9", 3), ("K29.7", 2), ("A09", 1), ("R50.9", 1),
+    ("I63.9", 8),
+    ("I25.1", 7),
+    ("J18.9", 8),
+    ("J44.1", 5),
+    ("I50.9", 4),
+    ("E11.9", 3),
+    ("K80.1", 3),
+    ("K35.8", 2),
+    ("S72.0", 2),
+    ("C34.9", 3),
+    ("C16.9", 2),
+    ("C18.9", 2),
+    ("C50.9", 2),
+    ("N18.5", 2),
+    ("I10", 3),
+    ("M17.9", 2),
+    ("O80", 2),
+    ("N40", 1),
+    ("H25.9", 3),
+    ("K29.7", 2),
+    ("A09", 1),
+    ("R50.9", 1),
 ]
 _DX_OUTPATIENT = [
-    ("J06.9", 10), ("I10", 10), ("E11.9", 7), ("K29.7", 5), ("M54.5", 4), ("J20.9", 5), ("J02.9", 4),
-    ("L30.9", 3), ("H10.9", 2), ("N39.0", 2), ("R51", 2), ("K59.0", 2), ("I25.1", 3), ("Z00.0", 2), ("M79.1", 2),
+    ("J06.9", 10),
+    ("I10", 10),
+    ("E11.9", 7),
+    ("K29.7", 5),
+    ("M54.5", 4),
+    ("J20.9", 5),
+    ("J02.9", 4),
+    ("L30.9", 3),
+    ("H10.9", 2),
+    ("N39.0", 2),
+    ("R51", 2),
+    ("K59.0", 2),
+    ("I25.1", 3),
+    ("Z00.0", 2),
+    ("M79.1", 2),
 ]
 _DX_DIALYSIS = [("N18.5", 10), ("N18.4", 1)]
 _DX_CHEMO = [("C34.9", 5), ("C16.9", 3), ("C18.9", 3), ("C50.9", 4), ("C22.0", 3), ("C20", 2), ("C61", 2), ("C56", 1)]
@@ -340,29 +496,51 @@ def _catalogue(rng: np.random.Generator, year: int):
                 _take(_UPPER[:6], rng.integers(0, 6, n)),
             )
             x_code = _join(
-                "X", atc, "D", _digits(rng.integers(1, 300, n), 3), "A", _digits(rng.integers(1, 200, n), 3),
-                _digits(rng.integers(1000, 10000, n), 4), _digits(idx, 5),
+                "X",
+                atc,
+                "D",
+                _digits(rng.integers(1, 300, n), 3),
+                "A",
+                _digits(rng.integers(1, 200, n), 3),
+                _digits(rng.integers(1000, 10000, n), 4),
+                _digits(idx, 5),
             )  # 23 characters
             z_code = _join(
-                "Z", atc, _take(_UPPER[:6], rng.integers(0, 6, n)), _digits(rng.integers(1, 1000, n), 4),
-                _digits(rng.integers(1000, 10000, n), 4), _digits(idx, 5),
+                "Z",
+                atc,
+                _take(_UPPER[:6], rng.integers(0, 6, n)),
+                _digits(rng.integers(1, 1000, n), 4),
+                _digits(rng.integers(1000, 10000, n), 4),
+                _digits(idx, 5),
             )  # 20 characters
             code = pc.if_else(pa.array(is_z), z_code, x_code)
             name = pc.if_else(
                 pa.array(is_z),
-                _join(_take(_TCM_STEMS, rng.integers(0, len(_TCM_STEMS), n)),
-                      _take(_TCM_FORMS, rng.integers(0, len(_TCM_FORMS), n))),
-                _join(_take(_DRUG_STEMS, rng.integers(0, len(_DRUG_STEMS), n)),
-                      _take(_DRUG_FORMS, rng.integers(0, len(_DRUG_FORMS), n))),
+                _join(
+                    _take(_TCM_STEMS, rng.integers(0, len(_TCM_STEMS), n)),
+                    _take(_TCM_FORMS, rng.integers(0, len(_TCM_FORMS), n)),
+                ),
+                _join(
+                    _take(_DRUG_STEMS, rng.integers(0, len(_DRUG_STEMS), n)),
+                    _take(_DRUG_FORMS, rng.integers(0, len(_DRUG_FORMS), n)),
+                ),
             )
         elif g == CONS:
             code = _join(
-                "C", _digits(rng.integers(1, 15, n), 2), _digits(rng.integers(1, 20, n), 2),
-                _digits(rng.integers(1, 30, n), 2), _digits(rng.integers(0, 10000, n), 4),
-                _digits(idx, 5), "0000",
+                "C",
+                _digits(rng.integers(1, 15, n), 2),
+                _digits(rng.integers(1, 20, n), 2),
+                _digits(rng.integers(1, 30, n), 2),
+                _digits(rng.integers(0, 10000, n), 4),
+                _digits(idx, 5),
+                "0000",
             )  # 20 characters
-            name = _join(_take(_CONS_NAMES, rng.integers(0, len(_CONS_NAMES), n)),
-                         "(", _take(_UPPER, rng.integers(0, 26, n)), "型)")
+            name = _join(
+                _take(_CONS_NAMES, rng.integers(0, len(_CONS_NAMES), n)),
+                "(",
+                _take(_UPPER, rng.integers(0, 26, n)),
+                "型)",
+            )
         else:
             code = _join("00", _digits(np.full(n, _SERVICE_SECTION[g]), 4), _digits(idx, 5), "0000")
             pool = _SERVICE_NAMES[g]
@@ -478,7 +656,12 @@ def _catalogue(rng: np.random.Generator, year: int):
 def _providers(rng: np.random.Generator, members: int):
     total = int(np.clip(150 + members // 1000, 150, 600))
     shares = {  # (kind, level): share
-        (0, 1): 0.25, (1, 1): 0.10, (1, 2): 0.09, (1, 3): 0.06, (2, 0): 0.45, (3, 0): 0.05,
+        (0, 1): 0.25,
+        (1, 1): 0.10,
+        (1, 2): 0.09,
+        (1, 3): 0.06,
+        (2, 0): 0.45,
+        (3, 0): 0.05,
     }
     kind_l, level_l = [], []
     for (k, lv), s in shares.items():
@@ -502,7 +685,9 @@ def _providers(rng: np.random.Generator, members: int):
     quota = np.rint(base_quota * rng.uniform(0.85, 1.15, n) / 100.0).astype(np.int64) * 100 * 100  # fen
     # size: how much each provider attracts
     size = np.exp(rng.normal(0.0, 0.8, n)) * np.select(
-        [kind == 0, hosp & (level == 1), hosp & (level == 2), hosp & (level == 3), kind == 2], [1.0, 1.0, 2.5, 5.0, 1.0], 0.5
+        [kind == 0, hosp & (level == 1), hosp & (level == 2), hosp & (level == 3), kind == 2],
+        [1.0, 1.0, 2.5, 5.0, 1.0],
+        0.5,
     )
     table = pa.table(
         {
@@ -582,8 +767,13 @@ def _members(rng: np.random.Generator, n: int, year: int):
 def _dx_table():
     codes: list[str] = []
     lists = {}
-    for key, lst in (("ip", _DX_INPATIENT), ("op", _DX_OUTPATIENT), ("dial", _DX_DIALYSIS),
-                     ("chemo", _DX_CHEMO), ("ph", _DX_PHARMACY)):
+    for key, lst in (
+        ("ip", _DX_INPATIENT),
+        ("op", _DX_OUTPATIENT),
+        ("dial", _DX_DIALYSIS),
+        ("chemo", _DX_CHEMO),
+        ("ph", _DX_PHARMACY),
+    ):
         idx, w = [], []
         for c, wt in lst:  # a handful of codes
             if c not in codes:
@@ -655,7 +845,13 @@ def _claims(rng, year, mem, prov, cat):
     keep = c_admit <= dec31
     if not keep.all():
         c_member, c_setting, c_admit, c_discharge, c_los, c_sev = (
-            c_member[keep], c_setting[keep], c_admit[keep], c_discharge[keep], c_los[keep], c_sev[keep])
+            c_member[keep],
+            c_setting[keep],
+            c_admit[keep],
+            c_discharge[keep],
+            c_los[keep],
+            c_sev[keep],
+        )
         C = c_member.size
         is_ip = c_setting == IP
 
@@ -685,29 +881,46 @@ def _claims(rng, year, mem, prov, cat):
     p_local = local[c_provider]
     r = rng.random(C)
     p_ref = np.select(
-        [(c_setting == IP) & ~p_local, (c_setting == IP), (c_setting == OP) & ~p_local, c_setting == OP,
-         (c_setting == SP) & ~p_local, c_setting == SP],
-        [0.75, 0.04, 0.30, 0.01, 0.80, 0.03], 0.0)
-    p_em = np.select([(c_setting == IP) & ~p_local, c_setting == IP, (c_setting == OP) & ~p_local, c_setting == OP],
-                     [0.15, 0.12, 0.30, 0.04], 0.0)
+        [
+            (c_setting == IP) & ~p_local,
+            (c_setting == IP),
+            (c_setting == OP) & ~p_local,
+            c_setting == OP,
+            (c_setting == SP) & ~p_local,
+            c_setting == SP,
+        ],
+        [0.75, 0.04, 0.30, 0.01, 0.80, 0.03],
+        0.0,
+    )
+    p_em = np.select(
+        [(c_setting == IP) & ~p_local, c_setting == IP, (c_setting == OP) & ~p_local, c_setting == OP],
+        [0.15, 0.12, 0.30, 0.04],
+        0.0,
+    )
     c_referral = np.where(r < p_ref, 0, np.where(r < p_ref + p_em, 1, -1)).astype(np.int8)
 
     # diagnosis
     dx_codes, dx_lists = _dx_table()
     c_dx = np.full(C, -1, dtype=np.int32)
     c_dial = dialysis[c_member] & (c_setting == SP)
-    for key, m in (("ip", is_ip), ("op", (c_setting == OP) & (rng.random(C) < 0.96)),
-                   ("dial", c_dial), ("chemo", (c_setting == SP) & ~c_dial),
-                   ("ph", (c_setting == PH) & (rng.random(C) < 0.4))):
+    for key, m in (
+        ("ip", is_ip),
+        ("op", (c_setting == OP) & (rng.random(C) < 0.96)),
+        ("dial", c_dial),
+        ("chemo", (c_setting == SP) & ~c_dial),
+        ("ph", (c_setting == PH) & (rng.random(C) < 0.4)),
+    ):
         idx, w = dx_lists[key]
         c_dx[m] = idx[_pick(rng, w, int(m.sum()))]
 
     # lines per claim
     c_nlines = np.select(
         [is_ip, c_setting == OP, c_setting == SP],
-        [np.clip(np.rint(14 + 3.0 * c_los * c_sev ** 0.25 + rng.normal(0, 6, C)), 10, 80),
-         1 + np.minimum(rng.poisson(3.0, C), 7),
-         2 + np.minimum(rng.poisson(4.0, C), 10)],
+        [
+            np.clip(np.rint(14 + 3.0 * c_los * c_sev**0.25 + rng.normal(0, 6, C)), 10, 80),
+            1 + np.minimum(rng.poisson(3.0, C), 7),
+            2 + np.minimum(rng.poisson(4.0, C), 10),
+        ],
         1 + np.minimum(rng.poisson(1.4, C), 5),
     ).astype(np.int64)
 
@@ -715,9 +928,20 @@ def _claims(rng, year, mem, prov, cat):
     settle = np.where(is_ip, c_discharge, c_admit)
     order = np.lexsort((c_setting, c_member, c_provider, settle))
     c_member, c_setting, c_admit, c_discharge, c_los, c_sev = (
-        c_member[order], c_setting[order], c_admit[order], c_discharge[order], c_los[order], c_sev[order])
+        c_member[order],
+        c_setting[order],
+        c_admit[order],
+        c_discharge[order],
+        c_los[order],
+        c_sev[order],
+    )
     c_provider, c_referral, c_dx, c_nlines, c_dial = (
-        c_provider[order], c_referral[order], c_dx[order], c_nlines[order], c_dial[order])
+        c_provider[order],
+        c_referral[order],
+        c_dx[order],
+        c_nlines[order],
+        c_dial[order],
+    )
     is_ip = c_setting == IP
 
     # ---- lines
@@ -728,10 +952,14 @@ def _claims(rng, year, mem, prov, cat):
     l_set = c_setting[l_claim]
 
     #   group of each line         DRUG  LAB  SPEX DIAL CHEMO BED  SURG CONS REG
-    gp = np.array([[0.52, 0.22, 0.04, 0.00, 0.01, 0.06, 0.04, 0.11, 0.00],   # inpatient
-                   [0.62, 0.22, 0.04, 0.00, 0.00, 0.04, 0.01, 0.07, 0.00],   # outpatient
-                   [0.60, 0.30, 0.00, 0.00, 0.00, 0.00, 0.00, 0.10, 0.00],   # special outpatient
-                   [0.95, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.05, 0.00]])  # pharmacy
+    gp = np.array(
+        [
+            [0.52, 0.22, 0.04, 0.00, 0.01, 0.06, 0.04, 0.11, 0.00],  # inpatient
+            [0.62, 0.22, 0.04, 0.00, 0.00, 0.04, 0.01, 0.07, 0.00],  # outpatient
+            [0.60, 0.30, 0.00, 0.00, 0.00, 0.00, 0.00, 0.10, 0.00],  # special outpatient
+            [0.95, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.05, 0.00],
+        ]
+    )  # pharmacy
     cum = np.cumsum(gp / gp.sum(1, keepdims=True), axis=1)
     cum[:, -1] = 1.0
     ug = rng.random(L)
@@ -759,9 +987,16 @@ def _claims(rng, year, mem, prov, cat):
     sev = c_sev[l_claim]
     ip_l = l_set == IP
     lam = np.select(
-        [(l_group == DRUG) & ip_l, l_group == DRUG, (l_group == LAB) & ip_l, (l_group == BED) & ~ip_l,
-         (l_group == CONS) & ip_l, l_group == CONS, (l_group == CHEMO) & ip_l],
-        [1.3 * los ** 0.6 * sev, 1.0, 0.25 * los * np.sqrt(sev), 1.0, 1.5 * sev, 0.5, 0.5 * sev],
+        [
+            (l_group == DRUG) & ip_l,
+            l_group == DRUG,
+            (l_group == LAB) & ip_l,
+            (l_group == BED) & ~ip_l,
+            (l_group == CONS) & ip_l,
+            l_group == CONS,
+            (l_group == CHEMO) & ip_l,
+        ],
+        [1.3 * los**0.6 * sev, 1.0, 0.25 * los * np.sqrt(sev), 1.0, 1.5 * sev, 0.5, 0.5 * sev],
         0.0,
     )
     q = 1 + rng.poisson(lam)
@@ -796,18 +1031,39 @@ def _claims(rng, year, mem, prov, cat):
     amount[moling] -= amount[moling] % 10
 
     # codes the catalogue does not know (local HIS codes of drugs not listed)
-    unknown_pool = _join("X", _take(_ATC_LETTERS, rng.integers(0, len(_ATC_LETTERS), 40)),
-                         _digits(rng.integers(1, 17, 40), 2), "XXD", _digits(rng.integers(1, 300, 40), 3),
-                         "A", _digits(rng.integers(1, 200, 40), 3), _digits(rng.integers(1000, 10000, 40), 4),
-                         _digits(np.arange(90000, 90040), 5))
+    unknown_pool = _join(
+        "X",
+        _take(_ATC_LETTERS, rng.integers(0, len(_ATC_LETTERS), 40)),
+        _digits(rng.integers(1, 17, 40), 2),
+        "XXD",
+        _digits(rng.integers(1, 300, 40), 3),
+        "A",
+        _digits(rng.integers(1, 200, 40), 3),
+        _digits(rng.integers(1000, 10000, 40), 4),
+        _digits(np.arange(90000, 90040), 5),
+    )
     unk = plain & (rng.random(L) < 0.001)
     l_item[unk] = n_items + rng.integers(0, 40, int(unk.sum()))
 
     return {
-        "C": C, "L": L, "l_claim": l_claim, "line_no": line_no, "c_member": c_member, "c_provider": c_provider,
-        "c_setting": c_setting, "c_referral": c_referral, "c_admit": c_admit, "c_discharge": c_discharge,
-        "c_dx": c_dx, "c_nlines": c_nlines, "l_item": l_item, "q2": q2, "price": price, "amount": amount,
-        "dx_codes": dx_codes, "item_codes": pa.concat_arrays([cat["code"], unknown_pool]),
+        "C": C,
+        "L": L,
+        "l_claim": l_claim,
+        "line_no": line_no,
+        "c_member": c_member,
+        "c_provider": c_provider,
+        "c_setting": c_setting,
+        "c_referral": c_referral,
+        "c_admit": c_admit,
+        "c_discharge": c_discharge,
+        "c_dx": c_dx,
+        "c_nlines": c_nlines,
+        "l_item": l_item,
+        "q2": q2,
+        "price": price,
+        "amount": amount,
+        "dx_codes": dx_codes,
+        "item_codes": pa.concat_arrays([cat["code"], unknown_pool]),
         "refund": cand,
     }
 
@@ -918,8 +1174,9 @@ def _corrupt(seed: int, bad_rows: float, cl, mem, prov, year: int):
     # 4 unknown_provider
     ids = chosen[4]
     if ids.size:
-        extra_providers = _join("H", _digits(rng.choice(_LOCAL_REGIONS, ids.size), 6),
-                                _digits(90000 + np.arange(ids.size), 5))
+        extra_providers = _join(
+            "H", _digits(rng.choice(_LOCAL_REGIONS, ids.size), 6), _digits(90000 + np.arange(ids.size), 5)
+        )
         m = line_kind == 4
         ln["provider"][m] = n_prov + np.searchsorted(ids, ln["claim"][m])
     # 5 missing_discharge_date
@@ -988,8 +1245,9 @@ def _row_order(order: str, seed: int, ln: dict, cl: dict) -> np.ndarray | None:
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
-def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0,
-                    order: str = "date") -> dict[str, pa.Table]:
+def generate_tables(
+    members: int, year: int, seed: int, bad_rows: float = 0.0, order: str = "date"
+) -> dict[str, pa.Table]:
     """Return {"claims": ..., "members": ..., "providers": ..., "catalogue": ...}.
 
     ``members`` insured persons and their claims of benefit year ``year``
@@ -1048,8 +1306,9 @@ def generate_tables(members: int, year: int, seed: int, bad_rows: float = 0.0,
         bad_ids = claim_ids.take(pa.array(bad_idx)).to_pylist()
         bad_map = dict(zip(bad_ids, (BAD_KINDS[k] for k in bad_kind.tolist())))
     meta = {
-        GENERATOR_KEY: json.dumps({"members": members, "year": year, "seed": seed, "bad_rows": bad_rows,
-                                   "order": order}).encode(),
+        GENERATOR_KEY: json.dumps(
+            {"members": members, "year": year, "seed": seed, "bad_rows": bad_rows, "order": order}
+        ).encode(),
         BAD_CLAIMS_KEY: json.dumps(bad_map, sort_keys=True).encode(),
     }
     claims = claims.replace_schema_metadata(meta)

@@ -23,6 +23,7 @@ names the file, the column and the first offending row. Rows count from 0
 within each file, as data tools show them; for CSV the line of the file is
 given too (the header is line 1).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -45,16 +46,14 @@ import pyarrow.parquet as pq
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
 from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
 
-SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc",
-            ".ipc": "ipc", ".csv": "csv"}
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".csv": "csv"}
 QUANTITY_SCALE = 6  # quantities are kept in millionths of a unit
 
 
 class InputError(Exception):
     """Bad input: always names the file and, where it applies, the column and row."""
 
-    def __init__(self, message: str, file: str | Path | None = None,
-                 column: str | None = None, row: int | None = None):
+    def __init__(self, message: str, file: str | Path | None = None, column: str | None = None, row: int | None = None):
         self.message, self.file, self.column, self.row = message, file, column, row
         where = []
         if file is not None:
@@ -157,8 +156,11 @@ def expand_paths(paths: Iterable[str | Path], what: str) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             # hidden and '_' files (.crc, _SUCCESS, editors' and copiers' leftovers) are not data
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES
-                           and not f.name.startswith((".", "_")) and not f.is_dir())
+            found = sorted(
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in SUFFIXES and not f.name.startswith((".", "_")) and not f.is_dir()
+            )
             if not found:
                 raise InputError(f"no .parquet, .arrow or .csv files in the {what} folder", p)
             out.extend(found)
@@ -201,10 +203,17 @@ def digest_while_reading(path: Path):
             now = os.stat(path)
         except OSError:
             now = None
-        if now is None or (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != \
-                (before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns):
-            raise InputError("the file changed while it was being read (replaced or rewritten during the run); "
-                             "run again when it is complete", path)
+        if now is None or (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (
+            before.st_ino,
+            before.st_dev,
+            before.st_size,
+            before.st_mtime_ns,
+        ):
+            raise InputError(
+                "the file changed while it was being read (replaced or rewritten during the run); "
+                "run again when it is complete",
+                path,
+            )
 
     return h.hexdigest(), unchanged
 
@@ -240,11 +249,11 @@ def _guess_encoding(path: Path) -> str:
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as e:
-                lines += block[:e.start].count(b"\n")
+                lines += block[: e.start].count(b"\n")
                 data, at = tail + block, len(tail) + e.start
                 start = data.rfind(b"\n", 0, at) + 1
                 end = data.find(b"\n", at)
-                line = data[start:end if end >= 0 else len(data)].rstrip(b"\r")
+                line = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
                 break
             lines += block.count(b"\n")
             tail = block[-4096:]
@@ -282,41 +291,48 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
         if digests is not None:
             digests[str(path)] = digest
         if data.size == 0:
-            raise InputError(f"the file is empty (0 bytes); expected a {what} file with the "
-                             f"{spec.name} columns", path)
+            raise InputError(f"the file is empty (0 bytes); expected a {what} file with the {spec.name} columns", path)
         if kind == "parquet":
             schema = pq.read_schema(pa.BufferReader(data))
             names = schema.names
             _check_columns(spec, names, path)
-            coded = [c for c in DICTIONARY_COLUMNS.get(spec.name, ()) if c in names
-                     and schema.field(c).type in (pa.string(), pa.large_string())]
-            table = pq.read_table(pa.BufferReader(data), columns=[c for c in wanted if c in names],
-                                  read_dictionary=coded)
+            coded = [
+                c
+                for c in DICTIONARY_COLUMNS.get(spec.name, ())
+                if c in names and schema.field(c).type in (pa.string(), pa.large_string())
+            ]
+            table = pq.read_table(
+                pa.BufferReader(data), columns=[c for c in wanted if c in names], read_dictionary=coded
+            )
         elif kind == "ipc":
             table = _read_ipc(data)
         else:
             # CSV text is read as exactly what it says: every contract column as
             # text, converted below with the same checks as typed input.
             encoding = CSV_ENCODING.get()
-            table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(
-                encoding="utf8" if encoding in ("auto", "utf-8") else encoding),
+            table = pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(encoding="utf8" if encoding in ("auto", "utf-8") else encoding),
                 convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in wanted}, strings_can_be_null=True,
-                null_values=[""], quoted_strings_can_be_null=True))
+                    column_types={c: pa.string() for c in wanted},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+            )
         names = table.column_names
     except InputError:
         raise
     except pa.ArrowInvalid as e:
         if kind == "csv" and "UTF8" in str(e) and CSV_ENCODING.get() in ("auto", "utf-8"):
             raise InputError(f"is not UTF-8 text ({_guess_encoding(path)}", path) from None
-        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
-                         path) from None
+        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}", path) from None
     except UnicodeDecodeError as e:
-        raise InputError(f"cannot be decoded as {CSV_ENCODING.get()} text ({e.reason} at byte {e.start}); "
-                         "check --encoding", path) from None
+        raise InputError(
+            f"cannot be decoded as {CSV_ENCODING.get()} text ({e.reason} at byte {e.start}); check --encoding", path
+        ) from None
     except _READ_ERRORS as e:
-        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}",
-                         path) from None
+        raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}", path) from None
     _check_columns(spec, names, path)
     return table.select([c for c in wanted if c in names]), kind == "csv"
 
@@ -356,8 +372,11 @@ def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
         lower = {str(n).strip().lower(): n for n in names}
         hints = [f"{lower[m]!r} for {m!r}" for m in missing if m in lower]
         hint = f" (column names are case-sensitive: found {', '.join(hints)})" if hints else ""
-        raise InputError(f"missing required column(s) {', '.join(repr(m) for m in missing)} "
-                         f"of the {spec.name} table (contract §2){hint}", path)
+        raise InputError(
+            f"missing required column(s) {', '.join(repr(m) for m in missing)} "
+            f"of the {spec.name} table (contract §2){hint}",
+            path,
+        )
 
 
 def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Table:
@@ -373,8 +392,13 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     return from_arrow(spec, files, parts, threads, {str(f): digests[str(f)] for f in files})
 
 
-def from_arrow(spec: TableSpec, files: Sequence[str | Path], parts: Sequence[tuple[pa.Table, bool]],
-               threads: int = 2, digests: dict[str, str] | None = None) -> Table:
+def from_arrow(
+    spec: TableSpec,
+    files: Sequence[str | Path],
+    parts: Sequence[tuple[pa.Table, bool]],
+    threads: int = 2,
+    digests: dict[str, str] | None = None,
+) -> Table:
     """``load`` on tables already read: one (table, is_text) per file, in file order.
 
     The columns present must be the contract's (as ``_read_file`` leaves them);
@@ -404,6 +428,7 @@ def from_arrow(spec: TableSpec, files: Sequence[str | Path], parts: Sequence[tup
 
     if threads > 1 and table.rows >= 100_000:
         from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(column, col) for col in spec.columns]
         done = [f.exception() or f.result() for f in futures]
@@ -478,11 +503,16 @@ def _value(arr: pa.Array, row: int) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
-             spec: TableSpec) -> tuple[object, np.ndarray]:
+def _convert(
+    path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool, spec: TableSpec
+) -> tuple[object, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
-    if col.kind in ("string", "enum") and isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type) \
-            and _is_text(arr.type.value_type):
+    if (
+        col.kind in ("string", "enum")
+        and isinstance(arr, pa.ChunkedArray)
+        and pa.types.is_dictionary(arr.type)
+        and _is_text(arr.type.value_type)
+    ):
         return _convert_coded(path, col, arr, spec)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -494,20 +524,30 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
     if pa.types.is_null(t):
         nulls = np.ones(n, bool)
     if not col.nullable and not spec.nulls_reject and nulls.any():
-        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
-                         path, col.name, int(np.flatnonzero(nulls)[0]))
+        raise InputError(
+            f"is null but the column is required; expected {EXPECTED[col.kind]}",
+            path,
+            col.name,
+            int(np.flatnonzero(nulls)[0]),
+        )
     kind = col.kind
     if pa.types.is_null(t):
-        empty = {"string": pa.nulls(n, pa.string()), "enum": np.full(n, -1, np.int8),
-                 "date": np.zeros(n, np.int32), "bool": np.zeros(n, bool)}
+        empty = {
+            "string": pa.nulls(n, pa.string()),
+            "enum": np.full(n, -1, np.int8),
+            "date": np.zeros(n, np.int32),
+            "bool": np.zeros(n, bool),
+        }
         return empty.get(kind, np.zeros(n, np.int64)), nulls
 
     def type_error() -> InputError:
         return InputError(f"has type {t}; expected {EXPECTED[kind]}", path, col.name)
 
     if kind in ("string", "enum"):
-        if not (_is_text(t) or (kind == "string" and (pa.types.is_integer(t) or pa.types.is_binary(t)
-                                                       or pa.types.is_large_binary(t)))):
+        if not (
+            _is_text(t)
+            or (kind == "string" and (pa.types.is_integer(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)))
+        ):
             raise type_error()
         try:
             strings = pc.cast(arr, pa.string())
@@ -517,16 +557,20 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
         if kind == "string":
             return strings, nulls
         names, code_of = _enum_names(col.enum)
-        codes = np.asarray(pc.fill_null(pc.take(code_of, pc.index_in(strings, value_set=names)), -1),
-                           dtype=np.int8)
+        codes = np.asarray(pc.fill_null(pc.take(code_of, pc.index_in(strings, value_set=names)), -1), dtype=np.int8)
         bad = (codes < 0) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
-            raise InputError(f"unknown value {_value(strings, row)}; expected one of "
-                             + ", ".join(col.enum) + " (case-sensitive)"
-                             + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
-                             path, col.name, row)
+            raise InputError(
+                f"unknown value {_value(strings, row)}; expected one of "
+                + ", ".join(col.enum)
+                + " (case-sensitive)"
+                + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+                path,
+                col.name,
+                row,
+            )
         return codes, nulls
     if kind == "date":
         return _to_days(path, col, arr, nulls, type_error), nulls
@@ -537,11 +581,17 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
     # amounts, ratios, quantities
     if not (pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or (text and _is_text(t))):
         raise type_error()
-    scale, exact, limit = {"amount": (2, False, MAX_FEN), "ratio": (4, True, 10**10),
-                           "price": (PRICE_SCALE, True, MAX_FEN * 10**(PRICE_SCALE - 2)),
-                           "quantity": (QUANTITY_SCALE, False, 10**16)}[kind]
-    inexact = ("{what} {value} has more than four decimals that are not zero; prices are exact "
-               "to 0.0001 yuan (contract §1)") if kind == "price" else None
+    scale, exact, limit = {
+        "amount": (2, False, MAX_FEN),
+        "ratio": (4, True, 10**10),
+        "price": (PRICE_SCALE, True, MAX_FEN * 10 ** (PRICE_SCALE - 2)),
+        "quantity": (QUANTITY_SCALE, False, 10**16),
+    }[kind]
+    inexact = (
+        ("{what} {value} has more than four decimals that are not zero; prices are exact to 0.0001 yuan (contract §1)")
+        if kind == "price"
+        else None
+    )
     try:
         value = to_scaled(arr, scale, kind, exact=exact, limit=limit, from_text=text, inexact=inexact)
     except AmountError as e:
@@ -550,14 +600,16 @@ def _convert(path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool,
         bad = (value < 0) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{kind} {_value(arr, row)} is negative; {col.name} must be 0 or more",
-                             path, col.name, row)
+            raise InputError(
+                f"{kind} {_value(arr, row)} is negative; {col.name} must be 0 or more", path, col.name, row
+            )
     if kind == "ratio":
         bad = ((value < 0) | (value > 10_000)) & ~nulls
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"ratio {_value(arr, row)} is outside 0..1 (a fraction: 0.15 means 15 %)",
-                             path, col.name, row)
+            raise InputError(
+                f"ratio {_value(arr, row)} is outside 0..1 (a fraction: 0.15 means 15 %)", path, col.name, row
+            )
     return value, nulls
 
 
@@ -567,8 +619,12 @@ def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tu
     n = len(arr)
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
     if not col.nullable and not spec.nulls_reject and nulls.any():
-        raise InputError(f"is null but the column is required; expected {EXPECTED[col.kind]}",
-                         path, col.name, int(np.flatnonzero(nulls)[0]))
+        raise InputError(
+            f"is null but the column is required; expected {EXPECTED[col.kind]}",
+            path,
+            col.name,
+            int(np.flatnonzero(nulls)[0]),
+        )
     if col.kind == "string":
         return arr, nulls
     names, code_of = _enum_names(col.enum)
@@ -578,10 +634,15 @@ def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tu
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
-        raise InputError(f"unknown value {_value(arr, row)}; expected one of "
-                         + ", ".join(col.enum) + " (case-sensitive)"
-                         + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
-                         path, col.name, row)
+        raise InputError(
+            f"unknown value {_value(arr, row)}; expected one of "
+            + ", ".join(col.enum)
+            + " (case-sensitive)"
+            + (f" or a Chinese alias ({aliases}; docs/data-dictionary.md)" if aliases else ""),
+            path,
+            col.name,
+            row,
+        )
     return codes, nulls
 
 
@@ -595,7 +656,7 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
         pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
         pos = np.append(pos, -1)  # the code of a null
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
-        np.take(pos, idx, out=out[at:at + len(chunk)])
+        np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)
     return out
 
@@ -610,8 +671,9 @@ def _enum_names(enum: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
 
 def _iso_dates(arr: pa.Array) -> pa.Array:
     """Dates written 2024/1/1, 2024.1.1, 2024-1-1 or 2024年1月1日, as zero-padded ISO text (vectorised)."""
-    s = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr),
-                                   r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3")
+    s = pc.replace_substring_regex(
+        pc.utf8_trim_whitespace(arr), r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3"
+    )
     s = pc.replace_substring_regex(s, r"^(\d{4})-(\d)-", r"\1-0\2-")
     return pc.replace_substring_regex(s, r"^(\d{4}-\d{2})-(\d)$", r"\1-0\2")
 
@@ -626,17 +688,20 @@ def _text_to_date(arr: pa.Array) -> pa.Array:
 def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t):
+
         def midnight(a: pa.Array) -> pa.Array:
             day = pc.cast(a, pa.date32())  # a timezone-aware timestamp gives its local date
             if not pc.all(pc.fill_null(pc.equal(pc.cast(day, t), a), True)).as_py():
                 raise ValueError("not at midnight")
             return day
+
         try:
             day = midnight(arr)
         except (pa.ArrowException, ValueError):
             row = _first_failing(arr, midnight)
-            raise InputError(f"value {_value(arr, row)} is not a date (a timestamp at midnight)",
-                             path, col.name, row) from None
+            raise InputError(
+                f"value {_value(arr, row)} is not a date (a timestamp at midnight)", path, col.name, row
+            ) from None
     elif pa.types.is_date32(t):
         day = arr
     elif _is_text(t):
@@ -645,17 +710,24 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
             day = _text_to_date(arr)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             row = _first_failing(arr, _text_to_date)
-            raise InputError(f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD "
-                             "(or 2024/1/1, 2024年1月1日)", path, col.name, row) from None
+            raise InputError(
+                f"value {_value(arr, row)} is not a date; expected YYYY-MM-DD (or 2024/1/1, 2024年1月1日)",
+                path,
+                col.name,
+                row,
+            ) from None
     else:
         raise type_error()
     days = np.asarray(pc.fill_null(day.cast(pa.int32()), 0), dtype=np.int32)
     out = ((days < _DAY_MIN) | (days > _DAY_MAX)) & ~nulls
     if out.any():
         row = int(np.flatnonzero(out)[0])
-        raise InputError(f"date {np.datetime64(int(days[row]), 'D')} is out of range; expected a date "
-                         f"from {DATE_MIN} to {DATE_MAX}",
-                         path, col.name, row)
+        raise InputError(
+            f"date {np.datetime64(int(days[row]), 'D')} is out of range; expected a date from {DATE_MIN} to {DATE_MAX}",
+            path,
+            col.name,
+            row,
+        )
     return days
 
 
@@ -703,8 +775,9 @@ def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_
             scaled = to_scaled(arr, 0, "value", exact=True, limit=max(abs(lo), abs(hi)), from_text=text)
         except AmountError as e:
             row = e.row if e.row is not None else 0
-            raise InputError(f"value {_value(arr, row)} is not a whole number within {lo}..{hi}",
-                             path, col.name, row) from None
+            raise InputError(
+                f"value {_value(arr, row)} is not a whole number within {lo}..{hi}", path, col.name, row
+            ) from None
         whole = np.ones(len(arr), bool)
         out = (scaled < lo) | (scaled > hi)
         v = scaled
@@ -732,5 +805,10 @@ def _check_sum(table: Table, name: str) -> None:
     over = running > 2.0**62
     if over.any():
         path, row = table.where(int(np.flatnonzero(over)[0]))
-        raise InputError("the magnitudes of this column's amounts add up to more than the engine's 64-bit "
-                         "fen can hold exactly (contract §1); adjudicate fewer claims per run", path, name, row)
+        raise InputError(
+            "the magnitudes of this column's amounts add up to more than the engine's 64-bit "
+            "fen can hold exactly (contract §1); adjudicate fewer claims per run",
+            path,
+            name,
+            row,
+        )

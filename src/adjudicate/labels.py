@@ -6,6 +6,7 @@ codes), so a new output column never breaks a table. The language is set
 for a whole command by the command line (:func:`use_lang`), and read by
 :func:`t` wherever a label is made, in the CLI or in ``adjudicate.report``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -78,8 +79,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "totals": ("totals (yuan)", "合计 (元)"),
     "fund_totals": ("who pays (yuan)", "费用支付构成 (元)"),
     "monthly_expenditure": ("expenditure by month (yuan)", "月度支出 (元)"),
-    "oop_distribution": ("members by out-of-pocket cost in the year (cash + personal account)",
-                         "参保人年度个人负担分布 (现金 + 个人账户)"),
+    "oop_distribution": (
+        "members by out-of-pocket cost in the year (cash + personal account)",
+        "参保人年度个人负担分布 (现金 + 个人账户)",
+    ),
     "rejections": ("rejected claims by reason", "退回结算单 (按原因)"),
     "no_rejections": ("no claim was rejected", "无退回结算单"),
     "report_run": ("adjudication report", "结算报告"),
@@ -88,8 +91,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "variants": ("variants (Δ against variant 0, the baseline)", "方案 (与基准方案 0 相比的变化)"),
     "report_readjudicate": ("readjudication: adjustments", "重新结算: 调整"),
     "report_reconcile": ("year-end reconciliation", "年终清算"),
-    "member_change": ("members by change in out-of-pocket cost (B − A, yuan)",
-                      "参保人个人负担变化分布 (B − A, 元)"),
+    "member_change": ("members by change in out-of-pocket cost (B − A, yuan)", "参保人个人负担变化分布 (B − A, 元)"),
     "fund_change": ("change per fund (B − A, yuan)", "各基金变化 (B − A, 元)"),
     "better_off": ("better off", "负担减轻"),
     "worse_off": ("worse off", "负担加重"),
@@ -97,19 +99,25 @@ LABELS: dict[str, tuple[str, str]] = {
     "adjustments_by_kind": ("adjusted claims by kind", "调整结算单 (按类型)"),
     "before": ("before", "调整前"),
     "now": ("now", "调整后"),
-    "corridor": ("providers: fund_pool A against quota Q (corridor 90 / 110 / 120 %)",
-                 "定额结算: 统筹支付 A 与定额 Q 之比 (90 / 110 / 120 %)"),
+    "corridor": (
+        "providers: fund_pool A against quota Q (corridor 90 / 110 / 120 %)",
+        "定额结算: 统筹支付 A 与定额 Q 之比 (90 / 110 / 120 %)",
+    ),
     "monthly_closing": ("fund balance at the end of each month (yuan)", "各基金月末累计结余 (元)"),
-    "reserve_warning": ("income or opening balances were not given: balances and months of reserve are "
-                        "not meaningful", "未提供收入或期初结余: 结余与备付能力无意义"),
+    "reserve_warning": (
+        "income or opening balances were not given: balances and months of reserve are not meaningful",
+        "未提供收入或期初结余: 结余与备付能力无意义",
+    ),
     "generated_by": ("written by adjudicate", "由 adjudicate 生成"),
     "members_count": ("members", "人数"),
     "range": ("range (yuan)", "区间 (元)"),
     "sum": ("total", "合计"),
     "report_audit": ("audit", "稽核"),
     "flags_by_rule": ("flags by rule", "疑点 (按规则)"),
-    "flags_to_check": ("flags to check first (high severity first, at most 20 per rule)",
-                       "优先核查的疑点 (高风险在前, 每条规则至多 20 条)"),
+    "flags_to_check": (
+        "flags to check first (high severity first, at most 20 per rule)",
+        "优先核查的疑点 (高风险在前, 每条规则至多 20 条)",
+    ),
     "provider_outliers": ("providers out of line with their peers", "指标异常的机构"),
     "flags": ("flags", "疑点数"),
     "note": ("note", "说明"),

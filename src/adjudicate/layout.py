@@ -8,6 +8,7 @@ column added to the .pxd is seen by the kernel and by Python at once:
 - :data:`ClaimSum`: columns of ``claim_sums`` (``SUM_``);
 - :data:`Settled`: columns of ``settle_claims``' output (``OUT_``).
 """
+
 from __future__ import annotations
 
 from enum import IntEnum

@@ -18,6 +18,7 @@ and it does so exactly (contract §1):
 A value that is not a finite number, or whose scaled magnitude exceeds the
 limit, raises :class:`AmountError` naming the first offending row.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,9 +72,15 @@ def _show(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
-              exact: bool = False, limit: int = MAX_FEN, from_text: bool = False,
-              inexact: str | None = None) -> np.ndarray:
+def to_scaled(
+    arr: pa.Array | pa.ChunkedArray,
+    scale: int,
+    what: str = "amount",
+    exact: bool = False,
+    limit: int = MAX_FEN,
+    from_text: bool = False,
+    inexact: str | None = None,
+) -> np.ndarray:
     """Convert a numeric Arrow array to int64 units of ``10**-scale``.
 
     Nulls become 0 (the caller keeps the null mask). ``exact=True`` makes any
@@ -128,15 +135,17 @@ def to_scaled(arr: pa.Array | pa.ChunkedArray, scale: int, what: str = "amount",
 
 
 def _too_large(what: str, value, scale: int, limit: int) -> str:
-    return (f"{what} {_show(value)} is too large for exact arithmetic in the engine's 64-bit integers "
-            f"(contract §1); the largest accepted magnitude is {Decimal(limit).scaleb(-scale):,f}")
+    return (
+        f"{what} {_show(value)} is too large for exact arithmetic in the engine's 64-bit integers "
+        f"(contract §1); the largest accepted magnitude is {Decimal(limit).scaleb(-scale):,f}"
+    )
 
 
 def _decimal_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Low 64 bits of each unscaled decimal, and whether the value fits in them."""
     width = arr.type.byte_width // 8  # 2 for decimal128, 4 for decimal256
     words = np.frombuffer(arr.buffers()[1], dtype=np.int64)
-    words = words[width * arr.offset: width * (arr.offset + len(arr))].reshape(-1, width)
+    words = words[width * arr.offset : width * (arr.offset + len(arr))].reshape(-1, width)
     low = words[:, 0]
     fits = np.all(words[:, 1:] == (low >> 63)[:, None], axis=1)
     return low.copy(), fits

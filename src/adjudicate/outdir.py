@@ -24,6 +24,7 @@ by ``outputs``), so these rules hold for all of them (README "Output folders"):
 - What is on disk after an interruption is recorded (:func:`on_disk`) so the
   command line can say it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -52,10 +53,24 @@ from .inputs import InputError
 MARKER = ".adjudicate-output.json"
 #: Outputs written before the marker existed: recognised by their summary.json
 #: and these names only.
-_LEGACY_NAMES = {"settlements.parquet", "lines.parquet", "rejected.parquet", "summary.json", "compare.parquet",
-                 "members.parquet", "adjustments.parquet", "line_adjustments.parquet", "current",
-                 "providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "report.html",
-                 "flags.parquet", "indicators.parquet"}
+_LEGACY_NAMES = {
+    "settlements.parquet",
+    "lines.parquet",
+    "rejected.parquet",
+    "summary.json",
+    "compare.parquet",
+    "members.parquet",
+    "adjustments.parquet",
+    "line_adjustments.parquet",
+    "current",
+    "providers.parquet",
+    "funds.parquet",
+    "funds_monthly.parquet",
+    "ledger.parquet",
+    "report.html",
+    "flags.parquet",
+    "indicators.parquet",
+}
 #: Seconds to wait for another process's swap into the same parent folder.
 LOCK_TIMEOUT = 60.0
 
@@ -63,6 +78,7 @@ LOCK_TIMEOUT = 60.0
 # ---------------------------------------------------------------------------
 # What a folder is
 # ---------------------------------------------------------------------------
+
 
 def resolve_out(out: str | Path) -> Path:
     """The folder ``out`` names: absolute, with '.', '..' and symbolic links resolved."""
@@ -111,14 +127,20 @@ def _check_existing(target: Path, given: str | Path) -> bool:
     if marker is not None:
         foreign = sorted(names - set(marker["files"]) - {MARKER})
         if foreign:
-            raise _refuse(given, f"is an earlier output of adjudicate but also holds {', '.join(foreign[:5])}"
-                             f"{' …' if len(foreign) > 5 else ''}, which adjudicate did not write; replacing the "
-                          "folder would delete it. Move it away, or choose another --out")
+            raise _refuse(
+                given,
+                f"is an earlier output of adjudicate but also holds {', '.join(foreign[:5])}"
+                f"{' …' if len(foreign) > 5 else ''}, which adjudicate did not write; replacing the "
+                "folder would delete it. Move it away, or choose another --out",
+            )
         return True
     if _legacy_output(target, names):
         return True
-    raise _refuse(given, f"exists and is not an output of adjudicate (it is not empty and has no {MARKER}); "
-                  "it is left untouched. Choose a new or empty folder")
+    raise _refuse(
+        given,
+        f"exists and is not an output of adjudicate (it is not empty and has no {MARKER}); "
+        "it is left untouched. Choose a new or empty folder",
+    )
 
 
 def check_out(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
@@ -132,14 +154,19 @@ def check_out(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
         raise _refuse(out, "is the root folder; give a folder for the outputs, e.g. --out result/")
     cwd = resolve_out(os.getcwd())
     if _within(cwd, target):
-        raise _refuse(out, f"is {'the current folder' if cwd == target else 'a folder holding the current one'} "
-                      f"({target}); an output replaces its whole folder: give a new folder, e.g. --out result/")
+        raise _refuse(
+            out,
+            f"is {'the current folder' if cwd == target else 'a folder holding the current one'} "
+            f"({target}); an output replaces its whole folder: give a new folder, e.g. --out result/",
+        )
     for p in inputs:
         if p is None:
             continue
         if _within(resolve_out(p), target):
-            raise _refuse(out, f"holds the input {p}; an output replaces its whole folder, so choose an --out "
-                          "that holds no inputs")
+            raise _refuse(
+                out,
+                f"holds the input {p}; an output replaces its whole folder, so choose an --out that holds no inputs",
+            )
     _check_existing(target, out)
     return target
 
@@ -147,6 +174,7 @@ def check_out(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
 # ---------------------------------------------------------------------------
 # Locks
 # ---------------------------------------------------------------------------
+
 
 def _open_dir(path: Path) -> int:
     return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -230,8 +258,11 @@ def _parent_lock(parent: Path) -> Iterator[None]:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while _try_lock(fd) is False:  # waiting may be interrupted
             if time.monotonic() > deadline:
-                raise InputError(f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
-                                 "(an adjudicate run writing beside --out?); try again when it has finished", parent)
+                raise InputError(
+                    f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
+                    "(an adjudicate run writing beside --out?); try again when it has finished",
+                    parent,
+                )
             time.sleep(0.01)
         with _signals_held():
             try:
@@ -247,6 +278,7 @@ def _parent_lock(parent: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------
 # What an interrupted command leaves on disk
 # ---------------------------------------------------------------------------
+
 
 @dataclass
 class _Write:
@@ -283,10 +315,12 @@ def on_disk() -> str:
 # Writing
 # ---------------------------------------------------------------------------
 
+
 def _rename_exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
@@ -303,7 +337,7 @@ def _clean_stale(target: Path) -> None:
     """
     prefix = f".{target.name}."
     for p in target.parent.glob(f"{glob.escape(prefix)}*-*"):
-        kind = p.name[len(prefix):].split("-", 1)[0]
+        kind = p.name[len(prefix) :].split("-", 1)[0]
         if kind not in ("tmp", "old"):
             continue
         if p.is_symlink():  # left by earlier versions when --out was a link
@@ -397,5 +431,6 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
             _active.remove(tmp)
         if live is not None:
             os.close(live)
+
 
 __all__ = ["MARKER", "atomic_dir", "begin_command", "check_out", "on_disk", "resolve_out", "set_command"]

@@ -1,4 +1,5 @@
 """Outputs of contract §4: settlements, lines, rejected, summary.json, written atomically."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,19 @@ from .policy import Policy
 from .report import write_report
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
-AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -49,12 +61,12 @@ def invariant_violations(a: dict[str, np.ndarray]) -> dict[str, int]:
     """Rows breaking each invariant of contract §4 (amounts in fen); all zero on a correct run."""
     nonneg = [k for k in AMOUNTS if k not in ("total", "self_pay", "cash_paid")]
     checks = {
-        "total = self_pay + first_self_pay + eligible":
-            a["total"] != a["self_pay"] + a["first_self_pay"] + a["eligible"],
-        "eligible = fund_pool + fund_supplementary + member_policy_share":
-            a["eligible"] != a["fund_pool"] + a["fund_supplementary"] + a["member_policy_share"],
-        "total = fund_pool + fund_supplementary + subsidy + account_paid + cash_paid":
-            a["total"] != a["fund_pool"] + a["fund_supplementary"] + a["subsidy"] + a["account_paid"] + a["cash_paid"],
+        "total = self_pay + first_self_pay + eligible": a["total"]
+        != a["self_pay"] + a["first_self_pay"] + a["eligible"],
+        "eligible = fund_pool + fund_supplementary + member_policy_share": a["eligible"]
+        != a["fund_pool"] + a["fund_supplementary"] + a["member_policy_share"],
+        "total = fund_pool + fund_supplementary + subsidy + account_paid + cash_paid": a["total"]
+        != a["fund_pool"] + a["fund_supplementary"] + a["subsidy"] + a["account_paid"] + a["cash_paid"],
         "0 <= deductible <= member_policy_share": (a["deductible"] < 0) | (a["deductible"] > a["member_policy_share"]),
         "0 <= subsidy <= member_policy_share": (a["subsidy"] < 0) | (a["subsidy"] > a["member_policy_share"]),
         "amounts >= 0": np.any([a[k] < 0 for k in nonneg], axis=0) if len(a["total"]) else np.zeros(0, bool),
@@ -82,9 +94,11 @@ def parquet_options(schema: pa.Schema) -> dict:
 
 def _supports_decimal_as_integer() -> bool:
     import io
+
     try:
-        pq.write_table(pa.table({"x": pa.array([1], pa.decimal128(18, 2))}), io.BytesIO(),
-                       store_decimal_as_integer=True)
+        pq.write_table(
+            pa.table({"x": pa.array([1], pa.decimal128(18, 2))}), io.BytesIO(), store_decimal_as_integer=True
+        )
         return True
     except TypeError:  # an older pyarrow
         return False
@@ -110,8 +124,9 @@ def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
         "claim_id": e.claim_id,
         "member_id": e.member_id,
         "provider_id": e.provider_id,
-        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)), pa.array(SETTINGS))
-        .cast(pa.string()),
+        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)), pa.array(SETTINGS)).cast(
+            pa.string()
+        ),
         "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(e.year, pa.int16()),
         "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
@@ -125,17 +140,19 @@ def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
 def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
     dec = _amounts(for_file)
-    return pa.table({
-        "claim_id": e.line_claim_id,
-        "line_no": pa.array(e.line_no.astype(np.int32)),
-        "item_code": e.item_code,
-        "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
-        "self_pay": dec(r.line_self_pay),
-        "first_self_pay": dec(r.line_fsp),
-        "eligible": dec(r.line_eligible),
-        "fund_pool": dec(r.line_pool),
-        "fund_supplementary": dec(r.line_supp),
-    })
+    return pa.table(
+        {
+            "claim_id": e.line_claim_id,
+            "line_no": pa.array(e.line_no.astype(np.int32)),
+            "item_code": e.item_code,
+            "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
+            "self_pay": dec(r.line_self_pay),
+            "first_self_pay": dec(r.line_fsp),
+            "eligible": dec(r.line_eligible),
+            "fund_pool": dec(r.line_pool),
+            "fund_supplementary": dec(r.line_supp),
+        }
+    )
 
 
 def rejected_table(r: Result) -> pa.Table:
@@ -147,16 +164,18 @@ def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
     §4), then member_id, provider_id, and the offending column and its value as text (``column``, ``value``)."""
     rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
     extra = [t[4:8] if len(t) >= 8 else (None,) * 4 for t in rows]
-    return pa.table({
-        "claim_id": pa.array([t[0] for t in rows], pa.string()),
-        "line_no": pa.array([t[1] for t in rows], pa.int32()),
-        "reason": pa.array([t[2] for t in rows], pa.string()),
-        "detail": pa.array([t[3] for t in rows], pa.string()),
-        "member_id": pa.array([e[0] for e in extra], pa.string()),
-        "provider_id": pa.array([e[1] for e in extra], pa.string()),
-        "column": pa.array([e[2] for e in extra], pa.string()),
-        "value": pa.array([e[3] for e in extra], pa.string()),
-    })
+    return pa.table(
+        {
+            "claim_id": pa.array([t[0] for t in rows], pa.string()),
+            "line_no": pa.array([t[1] for t in rows], pa.int32()),
+            "reason": pa.array([t[2] for t in rows], pa.string()),
+            "detail": pa.array([t[3] for t in rows], pa.string()),
+            "member_id": pa.array([e[0] for e in extra], pa.string()),
+            "provider_id": pa.array([e[1] for e in extra], pa.string()),
+            "column": pa.array([e[2] for e in extra], pa.string()),
+            "value": pa.array([e[3] for e in extra], pa.string()),
+        }
+    )
 
 
 def count_rejected_claims(rejected: list[tuple]) -> int:
@@ -166,8 +185,12 @@ def count_rejected_claims(rejected: list[tuple]) -> int:
 
 def policy_info(p: Policy) -> dict:
     """summary.json's ``policy``: which policy, and the dates its values take effect when dated."""
-    return {"name": p.name, "version": p.version, "file": str(p.path),
-            **({"in_force_from": [d.isoformat() for d in (p.valid_from,) + p.changes]} if p.valid_from else {})}
+    return {
+        "name": p.name,
+        "version": p.version,
+        "file": str(p.path),
+        **({"in_force_from": [d.isoformat() for d in (p.valid_from,) + p.changes]} if p.valid_from else {}),
+    }
 
 
 def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
@@ -224,8 +247,14 @@ class _Background:
             raise self.error
 
 
-def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
-              with_lines: bool = True, extra: dict[str, Callable[[Path], dict]] | None = None) -> dict:
+def write_all(
+    r: Result,
+    out: Path,
+    digests: dict[str, str],
+    input_lines: int,
+    with_lines: bool = True,
+    extra: dict[str, Callable[[Path], dict]] | None = None,
+) -> dict:
     """Write every output of contract §4 into ``out`` atomically; return the summary.
 
     ``extra`` maps a summary key to a function that writes more files into the
@@ -235,8 +264,11 @@ def write_all(r: Result, out: Path, digests: dict[str, str], input_lines: int,
         t0 = time.perf_counter()
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).
-        lines = _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")) \
-            if with_lines else None
+        lines = (
+            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"))
+            if with_lines
+            else None
+        )
         try:
             write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
             write_parquet(rejected_table(r), tmp / "rejected.parquet")

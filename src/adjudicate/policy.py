@@ -10,6 +10,7 @@ rules into the small int64 tables the kernel reads (``_core.pyx``).
 The engine has no scheme names or numbers: everything scheme-specific lives in
 the files under ``policies/``.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -39,28 +40,33 @@ EPOCH = dt.date(1970, 1, 1)
 #: Keys whose value may be dated or cited (policies/README.md, "Dated values"): the
 #: numbers and rates. Structure (settings, classes, counters, limits named, the
 #: number of bands, benefit conditions, account order) stays the same over time.
-DATABLE = re.compile(r"^(?:" + "|".join([
-    r"parameters\.[^.\[\]]+",
-    r"lines\.first_self_pay\.[^.\[\]]+",
-    r"lines\.supplementary_catalogue",
-    r"(?:benefit\.rules|blocks\.[^.]+\.benefit)\[\d+\]\.factor",
-    r"limits\.[^.]+\.amount(?:\.times)?",  # an amount, or the multiple of { times, of }
-    r"limits\.[^.]+\.by_enrolment_months\[\d+\]\.amount(?:\.times)?",
-    r"blocks\.[^.]+\.deductible\.by_level\.[123](?:\[\d+\](?:\.times)?)?",
-    r"blocks\.[^.]+\.scale\.bands\[\d+\]\.(?:from(?:\.times)?|supplementary|pool(?:\.in_service|\.retired)?)",
-    r"blocks\.[^.]+\.direct\.[^.\[\]]+",
-    r"blocks\.[^.]+\.supplementary\.rate",
-    r"blocks\.[^.]+\.subsidy\.civil_servant(?:\.in_service|\.retired)?",
-    r"account\.credit\.retired_amount",
-    r"account\.credit\.by_age\[\d+\]\.rate",
-]) + r")$")
+DATABLE = re.compile(
+    r"^(?:"
+    + "|".join(
+        [
+            r"parameters\.[^.\[\]]+",
+            r"lines\.first_self_pay\.[^.\[\]]+",
+            r"lines\.supplementary_catalogue",
+            r"(?:benefit\.rules|blocks\.[^.]+\.benefit)\[\d+\]\.factor",
+            r"limits\.[^.]+\.amount(?:\.times)?",  # an amount, or the multiple of { times, of }
+            r"limits\.[^.]+\.by_enrolment_months\[\d+\]\.amount(?:\.times)?",
+            r"blocks\.[^.]+\.deductible\.by_level\.[123](?:\[\d+\](?:\.times)?)?",
+            r"blocks\.[^.]+\.scale\.bands\[\d+\]\.(?:from(?:\.times)?|supplementary|pool(?:\.in_service|\.retired)?)",
+            r"blocks\.[^.]+\.direct\.[^.\[\]]+",
+            r"blocks\.[^.]+\.supplementary\.rate",
+            r"blocks\.[^.]+\.subsidy\.civil_servant(?:\.in_service|\.retired)?",
+            r"account\.credit\.retired_amount",
+            r"account\.credit\.by_age\[\d+\]\.rate",
+        ]
+    )
+    + r")$"
+)
 
 
 class PolicyError(Exception):
     """A malformed policy file: names the file, the key and (where found) its line."""
 
-    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None,
-                 line: int | None = None):
+    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None, line: int | None = None):
         self.file, self.key, self.line, self.message = file, key, line, message
         where = [str(file)] if file else []
         if line:
@@ -73,6 +79,7 @@ class PolicyError(Exception):
 # ---------------------------------------------------------------------------
 # The validated policy
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BenefitRule:
@@ -207,9 +214,13 @@ class Policy:
         late = [s for s in self.series.values() if s.dated and s.entries[0].start > earliest]
         key = late[0].key if late else None
         first = late[0].entries[0].start if late else self.valid_from
-        raise PolicyError(f"{what} {earliest}, before this dated value's first date {first}: the policy "
-                          "says nothing about earlier dates (give the value in force then too)", self.path, key,
-                          self.series_line(key))
+        raise PolicyError(
+            f"{what} {earliest}, before this dated value's first date {first}: the policy "
+            "says nothing about earlier dates (give the value in force then too)",
+            self.path,
+            key,
+            self.series_line(key),
+        )
 
     def series_line(self, key: str | None) -> int | None:
         try:
@@ -227,6 +238,7 @@ class Policy:
 # Loading
 # ---------------------------------------------------------------------------
 
+
 def shipped() -> dict[str, Path]:
     """Shipped policy names and their files."""
     return {p.stem: p for p in sorted(POLICY_DIR.glob("*.toml"))}
@@ -239,8 +251,9 @@ def resolve(name_or_path: str | Path) -> Path:
     ships = shipped()
     if str(name_or_path) in ships:
         return ships[str(name_or_path)]
-    raise PolicyError(f"no shipped policy called {str(name_or_path)!r} and no such .toml file; "
-                      f"shipped: {', '.join(ships)}")
+    raise PolicyError(
+        f"no shipped policy called {str(name_or_path)!r} and no such .toml file; shipped: {', '.join(ships)}"
+    )
 
 
 def load(name_or_path: str | Path) -> Policy:
@@ -261,8 +274,7 @@ def load_document(doc: dict, path: Path, text: str = "") -> Policy:
     got = dated.load(doc, reader, reader.policy, lambda k: bool(DATABLE.match(k)))
     if not got.series:
         return got.first
-    return replace(got.first, series=got.series, valid_from=got.valid_from, changes=got.changes,
-                   periods=got.periods)
+    return replace(got.first, series=got.series, valid_from=got.valid_from, changes=got.changes, periods=got.periods)
 
 
 #: Largest amount a policy may give, in fen (the engine's limit, money.MAX_FEN).
@@ -279,7 +291,6 @@ class _Reader(KeyLocator):
 
     def error(self, key: str, message: str) -> PolicyError:
         return PolicyError(message, self.path, key, self._line_of(key))
-
 
     # -- typed getters ------------------------------------------------------
     def table(self, d: Any, key: str) -> dict:
@@ -343,8 +354,11 @@ class _Reader(KeyLocator):
         if d < 0:
             raise self.error(key, f"amount {self._show(v)} must not be negative")
         if d > Decimal(MAX_POLICY_FEN).scaleb(-2):
-            raise self.error(key, f"amount {self._show(v)} is too large: at most "
-                             f"{Decimal(MAX_POLICY_FEN).scaleb(-2):,f} yuan (contract §1)")
+            raise self.error(
+                key,
+                f"amount {self._show(v)} is too large: at most "
+                f"{Decimal(MAX_POLICY_FEN).scaleb(-2):,f} yuan (contract §1)",
+            )
         return int(d * 100)
 
     def amount(self, v: Any, key: str, params: dict[str, Decimal]) -> int:
@@ -404,15 +418,18 @@ class _Reader(KeyLocator):
         self.only(lines, "lines", {"first_self_pay", "supplementary_catalogue"})
         fsp = self.table(self.require(lines, "first_self_pay", "lines.first_self_pay"), "lines.first_self_pay")
         self.only(fsp, "lines.first_self_pay", set(FUND_CLASSES))
-        class_ratio = {c: self.rate(self.require(fsp, c, "lines.first_self_pay"), f"lines.first_self_pay.{c}")
-                       for c in FUND_CLASSES}
-        sup_cat = self.boolean(self.require(lines, "supplementary_catalogue", "lines.supplementary_catalogue"),
-                               "lines.supplementary_catalogue")
+        class_ratio = {
+            c: self.rate(self.require(fsp, c, "lines.first_self_pay"), f"lines.first_self_pay.{c}")
+            for c in FUND_CLASSES
+        }
+        sup_cat = self.boolean(
+            self.require(lines, "supplementary_catalogue", "lines.supplementary_catalogue"),
+            "lines.supplementary_catalogue",
+        )
         bdoc = self.table(self.require(doc, "benefit", "benefit"), "benefit")
         self.only(bdoc, "benefit", {"rules"})
         benefit = self.rules(self.require(bdoc, "rules", "benefit"), "benefit.rules")
-        limits = {name: self.limit(name, v, params) for name, v in
-                  self.table(doc.get("limits", {}), "limits").items()}
+        limits = {name: self.limit(name, v, params) for name, v in self.table(doc.get("limits", {}), "limits").items()}
         if len(limits) > MAX_LIMITS:
             raise self.error("limits", f"at most {MAX_LIMITS} limits")
         blocks_doc = self.table(self.require(doc, "blocks", "blocks"), "blocks")
@@ -421,8 +438,9 @@ class _Reader(KeyLocator):
         for b in blocks:
             for s in b.settings:
                 if s in by_setting:
-                    raise self.error(f"blocks.{b.name}.settings",
-                                     f"setting {s!r} is already settled by block {by_setting[s].name!r}")
+                    raise self.error(
+                        f"blocks.{b.name}.settings", f"setting {s!r} is already settled by block {by_setting[s].name!r}"
+                    )
                 by_setting[s] = b
         missing = [s for s in SETTINGS if s not in by_setting]
         if missing:
@@ -431,10 +449,21 @@ class _Reader(KeyLocator):
         if len(counters) > MAX_COUNTERS:
             raise self.error("blocks", f"at most {MAX_COUNTERS} counters")
         credit = self.account_credit(doc, blocks, params)
-        return Policy(name=meta["name"], version=meta["version"], title=meta["title"], source=meta["source"],
-                      path=self.path, class_ratio_bp=class_ratio, supplementary_catalogue=sup_cat,
-                      parameters=params, limits=limits, blocks=blocks, block_of_setting=by_setting,
-                      notes=tuple(notes), account_credit=credit)
+        return Policy(
+            name=meta["name"],
+            version=meta["version"],
+            title=meta["title"],
+            source=meta["source"],
+            path=self.path,
+            class_ratio_bp=class_ratio,
+            supplementary_catalogue=sup_cat,
+            parameters=params,
+            limits=limits,
+            blocks=blocks,
+            block_of_setting=by_setting,
+            notes=tuple(notes),
+            account_credit=credit,
+        )
 
     def account_credit(self, doc: dict, blocks: tuple[Block, ...], params) -> AccountCredit | None:
         """``[account.credit]``: required when a block pays from the personal account (the
@@ -442,15 +471,19 @@ class _Reader(KeyLocator):
         pays = [b.name for b in blocks if b.account != "none"]
         if "account" not in doc:
             if pays:
-                raise self.error("account.credit", f"missing: block {pays[0]!r} pays from the personal account, "
-                                 "so the policy must say what is credited to it each year (schemes.md §9)")
+                raise self.error(
+                    "account.credit",
+                    f"missing: block {pays[0]!r} pays from the personal account, "
+                    "so the policy must say what is credited to it each year (schemes.md §9)",
+                )
             return None
         acc = self.table(doc["account"], "account")
         self.only(acc, "account", {"credit"})
         c = self.table(self.require(acc, "credit", "account"), "account.credit")
         self.only(c, "account.credit", {"retired_amount", "by_age"})
-        retired = self.amount(self.require(c, "retired_amount", "account.credit"), "account.credit.retired_amount",
-                              params)
+        retired = self.amount(
+            self.require(c, "retired_amount", "account.credit"), "account.credit.retired_amount", params
+        )
         bands = self.require(c, "by_age", "account.credit")
         if not isinstance(bands, list) or not bands:
             raise self.error("account.credit.by_age", "expected a non-empty list of { from_age = …, rate = … }")
@@ -485,14 +518,16 @@ class _Reader(KeyLocator):
                 kinds = self.strings(kinds, f"{k}.kind", "provider kinds")
                 for x in kinds:
                     if x not in PROVIDER_KINDS:
-                        raise self.error(f"{k}.kind", f"unknown provider kind {x!r}; expected one of "
-                                         + ", ".join(PROVIDER_KINDS))
+                        raise self.error(
+                            f"{k}.kind", f"unknown provider kind {x!r}; expected one of " + ", ".join(PROVIDER_KINDS)
+                        )
             levels = r.get("level")
             if levels is not None:
                 levels = levels if isinstance(levels, list) else [levels]
                 if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 127 for x in levels):
-                    raise self.error(f"{k}.level", f"expected a provider level 0..3 or a list of them, "
-                                     f"got {self._show(r['level'])}")
+                    raise self.error(
+                        f"{k}.level", f"expected a provider level 0..3 or a list of them, got {self._show(r['level'])}"
+                    )
                 levels = tuple(levels)
             refs = r.get("referral")
             if refs is not None:
@@ -506,8 +541,17 @@ class _Reader(KeyLocator):
                 factor = None
             else:
                 factor = self.rate(self.require(r, "factor", k), f"{k}.factor")
-            out.append(BenefitRule(designated=r.get("designated"), local=r.get("local"), kinds=kinds, levels=levels,
-                                   referrals=refs, factor_bp=factor, key=k))
+            out.append(
+                BenefitRule(
+                    designated=r.get("designated"),
+                    local=r.get("local"),
+                    kinds=kinds,
+                    levels=levels,
+                    referrals=refs,
+                    factor_bp=factor,
+                    key=k,
+                )
+            )
         return tuple(out)
 
     def limit(self, name: str, v: Any, params: dict[str, Decimal]) -> Limit:
@@ -517,8 +561,9 @@ class _Reader(KeyLocator):
         if ("amount" in v) == ("by_enrolment_months" in v):
             raise self.error(key, "give either 'amount' or 'by_enrolment_months'")
         if "amount" in v:
-            return Limit(name=name, months=(0,), amounts_fen=(self.amount(v["amount"], f"{key}.amount", params),),
-                         key=key)
+            return Limit(
+                name=name, months=(0,), amounts_fen=(self.amount(v["amount"], f"{key}.amount", params),), key=key
+            )
         rows = v["by_enrolment_months"]
         if not isinstance(rows, list) or not rows:
             raise self.error(f"{key}.by_enrolment_months", "expected a list of { from = months, amount = … }")
@@ -528,8 +573,7 @@ class _Reader(KeyLocator):
             row = self.table(row, k)
             self.only(row, k, {"from", "amount"})
             m = self.require(row, "from", k)
-            if (not isinstance(m, int) or isinstance(m, bool) or m < 0 or m > 10**6
-                    or (months and m <= months[-1])):
+            if not isinstance(m, int) or isinstance(m, bool) or m < 0 or m > 10**6 or (months and m <= months[-1]):
                 raise self.error(f"{k}.from", "month brackets must be whole numbers, ascending")
             months.append(m)
             amounts.append(self.amount(self.require(row, "amount", k), f"{k}.amount", params))
@@ -541,8 +585,22 @@ class _Reader(KeyLocator):
         """``[blocks.NAME]``: one table per part, read in the order a claim is settled."""
         key = f"blocks.{name}"
         v = self.table(v, key)
-        self.only(v, key, {"settings", "benefit", "admission", "deductible", "scale", "direct", "cap",
-                           "supplementary", "subsidy", "account"})
+        self.only(
+            v,
+            key,
+            {
+                "settings",
+                "benefit",
+                "admission",
+                "deductible",
+                "scale",
+                "direct",
+                "cap",
+                "supplementary",
+                "subsidy",
+                "account",
+            },
+        )
         # in the order of the file's parts, so the first error reported is the first in the table
         settings = self.block_settings(v, key)
         rules = self.rules(v["benefit"], f"{key}.benefit") if "benefit" in v else default_rules
@@ -554,13 +612,31 @@ class _Reader(KeyLocator):
         tier_bp, tier_classes, supp_limit = self.tier(v, key, limits)
         subsidy = self.subsidy(v, key)
         account, items = self.account(v, key, scale_classes, tuple(direct), tier_classes)
-        block = Block(name=name, settings=settings, benefit=rules, inpatient=inpatient, deductible_fen=deductible,
-                      scale_classes=scale_classes, counter=counter, bands=bands, direct_bp=direct, cap=cap,
-                      overflow=overflow, tier_bp=tier_bp, tier_classes=tier_classes, supp_limit=supp_limit,
-                      subsidy_bp=subsidy, account=account, account_items=items)
+        block = Block(
+            name=name,
+            settings=settings,
+            benefit=rules,
+            inpatient=inpatient,
+            deductible_fen=deductible,
+            scale_classes=scale_classes,
+            counter=counter,
+            bands=bands,
+            direct_bp=direct,
+            cap=cap,
+            overflow=overflow,
+            tier_bp=tier_bp,
+            tier_classes=tier_classes,
+            supp_limit=supp_limit,
+            subsidy_bp=subsidy,
+            account=account,
+            account_items=items,
+        )
         if overflow == "supplementary" and block.single_rate() == (0, 0):
-            raise self.error(f"{key}.cap.overflow", "overflow to the supplementary tier needs a scale "
-                             "with one pool rate (the cut is found by dividing by it)")
+            raise self.error(
+                f"{key}.cap.overflow",
+                "overflow to the supplementary tier needs a scale "
+                "with one pool rate (the cut is found by dividing by it)",
+            )
         return block
 
     def block_settings(self, v: dict, key: str) -> tuple[str, ...]:
@@ -584,8 +660,10 @@ class _Reader(KeyLocator):
             vals = self.require(table, row, f"{dk}.by_level")
             vals = vals if isinstance(vals, list) else [vals]
             if not vals:
-                raise self.error(f"{dk}.by_level.{row}", "expected an amount, or a list of amounts by "
-                                 "admission ordinal (1st, 2nd, 3rd and later)")
+                raise self.error(
+                    f"{dk}.by_level.{row}",
+                    "expected an amount, or a list of amounts by admission ordinal (1st, 2nd, 3rd and later)",
+                )
             deductible[int(row)] = tuple(self.amount(x, f"{dk}.by_level.{row}", params) for x in vals)
         if len({len(x) for x in deductible.values()}) != 1:
             raise self.error(f"{dk}.by_level", "every level row needs the same number of ordinals")
@@ -677,8 +755,14 @@ class _Reader(KeyLocator):
         self.only(ss, sk, {"civil_servant"})
         return self.by_category(self.require(ss, "civil_servant", sk), f"{sk}.civil_servant")
 
-    def account(self, v: dict, key: str, scale_classes: tuple[str, ...], direct_classes: tuple[str, ...],
-                tier_classes: tuple[str, ...]) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    def account(
+        self,
+        v: dict,
+        key: str,
+        scale_classes: tuple[str, ...],
+        direct_classes: tuple[str, ...],
+        tier_classes: tuple[str, ...],
+    ) -> tuple[str, tuple[tuple[str, ...], ...]]:
         """``account``: what the personal account pays, before the fund (step 2) or after it (step 9)."""
         if "account" not in v:
             return "none", ()
@@ -694,13 +778,16 @@ class _Reader(KeyLocator):
             return account, ()
         order = self.require(aa, "order", ak)
         if not isinstance(order, list) or not order or not all(isinstance(x, str) for x in order):
-            raise self.error(f"{ak}.order", "expected a list like [\"A+B\", \"first_self_pay\"]")
+            raise self.error(f"{ak}.order", 'expected a list like ["A+B", "first_self_pay"]')
         items = tuple(tuple(p.strip() for p in x.split("+")) for x in order)
         for it in items:
             for p in it:
                 if p not in FUND_CLASSES + ("first_self_pay",):
-                    raise self.error(f"{ak}.order", f"unknown item {p!r}; expected classes "
-                                     f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +")
+                    raise self.error(
+                        f"{ak}.order",
+                        f"unknown item {p!r}; expected classes "
+                        f"{', '.join(FUND_CLASSES)} or first_self_pay, joined by +",
+                    )
         _check_account_order(self, f"{ak}.order", items, scale_classes, direct_classes, tier_classes)
         return account, items
 
@@ -720,8 +807,11 @@ def _check_account_order(reader: _Reader, key: str, items, scale_classes, direct
         seen |= set(item)
         on_scale = [p for p in item if p in scale_classes]
         if on_scale and len(on_scale) != len(item):
-            raise reader.error(key, f"item {'+'.join(item)!r} mixes scale classes with others: the account and "
-                               "the fund would pay the same cost; split it into separate items")
+            raise reader.error(
+                key,
+                f"item {'+'.join(item)!r} mixes scale classes with others: the account and "
+                "the fund would pay the same cost; split it into separate items",
+            )
         funded = [p for p in item if p in direct_classes or p in tier_classes]
         if funded:
             raise reader.error(key, f"class {funded[0]!r} is also paid by the fund (direct or supplementary tier)")
@@ -730,6 +820,7 @@ def _check_account_order(reader: _Reader, key: str, items, scale_classes, direct
 # ---------------------------------------------------------------------------
 # Compiling for the kernel
 # ---------------------------------------------------------------------------
+
 
 @dataclass
 class Compiled:
@@ -838,21 +929,35 @@ def compile_policy(policy: Policy) -> Compiled:
         lim_n[j] = len(lim.months)
         lim_months[j, : len(lim.months)] = lim.months
         lim_amount[j, : len(lim.months)] = lim.amounts_fen
-    block_of_setting = np.array([[k * nb + p.blocks.index(p.block_of_setting[s]) for s in SETTINGS]
-                                 for k, p in enumerate(pols)], np.int64)
+    block_of_setting = np.array(
+        [[k * nb + p.blocks.index(p.block_of_setting[s]) for s in SETTINGS] for k, p in enumerate(pols)], np.int64
+    )
     class_ratio = np.array([[p.class_ratio_bp[c] for c in FUND_CLASSES] + [0, 0] for p in pols], np.int64)
     supp_cat = np.array([p.supplementary_catalogue for p in pols], bool)
-    return Compiled(block_of_setting=block_of_setting, B=B, band_from=band_from, band_pool=band_pool,
-                    band_supp=band_supp, band_flags=band_flags, ded=ded, acct_items=acct, direct=direct,
-                    lim_months=lim_months, lim_amount=lim_amount, lim_n=lim_n, class_ratio=class_ratio,
-                    supplementary_catalogue=supp_cat)
+    return Compiled(
+        block_of_setting=block_of_setting,
+        B=B,
+        band_from=band_from,
+        band_pool=band_pool,
+        band_supp=band_supp,
+        band_flags=band_flags,
+        ded=ded,
+        acct_items=acct,
+        direct=direct,
+        lim_months=lim_months,
+        lim_amount=lim_amount,
+        lim_n=lim_n,
+        class_ratio=class_ratio,
+        supplementary_catalogue=supp_cat,
+    )
 
 
-def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int,
-                 referral: str | None) -> bool:
+def rule_matches(rule: BenefitRule, designated: bool, local: bool, kind: str, level: int, referral: str | None) -> bool:
     """Scalar form of a benefit rule, for the reference implementation and explain."""
-    return ((rule.designated is None or rule.designated == designated)
-            and (rule.local is None or rule.local == local)
-            and (rule.kinds is None or kind in rule.kinds)
-            and (rule.levels is None or level in rule.levels)
-            and (rule.referrals is None or (referral or "none") in rule.referrals))
+    return (
+        (rule.designated is None or rule.designated == designated)
+        and (rule.local is None or rule.local == local)
+        and (rule.kinds is None or kind in rule.kinds)
+        and (rule.levels is None or level in rule.levels)
+        and (rule.referrals is None or (referral or "none") in rule.referrals)
+    )

@@ -5,6 +5,7 @@ key (``blocks.inpatient.scale.bands[1].pool.retired``), the date it takes
 effect and its reference. On a date, the values in force then; without one,
 every value of every dated series, one row per date.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,21 +60,36 @@ def view(name_or_path: str, on: dt.date | None = None) -> dict:
             e = found[0] if found else {"from": None, "reference": None}
             rows.append({"key": key, "value": literal(value), "from": e["from"], "reference": e["reference"]})
         period_from = max([d for d in policy.changes if d <= on], default=policy.valid_from)
-        head = {"version": in_force.version, "on": on.isoformat(),
-                "period_from": period_from.isoformat() if period_from else None}
+        head = {
+            "version": in_force.version,
+            "on": on.isoformat(),
+            "period_from": period_from.isoformat() if period_from else None,
+        }
     else:
         for key, value in _leaves(doc, "", set(series)):
             if key in series:
                 for e in series[key].entries:
-                    rows.append({"key": key, "value": literal(e.value),
-                                 "from": e.start.isoformat() if e.start else None, "reference": e.reference})
+                    rows.append(
+                        {
+                            "key": key,
+                            "value": literal(e.value),
+                            "from": e.start.isoformat() if e.start else None,
+                            "reference": e.reference,
+                        }
+                    )
             else:
                 rows.append({"key": key, "value": literal(value), "from": None, "reference": None})
         head = {"version": policy.version, "on": None, "period_from": None}
-    return {"name": policy.name, "title": policy.title, "source": policy.source, "notes": list(policy.notes),
-            "file": str(policy.path),
-            "changes": [d.isoformat() for d in ((policy.valid_from,) + policy.changes if policy.valid_from else ())],
-            **head, "values": rows}
+    return {
+        "name": policy.name,
+        "title": policy.title,
+        "source": policy.source,
+        "notes": list(policy.notes),
+        "file": str(policy.path),
+        "changes": [d.isoformat() for d in ((policy.valid_from,) + policy.changes if policy.valid_from else ())],
+        **head,
+        "values": rows,
+    }
 
 
 def text(v: dict) -> str:

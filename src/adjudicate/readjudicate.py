@@ -27,6 +27,7 @@ Outputs (written atomically):
 - ``current/``: the complete outputs of this run (use it as the next
   ``--previous``).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ KINDS = ("changed", "new", "removed", "now_rejected")
 # The earlier run
 # ---------------------------------------------------------------------------
 
+
 def previous_folder(d: Path) -> Path:
     """The folder holding the earlier run's settlements: ``d``, or ``d/current`` after a readjudicate."""
     d = Path(d)
@@ -66,8 +68,11 @@ def previous_folder(d: Path) -> Path:
         return d / "current"
     if not d.is_dir():
         raise InputError("the --previous folder does not exist", d)
-    raise InputError("no settlements.parquet here (nor in current/): --previous takes the --out folder of an "
-                     "earlier 'adjudicate run' or 'adjudicate readjudicate'", d)
+    raise InputError(
+        "no settlements.parquet here (nor in current/): --previous takes the --out folder of an "
+        "earlier 'adjudicate run' or 'adjudicate readjudicate'",
+        d,
+    )
 
 
 def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
@@ -98,8 +103,14 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=No
 
 
 #: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
-_KINDS = {"claim_id": "text", "member_id": "text", "item_code": "text", "class": "text", "settle_date": "date",
-          "line_no": "int"}
+_KINDS = {
+    "claim_id": "text",
+    "member_id": "text",
+    "item_code": "text",
+    "class": "text",
+    "settle_date": "date",
+    "line_no": "int",
+}
 
 
 def _checked(t: pa.Table, path: Path) -> pa.Table:
@@ -109,8 +120,13 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
         col = t[c]
         if col.null_count:
             row = int(np.flatnonzero(np.asarray(col.is_null(), dtype=bool))[0])
-            raise InputError("is null: an output of 'adjudicate run' has a value in every row, so this is not "
-                             "one (a null amount would be read as 0.00 and make a false adjustment)", path, c, row)
+            raise InputError(
+                "is null: an output of 'adjudicate run' has a value in every row, so this is not "
+                "one (a null amount would be read as 0.00 and make a false adjustment)",
+                path,
+                c,
+                row,
+            )
         kind, typ = _KINDS.get(c), col.type
         value_type = typ.value_type if pa.types.is_dictionary(typ) else typ
         if kind == "text" and _is_text(value_type):
@@ -123,8 +139,9 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
             continue
         else:
             what = {"text": "text (string)", "date": "a date (date32)", "int": "a whole number (int32)"}[kind]
-            raise InputError(f"holds {typ}, not {what} as 'adjudicate run' writes it", path, c,
-                             0 if t.num_rows else None)
+            raise InputError(
+                f"holds {typ}, not {what} as 'adjudicate run' writes it", path, c, 0 if t.num_rows else None
+            )
         if col.type != target:
             try:
                 col = col.cast(target)  # safe cast: fails rather than lose a value
@@ -161,6 +178,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
     ``claims`` (ascending) when given."""
     from .schema import LINE_CLASSES
+
     e = r.enc
     if claims is None:
         rows = None
@@ -175,6 +193,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
 
     def pick(v: np.ndarray) -> np.ndarray:
         return v if rows is None else v[rows]
+
     t = {
         "claim_id": claim_id,
         "line_no": pa.array(pick(e.line_no).astype(np.int32)),
@@ -190,6 +209,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
 # Adjustments
 # ---------------------------------------------------------------------------
 
+
 def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array) -> tuple[pa.Table, dict]:
     """Adjustment rows in fen (settlement order) and the Δ totals in fen, including unchanged claims."""
     from .compare import either, fen_column, outer_join, settlement_order
@@ -200,8 +220,9 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
     differs = np.zeros(j.num_rows, bool)
     for k in AMOUNTS:
         differs |= prev[k] != cur[k]
-    rejected_now = np.asarray(pc.is_in(j["claim_id"], value_set=rejected_ids), dtype=bool) if j.num_rows \
-        else np.zeros(0, bool)
+    rejected_now = (
+        np.asarray(pc.is_in(j["claim_id"], value_set=rejected_ids), dtype=bool) if j.num_rows else np.zeros(0, bool)
+    )
     kind = np.full(j.num_rows, "", dtype=object)
     kind[was & now & differs] = "changed"
     kind[~was & now] = "new"
@@ -239,16 +260,28 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
     for k in LINE_AMOUNTS:
         differs |= prev[k] != cur[k]
     for c in ("class", "item_code"):
-        differs |= np.asarray(pc.fill_null(pc.not_equal(j[f"a.{c}"], j[f"b.{c}"]), False), bool) \
-            if j.num_rows else np.zeros(0, bool)
-    claim_kind = np.asarray(adjusted["kind"].take(pos).to_numpy(zero_copy_only=False), dtype=object) \
-        if j.num_rows else np.zeros(0, object)
-    kind = np.where(claim_kind == "changed",
-                    np.where(was & now, np.where(differs, "changed", ""), np.where(now, "new", "removed")),
-                    claim_kind).astype(object)
+        differs |= (
+            np.asarray(pc.fill_null(pc.not_equal(j[f"a.{c}"], j[f"b.{c}"]), False), bool)
+            if j.num_rows
+            else np.zeros(0, bool)
+        )
+    claim_kind = (
+        np.asarray(adjusted["kind"].take(pos).to_numpy(zero_copy_only=False), dtype=object)
+        if j.num_rows
+        else np.zeros(0, object)
+    )
+    kind = np.where(
+        claim_kind == "changed",
+        np.where(was & now, np.where(differs, "changed", ""), np.where(now, "new", "removed")),
+        claim_kind,
+    ).astype(object)
     cols: dict[str, Any] = {
-        "claim_id": j["claim_id"], "line_no": j["line_no"], "kind": pa.array(kind, pa.string()),
-        "item_code": either(j, "item_code", "b"), "class_previous": j["a.class"], "class_current": j["b.class"],
+        "claim_id": j["claim_id"],
+        "line_no": j["line_no"],
+        "kind": pa.array(kind, pa.string()),
+        "item_code": either(j, "item_code", "b"),
+        "class_previous": j["a.class"],
+        "class_current": j["b.class"],
     }
     for k in LINE_AMOUNTS:
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
@@ -264,26 +297,36 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
 def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
     """The amount columns (previous, current, delta) as decimal128(18, 2) yuan."""
     from .compare import _to_decimal
+
     return _to_decimal(t, [f"{k}_{s}" for k in amounts for s in ("previous", "current", "delta")])
 
 
-def relation(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array, previous_inputs: Any,
-             current_inputs: dict[str, str]) -> dict[str, Any]:
+def relation(
+    previous: pa.Table, current: pa.Table, rejected_ids: pa.Array, previous_inputs: Any, current_inputs: dict[str, str]
+) -> dict[str, Any]:
     """How the earlier run relates to these inputs: its claims found again (settled or rejected now), those
     found under another member, and its input files found again (same digest). ``unrelated`` when fewer
     than half of the claims of the smaller run are common, or most common claims changed member."""
     now = pa.concat_arrays([current["claim_id"].combine_chunks().cast(pa.string()), rejected_ids.cast(pa.string())])
     common = int(pc.sum(pc.is_in(previous["claim_id"], value_set=now)).as_py() or 0) if previous.num_rows else 0
-    pairs = previous.select(["claim_id", "member_id"]).join(current.select(["claim_id", "member_id"]), "claim_id",
-                                                            left_suffix=".previous", right_suffix=".current")
-    other = int(pc.sum(pc.not_equal(pairs["member_id.previous"], pairs["member_id.current"])).as_py() or 0) \
-        if pairs.num_rows else 0
+    pairs = previous.select(["claim_id", "member_id"]).join(
+        current.select(["claim_id", "member_id"]), "claim_id", left_suffix=".previous", right_suffix=".current"
+    )
+    other = (
+        int(pc.sum(pc.not_equal(pairs["member_id.previous"], pairs["member_id.current"])).as_py() or 0)
+        if pairs.num_rows
+        else 0
+    )
     known = set(previous_inputs.values()) if isinstance(previous_inputs, dict) else set()
     same_files = len(known & set(current_inputs.values()))
     smaller = min(previous.num_rows, current.num_rows + len(rejected_ids))
-    return {"previous_claims": previous.num_rows, "claims_in_common": common, "claims_with_another_member": other,
-            "input_files_in_common": same_files,
-            "unrelated": bool(smaller and (2 * common < smaller or 2 * other > common))}
+    return {
+        "previous_claims": previous.num_rows,
+        "claims_in_common": common,
+        "claims_with_another_member": other,
+        "input_files_in_common": same_files,
+        "unrelated": bool(smaller and (2 * common < smaller or 2 * other > common)),
+    }
 
 
 def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
@@ -299,8 +342,15 @@ def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
 # Full and incremental comparison with the earlier run
 # ---------------------------------------------------------------------------
 
-def _full(prev_claims: pa.Table, prev_lines: pa.Table | None, r, rejected_ids: pa.Array, previous_inputs: Any,
-          current_inputs: dict[str, str]):
+
+def _full(
+    prev_claims: pa.Table,
+    prev_lines: pa.Table | None,
+    r,
+    rejected_ids: pa.Array,
+    previous_inputs: Any,
+    current_inputs: dict[str, str],
+):
     """Every claim compared: ((adjusted, line adjustments or None, previous totals, Δ totals, previous
     count), how the earlier run relates to these inputs (:func:`relation`))."""
     from .compare import claim_fen_table
@@ -349,8 +399,17 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     return changed, "incremental"
 
 
-def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array, changed: pa.Array,
-                 rejected_ids: pa.Array, cur_totals: dict[str, int], policy, threads: int | None):
+def _incremental(
+    prev_folder: Path,
+    prev_summary: dict,
+    r,
+    member_ids: pa.Array,
+    changed: pa.Array,
+    rejected_ids: pa.Array,
+    cur_totals: dict[str, int],
+    policy,
+    threads: int | None,
+):
     """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
     earlier run's totals plus the changes do not give this run's totals (then compare in full).
 
@@ -371,8 +430,11 @@ def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array,
         return None
     old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
     # the earlier run's base year (contract §3: the year its account balances stand on)
-    base = prev_summary["account_base_year"] if "account_base_year" in prev_summary \
+    base = (
+        prev_summary["account_base_year"]
+        if "account_base_year" in prev_summary
         else settle(old, policy, threads=threads, line_funds=False).base_year
+    )
     if base != r.base_year:  # every member's account may have moved: compare every claim
         return None
     old_rows = lookup(changed, old.inputs.members["member_id"])
@@ -392,9 +454,19 @@ def _incremental(prev_folder: Path, prev_summary: dict, r, member_ids: pa.Array,
     return adjusted, lines, prev_totals, deltas, prev_count
 
 
-def run_readjudicate(previous: Path, claims, members, providers, catalogue, policy_name: str, out: Path,
-                     threads: int | None = None, progress=None, dataset: Path | None = None,
-                     partitions: int = 1) -> dict:
+def run_readjudicate(
+    previous: Path,
+    claims,
+    members,
+    providers,
+    catalogue,
+    policy_name: str,
+    out: Path,
+    threads: int | None = None,
+    progress=None,
+    dataset: Path | None = None,
+    partitions: int = 1,
+) -> dict:
     """Re-run on the inputs (or a prepared ``dataset``) and write the adjustments against ``previous``;
     returns the summary. ``partitions`` > 1 (0: chosen from the input size) settles the input files one
     member range at a time, with the same outputs."""
@@ -417,13 +489,35 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
     # --out may be --previous (read before the swap), never an input
     with atomic_dir(Path(out), source_paths(claims, members, providers, catalogue, dataset)) as tmp:
         if dataset is None and partitions > 1:
-            found, current, incremental = _streamed(prev_folder, claims, members, providers, catalogue, policy,
-                                                    tmp / "current", partitions, threads, timer, say)
+            found, current, incremental = _streamed(
+                prev_folder,
+                claims,
+                members,
+                providers,
+                catalogue,
+                policy,
+                tmp / "current",
+                partitions,
+                threads,
+                timer,
+                say,
+            )
             related = None  # (claims are compared range by range; the relation is not gathered)
         else:
-            found, current, incremental, related = _in_memory(prev_folder, prev_summary, claims, members,
-                                                              providers, catalogue, dataset, policy, tmp / "current",
-                                                              threads, timer, say)
+            found, current, incremental, related = _in_memory(
+                prev_folder,
+                prev_summary,
+                claims,
+                members,
+                providers,
+                catalogue,
+                dataset,
+                policy,
+                tmp / "current",
+                threads,
+                timer,
+                say,
+            )
         adjusted, lines, prev_totals, deltas, prev_count = found
         warnings = []
         if related is not None and related["unrelated"]:
@@ -432,7 +526,8 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
                 f"{related['claims_in_common']:,} of its {related['previous_claims']:,} claims are among them, "
                 f"{related['claims_with_another_member']:,} of those under another member, and "
                 f"{related['input_files_in_common']} of its input files are the same. Every difference is "
-                "written as an adjustment: check --previous")
+                "written as an adjustment: check --previous"
+            )
         cur_totals = {k: int(to_fen(pa.array([Decimal(current["totals"][k])]), k)[0]) for k in AMOUNTS}
         adjusted_deltas = {k: int(pc.sum(adjusted[f"{k}_delta"]).as_py() or 0) for k in AMOUNTS}
         say("write")
@@ -460,27 +555,42 @@ def run_readjudicate(previous: Path, claims, members, providers, catalogue, poli
         }
         # (incrementally, the previous totals were checked against the changes instead)
         if not incremental["used"] and prev_summary is not None and isinstance(prev_summary.get("totals"), dict):
-            summary["previous"]["summary_matches_settlements"] = \
-                prev_summary["totals"] == summary["previous"]["totals"]
+            summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
         if lines is not None:
             summary["counts"]["adjusted_lines"] = lines.num_rows
             summary["counts"]["lines_by_kind"] = _count(lines["kind"])
             summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
-        summary["current"] = {"folder": "current", "policy": current["policy"], "inputs": current["inputs"],
-                              "totals": current["totals"], "counts": current["counts"]}
+        summary["current"] = {
+            "folder": "current",
+            "policy": current["policy"],
+            "inputs": current["inputs"],
+            "totals": current["totals"],
+            "counts": current["counts"],
+        }
         pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
         if lines is not None:
             pq.write_table(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
         timer.t["write"] = timer.t.get("write", 0.0) + time.perf_counter() - t0
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                          encoding="utf-8")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_report(tmp, "readjudicate")
     return summary
 
 
-def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, providers, catalogue,
-               dataset: Path | None, policy, current_dir: Path, threads, timer: Timer, say):
+def _in_memory(
+    prev_folder: Path,
+    prev_summary: dict | None,
+    claims,
+    members,
+    providers,
+    catalogue,
+    dataset: Path | None,
+    policy,
+    current_dir: Path,
+    threads,
+    timer: Timer,
+    say,
+):
     """Settle everything at once; compare incrementally when it can (a dataset), else every claim."""
     from .dataset import load_prepared, provenance
     from .engine import settle
@@ -497,8 +607,7 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
     pool = ThreadPoolExecutor(1, thread_name_prefix="adjudicate-write")
     writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
     try:
-        found, incremental, related = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads,
-                                                   timer)
+        found, incremental, related = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)
         with timer("write"):
             current = writing.result()
     finally:
@@ -506,8 +615,9 @@ def _in_memory(prev_folder: Path, prev_summary: dict | None, claims, members, pr
     return found, current, incremental, related
 
 
-def _adjustments(prev_folder: Path, prev_summary: dict | None, prep, r, dataset: Path | None, policy, threads,
-                 timer: Timer):
+def _adjustments(
+    prev_folder: Path, prev_summary: dict | None, prep, r, dataset: Path | None, policy, threads, timer: Timer
+):
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
     earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it)."""
     from .outputs import claim_amounts
@@ -519,26 +629,51 @@ def _adjustments(prev_folder: Path, prev_summary: dict | None, prep, r, dataset:
             cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)
             if changed is not None:
-                found = _incremental(prev_folder, prev_summary, r, prep.inputs.members["member_id"], changed,
-                                     rejected_ids, cur_totals, policy, threads)
-                why = "" if found is not None else \
-                    "the base year changed, or the previous totals and the changed members do not reconcile"
+                found = _incremental(
+                    prev_folder,
+                    prev_summary,
+                    r,
+                    prep.inputs.members["member_id"],
+                    changed,
+                    rejected_ids,
+                    cur_totals,
+                    policy,
+                    threads,
+                )
+                why = (
+                    ""
+                    if found is not None
+                    else "the base year changed, or the previous totals and the changed members do not reconcile"
+                )
     else:
         why = "the inputs are files, not a dataset"
-    incremental = {"used": True, "members_compared": len(changed)} if found is not None else \
-        {"used": False, "why_not": why}
+    incremental = (
+        {"used": True, "members_compared": len(changed)} if found is not None else {"used": False, "why_not": why}
+    )
     related = None
     if found is None:
         with timer("read_previous"):
             prev_claims, prev_lines, _, _ = read_previous(prev_folder)
         with timer("adjustments"):
-            found, related = _full(prev_claims, prev_lines, r, rejected_ids, (prev_summary or {}).get("inputs"),
-                                   prep.digests)
+            found, related = _full(
+                prev_claims, prev_lines, r, rejected_ids, (prev_summary or {}).get("inputs"), prep.digests
+            )
     return found, incremental, related
 
 
-def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, current_dir: Path, parts: int,
-              threads, timer: Timer, say):
+def _streamed(
+    prev_folder: Path,
+    claims,
+    members,
+    providers,
+    catalogue,
+    policy,
+    current_dir: Path,
+    parts: int,
+    threads,
+    timer: Timer,
+    say,
+):
     """One member range at a time: each range's claims are compared with their previous rows as it is
     settled (wherever the claim was before: matched by claim_id); the previous rows of claims settled in
     no range are compared last. Only the previous settlements (claim level) are held whole."""
@@ -553,14 +688,23 @@ def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, 
 
     def each(r) -> None:
         if r is None:  # a pass over the ranges starts (again): forget an earlier pass
-            st.update(used=np.zeros(prev.num_rows, bool), parts=[], lines=[], rejected=[],
-                      deltas={k: 0 for k in AMOUNTS})
+            st.update(
+                used=np.zeros(prev.num_rows, bool), parts=[], lines=[], rejected=[], deltas={k: 0 for k in AMOUNTS}
+            )
             return
-        used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
-            st["deltas"]
+        used, parts_adj, cur_lines, rejected, deltas = (
+            st["used"],
+            st["parts"],
+            st["lines"],
+            st["rejected"],
+            st["deltas"],
+        )
         cur = claim_fen_table(r).select(prev.column_names)
-        hit = np.asarray(pc.is_in(prev["claim_id"], value_set=cur["claim_id"].combine_chunks()), bool) \
-            if prev.num_rows else np.zeros(0, bool)
+        hit = (
+            np.asarray(pc.is_in(prev["claim_id"], value_set=cur["claim_id"].combine_chunks()), bool)
+            if prev.num_rows
+            else np.zeros(0, bool)
+        )
         used[hit] = True
         adj, d = claim_adjustments(prev.filter(pa.array(hit)), cur, none)
         for k in AMOUNTS:
@@ -572,11 +716,11 @@ def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, 
             cur_lines.append(current_lines_fen(r, np.sort(pos[pos >= 0])))
 
     say("adjudicate")
-    current = run_streaming(claims, members, providers, catalogue, policy, current_dir, parts, threads, True,
-                            say, each=each)
+    current = run_streaming(
+        claims, members, providers, catalogue, policy, current_dir, parts, threads, True, say, each=each
+    )
     timer.t["adjudicate"] = sum(current["timings_seconds"].values())
-    used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], \
-        st["deltas"]
+    used, parts_adj, cur_lines, rejected, deltas = st["used"], st["parts"], st["lines"], st["rejected"], st["deltas"]
     with timer("adjustments"):
         gone = prev.filter(pa.array(~used))
         adj, d = claim_adjustments(gone, prev.slice(0, 0), pa.array(sorted(set(rejected)), pa.string()))
@@ -586,10 +730,17 @@ def _streamed(prev_folder: Path, claims, members, providers, catalogue, policy, 
         lines = None
         if has_lines:
             ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
-            prev_lines = _read(prev_folder / "lines.parquet", ["claim_id", "line_no", "item_code", "class"],
-                               LINE_AMOUNTS, filters=[("claim_id", "in", ids)])
+            prev_lines = _read(
+                prev_folder / "lines.parquet",
+                ["claim_id", "line_no", "item_code", "class"],
+                LINE_AMOUNTS,
+                filters=[("claim_id", "in", ids)],
+            )
             cur = pa.concat_tables(cur_lines) if cur_lines else prev_lines.slice(0, 0)
             lines = line_adjustments(prev_lines, cur.select(prev_lines.column_names), adjusted)
         prev_totals = {k: int(pc.sum(prev[k]).as_py() or 0) for k in AMOUNTS}
-    return (adjusted, lines, prev_totals, deltas, prev.num_rows), current, \
-        {"used": False, "why_not": f"settled in {parts} member ranges"}
+    return (
+        (adjusted, lines, prev_totals, deltas, prev.num_rows),
+        current,
+        {"used": False, "why_not": f"settled in {parts} member ranges"},
+    )

@@ -25,6 +25,7 @@ helpers and the policy guide's "How a claim is settled":
 8. the civil-servant subsidy;
 9. the account after the fund (``pays = "member_share"``); cash is the rest.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,13 +48,25 @@ BP2 = BP * BP
 PRICE_QTY = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 EPOCH = dt.date(1970, 1, 1)
 #: Amount columns of a settled claim, contract §4 order.
-AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-           "member_policy_share", "subsidy", "account_paid", "cash_paid")
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
 
 
 # ---------------------------------------------------------------------------
 # Inputs, one object per member, provider, claim and line
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Member:
@@ -101,6 +114,7 @@ class Claim:
 # ---------------------------------------------------------------------------
 # Results and trace
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step:
@@ -174,9 +188,15 @@ class YearState:
     opening_note: str = ""
 
     def snapshot(self) -> dict:
-        return {"year": self.year, "balance": self.balance, "admissions": self.admissions,
-                "counters": dict(self.counters), "used": dict(self.used), "opening": self.opening,
-                "opening_note": self.opening_note}
+        return {
+            "year": self.year,
+            "balance": self.balance,
+            "admissions": self.admissions,
+            "counters": dict(self.counters),
+            "used": dict(self.used),
+            "opening": self.opening,
+            "opening_note": self.opening_note,
+        }
 
 
 @dataclass
@@ -241,6 +261,7 @@ class ClaimResult:
 # Small rules
 # ---------------------------------------------------------------------------
 
+
 def enrolment_months(since: dt.date, on: dt.date) -> int:
     """Whole months of continuous enrolment (schemes.md §4); may be negative."""
     return 12 * (on.year - since.year) + (on.month - since.month) - (1 if on.day < since.day else 0)
@@ -295,8 +316,9 @@ def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
     elif line.cls == "excluded":
         r.why_self_pay = "class excluded"
     elif line.cls == "supplementary" and not policy.supplementary_catalogue:
-        r.why_self_pay = "class supplementary in a scheme without a supplementary catalogue " \
-                         "(lines.supplementary_catalogue = false)"
+        r.why_self_pay = (
+            "class supplementary in a scheme without a supplementary catalogue (lines.supplementary_catalogue = false)"
+        )
     if r.why_self_pay:
         r.self_pay = amt
         return r
@@ -317,8 +339,11 @@ def split_line(policy: Policy, line: Line, benefit: bool) -> LineResult:
 
 def negative_sums(res: ClaimResult) -> list[str]:
     """The claim sums that are negative (a refund of something not billed), schemes.md §1."""
-    what = [n for n, v in (("total", res.total), ("self_pay", res.self_pay),
-                           ("first_self_pay", res.first_self_pay)) if v < 0]
+    what = [
+        n
+        for n, v in (("total", res.total), ("self_pay", res.self_pay), ("first_self_pay", res.first_self_pay))
+        if v < 0
+    ]
     what += [f"eligible of class {c}" for c in FUND_CLASSES if res.eligible_by_class[c] < 0]
     if not what and res.eligible < 0:
         what.append("eligible")
@@ -338,16 +363,30 @@ def _pct(bp: int) -> str:
 # Settlement
 # ---------------------------------------------------------------------------
 
+
 def year_credit(policy: Policy, member: Member, year: int) -> int:
     """What is credited to the member's account at the end of ``year`` (schemes.md §9), fen."""
     wage = member.prior_year_wage_fen
     days = (member.birth_date - EPOCH).days
-    return int(credits(credit_rule(policy, year), np.array(CATEGORIES.index(member.category)), np.array(days),
-                       np.array(wage or 0), np.array(wage is None), year + 1)[0])
+    return int(
+        credits(
+            credit_rule(policy, year),
+            np.array(CATEGORIES.index(member.category)),
+            np.array(days),
+            np.array(wage or 0),
+            np.array(wage is None),
+            year + 1,
+        )[0]
+    )
 
 
-def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
-                  providers: Mapping[str, Provider], base_year: int | None = None) -> list[ClaimResult]:
+def settle_member(
+    policy: Policy,
+    member: Member,
+    claims: Iterable[Claim],
+    providers: Mapping[str, Provider],
+    base_year: int | None = None,
+) -> list[ClaimResult]:
     """Settle all of one member's claims, in order (settle_date, claim_id as bytes), year by year,
     each under the policy in force on its settle_date (``Policy.at``).
 
@@ -367,8 +406,11 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
         if state is None or state.year != year:
             if state is not None and state.year == bal_year:
                 bal = state.balance  # the closing of the year just ended
-            parts = [f"members.account_balance {_yuan(member.balance_fen)} on 1 January {bal_year}"
-                     if state is None else f"closing of {bal_year} {_yuan(bal)}"]
+            parts = [
+                f"members.account_balance {_yuan(member.balance_fen)} on 1 January {bal_year}"
+                if state is None
+                else f"closing of {bal_year} {_yuan(bal)}"
+            ]
             while bal_year < year:
                 credit = year_credit(policy, member, bal_year)
                 parts.append(f"credit for {bal_year} {_yuan(credit)}")
@@ -380,8 +422,6 @@ def settle_member(policy: Policy, member: Member, claims: Iterable[Claim],
         # the rules in force on the settle date; the year's counters and limits carry on
         out.append(settle_claim(policy.at(claim.settle_date), member, claim, providers[claim.provider_id], state))
     return out
-
-
 
 
 @dataclass
@@ -419,8 +459,7 @@ class Work:
         return self.res.factor_bp
 
 
-def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provider,
-                 state: YearState) -> ClaimResult:
+def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provider, state: YearState) -> ClaimResult:
     """Settle one claim against the member's year so far; ``state`` is updated in place.
 
     The lines first (schemes.md §1), then, for a claim with benefit, steps 1–9,
@@ -429,15 +468,29 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
     block = policy.block_of_setting[claim.setting]
     bk = f"blocks.{block.name}"
     benefit, factor, rule_key = benefit_of(block, provider, claim.referral)
-    res = ClaimResult(claim_id=claim.claim_id, member_id=member.member_id, provider_id=claim.provider_id,
-                      setting=claim.setting, settle_date=claim.settle_date, lines=[], benefit=benefit,
-                      factor_bp=factor, benefit_key=rule_key, block=block.name,
-                      months=enrolment_months(member.enrolled_since, claim.settle_date),
-                      level_row=level_row(provider))
+    res = ClaimResult(
+        claim_id=claim.claim_id,
+        member_id=member.member_id,
+        provider_id=claim.provider_id,
+        setting=claim.setting,
+        settle_date=claim.settle_date,
+        lines=[],
+        benefit=benefit,
+        factor_bp=factor,
+        benefit_key=rule_key,
+        block=block.name,
+        months=enrolment_months(member.enrolled_since, claim.settle_date),
+        level_row=level_row(provider),
+    )
     res.before = state.snapshot()
-    res.step("benefit", int(benefit), rule_key or f"{bk}.benefit",
-             (f"benefit at factor {_pct(factor)}" if benefit else "no benefit: everything is self_pay")
-             + ("" if rule_key else " (no rule matched)"), "flag")
+    res.step(
+        "benefit",
+        int(benefit),
+        rule_key or f"{bk}.benefit",
+        (f"benefit at factor {_pct(factor)}" if benefit else "no benefit: everything is self_pay")
+        + ("" if rule_key else " (no rule matched)"),
+        "flag",
+    )
     split_claim_lines(policy, claim, res)
     bad = negative_sums(res)
     if bad:
@@ -449,8 +502,7 @@ def settle_claim(policy: Policy, member: Member, claim: Claim, provider: Provide
         res.after = state.snapshot()
         res.step("cash_paid", res.cash_paid, "", "a claim without benefit is paid in cash")
         return res
-    w = Work(policy=policy, block=block, member=member, res=res, state=state,
-             cat=CATEGORIES.index(member.category))
+    w = Work(policy=policy, block=block, member=member, res=res, state=state, cat=CATEGORIES.index(member.category))
     for step in STEPS:
         step(w)
     res.account_paid = w.acct
@@ -485,8 +537,13 @@ def step1_ordinal(w: Work) -> None:
     if w.block.inpatient:
         w.state.admissions += 1
         w.res.ordinal = w.state.admissions
-        w.res.step("admission_ordinal", w.res.ordinal, f"{w.bk}.admission",
-                   "1 + earlier admissions with benefit this year", "count")
+        w.res.step(
+            "admission_ordinal",
+            w.res.ordinal,
+            f"{w.bk}.admission",
+            "1 + earlier admissions with benefit this year",
+            "count",
+        )
 
 
 def step2_account_before(w: Work) -> None:
@@ -503,9 +560,13 @@ def step2_account_before(w: Work) -> None:
         on_scale = "first_self_pay" not in item and all(c in w.block.scale_classes for c in classes)
         if on_scale:
             w.reduce += pay
-        w.res.step(f"account[{'+'.join(item)}]", pay, f"{w.bk}.account.order[{i}]",
-                   f"min(balance, {_yuan(amt)}); balance now {_yuan(state.balance)}"
-                   + ("; taken off the scale's base" if on_scale else ""))
+        w.res.step(
+            f"account[{'+'.join(item)}]",
+            pay,
+            f"{w.bk}.account.order[{i}]",
+            f"min(balance, {_yuan(amt)}); balance now {_yuan(state.balance)}"
+            + ("; taken off the scale's base" if on_scale else ""),
+        )
 
 
 def step3_direct(w: Work) -> None:
@@ -515,8 +576,9 @@ def step3_direct(w: Work) -> None:
         if bp > 0:
             part = round_half_away(w.e[c] * bp * w.f, BP2)
             w.direct_pool += part
-            w.res.step(f"direct[{c}]", part, f"{w.bk}.direct.{c}",
-                       f"round({_yuan(w.e[c])} × {_pct(bp)} × factor {_pct(w.f)})")
+            w.res.step(
+                f"direct[{c}]", part, f"{w.bk}.direct.{c}", f"round({_yuan(w.e[c])} × {_pct(bp)} × factor {_pct(w.f)})"
+            )
 
 
 def step4_base_deductible(w: Work) -> None:
@@ -524,14 +586,22 @@ def step4_base_deductible(w: Work) -> None:
     block, res = w.block, w.res
     base = max(0, sum(w.e[c] for c in FUND_CLASSES if c in block.scale_classes) - w.reduce)
     if block.scale_classes:
-        res.step("base", base, f"{w.bk}.scale.classes",
-                 f"eligible of {'+'.join(block.scale_classes)}" + (" minus the account paid on them" if w.reduce else ""))
+        res.step(
+            "base",
+            base,
+            f"{w.bk}.scale.classes",
+            f"eligible of {'+'.join(block.scale_classes)}" + (" minus the account paid on them" if w.reduce else ""),
+        )
     if block.deductible_fen:
         vals = block.deductible_fen[res.level_row]
         idx = min(max(res.ordinal or 0, 1), len(vals)) - 1
         w.d = min(base, vals[idx])
-        res.step("deductible_per_admission", w.d, f"{w.bk}.deductible.by_level.{res.level_row}[{idx}]",
-                 f"min(base, {_yuan(vals[idx])}) at level row {res.level_row}, ordinal {res.ordinal or '-'}")
+        res.step(
+            "deductible_per_admission",
+            w.d,
+            f"{w.bk}.deductible.by_level.{res.level_row}[{idx}]",
+            f"min(base, {_yuan(vals[idx])}) at level row {res.level_row}, ordinal {res.ordinal or '-'}",
+        )
     w.X = base - w.d
 
 
@@ -540,8 +610,12 @@ def step5_scale(w: Work) -> None:
     block, res, X = w.block, w.res, w.X
     K = w.state.counters.get(block.counter, 0) if block.counter else 0
     if block.bands:
-        res.step("K", K, f"{w.bk}.scale.counter" if block.counter else "",
-                 f"annual counter '{block.counter}' before this claim" if block.counter else "per claim: K = 0")
+        res.step(
+            "K",
+            K,
+            f"{w.bk}.scale.counter" if block.counter else "",
+            f"annual counter '{block.counter}' before this claim" if block.counter else "per claim: K = 0",
+        )
         res.step("X", X, "", "slice [K, K + X) cut by the bands")
     pool_acc = supp_acc = 0
     for k, band in enumerate(block.bands):
@@ -551,8 +625,17 @@ def step5_scale(w: Work) -> None:
             hi = min(hi, block.bands[k + 1].start_fen)
         if hi - lo <= 0:
             continue
-        s = Slice(band=k, key=band.key, lo=lo, hi=hi, pool_bp=band.pool_bp[w.cat], supp_bp=band.supp_bp,
-                  deductible=band.deductible, subsidised=band.subsidised, factor_bp=w.f)
+        s = Slice(
+            band=k,
+            key=band.key,
+            lo=lo,
+            hi=hi,
+            pool_bp=band.pool_bp[w.cat],
+            supp_bp=band.supp_bp,
+            deductible=band.deductible,
+            subsidised=band.subsidised,
+            factor_bp=w.f,
+        )
         res.slices.append(s)
         pool_acc += s.piece * s.pool_bp
         supp_acc += s.piece * s.supp_bp
@@ -565,8 +648,12 @@ def step5_scale(w: Work) -> None:
     if block.bands:
         res.step("pool_on_scale", w.pool, f"{w.bk}.scale.bands", "round(Σ piece × pool ratio × factor), once")
         if supp_acc:
-            res.step("supplementary_on_scale", w.supp, f"{w.bk}.scale.bands",
-                     "round(Σ piece × supplementary ratio × factor), once")
+            res.step(
+                "supplementary_on_scale",
+                w.supp,
+                f"{w.bk}.scale.bands",
+                "round(Σ piece × supplementary ratio × factor), once",
+            )
 
 
 def step6_cap(w: Work) -> None:
@@ -577,18 +664,25 @@ def step6_cap(w: Work) -> None:
         cap_amt, cap_key = limit_in_force(w.policy.limits[block.cap], res.months)
         used = state.used.get(block.cap, 0)
         room = max(0, cap_amt - used)
-        res.limits.append({"limit": block.cap, "role": "cap", "amount": cap_amt, "used": used, "room": room,
-                           "key": cap_key})
-        res.step("cap_room", room, cap_key, f"cap {_yuan(cap_amt)} at {res.months} months − {_yuan(used)} "
-                                            f"already paid against '{block.cap}' this year")
+        res.limits.append(
+            {"limit": block.cap, "role": "cap", "amount": cap_amt, "used": used, "room": room, "key": cap_key}
+        )
+        res.step(
+            "cap_room",
+            room,
+            cap_key,
+            f"cap {_yuan(cap_amt)} at {res.months} months − {_yuan(used)} already paid against '{block.cap}' this year",
+        )
         if w.pool > room:
             if block.overflow == "supplementary":
                 p, f = block.single_rate()[w.cat], w.f
-                w.O = (max(0, w.X - w.ded_band - round_half_away(room * BP2, p * f)) if p * f > 0
-                       else w.X - w.ded_band)
-                res.step("overflow", w.O, f"{w.bk}.cap.overflow",
-                         f"X − deductible bands − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, "
-                         "to the tier")
+                w.O = max(0, w.X - w.ded_band - round_half_away(room * BP2, p * f)) if p * f > 0 else w.X - w.ded_band
+                res.step(
+                    "overflow",
+                    w.O,
+                    f"{w.bk}.cap.overflow",
+                    f"X − deductible bands − round(room / ({_pct(p)} × {_pct(f)})): cost the cap cuts, to the tier",
+                )
             w.pool = room
             res.step("pool_capped", w.pool, cap_key, "the fund pays up to the room under the cap")
         state.used[block.cap] = used + w.pool
@@ -603,29 +697,53 @@ def step7_tier(w: Work) -> None:
         tier = w.O + sum(e[c] for c in FUND_CLASSES if c in block.tier_classes)
         part = round_half_away(tier * block.tier_bp * w.f, BP2)
         w.supp += part
-        res.step("tier", part, f"{w.bk}.supplementary.rate",
-                 f"round(({_yuan(w.O)} overflow"
-                 + "".join(f" + {_yuan(e[c])} {c}" for c in FUND_CLASSES if c in block.tier_classes)
-                 + f") × {_pct(block.tier_bp)} × factor {_pct(w.f)})")
+        res.step(
+            "tier",
+            part,
+            f"{w.bk}.supplementary.rate",
+            f"round(({_yuan(w.O)} overflow"
+            + "".join(f" + {_yuan(e[c])} {c}" for c in FUND_CLASSES if c in block.tier_classes)
+            + f") × {_pct(block.tier_bp)} × factor {_pct(w.f)})",
+        )
     w.supp = max(0, min(w.supp, res.eligible - w.pool))  # before the limit is charged
     if block.supp_limit:
         lim_amt, lim_key = limit_in_force(w.policy.limits[block.supp_limit], res.months)
         used = state.used.get(block.supp_limit, 0)
-        res.limits.append({"limit": block.supp_limit, "role": "supplementary limit", "amount": lim_amt,
-                           "used": used, "room": max(0, lim_amt - used), "key": lim_key})
+        res.limits.append(
+            {
+                "limit": block.supp_limit,
+                "role": "supplementary limit",
+                "amount": lim_amt,
+                "used": used,
+                "room": max(0, lim_amt - used),
+                "key": lim_key,
+            }
+        )
         w.supp = max(0, min(w.supp, lim_amt - used))
         state.used[block.supp_limit] = used + w.supp
-        res.step("supplementary_limited", w.supp, lim_key,
-                 f"limit {_yuan(lim_amt)} − {_yuan(used)} already paid against '{block.supp_limit}'")
+        res.step(
+            "supplementary_limited",
+            w.supp,
+            lim_key,
+            f"limit {_yuan(lim_amt)} − {_yuan(used)} already paid against '{block.supp_limit}'",
+        )
     res.fund_pool, res.fund_supplementary = w.pool, w.supp
     mps = res.member_policy_share
     res.step("fund_pool", w.pool, f"{w.bk}", "")
-    res.step("fund_supplementary", w.supp, f"{w.bk}.supplementary" if block.tier_bp else f"{w.bk}.scale.bands",
-             "never above eligible − fund_pool")
+    res.step(
+        "fund_supplementary",
+        w.supp,
+        f"{w.bk}.supplementary" if block.tier_bp else f"{w.bk}.scale.bands",
+        "never above eligible − fund_pool",
+    )
     res.step("member_policy_share", mps, "", "eligible − fund_pool − fund_supplementary")
     res.deductible = min(w.d + w.ded_band, mps)
-    res.step("deductible", res.deductible, f"{w.bk}.deductible" if block.deductible_fen else f"{w.bk}.scale.bands",
-             f"per-admission {_yuan(w.d)} + deductible bands {_yuan(w.ded_band)}, at most the member's share")
+    res.step(
+        "deductible",
+        res.deductible,
+        f"{w.bk}.deductible" if block.deductible_fen else f"{w.bk}.scale.bands",
+        f"per-admission {_yuan(w.d)} + deductible bands {_yuan(w.ded_band)}, at most the member's share",
+    )
 
 
 def step8_subsidy(w: Work) -> None:
@@ -635,8 +753,12 @@ def step8_subsidy(w: Work) -> None:
         rate = block.subsidy_bp[w.cat]
         sub = round_half_away(max(0, w.sub_base - w.pool - w.supp) * rate, BP)
         res.subsidy = min(sub, res.member_policy_share)
-        res.step("subsidy", res.subsidy, f"{w.bk}.subsidy.civil_servant.{CATEGORIES[w.cat]}",
-                 f"round(max(0, {_yuan(w.sub_base)} subsidised − fund_pool − fund_supplementary) × {_pct(rate)})")
+        res.step(
+            "subsidy",
+            res.subsidy,
+            f"{w.bk}.subsidy.civil_servant.{CATEGORIES[w.cat]}",
+            f"round(max(0, {_yuan(w.sub_base)} subsidised − fund_pool − fund_supplementary) × {_pct(rate)})",
+        )
 
 
 def step9_account_after(w: Work) -> None:
@@ -648,19 +770,32 @@ def step9_account_after(w: Work) -> None:
         pay = max(0, min(state.balance, want))
         state.balance -= pay
         w.acct += pay
-        res.step("account[member_share]", pay, f"{w.bk}.account.pays",
-                 f"min(balance, {_yuan(want)} = share − subsidy + first_self_pay); balance now "
-                 f"{_yuan(state.balance)}")
+        res.step(
+            "account[member_share]",
+            pay,
+            f"{w.bk}.account.pays",
+            f"min(balance, {_yuan(want)} = share − subsidy + first_self_pay); balance now {_yuan(state.balance)}",
+        )
 
 
 #: The settlement steps in order (policies/README.md, "How a claim is settled"; _core.pyx step1…step9).
-STEPS = (step1_ordinal, step2_account_before, step3_direct, step4_base_deductible, step5_scale, step6_cap,
-         step7_tier, step8_subsidy, step9_account_after)
+STEPS = (
+    step1_ordinal,
+    step2_account_before,
+    step3_direct,
+    step4_base_deductible,
+    step5_scale,
+    step6_cap,
+    step7_tier,
+    step8_subsidy,
+    step9_account_after,
+)
 
 
 # ---------------------------------------------------------------------------
 # Whole runs: the engine's inputs, settled by the reference
 # ---------------------------------------------------------------------------
+
 
 def _date(days: int) -> dt.date:
     return EPOCH + dt.timedelta(days=int(days))
@@ -710,17 +845,27 @@ class ReferenceResult:
 def member_at(members, i: int) -> Member:
     """Row ``i`` of the members table (``inputs.Table``)."""
     m = members
-    return Member(member_id=m["member_id"][i].as_py(), category=CATEGORIES[int(m["category"][i])],
-                  civil_servant=bool(m["civil_servant"][i]), enrolled_since=_date(m["enrolled_since"][i]),
-                  balance_fen=int(m["account_balance"][i]), birth_date=_date(m["birth_date"][i]),
-                  prior_year_wage_fen=None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]))
+    return Member(
+        member_id=m["member_id"][i].as_py(),
+        category=CATEGORIES[int(m["category"][i])],
+        civil_servant=bool(m["civil_servant"][i]),
+        enrolled_since=_date(m["enrolled_since"][i]),
+        balance_fen=int(m["account_balance"][i]),
+        birth_date=_date(m["birth_date"][i]),
+        prior_year_wage_fen=None if m.nulls["prior_year_wage"][i] else int(m["prior_year_wage"][i]),
+    )
 
 
 def provider_at(providers, i: int) -> Provider:
     """Row ``i`` of the providers table (``inputs.Table``)."""
     p = providers
-    return Provider(provider_id=p["provider_id"][i].as_py(), kind=PROVIDER_KINDS[int(p["kind"][i])],
-                    level=int(p["level"][i]), designated=bool(p["designated"][i]), local=bool(p["local"][i]))
+    return Provider(
+        provider_id=p["provider_id"][i].as_py(),
+        kind=PROVIDER_KINDS[int(p["kind"][i])],
+        level=int(p["level"][i]),
+        designated=bool(p["designated"][i]),
+        local=bool(p["local"][i]),
+    )
 
 
 def claims_of(enc) -> list[tuple[int, Claim]]:
@@ -731,16 +876,32 @@ def claims_of(enc) -> list[tuple[int, Claim]]:
     out = []
     for c in range(len(claim_ids)):
         a, z = int(enc.line_start[c]), int(enc.line_start[c + 1])
-        lines = tuple(Line(line_no=int(enc.line_no[i]), item_code=items[i], cls=LINE_CLASSES[int(enc.cls[i])],
-                           amount_fen=int(enc.amount[i]), quantity=int(enc.quantity[i]),
-                           ratio_bp=int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
-                           max_price=int(enc.max_price[i]) if enc.max_price[i] >= 0 else None)
-                      for i in range(a, z))
+        lines = tuple(
+            Line(
+                line_no=int(enc.line_no[i]),
+                item_code=items[i],
+                cls=LINE_CLASSES[int(enc.cls[i])],
+                amount_fen=int(enc.amount[i]),
+                quantity=int(enc.quantity[i]),
+                ratio_bp=int(enc.item_ratio[i]) if enc.item_ratio[i] >= 0 else None,
+                max_price=int(enc.max_price[i]) if enc.max_price[i] >= 0 else None,
+            )
+            for i in range(a, z)
+        )
         ref = int(enc.referral[c])
-        out.append((int(enc.member[c]), Claim(claim_id=claim_ids[c], provider_id=provider_ids[c],
-                                              setting=SETTINGS[int(enc.setting[c])],
-                                              referral=REFERRALS[ref] if ref >= 0 else None,
-                                              settle_date=_date(enc.settle_date[c]), lines=lines)))
+        out.append(
+            (
+                int(enc.member[c]),
+                Claim(
+                    claim_id=claim_ids[c],
+                    provider_id=provider_ids[c],
+                    setting=SETTINGS[int(enc.setting[c])],
+                    referral=REFERRALS[ref] if ref >= 0 else None,
+                    settle_date=_date(enc.settle_date[c]),
+                    lines=lines,
+                ),
+            )
+        )
     return out
 
 
@@ -766,8 +927,12 @@ def reference_run(inputs, policy: Policy, base_year: int | None = None) -> Refer
     members = {m: member_at(inputs.members, m) for m in by_member}
     if base_year is None:
         # which claims settle does not depend on the account, so a first pass finds B
-        years = [r.settle_date.year for m, claims in by_member.items()
-                 for r in settle_member(policy, members[m], claims, providers) if not r.rejected]
+        years = [
+            r.settle_date.year
+            for m, claims in by_member.items()
+            for r in settle_member(policy, members[m], claims, providers)
+            if not r.rejected
+        ]
         base_year = min(years) if years else None
     settled: dict[str, ClaimResult] = {}
     for m, claims in by_member.items():
@@ -778,8 +943,11 @@ def reference_run(inputs, policy: Policy, base_year: int | None = None) -> Refer
     for c, cid in enumerate(enc.claim_id.to_pylist()):
         r = settled[cid]
         if r.rejected:  # as rejected.parquet lists it: who, and the offending claim total
-            rejected.append((cid, None) + r.rejected + (enc.member_id[c].as_py(), enc.provider_id[c].as_py(),
-                                                        "total", str(yuan(r.total))))
+            rejected.append(
+                (cid, None)
+                + r.rejected
+                + (enc.member_id[c].as_py(), enc.provider_id[c].as_py(), "total", str(yuan(r.total)))
+            )
         else:
             ordered.append(r)
     return ReferenceResult(policy, ordered, rejected, enc)

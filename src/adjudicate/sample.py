@@ -1,4 +1,5 @@
 """Where the bundled sample data set lives (``data/`` in the source tree)."""
+
 from __future__ import annotations
 
 from pathlib import Path

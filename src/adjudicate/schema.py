@@ -1,4 +1,5 @@
 """The input tables of contract §2, as data: column names, kinds, enums."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,18 +13,43 @@ CLASSES = ("A", "B", "special", "supplementary", "excluded")
 #: input format; the value read is the canonical English code. Documented in
 #: docs/data-dictionary.md (a test keeps the two in step).
 ENUM_ALIASES: dict[tuple[str, ...], dict[str, str]] = {
-    SETTINGS: {"住院": "inpatient", "门诊": "outpatient", "普通门诊": "outpatient", "门特": "special_outpatient",
-               "门诊特殊病种": "special_outpatient", "门诊特殊病": "special_outpatient",
-               "门诊慢特病": "special_outpatient", "药店": "pharmacy", "药店购药": "pharmacy",
-               "定点药店": "pharmacy"},
+    SETTINGS: {
+        "住院": "inpatient",
+        "门诊": "outpatient",
+        "普通门诊": "outpatient",
+        "门特": "special_outpatient",
+        "门诊特殊病种": "special_outpatient",
+        "门诊特殊病": "special_outpatient",
+        "门诊慢特病": "special_outpatient",
+        "药店": "pharmacy",
+        "药店购药": "pharmacy",
+        "定点药店": "pharmacy",
+    },
     REFERRALS: {"转诊": "referred", "转院": "referred", "急诊": "emergency"},
     CATEGORIES: {"在职": "in_service", "在职职工": "in_service", "退休": "retired", "退休人员": "retired"},
-    PROVIDER_KINDS: {"社区": "community", "社区卫生服务机构": "community", "社区卫生服务中心": "community",
-                     "医院": "hospital", "药店": "pharmacy", "定点药店": "pharmacy", "定点零售药店": "pharmacy",
-                     "其他": "other"},
-    CLASSES: {"甲类": "A", "甲": "A", "乙类": "B", "乙": "B", "特殊检查治疗": "special", "特检": "special",
-              "地方补充目录": "supplementary", "补充目录": "supplementary", "丙类": "excluded",
-              "目录外": "excluded", "自费": "excluded"},
+    PROVIDER_KINDS: {
+        "社区": "community",
+        "社区卫生服务机构": "community",
+        "社区卫生服务中心": "community",
+        "医院": "hospital",
+        "药店": "pharmacy",
+        "定点药店": "pharmacy",
+        "定点零售药店": "pharmacy",
+        "其他": "other",
+    },
+    CLASSES: {
+        "甲类": "A",
+        "甲": "A",
+        "乙类": "B",
+        "乙": "B",
+        "特殊检查治疗": "special",
+        "特检": "special",
+        "地方补充目录": "supplementary",
+        "补充目录": "supplementary",
+        "丙类": "excluded",
+        "目录外": "excluded",
+        "自费": "excluded",
+    },
 }
 #: Words accepted for true and false in text inputs (lower-cased first).
 TRUE_WORDS = ("true", "t", "1", "yes", "y", "是")
@@ -32,8 +58,14 @@ FALSE_WORDS = ("false", "f", "0", "no", "n", "否")
 #: Optional catalogue column ``item_kind`` (药品 / 诊疗项目 / 服务设施 / 医用耗材, and goods
 #: that are none of them: 保健品, 生活日用品); read only by ``adjudicate audit``.
 ITEM_KINDS = ("drug", "treatment", "facility", "material", "other")
-ENUM_ALIASES[ITEM_KINDS] = {"药品": "drug", "诊疗项目": "treatment", "服务设施": "facility", "医用耗材": "material",
-                           "耗材": "material", "其他": "other"}
+ENUM_ALIASES[ITEM_KINDS] = {
+    "药品": "drug",
+    "诊疗项目": "treatment",
+    "服务设施": "facility",
+    "医用耗材": "material",
+    "耗材": "material",
+    "其他": "other",
+}
 #: Line class codes inside the engine: the catalogue classes, then 'unknown'.
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
@@ -106,7 +138,7 @@ MEMBERS = TableSpec(
         Column("civil_servant", "bool"),
         Column("enrolled_since", "date"),
         Column("account_balance", "amount", nonnegative=True),
-        Column("prior_year_wage", "amount", nullable=True, nonnegative=True),   # the basis of a credit
+        Column("prior_year_wage", "amount", nullable=True, nonnegative=True),  # the basis of a credit
     ),
     key=("member_id",),
 )

@@ -17,6 +17,7 @@ Members are independent (contract §3), so the claims can be cut by member:
 Only one partition is in memory at a time, plus the members, providers and
 catalogue tables.
 """
+
 from __future__ import annotations
 
 import json
@@ -116,9 +117,15 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
                     yield reader.get_batch(i)
         elif kind == "csv":
             # as inputs.load reads CSV: every contract column as text
-            reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types={c.name: pa.string() for c in CLAIMS.columns}, strings_can_be_null=True,
-                null_values=[""], quoted_strings_can_be_null=True))
+            reader = pacsv.open_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c.name: pa.string() for c in CLAIMS.columns},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+            )
             yield from reader
         else:
             raise InputError("unknown file type (expected .parquet, .arrow/.feather or .csv)", path)
@@ -130,8 +137,15 @@ def _take(t: Table, rows: np.ndarray) -> Table:
     """Rows of a loaded table (no new checks)."""
     idx = pa.array(rows, pa.int64())
     values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(t.spec, t.files, values, {k: v[rows] for k, v in t.nulls.items()}, len(rows), t.digests,
-                 None if t.file_of_row is None else t.file_of_row[rows])
+    return Table(
+        t.spec,
+        t.files,
+        values,
+        {k: v[rows] for k, v in t.nulls.items()},
+        len(rows),
+        t.digests,
+        None if t.file_of_row is None else t.file_of_row[rows],
+    )
 
 
 def _concat(tables: list[Table]) -> Table:
@@ -185,14 +199,16 @@ class Partitioner:
                 part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
                 batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + batch.num_rows)))
                 offset += batch.num_rows
-                self.pairs.append(pa.table({"claim_id": batch.column("claim_id").cast(pa.string()),
-                                            "part": pa.array(part)}).group_by(["claim_id", "part"]).aggregate([]))
+                self.pairs.append(
+                    pa.table({"claim_id": batch.column("claim_id").cast(pa.string()), "part": pa.array(part)})
+                    .group_by(["claim_id", "part"])
+                    .aggregate([])
+                )
                 for k in np.unique(part):
                     rows = batch.filter(pa.array(part == k))
                     if k not in writers:
                         f = self.folder / f"{index:05d}-{int(k):05d}{suffix}"
-                        writers[int(k)] = (pacsv.CSVWriter(f, rows.schema) if text
-                                           else pq.ParquetWriter(f, rows.schema))
+                        writers[int(k)] = pacsv.CSVWriter(f, rows.schema) if text else pq.ParquetWriter(f, rows.schema)
                         self.files[int(k)].append(f)
                     writers[int(k)].write_batch(rows)
         finally:
@@ -214,10 +230,20 @@ class Partitioner:
         return counts.filter(pc.greater(counts["part_count"], 1))["claim_id"]
 
 
-def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths,
-                  policy: Policy, out: Path, parts: int, threads: int | None = None, with_lines: bool = True,
-                  progress: Callable[[str], None] | None = None, audit=None,
-                  each: Callable[[Result | None], None] | None = None) -> dict:
+def run_streaming(
+    claim_paths: Sequence[str | Path],
+    member_paths,
+    provider_paths,
+    catalogue_paths,
+    policy: Policy,
+    out: Path,
+    parts: int,
+    threads: int | None = None,
+    with_lines: bool = True,
+    progress: Callable[[str], None] | None = None,
+    audit=None,
+    each: Callable[[Result | None], None] | None = None,
+) -> dict:
     """Adjudicate in ``parts`` member ranges; outputs identical to the in-memory run.
 
     ``audit`` (an ``audit.StreamingAudit``) also writes flags and indicators, range by range.
@@ -229,10 +255,26 @@ def run_streaming(claim_paths: Sequence[str | Path], member_paths, provider_path
     # The partition files (claim data: personal health information) live in the output's temporary
     # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
     with atomic_dir(out, source_paths(claim_paths, member_paths, provider_paths, catalogue_paths)) as folder:
-        small, digests, part, split = _partition(claim_files, member_paths, provider_paths, catalogue_paths, parts,
-                                                 folder, timer, say)
-        s = _settle_partitions(part, split, claim_files, small.members, small.providers, small.catalogue, policy,
-                               folder, threads, with_lines, timer, digests, say, audit, each)
+        small, digests, part, split = _partition(
+            claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
+        )
+        s = _settle_partitions(
+            part,
+            split,
+            claim_files,
+            small.members,
+            small.providers,
+            small.catalogue,
+            policy,
+            folder,
+            threads,
+            with_lines,
+            timer,
+            digests,
+            say,
+            audit,
+            each,
+        )
         shutil.rmtree(folder / PARTITIONS)
     return s
 
@@ -243,8 +285,16 @@ def source_paths(claims, members, providers, catalogue, dataset: str | Path | No
     return paths + ([Path(dataset)] if dataset is not None else [])
 
 
-def _partition(claim_files: list[Path], member_paths, provider_paths, catalogue_paths, parts: int, folder: Path,
-               timer: Timer, say: Callable[[str], None]) -> tuple[Inputs, dict, Partitioner, pa.Array]:
+def _partition(
+    claim_files: list[Path],
+    member_paths,
+    provider_paths,
+    catalogue_paths,
+    parts: int,
+    folder: Path,
+    timer: Timer,
+    say: Callable[[str], None],
+) -> tuple[Inputs, dict, Partitioner, pa.Array]:
     """Read the small tables and cut the claims into ``parts`` member ranges under ``folder``/PARTITIONS
     (the output's temporary folder). Returns the small tables (Inputs without claims), the input
     digests (of the bytes partitioned), the Partitioner and the claim ids split across ranges."""
@@ -280,15 +330,19 @@ def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
         original = claim_files[int(f.stem.split("-")[0])]
         row = e.row
         if row is not None:
-            rows = (pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(include_columns=[ROW]))
-                    if f.suffix == ".csv" else pq.read_table(f, columns=[ROW]))
+            rows = (
+                pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(include_columns=[ROW]))
+                if f.suffix == ".csv"
+                else pq.read_table(f, columns=[ROW])
+            )
             row = int(rows[ROW][row].as_py())
         message = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
         raise InputError(message, original, e.column, row) from None
 
 
-def iter_claim_partitions(part: Partitioner, split: pa.Array, claim_files: list[Path],
-                          timer: Timer) -> Iterator[tuple[int, Table]]:
+def iter_claim_partitions(
+    part: Partitioner, split: pa.Array, claim_files: list[Path], timer: Timer
+) -> Iterator[tuple[int, Table]]:
     """(k, claims table) of each member range in settlement order, then (parts, the orphans: lines whose
     member is null, unknown or inconsistent, which can only be rejected)."""
     orphans: list[Table] = []
@@ -311,9 +365,16 @@ def iter_claim_partitions(part: Partitioner, split: pa.Array, claim_files: list[
 
 
 @contextmanager
-def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths, catalogue_paths, parts: int,
-                folder: Path, timer: Timer, say: Callable[[str], None]
-                ) -> Iterator[tuple[Inputs, dict, Callable[[], Iterator[Inputs]]]]:
+def partitioned(
+    claim_paths: Sequence[str | Path],
+    member_paths,
+    provider_paths,
+    catalogue_paths,
+    parts: int,
+    folder: Path,
+    timer: Timer,
+    say: Callable[[str], None],
+) -> Iterator[tuple[Inputs, dict, Callable[[], Iterator[Inputs]]]]:
     """Read the small tables and cut the claims into ``parts`` member ranges under ``folder`` (the
     output's temporary folder: claim data never lands in /tmp).
 
@@ -323,10 +384,12 @@ def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths,
     empty claims table).
     """
     claim_files = expand_paths(claim_paths, "claims")
-    small, digests, part, split = _partition(claim_files, member_paths, provider_paths, catalogue_paths, parts,
-                                             folder, timer, say)
+    small, digests, part, split = _partition(
+        claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
+    )
     members, providers, catalogue = small.members, small.providers, small.catalogue
     try:
+
         def each() -> Iterator[Inputs]:
             seen = False
             for k, claims in iter_claim_partitions(part, split, claim_files, timer):
@@ -336,15 +399,24 @@ def partitioned(claim_paths: Sequence[str | Path], member_paths, provider_paths,
                     say(f"partition {k + 1}/{part.parts}")
             if not seen:
                 yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
+
         yield small, digests, each
     finally:
         shutil.rmtree(folder / PARTITIONS, ignore_errors=True)
 
 
 @contextmanager
-def prepared_parts(claims, members, providers, catalogue, dataset: Path | None, partitions: int, timer: Timer,
-                   say: Callable[[str], None], folder: Path
-                   ) -> Iterator[tuple[dict, Callable[[], Iterator[Prepared]], int]]:
+def prepared_parts(
+    claims,
+    members,
+    providers,
+    catalogue,
+    dataset: Path | None,
+    partitions: int,
+    timer: Timer,
+    say: Callable[[str], None],
+    folder: Path,
+) -> Iterator[tuple[dict, Callable[[], Iterator[Prepared]], int]]:
     """The prepared inputs of a command, whole (a dataset, or ``partitions`` ≤ 1) or one member range at a
     time (``partitions`` > 1; 0 chooses from the input size; the ranges are cut under ``folder``, the
     output's temporary folder): (input digests, a function giving an
@@ -393,17 +465,46 @@ class BaseYears:
         return wrong
 
 
-def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue,
-                       policy, folder: Path, threads, with_lines, timer: Timer, digests, say, audit=None,
-                       each: Callable[[Result | None], None] | None = None) -> dict:
+def _settle_partitions(
+    part: Partitioner,
+    split: pa.Array,
+    claim_files,
+    members,
+    providers,
+    catalogue,
+    policy,
+    folder: Path,
+    threads,
+    with_lines,
+    timer: Timer,
+    digests,
+    say,
+    audit=None,
+    each: Callable[[Result | None], None] | None = None,
+) -> dict:
     # The personal account stands on 1 January of the run's base year B, the earliest year of all
     # its settled claims (contract §3). B is taken from the first partition with settled claims and
     # checked on every later one; in the rare case that a later partition settles an earlier year,
     # the outputs are written again with the true B (which claims settle does not depend on B).
     base = None
     while True:
-        state = _settle_pass(part, split, claim_files, members, providers, catalogue, policy, folder, threads,
-                             with_lines, timer, say, base, audit, each)
+        state = _settle_pass(
+            part,
+            split,
+            claim_files,
+            members,
+            providers,
+            catalogue,
+            policy,
+            folder,
+            threads,
+            with_lines,
+            timer,
+            say,
+            base,
+            audit,
+            each,
+        )
         if state["earliest"] is None or state["earliest"] == state["base"]:
             break
         base = state["earliest"]
@@ -428,9 +529,23 @@ def _settle_partitions(part: Partitioner, split: pa.Array, claim_files, members,
     return s
 
 
-def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, providers, catalogue, policy,
-                 folder: Path, threads, with_lines, timer: Timer, say, base: int | None, audit=None,
-                 each: Callable[[Result | None], None] | None = None) -> dict:
+def _settle_pass(
+    part: Partitioner,
+    split: pa.Array,
+    claim_files,
+    members,
+    providers,
+    catalogue,
+    policy,
+    folder: Path,
+    threads,
+    with_lines,
+    timer: Timer,
+    say,
+    base: int | None,
+    audit=None,
+    each: Callable[[Result | None], None] | None = None,
+) -> dict:
     """Settle every partition with base year ``base`` (None: the first partition's), writing the
     outputs anew; returns the totals, the base used and the earliest year settled."""
     for name in ("settlements", "lines"):
@@ -440,20 +555,38 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
     if each is not None:
         each(None)  # anew too
     writers: dict[str, pq.ParquetWriter] = {}
-    st = {"rejected": [], "totals": {}, "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0,
-                                                     "settled_lines": 0},
-          "last": None, "base": base, "earliest": None}
+    st = {
+        "rejected": [],
+        "totals": {},
+        "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0},
+        "last": None,
+        "base": base,
+        "earliest": None,
+    }
     rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
 
     def append(name: str, table: pa.Table) -> None:
         if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema,
-                                             **parquet_options(table.schema))
+            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema, **parquet_options(table.schema))
         writers[name].write_table(table)
 
     def one(claims: Table) -> Result:
-        r = _one(claims, members, providers, catalogue, policy, threads, timer, append, with_lines,
-                 rejected, totals, counts, st["base"], audit)
+        r = _one(
+            claims,
+            members,
+            providers,
+            catalogue,
+            policy,
+            threads,
+            timer,
+            append,
+            with_lines,
+            rejected,
+            totals,
+            counts,
+            st["base"],
+            audit,
+        )
         if st["base"] is None:
             st["base"] = r.base_year
         first = first_year(r.enc)
@@ -481,8 +614,22 @@ def _settle_pass(part: Partitioner, split: pa.Array, claim_files, members, provi
     return st
 
 
-def _one(claims: Table, members, providers, catalogue, policy, threads, timer, append, with_lines,
-         rejected, totals, counts, base_year: int | None = None, audit=None) -> Result:
+def _one(
+    claims: Table,
+    members,
+    providers,
+    catalogue,
+    policy,
+    threads,
+    timer,
+    append,
+    with_lines,
+    rejected,
+    totals,
+    counts,
+    base_year: int | None = None,
+    audit=None,
+) -> Result:
     inputs = Inputs(claims, members, providers, catalogue)
     r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
     if audit is not None:
@@ -502,5 +649,12 @@ def _one(claims: Table, members, providers, catalogue, policy, threads, timer, a
     return r
 
 
-__all__ = ["run_streaming", "auto_partitions", "count_lines", "partitioned", "prepared_parts", "BaseYears",
-           "LINES_PER_PARTITION"]
+__all__ = [
+    "run_streaming",
+    "auto_partitions",
+    "count_lines",
+    "partitioned",
+    "prepared_parts",
+    "BaseYears",
+    "LINES_PER_PARTITION",
+]

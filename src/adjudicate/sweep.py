@@ -20,6 +20,7 @@ Outputs (written atomically):
 - ``members.parquet`` (with ``deltas_for``): per member and benefit year, the
   chosen variant against the baseline, as compare's members.parquet.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -86,8 +87,9 @@ def split_values(text: str) -> tuple[str, list[str]]:
     return key.strip(), values
 
 
-def variants(base: str, vary: Sequence[str], others: Sequence[str] = (),
-             overrides: Sequence[str] = ()) -> list[Variant]:
+def variants(
+    base: str, vary: Sequence[str], others: Sequence[str] = (), overrides: Sequence[str] = ()
+) -> list[Variant]:
     """Variant 0 (the baseline: ``base`` + ``overrides``), then the grid of ``vary`` on it, then ``others``.
 
     Every variant is loaded and validated before anything runs; an error names
@@ -98,17 +100,32 @@ def variants(base: str, vary: Sequence[str], others: Sequence[str] = (),
     for key, _ in axes:
         parse_override(f"{key}=0")  # the key's spelling, checked once
     for combo in itertools.product(*[[f"{k}={v}" for v in vals] for k, vals in axes]) if axes else []:
-        out.append(Variant("; ".join(combo), policy_with_overrides(base, list(overrides) + list(combo)),
-                           list(overrides) + list(combo)))
+        out.append(
+            Variant(
+                "; ".join(combo),
+                policy_with_overrides(base, list(overrides) + list(combo)),
+                list(overrides) + list(combo),
+            )
+        )
     for other in others:
         p = P.load(other)
         out.append(Variant(f"{p.name} {p.version}", p))
     return out
 
 
-def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], out: Path,
-              deltas_for: int | None = None, threads: int | None = None, progress=None,
-              dataset: Path | None = None, partitions: int = 1) -> dict:
+def run_sweep(
+    claims,
+    members,
+    providers,
+    catalogue,
+    variants_: list[Variant],
+    out: Path,
+    deltas_for: int | None = None,
+    threads: int | None = None,
+    progress=None,
+    dataset: Path | None = None,
+    partitions: int = 1,
+) -> dict:
     """Read and encode once, settle every variant, write variants.parquet and summary.json; return the summary.
 
     ``partitions`` > 1 (0: chosen from the input size) goes one member range at a time, with the same outputs.
@@ -125,8 +142,14 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
     say("read")
     k = len(variants_)
     sources = source_paths(claims, members, providers, catalogue, dataset)
-    with atomic_dir(Path(out), sources) as tmp, prepared_parts(claims, members, providers, catalogue, dataset,
-                                                               partitions, timer, say, tmp) as (digests, preps, ranges):
+    with (
+        atomic_dir(Path(out), sources) as tmp,
+        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+            digests,
+            preps,
+            ranges,
+        ),
+    ):
         bases = BaseYears(k)
         while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
             bases.start()
@@ -143,8 +166,7 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
                     base = base_amounts = base_kept = None
                     for i, v in enumerate(variants_):
                         say(f"variant {i}")
-                        r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False,
-                                   base_year=bases[i])
+                        r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False, base_year=bases[i])
                         bases.saw(i, r)
                         with timer("compare"):
                             amounts, kept = aligned_amounts(n, r)
@@ -153,9 +175,11 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
                             # members as compare counts them: of the claims settled under the baseline or the
                             # variant
                             u = np.flatnonzero(base_kept | kept)
-                            dc, dp = member_deltas(prep.enc.member[u],
-                                                   {a: base_amounts[a][u] for a in ("cash_paid", "account_paid")},
-                                                   {a: amounts[a][u] for a in ("cash_paid", "account_paid")})
+                            dc, dp = member_deltas(
+                                prep.enc.member[u],
+                                {a: base_amounts[a][u] for a in ("cash_paid", "account_paid")},
+                                {a: amounts[a][u] for a in ("cash_paid", "account_paid")},
+                            )
                             d_cash[i].append(dc)
                             d_paid[i].append(dp)
                             for a in AMOUNTS:
@@ -179,13 +203,22 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
         rows: list[dict[str, Any]] = []
         for i, v in enumerate(variants_):
             who = who_is_better_off(np.concatenate(d_cash[i]), np.concatenate(d_paid[i]))
-            row: dict[str, Any] = {"variant": i, "label": v.label, "policy": f"{v.policy.name} {v.policy.version}",
-                                   "settled_claims": settled[i], "rejected_claims": count_rejected_claims(rejected[i])}
+            row: dict[str, Any] = {
+                "variant": i,
+                "label": v.label,
+                "policy": f"{v.policy.name} {v.policy.version}",
+                "settled_claims": settled[i],
+                "rejected_claims": count_rejected_claims(rejected[i]),
+            }
             for a in AMOUNTS:
                 row[a] = money(totals[i][a])
                 row[f"{a}_delta"] = money(totals[i][a] - totals[0][a])
-            row.update(members=who["count"], members_better_off=who["better_off"],
-                       members_worse_off=who["worse_off"], members_unchanged=who["unchanged"])
+            row.update(
+                members=who["count"],
+                members_better_off=who["better_off"],
+                members_worse_off=who["worse_off"],
+                members_unchanged=who["unchanged"],
+            )
             dist = who["member_paid_change"]
             for p in PERCENTILES:
                 row[f"member_paid_change_p{p}"] = dist.get(f"p{p}", "0.00")
@@ -193,8 +226,10 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
         summary: dict[str, Any] = {
             "adjudicate_version": __version__,
             "baseline": {**_policy_info(variants_[0].policy), "overrides": variants_[0].overrides},
-            "variants": [{"variant": i, "label": v.label, **_policy_info(v.policy), "overrides": v.overrides}
-                         for i, v in enumerate(variants_)],
+            "variants": [
+                {"variant": i, "label": v.label, **_policy_info(v.policy), "overrides": v.overrides}
+                for i, v in enumerate(variants_)
+            ],
             "inputs": digests,
             "rows": rows,
         }
@@ -202,8 +237,12 @@ def run_sweep(claims, members, providers, catalogue, variants_: list[Variant], o
             summary["partitions"] = ranges
         if deltas_parts:
             part, _ = summarise(deltas_parts)
-            summary["deltas_for"] = {"variant": deltas_for, "label": variants_[deltas_for].label,
-                                     "counts": part["counts"], "members": part["members"]}
+            summary["deltas_for"] = {
+                "variant": deltas_for,
+                "label": variants_[deltas_for].label,
+                "counts": part["counts"],
+                "members": part["members"],
+            }
         with timer("write"):
             pq.write_table(_variants_table(rows), tmp / "variants.parquet")
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}

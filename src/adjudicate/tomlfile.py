@@ -1,6 +1,7 @@
 """TOML files with errors that point at the line: shared by the policy loader,
 the year-end settlement rules (``reconcile/rules.py``), the audit rules and the
 case files."""
+
 from __future__ import annotations
 
 import re
@@ -45,15 +46,16 @@ class KeyLocator:
         """Refuse any key of table ``d`` (at ``key``) outside ``allowed``."""
         extra = sorted(set(d) - allowed)
         if extra:
-            raise self.error(f"{key}.{extra[0]}" if key else extra[0],
-                             f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}")
+            raise self.error(
+                f"{key}.{extra[0]}" if key else extra[0],
+                f"unknown key {extra[0]!r}; allowed here: {', '.join(sorted(allowed))}",
+            )
 
     def __init__(self, path: Path, text: str):
         self.path, self.source_text, self.lines = path, text, text.splitlines()
         self._starts = [0]
         for line in text.splitlines(keepends=True):
             self._starts.append(self._starts[-1] + len(line))
-
 
     def _line_at(self, pos: int) -> int:
         """1-based line of a character position."""
@@ -135,7 +137,9 @@ class KeyLocator:
                 pos, end = span  # the rest of the key is inside this element
                 found = self._line_at(pos)
             else:
-                m = re.compile(rf"(?m)(^|[\s{{,])[\"']?{re.escape(tok)}[\"']?[ \t]*[=.]").search(self.source_text, pos, end)
+                m = re.compile(rf"(?m)(^|[\s{{,])[\"']?{re.escape(tok)}[\"']?[ \t]*[=.]").search(
+                    self.source_text, pos, end
+                )
                 if m is None:
                     break
                 found = self._line_at(m.start() + len(m.group(1)))

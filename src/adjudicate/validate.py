@@ -1,4 +1,5 @@
 """``adjudicate validate``: check input files and list the problems found."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,8 +26,11 @@ def classify(paths: list[Path], problems: list[str] | None = None) -> dict[str, 
 
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES
-                           and not f.name.startswith((".", "_")) and not f.is_dir())
+            files = sorted(
+                f
+                for f in p.iterdir()
+                if f.suffix.lower() in SUFFIXES and not f.name.startswith((".", "_")) and not f.is_dir()
+            )
             if not files:
                 problem(InputError("no .parquet, .arrow or .csv files in this folder", p))
         elif p.exists():
@@ -43,9 +47,12 @@ def classify(paths: list[Path], problems: list[str] | None = None) -> dict[str, 
     return found
 
 
-def validate_paths(paths: list[Path], policy: str | Path | None = None,
-                   progress: Callable[[str], None] | None = None,
-                   skipped: list[str] | None = None) -> list[str]:
+def validate_paths(
+    paths: list[Path],
+    policy: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    skipped: list[str] | None = None,
+) -> list[str]:
     """Every problem found, one line each (empty when the inputs are fine).
 
     Each table is read and checked on its own, so a problem in one does not
@@ -69,21 +76,29 @@ def validate_paths(paths: list[Path], policy: str | Path | None = None,
     missing = [t for t in TABLES if t not in loaded]
     if missing:
         many = len(missing) > 1
-        skipped.append(f"claim rejections, unique ids and catalogue validity: the {', '.join(missing)} "
-                       f"table{'s' if many else ''} could not be read or {'were' if many else 'was'} not given")
+        skipped.append(
+            f"claim rejections, unique ids and catalogue validity: the {', '.join(missing)} "
+            f"table{'s' if many else ''} could not be read or {'were' if many else 'was'} not given"
+        )
         return problems
     say("cross-table checks")
     try:
         if policy is None:
             rejected = encode(loaded["claims"], loaded["members"], loaded["providers"], loaded["catalogue"]).rejected
-            skipped.append("negative_claim_total: it depends on the policy's split of each line; "
-                           "pass --policy NAME to check it as run would")
+            skipped.append(
+                "negative_claim_total: it depends on the policy's split of each line; "
+                "pass --policy NAME to check it as run would"
+            )
         else:
             from . import policy as P
             from .engine import Inputs, adjudicate
+
             say("split under the policy")
-            rejected = adjudicate(Inputs(loaded["claims"], loaded["members"], loaded["providers"],
-                                         loaded["catalogue"]), P.load(policy), line_funds=False).enc.rejected
+            rejected = adjudicate(
+                Inputs(loaded["claims"], loaded["members"], loaded["providers"], loaded["catalogue"]),
+                P.load(policy),
+                line_funds=False,
+            ).enc.rejected
     except InputError as e:
         problems.append(f"error: {e}")
         return problems

@@ -10,6 +10,7 @@ that the caller has opened with ``outputs.atomic_dir``.
 The rules and thresholds are data: ``audit-rules.toml`` beside this module
 (see ``AUDIT-RULES.md``), replaceable with ``--rules FILE``.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,14 +58,17 @@ def _rule_counts(flags: pa.Table) -> dict[str, dict[str, int]]:
     """Flags and distinct flagged claims per rule, and the distinct flagged claims overall (key '')."""
     rule = flags.column("rule").to_numpy(zero_copy_only=False) if flags.num_rows else np.zeros(0, str)
     claims = flags.column("claim_id").to_numpy(zero_copy_only=False) if flags.num_rows else rule
-    counts = {name: {"flags": int((rule == name).sum()), "claims": int(len(np.unique(claims[rule == name])))}
-              for name in RULES}
+    counts = {
+        name: {"flags": int((rule == name).sum()), "claims": int(len(np.unique(claims[rule == name])))}
+        for name in RULES
+    }
     counts[""] = {"flags": int(flags.num_rows), "claims": int(len(np.unique(claims)))}
     return counts
 
 
-def _summary(rules: AuditRules, counts: dict, skipped: dict[str, str], indicators: pa.Table,
-             timings: dict[str, float]) -> dict:
+def _summary(
+    rules: AuditRules, counts: dict, skipped: dict[str, str], indicators: pa.Table, timings: dict[str, float]
+) -> dict:
     outliers = int(pc.sum(indicators.column("outlier")).as_py() or 0) if indicators.num_rows else 0
     return {
         "rules": rules.describe(),
@@ -97,8 +101,9 @@ def run_audit(r: Result, inputs: Inputs, rules: AuditRules | None = None, thread
     indicators = provider_indicators(r, inputs, facts.kind, facts.kind_known, raw, rules)
     flags = flags_table(r, rules, raw)
     t2 = time.perf_counter()
-    return Audit(rules, flags, indicators, _skipped(rules, facts.kind_known),
-                 {"audit_flags": t1 - t0, "audit_tables": t2 - t1})
+    return Audit(
+        rules, flags, indicators, _skipped(rules, facts.kind_known), {"audit_flags": t1 - t0, "audit_tables": t2 - t1}
+    )
 
 
 def write_audit(a: Audit, folder: Path) -> dict:
@@ -151,8 +156,8 @@ class StreamingAudit:
         flags = flags_table(r, self.rules, raw)
         if self.writer is None:
             import pyarrow.parquet as pq
-            self.writer = pq.ParquetWriter(self.folder / "flags.parquet", flags.schema,
-                                           **parquet_options(flags.schema))
+
+            self.writer = pq.ParquetWriter(self.folder / "flags.parquet", flags.schema, **parquet_options(flags.schema))
         self.writer.write_table(flags.cast(self.writer.schema))
         for name, c in _rule_counts(flags).items():  # a member's claims are in one range only
             self.counts[name]["flags"] += c["flags"]

@@ -6,6 +6,7 @@ chunk (``_audit.flag_claims``), on the engine's thread pool. The flags are then
 put in a fixed order (claim position, rule, evidence), so the output does not
 depend on the number of threads or on input row order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,10 +24,24 @@ from ..schema import ITEM_KINDS, SETTINGS
 from .rules import NEEDS_KIND, RULES, AuditRules
 
 #: Parameter slots of ``_audit.flag_claims`` (its P_* enum).
-(P_ENABLED, P_READMIT_DAYS, P_SAME_DX, P_INSIDE_SETTINGS, P_BED_DAYS, P_BED_SHARE_BP, P_LARGE_SETTINGS,
- P_LARGE_AMOUNT, P_LARGE_QTY, P_FREQ_DAYS, P_FREQ_MAX, P_O2I_DAYS, P_O2I_SETTINGS, P_KIND_KNOWN,
- P_NONDRUG_KINDS) = range(15)
-NO_GAP = -2**31
+(
+    P_ENABLED,
+    P_READMIT_DAYS,
+    P_SAME_DX,
+    P_INSIDE_SETTINGS,
+    P_BED_DAYS,
+    P_BED_SHARE_BP,
+    P_LARGE_SETTINGS,
+    P_LARGE_AMOUNT,
+    P_LARGE_QTY,
+    P_FREQ_DAYS,
+    P_FREQ_MAX,
+    P_O2I_DAYS,
+    P_O2I_SETTINGS,
+    P_KIND_KNOWN,
+    P_NONDRUG_KINDS,
+) = range(15)
+NO_GAP = -(2**31)
 # _audit.pyx numbers settings and item kinds as schema.py does
 assert SETTINGS == ("inpatient", "outpatient", "special_outpatient", "pharmacy")
 assert ITEM_KINDS[:3] == ("drug", "treatment", "facility")
@@ -103,7 +118,7 @@ def _id_buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets as int64, UTF-8 bytes) of a string array, for byte comparisons in the kernel."""
     ids = ids.cast(pa.large_string()) if not pa.types.is_large_string(ids.type) else ids
     _, off_buf, data_buf = ids.buffers()
-    off = np.frombuffer(off_buf, np.int64)[ids.offset: ids.offset + len(ids) + 1]
+    off = np.frombuffer(off_buf, np.int64)[ids.offset : ids.offset + len(ids) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
     return np.ascontiguousarray(off), data
 
@@ -119,8 +134,12 @@ def flag(r: Result, inputs: Inputs, rules: AuditRules, facts: LineFacts, threads
     admit = np.ascontiguousarray(np.asarray(inputs.claims["admit_date"], dtype=np.int32)[enc.head_row])
     settle = np.ascontiguousarray(enc.settle_date, dtype=np.int32)
     if rules.rules["readmission"].params["same_diagnosis"]:
-        diag = np.asarray(pc.fill_null(inputs.claims.values["diagnosis"].take(pa.array(enc.head_row))
-                                       .dictionary_encode().indices, -1), dtype=np.int64)
+        diag = np.asarray(
+            pc.fill_null(
+                inputs.claims.values["diagnosis"].take(pa.array(enc.head_row)).dictionary_encode().indices, -1
+            ),
+            dtype=np.int64,
+        )
     else:
         diag = np.zeros(nc, np.int64)
     total = np.ascontiguousarray(r.sums[:, TOTAL])
@@ -139,12 +158,33 @@ def flag(r: Result, inputs: Inputs, rules: AuditRules, facts: LineFacts, threads
         cap = max(64, (b - a) // 16)
         while True:
             out = np.empty((cap, 7), np.int64)
-            n = _audit.flag_claims(member, provider, setting, admit, settle, diag, total, enc.line_start,
-                                   facts.item, qty, amount, facts.kind, code, off, data, p, a, b, scratch, out)
+            n = _audit.flag_claims(
+                member,
+                provider,
+                setting,
+                admit,
+                settle,
+                diag,
+                total,
+                enc.line_start,
+                facts.item,
+                qty,
+                amount,
+                facts.kind,
+                code,
+                off,
+                data,
+                p,
+                a,
+                b,
+                scratch,
+                out,
+            )
             if n <= cap:
                 found[a] = out[:n]
                 return
             cap = n
+
     _parallel(run, ranges, threads)
     flags = np.concatenate([found[a] for a, _ in ranges]) if found else np.zeros((0, 7), np.int64)
     order = np.lexsort((flags[:, 2], flags[:, 1], flags[:, 0]))
@@ -192,44 +232,100 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
     qty_units = pa.array(value).cast(pa.string())
     share = pa.array(np.round(measure / 100.0, 2)).cast(pa.string())
     texts = {
-        "readmission": ["admitted ", gap_s, " day(s) after discharge on ", other_date, " from the same provider (claim ",
-                        other_s, ", total ", amt_s, " yuan)"],
-        "overlapping_stay": ["overlaps stay ", other_s, " at provider ", pc.fill_null(other_prov, ""), " by ",
-                             gap_s, " day(s) (its total ", amt_s, " yuan)"],
-        "duplicate_billing": ["same provider, setting, admit date and ", measure_s,
-                              " identical line(s) as claim ", other_s, " (total ", amt_s, " yuan)"],
+        "readmission": [
+            "admitted ",
+            gap_s,
+            " day(s) after discharge on ",
+            other_date,
+            " from the same provider (claim ",
+            other_s,
+            ", total ",
+            amt_s,
+            " yuan)",
+        ],
+        "overlapping_stay": [
+            "overlaps stay ",
+            other_s,
+            " at provider ",
+            pc.fill_null(other_prov, ""),
+            " by ",
+            gap_s,
+            " day(s) (its total ",
+            amt_s,
+            " yuan)",
+        ],
+        "duplicate_billing": [
+            "same provider, setting, admit date and ",
+            measure_s,
+            " identical line(s) as claim ",
+            other_s,
+            " (total ",
+            amt_s,
+            " yuan)",
+        ],
         "bed_blocking": ["stay of ", gap_s, " day(s) billed ", share, " % as bed and nursing (", amt_s, " yuan)"],
         "pharmacy_non_drug": [measure_s, " line(s) that are not drugs at a pharmacy (", amt_s, " yuan)"],
-        "pharmacy_frequency": [measure_s, " pharmacy purchases within the window, the first on ", other_date,
-                               " (claim ", other_s, ")"],
-        "outpatient_to_inpatient": ["admitted ", gap_s, " day(s) after outpatient claim ", other_s,
-                                    " at the same provider billing an item the stay bills again (", amt_s, " yuan)"],
+        "pharmacy_frequency": [
+            measure_s,
+            " pharmacy purchases within the window, the first on ",
+            other_date,
+            " (claim ",
+            other_s,
+            ")",
+        ],
+        "outpatient_to_inpatient": [
+            "admitted ",
+            gap_s,
+            " day(s) after outpatient claim ",
+            other_s,
+            " at the same provider billing an item the stay bills again (",
+            amt_s,
+            " yuan)",
+        ],
     }
     is_qty = unit == U_QTY
-    large = pc.if_else(pa.array(is_qty),
-                       _text(["a drug line of quantity ", qty_units, " (", amt_s, " yuan) above the limit"]),
-                       _text(["visit total ", amt_s, " yuan above the limit"]))
+    large = pc.if_else(
+        pa.array(is_qty),
+        _text(["a drug line of quantity ", qty_units, " (", amt_s, " yuan) above the limit"]),
+        _text(["visit total ", amt_s, " yuan above the limit"]),
+    )
     for name, parts in texts.items():
         text = pc.if_else(pa.array(rule == RULES.index(name)), _text(parts), text)
     text = pc.if_else(pa.array(rule == RULES.index("large_prescription")), large, text)
     inside = (rule == RULES.index("overlapping_stay")) & (enc.setting[claim] != SETTINGS.index("inpatient"))
-    text = pc.if_else(pa.array(inside), _text([
-        "on day ", gap_s, " of stay ", other_s, " at provider ", pc.fill_null(other_prov, ""),
-        " (its total ", amt_s, " yuan)"]), text)
-    return pa.table({
-        "claim_id": claim_ids,
-        "member_id": strings(enc.source["member_id"].take(pa.array(enc.head_row[claim]))),
-        "provider_id": provider_ids,
-        "setting": pa.array(SETTINGS).take(pa.array(enc.setting[claim].astype(np.int32))),
-        "settle_date": pa.array(settle[claim].astype(np.int32)).cast(pa.date32()),
-        "rule": rule_names.take(codes),
-        "severity": severities.take(codes),
-        "claim_total": fen_to_decimal(total[claim]),
-        "evidence_claim_id": other_id,
-        "evidence_provider_id": other_prov,
-        "gap_days": pa.array(gap.astype(np.int32), mask=~has_gap),
-        "measure": pa.array(value),
-        "measure_unit": pa.array(list(UNITS)).take(pa.array(unit.astype(np.int32))),
-        "evidence_amount": fen_to_decimal(amt),
-        "evidence": text,
-    })
+    text = pc.if_else(
+        pa.array(inside),
+        _text(
+            [
+                "on day ",
+                gap_s,
+                " of stay ",
+                other_s,
+                " at provider ",
+                pc.fill_null(other_prov, ""),
+                " (its total ",
+                amt_s,
+                " yuan)",
+            ]
+        ),
+        text,
+    )
+    return pa.table(
+        {
+            "claim_id": claim_ids,
+            "member_id": strings(enc.source["member_id"].take(pa.array(enc.head_row[claim]))),
+            "provider_id": provider_ids,
+            "setting": pa.array(SETTINGS).take(pa.array(enc.setting[claim].astype(np.int32))),
+            "settle_date": pa.array(settle[claim].astype(np.int32)).cast(pa.date32()),
+            "rule": rule_names.take(codes),
+            "severity": severities.take(codes),
+            "claim_total": fen_to_decimal(total[claim]),
+            "evidence_claim_id": other_id,
+            "evidence_provider_id": other_prov,
+            "gap_days": pa.array(gap.astype(np.int32), mask=~has_gap),
+            "measure": pa.array(value),
+            "measure_unit": pa.array(list(UNITS)).take(pa.array(unit.astype(np.int32))),
+            "evidence_amount": fen_to_decimal(amt),
+            "evidence": text,
+        }
+    )

@@ -8,6 +8,7 @@ at least ``min_peers`` judged peers) or above a seed standard
 (``[indicators.standards]`` of the rules file). Indicators on fewer than
 ``min_claims`` claims are reported but neither ranked nor judged.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,19 +41,34 @@ INDICATORS = {
 NOT_JUDGED = ("admissions", "outpatient_visits")
 
 
-def provider_indicators(r: Result, inputs: Inputs, kind: np.ndarray, kind_known: bool,
-                        flags: np.ndarray, rules: AuditRules) -> pa.Table:
+def provider_indicators(
+    r: Result, inputs: Inputs, kind: np.ndarray, kind_known: bool, flags: np.ndarray, rules: AuditRules
+) -> pa.Table:
     """indicators.parquet: one row per provider, year and indicator (long form)."""
     return indicators_table(*indicator_sums(r, inputs, kind, flags), inputs, kind_known, rules)
 
 
 #: Columns of the sums (``_audit.provider_year_sums``).
-SUMS = ("claims", "admissions", "outpatient_visits", "inpatient_total", "inpatient_fund", "outpatient_total",
-        "outpatient_fund", "bed_days", "self_pay", "total", "inpatient_drug", "readmissions", "members")
+SUMS = (
+    "claims",
+    "admissions",
+    "outpatient_visits",
+    "inpatient_total",
+    "inpatient_fund",
+    "outpatient_total",
+    "outpatient_fund",
+    "bed_days",
+    "self_pay",
+    "total",
+    "inpatient_drug",
+    "readmissions",
+    "members",
+)
 
 
-def indicator_sums(r: Result, inputs: Inputs, kind: np.ndarray, flags: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def indicator_sums(
+    r: Result, inputs: Inputs, kind: np.ndarray, flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(provider row, year, sums) per provider and year present, sums exact int64 in ``SUMS`` order.
     Sums of member ranges add up (a member lives in one range), so a streaming run adds them."""
     enc = r.enc
@@ -79,10 +95,18 @@ def indicator_sums(r: Result, inputs: Inputs, kind: np.ndarray, flags: np.ndarra
     remap[present] = np.arange(len(present))
     group = remap[dense]
     sums = np.zeros((len(present), len(SUMS)), np.int64)
-    _audit.provider_year_sums(group, np.ascontiguousarray(enc.member, dtype=np.int64),
-                              np.ascontiguousarray(setting, dtype=np.int8), total, np.ascontiguousarray(fund),
-                              self_pay, np.ascontiguousarray(los), np.ascontiguousarray(drug, dtype=np.int64),
-                              readmit, sums)
+    _audit.provider_year_sums(
+        group,
+        np.ascontiguousarray(enc.member, dtype=np.int64),
+        np.ascontiguousarray(setting, dtype=np.int8),
+        total,
+        np.ascontiguousarray(fund),
+        self_pay,
+        np.ascontiguousarray(los),
+        np.ascontiguousarray(drug, dtype=np.int64),
+        readmit,
+        sums,
+    )
     return present // years, (present % years + y0).astype(np.int64), sums
 
 
@@ -91,19 +115,36 @@ def add_sums(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np
     prov = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     year = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     sums = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, len(SUMS)), np.int64)
-    keys, inverse = np.unique(np.stack([prov, year], axis=1), axis=0, return_inverse=True) \
-        if len(prov) else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    keys, inverse = (
+        np.unique(np.stack([prov, year], axis=1), axis=0, return_inverse=True)
+        if len(prov)
+        else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    )
     out = np.zeros((len(keys), len(SUMS)), np.int64)
     np.add.at(out, inverse.reshape(-1), sums)
     return keys[:, 0].astype(np.int64), keys[:, 1].astype(np.int64), out
 
 
-def indicators_table(prov: np.ndarray, year: np.ndarray, sums: np.ndarray, inputs: Inputs, kind_known: bool,
-                     rules: AuditRules) -> pa.Table:
+def indicators_table(
+    prov: np.ndarray, year: np.ndarray, sums: np.ndarray, inputs: Inputs, kind_known: bool, rules: AuditRules
+) -> pa.Table:
     """Ratios, peer ranks and outliers from the sums of ``indicator_sums``."""
     ng = len(prov)
-    (n_claims, n_adm, n_out, ip_total, ip_fund, op_total, op_fund, bed_days, sp, all_total, ip_drug,
-     n_readmit, members) = (np.ascontiguousarray(sums[:, k]) for k in range(len(SUMS)))
+    (
+        n_claims,
+        n_adm,
+        n_out,
+        ip_total,
+        ip_fund,
+        op_total,
+        op_fund,
+        bed_days,
+        sp,
+        all_total,
+        ip_drug,
+        n_readmit,
+        members,
+    ) = (np.ascontiguousarray(sums[:, k]) for k in range(len(SUMS)))
     none = np.zeros(ng, np.int64)
     table = {  # name → (numerator, denominator); fen numerators for yuan
         "admissions": (n_adm, np.ones(ng, np.int64)),
@@ -120,16 +161,24 @@ def indicators_table(prov: np.ndarray, year: np.ndarray, sums: np.ndarray, input
         "visits_per_member": (n_claims, members),
     }
     #: claims the indicator rests on (for min_claims)
-    basis = {"inpatient_total_per_admission": n_adm, "inpatient_fund_per_admission": n_adm,
-             "outpatient_total_per_visit": n_out, "outpatient_fund_per_visit": n_out,
-             "average_length_of_stay": n_adm, "drug_share": n_adm, "readmission_rate": n_adm,
-             "admissions_per_100_visits": n_out}
+    basis = {
+        "inpatient_total_per_admission": n_adm,
+        "inpatient_fund_per_admission": n_adm,
+        "outpatient_total_per_visit": n_out,
+        "outpatient_fund_per_visit": n_out,
+        "average_length_of_stay": n_adm,
+        "drug_share": n_adm,
+        "readmission_rate": n_adm,
+        "admissions_per_100_visits": n_out,
+    }
     year = year.astype(np.int16)
     pkind = np.asarray(inputs.providers["kind"], dtype=np.int64)[prov]
     plevel = np.asarray(inputs.providers["level"], dtype=np.int64)[prov]
     peer_key = (year.astype(np.int64) * 16 + pkind) * 256 + plevel
-    cols: dict[str, list] = {k: [] for k in ("g", "indicator", "num", "den", "value", "peers", "median", "rank",
-                                             "ratio", "outlier", "reason")}
+    cols: dict[str, list] = {
+        k: []
+        for k in ("g", "indicator", "num", "den", "value", "peers", "median", "rank", "ratio", "outlier", "reason")
+    }
     factor = rules.peer_factor_bp / 10_000
     for k, (name, unit) in enumerate(INDICATORS.items()):
         num, den = table[name]
@@ -155,8 +204,11 @@ def indicators_table(prov: np.ndarray, year: np.ndarray, sums: np.ndarray, input
             by_std = by_std.astype(bool)
         else:
             by_std = np.zeros(ng, bool)
-        reason = np.where(by_peer & by_std, "peer median and standard",
-                          np.where(by_peer, "peer median", np.where(by_std, "standard", "")))
+        reason = np.where(
+            by_peer & by_std,
+            "peer median and standard",
+            np.where(by_peer, "peer median", np.where(by_std, "standard", "")),
+        )
         cols["g"].append(np.arange(ng))
         cols["indicator"].append(np.full(ng, k, np.int64))
         cols["num"].append(num)
@@ -177,26 +229,30 @@ def indicators_table(prov: np.ndarray, year: np.ndarray, sums: np.ndarray, input
 
     def nan_mask(a: np.ndarray) -> pa.Array:
         return pa.array(a.astype(np.float64), mask=np.isnan(a.astype(np.float64)))
-    return pa.table({
-        "provider_id": inputs.providers.values["provider_id"].take(pa.array(prov[g])),
-        "year": pa.array(year[g], pa.int16()),
-        "kind": pa.array(list(PROVIDER_KINDS)).take(pa.array(pkind[g].astype(np.int32))),
-        "level": pa.array(plevel[g].astype(np.int8)),
-        "indicator": pa.array(list(INDICATORS)).take(ind),
-        "unit": pa.array(list(INDICATORS.values())).take(ind),
-        "numerator": pa.array(pick["num"].astype(np.int64)),
-        "denominator": pa.array(pick["den"].astype(np.int64)),
-        "value": nan_mask(pick["value"]),
-        "peers": pa.array(pick["peers"].astype(np.int32)),
-        "peer_median": nan_mask(pick["median"]),
-        "peer_rank": pa.array(pick["rank"].astype(np.int32), mask=pick["rank"] == 0),
-        "ratio_to_median": nan_mask(pick["ratio"]),
-        "outlier": pa.array(pick["outlier"].astype(bool)),
-        "outlier_reason": pa.array(pick["reason"].astype(str).tolist(), pa.string(), mask=pick["reason"] == ""),
-    })
+
+    return pa.table(
+        {
+            "provider_id": inputs.providers.values["provider_id"].take(pa.array(prov[g])),
+            "year": pa.array(year[g], pa.int16()),
+            "kind": pa.array(list(PROVIDER_KINDS)).take(pa.array(pkind[g].astype(np.int32))),
+            "level": pa.array(plevel[g].astype(np.int8)),
+            "indicator": pa.array(list(INDICATORS)).take(ind),
+            "unit": pa.array(list(INDICATORS.values())).take(ind),
+            "numerator": pa.array(pick["num"].astype(np.int64)),
+            "denominator": pa.array(pick["den"].astype(np.int64)),
+            "value": nan_mask(pick["value"]),
+            "peers": pa.array(pick["peers"].astype(np.int32)),
+            "peer_median": nan_mask(pick["median"]),
+            "peer_rank": pa.array(pick["rank"].astype(np.int32), mask=pick["rank"] == 0),
+            "ratio_to_median": nan_mask(pick["ratio"]),
+            "outlier": pa.array(pick["outlier"].astype(bool)),
+            "outlier_reason": pa.array(pick["reason"].astype(str).tolist(), pa.string(), mask=pick["reason"] == ""),
+        }
+    )
 
 
 def _byte_rank_of(inputs: Inputs, prov: np.ndarray) -> np.ndarray:
     """Rank of each provider id in byte order (the output is sorted by provider_id, year, indicator)."""
     from ..encode import _byte_rank
+
     return _byte_rank(inputs.providers.values["provider_id"])[prov]

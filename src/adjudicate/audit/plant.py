@@ -14,6 +14,7 @@ keep it): :func:`planted_cases` returns ``{"planted": [(claim_id, rule)…],
 rule; a near-miss pair must not be. Thresholds are those of the shipped
 ``audit-rules.toml``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,18 +53,38 @@ class _Builder:
     def day(self, month: int, d: int) -> dt.date:
         return dt.date(self.year, month, 1) + dt.timedelta(days=d - 1)
 
-    def claim(self, member: str, provider: str, setting: str, admit: dt.date, lines: list[tuple[str, str, str]],
-              discharge: dt.date | None = None, claim_id: str | None = None) -> str:
+    def claim(
+        self,
+        member: str,
+        provider: str,
+        setting: str,
+        admit: dt.date,
+        lines: list[tuple[str, str, str]],
+        discharge: dt.date | None = None,
+        claim_id: str | None = None,
+    ) -> str:
         """lines: (item_code, quantity, unit_price) as decimal text; amount = quantity × price."""
         self.n += 1
         cid = claim_id or f"AUDC{self.year}{self.n:06d}"
         for k, (item, q, price) in enumerate(lines, 1):
             amount = (Decimal(q) * Decimal(price)).quantize(Decimal("0.01"))
-            self.rows.append({"claim_id": cid, "line_no": k, "member_id": member, "provider_id": provider,
-                              "setting": setting, "referral": None, "admit_date": admit,
-                              "discharge_date": discharge if setting == "inpatient" else None,
-                              "item_code": item, "quantity": float(q), "unit_price": Decimal(price),
-                              "amount": amount, "diagnosis": "I10"})
+            self.rows.append(
+                {
+                    "claim_id": cid,
+                    "line_no": k,
+                    "member_id": member,
+                    "provider_id": provider,
+                    "setting": setting,
+                    "referral": None,
+                    "admit_date": admit,
+                    "discharge_date": discharge if setting == "inpatient" else None,
+                    "item_code": item,
+                    "quantity": float(q),
+                    "unit_price": Decimal(price),
+                    "amount": amount,
+                    "diagnosis": "I10",
+                }
+            )
         return cid
 
     def table(self) -> pa.Table:
@@ -77,9 +98,14 @@ def _items(cat: pa.Table, kind: pa.Array, year: int) -> dict[str, list[str]]:
     counts = pc.value_counts(cat["item_code"]).to_pylist()
     single = {c["values"] for c in counts if c["counts"] == 1}
     out: dict[str, list[str]] = {"drug": [], "treatment": [], "facility": []}
-    for code, k, cls, vf, vt, mx in zip(cat["item_code"].to_pylist(), kind.to_pylist(), cat["class"].to_pylist(),
-                                        cat["valid_from"].to_pylist(), cat["valid_to"].to_pylist(),
-                                        cat["max_unit_price"].to_pylist()):
+    for code, k, cls, vf, vt, mx in zip(
+        cat["item_code"].to_pylist(),
+        kind.to_pylist(),
+        cat["class"].to_pylist(),
+        cat["valid_from"].to_pylist(),
+        cat["valid_to"].to_pylist(),
+        cat["max_unit_price"].to_pylist(),
+    ):
         if code in single and cls == "A" and vt is None and mx is None and vf <= start and k in out:
             out[k].append(code)
     for k, v in out.items():
@@ -142,25 +168,54 @@ def plant_audit(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     m = b.member()
     lines = [(T[0], "1", "30.00"), (D[1], "3", "12.50"), (D[1], "1", "12.50")]
     claim(m, P["H1"], "outpatient", day(3, 3), lines, claim_id=f"AUDC{year}D00001")
-    b.planted.append((claim(m, P["H1"], "outpatient", day(3, 3), lines[::-1], claim_id=f"AUDC{year}D00002"),
-                      "duplicate_billing"))
+    b.planted.append(
+        (claim(m, P["H1"], "outpatient", day(3, 3), lines[::-1], claim_id=f"AUDC{year}D00002"), "duplicate_billing")
+    )
     m = b.member()  # one quantity differs (same total): near miss
-    claim(m, P["H1"], "outpatient", day(3, 3), [(D[1], "2", "10.00"), (D[2], "1", "10.00")],
-          claim_id=f"AUDC{year}D00003")
-    b.near.append((claim(m, P["H1"], "outpatient", day(3, 3), [(D[1], "1", "10.00"), (D[2], "2", "10.00")],
-                         claim_id=f"AUDC{year}D00004"), "duplicate_billing"))
+    claim(
+        m, P["H1"], "outpatient", day(3, 3), [(D[1], "2", "10.00"), (D[2], "1", "10.00")], claim_id=f"AUDC{year}D00003"
+    )
+    b.near.append(
+        (
+            claim(
+                m,
+                P["H1"],
+                "outpatient",
+                day(3, 3),
+                [(D[1], "1", "10.00"), (D[2], "2", "10.00")],
+                claim_id=f"AUDC{year}D00004",
+            ),
+            "duplicate_billing",
+        )
+    )
     m = b.member()  # same lines, the next day: near miss
     claim(m, P["H1"], "outpatient", day(3, 3), lines, claim_id=f"AUDC{year}D00005")
-    b.near.append((claim(m, P["H1"], "outpatient", day(3, 4), lines, claim_id=f"AUDC{year}D00006"),
-                   "duplicate_billing"))
+    b.near.append(
+        (claim(m, P["H1"], "outpatient", day(3, 4), lines, claim_id=f"AUDC{year}D00006"), "duplicate_billing")
+    )
 
     # bed_blocking (≥ 3 days, facility ≥ 80 %)
     m = b.member()
-    b.planted.append((claim(m, P["H1"], "inpatient", day(9, 1), [(F[0], "10", "50.00"), (F[1], "10", "20.00"),
-                                                                  (D[0], "5", "10.00")], day(9, 11)), "bed_blocking"))
+    b.planted.append(
+        (
+            claim(
+                m,
+                P["H1"],
+                "inpatient",
+                day(9, 1),
+                [(F[0], "10", "50.00"), (F[1], "10", "20.00"), (D[0], "5", "10.00")],
+                day(9, 11),
+            ),
+            "bed_blocking",
+        )
+    )
     m = b.member()  # 60 % facility: near miss
-    b.near.append((claim(m, P["H1"], "inpatient", day(9, 1), [(F[0], "6", "50.00"), (D[0], "20", "10.00")],
-                         day(9, 11)), "bed_blocking"))
+    b.near.append(
+        (
+            claim(m, P["H1"], "inpatient", day(9, 1), [(F[0], "6", "50.00"), (D[0], "20", "10.00")], day(9, 11)),
+            "bed_blocking",
+        )
+    )
     m = b.member()  # 2 days, all facility: near miss
     b.near.append((claim(m, P["H1"], "inpatient", day(9, 1), [(F[0], "2", "50.00")], day(9, 3)), "bed_blocking"))
 
@@ -171,19 +226,24 @@ def plant_audit(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     m = b.member()
     b.near.append((claim(m, P["H1"], "outpatient", day(10, 1), [(D[0], "8", "250.00")]), "large_prescription"))
     b.near.append((claim(m, P["PH"], "pharmacy", day(10, 20), [(D[1], "200", "1.00")]), "large_prescription"))
-    b.near.append((claim(m, P["H1"], "special_outpatient", day(11, 1), [(T[1], "10", "500.00")]),
-                   "large_prescription"))
+    b.near.append((claim(m, P["H1"], "special_outpatient", day(11, 1), [(T[1], "10", "500.00")]), "large_prescription"))
 
     # pharmacy_non_drug
     m = b.member()
-    b.planted.append((claim(m, P["PH"], "pharmacy", day(5, 2), [(D[0], "1", "10.00"), (GOODS_CODE, "1", "88.00")]),
-                      "pharmacy_non_drug"))
+    b.planted.append(
+        (
+            claim(m, P["PH"], "pharmacy", day(5, 2), [(D[0], "1", "10.00"), (GOODS_CODE, "1", "88.00")]),
+            "pharmacy_non_drug",
+        )
+    )
     b.planted.append((claim(m, P["PH"], "pharmacy", day(6, 2), [(T[0], "1", "30.00")]), "pharmacy_non_drug"))
     m = b.member()
-    b.near.append((claim(m, P["PH"], "pharmacy", day(5, 2), [(D[0], "1", "10.00"), (D[2], "1", "5.00")]),
-                   "pharmacy_non_drug"))
-    b.near.append((claim(m, P["H1"], "outpatient", day(5, 3), [(T[0], "1", "30.00"), (F[0], "1", "50.00")]),
-                   "pharmacy_non_drug"))
+    b.near.append(
+        (claim(m, P["PH"], "pharmacy", day(5, 2), [(D[0], "1", "10.00"), (D[2], "1", "5.00")]), "pharmacy_non_drug")
+    )
+    b.near.append(
+        (claim(m, P["H1"], "outpatient", day(5, 3), [(T[0], "1", "30.00"), (F[0], "1", "50.00")]), "pharmacy_non_drug")
+    )
 
     # pharmacy_frequency (more than 3 purchases within 7 days)
     m = b.member()
@@ -197,8 +257,12 @@ def plant_audit(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     exam = (T[2], "1", "80.00")
     m = b.member()
     claim(m, P["H1"], "outpatient", day(4, 8), [exam])
-    b.planted.append((claim(m, P["H1"], "inpatient", day(4, 10), [exam, (D[0], "2", "10.00")], day(4, 14)),
-                      "outpatient_to_inpatient"))
+    b.planted.append(
+        (
+            claim(m, P["H1"], "inpatient", day(4, 10), [exam, (D[0], "2", "10.00")], day(4, 14)),
+            "outpatient_to_inpatient",
+        )
+    )
     m = b.member()  # 5 days before: near miss
     claim(m, P["H1"], "outpatient", day(4, 5), [exam])
     b.near.append((claim(m, P["H1"], "inpatient", day(4, 10), [exam], day(4, 14)), "outpatient_to_inpatient"))
@@ -212,10 +276,18 @@ def plant_audit(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     meta[PLANTED_KEY] = json.dumps({"planted": b.planted, "near_miss": b.near}).encode()
     new_claims = pa.concat_tables([claims.replace_schema_metadata(None), planted]).replace_schema_metadata(meta)
     template = members.slice(0, 1).to_pylist()[0]
-    new_members = pa.concat_tables([members, pa.Table.from_pylist(
-        [{**template, "member_id": mid} for mid in b.members], schema=members.schema)])
-    goods = {"item_code": GOODS_CODE, "name": "保健品(非医保)", "class": "excluded", "first_self_pay_ratio": None,
-             "max_unit_price": None, "valid_from": dt.date(2000, 1, 1), "valid_to": None}
+    new_members = pa.concat_tables(
+        [members, pa.Table.from_pylist([{**template, "member_id": mid} for mid in b.members], schema=members.schema)]
+    )
+    goods = {
+        "item_code": GOODS_CODE,
+        "name": "保健品(非医保)",
+        "class": "excluded",
+        "first_self_pay_ratio": None,
+        "max_unit_price": None,
+        "valid_from": dt.date(2000, 1, 1),
+        "valid_to": None,
+    }
     cat = cat.append_column("item_kind", kind) if "item_kind" not in cat.column_names else cat
     goods_row = pa.Table.from_pylist([{**goods, "item_kind": "other"}], schema=cat.schema)
     return {**tables, "claims": new_claims, "members": new_members, "catalogue": pa.concat_tables([cat, goods_row])}

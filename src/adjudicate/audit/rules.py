@@ -7,6 +7,7 @@ unknown key, or a value out of range, is a
 :class:`~adjudicate.reconcile.rules.RulesError` naming the file, the key and
 its line (exit 2).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,15 +24,29 @@ from ..tomlfile import TableReader, read_toml
 DEFAULT_RULES = Path(__file__).with_name("audit-rules.toml")
 
 #: Rule names, in the order of their codes in the compiled pass (``_audit.pyx``).
-RULES = ("readmission", "overlapping_stay", "duplicate_billing", "bed_blocking", "large_prescription",
-         "pharmacy_non_drug", "pharmacy_frequency", "outpatient_to_inpatient")
+RULES = (
+    "readmission",
+    "overlapping_stay",
+    "duplicate_billing",
+    "bed_blocking",
+    "large_prescription",
+    "pharmacy_non_drug",
+    "pharmacy_frequency",
+    "outpatient_to_inpatient",
+)
 #: Rules that need the catalogue's optional ``item_kind`` column.
 NEEDS_KIND = ("bed_blocking", "pharmacy_non_drug")
 SEVERITIES = ("high", "medium", "low")
 #: Indicators with an absolute standard allowed in ``[indicators.standards]``, and their unit.
-STANDARDS = {"inpatient_total_per_admission": "amount", "outpatient_total_per_visit": "amount",
-             "drug_share": "ratio", "self_pay_share": "ratio", "admissions_per_100_visits": "number",
-             "average_length_of_stay": "number", "readmission_rate": "ratio"}
+STANDARDS = {
+    "inpatient_total_per_admission": "amount",
+    "outpatient_total_per_visit": "amount",
+    "drug_share": "ratio",
+    "self_pay_share": "ratio",
+    "admissions_per_100_visits": "number",
+    "average_length_of_stay": "number",
+    "readmission_rate": "ratio",
+}
 
 _KEYS = {
     "readmission": {"window_days", "same_diagnosis"},
@@ -74,8 +89,10 @@ class AuditRules:
 
 
 #: Keys whose value may carry a reference ({ value = …, reference = "…" }, adjudicate.dated): the numbers.
-CITABLE = re.compile(r"^(?:[a-z_]+\.(?:window_days|min_days|min_facility_share|max_claim_amount|max_line_quantity"
-                     r"|max_purchases)|indicators\.(?:peer_factor|min_peers|min_claims|standards\.[a-z_0-9]+))$")
+CITABLE = re.compile(
+    r"^(?:[a-z_]+\.(?:window_days|min_days|min_facility_share|max_claim_amount|max_line_quantity"
+    r"|max_purchases)|indicators\.(?:peer_factor|min_peers|min_claims|standards\.[a-z_0-9]+))$"
+)
 
 
 def load_audit_rules(path: str | Path | None = None) -> AuditRules:
@@ -86,11 +103,13 @@ def load_audit_rules(path: str | Path | None = None) -> AuditRules:
     series = dated.find(doc, reader.error, lambda k: bool(CITABLE.match(k)), "audit rules")
     for key, s in series.items():
         if s.dated:
-            raise reader.error(key, "audit thresholds take one value for the whole run: cite it with "
-                               "{ value = …, reference = \"…\" }; dated values are not supported here")
+            raise reader.error(
+                key,
+                "audit thresholds take one value for the whole run: cite it with "
+                '{ value = …, reference = "…" }; dated values are not supported here',
+            )
     rules = reader.read(dated.resolve(doc, series, None))
-    return replace(rules, references={k: s.entries[0].reference for k, s in series.items()
-                                      if s.entries[0].reference})
+    return replace(rules, references={k: s.entries[0].reference for k, s in series.items() if s.entries[0].reference})
 
 
 class _Reader(TableReader):
@@ -157,8 +176,7 @@ class _Reader(TableReader):
             elif key in ("settings", "inside_settings"):
                 p[key] = self.settings(t, key, full)
             elif key == "min_facility_share":
-                p[key] = self.scaled(self.require(t, key, full), full, 10_000, "a fraction (0.80 = 80 %)",
-                                     Decimal(1))
+                p[key] = self.scaled(self.require(t, key, full), full, 10_000, "a fraction (0.80 = 80 %)", Decimal(1))
             elif key == "max_claim_amount":
                 p[key] = self.scaled(self.require(t, key, full), full, 100, "an amount in yuan", Decimal(10**12))
         return Rule(name, self.flag(t, "enabled", f"{name}.enabled"), severity, p)
@@ -182,14 +200,23 @@ class _Reader(TableReader):
                     standards[k] = self.scaled(std_t[k], full, 10_000, "a fraction (0.50 = 50 %)", Decimal(1))
                 else:
                     standards[k] = self.scaled(std_t[k], full, 10_000, "a number", Decimal(10**9))
-        factor = self.scaled(self.require(ind, "peer_factor", "indicators.peer_factor"), "indicators.peer_factor",
-                             10_000, "a factor (1.5 = 50 % above the median)", Decimal(1000))
+        factor = self.scaled(
+            self.require(ind, "peer_factor", "indicators.peer_factor"),
+            "indicators.peer_factor",
+            10_000,
+            "a factor (1.5 = 50 % above the median)",
+            Decimal(1000),
+        )
         if factor < 10_000:
             raise self.error("indicators.peer_factor", "must be at least 1 (a factor above the peer median)")
         return AuditRules(
-            name=self.text(head, "name", "rules.name"), version=self.text(head, "version", "rules.version"),
-            title=self.text(head, "title", "rules.title"), source=self.text(head, "source", "rules.source"),
-            path=self.path, rules=rules, peer_factor_bp=factor,
+            name=self.text(head, "name", "rules.name"),
+            version=self.text(head, "version", "rules.version"),
+            title=self.text(head, "title", "rules.title"),
+            source=self.text(head, "source", "rules.source"),
+            path=self.path,
+            rules=rules,
+            peer_factor_bp=factor,
             min_peers=self.whole(ind, "min_peers", "indicators.min_peers", 1, 10**6),
             min_claims=self.whole(ind, "min_claims", "indicators.min_claims", 0, 10**9),
             standards=standards,

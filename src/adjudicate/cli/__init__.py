@@ -5,6 +5,7 @@ and rich, so the library (``adjudicate.engine``, ``adjudicate.compare``, …)
 is importable without them. Exit status: 0 success, 2 usage or input error
 (one paragraph, no traceback), 1 internal error (``common.errors``).
 """
+
 from __future__ import annotations
 
 import click
@@ -44,8 +45,22 @@ def main() -> None:
     """
 
 
-for _command in (run, demo, generate, validate, policies, explain, compare, readjudicate, reconcile, test,
-                 audit, export, prepare, sweep):
+for _command in (
+    run,
+    demo,
+    generate,
+    validate,
+    policies,
+    explain,
+    compare,
+    readjudicate,
+    reconcile,
+    test,
+    audit,
+    export,
+    prepare,
+    sweep,
+):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
 """``adjudicate audit``: flag claims worth an auditor's look and score the providers (稽核)."""
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,19 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 
 @click.command(context_settings=CLICK_SETTINGS)
 @inputs_options
-@click.option("--policy", "policy_name", required=True,
-              help="Shipped policy name or path to a .toml file (fund amounts of the indicators).")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
-              help="Audit rules file (default: the shipped audit-rules.toml, seed-cited).")
+@click.option(
+    "--policy",
+    "policy_name",
+    required=True,
+    help="Shipped policy name or path to a .toml file (fund amounts of the indicators).",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit rules file (default: the shipped audit-rules.toml, seed-cited).",
+)
 @out_option
 @threads_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
@@ -50,14 +60,14 @@ def audit(claims, members, providers, catalogue, policy_name, rules_file, out, t
     """
     with errors():
         check_out(out, claims, members, providers, catalogue, rules_file)
-        s = run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, Path(out), threads,
-                              quiet)
+        s = run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, Path(out), threads, quiet)
         if not quiet:
             show_audit(s["audit"], Path(out))
 
 
-def run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, out: Path, threads,
-                      quiet: bool) -> dict:
+def run_audit_command(
+    claims, members, providers, catalogue, policy_name, rules_file, out: Path, threads, quiet: bool
+) -> dict:
     from .. import policy as P
     from ..audit import load_audit_rules, run_audit, write_audit
     from ..engine import Timer, adjudicate, read_inputs
@@ -100,11 +110,18 @@ def show_audit(a: dict, out: Path | None = None) -> None:
     t.add_column("note")
     for name, c in a["by_rule"].items():
         why = a["skipped_rules"].get(name)
-        t.add_row(name, "—" if why else f"{c['flags']:,}", "—" if why else f"{c['claims']:,}",
-                  f"skipped: {why}" if why else "")
+        t.add_row(
+            name,
+            "—" if why else f"{c['flags']:,}",
+            "—" if why else f"{c['claims']:,}",
+            f"skipped: {why}" if why else "",
+        )
     console.print(t)
-    console.print(f"flagged claims {a['flagged_claims']:,}; provider indicator rows {a['indicator_rows']:,}, "
-                  f"outliers {a['outliers']:,}")
+    console.print(
+        f"flagged claims {a['flagged_claims']:,}; provider indicator rows {a['indicator_rows']:,}, "
+        f"outliers {a['outliers']:,}"
+    )
     if out is not None:
-        console.print(f"written to {out}/ (flags.parquet, indicators.parquet, summary.json, report.html)",
-                      highlight=False)
+        console.print(
+            f"written to {out}/ (flags.parquet, indicators.parquet, summary.json, report.html)", highlight=False
+        )

@@ -1,4 +1,5 @@
 """``adjudicate test``: run case files (worked examples with expected amounts) through the engine."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,21 @@ def test(paths, as_json, quiet) -> None:
             sys.exit(2)
         failed = [o for o in outcomes if not o.passed]
         if as_json:
-            click.echo(json.dumps([{"file": str(o.case.path), "case": o.case.name, "passed": o.passed,
-                                    "differences": [d.__dict__ for d in o.differences]} for o in outcomes],
-                                  ensure_ascii=False, indent=2))
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "file": str(o.case.path),
+                            "case": o.case.name,
+                            "passed": o.passed,
+                            "differences": [d.__dict__ for d in o.differences],
+                        }
+                        for o in outcomes
+                    ],
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
         else:
             for o in outcomes:
                 if o.passed and quiet:
@@ -48,6 +61,8 @@ def test(paths, as_json, quiet) -> None:
                     delta = f" ({d.delta})" if d.delta else ""
                     click.echo(f"     {where}: {d.column} expected {d.expected}, got {d.got}{delta}")
             n = sum(len(o.differences) for o in failed)
-            click.echo(f"{len(outcomes)} case(s): {len(outcomes) - len(failed)} passed, {len(failed)} failed"
-                       + (f" ({n} difference(s))" if failed else ""))
+            click.echo(
+                f"{len(outcomes)} case(s): {len(outcomes) - len(failed)} passed, {len(failed)} failed"
+                + (f" ({n} difference(s))" if failed else "")
+            )
         sys.exit(1 if failed else 0)

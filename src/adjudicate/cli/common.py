@@ -5,6 +5,7 @@ registers the commands.
 Exit status (contract §5): 0 success, 2 usage or input error (one paragraph,
 no traceback), 1 internal error.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -43,8 +44,13 @@ class JsonLog:
         self.t0 = time.perf_counter()
 
     def write(self, event: str, **fields) -> None:
-        record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-                  "command": self.command, "pid": os.getpid(), "event": event, **fields}
+        record = {
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "command": self.command,
+            "pid": os.getpid(),
+            "event": event,
+            **fields,
+        }
         self.file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self.file.flush()
 
@@ -65,6 +71,7 @@ def log_event(event: str, **fields) -> None:
 
 def with_log_file(f):
     """``--log-file FILE``: append JSON lines (one per stage, with timings and counts) to FILE."""
+
     @functools.wraps(f)
     def wrapper(*args, log_file: str | None = None, **kw):
         if log_file is None:
@@ -94,8 +101,13 @@ def with_log_file(f):
         finally:
             LOG.reset(token)
             log.close(status)
-    option = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-                          help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.")
+
+    option = click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.",
+    )
     return option(wrapper)
 
 
@@ -109,8 +121,9 @@ class Progress:
         self.bar = None
         self.current: tuple[str, float] | None = None
         if self.enabled:
-            self.bar = click.progressbar(length=len(self.stages), label=label, file=sys.stderr,
-                                         item_show_func=lambda s: s, show_eta=False)
+            self.bar = click.progressbar(
+                length=len(self.stages), label=label, file=sys.stderr, item_show_func=lambda s: s, show_eta=False
+            )
             self.bar.__enter__()
 
     def _end_stage(self) -> None:
@@ -147,8 +160,18 @@ def _on_signal(signum, frame) -> None:
 
 
 #: OSErrors of the machine, not of adjudicate: a message and exit 2, no traceback.
-ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE,
-                      errno.ENFILE, errno.ENAMETOOLONG, errno.EBUSY}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.ENAMETOOLONG,
+    errno.EBUSY,
+}
 _ENVIRONMENT_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
@@ -206,11 +229,17 @@ def errors() -> Iterator[None]:
         reason = environment_error(e)
         if reason is not None:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            click.echo(f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
-                       "Free space or fix the permissions, then run again.", err=True)
+            click.echo(
+                f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
+                "Free space or fix the permissions, then run again.",
+                err=True,
+            )
             sys.exit(2)
-        click.echo(f"internal error: {type(e).__name__}: {e}\n"
-                   "This is a bug in adjudicate; please report it with the traceback below.", err=True)
+        click.echo(
+            f"internal error: {type(e).__name__}: {e}\n"
+            "This is a bug in adjudicate; please report it with the traceback below.",
+            err=True,
+        )
         traceback.print_exc()
         sys.exit(1)
     finally:
@@ -241,17 +270,24 @@ def _check_encoding(ctx, param, value: str | None) -> str | None:
 
 
 encoding_option = click.option(
-    "--encoding", default="auto", show_default=True, callback=_check_encoding, metavar="NAME",
+    "--encoding",
+    default="auto",
+    show_default=True,
+    callback=_check_encoding,
+    metavar="NAME",
     help="Text encoding of CSV inputs: auto (UTF-8, with or without BOM), gb18030, gbk, utf-8, … "
-         "Parquet and Arrow files are unaffected.")
+    "Parquet and Arrow files are unaffected.",
+)
 
 
 def with_encoding(f):
     """``--encoding`` for a command that reads inputs: CSV files are read in it for the whole command."""
+
     @functools.wraps(f)
     def wrapper(*args, encoding: str = "auto", **kw):
         with csv_encoding(encoding):
             return f(*args, **kw)
+
     return encoding_option(wrapper)
 
 
@@ -263,8 +299,14 @@ def with_lang(f):
     def wrapper(*args, lang: str = "en", **kw):
         with use_lang(lang):
             return f(*args, **kw)
-    return click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
-                        help="Language of the table labels and of report.html (zh: 中文).")(wrapper)
+
+    return click.option(
+        "--lang",
+        type=click.Choice(LANGS),
+        default="en",
+        show_default=True,
+        help="Language of the table labels and of report.html (zh: 中文).",
+    )(wrapper)
 
 
 TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
@@ -279,16 +321,20 @@ def inputs_options(f, dataset: bool = False):
     ``--dataset DIR`` (a folder of ``adjudicate prepare``) in place of all of
     them; the command then receives ``dataset`` too (None without it).
     """
+
     @functools.wraps(f)
     def wrapper(*args, inputs_dir: str | None = None, **kw):
         if kw.get("dataset") is not None:
             given = [f"--{n}" for n in TABLE_OPTIONS if kw.get(n)] + (["--inputs"] if inputs_dir else [])
             if given:
-                raise click.UsageError(f"--dataset replaces the four inputs: give either --dataset or the inputs, "
-                                       f"not both (also given: {', '.join(given)})")
+                raise click.UsageError(
+                    f"--dataset replaces the four inputs: give either --dataset or the inputs, "
+                    f"not both (also given: {', '.join(given)})"
+                )
             return f(*args, **kw)
         if inputs_dir is not None:
             from ..validate import classify
+
             with errors():
                 found = classify([Path(inputs_dir)])
             for name in TABLE_OPTIONS:
@@ -297,27 +343,49 @@ def inputs_options(f, dataset: bool = False):
         missing = [name for name in TABLE_OPTIONS if not kw.get(name)]
         if missing:
             where = f" (not found in --inputs {inputs_dir})" if inputs_dir else ""
-            raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}{where}; "
-                                   "give each table, or --inputs DIR for a folder holding all four"
-                                   + (", or --dataset DIR (adjudicate prepare)" if dataset else ""))
+            raise click.UsageError(
+                f"missing {', '.join('--' + m for m in missing)}{where}; "
+                "give each table, or --inputs DIR for a folder holding all four"
+                + (", or --dataset DIR (adjudicate prepare)" if dataset else "")
+            )
         return f(*args, **kw)
 
     opts = [
-        click.option("--catalogue", "catalogue", multiple=True, type=click.Path(),
-                     help="Catalogue file or folder (repeatable)."),
-        click.option("--providers", "providers", multiple=True, type=click.Path(),
-                     help="Providers file or folder (repeatable)."),
-        click.option("--members", "members", multiple=True, type=click.Path(),
-                     help="Members file or folder (repeatable)."),
-        click.option("--claims", "claims", multiple=True, type=click.Path(),
-                     help="Claims file or folder (repeatable; files are one table)."),
-        click.option("--inputs", "inputs_dir", type=click.Path(file_okay=False), default=None,
-                     help="A folder holding the four tables (claims*, members*, providers*, catalogue*); "
-                          "in place of the four options."),
+        click.option(
+            "--catalogue", "catalogue", multiple=True, type=click.Path(), help="Catalogue file or folder (repeatable)."
+        ),
+        click.option(
+            "--providers", "providers", multiple=True, type=click.Path(), help="Providers file or folder (repeatable)."
+        ),
+        click.option(
+            "--members", "members", multiple=True, type=click.Path(), help="Members file or folder (repeatable)."
+        ),
+        click.option(
+            "--claims",
+            "claims",
+            multiple=True,
+            type=click.Path(),
+            help="Claims file or folder (repeatable; files are one table).",
+        ),
+        click.option(
+            "--inputs",
+            "inputs_dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="A folder holding the four tables (claims*, members*, providers*, catalogue*); "
+            "in place of the four options.",
+        ),
     ]
     if dataset:
-        opts.append(click.option("--dataset", "dataset", type=click.Path(), default=None,
-                                 help="A prepared dataset (adjudicate prepare) in place of the inputs."))
+        opts.append(
+            click.option(
+                "--dataset",
+                "dataset",
+                type=click.Path(),
+                default=None,
+                help="A prepared dataset (adjudicate prepare) in place of the inputs.",
+            )
+        )
     g = wrapper
     for o in opts:
         g = o(g)
@@ -325,11 +393,13 @@ def inputs_options(f, dataset: bool = False):
 
 
 #: ``--out`` of every command that writes an output folder (outdir.atomic_dir replaces it whole).
-out_option = click.option("--out", type=click.Path(file_okay=False), required=True,
-                          help="Output folder (replaced atomically).")
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically)."
+)
 #: ``--threads`` of every command that runs the kernel.
-threads_option = click.option("--threads", type=click.IntRange(1, 256), default=None,
-                              help="Worker threads (default: all cores).")
+threads_option = click.option(
+    "--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores)."
+)
 
 
 def inputs_or_dataset_options(f):
@@ -337,6 +407,20 @@ def inputs_or_dataset_options(f):
     return inputs_options(f, dataset=True)
 
 
-__all__ = ["CLICK_SETTINGS", "STAGES", "Progress", "check_out", "environment_error", "errors", "group_digits",
-           "inputs_options", "inputs_or_dataset_options", "log_event", "out_option", "threads_option",
-           "with_encoding", "with_lang", "with_log_file"]
+__all__ = [
+    "CLICK_SETTINGS",
+    "STAGES",
+    "Progress",
+    "check_out",
+    "environment_error",
+    "errors",
+    "group_digits",
+    "inputs_options",
+    "inputs_or_dataset_options",
+    "log_event",
+    "out_option",
+    "threads_option",
+    "with_encoding",
+    "with_lang",
+    "with_log_file",
+]

@@ -1,4 +1,5 @@
 """``adjudicate compare``: the same claims under two policies; the terminal report."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -48,46 +49,66 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
         t.add_row(column(k), group_digits(v["a"]), group_digits(v["b"]), _signed(v["delta"]), pct)
     show(console, t)
     c, m = s["counts"], s["members"]
-    console.print(f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
-                  + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
-                  + (f", {c['settled_under_b_only']:,} settled only under B" if c["settled_under_b_only"] else ""))
-    console.print(f"members: {m['better_off']:,} better off, {m['worse_off']:,} worse off, "
-                  f"{m['unchanged']:,} unchanged (out of pocket: cash + personal account)")
+    console.print(
+        f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
+        + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
+        + (f", {c['settled_under_b_only']:,} settled only under B" if c["settled_under_b_only"] else "")
+    )
+    console.print(
+        f"members: {m['better_off']:,} better off, {m['worse_off']:,} worse off, "
+        f"{m['unchanged']:,} unchanged (out of pocket: cash + personal account)"
+    )
     if member_cash_delta is not None:
         for line in histogram(member_cash_delta):
             console.print(line, highlight=False)
     if out is not None:
-        console.print(f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)",
-                      highlight=False)
+        console.print(
+            f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)", highlight=False
+        )
 
 
 def _signed(v: str) -> str:
     return ("+" if not v.startswith("-") and Decimal(v) != 0 else "") + group_digits(v)
 
 
-
 # ---------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------
 
+
 @click.command("compare", context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
-@click.option("--policy", "policies", multiple=True, required=True,
-              help="Policy A, then policy B (shipped name or .toml path). With one --policy, B is A with the "
-                   "--set overrides.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one value of policy B (repeatable), e.g. limits.fund_pool_annual.amount=50000. "
-                   "VALUE is a TOML value; all overrides are validated together before anything runs.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    help="Policy A, then policy B (shipped name or .toml path). With one --policy, B is A with the --set overrides.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one value of policy B (repeatable), e.g. limits.fund_pool_annual.amount=50000. "
+    "VALUE is a TOML value; all overrides are validated together before anything runs.",
+)
 @out_option
 @threads_option
-@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
-              help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-                   "from the input size, 1 is all in memory. The outputs are the same.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
+    "from the input size, 1 is all in memory. The outputs are the same.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def compare(policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue,
-            dataset) -> None:
+def compare(
+    policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
+) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
@@ -124,13 +145,27 @@ def compare(policies, overrides, out, threads, partitions, quiet, claims, member
         check_out(out, claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "comparing", ["read", "policy A", "policy B", "compare", "write"])
         try:
-            s, d_cash = run_compare(claims, members, providers, catalogue, policies, overrides, Path(out),
-                                    threads, progress, dataset, partitions)
+            s, d_cash = run_compare(
+                claims,
+                members,
+                providers,
+                catalogue,
+                policies,
+                overrides,
+                Path(out),
+                threads,
+                progress,
+                dataset,
+                partitions,
+            )
         finally:
             progress.close()
-        log_event("summary", out=out, counts=s["counts"], members=s["members"],
-                  totals={k: v["delta"] for k, v in s["totals"].items()})
+        log_event(
+            "summary",
+            out=out,
+            counts=s["counts"],
+            members=s["members"],
+            totals={k: v["delta"] for k, v in s["totals"].items()},
+        )
         if not quiet:
             show_compare(s, d_cash, Path(out))
-
-

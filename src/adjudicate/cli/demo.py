@@ -1,4 +1,5 @@
 """``adjudicate demo``: the whole flow on the bundled sample, into a folder the user keeps."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,20 @@ OTHER = {"city-employee": "prefecture-employee"}
 
 
 @click.command(context_settings=CLICK_SETTINGS)
-@click.option("--policy", "policy_name", default="prefecture-employee", show_default=True,
-              help="Shipped policy name or path to a .toml file.")
-@click.option("--out", type=click.Path(file_okay=False), default="adjudicate-demo", show_default=True,
-              help="The folder to write (replaced if it is an earlier demo).")
+@click.option(
+    "--policy",
+    "policy_name",
+    default="prefecture-employee",
+    show_default=True,
+    help="Shipped policy name or path to a .toml file.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="adjudicate-demo",
+    show_default=True,
+    help="The folder to write (replaced if it is an earlier demo).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
@@ -50,51 +61,88 @@ def demo(policy_name, out, quiet) -> None:
         try:
             with atomic_dir(target) as tmp:
                 progress("run")
-                s = _run(files["claims"], files["members"], files["providers"], files["catalogue"], policy_name,
-                         tmp / "run", None, True, True)
+                s = _run(
+                    files["claims"],
+                    files["members"],
+                    files["providers"],
+                    files["catalogue"],
+                    policy_name,
+                    tmp / "run",
+                    None,
+                    True,
+                    True,
+                )
                 progress("explain")
                 claim = _interesting_claim(tmp / "run")
-                report = explain_claim(claim, files["claims"], files["members"], files["providers"],
-                                       files["catalogue"], policy_name)
+                report = explain_claim(
+                    claim, files["claims"], files["members"], files["providers"], files["catalogue"], policy_name
+                )
                 (tmp / f"explain-{claim}.json").write_text(to_json(report) + "\n", encoding="utf-8")
                 from rich.console import Console
+
                 with open(tmp / f"explain-{claim}.txt", "w", encoding="utf-8") as f:
                     render(report, Console(file=f, width=160, color_system=None), show=show)
                 progress("compare")
                 from ..compare import run_compare
-                cmp, _ = run_compare(files["claims"], files["members"], files["providers"], files["catalogue"],
-                                     [policy_name, other], [], tmp / "compare")
+
+                cmp, _ = run_compare(
+                    files["claims"],
+                    files["members"],
+                    files["providers"],
+                    files["catalogue"],
+                    [policy_name, other],
+                    [],
+                    tmp / "compare",
+                )
                 progress("reconcile")
-                rec = write(reconcile([str(tmp / "run")], files["providers"], files["members"],
-                                      income=[str(data / "reconcile" / "income.csv")],
-                                      opening=[str(data / "reconcile" / "opening.csv")]), tmp / "reconcile")
-                summary = {"demo": {"policy": s["policy"], "compared_with": other, "explained_claim": claim,
-                                    "sample": str(data)},
-                           "counts": s["counts"], "totals": s["totals"],
-                           "compare": {"members": {k: cmp["members"][k] for k in ("better_off", "worse_off",
-                                                                                   "unchanged")}},
-                           "reconcile": {"years": rec["years"], "identities_hold": rec["identities_hold"]}}
-                (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
-                                                  encoding="utf-8")
+                rec = write(
+                    reconcile(
+                        [str(tmp / "run")],
+                        files["providers"],
+                        files["members"],
+                        income=[str(data / "reconcile" / "income.csv")],
+                        opening=[str(data / "reconcile" / "opening.csv")],
+                    ),
+                    tmp / "reconcile",
+                )
+                summary = {
+                    "demo": {
+                        "policy": s["policy"],
+                        "compared_with": other,
+                        "explained_claim": claim,
+                        "sample": str(data),
+                    },
+                    "counts": s["counts"],
+                    "totals": s["totals"],
+                    "compare": {"members": {k: cmp["members"][k] for k in ("better_off", "worse_off", "unchanged")}},
+                    "reconcile": {"years": rec["years"], "identities_hold": rec["identities_hold"]},
+                }
+                (tmp / "summary.json").write_text(
+                    json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
                 write_report(tmp, "demo")
         finally:
             progress.close()
         if not quiet:
             click.echo(f"sample: {data}")
             show_summary(s)
-        rows = [("report.html", "start here: links to the reports below"),
-                ("run/", "settlements, lines, rejected, summary.json, report.html"),
-                (f"explain-{claim}.txt", f"how claim {claim} was paid, step by step (.json beside it)"),
-                ("compare/", f"{policy_name} against {other}: per claim, per member, report.html"),
-                ("reconcile/", "provider corridor, fund statement, account ledger, report.html")]
+        rows = [
+            ("report.html", "start here: links to the reports below"),
+            ("run/", "settlements, lines, rejected, summary.json, report.html"),
+            (f"explain-{claim}.txt", f"how claim {claim} was paid, step by step (.json beside it)"),
+            ("compare/", f"{policy_name} against {other}: per claim, per member, report.html"),
+            ("reconcile/", "provider corridor, fund statement, account ledger, report.html"),
+        ]
         width = max(len(name) for name, _ in rows) + 2
         click.echo(f"\nwritten to {target}/:")
         for name, what in rows:
             click.echo(f"  {name:<{width}}{what}")
-        click.echo("next:\n"
-                   f"  open {target / 'report.html'} in a browser\n"
-                   f"  adjudicate export {target / 'run'} --xlsx {target.name}-run.xlsx   # the run for Excel\n"
-                   f"  adjudicate run --inputs YOUR_FOLDER --policy {policy_name} --out result/")
+        click.echo(
+            "next:\n"
+            f"  open {target / 'report.html'} in a browser\n"
+            f"  adjudicate export {target / 'run'} --xlsx {target.name}-run.xlsx   # the run for Excel\n"
+            f"  adjudicate run --inputs YOUR_FOLDER --policy {policy_name} --out result/"
+        )
 
 
 def _interesting_claim(run: Path) -> str:

@@ -1,4 +1,5 @@
 """``adjudicate explain``: the step-by-step calculation of one claim."""
+
 from __future__ import annotations
 
 import click
@@ -36,4 +37,5 @@ def explain(claim_id, claims, members, providers, catalogue, dataset, policy_nam
             click.echo(to_json(report))
         else:
             from .tables import show
+
             render(report, show=show)

@@ -1,4 +1,5 @@
 """``adjudicate export``: an output folder as an Excel workbook."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +11,21 @@ from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
 
 @click.command("export", context_settings=CLICK_SETTINGS)
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--xlsx", "target", type=click.Path(dir_okay=False), required=True,
-              help="The workbook to write (.xlsx).")
-@click.option("--table", "tables", multiple=True, metavar="NAME",
-              help="Export only this table (repeatable), e.g. settlements or current/settlements.")
-@click.option("--split/--no-split", default=True, show_default=True,
-              help="Continue a table longer than an Excel sheet (1,048,575 rows) on further sheets; "
-                   "with --no-split such a table is refused.")
+@click.option("--xlsx", "target", type=click.Path(dir_okay=False), required=True, help="The workbook to write (.xlsx).")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="NAME",
+    help="Export only this table (repeatable), e.g. settlements or current/settlements.",
+)
+@click.option(
+    "--split/--no-split",
+    default=True,
+    show_default=True,
+    help="Continue a table longer than an Excel sheet (1,048,575 rows) on further sheets; "
+    "with --no-split such a table is refused.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary line.")
 @with_log_file

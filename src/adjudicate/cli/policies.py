@@ -1,4 +1,5 @@
 """``adjudicate policies``: the shipped policies; ``show`` one on a date, ``export`` a copy to edit."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,7 @@ def policies(ctx, as_json) -> None:
         rows = []
         for _name, path in P.shipped().items():
             p = P.load(path)
-            rows.append({"name": p.name, "version": p.version, "title": p.title, "source": p.source,
-                         "file": str(path)})
+            rows.append({"name": p.name, "version": p.version, "title": p.title, "source": p.source, "file": str(path)})
         if as_json:
             click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
             return
@@ -38,6 +38,7 @@ def policies(ctx, as_json) -> None:
         from rich.table import Table
 
         from .tables import show as show_table
+
         t = Table(title="shipped policies")
         for col in ("name", "version", "title", "source"):
             t.add_column(col)
@@ -48,8 +49,13 @@ def policies(ctx, as_json) -> None:
 
 @policies.command(context_settings=CLICK_SETTINGS)
 @click.argument("name")
-@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-              help="Show the values in force on this date (default: every value, with every dated change).")
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Show the values in force on this date (default: every value, with every dated change).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(name, on, as_json) -> None:
     """Print a policy key by key (whole keys, never cut), each value with its effective date and reference.
@@ -70,8 +76,13 @@ def show(name, on, as_json) -> None:
 
 @policies.command(context_settings=CLICK_SETTINGS)
 @click.argument("name")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: NAME.toml here). An existing file is never overwritten.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: NAME.toml here). An existing file is never overwritten.",
+)
 def export(name, out) -> None:
     """Write a copy of a policy file, comments and references included, to start a new one from.
 
@@ -89,11 +100,14 @@ def export(name, out) -> None:
             with open(target, "xb") as f:
                 f.write(p.path.read_bytes())
         except FileExistsError:
-            click.echo(f"error: {target} exists already; policies export never overwrites a file "
-                       "(choose another --out)", err=True)
+            click.echo(
+                f"error: {target} exists already; policies export never overwrites a file (choose another --out)",
+                err=True,
+            )
             raise SystemExit(2) from None
         except OSError as e:
             click.echo(f"error: cannot write {target}: {e.strerror or e}", err=True)
             raise SystemExit(2) from None
-        click.echo(f"wrote {target}: a copy of {p.label}; give it a new [policy] name and version, "
-                   f"then use --policy {target}")
+        click.echo(
+            f"wrote {target}: a copy of {p.label}; give it a new [policy] name and version, then use --policy {target}"
+        )

@@ -1,4 +1,5 @@
 """``adjudicate prepare``: read, check and encode the inputs once, into a dataset folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,16 +10,28 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, 
 
 
 @click.command("prepare", context_settings=CLICK_SETTINGS)
-@click.option("--claims", "claims", multiple=True, type=click.Path(),
-              help="Claims file or folder (repeatable; files are one table).")
+@click.option(
+    "--claims",
+    "claims",
+    multiple=True,
+    type=click.Path(),
+    help="Claims file or folder (repeatable; files are one table).",
+)
 @click.option("--members", "members", multiple=True, type=click.Path(), help="Members file or folder (repeatable).")
-@click.option("--providers", "providers", multiple=True, type=click.Path(),
-              help="Providers file or folder (repeatable).")
-@click.option("--catalogue", "catalogue", multiple=True, type=click.Path(),
-              help="Catalogue file or folder (repeatable).")
-@click.option("--dataset", "dataset", type=click.Path(file_okay=False), default=None,
-              help="An earlier dataset to correct: give only the members, providers and/or catalogue that "
-                   "changed; its claims are not read again.")
+@click.option(
+    "--providers", "providers", multiple=True, type=click.Path(), help="Providers file or folder (repeatable)."
+)
+@click.option(
+    "--catalogue", "catalogue", multiple=True, type=click.Path(), help="Catalogue file or folder (repeatable)."
+)
+@click.option(
+    "--dataset",
+    "dataset",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="An earlier dataset to correct: give only the members, providers and/or catalogue that "
+    "changed; its claims are not read again.",
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @with_lang
@@ -46,14 +59,25 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
     with errors():
         if dataset is not None:
             if claims:
-                raise click.UsageError("--dataset keeps its claims: give only the corrected --members, "
-                                       "--providers or --catalogue (or prepare from --claims anew)")
+                raise click.UsageError(
+                    "--dataset keeps its claims: give only the corrected --members, "
+                    "--providers or --catalogue (or prepare from --claims anew)"
+                )
             if not (members or providers or catalogue):
-                raise click.UsageError("give the corrected --members, --providers and/or --catalogue "
-                                       "to join to --dataset")
+                raise click.UsageError(
+                    "give the corrected --members, --providers and/or --catalogue to join to --dataset"
+                )
         else:
-            missing = [n for n, v in (("--claims", claims), ("--members", members), ("--providers", providers),
-                                      ("--catalogue", catalogue)) if not v]
+            missing = [
+                n
+                for n, v in (
+                    ("--claims", claims),
+                    ("--members", members),
+                    ("--providers", providers),
+                    ("--catalogue", catalogue),
+                )
+                if not v
+            ]
             if missing:
                 raise click.UsageError(f"missing {', '.join(missing)} (or give --dataset to correct an earlier one)")
         check_out(out, claims, members, providers, catalogue, dataset)
@@ -72,5 +96,7 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
         finally:
             progress.close()
         if not quiet:
-            click.echo(f"prepared {manifest['input_lines']:,} input lines into {Path(out)}/ "
-                       f"(time: {', '.join(f'{k} {v:.2f}s' for k, v in timer.t.items())})")
+            click.echo(
+                f"prepared {manifest['input_lines']:,} input lines into {Path(out)}/ "
+                f"(time: {', '.join(f'{k} {v:.2f}s' for k, v in timer.t.items())})"
+            )

@@ -1,4 +1,5 @@
 """``adjudicate readjudicate``: the nightly re-run that writes only the adjustments."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,33 +52,50 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     for col in (t("before"), t("now"), "Δ"):
         money.add_column(col, justify="right")
     for k in ("total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"):
-        money.add_row(column(k), group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
-                      _signed(s["deltas"][k]))
+        money.add_row(
+            column(k),
+            group_digits(s["previous"]["totals"][k]),
+            group_digits(s["current"]["totals"][k]),
+            _signed(s["deltas"][k]),
+        )
     show(console, money)
     if not s["reconciles"]:  # pragma: no cover - would be a bug
         console.print("[red]the adjustments do not sum to the change of the totals[/red]")
     if out is not None:
-        console.print(f"written to {out}/ (adjustments.parquet"
-                      + (", line_adjustments.parquet" if "adjusted_lines" in c else "")
-                      + ", summary.json, report.html, current/)", highlight=False)
+        console.print(
+            f"written to {out}/ (adjustments.parquet"
+            + (", line_adjustments.parquet" if "adjusted_lines" in c else "")
+            + ", summary.json, report.html, current/)",
+            highlight=False,
+        )
 
 
 @click.command("readjudicate", context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
-@click.option("--previous", type=click.Path(file_okay=False), required=True,
-              help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).")
+@click.option(
+    "--previous",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).",
+)
 @click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
 @out_option
 @threads_option
-@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
-              help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
-                   "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "
-                   "in memory. The outputs are the same.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
+    "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "
+    "in memory. The outputs are the same.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue,
-                 dataset) -> None:
+def readjudicate(
+    previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
+) -> None:
     """Re-run, and write only the adjustments against an earlier run's outputs.
 
     A claim is adjusted when any amount changed (changed), when it is settled
@@ -104,8 +122,19 @@ def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims,
         check_out(out, claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "readjudicating", ["read previous", "read", "adjudicate", "adjustments", "write"])
         try:
-            s = run_readjudicate(Path(previous), claims, members, providers, catalogue, policy_name, Path(out),
-                                 threads, progress, dataset, partitions)
+            s = run_readjudicate(
+                Path(previous),
+                claims,
+                members,
+                providers,
+                catalogue,
+                policy_name,
+                Path(out),
+                threads,
+                progress,
+                dataset,
+                partitions,
+            )
         finally:
             progress.close()
         for w in s.get("warnings", []):
@@ -113,5 +142,3 @@ def readjudicate(previous, policy_name, out, threads, partitions, quiet, claims,
         log_event("summary", out=out, counts=s["counts"], deltas=s["deltas"])
         if not quiet:
             show_readjudicate(s, Path(out))
-
-

@@ -1,4 +1,5 @@
 """``adjudicate reconcile``: year-end settlement; the terminal report."""
+
 from __future__ import annotations
 
 import time
@@ -43,17 +44,23 @@ def render(s: dict, out: Path | None) -> None:
     t.add_column(tr("yuan"), justify="right")
     t.add_row(tr("providers with a quota"), f"{p['providers']:,}")
     t.add_row(tr("admissions N"), f"{p['admissions']:,}")
-    for label, key in (("quota Q = q × N", "quota_total"), ("fund_pool A", "fund_pool"), ("due", "due"),
-                       ("advances", "advances"), ("balance = due − advances", "balance"),
-                       ("borne by providers above the ceiling", "over_ceiling")):
+    for label, key in (
+        ("quota Q = q × N", "quota_total"),
+        ("fund_pool A", "fund_pool"),
+        ("due", "due"),
+        ("advances", "advances"),
+        ("balance = due − advances", "balance"),
+        ("borne by providers above the ceiling", "over_ceiling"),
+    ):
         t.add_row(tr(label), group_digits(p[key]))
     show(console, t, wrap=[0])
     bands = ", ".join(f"{b} {n}" for b, n in p["by_band"].items())
     n = p["admissions_without_quota"]
-    console.print(f"providers by band: {bands}; advances: {p['advances_from']}; "
-                  f"rules: {s['rules']['name']} {s['rules']['version']}"
-                  + (f"; {n:,} admission{'s' if n != 1 else ''} at providers without a quota (not settled here)"
-                     if n else ""))
+    console.print(
+        f"providers by band: {bands}; advances: {p['advances_from']}; "
+        f"rules: {s['rules']['name']} {s['rules']['version']}"
+        + (f"; {n:,} admission{'s' if n != 1 else ''} at providers without a quota (not settled here)" if n else "")
+    )
     rows = s["funds"]["rows"]
     for year in s["years"]:
         by_fund = {r["fund"]: r for r in rows if r["year"] == year}
@@ -77,62 +84,132 @@ def render(s: dict, out: Path | None) -> None:
         line("year balance (本年结余)", lambda r: r["year_balance"])
         line("closing (累计结余)", lambda r: r["closing"])
         window = {by_fund[name]["reserve_window_months"] for name in FUNDS}
-        f.add_row(f"{tr('months_of_reserve')} ({'/'.join(map(str, sorted(window)))} {tr('mo')})",
-                  *(by_fund[name]["months_of_reserve"] or "—" for name in FUNDS), "")
+        f.add_row(
+            f"{tr('months_of_reserve')} ({'/'.join(map(str, sorted(window)))} {tr('mo')})",
+            *(by_fund[name]["months_of_reserve"] or "—" for name in FUNDS),
+            "",
+        )
         show(console, f, wrap=[0])
     led = s["ledger"]
     lt = Table(title=tr("account ledger (个人账户)"))
     lt.add_column("")
     lt.add_column(tr("yuan"), justify="right")
     lt.add_row(tr("member-years"), f"{led['rows']:,}")
-    for label, key in (("opening", "opening"), ("spent", "spent"), ("closing", "closing"),
-                       ("credit for next year", "credit"), ("next opening", "next_opening")):
+    for label, key in (
+        ("opening", "opening"),
+        ("spent", "spent"),
+        ("closing", "closing"),
+        ("credit for next year", "credit"),
+        ("next opening", "next_opening"),
+    ):
         lt.add_row(tr(label), group_digits(led[key]))
     show(console, lt, wrap=[0])
     ok = "hold" if s["identities_hold"] else "DO NOT HOLD"
     bad = {k: v for k, v in s.get("impossible", {}).items() if v}
     if bad:
-        console.print("[bold red]impossible:[/bold red] "
-                      + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items())
-                      + " (settlements or members of another run?)")
+        console.print(
+            "[bold red]impossible:[/bold red] "
+            + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items())
+            + " (settlements or members of another run?)"
+        )
     console.print(f"identities {ok}; time " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings_seconds"].items()))
     if out is not None:
         console.print(f"written to {out}/ ({', '.join(OUTPUTS)}, report.html)", highlight=False)
 
 
 @click.command("reconcile", context_settings=CLICK_SETTINGS)
-@click.option("--settlements", multiple=True, required=True, type=click.Path(),
-              help="Output folder of `adjudicate run` (its settlements.parquet), or settlements file(s).")
-@click.option("--providers", multiple=True, required=True, type=click.Path(),
-              help="Providers file or folder (the one the run used; quota_per_admission).")
-@click.option("--members", multiple=True, required=True, type=click.Path(),
-              help="Members file or folder (the one the run used; account_balance, wage, birth date).")
-@click.option("--advances", multiple=True, type=click.Path(),
-              help="Advances paid to providers: provider_id, year, month, amount "
-                   "(default: admissions × round(advance_rate × quota)).")
-@click.option("--income", multiple=True, type=click.Path(),
-              help="Fund income: fund, year, month, item, amount (data/reconcile/README.md).")
-@click.option("--opening", multiple=True, type=click.Path(),
-              help="Fund opening balances: fund, year, amount (data/reconcile/README.md).")
-@click.option("--policy", default=None,
-              help="The policy the run used (shipped name or .toml file); its [account.credit] gives the "
-                   "ledger's credits. Default: the policy named in the run's summary.json.")
-@click.option("--rules", "rules", type=click.Path(dir_okay=False), default=None,
-              help="Settlement rules TOML (the provider corridor); default: the shipped seed rules.")
-@click.option("--reward-rate", type=str, default=None,
-              help="Reward below the corridor, a fraction of (lower edge × Q − A); overrides the rules "
-                   "file (which says 0).")
-@click.option("--reserve-window", type=click.IntRange(1, 1200), default=12, show_default=True,
-              help="Months of expenditure averaged for months of reserve (备付能力).")
-@click.option("--year", type=click.IntRange(1900, 9999), default=None,
-              help="Reconcile this benefit year only (default: every year in the settlements).")
+@click.option(
+    "--settlements",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Output folder of `adjudicate run` (its settlements.parquet), or settlements file(s).",
+)
+@click.option(
+    "--providers",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Providers file or folder (the one the run used; quota_per_admission).",
+)
+@click.option(
+    "--members",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Members file or folder (the one the run used; account_balance, wage, birth date).",
+)
+@click.option(
+    "--advances",
+    multiple=True,
+    type=click.Path(),
+    help="Advances paid to providers: provider_id, year, month, amount "
+    "(default: admissions × round(advance_rate × quota)).",
+)
+@click.option(
+    "--income",
+    multiple=True,
+    type=click.Path(),
+    help="Fund income: fund, year, month, item, amount (data/reconcile/README.md).",
+)
+@click.option(
+    "--opening",
+    multiple=True,
+    type=click.Path(),
+    help="Fund opening balances: fund, year, amount (data/reconcile/README.md).",
+)
+@click.option(
+    "--policy",
+    default=None,
+    help="The policy the run used (shipped name or .toml file); its [account.credit] gives the "
+    "ledger's credits. Default: the policy named in the run's summary.json.",
+)
+@click.option(
+    "--rules",
+    "rules",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settlement rules TOML (the provider corridor); default: the shipped seed rules.",
+)
+@click.option(
+    "--reward-rate",
+    type=str,
+    default=None,
+    help="Reward below the corridor, a fraction of (lower edge × Q − A); overrides the rules file (which says 0).",
+)
+@click.option(
+    "--reserve-window",
+    type=click.IntRange(1, 1200),
+    default=12,
+    show_default=True,
+    help="Months of expenditure averaged for months of reserve (备付能力).",
+)
+@click.option(
+    "--year",
+    type=click.IntRange(1900, 9999),
+    default=None,
+    help="Reconcile this benefit year only (default: every year in the settlements).",
+)
 @out_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
 @with_encoding
 @with_lang
 @with_log_file
-def reconcile(settlements, providers, members, advances, income, opening, policy, rules, reward_rate,
-                      reserve_window, year, out, quiet) -> None:
+def reconcile(
+    settlements,
+    providers,
+    members,
+    advances,
+    income,
+    opening,
+    policy,
+    rules,
+    reward_rate,
+    reserve_window,
+    year,
+    out,
+    quiet,
+) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
 
     Reads the settlements of `adjudicate run` and writes providers.parquet
@@ -156,6 +233,7 @@ def reconcile(settlements, providers, members, advances, income, opening, policy
             from decimal import InvalidOperation
 
             from ..inputs import InputError
+
             try:
                 reward = Decimal(reward_rate)
             except InvalidOperation:
@@ -164,8 +242,20 @@ def reconcile(settlements, providers, members, advances, income, opening, policy
                 raise InputError(f"--reward-rate {reward_rate!r} is not a finite number")
         progress = Progress(quiet, "reconciling", STAGES)
         try:
-            rec = run_reconcile(settlements, providers, members, advances, income, opening, rules, reward,
-                            reserve_window, year, progress, policy)
+            rec = run_reconcile(
+                settlements,
+                providers,
+                members,
+                advances,
+                income,
+                opening,
+                rules,
+                reward,
+                reserve_window,
+                year,
+                progress,
+                policy,
+            )
             progress("write")
             t0 = time.perf_counter()
             s = write(rec, Path(out))

@@ -1,4 +1,5 @@
 """``adjudicate run`` and ``adjudicate demo``: adjudicate and show the summary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,23 +27,61 @@ from .common import (
 @out_option
 @threads_option
 @click.option("--no-lines", is_flag=True, help="Skip lines.parquet (claim-level output only).")
-@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
-              help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
-                   "0 chooses from the input size, 1 is all in memory. The result is the same.")
-@click.option("--audit", "with_audit", is_flag=True,
-              help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
-                   "(streaming runs too, range by range).")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
-              help="Audit rules file for --audit (default: the shipped audit-rules.toml).")
-@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
-              help="local: this machine; spark: Apache Spark (pip install 'adjudicate[spark]'), same result.")
-@click.option("--spark-master", default=None, metavar="URL",
-              help="Spark master for --engine spark (default: spark-submit's, else local[*]).")
+@click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
+    "0 chooses from the input size, 1 is all in memory. The result is the same.",
+)
+@click.option(
+    "--audit",
+    "with_audit",
+    is_flag=True,
+    help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
+    "(streaming runs too, range by range).",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit rules file for --audit (default: the shipped audit-rules.toml).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine; spark: Apache Spark (pip install 'adjudicate[spark]'), same result.",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    metavar="URL",
+    help="Spark master for --engine spark (default: spark-submit's, else local[*]).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
-def run(claims, members, providers, catalogue, dataset, policy_name, out, threads, no_lines, partitions, with_audit,
-        rules_file, engine, spark_master, quiet) -> None:
+def run(
+    claims,
+    members,
+    providers,
+    catalogue,
+    dataset,
+    policy_name,
+    out,
+    threads,
+    no_lines,
+    partitions,
+    with_audit,
+    rules_file,
+    engine,
+    spark_master,
+    quiet,
+) -> None:
     """Adjudicate claims under a policy and write settlements, lines, rejected and summary.json.
 
     \b
@@ -66,27 +105,53 @@ def run(claims, members, providers, catalogue, dataset, policy_name, out, thread
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
         if dataset is not None and engine == "spark":
-            raise click.UsageError("--engine spark reads the input files (Spark distributes them); "
-                                   "a --dataset is for the local engine")
+            raise click.UsageError(
+                "--engine spark reads the input files (Spark distributes them); a --dataset is for the local engine"
+            )
         check_out(out, claims, members, providers, catalogue, dataset)
         if engine == "spark":
-            s = _run_spark(claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet,
-                           spark_master)
+            s = _run_spark(
+                claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet, spark_master
+            )
             if not quiet:
                 show_summary(s, Path(out))
             return
-        s = _run(claims, members, providers, catalogue, policy_name, Path(out), threads, not no_lines, quiet,
-                 partitions, dataset, audit_rules=(rules_file or True) if with_audit else None)
+        s = _run(
+            claims,
+            members,
+            providers,
+            catalogue,
+            policy_name,
+            Path(out),
+            threads,
+            not no_lines,
+            quiet,
+            partitions,
+            dataset,
+            audit_rules=(rules_file or True) if with_audit else None,
+        )
         if not quiet:
             show_summary(s, Path(out))
             if "audit" in s:
                 from .audit import show_audit
+
                 show_audit(s["audit"])
 
 
-def _run(claims, members, providers, catalogue, policy_name, out: Path, threads, with_lines: bool,
-         quiet: bool, partitions: int = 1, dataset: str | None = None,
-         audit_rules: str | bool | None = None) -> dict:
+def _run(
+    claims,
+    members,
+    providers,
+    catalogue,
+    policy_name,
+    out: Path,
+    threads,
+    with_lines: bool,
+    quiet: bool,
+    partitions: int = 1,
+    dataset: str | None = None,
+    audit_rules: str | bool | None = None,
+) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
     from ..dataset import open_dataset, provenance
@@ -99,6 +164,7 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     rules = None
     if audit_rules is not None:
         from ..audit import load_audit_rules
+
         rules = load_audit_rules(None if audit_rules is True else audit_rules)
     if partitions == 0 and dataset is None:
         partitions = auto_partitions(expand_paths(claims, "claims"))
@@ -108,9 +174,21 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
             audit = None
             if rules is not None:
                 from ..audit import StreamingAudit
+
                 audit = StreamingAudit(rules, threads)
-            s = run_streaming(claims, members, providers, catalogue, policy, out, partitions, threads,
-                              with_lines, progress, audit=audit)
+            s = run_streaming(
+                claims,
+                members,
+                providers,
+                catalogue,
+                policy,
+                out,
+                partitions,
+                threads,
+                with_lines,
+                progress,
+                audit=audit,
+            )
         finally:
             progress.close()
         log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
@@ -130,11 +208,11 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
         else:
             with timer("read"):
                 inputs = read_inputs(claims, members, providers, catalogue)
-            result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress,
-                                line_funds=with_lines)
+            result = adjudicate(inputs, policy, threads=threads, timer=timer, progress=progress, line_funds=with_lines)
             digests, input_lines = inputs.digests(), inputs.claims.rows
         if rules is not None:
             from ..audit import run_audit, write_audit
+
             with timer("audit"):
                 a = run_audit(result, inputs, rules, threads)
             extra["audit"] = lambda tmp: write_audit(a, tmp)
@@ -146,9 +224,11 @@ def _run(claims, members, providers, catalogue, policy_name, out: Path, threads,
     return s
 
 
-def _run_spark(claims, members, providers, catalogue, policy_name, out: Path, with_lines: bool, quiet: bool,
-               master: str | None) -> dict:
+def _run_spark(
+    claims, members, providers, catalogue, policy_name, out: Path, with_lines: bool, quiet: bool, master: str | None
+) -> dict:
     from .. import policy as P
+
     try:
         from ..spark.files import run_files
     except ModuleNotFoundError as e:
@@ -191,5 +271,7 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     if t:
         console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     if out is not None:
-        console.print(f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, "
-                      "report.html)", highlight=False)
+        console.print(
+            f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, report.html)",
+            highlight=False,
+        )

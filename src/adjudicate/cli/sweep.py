@@ -1,4 +1,5 @@
 """``adjudicate sweep``: K policy variants on one decode; the terminal table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,18 +27,28 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
 
     console = Console()
     b = s["baseline"]
-    t = Table(title=f"sweep · baseline {b['name']} {b['version']}" + (f" + {len(b['overrides'])} --set"
-                                                                     if b["overrides"] else ""))
+    t = Table(
+        title=f"sweep · baseline {b['name']} {b['version']}"
+        + (f" + {len(b['overrides'])} --set" if b["overrides"] else "")
+    )
     t.add_column("#", justify="right", no_wrap=True, min_width=2)
     for c in ("Δ fund_pool", "Δ supplementary", "Δ cash_paid", "better off", "worse off"):
         t.add_column(c, justify="right", no_wrap=True)
     for r in s["rows"]:
-        t.add_row(str(r["variant"]), _signed(r["fund_pool_delta"]),
-                  _signed(r["fund_supplementary_delta"]), _signed(r["cash_paid_delta"]),
-                  f"{r['members_better_off']:,}", f"{r['members_worse_off']:,}")
+        t.add_row(
+            str(r["variant"]),
+            _signed(r["fund_pool_delta"]),
+            _signed(r["fund_supplementary_delta"]),
+            _signed(r["cash_paid_delta"]),
+            f"{r['members_better_off']:,}",
+            f"{r['members_worse_off']:,}",
+        )
     console.print(t)
-    console.print(f"  0: baseline, fund_pool {group_digits(s['rows'][0]['fund_pool'])} yuan (Δ in yuan; "
-                  "better / worse off out of pocket over all years)", highlight=False)
+    console.print(
+        f"  0: baseline, fund_pool {group_digits(s['rows'][0]['fund_pool'])} yuan (Δ in yuan; "
+        "better / worse off out of pocket over all years)",
+        highlight=False,
+    )
     for r in s["rows"][1:]:
         console.print(f"  {r['variant']}: {r['label']}", highlight=False)
     if out is not None:
@@ -47,26 +58,65 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
 
 @click.command("sweep", context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
-@click.option("--policy", "policies", multiple=True, required=True,
-              help="The base policy (shipped name or .toml path): variant 0, the baseline. Further --policy "
-                   "files are variants of their own.")
-@click.option("--vary", "vary", multiple=True, metavar="KEY=v1,v2,…",
-              help="Values of one policy key to try (repeatable: the grid of all combinations), each applied "
-                   "to the base policy like compare --set. Commas inside [] or {} do not split.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one value of the base policy for every variant, the baseline included.")
-@click.option("--deltas", "deltas_for", type=click.IntRange(1), default=None, metavar="N",
-              help="Also write members.parquet: per member and year, variant N against the baseline.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    help="The base policy (shipped name or .toml path): variant 0, the baseline. Further --policy "
+    "files are variants of their own.",
+)
+@click.option(
+    "--vary",
+    "vary",
+    multiple=True,
+    metavar="KEY=v1,v2,…",
+    help="Values of one policy key to try (repeatable: the grid of all combinations), each applied "
+    "to the base policy like compare --set. Commas inside [] or {} do not split.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one value of the base policy for every variant, the baseline included.",
+)
+@click.option(
+    "--deltas",
+    "deltas_for",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Also write members.parquet: per member and year, variant N against the baseline.",
+)
 @out_option
 @threads_option
-@click.option("--partitions", type=click.IntRange(0), default=0, show_default=True,
-              help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-                   "from the input size, 1 is all in memory. The outputs are the same.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
+    "from the input size, 1 is all in memory. The outputs are the same.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table.")
 @with_lang
 @with_log_file
-def sweep(policies, vary, overrides, deltas_for, out, threads, partitions, quiet, claims, members, providers,
-          catalogue, dataset) -> None:
+def sweep(
+    policies,
+    vary,
+    overrides,
+    deltas_for,
+    out,
+    threads,
+    partitions,
+    quiet,
+    claims,
+    members,
+    providers,
+    catalogue,
+    dataset,
+) -> None:
     """Settle the same claims under many policy variants, decoding them once: one row per variant.
 
     Writes variants.parquet (per variant: every total, its change against the
@@ -98,8 +148,9 @@ def sweep(policies, vary, overrides, deltas_for, out, threads, partitions, quiet
         vs = variants(policies[0], vary, policies[1:], overrides)
         progress = Progress(quiet, "sweeping", ["read"] + [f"variant {i}" for i in range(len(vs))] + ["write"])
         try:
-            s = run_sweep(claims, members, providers, catalogue, vs, Path(out), deltas_for, threads, progress,
-                          dataset, partitions)
+            s = run_sweep(
+                claims, members, providers, catalogue, vs, Path(out), deltas_for, threads, progress, dataset, partitions
+            )
         finally:
             progress.close()
         if not quiet:

@@ -6,6 +6,7 @@ whole screen folds onto the next line, it is never cut), and when the
 terminal is narrower than the table's whole columns the table is printed
 wider and the terminal wraps it. Columns of prose (titles, notes) wrap.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

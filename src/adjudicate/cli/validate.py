@@ -1,4 +1,5 @@
 """``adjudicate validate``: check input files and list every problem."""
+
 from __future__ import annotations
 
 import sys
@@ -11,9 +12,13 @@ from .common import CLICK_SETTINGS, Progress, errors, log_event, with_encoding, 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--policy", "policy_name", default=None,
-              help="Also split the claims under this policy, so that every rejection `run` would make is "
-                   "listed (negative_claim_total depends on the policy).")
+@click.option(
+    "--policy",
+    "policy_name",
+    default=None,
+    help="Also split the claims under this policy, so that every rejection `run` would make is "
+    "listed (negative_claim_total depends on the policy).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress.")
 @with_encoding
 @with_log_file
@@ -34,8 +39,18 @@ def validate(inputs, policy_name, quiet) -> None:
 
     with errors():
         skipped: list[str] = []
-        progress = Progress(quiet, "validating", ["read claims", "read members", "read providers", "read catalogue",
-                                                  "cross-table checks", "split under the policy"])
+        progress = Progress(
+            quiet,
+            "validating",
+            [
+                "read claims",
+                "read members",
+                "read providers",
+                "read catalogue",
+                "cross-table checks",
+                "split under the policy",
+            ],
+        )
         try:
             problems = validate_paths([Path(p) for p in inputs], policy_name, progress, skipped)
         finally:

@@ -10,6 +10,7 @@
 - :mod:`.year_end`: the whole reconciliation as one call (the command is
   ``cli/reconcile.py``).
 """
+
 from .year_end import reconcile
 
 __all__ = ["reconcile"]

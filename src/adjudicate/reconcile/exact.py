@@ -1,4 +1,5 @@
 """Exact integer helpers for reconciliation: grouped sums, rational rounding, decimals out."""
+
 from __future__ import annotations
 
 import numpy as np

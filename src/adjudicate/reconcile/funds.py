@@ -20,6 +20,7 @@ Per fund (``pool``, ``account``, ``supplementary``, ``subsidy``) and year:
 
 Everything is integer fen on a (fund, year, month) grid: no loop per claim.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,9 +33,15 @@ from .tables import FUND_COLUMNS, FUNDS, ITEMS, Year, check_unique, months_of
 ACCOUNT = FUNDS.index("account")
 
 
-def statement(st: Table, years: Year, income: Table | None, opening: Table | None,
-              account_opening: np.ndarray, window: int, base_year: int | None = None
-              ) -> tuple[pa.Table, pa.Table, dict]:
+def statement(
+    st: Table,
+    years: Year,
+    income: Table | None,
+    opening: Table | None,
+    account_opening: np.ndarray,
+    window: int,
+    base_year: int | None = None,
+) -> tuple[pa.Table, pa.Table, dict]:
     """(funds.parquet, funds_monthly.parquet, summary) for the reconciled years;
     ``account_opening[y]``: Σ of the members' account openings in reconciled year y."""
     F, Y, M, I = len(FUNDS), len(years.years), 12, len(ITEMS)
@@ -89,8 +96,11 @@ def statement(st: Table, years: Year, income: Table | None, opening: Table | Non
                 open_[f, y], source[f, y] = open_[f, y - 1] + year_balance[f, y - 1], "previous year"
             elif f == ACCOUNT:
                 open_[f, y] = int(account_opening[y])
-                source[f, y] = ("members.account_balance" if years.years[y] == base_year
-                                else "members' account openings (carried over)")
+                source[f, y] = (
+                    "members.account_balance"
+                    if years.years[y] == base_year
+                    else "members' account openings (carried over)"
+                )
             else:
                 open_[f, y], source[f, y] = 0, "none (0)"
     closing = open_ + year_balance
@@ -105,8 +115,10 @@ def statement(st: Table, years: Year, income: Table | None, opening: Table | Non
     win_exp = cum[:, t_end] - cum[:, t_start]  # (F, Y)
     win_len = (t_end - t_start)[None, :].repeat(F, axis=0)
     positive = win_exp > 0
-    ratio = to_int64(round_div(closing.astype(object) * win_len * 100, np.where(positive, win_exp, 1).astype(object)),
-                     "months of reserve")
+    ratio = to_int64(
+        round_div(closing.astype(object) * win_len * 100, np.where(positive, win_exp, 1).astype(object)),
+        "months of reserve",
+    )
     mean = round_div(win_exp, win_len)
 
     fy = [(f, y) for y in range(Y) for f in range(F)]
@@ -120,16 +132,18 @@ def statement(st: Table, years: Year, income: Table | None, opening: Table | Non
     }
     for k, item in enumerate(ITEMS):
         cols[item] = decimal(income_y[fi, yi_, k])
-    cols.update({
-        "income": decimal(income_total[fi, yi_]),
-        "expenditure": decimal(exp_y[fi, yi_]),
-        "year_balance": decimal(year_balance[fi, yi_]),
-        "closing": decimal(closing[fi, yi_]),
-        "through_month": pa.array(through[yi_].astype(np.int8)),
-        "reserve_window_months": pa.array(win_len[fi, yi_].astype(np.int16)),
-        "mean_monthly_expenditure": decimal(mean[fi, yi_]),
-        "months_of_reserve": decimal(ratio[fi, yi_], scale=2, mask=~positive[fi, yi_]),
-    })
+    cols.update(
+        {
+            "income": decimal(income_total[fi, yi_]),
+            "expenditure": decimal(exp_y[fi, yi_]),
+            "year_balance": decimal(year_balance[fi, yi_]),
+            "closing": decimal(closing[fi, yi_]),
+            "through_month": pa.array(through[yi_].astype(np.int8)),
+            "reserve_window_months": pa.array(win_len[fi, yi_].astype(np.int16)),
+            "mean_monthly_expenditure": decimal(mean[fi, yi_]),
+            "months_of_reserve": decimal(ratio[fi, yi_], scale=2, mask=~positive[fi, yi_]),
+        }
+    )
     annual = pa.table(cols)
 
     # monthly: months 1..through of each year, every fund
@@ -147,22 +161,35 @@ def statement(st: Table, years: Year, income: Table | None, opening: Table | Non
     }
     for k, item in enumerate(ITEMS):
         mcols[item] = decimal(inc[mf, my, mm, k])
-    mcols.update({
-        "income": decimal(inc_m[mf, my, mm]),
-        "expenditure": decimal(exp[mf, my, mm]),
-        "month_balance": decimal(net[mf, my, mm]),
-        "closing": decimal(running[mf, my, mm]),
-    })
+    mcols.update(
+        {
+            "income": decimal(inc_m[mf, my, mm]),
+            "expenditure": decimal(exp[mf, my, mm]),
+            "month_balance": decimal(net[mf, my, mm]),
+            "closing": decimal(running[mf, my, mm]),
+        }
+    )
     monthly = pa.table(mcols)
     summary = {
-        "rows": [{"fund": FUNDS[f], "year": int(years.years[y]), "opening": int(open_[f, y]),
-                  "opening_source": source[f, y], "income": int(income_total[f, y]),
-                  "income_by_item": {it: int(income_y[f, y, k]) for k, it in enumerate(ITEMS)},
-                  "expenditure": int(exp_y[f, y]), "year_balance": int(year_balance[f, y]),
-                  "closing": int(closing[f, y]), "reserve_window_months": int(win_len[f, y]),
-                  "months_of_reserve": (int(ratio[f, y]) if positive[f, y] else None)} for f, y in fy],
+        "rows": [
+            {
+                "fund": FUNDS[f],
+                "year": int(years.years[y]),
+                "opening": int(open_[f, y]),
+                "opening_source": source[f, y],
+                "income": int(income_total[f, y]),
+                "income_by_item": {it: int(income_y[f, y, k]) for k, it in enumerate(ITEMS)},
+                "expenditure": int(exp_y[f, y]),
+                "year_balance": int(year_balance[f, y]),
+                "closing": int(closing[f, y]),
+                "reserve_window_months": int(win_len[f, y]),
+                "months_of_reserve": (int(ratio[f, y]) if positive[f, y] else None),
+            }
+            for f, y in fy
+        ],
         "ignored_rows": {"income": ignored_income, "opening": ignored_opening},
-        "identity_holds": bool(np.array_equal(closing, open_ + income_total - exp_y)
-                               and np.array_equal(running[:, :, -1], closing)),
+        "identity_holds": bool(
+            np.array_equal(closing, open_ + income_total - exp_y) and np.array_equal(running[:, :, -1], closing)
+        ),
     }
     return annual, monthly, summary

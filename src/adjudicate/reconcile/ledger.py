@@ -14,6 +14,7 @@ members get a flat amount; others a rate by age band of their
 ``prior_year_wage``, rounded half away from zero to the fen (no wage: no
 credit). Age is in whole years on 1 January of the next year.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,7 @@ from .exact import decimal, group_sum
 from .tables import Year, index_of
 
 
-def ledger(st: Table, members: Table, years: Year, policy: Policy,
-           base_year: int) -> tuple[pa.Table, dict, np.ndarray]:
+def ledger(st: Table, members: Table, years: Year, policy: Policy, base_year: int) -> tuple[pa.Table, dict, np.ndarray]:
     """ledger.parquet (every member × every reconciled year, ordered by year then member_id),
     its summary, and Σ opening per reconciled year (the account fund's opening, schemes.md §8).
 
@@ -51,8 +51,13 @@ def ledger(st: Table, members: Table, years: Year, policy: Policy,
     age = np.zeros((nm, ng), np.int64)
     for j, year in enumerate(grid):
         credit[:, j], rate[:, j], basis[:, j], age[:, j] = credits(
-            credit_rule(policy, int(year)), np.asarray(members["category"]), np.asarray(members["birth_date"]),
-            np.asarray(members["prior_year_wage"]), np.asarray(members.nulls["prior_year_wage"]), int(year) + 1)
+            credit_rule(policy, int(year)),
+            np.asarray(members["category"]),
+            np.asarray(members["birth_date"]),
+            np.asarray(members["prior_year_wage"]),
+            np.asarray(members.nulls["prior_year_wage"]),
+            int(year) + 1,
+        )
     balance = np.asarray(members["account_balance"], dtype=np.int64)
     flow = np.cumsum(credit - spent, axis=1)
     opening = np.empty((nm, ng), np.int64)
@@ -68,19 +73,21 @@ def ledger(st: Table, members: Table, years: Year, policy: Policy,
     g = np.repeat(gi, nm)
     y = np.repeat(np.arange(ny), nm)
     category = np.asarray(members["category"])[m]
-    table = pa.table({
-        "member_id": members["member_id"].take(pa.array(m)),
-        "year": pa.array(years.years[y].astype(np.int16)),
-        "category": pa.array(CATEGORIES).take(pa.array(category)),
-        "age_next_january_1": pa.array(age[m, g].astype(np.int16)),
-        "opening": decimal(opening[m, g]),
-        "spent": decimal(spent[m, g]),
-        "closing": decimal(closing[m, g]),
-        "credit_basis": pa.array(BASES).take(pa.array(basis[m, g])),
-        "credit_rate": decimal(rate[m, g], scale=4, precision=9, mask=basis[m, g] != 0),
-        "credit": decimal(credit[m, g]),
-        "next_opening": decimal(next_opening[m, g]),
-    })
+    table = pa.table(
+        {
+            "member_id": members["member_id"].take(pa.array(m)),
+            "year": pa.array(years.years[y].astype(np.int16)),
+            "category": pa.array(CATEGORIES).take(pa.array(category)),
+            "age_next_january_1": pa.array(age[m, g].astype(np.int16)),
+            "opening": decimal(opening[m, g]),
+            "spent": decimal(spent[m, g]),
+            "closing": decimal(closing[m, g]),
+            "credit_basis": pa.array(BASES).take(pa.array(basis[m, g])),
+            "credit_rate": decimal(rate[m, g], scale=4, precision=9, mask=basis[m, g] != 0),
+            "credit": decimal(credit[m, g]),
+            "next_opening": decimal(next_opening[m, g]),
+        }
+    )
     b = basis[m, g]
     summary = {
         "base_year": int(base_year),
@@ -94,7 +101,8 @@ def ledger(st: Table, members: Table, years: Year, policy: Policy,
         "by_basis": {name: int(np.count_nonzero(b == k)) for k, name in enumerate(BASES)},
         "overspent_members": int(np.count_nonzero(closing[m, g] < 0)),
         # every year opens at the year before's next_opening, from the base year on (contract §3)
-        "chained": bool(np.array_equal(opening[:, 1:], next_opening[:, :-1])
-                        and np.array_equal(opening[:, 0], balance)),
+        "chained": bool(
+            np.array_equal(opening[:, 1:], next_opening[:, :-1]) and np.array_equal(opening[:, 0], balance)
+        ),
     }
     return table, summary, opening[:, gi].sum(axis=0)

@@ -17,6 +17,7 @@ gives them; ``balance = due − advances`` (positive: owed to the provider).
 Everything is vectorised over providers; products are taken in Python
 integers (object arrays), so no intermediate can overflow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,9 +61,13 @@ def corridor(A, Q, rules: Rules) -> Corridor:
     band = np.where(below, BELOW, np.where(above, ABOVE, np.where(shared, SHARED, CORRIDOR))).astype(np.int8)
     # numerators over BP²
     q2 = Q * BP * BP
-    num = np.where(below, A * BP * BP + rules.reward_bp * (low - a),
-                   np.where(shared, q2 + rules.excess_share_bp * (a - up),
-                            np.where(above, q2 + rules.excess_share_bp * (ceil - up), q2)))
+    num = np.where(
+        below,
+        A * BP * BP + rules.reward_bp * (low - a),
+        np.where(
+            shared, q2 + rules.excess_share_bp * (a - up), np.where(above, q2 + rules.excess_share_bp * (ceil - up), q2)
+        ),
+    )
     due = to_int64(round_div(num, BP * BP), "the amount due")
     over = to_int64(round_div(np.where(above, a - ceil, 0), BP), "the amount above the ceiling")
     has_ratio = np.asarray(Q > 0, dtype=bool)
@@ -74,8 +79,13 @@ def _corridor_by_year(A: np.ndarray, Q: np.ndarray, yr: np.ndarray, years: Year,
     """The corridor of each row's benefit year (the rules in force on its 31 December)."""
     if not rules.periods:
         return corridor(A, Q, rules)
-    out = Corridor(np.zeros(len(A), np.int8), np.zeros(len(A), np.int64), np.zeros(len(A), np.int64),
-                   np.zeros(len(A), np.int64), np.zeros(len(A), bool))
+    out = Corridor(
+        np.zeros(len(A), np.int8),
+        np.zeros(len(A), np.int64),
+        np.zeros(len(A), np.int64),
+        np.zeros(len(A), np.int64),
+        np.zeros(len(A), bool),
+    )
     for k, year in enumerate(years.years):
         sel = yr == k
         part = corridor(A[sel], Q[sel], rules.for_settlement(int(year)))
@@ -84,8 +94,9 @@ def _corridor_by_year(A: np.ndarray, Q: np.ndarray, yr: np.ndarray, years: Year,
     return out
 
 
-def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
-                     advances: Table | None, default_year: int | None) -> tuple[pa.Table, dict]:
+def settle_providers(
+    st: Table, providers: Table, years: Year, rules: Rules, advances: Table | None, default_year: int | None
+) -> tuple[pa.Table, dict]:
     """providers.parquet (one row per quota provider and benefit year) and its summary counts."""
     ny = len(years.years)
     quota = np.asarray(providers["quota_per_admission"], dtype=np.int64)
@@ -93,8 +104,9 @@ def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
     bad = has_quota & (quota <= 0)
     if bad.any():
         path, row = providers.where(int(np.flatnonzero(bad)[0]))
-        raise InputError("quota_per_admission must be positive (null: the provider has no quota)",
-                         path, "quota_per_admission", row)
+        raise InputError(
+            "quota_per_admission must be positive (null: the provider has no quota)", path, "quota_per_admission", row
+        )
     npv = providers.rows
     adm = ~st.nulls["admission_ordinal"]
     yi, keep = years.index(st["benefit_year"])
@@ -118,15 +130,25 @@ def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
         no_q = ~has_quota[aidx]
         if no_q.any():
             path, row = advances.where(int(np.flatnonzero(no_q)[0]))
-            raise InputError("the provider has no quota_per_admission in the providers file; advances "
-                             "apply only to quota settlement", path, "provider_id", row)
+            raise InputError(
+                "the provider has no quota_per_admission in the providers file; advances "
+                "apply only to quota settlement",
+                path,
+                "provider_id",
+                row,
+            )
         ayear = np.asarray(advances["year"], dtype=np.int64)
         anull = advances.nulls["year"]
         if anull.any():
             if default_year is None:
                 path, row = advances.where(int(np.flatnonzero(anull)[0]))
-                raise InputError("is empty, but the settlements hold several benefit years: give the year "
-                                 "on every row, or choose one with --year", path, "year", row)
+                raise InputError(
+                    "is empty, but the settlements hold several benefit years: give the year "
+                    "on every row, or choose one with --year",
+                    path,
+                    "year",
+                    row,
+                )
             ayear = np.where(anull, default_year, ayear)
         ayi, akeep = years.index(ayear)
         ignored = int(np.count_nonzero(~akeep))
@@ -138,31 +160,36 @@ def settle_providers(st: Table, providers: Table, years: Year, rules: Rules,
     prov, yr = rows // ny, rows % ny
     # order: benefit year, then provider_id as bytes
     ids = providers["provider_id"].take(pa.array(prov))
-    order = np.asarray(pc.sort_indices(pa.table({"y": yr, "id": ids.cast(pa.binary())}),
-                                       sort_keys=[("y", "ascending"), ("id", "ascending")]))
+    order = np.asarray(
+        pc.sort_indices(
+            pa.table({"y": yr, "id": ids.cast(pa.binary())}), sort_keys=[("y", "ascending"), ("id", "ascending")]
+        )
+    )
     rows, prov, yr, ids = rows[order], prov[order], yr[order], ids.take(pa.array(order))
     Nr, Ar, qr, paid_r = N[rows], A[rows], q[rows], paid[rows]
     Qr = to_int64(qr.astype(object) * Nr.astype(object), "the quota total")
     c = _corridor_by_year(Ar, Qr, yr, years, rules)
     balance = c.due - paid_r
     kind = np.asarray(providers["kind"])[prov]
-    table = pa.table({
-        "provider_id": ids,
-        "benefit_year": pa.array(years.years[yr].astype(np.int16)),
-        "kind": pa.array(PROVIDER_KINDS).take(pa.array(kind)),
-        "level": pa.array(np.asarray(providers["level"])[prov].astype(np.int8)),
-        "quota_per_admission": decimal(qr),
-        "admissions": pa.array(Nr),
-        "quota_total": decimal(Qr),
-        "fund_pool": decimal(Ar),
-        "fund_pool_to_quota": decimal(c.ratio_bp, scale=4, mask=~c.has_ratio),
-        "band": pa.array(list(BANDS)).take(pa.array(c.band)),
-        "due": decimal(c.due),
-        "advances": decimal(paid_r),
-        "balance": decimal(balance),
-        "over_ceiling": decimal(c.over_ceiling),
-        "borne_by_provider": decimal(Ar - c.due),
-    })
+    table = pa.table(
+        {
+            "provider_id": ids,
+            "benefit_year": pa.array(years.years[yr].astype(np.int16)),
+            "kind": pa.array(PROVIDER_KINDS).take(pa.array(kind)),
+            "level": pa.array(np.asarray(providers["level"])[prov].astype(np.int8)),
+            "quota_per_admission": decimal(qr),
+            "admissions": pa.array(Nr),
+            "quota_total": decimal(Qr),
+            "fund_pool": decimal(Ar),
+            "fund_pool_to_quota": decimal(c.ratio_bp, scale=4, mask=~c.has_ratio),
+            "band": pa.array(list(BANDS)).take(pa.array(c.band)),
+            "due": decimal(c.due),
+            "advances": decimal(paid_r),
+            "balance": decimal(balance),
+            "over_ceiling": decimal(c.over_ceiling),
+            "borne_by_provider": decimal(Ar - c.due),
+        }
+    )
     totals = {
         "providers": int(len(np.unique(prov))),
         "rows": int(len(rows)),

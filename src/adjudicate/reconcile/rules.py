@@ -14,6 +14,7 @@ Every number may be cited or dated as in a policy file (:mod:`adjudicate.dated`)
 A benefit year's corridor (and its advances) follows the rules in force on
 31 December of that year, when it is settled.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -67,8 +68,12 @@ class Rules:
             return self
         if day < self.valid_from:
             late = next(s for s in self.series.values() if s.dated and s.entries[0].start > day)
-            raise RulesError(f"reconciling needs the rules in force on {day}, before this dated value's first "
-                             f"date {late.entries[0].start}: give the value in force then too", self.path, late.key)
+            raise RulesError(
+                f"reconciling needs the rules in force on {day}, before this dated value's first "
+                f"date {late.entries[0].start}: give the value in force then too",
+                self.path,
+                late.key,
+            )
         return self.periods[bisect.bisect_right(self.changes, day)]
 
     def for_settlement(self, year: int) -> Rules:
@@ -102,8 +107,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
     doc, text = read_toml(path, RulesError, "rules", parse_float=Decimal)
     reader = _Reader(path, text)
     got = dated.load(doc, reader, reader.read, lambda k: bool(DATABLE.match(k)), "rules")
-    return replace(got.first, valid_from=got.valid_from, changes=got.changes, periods=got.periods,
-                   series=got.series)
+    return replace(got.first, valid_from=got.valid_from, changes=got.changes, periods=got.periods, series=got.series)
 
 
 class _Reader(TableReader):
@@ -124,9 +128,12 @@ class _Reader(TableReader):
 
     def read(self, doc: dict) -> Rules:
         if "account_credit" in doc:
-            raise self.error("account_credit", "the account credit is now the policy's [account.credit] table "
-                             "(settlement carries the account over the years with it, contract §3); "
-                             "move it there and give the policy with --policy")
+            raise self.error(
+                "account_credit",
+                "the account credit is now the policy's [account.credit] table "
+                "(settlement carries the account over the years with it, contract §3); "
+                "move it there and give the policy with --policy",
+            )
         self.only(doc, "", {"rules", "corridor"})
         head = self.table(doc, "rules")
         self.only(head, "rules", {"name", "version", "title", "source", "notes"})
@@ -140,10 +147,15 @@ class _Reader(TableReader):
         if ceiling < upper:
             raise self.error("corridor.ceiling", "must not be below corridor.upper")
         return Rules(
-            name=self.text(head, "name", "rules.name"), version=self.text(head, "version", "rules.version"),
-            title=self.text(head, "title", "rules.title"), source=self.text(head, "source", "rules.source"),
+            name=self.text(head, "name", "rules.name"),
+            version=self.text(head, "version", "rules.version"),
+            title=self.text(head, "title", "rules.title"),
+            source=self.text(head, "source", "rules.source"),
             path=self.path,
-            advance_bp=self.rate(c, "advance_rate", "corridor.advance_rate"), lower_bp=lower,
-            reward_bp=self.rate(c, "reward_rate", "corridor.reward_rate"), upper_bp=upper,
-            excess_share_bp=self.rate(c, "excess_share", "corridor.excess_share"), ceiling_bp=ceiling,
+            advance_bp=self.rate(c, "advance_rate", "corridor.advance_rate"),
+            lower_bp=lower,
+            reward_bp=self.rate(c, "reward_rate", "corridor.reward_rate"),
+            upper_bp=upper,
+            excess_share_bp=self.rate(c, "excess_share", "corridor.excess_share"),
+            ceiling_bp=ceiling,
         )

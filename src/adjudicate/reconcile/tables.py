@@ -6,6 +6,7 @@ example, in ``data/reconcile/README.md``. All are read by
 :func:`adjudicate.inputs.load`, so a bad value is an ``InputError`` naming the
 file, the column and the row (exit 2), as for every other input.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,12 +27,27 @@ FUND_COLUMNS = ("fund_pool", "account_paid", "fund_supplementary", "subsidy")
 ITEMS = ("contributions", "interest", "prepayments", "fiscal_subsidy", "other")
 
 # Chinese names of the funds and income items (docs/data-dictionary.md)
-ENUM_ALIASES[FUNDS] = {"统筹基金": "pool", "统筹": "pool", "个人账户": "account", "大额医疗补助": "supplementary",
-                       "大额": "supplementary", "补充医疗保险": "supplementary", "公务员医疗补助": "subsidy",
-                       "公务员补助": "subsidy"}
-ENUM_ALIASES[ITEMS] = {"征缴收入": "contributions", "征缴": "contributions", "利息收入": "interest",
-                       "利息": "interest", "一次性预缴收入": "prepayments", "一次性预缴": "prepayments",
-                       "财政补贴": "fiscal_subsidy", "其他": "other", "其他收入": "other"}
+ENUM_ALIASES[FUNDS] = {
+    "统筹基金": "pool",
+    "统筹": "pool",
+    "个人账户": "account",
+    "大额医疗补助": "supplementary",
+    "大额": "supplementary",
+    "补充医疗保险": "supplementary",
+    "公务员医疗补助": "subsidy",
+    "公务员补助": "subsidy",
+}
+ENUM_ALIASES[ITEMS] = {
+    "征缴收入": "contributions",
+    "征缴": "contributions",
+    "利息收入": "interest",
+    "利息": "interest",
+    "一次性预缴收入": "prepayments",
+    "一次性预缴": "prepayments",
+    "财政补贴": "fiscal_subsidy",
+    "其他": "other",
+    "其他收入": "other",
+}
 
 YEARS = (1900, 9999)
 MONTHS = (1, 12)
@@ -112,9 +128,13 @@ def index_of(table: Table, column: str, keys: Table, key_column: str, what: str)
     if missing is not None and missing.any():
         row = int(np.flatnonzero(missing)[0])
         path, r = table.where(row)
-        raise InputError(f"{column} {table[column][row].as_py()!r} is not in the {what} file "
-                         f"({', '.join(map(str, keys.files))}); reconcile with the {what} the run used",
-                         path, column, r)
+        raise InputError(
+            f"{column} {table[column][row].as_py()!r} is not in the {what} file "
+            f"({', '.join(map(str, keys.files))}); reconcile with the {what} the run used",
+            path,
+            column,
+            r,
+        )
     return np.asarray(idx.fill_null(0), dtype=np.int64)
 
 
@@ -125,8 +145,11 @@ def check_unique(table: Table, columns: Sequence[str]) -> None:
     cols = []
     for c in columns:
         v = table[c]
-        cols.append(pc.dictionary_encode(v).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-                    if isinstance(v, pa.Array) else np.asarray(v, dtype=np.int64))
+        cols.append(
+            pc.dictionary_encode(v).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            if isinstance(v, pa.Array)
+            else np.asarray(v, dtype=np.int64)
+        )
     order = np.lexsort(cols[::-1])
     same = np.ones(len(order) - 1, bool)
     for c in cols:
@@ -137,9 +160,14 @@ def check_unique(table: Table, columns: Sequence[str]) -> None:
         first, again = sorted((int(order[k]), int(order[k + 1])))
         path, row = table.where(again)
         path0, row0 = table.where(first)
-        raise InputError(f"repeats the {'/'.join(columns)} of row {row0}"
-                         + (f" of {path0}" if path0 != path else "") + "; give each at most once",
-                         path, columns[0], row)
+        raise InputError(
+            f"repeats the {'/'.join(columns)} of row {row0}"
+            + (f" of {path0}" if path0 != path else "")
+            + "; give each at most once",
+            path,
+            columns[0],
+            row,
+        )
 
 
 def check_settlements(st: Table) -> None:
@@ -149,8 +177,9 @@ def check_settlements(st: Table) -> None:
         negative = np.asarray(st[c]) < 0
         if negative.any():
             path, row = st.where(int(np.flatnonzero(negative)[0]))
-            raise InputError("a fund amount is negative; settlements of 'adjudicate run' never are (contract §4)",
-                             path, c, row)
+            raise InputError(
+                "a fund amount is negative; settlements of 'adjudicate run' never are (contract §4)", path, c, row
+            )
 
 
 def impossible(ledger_summary: dict) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 The command and its terminal report are in ``cli/reconcile.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,20 +41,39 @@ def run_policy(settlements, policy=None):
         except (OSError, ValueError, KeyError, TypeError):
             continue
         path = Path(str(recorded.get("file", "")))
-        found = P.load(path) if path.suffix == ".toml" and path.is_file() else (
-            P.load(recorded["name"]) if recorded.get("name") in P.shipped() else None)
+        found = (
+            P.load(path)
+            if path.suffix == ".toml" and path.is_file()
+            else (P.load(recorded["name"]) if recorded.get("name") in P.shipped() else None)
+        )
         if found is None or found.version != recorded.get("version"):
-            raise InputError(f"the run used policy {recorded.get('name')!r} {recorded.get('version')!r}, which is "
-                             "not found as it was; give it with --policy (its [account.credit] gives the ledger's "
-                             "credits, as in settlement)", summary)
+            raise InputError(
+                f"the run used policy {recorded.get('name')!r} {recorded.get('version')!r}, which is "
+                "not found as it was; give it with --policy (its [account.credit] gives the ledger's "
+                "credits, as in settlement)",
+                summary,
+            )
         return found
-    raise InputError("no summary.json of a run beside the settlements tells which policy the run used; give it "
-                     "with --policy (its [account.credit] gives the ledger's credits, as in settlement)")
+    raise InputError(
+        "no summary.json of a run beside the settlements tells which policy the run used; give it "
+        "with --policy (its [account.credit] gives the ledger's credits, as in settlement)"
+    )
 
 
-def reconcile(settlements, providers, members, advances=None, income=None, opening=None, rules=None,
-              reward_rate: Decimal | None = None, reserve_window: int = 12, year: int | None = None,
-              progress=None, policy=None) -> Reconciliation:
+def reconcile(
+    settlements,
+    providers,
+    members,
+    advances=None,
+    income=None,
+    opening=None,
+    rules=None,
+    reward_rate: Decimal | None = None,
+    reserve_window: int = 12,
+    year: int | None = None,
+    progress=None,
+    policy=None,
+) -> Reconciliation:
     """Compute every output in memory (tables and summary); nothing is written.
 
     ``policy`` is the policy the run used (name, file or ``Policy``); by default
@@ -95,19 +115,25 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     elif len(seen):
         years = seen.astype(np.int64)
     else:
-        raise InputError("the settlements hold no claims, so the benefit year is unknown; give it with --year",
-                         st.files[0])
+        raise InputError(
+            "the settlements hold no claims, so the benefit year is unknown; give it with --year", st.files[0]
+        )
     Y = T.Year(years)
     # the account balances stand on 1 January of the base year B, the run's earliest benefit year
     base_year = int(seen.min()) if len(seen) else int(years[0])
     if years[0] < base_year:
-        raise InputError(f"year {int(years[0])} is before {base_year}, the earliest benefit year of the settlements: "
-                         f"members.account_balance is the balance on 1 January {base_year} (contract §3)",
-                         st.files[0])
+        raise InputError(
+            f"year {int(years[0])} is before {base_year}, the earliest benefit year of the settlements: "
+            f"members.account_balance is the balance on 1 January {base_year} (contract §3)",
+            st.files[0],
+        )
     if year is not None and len(seen) and year not in seen:  # after the base-year check: that one says more
-        raise InputError(f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
-                         + ", ".join(str(int(y)) for y in seen) + "); a statement of that year would be empty",
-                         st.files[0])
+        raise InputError(
+            f"--year {year}: the settlements hold no claim of benefit year {year} (they hold "
+            + ", ".join(str(int(y)) for y in seen)
+            + "); a statement of that year would be empty",
+            st.files[0],
+        )
     timings["read"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -132,12 +158,16 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
     account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
     warnings = []
     if inc is None:
-        warnings.append("no --income given: every fund's income is 0, so the year balance, the closing balance "
-                        "and the months of reserve show only what was spent")
+        warnings.append(
+            "no --income given: every fund's income is 0, so the year balance, the closing balance "
+            "and the months of reserve show only what was spent"
+        )
     if opn is None:
-        warnings.append("no --opening given: the pooled, supplementary and subsidy funds open at 0 (the personal "
-                        "accounts open at the members' balances), so closing balances and months of reserve are "
-                        "not the funds' real position")
+        warnings.append(
+            "no --opening given: the pooled, supplementary and subsidy funds open at 0 (the personal "
+            "accounts open at the members' balances), so closing balances and months of reserve are "
+            "not the funds' real position"
+        )
     summary = {
         "adjudicate_version": __version__,
         "warnings": warnings,
@@ -156,7 +186,8 @@ def reconcile(settlements, providers, members, advances=None, income=None, openi
             and prov_sum["balance"] == prov_sum["due"] - prov_sum["advances"]
             and led_sum["closing"] == led_sum["opening"] - led_sum["spent"]
             and led_sum["chained"]
-            and led_sum["spent"] == sum(a["expenditure"] for a in account.values())),
+            and led_sum["spent"] == sum(a["expenditure"] for a in account.values())
+        ),
         "inputs": digests,
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
@@ -182,9 +213,28 @@ def write(rec: Reconciliation, out: Path) -> dict:
 
 
 #: Summary keys that hold fen (written as yuan text, exact).
-_MONEY = {"quota_total", "fund_pool", "due", "advances", "balance", "over_ceiling", "borne_by_provider",
-          "opening", "income", "expenditure", "year_balance", "closing", "spent", "credit", "next_opening",
-          "contributions", "interest", "prepayments", "fiscal_subsidy", "other"}
+_MONEY = {
+    "quota_total",
+    "fund_pool",
+    "due",
+    "advances",
+    "balance",
+    "over_ceiling",
+    "borne_by_provider",
+    "opening",
+    "income",
+    "expenditure",
+    "year_balance",
+    "closing",
+    "spent",
+    "credit",
+    "next_opening",
+    "contributions",
+    "interest",
+    "prepayments",
+    "fiscal_subsidy",
+    "other",
+}
 
 
 def as_yuan(x, key: str | None = None):

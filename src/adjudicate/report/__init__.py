@@ -14,6 +14,7 @@ and calls ``write_report(tmp, "sweep")``. Labels follow ``--lang``
 (:mod:`adjudicate.labels`). The page fetches nothing: CSS is inline and the
 charts are inline SVG (:mod:`adjudicate.report.svg`).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,11 @@ _BUILDERS: dict[str, Callable[[Path, dict], Page]] = {}
 
 def register(kind: str) -> Callable[[Callable[[Path, dict], Page]], Callable[[Path, dict], Page]]:
     """Register the page builder of one kind of output folder (run, compare, …)."""
+
     def add(f: Callable[[Path, dict], Page]) -> Callable[[Path, dict], Page]:
         _BUILDERS[kind] = f
         return f
+
     return add
 
 

@@ -3,6 +3,7 @@
 Sums are taken in integer fen (``money.to_fen``, Arrow's int64 group sums);
 floats only place the marks of a chart.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -70,8 +71,10 @@ def _bins(values_fen: np.ndarray, edges_yuan: Sequence[float]) -> list[tuple[str
     idx = np.searchsorted(edges, values_fen, side="right") - 1
     counts = np.bincount(idx[idx >= 0], minlength=len(edges))
     shown = [group_digits(str(e)) if float(e).is_integer() else str(e) for e in edges_yuan]
-    return [(f"{shown[i]} – {shown[i + 1]}" if i + 1 < len(edges) else f"≥ {shown[i]}", int(n))
-            for i, n in enumerate(counts)]
+    return [
+        (f"{shown[i]} – {shown[i + 1]}" if i + 1 < len(edges) else f"≥ {shown[i]}", int(n))
+        for i, n in enumerate(counts)
+    ]
 
 
 def _signed_bins(delta_fen: np.ndarray) -> list[tuple[str, int]]:
@@ -96,16 +99,21 @@ def _month_label(year: int, month: int) -> str:
 # run
 # ---------------------------------------------------------------------------
 
+
 @register("run")
 def run_page(folder: Path, s: dict) -> Page:
     pol = s.get("policy", {})
-    page = Page(f"{t('report_run')} · {pol.get('name', '')} {pol.get('version', '')}",
-                f"{t('policy')}: {Path(pol.get('file') or '').name}")
+    page = Page(
+        f"{t('report_run')} · {pol.get('name', '')} {pol.get('version', '')}",
+        f"{t('policy')}: {Path(pol.get('file') or '').name}",
+    )
     c = s["counts"]
     page.heading(t("counts"))
-    page.table([t("amount"), t("value")],
-               [(t(k), f"{c[k]:,}") for k in ("input_lines", "input_claims", "settled_claims", "rejected_claims")],
-               numeric=[1])
+    page.table(
+        [t("amount"), t("value")],
+        [(t(k), f"{c[k]:,}") for k in ("input_lines", "input_claims", "settled_claims", "rejected_claims")],
+        numeric=[1],
+    )
     page.heading(t("totals"))
     page.money_table(list(s["totals"].items()))
     totals_fen = {k: int(Decimal(v) * 100) for k, v in s["totals"].items()}
@@ -130,9 +138,11 @@ def _monthly(page: Page, settlements: pa.Table) -> None:
     fen = {k: g.column(k).to_numpy() for k in PAYERS}
     page.heading(t("monthly_expenditure"))
     page.chart(svg.columns(t("monthly_expenditure"), months, {t(k): fen[k] / 100 for k in PAYERS}))
-    page.table([t("month"), *map(t, PAYERS)],
-               [(m, *(_money(fen[k][i]) for k in PAYERS)) for i, m in enumerate(months)],
-               numeric=range(1, 1 + len(PAYERS)))
+    page.table(
+        [t("month"), *map(t, PAYERS)],
+        [(m, *(_money(fen[k][i]) for k in PAYERS)) for i, m in enumerate(months)],
+        numeric=range(1, 1 + len(PAYERS)),
+    )
 
 
 def _out_of_pocket(page: Page, settlements: pa.Table) -> None:
@@ -159,6 +169,7 @@ def _rejections(page: Page, by_reason: dict[str, int]) -> None:
 # compare
 # ---------------------------------------------------------------------------
 
+
 @register("compare")
 def compare_page(folder: Path, s: dict) -> Page:
     a, b = s["policy_a"], s["policy_b"]
@@ -177,8 +188,11 @@ def compare_page(folder: Path, s: dict) -> Page:
     page.chart(svg.bars(t("fund_change"), bars))
     m = s["members"]
     page.heading(t("member_change"))
-    page.table([t("better_off"), t("worse_off"), t("unchanged")],
-               [(f"{m['better_off']:,}", f"{m['worse_off']:,}", f"{m['unchanged']:,}")], numeric=[0, 1, 2])
+    page.table(
+        [t("better_off"), t("worse_off"), t("unchanged")],
+        [(f"{m['better_off']:,}", f"{m['worse_off']:,}", f"{m['unchanged']:,}")],
+        numeric=[0, 1, 2],
+    )
     members = _read(folder, "members.parquet", ["member_id", "cash_paid_delta", "account_paid_delta"])
     if members is not None and members.num_rows:
         keyed = _fen_table(members, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
@@ -194,25 +208,47 @@ def compare_page(folder: Path, s: dict) -> Page:
 # sweep
 # ---------------------------------------------------------------------------
 
+
 @register("sweep")
 def sweep_page(folder: Path, s: dict) -> Page:
     b = s["baseline"]
     page = Page(f"{t('report_sweep')} · {b['name']} {b['version']}")
     page.heading(t("variants"))
     keys = ("fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid")
-    page.table(["#", ""] + [f"Δ {t(k)}" for k in keys] + [t("better_off"), t("worse_off")],
-               [(str(r["variant"]), r["label"], *(_signed(int(Decimal(r[f"{k}_delta"]) * 100)) for k in keys),
-                 f"{r['members_better_off']:,}", f"{r['members_worse_off']:,}") for r in s["rows"]],
-               numeric=list(range(2, 2 + len(keys) + 2)))
-    page.chart(svg.bars(f"Δ {t('fund_pool')}", [(str(r["variant"]), float(Decimal(r["fund_pool_delta"])),
-                                                 _signed(int(Decimal(r["fund_pool_delta"]) * 100)))
-                                                for r in s["rows"][1:]]))
+    page.table(
+        ["#", ""] + [f"Δ {t(k)}" for k in keys] + [t("better_off"), t("worse_off")],
+        [
+            (
+                str(r["variant"]),
+                r["label"],
+                *(_signed(int(Decimal(r[f"{k}_delta"]) * 100)) for k in keys),
+                f"{r['members_better_off']:,}",
+                f"{r['members_worse_off']:,}",
+            )
+            for r in s["rows"]
+        ],
+        numeric=list(range(2, 2 + len(keys) + 2)),
+    )
+    page.chart(
+        svg.bars(
+            f"Δ {t('fund_pool')}",
+            [
+                (
+                    str(r["variant"]),
+                    float(Decimal(r["fund_pool_delta"])),
+                    _signed(int(Decimal(r["fund_pool_delta"]) * 100)),
+                )
+                for r in s["rows"][1:]
+            ],
+        )
+    )
     return page
 
 
 # ---------------------------------------------------------------------------
 # readjudicate
 # ---------------------------------------------------------------------------
+
 
 @register("readjudicate")
 def readjudicate_page(folder: Path, s: dict) -> Page:
@@ -223,11 +259,25 @@ def readjudicate_page(folder: Path, s: dict) -> Page:
     page.chart(_count_chart(t("adjustments_by_kind"), list(c["by_kind"].items())))
     page.table(["kind", t("claims")], [(k, f"{n:,}") for k, n in c["by_kind"].items()], numeric=[1])
     page.heading(t("totals"))
-    page.table([t("amount"), t("before"), t("now"), "Δ"],
-               [(t(k), group_digits(s["previous"]["totals"][k]), group_digits(s["current"]["totals"][k]),
-                 _signed(int(Decimal(s["deltas"][k]) * 100))) for k in s["deltas"]], numeric=[1, 2, 3])
-    page.chart(svg.bars(t("fund_change"), [(t(k), float(Decimal(s["deltas"][k])),
-                                            _signed(int(Decimal(s["deltas"][k]) * 100))) for k in PAYERS]))
+    page.table(
+        [t("amount"), t("before"), t("now"), "Δ"],
+        [
+            (
+                t(k),
+                group_digits(s["previous"]["totals"][k]),
+                group_digits(s["current"]["totals"][k]),
+                _signed(int(Decimal(s["deltas"][k]) * 100)),
+            )
+            for k in s["deltas"]
+        ],
+        numeric=[1, 2, 3],
+    )
+    page.chart(
+        svg.bars(
+            t("fund_change"),
+            [(t(k), float(Decimal(s["deltas"][k])), _signed(int(Decimal(s["deltas"][k]) * 100))) for k in PAYERS],
+        )
+    )
     return page
 
 
@@ -235,49 +285,83 @@ def readjudicate_page(folder: Path, s: dict) -> Page:
 # reconcile
 # ---------------------------------------------------------------------------
 
+
 @register("reconcile")
 def reconcile_page(folder: Path, s: dict) -> Page:
     from ..reconcile.rules import load_rules
 
-    page = Page(f"{t('report_reconcile')} · {', '.join(map(str, s.get('years', [])))}",
-                f"rules {s['rules']['name']} {s['rules']['version']}")
+    page = Page(
+        f"{t('report_reconcile')} · {', '.join(map(str, s.get('years', [])))}",
+        f"rules {s['rules']['name']} {s['rules']['version']}",
+    )
     for w in s.get("warnings", []):
         page.note(w, warn=True)
     p = s["providers"]
     page.heading(t("corridor"))
     page.money_table([(k, p[k]) for k in ("quota_total", "fund_pool", "due", "advances", "balance")])
-    providers = _read(folder, "providers.parquet", ["provider_id", "benefit_year", "admissions", "quota_total",
-                                                    "fund_pool", "fund_pool_to_quota", "band", "due"])
+    providers = _read(
+        folder,
+        "providers.parquet",
+        ["provider_id", "benefit_year", "admissions", "quota_total", "fund_pool", "fund_pool_to_quota", "band", "due"],
+    )
     if providers is not None and providers.num_rows:
         try:
             rules = load_rules(s["rules"].get("file"))
-            marks = [(rules.lower_bp / 10_000, f"{rules.lower_bp / 100:g} %"),
-                     (rules.upper_bp / 10_000, f"{rules.upper_bp / 100:g} %"),
-                     (rules.ceiling_bp / 10_000, f"{rules.ceiling_bp / 100:g} %")]
+            marks = [
+                (rules.lower_bp / 10_000, f"{rules.lower_bp / 100:g} %"),
+                (rules.upper_bp / 10_000, f"{rules.upper_bp / 100:g} %"),
+                (rules.ceiling_bp / 10_000, f"{rules.ceiling_bp / 100:g} %"),
+            ]
         except Exception:  # noqa: BLE001 - the rules file moved since: draw without the corridor lines
             marks = []
         pv = providers.sort_by([("fund_pool_to_quota", "descending"), ("provider_id", "ascending")]).to_pylist()
-        items = [(f"{r['provider_id']} {r['benefit_year']}", float(r["fund_pool_to_quota"] or 0),
-                  f"{(r['fund_pool_to_quota'] or 0) * 100:.1f} % ({r['band']})") for r in pv]
+        items = [
+            (
+                f"{r['provider_id']} {r['benefit_year']}",
+                float(r["fund_pool_to_quota"] or 0),
+                f"{(r['fund_pool_to_quota'] or 0) * 100:.1f} % ({r['band']})",
+            )
+            for r in pv
+        ]
         if len(items) > CHART_ROWS:  # the table below has them all
             page.note(f"{CHART_ROWS} / {len(items)}: A/Q ↓")
         page.chart(svg.bars(t("corridor"), items[:CHART_ROWS], marks, clip=2.0))
-        page.table([t("provider"), "year", t("admissions"), t("quota_total"), t("fund_pool"), "A/Q", t("band"),
-                    t("due")],
-                   [(r["provider_id"], r["benefit_year"], f"{r['admissions']:,}", group_digits(str(r["quota_total"])),
-                     group_digits(str(r["fund_pool"])), f"{(r['fund_pool_to_quota'] or 0) * 100:.1f} %", r["band"],
-                     group_digits(str(r["due"]))) for r in pv], numeric=[2, 3, 4, 5, 7])
-    funds = _read(folder, "funds.parquet", ["fund", "year", "opening", "income", "expenditure", "closing",
-                                            "months_of_reserve"])
+        page.table(
+            [t("provider"), "year", t("admissions"), t("quota_total"), t("fund_pool"), "A/Q", t("band"), t("due")],
+            [
+                (
+                    r["provider_id"],
+                    r["benefit_year"],
+                    f"{r['admissions']:,}",
+                    group_digits(str(r["quota_total"])),
+                    group_digits(str(r["fund_pool"])),
+                    f"{(r['fund_pool_to_quota'] or 0) * 100:.1f} %",
+                    r["band"],
+                    group_digits(str(r["due"])),
+                )
+                for r in pv
+            ],
+            numeric=[2, 3, 4, 5, 7],
+        )
+    funds = _read(
+        folder, "funds.parquet", ["fund", "year", "opening", "income", "expenditure", "closing", "months_of_reserve"]
+    )
     monthly = _read(folder, "funds_monthly.parquet", ["fund", "year", "month", "closing"])
     if funds is not None and funds.num_rows:
         page.heading(t("fund_statement"))
-        page.table([t("fund"), "year", t("opening"), t("income"), t("expenditure"), t("closing"),
-                    t("months_of_reserve")],
-                   [(t(r["fund"]), r["year"], *(group_digits(str(r[k])) for k in ("opening", "income", "expenditure",
-                                                                                 "closing")),
-                     "—" if r["months_of_reserve"] is None else str(r["months_of_reserve"]))
-                    for r in funds.to_pylist()], numeric=[2, 3, 4, 5, 6])
+        page.table(
+            [t("fund"), "year", t("opening"), t("income"), t("expenditure"), t("closing"), t("months_of_reserve")],
+            [
+                (
+                    t(r["fund"]),
+                    r["year"],
+                    *(group_digits(str(r[k])) for k in ("opening", "income", "expenditure", "closing")),
+                    "—" if r["months_of_reserve"] is None else str(r["months_of_reserve"]),
+                )
+                for r in funds.to_pylist()
+            ],
+            numeric=[2, 3, 4, 5, 6],
+        )
     if monthly is not None and monthly.num_rows:
         rows = monthly.to_pylist()
         months = sorted({(r["year"], r["month"]) for r in rows})
@@ -294,15 +378,22 @@ def reconcile_page(folder: Path, s: dict) -> Page:
 # demo: an index of the flow's reports
 # ---------------------------------------------------------------------------
 
+
 @register("demo")
 def demo_page(folder: Path, s: dict) -> Page:
     d = s["demo"]
-    page = Page(f"adjudicate demo · {d['policy']['name']} {d['policy']['version']}",
-                f"{t('policy')}: {d['policy']['name']} · B: {d['compared_with']}")
-    page.link_list([("run/report.html", t("report_run")),
-                    ("compare/report.html", f"{t('report_compare')}: {d['policy']['name']} / {d['compared_with']}"),
-                    ("reconcile/report.html", t("report_reconcile")),
-                    (f"explain-{d['explained_claim']}.txt", f"explain {d['explained_claim']}")])
+    page = Page(
+        f"adjudicate demo · {d['policy']['name']} {d['policy']['version']}",
+        f"{t('policy')}: {d['policy']['name']} · B: {d['compared_with']}",
+    )
+    page.link_list(
+        [
+            ("run/report.html", t("report_run")),
+            ("compare/report.html", f"{t('report_compare')}: {d['policy']['name']} / {d['compared_with']}"),
+            ("reconcile/report.html", t("report_reconcile")),
+            (f"explain-{d['explained_claim']}.txt", f"explain {d['explained_claim']}"),
+        ]
+    )
     page.heading(t("totals"))
     page.money_table([(k, v) for k, v in s["totals"].items()])
     return page
@@ -319,8 +410,10 @@ AUDIT_TOP = 20
 @register("audit")
 def audit_page(folder: Path, s: dict) -> Page:
     a = s["audit"]
-    page = Page(f"{t('report_audit')} · rules {a['rules']['name']} {a['rules']['version']}",
-                f"{t('policy')}: {s.get('policy', {}).get('name', '')}")
+    page = Page(
+        f"{t('report_audit')} · rules {a['rules']['name']} {a['rules']['version']}",
+        f"{t('policy')}: {s.get('policy', {}).get('name', '')}",
+    )
     _audit_sections(page, folder, a)
     return page
 
@@ -329,15 +422,23 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
     page.heading(t("flags_by_rule"))
     rows = [(name, c["flags"], c["claims"], a["skipped_rules"].get(name, "")) for name, c in a["by_rule"].items()]
     page.chart(svg.bars(t("flags_by_rule"), [(name, float(n), f"{n:,}") for name, n, _, why in rows if not why]))
-    page.table(["rule", t("flags"), t("claims"), t("note")],
-               [(name, "—" if why else f"{n:,}", "—" if why else f"{c:,}", f"skipped: {why}" if why else "")
-                for name, n, c, why in rows], numeric=[1, 2])
-    flags = _read(folder, "flags.parquet", ["claim_id", "member_id", "provider_id", "rule", "severity",
-                                            "claim_total", "evidence"])
+    page.table(
+        ["rule", t("flags"), t("claims"), t("note")],
+        [
+            (name, "—" if why else f"{n:,}", "—" if why else f"{c:,}", f"skipped: {why}" if why else "")
+            for name, n, c, why in rows
+        ],
+        numeric=[1, 2],
+    )
+    flags = _read(
+        folder, "flags.parquet", ["claim_id", "member_id", "provider_id", "rule", "severity", "claim_total", "evidence"]
+    )
     if flags is not None and flags.num_rows:
         rank = {"high": 0, "medium": 1, "low": 2}
-        rows = sorted(flags.to_pylist(),  # the flagged claims: a few thousand rows at most
-                      key=lambda r: (rank.get(r["severity"], 3), r["rule"], r["claim_id"]))
+        rows = sorted(
+            flags.to_pylist(),  # the flagged claims: a few thousand rows at most
+            key=lambda r: (rank.get(r["severity"], 3), r["rule"], r["claim_id"]),
+        )
         per_rule: dict[str, int] = {}
         top = []
         for r in rows:
@@ -345,15 +446,43 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
             if per_rule[r["rule"]] <= AUDIT_TOP:
                 top.append(r)
         page.heading(t("flags_to_check"))
-        page.table(["severity", "rule", "claim_id", "member_id", "provider_id", t("total"), "evidence"],
-                   [(r["severity"], r["rule"], r["claim_id"], r["member_id"], r["provider_id"],
-                     group_digits(str(r["claim_total"])), r["evidence"]) for r in top], numeric=[5])
-    indicators = _read(folder, "indicators.parquet", ["provider_id", "year", "indicator", "value", "peer_median",
-                                                      "ratio_to_median", "outlier", "outlier_reason"])
+        page.table(
+            ["severity", "rule", "claim_id", "member_id", "provider_id", t("total"), "evidence"],
+            [
+                (
+                    r["severity"],
+                    r["rule"],
+                    r["claim_id"],
+                    r["member_id"],
+                    r["provider_id"],
+                    group_digits(str(r["claim_total"])),
+                    r["evidence"],
+                )
+                for r in top
+            ],
+            numeric=[5],
+        )
+    indicators = _read(
+        folder,
+        "indicators.parquet",
+        ["provider_id", "year", "indicator", "value", "peer_median", "ratio_to_median", "outlier", "outlier_reason"],
+    )
     if indicators is not None and indicators.num_rows:
         out = indicators.filter(pc.fill_null(indicators.column("outlier"), False))
         page.heading(t("provider_outliers"))
-        page.table([t("provider"), "year", "indicator", t("value"), "peer median", "× median", "why"],
-                   [(r["provider_id"], r["year"], r["indicator"], str(r["value"]), str(r["peer_median"]),
-                     str(r["ratio_to_median"]), r["outlier_reason"] or "") for r in out.to_pylist()],
-                   numeric=[3, 4, 5])
+        page.table(
+            [t("provider"), "year", "indicator", t("value"), "peer median", "× median", "why"],
+            [
+                (
+                    r["provider_id"],
+                    r["year"],
+                    r["indicator"],
+                    str(r["value"]),
+                    str(r["peer_median"]),
+                    str(r["ratio_to_median"]),
+                    r["outlier_reason"] or "",
+                )
+                for r in out.to_pylist()
+            ],
+            numeric=[3, 4, 5],
+        )

@@ -1,4 +1,5 @@
 """One self-contained HTML page: inline CSS, inline SVG, no script and nothing fetched."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,9 +52,13 @@ class Page:
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()) -> None:
         """A table; the columns at ``numeric`` are right-aligned (money is given as exact text)."""
         num = set(numeric)
-        head = "".join(f'<th{" class=num" if i in num else ""}>{escape(str(h))}</th>' for i, h in enumerate(headers))
-        body = "".join("<tr>" + "".join(f'<td{" class=num" if i in num else ""}>{escape(str(v))}</td>'
-                                        for i, v in enumerate(r)) + "</tr>" for r in rows)
+        head = "".join(f"<th{' class=num' if i in num else ''}>{escape(str(h))}</th>" for i, h in enumerate(headers))
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td{' class=num' if i in num else ''}>{escape(str(v))}</td>" for i, v in enumerate(r))
+            + "</tr>"
+            for r in rows
+        )
         self.parts.append(f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
     def money_table(self, rows: Sequence[tuple[str, str]], value_header: str | None = None) -> None:
@@ -62,9 +67,11 @@ class Page:
 
     def html(self) -> str:
         lang = "zh-CN" if LANG.get() == "zh" else "en"
-        return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{escape(self.title)}</title><style>{CSS}</style></head><body>"
-                f"<h1>{escape(self.title)}</h1><p class=meta>{escape(self.meta)}</p>"
-                + "\n".join(self.parts)
-                + f'<p class=meta>{escape(t("generated_by"))} {escape(__version__)}</p></body></html>\n')
+        return (
+            f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(self.title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{escape(self.title)}</h1><p class=meta>{escape(self.meta)}</p>"
+            + "\n".join(self.parts)
+            + f"<p class=meta>{escape(t('generated_by'))} {escape(__version__)}</p></body></html>\n"
+        )

@@ -5,6 +5,7 @@ class (``bar``, ``line``, ``mark``) so a browser test can count them. Values
 are floats for drawing only: every figure printed is the exact decimal text
 given by the caller.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,13 +20,19 @@ def _fmt(v: float) -> str:
 
 
 def _svg(title: str, height: int, body: list[str]) -> str:
-    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-            f'width="100%" style="max-width:{WIDTH}px" role="img" aria-label="{escape(title)}">'
-            f"<title>{escape(title)}</title>" + "".join(body) + "</svg>")
+    return (
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'width="100%" style="max-width:{WIDTH}px" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
+    )
 
 
-def bars(title: str, items: Sequence[tuple[str, float, str]], marks: Sequence[tuple[float, str]] = (),
-         clip: float | None = None) -> str:
+def bars(
+    title: str,
+    items: Sequence[tuple[str, float, str]],
+    marks: Sequence[tuple[float, str]] = (),
+    clip: float | None = None,
+) -> str:
     """Horizontal bars, one per (label, value, text shown); negative values extend left of zero.
 
     ``marks`` are vertical reference lines (value, label), e.g. a corridor's edges;
@@ -45,18 +52,21 @@ def bars(title: str, items: Sequence[tuple[str, float, str]], marks: Sequence[tu
         y = top + i * row
         x0, x1 = sorted((x(0.0), x(v)))
         body.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" class="label">{escape(label)}</text>')
-        body.append(f'<rect class="bar{" neg" if v < 0 else ""}" x="{_fmt(x0)}" y="{y + 3}" '
-                    f'width="{_fmt(max(x1 - x0, 0.5))}" height="{row - 6}"><title>{escape(label)}: '
-                    f'{escape(text)}</title></rect>')
+        body.append(
+            f'<rect class="bar{" neg" if v < 0 else ""}" x="{_fmt(x0)}" y="{y + 3}" '
+            f'width="{_fmt(max(x1 - x0, 0.5))}" height="{row - 6}"><title>{escape(label)}: '
+            f"{escape(text)}</title></rect>"
+        )
         body.append(f'<text x="{_fmt(x1 + 4)}" y="{y + 15}" class="value">{escape(text)}</text>')
     if lo < 0 < hi:
-        body.append(f'<line class="axis" x1="{_fmt(x(0))}" x2="{_fmt(x(0))}" y1="{top}" '
-                    f'y2="{top + row * len(items)}"/>')
+        body.append(
+            f'<line class="axis" x1="{_fmt(x(0))}" x2="{_fmt(x(0))}" y1="{top}" y2="{top + row * len(items)}"/>'
+        )
     for m, label in marks:
-        body.append(f'<line class="mark" x1="{_fmt(x(m))}" x2="{_fmt(x(m))}" y1="{top}" '
-                    f'y2="{top + row * len(items) + 4}"/>')
-        body.append(f'<text x="{_fmt(x(m))}" y="{height - 6}" text-anchor="middle" class="tick">'
-                    f"{escape(label)}</text>")
+        body.append(
+            f'<line class="mark" x1="{_fmt(x(m))}" x2="{_fmt(x(m))}" y1="{top}" y2="{top + row * len(items) + 4}"/>'
+        )
+        body.append(f'<text x="{_fmt(x(m))}" y="{height - 6}" text-anchor="middle" class="tick">{escape(label)}</text>')
     return _svg(title, height, body)
 
 
@@ -81,12 +91,16 @@ def columns(title: str, categories: Sequence[str], series: dict[str, Sequence[fl
             h = max(vals[i], 0.0) / hi * plot_h
             base -= h
             colour = PALETTE[k % len(PALETTE)]
-            body.append(f'<rect class="bar" style="fill:{colour}" x="{_fmt(left + i * step + step * 0.15)}" '
-                        f'y="{_fmt(base)}" width="{_fmt(step * 0.7)}" height="{_fmt(h)}">'
-                        f"<title>{escape(cat)} · {escape(name)}: {vals[i]:,.2f}</title></rect>")
+            body.append(
+                f'<rect class="bar" style="fill:{colour}" x="{_fmt(left + i * step + step * 0.15)}" '
+                f'y="{_fmt(base)}" width="{_fmt(step * 0.7)}" height="{_fmt(h)}">'
+                f"<title>{escape(cat)} · {escape(name)}: {vals[i]:,.2f}</title></rect>"
+            )
         if n <= 24 or i % max(1, n // 12) == 0:
-            body.append(f'<text x="{_fmt(left + (i + 0.5) * step)}" y="{top + plot_h + 14}" text-anchor="middle" '
-                        f'class="tick">{escape(cat)}</text>')
+            body.append(
+                f'<text x="{_fmt(left + (i + 0.5) * step)}" y="{top + plot_h + 14}" text-anchor="middle" '
+                f'class="tick">{escape(cat)}</text>'
+            )
     body += _legend(list(series), height - 10)
     return _svg(title, height, body)
 
@@ -108,12 +122,15 @@ def lines(title: str, categories: Sequence[str], series: dict[str, Sequence[floa
         body.append(f'<text x="{left - 4}" y="{_fmt(y(v) + 4)}" text-anchor="end" class="tick">{_short(v)}</text>')
     for k, (name, s) in enumerate(series.items()):
         pts = " ".join(f"{_fmt(x(i))},{_fmt(y(v))}" for i, v in enumerate(s))
-        body.append(f'<polyline class="line" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" stroke-width="2" '
-                    f'points="{pts}"><title>{escape(name)}</title></polyline>')
+        body.append(
+            f'<polyline class="line" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" stroke-width="2" '
+            f'points="{pts}"><title>{escape(name)}</title></polyline>'
+        )
     for i, cat in enumerate(categories):
         if n <= 24 or i % max(1, n // 12) == 0:
-            body.append(f'<text x="{_fmt(x(i))}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">'
-                        f"{escape(cat)}</text>")
+            body.append(
+                f'<text x="{_fmt(x(i))}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{escape(cat)}</text>'
+            )
     body += _legend(list(series), height - 10)
     return _svg(title, height, body)
 
@@ -123,7 +140,7 @@ def _legend(names: list[str], y: int) -> list[str]:
     for k, name in enumerate(names):
         out.append(f'<rect class="key" x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>')
         out.append(f'<text x="{x + 14}" y="{y}" class="tick">{escape(name)}</text>')
-        x += 24 + 8 * len(name) + 6 * sum(ord(ch) > 0x2e80 for ch in name)
+        x += 24 + 8 * len(name) + 6 * sum(ord(ch) > 0x2E80 for ch in name)
     return out
 
 

@@ -17,6 +17,7 @@ input is bad; the returned DataFrames read the cache. Needs ``pip install
 "adjudicate[spark]"`` (pyspark ≥ 4). ``adjudicate run --engine spark`` is the
 same from the command line (``adjudicate.spark.files``).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -52,8 +53,16 @@ def check_small(providers: Table | BucketError, catalogue: Table | BucketError) 
     return []
 
 
-def settle(claims: DataFrame, members: DataFrame, providers: DataFrame, catalogue: DataFrame,
-           policy: Policy | str, *, buckets: int | None = None, with_lines: bool = True) -> Settled:
+def settle(
+    claims: DataFrame,
+    members: DataFrame,
+    providers: DataFrame,
+    catalogue: DataFrame,
+    policy: Policy | str,
+    *,
+    buckets: int | None = None,
+    with_lines: bool = True,
+) -> Settled:
     """Adjudicate Spark DataFrames of the contract's four input tables (contract §2).
 
     ``buckets`` is the number of member buckets (default: two per core, at
@@ -71,8 +80,16 @@ def settle(claims: DataFrame, members: DataFrame, providers: DataFrame, catalogu
             small.append(e)
     errors = check_small(*small)
     tables = [t if isinstance(t, Table) else None for t in small]
-    return settle_sources(source(claims, CLAIMS), source(members, MEMBERS), tables[0], tables[1], policy,
-                          buckets=buckets, with_lines=with_lines, driver_errors=errors)
+    return settle_sources(
+        source(claims, CLAIMS),
+        source(members, MEMBERS),
+        tables[0],
+        tables[1],
+        policy,
+        buckets=buckets,
+        with_lines=with_lines,
+        driver_errors=errors,
+    )
 
 
 __all__ = ["settle", "Settled", "Source", "source", "settle_sources", "small_table", "check_small"]

@@ -13,6 +13,7 @@ the user as a stack trace. Each error carries the key of its place in the
 order a local run checks things (table, column, file, row), so the driver
 reports the same error the local run would.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,26 +46,68 @@ UNIQUE_STAGE, CATALOGUE_STAGE = 10, 20
 #: to see it renames it to ``fired`` and fails, once (a task Spark retries).
 FAIL_ONCE_ENV = "ADJUDICATE_SPARK_FAIL_ONCE"
 
-AMOUNTS = ("total", "self_pay", "first_self_pay", "eligible", "deductible", "fund_pool", "fund_supplementary",
-           "member_policy_share", "subsidy", "account_paid", "cash_paid")
-SETTLEMENT_COLUMNS = ("claim_id", "member_id", "provider_id", "setting", "settle_date", "benefit_year",
-                      "admission_ordinal") + AMOUNTS
-LINE_COLUMNS = ("claim_id", "line_no", "item_code", "class", "self_pay", "first_self_pay", "eligible",
-                "fund_pool", "fund_supplementary")
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
+SETTLEMENT_COLUMNS = (
+    "claim_id",
+    "member_id",
+    "provider_id",
+    "setting",
+    "settle_date",
+    "benefit_year",
+    "admission_ordinal",
+) + AMOUNTS
+LINE_COLUMNS = (
+    "claim_id",
+    "line_no",
+    "item_code",
+    "class",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "fund_pool",
+    "fund_supplementary",
+)
 REJECTED_COLUMNS = ("claim_id", "line_no", "reason", "detail", "member_id", "provider_id", "column", "value")
 #: Counts of a STATS row (input lines, input claims, settled lines, rows
 #: breaking an invariant, CPU nanoseconds the bucket took) and the sort key of an
 #: ERROR row (the first four).
 NUMBERS = ("__n1", "__n2", "__n3", "__n4", "__n5")
 
-_TYPES = {"claim_id": pa.string(), "member_id": pa.string(), "provider_id": pa.string(), "setting": pa.string(),
-          "settle_date": pa.date32(), "benefit_year": pa.int16(), "admission_ordinal": pa.int32(),
-          "line_no": pa.int32(), "item_code": pa.string(), "class": pa.string(), "reason": pa.string(),
-          "detail": pa.string(), "column": pa.string(), "value": pa.string(), **{a: OUTPUT_TYPE for a in AMOUNTS}}
+_TYPES = {
+    "claim_id": pa.string(),
+    "member_id": pa.string(),
+    "provider_id": pa.string(),
+    "setting": pa.string(),
+    "settle_date": pa.date32(),
+    "benefit_year": pa.int16(),
+    "admission_ordinal": pa.int32(),
+    "line_no": pa.int32(),
+    "item_code": pa.string(),
+    "class": pa.string(),
+    "reason": pa.string(),
+    "detail": pa.string(),
+    "column": pa.string(),
+    "value": pa.string(),
+    **{a: OUTPUT_TYPE for a in AMOUNTS},
+}
 #: The union layout of a bucket's output (contract §4 columns, plus the tags).
-OUTPUT = pa.schema([(KIND, pa.int8())]
-                   + [(c, _TYPES[c]) for c in dict.fromkeys(SETTLEMENT_COLUMNS + LINE_COLUMNS + REJECTED_COLUMNS)]
-                   + [(n, pa.int64()) for n in NUMBERS])
+OUTPUT = pa.schema(
+    [(KIND, pa.int8())]
+    + [(c, _TYPES[c]) for c in dict.fromkeys(SETTLEMENT_COLUMNS + LINE_COLUMNS + REJECTED_COLUMNS)]
+    + [(n, pa.int64()) for n in NUMBERS]
+)
 
 
 @dataclass
@@ -100,8 +143,7 @@ def to_table(spec: TableSpec, t: pa.Table, files: list[str], text: bool, threads
     """
     table_no = TABLE_NO[spec.name]
     file = np.asarray(t[FILE].fill_null(0), dtype=np.int64) if FILE in t.column_names else np.zeros(len(t), np.int64)
-    row = (np.asarray(t[ROW].fill_null(-1), dtype=np.int64) if ROW in t.column_names
-           else np.full(len(t), -1, np.int64))
+    row = np.asarray(t[ROW].fill_null(-1), dtype=np.int64) if ROW in t.column_names else np.full(len(t), -1, np.int64)
     order = np.lexsort((row, file))
     names = [c.name for c in spec.columns if c.name in t.column_names]
     data = t.select(names).take(pa.array(order))
@@ -119,8 +161,10 @@ def to_table(spec: TableSpec, t: pa.Table, files: list[str], text: bool, threads
         if e.row is not None and int(row[bounds[k][0] + e.row]) >= 0:
             original = int(row[bounds[k][0] + e.row])
         column = next((i for i, c in enumerate(spec.columns) if c.name == e.column), -1)
-        raise BucketError((table_no, column, which[k], -1 if original is None else original),
-                          InputError(e.message, shown[k], e.column, original)) from None
+        raise BucketError(
+            (table_no, column, which[k], -1 if original is None else original),
+            InputError(e.message, shown[k], e.column, original),
+        ) from None
     out.file_of_row = np.repeat(np.arange(len(bounds), dtype=np.int32), [b - a for a, b in bounds])
     out.original = (np.asarray(which, np.int64), row)  # type: ignore[attr-defined]
     return out
@@ -159,8 +203,13 @@ def relocate(t: Table, e: InputError) -> InputError:
 def validate_catalogue(cat: Table) -> None:
     """The catalogue's own checks that encode makes (valid_to after valid_from, no overlap)."""
     try:
-        catalogue_rows(cat, pa.array([], pa.string()), np.empty(0, np.int32), take=np.empty(0, np.int64),
-                       item=np.empty(0, np.int64))
+        catalogue_rows(
+            cat,
+            pa.array([], pa.string()),
+            np.empty(0, np.int32),
+            take=np.empty(0, np.int64),
+            item=np.empty(0, np.int64),
+        )
     except InputError as e:
         raise BucketError((CATALOGUE_STAGE, 0, 0, 0), relocate(cat, e)) from None
 
@@ -188,8 +237,13 @@ def settle_bucket(claims: pa.Table, members: pa.Table, shared: Shared) -> pa.Tab
         return error_rows([e])
     if shared.validate_only or claims_t.rows == 0:
         return stats_rows(claims_t.rows, 0, 0, 0, None, 0) if not shared.validate_only else _empty()
-    r = adjudicate(Inputs(claims_t, members_t, shared.providers, shared.catalogue), shared.policy, threads=1,
-                   line_funds=shared.with_lines, base_year=shared.base_year)
+    r = adjudicate(
+        Inputs(claims_t, members_t, shared.providers, shared.catalogue),
+        shared.policy,
+        threads=1,
+        line_funds=shared.with_lines,
+        base_year=shared.base_year,
+    )
     return result_rows(r, claims_t.rows, shared.with_lines, t0)
 
 
@@ -201,22 +255,38 @@ def result_rows(r: Result, input_lines: int, with_lines: bool, t0: int) -> pa.Ta
     violations = sum(invariant_violations(claim_amounts(r)).values())
     year = int(r.enc.year.min()) if len(r.enc.year) else None
     out = pa.concat_tables(parts)
-    stats = stats_rows(input_lines, r.enc.input_claims, len(r.enc.amount), violations, year,
-                       time.process_time_ns() - t0)
+    stats = stats_rows(
+        input_lines, r.enc.input_claims, len(r.enc.amount), violations, year, time.process_time_ns() - t0
+    )
     return pa.concat_tables([out, stats])
 
 
-def stats_rows(input_lines: int, input_claims: int, settled_lines: int, violations: int,
-               first_year: int | None, nanoseconds: int) -> pa.Table:
+def stats_rows(
+    input_lines: int, input_claims: int, settled_lines: int, violations: int, first_year: int | None, nanoseconds: int
+) -> pa.Table:
     numbers = (input_lines, input_claims, settled_lines, violations, nanoseconds)
-    return _tagged(pa.table({"benefit_year": pa.array([first_year], pa.int16()),
-                             **{n: pa.array([v], pa.int64()) for n, v in zip(NUMBERS, numbers)}}), STATS)
+    return _tagged(
+        pa.table(
+            {
+                "benefit_year": pa.array([first_year], pa.int16()),
+                **{n: pa.array([v], pa.int64()) for n, v in zip(NUMBERS, numbers)},
+            }
+        ),
+        STATS,
+    )
 
 
 def error_rows(errors: list[BucketError]) -> pa.Table:
     keys = np.array([e.key for e in errors], np.int64).reshape(-1, 4)
-    return _tagged(pa.table({"detail": pa.array([str(e.error) for e in errors], pa.string()),
-                             **{n: pa.array(keys[:, i]) for i, n in enumerate(NUMBERS[:4])}}), ERROR)
+    return _tagged(
+        pa.table(
+            {
+                "detail": pa.array([str(e.error) for e in errors], pa.string()),
+                **{n: pa.array(keys[:, i]) for i, n in enumerate(NUMBERS[:4])},
+            }
+        ),
+        ERROR,
+    )
 
 
 def _empty() -> pa.Table:
@@ -238,6 +308,26 @@ def _tagged(t: pa.Table, kind: int) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=OUTPUT)
 
 
-__all__ = ["Shared", "BucketError", "settle_bucket", "to_table", "unique_keys", "validate_catalogue", "OUTPUT",
-           "FILE", "ROW", "KIND", "SETTLEMENT", "LINE", "REJECTED", "STATS", "ERROR", "AMOUNTS",
-           "SETTLEMENT_COLUMNS", "LINE_COLUMNS", "REJECTED_COLUMNS", "NUMBERS", "FAIL_ONCE_ENV"]
+__all__ = [
+    "Shared",
+    "BucketError",
+    "settle_bucket",
+    "to_table",
+    "unique_keys",
+    "validate_catalogue",
+    "OUTPUT",
+    "FILE",
+    "ROW",
+    "KIND",
+    "SETTLEMENT",
+    "LINE",
+    "REJECTED",
+    "STATS",
+    "ERROR",
+    "AMOUNTS",
+    "SETTLEMENT_COLUMNS",
+    "LINE_COLUMNS",
+    "REJECTED_COLUMNS",
+    "NUMBERS",
+    "FAIL_ONCE_ENV",
+]

@@ -13,6 +13,7 @@ schemas (pyarrow, DuckDB, Polars and Spark read a folder as one table), and
 ``summary.json``; all written into ``outputs.atomic_dir``'s temporary folder,
 which replaces ``--out`` whole at the end.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ def session(master: str | None = None):
     if master or not conf.contains("spark.master"):
         builder = builder.master(master or "local[*]")
     if not conf.contains("spark.driver.extraJavaOptions"):  # a quiet driver log unless you chose one
-        builder = builder.config("spark.driver.extraJavaOptions",
-                                 f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties').as_uri()}")
+        builder = builder.config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties').as_uri()}",
+        )
     if not conf.contains("spark.local.dir"):
         # shuffle files hold claim data: put them where TMPDIR says (Spark's default ignores it)
         builder = builder.config("spark.local.dir", tempfile.gettempdir())
@@ -67,11 +70,15 @@ def _kind(files: Sequence[str | Path], spec: TableSpec) -> str:
     kinds = {SUFFIXES.get(Path(str(f)).suffix.lower(), "parquet") for f in files}
     if "ipc" in kinds:
         f = next(f for f in files if SUFFIXES.get(Path(str(f)).suffix.lower()) == "ipc")
-        raise InputError(f"Spark reads Parquet and CSV, not Arrow IPC: convert the {spec.name} files to Parquet "
-                         "(or use the local engine)", f)
+        raise InputError(
+            f"Spark reads Parquet and CSV, not Arrow IPC: convert the {spec.name} files to Parquet "
+            "(or use the local engine)",
+            f,
+        )
     if len(kinds) > 1:
-        raise InputError(f"the {spec.name} files mix Parquet and CSV; with --engine spark one table is one format",
-                         files[0])
+        raise InputError(
+            f"the {spec.name} files mix Parquet and CSV; with --engine spark one table is one format", files[0]
+        )
     return kinds.pop()
 
 
@@ -84,14 +91,18 @@ def read_source(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Source, d
     for f in files:
         if isinstance(f, Path):
             if f.stat().st_size == 0:
-                raise InputError(f"the file is empty (0 bytes); expected a {kind.capitalize()} file with the "
-                                 f"{spec.name} columns", f)
+                raise InputError(
+                    f"the file is empty (0 bytes); expected a {kind.capitalize()} file with the {spec.name} columns", f
+                )
             if kind == "parquet":
                 try:
                     names = pq.read_schema(f).names
                 except Exception as e:  # noqa: BLE001 - any reader failure is the file's fault
-                    raise InputError(f"cannot be read as Parquet (corrupt, truncated or not Parquet): "
-                                     f"{str(e).splitlines()[0][:160]}", f) from None
+                    raise InputError(
+                        f"cannot be read as Parquet (corrupt, truncated or not Parquet): "
+                        f"{str(e).splitlines()[0][:160]}",
+                        f,
+                    ) from None
                 _check_columns(spec, names, f)
     uris = [f.resolve().as_uri() if isinstance(f, Path) else f for f in files]
     reader = spark.read.option("header", True) if kind == "csv" else spark.read
@@ -117,8 +128,11 @@ def _small(spark, spec: TableSpec, paths: Sequence[str]) -> tuple[Table | Bucket
     except BucketError as e:
         return e, {}
     except InputError as e:
-        files = [str(f) for f in expand_paths([p for p in paths if not is_uri(p)], spec.name)] \
-            if not any(is_uri(p) for p in paths) else []
+        files = (
+            [str(f) for f in expand_paths([p for p in paths if not is_uri(p)], spec.name)]
+            if not any(is_uri(p) for p in paths)
+            else []
+        )
         which = files.index(str(e.file)) if str(e.file) in files else 0
         column = next((i for i, c in enumerate(spec.columns) if c.name == e.column), -1)
         return BucketError((TABLE_NO[spec.name], column, which, e.row if e.row is not None else -1), e), {}
@@ -134,9 +148,18 @@ def _exact_csv_error(e: InputError, *tables: tuple[TableSpec, Source]) -> None:
         load(spec, [src.files[key[2]]])  # raises the same error, with its row
 
 
-def run_files(claims: Sequence[str], members: Sequence[str], providers: Sequence[str], catalogue: Sequence[str],
-              policy: Policy, out: Path, with_lines: bool = True, master: str | None = None,
-              buckets: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
+def run_files(
+    claims: Sequence[str],
+    members: Sequence[str],
+    providers: Sequence[str],
+    catalogue: Sequence[str],
+    policy: Policy,
+    out: Path,
+    with_lines: bool = True,
+    master: str | None = None,
+    buckets: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Settle on Spark and write the outputs of contract §4 into ``out``; return the summary."""
     say = progress or (lambda s: None)
     timer = Timer()
@@ -158,8 +181,16 @@ def run_files(claims: Sequence[str], members: Sequence[str], providers: Sequence
     say("settle")
     with timer("settle"):
         try:
-            result = settle_sources(claims_src, members_src, tables[0], tables[1], policy, buckets=buckets,
-                                    with_lines=with_lines, driver_errors=errors)
+            result = settle_sources(
+                claims_src,
+                members_src,
+                tables[0],
+                tables[1],
+                policy,
+                buckets=buckets,
+                with_lines=with_lines,
+                driver_errors=errors,
+            )
         except InputError as e:
             _exact_csv_error(e, (CLAIMS, claims_src), (MEMBERS, members_src))
             raise

@@ -16,6 +16,7 @@ providers, catalogue and the policy travel once, as a broadcast. The output
 of all buckets is cached, checked for input errors (reported as the local run
 would report them) and split into settlements, lines and rejected.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,9 @@ class Source:
     text: bool = False
 
 
-def source(df: DataFrame, spec: TableSpec, files: Sequence[tuple[str, str]] | None = None,
-           text: bool = False) -> Source:
+def source(
+    df: DataFrame, spec: TableSpec, files: Sequence[tuple[str, str]] | None = None, text: bool = False
+) -> Source:
     """A DataFrame of one input table as a Source.
 
     ``files`` is (URI as Spark names it, name to show) per file, in the local
@@ -118,12 +120,18 @@ def _key(c: str) -> F.Column:
 
 def route(claims: DataFrame, buckets: int) -> DataFrame:
     """Claim lines with the bucket of their claim (see the module's docstring)."""
-    split = (claims.where(F.col("claim_id").isNotNull())
-             .groupBy("claim_id")
-             .agg(F.min("member_id").alias("lo"), F.max("member_id").alias("hi"),
-                  F.count("member_id").alias("known"), F.count(F.lit(1)).alias("n"))
-             .where((F.col("lo") != F.col("hi")) | (F.col("known") < F.col("n")))
-             .select("claim_id", F.lit(True).alias("__split")))
+    split = (
+        claims.where(F.col("claim_id").isNotNull())
+        .groupBy("claim_id")
+        .agg(
+            F.min("member_id").alias("lo"),
+            F.max("member_id").alias("hi"),
+            F.count("member_id").alias("known"),
+            F.count(F.lit(1)).alias("n"),
+        )
+        .where((F.col("lo") != F.col("hi")) | (F.col("known") < F.col("n")))
+        .select("claim_id", F.lit(True).alias("__split"))
+    )
     # Usually few (bad input): found first, then broadcast, so the lines are shuffled once, by bucket.
     few = split.limit(SPLIT_BROADCAST + 1).collect()
     if len(few) <= SPLIT_BROADCAST:
@@ -178,10 +186,13 @@ class Settled:
     def summary(self, digests: dict[str, str] | None = None, timings: dict[str, float] | None = None) -> dict:
         """summary.json of contract §4, computed from the distributed result (same as a local run's)."""
         sums = self.settlements.agg(*[F.sum(a).alias(a) for a in AMOUNTS], F.count(F.lit(1)).alias("n")).collect()[0]
-        by_reason = {r["reason"]: r["n"] for r in self.rejected.groupBy("reason").agg(F.count(F.lit(1)).alias("n"))
-                     .collect()}
-        rej = self.rejected.agg(F.countDistinct("claim_id").alias("ids"),
-                                F.sum(F.when(F.col("claim_id").isNull(), 1).otherwise(0)).alias("nulls")).collect()[0]
+        by_reason = {
+            r["reason"]: r["n"] for r in self.rejected.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        rej = self.rejected.agg(
+            F.countDistinct("claim_id").alias("ids"),
+            F.sum(F.when(F.col("claim_id").isNull(), 1).otherwise(0)).alias("nulls"),
+        ).collect()[0]
         rejected = int(rej["ids"] or 0) + int(rej["nulls"] or 0)
         settled = int(sums["n"])
         st = self.stats
@@ -208,6 +219,7 @@ class Settled:
 
 def _yuan_text(v: Decimal | None) -> str:
     from ..money import yuan
+
     return str(yuan(int((v or Decimal(0)) * 100)))
 
 
@@ -233,17 +245,26 @@ def _bucket_rows(claims: Source, members: Source, shared: Shared, buckets: int) 
         out.unpersist()
         raise
     stats = [r for r in tags if r[KIND] == STATS]
-    totals: dict = {k: sum(int(r[n] or 0) for r in stats) for k, n in
-                    zip(("input_lines", "input_claims", "settled_lines", "violations", "bucket_ns"), NUMBERS)}
+    totals: dict = {
+        k: sum(int(r[n] or 0) for r in stats)
+        for k, n in zip(("input_lines", "input_claims", "settled_lines", "violations", "bucket_ns"), NUMBERS)
+    }
     totals["buckets"] = [(int(r[NUMBERS[0]]), int(r[NUMBERS[4]])) for r in stats]  # (lines, ns) per bucket
     years = [r["benefit_year"] for r in stats if r["benefit_year"] is not None]
     totals["first_year"] = min(years) if years else None
     return out, totals
 
 
-def settle_sources(claims: Source, members: Source, providers: Table | None, catalogue: Table | None,
-                   policy: Policy, buckets: int | None = None, with_lines: bool = True,
-                   driver_errors: Sequence[BucketError] = ()) -> Settled:
+def settle_sources(
+    claims: Source,
+    members: Source,
+    providers: Table | None,
+    catalogue: Table | None,
+    policy: Policy,
+    buckets: int | None = None,
+    with_lines: bool = True,
+    driver_errors: Sequence[BucketError] = (),
+) -> Settled:
     """Settle on Spark; raise the local run's InputError if the input is bad.
 
     ``driver_errors`` are the errors found in the small tables on the driver:
@@ -253,8 +274,17 @@ def settle_sources(claims: Source, members: Source, providers: Table | None, cat
     spark = claims.frame.sparkSession
     if buckets is None:
         buckets = default_buckets(spark, claims.frame.count())
-    shared = Shared(policy, providers, catalogue, claims.files, members.files, claims.text, members.text,
-                    with_lines=with_lines, validate_only=bool(driver_errors))
+    shared = Shared(
+        policy,
+        providers,
+        catalogue,
+        claims.files,
+        members.files,
+        claims.text,
+        members.text,
+        with_lines=with_lines,
+        validate_only=bool(driver_errors),
+    )
     if driver_errors:
         out = bucket_frame(claims, members, shared, buckets)
         found = [(tuple(r[n] for n in NUMBERS[:4]), r["detail"]) for r in out.where(F.col(KIND) == ERROR).collect()]
@@ -273,9 +303,24 @@ def settle_sources(claims: Source, members: Source, providers: Table | None, cat
     def part(kind: int, columns: Sequence[str]) -> DataFrame:
         return out.where(F.col(KIND) == kind).select(*columns)
 
-    return Settled(part(SETTLEMENT, SETTLEMENT_COLUMNS), part(LINE, LINE_COLUMNS) if with_lines else None,
-                   part(REJECTED, REJECTED_COLUMNS), totals, policy, out)
+    return Settled(
+        part(SETTLEMENT, SETTLEMENT_COLUMNS),
+        part(LINE, LINE_COLUMNS) if with_lines else None,
+        part(REJECTED, REJECTED_COLUMNS),
+        totals,
+        policy,
+        out,
+    )
 
 
-__all__ = ["Source", "Settled", "source", "route", "bucket_frame", "settle_sources", "default_buckets", "BUCKET",
-           "LINES_PER_BUCKET"]
+__all__ = [
+    "Source",
+    "Settled",
+    "source",
+    "route",
+    "bucket_frame",
+    "settle_sources",
+    "default_buckets",
+    "BUCKET",
+    "LINES_PER_BUCKET",
+]
