@@ -457,10 +457,10 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     assert rules.for_settlement(2024).excess_share_bp == 5000 and rules.for_settlement(2025).excess_share_bp == 6000
     r, out = reconcile(tmp_path, "--rules", own, "--policy", own_policy)
     assert r.exit_code == 0, r.output
-    due = {x["benefit_year"]: x["due"] for x in rows(out, "providers")}
+    due = {x["benefit_year"]: x["due"] for x in rows(out, "provider_settlement")}
     # 116.7 % of the quota: Q + share × (A − 110 % Q); the 2025 corridor is settled on 2025-12-31
     assert due == {2024: D("620000"), 2025: D("624000")}
-    credit = {x["year"]: x["credit"] for x in rows(out, "ledger")}
+    credit = {x["benefit_year"]: x["credit"] for x in rows(out, "ledger")}
     assert credit == {2024: D("400"), 2025: D("500")}  # paid on 1 January 2025 and 2026
     s = json.loads((out / "summary.json").read_text())
     assert s["rules"]["in_force_from"] == ["2000-01-01", "2025-06-01"]

@@ -233,7 +233,7 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
         "member_id": either(j, "member_id", "b"),
         "previous_member_id": j["a.member_id"],
         "settle_date": either(j, "settle_date", "b"),
-        "kind": pa.array(kind, pa.string()),
+        "change": pa.array(kind, pa.string()),
     }
     for k in AMOUNTS:
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
@@ -266,7 +266,7 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
             else np.zeros(0, bool)
         )
     claim_kind = (
-        np.asarray(adjusted["kind"].take(pos).to_numpy(zero_copy_only=False), dtype=object)
+        np.asarray(adjusted["change"].take(pos).to_numpy(zero_copy_only=False), dtype=object)
         if j.num_rows
         else np.zeros(0, object)
     )
@@ -278,7 +278,7 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
     cols: dict[str, Any] = {
         "claim_id": j["claim_id"],
         "line_no": j["line_no"],
-        "kind": pa.array(kind, pa.string()),
+        "change": pa.array(kind, pa.string()),
         "item_code": either(j, "item_code", "b"),
         "class_previous": j["a.class"],
         "class_current": j["b.class"],
@@ -538,7 +538,7 @@ def run_readjudicate(
                 "previous_settled_claims": prev_count,
                 "current_settled_claims": current["counts"]["settled_claims"],
                 "adjusted_claims": adjusted.num_rows,
-                "by_kind": _count(adjusted["kind"]),
+                "by_change": _count(adjusted["change"]),
             },
             "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
             # the adjustments' Δ is exactly the change of every total
@@ -558,7 +558,7 @@ def run_readjudicate(
             summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
         if lines is not None:
             summary["counts"]["adjusted_lines"] = lines.num_rows
-            summary["counts"]["lines_by_kind"] = _count(lines["kind"])
+            summary["counts"]["lines_by_change"] = _count(lines["change"])
             summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
         summary["current"] = {
             "folder": "current",

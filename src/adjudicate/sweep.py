@@ -17,8 +17,8 @@ Outputs (written atomically):
   the members' change out of pocket;
 - ``summary.json``: the base policy, each variant's overrides, input digests,
   the rows again (as text), timings;
-- ``members.parquet`` (with ``deltas_for``): per member and benefit year, the
-  chosen variant against the baseline, as compare's members.parquet.
+- ``member_changes.parquet`` (with ``deltas_for``): per member and benefit year, the
+  chosen variant against the baseline, as compare's member_changes.parquet.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def run_sweep(
                             with timer("write"):
                                 p = compare_part(prep.enc, base, r)
                                 if writer is None:
-                                    writer = pq.ParquetWriter(tmp / "members.parquet", p["members"].schema)
+                                    writer = pq.ParquetWriter(tmp / "member_changes.parquet", p["members"].schema)
                                 writer.write_table(p.pop("members"))
                                 del p["claims"]
                                 deltas_parts.append(p)

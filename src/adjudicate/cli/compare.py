@@ -51,8 +51,8 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     c, m = s["counts"], s["members"]
     console.print(
         f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
-        + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
-        + (f", {c['settled_under_b_only']:,} settled only under B" if c["settled_under_b_only"] else "")
+        + (f", {c['by_change']['now_rejected']:,} rejected under B only" if c["by_change"]["now_rejected"] else "")
+        + (f", {c['by_change']['new']:,} rejected under A only" if c["by_change"]["new"] else "")
     )
     console.print(
         f"members: {m['better_off']:,} better off, {m['worse_off']:,} worse off, "
@@ -63,7 +63,7 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
             console.print(line, highlight=False)
     if out is not None:
         console.print(
-            f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)", highlight=False
+            f"written to {out}/ (compare.parquet, member_changes.parquet, summary.json, report.html)", highlight=False
         )
 
 
@@ -112,7 +112,7 @@ def compare(
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
-    members.parquet (per member and year: what the funds, the subsidy, the
+    member_changes.parquet (per member and year: what the funds, the subsidy, the
     account and the member in cash pay under A and B) and summary.json (totals,
     members better off / worse off / unchanged, percentiles of the change).
     Every Δ is exact: the Δ column of a total is the sum of the claims' Δ.

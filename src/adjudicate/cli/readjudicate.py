@@ -42,7 +42,7 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     head.add_row(t("settled before"), f"{c['previous_settled_claims']:,}")
     head.add_row(t("settled now"), f"{c['current_settled_claims']:,}")
     head.add_row(t("adjusted claims"), f"{c['adjusted_claims']:,}")
-    for k, n in c["by_kind"].items():
+    for k, n in c["by_change"].items():
         head.add_row(f"  {t(k)}", f"{n:,}")
     if "adjusted_lines" in c:
         head.add_row(t("adjusted lines"), f"{c['adjusted_lines']:,}")

@@ -52,7 +52,7 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
     for r in s["rows"][1:]:
         console.print(f"  {r['variant']}: {r['label']}", highlight=False)
     if out is not None:
-        extra = ", members.parquet" if "deltas_for" in s else ""
+        extra = ", member_changes.parquet" if "deltas_for" in s else ""
         console.print(f"written to {out}/ (variants.parquet{extra}, summary.json)")
 
 
@@ -87,7 +87,7 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
     type=click.IntRange(1),
     default=None,
     metavar="N",
-    help="Also write members.parquet: per member and year, variant N against the baseline.",
+    help="Also write member_changes.parquet: per member and year, variant N against the baseline.",
 )
 @out_option
 @threads_option

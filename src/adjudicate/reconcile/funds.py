@@ -126,7 +126,7 @@ def statement(
     yi_ = np.array([y for _, y in fy], np.int64)
     cols = {
         "fund": pa.array([FUNDS[f] for f in fi], pa.string()),
-        "year": pa.array(years.years[yi_].astype(np.int16)),
+        "benefit_year": pa.array(years.years[yi_].astype(np.int16)),
         "opening": decimal(open_[fi, yi_]),
         "opening_source": pa.array([source[f, y] for f, y in fy], pa.string()),
     }
@@ -156,7 +156,7 @@ def statement(
     running = open_[:, :, None] + np.cumsum(net, axis=2)
     mcols = {
         "fund": pa.array([FUNDS[f] for f in mf], pa.string()),
-        "year": pa.array(years.years[my].astype(np.int16)),
+        "benefit_year": pa.array(years.years[my].astype(np.int16)),
         "month": pa.array((mm + 1).astype(np.int8)),
     }
     for k, item in enumerate(ITEMS):
@@ -174,7 +174,7 @@ def statement(
         "rows": [
             {
                 "fund": FUNDS[f],
-                "year": int(years.years[y]),
+                "benefit_year": int(years.years[y]),
                 "opening": int(open_[f, y]),
                 "opening_source": source[f, y],
                 "income": int(income_total[f, y]),

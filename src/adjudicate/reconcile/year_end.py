@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 STAGES = ("read", "providers", "ledger", "funds", "write")
-OUTPUTS = ("providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
+OUTPUTS = ("provider_settlement.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
 
 
 @dataclass
@@ -155,7 +155,7 @@ def reconcile(
             digests.update(t.digests)
     impossible = T.impossible(led_sum)
     _, in_years = Y.index(st["benefit_year"])
-    account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
+    account = {f["benefit_year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
     warnings = []
     if inc is None:
         warnings.append(
@@ -203,7 +203,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
 
     s = as_yuan(rec.summary)
     with atomic_dir(out, rec.summary["inputs"]) as tmp:
-        pq.write_table(rec.providers, tmp / "providers.parquet")
+        pq.write_table(rec.providers, tmp / "provider_settlement.parquet")
         pq.write_table(rec.funds, tmp / "funds.parquet")
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")
         pq.write_table(rec.ledger, tmp / "ledger.parquet")
