@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, keep
 from . import policy as P
 from .money import fen_to_decimal, round_half_away, yuan
 from .outputs import AMOUNTS, claim_amounts
@@ -249,8 +249,10 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         ),
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
+        "provider_id": e.provider_id if rows is None else e.provider_id.take(pa.array(rows)),
     }
     cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
+    cols.update(keep.claim_columns(e, rows))  # --keep
     return pa.table(cols)
 
 
@@ -367,6 +369,7 @@ def compare_part(base, ra, rb) -> dict:
         cols[f"{k}_a"] = fen_to_decimal(fa[k])
         cols[f"{k}_b"] = fen_to_decimal(fb[k])
         cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
+    cols.update(keep.claim_columns(base, u))  # --keep, after the comparison's columns
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from . import _core
 from .inputs import InputError, Table, dictionary_lookup, strings
+from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
 
@@ -491,6 +492,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 "claim_id",
                 None,
+                row_values(claims, row),
             )
         )
 
@@ -548,6 +550,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 reject_col[c],
                 shown_value(claims, reject_col[c], row),
+                row_values(claims, row),
             )
         )
     return Encoded(
@@ -577,6 +580,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             **{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
             "members.member_id": strings(members["member_id"]),
             "providers.provider_id": strings(providers["provider_id"]),
+            **source_columns(claims),  # --keep
         },
     )
 

@@ -279,6 +279,9 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     """One file's table with the contract's columns present in it; and whether it is text (CSV).
 
     The file is read into memory once; ``digests`` gets the SHA-256 of those bytes."""
+    from .keep import check_file, claims_spec
+
+    spec = claims_spec(spec)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError("unknown file type: expected .parquet, .arrow/.feather/.ipc or .csv", path)
@@ -321,6 +324,8 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
                 ),
             )
         names = table.column_names
+        if spec.name == "claims":
+            check_file(names, path)
     except InputError:
         raise
     except pa.ArrowInvalid as e:
@@ -386,6 +391,9 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     GIL). Should several columns be bad, the error raised is the first column's
     in contract order, whatever the threads did first.
     """
+    from .keep import claims_spec
+
+    spec = claims_spec(spec)  # with the columns of --keep
     files = expand_paths(paths, spec.name)
     digests: dict[str, str] = {}
     parts = [_read_file(path, spec, digests) for path in files]
@@ -404,6 +412,9 @@ def from_arrow(
     The columns present must be the contract's (as ``_read_file`` leaves them);
     errors name ``files[k]`` and the row within ``parts[k]``.
     """
+    from .keep import claims_spec
+
+    spec = claims_spec(spec)
     files = list(files)
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
@@ -416,7 +427,9 @@ def from_arrow(
             v, n = _convert(path, col, arr, text, spec)
             values.append(v)
             nulls.append(n)
-        if col.kind in ("string",):
+        if col.kind == "keep":  # an agency's own column (keep.py), as read
+            value = _concat_kept(col.name, files, values)
+        elif col.kind in ("string",):
             if all(isinstance(v, pa.ChunkedArray) and v.type == values[0].type for v in values):  # all coded
                 value = pa.chunked_array([c for v in values for c in v.chunks], values[0].type)
             else:
@@ -474,6 +487,21 @@ _TRUE = set(TRUE_WORDS)
 _FALSE = set(FALSE_WORDS)
 
 
+def _concat_kept(name: str, files: Sequence[str | Path], values: list) -> pa.Array:
+    """A kept column of several files as one array: the same type in every file (text counts as one)."""
+    values = [v.cast(pa.string()) if _is_text(v.type) else v for v in values]
+    for path, v in zip(files, values):
+        if v.type != values[0].type and not pa.types.is_null(v.type) and not pa.types.is_null(values[0].type):
+            raise InputError(
+                f"holds {v.type}, but {values[0].type} in {files[0]}: a column of --keep has one type in every file",
+                path,
+                name,
+            )
+    typ = next((v.type for v in values if not pa.types.is_null(v.type)), pa.string())
+    values = [v.cast(typ) for v in values]
+    return pa.concat_arrays(values) if len(values) != 1 else values[0]
+
+
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
@@ -523,6 +551,8 @@ def _convert(
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
     if pa.types.is_null(t):
         nulls = np.ones(n, bool)
+    if col.kind == "keep":
+        return arr, nulls
     if not col.nullable and not spec.nulls_reject and nulls.any():
         raise InputError(
             f"is null but the column is required; expected {EXPECTED[col.kind]}",

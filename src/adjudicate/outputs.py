@@ -13,7 +13,7 @@ import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must no
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, keep
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
@@ -134,6 +134,7 @@ def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
     dec = _amounts(for_file)
     for name, fen in claim_amounts(r).items():
         cols[name] = dec(fen)
+    cols.update(keep.claim_columns(e))  # --keep, after the contract's columns
     return pa.table(cols)
 
 
@@ -151,15 +152,16 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
             "eligible": dec(r.line_eligible),
             "fund_pool": dec(r.line_pool),
             "fund_supplementary": dec(r.line_supp),
+            **keep.line_columns(e),  # --keep
         }
     )
 
 
 def rejected_table(r: Result) -> pa.Table:
-    return rejected_rows_table(r.enc.rejected)
+    return rejected_rows_table(r.enc.rejected, keep.names_of(r.enc.source))
 
 
-def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
+def rejected_rows_table(rejected: list[tuple], kept: list[str] | None = None) -> pa.Table:
     """Rejection rows, ordered by claim_id bytes then line_no: claim_id, line_no, reason, detail (contract
     §4), then member_id, provider_id, and the offending column and its value as text (``column``, ``value``)."""
     rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
@@ -174,6 +176,7 @@ def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
             "provider_id": pa.array([e[1] for e in extra], pa.string()),
             "column": pa.array([e[2] for e in extra], pa.string()),
             "value": pa.array([e[3] for e in extra], pa.string()),
+            **keep.rejected_columns(rows, kept),  # --keep: the values on the row named
         }
     )
 

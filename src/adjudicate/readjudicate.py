@@ -102,10 +102,30 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=No
     return t
 
 
+#: The claim columns of an earlier run's settlements that the adjustments carry.
+CLAIM_KEYS = ("claim_id", "member_id", "provider_id", "settle_date")
+
+
+def _read_settlements(path: Path) -> pa.Table:
+    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep: as the
+    earlier run kept them, null where it did not."""
+    from . import keep
+
+    t = _read(path, CLAIM_KEYS, AMOUNTS)
+    names = keep.kept()
+    if names:
+        have = set(pq.read_schema(path).names)
+        old = pq.read_table(path, columns=[n for n in names if n in have])
+        for n in names:
+            t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
+    return t
+
+
 #: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
 _KINDS = {
     "claim_id": "text",
     "member_id": "text",
+    "provider_id": "text",
     "item_code": "text",
     "class": "text",
     "settle_date": "date",
@@ -154,7 +174,7 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
 def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None, Path]:
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
-    settlements = _read(f / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+    settlements = _read_settlements(f / "settlements.parquet")
     lines = None
     if (f / "lines.parquet").is_file():
         lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
@@ -232,6 +252,7 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
         "claim_id": j["claim_id"],
         "member_id": either(j, "member_id", "b"),
         "previous_member_id": j["a.member_id"],
+        "provider_id": either(j, "provider_id", "b"),
         "settle_date": either(j, "settle_date", "b"),
         "change": pa.array(kind, pa.string()),
     }
@@ -239,6 +260,10 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
+    for k in previous.column_names:  # --keep: as settled now, else as settled before
+        if k not in CLAIM_KEYS and k not in AMOUNTS:
+            cur_k = j[f"b.{k}"]
+            cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     t = pa.table(cols).filter(pa.array(kind != ""))
     t = settlement_order(t, "member_id", "settle_date", "claim_id")
     deltas = {k: int(cur[k].sum() - prev[k].sum()) for k in AMOUNTS}
@@ -440,7 +465,7 @@ def _incremental(
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
     before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
-    prev_claims = claim_fen_table(before).select(["claim_id", "member_id", "settle_date", *AMOUNTS])
+    prev_claims = claim_fen_table(before).select([*CLAIM_KEYS, *AMOUNTS])
     member_rows = lookup(changed, member_ids)
     positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
     cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
@@ -681,7 +706,7 @@ def _streamed(
     from .stream import run_streaming
 
     with timer("read_previous"):
-        prev = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+        prev = _read_settlements(prev_folder / "settlements.parquet")
     has_lines = (prev_folder / "lines.parquet").is_file()
     none = pa.array([], pa.string())
     st: dict[str, Any] = {}

@@ -116,11 +116,13 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i)
         elif kind == "csv":
-            # as inputs.load reads CSV: every contract column as text
+            # as inputs.load reads CSV: every contract column (and --keep column) as text
+            from .keep import claims_spec
+
             reader = pacsv.open_csv(
                 path,
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c.name: pa.string() for c in CLAIMS.columns},
+                    column_types={c.name: pa.string() for c in claims_spec(CLAIMS).columns},
                     strings_can_be_null=True,
                     null_values=[""],
                     quoted_strings_can_be_null=True,

@@ -309,6 +309,44 @@ def with_lang(f):
     )(wrapper)
 
 
+def with_keep(f):
+    """``--keep COLUMN`` (repeatable): an agency's own claims columns passed through to the per-claim
+    and per-line outputs (keep.py). Refused, exit 2, with --dataset and --engine spark."""
+
+    @functools.wraps(f)
+    def wrapper(*args, keep: tuple[str, ...] = (), **kw):
+        if not keep:
+            return f(*args, **kw)
+        from ..keep import keeping
+
+        flags = " ".join(f"--keep {k}" for k in keep)
+        if kw.get("dataset") is not None:
+            raise click.UsageError(
+                f"{flags}: a prepared --dataset holds only the contract's claims columns; "
+                "run on the input files (--claims … or --inputs DIR) to keep columns"
+            )
+        if kw.get("engine") == "spark":
+            raise click.UsageError(f"{flags}: --engine spark does not pass columns through yet; use --engine local")
+        from ..keep import check_names
+
+        try:
+            check_names(keep)
+        except InputError as e:
+            raise click.UsageError(str(e)) from None
+        with keeping(keep):
+            return f(*args, **kw)
+
+    return click.option(
+        "--keep",
+        "keep",
+        multiple=True,
+        metavar="COLUMN",
+        help="An extra column of the claims table to pass through (repeatable), e.g. a settlement serial "
+        "number: to lines.parquet per line, to the per-claim outputs (null when a claim's lines differ) "
+        "and to rejected.parquet.",
+    )(wrapper)
+
+
 TABLE_OPTIONS = ("claims", "members", "providers", "catalogue")
 
 
@@ -421,6 +459,7 @@ __all__ = [
     "out_option",
     "threads_option",
     "with_encoding",
+    "with_keep",
     "with_lang",
     "with_log_file",
 ]

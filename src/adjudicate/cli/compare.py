@@ -19,6 +19,7 @@ from .common import (
     log_event,
     out_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -106,6 +107,7 @@ def _signed(v: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
+@with_keep
 def compare(
     policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
 ) -> None:

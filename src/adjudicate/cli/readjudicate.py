@@ -17,6 +17,7 @@ from .common import (
     log_event,
     out_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -93,6 +94,7 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
+@with_keep
 def readjudicate(
     previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
 ) -> None:

@@ -16,6 +16,7 @@ from .common import (
     log_event,
     out_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -65,6 +66,7 @@ from .common import (
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
+@with_keep
 def run(
     claims,
     members,
