@@ -14,15 +14,15 @@ Outputs (written atomically):
   (``changed``), that is settled now and was not (``new``), or that was
   settled and is not any more: ``now_rejected`` (in this run's rejections) or
   ``removed`` (absent from the inputs). Columns: ``claim_id, member_id,
-  previous_member_id, settle_date, kind``, then ``<amount>_previous,
+  previous_member_id, provider_id, settle_date, change``, then ``<amount>_previous,
   <amount>_current, <amount>_delta`` for each amount column of contract §4;
 - ``line_adjustments.parquet`` (when the earlier run has ``lines.parquet``):
   the lines of those claims that differ (amount, class or item), or that
-  appeared or went: ``claim_id, line_no, kind, item_code, class_previous,
+  appeared or went: ``claim_id, line_no, change, item_code, class_previous,
   class_current`` and the line amounts previous / current / delta. The line
   Δ of an adjusted claim sums exactly to its claim Δ (fund_pool,
   fund_supplementary, self_pay, first_self_pay, eligible);
-- ``summary.json``: counts by kind, the Δ totals, both runs' policy, input
+- ``summary.json``: counts by change, the Δ totals, both runs' policy, input
   digests and totals;
 - ``current/``: the complete outputs of this run (use it as the next
   ``--previous``).
@@ -51,7 +51,8 @@ from .outputs import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
-KINDS = ("changed", "new", "removed", "now_rejected")
+#: What happened to a claim from the earlier run to this one (compare.CHANGES uses the same words).
+CHANGES = ("changed", "new", "removed", "now_rejected")
 
 
 # ---------------------------------------------------------------------------
@@ -355,7 +356,7 @@ def relation(
 
 
 def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
-    counts = {k: 0 for k in KINDS}
+    counts = {k: 0 for k in CHANGES}
     if len(kinds):
         vc = pc.value_counts(kinds.combine_chunks() if isinstance(kinds, pa.ChunkedArray) else kinds)
         for item in vc.to_pylist():
