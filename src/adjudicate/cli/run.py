@@ -92,6 +92,7 @@ def run(
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
       adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
+      adjudicate run … --keep 结算流水号 --keep 科室编码 --out result/   # your own claims columns through
     \b
       # from a prepared dataset (adjudicate prepare): no decoding
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
