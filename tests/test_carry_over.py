@@ -23,6 +23,8 @@ from test_reference import compare, load_case
 from adjudicate import policy as P
 from adjudicate.stream import run_streaming
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): ledger and funds year → benefit_year.
+
 D = Decimal
 
 

@@ -21,6 +21,7 @@ from adjudicate.policy import PolicyError
 
 # contract §5: every command that writes an output folder also writes report.html, and the marker that tells
 # an earlier output of adjudicate from other folders
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet, settled_under → change.
 OUTPUTS = {"compare.parquet", "member_changes.parquet", "summary.json", "report.html", MARKER}
 
 

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet, settled_under_b_only → by_change.new.
+
 POLICIES = ("prefecture-employee", "city-employee", "zhenjiang-resident", "shenzhen-comprehensive")
 TABLES = ("claims", "members", "providers", "catalogue")
 

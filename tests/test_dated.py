@@ -20,6 +20,8 @@ from adjudicate import policy as P
 from adjudicate.engine import adjudicate
 from adjudicate.outputs import claim_amounts
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): providers.parquet → provider_settlement.parquet, ledger year → benefit_year.
+
 CITY = P.shipped()["city-employee"].read_text(encoding="utf-8")
 
 #: (text in city-employee.toml, the key's old value, its new value): every kind of datable number.

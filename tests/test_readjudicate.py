@@ -122,6 +122,7 @@ def test_against_its_own_output_gives_zero_adjustments(gen, tmp_path):
     assert summary(night3)["counts"]["adjusted_claims"] == 0
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): kind → change, by_kind → by_change.
 def test_catalogue_class_change_adjusts_only_claims_with_that_item(tmp_path):
     case = catalogue_case()
     before = case.write(tmp_path / "before")

@@ -149,6 +149,7 @@ def reconcile(folder: Path, *extra) -> tuple[object, Path]:
     return r, out
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): providers.parquet → provider_settlement.parquet, year → benefit_year.
 def rows(out: Path, name: str, key: str | None = None):
     t = pq.read_table(out / f"{name}.parquet").to_pylist()
     return {r[key]: r for r in t} if key else t

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from adjudicate import cli
 from adjudicate.generate import generate_tables, write_dataset
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet.
+
 TABLES = ("claims", "members", "providers", "catalogue")
 
 

@@ -139,6 +139,7 @@ def test_usage_errors_exit_2(gen, tmp_path):
     assert not out.exists()
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet.
 def test_help_has_examples():
     r = invoke("sweep", "--help")
     assert r.exit_code == 0 and "Example" in r.output and "--vary" in r.output
