@@ -492,7 +492,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 "claim_id",
                 None,
-                row_values(claims, row),
+                *row_values(claims, row),  # --keep
             )
         )
 
@@ -550,7 +550,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 reject_col[c],
                 shown_value(claims, reject_col[c], row),
-                row_values(claims, row),
+                *row_values(claims, row),  # --keep
             )
         )
     return Encoded(

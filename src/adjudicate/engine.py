@@ -23,7 +23,7 @@ from . import _core
 from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
-from .keep import SOURCE as KEPT_SOURCE
+from .keep import source_row_values as kept_values
 from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, yuan
 from .policy import Compiled, Policy, compile_policy
@@ -331,7 +331,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
                 enc.source["provider_id"][row].as_py(),
                 "total",
                 str(yuan(int(sums[c, TOTAL]))),
-                tuple(v[row] for k, v in enc.source.items() if k.startswith(KEPT_SOURCE)),  # --keep
+                *kept_values(enc.source, row),
             )
         )
     negative = negative.view(bool)

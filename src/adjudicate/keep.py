@@ -117,8 +117,16 @@ def names_of(source: dict) -> list[str]:
 
 
 def row_values(claims, row: int) -> tuple:
-    """The kept values on one row of the claims table (for a rejection)."""
-    return tuple(claims.values[n][row] for n in kept_in(claims.values))
+    """What a rejection row adds for --keep: () when nothing is kept (rows stay as they were), else one
+    element, the kept values on that row of the claims table."""
+    names = kept_in(claims.values)
+    return (tuple(claims.values[n][row] for n in names),) if names else ()
+
+
+def source_row_values(source: dict, row: int) -> tuple:
+    """:func:`row_values` from an Encoded's ``source`` (a rejection made after encoding)."""
+    values = tuple(v[row] for k, v in source.items() if k.startswith(SOURCE))
+    return (values,) if values else ()
 
 
 def claim_columns(enc, rows: np.ndarray | None = None) -> dict[str, pa.Array]:
