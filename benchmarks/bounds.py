@@ -70,11 +70,15 @@ def explain(
     budget: float | None = None,
     floor: dict[str, float] | None = None,
     profile: dict | None = None,
+    focus: str | None = None,
 ) -> str:
     """One paragraph: the run's parts against ``budget`` (seconds the target allows, if it is a wall target),
-    the bound (largest part, or largest excess over ``floor``'s part of the same name), its profile and lever."""
+    the bound (largest part, or largest excess over ``floor``'s part of the same name, or ``focus`` when the
+    target is about that part's share), its profile and lever."""
     ps = parts(stages, wall)
-    if floor:
+    if focus is not None:
+        bound = focus
+    elif floor:
         excess = sorted(((k, v - floor.get(k, 0.0)) for k, v in ps), key=lambda kv: -kv[1])
         bound = excess[0][0]
     else:
@@ -87,7 +91,7 @@ def explain(
     if floor:
         text += f" ({dict(ps)[bound] - floor.get(bound, 0.0):.2f} s above its floor part)"
     else:
-        text += f" ({100 * dict(ps)[bound] / wall:.0f} % of the wall)" if wall > 0 else ""
+        text += f" ({100 * dict(ps).get(bound, 0.0) / wall:.0f} % of the wall)" if wall > 0 else ""
     text += f". What would move it: {lever(bound)}."
     prof = profile_for(bound, profile)
     return text + (" " + prof if prof else "")
