@@ -1,6 +1,7 @@
 """Benchmark ``adjudicate run`` against an I/O floor, its own kernel, and peers.
 
-    python benchmarks/run.py --lines 10M --repeat 3
+    python benchmarks/run.py --snapshot [--stream-lines 50M]   # issue 9's comparison
+    python benchmarks/run.py --quick                           # while developing
 
 Generates (or reuses, cached in benchmarks/data/) a data set with the
 package's generator (about 50 lines per member), then measures on the same
@@ -17,7 +18,9 @@ files, medians of --repeat runs:
 - the peers of ``peers.py`` (DuckDB SQL, Polars, plain Python on a member
   sample, extrapolated), each checked against the engine to the fen.
 
-Writes benchmarks/RESULTS.md (or --results). See benchmarks/README.md.
+Prints an estimate of the whole invocation first and the time of each section as
+it ends. Writes benchmarks/RESULTS.md (or --results), with the bound of every
+missed target, and the speed block of README.md. See benchmarks/README.md.
 """
 
 from __future__ import annotations
