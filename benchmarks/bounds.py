@@ -17,6 +17,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "allocate": ("adjudicate/engine.py", "allocate"),
     "write": ("adjudicate/outputs.py", "write_table", "write_all"),
     "partition": ("adjudicate/stream.py",),
+    "startup": ("<module>", "marshal.loads", "_imp.", "builtins.compile"),
+    "report": ("adjudicate/report",),
+    "finish": ("adjudicate/outdir.py", "digest", "summary"),
     "outside": ("<module>", "marshal.loads", "_imp.", "builtins.compile", "adjudicate/report", "digest"),
 }
 
@@ -34,6 +37,9 @@ LEVERS: dict[str, str] = {
     "partition": "partitioning while reading (one pass, no second read of the claims), wider batches",
     "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
     "(the start-up engineer's timers `startup`, `report`, `finish` split this part when present)",
+    "startup": "lazy imports: nothing of numpy, pyarrow or rich loaded before a command needs it",
+    "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
+    "finish": "the summary, digests and the atomic rename overlapped with writing",
     "compare": "one decode shared by both policies (issue 9 §4)",
     "adjustments": "comparing only the member-years whose inputs changed (issue 9 §5)",
     "read_previous": "reading only the previous night's rows of the changed member-years",

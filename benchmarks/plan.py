@@ -38,7 +38,7 @@ def runs_per_section(args, orders: list[str], reuse: bool, audit: bool, partitio
     if audit:
         plan["run --audit"] = 2 * o
     plan["I/O floor"] = 0.3 * r
-    plan["engine in memory"] = 0.5 + o
+    plan["engine in memory"] = 0.5 + 0.6 * r  # one read, then 1 and 2 threads in-process
     plan["start-up"] = 0.0  # tiny inputs: fixed cost only (below)
     for p in peers:
         plan[f"peer {p}"] = weight.get(p, 1.5) * (1 if p == "python" else r)
