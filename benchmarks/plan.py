@@ -21,7 +21,7 @@ from pathlib import Path
 #: (about 16 s at 10 M lines, full outputs). Loaded machines take longer.
 FIXED, PER_LINE = 0.8, 1.5e-6
 #: Generating a data set that is not cached yet, per line (``generate_tables`` + Parquet).
-GENERATE_PER_LINE = 8e-6
+GENERATE_PER_LINE = 4e-6
 SECTIONS_MARK = "<!-- sections:"
 
 
@@ -83,13 +83,27 @@ def estimate(plan: dict[str, float], lines: int, previous: dict, extra: dict[str
     return out
 
 
-def say_estimate(est: dict[str, float], say) -> None:
+def say_estimate(est: dict[str, float], say, load: float = 0.0, cores: int = 0) -> None:
+    """Say the estimate; on a machine busier than its cores, also how much longer to expect."""
     total = sum(est.values())
+    busy = ""
+    if cores and load > cores:
+        busy = (
+            f"; the load average is {load:.1f} on {cores} cores now, so expect up to {fmt(total * load / cores)} "
+            "and noisier figures"
+        )
     say(
-        f"estimated duration: about {fmt(total)} (finishing near "
-        f"{time.strftime('%H:%M', time.localtime(time.time() + total))}); by section: "
+        f"estimated duration on a quiet machine: about {fmt(total)} (finishing near "
+        f"{time.strftime('%H:%M', time.localtime(time.time() + total))}){busy}; by section: "
         + ", ".join(f"{k} {fmt(v)}" for k, v in est.items())
     )
+
+
+def parse_duration(text: str) -> float:
+    """'20m' → 1200, '90s' → 90, '1.5h' → 5400, '20' → 1200 (minutes)."""
+    t = text.strip().lower()
+    mult = {"s": 1, "m": 60, "h": 3600}.get(t[-1:])
+    return float(t[:-1]) * mult if mult else float(t) * 60
 
 
 def fmt(seconds: float) -> str:

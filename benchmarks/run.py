@@ -860,6 +860,8 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
         "",
     ]
 
+    layouts = R.get("layouts", {})
+    first_order = meta.get("order", "date")
     if R["peers"]:
         out += [
             "## Agreement of the peers with the engine (mismatching claims per column, to the fen)",
@@ -867,7 +869,9 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
             "| peer | claims compared | missing | extra | " + " | ".join(AGREE_COLS) + " |",
             "|---|---:|---:|---:|" + "---:|" * len(AGREE_COLS),
         ]
-        for name, p in R["peers"].items():
+        checked = [(f"{name}, {first_order} order", p) for name, p in R["peers"].items()]
+        checked += [(f"duckdb, {o} order", L["duckdb"]) for o, L in list(layouts.items())[1:] if L.get("duckdb")]
+        for name, p in checked:
             a = p["agree"]
             out.append(
                 f"| {name} | {a['claims']:,} | {a['missing']} | {a['extra']} | "
@@ -1331,6 +1335,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "gets every measurement, the others the end-to-end ones (I/O floor, run, run --no-lines, DuckDB)",
     )
     ap.add_argument(
+        "--budget",
+        default="",
+        help="time budget (e.g. 20m, 900s): lower --repeat until the estimate fits, or stop before measuring",
+    )
+    ap.add_argument(
         "--estimate-only", action="store_true", help="print the estimated duration of each section and stop"
     )
     ap.add_argument(
@@ -1394,9 +1403,24 @@ def main(argv=None) -> int:
     top_help = subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True, text=True).stdout
     do_reuse = args.reuse and "prepare" in top_help
     do_audit = args.audit and "--audit" in run_help()
+    previous, generate = plan.previous_sections(args.results), data_plan(args, orders)
     runs = plan.runs_per_section(args, orders, do_reuse, do_audit, has_partitions)
-    est = plan.estimate(runs, n_lines, plan.previous_sections(args.results), data_plan(args, orders))
-    plan.say_estimate(est, say)
+    est = plan.estimate(runs, n_lines, previous, generate)
+    if args.budget:  # fewer headline runs until the estimate fits
+        budget = plan.parse_duration(args.budget)
+        while sum(est.values()) > budget and args.repeat > 1:
+            args.repeat -= 1
+            runs = plan.runs_per_section(args, orders, do_reuse, do_audit, has_partitions)
+            est = plan.estimate(runs, n_lines, previous, generate)
+        if sum(est.values()) > budget:
+            plan.say_estimate(est, say)
+            raise SystemExit(
+                f"run.py: the estimate exceeds --budget {plan.fmt(budget)} even with --repeat 1; measure fewer "
+                "lines (--lines), orders (--orders date) or rows (--no-reuse, --no-audit, --peers duckdb)"
+            )
+        say(f"--budget {plan.fmt(budget)}: --repeat {args.repeat}, --repeat-other {args.repeat_other}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    plan.say_estimate(est, say, os.getloadavg()[0], cores)
     if args.estimate_only:
         return 0
     section = plan.Sections(est, runs, say)

@@ -171,3 +171,14 @@ def test_snapshot_builds(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert Path(p.stdout.strip()).is_relative_to(site)
+
+
+def test_budget_lowers_repeats_or_stops_before_measuring(tmp_path, capsys):
+    assert plan.parse_duration("20m") == 1200 and plan.parse_duration("90s") == 90 and plan.parse_duration("2") == 120
+    base = ["--estimate-only", "--lines", "2k", "--results", str(tmp_path / "r.md"), "--no-reuse", "--no-audit"]
+    assert run.main(base + ["--budget", "1000m"]) == 0
+    assert "--repeat 3," in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="exceeds --budget"):
+        run.main(base + ["--budget", "1s"])
+    err = capsys.readouterr().err
+    assert "estimated duration" in err and "adjudicate run, run --no-lines" in err
