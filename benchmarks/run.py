@@ -996,7 +996,10 @@ def speed_block(R: dict, meta: dict, m: dict, results: Path) -> list[str]:
     lines = meta["rows"]["claims"]
     full, nol, fl = R["full"], R["nolines"], R["floor"]
     load = (m["load"][0] + R["load_end"][0]) / 2
-    link = os.path.relpath(results, README.parent) if results.is_absolute() else str(results)
+    try:
+        link = results.resolve().relative_to(README.parent.resolve()).as_posix()
+    except ValueError:  # results written outside the repository
+        link = results.as_posix()
     out = [
         f"Measured by `{R['command']}` on {m['cores']} cores "
         f"(load average about {load:.1f}: {'quiet' if load < m['cores'] + 0.5 else 'shared with other work'}), "
@@ -1037,6 +1040,17 @@ def speed_block(R: dict, meta: dict, m: dict, results: Path) -> list[str]:
             f"| `adjudicate run`, all outputs, {order}-order rows | {L['full']['wall']:.2f} s | "
             f"{ratio(L['full']['wall'], L['floor']['full'])} |"
         )
+        out.append(
+            f"| `adjudicate run --no-lines`, {order}-order rows | {L['nolines']['wall']:.2f} s | "
+            f"{ratio(L['nolines']['wall'], L['floor']['nolines'])} |"
+        )
+        if L.get("duckdb"):
+            d = L["duckdb"]
+            agrees = "agrees to the fen" if not d["agree"]["total_mismatches"] else "**disagrees**"
+            out.append(
+                f"| DuckDB SQL, {order}-order rows ({agrees}) | {d['wall']:.2f} s | "
+                f"{ratio(d['wall'], L['floor']['nolines'])} |"
+            )
     for name, v in (R.get("reuse") or {}).items():
         if isinstance(v, dict) and "wall" in v and name != "prepare (corrected)":
             r = v.get("ratio", v["wall"] / full["wall"])
