@@ -93,6 +93,22 @@ def test_inputs_dir_is_the_four_options(tmp_path, run_out):
     assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
 
 
+def test_prepare_takes_inputs_dir_too(tmp_path, run_out):
+    import pyarrow.parquet as pq
+
+    r = invoke("prepare", "--inputs", DATA, "--out", tmp_path / "ds", "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("run", "--dataset", tmp_path / "ds", "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(tmp_path / "o" / "settlements.parquet").equals(pq.read_table(run_out / "settlements.parquet"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "claims.parquet").write_bytes((DATA / "claims.parquet").read_bytes())
+    r = invoke("prepare", "--inputs", tmp_path / "half", "--out", tmp_path / "ds2")
+    assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
+    r = invoke("prepare", "--inputs", DATA, "--dataset", tmp_path / "ds", "--out", tmp_path / "ds3")
+    assert r.exit_code == 2 and "--inputs" in r.output and "--dataset" in r.output
+
+
 def test_validate_with_a_policy_reports_every_rejection_run_makes(run_out):
     s = json.loads((run_out / "summary.json").read_text())
     r = invoke("validate", DATA, "--policy", "prefecture-employee")
