@@ -93,6 +93,17 @@ def test_inputs_dir_is_the_four_options(tmp_path, run_out):
     assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
 
 
+def test_compare_histogram_fits_a_narrow_terminal(tmp_path):
+    args = ["compare", "--inputs", DATA, "--policy", "prefecture-employee", "--policy", "city-employee"]
+    r = invoke(*args, "--out", tmp_path / "o", env={"COLUMNS": "40"})
+    assert r.exit_code == 0, r.output
+    # every histogram row keeps its label, bar and count on one line, within the width
+    rows = [line for line in r.output.splitlines() if re.match(r"^ *(\[|<|≥|0 \(unchanged\))", line)]
+    assert any("0 (unchanged)" in line for line in rows) and len(rows) >= 3
+    for line in rows:
+        assert len(line) <= 40 and re.search(r"[▏█▶] [\d,]+$", line), line
+
+
 def test_prepare_takes_inputs_dir_too(tmp_path, run_out):
     import pyarrow.parquet as pq
 

@@ -60,7 +60,8 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
         f"{m['unchanged']:,} unchanged (out of pocket: cash + personal account)"
     )
     if member_cash_delta is not None:
-        for line in histogram(member_cash_delta):
+        # the bars fit the terminal: a row never wraps (labels are about 20 characters, counts up to 10)
+        for line in histogram(member_cash_delta, width=max(8, min(40, console.width - 32))):
             console.print(line, highlight=False)
     if out is not None:
         console.print(
