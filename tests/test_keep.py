@@ -267,3 +267,27 @@ def test_help_of_each_command_shows_keep():
     for command in ("run", "compare", "readjudicate"):
         r = invoke(command, "--help")
         assert r.exit_code == 0 and "--keep COLUMN" in r.output, command
+
+
+def test_audit_flags_keep_the_flagged_claims_columns(tmp_path):
+    # C1 and C4: a readmission at the same provider 3 days after discharge (flags.parquet, one row per flag)
+    case = Case().member("M1").provider("H3")
+    case.claim("C1", [("A1", "1000.00")], admit="2024-01-02", discharge="2024-01-04")
+    case.claim("C4", [("A1", "1000.00")], admit="2024-01-07", discharge="2024-01-09")
+    paths = case.write(tmp_path / "in")
+    t = pq.read_table(paths["claims"])
+    pq.write_table(t.append_column(SERIAL, pa.array([f"000{c}" for c in t["claim_id"].to_pylist()])), paths["claims"])
+    outs = {}
+    for name, args in {
+        "audit": ["audit", *inputs_args(paths), "--policy", "prefecture-employee"],
+        "run": ["run", *inputs_args(paths), "--policy", "prefecture-employee", "--audit"],
+        "streamed": ["run", *inputs_args(paths), "--policy", "prefecture-employee", "--audit", "--partitions", "2"],
+    }.items():
+        outs[name] = tmp_path / name
+        r = invoke(*args, "--out", outs[name], "-q", "--keep", SERIAL)
+        assert r.exit_code == 0, r.output
+    flags = pq.read_table(outs["audit"] / "flags.parquet")
+    assert flags.num_rows > 0 and flags.column_names[-1] == SERIAL
+    assert all(f[SERIAL] == "000" + f["claim_id"] for f in flags.to_pylist())
+    for name in ("run", "streamed"):
+        assert pq.read_table(outs[name] / "flags.parquet").equals(flags), name

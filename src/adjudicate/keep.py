@@ -6,7 +6,7 @@ their own type) and never looked at by the engine. It goes, after the
 contract's columns:
 
 - to ``lines.parquet``: each line's own value;
-- to ``settlements.parquet`` (and compare.parquet, adjustments.parquet): the
+- to ``settlements.parquet`` (and compare, adjustments and audit flags): the
   claim's value when all its lines agree, null when they differ (the line
   values are in lines.parquet);
 - to ``rejected.parquet``: the value on the row the rejection names.
@@ -62,6 +62,8 @@ def _output_columns() -> set[str]:
         "claim_id", "member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal",
         "line_no", "item_code", "class", "reason", "detail", "column", "value", "change",
         "previous_member_id", "class_previous", "class_current",
+        "rule", "severity", "claim_total", "evidence_claim_id", "evidence_provider_id", "gap_days", "measure",
+        "measure_unit", "evidence_amount", "evidence",
     }  # fmt: skip
     for a in AMOUNTS:
         names |= {a, f"{a}_a", f"{a}_b", f"{a}_delta", f"{a}_previous", f"{a}_current"}
@@ -83,7 +85,7 @@ def check_names(names: Sequence[str]) -> None:
         if n in outputs:
             raise InputError(
                 f"--keep {n}: {n!r} is already a column of the outputs (settlements, lines, rejected, "
-                "compare or adjustments); rename it in the claims table"
+                "compare, adjustments or flags); rename it in the claims table"
             )
 
 

@@ -15,6 +15,7 @@ from .common import (
     inputs_options,
     out_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -42,6 +43,7 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
 @with_lang
 @with_log_file
+@with_keep
 def audit(claims, members, providers, catalogue, policy_name, rules_file, out, threads, quiet) -> None:
     """Flag suspicious claims (readmissions, overlapping stays, duplicate bills, …) and rank providers.
 
