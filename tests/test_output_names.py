@@ -118,3 +118,19 @@ def test_export_names_sheets_after_the_new_files(outputs, tmp_path):
     assert r.exit_code == 0, r.output
     names = openpyxl.load_workbook(book, read_only=True).sheetnames
     assert "provider_settlement" in names and "providers" not in names
+
+
+def test_keep_refuses_every_column_name_a_per_claim_or_per_line_output_writes(outputs):
+    from adjudicate.keep import _output_columns
+
+    taken = _output_columns()
+    files = {
+        "run": ["settlements", "lines", "rejected"],
+        "compare": ["compare"],
+        "readjudicate": ["adjustments", "line_adjustments"],
+        "audit": ["flags"],
+    }
+    for command, names in files.items():
+        for name in names:
+            columns = set(pq.read_schema(outputs[command] / f"{name}.parquet").names)
+            assert columns <= taken, (name, columns - taken)
