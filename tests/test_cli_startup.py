@@ -90,7 +90,18 @@ def test_a_refused_out_is_still_exit_2_without_traceback(tmp_path):
     # outdir raises InputError (imported lazily); errors() must still know it for a user error
     (tmp_path / "mine.txt").write_text("not adjudicate's")
     r = subprocess.run(
-        [sys.executable, "-m", "adjudicate.cli", "generate", "--members", "5", "--year", "2024", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "adjudicate.cli",
+            "generate",
+            "--members",
+            "5",
+            "--year",
+            "2024",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
     )
