@@ -13,13 +13,19 @@ loads only what it runs (tests/test_cli_startup.py keeps it so).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, MutableMapping
+import time
 
-import click
+#: When the command line began to load: summary.json's ``startup`` counts from here (see started()).
+STARTED = time.perf_counter()
+_invoked: list[float] = []
 
-from .. import __version__
-from .common import CLICK_SETTINGS
+import importlib  # noqa: E402 - after STARTED, which times the imports too
+from collections.abc import Iterator, MutableMapping  # noqa: E402
+
+import click  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from .common import CLICK_SETTINGS  # noqa: E402
 
 #: Command name → "module:attribute" of this package, imported when the command is first used.
 COMMANDS = {
@@ -82,6 +88,13 @@ def main() -> None:
           --providers gen/providers.parquet --catalogue gen/catalogue.parquet \\
           --policy prefecture-employee --out result/
     """
+    _invoked.append(time.perf_counter())
+
+
+def started() -> float:
+    """When this command began: the first in a process from the import of this package; a later
+    one (a test, a Python caller invoking ``main`` again) from its own invocation."""
+    return STARTED if len(_invoked) <= 1 else _invoked[-1]
 
 
 __all__ = ["main"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
+from . import started
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -195,6 +197,7 @@ def _run(
         return s
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
+    timer.t["startup"] = time.perf_counter() - started()  # imports, options, policy, --out checks
     try:
         progress("read")
         extra = {}
