@@ -99,6 +99,11 @@ def test_sparse_member_codes_are_grouped_too():
     assert f.months == [(2024, 1), (2024, 2)]
     assert f.monthly["fund_pool"].tolist() == [400, 200]
     assert sorted(f.out_of_pocket.tolist()) == [22, 55]
+    # days years apart (codes by np.unique rather than by offset)
+    f = run_figures(np.array([31, 19723, 32], np.int32), np.array([1, 1, 2]), np.array([1970, 2024, 1970]), fen)
+    assert f.months == [(1970, 2), (2024, 1)]
+    assert f.monthly["cash_paid"].tolist() == [5, 2]
+    assert sorted(f.out_of_pocket.tolist()) == [11, 22, 44]
 
 
 def test_claim_ids_are_stored_without_a_dictionary():

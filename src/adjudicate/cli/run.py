@@ -156,7 +156,6 @@ def _run(
 ) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
-    from ..dataset import open_dataset, provenance
     from ..engine import Timer, adjudicate, read_inputs, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
@@ -202,6 +201,8 @@ def _run(
         progress("read")
         extra = {}
         if dataset is not None:
+            from ..dataset import open_dataset, provenance
+
             with timer("read"):
                 prep = open_dataset(Path(dataset))
             inputs = prep.inputs

@@ -121,30 +121,35 @@ def _sum_by(key: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dense(key: np.ndarray) -> tuple[np.ndarray, int]:
-    """``key`` as 0..n-1 codes of its distinct values (kept in order)."""
+def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes for the values of ``key`` (non-negative integers), and each code's value, ascending.
+    Some codes may stand for values that occur nowhere: drop them with ``np.bincount(codes) > 0``."""
     if len(key) and key.min() >= 0 and key.max() < 4 * len(key) + 1024:
-        return key, int(key.max()) + 1
-    uniq, inverse = np.unique(key, return_inverse=True)
-    return inverse.reshape(-1), len(uniq)
+        return key, np.arange(int(key.max()) + 1)
+    values, inverse = np.unique(key, return_inverse=True)
+    return inverse.reshape(-1), values
 
 
 def run_figures(days: np.ndarray, member: np.ndarray, year: np.ndarray, fen: dict[str, np.ndarray]) -> RunFigures:
     """The run page's figures from settlement columns: ``days`` settle_date as days since 1970-01-01,
-    ``member`` one integer code per member (equal codes, equal member_id), ``year`` benefit_year,
-    ``fen`` each payer's amount in fen."""
+    ``member`` one non-negative integer code per member (equal codes, equal member_id), ``year``
+    benefit_year, ``fen`` each payer's amount in fen."""
     if not len(days):
         return RunFigures([], {k: np.zeros(0, np.int64) for k in PAYERS}, np.zeros(0, np.int64))
-    month = np.asarray(days).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    key, n = _dense(month - month.min())
-    present = np.bincount(key, minlength=n) > 0
-    months = [(int(m // 12) + 1970, int(m % 12) + 1) for m in (np.flatnonzero(present) + month.min())]
-    monthly = {k: _sum_by(key, n, fen[k])[present] for k in PAYERS}
+    # sums by day (a few hundred days), then the days' sums by month
+    days = np.asarray(days, np.int64)
+    codes, values = _dense(days - days.min())
+    present = np.bincount(codes, minlength=len(values)) > 0
+    month = (values[present] + days.min()).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    first = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    months = [(int(m // 12) + 1970, int(m % 12) + 1) for m in month[first]]
+    monthly = {k: np.add.reduceat(_sum_by(codes, len(values), fen[k])[present], first) for k in PAYERS}
     year = np.asarray(year, np.int64)
     years = int(year.max() - year.min()) + 1
-    key, n = _dense(np.asarray(member, np.int64) * years + (year - year.min()))
-    present = np.bincount(key, minlength=n) > 0
-    oop = (_sum_by(key, n, fen["cash_paid"]) + _sum_by(key, n, fen["account_paid"]))[present]
+    codes, values = _dense(np.asarray(member, np.int64) * years + (year - year.min()))
+    present = np.bincount(codes, minlength=len(values)) > 0
+    n = len(values)
+    oop = (_sum_by(codes, n, fen["cash_paid"]) + _sum_by(codes, n, fen["account_paid"]))[present]
     return RunFigures(months, monthly, oop)
 
 
