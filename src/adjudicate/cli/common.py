@@ -331,7 +331,8 @@ def with_keep(f):
     def wrapper(*args, keep: tuple[str, ...] = (), **kw):
         if not keep:
             return f(*args, **kw)
-        from ..keep import keeping
+        from ..inputs import InputError
+        from ..keep import check_names, keeping
 
         flags = " ".join(f"--keep {k}" for k in keep)
         if kw.get("dataset") is not None:
@@ -341,8 +342,6 @@ def with_keep(f):
             )
         if kw.get("engine") == "spark":
             raise click.UsageError(f"{flags}: --engine spark does not pass columns through yet; use --engine local")
-        from ..keep import check_names
-
         try:
             check_names(keep)
         except InputError as e:
