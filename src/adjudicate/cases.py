@@ -363,7 +363,7 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
             "claim itself (beside lines), not inside expect",
         )
     r.only(v, key, set(allowed))
-    out = []
+    out: list[tuple[str, Decimal | str | int | None]] = []
     for col, x in v.items():
         k = f"{key}.{col}"
         if col in AMOUNT_COLUMNS:
@@ -423,16 +423,16 @@ def run_case(case: Case) -> Outcome:
         got = rejected.get(cid)
         if got != reason:
             diffs.append(Difference(cid, None, "rejected", reason, got or "settled", None))
-    for e in case.expects:
-        row = settled.get(e.claim_id) if e.line_no is None else lines.get((e.claim_id, e.line_no))
+    for x in case.expects:
+        row = settled.get(x.claim_id) if x.line_no is None else lines.get((x.claim_id, x.line_no))
         if row is None:
-            why = f"rejected ({rejected[e.claim_id]})" if e.claim_id in rejected else "not settled"
-            diffs.append(Difference(e.claim_id, e.line_no, e.column, _show(e.value), why, None))
+            why = f"rejected ({rejected[x.claim_id]})" if x.claim_id in rejected else "not settled"
+            diffs.append(Difference(x.claim_id, x.line_no, x.column, _show(x.value), why, None))
             continue
-        got = row[e.column]
-        if got != e.value:
-            delta = f"{got - e.value:+.2f}" if isinstance(got, Decimal) and isinstance(e.value, Decimal) else None
-            diffs.append(Difference(e.claim_id, e.line_no, e.column, _show(e.value), _show(got), delta))
+        got = row[x.column]
+        if got != x.value:
+            delta = f"{got - x.value:+.2f}" if isinstance(got, Decimal) and isinstance(x.value, Decimal) else None
+            diffs.append(Difference(x.claim_id, x.line_no, x.column, _show(x.value), _show(got), delta))
     return Outcome(case, diffs)
 
 

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -127,7 +128,7 @@ class Table:
 
     spec: TableSpec
     files: list[Path]
-    values: dict[str, object]
+    values: dict[str, Any]  # numpy arrays (numbers, dates) and pyarrow arrays (text)
     nulls: dict[str, np.ndarray]
     rows: int
     digests: dict[str, str] = field(default_factory=dict)
@@ -362,7 +363,7 @@ def _read_ipc(data: pa.Buffer) -> pa.Table:
     return table
 
 
-def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
+def _check_columns(spec: TableSpec, names: Sequence[str], path: str | Path) -> None:
     seen = [n for n in names if n in {c.name for c in spec.columns}]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must not (a Ctrl-C could hang the join)
@@ -83,7 +84,10 @@ def parquet_options(schema: pa.Schema) -> dict:
     decimal(18, 2)), dictionaries for strings only, statistics on the keys. Half
     the encoding time of the defaults, and the same Arrow table read back."""
     strings = [f.name for f in schema if pa.types.is_string(f.type)]
-    options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
+    options: dict[str, Any] = {
+        "use_dictionary": strings,
+        "write_statistics": [n for n in STATISTICS if n in schema.names],
+    }
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
     if DECIMAL64 is not None and any(f.type == DECIMAL64 for f in schema):

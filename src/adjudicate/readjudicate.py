@@ -628,7 +628,7 @@ def _adjustments(
         with timer("adjustments"):
             cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)
-            if changed is not None:
+            if changed is not None and prev_summary is not None:  # changed is known only from a summary
                 found = _incremental(
                     prev_folder,
                     prev_summary,
@@ -648,7 +648,9 @@ def _adjustments(
     else:
         why = "the inputs are files, not a dataset"
     incremental = (
-        {"used": True, "members_compared": len(changed)} if found is not None else {"used": False, "why_not": why}
+        {"used": True, "members_compared": len(changed)}
+        if found is not None and changed is not None
+        else {"used": False, "why_not": why}
     )
     related = None
     if found is None:

@@ -32,6 +32,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, round_half_away, yuan
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
 from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
+
+if TYPE_CHECKING:
+    from .encode import Encoded
 
 BP = 10_000
 BP2 = BP * BP
@@ -808,7 +812,7 @@ class ReferenceResult:
     policy: Policy
     claims: list[ClaimResult]
     rejected: list[tuple]  # as Encoded.rejected: (claim_id, line_no, reason, detail)
-    enc: object = None
+    enc: Encoded | None = None
 
     def by_id(self) -> dict[str, ClaimResult]:
         return {c.claim_id: c for c in self.claims}

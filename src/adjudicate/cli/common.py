@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -188,11 +189,12 @@ def environment_error(e: BaseException) -> str | None:
 def _interruption_behind(e: BaseException) -> BaseException | None:
     """The KeyboardInterrupt or Terminated that ``e`` was raised while handling, if any."""
     seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, (KeyboardInterrupt, Terminated)):
-            return e
-        seen.add(id(e))
-        e = e.__context__
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
     return None
 
 
@@ -228,7 +230,8 @@ def errors() -> Iterator[None]:
             sys.exit(130 if interrupted else 128 + signal.SIGTERM)
         reason = environment_error(e)
         if reason is not None:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            filename = getattr(e, "filename", None)
+            where = f" ({filename})" if filename else ""
             click.echo(
                 f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
                 "Free space or fix the permissions, then run again.",
@@ -252,7 +255,7 @@ def check_out(out, *inputs) -> None:
 
     ``inputs`` are the command's input options (each a path or a tuple of paths, or None).
     """
-    paths = []
+    paths: list[Any] = []
     for group in inputs:
         if group is None:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -150,7 +151,7 @@ def _run(
     quiet: bool,
     partitions: int = 1,
     dataset: str | None = None,
-    audit_rules: str | bool | None = None,
+    audit_rules: str | Literal[True] | None = None,
 ) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
@@ -267,9 +268,9 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     for k, v in s["totals"].items():
         money.add_row(column(k), group_digits(v))
     show(console, money)
-    t = s.get("timings_seconds", {})
-    if t:
-        console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    timings = s.get("timings_seconds", {})
+    if timings:
+        console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if out is not None:
         console.print(
             f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, report.html)",

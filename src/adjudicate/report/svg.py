@@ -8,7 +8,7 @@ given by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#2f6f9f", "#d98a2b", "#4f9a5a", "#a8514c", "#7a65a8", "#8a8a8a")
@@ -70,7 +70,7 @@ def bars(
     return _svg(title, height, body)
 
 
-def columns(title: str, categories: Sequence[str], series: dict[str, Sequence[float]]) -> str:
+def columns(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:
     """Stacked columns: one per category (e.g. a month), one coloured part per series (e.g. a fund)."""
     top, bottom, left, legend = 12, 40, 70, 24
     height = 300
@@ -105,7 +105,7 @@ def columns(title: str, categories: Sequence[str], series: dict[str, Sequence[fl
     return _svg(title, height, body)
 
 
-def lines(title: str, categories: Sequence[str], series: dict[str, Sequence[float]]) -> str:
+def lines(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:
     """One polyline per series over the categories (e.g. each fund's balance by month)."""
     top, bottom, left, legend = 12, 40, 80, 24
     height = 280
