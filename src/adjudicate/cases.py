@@ -35,7 +35,7 @@ from typing import Any
 
 from . import policy as P
 from .inputs import InputError
-from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .schema import AMOUNTS, CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 from .tomlfile import KeyLocator, read_toml
 
 #: Defaults of a case's rows (column -> text as in a CSV input file).
@@ -81,20 +81,7 @@ CLAIM_KEYS = {
 }
 LINE_KEYS = {"item_code", "amount", "quantity", "unit_price", "expect"}
 #: What a claim's ``expect`` may name: the settlement columns that are numbers.
-AMOUNT_COLUMNS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
-CLAIM_EXPECT = AMOUNT_COLUMNS + ("admission_ordinal", "benefit_year")
+CLAIM_EXPECT = AMOUNTS + ("admission_ordinal", "benefit_year")
 LINE_EXPECT = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary", "class")
 
 
@@ -366,7 +353,7 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
     out: list[tuple[str, Decimal | str | int | None]] = []
     for col, x in v.items():
         k = f"{key}.{col}"
-        if col in AMOUNT_COLUMNS:
+        if col in AMOUNTS:
             out.append((col, _decimal(r, x, k)))
         elif col == "class":
             out.append((col, r.text(x, k, "a class")))

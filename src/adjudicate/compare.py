@@ -45,8 +45,8 @@ import pyarrow.parquet as pq
 from . import __version__
 from . import policy as P
 from .money import fen_to_decimal, round_half_away, yuan
-from .outputs import AMOUNTS, claim_amounts
-from .schema import SETTINGS
+from .outputs import claim_amounts
+from .schema import AMOUNTS, SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib

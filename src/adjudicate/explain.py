@@ -11,7 +11,6 @@ says whether the two agree (they must; a disagreement is a bug).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -61,23 +60,6 @@ def exact(x) -> str:
 
 def _day(days: int) -> str:
     return (EPOCH + dt.timedelta(days=int(days))).isoformat()
-
-
-def subset(t: Table, mask: np.ndarray) -> Table:
-    """The rows of ``t`` where ``mask`` is true, as a table of its own."""
-    idx = np.flatnonzero(mask)
-    take = pa.array(idx, pa.int64())
-    values = {
-        k: (v.take(take) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[idx])
-        for k, v in t.values.items()
-    }
-    return dataclasses.replace(
-        t,
-        values=values,
-        nulls={k: v[idx] for k, v in t.nulls.items()},
-        rows=len(idx),
-        file_of_row=None if t.file_of_row is None else t.file_of_row[idx],
-    )
 
 
 def member_lines(claims: Table, claim_id: str) -> np.ndarray:
@@ -330,7 +312,7 @@ def explain_claim(
         # the account balance stands on 1 January of the run's base year, found on every claim read
         base_year = settled_base_year(full, pol)
     mask = member_lines(full.claims, claim_id)
-    inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
+    inputs = Inputs(full.claims.take(np.flatnonzero(mask)), full.members, full.providers, full.catalogue)
     say("reference")
     ref = reference_run(inputs, pol, base_year)
     report: dict[str, Any] = {

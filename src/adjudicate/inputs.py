@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,21 @@ class Table:
         """A text column as read: dictionary-encoded chunks where it was read so, else its strings."""
         lazy = getattr(self.values, "lazy", {})
         return lazy[name] if name in lazy else self.values[name]
+
+    def take(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` (positions, in that order), as read: nothing is checked again."""
+        idx = pa.array(rows, pa.int64())
+        values = {
+            k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[rows])
+            for k, v in self.values.items()
+        }
+        return replace(
+            self,
+            values=values,
+            nulls={k: v[rows] for k, v in self.nulls.items()},
+            rows=len(rows),
+            file_of_row=None if self.file_of_row is None else self.file_of_row[rows],
+        )
 
     def where(self, row: int) -> tuple[Path, int]:
         """(file, row within the file) of a row of the concatenated table."""

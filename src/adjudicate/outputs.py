@@ -20,21 +20,7 @@ from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
 from .policy import Policy
 from .report import write_report
-from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
-
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
+from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:

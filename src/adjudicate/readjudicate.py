@@ -47,7 +47,7 @@ from . import __version__
 from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
-from .outputs import AMOUNTS
+from .schema import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")

@@ -133,21 +133,6 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
 
 
-def _take(t: Table, rows: np.ndarray) -> Table:
-    """Rows of a loaded table (no new checks)."""
-    idx = pa.array(rows, pa.int64())
-    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(
-        t.spec,
-        t.files,
-        values,
-        {k: v[rows] for k, v in t.nulls.items()},
-        len(rows),
-        t.digests,
-        None if t.file_of_row is None else t.file_of_row[rows],
-    )
-
-
 def _concat(tables: list[Table]) -> Table:
     first = tables[0]
     values = {}
@@ -354,8 +339,8 @@ def iter_claim_partitions(
         if len(split):
             moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
             if moved.any():
-                orphans.append(_take(claims, np.flatnonzero(moved)))
-                claims = _take(claims, np.flatnonzero(~moved))
+                orphans.append(claims.take(np.flatnonzero(moved)))
+                claims = claims.take(np.flatnonzero(~moved))
         if k == part.parts:
             orphans.append(claims)
             continue

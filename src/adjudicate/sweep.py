@@ -49,7 +49,7 @@ from .compare import (
     who_is_better_off,
 )
 from .money import OUTPUT_TYPE
-from .outputs import AMOUNTS
+from .schema import AMOUNTS
 
 __all__ = ["Variant", "split_values", "variants", "run_sweep"]
 

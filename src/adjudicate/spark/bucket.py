@@ -30,7 +30,7 @@ from ..inputs import InputError, Table, from_arrow
 from ..money import OUTPUT_TYPE
 from ..outputs import claim_amounts, invariant_violations, lines_table, rejected_table, settlements_table
 from ..policy import Policy
-from ..schema import CLAIMS, MEMBERS, TableSpec
+from ..schema import AMOUNTS, CLAIMS, MEMBERS, TableSpec
 
 #: Columns added to the inputs: the index of the row's file (in the run's file
 #: order) and its row within that file (null where the reader cannot tell).
@@ -46,19 +46,6 @@ UNIQUE_STAGE, CATALOGUE_STAGE = 10, 20
 #: to see it renames it to ``fired`` and fails, once (a task Spark retries).
 FAIL_ONCE_ENV = "ADJUDICATE_SPARK_FAIL_ONCE"
 
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
 SETTLEMENT_COLUMNS = (
     "claim_id",
     "member_id",
