@@ -14,6 +14,7 @@ from .common import (
     errors,
     inputs_options,
     out_option,
+    quiet_option,
     threads_option,
     with_lang,
     with_log_file,
@@ -39,7 +40,7 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
 )
 @out_option
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@quiet_option
 @with_lang
 @with_log_file
 def audit(claims, members, providers, catalogue, policy_name, rules_file, out, threads, quiet) -> None:

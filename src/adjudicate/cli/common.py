@@ -403,6 +403,23 @@ out_option = click.option(
 threads_option = click.option(
     "--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores)."
 )
+#: ``--partitions`` of every command that can settle in member ranges (stream.py).
+partitions_option = click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
+    "0 chooses from the input size, 1 is all in memory. The outputs are the same.",
+)
+#: ``-q/--quiet`` of every command that shows progress and a summary.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+#: ``--json`` of every command that prints a result a program may read.
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+#: ``--policy`` of the commands that settle under one policy.
+policy_option = click.option(
+    "--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file."
+)
 
 
 def inputs_or_dataset_options(f):
@@ -420,8 +437,12 @@ __all__ = [
     "group_digits",
     "inputs_options",
     "inputs_or_dataset_options",
+    "json_option",
     "log_event",
     "out_option",
+    "partitions_option",
+    "policy_option",
+    "quiet_option",
     "threads_option",
     "with_encoding",
     "with_lang",

@@ -19,6 +19,7 @@ from .common import (
     group_digits,
     log_event,
     out_option,
+    quiet_option,
     with_encoding,
     with_lang,
     with_log_file,
@@ -191,7 +192,7 @@ def render(s: dict, out: Path | None) -> None:
     help="Reconcile this benefit year only (default: every year in the settlements).",
 )
 @out_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@quiet_option
 @with_encoding
 @with_lang
 @with_log_file

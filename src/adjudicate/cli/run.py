@@ -16,6 +16,9 @@ from .common import (
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    policy_option,
+    quiet_option,
     threads_option,
     with_lang,
     with_log_file,
@@ -24,18 +27,11 @@ from .common import (
 
 @click.command(context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
-@click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
+@policy_option
 @out_option
 @threads_option
 @click.option("--no-lines", is_flag=True, help="Skip lines.parquet (claim-level output only).")
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
-    "0 chooses from the input size, 1 is all in memory. The result is the same.",
-)
+@partitions_option
 @click.option(
     "--audit",
     "with_audit",
@@ -63,7 +59,7 @@ from .common import (
     metavar="URL",
     help="Spark master for --engine spark (default: spark-submit's, else local[*]).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@quiet_option
 @with_lang
 @with_log_file
 def run(
