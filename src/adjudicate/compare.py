@@ -423,6 +423,7 @@ def run_compare(
     members,
     providers,
     catalogue,
+    *,
     policies: Sequence[str],
     overrides: Sequence[str],
     out: Path,
@@ -451,7 +452,17 @@ def run_compare(
     sources = source_paths(claims, members, providers, catalogue, dataset)
     with (
         atomic_dir(out, sources) as tmp,
-        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+        prepared_parts(
+            claims,
+            members,
+            providers,
+            catalogue,
+            dataset=dataset,
+            partitions=partitions,
+            timer=timer,
+            say=say,
+            folder=tmp,
+        ) as (
             digests,
             preps,
             ranges,

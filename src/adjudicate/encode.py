@@ -599,7 +599,16 @@ def benefit_factors(
         period = policy.period_index(enc.settle_date)
     for k, pol in enumerate(pols):
         _rules_of_period(
-            pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level, referral, benefit, factor
+            pol,
+            enc,
+            in_period=period == k if len(pols) > 1 else None,
+            designated=designated,
+            local=local,
+            kind=kind,
+            level=level,
+            referral=referral,
+            benefit=benefit,
+            factor=factor,
         )
     return benefit, factor
 
@@ -607,6 +616,7 @@ def benefit_factors(
 def _rules_of_period(
     policy: Policy,
     enc: Encoded,
+    *,
     in_period: np.ndarray | None,
     designated,
     local,

@@ -118,6 +118,7 @@ def run_sweep(
     members,
     providers,
     catalogue,
+    *,
     variants_: list[Variant],
     out: Path,
     deltas_for: int | None = None,
@@ -144,7 +145,17 @@ def run_sweep(
     sources = source_paths(claims, members, providers, catalogue, dataset)
     with (
         atomic_dir(Path(out), sources) as tmp,
-        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+        prepared_parts(
+            claims,
+            members,
+            providers,
+            catalogue,
+            dataset=dataset,
+            partitions=partitions,
+            timer=timer,
+            say=say,
+            folder=tmp,
+        ) as (
             digests,
             preps,
             ranges,

@@ -145,13 +145,13 @@ def compare(
                 members,
                 providers,
                 catalogue,
-                policies,
-                overrides,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policies=policies,
+                overrides=overrides,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

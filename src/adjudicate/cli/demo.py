@@ -90,9 +90,9 @@ def demo(policy_name, out, quiet) -> None:
                     files["members"],
                     files["providers"],
                     files["catalogue"],
-                    [policy_name, other],
-                    [],
-                    tmp / "compare",
+                    policies=[policy_name, other],
+                    overrides=[],
+                    out=tmp / "compare",
                 )
                 progress("reconcile")
                 rec = write(

@@ -124,12 +124,12 @@ def readjudicate(
                 members,
                 providers,
                 catalogue,
-                policy_name,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policy_name=policy_name,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

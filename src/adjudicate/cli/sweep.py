@@ -144,7 +144,17 @@ def sweep(
         progress = Progress(quiet, "sweeping", ["read"] + [f"variant {i}" for i in range(len(vs))] + ["write"])
         try:
             s = run_sweep(
-                claims, members, providers, catalogue, vs, Path(out), deltas_for, threads, progress, dataset, partitions
+                claims,
+                members,
+                providers,
+                catalogue,
+                variants_=vs,
+                out=Path(out),
+                deltas_for=deltas_for,
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()
