@@ -23,7 +23,7 @@ def _group(name: str, prefix: str) -> type[IntEnum]:
     values = [v for v, _ in found]
     if values != list(range(len(values))):
         raise ImportError(f"_core.pxd: the {prefix}* constants must number 0, 1, 2 … without gaps")
-    return IntEnum(name, [(n, v) for v, n in found])  # type: ignore[return-value]
+    return IntEnum(name, [(n, v) for v, n in found])  # type: ignore[return-value]  # the functional API's type
 
 
 if TYPE_CHECKING:

@@ -43,7 +43,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locks, temporary folders are kept
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: every use checks
 
 from . import __version__
 from .inputs import InputError

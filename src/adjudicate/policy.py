@@ -391,7 +391,8 @@ class _Reader(KeyLocator):
     def by_category(self, v: Any, key: str) -> tuple[int, int]:
         if isinstance(v, dict):
             self.only(v, key, set(CATEGORIES))
-            return tuple(self.rate(self.require(v, c, key), f"{key}.{c}") for c in CATEGORIES)  # type: ignore
+            in_service, retired = (self.rate(self.require(v, c, key), f"{key}.{c}") for c in CATEGORIES)
+            return in_service, retired
         r = self.rate(v, key)
         return (r, r)
 

@@ -154,7 +154,7 @@ def to_table(spec: TableSpec, t: pa.Table, files: list[str], text: bool, threads
             InputError(e.message, shown[k], e.column, original),
         ) from None
     out.file_of_row = np.repeat(np.arange(len(bounds), dtype=np.int32), [b - a for a, b in bounds])
-    out.original = (np.asarray(which, np.int64), row)  # type: ignore[attr-defined]
+    out.original = (np.asarray(which, np.int64), row)  # type: ignore[attr-defined]  # read back by getattr only
     return out
 
 
