@@ -14,9 +14,10 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -347,7 +348,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
-        jobs = {
+        jobs: dict[str, Future[Any]] = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id")),
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
             "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
@@ -481,7 +482,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
     rejected: list[tuple] = []
-    for row in np.flatnonzero(~valid):  # lines without a claim_id
+    for row in np.flatnonzero(~valid).tolist():  # lines without a claim_id
         rejected.append(
             (
                 None,

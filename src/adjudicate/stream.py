@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -430,7 +431,8 @@ class BaseYears:
         self.given: list[int | None] = [None] * n
 
     def start(self) -> None:
-        self.used, self.earliest = list(self.given), [None] * len(self.given)
+        self.used: list[int | None] = list(self.given)
+        self.earliest: list[int | None] = [None] * len(self.given)
 
     def __getitem__(self, i: int) -> int | None:
         return self.used[i]
@@ -438,8 +440,8 @@ class BaseYears:
     def saw(self, i: int, r: Result) -> None:
         if self.used[i] is None:
             self.used[i] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+        first, earliest = first_year(r.enc), self.earliest[i]
+        if first is not None and (earliest is None or first < earliest):
             self.earliest[i] = first
 
     def again(self) -> bool:
@@ -540,7 +542,7 @@ def _settle_pass(
     if each is not None:
         each(None)  # anew too
     writers: dict[str, pq.ParquetWriter] = {}
-    st = {
+    st: dict[str, Any] = {
         "rejected": [],
         "totals": {},
         "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0},
