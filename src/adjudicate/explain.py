@@ -175,6 +175,7 @@ def _note(step, res: ClaimResult, before: dict) -> str:
 
 def _settled(
     res: ClaimResult,
+    *,
     catalogue: dict[int, dict | None],
     inputs,
     member_row: int,
@@ -346,13 +347,13 @@ def explain_claim(
     report.update(
         _settled(
             res,
-            _catalogue_rows(inputs, claim_rows),
-            inputs,
-            int(enc.member[pos]),
-            int(enc.provider[pos]),
-            kernel,
-            pol,
-            base_year,
+            catalogue=_catalogue_rows(inputs, claim_rows),
+            inputs=inputs,
+            member_row=int(enc.member[pos]),
+            provider_row=int(enc.provider[pos]),
+            kernel=kernel,
+            pol=pol,
+            base_year=base_year,
         )
     )
     first = int(claim_rows[0])
