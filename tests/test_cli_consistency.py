@@ -250,6 +250,7 @@ def test_shared_options_are_declared_once():
         "quiet": common.quiet_option,
         "as_json": common.json_option,
         "policy_name": common.policy_option,
+        "rules_file": common.audit_rules_option,
     }
 
     # options of the same name and another meaning, in their own words

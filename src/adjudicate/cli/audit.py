@@ -10,6 +10,7 @@ import click
 from .common import (
     CLICK_SETTINGS,
     Progress,
+    audit_rules_option,
     check_out,
     errors,
     inputs_options,
@@ -31,13 +32,7 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
     required=True,
     help="Shipped policy name or path to a .toml file (fund amounts of the indicators).",
 )
-@click.option(
-    "--rules",
-    "rules_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Audit rules file (default: the shipped audit-rules.toml, seed-cited).",
-)
+@audit_rules_option
 @out_option
 @threads_option
 @quiet_option

@@ -412,6 +412,14 @@ partitions_option = click.option(
     help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
     "0 chooses from the input size, 1 is all in memory. The outputs are the same.",
 )
+#: ``--rules`` of the commands that audit (audit, run --audit).
+audit_rules_option = click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit rules file (default: the shipped, seed-cited audit-rules.toml).",
+)
 #: ``-q/--quiet`` of every command that shows progress and a summary.
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 #: ``--json`` of every command that prints a result a program may read.
@@ -431,6 +439,7 @@ __all__ = [
     "CLICK_SETTINGS",
     "STAGES",
     "Progress",
+    "audit_rules_option",
     "check_out",
     "environment_error",
     "errors",

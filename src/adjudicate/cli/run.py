@@ -10,6 +10,7 @@ import click
 from .common import (
     CLICK_SETTINGS,
     Progress,
+    audit_rules_option,
     check_out,
     errors,
     group_digits,
@@ -36,16 +37,10 @@ from .common import (
     "--audit",
     "with_audit",
     is_flag=True,
-    help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
-    "(streaming runs too, range by range).",
+    help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`, rules from --rules), in "
+    "the same pass (streaming runs too, range by range).",
 )
-@click.option(
-    "--rules",
-    "rules_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Audit rules file for --audit (default: the shipped audit-rules.toml).",
-)
+@audit_rules_option
 @click.option(
     "--engine",
     type=click.Choice(["local", "spark"]),
