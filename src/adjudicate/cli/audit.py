@@ -56,13 +56,32 @@ def audit(claims, members, providers, catalogue, policy_name, rules_file, out, t
     """
     with errors():
         check_out(out, claims, members, providers, catalogue, rules_file)
-        s = run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, Path(out), threads, quiet)
+        s = run_audit_command(
+            claims,
+            members,
+            providers,
+            catalogue,
+            policy_name=policy_name,
+            rules_file=rules_file,
+            out=Path(out),
+            threads=threads,
+            quiet=quiet,
+        )
         if not quiet:
             show_audit(s["audit"], Path(out))
 
 
 def run_audit_command(
-    claims, members, providers, catalogue, policy_name, rules_file, out: Path, threads, quiet: bool
+    claims,
+    members,
+    providers,
+    catalogue,
+    *,
+    policy_name: str,
+    rules_file: str | None,
+    out: Path,
+    threads: int | None,
+    quiet: bool,
 ) -> dict:
     from .. import policy as P
     from ..audit import load_audit_rules, run_audit, write_audit

@@ -66,11 +66,11 @@ def demo(policy_name, out, quiet) -> None:
                     files["members"],
                     files["providers"],
                     files["catalogue"],
-                    policy_name,
-                    tmp / "run",
-                    None,
-                    True,
-                    True,
+                    policy_name=policy_name,
+                    out=tmp / "run",
+                    threads=None,
+                    with_lines=True,
+                    quiet=True,
                 )
                 progress("explain")
                 claim = _interesting_claim(tmp / "run")
