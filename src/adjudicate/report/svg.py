@@ -11,6 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+#: One series of a chart: a value per category (a list, or a numpy array of them).
+Values = Union[Sequence[float], "NDArray[np.floating]"]
 
 PALETTE = ("#2f6f9f", "#d98a2b", "#4f9a5a", "#a8514c", "#7a65a8", "#8a8a8a")
 WIDTH = 760
@@ -140,7 +148,7 @@ def bars(
     return _svg(title, height, body)
 
 
-def columns(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:
+def columns(title: str, categories: Sequence[str], series: Mapping[str, Values]) -> str:
     """Stacked columns: one per category (e.g. a month), one coloured part per series (e.g. a fund)."""
     f = _Frame(height=300, left=70, right=10, count=len(categories))
     totals = [sum(max(s[i], 0.0) for s in series.values()) for i in range(len(categories))]
@@ -164,7 +172,7 @@ def columns(title: str, categories: Sequence[str], series: Mapping[str, Sequence
     return f.svg(title, body, list(series))
 
 
-def lines(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:
+def lines(title: str, categories: Sequence[str], series: Mapping[str, Values]) -> str:
     """One polyline per series over the categories (e.g. each fund's balance by month)."""
     f = _Frame(height=280, left=80, right=20, count=len(categories))
     vals = [v for s in series.values() for v in s] + [0.0]
