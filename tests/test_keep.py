@@ -13,7 +13,7 @@ from builders import Case
 from click.testing import CliRunner
 
 from adjudicate import cli
-from adjudicate.outputs import AMOUNTS
+from adjudicate.schema import AMOUNTS
 
 SERIAL, DEPT = "结算流水号", "dept"
 SETTLEMENT_COLUMNS = [

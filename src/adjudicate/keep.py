@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .inputs import InputError
-from .schema import CLAIMS, Column, TableSpec
+from .schema import AMOUNTS, CLAIMS, Column, TableSpec
 
 #: The claims columns kept for the command running now (set by :func:`keeping`).
 _KEPT: tuple[str, ...] = ()
@@ -54,9 +54,8 @@ def keeping(names: Sequence[str]) -> Iterator[None]:
 
 
 def _output_columns() -> set[str]:
-    """Every column name a per-claim or per-line output writes (a kept column may take none of them)."""
-    from .outputs import AMOUNTS  # (a test checks this list against every such output written)
-
+    """Every column name a per-claim or per-line output writes (a kept column may take none of them;
+    a test checks this list against every such output written)."""
     names = {
         "claim_id", "member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal",
         "line_no", "item_code", "class", "reason", "detail", "column", "value", "change",
