@@ -398,9 +398,12 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     except DatasetError:
         return None, "the previous run's dataset is gone"
     cur_ids, cur_fp = member_fingerprints(dataset)
-    pos = lookup(cur_ids, prev_ids)
-    differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
-    gone = lookup(prev_ids, cur_ids) < 0
+    if cur_ids.equals(prev_ids):  # the same members in the same order (the usual night): no lookups
+        differs, gone = prev_fp != cur_fp, np.zeros(len(prev_ids), bool)
+    else:
+        pos = lookup(cur_ids, prev_ids)
+        differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
+        gone = lookup(prev_ids, cur_ids) < 0
     changed = pa.concat_arrays([cur_ids.filter(pa.array(differs)), prev_ids.filter(pa.array(gone))])
     return changed, "incremental"
 
