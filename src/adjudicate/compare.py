@@ -195,7 +195,7 @@ def outer_join(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa
     def rows(t: pa.Table, p: str) -> pa.Table:
         return t.select(list(keys)).append_column(f"{p}.__row", pa.array(np.arange(t.num_rows), pa.int64()))
 
-    if len(keys) == 1 and left.num_rows and right.num_rows:
+    if len(keys) == 1:
         j = _match(keys[0], left[keys[0]], right[keys[0]])
     else:
         j = rows(left, "a").join(rows(right, "b"), keys=list(keys), join_type="full outer", coalesce_keys=True)
