@@ -410,3 +410,29 @@ def test_chained_nights_into_the_previous_folder(night1, tmp_path):
         assert r.exit_code == 0, r.output
         assert assert_same(full, nightly)["incremental"]["used"] is True
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".nightly.")]  # no leftovers
+
+
+def test_the_same_policy_from_another_file_stays_incremental(night1, tmp_path):
+    # the policy digest covers every value, not where the file lies (a reinstall or a copy moves it)
+    from adjudicate import policy as P
+
+    gen, ds1, prev = night1
+    copy = tmp_path / "copy.toml"
+    shutil.copy(P.load(POLICY).path, copy)
+    fixed = correct(gen, tmp_path / "in", 7)
+    ds2 = tmp_path / "ds2"
+    assert invoke("prepare", *inputs_args(fixed), "--out", ds2, "-q").exit_code == 0
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    r = invoke("readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", copy, "--out", full, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", copy, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    assert assert_same(full, inc)["incremental"]["used"] is True
+    # one value changed in the copy: every claim is compared again
+    text = copy.read_text(encoding="utf-8")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text.replace('version = "', 'version = "x', 1), encoding="utf-8")
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", changed, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    s = json.loads((inc / "summary.json").read_text())
+    assert s["incremental"]["used"] is False and "policy" in s["incremental"]["why_not"]
