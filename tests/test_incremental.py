@@ -298,37 +298,6 @@ def test_a_new_earlier_year_compares_every_claim(night1, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _acero_outer_join(left: pa.Table, right: pa.Table, key: str) -> set:
-    """(key, left row or None, right row or None) of pyarrow's own hash join, as a set."""
-
-    def rows(t, p):
-        return t.select([key]).append_column(f"{p}.__row", pa.array(np.arange(t.num_rows), pa.int64()))
-
-    j = rows(left, "a").join(rows(right, "b"), keys=[key], join_type="full outer", coalesce_keys=True)
-    return set(zip(j[key].to_pylist(), j["a.__row"].to_pylist(), j["b.__row"].to_pylist()))
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.text(max_size=4), unique=True, max_size=30),
-    st.lists(st.text(max_size=4), unique=True, max_size=30),
-    st.booleans(),
-)
-def test_matching_by_hash_lookups_is_the_full_outer_join(a, b, large):
-    from adjudicate.compare import outer_join
-
-    left = pa.table({"claim_id": pa.array(a, pa.string()), "x": pa.array(range(len(a)), pa.int64())})
-    right = pa.table(
-        {"claim_id": pa.array(b, pa.large_string() if large else pa.string()), "x": pa.array(range(len(b)))}
-    )
-    j, was, now = outer_join(left, right, ["claim_id"])
-    got = set(zip(j["claim_id"].to_pylist(), j["a.x"].to_pylist(), j["b.x"].to_pylist()))
-    assert got == _acero_outer_join(left, right.cast(left.schema), "claim_id")
-    assert j.num_rows == len(set(a) | set(b))
-    assert was.tolist() == [v is not None for v in j["a.x"].to_pylist()]
-    assert now.tolist() == [v is not None for v in j["b.x"].to_pylist()]
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 4), max_size=40), st.data())
 def test_select_by_index_keeps_what_a_mask_keeps(sizes, data):

@@ -188,18 +188,13 @@ def outer_join(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa
 
     Returns the joined table (a side's columns are null where it has no row)
     and boolean masks: row present on the left, on the right. Only the keys
-    and row numbers are matched (one key unique on each side: by hash lookups,
-    else a hash join); the columns are gathered after.
+    and row numbers go through the hash join; the columns are gathered after.
     """
 
     def rows(t: pa.Table, p: str) -> pa.Table:
         return t.select(list(keys)).append_column(f"{p}.__row", pa.array(np.arange(t.num_rows), pa.int64()))
 
-    if len(keys) == 1:
-        j = _match(keys[0], left[keys[0]], right[keys[0]])
-    else:
-        j = rows(left, "a").join(rows(right, "b"), keys=list(keys), join_type="full outer", coalesce_keys=True)
-        j = j.select([*keys, "a.__row", "b.__row"])
+    j = rows(left, "a").join(rows(right, "b"), keys=list(keys), join_type="full outer", coalesce_keys=True)
     cols = {k: j[k] for k in keys}
     for p, t in (("a", left), ("b", right)):
         idx = j[f"{p}.__row"]
@@ -208,31 +203,6 @@ def outer_join(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa
                 cols[f"{p}.{c}"] = t[c].take(idx)
     out = pa.table(cols)
     return out, _valid(j["a.__row"]), _valid(j["b.__row"])
-
-
-def _match(name: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Table:
-    """The full outer join of two key columns whose values are unique on each side (claim ids), by
-    hash lookups (``index_in``): every row of ``a`` with its row of ``b`` or null, then the rows of
-    ``b`` not in ``a``. Columns: the key (``name``), ``a.__row``, ``b.__row``. Several times faster than a
-    hash join, whose set-up dominates at the sizes readjudicate compares."""
-    a, b = a.combine_chunks(), b.combine_chunks()
-    if b.type != a.type:
-        b = b.cast(a.type)
-    in_b = pc.index_in(a, value_set=b)
-    only_b = np.flatnonzero(~np.asarray(pc.is_in(b, value_set=a), dtype=bool))
-    n = len(a)
-    a_row = np.r_[np.arange(n), np.zeros(len(only_b), np.int64)]
-    a_valid = np.r_[np.ones(n, bool), np.zeros(len(only_b), bool)]
-    b_row = np.r_[np.asarray(pc.fill_null(in_b, 0), dtype=np.int64), only_b]
-    b_valid = np.r_[np.asarray(pc.is_valid(in_b), dtype=bool), np.ones(len(only_b), bool)]
-    key = pa.concat_arrays([a, b.take(pa.array(only_b))]) if len(only_b) else a
-    return pa.table(
-        {
-            name: key,
-            "a.__row": pa.array(a_row, mask=~a_valid),
-            "b.__row": pa.array(b_row, mask=~b_valid),
-        }
-    )
 
 
 def _valid(col: pa.ChunkedArray) -> np.ndarray:
