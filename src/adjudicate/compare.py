@@ -34,8 +34,8 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -246,8 +246,8 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
     }
-    # the amounts of the picked claims only (claim_amounts reads no more than these three)
-    src = r if rows is None else SimpleNamespace(sums=r.sums[rows], settle=r.settle[rows], eligible=r.eligible[rows])
+    # the amounts of the picked claims only: the claim-level arrays of a result cut to them
+    src = r if rows is None else replace(r, sums=r.sums[rows], settle=r.settle[rows])
     cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(src).items()})
     return pa.table(cols)
 
