@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locks, temporary folders are kept
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: every use checks
 
 from . import __version__
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must not (a Ctrl-C could hang the join)
@@ -19,21 +20,7 @@ from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write an output folder (outdir.py)
 from .policy import Policy
 from .report import REPORT_NAME, report_html
-from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
-
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
+from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -91,7 +78,10 @@ def parquet_options(schema: pa.Schema) -> dict:
         for f in schema
         if (pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)) and f.name not in PLAIN_TEXT
     ]
-    options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
+    options: dict[str, Any] = {
+        "use_dictionary": strings,
+        "write_statistics": [n for n in STATISTICS if n in schema.names],
+    }
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
     if DECIMAL64 is not None and any(f.type == DECIMAL64 for f in schema):

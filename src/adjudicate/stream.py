@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -131,21 +132,6 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
             raise InputError("unknown file type (expected .parquet, .arrow/.feather or .csv)", path)
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
-
-
-def _take(t: Table, rows: np.ndarray) -> Table:
-    """Rows of a loaded table (no new checks)."""
-    idx = pa.array(rows, pa.int64())
-    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(
-        t.spec,
-        t.files,
-        values,
-        {k: v[rows] for k, v in t.nulls.items()},
-        len(rows),
-        t.digests,
-        None if t.file_of_row is None else t.file_of_row[rows],
-    )
 
 
 def _concat(tables: list[Table]) -> Table:
@@ -354,8 +340,8 @@ def iter_claim_partitions(
         if len(split):
             moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
             if moved.any():
-                orphans.append(_take(claims, np.flatnonzero(moved)))
-                claims = _take(claims, np.flatnonzero(~moved))
+                orphans.append(claims.take(np.flatnonzero(moved)))
+                claims = claims.take(np.flatnonzero(~moved))
         if k == part.parts:
             orphans.append(claims)
             continue
@@ -445,7 +431,8 @@ class BaseYears:
         self.given: list[int | None] = [None] * n
 
     def start(self) -> None:
-        self.used, self.earliest = list(self.given), [None] * len(self.given)
+        self.used: list[int | None] = list(self.given)
+        self.earliest: list[int | None] = [None] * len(self.given)
 
     def __getitem__(self, i: int) -> int | None:
         return self.used[i]
@@ -453,8 +440,8 @@ class BaseYears:
     def saw(self, i: int, r: Result) -> None:
         if self.used[i] is None:
             self.used[i] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+        first, earliest = first_year(r.enc), self.earliest[i]
+        if first is not None and (earliest is None or first < earliest):
             self.earliest[i] = first
 
     def again(self) -> bool:
@@ -555,7 +542,7 @@ def _settle_pass(
     if each is not None:
         each(None)  # anew too
     writers: dict[str, pq.ParquetWriter] = {}
-    st = {
+    st: dict[str, Any] = {
         "rejected": [],
         "totals": {},
         "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0},

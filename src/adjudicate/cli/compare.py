@@ -17,6 +17,8 @@ from .common import (
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    quiet_option,
     threads_option,
     with_lang,
     with_log_file,
@@ -98,15 +100,8 @@ def _signed(v: str) -> str:
 )
 @out_option
 @threads_option
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-    "from the input size, 1 is all in memory. The outputs are the same.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@partitions_option
+@quiet_option
 @with_lang
 @with_log_file
 def compare(
@@ -155,13 +150,13 @@ def compare(
                 members,
                 providers,
                 catalogue,
-                policies,
-                overrides,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policies=policies,
+                overrides=overrides,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

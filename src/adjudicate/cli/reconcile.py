@@ -16,6 +16,7 @@ from .common import (
     group_digits,
     log_event,
     out_option,
+    quiet_option,
     with_encoding,
     with_lang,
     with_log_file,
@@ -190,7 +191,7 @@ def render(s: dict, out: Path | None) -> None:
     help="Reconcile this benefit year only (default: every year in the settlements).",
 )
 @out_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@quiet_option
 @with_encoding
 @with_lang
 @with_log_file
@@ -248,15 +249,15 @@ def reconcile(
                 settlements,
                 providers,
                 members,
-                advances,
-                income,
-                opening,
-                rules,
-                reward,
-                reserve_window,
-                year,
-                progress,
-                policy,
+                advances=advances,
+                income=income,
+                opening=opening,
+                rules=rules,
+                reward_rate=reward,
+                reserve_window=reserve_window,
+                year=year,
+                progress=progress,
+                policy=policy,
             )
             progress("write")
             t0 = time.perf_counter()

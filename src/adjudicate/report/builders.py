@@ -262,9 +262,9 @@ def compare_page(folder: Path, s: dict) -> Page:
         keyed = _fen_table(members, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
         g = _group_sum(keyed, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
         delta = g.column("cash_paid_delta").to_numpy() + g.column("account_paid_delta").to_numpy()
-        rows = _signed_bins(delta)
-        page.chart(_count_chart(t("member_change"), rows))
-        page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in rows], numeric=[1])
+        bins = _signed_bins(delta)
+        page.chart(_count_chart(t("member_change"), bins))
+        page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in bins], numeric=[1])
     return page
 
 
@@ -499,13 +499,13 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
     )
     if flags is not None and flags.num_rows:
         rank = {"high": 0, "medium": 1, "low": 2}
-        rows = sorted(
+        flagged = sorted(
             flags.to_pylist(),  # the flagged claims: a few thousand rows at most
             key=lambda r: (rank.get(r["severity"], 3), r["rule"], r["claim_id"]),
         )
         per_rule: dict[str, int] = {}
         top = []
-        for r in rows:
+        for r in flagged:
             per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1
             if per_rule[r["rule"]] <= AUDIT_TOP:
                 top.append(r)
