@@ -35,6 +35,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,9 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         "benefit_year": pa.array(pick(e.year), pa.int16()),
         "provider_id": e.provider_id if rows is None else e.provider_id.take(pa.array(rows)),
     }
-    cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
+    # the amounts of the picked claims only: the claim-level arrays of a result cut to them
+    src = r if rows is None else replace(r, sums=r.sums[rows], settle=r.settle[rows])
+    cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(src).items()})
     cols.update(keep.claim_columns(e, rows))  # --keep
     return pa.table(cols)
 
