@@ -349,9 +349,10 @@ def test_line_adjustments_order_any_line_no(tmp_path):
     big, low = 2**31 - 1, -(2**31)
     prev = lines([("b", low, 1), ("b", big, 1), ("a", 5, 1), ("a", 6, 1), ("z", 1, 9)])
     cur = lines([("a", 5, 2), ("b", big, 1), ("b", 0, 3), ("a", 7, 1), ("z", 1, 8)])
-    adjusted = pa.table({"claim_id": pa.array(["b", "a"]), "kind": pa.array(["changed", "changed"])})
+    # issue 12 renamed the column kind → change (CHANGELOG, Changed (breaking))
+    adjusted = pa.table({"claim_id": pa.array(["b", "a"]), "change": pa.array(["changed", "changed"])})
     t = line_adjustments(prev, cur, adjusted)
-    assert list(zip(t["claim_id"].to_pylist(), t["line_no"].to_pylist(), t["kind"].to_pylist())) == [
+    assert list(zip(t["claim_id"].to_pylist(), t["line_no"].to_pylist(), t["change"].to_pylist())) == [
         ("b", low, "removed"),
         ("b", 0, "new"),
         ("a", 5, "changed"),
