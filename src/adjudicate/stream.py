@@ -20,9 +20,12 @@ catalogue tables.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +38,19 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
-from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
+from .inputs import (
+    CSV_ENCODING,
+    DICTIONARY_COLUMNS,
+    SUFFIXES,
+    InputError,
+    Table,
+    dictionary_lookup,
+    digest_while_reading,
+    expand_paths,
+    from_arrow,
+    load,
+    strings,
+)
 from .money import yuan
 from .outputs import (
     atomic_dir,
@@ -104,12 +119,22 @@ def auto_partitions(claim_paths: Sequence[Path]) -> int:
     return max(1, math.ceil(n / LINES_PER_PARTITION))
 
 
-def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
-    """The record batches of one claims file, in row order."""
+#: Lines per batch of the partition pass: its memory is a few batches (see ``Partitioner``).
+BATCH_ROWS = 500_000
+#: Batches read ahead and batches waiting to be written, each side of the partition pass.
+AHEAD = 2
+
+
+def iter_batches(
+    path: Path, batch_rows: int = BATCH_ROWS, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of one claims file, in row order: Parquet text columns of
+    ``DICTIONARY_COLUMNS`` read as dictionaries (as ``load`` reads them), CSV as text."""
     kind = SUFFIXES.get(path.suffix.lower())
     try:
         if kind == "parquet":
-            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            f = pq.ParquetFile(path, read_dictionary=_coded(pq.read_schema(path)))
+            yield from f.iter_batches(batch_size=batch_rows, columns=columns)
         elif kind == "ipc":
             with pa.memory_map(str(path)) as src:
                 reader = ipc.open_file(src)
@@ -117,8 +142,12 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
                     yield reader.get_batch(i)
         elif kind == "csv":
             # as inputs.load reads CSV: every contract column as text
+            encoding = CSV_ENCODING.get()
             reader = pacsv.open_csv(
                 path,
+                read_options=pacsv.ReadOptions(
+                    encoding="utf8" if encoding in ("auto", "utf-8") else encoding, block_size=16 << 20
+                ),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c.name: pa.string() for c in CLAIMS.columns},
                     strings_can_be_null=True,
@@ -133,48 +162,148 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
 
 
-def _take(t: Table, rows: np.ndarray) -> Table:
-    """Rows of a loaded table (no new checks)."""
-    idx = pa.array(rows, pa.int64())
-    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(
-        t.spec,
-        t.files,
-        values,
-        {k: v[rows] for k, v in t.nulls.items()},
-        len(rows),
-        t.digests,
-        None if t.file_of_row is None else t.file_of_row[rows],
-    )
+def _coded(schema: pa.Schema) -> list[str]:
+    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text."""
+    return [
+        c
+        for c in DICTIONARY_COLUMNS.get(CLAIMS.name, ())
+        if c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
+    ]
 
 
-def _concat(tables: list[Table]) -> Table:
-    first = tables[0]
-    values = {}
-    for k, v in first.values.items():
-        parts = [t.values[k] for t in tables]
-        if isinstance(v, (pa.Array, pa.ChunkedArray)):
-            values[k] = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
-        else:
-            values[k] = np.concatenate(parts)
-    nulls = {k: np.concatenate([t.nulls[k] for t in tables]) for k in first.nulls}
-    return Table(first.spec, first.files, values, nulls, sum(t.rows for t in tables), first.digests, None)
+_CLAIM_COLUMNS = frozenset(c.name for c in CLAIMS.columns)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    """Text, or text coded through a dictionary."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _spans(ids: pa.Array | pa.ChunkedArray, lo: np.ndarray, hi: np.ndarray) -> pa.Table:
+    """(claim_id, lowest, highest range) of each distinct id, from rows of (id, low, high)."""
+    coded = pc.dictionary_encode(ids, null_encoding="encode")  # a null id is one claim, as before
+    if isinstance(coded, pa.ChunkedArray):
+        coded = coded.combine_chunks() if coded.num_chunks != 1 else coded.chunk(0)
+    idx = np.asarray(coded.indices, dtype=np.int64)
+    low = np.full(len(coded.dictionary), np.iinfo(np.int64).max)
+    high = np.full(len(coded.dictionary), -1, np.int64)
+    np.minimum.at(low, idx, lo)
+    np.maximum.at(high, idx, hi)
+    return pa.table({"claim_id": coded.dictionary, "lo": low, "hi": high})
+
+
+def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
+    """``items`` produced in a background thread, up to ``depth`` ahead (reading overlaps the
+    partitioning; Arrow releases the GIL). Errors are raised here, in the caller's thread."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, None))
+        except BaseException as e:  # handed to the caller
+            q.put((None, e))
+            return
+        q.put((done, None))
+
+    ctx = contextvars.copy_context()  # the command's CSV encoding
+    t = threading.Thread(target=ctx.run, args=(pump,), daemon=True, name="partition-read")
+    t.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a pump waiting on a full queue
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        t.join()
+
+
+class _BackgroundWriters:
+    """Arrow IPC stream files written in one background thread, at most AHEAD batches behind."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue = queue.Queue(AHEAD)
+        self.error: BaseException | None = None
+        self.writers: dict[Path, ipc.RecordBatchStreamWriter] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True, name="partition-write")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                break
+            if self.error is not None:
+                continue  # drain
+            path, batch = item
+            try:
+                if path not in self.writers:
+                    self.writers[path] = ipc.new_stream(path, batch.schema)
+                self.writers[path].write_batch(batch)
+            except BaseException as e:
+                self.error = e
+        for w in self.writers.values():
+            try:
+                w.close()
+            except BaseException as e:
+                self.error = self.error or e
+
+    def write(self, path: Path, batch: pa.RecordBatch) -> None:
+        if self.error is not None:
+            self.close()
+        self.q.put((path, batch))
+
+    def close(self) -> None:
+        """Wait for every batch to be written; raise the first write error."""
+        if self.thread.is_alive():
+            self.q.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class Partitioner:
-    """Pass 1: write each claim line to the file of its member range."""
+    """Pass 1: write each claim line to the file of its member range.
 
-    def __init__(self, members: Table, parts: int, folder: Path):
-        self.folder, self.parts = folder, parts
-        ids = members["member_id"]
-        order = np.asarray(pc.sort_indices(ids))
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
+    Each batch is read once (Parquet text columns as dictionaries, as ``load`` reads them), its members
+    are looked up through the batch's small ``member_id`` dictionary, and its rows are sorted by range
+    with one take and appended, range by range, to uncompressed Arrow IPC stream files, which the settle
+    pass memory-maps. In the files of a member range, ``member_id`` is coded against that range's own
+    members (one dictionary per range, written once). Reading, partitioning and writing overlap in three
+    threads; memory holds about 2 × AHEAD + 2 batches of BATCH_ROWS lines (docs/streaming.md)."""
+
+    def __init__(self, members: Table, parts: int, folder: Path, batch_rows: int = BATCH_ROWS):
+        self.folder, self.parts, self.batch_rows = folder, parts, batch_rows
+        ids = strings(members["member_id"])
+        order = np.asarray(pc.sort_indices(ids), dtype=np.int64)
         self.ids = ids
-        # member row -> partition; equal member counts per range, in byte order
-        self.part_of_member = (rank * parts // max(len(order), 1)).astype(np.int64)
+        # member row -> range; equal member counts per range, in byte order
+        part_of_rank = np.arange(len(order), dtype=np.int64) * parts // max(len(order), 1)
+        self.part_of_member = np.empty(len(order), np.int64)
+        self.part_of_member[order] = part_of_rank
+        # member row -> its code within its range; each range's members, in byte order
+        starts = np.searchsorted(part_of_rank, np.arange(parts + 1))
+        self.code_of_member = np.empty(len(order), np.int32)
+        self.code_of_member[order] = (np.arange(len(order)) - starts[part_of_rank]).astype(np.int32)
+        self.members_of_part = [ids.take(pa.array(order[starts[k] : starts[k + 1]])) for k in range(parts)]
         self.files: dict[int, list[Path]] = {k: [] for k in range(parts + 1)}
-        self.pairs: list[pa.Table] = []  # distinct (claim_id, partition)
+        self.text: dict[Path, bool] = {}  # partition file -> read as text (CSV)
+        self.spans: list[pa.Table] = []  # (claim_id, lowest range, highest range) per batch
 
     def add_file(self, index: int, path: Path) -> None:
         try:
@@ -184,50 +313,121 @@ class Partitioner:
             load(CLAIMS, [path])
             raise
 
+    def _columns(self, path: Path) -> list[str] | None:
+        """The contract's claim columns a Parquet file holds, in its order (None for other files)."""
+        if SUFFIXES.get(path.suffix.lower()) != "parquet":
+            return None
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError):
+            load(CLAIMS, [path])  # names what is wrong
+            raise
+        cols = [n for n in names if n in _CLAIM_COLUMNS]
+        if len(set(cols)) != len(cols) or not {"claim_id", "member_id"} <= set(cols):
+            self._columns_error(path)
+        return cols
+
     def _add_file(self, index: int, path: Path) -> None:
-        # CSV stays CSV (it is read as text, with text rules); typed input becomes Parquet.
-        text = SUFFIXES.get(path.suffix.lower()) == "csv"
-        suffix = ".csv" if text else ".parquet"
-        writers: dict = {}
+        kind = SUFFIXES.get(path.suffix.lower())
+        cols = self._columns(path)
+        writers = _BackgroundWriters()
         offset = 0
         try:
-            for batch in iter_batches(path):
-                if "member_id" not in batch.schema.names or "claim_id" not in batch.schema.names:
-                    return self._whole_file_to_orphans(index, path)
-                member = pc.index_in(batch.column("member_id").cast(pa.string()), value_set=self.ids)
-                member = np.asarray(pc.fill_null(member, -1), dtype=np.int64)
-                part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
-                batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + batch.num_rows)))
-                offset += batch.num_rows
-                self.pairs.append(
-                    pa.table({"claim_id": batch.column("claim_id").cast(pa.string()), "part": pa.array(part)})
-                    .group_by(["claim_id", "part"])
-                    .aggregate([])
-                )
-                for k in np.unique(part):
-                    rows = batch.filter(pa.array(part == k))
-                    if k not in writers:
-                        f = self.folder / f"{index:05d}-{int(k):05d}{suffix}"
-                        writers[int(k)] = pacsv.CSVWriter(f, rows.schema) if text else pq.ParquetWriter(f, rows.schema)
-                        self.files[int(k)].append(f)
-                    writers[int(k)].write_batch(rows)
+            for batch in _ahead(iter_batches(path, self.batch_rows, cols if kind == "parquet" else None)):
+                if kind != "parquet":
+                    batch = self._select(batch, path)
+                offset = self._add_batch(index, batch, offset, kind == "csv", writers)
         finally:
-            for w in writers.values():
-                w.close()
+            writers.close()
 
-    def _whole_file_to_orphans(self, index: int, path: Path) -> None:
-        # A file without the key columns: load() will report it; keep it whole.
-        f = self.folder / f"{index:05d}-orphan{path.suffix}"
-        shutil.copyfile(path, f)
-        self.files[self.parts].append(f)
+    def _select(self, batch: pa.RecordBatch, path: Path) -> pa.RecordBatch:
+        keep = [n for n in batch.schema.names if n in _CLAIM_COLUMNS]
+        if len(set(keep)) != len(keep) or not {"claim_id", "member_id"} <= set(keep):
+            self._columns_error(path)
+        return batch.select(keep)
+
+    @staticmethod
+    def _columns_error(path: Path) -> None:
+        load(CLAIMS, [path])  # raises: a required column is missing or doubled
+        raise InputError("cannot be partitioned", path)  # pragma: no cover - load raised
+
+    def _add_batch(
+        self, index: int, batch: pa.RecordBatch, offset: int, text: bool, writers: _BackgroundWriters
+    ) -> int:
+        n = batch.num_rows
+        member = self._member_rows(batch.column("member_id"))
+        part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
+        self._note_spans(batch.column("claim_id"), part)
+        batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype=np.int64)))
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.parts + 2))
+        batch = batch.take(pa.array(order))
+        member = member[order]
+        coded = _is_text(batch.schema.field("member_id").type)  # else load() reports the type
+        for k in np.flatnonzero(np.diff(bounds)):
+            k = int(k)
+            rows = batch.slice(bounds[k], bounds[k + 1] - bounds[k])
+            if k < self.parts and coded:
+                # member_id as codes into this range's members: one small dictionary per range file
+                codes = pa.array(self.code_of_member[member[bounds[k] : bounds[k + 1]]])
+                at = rows.schema.get_field_index("member_id")
+                rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(codes, self.members_of_part[k]))
+            f = self.folder / f"{index:05d}-{k:05d}.arrows"
+            if f not in self.text:
+                self.text[f] = text
+                self.files[k].append(f)
+            writers.write(f, rows)
+        return offset + n
+
+    def _member_rows(self, ids: pa.Array) -> np.ndarray:
+        """Row in the members table of each line's member (-1: null or unknown)."""
+        if pa.types.is_dictionary(ids.type):
+            return dictionary_lookup(pa.chunked_array([ids]), self.ids)
+        found = pc.index_in(ids.cast(pa.string()), value_set=self.ids)
+        return np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+
+    def _note_spans(self, claim_id: pa.Array, part: np.ndarray) -> None:
+        """Keep each claim's lowest and highest range in this batch. Lines of one claim usually
+        follow each other: runs of one claim are reduced first, so fewer ids are hashed."""
+        n = len(part)
+        if n == 0:
+            return
+        if pa.types.is_dictionary(claim_id.type):
+            claim_id = claim_id.dictionary_decode()
+        claim_id = claim_id.cast(pa.string())
+        same = pc.equal(claim_id.slice(1), claim_id.slice(0, n - 1))
+        heads = np.flatnonzero(np.concatenate([[True], ~np.asarray(pc.fill_null(same, False), dtype=bool)]))
+        lo, hi = np.minimum.reduceat(part, heads), np.maximum.reduceat(part, heads)
+        self.spans.append(_spans(claim_id.take(pa.array(heads)), lo, hi))
 
     def split_claims(self) -> pa.Array:
         """Claim ids whose lines landed in more than one partition."""
-        if not self.pairs:
+        if not self.spans:
             return pa.array([], pa.string())
-        pairs = pa.concat_tables(self.pairs).group_by(["claim_id", "part"]).aggregate([])
-        counts = pairs.group_by("claim_id").aggregate([("part", "count")])
-        return counts.filter(pc.greater(counts["part_count"], 1))["claim_id"]
+        spans = pa.concat_tables(self.spans)
+        self.spans = []
+        spans = _spans(spans["claim_id"], np.asarray(spans["lo"]), np.asarray(spans["hi"]))
+        return spans.filter(pc.not_equal(spans["lo"], spans["hi"]))["claim_id"]
+
+    def load(self, k: int, claim_files: list[Path], threads: int = 2) -> Table | None:
+        """Range ``k``'s lines (memory-mapped), checked like any input; errors name the original file
+        and row."""
+        files = self.files[k]
+        if not files:
+            return None
+        tables = []
+        for f in files:
+            with pa.memory_map(str(f)) as src:
+                tables.append(ipc.open_stream(src).read_all())
+        try:
+            return from_arrow(CLAIMS, files, [(t, self.text[f]) for f, t in zip(files, tables)], threads)
+        except InputError as e:
+            if e.file is None or Path(e.file) not in self.text:
+                raise
+            f = Path(e.file)
+            original = claim_files[int(f.stem.split("-")[0])]
+            row = None if e.row is None else int(tables[files.index(f)][ROW][e.row].as_py())
+            raise InputError(e.message, original, e.column, row) from None
 
 
 def run_streaming(
@@ -317,27 +517,32 @@ def _partition(
     return Inputs(None, members, providers, catalogue), digests, part, split  # type: ignore[arg-type]
 
 
-def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
-    """Load one partition's files, naming the original file and row in any error."""
-    if not files:
-        return None  # type: ignore[return-value]
-    try:
-        return load(CLAIMS, files)
-    except InputError as e:
-        f = Path(e.file) if e.file is not None else None
-        if f is None or f.parent != files[0].parent or "-orphan" in f.name:
-            raise
-        original = claim_files[int(f.stem.split("-")[0])]
-        row = e.row
-        if row is not None:
-            rows = (
-                pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(include_columns=[ROW]))
-                if f.suffix == ".csv"
-                else pq.read_table(f, columns=[ROW])
-            )
-            row = int(rows[ROW][row].as_py())
-        message = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
-        raise InputError(message, original, e.column, row) from None
+def _take(t: Table, rows: np.ndarray) -> Table:
+    """Rows of a loaded table (no new checks)."""
+    idx = pa.array(rows, pa.int64())
+    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
+    return Table(
+        t.spec,
+        t.files,
+        values,
+        {k: v[rows] for k, v in t.nulls.items()},
+        len(rows),
+        t.digests,
+        None if t.file_of_row is None else t.file_of_row[rows],
+    )
+
+
+def _concat(tables: list[Table]) -> Table:
+    first = tables[0]
+    values = {}
+    for k, v in first.values.items():
+        parts = [t.values[k] for t in tables]
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            values[k] = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
+        else:
+            values[k] = np.concatenate(parts)
+    nulls = {k: np.concatenate([t.nulls[k] for t in tables]) for k in first.nulls}
+    return Table(first.spec, first.files, values, nulls, sum(t.rows for t in tables), first.digests, None)
 
 
 def iter_claim_partitions(
@@ -348,7 +553,7 @@ def iter_claim_partitions(
     orphans: list[Table] = []
     for k in range(part.parts + 1):
         with timer("read"):
-            claims = _load_partition(part.files[k], claim_files)
+            claims = part.load(k, claim_files)
         if claims is None:
             continue
         if len(split):
