@@ -28,7 +28,9 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -454,29 +456,62 @@ def run_streaming(
     claim_files = expand_paths(claim_paths, "claims")
     # The partition files (claim data: personal health information) live in the output's temporary
     # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
+    sources = Sources(claim_files, member_paths, provider_paths, catalogue_paths)
     with atomic_dir(out, source_paths(claim_paths, member_paths, provider_paths, catalogue_paths)) as folder:
-        small, digests, part, split = _partition(
-            claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
+        cut = _partition(sources, parts, folder, timer, say)
+        how = Settling(
+            policy=policy,
+            folder=folder,
+            timer=timer,
+            say=say,
+            threads=threads,
+            with_lines=with_lines,
+            audit=audit,
+            each=each,
         )
-        s = _settle_partitions(
-            part,
-            split,
-            claim_files,
-            small.members,
-            small.providers,
-            small.catalogue,
-            policy,
-            folder,
-            threads,
-            with_lines,
-            timer,
-            digests,
-            say,
-            audit,
-            each,
-        )
+        s = _settle_partitions(cut, how)
         shutil.rmtree(folder / PARTITIONS)
     return s
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The input files of a streamed command: the claim files (expanded) and the small tables' paths."""
+
+    claims: list[Path]
+    members: Sequence[str | Path]
+    providers: Sequence[str | Path]
+    catalogue: Sequence[str | Path]
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What the partition pass leaves: the small tables (Inputs without claims), the input digests (of
+    the bytes partitioned), the Partitioner with its range files and the claim ids split across ranges."""
+
+    small: Inputs
+    digests: dict[str, str]
+    part: Partitioner
+    split: pa.Array
+    claim_files: list[Path]
+
+    def ranges(self, timer: Timer) -> Iterator[tuple[int, Table]]:
+        """(k, claims) of each range in settlement order, then the orphans (see iter_claim_partitions)."""
+        return iter_claim_partitions(self.part, self.split, self.claim_files, timer)
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How the ranges are settled and where their outputs go (the output's temporary folder)."""
+
+    policy: Policy
+    folder: Path
+    timer: Timer
+    say: Callable[[str], None]
+    threads: int | None = None
+    with_lines: bool = True
+    audit: Any = None  # an audit.StreamingAudit
+    each: Callable[[Result | None], None] | None = None
 
 
 def source_paths(claims, members, providers, catalogue, dataset: str | Path | None = None) -> list[Path]:
@@ -485,36 +520,27 @@ def source_paths(claims, members, providers, catalogue, dataset: str | Path | No
     return paths + ([Path(dataset)] if dataset is not None else [])
 
 
-def _partition(
-    claim_files: list[Path],
-    member_paths,
-    provider_paths,
-    catalogue_paths,
-    parts: int,
-    folder: Path,
-    timer: Timer,
-    say: Callable[[str], None],
-) -> tuple[Inputs, dict, Partitioner, pa.Array]:
+def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Callable[[str], None]) -> Cut:
     """Read the small tables and cut the claims into ``parts`` member ranges under ``folder``/PARTITIONS
-    (the output's temporary folder). Returns the small tables (Inputs without claims), the input
-    digests (of the bytes partitioned), the Partitioner and the claim ids split across ranges."""
+    (the output's temporary folder). The cut is timed as ``partition``, apart from ``read``."""
     with timer("read"):
-        members, providers = load(MEMBERS, member_paths), load(PROVIDERS, provider_paths)
-        catalogue = load(CATALOGUE, catalogue_paths)
+        members, providers = load(MEMBERS, sources.members), load(PROVIDERS, sources.providers)
+        catalogue = load(CATALOGUE, sources.catalogue)
     digests: dict[str, str] = {}  # claims first, as an in-memory run lists them
     scratch = folder / PARTITIONS
     scratch.mkdir()
     say(f"partition into {parts}")
     with timer("partition"):
         part = Partitioner(members, parts, scratch)
-        for i, f in enumerate(claim_files):
+        for i, f in enumerate(sources.claims):
             digests[str(f)], unchanged = digest_while_reading(f)
             part.add_file(i, f)
             unchanged()  # the digest describes the bytes partitioned
         split = part.split_claims()
     for table in (members, providers, catalogue):
         digests.update(table.digests)
-    return Inputs(None, members, providers, catalogue), digests, part, split  # type: ignore[arg-type]
+    small = Inputs(None, members, providers, catalogue)  # type: ignore[arg-type]
+    return Cut(small, digests, part, split, sources.claims)
 
 
 def _take(t: Table, rows: np.ndarray) -> Table:
@@ -588,24 +614,22 @@ def partitioned(
     orphans last, as often as asked; when there are no claims at all, the one
     empty claims table).
     """
-    claim_files = expand_paths(claim_paths, "claims")
-    small, digests, part, split = _partition(
-        claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
-    )
-    members, providers, catalogue = small.members, small.providers, small.catalogue
+    sources = Sources(expand_paths(claim_paths, "claims"), member_paths, provider_paths, catalogue_paths)
+    cut = _partition(sources, parts, folder, timer, say)
+    small = cut.small
     try:
 
         def each() -> Iterator[Inputs]:
             seen = False
-            for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+            for k, claims in cut.ranges(timer):
                 seen = True
-                yield Inputs(claims, members, providers, catalogue)
-                if k < part.parts:
-                    say(f"partition {k + 1}/{part.parts}")
+                yield Inputs(claims, small.members, small.providers, small.catalogue)
+                if k < parts:
+                    say(f"partition {k + 1}/{parts}")
             if not seen:
-                yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
+                yield Inputs(load(CLAIMS, cut.claim_files), small.members, small.providers, small.catalogue)
 
-        yield small, digests, each
+        yield small, cut.digests, each
     finally:
         shutil.rmtree(folder / PARTITIONS, ignore_errors=True)
 
@@ -670,187 +694,133 @@ class BaseYears:
         return wrong
 
 
-def _settle_partitions(
-    part: Partitioner,
-    split: pa.Array,
-    claim_files,
-    members,
-    providers,
-    catalogue,
-    policy,
-    folder: Path,
-    threads,
-    with_lines,
-    timer: Timer,
-    digests,
-    say,
-    audit=None,
-    each: Callable[[Result | None], None] | None = None,
-) -> dict:
+def _settle_partitions(cut: Cut, how: Settling) -> dict:
+    """Settle every range, write rejected.parquet, summary.json and report.html; the summary."""
+    done = _settle_with_true_base_year(cut, how)
+    write_parquet(rejected_rows_table(done.rejected), how.folder / "rejected.parquet")
+    s = _summary(cut, how, done)
+    (how.folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(how.folder, "run")
+    return s
+
+
+def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
     # The personal account stands on 1 January of the run's base year B, the earliest year of all
     # its settled claims (contract §3). B is taken from the first partition with settled claims and
     # checked on every later one; in the rare case that a later partition settles an earlier year,
     # the outputs are written again with the true B (which claims settle does not depend on B).
     base = None
     while True:
-        state = _settle_pass(
-            part,
-            split,
-            claim_files,
-            members,
-            providers,
-            catalogue,
-            policy,
-            folder,
-            threads,
-            with_lines,
-            timer,
-            say,
-            base,
-            audit,
-            each,
-        )
-        if state["earliest"] is None or state["earliest"] == state["base"]:
-            break
-        base = state["earliest"]
-        say(f"base year {base}: again")
-    rejected, totals, counts, last = state["rejected"], state["totals"], state["counts"], state["last"]
-    write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
-    s = summary(last, digests, counts["input_lines"])
+        done = _settle_pass(cut, how, base)
+        if done.earliest is None or done.earliest == done.base:
+            return done
+        base = done.earliest
+        how.say(f"base year {base}: again")
+
+
+def _summary(cut: Cut, how: Settling, done: _Pass) -> dict:
+    """summary.json of the whole streamed run, as one in-memory run would write it."""
+    counts = done.counts
+    s = summary(done.last, cut.digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
-    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
+    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(done.rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
-    for t in rejected:
+    for t in done.rejected:
         reasons[t[2]] += 1
     s["counts"]["rejected_by_reason"] = reasons
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
-    s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
-    s["partitions"] = part.parts
-    if audit is not None:
-        s["audit"] = audit.finish()
-    s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-    (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(folder, "run")
+    s["totals"] = {k: str(yuan(v)) for k, v in done.totals.items()}
+    s["partitions"] = cut.part.parts
+    if how.audit is not None:
+        s["audit"] = how.audit.finish()
+    s["timings_seconds"] = {k: round(v, 4) for k, v in how.timer.t.items()}
     return s
 
 
-def _settle_pass(
-    part: Partitioner,
-    split: pa.Array,
-    claim_files,
-    members,
-    providers,
-    catalogue,
-    policy,
-    folder: Path,
-    threads,
-    with_lines,
-    timer: Timer,
-    say,
-    base: int | None,
-    audit=None,
-    each: Callable[[Result | None], None] | None = None,
-) -> dict:
+@dataclass
+class _Pass:
+    """One pass over the ranges: the open output writers and what adds up across ranges."""
+
+    folder: Path
+    base: int | None  # the base year used (None until the first range with settled claims)
+    earliest: int | None = None  # the earliest year settled
+    last: Result | None = None
+    rejected: list = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
+    )
+    writers: dict[str, pq.ParquetWriter] = field(default_factory=dict)
+
+    def append(self, name: str, table: pa.Table) -> None:
+        if name not in self.writers:
+            path = self.folder / f"{name}.parquet"
+            self.writers[name] = pq.ParquetWriter(path, table.schema, **parquet_options(table.schema))
+        self.writers[name].write_table(table)
+
+    def add(self, claims: Table, r: Result) -> None:
+        """Count a settled range in."""
+        self.rejected.extend(r.enc.rejected)
+        for k, v in claim_amounts(r).items():
+            self.totals[k] = self.totals.get(k, 0) + int(v.sum())
+        self.counts["input_lines"] += claims.rows
+        self.counts["input_claims"] += r.enc.input_claims
+        self.counts["settled_claims"] += len(r.enc.member)
+        self.counts["settled_lines"] += len(r.enc.amount)
+        if self.base is None:
+            self.base = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (self.earliest is None or first < self.earliest):
+            self.earliest = first
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _settle_pass(cut: Cut, how: Settling, base: int | None) -> _Pass:
     """Settle every partition with base year ``base`` (None: the first partition's), writing the
     outputs anew; returns the totals, the base used and the earliest year settled."""
     for name in ("settlements", "lines"):
-        (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
-    if audit is not None:
-        audit.start(folder)  # anew, like the outputs
-    if each is not None:
-        each(None)  # anew too
-    writers: dict[str, pq.ParquetWriter] = {}
-    st = {
-        "rejected": [],
-        "totals": {},
-        "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0},
-        "last": None,
-        "base": base,
-        "earliest": None,
-    }
-    rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
-
-    def append(name: str, table: pa.Table) -> None:
-        if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema, **parquet_options(table.schema))
-        writers[name].write_table(table)
-
-    def one(claims: Table) -> Result:
-        r = _one(
-            claims,
-            members,
-            providers,
-            catalogue,
-            policy,
-            threads,
-            timer,
-            append,
-            with_lines,
-            rejected,
-            totals,
-            counts,
-            st["base"],
-            audit,
-        )
-        if st["base"] is None:
-            st["base"] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (st["earliest"] is None or first < st["earliest"]):
-            st["earliest"] = first
-        if each is not None:
-            each(r)
-        return r
-
+        (how.folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    if how.audit is not None:
+        how.audit.start(how.folder)  # anew, like the outputs
+    if how.each is not None:
+        how.each(None)  # anew too
+    done = _Pass(how.folder, base)
+    parts = cut.part.parts
     try:
-        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
-            if k == part.parts:  # the orphans
-                before = counts["settled_claims"]
-                st["last"] = one(claims) or st["last"]
-                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+        for k, claims in cut.ranges(how.timer):
+            if k == parts:  # the orphans
+                before = done.counts["settled_claims"]
+                done.last = _one(claims, cut, how, done) or done.last
+                if done.counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                     raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
-            st["last"] = one(claims)
-            say(f"partition {k + 1}/{part.parts}")
-        if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
-            st["last"] = one(load(CLAIMS, claim_files))
+            done.last = _one(claims, cut, how, done)
+            how.say(f"partition {k + 1}/{parts}")
+        if done.last is None:  # every claims file was empty: settle that, for outputs of the right shape
+            done.last = _one(load(CLAIMS, cut.claim_files), cut, how, done)
     finally:
-        for w in writers.values():
-            w.close()
-    return st
+        done.close()
+    return done
 
 
-def _one(
-    claims: Table,
-    members,
-    providers,
-    catalogue,
-    policy,
-    threads,
-    timer,
-    append,
-    with_lines,
-    rejected,
-    totals,
-    counts,
-    base_year: int | None = None,
-    audit=None,
-) -> Result:
-    inputs = Inputs(claims, members, providers, catalogue)
-    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
-    if audit is not None:
+def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
+    """Settle one range with the pass's base year, append its outputs and count it in."""
+    small, timer = cut.small, how.timer
+    inputs = Inputs(claims, small.members, small.providers, small.catalogue)
+    r = adjudicate(inputs, how.policy, threads=how.threads, timer=timer, line_funds=how.with_lines, base_year=done.base)
+    if how.audit is not None:
         with timer("audit"):
-            audit.add(r, inputs)
+            how.audit.add(r, inputs)
     with timer("write"):
-        append("settlements", settlements_table(r, for_file=True))
-        if with_lines:
-            append("lines", lines_table(r, for_file=True))
-    rejected.extend(r.enc.rejected)
-    for k, v in claim_amounts(r).items():
-        totals[k] = totals.get(k, 0) + int(v.sum())
-    counts["input_lines"] += claims.rows
-    counts["input_claims"] += r.enc.input_claims
-    counts["settled_claims"] += len(r.enc.member)
-    counts["settled_lines"] += len(r.enc.amount)
+        done.append("settlements", settlements_table(r, for_file=True))
+        if how.with_lines:
+            done.append("lines", lines_table(r, for_file=True))
+    done.add(claims, r)
+    if how.each is not None:
+        how.each(r)
     return r
 
 
