@@ -289,8 +289,8 @@ class Partitioner:
     members (one dictionary per range, written once). Reading, partitioning and writing overlap in three
     threads; memory holds about 2 × AHEAD + 2 batches of BATCH_ROWS lines (docs/streaming.md)."""
 
-    def __init__(self, members: Table, parts: int, folder: Path, batch_rows: int = BATCH_ROWS):
-        self.folder, self.parts, self.batch_rows = folder, parts, batch_rows
+    def __init__(self, members: Table, parts: int, folder: Path, batch_rows: int | None = None):
+        self.folder, self.parts, self.batch_rows = folder, parts, batch_rows or BATCH_ROWS
         ids = strings(members["member_id"])
         order = np.asarray(pc.sort_indices(ids), dtype=np.int64)
         self.ids = ids
