@@ -374,6 +374,10 @@ class Partitioner:
                 codes = pa.array(self.code_of_member[member[bounds[k] : bounds[k + 1]]])
                 at = rows.schema.get_field_index("member_id")
                 rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(codes, self.members_of_part[k]))
+            elif k == self.parts and pa.types.is_dictionary(rows.schema.field("member_id").type):
+                # the few orphan lines: their members as text, not the batch's whole dictionary
+                at = rows.schema.get_field_index("member_id")
+                rows = rows.set_column(at, "member_id", rows.column(at).dictionary_decode())
             f = self.folder / f"{index:05d}-{k:05d}.arrows"
             if f not in self.text:
                 self.text[f] = text
@@ -411,16 +415,26 @@ class Partitioner:
         spans = _spans(spans["claim_id"], np.asarray(spans["lo"]), np.asarray(spans["hi"]))
         return spans.filter(pc.not_equal(spans["lo"], spans["hi"]))["claim_id"]
 
+    def _read(self, f: Path, k: int) -> pa.Table:
+        """One range file, memory-mapped. In a member range, ``member_id`` is one chunk: its batches
+        share the range's dictionary, which is then looked up once, not once per batch."""
+        with pa.memory_map(str(f)) as src:
+            t = ipc.open_stream(src).read_all()
+        member = t.column("member_id")
+        if k < self.parts and pa.types.is_dictionary(member.type) and member.num_chunks > 1:
+            one = pa.DictionaryArray.from_arrays(
+                pa.concat_arrays([c.indices for c in member.chunks]), self.members_of_part[k]
+            )
+            t = t.set_column(t.schema.get_field_index("member_id"), "member_id", pa.chunked_array([one]))
+        return t
+
     def load(self, k: int, claim_files: list[Path], threads: int = 2) -> Table | None:
         """Range ``k``'s lines (memory-mapped), checked like any input; errors name the original file
         and row."""
         files = self.files[k]
         if not files:
             return None
-        tables = []
-        for f in files:
-            with pa.memory_map(str(f)) as src:
-                tables.append(ipc.open_stream(src).read_all())
+        tables = [self._read(f, k) for f in files]
         try:
             return from_arrow(CLAIMS, files, [(t, self.text[f]) for f, t in zip(files, tables)], threads)
         except InputError as e:
