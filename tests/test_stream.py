@@ -237,3 +237,29 @@ def test_partition_pass_is_timed_apart(tmp_path):
     s, _ = both(folder, tmp_path, "prefecture-employee", 3)
     t = s["timings_seconds"]
     assert t["partition"] > 0 and {"read", "encode", "kernel", "write"} <= set(t)
+
+
+def test_member_lookup_through_batch_dictionaries(tmp_path):
+    """Each line's member is found through its batch's dictionary, repeated entries and unknown
+    members included, and a dictionary seen again is not looked up again."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate.inputs import load
+    from adjudicate.schema import MEMBERS
+    from adjudicate.stream import Partitioner
+
+    case = Case().provider()
+    for m in ("M1", "M2", "M3"):
+        case.member(m)
+    case.write(tmp_path / "in")
+    members = load(MEMBERS, [tmp_path / "in" / "members.parquet"])
+    row = {m: i for i, m in enumerate(members["member_id"].to_pylist())}
+    part = Partitioner(members, 2, tmp_path)
+    dictionary = pa.array(["M2", "X", "M2", "M1", "M3", "M1"])
+    ids = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 3, None, 4, 5], pa.int32()), dictionary)
+    want = [row["M2"], -1, row["M2"], row["M1"], -1, row["M3"], row["M1"]]
+    assert part._member_rows(ids).tolist() == want
+    seen = part._seen
+    assert np.array_equal(part._member_rows(ids), want) and part._seen is seen
+    assert part._member_rows(pa.array(["M3", None, "Q"])).tolist() == [row["M3"], -1, -1]

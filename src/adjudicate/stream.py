@@ -46,7 +46,6 @@ from .inputs import (
     SUFFIXES,
     InputError,
     Table,
-    dictionary_lookup,
     digest_while_reading,
     expand_paths,
     from_arrow,
@@ -306,6 +305,7 @@ class Partitioner:
         self.files: dict[int, list[Path]] = {k: [] for k in range(parts + 1)}
         self.text: dict[Path, bool] = {}  # partition file -> read as text (CSV)
         self.spans: list[pa.Table] = []  # (claim_id, lowest range, highest range) per batch
+        self._seen: tuple[pa.Array, np.ndarray] | None = None  # the last member dictionary looked up
 
     def add_file(self, index: int, path: Path) -> None:
         try:
@@ -361,7 +361,7 @@ class Partitioner:
         part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
         self._note_spans(batch.column("claim_id"), part)
         batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype=np.int64)))
-        order = np.argsort(part, kind="stable")
+        order = np.argsort(part.astype(np.int16 if self.parts < 32767 else np.int64), kind="stable")  # radix
         bounds = np.searchsorted(part[order], np.arange(self.parts + 2))
         batch = batch.take(pa.array(order))
         member = member[order]
@@ -388,9 +388,31 @@ class Partitioner:
     def _member_rows(self, ids: pa.Array) -> np.ndarray:
         """Row in the members table of each line's member (-1: null or unknown)."""
         if pa.types.is_dictionary(ids.type):
-            return dictionary_lookup(pa.chunked_array([ids]), self.ids)
+            pos = np.append(self._dictionary_rows(ids.dictionary), -1)  # the code of a null
+            return pos[np.asarray(pc.fill_null(ids.indices, len(pos) - 1), dtype=np.int64)]
         found = pc.index_in(ids.cast(pa.string()), value_set=self.ids)
         return np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+
+    def _dictionary_rows(self, dictionary: pa.Array) -> np.ndarray:
+        """Member row of each entry of a batch's ``member_id`` dictionary (-1: unknown). The batches
+        of one Parquet row group share their dictionary: it is looked up once. The dictionary is
+        hashed and the members probed (not the other way round: hashing all members per row group
+        cost more than the rest of the pass); entries left over (unknown members, or a repeated
+        entry) are matched exactly against the members."""
+        if self._seen is not None and self._seen[0].equals(dictionary):
+            return self._seen[1]
+        d = dictionary.cast(pa.string())
+        pos = np.full(len(d), -1, np.int64)
+        miss = np.arange(len(d))
+        while len(miss):  # once, or again for an entry repeated in the dictionary
+            hit = pc.index_in(self.ids, value_set=d.take(pa.array(miss)) if len(miss) < len(d) else d)
+            hit = np.asarray(pc.fill_null(hit, -1), dtype=np.int64)
+            if not (hit >= 0).any():
+                break  # the rest are unknown members
+            pos[miss[hit[hit >= 0]]] = np.flatnonzero(hit >= 0)
+            miss = np.flatnonzero(pos < 0)
+        self._seen = (dictionary, pos)
+        return pos
 
     def _note_spans(self, claim_id: pa.Array, part: np.ndarray) -> None:
         """Keep each claim's lowest and highest range in this batch. Lines of one claim usually
