@@ -260,6 +260,12 @@ def test_member_lookup_through_batch_dictionaries(tmp_path):
     ids = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 3, None, 4, 5], pa.int32()), dictionary)
     want = [row["M2"], -1, row["M2"], row["M1"], -1, row["M3"], row["M1"]]
     assert part._member_rows(ids).tolist() == want
-    seen = part._seen
-    assert np.array_equal(part._member_rows(ids), want) and part._seen is seen
+    looked_up = []
+    lookup = part._lookup
+    part._lookup = lambda d: looked_up.append(len(d)) or lookup(d)
+    assert np.array_equal(part._member_rows(ids), want) and looked_up == [0]  # seen: nothing new
+    longer = pa.DictionaryArray.from_arrays(
+        pa.array([6, 0], pa.int32()), pa.concat_arrays([dictionary, pa.array(["M3"])])
+    )
+    assert part._member_rows(longer).tolist() == [row["M3"], row["M2"]] and looked_up == [0, 1]
     assert part._member_rows(pa.array(["M3", None, "Q"])).tolist() == [row["M3"], -1, -1]

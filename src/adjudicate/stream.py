@@ -394,14 +394,22 @@ class Partitioner:
         return np.asarray(pc.fill_null(found, -1), dtype=np.int64)
 
     def _dictionary_rows(self, dictionary: pa.Array) -> np.ndarray:
-        """Member row of each entry of a batch's ``member_id`` dictionary (-1: unknown). The batches
-        of one Parquet row group share their dictionary: it is looked up once. The dictionary is
-        hashed and the members probed (not the other way round: hashing all members per row group
-        cost more than the rest of the pass); entries left over (unknown members, or a repeated
-        entry) are matched exactly against the members."""
-        if self._seen is not None and self._seen[0].equals(dictionary):
-            return self._seen[1]
-        d = dictionary.cast(pa.string())
+        """Member row of each entry of a batch's ``member_id`` dictionary (-1: unknown). Within a
+        Parquet row group each batch's dictionary extends the one before: only the new entries are
+        looked up. The entries are hashed and the members probed (hashing all the members for every
+        batch cost more than the rest of the pass)."""
+        known = 0
+        if self._seen is not None:
+            before, pos = self._seen
+            n = len(before)
+            if len(dictionary) >= n and dictionary.slice(0, n).equals(before):
+                known = n
+        new = self._lookup(dictionary.slice(known).cast(pa.string()))
+        pos = np.concatenate([pos[:known], new]) if known else new
+        self._seen = (dictionary, pos)
+        return pos
+
+    def _lookup(self, d: pa.Array) -> np.ndarray:
         pos = np.full(len(d), -1, np.int64)
         miss = np.arange(len(d))
         while len(miss):  # once, or again for an entry repeated in the dictionary
@@ -411,7 +419,6 @@ class Partitioner:
                 break  # the rest are unknown members
             pos[miss[hit[hit >= 0]]] = np.flatnonzero(hit >= 0)
             miss = np.flatnonzero(pos < 0)
-        self._seen = (dictionary, pos)
         return pos
 
     def _note_spans(self, claim_id: pa.Array, part: np.ndarray) -> None:
