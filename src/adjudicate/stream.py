@@ -2,13 +2,13 @@
 
 Members are independent (contract §3), so the claims can be cut by member:
 
-1. **Partition.** The claim files are read batch by batch; each line goes to
+1. **Partition.** The claim files are read once, batch by batch; each line goes to
    the partition of its member's range (members sorted by ``member_id`` bytes,
-   cut into equal ranges) and is written to a temporary Parquet file, with its
-   original row number. Lines whose member is null or unknown go to a last,
-   *orphan* partition, and so do all lines of a claim that lands in more than
-   one partition (its lines disagree on ``member_id``).
-2. **Settle.** Each partition is loaded, checked and adjudicated exactly like
+   cut into equal ranges) and is appended to an uncompressed Arrow IPC stream file,
+   with its original row number (see ``Partitioner``). Lines whose member is null or
+   unknown go to a last, *orphan* partition, and so do all lines of a claim that
+   lands in more than one partition (its lines disagree on ``member_id``).
+2. **Settle.** Each partition is memory-mapped, checked and adjudicated exactly like
    an in-memory run, and its outputs are appended to the output files. The
    ranges follow the settlement order, so the concatenated outputs are the
    same, row for row, as one in-memory run. Orphan claims can only be
@@ -188,10 +188,10 @@ def _spans(ids: pa.Array | pa.ChunkedArray, lo: np.ndarray, hi: np.ndarray) -> p
     if isinstance(coded, pa.ChunkedArray):
         coded = coded.combine_chunks() if coded.num_chunks != 1 else coded.chunk(0)
     idx = np.asarray(coded.indices, dtype=np.int64)
-    low = np.full(len(coded.dictionary), np.iinfo(np.int64).max)
-    high = np.full(len(coded.dictionary), -1, np.int64)
-    np.minimum.at(low, idx, lo)
-    np.maximum.at(high, idx, hi)
+    low = np.full(len(coded.dictionary), np.iinfo(np.int32).max, np.int32)  # ranges: int32 keeps it small
+    high = np.full(len(coded.dictionary), -1, np.int32)
+    np.minimum.at(low, idx, lo.astype(np.int32))
+    np.maximum.at(high, idx, hi.astype(np.int32))
     return pa.table({"claim_id": coded.dictionary, "lo": low, "hi": high})
 
 
