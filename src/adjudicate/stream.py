@@ -582,7 +582,7 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
         split = part.split_claims()
     for table in (members, providers, catalogue):
         digests.update(table.digests)
-    small = Inputs(None, members, providers, catalogue)  # type: ignore[arg-type]
+    small = Inputs(claims=None, members=members, providers=providers, catalogue=catalogue)  # type: ignore[arg-type]
     return Cut(small, digests, part, split, sources.claims)
 
 
@@ -591,13 +591,13 @@ def _take(t: Table, rows: np.ndarray) -> Table:
     idx = pa.array(rows, pa.int64())
     values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
     return Table(
-        t.spec,
-        t.files,
-        values,
-        {k: v[rows] for k, v in t.nulls.items()},
-        len(rows),
-        t.digests,
-        None if t.file_of_row is None else t.file_of_row[rows],
+        spec=t.spec,
+        files=t.files,
+        values=values,
+        nulls={k: v[rows] for k, v in t.nulls.items()},
+        rows=len(rows),
+        digests=t.digests,
+        file_of_row=None if t.file_of_row is None else t.file_of_row[rows],
     )
 
 
@@ -611,7 +611,8 @@ def _concat(tables: list[Table]) -> Table:
         else:
             values[k] = np.concatenate(parts)
     nulls = {k: np.concatenate([t.nulls[k] for t in tables]) for k in first.nulls}
-    return Table(first.spec, first.files, values, nulls, sum(t.rows for t in tables), first.digests, None)
+    rows = sum(t.rows for t in tables)
+    return Table(spec=first.spec, files=first.files, values=values, nulls=nulls, rows=rows, digests=first.digests)
 
 
 def iter_claim_partitions(
