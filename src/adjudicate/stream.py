@@ -26,7 +26,7 @@ import math
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,7 +235,8 @@ def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
 
 
 class _BackgroundWriters:
-    """Arrow IPC stream files written in one background thread, at most AHEAD batches behind."""
+    """Arrow IPC stream files written in one background thread. ``write`` takes a function that gives
+    (file, record batch) pairs: it runs in that thread too, at most AHEAD calls behind."""
 
     def __init__(self) -> None:
         self.q: queue.Queue = queue.Queue(AHEAD)
@@ -246,16 +247,16 @@ class _BackgroundWriters:
 
     def _run(self) -> None:
         while True:
-            item = self.q.get()
-            if item is None:
+            job = self.q.get()
+            if job is None:
                 break
             if self.error is not None:
                 continue  # drain
-            path, batch = item
             try:
-                if path not in self.writers:
-                    self.writers[path] = ipc.new_stream(path, batch.schema)
-                self.writers[path].write_batch(batch)
+                for path, batch in job():
+                    if path not in self.writers:
+                        self.writers[path] = ipc.new_stream(path, batch.schema)
+                    self.writers[path].write_batch(batch)
             except BaseException as e:
                 self.error = e
         for w in self.writers.values():
@@ -264,10 +265,10 @@ class _BackgroundWriters:
             except BaseException as e:
                 self.error = self.error or e
 
-    def write(self, path: Path, batch: pa.RecordBatch) -> None:
+    def write(self, job: Callable[[], Iterable[tuple[Path, pa.RecordBatch]]]) -> None:
         if self.error is not None:
             self.close()
-        self.q.put((path, batch))
+        self.q.put(job)
 
     def close(self) -> None:
         """Wait for every batch to be written; raise the first write error."""
@@ -356,34 +357,44 @@ class Partitioner:
     def _add_batch(
         self, index: int, batch: pa.RecordBatch, offset: int, text: bool, writers: _BackgroundWriters
     ) -> int:
-        n = batch.num_rows
+        """Find each line's range here; sort, cut and write in the writer thread, while the next batch
+        is read and looked up."""
         member = self._member_rows(batch.column("member_id"))
         part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
-        self._note_spans(batch.column("claim_id"), part)
-        batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype=np.int64)))
         order = np.argsort(part.astype(np.int16 if self.parts < 32767 else np.int64), kind="stable")  # radix
         bounds = np.searchsorted(part[order], np.arange(self.parts + 2))
-        batch = batch.take(pa.array(order))
-        member = member[order]
+        ranges = [int(k) for k in np.flatnonzero(np.diff(bounds))]
+        files = [self.folder / f"{index:05d}-{k:05d}.arrows" for k in ranges]
+        for k, f in zip(ranges, files):  # in order, here: the settle pass reads them in this order
+            if f not in self.text:
+                self.text[f] = text
+                self.files[k].append(f)
+
+        def cut() -> Iterator[tuple[Path, pa.RecordBatch]]:
+            self._note_spans(batch.column("claim_id"), part)
+            rows = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
+            whole = batch.append_column(ROW, pa.array(rows)).take(pa.array(order))
+            yield from zip(files, self._slices(whole, ranges, bounds, member[order]))
+
+        writers.write(cut)
+        return offset + batch.num_rows
+
+    def _slices(
+        self, batch: pa.RecordBatch, ranges: list[int], bounds: np.ndarray, member: np.ndarray
+    ) -> Iterator[pa.RecordBatch]:
+        """Each range's lines of a batch sorted by range."""
         coded = _is_text(batch.schema.field("member_id").type)  # else load() reports the type
-        for k in np.flatnonzero(np.diff(bounds)):
-            k = int(k)
+        at = batch.schema.get_field_index("member_id")
+        for k in ranges:
             rows = batch.slice(bounds[k], bounds[k + 1] - bounds[k])
             if k < self.parts and coded:
                 # member_id as codes into this range's members: one small dictionary per range file
                 codes = pa.array(self.code_of_member[member[bounds[k] : bounds[k + 1]]])
-                at = rows.schema.get_field_index("member_id")
                 rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(codes, self.members_of_part[k]))
             elif k == self.parts and pa.types.is_dictionary(rows.schema.field("member_id").type):
                 # the few orphan lines: their members as text, not the batch's whole dictionary
-                at = rows.schema.get_field_index("member_id")
                 rows = rows.set_column(at, "member_id", rows.column(at).dictionary_decode())
-            f = self.folder / f"{index:05d}-{k:05d}.arrows"
-            if f not in self.text:
-                self.text[f] = text
-                self.files[k].append(f)
-            writers.write(f, rows)
-        return offset + n
+            yield rows
 
     def _member_rows(self, ids: pa.Array) -> np.ndarray:
         """Row in the members table of each line's member (-1: null or unknown)."""
