@@ -160,6 +160,7 @@ def iter_batches(
         else:
             raise InputError("unknown file type (expected .parquet, .arrow/.feather or .csv)", path)
     except (pa.ArrowInvalid, OSError) as e:
+        load(CLAIMS, [path])  # the one reader says what is wrong (e.g. which encoding the text looks like)
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
 
 
