@@ -234,3 +234,52 @@ def test_every_command_help_has_an_example_and_the_shared_options(command):
     r = invoke(command, "--help")
     assert r.exit_code == 0 and "Example" in r.output
     assert "--log-file" in r.output
+
+
+def test_shared_options_are_declared_once():
+    """--out, --threads, --partitions, --quiet, --json and --policy (one policy) read the same in every command:
+    each is common.py's declaration (casetest's -q keeps the failures, so it says so in its own words)."""
+    import click
+
+    from adjudicate.cli import common
+
+    shared = {
+        "out": common.out_option,
+        "threads": common.threads_option,
+        "partitions": common.partitions_option,
+        "quiet": common.quiet_option,
+        "as_json": common.json_option,
+        "policy_name": common.policy_option,
+        "rules_file": common.audit_rules_option,
+    }
+
+    # options of the same name and another meaning, in their own words
+    own = {
+        ("test", "quiet"),  # keeps the failures and the summary
+        ("demo", "out"),  # a default folder, replaced only if it is an earlier demo
+        ("prepare", "out"),  # says it is the dataset folder
+        ("export", "out"),  # policies export: one file, never overwritten
+        ("audit", "policy_name"),  # only the indicators' fund amounts
+        ("demo", "policy_name"),  # has a default
+        ("validate", "policy_name"),  # optional
+    }
+
+    def declared(option) -> click.Option:
+        return option(click.command()(lambda **kw: None)).params[0]
+
+    expected = {name: declared(o) for name, o in shared.items()}
+    ctx = click.Context(cli.main, info_name="adjudicate")
+    seen = {name: 0 for name in shared}
+    commands = [cli.main.get_command(ctx, n) for n in cli.main.list_commands(ctx)]
+    commands += [c for g in commands if isinstance(g, click.Group) for c in g.commands.values()]
+    for cmd in commands:
+        for p in cmd.params:
+            want = expected.get(p.name or "")
+            if want is None or (cmd.name, p.name) in own:
+                continue
+            assert (p.opts, p.help, p.default, repr(p.type)) == (want.opts, want.help, want.default, repr(want.type)), (
+                cmd.name,
+                p.name,
+            )
+            seen[p.name or ""] += 1
+    assert all(n >= 2 for n in seen.values()), seen

@@ -45,8 +45,8 @@ import pyarrow.parquet as pq
 from . import __version__
 from . import policy as P
 from .money import fen_to_decimal, round_half_away, yuan
-from .outputs import AMOUNTS, claim_amounts
-from .schema import SETTINGS
+from .outputs import claim_amounts
+from .schema import AMOUNTS, SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -423,6 +423,7 @@ def run_compare(
     members,
     providers,
     catalogue,
+    *,
     policies: Sequence[str],
     overrides: Sequence[str],
     out: Path,
@@ -451,7 +452,17 @@ def run_compare(
     sources = source_paths(claims, members, providers, catalogue, dataset)
     with (
         atomic_dir(out, sources) as tmp,
-        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+        prepared_parts(
+            claims,
+            members,
+            providers,
+            catalogue,
+            dataset=dataset,
+            partitions=partitions,
+            timer=timer,
+            say=say,
+            folder=tmp,
+        ) as (
             digests,
             preps,
             ranges,

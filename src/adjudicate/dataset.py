@@ -135,7 +135,7 @@ def _read_table(name: str, path: Path, info: dict, digests: dict[str, str]) -> T
     spec = SPECS[name]
     values = {c.name: _from_arrow(data[c.name], metas[c.name]) for c in spec.columns}
     nulls = {c.name: _from_arrow(data[c.name + _NULL], metas[c.name + _NULL]) for c in spec.columns}
-    files = [Path(f) for f in info["files"]]
+    files: list[str | Path] = [Path(f) for f in info["files"]]
     fr = _from_arrow(data[_FILE_OF_ROW], metas[_FILE_OF_ROW]) if _FILE_OF_ROW in metas else None
     return Table(spec, files, values, nulls, info["rows"], {str(f): digests[str(f)] for f in files}, fr)
 

@@ -14,9 +14,10 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -347,7 +348,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
-        jobs = {
+        jobs: dict[str, Future[Any]] = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id")),
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
             "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
@@ -481,7 +482,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
     rejected: list[tuple] = []
-    for row in np.flatnonzero(~valid):  # lines without a claim_id
+    for row in np.flatnonzero(~valid).tolist():  # lines without a claim_id
         rejected.append(
             (
                 None,
@@ -599,7 +600,16 @@ def benefit_factors(
         period = policy.period_index(enc.settle_date)
     for k, pol in enumerate(pols):
         _rules_of_period(
-            pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level, referral, benefit, factor
+            pol,
+            enc,
+            in_period=period == k if len(pols) > 1 else None,
+            designated=designated,
+            local=local,
+            kind=kind,
+            level=level,
+            referral=referral,
+            benefit=benefit,
+            factor=factor,
         )
     return benefit, factor
 
@@ -607,6 +617,7 @@ def benefit_factors(
 def _rules_of_period(
     policy: Policy,
     enc: Encoded,
+    *,
     in_period: np.ndarray | None,
     designated,
     local,

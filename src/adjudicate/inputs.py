@@ -33,8 +33,9 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -126,8 +127,8 @@ class Table:
     """One input table in engine form. ``rows`` are counted across all its files."""
 
     spec: TableSpec
-    files: list[Path]
-    values: dict[str, object]
+    files: list[str | Path]  # str: a remote file read on Spark
+    values: dict[str, Any]  # numpy arrays (numbers, dates) and pyarrow arrays (text)
     nulls: dict[str, np.ndarray]
     rows: int
     digests: dict[str, str] = field(default_factory=dict)
@@ -142,7 +143,22 @@ class Table:
         lazy = getattr(self.values, "lazy", {})
         return lazy[name] if name in lazy else self.values[name]
 
-    def where(self, row: int) -> tuple[Path, int]:
+    def take(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` (positions, in that order), as read: nothing is checked again."""
+        idx = pa.array(rows, pa.int64())
+        values = {
+            k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[rows])
+            for k, v in self.values.items()
+        }
+        return replace(
+            self,
+            values=values,
+            nulls={k: v[rows] for k, v in self.nulls.items()},
+            rows=len(rows),
+            file_of_row=None if self.file_of_row is None else self.file_of_row[rows],
+        )
+
+    def where(self, row: int) -> tuple[str | Path, int]:
         """(file, row within the file) of a row of the concatenated table."""
         if self.file_of_row is None or len(self.files) == 1:
             return self.files[0], row
@@ -362,7 +378,7 @@ def _read_ipc(data: pa.Buffer) -> pa.Table:
     return table
 
 
-def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
+def _check_columns(spec: TableSpec, names: Sequence[str], path: str | Path) -> None:
     seen = [n for n in names if n in {c.name for c in spec.columns}]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
@@ -407,9 +423,10 @@ def from_arrow(
     files = list(files)
     sizes = [len(t) for t, _ in parts]
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-    table = Table(spec, files, Columns(), {}, int(sum(sizes)), dict(digests or {}), file_of_row)
+    values = Columns()
+    table = Table(spec, files, values, {}, int(sum(sizes)), dict(digests or {}), file_of_row)
 
-    def column(col) -> tuple[object, np.ndarray]:
+    def column(col) -> tuple[Any, np.ndarray]:
         values, nulls = [], []
         for path, (t, text) in zip(files, parts):
             arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
@@ -445,7 +462,7 @@ def from_arrow(
             raise got
         value, table.nulls[col.name] = got
         if isinstance(value, pa.ChunkedArray):
-            table.values.lazy[col.name] = value
+            values.lazy[col.name] = value
         else:
             table.values[col.name] = value
         if col.kind == "amount":
@@ -504,8 +521,8 @@ def _value(arr: pa.Array, row: int) -> str:
 
 
 def _convert(
-    path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool, spec: TableSpec
-) -> tuple[object, np.ndarray]:
+    path: str | Path, col, arr: pa.Array | pa.ChunkedArray, text: bool, spec: TableSpec
+) -> tuple[Any, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
     if (
         col.kind in ("string", "enum")
@@ -613,7 +630,7 @@ def _convert(
     return value, nulls
 
 
-def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[object, np.ndarray]:
+def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[Any, np.ndarray]:
     """A dictionary-read text column: strings stay codes (one chunk each), enums
     become int8 codes through their dictionaries; same checks as ``_convert``."""
     n = len(arr)
@@ -685,7 +702,7 @@ def _text_to_date(arr: pa.Array) -> pa.Array:
         return pc.cast(_iso_dates(arr), pa.date32())
 
 
-def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
+def _to_days(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t):
 
@@ -731,7 +748,7 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     return days
 
 
-def _to_bool(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
+def _to_bool(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_boolean(t):
         return np.asarray(pc.fill_null(arr, False), dtype=bool)
@@ -754,7 +771,7 @@ def _to_bool(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     raise type_error()
 
 
-def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
+def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
     t = arr.type
     lo, hi = col.int_range or (-(2**62), 2**62)
     if pa.types.is_integer(t):

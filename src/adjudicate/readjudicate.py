@@ -47,7 +47,7 @@ from . import __version__
 from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
-from .outputs import AMOUNTS
+from .schema import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
@@ -460,6 +460,7 @@ def run_readjudicate(
     members,
     providers,
     catalogue,
+    *,
     policy_name: str,
     out: Path,
     threads: int | None = None,
@@ -495,12 +496,12 @@ def run_readjudicate(
                 members,
                 providers,
                 catalogue,
-                policy,
-                tmp / "current",
-                partitions,
-                threads,
-                timer,
-                say,
+                policy=policy,
+                current_dir=tmp / "current",
+                parts=partitions,
+                threads=threads,
+                timer=timer,
+                say=say,
             )
             related = None  # (claims are compared range by range; the relation is not gathered)
         else:
@@ -511,12 +512,12 @@ def run_readjudicate(
                 members,
                 providers,
                 catalogue,
-                dataset,
-                policy,
-                tmp / "current",
-                threads,
-                timer,
-                say,
+                dataset=dataset,
+                policy=policy,
+                current_dir=tmp / "current",
+                threads=threads,
+                timer=timer,
+                say=say,
             )
         adjusted, lines, prev_totals, deltas, prev_count = found
         warnings = []
@@ -584,6 +585,7 @@ def _in_memory(
     members,
     providers,
     catalogue,
+    *,
     dataset: Path | None,
     policy,
     current_dir: Path,
@@ -628,7 +630,7 @@ def _adjustments(
         with timer("adjustments"):
             cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)
-            if changed is not None:
+            if changed is not None and prev_summary is not None:  # changed is known only from a summary
                 found = _incremental(
                     prev_folder,
                     prev_summary,
@@ -648,7 +650,9 @@ def _adjustments(
     else:
         why = "the inputs are files, not a dataset"
     incremental = (
-        {"used": True, "members_compared": len(changed)} if found is not None else {"used": False, "why_not": why}
+        {"used": True, "members_compared": len(changed)}
+        if found is not None and changed is not None
+        else {"used": False, "why_not": why}
     )
     related = None
     if found is None:
@@ -667,6 +671,7 @@ def _streamed(
     members,
     providers,
     catalogue,
+    *,
     policy,
     current_dir: Path,
     parts: int,

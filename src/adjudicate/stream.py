@@ -598,21 +598,6 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
     return Cut(small, digests, part, split, sources.claims)
 
 
-def _take(t: Table, rows: np.ndarray) -> Table:
-    """Rows of a loaded table (no new checks)."""
-    idx = pa.array(rows, pa.int64())
-    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(
-        spec=t.spec,
-        files=t.files,
-        values=values,
-        nulls={k: v[rows] for k, v in t.nulls.items()},
-        rows=len(rows),
-        digests=t.digests,
-        file_of_row=None if t.file_of_row is None else t.file_of_row[rows],
-    )
-
-
 def _concat(tables: list[Table]) -> Table:
     first = tables[0]
     values = {}
@@ -641,8 +626,8 @@ def iter_claim_partitions(
         if len(split):
             moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
             if moved.any():
-                orphans.append(_take(claims, np.flatnonzero(moved)))
-                claims = _take(claims, np.flatnonzero(~moved))
+                orphans.append(claims.take(np.flatnonzero(moved)))
+                claims = claims.take(np.flatnonzero(~moved))
         if k == part.parts:
             orphans.append(claims)
             continue
@@ -730,7 +715,8 @@ class BaseYears:
         self.given: list[int | None] = [None] * n
 
     def start(self) -> None:
-        self.used, self.earliest = list(self.given), [None] * len(self.given)
+        self.used: list[int | None] = list(self.given)
+        self.earliest: list[int | None] = [None] * len(self.given)
 
     def __getitem__(self, i: int) -> int | None:
         return self.used[i]
@@ -738,8 +724,8 @@ class BaseYears:
     def saw(self, i: int, r: Result) -> None:
         if self.used[i] is None:
             self.used[i] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+        first, earliest = first_year(r.enc), self.earliest[i]
+        if first is not None and (earliest is None or first < earliest):
             self.earliest[i] = first
 
     def again(self) -> bool:
@@ -776,8 +762,10 @@ def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
 
 def _summary(cut: Cut, how: Settling, done: _Pass) -> dict:
     """summary.json of the whole streamed run, as one in-memory run would write it."""
-    counts = done.counts
-    s = summary(done.last, cut.digests, counts["input_lines"])
+    counts, last = done.counts, done.last
+    if last is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
+        raise RuntimeError("no range was settled")
+    s = summary(last, cut.digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
     n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(done.rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}

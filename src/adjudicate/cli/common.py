@@ -23,13 +23,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .. import outdir
-from ..inputs import InputError, csv_encoding
-from ..money import group_digits
-from ..policy import PolicyError
 
 CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STAGES = ("read", "encode", "kernel", "allocate", "write")
@@ -188,12 +186,28 @@ def environment_error(e: BaseException) -> str | None:
 def _interruption_behind(e: BaseException) -> BaseException | None:
     """The KeyboardInterrupt or Terminated that ``e`` was raised while handling, if any."""
     seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, (KeyboardInterrupt, Terminated)):
-            return e
-        seen.add(id(e))
-        e = e.__context__
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
     return None
+
+
+def group_digits(v: str) -> str:
+    """money.group_digits, imported when first used (money imports pyarrow)."""
+    from ..money import group_digits
+
+    return group_digits(v)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """InputError and PolicyError, of those modules already imported (none raised otherwise):
+    evaluated only when an exception reaches ``errors()``, so no command imports pyarrow for them."""
+    package = __name__.rsplit(".", 2)[0]
+    modules = (sys.modules.get(f"{package}.inputs"), sys.modules.get(f"{package}.policy"))
+    return tuple(m.InputError if m.__name__.endswith("inputs") else m.PolicyError for m in modules if m is not None)
 
 
 @contextmanager
@@ -207,7 +221,7 @@ def errors() -> Iterator[None]:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         yield
-    except (InputError, PolicyError) as e:
+    except _user_errors() as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except click.exceptions.Exit:
@@ -228,7 +242,8 @@ def errors() -> Iterator[None]:
             sys.exit(130 if interrupted else 128 + signal.SIGTERM)
         reason = environment_error(e)
         if reason is not None:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            filename = getattr(e, "filename", None)
+            where = f" ({filename})" if filename else ""
             click.echo(
                 f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
                 "Free space or fix the permissions, then run again.",
@@ -252,7 +267,7 @@ def check_out(out, *inputs) -> None:
 
     ``inputs`` are the command's input options (each a path or a tuple of paths, or None).
     """
-    paths = []
+    paths: list[Any] = []
     for group in inputs:
         if group is None:
             continue
@@ -285,6 +300,8 @@ def with_encoding(f):
 
     @functools.wraps(f)
     def wrapper(*args, encoding: str = "auto", **kw):
+        from ..inputs import csv_encoding
+
         with csv_encoding(encoding):
             return f(*args, **kw)
 
@@ -400,6 +417,31 @@ out_option = click.option(
 threads_option = click.option(
     "--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores)."
 )
+#: ``--partitions`` of every command that can settle in member ranges (stream.py).
+partitions_option = click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
+    "0 chooses from the input size, 1 is all in memory. The outputs are the same.",
+)
+#: ``--rules`` of the commands that audit (audit, run --audit).
+audit_rules_option = click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit rules file (default: the shipped, seed-cited audit-rules.toml).",
+)
+#: ``-q/--quiet`` of every command that shows progress and a summary.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+#: ``--json`` of every command that prints a result a program may read.
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+#: ``--policy`` of the commands that settle under one policy.
+policy_option = click.option(
+    "--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file."
+)
 
 
 def inputs_or_dataset_options(f):
@@ -411,14 +453,19 @@ __all__ = [
     "CLICK_SETTINGS",
     "STAGES",
     "Progress",
+    "audit_rules_option",
     "check_out",
     "environment_error",
     "errors",
     "group_digits",
     "inputs_options",
     "inputs_or_dataset_options",
+    "json_option",
     "log_event",
     "out_option",
+    "partitions_option",
+    "policy_option",
+    "quiet_option",
     "threads_option",
     "with_encoding",
     "with_lang",

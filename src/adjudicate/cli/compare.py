@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from ..compare import histogram, run_compare
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -18,10 +17,15 @@ from .common import (
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    quiet_option,
     threads_option,
     with_lang,
     with_log_file,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _label(info: dict) -> str:
@@ -33,6 +37,7 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     from rich.console import Console
     from rich.table import Table
 
+    from ..compare import histogram
     from ..labels import column
     from ..labels import t as label
     from .tables import show
@@ -95,15 +100,8 @@ def _signed(v: str) -> str:
 )
 @out_option
 @threads_option
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-    "from the input size, 1 is all in memory. The outputs are the same.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@partitions_option
+@quiet_option
 @with_lang
 @with_log_file
 def compare(
@@ -135,6 +133,8 @@ def compare(
       adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \
           --dataset ds/ --out reform/
     """
+    from ..compare import run_compare
+
     with errors():
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")
@@ -150,13 +150,13 @@ def compare(
                 members,
                 providers,
                 catalogue,
-                policies,
-                overrides,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policies=policies,
+                overrides=overrides,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, quiet_option, with_encoding, with_lang, with_log_file
 
 
 @click.command("prepare", context_settings=CLICK_SETTINGS)
@@ -33,7 +33,7 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, 
     "changed; its claims are not read again.",
 )
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@quiet_option
 @with_lang
 @with_log_file
 @with_encoding

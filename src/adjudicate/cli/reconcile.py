@@ -8,9 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..reconcile.exact import yuan_text
-from ..reconcile.year_end import OUTPUTS, STAGES, write
-from ..reconcile.year_end import reconcile as run_reconcile
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -19,6 +16,7 @@ from .common import (
     group_digits,
     log_event,
     out_option,
+    quiet_option,
     with_encoding,
     with_lang,
     with_log_file,
@@ -32,7 +30,9 @@ def render(s: dict, out: Path | None) -> None:
 
     from ..labels import column
     from ..labels import t as tr
+    from ..reconcile.exact import yuan_text
     from ..reconcile.tables import FUNDS, ITEMS
+    from ..reconcile.year_end import OUTPUTS
     from .tables import show
 
     console = Console()
@@ -191,7 +191,7 @@ def render(s: dict, out: Path | None) -> None:
     help="Reconcile this benefit year only (default: every year in the settlements).",
 )
 @out_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@quiet_option
 @with_encoding
 @with_lang
 @with_log_file
@@ -226,6 +226,9 @@ def reconcile(
           --members data/members.parquet --income data/reconcile/income.csv \\
           --opening data/reconcile/opening.csv --year 2024 --out reconciled/
     """
+    from ..reconcile.year_end import STAGES, write
+    from ..reconcile.year_end import reconcile as run_reconcile
+
     with errors():
         check_out(out, settlements, providers, members, advances, income, opening, rules)
         reward = None
@@ -246,15 +249,15 @@ def reconcile(
                 settlements,
                 providers,
                 members,
-                advances,
-                income,
-                opening,
-                rules,
-                reward,
-                reserve_window,
-                year,
-                progress,
-                policy,
+                advances=advances,
+                income=income,
+                opening=opening,
+                rules=rules,
+                reward_rate=reward,
+                reserve_window=reserve_window,
+                year=year,
+                progress=progress,
+                policy=policy,
             )
             progress("write")
             t0 = time.perf_counter()

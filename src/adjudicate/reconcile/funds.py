@@ -48,12 +48,12 @@ def statement(
     yi, keep = years.index(st["benefit_year"])
     month = months_of(st["settle_date"])
     cell = (yi * M + month - 1)[keep]
-    exp = np.zeros((F, Y * M), np.int64)
+    exp: np.ndarray = np.zeros((F, Y * M), np.int64)
     for f, col in enumerate(FUND_COLUMNS):
         exp[f] = group_sum(cell, st[col][keep], Y * M)
     has_data = np.bincount(cell, minlength=Y * M) > 0
 
-    inc = np.zeros((F, Y * M, I), np.int64)
+    inc: np.ndarray = np.zeros((F, Y * M, I), np.int64)
     ignored_income = 0
     if income is not None:
         iy, ikeep = years.index(income["year"])

@@ -100,10 +100,13 @@ def reconcile(
         if bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
             raise InputError(f"--reward-rate {reward_rate} must be a fraction in 0..1 in whole basis points")
         r = r.with_reward(int(bp))
+    # settlements, providers and members are required by the command (so never None here)
     st = T.read(T.SETTLEMENTS, settlements)
+    assert st is not None
     T.check_settlements(st)
     pv = T.read(PROVIDERS, providers)
     mb = T.read(MEMBERS, members)
+    assert pv is not None and mb is not None
     T.check_unique(pv, ("provider_id",))
     T.check_unique(mb, ("member_id",))
     inc = T.read(T.INCOME, income)
