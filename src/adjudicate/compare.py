@@ -34,6 +34,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,9 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
     }
-    cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
+    # the amounts of the picked claims only: the claim-level arrays of a result cut to them
+    src = r if rows is None else replace(r, sums=r.sums[rows], settle=r.settle[rows])
+    cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(src).items()})
     return pa.table(cols)
 
 

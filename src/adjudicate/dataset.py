@@ -380,8 +380,10 @@ def provenance(dataset: Path, policy) -> dict:
 
 
 def policy_digest(policy) -> str:
-    """A digest of the validated policy (every value that can change a result)."""
-    return hashlib.sha256(repr(policy).encode("utf-8")).hexdigest()
+    """A digest of the validated policy (every value that can change a result). Where its file lies is
+    not one: the same policy installed or copied elsewhere keeps the next night incremental."""
+    text = repr(policy).replace(repr(policy.path), "")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def member_fingerprints(dataset: Path) -> tuple[pa.Array, np.ndarray]:

@@ -111,20 +111,34 @@ class Encoded:
         return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
     def select(self, keep: np.ndarray) -> Encoded:
-        """The same, with only the claims where ``keep`` is true (and their lines)."""
-        keep_line = keep[self.line_claim]
-        sizes = np.diff(self.line_start)[keep]
-        fields = {f: getattr(self, f)[keep] for f in self.CLAIM_FIELDS}
-        fields.update({f: getattr(self, f)[keep_line] for f in self.LINE_FIELDS})
+        """The same, with only the claims where ``keep`` is true (and their lines).
+
+        The lines are gathered by index, so the cost follows the claims kept,
+        not all lines (readjudicate keeps a few members of a whole dataset)."""
+        claims = np.flatnonzero(keep)
+        rows = line_rows(self.line_start, claims)
+        sizes = np.diff(self.line_start)[claims]
+        fields = {f: getattr(self, f)[claims] for f in self.CLAIM_FIELDS}
+        fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
         return Encoded(
             claim_dict=self.claim_dict,
-            line_claim=(np.cumsum(keep) - 1)[self.line_claim[keep_line]],
+            line_claim=np.repeat(np.arange(len(claims), dtype=self.line_claim.dtype), sizes),
             line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64),
             rejected=self.rejected,
             input_claims=self.input_claims,
             source=self.source,
             **fields,
         )
+
+
+def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:
+    """The line positions of the claim positions ``claims`` (ascending), in order: one gather, no mask
+    over every line."""
+    sizes = np.diff(line_start)[claims]
+    if not len(sizes):
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(sizes)
+    return np.repeat(line_start[claims] - (ends - sizes), sizes) + np.arange(ends[-1])
 
 
 def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:

@@ -230,10 +230,11 @@ def defer_signal(signum: int) -> bool:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM (when their handlers ask defer_signal) wait until the block is done, then the
-    first one that came is raised again: for the swap and its record, and for removing a folder (shutil's
-    rmtree, cut by KeyboardInterrupt, fails with a misleading 'Bad file descriptor')."""
+    first one that came is raised again: for the swap and its record, for removing a folder (shutil's
+    rmtree, cut by KeyboardInterrupt, fails with a misleading 'Bad file descriptor'), and for starting
+    and joining a writer thread (outputs._Background)."""
     global _deferring
     _deferring += 1
     try:
@@ -247,7 +248,7 @@ def _signals_held() -> Iterator[None]:
 
 
 def _remove(folder: Path) -> None:
-    with _signals_held():
+    with signals_held():
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -275,7 +276,7 @@ def _parent_lock(parent: Path) -> Iterator[None]:
                     parent,
                 )
             time.sleep(0.01)
-        with _signals_held():
+        with signals_held():
             try:
                 yield
             finally:

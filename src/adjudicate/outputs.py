@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
-from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
+from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write an output folder (outdir.py)
 from .policy import Policy
 from .report import REPORT_NAME, report_html
 from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
@@ -234,16 +234,19 @@ def summary(r: Result, digests: dict[str, str], input_lines: int, amounts: dict[
 class _Background:
     """A function run on its own thread, whose error is raised again in the caller.
 
-    Whoever starts one must join it, interrupted or not: a thread still inside
-    Arrow when the interpreter finalizes aborts the process (SIGABRT, "PyGILState_Release
-    … finalizing") instead of exiting 130. The write it does is bounded, and
-    nothing it runs imports lazily (numpy.ma is imported at the top), so the join
-    cannot hang."""
+    The thread must be finished before the interpreter finalizes, on every way out: a thread
+    still inside Arrow then is killed as it takes the GIL back, and the process aborts (SIGABRT:
+    "PyGILState_Release … finalizing", or "terminate called without an active exception" when
+    the kill unwinds a C++ destructor) instead of exiting 0, 1, 2 or 130. So it is started and,
+    after an error, joined with SIGINT and SIGTERM held back (outdir.signals_held): neither a
+    Ctrl-C just after the start nor a second one during the join can leave it running, writing
+    into a folder being removed. It is not a daemon either: whatever else exits, the interpreter
+    waits for it before it finalizes. The write it does is bounded, and nothing it runs imports
+    lazily (numpy.ma is imported at the top), so the join cannot hang."""
 
-    def __init__(self, fn: Callable[[], None]):
+    def __init__(self, fn: Callable[[], None], name: str):
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
+        self.thread = threading.Thread(target=self._run, args=(fn,), name=name)
 
     def _run(self, fn: Callable[[], None]) -> None:
         try:
@@ -251,10 +254,22 @@ class _Background:
         except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by result()
             self.error = e
 
+    def start(self) -> None:
+        with signals_held():  # a Ctrl-C now is raised after the start, where the caller joins
+            self.thread.start()
+
     def result(self) -> None:
+        """Wait for the function (interruptibly); raise its error, if any."""
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+    def join(self) -> None:
+        """Wait for the function, after an error of the caller (whose error wins): SIGINT and
+        SIGTERM wait until it is done."""
+        if self.thread.is_alive():
+            with signals_held():
+                self.thread.join()
 
 
 def write_all(
@@ -280,11 +295,13 @@ def write_all(
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).
         lines = (
-            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"))
+            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"), "adjudicate-lines")
             if with_lines
             else None
         )
         try:
+            if lines is not None:
+                lines.start()
             amounts = claim_amounts(r)
             write_parquet(settlements_table(r, for_file=True, amounts=amounts), tmp / "settlements.parquet")
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
@@ -299,7 +316,7 @@ def write_all(
                 lines.result()
         except BaseException:
             if lines is not None:
-                lines.thread.join()  # it must not outlive the folder, nor the interpreter (see _Background)
+                lines.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
         r.timings["write"] = (t1 - t0) + (time.perf_counter() - t3)
         r.timings["finish"] = t2 - t1

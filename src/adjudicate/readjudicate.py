@@ -177,6 +177,7 @@ def read_summary(f: Path) -> dict | None:
 def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
     ``claims`` (ascending) when given."""
+    from .encode import line_rows
     from .schema import LINE_CLASSES
 
     e = r.enc
@@ -185,8 +186,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
         line_claim, item_code = e.line_claim, e.item_code
         claim_id = e.line_claim_id
     else:
-        sizes = np.diff(e.line_start)[claims]
-        rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
+        rows = line_rows(e.line_start, claims)
         line_claim = e.line_claim[rows]
         item_code = strings(e.source["item_code"].take(pa.array(e.line_row[rows])))
         claim_id = e.claim_dict.take(pa.array(e.claim_code[line_claim]))
@@ -249,11 +249,20 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
     """Lines of the adjusted claims that differ, appeared or went; in the adjustments' order, then line_no."""
     from .compare import either, fen_column, outer_join
 
-    ids = adjusted["claim_id"]
-    previous = previous.filter(pc.is_in(previous["claim_id"], value_set=ids))
-    current = current.filter(pc.is_in(current["claim_id"], value_set=ids))
-    j, was, now = outer_join(previous, current, ["claim_id", "line_no"])
-    pos = pc.index_in(j["claim_id"], value_set=ids)  # every line here belongs to an adjusted claim
+    ids = adjusted["claim_id"].combine_chunks()
+
+    def keyed(t: pa.Table) -> pa.Table:
+        """The lines of adjusted claims, keyed by (the claim's row in ``adjusted``, line_no) in one int64."""
+        pos = pc.index_in(t["claim_id"], value_set=ids) if t.num_rows else pa.array([], pa.int32())
+        t = t.filter(pc.is_valid(pos))
+        pos = np.asarray(pos.drop_null(), dtype=np.int64)
+        line_no = t["line_no"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
+        key = (pos << 32) + (line_no.astype(np.int64) + 2**31)  # any int32 line_no: 32 bits, ordered
+        return t.append_column("__key", pa.array(key, pa.int64()))
+
+    j, was, now = outer_join(keyed(previous), keyed(current), ["__key"])
+    key = np.asarray(j["__key"], dtype=np.int64) if j.num_rows else np.zeros(0, np.int64)
+    pos = pa.array(key >> 32)  # every line here belongs to an adjusted claim
     prev = {k: fen_column(j, f"a.{k}") for k in LINE_AMOUNTS}
     cur = {k: fen_column(j, f"b.{k}") for k in LINE_AMOUNTS}
     differs = np.zeros(j.num_rows, bool)
@@ -276,8 +285,8 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         claim_kind,
     ).astype(object)
     cols: dict[str, Any] = {
-        "claim_id": j["claim_id"],
-        "line_no": j["line_no"],
+        "claim_id": either(j, "claim_id", "b"),
+        "line_no": either(j, "line_no", "b"),
         "kind": pa.array(kind, pa.string()),
         "item_code": either(j, "item_code", "b"),
         "class_previous": j["a.class"],
@@ -287,11 +296,8 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
-    cols["__pos"] = pos
-    t = pa.table(cols).filter(pa.array(kind != ""))
-    if t.num_rows:
-        t = t.take(pc.sort_indices(t, sort_keys=[("__pos", "ascending"), ("line_no", "ascending")]))
-    return t.drop_columns(["__pos"])
+    keep = np.flatnonzero(kind != "")
+    return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
 
 
 def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
@@ -392,9 +398,12 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     except DatasetError:
         return None, "the previous run's dataset is gone"
     cur_ids, cur_fp = member_fingerprints(dataset)
-    pos = lookup(cur_ids, prev_ids)
-    differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
-    gone = lookup(prev_ids, cur_ids) < 0
+    if cur_ids.equals(prev_ids):  # the same members in the same order (the usual night): no lookups
+        differs, gone = prev_fp != cur_fp, np.zeros(len(prev_ids), bool)
+    else:
+        pos = lookup(cur_ids, prev_ids)
+        differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
+        gone = lookup(prev_ids, cur_ids) < 0
     changed = pa.concat_arrays([cur_ids.filter(pa.array(differs)), prev_ids.filter(pa.array(gone))])
     return changed, "incremental"
 
@@ -450,8 +459,19 @@ def _incremental(
             return None
     lines = None
     if (prev_folder / "lines.parquet").is_file():
-        lines = line_adjustments(current_lines_fen(before), current_lines_fen(r, positions), adjusted)
+        # only the adjusted claims' lines are built on either side (line_adjustments keeps no others)
+        ids = adjusted["claim_id"].combine_chunks()
+        was = _positions(prev_claims["claim_id"], ids)
+        now = positions[_positions(cur_claims["claim_id"], ids)]
+        lines = line_adjustments(current_lines_fen(before, was), current_lines_fen(r, now), adjusted)
     return adjusted, lines, prev_totals, deltas, prev_count
+
+
+def _positions(claim_ids: pa.ChunkedArray | pa.Array, wanted: pa.Array) -> np.ndarray:
+    """The rows of ``claim_ids`` that are among ``wanted``, ascending."""
+    if not len(claim_ids) or not len(wanted):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.asarray(pc.is_in(claim_ids, value_set=wanted), dtype=bool))
 
 
 def run_readjudicate(
