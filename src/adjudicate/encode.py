@@ -175,32 +175,24 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
 
 
 def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """``_codes`` of the claim ids, hashing one id per run of equal consecutive ids:
-    a claim's lines come together in real exports, so that is one hash per claim."""
+    """``_codes`` of the claim ids (the same codes and dictionary), in one compiled pass
+    over Arrow's buffers (``_core.string_codes``): ids are hashed once per run of equal
+    consecutive ids (a claim's lines come together in real exports), and no per-line
+    array is made but the codes."""
     chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
     if not all(c.type == pa.string() for c in chunks):
         return _codes(strings(ids))
-    run = np.empty(len(ids), np.int64)
-    heads, at, runs = [], 0, 0
-    for c in chunks:
-        validity, offsets, data = c.buffers()
-        valid = np.frombuffer(validity, np.uint8) if validity is not None and c.null_count else np.empty(0, np.uint8)
-        part = run[at : at + len(c)]
-        first = runs
-        runs = _core.string_runs(
-            valid,
-            np.frombuffer(offsets, np.int32),
-            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
-            c.offset,
-            part,
-            first,
-        )
-        starts = np.flatnonzero((part >= 0) & (part != np.r_[-2, part[:-1]]))
-        heads.append(c.take(pa.array(starts)))
-        at += len(c)
-    code, dictionary = _codes(pa.concat_arrays(heads) if heads else pa.array([], pa.string()))
-    code = np.append(code, -1)  # run -1: a null id
-    return code[run], dictionary
+    arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    validity, offsets, data = arr.buffers()
+    code = np.empty(len(arr), np.int64)
+    first = _core.string_codes(
+        np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
+        np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(1, np.int32),
+        np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+        arr.offset,
+        code,
+    )
+    return code, arr.take(pa.array(first))
 
 
 def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:

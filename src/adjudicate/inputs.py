@@ -30,7 +30,8 @@ import codecs
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -181,6 +182,19 @@ def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
     return pa.py_buffer(data), hashlib.sha256(data).hexdigest()
 
 
+_POOL: list[ThreadPoolExecutor] = []
+
+
+os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has no helper thread
+
+
+def _background(job: Callable[[], str]) -> Future[str]:
+    """Run ``job`` on the module's one helper thread (made when first needed)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="adjudicate-digest"))
+    return _POOL[0].submit(job)
+
+
 def file_digest(path: Path) -> str:
     """The SHA-256 of a file's bytes as they are now (the digest summary.json records)."""
     return digest_while_reading(path)[0]
@@ -287,9 +301,12 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     wanted = [c.name for c in spec.columns]
     what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV"}[kind]
     try:
-        data, digest = read_hashed(path)
-        if digests is not None:
-            digests[str(path)] = digest
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = pa.py_buffer(raw)
+        # the digest of the very bytes parsed, taken on a second thread while they are
+        # parsed (hashlib releases the GIL): off the read's critical path
+        hashing = _background(lambda: hashlib.sha256(raw).hexdigest())
         if data.size == 0:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the {spec.name} columns", path)
         if kind == "parquet":
@@ -334,6 +351,8 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     except _READ_ERRORS as e:
         raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}", path) from None
     _check_columns(spec, names, path)
+    if digests is not None:
+        digests[str(path)] = hashing.result()
     return table.select([c for c in wanted if c in names]), kind == "csv"
 
 
@@ -423,8 +442,8 @@ def from_arrow(
                 values = [strings(v) for v in values]
                 value = pa.concat_arrays(values) if len(values) != 1 else values[0]
         else:
-            value = np.concatenate(values)
-        return value, np.concatenate(nulls)
+            value = _joined(values)
+        return value, _joined(nulls)
 
     if threads > 1 and table.rows >= 100_000:
         from concurrent.futures import ThreadPoolExecutor
@@ -451,6 +470,15 @@ def from_arrow(
         if col.kind == "amount":
             _check_sum(table, col.name)
     return table
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The files' arrays end to end. One file's array is kept as it is (a copy of
+    millions of values only costs time and fresh pages) unless it is a read-only view
+    of Arrow's buffers: callers get arrays they may write, as before."""
+    if len(parts) == 1 and parts[0].flags.writeable:
+        return parts[0]
+    return np.concatenate(parts)
 
 
 #: Date columns must lie within these bounds (days since 1970-01-01).
