@@ -547,7 +547,12 @@ def floats_to_scaled(const double[::1] x, double factor, double limit, bint exac
                 flags[i] = 0
 
 
-def match_catalogue(const int64_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+def match_catalogue(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
                     const int64_t[::1] first, const int64_t[::1] count,
                     const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
                     int64_t[::1] crow):

@@ -126,19 +126,19 @@ class Encoded:
         )
 
 
-def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes of a string array (-1 for null) and its dictionary.
+def _codes(arr: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string array (-1 for null, of ``dtype``) and its dictionary.
 
     A dictionary-read column (``Table.coded``) is not hashed line by line: the
     chunks' dictionaries are encoded together and each chunk's codes mapped.
     """
     if isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type):
         if arr.num_chunks == 0:
-            return np.empty(0, np.int64), pa.array([], arr.type.value_type)
+            return np.empty(0, dtype), pa.array([], arr.type.value_type)
         enc = pa.concat_arrays([c.dictionary for c in arr.chunks]).dictionary_encode()
-        return dictionary_lookup(arr, enc.dictionary), enc.dictionary
+        return dictionary_lookup(arr, enc.dictionary, dtype), enc.dictionary
     enc = arr.dictionary_encode()
-    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
+    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=dtype)
     return idx, enc.dictionary
 
 
@@ -195,11 +195,11 @@ def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return code, arr.take(pa.array(first))
 
 
-def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
-    """Position of each value in ``value_set`` (-1 where absent or null)."""
+def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
+    """Position of each value in ``value_set`` (-1 where absent or null), of ``dtype``."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
-        return dictionary_lookup(values, value_set)
-    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
+        return dictionary_lookup(values, value_set, dtype)
+    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
 def catalogue_codes(cat: Table) -> pa.Array:
@@ -341,10 +341,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     with ThreadPoolExecutor(2) as pool:
         jobs = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id")),
-            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
-            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
-            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims.coded("diagnosis")),
+            # per-line positions and codes as int32 (the small tables' rows and dictionaries
+            # fit): half the fresh pages of int64
+            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
+            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"], np.int32),
+            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue), np.int32),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
     claim_code, claim_dict = hashed["claim"]
@@ -430,7 +432,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v = v.copy()
-                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))))[0]
+                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))), v.dtype)[0]
         elif col == "diagnosis":  # the only other text column of the header
             v = hashed["diagnosis"][0]
         else:
@@ -523,8 +525,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
 
     cf = fr[corder]  # first line row of each accepted claim
-    m = member[cf]
-    p = provider[cf]
+    m = member[cf].astype(np.int64)
+    p = provider[cf].astype(np.int64)
     settle = c_settle[corder]
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)

@@ -674,14 +674,15 @@ def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tu
     return codes, nulls
 
 
-def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
     absent or null): each chunk's small dictionary is looked up once, then its codes
-    are gathered, so no per-line string is hashed."""
-    out = np.empty(len(arr), np.int64)
+    are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
+    per-line array where the caller takes it (encode)."""
+    out = np.empty(len(arr), dtype)
     at = 0
     for chunk in arr.chunks:
-        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
+        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=dtype)
         pos = np.append(pos, -1)  # the code of a null
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
