@@ -600,6 +600,37 @@ def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64
                 price_out[i] = price[r]
 
 
+def catalogue_lines(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
+                    const int64_t[::1] first, const int64_t[::1] count,
+                    const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
+                    const int8_t[::1] cls, const int64_t[::1] ratio, const int64_t[::1] price, int8_t unknown,
+                    int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+    """``match_catalogue`` and ``gather_catalogue`` in one pass, for encode: line i is
+    source row ``take[i]``; its class, ratio and price are written where the row's
+    catalogue row is found, without a per-line array of catalogue rows between."""
+    cdef Py_ssize_t i, n = take.shape[0]
+    cdef int64_t r, it, d, j, found
+    with nogil:
+        for i in range(n):
+            r = take[i]
+            it = item[r]
+            found = -1
+            if it >= 0:
+                d = date[r]
+                for j in range(first[it], first[it] + count[it]):
+                    if start[j] <= d and d <= end[j]:
+                        found = order[j]
+                        break
+            if found < 0:
+                cls_out[i] = unknown
+                ratio_out[i] = -1
+                price_out[i] = -1
+            else:
+                cls_out[i] = cls[found]
+                ratio_out[i] = ratio[found]
+                price_out[i] = price[found]
+
+
 cdef inline void civil(int64_t z, int64_t* y, int64_t* m, int64_t* d) noexcept nogil:
     """Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant)."""
     cdef int64_t era, doe, yoe, doy, mp

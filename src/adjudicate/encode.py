@@ -217,20 +217,11 @@ def check_unique(t: Table, column: str) -> None:
         raise InputError(f"duplicate {column} {dictionary[dup].as_py()!r} (also on an earlier row)", path, column, row)
 
 
-def catalogue_rows(
-    cat: Table,
-    item_codes: pa.Array | None,
-    dates: np.ndarray,
-    take: np.ndarray | None = None,
-    item: np.ndarray | None = None,
-) -> np.ndarray:
-    """Row of the catalogue valid on each date for each item code (-1 if none).
-
-    Overlapping validity for one item, or valid_to before valid_from, is an
-    input error naming the row. ``item_codes`` and ``dates`` are per source row;
-    ``take`` lists the source rows wanted, in order (default: all). ``item``,
-    when given, is ``lookup(item_codes, catalogue_codes(cat))`` computed already.
-    """
+def _catalogue_index(cat: Table) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The catalogue checked and sorted by (item, valid_from): its item dictionary, and
+    per item code its first sorted position and row count; per sorted position the
+    validity start and end and the catalogue row. Overlapping validity for one item,
+    or valid_to before valid_from, is an input error naming the row."""
     codes, dictionary = _codes(cat["item_code"])
     start = cat["valid_from"].astype(np.int64)
     end = np.where(cat.nulls["valid_to"], np.iinfo(np.int32).max, cat["valid_to"]).astype(np.int64)
@@ -252,26 +243,43 @@ def catalogue_rows(
             "valid_from",
             row,
         )
-    if item is None:
-        item = lookup(item_codes, dictionary)
     first = np.searchsorted(c, np.arange(len(dictionary))).astype(np.int64)
     count = np.diff(np.r_[first, len(c)]).astype(np.int64)
+    return dictionary, first, count, np.ascontiguousarray(s), np.ascontiguousarray(e), order.astype(np.int64)
+
+
+def catalogue_rows(
+    cat: Table,
+    item_codes: pa.Array | None,
+    dates: np.ndarray,
+    take: np.ndarray | None = None,
+    item: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row of the catalogue valid on each date for each item code (-1 if none).
+
+    Overlapping validity for one item, or valid_to before valid_from, is an
+    input error naming the row. ``item_codes`` and ``dates`` are per source row;
+    ``take`` lists the source rows wanted, in order (default: all). ``item``,
+    when given, is ``lookup(item_codes, catalogue_codes(cat))`` computed already.
+    """
+    dictionary, first, count, s, e, order = _catalogue_index(cat)
+    if item is None:
+        item = lookup(item_codes, dictionary)
     if take is not None and len(take) == 0:
         return np.empty(0, np.int64)
     take = np.empty(0, np.int64) if take is None else np.ascontiguousarray(take, dtype=np.int64)
     crow = np.empty(len(take) if len(take) else len(item), np.int64)
-    _core.match_catalogue(
-        item,
-        take,
-        np.ascontiguousarray(dates, dtype=np.int32),
-        first,
-        count,
-        np.ascontiguousarray(s),
-        np.ascontiguousarray(e),
-        order.astype(np.int64),
-        crow,
-    )
+    _core.match_catalogue(item, take, np.ascontiguousarray(dates, dtype=np.int32), first, count, s, e, order, crow)
     return crow
+
+
+def _catalogue_values(catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per catalogue row: class code, first_self_pay ratio (bp, -1 null), max_unit_price (-1 null)."""
+    return (
+        np.ascontiguousarray(catalogue["class"], dtype=np.int8),
+        np.where(catalogue.nulls["first_self_pay_ratio"], -1, catalogue["first_self_pay_ratio"]).astype(np.int64),
+        np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+    )
 
 
 def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,9 +290,34 @@ def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.nda
     max_price = np.empty(len(crow), np.int64)
     _core.gather_catalogue(
         np.ascontiguousarray(crow, dtype=np.int64),
-        np.ascontiguousarray(catalogue["class"], dtype=np.int8),
-        np.where(catalogue.nulls["first_self_pay_ratio"], -1, catalogue["first_self_pay_ratio"]).astype(np.int64),
-        np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+        *_catalogue_values(catalogue),
+        UNKNOWN_CLASS,
+        cls,
+        item_ratio,
+        max_price,
+    )
+    return cls, item_ratio, max_price
+
+
+def catalogue_columns(
+    catalogue: Table, item: np.ndarray, dates: np.ndarray, take: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``gather_catalogue_columns(catalogue_rows(catalogue, None, dates, take, item), catalogue)``
+    in one compiled pass (no per-line array of catalogue rows)."""
+    _, first, count, s, e, order = _catalogue_index(catalogue)
+    cls = np.empty(len(take), np.int8)
+    item_ratio = np.empty(len(take), np.int64)
+    max_price = np.empty(len(take), np.int64)
+    _core.catalogue_lines(
+        item,
+        np.ascontiguousarray(take, dtype=np.int64),
+        np.ascontiguousarray(dates, dtype=np.int32),
+        first,
+        count,
+        s,
+        e,
+        order,
+        *_catalogue_values(catalogue),
         UNKNOWN_CLASS,
         cls,
         item_ratio,
@@ -530,8 +563,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
     # catalogue lookup on the claim's admit_date
-    crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
-    cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
+    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed["item"], admit, lorder)
 
     cf = fr[corder]  # first line row of each accepted claim
     m = member[cf].astype(np.int64)
