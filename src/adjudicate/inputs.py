@@ -425,7 +425,8 @@ def from_arrow(
     """
     files = list(files)
     sizes = [len(t) for t, _ in parts]
-    file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
+    # one file needs no map of rows to files (``Table.where``): no per-row array
+    file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes) if len(files) > 1 else None
     table = Table(spec, files, Columns(), {}, int(sum(sizes)), dict(digests or {}), file_of_row)
 
     def column(col) -> tuple[object, np.ndarray]:
