@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adjudicate import money
 from adjudicate.encode import (
     _codes,
     catalogue_codes,
@@ -146,3 +148,30 @@ def test_catalogue_columns_fused_equals_match_then_gather(generated, rnd, share)
         want = gather_catalogue_columns(catalogue_rows(catalogue, None, admit, take=take, item=item), catalogue)
         for g, w in zip(got, want):
             assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-(2**70), 2**70), st.integers(-(10**9), 10**9)), max_size=40),
+    st.integers(0, 8),
+    st.integers(0, 8),
+    st.booleans(),
+    st.integers(0, 3),
+    st.sampled_from([pa.decimal128, pa.decimal256]),
+)
+def test_decimal_pass_equals_numpy_formulation(unscaled, s, scale, exact, skip, kind):
+    """The compiled decimal rescaling against the NumPy one it replaces: values, the
+    rows found bad and why, for any scales, nulls, offsets, and values beyond int64."""
+    t = kind(38 if kind is pa.decimal128 else 60, s)
+    rows = [None if u is None else Decimal(u).scaleb(-s) for u in [0] * skip + unscaled]
+    arr = pa.array(rows, t).slice(skip)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
+    got = money._decimal_compiled(arr, scale, exact, nulls)
+    want = money._decimal_numpy(arr, scale, exact, nulls)
+    # to_scaled reports the first bad row (the NumPy one marks only the first inexact row)
+    first = [int(np.flatnonzero(b)[0]) if b.any() else None for b in (got[1], want[1])]
+    assert first[0] == first[1]
+    if first[0] is not None:
+        assert got[2].get(first[0]) == want[2].get(first[0])
+    else:
+        assert np.array_equal(got[0][~nulls], want[0][~nulls])

@@ -11,7 +11,7 @@ The layout of the tables shared with Python (the block table ``B``, the
 claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
-from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t, INT64_MIN
 from libc.string cimport memcmp, memcpy
 
 import numpy as np
@@ -545,6 +545,54 @@ def floats_to_scaled(const double[::1] x, double factor, double limit, bint exac
                 flags[i] = 2
             else:
                 flags[i] = 0
+
+
+def decimals_to_scaled(const int64_t[::1] words, int64_t width, const uint8_t[::1] nulls, int64_t shift,
+                       bint exact, int64_t big, int64_t[::1] values, uint8_t[::1] status):
+    """One pass of money.to_scaled for decimal input, from the Arrow buffer's 64-bit
+    words (``width`` per value, the array's offset already applied): the unscaled
+    integer times 10**shift (shift >= 0), or divided by 10**-shift rounding half away
+    from zero. Nulls give 0.
+
+    status[i]: 0 settled; 1 the unscaled integer is not an int64 (or is its minimum):
+    the caller settles it with Decimal; 2 with ``exact``, not a whole number of units;
+    3 beyond ``big`` before multiplying (far beyond any limit). Same rules as the
+    NumPy formulation it replaces (money._decimal_to_scaled)."""
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef int64_t low, sign, k, p10 = 1, mag, q, r
+    cdef bint fits
+    for k in range(shift if shift >= 0 else -shift):
+        p10 *= 10
+    with nogil:
+        for i in range(n):
+            values[i] = 0
+            status[i] = 0
+            if nulls[i]:
+                continue
+            low = words[i * width]
+            sign = -1 if low < 0 else 0
+            fits = low != INT64_MIN
+            for k in range(1, width):
+                if words[i * width + k] != sign:
+                    fits = 0
+            if not fits:
+                status[i] = 1
+                continue
+            if shift < 0:
+                mag = -low if low < 0 else low
+                q = mag // p10
+                r = mag - q * p10
+                if exact and r != 0:
+                    status[i] = 2
+                    continue
+                if 2 * r >= p10:
+                    q += 1
+                values[i] = -q if low < 0 else q
+            else:
+                if (-low if low < 0 else low) > big:
+                    status[i] = 3
+                    continue
+                values[i] = low * p10
 
 
 ctypedef fused index_t:
