@@ -33,6 +33,20 @@ AMOUNTS = (
 OTHER = ("member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal")
 
 
+#: Output columns the engine may name otherwise than the peers (which keep the names below): logical name →
+#: the engine's. When an output column is renamed, this is the one line to change; a file with either
+#: name is read (see ``read_settlements``).
+ENGINE_NAMES: dict[str, str] = {}
+
+
+def read_settlements(path, columns: list[str]) -> pa.Table:
+    """``columns`` of a settlements file by their logical names, whichever name (the engine's or the peers')
+    the file uses."""
+    have = set(pq.read_schema(path).names)
+    physical = [c if c in have or ENGINE_NAMES.get(c) not in have else ENGINE_NAMES[c] for c in columns]
+    return pq.read_table(path, columns=physical).rename_columns(columns)
+
+
 def fen(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Exact int64 fen of a decimal column (any scale ≤ 2)."""
     if isinstance(arr, pa.ChunkedArray):
@@ -55,8 +69,8 @@ def _sorted(t: pa.Table) -> pa.Table:
 def compare(engine_path, peer_path, subset: bool = False, examples: int = 3) -> dict:
     """Mismatch counts per column; 'missing'/'extra' count claims found on one side only."""
     cols = ["claim_id", *OTHER, *AMOUNTS]
-    eng = pq.read_table(engine_path, columns=cols)
-    peer = pq.read_table(peer_path, columns=cols)
+    eng = read_settlements(engine_path, cols)
+    peer = read_settlements(peer_path, cols)
     extra = int(len(peer) - pc.sum(pc.is_in(peer["claim_id"], value_set=eng["claim_id"])).as_py()) if len(peer) else 0
     if subset:
         members = pc.unique(peer["member_id"])

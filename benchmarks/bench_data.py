@@ -43,13 +43,18 @@ def paths(folder: Path) -> dict[str, Path]:
     return {t: folder / f"{t}.parquet" for t in TABLES}
 
 
+def dataset_folder(members: int, year: int = 2024, seed: int = 1, order: str = "date") -> Path:
+    """Where ``dataset`` caches a data set (whether it exists yet or not)."""
+    return DATA / f"gen-m{members}-y{year}-s{seed}-{order}-{generator_digest()}"
+
+
 def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str = "date") -> tuple[Path, dict]:
     """Folder with the four input files (generated once), and its meta (row counts, time to generate).
 
     ``order`` is the claims file's row order (``generate --order``): date (the
     default, as a settlement system exports), member or shuffled.
     """
-    folder = DATA / f"gen-m{members}-y{year}-s{seed}-{order}-{generator_digest()}"
+    folder = dataset_folder(members, year, seed, order)
     meta_file = folder / "meta.json"
     if meta_file.exists():
         return folder, json.loads(meta_file.read_text())

@@ -88,6 +88,9 @@ def bench_reuse(
                 line += f" (cold run after it {c:.2f} s: {w / c:.2f}×)"
             say(line)
         res[name] = {"wall": statistics.median(walls), "walls": walls, "rss": max(rss)}
+        summary = Path(cmd[cmd.index("--out") + 1]) / "summary.json" if "--out" in cmd else None
+        if summary is not None and summary.exists():  # the last run's stages, for run.py's bounds
+            res[name]["stages"] = json.loads(summary.read_text()).get("timings_seconds", {})
         if ratios:
             res[name]["ratio"] = statistics.median(ratios)
         return res[name]

@@ -1,0 +1,144 @@
+"""What bounds a missed target: written into RESULTS.md by ``run.py`` from the measurements, not by hand.
+
+For each missed target the run whose figure missed it is taken apart: its
+timed stages (summary.json ``timings_seconds``, whatever stages it reports)
+and the time outside them, against the target's budget; the largest part is
+the bound. The profile of ``adjudicate run`` (when measured) names the
+functions of that stage that cost most, and ``LEVERS`` says what would move it.
+"""
+
+from __future__ import annotations
+
+#: Stage (summary.json timer, or "outside" for wall − Σ stages) → profile entries that belong to it.
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "read": ("adjudicate/inputs.py", "pyarrow/parquet/core.py", "(read)", "read_table"),
+    "encode": ("adjudicate/encode.py", "argsort", "take", "_core.pyx"),
+    "kernel": ("adjudicate/engine.py", "_core", "acquire"),
+    "allocate": ("adjudicate/engine.py", "allocate"),
+    "write": ("adjudicate/outputs.py", "write_table", "write_all"),
+    "partition": ("adjudicate/stream.py",),
+    "startup": ("<module>", "marshal.loads", "_imp.", "builtins.compile"),
+    "report": ("adjudicate/report",),
+    "finish": ("adjudicate/outdir.py", "digest", "summary"),
+    "outside": ("<module>", "marshal.loads", "_imp.", "builtins.compile", "adjudicate/report", "digest"),
+}
+
+#: What would move each part (issue 9's plan); a stage not listed gets a generic sentence.
+LEVERS: dict[str, str] = {
+    "read": "read only the columns used, low-cardinality strings as dictionaries, reading overlapped with "
+    "encoding (issue 9 §2)",
+    "encode": "one compiled ingest pass from the Arrow buffers: ids hashed once, fused gathers, narrow per-line "
+    "arrays (issue 9 §2); or a prepared dataset (`--dataset`), which skips it",
+    "kernel": "less Python and NumPy around the compiled calls (chunking, output arrays, the negative-claim "
+    "check), and both cores busy in the compiled passes",
+    "allocate": "allocating only the amounts written, in the kernel's pass",
+    "write": "a cheaper writer: fewer dictionary columns and statistics, lines.parquet written while the "
+    "settlements are computed",
+    "partition": "partitioning while reading (one pass, no second read of the claims), wider batches",
+    "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
+    "(the start-up engineer's timers `startup`, `report`, `finish` split this part when present)",
+    "startup": "lazy imports: nothing of numpy, pyarrow or rich loaded before a command needs it",
+    "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
+    "finish": "the summary, digests and the atomic rename overlapped with writing",
+    "compare": "one decode shared by both policies (issue 9 §4)",
+    "adjustments": "comparing only the member-years whose inputs changed (issue 9 §5)",
+    "read_previous": "reading only the previous night's rows of the changed member-years",
+}
+
+
+def parts(stages: dict[str, float], wall: float) -> list[tuple[str, float]]:
+    """(stage, seconds) largest first, with the time outside the stages as 'outside'."""
+    out = [(k, float(v)) for k, v in stages.items()]
+    out.append(("outside", max(wall - sum(v for _, v in out), 0.0)))
+    return sorted(out, key=lambda kv: -kv[1])
+
+
+def profile_for(stage: str, profile: dict | None, top: int = 3) -> str:
+    """The profile's costliest functions (own time) that belong to ``stage``."""
+    if not profile or not profile.get("rows"):
+        return ""
+    keys = STAGE_CODE.get(stage, (stage,))
+    hits = [r for r in profile["rows"] if any(k in r[3] for k in keys)]
+    hits.sort(key=lambda r: -r[0])
+    if not hits:
+        return ""
+    return "Profile (own s): " + ", ".join(f"`{w}` {tt:.2f}" for tt, _ct, _nc, w in hits[:top]) + "."
+
+
+def lever(stage: str) -> str:
+    return LEVERS.get(stage, f"less work in the `{stage}` stage")
+
+
+def explain(
+    what: str,
+    stages: dict[str, float],
+    wall: float,
+    budget: float | None = None,
+    floor: dict[str, float] | None = None,
+    profile: dict | None = None,
+    focus: str | None = None,
+) -> str:
+    """One paragraph: the run's parts against ``budget`` (seconds the target allows, if it is a wall target),
+    the bound (largest part, or largest excess over ``floor``'s part of the same name, or ``focus`` when the
+    target is about that part's share), its profile and lever."""
+    ps = parts(stages, wall)
+    if focus is not None:
+        bound = focus
+    elif floor:
+        excess = sorted(((k, v - floor.get(k, 0.0)) for k, v in ps), key=lambda kv: -kv[1])
+        bound = excess[0][0]
+    else:
+        bound = ps[0][0]
+    desc = ", ".join(
+        f"`{k}` {v:.2f} s" + (f" (floor {floor[k]:.2f})" if floor and k in floor else "") for k, v in ps if v >= 0.005
+    )
+    text = f"**{what}.** Wall {wall:.2f} s" + (f", the target allows {budget:.2f} s" if budget is not None else "")
+    text += f". Parts, largest first: {desc}. Bound: **`{bound}`**"
+    if floor:
+        text += f" ({dict(ps)[bound] - floor.get(bound, 0.0):.2f} s above its floor part)"
+    else:
+        text += f" ({100 * dict(ps).get(bound, 0.0) / wall:.0f} % of the wall)" if wall > 0 else ""
+    text += f". What would move it: {lever(bound)}."
+    prof = profile_for(bound, profile)
+    return text + (" " + prof if prof else "")
+
+
+def kernel(mem: dict, goal: float = 50e6) -> str:
+    """The kernel rate: the compiled calls alone against the engine's kernel timer."""
+    one = mem[1]
+    c = mem.get("compiled") or {}
+    text = (
+        f"**kernel ≥ {goal / 1e6:.0f} M lines/s/core.** The `kernel` timer took {one['kernel']:.3f} s on "
+        f"{mem['lines']:,} lines ({one['per_core'] / 1e6:.1f} M lines/s, one thread)"
+    )
+    if c:
+        compiled = c["split_lines"] + c["settle_claims"]
+        around = max(one["kernel"] - compiled, 0.0)
+        worst = max(
+            (("split_lines", c["split_lines"]), ("settle_claims", c["settle_claims"]), ("around", around)),
+            key=lambda kv: kv[1],
+        )
+        text += (
+            f"; the compiled calls alone: `split_lines` {c['split_lines']:.3f} s, `settle_claims` "
+            f"{c['settle_claims']:.3f} s, Python and NumPy around them {around:.3f} s. Bound: **`{worst[0]}`**. "
+            "What would move it: "
+            + (
+                "less Python and NumPy around the compiled calls (chunking, output arrays, negative-claim check)."
+                if worst[0] == "around"
+                else f"a leaner `{worst[0]}` loop (narrower per-line arrays, fewer passes over memory)."
+            )
+        )
+    return text
+
+
+def speedup(mem: dict, load: tuple[float, ...], goal: float = 1.8) -> str:
+    """Thread speed-up: the serial share it implies (Amdahl) and the machine's load."""
+    s = mem[1]["kernel"] / mem[2]["kernel"]
+    serial = min(max(2 / s - 1, 0.0), 1.0) if s > 0 else 1.0
+    return (
+        f"**kernel thread speed-up ≥ {goal}× on 2 threads.** Measured {s:.2f}×: as if {100 * serial:.0f} % of the "
+        f"`kernel` timer ran serially (Amdahl). The load average at the end was "
+        f"{' '.join(f'{x:.2f}' for x in load)}: on 2 cores any other process takes the second thread's core. "
+        "Bound: the serial part (chunking and output arrays in Python, the thread pool's hand-off). What would "
+        "move it: larger chunks per thread with the Python work inside the compiled call, and a quiet machine."
+    )
