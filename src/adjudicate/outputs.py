@@ -18,7 +18,7 @@ from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
 from .policy import Policy
-from .report import write_report
+from .report import REPORT_NAME, report_html
 from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 AMOUNTS = (
@@ -76,13 +76,21 @@ def invariant_violations(a: dict[str, np.ndarray]) -> dict[str, int]:
 
 #: Columns that get Parquet statistics (for readers that skip row groups by key).
 STATISTICS = ["claim_id", "member_id", "provider_id", "settle_date", "benefit_year", "line_no"]
+#: Text columns stored without a dictionary: claim ids are (nearly) one per claim, so a dictionary
+#: of them outgrows its page and the writer falls back to plain after the cost of building it.
+PLAIN_TEXT = ("claim_id",)
 
 
 def parquet_options(schema: pa.Schema) -> dict:
     """Writer options for our outputs: decimals stored as INT64 (every amount fits
     decimal(18, 2)), dictionaries for strings only, statistics on the keys. Half
-    the encoding time of the defaults, and the same Arrow table read back."""
-    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    the encoding time of the defaults, and the same Arrow table read back (claim ids plain,
+    :data:`PLAIN_TEXT`)."""
+    strings = [
+        f.name
+        for f in schema
+        if (pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)) and f.name not in PLAIN_TEXT
+    ]
     options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
@@ -105,6 +113,9 @@ def _supports_decimal_as_integer() -> bool:
 
 
 _DECIMAL_AS_INT = _supports_decimal_as_integer()
+#: Files get decimal64 amounts and no stored Arrow schema (parquet_options): what they store as a
+#: dictionary reads back as plain strings.
+_SCHEMA_FREE_FILES = _DECIMAL_AS_INT and DECIMAL64 is not None
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -114,25 +125,32 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def _amounts(for_file: bool):
     """How fen become output decimals: decimal128 (contract §1) in memory; for a
     file, zero-copy decimal64 that Parquet stores and reads back as decimal128."""
-    return fen_to_decimal64 if for_file and _DECIMAL_AS_INT and DECIMAL64 is not None else fen_to_decimal
+    return fen_to_decimal64 if for_file and _SCHEMA_FREE_FILES else fen_to_decimal
 
 
-def settlements_table(r: Result, for_file: bool = False) -> pa.Table:
+def _labels(codes: np.ndarray, names: list[str] | tuple[str, ...], for_file: bool) -> pa.Array:
+    """A text column of a few labels by code. For a file written without a stored Arrow schema (see
+    :func:`parquet_options`) the dictionary array itself: Parquet stores its codes as they are, and
+    reads them back as plain strings."""
+    labels = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
+    return labels if for_file and _SCHEMA_FREE_FILES else labels.cast(pa.string())
+
+
+def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.ndarray] | None = None) -> pa.Table:
+    """``amounts``: :func:`claim_amounts` of ``r``, when the caller has them already."""
     e = r.enc
     ordinal = r.settle[:, ORDINAL]
     cols = {
         "claim_id": e.claim_id,
         "member_id": e.member_id,
         "provider_id": e.provider_id,
-        "setting": pa.DictionaryArray.from_arrays(pa.array(e.setting.astype(np.int8)), pa.array(SETTINGS)).cast(
-            pa.string()
-        ),
+        "setting": _labels(e.setting.astype(np.int8), SETTINGS, for_file),
         "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(e.year, pa.int16()),
         "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
     }
     dec = _amounts(for_file)
-    for name, fen in claim_amounts(r).items():
+    for name, fen in (claim_amounts(r) if amounts is None else amounts).items():
         cols[name] = dec(fen)
     return pa.table(cols)
 
@@ -145,7 +163,7 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
             "claim_id": e.line_claim_id,
             "line_no": pa.array(e.line_no.astype(np.int32)),
             "item_code": e.item_code,
-            "class": pa.DictionaryArray.from_arrays(pa.array(e.cls), pa.array(LINE_CLASSES)).cast(pa.string()),
+            "class": _labels(e.cls, LINE_CLASSES, for_file),
             "self_pay": dec(r.line_self_pay),
             "first_self_pay": dec(r.line_fsp),
             "eligible": dec(r.line_eligible),
@@ -193,8 +211,10 @@ def policy_info(p: Policy) -> dict:
     }
 
 
-def summary(r: Result, digests: dict[str, str], input_lines: int) -> dict:
-    amounts = claim_amounts(r)
+def summary(r: Result, digests: dict[str, str], input_lines: int, amounts: dict[str, np.ndarray] | None = None) -> dict:
+    """summary.json (contract §4). ``amounts``: :func:`claim_amounts` of ``r``, when the caller has them."""
+    if amounts is None:
+        amounts = claim_amounts(r)
     reasons = {k: 0 for k in REJECT_REASONS}
     for t in r.enc.rejected:
         reasons[t[2]] += 1
@@ -259,6 +279,11 @@ def write_all(
 
     ``extra`` maps a summary key to a function that writes more files into the
     same temporary folder (``run --audit``) and returns that key's summary.
+
+    Timed into ``r.timings`` (summary.json ``timings_seconds``): ``write`` the three tables,
+    ``finish`` the summary and ``extra``, ``report`` report.html's page. The summary and the page are
+    computed from the arrays in memory while lines.parquet is written on its own thread; their time
+    is not counted again in ``write``.
     """
     with atomic_dir(out, digests) as tmp:  # the inputs (named by their digests) may not lie in ``out``
         t0 = time.perf_counter()
@@ -270,18 +295,34 @@ def write_all(
             else None
         )
         try:
-            write_parquet(settlements_table(r, for_file=True), tmp / "settlements.parquet")
+            amounts = claim_amounts(r)
+            write_parquet(settlements_table(r, for_file=True, amounts=amounts), tmp / "settlements.parquet")
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
+            t1 = time.perf_counter()
+            s = summary(r, digests, input_lines, amounts)
+            for key, write in (extra or {}).items():
+                s[key] = write(tmp)
+            t2 = time.perf_counter()
+            html = _report_html(tmp, r, s, amounts)
+            t3 = time.perf_counter()
             if lines is not None:
                 lines.result()
         except BaseException:
             if lines is not None:
                 lines.thread.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
-        r.timings["write"] = time.perf_counter() - t0
-        s = summary(r, digests, input_lines)
-        for key, write in (extra or {}).items():
-            s[key] = write(tmp)
+        r.timings["write"] = (t1 - t0) + (time.perf_counter() - t3)
+        r.timings["finish"] = t2 - t1
+        r.timings["report"] = t3 - t2
+        s["timings_seconds"] = {k: round(v, 4) for k, v in r.timings.items()}
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_report(tmp, "run")
+        (tmp / REPORT_NAME).write_text(html, encoding="utf-8")
     return s
+
+
+def _report_html(tmp: Path, r: Result, s: dict, amounts: dict[str, np.ndarray]) -> str:
+    """report.html of a run, drawn from the arrays in memory rather than the tables read back."""
+    from .report.builders import run_figures
+
+    e = r.enc
+    return report_html(tmp, "run", s, figures=run_figures(e.settle_date, e.member, e.year, amounts))

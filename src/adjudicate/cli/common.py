@@ -27,9 +27,6 @@ from pathlib import Path
 import click
 
 from .. import outdir
-from ..inputs import InputError, csv_encoding
-from ..money import group_digits
-from ..policy import PolicyError
 
 CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STAGES = ("read", "encode", "kernel", "allocate", "write")
@@ -196,6 +193,21 @@ def _interruption_behind(e: BaseException) -> BaseException | None:
     return None
 
 
+def group_digits(v: str) -> str:
+    """money.group_digits, imported when first used (money imports pyarrow)."""
+    from ..money import group_digits
+
+    return group_digits(v)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """InputError and PolicyError, of those modules already imported (none raised otherwise):
+    evaluated only when an exception reaches ``errors()``, so no command imports pyarrow for them."""
+    package = __name__.rsplit(".", 2)[0]
+    modules = (sys.modules.get(f"{package}.inputs"), sys.modules.get(f"{package}.policy"))
+    return tuple(m.InputError if m.__name__.endswith("inputs") else m.PolicyError for m in modules if m is not None)
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """Map failures to the contract's exit codes, and say what is on disk after an interruption."""
@@ -207,7 +219,7 @@ def errors() -> Iterator[None]:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         yield
-    except (InputError, PolicyError) as e:
+    except _user_errors() as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except click.exceptions.Exit:
@@ -285,6 +297,8 @@ def with_encoding(f):
 
     @functools.wraps(f)
     def wrapper(*args, encoding: str = "auto", **kw):
+        from ..inputs import csv_encoding
+
         with csv_encoding(encoding):
             return f(*args, **kw)
 

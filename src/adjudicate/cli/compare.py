@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from ..compare import histogram, run_compare
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -23,6 +22,9 @@ from .common import (
     with_log_file,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def _label(info: dict) -> str:
     n = len(info.get("overrides") or [])
@@ -33,6 +35,7 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     from rich.console import Console
     from rich.table import Table
 
+    from ..compare import histogram
     from ..labels import column
     from ..labels import t as label
     from .tables import show
@@ -135,6 +138,8 @@ def compare(
       adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \
           --dataset ds/ --out reform/
     """
+    from ..compare import run_compare
+
     with errors():
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")

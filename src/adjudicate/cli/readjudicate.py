@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..readjudicate import run_readjudicate
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -114,6 +113,8 @@ def readjudicate(
           --members members.parquet --providers providers.parquet \\
           --catalogue catalogue.parquet --policy prefecture-employee --out night2/
     """
+    from ..readjudicate import run_readjudicate
+
     with errors():
         if dataset is not None and partitions > 1:
             raise click.UsageError("--partitions applies to input files; a --dataset is memory-mapped whole")

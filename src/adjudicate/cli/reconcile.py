@@ -8,9 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..reconcile.exact import yuan_text
-from ..reconcile.year_end import OUTPUTS, STAGES, write
-from ..reconcile.year_end import reconcile as run_reconcile
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -32,7 +29,9 @@ def render(s: dict, out: Path | None) -> None:
 
     from ..labels import column
     from ..labels import t as tr
+    from ..reconcile.exact import yuan_text
     from ..reconcile.tables import FUNDS, ITEMS
+    from ..reconcile.year_end import OUTPUTS
     from .tables import show
 
     console = Console()
@@ -226,6 +225,9 @@ def reconcile(
           --members data/members.parquet --income data/reconcile/income.csv \\
           --opening data/reconcile/opening.csv --year 2024 --out reconciled/
     """
+    from ..reconcile.year_end import STAGES, write
+    from ..reconcile.year_end import reconcile as run_reconcile
+
     with errors():
         check_out(out, settlements, providers, members, advances, income, opening, rules)
         reward = None

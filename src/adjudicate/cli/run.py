@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
+from . import started
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -154,7 +156,6 @@ def _run(
 ) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
-    from ..dataset import open_dataset, provenance
     from ..engine import Timer, adjudicate, read_inputs, settle
     from ..inputs import expand_paths
     from ..outputs import write_all
@@ -195,10 +196,13 @@ def _run(
         return s
     progress = Progress(quiet, "adjudicating")
     timer = Timer()
+    timer.t["startup"] = time.perf_counter() - started()  # imports, options, policy, --out checks
     try:
         progress("read")
         extra = {}
         if dataset is not None:
+            from ..dataset import open_dataset, provenance
+
             with timer("read"):
                 prep = open_dataset(Path(dataset))
             inputs = prep.inputs

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .page import Page
 
 REPORT_NAME = "report.html"
-_BUILDERS: dict[str, Callable[[Path, dict], Page]] = {}
+_BUILDERS: dict[str, Callable[..., Page]] = {}
 
 
 def register(kind: str) -> Callable[[Callable[[Path, dict], Page]], Callable[[Path, dict], Page]]:
@@ -37,16 +38,25 @@ def register(kind: str) -> Callable[[Callable[[Path, dict], Page]], Callable[[Pa
     return add
 
 
-def write_report(folder: Path, kind: str) -> Path:
-    """Write ``folder/report.html`` for an output folder of ``kind``; return its path."""
+def report_html(folder: Path, kind: str, summary: dict | None = None, **figures: Any) -> str:
+    """The page of an output folder of ``kind``, as HTML.
+
+    ``summary``: the folder's summary.json as a dict, when the caller holds it (else read from the
+    folder); ``figures``: passed on to the page builder, which then need not read the folder's
+    tables back (``run``: ``figures=builders.RunFigures``)."""
     from . import builders  # noqa: F401 - registers the shipped pages
 
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    page = _BUILDERS[kind](folder, summary)
-    path = folder / REPORT_NAME
-    path.write_text(page.html(), encoding="utf-8")
+    if summary is None:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return _BUILDERS[kind](folder, summary, **figures).html()
+
+
+def write_report(folder: Path, kind: str, summary: dict | None = None, **figures: Any) -> Path:
+    """Write ``folder/report.html`` for an output folder of ``kind`` (see :func:`report_html`); return its path."""
+    path = Path(folder) / REPORT_NAME
+    path.write_text(report_html(folder, kind, summary, **figures), encoding="utf-8")
     return path
 
 
-__all__ = ["REPORT_NAME", "Page", "register", "write_report"]
+__all__ = ["REPORT_NAME", "Page", "register", "report_html", "write_report"]

@@ -7,6 +7,7 @@ floats only place the marks of a chart.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,8 +101,75 @@ def _month_label(year: int, month: int) -> str:
 # ---------------------------------------------------------------------------
 
 
+@dataclass
+class RunFigures:
+    """What the run page draws from the settlements, in integer fen: each payer's sum by month of
+    settle_date, and each member-year's out of pocket (cash_paid + account_paid). The writer computes
+    them from the arrays it holds (:func:`run_figures`) instead of reading settlements.parquet back."""
+
+    months: list[tuple[int, int]]  # (year, month) of every month with a settlement, ascending
+    monthly: dict[str, np.ndarray]  # payer -> fen per month
+    out_of_pocket: np.ndarray  # fen per member-year with a settlement
+
+
+def _sum_by(key: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Exact int64 sums of ``values`` (fen) by ``key`` in [0, n)."""
+    if float(np.abs(values).sum(dtype=np.float64)) < 2.0**52:  # every partial sum an integer below 2**53: exact
+        return np.bincount(key, weights=values, minlength=n).astype(np.int64)
+    out = np.zeros(n, np.int64)
+    np.add.at(out, key, values)
+    return out
+
+
+def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes for the values of ``key`` (non-negative integers), and each code's value, ascending.
+    Some codes may stand for values that occur nowhere: drop them with ``np.bincount(codes) > 0``."""
+    if len(key) and key.min() >= 0 and key.max() < 4 * len(key) + 1024:
+        return key, np.arange(int(key.max()) + 1)
+    values, inverse = np.unique(key, return_inverse=True)
+    return inverse.reshape(-1), values
+
+
+def run_figures(days: np.ndarray, member: np.ndarray, year: np.ndarray, fen: dict[str, np.ndarray]) -> RunFigures:
+    """The run page's figures from settlement columns: ``days`` settle_date as days since 1970-01-01,
+    ``member`` one non-negative integer code per member (equal codes, equal member_id), ``year``
+    benefit_year, ``fen`` each payer's amount in fen."""
+    if not len(days):
+        return RunFigures([], {k: np.zeros(0, np.int64) for k in PAYERS}, np.zeros(0, np.int64))
+    # sums by day (a few hundred days), then the days' sums by month
+    days = np.asarray(days, np.int64)
+    codes, values = _dense(days - days.min())
+    present = np.bincount(codes, minlength=len(values)) > 0
+    month = (values[present] + days.min()).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    first = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    months = [(int(m // 12) + 1970, int(m % 12) + 1) for m in month[first]]
+    monthly = {k: np.add.reduceat(_sum_by(codes, len(values), fen[k])[present], first) for k in PAYERS}
+    year = np.asarray(year, np.int64)
+    years = int(year.max() - year.min()) + 1
+    codes, values = _dense(np.asarray(member, np.int64) * years + (year - year.min()))
+    present = np.bincount(codes, minlength=len(values)) > 0
+    n = len(values)
+    oop = (_sum_by(codes, n, fen["cash_paid"]) + _sum_by(codes, n, fen["account_paid"]))[present]
+    return RunFigures(months, monthly, oop)
+
+
+def _settlement_figures(settlements: pa.Table) -> RunFigures:
+    """:class:`RunFigures` of a settlements table (as written), by Arrow's exact int64 group sums."""
+    day = settlements.column("settle_date")
+    keyed = _fen_table(settlements, [], PAYERS)
+    keyed = keyed.append_column("year", pc.year(day)).append_column("month", pc.month(day))
+    g = _group_sum(keyed, ["year", "month"], PAYERS)
+    months = list(zip(g.column("year").to_pylist(), g.column("month").to_pylist()))
+    monthly = {k: g.column(k).to_numpy() for k in PAYERS}
+    keyed = _fen_table(settlements, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
+    g = _group_sum(keyed, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
+    oop = g.column("cash_paid").to_numpy() + g.column("account_paid").to_numpy()
+    return RunFigures(months, monthly, oop)
+
+
 @register("run")
-def run_page(folder: Path, s: dict) -> Page:
+def run_page(folder: Path, s: dict, figures: RunFigures | None = None) -> Page:
+    """``figures``: computed by the caller from what it wrote; read from settlements.parquet when None."""
     pol = s.get("policy", {})
     page = Page(
         f"{t('report_run')} · {pol.get('name', '')} {pol.get('version', '')}",
@@ -119,23 +187,22 @@ def run_page(folder: Path, s: dict) -> Page:
     totals_fen = {k: int(Decimal(v) * 100) for k, v in s["totals"].items()}
     page.heading(t("fund_totals"))
     page.chart(svg.bars(t("fund_totals"), [(t(k), totals_fen[k] / 100, _money(totals_fen[k])) for k in PAYERS]))
-    settlements = _read(folder, "settlements.parquet", ["member_id", "benefit_year", "settle_date", *PAYERS])
-    if settlements is not None and settlements.num_rows:
-        _monthly(page, settlements)
-        _out_of_pocket(page, settlements)
+    if figures is None:
+        settlements = _read(folder, "settlements.parquet", ["member_id", "benefit_year", "settle_date", *PAYERS])
+        if settlements is not None and settlements.num_rows:
+            figures = _settlement_figures(settlements)
+    if figures is not None and figures.months:
+        _monthly(page, figures)
+        _out_of_pocket(page, figures)
     _rejections(page, c.get("rejected_by_reason", {}))
     if "audit" in s:  # run --audit
         _audit_sections(page, folder, s["audit"])
     return page
 
 
-def _monthly(page: Page, settlements: pa.Table) -> None:
-    day = settlements.column("settle_date")
-    keyed = _fen_table(settlements, [], PAYERS)
-    keyed = keyed.append_column("year", pc.year(day)).append_column("month", pc.month(day))
-    g = _group_sum(keyed, ["year", "month"], PAYERS)
-    months = [_month_label(y, m) for y, m in zip(g.column("year").to_pylist(), g.column("month").to_pylist())]
-    fen = {k: g.column(k).to_numpy() for k in PAYERS}
+def _monthly(page: Page, figures: RunFigures) -> None:
+    months = [_month_label(y, m) for y, m in figures.months]
+    fen = figures.monthly
     page.heading(t("monthly_expenditure"))
     page.chart(svg.columns(t("monthly_expenditure"), months, {t(k): fen[k] / 100 for k in PAYERS}))
     page.table(
@@ -145,11 +212,8 @@ def _monthly(page: Page, settlements: pa.Table) -> None:
     )
 
 
-def _out_of_pocket(page: Page, settlements: pa.Table) -> None:
-    keyed = _fen_table(settlements, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
-    g = _group_sum(keyed, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
-    oop = g.column("cash_paid").to_numpy() + g.column("account_paid").to_numpy()
-    rows = _bins(np.maximum(oop, 0), OOP_EDGES)
+def _out_of_pocket(page: Page, figures: RunFigures) -> None:
+    rows = _bins(np.maximum(figures.out_of_pocket, 0), OOP_EDGES)
     page.heading(t("oop_distribution"))
     page.chart(_count_chart(t("oop_distribution"), rows))
     page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in rows], numeric=[1])

@@ -1,0 +1,123 @@
+"""The write stage: what write_all writes from memory equals what the files say.
+
+report.html is drawn from the arrays in memory (not by reading settlements.parquet
+back); the tables are written with file-only encodings (label columns as
+dictionaries, claim ids plain). Both must give exactly what the plain path gives.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from adjudicate import cli
+from adjudicate import policy as P
+from adjudicate.engine import adjudicate, read_inputs
+from adjudicate.generate import generate_tables, write_dataset
+from adjudicate.money import to_fen
+from adjudicate.outputs import lines_table, parquet_options, rejected_table, settlements_table, write_all
+from adjudicate.report import report_html
+from adjudicate.report.builders import PAYERS, _settlement_figures, _sum_by, run_figures
+from adjudicate.sample import sample_dir
+
+NAMES = ("claims", "members", "providers", "catalogue")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """A generated data set spanning a year boundary, adjudicated and written by write_all."""
+    root = tmp_path_factory.mktemp("write")
+    write_dataset(generate_tables(members=300, year=2024, seed=7, order="date"), root / "in")
+    inputs = read_inputs(*([root / "in" / f"{n}.parquet"] for n in NAMES))
+    r = adjudicate(inputs, P.load("prefecture-employee"), threads=1)
+    s = write_all(r, root / "out", inputs.digests(), inputs.claims.rows)
+    return r, root / "out", s
+
+
+def test_report_from_memory_is_the_report_from_the_files(written):
+    _, out, _ = written
+    assert (out / "report.html").read_text(encoding="utf-8") == report_html(out, "run")
+
+
+def test_tables_read_back_as_the_in_memory_tables(written):
+    r, out, _ = written
+    for name, table in (
+        ("settlements", settlements_table(r)),
+        ("lines", lines_table(r)),
+        ("rejected", rejected_table(r)),
+    ):
+        back = pq.read_table(out / f"{name}.parquet")
+        assert back.schema.equals(table.schema), name
+        assert back.equals(table), name
+    assert pq.read_schema(out / "lines.parquet").field("class").type == pa.string()
+    assert pq.read_schema(out / "settlements.parquet").field("setting").type == pa.string()
+
+
+def test_summary_json_is_the_returned_summary_with_the_stage_timings(written):
+    _, out, s = written
+    on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk == s
+    assert {"write", "finish", "report"} <= set(s["timings_seconds"])
+
+
+def test_figures_from_arrays_equal_arrow_group_sums(written):
+    _, out, _ = written
+    settlements = pq.read_table(out / "settlements.parquet")
+    from_file = _settlement_figures(settlements)
+    days = settlements.column("settle_date").cast(pa.int32()).to_numpy()
+    member_codes = pa.chunked_array(settlements.column("member_id")).dictionary_encode().combine_chunks().indices
+    fen = {k: to_fen(settlements.column(k), k) for k in PAYERS}
+    from_arrays = run_figures(days, member_codes.to_numpy(), settlements.column("benefit_year").to_numpy(), fen)
+    assert from_arrays.months == from_file.months
+    for k, v in from_file.monthly.items():
+        assert from_arrays.monthly[k].tolist() == v.tolist()
+    assert sorted(from_arrays.out_of_pocket.tolist()) == sorted(from_file.out_of_pocket.tolist())
+
+
+def test_group_sums_stay_exact_beyond_float_precision():
+    big = np.array([2**60, 1, 2**60, 3, -(2**59)], np.int64)
+    key = np.array([0, 0, 1, 1, 1])
+    assert _sum_by(key, 2, big).tolist() == [2**60 + 1, 2**60 + 3 - 2**59]
+    small = np.array([5, -7, 11], np.int64)
+    assert _sum_by(np.array([1, 1, 0]), 3, small).tolist() == [11, -2, 0]
+
+
+def test_sparse_member_codes_are_grouped_too():
+    fen = {k: np.array([100, 200, 300], np.int64) for k in ("fund_pool", "fund_supplementary", "subsidy")}
+    fen.update(cash_paid=np.array([1, 2, 4], np.int64), account_paid=np.array([10, 20, 40], np.int64))
+    f = run_figures(
+        np.array([19723, 19754, 19723], np.int32),  # 2024-01-01, 2024-02-01, 2024-01-01
+        np.array([10**12, 5, 10**12], np.int64),
+        np.array([2024, 2024, 2024], np.int16),
+        fen,
+    )
+    assert f.months == [(2024, 1), (2024, 2)]
+    assert f.monthly["fund_pool"].tolist() == [400, 200]
+    assert sorted(f.out_of_pocket.tolist()) == [22, 55]
+    # days years apart (codes by np.unique rather than by offset)
+    f = run_figures(np.array([31, 19723, 32], np.int32), np.array([1, 1, 2]), np.array([1970, 2024, 1970]), fen)
+    assert f.months == [(1970, 2), (2024, 1)]
+    assert f.monthly["cash_paid"].tolist() == [5, 2]
+    assert sorted(f.out_of_pocket.tolist()) == [11, 22, 44]
+
+
+def test_claim_ids_are_stored_without_a_dictionary():
+    schema = pa.schema([("claim_id", pa.string()), ("item_code", pa.string()), ("class", pa.string())])
+    assert parquet_options(schema)["use_dictionary"] == ["item_code", "class"]
+
+
+def test_run_records_startup_and_every_stage_in_summary(tmp_path):
+    r = CliRunner().invoke(
+        cli.main,
+        ["run", "--inputs", str(sample_dir()), "--policy", "prefecture-employee", "--out", str(tmp_path / "o")],
+    )
+    assert r.exit_code == 0, r.output
+    t = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))["timings_seconds"]
+    assert list(t)[0] == "startup" and list(t)[-3:] == ["write", "finish", "report"]
+    assert {"read", "encode", "kernel", "allocate"} <= set(t)
+    assert all(v >= 0 for v in t.values())
