@@ -23,7 +23,7 @@ from adjudicate.encode import (
     lookup,
 )
 from adjudicate.generate import generate_tables
-from adjudicate.inputs import load
+from adjudicate.inputs import dictionary_lookup, load
 from adjudicate.schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
@@ -175,3 +175,23 @@ def test_decimal_pass_equals_numpy_formulation(unscaled, s, scale, exact, skip, 
         assert got[2].get(first[0]) == want[2].get(first[0])
     else:
         assert np.array_equal(got[0][~nulls], want[0][~nulls])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.integers(0, 5)), max_size=8), max_size=6), st.booleans())
+def test_dictionary_lookup_of_chunks_sharing_a_dictionary(chunks, share):
+    """Chunks that share one dictionary (the batches of a Parquet row group) are looked
+    up once; the positions are those of a plain lookup of the decoded strings."""
+    names = pa.array(["m0", "m1", "m2", "m3", "m4", "m5"])
+    shared = pa.array(["m3", "zz", "m1", "m0", "m5", "m4"])  # "zz" is not a member
+    parts = []
+    for k, rows in enumerate(chunks):
+        dictionary = shared if share or k % 2 else pa.array(["m5", "m4", "m3", "m2", "m1", "zz"])
+        parts.append(pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionary))
+    arr = pa.chunked_array(parts, pa.dictionary(pa.int32(), pa.string()))
+    plain_pos = [
+        -1 if v is None else names.to_pylist().index(v) if v in names.to_pylist() else -1 for v in arr.to_pylist()
+    ]
+    for dtype in (np.int32, np.int64):
+        got = dictionary_lookup(arr, names, dtype)
+        assert got.dtype == dtype and got.tolist() == plain_pos

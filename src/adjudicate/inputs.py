@@ -682,9 +682,16 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
     per-line array where the caller takes it (encode)."""
     out = np.empty(len(arr), dtype)
     at = 0
+    seen: tuple | None = None
     for chunk in arr.chunks:
-        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=dtype)
-        pos = np.append(pos, -1)  # the code of a null
+        # The batches of one Parquet row group share one dictionary (as large as the
+        # members table, for member_id): it is looked up once, not once per batch.
+        d = chunk.dictionary
+        key = (d.offset, len(d), *((b.address, b.size) if b is not None else None for b in d.buffers()))
+        if key != seen:
+            pos = np.asarray(pc.fill_null(pc.index_in(d, value_set=value_set), -1), dtype=dtype)
+            pos = np.append(pos, -1)  # the code of a null
+            seen = key
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)
