@@ -23,6 +23,8 @@ from test_reference import compare, load_case
 from adjudicate import policy as P
 from adjudicate.stream import run_streaming
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): ledger and funds year → benefit_year.
+
 D = Decimal
 
 
@@ -166,7 +168,7 @@ def test_reconcile_ledger_chains_the_years(tmp_path):
         "-q",
     )  # the policy comes from the run's summary.json
     assert r.exit_code == 0, r.output
-    led = {(x["member_id"], x["year"]): x for x in pq.read_table(rec / "ledger.parquet").to_pylist()}
+    led = {(x["member_id"], x["benefit_year"]): x for x in pq.read_table(rec / "ledger.parquet").to_pylist()}
     assert set(y for _, y in led) == {2024, 2025}
     m1 = led["M1", 2024], led["M1", 2025]
     assert (m1[0]["opening"], m1[0]["spent"], m1[0]["closing"], m1[0]["credit"], m1[0]["next_opening"]) == (
@@ -185,7 +187,7 @@ def test_reconcile_ledger_chains_the_years(tmp_path):
     s = json.loads((rec / "summary.json").read_text())
     assert s["identities_hold"] and s["ledger"]["chained"] and s["ledger"]["base_year"] == 2024
     assert s["policy"]["name"] == "prefecture-employee"
-    funds = {(f["fund"], f["year"]): f for f in pq.read_table(rec / "funds.parquet").to_pylist()}
+    funds = {(f["fund"], f["benefit_year"]): f for f in pq.read_table(rec / "funds.parquet").to_pylist()}
     assert funds["account", 2024]["opening"] == D("1300")  # Σ account_balance in the base year
     # --year 2025 alone: its openings are still carried from 2024 (not account_balance again)
     r = cli(

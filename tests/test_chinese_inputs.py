@@ -251,3 +251,37 @@ def test_reconcile_reads_gbk_income_with_encoding(tmp_path, reference_run):
     assert r.exit_code == 0, r.output
     funds = pq.read_table(tmp_path / "b" / "funds.parquet").to_pylist()
     assert next(f for f in funds if f["fund"] == "pool")["contributions"] == 1000
+
+
+@pytest.mark.parametrize("encoding,args", [("gb18030", ["--encoding", "gb18030"]), ("utf-8", [])])
+def test_chinese_csv_streamed_in_member_ranges(chinese_inputs, reference_run, tmp_path, encoding, args):
+    """The streaming partition pass reads CSV in the command's --encoding too (it read UTF-8 only)."""
+    out = tmp_path / "out"
+    r = invoke(
+        "run",
+        "--inputs",
+        chinese_inputs / encoding,
+        *args,
+        "--policy",
+        "prefecture-employee",
+        "--partitions",
+        "3",
+        "--out",
+        out,
+        "-q",
+    )
+    assert r.exit_code == 0, r.output
+    got = pq.read_table(out / "settlements.parquet")
+    assert got.sort_by("claim_id").equals(reference_run.sort_by("claim_id"))
+
+
+def test_gb18030_streamed_without_encoding_names_the_encoding(chinese_inputs, tmp_path):
+    """Streaming says what the in-memory reader says about claims text that is not UTF-8."""
+    utf8 = chinese_inputs / "utf-8"
+    r = invoke(
+        "run",
+        *("--claims", chinese_inputs / "gb18030" / "claims.csv"),
+        *(x for t in ("members", "providers", "catalogue") for x in (f"--{t}", utf8 / f"{t}.csv")),
+        *("--policy", "prefecture-employee", "--partitions", "2", "--out", tmp_path / "out", "-q"),
+    )
+    assert r.exit_code == 2 and "--encoding gb18030" in r.output, r.output

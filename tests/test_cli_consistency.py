@@ -93,6 +93,33 @@ def test_inputs_dir_is_the_four_options(tmp_path, run_out):
     assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
 
 
+def test_compare_histogram_fits_a_narrow_terminal(tmp_path):
+    args = ["compare", "--inputs", DATA, "--policy", "prefecture-employee", "--policy", "city-employee"]
+    r = invoke(*args, "--out", tmp_path / "o", env={"COLUMNS": "40"})
+    assert r.exit_code == 0, r.output
+    # every histogram row keeps its label, bar and count on one line, within the width
+    rows = [line for line in r.output.splitlines() if re.match(r"^ *(\[|<|≥|0 \(unchanged\))", line)]
+    assert any("0 (unchanged)" in line for line in rows) and len(rows) >= 3
+    for line in rows:
+        assert len(line) <= 40 and re.search(r"[▏█▶] [\d,]+$", line), line
+
+
+def test_prepare_takes_inputs_dir_too(tmp_path, run_out):
+    import pyarrow.parquet as pq
+
+    r = invoke("prepare", "--inputs", DATA, "--out", tmp_path / "ds", "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("run", "--dataset", tmp_path / "ds", "--policy", "prefecture-employee", "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(tmp_path / "o" / "settlements.parquet").equals(pq.read_table(run_out / "settlements.parquet"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "claims.parquet").write_bytes((DATA / "claims.parquet").read_bytes())
+    r = invoke("prepare", "--inputs", tmp_path / "half", "--out", tmp_path / "ds2")
+    assert r.exit_code == 2 and "--members" in r.output and "not found in --inputs" in r.output
+    r = invoke("prepare", "--inputs", DATA, "--dataset", tmp_path / "ds", "--out", tmp_path / "ds3")
+    assert r.exit_code == 2 and "--inputs" in r.output and "--dataset" in r.output
+
+
 def test_validate_with_a_policy_reports_every_rejection_run_makes(run_out):
     s = json.loads((run_out / "summary.json").read_text())
     r = invoke("validate", DATA, "--policy", "prefecture-employee")
@@ -234,3 +261,52 @@ def test_every_command_help_has_an_example_and_the_shared_options(command):
     r = invoke(command, "--help")
     assert r.exit_code == 0 and "Example" in r.output
     assert "--log-file" in r.output
+
+
+def test_shared_options_are_declared_once():
+    """--out, --threads, --partitions, --quiet, --json and --policy (one policy) read the same in every command:
+    each is common.py's declaration (casetest's -q keeps the failures, so it says so in its own words)."""
+    import click
+
+    from adjudicate.cli import common
+
+    shared = {
+        "out": common.out_option,
+        "threads": common.threads_option,
+        "partitions": common.partitions_option,
+        "quiet": common.quiet_option,
+        "as_json": common.json_option,
+        "policy_name": common.policy_option,
+        "rules_file": common.audit_rules_option,
+    }
+
+    # options of the same name and another meaning, in their own words
+    own = {
+        ("test", "quiet"),  # keeps the failures and the summary
+        ("demo", "out"),  # a default folder, replaced only if it is an earlier demo
+        ("prepare", "out"),  # says it is the dataset folder
+        ("export", "out"),  # policies export: one file, never overwritten
+        ("audit", "policy_name"),  # only the indicators' fund amounts
+        ("demo", "policy_name"),  # has a default
+        ("validate", "policy_name"),  # optional
+    }
+
+    def declared(option) -> click.Option:
+        return option(click.command()(lambda **kw: None)).params[0]
+
+    expected = {name: declared(o) for name, o in shared.items()}
+    ctx = click.Context(cli.main, info_name="adjudicate")
+    seen = {name: 0 for name in shared}
+    commands = [cli.main.get_command(ctx, n) for n in cli.main.list_commands(ctx)]
+    commands += [c for g in commands if isinstance(g, click.Group) for c in g.commands.values()]
+    for cmd in commands:
+        for p in cmd.params:
+            want = expected.get(p.name or "")
+            if want is None or (cmd.name, p.name) in own:
+                continue
+            assert (p.opts, p.help, p.default, repr(p.type)) == (want.opts, want.help, want.default, repr(want.type)), (
+                cmd.name,
+                p.name,
+            )
+            seen[p.name or ""] += 1
+    assert all(n >= 2 for n in seen.values()), seen

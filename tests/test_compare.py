@@ -21,7 +21,8 @@ from adjudicate.policy import PolicyError
 
 # contract §5: every command that writes an output folder also writes report.html, and the marker that tells
 # an earlier output of adjudicate from other folders
-OUTPUTS = {"compare.parquet", "members.parquet", "summary.json", "report.html", MARKER}
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet, settled_under → change.
+OUTPUTS = {"compare.parquet", "member_changes.parquet", "summary.json", "report.html", MARKER}
 
 
 def invoke(*args):
@@ -66,11 +67,11 @@ def test_same_policy_twice_gives_all_zero_deltas(gen, tmp_path):
     assert {p.name for p in out.iterdir()} == OUTPUTS
     t = pq.read_table(out / "compare.parquet")
     settled = json.loads((out.parent / "same" / "summary.json").read_text())
-    assert t.num_rows == settled["counts"]["claims"] == settled["counts"]["settled_under_both"] > 0
+    assert t.num_rows == settled["counts"]["claims"] == settled["counts"]["by_change"]["unchanged"] > 0
     for k in AMOUNTS:
         assert pc.all(pc.equal(t[f"{k}_delta"], Decimal(0))).as_py(), k
         assert t[f"{k}_a"].equals(t[f"{k}_b"])
-    m = pq.read_table(out / "members.parquet")
+    m = pq.read_table(out / "member_changes.parquet")
     for k in MEMBER_AMOUNTS:
         assert pc.all(pc.equal(m[f"{k}_delta"], Decimal(0))).as_py(), k
     assert settled["counts"]["claims_changed"] == 0
@@ -105,7 +106,7 @@ def test_raised_cap_pays_more_from_the_pool_exactly(tmp_path):
     assert s["totals"]["fund_pool"] == {"a": "40340.00", "b": "50340.00", "delta": "10000.00"}
     assert s["policy_b"]["overrides"] == ["limits.fund_pool_annual.amount=50000"]
     assert s["members"]["better_off"] == 1 and s["members"]["unchanged"] == 1
-    m = {(x["member_id"], x["benefit_year"]): x for x in pq.read_table(out / "members.parquet").to_pylist()}
+    m = {(x["member_id"], x["benefit_year"]): x for x in pq.read_table(out / "member_changes.parquet").to_pylist()}
     assert m[("M1", 2024)]["fund_pool_delta"] == Decimal("10000.00") and m[("M1", 2024)]["claims"] == 2
 
 
@@ -116,7 +117,7 @@ def test_two_policies_deltas_sum_exactly_to_the_totals(gen, tmp_path):
     )
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "compare.parquet")
-    m = pq.read_table(out / "members.parquet")
+    m = pq.read_table(out / "member_changes.parquet")
     s = json.loads((out / "summary.json").read_text())
     assert s["counts"]["claims_changed"] > 0
     runs = {}
@@ -160,10 +161,10 @@ def test_a_claim_settled_under_one_policy_only(tmp_path):
     )
     assert r.exit_code == 0, r.output
     [row] = pq.read_table(out / "compare.parquet").to_pylist()
-    assert row["settled_under"] == "b_only" and row["total_a"] == 0 and row["total_b"] == Decimal("50.00")
+    assert row["change"] == "new" and row["total_a"] == 0 and row["total_b"] == Decimal("50.00")
     assert row["cash_paid_delta"] == Decimal("50.00")
     s = json.loads((out / "summary.json").read_text())
-    assert s["counts"]["settled_under_b_only"] == 1 and s["rejected_claims"] == {"a": 1, "b": 0}
+    assert s["counts"]["by_change"]["new"] == 1 and s["rejected_claims"] == {"a": 1, "b": 0}
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet, settled_under_b_only → by_change.new.
+
 POLICIES = ("prefecture-employee", "city-employee", "zhenjiang-resident", "shenzhen-comprehensive")
 TABLES = ("claims", "members", "providers", "catalogue")
 
@@ -101,9 +103,9 @@ def test_rejections_and_policy_dependent_rejections_survive_the_dataset(tmp_path
     args = ["--policy", "prefecture-employee", "--policy", "zhenjiang-resident", "-q"]
     assert invoke("compare", *inputs_args(paths), *args, "--out", a).exit_code == 0
     assert invoke("compare", "--dataset", ds, *args, "--out", b).exit_code == 0
-    same_folder(a, b, ["compare.parquet", "members.parquet", "summary.json"])
+    same_folder(a, b, ["compare.parquet", "member_changes.parquet", "summary.json"])
     s = json.loads((b / "summary.json").read_text())
-    assert s["counts"]["settled_under_b_only"] == 1 and s["rejected_claims"] == {"a": 2, "b": 1}
+    assert s["counts"]["by_change"]["new"] == 1 and s["rejected_claims"] == {"a": 2, "b": 1}
 
 
 def test_compare_from_a_dataset_is_identical(gen, dataset, tmp_path):
@@ -112,7 +114,7 @@ def test_compare_from_a_dataset_is_identical(gen, dataset, tmp_path):
     assert invoke("compare", *inputs_args(gen), *args, "--out", a).exit_code == 0
     r = invoke("compare", "--dataset", dataset, *args, "--out", b)
     assert r.exit_code == 0, r.output
-    same_folder(a, b, ["compare.parquet", "members.parquet", "summary.json"])
+    same_folder(a, b, ["compare.parquet", "member_changes.parquet", "summary.json"])
 
 
 def test_readjudicate_and_explain_from_a_dataset_are_identical(gen, dataset, tmp_path):

@@ -20,6 +20,8 @@ from adjudicate import policy as P
 from adjudicate.engine import adjudicate
 from adjudicate.outputs import claim_amounts
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): providers.parquet → provider_settlement.parquet, ledger year → benefit_year.
+
 CITY = P.shipped()["city-employee"].read_text(encoding="utf-8")
 
 #: (text in city-employee.toml, the key's old value, its new value): every kind of datable number.
@@ -457,10 +459,10 @@ def test_reconcile_follows_dated_rules_year_by_year(tmp_path):
     assert rules.for_settlement(2024).excess_share_bp == 5000 and rules.for_settlement(2025).excess_share_bp == 6000
     r, out = reconcile(tmp_path, "--rules", own, "--policy", own_policy)
     assert r.exit_code == 0, r.output
-    due = {x["benefit_year"]: x["due"] for x in rows(out, "providers")}
+    due = {x["benefit_year"]: x["due"] for x in rows(out, "provider_settlement")}
     # 116.7 % of the quota: Q + share × (A − 110 % Q); the 2025 corridor is settled on 2025-12-31
     assert due == {2024: D("620000"), 2025: D("624000")}
-    credit = {x["year"]: x["credit"] for x in rows(out, "ledger")}
+    credit = {x["benefit_year"]: x["credit"] for x in rows(out, "ledger")}
     assert credit == {2024: D("400"), 2025: D("500")}  # paid on 1 January 2025 and 2026
     s = json.loads((out / "summary.json").read_text())
     assert s["rules"]["in_force_from"] == ["2000-01-01", "2025-06-01"]

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adjudicate import cli
 from adjudicate.fingerprint import strings
@@ -289,3 +291,118 @@ def test_a_new_earlier_year_compares_every_claim(night1, tmp_path):
     assert r.exit_code == 0, r.output
     s = assert_same(full, inc)
     assert s["incremental"]["used"] is False and "base year" in s["incremental"]["why_not"]
+
+
+# ---------------------------------------------------------------------------
+# The pieces that keep the comparison proportional to what changed
+# ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 4), max_size=40), st.data())
+def test_select_by_index_keeps_what_a_mask_keeps(sizes, data):
+    from adjudicate.encode import Encoded, line_rows
+
+    n = len(sizes)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    line_claim = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    nl = int(line_start[-1])
+    claims = np.flatnonzero(keep)
+    assert line_rows(line_start, claims).tolist() == np.flatnonzero(keep[line_claim]).tolist()
+    enc = Encoded(
+        claim_dict=pa.array([f"c{i}" for i in range(n)], pa.string()),
+        **{f: np.arange(n, dtype=np.int64) * 10 + 1 for f in Encoded.CLAIM_FIELDS},
+        line_claim=line_claim,
+        line_start=line_start,
+        **{f: np.arange(nl, dtype=np.int64) * 7 + 3 for f in Encoded.LINE_FIELDS},
+        rejected=[],
+        input_claims=n,
+        source={},
+    )
+    s = enc.select(keep)
+    for f in Encoded.CLAIM_FIELDS:
+        assert getattr(s, f).tolist() == getattr(enc, f)[keep].tolist(), f
+    for f in Encoded.LINE_FIELDS:
+        assert getattr(s, f).tolist() == getattr(enc, f)[keep[line_claim]].tolist(), f
+    assert s.line_claim.tolist() == (np.cumsum(keep) - 1)[line_claim[keep[line_claim]]].tolist()
+    assert s.line_start.tolist() == np.r_[0, np.cumsum(np.diff(line_start)[keep])].tolist()
+    assert s.line_claim.dtype == enc.line_claim.dtype
+
+
+def test_line_adjustments_order_any_line_no(tmp_path):
+    # the lines are matched by (claim, line_no) packed in one integer: negative and large line numbers
+    # keep their order and never collide with another claim's
+    from adjudicate.readjudicate import LINE_AMOUNTS, line_adjustments
+
+    def lines(rows):
+        t = {
+            "claim_id": pa.array([r[0] for r in rows], pa.string()),
+            "line_no": pa.array([r[1] for r in rows], pa.int32()),
+            "item_code": pa.array(["X"] * len(rows)),
+            "class": pa.array(["A"] * len(rows)),
+        }
+        for k in LINE_AMOUNTS:
+            t[k] = pa.array([r[2] for r in rows], pa.int64())
+        return pa.table(t)
+
+    big, low = 2**31 - 1, -(2**31)
+    prev = lines([("b", low, 1), ("b", big, 1), ("a", 5, 1), ("a", 6, 1), ("z", 1, 9)])
+    cur = lines([("a", 5, 2), ("b", big, 1), ("b", 0, 3), ("a", 7, 1), ("z", 1, 8)])
+    # issue 12 renamed the column kind → change (CHANGELOG, Changed (breaking))
+    adjusted = pa.table({"claim_id": pa.array(["b", "a"]), "change": pa.array(["changed", "changed"])})
+    t = line_adjustments(prev, cur, adjusted)
+    assert list(zip(t["claim_id"].to_pylist(), t["line_no"].to_pylist(), t["change"].to_pylist())) == [
+        ("b", low, "removed"),
+        ("b", 0, "new"),
+        ("a", 5, "changed"),
+        ("a", 6, "removed"),
+        ("a", 7, "new"),
+    ]
+    assert t["self_pay_delta"].to_pylist() == [-1, 3, 1, -1, 1]
+
+
+def test_chained_nights_into_the_previous_folder(night1, tmp_path):
+    # a nightly job may write each night over the last one's folder (--out = --previous): the
+    # incremental path reads it before the swap, and each night is the full comparison's result
+    gen, ds1, prev = night1
+    nightly = tmp_path / "nightly"
+    shutil.copytree(prev, nightly)
+    srcs = gen
+    for k in (1, 2):
+        srcs = correct(srcs, tmp_path / f"in{k}", 40 + k)
+        ds = tmp_path / f"ds{k}"
+        assert invoke("prepare", *inputs_args(srcs), "--out", ds, "-q").exit_code == 0
+        full = tmp_path / f"full{k}"
+        r = invoke("readjudicate", *inputs_args(srcs), "--previous", nightly, "--policy", POLICY, "--out", full, "-q")
+        assert r.exit_code == 0, r.output
+        r = invoke("readjudicate", "--dataset", ds, "--previous", nightly, "--policy", POLICY, "--out", nightly, "-q")
+        assert r.exit_code == 0, r.output
+        assert assert_same(full, nightly)["incremental"]["used"] is True
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".nightly.")]  # no leftovers
+
+
+def test_the_same_policy_from_another_file_stays_incremental(night1, tmp_path):
+    # the policy digest covers every value, not where the file lies (a reinstall or a copy moves it)
+    from adjudicate import policy as P
+
+    gen, ds1, prev = night1
+    copy = tmp_path / "copy.toml"
+    shutil.copy(P.load(POLICY).path, copy)
+    fixed = correct(gen, tmp_path / "in", 7)
+    ds2 = tmp_path / "ds2"
+    assert invoke("prepare", *inputs_args(fixed), "--out", ds2, "-q").exit_code == 0
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    r = invoke("readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", copy, "--out", full, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", copy, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    assert assert_same(full, inc)["incremental"]["used"] is True
+    # one value changed in the copy: every claim is compared again
+    text = copy.read_text(encoding="utf-8")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text.replace('version = "', 'version = "x', 1), encoding="utf-8")
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", changed, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    s = json.loads((inc / "summary.json").read_text())
+    assert s["incremental"]["used"] is False and "policy" in s["incremental"]["why_not"]

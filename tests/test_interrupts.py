@@ -320,3 +320,80 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt
     )
     assert r.exit_code == 130 and "interrupted; nothing was written" in r.output and "bug" not in r.output
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------
+# No thread left running when the interpreter finalizes: a writer thread still inside Arrow then is
+# killed as it takes the GIL back, and the process aborts (SIGABRT, exit -6/134: "terminate called
+# without an active exception" or "PyGILState_Release … finalizing") instead of exiting 0/1/2/130.
+
+SLOW_LINES = textwrap.dedent(r"""
+    import sys, time
+    from pathlib import Path
+    from adjudicate import outputs
+    from adjudicate.cli import main
+    from adjudicate.inputs import InputError
+
+    flags, way = Path(sys.argv[1]), sys.argv[2]
+    real = outputs.write_parquet
+
+    def write_parquet(table, path):
+        if path.name == "lines.parquet":  # the writer thread: held until the test releases it
+            (flags / "started").touch()
+            try:
+                while not (flags / "release").exists():
+                    time.sleep(0.01)
+                real(table, path)
+            finally:
+                (flags / "finished").touch()
+            return
+        while not (flags / "started").exists():  # the main thread fails while the writer runs
+            time.sleep(0.01)
+        if path.name == "settlements.parquet" and way == "input error":
+            raise InputError("planted", path)
+        if path.name == "settlements.parquet" and way == "bug":
+            raise RuntimeError("planted")
+        real(table, path)
+
+    outputs.write_parquet = write_parquet
+    main(sys.argv[3:], prog_name="adjudicate")
+""")
+
+
+@pytest.mark.parametrize(("way", "code"), [("none", 0), ("input error", 2), ("bug", 1), ("two interrupts", 130)])
+def test_the_process_never_exits_while_its_lines_writer_runs(tmp_path, way, code):
+    """Whichever way a run ends (success, exit 2, exit 1, a Ctrl-C and a second one during the wait for the
+    writer), the lines.parquet writer has finished before the process exits, and nothing aborts."""
+    flags, out = tmp_path / "flags", tmp_path / "out"
+    flags.mkdir()
+    script = tmp_path / "slow_lines.py"
+    script.write_text(SLOW_LINES)
+    run = ["run", *inputs_args(sample_dir()), "--policy", "prefecture-employee", "--out", str(out), "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(flags), way, *run],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONFAULTHANDLER="1"),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (flags / "started").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (flags / "started").exists(), proc.communicate(timeout=60)[1]
+        if way == "two interrupts":
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)  # the first one's handler is waiting for the writer
+        with pytest.raises(subprocess.TimeoutExpired):  # it waits for its writer, however it ends
+            proc.wait(timeout=0.5)
+        (flags / "release").touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert (flags / "finished").exists()
+    assert "Fatal Python error" not in err and "terminate called" not in err
+    assert out.exists() == (code == 0)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left

@@ -102,3 +102,24 @@ def test_cython_directives_in_one_place():
         assert not re.search(r"^#\s*cython:", pyx.read_text(encoding="utf-8"), re.M), pyx.name
     setup = (ROOT / "setup.py").read_text(encoding="utf-8")
     assert "compiler_directives=DIRECTIVES" in setup and 'glob("*.pyx")' in setup
+
+
+def test_static_declarations_match_the_compiled_module():
+    """The type checker's view of the kernel (_core.pyi, layout.py's TYPE_CHECKING enums) names
+    exactly what _core compiles, so a constant added to _core.pxd must be added there too."""
+    import ast
+
+    compiled = {n for n in dir(_core) if re.match(r"(F|ACCOUNT|SUM|OUT|FLAG)_|FSP_BIT$", n)}
+    stub = (SRC / "_core.pyi").read_text(encoding="utf-8")
+    assert set(re.findall(r"^(\w+): int$", stub, re.M)) == compiled
+    functions = {n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_")}
+    functions -= {n for n in functions if isinstance(getattr(_core, n), type)}
+    assert set(re.findall(r"^def (\w+)\(", stub, re.M)) == functions
+    tree = ast.parse((SRC / "layout.py").read_text(encoding="utf-8"))
+    static = {
+        node.name: [t.id for item in node.body if isinstance(item, ast.Assign) for t in item.targets]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    for enum in (layout.BlockField, layout.AccountMode, layout.ClaimSum, layout.Settled):
+        assert static[enum.__name__] == [m.name for m in enum], enum.__name__

@@ -122,6 +122,7 @@ def test_against_its_own_output_gives_zero_adjustments(gen, tmp_path):
     assert summary(night3)["counts"]["adjusted_claims"] == 0
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): kind → change, by_kind → by_change.
 def test_catalogue_class_change_adjusts_only_claims_with_that_item(tmp_path):
     case = catalogue_case()
     before = case.write(tmp_path / "before")
@@ -131,7 +132,7 @@ def test_catalogue_class_change_adjusts_only_claims_with_that_item(tmp_path):
     night2 = tmp_path / "night2"
     readjudicate(night1, after, night2)
     adj = adjustments(night2)
-    assert set(adj) == {"C1", "C4"} and {a["kind"] for a in adj.values()} == {"changed"}
+    assert set(adj) == {"C1", "C4"} and {a["change"] for a in adj.values()} == {"changed"}
     c1 = adj["C1"]
     # before: B2 first_self_pay 750, E 9 250, deductible 700, X 8 550, pool 91 % = 7 780.50
     # after: all class A, E 10 000, X 9 300, pool 8 463.00 (schemes.md §10 example 1)
@@ -152,7 +153,7 @@ def test_catalogue_class_change_adjusts_only_claims_with_that_item(tmp_path):
     assert {x["claim_id"] for x in lines} == {"C1", "C4"}
     assert [(x["claim_id"], x["line_no"]) for x in lines] == [("C1", 1), ("C1", 2), ("C4", 1)]  # C4's A1 unchanged
     s = summary(night2)
-    assert s["counts"]["by_kind"] == {"changed": 2, "new": 0, "removed": 0, "now_rejected": 0}
+    assert s["counts"]["by_change"] == {"changed": 2, "new": 0, "removed": 0, "now_rejected": 0}
     assert s["deltas"]["fund_pool"] == "682.50" and s["reconciles"]
 
 
@@ -200,7 +201,7 @@ def test_new_removed_and_now_rejected(tmp_path):
     night2 = tmp_path / "night2"
     readjudicate(night1, case.write(tmp_path / "after"), night2)
     adj = adjustments(night2)
-    assert {k: a["kind"] for k, a in adj.items()} == {
+    assert {k: a["change"] for k, a in adj.items()} == {
         "GONE": "removed",
         "BAD": "now_rejected",
         "FIXED": "new",
@@ -216,10 +217,10 @@ def test_new_removed_and_now_rejected(tmp_path):
         assert a["previous_member_id"] is None and a["member_id"] == "M1"
     assert adj["NEW"]["total_current"] == Decimal("700.00")
     s = summary(night2)
-    assert s["counts"]["by_kind"] == {"changed": 0, "new": 2, "removed": 1, "now_rejected": 1}
+    assert s["counts"]["by_change"] == {"changed": 0, "new": 2, "removed": 1, "now_rejected": 1}
     assert s["reconciles"]
     lines = pq.read_table(night2 / "line_adjustments.parquet").to_pylist()
-    assert {(x["claim_id"], x["kind"]) for x in lines} == {
+    assert {(x["claim_id"], x["change"]) for x in lines} == {
         ("GONE", "removed"),
         ("BAD", "now_rejected"),
         ("FIXED", "new"),

@@ -149,6 +149,7 @@ def reconcile(folder: Path, *extra) -> tuple[object, Path]:
     return r, out
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): providers.parquet → provider_settlement.parquet, year → benefit_year.
 def rows(out: Path, name: str, key: str | None = None):
     t = pq.read_table(out / f"{name}.parquet").to_pylist()
     return {r[key]: r for r in t} if key else t
@@ -201,7 +202,7 @@ def test_example_12_through_the_command(tmp_path):
     b.provider("C1", quota=None, kind="community", level=1).claim("2024-03-01", provider="C1", ordinal=1, pool="900")
     r, out = reconcile(b.write(tmp_path))
     assert r.exit_code == 0, r.output
-    p = rows(out, "providers", "provider_id")
+    p = rows(out, "provider_settlement", "provider_id")
     assert set(p) == {"H1", "H2", "H3", "H4"}  # no quota, no quota settlement
     expect = {  # due, balance after 540 000 of advances (Example 12's last column), borne by the hospital
         "H1": ("510000", "-30000", "0"),
@@ -218,7 +219,7 @@ def test_example_12_through_the_command(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["providers"]["admissions_without_quota"] == 1 and s["identities_hold"]
     r, out = reconcile(tmp_path, "--reward-rate", "0.5")
-    assert rows(out, "providers", "provider_id")["H1"]["due"] == D("525000")
+    assert rows(out, "provider_settlement", "provider_id")["H1"]["due"] == D("525000")
 
 
 def test_advances_default_rounding_and_table(tmp_path):
@@ -226,7 +227,7 @@ def test_advances_default_rounding_and_table(tmp_path):
     b.admissions("H1", 3, "10000").admissions("H2", 2, "16000")
     r, out = reconcile(b.write(tmp_path))
     assert r.exit_code == 0, r.output
-    p = rows(out, "providers", "provider_id")
+    p = rows(out, "provider_settlement", "provider_id")
     assert p["H1"]["advances"] == D("9000.00")  # 3 × round(2 999.997) = 3 × 3 000.00
     assert p["H1"]["due"] == D("9999.99")  # A = 10 000 is 100.0001 % of Q = 9 999.99: pays Q
     assert "H3" not in p  # a quota but no admissions and no advances
@@ -242,7 +243,7 @@ H3,2024,5,900
     )
     r, out = reconcile(tmp_path, "--advances", adv)
     assert r.exit_code == 0, r.output
-    p = rows(out, "providers", "provider_id")
+    p = rows(out, "provider_settlement", "provider_id")
     assert p["H1"]["advances"] == D("5500.50") and p["H1"]["balance"] == D("4499.49")
     assert p["H2"]["advances"] == D("7200") and p["H2"]["balance"] == D("8800")
     assert p["H3"]["admissions"] == 0 and p["H3"]["due"] == 0 and p["H3"]["balance"] == D("-900")
@@ -252,7 +253,7 @@ H3,2024,5,900
     r, out = reconcile(tmp_path, "--advances", adv)
     assert r.exit_code == 2 and "advances.csv" in r.output and "column 'provider_id'" in r.output
     assert "row 1 (line 3)" in r.output
-    assert rows(out, "providers", "provider_id")["H1"]["advances"] == D("5500.50")  # the last output stands
+    assert rows(out, "provider_settlement", "provider_id")["H1"]["advances"] == D("5500.50")  # the last output stands
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +276,7 @@ def test_ledger_credits_by_age_on_1_january(tmp_path):
     r, out = reconcile(b.write(tmp_path), "--year", "2024")
     assert r.exit_code == 0, r.output
     led = rows(out, "ledger", "member_id")
-    assert len(led) == 7 and {x["year"] for x in led.values()} == {2024}
+    assert len(led) == 7 and {x["benefit_year"] for x in led.values()} == {2024}
     expect = {
         "A35": (35, "0.005", "500"),
         "A36": (36, "0.015", "1500"),
@@ -395,12 +396,12 @@ def test_fund_statement_identities_on_generated_data(tmp_path):
         assert f["income"] == sum(f[i] for i in items)
         assert f["year_balance"] == f["income"] - f["expenditure"]
         assert f["closing"] == f["opening"] + f["income"] - f["expenditure"]
-        assert f["expenditure"] == sum(c[column[f["fund"]]] for c in st if c["benefit_year"] == f["year"])
-        ms = [m for m in monthly if (m["fund"], m["year"]) == (f["fund"], f["year"])]
+        assert f["expenditure"] == sum(c[column[f["fund"]]] for c in st if c["benefit_year"] == f["benefit_year"])
+        ms = [m for m in monthly if (m["fund"], m["benefit_year"]) == (f["fund"], f["benefit_year"])]
         assert len(ms) == f["through_month"]
         assert sum(m["expenditure"] for m in ms) == f["expenditure"] and sum(m["income"] for m in ms) == f["income"]
         assert ms[-1]["closing"] == f["closing"]
-    by = {(f["fund"], f["year"]): f for f in funds}
+    by = {(f["fund"], f["benefit_year"]): f for f in funds}
     members = pq.read_table(g / "members.parquet")
     assert by["account", 2024]["opening_source"] == "members.account_balance"
     assert by["account", 2024]["opening"] == sum(members.column("account_balance").to_pylist())
@@ -409,8 +410,8 @@ def test_fund_statement_identities_on_generated_data(tmp_path):
         assert by["pool", 2025]["opening"] == by["pool", 2024]["closing"]
         assert by["pool", 2025]["opening_source"] == "previous year"
     led = rows(out, "ledger")
-    for y in {f["year"] for f in funds}:
-        assert sum(x["spent"] for x in led if x["year"] == y) == by["account", y]["expenditure"]
+    for y in {f["benefit_year"] for f in funds}:
+        assert sum(x["spent"] for x in led if x["benefit_year"] == y) == by["account", y]["expenditure"]
     s = json.loads((out / "summary.json").read_text())
     assert s["identities_hold"]
     assert s["providers"]["balance"] == str(D(s["providers"]["due"]) - D(s["providers"]["advances"]))

@@ -131,3 +131,141 @@ def test_bad_bytes_in_a_streamed_file_are_an_input_error(tmp_path):
     with pytest.raises(InputError) as e:
         both(folder, tmp_path, "prefecture-employee", 3)
     assert e.value.file.name == "claims.parquet"
+
+
+def _write_split(tables, folder, files: int, row_group: int) -> list:
+    """The claims in ``files`` Parquet files of small row groups (a new dictionary in every group)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    claims = tables["claims"]
+    cut = [len(claims) * i // files for i in range(files + 1)]
+    paths = []
+    for i in range(files):
+        paths.append(folder / f"claims-{i}.parquet")
+        pq.write_table(claims.slice(cut[i], cut[i + 1] - cut[i]), paths[-1], row_group_size=row_group)
+    for name in ("members", "providers", "catalogue"):
+        pq.write_table(tables[name], folder / f"{name}.parquet")
+    return paths
+
+
+@pytest.mark.parametrize(
+    "order,parts,batch_rows,files",
+    [("date", 2, 97, 1), ("member", 5, 1000, 2), ("shuffled", 3, 50, 3), ("shuffled", 9, 100_000, 1)],
+)
+def test_partition_pass_same_results_whatever_order_batches_and_files(
+    tmp_path, monkeypatch, order, parts, batch_rows, files
+):
+    """Issue 9 §6: the partition pass reads in batches of BATCH_ROWS lines; the outputs are the
+    in-memory run's whatever the row order, the batch size, the file split and the number of ranges
+    (with bad rows: unknown members, claims whose lines disagree on the member)."""
+    from adjudicate import stream
+
+    monkeypatch.setattr(stream, "BATCH_ROWS", batch_rows)
+    tables = generate_tables(300, 2024, seed=11, bad_rows=0.05, order=order)
+    folder = tmp_path / "gen"
+    claims = _write_split(tables, folder, files, row_group=max(batch_rows // 2, 10))
+    files_of = {"claims": claims, **{k: [folder / f"{k}.parquet"] for k in ("members", "providers", "catalogue")}}
+    s, out = both(folder, tmp_path, "prefecture-employee", parts, files_of)
+    for name, (one, many) in out.items():
+        assert many.equals(one), name
+    assert s["counts"]["reconciles"] and s["partitions"] == parts
+
+
+def test_claim_split_across_batches_and_ranges_is_rejected(tmp_path, monkeypatch):
+    """A claim whose lines disagree on the member, far apart in the file (different batches of the
+    partition pass), lands in no range: it is rejected as in memory."""
+    from adjudicate import stream
+
+    monkeypatch.setattr(stream, "BATCH_ROWS", 3)
+    case = Case().provider()
+    for m in range(12):
+        case.member(f"M{m:02d}")
+    case.claim("FAR", [("A1", "10.00")], member_id="M00")
+    for m in range(12):
+        case.claim(f"C{m:02d}", [("A1", "100.00"), ("A1", "1.00")], member_id=f"M{m:02d}")
+    case.claim("FAR", [("A1", "20.00")], member_id="M11")
+    case.claims[-1]["line_no"] = 2
+    case.write(tmp_path / "in")
+    s, tables = both(tmp_path / "in", tmp_path, "prefecture-employee", 3)
+    for name, (one, many) in tables.items():
+        assert many.equals(one), name
+    rejected = {r["claim_id"]: r["reason"] for r in tables["rejected"][1].to_pylist()}
+    assert rejected == {"FAR": "inconsistent_claim_header"}
+    assert s["counts"]["settled_claims"] == 12
+
+
+def test_partition_files_are_arrow_ipc_with_one_member_dictionary_per_range(tmp_path):
+    """The settle pass memory-maps uncompressed Arrow IPC; a range's member_id is coded against
+    that range's members only (written once), the orphans keep their text."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from adjudicate.inputs import load
+    from adjudicate.schema import MEMBERS
+    from adjudicate.stream import Partitioner
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(200, 2024, seed=3, bad_rows=0.05), folder)
+    members = load(MEMBERS, [folder / "members.parquet"])
+    scratch = tmp_path / "parts"
+    scratch.mkdir()
+    part = Partitioner(members, 4, scratch, batch_rows=500)
+    part.add_file(0, folder / "claims.parquet")
+    seen = []
+    for k in range(4):
+        (f,) = part.files[k]
+        with pa.memory_map(str(f)) as src:
+            t = ipc.open_stream(src).read_all()
+        member = t["member_id"]
+        assert pa.types.is_dictionary(member.type)
+        assert all(c.dictionary.equals(part.members_of_part[k]) for c in member.chunks)
+        seen.extend(member.to_pylist())
+    ranges = [set(part.members_of_part[k].to_pylist()) for k in range(4)]
+    assert sum(len(r) for r in ranges) == members.rows and set().union(*ranges) == set(members["member_id"].to_pylist())
+    # every line is in exactly one file, with its original row number
+    rows = []
+    for k in range(5):
+        for f in part.files[k]:
+            with pa.memory_map(str(f)) as src:
+                rows.extend(ipc.open_stream(src).read_all()["__row"].to_pylist())
+    assert sorted(rows) == list(range(pq.ParquetFile(folder / "claims.parquet").metadata.num_rows))
+
+
+def test_partition_pass_is_timed_apart(tmp_path):
+    """summary.json times the partition pass as its own stage (docs/data-dictionary.md)."""
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(100, 2024, seed=5), folder)
+    s, _ = both(folder, tmp_path, "prefecture-employee", 3)
+    t = s["timings_seconds"]
+    assert t["partition"] > 0 and {"read", "encode", "kernel", "write"} <= set(t)
+
+
+def test_member_lookup_through_batch_dictionaries(tmp_path):
+    """Each line's member is found through its batch's dictionary, repeated entries and unknown
+    members included, and a dictionary seen again is not looked up again."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate.inputs import load
+    from adjudicate.schema import MEMBERS
+    from adjudicate.stream import Partitioner
+
+    case = Case().provider()
+    for m in ("M1", "M2", "M3"):
+        case.member(m)
+    case.write(tmp_path / "in")
+    members = load(MEMBERS, [tmp_path / "in" / "members.parquet"])
+    row = {m: i for i, m in enumerate(members["member_id"].to_pylist())}
+    part = Partitioner(members, 2, tmp_path)
+    dictionary = pa.array(["M2", "X", "M2", "M1", "M3", "M1"])
+    ids = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 3, None, 4, 5], pa.int32()), dictionary)
+    want = [row["M2"], -1, row["M2"], row["M1"], -1, row["M3"], row["M1"]]
+    assert part._member_rows(ids).tolist() == want
+    looked_up = []
+    lookup = part._lookup
+    part._lookup = lambda d: looked_up.append(len(d)) or lookup(d)
+    assert np.array_equal(part._member_rows(ids), want) and looked_up == [0]  # seen: nothing new
+    longer = pa.DictionaryArray.from_arrays(
+        pa.array([6, 0], pa.int32()), pa.concat_arrays([dictionary, pa.array(["M3"])])
+    )
+    assert part._member_rows(longer).tolist() == [row["M3"], row["M2"]] and looked_up == [0, 1]
+    assert part._member_rows(pa.array(["M3", None, "Q"])).tolist() == [row["M3"], -1, -1]

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from adjudicate import cli
 from adjudicate.generate import generate_tables, write_dataset
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet.
+
 TABLES = ("claims", "members", "providers", "catalogue")
 
 
@@ -52,7 +54,7 @@ def test_compare_in_member_ranges(gen, tmp_path, parts):
     assert invoke(*args, "--out", one).exit_code == 0
     r = invoke(*args, "--out", many, "--partitions", parts)
     assert r.exit_code == 0, r.output
-    same(one, many, ["compare.parquet", "members.parquet"])
+    same(one, many, ["compare.parquet", "member_changes.parquet"])
     assert summary(one) == summary(many)
     assert json.loads((many / "summary.json").read_text())["partitions"] == parts
 
@@ -75,7 +77,7 @@ def test_sweep_in_member_ranges(gen, tmp_path):
     assert invoke(*args, "--out", one).exit_code == 0
     r = invoke(*args, "--out", many, "--partitions", 3)
     assert r.exit_code == 0, r.output
-    same(one, many, ["variants.parquet", "members.parquet"])
+    same(one, many, ["variants.parquet", "member_changes.parquet"])
     assert summary(one) == summary(many)
 
 
@@ -140,7 +142,7 @@ def test_an_earlier_year_in_a_later_member_range(gen, tmp_path):
     for cmd, files in (
         (
             ["compare", "--policy", "prefecture-employee", "--policy", "city-employee"],
-            ["compare.parquet", "members.parquet"],
+            ["compare.parquet", "member_changes.parquet"],
         ),
         (
             [
@@ -152,7 +154,7 @@ def test_an_earlier_year_in_a_later_member_range(gen, tmp_path):
                 "--deltas",
                 1,
             ],
-            ["variants.parquet", "members.parquet"],
+            ["variants.parquet", "member_changes.parquet"],
         ),
     ):
         one, many = tmp_path / f"{cmd[0]}-one", tmp_path / f"{cmd[0]}-many"

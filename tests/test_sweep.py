@@ -58,7 +58,12 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
     )
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "variants.parquet").to_pylist()
-    assert {p.name for p in out.iterdir()} >= {"variants.parquet", "members.parquet", "summary.json", "report.html"}
+    assert {p.name for p in out.iterdir()} >= {
+        "variants.parquet",
+        "member_changes.parquet",
+        "summary.json",
+        "report.html",
+    }
     assert "limits.fund_pool_annual.amount=30000" in (out / "report.html").read_text(encoding="utf-8")
     assert [row["variant"] for row in t] == list(range(6))  # baseline, 2 × 2 grid, one more policy file
     assert all(row[f"{k}_delta"] == 0 for k in AMOUNTS for row in t[:1])
@@ -85,8 +90,8 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
         )
         for p in (1, 50, 99):
             assert row[f"member_paid_change_p{p}"] == Decimal(m["member_paid_change"][f"p{p}"])
-        if i == 2:  # --deltas 2: compare's members.parquet, exactly
-            a, b = pq.read_table(c / "members.parquet"), pq.read_table(out / "members.parquet")
+        if i == 2:  # --deltas 2: compare's member_changes.parquet, exactly
+            a, b = pq.read_table(c / "member_changes.parquet"), pq.read_table(out / "member_changes.parquet")
             assert a.equals(b)
     assert any(row["fund_pool_delta"] != 0 for row in t[1:])
 
@@ -134,6 +139,7 @@ def test_usage_errors_exit_2(gen, tmp_path):
     assert not out.exists()
 
 
+# Names of non-contract outputs as issue 12 renamed them (CHANGELOG, Changed (breaking)): members.parquet → member_changes.parquet.
 def test_help_has_examples():
     r = invoke("sweep", "--help")
     assert r.exit_code == 0 and "Example" in r.output and "--vary" in r.output

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import policy as P
 from .inputs import InputError
-from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .schema import AMOUNTS, CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 from .tomlfile import KeyLocator, read_toml
 
 #: Defaults of a case's rows (column -> text as in a CSV input file).
@@ -81,20 +81,7 @@ CLAIM_KEYS = {
 }
 LINE_KEYS = {"item_code", "amount", "quantity", "unit_price", "expect"}
 #: What a claim's ``expect`` may name: the settlement columns that are numbers.
-AMOUNT_COLUMNS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
-CLAIM_EXPECT = AMOUNT_COLUMNS + ("admission_ordinal", "benefit_year")
+CLAIM_EXPECT = AMOUNTS + ("admission_ordinal", "benefit_year")
 LINE_EXPECT = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary", "class")
 
 
@@ -363,10 +350,10 @@ def _expects(r: _Reader, v: Any, key: str, allowed: tuple[str, ...]):
             "claim itself (beside lines), not inside expect",
         )
     r.only(v, key, set(allowed))
-    out = []
+    out: list[tuple[str, Decimal | str | int | None]] = []
     for col, x in v.items():
         k = f"{key}.{col}"
-        if col in AMOUNT_COLUMNS:
+        if col in AMOUNTS:
             out.append((col, _decimal(r, x, k)))
         elif col == "class":
             out.append((col, r.text(x, k, "a class")))
@@ -423,16 +410,16 @@ def run_case(case: Case) -> Outcome:
         got = rejected.get(cid)
         if got != reason:
             diffs.append(Difference(cid, None, "rejected", reason, got or "settled", None))
-    for e in case.expects:
-        row = settled.get(e.claim_id) if e.line_no is None else lines.get((e.claim_id, e.line_no))
+    for x in case.expects:
+        row = settled.get(x.claim_id) if x.line_no is None else lines.get((x.claim_id, x.line_no))
         if row is None:
-            why = f"rejected ({rejected[e.claim_id]})" if e.claim_id in rejected else "not settled"
-            diffs.append(Difference(e.claim_id, e.line_no, e.column, _show(e.value), why, None))
+            why = f"rejected ({rejected[x.claim_id]})" if x.claim_id in rejected else "not settled"
+            diffs.append(Difference(x.claim_id, x.line_no, x.column, _show(x.value), why, None))
             continue
-        got = row[e.column]
-        if got != e.value:
-            delta = f"{got - e.value:+.2f}" if isinstance(got, Decimal) and isinstance(e.value, Decimal) else None
-            diffs.append(Difference(e.claim_id, e.line_no, e.column, _show(e.value), _show(got), delta))
+        got = row[x.column]
+        if got != x.value:
+            delta = f"{got - x.value:+.2f}" if isinstance(got, Decimal) and isinstance(x.value, Decimal) else None
+            diffs.append(Difference(x.claim_id, x.line_no, x.column, _show(x.value), _show(got), delta))
     return Outcome(case, diffs)
 
 

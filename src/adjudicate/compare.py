@@ -15,11 +15,12 @@ in integer fen until it is written, so each Δ column sums exactly to
 Outputs (written atomically):
 
 - ``compare.parquet``: one row per claim settled under A or B: ``claim_id,
-  member_id, setting, settle_date, benefit_year, settled_under`` (``both``,
-  ``a_only``, ``b_only``), then ``<amount>_a, <amount>_b, <amount>_delta`` for
+  member_id, setting, settle_date, benefit_year, change`` (``unchanged``,
+  ``changed``, ``new``: settled under B only, ``now_rejected``: settled under A
+  only; readjudicate's words, A being before and B now), then ``<amount>_a, <amount>_b, <amount>_delta`` for
   each amount column of contract §4 (an amount is 0 under a policy that did
   not settle the claim);
-- ``members.parquet``: one row per member and benefit year: the totals of
+- ``member_changes.parquet``: one row per member and benefit year: the totals of
   ``fund_pool, fund_supplementary, subsidy, account_paid, cash_paid`` under A
   and B and their difference;
 - ``summary.json``: both policies (and the overrides), input digests, counts,
@@ -34,6 +35,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, keep
 from . import policy as P
 from .money import fen_to_decimal, round_half_away, yuan
-from .outputs import AMOUNTS, claim_amounts
-from .schema import SETTINGS
+from .outputs import claim_amounts
+from .schema import AMOUNTS, SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,6 +59,10 @@ else:  # pragma: no cover
 MEMBER_AMOUNTS = ("fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid")
 #: Percentiles reported for the members' changes (nearest rank: exact fen values).
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
+#: What happened to a claim from A to B, as readjudicate says it from before to now.
+CHANGES = ("unchanged", "changed", "new", "now_rejected")
+#: The file each table of a compare part is written to (never an input table's name).
+OUTPUT_FILES = {"claims": "compare.parquet", "members": "member_changes.parquet"}
 
 
 # ---------------------------------------------------------------------------
@@ -244,8 +250,12 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
         ),
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
+        "provider_id": e.provider_id if rows is None else e.provider_id.take(pa.array(rows)),
     }
-    cols.update({k: pa.array(pick(v), pa.int64()) for k, v in claim_amounts(r).items()})
+    # the amounts of the picked claims only: the claim-level arrays of a result cut to them
+    src = r if rows is None else replace(r, sums=r.sums[rows], settle=r.settle[rows])
+    cols.update({k: pa.array(v, pa.int64()) for k, v in claim_amounts(src).items()})
+    cols.update(keep.claim_columns(e, rows))  # --keep
     return pa.table(cols)
 
 
@@ -348,14 +358,21 @@ def compare_part(base, ra, rb) -> dict:
         ),
         "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(year, pa.int16()),
-        "settled_under": pa.array(np.where(in_a & in_b, "both", np.where(in_a, "a_only", "b_only")), pa.string()),
     }
     changed = np.zeros(len(u), bool)
+    for k in AMOUNTS:
+        changed |= fb[k] != fa[k]
+    # the same words as readjudicate's adjustments (A = before, B = now); a claim settled under A
+    # only was rejected under B (both policies read the same claims)
+    change = np.where(
+        in_a & in_b, np.where(changed, "changed", "unchanged"), np.where(in_a, "now_rejected", "new")
+    ).astype(object)
+    cols["change"] = pa.array(change, pa.string())
     for k in AMOUNTS:
         cols[f"{k}_a"] = fen_to_decimal(fa[k])
         cols[f"{k}_b"] = fen_to_decimal(fb[k])
         cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
-        changed |= fb[k] != fa[k]
+    cols.update(keep.claim_columns(base, u))  # --keep, after the comparison's columns
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)
@@ -374,10 +391,8 @@ def compare_part(base, ra, rb) -> dict:
         "members": pa.table(mcols),
         "counts": {
             "claims": len(u),
-            "settled_under_both": int(np.count_nonzero(in_a & in_b)),
-            "settled_under_a_only": int(np.count_nonzero(in_a & ~in_b)),
-            "settled_under_b_only": int(np.count_nonzero(~in_a & in_b)),
             "claims_changed": int(np.count_nonzero(changed)),
+            "by_change": {w: int(np.count_nonzero(change == w)) for w in CHANGES},
             "member_years": len(starts),
         },
         "a": {k: int(fa[k].sum()) for k in AMOUNTS},
@@ -387,9 +402,16 @@ def compare_part(base, ra, rb) -> dict:
     }
 
 
+def _add(values: list) -> Any:
+    """The sum of counts, or of dicts of counts key by key."""
+    if isinstance(values[0], dict):
+        return {k: sum(v[k] for v in values) for k in values[0]}
+    return sum(values)
+
+
 def summarise(parts: Sequence[dict]) -> tuple[dict, np.ndarray]:
     """The summary's counts / totals / members part of a comparison made in parts, and every member's Δcash."""
-    counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
+    counts = {k: _add([p["counts"][k] for p in parts]) for k in parts[0]["counts"]}
     a = {k: sum(p["a"][k] for p in parts) for k in AMOUNTS}
     b = {k: sum(p["b"][k] for p in parts) for k in AMOUNTS}
     d_cash = np.concatenate([p["d_cash"] for p in parts])
@@ -423,6 +445,7 @@ def run_compare(
     members,
     providers,
     catalogue,
+    *,
     policies: Sequence[str],
     overrides: Sequence[str],
     out: Path,
@@ -451,7 +474,17 @@ def run_compare(
     sources = source_paths(claims, members, providers, catalogue, dataset)
     with (
         atomic_dir(out, sources) as tmp,
-        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+        prepared_parts(
+            claims,
+            members,
+            providers,
+            catalogue,
+            dataset=dataset,
+            partitions=partitions,
+            timer=timer,
+            say=say,
+            folder=tmp,
+        ) as (
             digests,
             preps,
             ranges,
@@ -477,9 +510,7 @@ def run_compare(
                         for name in ("claims", "members"):
                             table = p.pop(name)
                             if name not in writers:
-                                writers[name] = pq.ParquetWriter(
-                                    tmp / f"{'compare' if name == 'claims' else name}.parquet", table.schema
-                                )
+                                writers[name] = pq.ParquetWriter(tmp / OUTPUT_FILES[name], table.schema)
                             writers[name].write_table(table)
                     parts.append(p)
                     rejected_a += ra.enc.rejected

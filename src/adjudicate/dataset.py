@@ -135,7 +135,7 @@ def _read_table(name: str, path: Path, info: dict, digests: dict[str, str]) -> T
     spec = SPECS[name]
     values = {c.name: _from_arrow(data[c.name], metas[c.name]) for c in spec.columns}
     nulls = {c.name: _from_arrow(data[c.name + _NULL], metas[c.name + _NULL]) for c in spec.columns}
-    files = [Path(f) for f in info["files"]]
+    files: list[str | Path] = [Path(f) for f in info["files"]]
     fr = _from_arrow(data[_FILE_OF_ROW], metas[_FILE_OF_ROW]) if _FILE_OF_ROW in metas else None
     return Table(spec, files, values, nulls, info["rows"], {str(f): digests[str(f)] for f in files}, fr)
 
@@ -380,8 +380,10 @@ def provenance(dataset: Path, policy) -> dict:
 
 
 def policy_digest(policy) -> str:
-    """A digest of the validated policy (every value that can change a result)."""
-    return hashlib.sha256(repr(policy).encode("utf-8")).hexdigest()
+    """A digest of the validated policy (every value that can change a result). Where its file lies is
+    not one: the same policy installed or copied elsewhere keeps the next night incremental."""
+    text = repr(policy).replace(repr(policy.path), "")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def member_fingerprints(dataset: Path) -> tuple[pa.Array, np.ndarray]:

@@ -161,8 +161,14 @@ def _series(node: dict, key: str, error) -> Series:
             # a plain value: a number, or a table of numbers such as { in_service = …, retired = … }
             # (the loader checks its shape as for any plain value)
             entries.append(Entry(start, _plain(v, k, error), None))
-    entries.sort(key=lambda e: e.start)
+    entries.sort(key=entry_start)
     return Series(key, tuple(entries))
+
+
+def entry_start(e: Entry) -> dt.date:
+    """The start of an entry of a dated series (where every entry has one)."""
+    assert e.start is not None
+    return e.start
 
 
 def periods(series: dict[str, Series]) -> tuple[dt.date | None, tuple[dt.date, ...]]:
@@ -174,8 +180,8 @@ def periods(series: dict[str, Series]) -> tuple[dt.date | None, tuple[dt.date, .
     dated = [s for s in series.values() if s.dated]
     if not dated:
         return None, ()
-    first = max(s.entries[0].start for s in dated)
-    changes = sorted({e.start for s in dated for e in s.entries if e.start > first})
+    first = max(entry_start(s.entries[0]) for s in dated)
+    changes = sorted({entry_start(e) for s in dated for e in s.entries if entry_start(e) > first})
     return first, tuple(changes)
 
 
@@ -216,7 +222,9 @@ def load(doc: dict, locator, read: Callable[[dict], Any], datable: Callable[[str
     for day in (first,) + changes:
         try:
             out.append(read(resolve(doc, series, day)))
-        except Exception as e:
+        except Exception as caught:
+            # the file's own error type (PolicyError, RulesError …): message, file, key, line
+            e: Any = caught
             key = getattr(e, "key", None)
             found = related(series, key) if key and hasattr(e, "message") else []
             if not found:

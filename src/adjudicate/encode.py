@@ -14,9 +14,10 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from . import _core
 from .inputs import InputError, Table, dictionary_lookup, strings
+from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
 
@@ -110,20 +112,34 @@ class Encoded:
         return strings(self.source["item_code"].take(pa.array(self.line_row)))
 
     def select(self, keep: np.ndarray) -> Encoded:
-        """The same, with only the claims where ``keep`` is true (and their lines)."""
-        keep_line = keep[self.line_claim]
-        sizes = np.diff(self.line_start)[keep]
-        fields = {f: getattr(self, f)[keep] for f in self.CLAIM_FIELDS}
-        fields.update({f: getattr(self, f)[keep_line] for f in self.LINE_FIELDS})
+        """The same, with only the claims where ``keep`` is true (and their lines).
+
+        The lines are gathered by index, so the cost follows the claims kept,
+        not all lines (readjudicate keeps a few members of a whole dataset)."""
+        claims = np.flatnonzero(keep)
+        rows = line_rows(self.line_start, claims)
+        sizes = np.diff(self.line_start)[claims]
+        fields = {f: getattr(self, f)[claims] for f in self.CLAIM_FIELDS}
+        fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
         return Encoded(
             claim_dict=self.claim_dict,
-            line_claim=(np.cumsum(keep) - 1)[self.line_claim[keep_line]],
+            line_claim=np.repeat(np.arange(len(claims), dtype=self.line_claim.dtype), sizes),
             line_start=np.r_[0, np.cumsum(sizes)].astype(np.int64),
             rejected=self.rejected,
             input_claims=self.input_claims,
             source=self.source,
             **fields,
         )
+
+
+def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:
+    """The line positions of the claim positions ``claims`` (ascending), in order: one gather, no mask
+    over every line."""
+    sizes = np.diff(line_start)[claims]
+    if not len(sizes):
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(sizes)
+    return np.repeat(line_start[claims] - (ends - sizes), sizes) + np.arange(ends[-1])
 
 
 def _codes(arr: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
@@ -372,7 +388,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
-        jobs = {
+        jobs: dict[str, Future[Any]] = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id")),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
@@ -517,7 +533,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
     rejected: list[tuple] = []
-    for row in np.flatnonzero(~valid):  # lines without a claim_id
+    for row in np.flatnonzero(~valid).tolist():  # lines without a claim_id
         rejected.append(
             (
                 None,
@@ -527,6 +543,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 "claim_id",
                 None,
+                *row_values(claims, row),  # --keep
             )
         )
 
@@ -583,6 +600,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *_who(claims, row),
                 reject_col[c],
                 shown_value(claims, reject_col[c], row),
+                *row_values(claims, row),  # --keep
             )
         )
     return Encoded(
@@ -612,6 +630,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             **{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
             "members.member_id": strings(members["member_id"]),
             "providers.provider_id": strings(providers["provider_id"]),
+            **source_columns(claims),  # --keep
         },
     )
 
@@ -634,7 +653,16 @@ def benefit_factors(
         period = policy.period_index(enc.settle_date)
     for k, pol in enumerate(pols):
         _rules_of_period(
-            pol, enc, period == k if len(pols) > 1 else None, designated, local, kind, level, referral, benefit, factor
+            pol,
+            enc,
+            in_period=period == k if len(pols) > 1 else None,
+            designated=designated,
+            local=local,
+            kind=kind,
+            level=level,
+            referral=referral,
+            benefit=benefit,
+            factor=factor,
         )
     return benefit, factor
 
@@ -642,6 +670,7 @@ def benefit_factors(
 def _rules_of_period(
     policy: Policy,
     enc: Encoded,
+    *,
     in_period: np.ndarray | None,
     designated,
     local,

@@ -23,6 +23,7 @@ from . import _core
 from .account import member_credits
 from .encode import Encoded, benefit_factors, encode
 from .inputs import QUANTITY_SCALE, Table, load
+from .keep import source_row_values as kept_values
 from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, yuan
 from .policy import Compiled, Policy, compile_policy
@@ -179,7 +180,15 @@ def adjudicate(
     """
     timer = timer or Timer()
     (progress or (lambda s: None))("encode")
-    return settle(prepare(inputs, timer), policy, threads, timer, progress, line_funds, base_year)
+    return settle(
+        prepare(inputs, timer),
+        policy,
+        threads=threads,
+        timer=timer,
+        progress=progress,
+        line_funds=line_funds,
+        base_year=base_year,
+    )
 
 
 def settle(
@@ -215,26 +224,55 @@ def settle(
             benefit, factor, period = benefit[keep], factor[keep], period[keep]
         if base_year is None:
             base_year = first_year(enc)
-        paid = _settle(enc, benefit, factor, period, sums, compiled, inputs.members, threads, policy, base_year)
-    if not line_funds:
-        return Result(
-            policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], None, None, timer.t, base_year, keep
+        paid = _settle(
+            enc,
+            benefit=benefit,
+            factor=factor,
+            period=period,
+            sums=sums,
+            compiled=compiled,
+            members=inputs.members,
+            threads=threads,
+            policy=policy,
+            base_year=base_year,
         )
-    say("allocate")
-    with timer("allocate"):
-        pool = np.zeros(len(enc.amount), np.int64)
-        supp = np.zeros(len(enc.amount), np.int64)
-        ranges = chunks_by_member(enc.member, threads)
-        elig = lines[2]
-        pool_c = np.ascontiguousarray(paid[:, POOL])
-        supp_c = np.ascontiguousarray(paid[:, SUPP])
+    self_pay, fsp, elig = lines
+    pool = supp = None  # without line_funds, the lines carry no fund amounts
+    if line_funds:
+        say("allocate")
+        with timer("allocate"):
+            pool, supp = _allocate(enc, paid, elig, threads)
+    return Result(
+        policy=policy,
+        enc=enc,
+        benefit=benefit,
+        sums=sums,
+        settle=paid,
+        line_self_pay=self_pay,
+        line_fsp=fsp,
+        line_eligible=elig,
+        line_pool=pool,
+        line_supp=supp,
+        timings=timer.t,
+        base_year=base_year,
+        kept=keep,
+    )
 
-        def alloc(a: int, b: int) -> None:
-            _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
-            _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
 
-        _parallel(alloc, ranges, threads)
-    return Result(policy, enc, benefit, sums, paid, lines[0], lines[1], lines[2], pool, supp, timer.t, base_year, keep)
+def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each claim's fund_pool and fund_supplementary spread over its lines by eligible amount."""
+    pool = np.zeros(len(enc.amount), np.int64)
+    supp = np.zeros(len(enc.amount), np.int64)
+    ranges = chunks_by_member(enc.member, threads)
+    pool_c = np.ascontiguousarray(paid[:, POOL])
+    supp_c = np.ascontiguousarray(paid[:, SUPP])
+
+    def alloc(a: int, b: int) -> None:
+        _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
+        _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
+
+    _parallel(alloc, ranges, threads)
+    return pool, supp
 
 
 def first_year(enc: Encoded) -> int | None:
@@ -284,22 +322,22 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
 
     def run(a: int, b: int) -> None:
         _core.split_lines(
-            enc.line_claim,
-            enc.amount,
-            enc.quantity,
-            cls,
-            item_ratio,
-            enc.max_price,
-            ben8,
-            class_ratio,
-            supp_cat,
-            PRICE_QTY_PER_FEN,
-            self_pay,
-            fsp,
-            elig,
-            sums,
-            int(enc.line_start[a]),
-            int(enc.line_start[b]),
+            claim_of_line=enc.line_claim,
+            amount=enc.amount,
+            quantity=enc.quantity,
+            cls=cls,
+            item_ratio=item_ratio,
+            max_price=enc.max_price,
+            benefit=ben8,
+            class_ratio=class_ratio,
+            supplementary_catalogue=supp_cat,
+            per_fen=PRICE_QTY_PER_FEN,
+            self_pay=self_pay,
+            first_self_pay=fsp,
+            eligible=elig,
+            claim_sums=sums,
+            start=int(enc.line_start[a]),
+            stop=int(enc.line_start[b]),
         )
 
     _parallel(run, ranges, threads)
@@ -330,6 +368,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
                 enc.source["provider_id"][row].as_py(),
                 "total",
                 str(yuan(int(sums[c, TOTAL]))),
+                *kept_values(enc.source, row),
             )
         )
     negative = negative.view(bool)
@@ -341,6 +380,7 @@ def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.nda
 
 def _settle(
     enc: Encoded,
+    *,
     benefit: np.ndarray,
     factor: np.ndarray,
     period: np.ndarray,
@@ -365,35 +405,35 @@ def _settle(
 
     def run(a: int, b: int) -> None:
         _core.settle_claims(
-            enc.member,
-            enc.year,
-            period,
-            enc.setting,
-            ben8,
-            factor,
-            enc.level_row,
-            enc.months,
-            sums,
-            category,
-            civil,
-            balance,
-            base,
-            credit,
-            c.block_of_setting,
-            c.B,
-            c.band_from,
-            c.band_pool,
-            c.band_supp,
-            c.band_flags,
-            c.ded,
-            c.acct_items,
-            c.direct,
-            c.lim_months,
-            c.lim_amount,
-            c.lim_n,
-            out,
-            a,
-            b,
+            member_of_claim=enc.member,
+            year=enc.year,
+            period=period,
+            setting=enc.setting,
+            benefit=ben8,
+            factor=factor,
+            level_row=enc.level_row,
+            months=enc.months,
+            sums=sums,
+            category=category,
+            civil_servant=civil,
+            balance=balance,
+            base_year=base,
+            credit=credit,
+            block_of_setting=c.block_of_setting,
+            B=c.B,
+            band_from=c.band_from,
+            band_pool=c.band_pool,
+            band_supp=c.band_supp,
+            band_flags=c.band_flags,
+            ded=c.ded,
+            acct_items=c.acct_items,
+            direct=c.direct,
+            lim_months=c.lim_months,
+            lim_amount=c.lim_amount,
+            lim_n=c.lim_n,
+            out=out,
+            start=a,
+            stop=b,
         )
 
     _parallel(run, chunks_by_member(enc.member, threads), threads)

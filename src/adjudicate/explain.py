@@ -11,7 +11,6 @@ says whether the two agree (they must; a disagreement is a bug).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -63,23 +62,6 @@ def _day(days: int) -> str:
     return (EPOCH + dt.timedelta(days=int(days))).isoformat()
 
 
-def subset(t: Table, mask: np.ndarray) -> Table:
-    """The rows of ``t`` where ``mask`` is true, as a table of its own."""
-    idx = np.flatnonzero(mask)
-    take = pa.array(idx, pa.int64())
-    values = {
-        k: (v.take(take) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[idx])
-        for k, v in t.values.items()
-    }
-    return dataclasses.replace(
-        t,
-        values=values,
-        nulls={k: v[idx] for k, v in t.nulls.items()},
-        rows=len(idx),
-        file_of_row=None if t.file_of_row is None else t.file_of_row[idx],
-    )
-
-
 def member_lines(claims: Table, claim_id: str) -> np.ndarray:
     """Mask of the claims-table rows of ``claim_id`` and of every other line of its member(s)."""
     this = np.asarray(pc.fill_null(pc.equal(claims["claim_id"], claim_id), False), dtype=bool)
@@ -93,14 +75,14 @@ def member_lines(claims: Table, claim_id: str) -> np.ndarray:
     return this | theirs
 
 
-def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict | None]:
+def _catalogue_rows(inputs, claim_rows: np.ndarray) -> dict[int, dict[str, Any] | None]:
     """The catalogue row valid on the admit date of each claim line, by line_no."""
     from .encode import catalogue_rows
 
     cl, cat = inputs.claims, inputs.catalogue
     take = pa.array(claim_rows, pa.int64())
     rows = catalogue_rows(cat, cl["item_code"].take(take), cl["admit_date"][claim_rows])
-    out = {}
+    out: dict[int, dict[str, Any] | None] = {}
     for line_no, r in zip(cl["line_no"][claim_rows], rows):
         if r < 0:
             out[int(line_no)] = None
@@ -193,6 +175,7 @@ def _note(step, res: ClaimResult, before: dict) -> str:
 
 def _settled(
     res: ClaimResult,
+    *,
     catalogue: dict[int, dict | None],
     inputs,
     member_row: int,
@@ -330,7 +313,7 @@ def explain_claim(
         # the account balance stands on 1 January of the run's base year, found on every claim read
         base_year = settled_base_year(full, pol)
     mask = member_lines(full.claims, claim_id)
-    inputs = Inputs(subset(full.claims, mask), full.members, full.providers, full.catalogue)
+    inputs = Inputs(full.claims.take(np.flatnonzero(mask)), full.members, full.providers, full.catalogue)
     say("reference")
     ref = reference_run(inputs, pol, base_year)
     report: dict[str, Any] = {
@@ -347,7 +330,8 @@ def explain_claim(
         report.update(status="rejected", rejections=rejections)
         return report
     pos = next(i for i, c in enumerate(ref.claims) if c.claim_id == claim_id)
-    res = ref.claims[pos]
+    res, enc = ref.claims[pos], ref.enc
+    assert enc is not None  # reference_run keeps its encoding
     # the kernel on the same lines: it must agree with the reference
     say("kernel")
     result = adjudicate(inputs, pol, threads=1, base_year=base_year)
@@ -355,7 +339,7 @@ def explain_claim(
     k_amounts = {k: int(v[kpos]) for k, v in claim_amounts(result).items()}
     k_ordinal = int(result.settle[kpos, 5]) or None
     agree = k_amounts == res.amounts() and k_ordinal == res.ordinal
-    kernel = {"kernel_agrees": agree}
+    kernel: dict[str, Any] = {"kernel_agrees": agree}
     if not agree:
         kernel["kernel_amounts"] = {k: yuan(v) for k, v in k_amounts.items()}
     cl = inputs.claims
@@ -363,13 +347,13 @@ def explain_claim(
     report.update(
         _settled(
             res,
-            _catalogue_rows(inputs, claim_rows),
-            inputs,
-            int(ref.enc.member[pos]),
-            int(ref.enc.provider[pos]),
-            kernel,
-            pol,
-            base_year,
+            catalogue=_catalogue_rows(inputs, claim_rows),
+            inputs=inputs,
+            member_row=int(enc.member[pos]),
+            provider_row=int(enc.provider[pos]),
+            kernel=kernel,
+            pol=pol,
+            base_year=base_year,
         )
     )
     first = int(claim_rows[0])
@@ -427,28 +411,33 @@ def render(report: dict, console=None, show=None) -> None:
     if console is None and not con.is_terminal:
         con = Console(width=160)  # piped: no terminal width to fit, keep rows on one line
 
-    def table(title: str, *columns: str) -> RTable:
-        t = RTable(title=title, title_justify="left")
-        t.wrap = [i for i, col in enumerate(columns) if col.partition(":")[0] in _PROSE]
-        for col in columns:
-            name, _, just = col.partition(":")
-            t.add_column(name, justify="right" if just == "r" else "left")
-        add = t.add_row
-        t.add_row = lambda *cells: add(*(escape(str(x)) for x in cells))  # ids and keys hold brackets
-        return t
+    class Table(RTable):
+        """A table of plain cells (ids and keys hold brackets, so cells are escaped); ``wrap``: its prose columns."""
+
+        def __init__(self, title: str, *columns: str) -> None:
+            super().__init__(title=title, title_justify="left")
+            self.wrap = [i for i, col in enumerate(columns) if col.partition(":")[0] in _PROSE]
+            for col in columns:
+                name, _, just = col.partition(":")
+                self.add_column(name, justify="right" if just == "r" else "left")
+
+        def add_row(self, *cells: Any, **options: Any) -> None:
+            super().add_row(*(escape(str(x)) for x in cells), **options)
+
+    table = Table
 
     def say(text: str) -> None:
         con.print(text, markup=False, highlight=False)
 
-    def out(t: RTable) -> None:
+    def out(t: Table) -> None:
         if show is None:
             con.print(t)
         else:
             show(con, t, t.wrap)
 
     pol = report["policy"]
-    head = f"claim {report['claim_id']} · policy {pol['name']} {pol['version']}"
-    con.print(f"[bold]{escape(head)}[/bold]")
+    title = f"claim {report['claim_id']} · policy {pol['name']} {pol['version']}"
+    con.print(f"[bold]{escape(title)}[/bold]")
     if report["status"] == "rejected":
         con.print("[bold red]rejected[/bold red]: the claim was not adjudicated.")
         for r in report["rejections"]:

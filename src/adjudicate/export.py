@@ -38,7 +38,7 @@ _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
 #: Sheets a reader looks at first come first; the others follow in name order.
-FIRST = ("settlements", "compare", "adjustments", "providers", "funds", "funds_monthly", "ledger")
+FIRST = ("settlements", "compare", "adjustments", "provider_settlement", "funds", "funds_monthly", "ledger")
 
 
 def tables_of(folder: Path) -> list[Path]:

@@ -481,7 +481,7 @@ def _lognormal_fen(rng, n, median_yuan, sigma, lo_fen=1) -> np.ndarray:
 # catalogue
 # ---------------------------------------------------------------------------
 def _catalogue(rng: np.random.Generator, year: int):
-    groups, codes, names, price, klass = [], [], [], [], []
+    groups, codes, names, prices, klasses = [], [], [], [], []
     for g in range(_N_GROUPS):
         n, median, sigma, cprob = _GROUP_SPEC[g]
         idx = np.arange(n)
@@ -548,17 +548,17 @@ def _catalogue(rng: np.random.Generator, year: int):
         groups.append(np.full(n, g, dtype=np.int8))
         codes.append(code)
         names.append(name)
-        price.append(_lognormal_fen(rng, n, median, sigma, lo_fen=10))
-        klass.append(rng.choice(5, n, p=np.array(cprob) / np.sum(cprob)).astype(np.int8))
+        prices.append(_lognormal_fen(rng, n, median, sigma, lo_fen=10))
+        klasses.append(rng.choice(5, n, p=np.array(cprob) / np.sum(cprob)).astype(np.int8))
 
     group = np.concatenate(groups)
     code = pa.concat_arrays(codes)
     name = pa.concat_arrays(names)
-    price = np.concatenate(price)
+    price = np.concatenate(prices)
     # service prices are set in whole jiao (0.1 yuan), drugs and materials to the fen
     svc = (group != DRUG) & (group != CONS)
     price[svc] = np.maximum(np.rint(price[svc] / 10.0).astype(np.int64) * 10, 10)
-    klass = np.concatenate(klass)
+    klass = np.concatenate(klasses)
     n = group.size
 
     # 先行自付 override on a few % of items (mostly B / special)

@@ -34,8 +34,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -127,8 +128,8 @@ class Table:
     """One input table in engine form. ``rows`` are counted across all its files."""
 
     spec: TableSpec
-    files: list[Path]
-    values: dict[str, object]
+    files: list[str | Path]  # str: a remote file read on Spark
+    values: dict[str, Any]  # numpy arrays (numbers, dates) and pyarrow arrays (text)
     nulls: dict[str, np.ndarray]
     rows: int
     digests: dict[str, str] = field(default_factory=dict)
@@ -143,7 +144,22 @@ class Table:
         lazy = getattr(self.values, "lazy", {})
         return lazy[name] if name in lazy else self.values[name]
 
-    def where(self, row: int) -> tuple[Path, int]:
+    def take(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` (positions, in that order), as read: nothing is checked again."""
+        idx = pa.array(rows, pa.int64())
+        values = {
+            k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else np.asarray(v)[rows])
+            for k, v in self.values.items()
+        }
+        return replace(
+            self,
+            values=values,
+            nulls={k: v[rows] for k, v in self.nulls.items()},
+            rows=len(rows),
+            file_of_row=None if self.file_of_row is None else self.file_of_row[rows],
+        )
+
+    def where(self, row: int) -> tuple[str | Path, int]:
         """(file, row within the file) of a row of the concatenated table."""
         if self.file_of_row is None or len(self.files) == 1:
             return self.files[0], row
@@ -293,6 +309,9 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     """One file's table with the contract's columns present in it; and whether it is text (CSV).
 
     The file is read into memory once; ``digests`` gets the SHA-256 of those bytes."""
+    from .keep import check_file, claims_spec
+
+    spec = claims_spec(spec)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise InputError("unknown file type: expected .parquet, .arrow/.feather/.ipc or .csv", path)
@@ -338,6 +357,8 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
                 ),
             )
         names = table.column_names
+        if spec.name == "claims":
+            check_file(names, path)
     except InputError:
         raise
     except pa.ArrowInvalid as e:
@@ -381,7 +402,7 @@ def _read_ipc(data: pa.Buffer) -> pa.Table:
     return table
 
 
-def _check_columns(spec: TableSpec, names: Sequence[str], path: Path) -> None:
+def _check_columns(spec: TableSpec, names: Sequence[str], path: str | Path) -> None:
     seen = [n for n in names if n in {c.name for c in spec.columns}]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
@@ -405,6 +426,9 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
     GIL). Should several columns be bad, the error raised is the first column's
     in contract order, whatever the threads did first.
     """
+    from .keep import claims_spec
+
+    spec = claims_spec(spec)  # with the columns of --keep
     files = expand_paths(paths, spec.name)
     digests: dict[str, str] = {}
     parts = [_read_file(path, spec, digests) for path in files]
@@ -423,20 +447,26 @@ def from_arrow(
     The columns present must be the contract's (as ``_read_file`` leaves them);
     errors name ``files[k]`` and the row within ``parts[k]``.
     """
+    from .keep import claims_spec
+
+    spec = claims_spec(spec)
     files = list(files)
     sizes = [len(t) for t, _ in parts]
     # one file needs no map of rows to files (``Table.where``): no per-row array
     file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes) if len(files) > 1 else None
-    table = Table(spec, files, Columns(), {}, int(sum(sizes)), dict(digests or {}), file_of_row)
+    values = Columns()
+    table = Table(spec, files, values, {}, int(sum(sizes)), dict(digests or {}), file_of_row)
 
-    def column(col) -> tuple[object, np.ndarray]:
+    def column(col) -> tuple[Any, np.ndarray]:
         values, nulls = [], []
         for path, (t, text) in zip(files, parts):
             arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
             v, n = _convert(path, col, arr, text, spec)
             values.append(v)
             nulls.append(n)
-        if col.kind in ("string",):
+        if col.kind == "keep":  # an agency's own column (keep.py), as read
+            value = _concat_kept(col.name, files, values)
+        elif col.kind in ("string",):
             if all(isinstance(v, pa.ChunkedArray) and v.type == values[0].type for v in values):  # all coded
                 value = pa.chunked_array([c for v in values for c in v.chunks], values[0].type)
             else:
@@ -465,7 +495,7 @@ def from_arrow(
             raise got
         value, table.nulls[col.name] = got
         if isinstance(value, pa.ChunkedArray):
-            table.values.lazy[col.name] = value
+            values.lazy[col.name] = value
         else:
             table.values[col.name] = value
         if col.kind == "amount":
@@ -503,6 +533,21 @@ _TRUE = set(TRUE_WORDS)
 _FALSE = set(FALSE_WORDS)
 
 
+def _concat_kept(name: str, files: Sequence[str | Path], values: list) -> pa.Array:
+    """A kept column of several files as one array: the same type in every file (text counts as one)."""
+    values = [v.cast(pa.string()) if _is_text(v.type) else v for v in values]
+    for path, v in zip(files, values):
+        if v.type != values[0].type and not pa.types.is_null(v.type) and not pa.types.is_null(values[0].type):
+            raise InputError(
+                f"holds {v.type}, but {values[0].type} in {files[0]}: a column of --keep has one type in every file",
+                path,
+                name,
+            )
+    typ = next((v.type for v in values if not pa.types.is_null(v.type)), pa.string())
+    values = [v.cast(typ) for v in values]
+    return pa.concat_arrays(values) if len(values) != 1 else values[0]
+
+
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
@@ -533,8 +578,8 @@ def _value(arr: pa.Array, row: int) -> str:
 
 
 def _convert(
-    path: Path, col, arr: pa.Array | pa.ChunkedArray, text: bool, spec: TableSpec
-) -> tuple[object, np.ndarray]:
+    path: str | Path, col, arr: pa.Array | pa.ChunkedArray, text: bool, spec: TableSpec
+) -> tuple[Any, np.ndarray]:
     """One file's column in engine form, and its null mask; errors name this file's row."""
     if (
         col.kind in ("string", "enum")
@@ -552,6 +597,8 @@ def _convert(
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
     if pa.types.is_null(t):
         nulls = np.ones(n, bool)
+    if col.kind == "keep":
+        return arr, nulls
     if not col.nullable and not spec.nulls_reject and nulls.any():
         raise InputError(
             f"is null but the column is required; expected {EXPECTED[col.kind]}",
@@ -642,7 +689,7 @@ def _convert(
     return value, nulls
 
 
-def _convert_coded(path: Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[object, np.ndarray]:
+def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec) -> tuple[Any, np.ndarray]:
     """A dictionary-read text column: strings stay codes (one chunk each), enums
     become int8 codes through their dictionaries; same checks as ``_convert``."""
     n = len(arr)
@@ -722,7 +769,7 @@ def _text_to_date(arr: pa.Array) -> pa.Array:
         return pc.cast(_iso_dates(arr), pa.date32())
 
 
-def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
+def _to_days(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t):
 
@@ -768,7 +815,7 @@ def _to_days(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     return days
 
 
-def _to_bool(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
+def _to_bool(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> np.ndarray:
     t = arr.type
     if pa.types.is_boolean(t):
         return np.asarray(pc.fill_null(arr, False), dtype=bool)
@@ -791,7 +838,7 @@ def _to_bool(path: Path, col, arr: pa.Array, nulls: np.ndarray, type_error) -> n
     raise type_error()
 
 
-def _to_int(path: Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
+def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
     t = arr.type
     lo, hi = col.int_range or (-(2**62), 2**62)
     if pa.types.is_integer(t):

@@ -96,7 +96,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "better_off": ("better off", "负担减轻"),
     "worse_off": ("worse off", "负担加重"),
     "unchanged": ("unchanged", "不变"),
-    "adjustments_by_kind": ("adjusted claims by kind", "调整结算单 (按类型)"),
+    "adjustments_by_change": ("adjusted claims by change", "调整结算单 (按变化)"),
     "before": ("before", "调整前"),
     "now": ("now", "调整后"),
     "corridor": (

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no locks, temporary folders are kept
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: every use checks
 
 from . import __version__
 
@@ -71,10 +71,12 @@ _LEGACY_NAMES = {
     "summary.json",
     "compare.parquet",
     "members.parquet",
+    "member_changes.parquet",
     "adjustments.parquet",
     "line_adjustments.parquet",
     "current",
     "providers.parquet",
+    "provider_settlement.parquet",
     "funds.parquet",
     "funds_monthly.parquet",
     "ledger.parquet",
@@ -230,10 +232,11 @@ def defer_signal(signum: int) -> bool:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM (when their handlers ask defer_signal) wait until the block is done, then the
-    first one that came is raised again: for the swap and its record, and for removing a folder (shutil's
-    rmtree, cut by KeyboardInterrupt, fails with a misleading 'Bad file descriptor')."""
+    first one that came is raised again: for the swap and its record, for removing a folder (shutil's
+    rmtree, cut by KeyboardInterrupt, fails with a misleading 'Bad file descriptor'), and for starting
+    and joining a writer thread (outputs._Background)."""
     global _deferring
     _deferring += 1
     try:
@@ -247,7 +250,7 @@ def _signals_held() -> Iterator[None]:
 
 
 def _remove(folder: Path) -> None:
-    with _signals_held():
+    with signals_held():
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -275,7 +278,7 @@ def _parent_lock(parent: Path) -> Iterator[None]:
                     parent,
                 )
             time.sleep(0.01)
-        with _signals_held():
+        with signals_held():
             try:
                 yield
             finally:

@@ -7,33 +7,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must not (a Ctrl-C could hang the join)
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, keep
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
-from .outdir import atomic_dir  # noqa: F401 - the one way to write an output folder (outdir.py)
+from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write an output folder (outdir.py)
 from .policy import Policy
 from .report import REPORT_NAME, report_html
-from .schema import LINE_CLASSES, REJECT_REASONS, SETTINGS
-
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
+from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -91,7 +78,10 @@ def parquet_options(schema: pa.Schema) -> dict:
         for f in schema
         if (pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)) and f.name not in PLAIN_TEXT
     ]
-    options = {"use_dictionary": strings, "write_statistics": [n for n in STATISTICS if n in schema.names]}
+    options: dict[str, Any] = {
+        "use_dictionary": strings,
+        "write_statistics": [n for n in STATISTICS if n in schema.names],
+    }
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
     if DECIMAL64 is not None and any(f.type == DECIMAL64 for f in schema):
@@ -152,6 +142,7 @@ def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.n
     dec = _amounts(for_file)
     for name, fen in (claim_amounts(r) if amounts is None else amounts).items():
         cols[name] = dec(fen)
+    cols.update(keep.claim_columns(e))  # --keep, after the contract's columns
     return pa.table(cols)
 
 
@@ -169,15 +160,16 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
             "eligible": dec(r.line_eligible),
             "fund_pool": dec(r.line_pool),
             "fund_supplementary": dec(r.line_supp),
+            **keep.line_columns(e),  # --keep
         }
     )
 
 
 def rejected_table(r: Result) -> pa.Table:
-    return rejected_rows_table(r.enc.rejected)
+    return rejected_rows_table(r.enc.rejected, keep.names_of(r.enc.source))
 
 
-def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
+def rejected_rows_table(rejected: list[tuple], kept: list[str] | None = None) -> pa.Table:
     """Rejection rows, ordered by claim_id bytes then line_no: claim_id, line_no, reason, detail (contract
     §4), then member_id, provider_id, and the offending column and its value as text (``column``, ``value``)."""
     rows = sorted(rejected, key=lambda t: ((t[0] or "").encode(), t[0] is not None, t[1] or 0))
@@ -192,6 +184,7 @@ def rejected_rows_table(rejected: list[tuple]) -> pa.Table:
             "provider_id": pa.array([e[1] for e in extra], pa.string()),
             "column": pa.array([e[2] for e in extra], pa.string()),
             "value": pa.array([e[3] for e in extra], pa.string()),
+            **keep.rejected_columns(rows, kept),  # --keep: the values on the row named
         }
     )
 
@@ -244,16 +237,19 @@ def summary(r: Result, digests: dict[str, str], input_lines: int, amounts: dict[
 class _Background:
     """A function run on its own thread, whose error is raised again in the caller.
 
-    Whoever starts one must join it, interrupted or not: a thread still inside
-    Arrow when the interpreter finalizes aborts the process (SIGABRT, "PyGILState_Release
-    … finalizing") instead of exiting 130. The write it does is bounded, and
-    nothing it runs imports lazily (numpy.ma is imported at the top), so the join
-    cannot hang."""
+    The thread must be finished before the interpreter finalizes, on every way out: a thread
+    still inside Arrow then is killed as it takes the GIL back, and the process aborts (SIGABRT:
+    "PyGILState_Release … finalizing", or "terminate called without an active exception" when
+    the kill unwinds a C++ destructor) instead of exiting 0, 1, 2 or 130. So it is started and,
+    after an error, joined with SIGINT and SIGTERM held back (outdir.signals_held): neither a
+    Ctrl-C just after the start nor a second one during the join can leave it running, writing
+    into a folder being removed. It is not a daemon either: whatever else exits, the interpreter
+    waits for it before it finalizes. The write it does is bounded, and nothing it runs imports
+    lazily (numpy.ma is imported at the top), so the join cannot hang."""
 
-    def __init__(self, fn: Callable[[], None]):
+    def __init__(self, fn: Callable[[], None], name: str):
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
+        self.thread = threading.Thread(target=self._run, args=(fn,), name=name)
 
     def _run(self, fn: Callable[[], None]) -> None:
         try:
@@ -261,10 +257,22 @@ class _Background:
         except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by result()
             self.error = e
 
+    def start(self) -> None:
+        with signals_held():  # a Ctrl-C now is raised after the start, where the caller joins
+            self.thread.start()
+
     def result(self) -> None:
+        """Wait for the function (interruptibly); raise its error, if any."""
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+    def join(self) -> None:
+        """Wait for the function, after an error of the caller (whose error wins): SIGINT and
+        SIGTERM wait until it is done."""
+        if self.thread.is_alive():
+            with signals_held():
+                self.thread.join()
 
 
 def write_all(
@@ -290,11 +298,13 @@ def write_all(
         # lines.parquet is most of the work: build and write it beside the rest
         # (Arrow releases the GIL while it encodes).
         lines = (
-            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"))
+            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"), "adjudicate-lines")
             if with_lines
             else None
         )
         try:
+            if lines is not None:
+                lines.start()
             amounts = claim_amounts(r)
             write_parquet(settlements_table(r, for_file=True, amounts=amounts), tmp / "settlements.parquet")
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
@@ -309,7 +319,7 @@ def write_all(
                 lines.result()
         except BaseException:
             if lines is not None:
-                lines.thread.join()  # it must not outlive the folder, nor the interpreter (see _Background)
+                lines.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
         r.timings["write"] = (t1 - t0) + (time.perf_counter() - t3)
         r.timings["finish"] = t2 - t1

@@ -211,9 +211,9 @@ class Policy:
         """A date before the first value of every dated key is an error naming the key."""
         if self.valid_from is None or earliest >= self.valid_from:
             return
-        late = [s for s in self.series.values() if s.dated and s.entries[0].start > earliest]
+        late = [s for s in self.series.values() if s.dated and dated.entry_start(s.entries[0]) > earliest]
         key = late[0].key if late else None
-        first = late[0].entries[0].start if late else self.valid_from
+        first = dated.entry_start(late[0].entries[0]) if late else self.valid_from
         raise PolicyError(
             f"{what} {earliest}, before this dated value's first date {first}: the policy "
             "says nothing about earlier dates (give the value in force then too)",
@@ -391,7 +391,8 @@ class _Reader(KeyLocator):
     def by_category(self, v: Any, key: str) -> tuple[int, int]:
         if isinstance(v, dict):
             self.only(v, key, set(CATEGORIES))
-            return tuple(self.rate(self.require(v, c, key), f"{key}.{c}") for c in CATEGORIES)  # type: ignore
+            in_service, retired = (self.rate(self.require(v, c, key), f"{key}.{c}") for c in CATEGORIES)
+            return in_service, retired
         r = self.rate(v, key)
         return (r, r)
 
@@ -567,7 +568,8 @@ class _Reader(KeyLocator):
         rows = v["by_enrolment_months"]
         if not isinstance(rows, list) or not rows:
             raise self.error(f"{key}.by_enrolment_months", "expected a list of { from = months, amount = … }")
-        months, amounts = [], []
+        months: list[int] = []
+        amounts: list[int] = []
         for i, row in enumerate(rows):
             k = f"{key}.by_enrolment_months[{i}]"
             row = self.table(row, k)

@@ -68,13 +68,13 @@ def view(name_or_path: str, on: dt.date | None = None) -> dict:
     else:
         for key, value in _leaves(doc, "", set(series)):
             if key in series:
-                for e in series[key].entries:
+                for entry in series[key].entries:
                     rows.append(
                         {
                             "key": key,
-                            "value": literal(e.value),
-                            "from": e.start.isoformat() if e.start else None,
-                            "reference": e.reference,
+                            "value": literal(entry.value),
+                            "from": entry.start.isoformat() if entry.start else None,
+                            "reference": entry.reference,
                         }
                     )
             else:

@@ -14,15 +14,15 @@ Outputs (written atomically):
   (``changed``), that is settled now and was not (``new``), or that was
   settled and is not any more: ``now_rejected`` (in this run's rejections) or
   ``removed`` (absent from the inputs). Columns: ``claim_id, member_id,
-  previous_member_id, settle_date, kind``, then ``<amount>_previous,
+  previous_member_id, provider_id, settle_date, change``, then ``<amount>_previous,
   <amount>_current, <amount>_delta`` for each amount column of contract §4;
 - ``line_adjustments.parquet`` (when the earlier run has ``lines.parquet``):
   the lines of those claims that differ (amount, class or item), or that
-  appeared or went: ``claim_id, line_no, kind, item_code, class_previous,
+  appeared or went: ``claim_id, line_no, change, item_code, class_previous,
   class_current`` and the line amounts previous / current / delta. The line
   Δ of an adjusted claim sums exactly to its claim Δ (fund_pool,
   fund_supplementary, self_pay, first_self_pay, eligible);
-- ``summary.json``: counts by kind, the Δ totals, both runs' policy, input
+- ``summary.json``: counts by change, the Δ totals, both runs' policy, input
   digests and totals;
 - ``current/``: the complete outputs of this run (use it as the next
   ``--previous``).
@@ -47,11 +47,12 @@ from . import __version__
 from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
-from .outputs import AMOUNTS
+from .schema import AMOUNTS
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
-KINDS = ("changed", "new", "removed", "now_rejected")
+#: What happened to a claim from the earlier run to this one (compare.CHANGES uses the same words).
+CHANGES = ("changed", "new", "removed", "now_rejected")
 
 
 # ---------------------------------------------------------------------------
@@ -102,10 +103,30 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=No
     return t
 
 
+#: The claim columns of an earlier run's settlements that the adjustments carry.
+CLAIM_KEYS = ("claim_id", "member_id", "provider_id", "settle_date")
+
+
+def _read_settlements(path: Path) -> pa.Table:
+    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep: as the
+    earlier run kept them, null where it did not."""
+    from . import keep
+
+    t = _read(path, CLAIM_KEYS, AMOUNTS)
+    names = keep.kept()
+    if names:
+        have = set(pq.read_schema(path).names)
+        old = pq.read_table(path, columns=[n for n in names if n in have])
+        for n in names:
+            t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
+    return t
+
+
 #: What the key columns of an earlier output hold (contract §4); amounts are read by to_fen.
 _KINDS = {
     "claim_id": "text",
     "member_id": "text",
+    "provider_id": "text",
     "item_code": "text",
     "class": "text",
     "settle_date": "date",
@@ -154,7 +175,7 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
 def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None, Path]:
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
-    settlements = _read(f / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+    settlements = _read_settlements(f / "settlements.parquet")
     lines = None
     if (f / "lines.parquet").is_file():
         lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
@@ -177,6 +198,7 @@ def read_summary(f: Path) -> dict | None:
 def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
     ``claims`` (ascending) when given."""
+    from .encode import line_rows
     from .schema import LINE_CLASSES
 
     e = r.enc
@@ -185,8 +207,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
         line_claim, item_code = e.line_claim, e.item_code
         claim_id = e.line_claim_id
     else:
-        sizes = np.diff(e.line_start)[claims]
-        rows = np.repeat(e.line_start[claims] - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(sizes.sum())
+        rows = line_rows(e.line_start, claims)
         line_claim = e.line_claim[rows]
         item_code = strings(e.source["item_code"].take(pa.array(e.line_row[rows])))
         claim_id = e.claim_dict.take(pa.array(e.claim_code[line_claim]))
@@ -232,13 +253,18 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
         "claim_id": j["claim_id"],
         "member_id": either(j, "member_id", "b"),
         "previous_member_id": j["a.member_id"],
+        "provider_id": either(j, "provider_id", "b"),
         "settle_date": either(j, "settle_date", "b"),
-        "kind": pa.array(kind, pa.string()),
+        "change": pa.array(kind, pa.string()),
     }
     for k in AMOUNTS:
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
+    for k in previous.column_names:  # --keep: as settled now, else as settled before
+        if k not in CLAIM_KEYS and k not in AMOUNTS:
+            cur_k = j[f"b.{k}"]
+            cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     t = pa.table(cols).filter(pa.array(kind != ""))
     t = settlement_order(t, "member_id", "settle_date", "claim_id")
     deltas = {k: int(cur[k].sum() - prev[k].sum()) for k in AMOUNTS}
@@ -249,11 +275,20 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
     """Lines of the adjusted claims that differ, appeared or went; in the adjustments' order, then line_no."""
     from .compare import either, fen_column, outer_join
 
-    ids = adjusted["claim_id"]
-    previous = previous.filter(pc.is_in(previous["claim_id"], value_set=ids))
-    current = current.filter(pc.is_in(current["claim_id"], value_set=ids))
-    j, was, now = outer_join(previous, current, ["claim_id", "line_no"])
-    pos = pc.index_in(j["claim_id"], value_set=ids)  # every line here belongs to an adjusted claim
+    ids = adjusted["claim_id"].combine_chunks()
+
+    def keyed(t: pa.Table) -> pa.Table:
+        """The lines of adjusted claims, keyed by (the claim's row in ``adjusted``, line_no) in one int64."""
+        pos = pc.index_in(t["claim_id"], value_set=ids) if t.num_rows else pa.array([], pa.int32())
+        t = t.filter(pc.is_valid(pos))
+        pos = np.asarray(pos.drop_null(), dtype=np.int64)
+        line_no = t["line_no"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
+        key = (pos << 32) + (line_no.astype(np.int64) + 2**31)  # any int32 line_no: 32 bits, ordered
+        return t.append_column("__key", pa.array(key, pa.int64()))
+
+    j, was, now = outer_join(keyed(previous), keyed(current), ["__key"])
+    key = np.asarray(j["__key"], dtype=np.int64) if j.num_rows else np.zeros(0, np.int64)
+    pos = pa.array(key >> 32)  # every line here belongs to an adjusted claim
     prev = {k: fen_column(j, f"a.{k}") for k in LINE_AMOUNTS}
     cur = {k: fen_column(j, f"b.{k}") for k in LINE_AMOUNTS}
     differs = np.zeros(j.num_rows, bool)
@@ -266,7 +301,7 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
             else np.zeros(0, bool)
         )
     claim_kind = (
-        np.asarray(adjusted["kind"].take(pos).to_numpy(zero_copy_only=False), dtype=object)
+        np.asarray(adjusted["change"].take(pos).to_numpy(zero_copy_only=False), dtype=object)
         if j.num_rows
         else np.zeros(0, object)
     )
@@ -276,9 +311,9 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         claim_kind,
     ).astype(object)
     cols: dict[str, Any] = {
-        "claim_id": j["claim_id"],
-        "line_no": j["line_no"],
-        "kind": pa.array(kind, pa.string()),
+        "claim_id": either(j, "claim_id", "b"),
+        "line_no": either(j, "line_no", "b"),
+        "change": pa.array(kind, pa.string()),
         "item_code": either(j, "item_code", "b"),
         "class_previous": j["a.class"],
         "class_current": j["b.class"],
@@ -287,11 +322,8 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
-    cols["__pos"] = pos
-    t = pa.table(cols).filter(pa.array(kind != ""))
-    if t.num_rows:
-        t = t.take(pc.sort_indices(t, sort_keys=[("__pos", "ascending"), ("line_no", "ascending")]))
-    return t.drop_columns(["__pos"])
+    keep = np.flatnonzero(kind != "")
+    return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
 
 
 def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
@@ -330,7 +362,7 @@ def relation(
 
 
 def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
-    counts = {k: 0 for k in KINDS}
+    counts = {k: 0 for k in CHANGES}
     if len(kinds):
         vc = pc.value_counts(kinds.combine_chunks() if isinstance(kinds, pa.ChunkedArray) else kinds)
         for item in vc.to_pylist():
@@ -392,9 +424,12 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     except DatasetError:
         return None, "the previous run's dataset is gone"
     cur_ids, cur_fp = member_fingerprints(dataset)
-    pos = lookup(cur_ids, prev_ids)
-    differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
-    gone = lookup(prev_ids, cur_ids) < 0
+    if cur_ids.equals(prev_ids):  # the same members in the same order (the usual night): no lookups
+        differs, gone = prev_fp != cur_fp, np.zeros(len(prev_ids), bool)
+    else:
+        pos = lookup(cur_ids, prev_ids)
+        differs = (pos < 0) | (prev_fp[np.maximum(pos, 0)] != cur_fp) if len(prev_fp) else np.ones(len(cur_fp), bool)
+        gone = lookup(prev_ids, cur_ids) < 0
     changed = pa.concat_arrays([cur_ids.filter(pa.array(differs)), prev_ids.filter(pa.array(gone))])
     return changed, "incremental"
 
@@ -440,7 +475,7 @@ def _incremental(
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
     before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
-    prev_claims = claim_fen_table(before).select(["claim_id", "member_id", "settle_date", *AMOUNTS])
+    prev_claims = claim_fen_table(before).select([*CLAIM_KEYS, *AMOUNTS])
     member_rows = lookup(changed, member_ids)
     positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
     cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
@@ -450,8 +485,19 @@ def _incremental(
             return None
     lines = None
     if (prev_folder / "lines.parquet").is_file():
-        lines = line_adjustments(current_lines_fen(before), current_lines_fen(r, positions), adjusted)
+        # only the adjusted claims' lines are built on either side (line_adjustments keeps no others)
+        ids = adjusted["claim_id"].combine_chunks()
+        was = _positions(prev_claims["claim_id"], ids)
+        now = positions[_positions(cur_claims["claim_id"], ids)]
+        lines = line_adjustments(current_lines_fen(before, was), current_lines_fen(r, now), adjusted)
     return adjusted, lines, prev_totals, deltas, prev_count
+
+
+def _positions(claim_ids: pa.ChunkedArray | pa.Array, wanted: pa.Array) -> np.ndarray:
+    """The rows of ``claim_ids`` that are among ``wanted``, ascending."""
+    if not len(claim_ids) or not len(wanted):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.asarray(pc.is_in(claim_ids, value_set=wanted), dtype=bool))
 
 
 def run_readjudicate(
@@ -460,6 +506,7 @@ def run_readjudicate(
     members,
     providers,
     catalogue,
+    *,
     policy_name: str,
     out: Path,
     threads: int | None = None,
@@ -495,12 +542,12 @@ def run_readjudicate(
                 members,
                 providers,
                 catalogue,
-                policy,
-                tmp / "current",
-                partitions,
-                threads,
-                timer,
-                say,
+                policy=policy,
+                current_dir=tmp / "current",
+                parts=partitions,
+                threads=threads,
+                timer=timer,
+                say=say,
             )
             related = None  # (claims are compared range by range; the relation is not gathered)
         else:
@@ -511,12 +558,12 @@ def run_readjudicate(
                 members,
                 providers,
                 catalogue,
-                dataset,
-                policy,
-                tmp / "current",
-                threads,
-                timer,
-                say,
+                dataset=dataset,
+                policy=policy,
+                current_dir=tmp / "current",
+                threads=threads,
+                timer=timer,
+                say=say,
             )
         adjusted, lines, prev_totals, deltas, prev_count = found
         warnings = []
@@ -538,7 +585,7 @@ def run_readjudicate(
                 "previous_settled_claims": prev_count,
                 "current_settled_claims": current["counts"]["settled_claims"],
                 "adjusted_claims": adjusted.num_rows,
-                "by_kind": _count(adjusted["kind"]),
+                "by_change": _count(adjusted["change"]),
             },
             "deltas": {k: money(v) for k, v in adjusted_deltas.items()},
             # the adjustments' Δ is exactly the change of every total
@@ -558,7 +605,7 @@ def run_readjudicate(
             summary["previous"]["summary_matches_settlements"] = prev_summary["totals"] == summary["previous"]["totals"]
         if lines is not None:
             summary["counts"]["adjusted_lines"] = lines.num_rows
-            summary["counts"]["lines_by_kind"] = _count(lines["kind"])
+            summary["counts"]["lines_by_change"] = _count(lines["change"])
             summary["line_deltas"] = {k: money(pc.sum(lines[f"{k}_delta"]).as_py() or 0) for k in LINE_AMOUNTS}
         summary["current"] = {
             "folder": "current",
@@ -584,6 +631,7 @@ def _in_memory(
     members,
     providers,
     catalogue,
+    *,
     dataset: Path | None,
     policy,
     current_dir: Path,
@@ -628,7 +676,7 @@ def _adjustments(
         with timer("adjustments"):
             cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)
-            if changed is not None:
+            if changed is not None and prev_summary is not None:  # changed is known only from a summary
                 found = _incremental(
                     prev_folder,
                     prev_summary,
@@ -648,7 +696,9 @@ def _adjustments(
     else:
         why = "the inputs are files, not a dataset"
     incremental = (
-        {"used": True, "members_compared": len(changed)} if found is not None else {"used": False, "why_not": why}
+        {"used": True, "members_compared": len(changed)}
+        if found is not None and changed is not None
+        else {"used": False, "why_not": why}
     )
     related = None
     if found is None:
@@ -667,6 +717,7 @@ def _streamed(
     members,
     providers,
     catalogue,
+    *,
     policy,
     current_dir: Path,
     parts: int,
@@ -681,7 +732,7 @@ def _streamed(
     from .stream import run_streaming
 
     with timer("read_previous"):
-        prev = _read(prev_folder / "settlements.parquet", ["claim_id", "member_id", "settle_date"], AMOUNTS)
+        prev = _read_settlements(prev_folder / "settlements.parquet")
     has_lines = (prev_folder / "lines.parquet").is_file()
     none = pa.array([], pa.string())
     st: dict[str, Any] = {}

@@ -32,6 +32,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,27 +41,16 @@ from .inputs import QUANTITY_SCALE
 from .layout import ClaimSum, Settled
 from .money import PRICE_SCALE, round_half_away, yuan
 from .policy import FUND_CLASSES, Block, Limit, Policy, rule_matches
-from .schema import CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
+from .schema import AMOUNTS, CATEGORIES, LINE_CLASSES, PROVIDER_KINDS, REFERRALS, SETTINGS
+
+if TYPE_CHECKING:
+    from .encode import Encoded
 
 BP = 10_000
 BP2 = BP * BP
 #: max_unit_price (0.0001 yuan) × quantity (millionths) per fen
 PRICE_QTY = 10 ** (PRICE_SCALE + QUANTITY_SCALE - 2)
 EPOCH = dt.date(1970, 1, 1)
-#: Amount columns of a settled claim, contract §4 order.
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
 
 
 # ---------------------------------------------------------------------------
@@ -808,7 +798,7 @@ class ReferenceResult:
     policy: Policy
     claims: list[ClaimResult]
     rejected: list[tuple]  # as Encoded.rejected: (claim_id, line_no, reason, detail)
-    enc: object = None
+    enc: Encoded | None = None
 
     def by_id(self) -> dict[str, ClaimResult]:
         return {c.claim_id: c for c in self.claims}

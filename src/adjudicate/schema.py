@@ -70,6 +70,21 @@ ENUM_ALIASES[ITEM_KINDS] = {
 LINE_CLASSES = CLASSES + ("unknown",)
 UNKNOWN_CLASS = len(CLASSES)
 
+#: Amount columns of a settled claim (settlements.parquet), contract §4 order.
+AMOUNTS = (
+    "total",
+    "self_pay",
+    "first_self_pay",
+    "eligible",
+    "deductible",
+    "fund_pool",
+    "fund_supplementary",
+    "member_policy_share",
+    "subsidy",
+    "account_paid",
+    "cash_paid",
+)
+
 #: Rejection reasons in priority order (contract §4).
 REJECT_REASONS = (
     "null_required_field",

@@ -2,13 +2,13 @@
 
 Members are independent (contract §3), so the claims can be cut by member:
 
-1. **Partition.** The claim files are read batch by batch; each line goes to
+1. **Partition.** The claim files are read once, batch by batch; each line goes to
    the partition of its member's range (members sorted by ``member_id`` bytes,
-   cut into equal ranges) and is written to a temporary Parquet file, with its
-   original row number. Lines whose member is null or unknown go to a last,
-   *orphan* partition, and so do all lines of a claim that lands in more than
-   one partition (its lines disagree on ``member_id``).
-2. **Settle.** Each partition is loaded, checked and adjudicated exactly like
+   cut into equal ranges) and is appended to an uncompressed Arrow IPC stream file,
+   with its original row number (see ``Partitioner``). Lines whose member is null or
+   unknown go to a last, *orphan* partition, and so do all lines of a claim that
+   lands in more than one partition (its lines disagree on ``member_id``).
+2. **Settle.** Each partition is memory-mapped, checked and adjudicated exactly like
    an in-memory run, and its outputs are appended to the output files. The
    ranges follow the settlement order, so the concatenated outputs are the
    same, row for row, as one in-memory run. Orphan claims can only be
@@ -20,12 +20,17 @@ catalogue tables.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
+import queue
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,8 +40,20 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
-from .inputs import SUFFIXES, InputError, Table, digest_while_reading, expand_paths, load
+from .inputs import (
+    CSV_ENCODING,
+    DICTIONARY_COLUMNS,
+    SUFFIXES,
+    InputError,
+    Table,
+    digest_while_reading,
+    expand_paths,
+    from_arrow,
+    load,
+    strings,
+)
 from .money import yuan
+from .outdir import signals_held
 from .outputs import (
     atomic_dir,
     claim_amounts,
@@ -104,23 +121,39 @@ def auto_partitions(claim_paths: Sequence[Path]) -> int:
     return max(1, math.ceil(n / LINES_PER_PARTITION))
 
 
-def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
-    """The record batches of one claims file, in row order."""
+#: Lines per batch of the partition pass: its memory is a few batches (see ``Partitioner``).
+BATCH_ROWS = 500_000
+#: Batches read ahead and batches waiting to be written, each side of the partition pass.
+AHEAD = 2
+
+
+def iter_batches(
+    path: Path, batch_rows: int = BATCH_ROWS, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The record batches of one claims file, in row order: Parquet text columns of
+    ``DICTIONARY_COLUMNS`` read as dictionaries (as ``load`` reads them), CSV as text."""
     kind = SUFFIXES.get(path.suffix.lower())
     try:
         if kind == "parquet":
-            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            f = pq.ParquetFile(path, read_dictionary=_coded(pq.read_schema(path)))
+            yield from f.iter_batches(batch_size=batch_rows, columns=columns)
         elif kind == "ipc":
             with pa.memory_map(str(path)) as src:
                 reader = ipc.open_file(src)
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i)
         elif kind == "csv":
-            # as inputs.load reads CSV: every contract column as text
+            # as inputs.load reads CSV: every contract column (and --keep column) as text
+            from .keep import claims_spec
+
+            encoding = CSV_ENCODING.get()
             reader = pacsv.open_csv(
                 path,
+                read_options=pacsv.ReadOptions(
+                    encoding="utf8" if encoding in ("auto", "utf-8") else encoding, block_size=16 << 20
+                ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c.name: pa.string() for c in CLAIMS.columns},
+                    column_types={c.name: pa.string() for c in claims_spec(CLAIMS).columns},
                     strings_can_be_null=True,
                     null_values=[""],
                     quoted_strings_can_be_null=True,
@@ -130,51 +163,162 @@ def iter_batches(path: Path, batch_rows: int = 1_000_000) -> Iterator[pa.RecordB
         else:
             raise InputError("unknown file type (expected .parquet, .arrow/.feather or .csv)", path)
     except (pa.ArrowInvalid, OSError) as e:
+        load(CLAIMS, [path])  # the one reader says what is wrong (e.g. which encoding the text looks like)
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
 
 
-def _take(t: Table, rows: np.ndarray) -> Table:
-    """Rows of a loaded table (no new checks)."""
-    idx = pa.array(rows, pa.int64())
-    values = {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[rows]) for k, v in t.values.items()}
-    return Table(
-        t.spec,
-        t.files,
-        values,
-        {k: v[rows] for k, v in t.nulls.items()},
-        len(rows),
-        t.digests,
-        None if t.file_of_row is None else t.file_of_row[rows],
-    )
+def _coded(schema: pa.Schema) -> list[str]:
+    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text."""
+    return [
+        c
+        for c in DICTIONARY_COLUMNS.get(CLAIMS.name, ())
+        if c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
+    ]
 
 
-def _concat(tables: list[Table]) -> Table:
-    first = tables[0]
-    values = {}
-    for k, v in first.values.items():
-        parts = [t.values[k] for t in tables]
-        if isinstance(v, (pa.Array, pa.ChunkedArray)):
-            values[k] = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
-        else:
-            values[k] = np.concatenate(parts)
-    nulls = {k: np.concatenate([t.nulls[k] for t in tables]) for k in first.nulls}
-    return Table(first.spec, first.files, values, nulls, sum(t.rows for t in tables), first.digests, None)
+def _claim_columns() -> frozenset[str]:
+    """The claims columns the partition pass carries: the contract's and the command's --keep columns."""
+    from .keep import kept
+
+    return frozenset(c.name for c in CLAIMS.columns) | frozenset(kept())
+
+
+def _is_text(t: pa.DataType) -> bool:
+    """Text, or text coded through a dictionary."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _spans(ids: pa.Array | pa.ChunkedArray, lo: np.ndarray, hi: np.ndarray) -> pa.Table:
+    """(claim_id, lowest, highest range) of each distinct id, from rows of (id, low, high)."""
+    coded = pc.dictionary_encode(ids, null_encoding="encode")  # a null id is one claim, as before
+    if isinstance(coded, pa.ChunkedArray):
+        coded = coded.combine_chunks() if coded.num_chunks != 1 else coded.chunk(0)
+    idx = np.asarray(coded.indices, dtype=np.int64)
+    low = np.full(len(coded.dictionary), np.iinfo(np.int32).max, np.int32)  # ranges: int32 keeps it small
+    high = np.full(len(coded.dictionary), -1, np.int32)
+    np.minimum.at(low, idx, lo.astype(np.int32))
+    np.maximum.at(high, idx, hi.astype(np.int32))
+    return pa.table({"claim_id": coded.dictionary, "lo": low, "hi": high})
+
+
+def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
+    """``items`` produced in a background thread, up to ``depth`` ahead (reading overlaps the
+    partitioning; Arrow releases the GIL). Errors are raised here, in the caller's thread."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, None))
+        except BaseException as e:  # handed to the caller
+            q.put((None, e))
+            return
+        q.put((done, None))
+
+    ctx = contextvars.copy_context()  # the command's CSV encoding
+    # not a daemon, and waited for with signals held: the process never exits while it is inside Arrow
+    t = threading.Thread(target=ctx.run, args=(pump,), name="partition-read")
+    t.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        with signals_held():
+            while t.is_alive():  # unblock a pump waiting on a full queue
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            t.join()
+
+
+class _BackgroundWriters:
+    """Arrow IPC stream files written in one background thread. ``write`` takes a function that gives
+    (file, record batch) pairs: it runs in that thread too, at most AHEAD calls behind."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue = queue.Queue(AHEAD)
+        self.error: BaseException | None = None
+        self.writers: dict[Path, ipc.RecordBatchStreamWriter] = {}
+        # not a daemon, joined with signals held (close): never left writing when the process exits
+        self.thread = threading.Thread(target=self._run, name="partition-write")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.q.get()
+            if job is None:
+                break
+            if self.error is not None:
+                continue  # drain
+            try:
+                for path, batch in job():
+                    if path not in self.writers:
+                        self.writers[path] = ipc.new_stream(path, batch.schema)
+                    self.writers[path].write_batch(batch)
+            except BaseException as e:
+                self.error = e
+        for w in self.writers.values():
+            try:
+                w.close()
+            except BaseException as e:
+                self.error = self.error or e
+
+    def write(self, job: Callable[[], Iterable[tuple[Path, pa.RecordBatch]]]) -> None:
+        if self.error is not None:
+            self.close()
+        self.q.put(job)
+
+    def close(self) -> None:
+        """Wait for every batch to be written; raise the first write error."""
+        if self.thread.is_alive():
+            with signals_held():
+                self.q.put(None)
+                self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class Partitioner:
-    """Pass 1: write each claim line to the file of its member range."""
+    """Pass 1: write each claim line to the file of its member range.
 
-    def __init__(self, members: Table, parts: int, folder: Path):
-        self.folder, self.parts = folder, parts
-        ids = members["member_id"]
-        order = np.asarray(pc.sort_indices(ids))
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
+    Each batch is read once (Parquet text columns as dictionaries, as ``load`` reads them), its members
+    are looked up through the batch's small ``member_id`` dictionary, and its rows are sorted by range
+    with one take and appended, range by range, to uncompressed Arrow IPC stream files, which the settle
+    pass memory-maps. In the files of a member range, ``member_id`` is coded against that range's own
+    members (one dictionary per range, written once). Reading, partitioning and writing overlap in three
+    threads; memory holds about 2 × AHEAD + 2 batches of BATCH_ROWS lines (docs/streaming.md)."""
+
+    def __init__(self, members: Table, parts: int, folder: Path, batch_rows: int | None = None):
+        self.folder, self.parts, self.batch_rows = folder, parts, batch_rows or BATCH_ROWS
+        ids = strings(members["member_id"])
+        order = np.asarray(pc.sort_indices(ids), dtype=np.int64)
         self.ids = ids
-        # member row -> partition; equal member counts per range, in byte order
-        self.part_of_member = (rank * parts // max(len(order), 1)).astype(np.int64)
+        # member row -> range; equal member counts per range, in byte order
+        part_of_rank = np.arange(len(order), dtype=np.int64) * parts // max(len(order), 1)
+        self.part_of_member = np.empty(len(order), np.int64)
+        self.part_of_member[order] = part_of_rank
+        # member row -> its code within its range; each range's members, in byte order
+        starts = np.searchsorted(part_of_rank, np.arange(parts + 1))
+        self.code_of_member = np.empty(len(order), np.int32)
+        self.code_of_member[order] = (np.arange(len(order)) - starts[part_of_rank]).astype(np.int32)
+        self.members_of_part = [ids.take(pa.array(order[starts[k] : starts[k + 1]])) for k in range(parts)]
         self.files: dict[int, list[Path]] = {k: [] for k in range(parts + 1)}
-        self.pairs: list[pa.Table] = []  # distinct (claim_id, partition)
+        self.text: dict[Path, bool] = {}  # partition file -> read as text (CSV)
+        self.spans: list[pa.Table] = []  # (claim_id, lowest range, highest range) per batch
+        self._seen: tuple[pa.Array, np.ndarray] | None = None  # the last member dictionary looked up
 
     def add_file(self, index: int, path: Path) -> None:
         try:
@@ -184,50 +328,176 @@ class Partitioner:
             load(CLAIMS, [path])
             raise
 
+    def _columns(self, path: Path) -> list[str] | None:
+        """The contract's claim columns a Parquet file holds, in its order (None for other files)."""
+        if SUFFIXES.get(path.suffix.lower()) != "parquet":
+            return None
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError):
+            load(CLAIMS, [path])  # names what is wrong
+            raise
+        wanted = _claim_columns()
+        cols = [n for n in names if n in wanted]
+        if len(set(cols)) != len(cols) or not {"claim_id", "member_id"} <= set(cols):
+            self._columns_error(path)
+        return cols
+
     def _add_file(self, index: int, path: Path) -> None:
-        # CSV stays CSV (it is read as text, with text rules); typed input becomes Parquet.
-        text = SUFFIXES.get(path.suffix.lower()) == "csv"
-        suffix = ".csv" if text else ".parquet"
-        writers: dict = {}
+        kind = SUFFIXES.get(path.suffix.lower())
+        cols = self._columns(path)
+        writers = _BackgroundWriters()
         offset = 0
         try:
-            for batch in iter_batches(path):
-                if "member_id" not in batch.schema.names or "claim_id" not in batch.schema.names:
-                    return self._whole_file_to_orphans(index, path)
-                member = pc.index_in(batch.column("member_id").cast(pa.string()), value_set=self.ids)
-                member = np.asarray(pc.fill_null(member, -1), dtype=np.int64)
-                part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
-                batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + batch.num_rows)))
-                offset += batch.num_rows
-                self.pairs.append(
-                    pa.table({"claim_id": batch.column("claim_id").cast(pa.string()), "part": pa.array(part)})
-                    .group_by(["claim_id", "part"])
-                    .aggregate([])
-                )
-                for k in np.unique(part):
-                    rows = batch.filter(pa.array(part == k))
-                    if k not in writers:
-                        f = self.folder / f"{index:05d}-{int(k):05d}{suffix}"
-                        writers[int(k)] = pacsv.CSVWriter(f, rows.schema) if text else pq.ParquetWriter(f, rows.schema)
-                        self.files[int(k)].append(f)
-                    writers[int(k)].write_batch(rows)
+            for batch in _ahead(iter_batches(path, self.batch_rows, cols if kind == "parquet" else None)):
+                if kind != "parquet":
+                    batch = self._select(batch, path)
+                offset = self._add_batch(index, batch, offset, kind == "csv", writers)
         finally:
-            for w in writers.values():
-                w.close()
+            writers.close()
 
-    def _whole_file_to_orphans(self, index: int, path: Path) -> None:
-        # A file without the key columns: load() will report it; keep it whole.
-        f = self.folder / f"{index:05d}-orphan{path.suffix}"
-        shutil.copyfile(path, f)
-        self.files[self.parts].append(f)
+    def _select(self, batch: pa.RecordBatch, path: Path) -> pa.RecordBatch:
+        wanted = _claim_columns()
+        keep = [n for n in batch.schema.names if n in wanted]
+        if len(set(keep)) != len(keep) or not {"claim_id", "member_id"} <= set(keep):
+            self._columns_error(path)
+        return batch.select(keep)
+
+    @staticmethod
+    def _columns_error(path: Path) -> None:
+        load(CLAIMS, [path])  # raises: a required column is missing or doubled
+        raise InputError("cannot be partitioned", path)  # pragma: no cover - load raised
+
+    def _add_batch(
+        self, index: int, batch: pa.RecordBatch, offset: int, text: bool, writers: _BackgroundWriters
+    ) -> int:
+        """Find each line's range here; sort, cut and write in the writer thread, while the next batch
+        is read and looked up."""
+        member = self._member_rows(batch.column("member_id"))
+        part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
+        order = np.argsort(part.astype(np.int16 if self.parts < 32767 else np.int64), kind="stable")  # radix
+        bounds = np.searchsorted(part[order], np.arange(self.parts + 2))
+        ranges = [int(k) for k in np.flatnonzero(np.diff(bounds))]
+        files = [self.folder / f"{index:05d}-{k:05d}.arrows" for k in ranges]
+        for k, f in zip(ranges, files):  # in order, here: the settle pass reads them in this order
+            if f not in self.text:
+                self.text[f] = text
+                self.files[k].append(f)
+
+        def cut() -> Iterator[tuple[Path, pa.RecordBatch]]:
+            self._note_spans(batch.column("claim_id"), part)
+            rows = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
+            whole = batch.append_column(ROW, pa.array(rows)).take(pa.array(order))
+            yield from zip(files, self._slices(whole, ranges, bounds, member[order]))
+
+        writers.write(cut)
+        return offset + batch.num_rows
+
+    def _slices(
+        self, batch: pa.RecordBatch, ranges: list[int], bounds: np.ndarray, member: np.ndarray
+    ) -> Iterator[pa.RecordBatch]:
+        """Each range's lines of a batch sorted by range."""
+        coded = _is_text(batch.schema.field("member_id").type)  # else load() reports the type
+        at = batch.schema.get_field_index("member_id")
+        for k in ranges:
+            rows = batch.slice(bounds[k], bounds[k + 1] - bounds[k])
+            if k < self.parts and coded:
+                # member_id as codes into this range's members: one small dictionary per range file
+                codes = pa.array(self.code_of_member[member[bounds[k] : bounds[k + 1]]])
+                rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(codes, self.members_of_part[k]))
+            elif k == self.parts and pa.types.is_dictionary(rows.schema.field("member_id").type):
+                # the few orphan lines: their members as text, not the batch's whole dictionary
+                rows = rows.set_column(at, "member_id", rows.column(at).dictionary_decode())
+            yield rows
+
+    def _member_rows(self, ids: pa.Array) -> np.ndarray:
+        """Row in the members table of each line's member (-1: null or unknown)."""
+        if pa.types.is_dictionary(ids.type):
+            pos = np.append(self._dictionary_rows(ids.dictionary), -1)  # the code of a null
+            return pos[np.asarray(pc.fill_null(ids.indices, len(pos) - 1), dtype=np.int64)]
+        found = pc.index_in(ids.cast(pa.string()), value_set=self.ids)
+        return np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+
+    def _dictionary_rows(self, dictionary: pa.Array) -> np.ndarray:
+        """Member row of each entry of a batch's ``member_id`` dictionary (-1: unknown). Within a
+        Parquet row group each batch's dictionary extends the one before: only the new entries are
+        looked up. The entries are hashed and the members probed (hashing all the members for every
+        batch cost more than the rest of the pass)."""
+        known = 0
+        if self._seen is not None:
+            before, pos = self._seen
+            n = len(before)
+            if len(dictionary) >= n and dictionary.slice(0, n).equals(before):
+                known = n
+        new = self._lookup(dictionary.slice(known).cast(pa.string()))
+        pos = np.concatenate([pos[:known], new]) if known else new
+        self._seen = (dictionary, pos)
+        return pos
+
+    def _lookup(self, d: pa.Array) -> np.ndarray:
+        pos = np.full(len(d), -1, np.int64)
+        miss = np.arange(len(d))
+        while len(miss):  # once, or again for an entry repeated in the dictionary
+            hit = pc.index_in(self.ids, value_set=d.take(pa.array(miss)) if len(miss) < len(d) else d)
+            hit = np.asarray(pc.fill_null(hit, -1), dtype=np.int64)
+            if not (hit >= 0).any():
+                break  # the rest are unknown members
+            pos[miss[hit[hit >= 0]]] = np.flatnonzero(hit >= 0)
+            miss = np.flatnonzero(pos < 0)
+        return pos
+
+    def _note_spans(self, claim_id: pa.Array, part: np.ndarray) -> None:
+        """Keep each claim's lowest and highest range in this batch. Lines of one claim usually
+        follow each other: runs of one claim are reduced first, so fewer ids are hashed."""
+        n = len(part)
+        if n == 0:
+            return
+        if pa.types.is_dictionary(claim_id.type):
+            claim_id = claim_id.dictionary_decode()
+        claim_id = claim_id.cast(pa.string())
+        same = pc.equal(claim_id.slice(1), claim_id.slice(0, n - 1))
+        heads = np.flatnonzero(np.concatenate([[True], ~np.asarray(pc.fill_null(same, False), dtype=bool)]))
+        lo, hi = np.minimum.reduceat(part, heads), np.maximum.reduceat(part, heads)
+        self.spans.append(_spans(claim_id.take(pa.array(heads)), lo, hi))
 
     def split_claims(self) -> pa.Array:
         """Claim ids whose lines landed in more than one partition."""
-        if not self.pairs:
+        if not self.spans:
             return pa.array([], pa.string())
-        pairs = pa.concat_tables(self.pairs).group_by(["claim_id", "part"]).aggregate([])
-        counts = pairs.group_by("claim_id").aggregate([("part", "count")])
-        return counts.filter(pc.greater(counts["part_count"], 1))["claim_id"]
+        spans = pa.concat_tables(self.spans)
+        self.spans = []
+        spans = _spans(spans["claim_id"], np.asarray(spans["lo"]), np.asarray(spans["hi"]))
+        return spans.filter(pc.not_equal(spans["lo"], spans["hi"]))["claim_id"]
+
+    def _read(self, f: Path, k: int) -> pa.Table:
+        """One range file, memory-mapped. In a member range, ``member_id`` is one chunk: its batches
+        share the range's dictionary, which is then looked up once, not once per batch."""
+        with pa.memory_map(str(f)) as src:
+            t = ipc.open_stream(src).read_all()
+        member = t.column("member_id")
+        if k < self.parts and pa.types.is_dictionary(member.type) and member.num_chunks > 1:
+            one = pa.DictionaryArray.from_arrays(
+                pa.concat_arrays([c.indices for c in member.chunks]), self.members_of_part[k]
+            )
+            t = t.set_column(t.schema.get_field_index("member_id"), "member_id", pa.chunked_array([one]))
+        return t
+
+    def load(self, k: int, claim_files: list[Path], threads: int = 2) -> Table | None:
+        """Range ``k``'s lines (memory-mapped), checked like any input; errors name the original file
+        and row."""
+        files = self.files[k]
+        if not files:
+            return None
+        tables = [self._read(f, k) for f in files]
+        try:
+            return from_arrow(CLAIMS, files, [(t, self.text[f]) for f, t in zip(files, tables)], threads)
+        except InputError as e:
+            if e.file is None or Path(e.file) not in self.text:
+                raise
+            f = Path(e.file)
+            original = claim_files[int(f.stem.split("-")[0])]
+            row = None if e.row is None else int(tables[files.index(f)][ROW][e.row].as_py())
+            raise InputError(e.message, original, e.column, row) from None
 
 
 def run_streaming(
@@ -254,29 +524,62 @@ def run_streaming(
     claim_files = expand_paths(claim_paths, "claims")
     # The partition files (claim data: personal health information) live in the output's temporary
     # folder: removed with it on any error, Ctrl-C or SIGTERM, and by the next run into --out after a kill.
+    sources = Sources(claim_files, member_paths, provider_paths, catalogue_paths)
     with atomic_dir(out, source_paths(claim_paths, member_paths, provider_paths, catalogue_paths)) as folder:
-        small, digests, part, split = _partition(
-            claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
+        cut = _partition(sources, parts, folder, timer, say)
+        how = Settling(
+            policy=policy,
+            folder=folder,
+            timer=timer,
+            say=say,
+            threads=threads,
+            with_lines=with_lines,
+            audit=audit,
+            each=each,
         )
-        s = _settle_partitions(
-            part,
-            split,
-            claim_files,
-            small.members,
-            small.providers,
-            small.catalogue,
-            policy,
-            folder,
-            threads,
-            with_lines,
-            timer,
-            digests,
-            say,
-            audit,
-            each,
-        )
+        s = _settle_partitions(cut, how)
         shutil.rmtree(folder / PARTITIONS)
     return s
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The input files of a streamed command: the claim files (expanded) and the small tables' paths."""
+
+    claims: list[Path]
+    members: Sequence[str | Path]
+    providers: Sequence[str | Path]
+    catalogue: Sequence[str | Path]
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What the partition pass leaves: the small tables (Inputs without claims), the input digests (of
+    the bytes partitioned), the Partitioner with its range files and the claim ids split across ranges."""
+
+    small: Inputs
+    digests: dict[str, str]
+    part: Partitioner
+    split: pa.Array
+    claim_files: list[Path]
+
+    def ranges(self, timer: Timer) -> Iterator[tuple[int, Table]]:
+        """(k, claims) of each range in settlement order, then the orphans (see iter_claim_partitions)."""
+        return iter_claim_partitions(self.part, self.split, self.claim_files, timer)
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How the ranges are settled and where their outputs go (the output's temporary folder)."""
+
+    policy: Policy
+    folder: Path
+    timer: Timer
+    say: Callable[[str], None]
+    threads: int | None = None
+    with_lines: bool = True
+    audit: Any = None  # an audit.StreamingAudit
+    each: Callable[[Result | None], None] | None = None
 
 
 def source_paths(claims, members, providers, catalogue, dataset: str | Path | None = None) -> list[Path]:
@@ -285,59 +588,41 @@ def source_paths(claims, members, providers, catalogue, dataset: str | Path | No
     return paths + ([Path(dataset)] if dataset is not None else [])
 
 
-def _partition(
-    claim_files: list[Path],
-    member_paths,
-    provider_paths,
-    catalogue_paths,
-    parts: int,
-    folder: Path,
-    timer: Timer,
-    say: Callable[[str], None],
-) -> tuple[Inputs, dict, Partitioner, pa.Array]:
+def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Callable[[str], None]) -> Cut:
     """Read the small tables and cut the claims into ``parts`` member ranges under ``folder``/PARTITIONS
-    (the output's temporary folder). Returns the small tables (Inputs without claims), the input
-    digests (of the bytes partitioned), the Partitioner and the claim ids split across ranges."""
+    (the output's temporary folder). The cut is timed as ``partition``, apart from ``read``."""
     with timer("read"):
-        members, providers = load(MEMBERS, member_paths), load(PROVIDERS, provider_paths)
-        catalogue = load(CATALOGUE, catalogue_paths)
+        members, providers = load(MEMBERS, sources.members), load(PROVIDERS, sources.providers)
+        catalogue = load(CATALOGUE, sources.catalogue)
     digests: dict[str, str] = {}  # claims first, as an in-memory run lists them
     scratch = folder / PARTITIONS
     scratch.mkdir()
     say(f"partition into {parts}")
     with timer("partition"):
         part = Partitioner(members, parts, scratch)
-        for i, f in enumerate(claim_files):
+        for i, f in enumerate(sources.claims):
             digests[str(f)], unchanged = digest_while_reading(f)
             part.add_file(i, f)
             unchanged()  # the digest describes the bytes partitioned
         split = part.split_claims()
     for table in (members, providers, catalogue):
         digests.update(table.digests)
-    return Inputs(None, members, providers, catalogue), digests, part, split  # type: ignore[arg-type]
+    small = Inputs(claims=None, members=members, providers=providers, catalogue=catalogue)  # type: ignore[arg-type]
+    return Cut(small, digests, part, split, sources.claims)
 
 
-def _load_partition(files: list[Path], claim_files: list[Path]) -> Table:
-    """Load one partition's files, naming the original file and row in any error."""
-    if not files:
-        return None  # type: ignore[return-value]
-    try:
-        return load(CLAIMS, files)
-    except InputError as e:
-        f = Path(e.file) if e.file is not None else None
-        if f is None or f.parent != files[0].parent or "-orphan" in f.name:
-            raise
-        original = claim_files[int(f.stem.split("-")[0])]
-        row = e.row
-        if row is not None:
-            rows = (
-                pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(include_columns=[ROW]))
-                if f.suffix == ".csv"
-                else pq.read_table(f, columns=[ROW])
-            )
-            row = int(rows[ROW][row].as_py())
-        message = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
-        raise InputError(message, original, e.column, row) from None
+def _concat(tables: list[Table]) -> Table:
+    first = tables[0]
+    values = {}
+    for k, v in first.values.items():
+        parts = [t.values[k] for t in tables]
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            values[k] = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
+        else:
+            values[k] = np.concatenate(parts)
+    nulls = {k: np.concatenate([t.nulls[k] for t in tables]) for k in first.nulls}
+    rows = sum(t.rows for t in tables)
+    return Table(spec=first.spec, files=first.files, values=values, nulls=nulls, rows=rows, digests=first.digests)
 
 
 def iter_claim_partitions(
@@ -348,14 +633,14 @@ def iter_claim_partitions(
     orphans: list[Table] = []
     for k in range(part.parts + 1):
         with timer("read"):
-            claims = _load_partition(part.files[k], claim_files)
+            claims = part.load(k, claim_files)
         if claims is None:
             continue
         if len(split):
             moved = np.asarray(pc.is_in(claims["claim_id"], value_set=split), dtype=bool)
             if moved.any():
-                orphans.append(_take(claims, np.flatnonzero(moved)))
-                claims = _take(claims, np.flatnonzero(~moved))
+                orphans.append(claims.take(np.flatnonzero(moved)))
+                claims = claims.take(np.flatnonzero(~moved))
         if k == part.parts:
             orphans.append(claims)
             continue
@@ -383,24 +668,22 @@ def partitioned(
     orphans last, as often as asked; when there are no claims at all, the one
     empty claims table).
     """
-    claim_files = expand_paths(claim_paths, "claims")
-    small, digests, part, split = _partition(
-        claim_files, member_paths, provider_paths, catalogue_paths, parts, folder, timer, say
-    )
-    members, providers, catalogue = small.members, small.providers, small.catalogue
+    sources = Sources(expand_paths(claim_paths, "claims"), member_paths, provider_paths, catalogue_paths)
+    cut = _partition(sources, parts, folder, timer, say)
+    small = cut.small
     try:
 
         def each() -> Iterator[Inputs]:
             seen = False
-            for k, claims in iter_claim_partitions(part, split, claim_files, timer):
+            for k, claims in cut.ranges(timer):
                 seen = True
-                yield Inputs(claims, members, providers, catalogue)
-                if k < part.parts:
-                    say(f"partition {k + 1}/{part.parts}")
+                yield Inputs(claims, small.members, small.providers, small.catalogue)
+                if k < parts:
+                    say(f"partition {k + 1}/{parts}")
             if not seen:
-                yield Inputs(load(CLAIMS, claim_files), members, providers, catalogue)
+                yield Inputs(load(CLAIMS, cut.claim_files), small.members, small.providers, small.catalogue)
 
-        yield small, digests, each
+        yield small, cut.digests, each
     finally:
         shutil.rmtree(folder / PARTITIONS, ignore_errors=True)
 
@@ -445,7 +728,8 @@ class BaseYears:
         self.given: list[int | None] = [None] * n
 
     def start(self) -> None:
-        self.used, self.earliest = list(self.given), [None] * len(self.given)
+        self.used: list[int | None] = list(self.given)
+        self.earliest: list[int | None] = [None] * len(self.given)
 
     def __getitem__(self, i: int) -> int | None:
         return self.used[i]
@@ -453,8 +737,8 @@ class BaseYears:
     def saw(self, i: int, r: Result) -> None:
         if self.used[i] is None:
             self.used[i] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (self.earliest[i] is None or first < self.earliest[i]):
+        first, earliest = first_year(r.enc), self.earliest[i]
+        if first is not None and (earliest is None or first < earliest):
             self.earliest[i] = first
 
     def again(self) -> bool:
@@ -465,187 +749,135 @@ class BaseYears:
         return wrong
 
 
-def _settle_partitions(
-    part: Partitioner,
-    split: pa.Array,
-    claim_files,
-    members,
-    providers,
-    catalogue,
-    policy,
-    folder: Path,
-    threads,
-    with_lines,
-    timer: Timer,
-    digests,
-    say,
-    audit=None,
-    each: Callable[[Result | None], None] | None = None,
-) -> dict:
+def _settle_partitions(cut: Cut, how: Settling) -> dict:
+    """Settle every range, write rejected.parquet, summary.json and report.html; the summary."""
+    done = _settle_with_true_base_year(cut, how)
+    write_parquet(rejected_rows_table(done.rejected), how.folder / "rejected.parquet")
+    s = _summary(cut, how, done)
+    (how.folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(how.folder, "run")
+    return s
+
+
+def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
     # The personal account stands on 1 January of the run's base year B, the earliest year of all
     # its settled claims (contract §3). B is taken from the first partition with settled claims and
     # checked on every later one; in the rare case that a later partition settles an earlier year,
     # the outputs are written again with the true B (which claims settle does not depend on B).
     base = None
     while True:
-        state = _settle_pass(
-            part,
-            split,
-            claim_files,
-            members,
-            providers,
-            catalogue,
-            policy,
-            folder,
-            threads,
-            with_lines,
-            timer,
-            say,
-            base,
-            audit,
-            each,
-        )
-        if state["earliest"] is None or state["earliest"] == state["base"]:
-            break
-        base = state["earliest"]
-        say(f"base year {base}: again")
-    rejected, totals, counts, last = state["rejected"], state["totals"], state["counts"], state["last"]
-    write_parquet(rejected_rows_table(rejected), folder / "rejected.parquet")
-    s = summary(last, digests, counts["input_lines"])
+        done = _settle_pass(cut, how, base)
+        if done.earliest is None or done.earliest == done.base:
+            return done
+        base = done.earliest
+        how.say(f"base year {base}: again")
+
+
+def _summary(cut: Cut, how: Settling, done: _Pass) -> dict:
+    """summary.json of the whole streamed run, as one in-memory run would write it."""
+    counts, last = done.counts, done.last
+    if last is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
+        raise RuntimeError("no range was settled")
+    s = summary(last, cut.digests, counts["input_lines"])
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
-    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(rejected)
+    n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(done.rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
-    for t in rejected:
+    for t in done.rejected:
         reasons[t[2]] += 1
     s["counts"]["rejected_by_reason"] = reasons
     s["counts"]["reconciles"] = counts["settled_claims"] + n_rejected == counts["input_claims"]
-    s["totals"] = {k: str(yuan(v)) for k, v in totals.items()}
-    s["partitions"] = part.parts
-    if audit is not None:
-        s["audit"] = audit.finish()
-    s["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
-    (folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(folder, "run")
+    s["totals"] = {k: str(yuan(v)) for k, v in done.totals.items()}
+    s["partitions"] = cut.part.parts
+    if how.audit is not None:
+        s["audit"] = how.audit.finish()
+    s["timings_seconds"] = {k: round(v, 4) for k, v in how.timer.t.items()}
     return s
 
 
-def _settle_pass(
-    part: Partitioner,
-    split: pa.Array,
-    claim_files,
-    members,
-    providers,
-    catalogue,
-    policy,
-    folder: Path,
-    threads,
-    with_lines,
-    timer: Timer,
-    say,
-    base: int | None,
-    audit=None,
-    each: Callable[[Result | None], None] | None = None,
-) -> dict:
+@dataclass
+class _Pass:
+    """One pass over the ranges: the open output writers and what adds up across ranges."""
+
+    folder: Path
+    base: int | None  # the base year used (None until the first range with settled claims)
+    earliest: int | None = None  # the earliest year settled
+    last: Result | None = None
+    rejected: list = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
+    )
+    writers: dict[str, pq.ParquetWriter] = field(default_factory=dict)
+
+    def append(self, name: str, table: pa.Table) -> None:
+        if name not in self.writers:
+            path = self.folder / f"{name}.parquet"
+            self.writers[name] = pq.ParquetWriter(path, table.schema, **parquet_options(table.schema))
+        self.writers[name].write_table(table)
+
+    def add(self, claims: Table, r: Result) -> None:
+        """Count a settled range in."""
+        self.rejected.extend(r.enc.rejected)
+        for k, v in claim_amounts(r).items():
+            self.totals[k] = self.totals.get(k, 0) + int(v.sum())
+        self.counts["input_lines"] += claims.rows
+        self.counts["input_claims"] += r.enc.input_claims
+        self.counts["settled_claims"] += len(r.enc.member)
+        self.counts["settled_lines"] += len(r.enc.amount)
+        if self.base is None:
+            self.base = r.base_year
+        first = first_year(r.enc)
+        if first is not None and (self.earliest is None or first < self.earliest):
+            self.earliest = first
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _settle_pass(cut: Cut, how: Settling, base: int | None) -> _Pass:
     """Settle every partition with base year ``base`` (None: the first partition's), writing the
     outputs anew; returns the totals, the base used and the earliest year settled."""
     for name in ("settlements", "lines"):
-        (folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
-    if audit is not None:
-        audit.start(folder)  # anew, like the outputs
-    if each is not None:
-        each(None)  # anew too
-    writers: dict[str, pq.ParquetWriter] = {}
-    st = {
-        "rejected": [],
-        "totals": {},
-        "counts": {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0},
-        "last": None,
-        "base": base,
-        "earliest": None,
-    }
-    rejected, totals, counts = st["rejected"], st["totals"], st["counts"]
-
-    def append(name: str, table: pa.Table) -> None:
-        if name not in writers:
-            writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema, **parquet_options(table.schema))
-        writers[name].write_table(table)
-
-    def one(claims: Table) -> Result:
-        r = _one(
-            claims,
-            members,
-            providers,
-            catalogue,
-            policy,
-            threads,
-            timer,
-            append,
-            with_lines,
-            rejected,
-            totals,
-            counts,
-            st["base"],
-            audit,
-        )
-        if st["base"] is None:
-            st["base"] = r.base_year
-        first = first_year(r.enc)
-        if first is not None and (st["earliest"] is None or first < st["earliest"]):
-            st["earliest"] = first
-        if each is not None:
-            each(r)
-        return r
-
+        (how.folder / f"{name}.parquet").unlink(missing_ok=True)  # an earlier pass's, in our temporary folder
+    if how.audit is not None:
+        how.audit.start(how.folder)  # anew, like the outputs
+    if how.each is not None:
+        how.each(None)  # anew too
+    done = _Pass(how.folder, base)
+    parts = cut.part.parts
     try:
-        for k, claims in iter_claim_partitions(part, split, claim_files, timer):
-            if k == part.parts:  # the orphans
-                before = counts["settled_claims"]
-                st["last"] = one(claims) or st["last"]
-                if counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
+        for k, claims in cut.ranges(how.timer):
+            if k == parts:  # the orphans
+                before = done.counts["settled_claims"]
+                done.last = _one(claims, cut, how, done) or done.last
+                if done.counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                     raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
-            st["last"] = one(claims)
-            say(f"partition {k + 1}/{part.parts}")
-        if st["last"] is None:  # every claims file was empty: settle that, for outputs of the right shape
-            st["last"] = one(load(CLAIMS, claim_files))
+            done.last = _one(claims, cut, how, done)
+            how.say(f"partition {k + 1}/{parts}")
+        if done.last is None:  # every claims file was empty: settle that, for outputs of the right shape
+            done.last = _one(load(CLAIMS, cut.claim_files), cut, how, done)
     finally:
-        for w in writers.values():
-            w.close()
-    return st
+        done.close()
+    return done
 
 
-def _one(
-    claims: Table,
-    members,
-    providers,
-    catalogue,
-    policy,
-    threads,
-    timer,
-    append,
-    with_lines,
-    rejected,
-    totals,
-    counts,
-    base_year: int | None = None,
-    audit=None,
-) -> Result:
-    inputs = Inputs(claims, members, providers, catalogue)
-    r = adjudicate(inputs, policy, threads=threads, timer=timer, line_funds=with_lines, base_year=base_year)
-    if audit is not None:
+def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
+    """Settle one range with the pass's base year, append its outputs and count it in."""
+    small, timer = cut.small, how.timer
+    inputs = Inputs(claims, small.members, small.providers, small.catalogue)
+    r = adjudicate(inputs, how.policy, threads=how.threads, timer=timer, line_funds=how.with_lines, base_year=done.base)
+    if how.audit is not None:
         with timer("audit"):
-            audit.add(r, inputs)
+            how.audit.add(r, inputs)
     with timer("write"):
-        append("settlements", settlements_table(r, for_file=True))
-        if with_lines:
-            append("lines", lines_table(r, for_file=True))
-    rejected.extend(r.enc.rejected)
-    for k, v in claim_amounts(r).items():
-        totals[k] = totals.get(k, 0) + int(v.sum())
-    counts["input_lines"] += claims.rows
-    counts["input_claims"] += r.enc.input_claims
-    counts["settled_claims"] += len(r.enc.member)
-    counts["settled_lines"] += len(r.enc.amount)
+        done.append("settlements", settlements_table(r, for_file=True))
+        if how.with_lines:
+            done.append("lines", lines_table(r, for_file=True))
+    done.add(claims, r)
+    if how.each is not None:
+        how.each(r)
     return r
 
 

@@ -17,8 +17,8 @@ Outputs (written atomically):
   the members' change out of pocket;
 - ``summary.json``: the base policy, each variant's overrides, input digests,
   the rows again (as text), timings;
-- ``members.parquet`` (with ``deltas_for``): per member and benefit year, the
-  chosen variant against the baseline, as compare's members.parquet.
+- ``member_changes.parquet`` (with ``deltas_for``): per member and benefit year, the
+  chosen variant against the baseline, as compare's member_changes.parquet.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from .compare import (
     who_is_better_off,
 )
 from .money import OUTPUT_TYPE
-from .outputs import AMOUNTS
+from .schema import AMOUNTS
 
 __all__ = ["Variant", "split_values", "variants", "run_sweep"]
 
@@ -118,6 +118,7 @@ def run_sweep(
     members,
     providers,
     catalogue,
+    *,
     variants_: list[Variant],
     out: Path,
     deltas_for: int | None = None,
@@ -144,7 +145,17 @@ def run_sweep(
     sources = source_paths(claims, members, providers, catalogue, dataset)
     with (
         atomic_dir(Path(out), sources) as tmp,
-        prepared_parts(claims, members, providers, catalogue, dataset, partitions, timer, say, tmp) as (
+        prepared_parts(
+            claims,
+            members,
+            providers,
+            catalogue,
+            dataset=dataset,
+            partitions=partitions,
+            timer=timer,
+            say=say,
+            folder=tmp,
+        ) as (
             digests,
             preps,
             ranges,
@@ -163,7 +174,8 @@ def run_sweep(
             try:
                 for prep in preps():
                     n = len(prep.enc.member)
-                    base = base_amounts = base_kept = None
+                    base = base_kept = None
+                    base_amounts: dict[str, np.ndarray] = {}
                     for i, v in enumerate(variants_):
                         say(f"variant {i}")
                         r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False, base_year=bases[i])
@@ -190,7 +202,7 @@ def run_sweep(
                             with timer("write"):
                                 p = compare_part(prep.enc, base, r)
                                 if writer is None:
-                                    writer = pq.ParquetWriter(tmp / "members.parquet", p["members"].schema)
+                                    writer = pq.ParquetWriter(tmp / "member_changes.parquet", p["members"].schema)
                                 writer.write_table(p.pop("members"))
                                 del p["claims"]
                                 deltas_parts.append(p)
@@ -220,8 +232,8 @@ def run_sweep(
                 members_unchanged=who["unchanged"],
             )
             dist = who["member_paid_change"]
-            for p in PERCENTILES:
-                row[f"member_paid_change_p{p}"] = dist.get(f"p{p}", "0.00")
+            for pct in PERCENTILES:
+                row[f"member_paid_change_p{pct}"] = dist.get(f"p{pct}", "0.00")
             rows.append(row)
         summary: dict[str, Any] = {
             "adjudicate_version": __version__,
@@ -235,7 +247,7 @@ def run_sweep(
         }
         if ranges > 1:
             summary["partitions"] = ranges
-        if deltas_parts:
+        if deltas_parts and deltas_for is not None:  # parts are kept only for deltas_for
             part, _ = summarise(deltas_parts)
             summary["deltas_for"] = {
                 "variant": deltas_for,

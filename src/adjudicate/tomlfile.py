@@ -98,11 +98,13 @@ class KeyLocator:
                 if len(ints) != 1 or isinstance(prefix[-1], int):
                     continue
                 i = ints[0]
+                k = prefix[i]
+                assert isinstance(k, int)  # ints holds the positions of the int tokens
                 arrays = [h for h in headers if h[1] and h[0] == ".".join(map(str, prefix[:i]))]
-                if prefix[i] >= len(arrays):
+                if k >= len(arrays):
                     continue
-                lo = arrays[prefix[i]][2]
-                hi = arrays[prefix[i] + 1][2] if prefix[i] + 1 < len(arrays) else len(self.source_text)
+                lo = arrays[k][2]
+                hi = arrays[k + 1][2] if k + 1 < len(arrays) else len(self.source_text)
                 dotted = ".".join(str(t) for t in prefix if not isinstance(t, int))
                 hits = [h for h in headers if h[0] == dotted and lo < h[2] < hi]
                 if not hits or hits[0][1]:
@@ -117,8 +119,9 @@ class KeyLocator:
             if not hits:
                 continue
             pick = 0
-            if hits[0][1] and n < len(tokens) and isinstance(tokens[n], int):
-                pick = tokens[n]
+            after = tokens[n] if n < len(tokens) else None
+            if hits[0][1] and isinstance(after, int):
+                pick = after
                 n += 1
             if pick >= len(hits):
                 continue

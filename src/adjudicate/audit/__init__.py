@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,9 @@ from ..engine import Inputs, Result, default_threads
 from .flags import flag, flags_table, line_facts
 from .indicators import add_sums, indicator_sums, indicators_table, provider_indicators
 from .rules import NEEDS_KIND, RULES, AuditRules, load_audit_rules
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 __all__ = ["Audit", "StreamingAudit", "run_audit", "write_audit", "load_audit_rules", "AuditRules", "RULES"]
 
@@ -128,7 +132,7 @@ class StreamingAudit:
 
     def __init__(self, rules: AuditRules, threads: int | None = None):
         self.rules, self.threads = rules, threads or default_threads()
-        self.writer = None
+        self.writer: pq.ParquetWriter | None = None
         self.folder: Path | None = None
         self.sums: list = []
         self.counts = {name: {"flags": 0, "claims": 0} for name in (*RULES, "")}
@@ -149,6 +153,7 @@ class StreamingAudit:
     def add(self, r: Result, inputs: Inputs) -> None:
         from ..outputs import parquet_options
 
+        assert self.folder is not None, "start() before add()"
         t0 = time.perf_counter()
         facts = line_facts(r.enc, inputs)
         raw = flag(r, inputs, self.rules, facts, self.threads)
@@ -171,6 +176,7 @@ class StreamingAudit:
 
         if self.writer is not None:
             self.writer.close()
+        assert self.inputs is not None and self.folder is not None, "start() and add() before finish()"
         indicators = indicators_table(*add_sums(self.sums), self.inputs, self.kind_known, self.rules)
         write_parquet(indicators, self.folder / "indicators.parquet")
         return _summary(self.rules, self.counts, _skipped(self.rules, self.kind_known), indicators, self.timings)

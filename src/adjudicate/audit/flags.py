@@ -19,6 +19,7 @@ from .. import _audit
 from ..encode import Encoded, catalogue_codes, catalogue_rows, lookup
 from ..engine import TOTAL, Inputs, Result, _parallel, chunks_by_member
 from ..inputs import QUANTITY_SCALE, strings
+from ..keep import claim_columns
 from ..money import fen_to_decimal
 from ..schema import ITEM_KINDS, SETTINGS
 from .rules import NEEDS_KIND, RULES, AuditRules
@@ -327,5 +328,6 @@ def flags_table(r: Result, rules: AuditRules, flags: np.ndarray) -> pa.Table:
             "measure_unit": pa.array(list(UNITS)).take(pa.array(unit.astype(np.int32))),
             "evidence_amount": fen_to_decimal(amt),
             "evidence": text,
+            **claim_columns(enc, claim),  # --keep: the flagged claim's own columns
         }
     )

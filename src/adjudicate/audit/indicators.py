@@ -233,7 +233,7 @@ def indicators_table(
     return pa.table(
         {
             "provider_id": inputs.providers.values["provider_id"].take(pa.array(prov[g])),
-            "year": pa.array(year[g], pa.int16()),
+            "benefit_year": pa.array(year[g], pa.int16()),
             "kind": pa.array(list(PROVIDER_KINDS)).take(pa.array(pkind[g].astype(np.int32))),
             "level": pa.array(plevel[g].astype(np.int8)),
             "indicator": pa.array(list(INDICATORS)).take(ind),

@@ -10,11 +10,14 @@ import click
 from .common import (
     CLICK_SETTINGS,
     Progress,
+    audit_rules_option,
     check_out,
     errors,
     inputs_options,
     out_option,
+    quiet_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -30,18 +33,13 @@ AUDIT_STAGES = ("read", "encode", "kernel", "audit", "write")
     required=True,
     help="Shipped policy name or path to a .toml file (fund amounts of the indicators).",
 )
-@click.option(
-    "--rules",
-    "rules_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Audit rules file (default: the shipped audit-rules.toml, seed-cited).",
-)
+@audit_rules_option
 @out_option
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@quiet_option
 @with_lang
 @with_log_file
+@with_keep
 def audit(claims, members, providers, catalogue, policy_name, rules_file, out, threads, quiet) -> None:
     """Flag suspicious claims (readmissions, overlapping stays, duplicate bills, …) and rank providers.
 
@@ -60,13 +58,32 @@ def audit(claims, members, providers, catalogue, policy_name, rules_file, out, t
     """
     with errors():
         check_out(out, claims, members, providers, catalogue, rules_file)
-        s = run_audit_command(claims, members, providers, catalogue, policy_name, rules_file, Path(out), threads, quiet)
+        s = run_audit_command(
+            claims,
+            members,
+            providers,
+            catalogue,
+            policy_name=policy_name,
+            rules_file=rules_file,
+            out=Path(out),
+            threads=threads,
+            quiet=quiet,
+        )
         if not quiet:
             show_audit(s["audit"], Path(out))
 
 
 def run_audit_command(
-    claims, members, providers, catalogue, policy_name, rules_file, out: Path, threads, quiet: bool
+    claims,
+    members,
+    providers,
+    catalogue,
+    *,
+    policy_name: str,
+    rules_file: str | None,
+    out: Path,
+    threads: int | None,
+    quiet: bool,
 ) -> dict:
     from .. import policy as P
     from ..audit import load_audit_rules, run_audit, write_audit

@@ -7,12 +7,13 @@ import sys
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, errors, json_option
 
 
 @click.command("test", context_settings=CLICK_SETTINGS)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
+# not common.quiet_option: here -q keeps the failures and the summary, which are the result
 @click.option("-q", "--quiet", is_flag=True, help="Print only the failures and the summary.")
 def test(paths, as_json, quiet) -> None:
     """Run case files: each case's claims under its policy, every expected amount compared exactly.

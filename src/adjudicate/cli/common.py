@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -185,11 +186,12 @@ def environment_error(e: BaseException) -> str | None:
 def _interruption_behind(e: BaseException) -> BaseException | None:
     """The KeyboardInterrupt or Terminated that ``e`` was raised while handling, if any."""
     seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, (KeyboardInterrupt, Terminated)):
-            return e
-        seen.add(id(e))
-        e = e.__context__
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
     return None
 
 
@@ -240,7 +242,8 @@ def errors() -> Iterator[None]:
             sys.exit(130 if interrupted else 128 + signal.SIGTERM)
         reason = environment_error(e)
         if reason is not None:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            filename = getattr(e, "filename", None)
+            where = f" ({filename})" if filename else ""
             click.echo(
                 f"error: the system refused a read or write: {reason}{where}; {outdir.on_disk()}. "
                 "Free space or fix the permissions, then run again.",
@@ -264,7 +267,7 @@ def check_out(out, *inputs) -> None:
 
     ``inputs`` are the command's input options (each a path or a tuple of paths, or None).
     """
-    paths = []
+    paths: list[Any] = []
     for group in inputs:
         if group is None:
             continue
@@ -320,6 +323,43 @@ def with_lang(f):
         default="en",
         show_default=True,
         help="Language of the table labels and of report.html (zh: 中文).",
+    )(wrapper)
+
+
+def with_keep(f):
+    """``--keep COLUMN`` (repeatable): an agency's own claims columns passed through to the per-claim
+    and per-line outputs (keep.py). Refused, exit 2, with --dataset and --engine spark."""
+
+    @functools.wraps(f)
+    def wrapper(*args, keep: tuple[str, ...] = (), **kw):
+        if not keep:
+            return f(*args, **kw)
+        from ..inputs import InputError
+        from ..keep import check_names, keeping
+
+        flags = " ".join(f"--keep {k}" for k in keep)
+        if kw.get("dataset") is not None:
+            raise click.UsageError(
+                f"{flags}: a prepared --dataset holds only the contract's claims columns; "
+                "run on the input files (--claims … or --inputs DIR) to keep columns"
+            )
+        if kw.get("engine") == "spark":
+            raise click.UsageError(f"{flags}: --engine spark does not pass columns through yet; use --engine local")
+        try:
+            check_names(keep)
+        except InputError as e:
+            raise click.UsageError(str(e)) from None
+        with keeping(keep):
+            return f(*args, **kw)
+
+    return click.option(
+        "--keep",
+        "keep",
+        multiple=True,
+        metavar="COLUMN",
+        help="An extra column of the claims table to pass through (repeatable), e.g. a settlement serial "
+        "number: to lines.parquet per line, to the per-claim outputs (null when a claim's lines differ) "
+        "and to rejected.parquet.",
     )(wrapper)
 
 
@@ -414,6 +454,31 @@ out_option = click.option(
 threads_option = click.option(
     "--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores)."
 )
+#: ``--partitions`` of every command that can settle in member ranges (stream.py).
+partitions_option = click.option(
+    "--partitions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
+    "0 chooses from the input size, 1 is all in memory. The outputs are the same.",
+)
+#: ``--rules`` of the commands that audit (audit, run --audit).
+audit_rules_option = click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit rules file (default: the shipped, seed-cited audit-rules.toml).",
+)
+#: ``-q/--quiet`` of every command that shows progress and a summary.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+#: ``--json`` of every command that prints a result a program may read.
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+#: ``--policy`` of the commands that settle under one policy.
+policy_option = click.option(
+    "--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file."
+)
 
 
 def inputs_or_dataset_options(f):
@@ -425,16 +490,22 @@ __all__ = [
     "CLICK_SETTINGS",
     "STAGES",
     "Progress",
+    "audit_rules_option",
     "check_out",
     "environment_error",
     "errors",
     "group_digits",
     "inputs_options",
     "inputs_or_dataset_options",
+    "json_option",
     "log_event",
     "out_option",
+    "partitions_option",
+    "policy_option",
+    "quiet_option",
     "threads_option",
     "with_encoding",
+    "with_keep",
     "with_lang",
     "with_log_file",
 ]

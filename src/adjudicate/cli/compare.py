@@ -17,7 +17,10 @@ from .common import (
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    quiet_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -54,19 +57,20 @@ def show_compare(s: dict, member_cash_delta: np.ndarray | None = None, out: Path
     c, m = s["counts"], s["members"]
     console.print(
         f"claims: {c['claims']:,} compared, {c['claims_changed']:,} changed"
-        + (f", {c['settled_under_a_only']:,} settled only under A" if c["settled_under_a_only"] else "")
-        + (f", {c['settled_under_b_only']:,} settled only under B" if c["settled_under_b_only"] else "")
+        + (f", {c['by_change']['now_rejected']:,} rejected under B only" if c["by_change"]["now_rejected"] else "")
+        + (f", {c['by_change']['new']:,} rejected under A only" if c["by_change"]["new"] else "")
     )
     console.print(
         f"members: {m['better_off']:,} better off, {m['worse_off']:,} worse off, "
         f"{m['unchanged']:,} unchanged (out of pocket: cash + personal account)"
     )
     if member_cash_delta is not None:
-        for line in histogram(member_cash_delta):
+        # the bars fit the terminal: a row never wraps (labels are about 20 characters, counts up to 10)
+        for line in histogram(member_cash_delta, width=max(8, min(40, console.width - 32))):
             console.print(line, highlight=False)
     if out is not None:
         console.print(
-            f"written to {out}/ (compare.parquet, members.parquet, summary.json, report.html)", highlight=False
+            f"written to {out}/ (compare.parquet, member_changes.parquet, summary.json, report.html)", highlight=False
         )
 
 
@@ -98,24 +102,18 @@ def _signed(v: str) -> str:
 )
 @out_option
 @threads_option
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-    "from the input size, 1 is all in memory. The outputs are the same.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@partitions_option
+@quiet_option
 @with_lang
 @with_log_file
+@with_keep
 def compare(
     policies, overrides, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
 ) -> None:
     """Adjudicate the same claims under two policies and write exactly what changes.
 
     Writes compare.parquet (per claim: every amount under A, under B, and B − A),
-    members.parquet (per member and year: what the funds, the subsidy, the
+    member_changes.parquet (per member and year: what the funds, the subsidy, the
     account and the member in cash pay under A and B) and summary.json (totals,
     members better off / worse off / unchanged, percentiles of the change).
     Every Δ is exact: the Δ column of a total is the sum of the claims' Δ.
@@ -155,13 +153,13 @@ def compare(
                 members,
                 providers,
                 catalogue,
-                policies,
-                overrides,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policies=policies,
+                overrides=overrides,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

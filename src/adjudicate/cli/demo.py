@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, quiet_option, with_lang, with_log_file
 
 #: The policy each demo compares its policy with.
 OTHER = {"city-employee": "prefecture-employee"}
@@ -28,7 +28,7 @@ OTHER = {"city-employee": "prefecture-employee"}
     show_default=True,
     help="The folder to write (replaced if it is an earlier demo).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@quiet_option
 @with_lang
 @with_log_file
 def demo(policy_name, out, quiet) -> None:
@@ -66,11 +66,11 @@ def demo(policy_name, out, quiet) -> None:
                     files["members"],
                     files["providers"],
                     files["catalogue"],
-                    policy_name,
-                    tmp / "run",
-                    None,
-                    True,
-                    True,
+                    policy_name=policy_name,
+                    out=tmp / "run",
+                    threads=None,
+                    with_lines=True,
+                    quiet=True,
                 )
                 progress("explain")
                 claim = _interesting_claim(tmp / "run")
@@ -90,9 +90,9 @@ def demo(policy_name, out, quiet) -> None:
                     files["members"],
                     files["providers"],
                     files["catalogue"],
-                    [policy_name, other],
-                    [],
-                    tmp / "compare",
+                    policies=[policy_name, other],
+                    overrides=[],
+                    out=tmp / "compare",
                 )
                 progress("reconcile")
                 rec = write(

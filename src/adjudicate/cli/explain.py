@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, inputs_or_dataset_options, with_lang, with_log_file
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    errors,
+    inputs_or_dataset_options,
+    json_option,
+    policy_option,
+    with_lang,
+    with_log_file,
+)
 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.argument("claim_id")
 @inputs_or_dataset_options
-@click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@policy_option
+@json_option
 @with_lang
 @with_log_file
 def explain(claim_id, claims, members, providers, catalogue, dataset, policy_name, as_json) -> None:

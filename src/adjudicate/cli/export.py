@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
+from .common import CLICK_SETTINGS, Progress, errors, log_event, quiet_option, with_log_file
 
 
 @click.command("export", context_settings=CLICK_SETTINGS)
@@ -27,7 +27,7 @@ from .common import CLICK_SETTINGS, Progress, errors, log_event, with_log_file
     "with --no-split such a table is refused.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary line.")
+@quiet_option
 @with_log_file
 def export(folder, target, tables, split, overwrite, quiet) -> None:
     """Write an output folder (of run, compare, readjudicate, reconcile, …) as an Excel workbook.

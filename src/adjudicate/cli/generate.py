@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, log_event, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, log_event, out_option, quiet_option, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
 @click.option("--members", "n_members", type=click.IntRange(1), required=True, help="Number of insured members.")
 @click.option("--year", type=click.IntRange(1990, 2100), required=True, help="Benefit year of the claims.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same data).")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@out_option
 @click.option(
     "--bad-rows",
     type=click.FloatRange(0, 1),
@@ -38,7 +38,7 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, log_event, with
     help="Plant every audit pattern, with near misses (the truth is in the claims file's metadata "
     "and in audit-planted.json); adds the catalogue's item_kind column.",
 )
-@click.option("-q", "--quiet", is_flag=True)
+@quiet_option
 @with_log_file
 def generate(n_members, year, seed, out, bad_rows, fmt, order, plant_audit, quiet) -> None:
     """Write a realistic synthetic data set: claims, members, providers, catalogue.

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, errors
+from .common import CLICK_SETTINGS, errors, json_option
 
 
 @click.group(context_settings=CLICK_SETTINGS, invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
 def policies(ctx, as_json) -> None:
     """List the shipped policies (use a name, or a path to your own .toml, with --policy).
@@ -56,7 +56,7 @@ def policies(ctx, as_json) -> None:
     metavar="YYYY-MM-DD",
     help="Show the values in force on this date (default: every value, with every dated change).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def show(name, on, as_json) -> None:
     """Print a policy key by key (whole keys, never cut), each value with its effective date and reference.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, with_lang, with_log_file
+from .common import CLICK_SETTINGS, Progress, check_out, errors, quiet_option, with_encoding, with_lang, with_log_file
 
 
 @click.command("prepare", context_settings=CLICK_SETTINGS)
@@ -25,6 +25,13 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, 
     "--catalogue", "catalogue", multiple=True, type=click.Path(), help="Catalogue file or folder (repeatable)."
 )
 @click.option(
+    "--inputs",
+    "inputs_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A folder holding the four tables (claims*, members*, providers*, catalogue*); in place of the four options.",
+)
+@click.option(
     "--dataset",
     "dataset",
     type=click.Path(file_okay=False),
@@ -33,11 +40,11 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, with_encoding, 
     "changed; its claims are not read again.",
 )
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@quiet_option
 @with_lang
 @with_log_file
 @with_encoding
-def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
+def prepare(claims, members, providers, catalogue, inputs_dir, dataset, out, quiet) -> None:
     """Check and encode the inputs once; run, compare, sweep, readjudicate and explain then take --dataset.
 
     The dataset holds the checked tables and the encoded, policy-free arrays
@@ -48,6 +55,7 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
     Examples:
       adjudicate prepare --claims claims.parquet --members members.parquet \\
           --providers providers.parquet --catalogue catalogue.parquet --out ds/
+      adjudicate prepare --inputs data/ --out ds/       # a folder holding the four tables
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
     \b
       # the catalogue was corrected: re-join the lines without reading the claims
@@ -57,6 +65,16 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
     from ..engine import Timer
 
     with errors():
+        if inputs_dir is not None:  # as every command's --inputs (common.inputs_options)
+            if dataset is not None:
+                raise click.UsageError("--inputs prepares anew: give either --inputs or --dataset, not both")
+            from ..validate import classify
+
+            found = classify([Path(inputs_dir)])
+            given = {"claims": claims, "members": members, "providers": providers, "catalogue": catalogue}
+            claims, members, providers, catalogue = (
+                given[n] or tuple(map(str, found.get(n, ()))) for n in ("claims", "members", "providers", "catalogue")
+            )
         if dataset is not None:
             if claims:
                 raise click.UsageError(
@@ -79,7 +97,10 @@ def prepare(claims, members, providers, catalogue, dataset, out, quiet) -> None:
                 if not v
             ]
             if missing:
-                raise click.UsageError(f"missing {', '.join(missing)} (or give --dataset to correct an earlier one)")
+                where = f" (not found in --inputs {inputs_dir})" if inputs_dir else ""
+                raise click.UsageError(
+                    f"missing {', '.join(missing)}{where}; or give --dataset to correct an earlier one"
+                )
         check_out(out, claims, members, providers, catalogue, dataset)
         progress = Progress(quiet, "preparing", ["read", "encode", "write"])
         timer = Timer()

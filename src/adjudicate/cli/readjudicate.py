@@ -15,7 +15,11 @@ from .common import (
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    policy_option,
+    quiet_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -41,7 +45,7 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     head.add_row(t("settled before"), f"{c['previous_settled_claims']:,}")
     head.add_row(t("settled now"), f"{c['current_settled_claims']:,}")
     head.add_row(t("adjusted claims"), f"{c['adjusted_claims']:,}")
-    for k, n in c["by_kind"].items():
+    for k, n in c["by_change"].items():
         head.add_row(f"  {t(k)}", f"{n:,}")
     if "adjusted_lines" in c:
         head.add_row(t("adjusted lines"), f"{c['adjusted_lines']:,}")
@@ -77,21 +81,14 @@ def show_readjudicate(s: dict, out: Path | None = None) -> None:
     required=True,
     help="Output folder of an earlier run (or of an earlier readjudicate: its current/ is used).",
 )
-@click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
+@policy_option
 @out_option
 @threads_option
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Settle the input files in N member ranges, one in memory at a time (for inputs larger than "
-    "memory; the previous settlements are held whole); 0 chooses from the input size, 1 is all "
-    "in memory. The outputs are the same.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@partitions_option
+@quiet_option
 @with_lang
 @with_log_file
+@with_keep
 def readjudicate(
     previous, policy_name, out, threads, partitions, quiet, claims, members, providers, catalogue, dataset
 ) -> None:
@@ -101,7 +98,8 @@ def readjudicate(
     now and was not (new), or when it was settled and now is rejected
     (now_rejected) or absent (removed). The Δ of each amount sums exactly to
     (current total − previous total). The full new run goes to OUT/current/,
-    ready to be the next --previous.
+    ready to be the next --previous. --partitions settles the input files in
+    member ranges; the previous settlements are still held whole.
 
     \b
     Example:
@@ -129,12 +127,12 @@ def readjudicate(
                 members,
                 providers,
                 catalogue,
-                policy_name,
-                Path(out),
-                threads,
-                progress,
-                dataset,
-                partitions,
+                policy_name=policy_name,
+                out=Path(out),
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

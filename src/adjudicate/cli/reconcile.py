@@ -16,6 +16,7 @@ from .common import (
     group_digits,
     log_event,
     out_option,
+    quiet_option,
     with_encoding,
     with_lang,
     with_log_file,
@@ -62,7 +63,7 @@ def render(s: dict, out: Path | None) -> None:
     )
     rows = s["funds"]["rows"]
     for year in s["years"]:
-        by_fund = {r["fund"]: r for r in rows if r["year"] == year}
+        by_fund = {r["fund"]: r for r in rows if r["benefit_year"] == year}
         f = Table(title=tr("fund_statement_year").format(year=year))
         f.add_column("")
         for name in FUNDS:
@@ -190,7 +191,7 @@ def render(s: dict, out: Path | None) -> None:
     help="Reconcile this benefit year only (default: every year in the settlements).",
 )
 @out_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no report.")
+@quiet_option
 @with_encoding
 @with_lang
 @with_log_file
@@ -211,7 +212,7 @@ def reconcile(
 ) -> None:
     """Year-end provider settlement, fund statement and account ledger (schemes.md §7–§9).
 
-    Reads the settlements of `adjudicate run` and writes providers.parquet
+    Reads the settlements of `adjudicate run` and writes provider_settlement.parquet
     (定额结算 with the 90/110/120 % corridor), funds.parquet and
     funds_monthly.parquet (收支, 结余, 备付能力), ledger.parquet (个人账户) and
     summary.json to --out.
@@ -248,15 +249,15 @@ def reconcile(
                 settlements,
                 providers,
                 members,
-                advances,
-                income,
-                opening,
-                rules,
-                reward,
-                reserve_window,
-                year,
-                progress,
-                policy,
+                advances=advances,
+                income=income,
+                opening=opening,
+                rules=rules,
+                reward_rate=reward,
+                reserve_window=reserve_window,
+                year=year,
+                progress=progress,
+                policy=policy,
             )
             progress("write")
             t0 = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -11,13 +12,18 @@ from . import started
 from .common import (
     CLICK_SETTINGS,
     Progress,
+    audit_rules_option,
     check_out,
     errors,
     group_digits,
     inputs_or_dataset_options,
     log_event,
     out_option,
+    partitions_option,
+    policy_option,
+    quiet_option,
     threads_option,
+    with_keep,
     with_lang,
     with_log_file,
 )
@@ -25,32 +31,19 @@ from .common import (
 
 @click.command(context_settings=CLICK_SETTINGS)
 @inputs_or_dataset_options
-@click.option("--policy", "policy_name", required=True, help="Shipped policy name or path to a .toml file.")
+@policy_option
 @out_option
 @threads_option
 @click.option("--no-lines", is_flag=True, help="Skip lines.parquet (claim-level output only).")
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
-    "0 chooses from the input size, 1 is all in memory. The result is the same.",
-)
+@partitions_option
 @click.option(
     "--audit",
     "with_audit",
     is_flag=True,
-    help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`), in the same pass "
-    "(streaming runs too, range by range).",
+    help="Also write flags.parquet and indicators.parquet (as `adjudicate audit`, rules from --rules), in "
+    "the same pass (streaming runs too, range by range).",
 )
-@click.option(
-    "--rules",
-    "rules_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Audit rules file for --audit (default: the shipped audit-rules.toml).",
-)
+@audit_rules_option
 @click.option(
     "--engine",
     type=click.Choice(["local", "spark"]),
@@ -64,9 +57,10 @@ from .common import (
     metavar="URL",
     help="Spark master for --engine spark (default: spark-submit's, else local[*]).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary table.")
+@quiet_option
 @with_lang
 @with_log_file
+@with_keep
 def run(
     claims,
     members,
@@ -92,6 +86,7 @@ def run(
           --providers providers.parquet --catalogue catalogue.parquet \\
           --policy prefecture-employee --out result/
       adjudicate run … --audit --out result/      # plus flags.parquet, indicators.parquet
+      adjudicate run … --keep 结算流水号 --keep 科室编码 --out result/   # your own claims columns through
     \b
       # from a prepared dataset (adjudicate prepare): no decoding
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
@@ -152,7 +147,7 @@ def _run(
     quiet: bool,
     partitions: int = 1,
     dataset: str | None = None,
-    audit_rules: str | bool | None = None,
+    audit_rules: str | Literal[True] | None = None,
 ) -> dict:
     """``audit_rules``: None for no audit, True for the shipped rules, else a rules file."""
     from .. import policy as P
@@ -271,9 +266,9 @@ def show_summary(s: dict, out: Path | None = None) -> None:
     for k, v in s["totals"].items():
         money.add_row(column(k), group_digits(v))
     show(console, money)
-    t = s.get("timings_seconds", {})
-    if t:
-        console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    timings = s.get("timings_seconds", {})
+    if timings:
+        console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if out is not None:
         console.print(
             f"written to {out}/ (settlements.parquet, lines.parquet, rejected.parquet, summary.json, report.html)",

@@ -14,6 +14,8 @@ from .common import (
     group_digits,
     inputs_or_dataset_options,
     out_option,
+    partitions_option,
+    quiet_option,
     threads_option,
     with_lang,
     with_log_file,
@@ -52,7 +54,7 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
     for r in s["rows"][1:]:
         console.print(f"  {r['variant']}: {r['label']}", highlight=False)
     if out is not None:
-        extra = ", members.parquet" if "deltas_for" in s else ""
+        extra = ", member_changes.parquet" if "deltas_for" in s else ""
         console.print(f"written to {out}/ (variants.parquet{extra}, summary.json)")
 
 
@@ -87,19 +89,12 @@ def show_sweep(s: dict, out: Path | None = None) -> None:
     type=click.IntRange(1),
     default=None,
     metavar="N",
-    help="Also write members.parquet: per member and year, variant N against the baseline.",
+    help="Also write member_changes.parquet: per member and year, variant N against the baseline.",
 )
 @out_option
 @threads_option
-@click.option(
-    "--partitions",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Work in N member ranges, one in memory at a time (for inputs larger than memory); 0 chooses "
-    "from the input size, 1 is all in memory. The outputs are the same.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no table.")
+@partitions_option
+@quiet_option
 @with_lang
 @with_log_file
 def sweep(
@@ -149,7 +144,17 @@ def sweep(
         progress = Progress(quiet, "sweeping", ["read"] + [f"variant {i}" for i in range(len(vs))] + ["write"])
         try:
             s = run_sweep(
-                claims, members, providers, catalogue, vs, Path(out), deltas_for, threads, progress, dataset, partitions
+                claims,
+                members,
+                providers,
+                catalogue,
+                variants_=vs,
+                out=Path(out),
+                deltas_for=deltas_for,
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                partitions=partitions,
             )
         finally:
             progress.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, log_event, with_encoding, with_log_file
+from .common import CLICK_SETTINGS, Progress, errors, log_event, quiet_option, with_encoding, with_log_file
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -19,7 +19,7 @@ from .common import CLICK_SETTINGS, Progress, errors, log_event, with_encoding, 
     help="Also split the claims under this policy, so that every rejection `run` would make is "
     "listed (negative_claim_total depends on the policy).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@quiet_option
 @with_encoding
 @with_log_file
 def validate(inputs, policy_name, quiet) -> None:

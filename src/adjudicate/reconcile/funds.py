@@ -48,12 +48,12 @@ def statement(
     yi, keep = years.index(st["benefit_year"])
     month = months_of(st["settle_date"])
     cell = (yi * M + month - 1)[keep]
-    exp = np.zeros((F, Y * M), np.int64)
+    exp: np.ndarray = np.zeros((F, Y * M), np.int64)
     for f, col in enumerate(FUND_COLUMNS):
         exp[f] = group_sum(cell, st[col][keep], Y * M)
     has_data = np.bincount(cell, minlength=Y * M) > 0
 
-    inc = np.zeros((F, Y * M, I), np.int64)
+    inc: np.ndarray = np.zeros((F, Y * M, I), np.int64)
     ignored_income = 0
     if income is not None:
         iy, ikeep = years.index(income["year"])
@@ -126,7 +126,7 @@ def statement(
     yi_ = np.array([y for _, y in fy], np.int64)
     cols = {
         "fund": pa.array([FUNDS[f] for f in fi], pa.string()),
-        "year": pa.array(years.years[yi_].astype(np.int16)),
+        "benefit_year": pa.array(years.years[yi_].astype(np.int16)),
         "opening": decimal(open_[fi, yi_]),
         "opening_source": pa.array([source[f, y] for f, y in fy], pa.string()),
     }
@@ -156,7 +156,7 @@ def statement(
     running = open_[:, :, None] + np.cumsum(net, axis=2)
     mcols = {
         "fund": pa.array([FUNDS[f] for f in mf], pa.string()),
-        "year": pa.array(years.years[my].astype(np.int16)),
+        "benefit_year": pa.array(years.years[my].astype(np.int16)),
         "month": pa.array((mm + 1).astype(np.int8)),
     }
     for k, item in enumerate(ITEMS):
@@ -174,7 +174,7 @@ def statement(
         "rows": [
             {
                 "fund": FUNDS[f],
-                "year": int(years.years[y]),
+                "benefit_year": int(years.years[y]),
                 "opening": int(open_[f, y]),
                 "opening_source": source[f, y],
                 "income": int(income_total[f, y]),

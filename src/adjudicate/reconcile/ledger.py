@@ -76,7 +76,7 @@ def ledger(st: Table, members: Table, years: Year, policy: Policy, base_year: in
     table = pa.table(
         {
             "member_id": members["member_id"].take(pa.array(m)),
-            "year": pa.array(years.years[y].astype(np.int16)),
+            "benefit_year": pa.array(years.years[y].astype(np.int16)),
             "category": pa.array(CATEGORIES).take(pa.array(category)),
             "age_next_january_1": pa.array(age[m, g].astype(np.int16)),
             "opening": decimal(opening[m, g]),

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from .. import dated
 from ..inputs import InputError
@@ -66,11 +67,11 @@ class Rules:
         """The rules in force on ``day``."""
         if not self.periods:
             return self
-        if day < self.valid_from:
-            late = next(s for s in self.series.values() if s.dated and s.entries[0].start > day)
+        if self.valid_from is not None and day < self.valid_from:
+            late = next(s for s in self.series.values() if s.dated and dated.entry_start(s.entries[0]) > day)
             raise RulesError(
                 f"reconciling needs the rules in force on {day}, before this dated value's first "
-                f"date {late.entries[0].start}: give the value in force then too",
+                f"date {dated.entry_start(late.entries[0])}: give the value in force then too",
                 self.path,
                 late.key,
             )
@@ -81,9 +82,9 @@ class Rules:
         return self.at(dt.date(year, 12, 31))
 
     def describe(self) -> dict:
-        out = {"name": self.name, "version": self.version, "file": str(self.path)}
-        if self.periods:
-            out["in_force_from"] = [d.isoformat() for d in (self.valid_from,) + self.changes]
+        out: dict[str, Any] = {"name": self.name, "version": self.version, "file": str(self.path)}
+        if self.periods and self.valid_from is not None:
+            out["in_force_from"] = [d.isoformat() for d in (self.valid_from, *self.changes)]
         return out
 
 
@@ -118,10 +119,10 @@ class _Reader(TableReader):
         v = self.require(t, key, full)
         if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
             raise self.error(full, f"must be a ratio as a fraction (0.90 = 90 %), got {v!r}")
-        bp = Decimal(v) * 10_000
-        if bp != bp.to_integral_value():
+        exact = Decimal(v) * 10_000
+        if exact != exact.to_integral_value():
             raise self.error(full, f"{v} is not a whole number of basis points (0.0001)")
-        bp = int(bp)
+        bp = int(exact)
         if not 0 <= bp <= hi:
             raise self.error(full, f"{v} is outside 0..{Decimal(hi) / 10_000}")
         return bp

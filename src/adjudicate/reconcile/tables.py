@@ -152,8 +152,8 @@ def check_unique(table: Table, columns: Sequence[str]) -> None:
         )
     order = np.lexsort(cols[::-1])
     same = np.ones(len(order) - 1, bool)
-    for c in cols:
-        s = c[order]
+    for col in cols:
+        s = col[order]
         same &= s[1:] == s[:-1]
     if same.any():
         k = int(np.flatnonzero(same)[0])

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 STAGES = ("read", "providers", "ledger", "funds", "write")
-OUTPUTS = ("providers.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
+OUTPUTS = ("provider_settlement.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
 
 
 @dataclass
@@ -100,10 +100,13 @@ def reconcile(
         if bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
             raise InputError(f"--reward-rate {reward_rate} must be a fraction in 0..1 in whole basis points")
         r = r.with_reward(int(bp))
+    # settlements, providers and members are required by the command (so never None here)
     st = T.read(T.SETTLEMENTS, settlements)
+    assert st is not None
     T.check_settlements(st)
     pv = T.read(PROVIDERS, providers)
     mb = T.read(MEMBERS, members)
+    assert pv is not None and mb is not None
     T.check_unique(pv, ("provider_id",))
     T.check_unique(mb, ("member_id",))
     inc = T.read(T.INCOME, income)
@@ -155,7 +158,7 @@ def reconcile(
             digests.update(t.digests)
     impossible = T.impossible(led_sum)
     _, in_years = Y.index(st["benefit_year"])
-    account = {f["year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
+    account = {f["benefit_year"]: f for f in fund_sum["rows"] if f["fund"] == "account"}
     warnings = []
     if inc is None:
         warnings.append(
@@ -203,7 +206,7 @@ def write(rec: Reconciliation, out: Path) -> dict:
 
     s = as_yuan(rec.summary)
     with atomic_dir(out, rec.summary["inputs"]) as tmp:
-        pq.write_table(rec.providers, tmp / "providers.parquet")
+        pq.write_table(rec.providers, tmp / "provider_settlement.parquet")
         pq.write_table(rec.funds, tmp / "funds.parquet")
         pq.write_table(rec.funds_monthly, tmp / "funds_monthly.parquet")
         pq.write_table(rec.ledger, tmp / "ledger.parquet")

@@ -257,14 +257,14 @@ def compare_page(folder: Path, s: dict) -> Page:
         [(f"{m['better_off']:,}", f"{m['worse_off']:,}", f"{m['unchanged']:,}")],
         numeric=[0, 1, 2],
     )
-    members = _read(folder, "members.parquet", ["member_id", "cash_paid_delta", "account_paid_delta"])
+    members = _read(folder, "member_changes.parquet", ["member_id", "cash_paid_delta", "account_paid_delta"])
     if members is not None and members.num_rows:
         keyed = _fen_table(members, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
         g = _group_sum(keyed, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
         delta = g.column("cash_paid_delta").to_numpy() + g.column("account_paid_delta").to_numpy()
-        rows = _signed_bins(delta)
-        page.chart(_count_chart(t("member_change"), rows))
-        page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in rows], numeric=[1])
+        bins = _signed_bins(delta)
+        page.chart(_count_chart(t("member_change"), bins))
+        page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in bins], numeric=[1])
     return page
 
 
@@ -319,9 +319,9 @@ def readjudicate_page(folder: Path, s: dict) -> Page:
     cur = s["current"].get("policy") or {}
     page = Page(f"{t('report_readjudicate')} · {cur.get('name', '')} {cur.get('version', '')}")
     c = s["counts"]
-    page.heading(t("adjustments_by_kind"))
-    page.chart(_count_chart(t("adjustments_by_kind"), list(c["by_kind"].items())))
-    page.table(["kind", t("claims")], [(k, f"{n:,}") for k, n in c["by_kind"].items()], numeric=[1])
+    page.heading(t("adjustments_by_change"))
+    page.chart(_count_chart(t("adjustments_by_change"), [(t(k), n) for k, n in c["by_change"].items()]))
+    page.table([t("change"), t("claims")], [(t(k), f"{n:,}") for k, n in c["by_change"].items()], numeric=[1])
     page.heading(t("totals"))
     page.table(
         [t("amount"), t("before"), t("now"), "Δ"],
@@ -365,7 +365,7 @@ def reconcile_page(folder: Path, s: dict) -> Page:
     page.money_table([(k, p[k]) for k in ("quota_total", "fund_pool", "due", "advances", "balance")])
     providers = _read(
         folder,
-        "providers.parquet",
+        "provider_settlement.parquet",
         ["provider_id", "benefit_year", "admissions", "quota_total", "fund_pool", "fund_pool_to_quota", "band", "due"],
     )
     if providers is not None and providers.num_rows:
@@ -408,9 +408,11 @@ def reconcile_page(folder: Path, s: dict) -> Page:
             numeric=[2, 3, 4, 5, 7],
         )
     funds = _read(
-        folder, "funds.parquet", ["fund", "year", "opening", "income", "expenditure", "closing", "months_of_reserve"]
+        folder,
+        "funds.parquet",
+        ["fund", "benefit_year", "opening", "income", "expenditure", "closing", "months_of_reserve"],
     )
-    monthly = _read(folder, "funds_monthly.parquet", ["fund", "year", "month", "closing"])
+    monthly = _read(folder, "funds_monthly.parquet", ["fund", "benefit_year", "month", "closing"])
     if funds is not None and funds.num_rows:
         page.heading(t("fund_statement"))
         page.table(
@@ -418,7 +420,7 @@ def reconcile_page(folder: Path, s: dict) -> Page:
             [
                 (
                     t(r["fund"]),
-                    r["year"],
+                    r["benefit_year"],
                     *(group_digits(str(r[k])) for k in ("opening", "income", "expenditure", "closing")),
                     "—" if r["months_of_reserve"] is None else str(r["months_of_reserve"]),
                 )
@@ -428,10 +430,10 @@ def reconcile_page(folder: Path, s: dict) -> Page:
         )
     if monthly is not None and monthly.num_rows:
         rows = monthly.to_pylist()
-        months = sorted({(r["year"], r["month"]) for r in rows})
+        months = sorted({(r["benefit_year"], r["month"]) for r in rows})
         series: dict[str, list[float]] = {}
         for fund in dict.fromkeys(r["fund"] for r in rows):
-            by = {(r["year"], r["month"]): float(r["closing"]) for r in rows if r["fund"] == fund}
+            by = {(r["benefit_year"], r["month"]): float(r["closing"]) for r in rows if r["fund"] == fund}
             series[t(fund)] = [by.get(m, 0.0) for m in months]
         page.heading(t("monthly_closing"))
         page.chart(svg.lines(t("monthly_closing"), [_month_label(*m) for m in months], series))
@@ -499,13 +501,13 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
     )
     if flags is not None and flags.num_rows:
         rank = {"high": 0, "medium": 1, "low": 2}
-        rows = sorted(
+        flagged = sorted(
             flags.to_pylist(),  # the flagged claims: a few thousand rows at most
             key=lambda r: (rank.get(r["severity"], 3), r["rule"], r["claim_id"]),
         )
         per_rule: dict[str, int] = {}
         top = []
-        for r in rows:
+        for r in flagged:
             per_rule[r["rule"]] = per_rule.get(r["rule"], 0) + 1
             if per_rule[r["rule"]] <= AUDIT_TOP:
                 top.append(r)
@@ -529,7 +531,16 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
     indicators = _read(
         folder,
         "indicators.parquet",
-        ["provider_id", "year", "indicator", "value", "peer_median", "ratio_to_median", "outlier", "outlier_reason"],
+        [
+            "provider_id",
+            "benefit_year",
+            "indicator",
+            "value",
+            "peer_median",
+            "ratio_to_median",
+            "outlier",
+            "outlier_reason",
+        ],
     )
     if indicators is not None and indicators.num_rows:
         out = indicators.filter(pc.fill_null(indicators.column("outlier"), False))
@@ -539,7 +550,7 @@ def _audit_sections(page: Page, folder: Path, a: dict) -> None:
             [
                 (
                     r["provider_id"],
-                    r["year"],
+                    r["benefit_year"],
                     r["indicator"],
                     str(r["value"]),
                     str(r["peer_median"]),

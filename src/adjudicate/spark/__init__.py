@@ -42,9 +42,8 @@ def small_table(src: Source, spec: TableSpec) -> Table:
 
 def check_small(providers: Table | BucketError, catalogue: Table | BucketError) -> list[BucketError]:
     """The driver's checks of the broadcast tables; their errors, in the local run's order."""
-    errors = [t for t in (providers, catalogue) if isinstance(t, BucketError)]
-    if errors:
-        return errors
+    if isinstance(providers, BucketError) or isinstance(catalogue, BucketError):
+        return [t for t in (providers, catalogue) if isinstance(t, BucketError)]
     for check in (lambda: unique_keys(providers, "provider_id"), lambda: validate_catalogue(catalogue)):
         try:
             check()
@@ -72,7 +71,7 @@ def settle(
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     for df, spec in ((claims, CLAIMS), (members, MEMBERS), (providers, PROVIDERS), (catalogue, CATALOGUE)):
         _check_columns(spec, df.columns, f"{spec.name} (DataFrame)")
-    small = []
+    small: list[Table | BucketError] = []
     for df, spec in ((providers, PROVIDERS), (catalogue, CATALOGUE)):
         try:
             small.append(small_table(source(df, spec), spec))

@@ -30,7 +30,7 @@ from ..inputs import InputError, Table, from_arrow
 from ..money import OUTPUT_TYPE
 from ..outputs import claim_amounts, invariant_violations, lines_table, rejected_table, settlements_table
 from ..policy import Policy
-from ..schema import CLAIMS, MEMBERS, TableSpec
+from ..schema import AMOUNTS, CLAIMS, MEMBERS, TableSpec
 
 #: Columns added to the inputs: the index of the row's file (in the run's file
 #: order) and its row within that file (null where the reader cannot tell).
@@ -46,19 +46,6 @@ UNIQUE_STAGE, CATALOGUE_STAGE = 10, 20
 #: to see it renames it to ``fired`` and fails, once (a task Spark retries).
 FAIL_ONCE_ENV = "ADJUDICATE_SPARK_FAIL_ONCE"
 
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
 SETTLEMENT_COLUMNS = (
     "claim_id",
     "member_id",
@@ -115,8 +102,9 @@ class Shared:
     """What every bucket needs besides its own rows; broadcast once."""
 
     policy: Policy
-    providers: Table
-    catalogue: Table
+    #: None where the driver found the table bad (``driver_errors``): the buckets then only validate.
+    providers: Table | None
+    catalogue: Table | None
     claim_files: list[str]
     member_files: list[str]
     claims_text: bool = False
@@ -166,7 +154,7 @@ def to_table(spec: TableSpec, t: pa.Table, files: list[str], text: bool, threads
             InputError(e.message, shown[k], e.column, original),
         ) from None
     out.file_of_row = np.repeat(np.arange(len(bounds), dtype=np.int32), [b - a for a, b in bounds])
-    out.original = (np.asarray(which, np.int64), row)  # type: ignore[attr-defined]
+    out.original = (np.asarray(which, np.int64), row)  # type: ignore[attr-defined]  # read back by getattr only
     return out
 
 
@@ -183,6 +171,7 @@ def unique_keys(t: Table, column: str) -> None:
         counts = np.bincount(codes[codes >= 0], minlength=len(dictionary))
         first, second = np.flatnonzero(codes == int(np.flatnonzero(counts > 1)[0]))[:2]
         which, rows = original
+        assert t.file_of_row is not None  # set by to_table, with original
         k1, k2 = int(t.file_of_row[first]), int(t.file_of_row[second])
         err = InputError(e.message, t.files[k2], column, int(rows[second]) if rows[second] >= 0 else None)
         raise BucketError((stage, 0, int(which[k1]), int(rows[first])), err) from None
@@ -191,7 +180,7 @@ def unique_keys(t: Table, column: str) -> None:
 def relocate(t: Table, e: InputError) -> InputError:
     """An error ``encode`` raised on a table built by ``to_table``, naming the original file row."""
     original = getattr(t, "original", None)
-    if original is None or e.row is None:
+    if original is None or e.row is None or t.file_of_row is None:
         return e
     k = next((i for i, f in enumerate(t.files) if f is e.file), None)
     if k is None:
@@ -237,6 +226,7 @@ def settle_bucket(claims: pa.Table, members: pa.Table, shared: Shared) -> pa.Tab
         return error_rows([e])
     if shared.validate_only or claims_t.rows == 0:
         return stats_rows(claims_t.rows, 0, 0, 0, None, 0) if not shared.validate_only else _empty()
+    assert shared.providers is not None and shared.catalogue is not None  # else validate_only
     r = adjudicate(
         Inputs(claims_t, members_t, shared.providers, shared.catalogue),
         shared.policy,

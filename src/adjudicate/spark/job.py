@@ -164,7 +164,7 @@ def _first_error(rows: Sequence) -> InputError:
     """The error a local run reports first, among errors found in buckets or on the driver."""
     best = min(rows, key=lambda r: tuple(r[0]))
     error = InputError(best[1])
-    error.key = tuple(best[0])  # type: ignore[attr-defined]
+    error.key = tuple(best[0])  # type: ignore[attr-defined]  # the error's place in the local order, for sorting
     return error
 
 
