@@ -10,8 +10,11 @@ member ranges on several threads.
 The layout of the tables shared with Python (the block table ``B``, the
 claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
-from libc.stdlib cimport malloc, free, qsort
-from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t
+from libc.stdlib cimport malloc, calloc, realloc, free, qsort
+from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t, INT64_MIN
+from libc.string cimport memcmp, memcpy
+
+import numpy as np
 
 cdef extern from *:
     ctypedef long long int128 "__int128"
@@ -544,7 +547,60 @@ def floats_to_scaled(const double[::1] x, double factor, double limit, bint exac
                 flags[i] = 0
 
 
-def match_catalogue(const int64_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
+def decimals_to_scaled(const int64_t[::1] words, int64_t width, const uint8_t[::1] nulls, int64_t shift,
+                       bint exact, int64_t big, int64_t[::1] values, uint8_t[::1] status):
+    """One pass of money.to_scaled for decimal input, from the Arrow buffer's 64-bit
+    words (``width`` per value, the array's offset already applied): the unscaled
+    integer times 10**shift (shift >= 0), or divided by 10**-shift rounding half away
+    from zero. Nulls give 0.
+
+    status[i]: 0 settled; 1 the unscaled integer is not an int64 (or is its minimum):
+    the caller settles it with Decimal; 2 with ``exact``, not a whole number of units;
+    3 beyond ``big`` before multiplying (far beyond any limit). Same rules as the
+    NumPy formulation it replaces (money._decimal_to_scaled)."""
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef int64_t low, sign, k, p10 = 1, mag, q, r
+    cdef bint fits
+    for k in range(shift if shift >= 0 else -shift):
+        p10 *= 10
+    with nogil:
+        for i in range(n):
+            values[i] = 0
+            status[i] = 0
+            if nulls[i]:
+                continue
+            low = words[i * width]
+            sign = -1 if low < 0 else 0
+            fits = low != INT64_MIN
+            for k in range(1, width):
+                if words[i * width + k] != sign:
+                    fits = 0
+            if not fits:
+                status[i] = 1
+                continue
+            if shift < 0:
+                mag = -low if low < 0 else low
+                q = mag // p10
+                r = mag - q * p10
+                if exact and r != 0:
+                    status[i] = 2
+                    continue
+                if 2 * r >= p10:
+                    q += 1
+                values[i] = -q if low < 0 else q
+            else:
+                if (-low if low < 0 else low) > big:
+                    status[i] = 3
+                    continue
+                values[i] = low * p10
+
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+def match_catalogue(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
                     const int64_t[::1] first, const int64_t[::1] count,
                     const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
                     int64_t[::1] crow):
@@ -590,6 +646,37 @@ def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64
                 cls_out[i] = cls[r]
                 ratio_out[i] = ratio[r]
                 price_out[i] = price[r]
+
+
+def catalogue_lines(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
+                    const int64_t[::1] first, const int64_t[::1] count,
+                    const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
+                    const int8_t[::1] cls, const int64_t[::1] ratio, const int64_t[::1] price, int8_t unknown,
+                    int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+    """``match_catalogue`` and ``gather_catalogue`` in one pass, for encode: line i is
+    source row ``take[i]``; its class, ratio and price are written where the row's
+    catalogue row is found, without a per-line array of catalogue rows between."""
+    cdef Py_ssize_t i, n = take.shape[0]
+    cdef int64_t r, it, d, j, found
+    with nogil:
+        for i in range(n):
+            r = take[i]
+            it = item[r]
+            found = -1
+            if it >= 0:
+                d = date[r]
+                for j in range(first[it], first[it] + count[it]):
+                    if start[j] <= d and d <= end[j]:
+                        found = order[j]
+                        break
+            if found < 0:
+                cls_out[i] = unknown
+                ratio_out[i] = -1
+                price_out[i] = -1
+            else:
+                cls_out[i] = cls[found]
+                ratio_out[i] = ratio[found]
+                price_out[i] = price[found]
 
 
 cdef inline void civil(int64_t z, int64_t* y, int64_t* m, int64_t* d) noexcept nogil:
@@ -754,41 +841,6 @@ def first_differing(const int64_t[::1] order, const int64_t[::1] start, const ke
                     break
 
 
-def string_runs(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
-                int64_t offset, int64_t[::1] run, int64_t first):
-    """Number the runs of equal, consecutive values of a string array (one chunk).
-
-    ``run[i]`` = the run of row i, counting from ``first``; -1 for a null. ``valid``
-    is the Arrow validity bitmap (empty: no nulls), ``offset`` the array's offset
-    into its buffers. Returns the next run number. A claim's lines usually come
-    together, so encode hashes one id per run instead of one per line.
-    """
-    cdef Py_ssize_t i, n = run.shape[0]
-    cdef int64_t r = first - 1, a, b, pa_ = -1, pb = -1, k, j
-    cdef bint has_valid = valid.shape[0] > 0, same
-    with nogil:
-        for i in range(n):
-            k = i + offset
-            if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
-                run[i] = -1
-                pa_ = -1
-                continue
-            a = offsets[k]
-            b = offsets[k + 1]
-            same = pa_ >= 0 and b - a == pb - pa_
-            if same:
-                for j in range(b - a):
-                    if data[a + j] != data[pa_ + j]:
-                        same = 0
-                        break
-            if not same:
-                r += 1
-            run[i] = r
-            pa_ = a
-            pb = b
-    return r + 1
-
-
 def first_repeat(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
                  const uint8_t[::1] skip, int64_t[::1] out):
     """Per claim c, the row of its first line (in ``order``) whose line_no repeats the
@@ -840,3 +892,160 @@ def layout_lines(const int64_t[::1] order, const int64_t[::1] start, const int64
                 quantity_out[at] = quantity[r]
                 at += 1
         line_start[nc] = at
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
+    """A 64-bit hash of n bytes, eight at a time (multiply and xor-shift mixing)."""
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n, w
+    cdef int64_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 31
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, n - i)
+        h = (h ^ w) * 0x94D049BB133111EBULL
+        h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+cdef int grow_slots(uint64_t** slots, int64_t* cap, const uint64_t* hashes, int64_t ndist) noexcept nogil:
+    """Double the open-addressing table and put every code back in; 0 when out of memory."""
+    cdef int64_t newcap = cap[0] * 2, mask = newcap - 1, j, s
+    cdef uint64_t* fresh = <uint64_t*>calloc(newcap, sizeof(uint64_t))
+    if fresh == NULL:
+        return 0
+    for j in range(ndist):
+        s = hashes[j] & mask
+        while fresh[s] != 0:
+            s = (s + 1) & mask
+        fresh[s] = (hashes[j] & 0xFFFFFFFF00000000ULL) | <uint64_t>(j + 1)
+    free(slots[0])
+    slots[0] = fresh
+    cap[0] = newcap
+    return 1
+
+
+cdef enum:
+    AHEAD = 16  # rows hashed ahead of the probe, their table slots prefetched
+
+
+def string_codes(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
+                 int64_t offset, int64_t[::1] code):
+    """Dictionary codes of a string array (one chunk): ``code[i]`` numbers row i's value
+    in order of first appearance, as Arrow's ``dictionary_encode`` numbers them; -1 for
+    a null. Returns the row of each code's first appearance (the dictionary is the array
+    taken at those rows). ``valid`` is the Arrow validity bitmap (empty: no nulls),
+    ``offset`` the array's offset into its buffers.
+
+    One pass, no Python object per row. A row equal to the row before it (a claim's
+    lines usually come together) costs one comparison; any other row one probe of an
+    open-addressing table whose slots hold the hash's top half and the code, so a
+    probe reads one slot and, on a match, the first appearance's bytes. Rows are
+    hashed ``AHEAD`` rows early and their slots prefetched: in shuffled input every
+    probe is otherwise a cache miss.
+    """
+    cdef Py_ssize_t i, n = code.shape[0]
+    cdef int64_t k, j, a, b, pa_ = 0, pb = -1, c = -1, e, s, mask, ndist = 0, fcap = 1024
+    cdef int64_t cap = 1 << 12
+    cdef uint64_t h, slot, tag
+    cdef uint64_t ring[AHEAD]
+    cdef bint has_valid = valid.shape[0] > 0, ok = 1
+    cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
+    cdef uint64_t* slots = <uint64_t*>calloc(cap, sizeof(uint64_t))
+    cdef int64_t* first = <int64_t*>malloc(fcap * sizeof(int64_t))
+    cdef int64_t* fspan = <int64_t*>malloc(2 * fcap * sizeof(int64_t))  # start, end of each code's bytes
+    cdef uint64_t* hashes = <uint64_t*>malloc(fcap * sizeof(uint64_t))
+    cdef void* grown
+    if slots == NULL or first == NULL or fspan == NULL or hashes == NULL:
+        free(slots); free(first); free(fspan); free(hashes)
+        raise MemoryError()
+    with nogil:
+        mask = cap - 1
+        for j in range(min(<int64_t>AHEAD, n)):
+            k = j + offset
+            ring[j % AHEAD] = hash_bytes(d + offsets[k] if d != NULL else NULL, offsets[k + 1] - offsets[k])
+        for i in range(n):
+            h = ring[i % AHEAD]
+            j = i + AHEAD
+            if j < n:  # hash a later row now and fetch its slot's cache line
+                k = j + offset
+                ring[j % AHEAD] = hash_bytes(d + offsets[k] if d != NULL else NULL, offsets[k + 1] - offsets[k])
+                prefetch(&slots[ring[j % AHEAD] & mask])
+            j = i + AHEAD // 2
+            if j < n:  # that row's slot has arrived: fetch its likely code's span
+                slot = slots[ring[j % AHEAD] & mask]
+                if slot != 0:
+                    prefetch(&fspan[2 * (<int64_t>(slot & 0xFFFFFFFFULL) - 1)])
+            k = i + offset
+            if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
+                code[i] = -1
+                pb = -1
+                continue
+            a = offsets[k]
+            b = offsets[k + 1]
+            if pb >= 0 and b - a == pb - pa_ and (a == b or memcmp(d + a, d + pa_, b - a) == 0):
+                code[i] = c
+                continue
+            s = h & mask
+            tag = h & 0xFFFFFFFF00000000ULL
+            while True:
+                slot = slots[s]
+                if slot == 0:  # a value not seen before
+                    if ndist == fcap:
+                        fcap *= 2
+                        grown = realloc(first, fcap * sizeof(int64_t))
+                        if grown == NULL:
+                            ok = 0
+                            break
+                        first = <int64_t*>grown
+                        grown = realloc(fspan, 2 * fcap * sizeof(int64_t))
+                        if grown == NULL:
+                            ok = 0
+                            break
+                        fspan = <int64_t*>grown
+                        grown = realloc(hashes, fcap * sizeof(uint64_t))
+                        if grown == NULL:
+                            ok = 0
+                            break
+                        hashes = <uint64_t*>grown
+                    first[ndist] = i
+                    fspan[2 * ndist] = a
+                    fspan[2 * ndist + 1] = b
+                    hashes[ndist] = h
+                    slots[s] = tag | <uint64_t>(ndist + 1)
+                    c = ndist
+                    ndist += 1
+                    if ndist * 2 > cap:
+                        if not grow_slots(&slots, &cap, hashes, ndist):
+                            ok = 0
+                        mask = cap - 1
+                    break
+                if (slot & 0xFFFFFFFF00000000ULL) == tag:
+                    e = <int64_t>(slot & 0xFFFFFFFFULL) - 1
+                    if (fspan[2 * e + 1] - fspan[2 * e] == b - a
+                            and (a == b or memcmp(d + a, d + fspan[2 * e], b - a) == 0)):
+                        c = e
+                        break
+                s = (s + 1) & mask
+            if not ok:
+                break
+            code[i] = c
+            pa_ = a
+            pb = b
+    free(slots)
+    free(hashes)
+    free(fspan)
+    if not ok:
+        free(first)
+        raise MemoryError()
+    out = np.empty(ndist, np.int64)
+    cdef int64_t[::1] o = out
+    for k in range(ndist):
+        o[k] = first[k]
+    free(first)
+    return out

@@ -142,19 +142,19 @@ def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:
     return np.repeat(line_start[claims] - (ends - sizes), sizes) + np.arange(ends[-1])
 
 
-def _codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes of a string array (-1 for null) and its dictionary.
+def _codes(arr: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes of a string array (-1 for null, of ``dtype``) and its dictionary.
 
     A dictionary-read column (``Table.coded``) is not hashed line by line: the
     chunks' dictionaries are encoded together and each chunk's codes mapped.
     """
     if isinstance(arr, pa.ChunkedArray) and pa.types.is_dictionary(arr.type):
         if arr.num_chunks == 0:
-            return np.empty(0, np.int64), pa.array([], arr.type.value_type)
+            return np.empty(0, dtype), pa.array([], arr.type.value_type)
         enc = pa.concat_arrays([c.dictionary for c in arr.chunks]).dictionary_encode()
-        return dictionary_lookup(arr, enc.dictionary), enc.dictionary
+        return dictionary_lookup(arr, enc.dictionary, dtype), enc.dictionary
     enc = arr.dictionary_encode()
-    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
+    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=dtype)
     return idx, enc.dictionary
 
 
@@ -191,39 +191,31 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
 
 
 def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """``_codes`` of the claim ids, hashing one id per run of equal consecutive ids:
-    a claim's lines come together in real exports, so that is one hash per claim."""
+    """``_codes`` of the claim ids (the same codes and dictionary), in one compiled pass
+    over Arrow's buffers (``_core.string_codes``): ids are hashed once per run of equal
+    consecutive ids (a claim's lines come together in real exports), and no per-line
+    array is made but the codes."""
     chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
     if not all(c.type == pa.string() for c in chunks):
         return _codes(strings(ids))
-    run = np.empty(len(ids), np.int64)
-    heads, at, runs = [], 0, 0
-    for c in chunks:
-        validity, offsets, data = c.buffers()
-        valid = np.frombuffer(validity, np.uint8) if validity is not None and c.null_count else np.empty(0, np.uint8)
-        part = run[at : at + len(c)]
-        first = runs
-        runs = _core.string_runs(
-            valid,
-            np.frombuffer(offsets, np.int32),
-            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
-            c.offset,
-            part,
-            first,
-        )
-        starts = np.flatnonzero((part >= 0) & (part != np.r_[-2, part[:-1]]))
-        heads.append(c.take(pa.array(starts)))
-        at += len(c)
-    code, dictionary = _codes(pa.concat_arrays(heads) if heads else pa.array([], pa.string()))
-    code = np.append(code, -1)  # run -1: a null id
-    return code[run], dictionary
+    arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    validity, offsets, data = arr.buffers()
+    code = np.empty(len(arr), np.int64)
+    first = _core.string_codes(
+        np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
+        np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(1, np.int32),
+        np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+        arr.offset,
+        code,
+    )
+    return code, arr.take(pa.array(first))
 
 
-def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
-    """Position of each value in ``value_set`` (-1 where absent or null)."""
+def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
+    """Position of each value in ``value_set`` (-1 where absent or null), of ``dtype``."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
-        return dictionary_lookup(values, value_set)
-    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
+        return dictionary_lookup(values, value_set, dtype)
+    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
 def catalogue_codes(cat: Table) -> pa.Array:
@@ -241,20 +233,11 @@ def check_unique(t: Table, column: str) -> None:
         raise InputError(f"duplicate {column} {dictionary[dup].as_py()!r} (also on an earlier row)", path, column, row)
 
 
-def catalogue_rows(
-    cat: Table,
-    item_codes: pa.Array | None,
-    dates: np.ndarray,
-    take: np.ndarray | None = None,
-    item: np.ndarray | None = None,
-) -> np.ndarray:
-    """Row of the catalogue valid on each date for each item code (-1 if none).
-
-    Overlapping validity for one item, or valid_to before valid_from, is an
-    input error naming the row. ``item_codes`` and ``dates`` are per source row;
-    ``take`` lists the source rows wanted, in order (default: all). ``item``,
-    when given, is ``lookup(item_codes, catalogue_codes(cat))`` computed already.
-    """
+def _catalogue_index(cat: Table) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The catalogue checked and sorted by (item, valid_from): its item dictionary, and
+    per item code its first sorted position and row count; per sorted position the
+    validity start and end and the catalogue row. Overlapping validity for one item,
+    or valid_to before valid_from, is an input error naming the row."""
     codes, dictionary = _codes(cat["item_code"])
     start = cat["valid_from"].astype(np.int64)
     end = np.where(cat.nulls["valid_to"], np.iinfo(np.int32).max, cat["valid_to"]).astype(np.int64)
@@ -276,26 +259,43 @@ def catalogue_rows(
             "valid_from",
             row,
         )
-    if item is None:
-        item = lookup(item_codes, dictionary)
     first = np.searchsorted(c, np.arange(len(dictionary))).astype(np.int64)
     count = np.diff(np.r_[first, len(c)]).astype(np.int64)
+    return dictionary, first, count, np.ascontiguousarray(s), np.ascontiguousarray(e), order.astype(np.int64)
+
+
+def catalogue_rows(
+    cat: Table,
+    item_codes: pa.Array | None,
+    dates: np.ndarray,
+    take: np.ndarray | None = None,
+    item: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row of the catalogue valid on each date for each item code (-1 if none).
+
+    Overlapping validity for one item, or valid_to before valid_from, is an
+    input error naming the row. ``item_codes`` and ``dates`` are per source row;
+    ``take`` lists the source rows wanted, in order (default: all). ``item``,
+    when given, is ``lookup(item_codes, catalogue_codes(cat))`` computed already.
+    """
+    dictionary, first, count, s, e, order = _catalogue_index(cat)
+    if item is None:
+        item = lookup(item_codes, dictionary)
     if take is not None and len(take) == 0:
         return np.empty(0, np.int64)
     take = np.empty(0, np.int64) if take is None else np.ascontiguousarray(take, dtype=np.int64)
     crow = np.empty(len(take) if len(take) else len(item), np.int64)
-    _core.match_catalogue(
-        item,
-        take,
-        np.ascontiguousarray(dates, dtype=np.int32),
-        first,
-        count,
-        np.ascontiguousarray(s),
-        np.ascontiguousarray(e),
-        order.astype(np.int64),
-        crow,
-    )
+    _core.match_catalogue(item, take, np.ascontiguousarray(dates, dtype=np.int32), first, count, s, e, order, crow)
     return crow
+
+
+def _catalogue_values(catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per catalogue row: class code, first_self_pay ratio (bp, -1 null), max_unit_price (-1 null)."""
+    return (
+        np.ascontiguousarray(catalogue["class"], dtype=np.int8),
+        np.where(catalogue.nulls["first_self_pay_ratio"], -1, catalogue["first_self_pay_ratio"]).astype(np.int64),
+        np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+    )
 
 
 def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -306,9 +306,34 @@ def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.nda
     max_price = np.empty(len(crow), np.int64)
     _core.gather_catalogue(
         np.ascontiguousarray(crow, dtype=np.int64),
-        np.ascontiguousarray(catalogue["class"], dtype=np.int8),
-        np.where(catalogue.nulls["first_self_pay_ratio"], -1, catalogue["first_self_pay_ratio"]).astype(np.int64),
-        np.where(catalogue.nulls["max_unit_price"], -1, catalogue["max_unit_price"]).astype(np.int64),
+        *_catalogue_values(catalogue),
+        UNKNOWN_CLASS,
+        cls,
+        item_ratio,
+        max_price,
+    )
+    return cls, item_ratio, max_price
+
+
+def catalogue_columns(
+    catalogue: Table, item: np.ndarray, dates: np.ndarray, take: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``gather_catalogue_columns(catalogue_rows(catalogue, None, dates, take, item), catalogue)``
+    in one compiled pass (no per-line array of catalogue rows)."""
+    _, first, count, s, e, order = _catalogue_index(catalogue)
+    cls = np.empty(len(take), np.int8)
+    item_ratio = np.empty(len(take), np.int64)
+    max_price = np.empty(len(take), np.int64)
+    _core.catalogue_lines(
+        item,
+        np.ascontiguousarray(take, dtype=np.int64),
+        np.ascontiguousarray(dates, dtype=np.int32),
+        first,
+        count,
+        s,
+        e,
+        order,
+        *_catalogue_values(catalogue),
         UNKNOWN_CLASS,
         cls,
         item_ratio,
@@ -365,10 +390,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     with ThreadPoolExecutor(2) as pool:
         jobs: dict[str, Future[Any]] = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id")),
-            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"]),
-            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"]),
-            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims.coded("diagnosis")),
+            # per-line positions and codes as int32 (the small tables' rows and dictionaries
+            # fit): half the fresh pages of int64
+            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
+            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"], np.int32),
+            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue), np.int32),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
     claim_code, claim_dict = hashed["claim"]
@@ -447,22 +474,31 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     joined = {"member_id": member, "provider_id": provider}
     inpatient8 = inpatient_line.view(np.uint8)
     no_filter = np.empty(0, np.uint8)
-    for col in CLAIM_HEADER:
-        null8 = nulls[col].view(np.uint8)
+
+    def differing(col: str) -> np.ndarray:
+        """Per claim, its first line whose ``col`` differs from the line before (-1: none)."""
         if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
             v = joined[col]
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v = v.copy()
-                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))))[0]
+                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))), v.dtype)[0]
         elif col == "diagnosis":  # the only other text column of the header
             v = hashed["diagnosis"][0]
         else:
             v = np.ascontiguousarray(claims[col])
+        out = np.empty(nclaims, np.int64)
         _core.first_differing(
-            order, claim_start, v, null8, inpatient8 if col == "discharge_date" else no_filter, first_bad
+            order, claim_start, v, nulls[col].view(np.uint8), inpatient8 if col == "discharge_date" else no_filter, out
         )
-        mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
+        return out
+
+    # the columns' passes are independent (compiled, without the GIL): two threads;
+    # the claims are marked in the contract's column order, as one thread would
+    with ThreadPoolExecutor(2) as pool:
+        for col, found in zip(CLAIM_HEADER, list(pool.map(differing, CLAIM_HEADER))):
+            first_bad = found
+            mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
     # 4–5. unknown member / provider
     mark(
         (member < 0) & ~nulls["member_id"],
@@ -544,12 +580,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     )
 
     # catalogue lookup on the claim's admit_date
-    crow = catalogue_rows(catalogue, None, admit, take=lorder, item=hashed["item"])
-    cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
+    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed["item"], admit, lorder)
 
     cf = fr[corder]  # first line row of each accepted claim
-    m = member[cf]
-    p = provider[cf]
+    m = member[cf].astype(np.int64)
+    p = provider[cf].astype(np.int64)
     settle = c_settle[corder]
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)

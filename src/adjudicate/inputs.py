@@ -30,7 +30,8 @@ import codecs
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -197,6 +198,19 @@ def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
     return pa.py_buffer(data), hashlib.sha256(data).hexdigest()
 
 
+_POOL: list[ThreadPoolExecutor] = []
+
+
+os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has no helper thread
+
+
+def _background(job: Callable[[], str]) -> Future[str]:
+    """Run ``job`` on the module's one helper thread (made when first needed)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="adjudicate-digest"))
+    return _POOL[0].submit(job)
+
+
 def file_digest(path: Path) -> str:
     """The SHA-256 of a file's bytes as they are now (the digest summary.json records)."""
     return digest_while_reading(path)[0]
@@ -306,9 +320,12 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     wanted = [c.name for c in spec.columns]
     what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV"}[kind]
     try:
-        data, digest = read_hashed(path)
-        if digests is not None:
-            digests[str(path)] = digest
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = pa.py_buffer(raw)
+        # the digest of the very bytes parsed, taken on a second thread while they are
+        # parsed (hashlib releases the GIL): off the read's critical path
+        hashing = _background(lambda: hashlib.sha256(raw).hexdigest())
         if data.size == 0:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the {spec.name} columns", path)
         if kind == "parquet":
@@ -355,6 +372,8 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     except _READ_ERRORS as e:
         raise InputError(f"cannot be read as {what} (corrupt, truncated or not {what}): {_clean(e)}", path) from None
     _check_columns(spec, names, path)
+    if digests is not None:
+        digests[str(path)] = hashing.result()
     return table.select([c for c in wanted if c in names]), kind == "csv"
 
 
@@ -433,7 +452,8 @@ def from_arrow(
     spec = claims_spec(spec)
     files = list(files)
     sizes = [len(t) for t, _ in parts]
-    file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
+    # one file needs no map of rows to files (``Table.where``): no per-row array
+    file_of_row = np.repeat(np.arange(len(files), dtype=np.int32), sizes) if len(files) > 1 else None
     values = Columns()
     table = Table(spec, files, values, {}, int(sum(sizes)), dict(digests or {}), file_of_row)
 
@@ -453,8 +473,8 @@ def from_arrow(
                 values = [strings(v) for v in values]
                 value = pa.concat_arrays(values) if len(values) != 1 else values[0]
         else:
-            value = np.concatenate(values)
-        return value, np.concatenate(nulls)
+            value = _joined(values)
+        return value, _joined(nulls)
 
     if threads > 1 and table.rows >= 100_000:
         from concurrent.futures import ThreadPoolExecutor
@@ -481,6 +501,15 @@ def from_arrow(
         if col.kind == "amount":
             _check_sum(table, col.name)
     return table
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The files' arrays end to end. One file's array is kept as it is (a copy of
+    millions of values only costs time and fresh pages) unless it is a read-only view
+    of Arrow's buffers: callers get arrays they may write, as before."""
+    if len(parts) == 1 and parts[0].flags.writeable:
+        return parts[0]
+    return np.concatenate(parts)
 
 
 #: Date columns must lie within these bounds (days since 1970-01-01).
@@ -693,15 +722,23 @@ def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec)
     return codes, nulls
 
 
-def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
     absent or null): each chunk's small dictionary is looked up once, then its codes
-    are gathered, so no per-line string is hashed."""
-    out = np.empty(len(arr), np.int64)
+    are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
+    per-line array where the caller takes it (encode)."""
+    out = np.empty(len(arr), dtype)
     at = 0
+    seen: tuple | None = None
     for chunk in arr.chunks:
-        pos = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), dtype=np.int64)
-        pos = np.append(pos, -1)  # the code of a null
+        # The batches of one Parquet row group share one dictionary (as large as the
+        # members table, for member_id): it is looked up once, not once per batch.
+        d = chunk.dictionary
+        key = (d.offset, len(d), *((b.address, b.size) if b is not None else None for b in d.buffers()))
+        if key != seen:
+            pos = np.asarray(pc.fill_null(pc.index_in(d, value_set=value_set), -1), dtype=dtype)
+            pos = np.append(pos, -1)  # the code of a null
+            seen = key
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)

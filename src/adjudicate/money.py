@@ -116,7 +116,11 @@ def to_scaled(
         values, bad, why = _text_to_scaled(arr.cast(pa.string()), scale, exact, nulls)
     else:
         raise AmountError(f"{what} has type {t}, expected a decimal, integer or float")
-    values = np.where(nulls, 0, values).astype(np.int64, copy=False)
+    if nulls.any():  # (no column-length temporary when there is no null)
+        values = np.where(nulls, 0, values)
+    values = values.astype(np.int64, copy=False)
+    if not values.flags.writeable:  # callers get an array of their own, as always
+        values = values.copy()
     bad = bad & ~nulls
     if bad.any():
         row = _first(bad)
@@ -127,7 +131,7 @@ def to_scaled(
         if inexact and message == _INEXACT:
             message = inexact
         raise AmountError(message.format(what=what, value=_show(arr[row].as_py()), unit=unit), row)
-    over = (np.abs(values) > limit) & ~nulls
+    over = ((values > limit) | (values < -limit)) & ~nulls
     if over.any():
         row = _first(over)
         raise AmountError(_too_large(what, arr[row].as_py(), scale, limit), row)
@@ -152,7 +156,44 @@ def _decimal_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _decimal_to_scaled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray):
-    """Rescale exactly in integers; values whose unscaled integer exceeds int64 go through Decimal."""
+    """Rescale exactly in integers; values whose unscaled integer exceeds int64 go through Decimal.
+
+    A rescaling by at most 10**18 is one compiled pass over Arrow's buffer
+    (``_core.decimals_to_scaled``): no temporary array of the column's length but
+    the result and a status byte each. Other scales take the NumPy formulation."""
+    s = arr.type.scale
+    if abs(scale - s) <= 18 and len(arr):
+        return _decimal_compiled(arr, scale, exact, nulls)
+    return _decimal_numpy(arr, scale, exact, nulls)
+
+
+def _decimal_compiled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray):
+    width = arr.type.byte_width // 8  # 2 for decimal128, 4 for decimal256
+    words = np.frombuffer(arr.buffers()[1], dtype=np.int64)[width * arr.offset : width * (arr.offset + len(arr))]
+    shift = scale - arr.type.scale
+    values = np.empty(len(arr), np.int64)
+    status = np.empty(len(arr), np.uint8)
+    big = MAX_FEN * 10**4 // 10**shift if shift >= 0 else 0
+    _core.decimals_to_scaled(words, width, nulls.view(np.uint8), shift, exact, big, values, status)
+    bad = np.zeros(len(arr), bool)
+    why: dict[int, str] = {}
+    for i in np.flatnonzero(status):
+        i = int(i)
+        if status[i] == 1:  # beyond int64: exactly, through Decimal
+            v, problem = _decimal_value(arr[i].as_py(), scale, exact)
+            if problem is not None:
+                bad[i] = True
+                why[i] = problem
+            else:
+                values[i] = v
+        else:
+            bad[i] = True
+            if status[i] == 2:
+                why[i] = _INEXACT
+    return values, bad, why
+
+
+def _decimal_numpy(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray):
     s = arr.type.scale
     unscaled, fits = _decimal_words(arr)
     fits &= unscaled != np.iinfo(np.int64).min  # |min| has no int64 magnitude

@@ -1,0 +1,197 @@
+"""The compiled ingest passes against plain formulations (Arrow's own kernels)."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adjudicate import money
+from adjudicate.encode import (
+    _codes,
+    catalogue_codes,
+    catalogue_columns,
+    catalogue_rows,
+    claim_codes,
+    gather_catalogue_columns,
+    lookup,
+)
+from adjudicate.generate import generate_tables
+from adjudicate.inputs import dictionary_lookup, load
+from adjudicate.schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+
+SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
+
+#: a few short values (so rows repeat, in runs and apart), empty text and nulls
+ids = st.lists(
+    st.one_of(st.none(), st.sampled_from(["", "a", "b", "ab", "C20240001", "C20240002", "甲乙"])), max_size=60
+)
+
+
+def plain(values: pa.Array) -> tuple[list, list]:
+    """Codes (-1 null) and dictionary by Arrow's dictionary_encode."""
+    enc = values.dictionary_encode()
+    return [-1 if i is None else i for i in enc.indices.to_pylist()], enc.dictionary.to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids, st.integers(0, 5), st.integers(1, 7))
+def test_claim_codes_are_arrows_dictionary_codes(values, skip, chunk):
+    """Same codes and dictionary as dictionary_encode, for a sliced array (offset) and
+    for the same rows split in chunks of any size (batches, files)."""
+    whole = pa.array(["x"] * skip + values, pa.string()).slice(skip)
+    code, dictionary = claim_codes(whole)
+    assert (code.tolist(), dictionary.to_pylist()) == plain(whole)
+    chunked = pa.chunked_array([whole.slice(k, chunk) for k in range(0, len(whole), chunk)] or [whole], pa.string())
+    code, dictionary = claim_codes(chunked)
+    assert (code.tolist(), dictionary.to_pylist()) == plain(whole)
+
+
+@settings(max_examples=50, deadline=None)
+@given(ids, st.randoms(use_true_random=False))
+def test_claim_codes_name_the_same_value_whatever_the_row_order(values, rnd):
+    order = list(range(len(values)))
+    rnd.shuffle(order)
+    a = pa.array(values, pa.string())
+    b = a.take(pa.array(order, pa.int64()))
+    ca, da = claim_codes(a)
+    cb, db = claim_codes(b)
+    named_a = [None if c < 0 else da[int(c)].as_py() for c in ca]
+    named_b = [None if c < 0 else db[int(c)].as_py() for c in cb]
+    assert [named_a[k] for k in order] == named_b == b.to_pylist()
+
+
+def test_claim_codes_many_values_in_every_order():
+    """Enough distinct ids to grow the hash table several times; runs, repeats far
+    apart and shuffled rows, as date-ordered and shuffled exports have them."""
+    rng = np.random.default_rng(7)
+    distinct = np.array([f"C{k:0{int(rng.integers(1, 12))}d}" for k in range(60_000)], dtype=object)
+    runs = np.repeat(distinct, rng.integers(1, 6, len(distinct)))
+    for rows in (runs, runs[rng.permutation(len(runs))]):
+        arr = pa.array(rows.tolist(), pa.string())
+        code, dictionary = claim_codes(arr)
+        want_code, want_dict = _codes(arr)
+        assert np.array_equal(code, want_code)
+        assert dictionary.equals(want_dict)
+
+
+def test_large_string_ids_take_the_plain_path():
+    arr = pa.array(["b", None, "a", "b"], pa.large_string())
+    code, dictionary = claim_codes(arr)
+    assert code.tolist() == [0, -1, 1, 0] and dictionary.to_pylist() == ["b", "a"]
+
+
+def test_digest_is_of_the_bytes_read(tmp_path):
+    """The digest, now taken on a helper thread while the file is parsed, is still the
+    SHA-256 of the file's bytes."""
+    path = tmp_path / "catalogue.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "item_code": ["X1"],
+                "class": ["A"],
+                "valid_from": pa.array([0], pa.date32()),
+                "valid_to": pa.array([None], pa.date32()),
+            }
+        ),
+        path,
+    )
+    table = load(CATALOGUE, [path])
+    assert table.digests == {str(path): hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def test_one_file_columns_are_writable_arrays(tmp_path):
+    """A single file's converted columns are not copied, but stay arrays callers may write."""
+    path = tmp_path / "catalogue.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "item_code": ["X1", "X2"],
+                "class": ["A", "B"],
+                "valid_from": pa.array([0, 1], pa.date32()),
+                "valid_to": pa.array([None, 5], pa.date32()),
+            }
+        ),
+        path,
+    )
+    table = load(CATALOGUE, [path])
+    for name in ("class", "valid_from", "valid_to"):
+        assert table[name].flags.writeable and table.nulls[name].flags.writeable
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A small generated data set read as the engine reads it (dictionary-read columns)."""
+    folder = tmp_path_factory.mktemp("gen")
+    for name, t in generate_tables(members=120, year=2024, seed=3, order="shuffled").items():
+        pq.write_table(t, folder / f"{name}.parquet")
+    return {name: load(spec, [folder / f"{name}.parquet"]) for name, spec in SPECS.items()}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.randoms(use_true_random=False), st.floats(0, 1))
+def test_catalogue_columns_fused_equals_match_then_gather(generated, rnd, share):
+    """The fused catalogue pass against catalogue_rows + gather_catalogue_columns, for
+    any lines taken in any order (int32 and int64 item positions)."""
+    claims, catalogue = generated["claims"], generated["catalogue"]
+    take = np.array(rnd.sample(range(claims.rows), int(claims.rows * share)), np.int64)
+    admit = claims["admit_date"]
+    for dtype in (np.int32, np.int64):
+        item = lookup(claims.coded("item_code"), catalogue_codes(catalogue), dtype)
+        got = catalogue_columns(catalogue, item, admit, take)
+        want = gather_catalogue_columns(catalogue_rows(catalogue, None, admit, take=take, item=item), catalogue)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-(2**70), 2**70), st.integers(-(10**9), 10**9)), max_size=40),
+    st.integers(0, 8),
+    st.integers(0, 8),
+    st.booleans(),
+    st.integers(0, 3),
+    st.sampled_from([pa.decimal128, pa.decimal256]),
+)
+def test_decimal_pass_equals_numpy_formulation(unscaled, s, scale, exact, skip, kind):
+    """The compiled decimal rescaling against the NumPy one it replaces: values, the
+    rows found bad and why, for any scales, nulls, offsets, and values beyond int64."""
+    t = kind(38 if kind is pa.decimal128 else 60, s)
+    rows = [None if u is None else Decimal(u).scaleb(-s) for u in [0] * skip + unscaled]
+    arr = pa.array(rows, t).slice(skip)
+    nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
+    got = money._decimal_compiled(arr, scale, exact, nulls)
+    want = money._decimal_numpy(arr, scale, exact, nulls)
+    # to_scaled reports the first bad row (the NumPy one marks only the first inexact row)
+    first = [int(np.flatnonzero(b)[0]) if b.any() else None for b in (got[1], want[1])]
+    assert first[0] == first[1]
+    if first[0] is not None:
+        assert got[2].get(first[0]) == want[2].get(first[0])
+    else:
+        assert np.array_equal(got[0][~nulls], want[0][~nulls])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.integers(0, 5)), max_size=8), max_size=6), st.booleans())
+def test_dictionary_lookup_of_chunks_sharing_a_dictionary(chunks, share):
+    """Chunks that share one dictionary (the batches of a Parquet row group) are looked
+    up once; the positions are those of a plain lookup of the decoded strings."""
+    names = pa.array(["m0", "m1", "m2", "m3", "m4", "m5"])
+    shared = pa.array(["m3", "zz", "m1", "m0", "m5", "m4"])  # "zz" is not a member
+    parts = []
+    for k, rows in enumerate(chunks):
+        dictionary = shared if share or k % 2 else pa.array(["m5", "m4", "m3", "m2", "m1", "zz"])
+        parts.append(pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionary))
+    arr = pa.chunked_array(parts, pa.dictionary(pa.int32(), pa.string()))
+    plain_pos = [
+        -1 if v is None else names.to_pylist().index(v) if v in names.to_pylist() else -1 for v in arr.to_pylist()
+    ]
+    for dtype in (np.int32, np.int64):
+        got = dictionary_lookup(arr, names, dtype)
+        assert got.dtype == dtype and got.tolist() == plain_pos
