@@ -1228,13 +1228,16 @@ def build_snapshot(repo: Path, dest: Path, rev: str = "HEAD") -> Path:
     archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=repo, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest / "tree")], input=archive, check=True)
     p = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(dest / "site")]
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(dest / "site")]
         + [str(dest / "tree")],
         capture_output=True,
         text=True,
     )
     if p.returncode != 0:
         raise SystemExit(f"--snapshot: building {rev} failed:\n{p.stderr[-3000:]}")
+    # bytecode as an installed package has it (pip may skip it when PYTHONDONTWRITEBYTECODE is set):
+    # otherwise every measured process compiles the package from source first
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "site" / "adjudicate")], check=True)
     return dest / "site"
 
 

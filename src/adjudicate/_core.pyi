@@ -102,7 +102,7 @@ def settle_claims(
 def allocate(line_start: _I64, amount: _I64, weight: _I64, share: _I64, start: int, stop: int) -> None: ...
 def floats_to_scaled(x: _F64, factor: float, limit: float, exact: bool, values: _I64, flags: _U8) -> None: ...
 def match_catalogue(
-    item: _I64,
+    item: _I32 | _I64,
     take: _I64,
     date: _I32,
     first: _I64,
@@ -133,7 +133,27 @@ def first_differing(
     only: _U8,
     out: _I64,
 ) -> None: ...
-def string_runs(valid: _U8, offsets: _I32, data: _U8, offset: int, run: _I64, first: int) -> int: ...
+def string_codes(valid: _U8, offsets: _I32, data: _U8, offset: int, code: _I64) -> _I64: ...
+def decimals_to_scaled(
+    words: _I64, width: int, nulls: _U8, shift: int, exact: bool, big: int, values: _I64, status: _U8
+) -> None: ...
+def catalogue_lines(
+    item: _I32 | _I64,
+    take: _I64,
+    date: _I32,
+    first: _I64,
+    count: _I64,
+    start: _I64,
+    end: _I64,
+    order: _I64,
+    cls: _I8,
+    ratio: _I64,
+    price: _I64,
+    unknown: int,
+    cls_out: _I8,
+    ratio_out: _I64,
+    price_out: _I64,
+) -> None: ...
 def first_repeat(order: _I64, start: _I64, line_no: _I64, skip: _U8, out: _I64) -> None: ...
 def layout_lines(
     order: _I64,

@@ -154,7 +154,7 @@ def _codes(arr: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.
         enc = pa.concat_arrays([c.dictionary for c in arr.chunks]).dictionary_encode()
         return dictionary_lookup(arr, enc.dictionary, dtype), enc.dictionary
     enc = arr.dictionary_encode()
-    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=dtype)
+    idx: np.ndarray = np.asarray(pc.fill_null(enc.indices, -1), dtype=dtype)
     return idx, enc.dictionary
 
 

@@ -727,9 +727,10 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
     absent or null): each chunk's small dictionary is looked up once, then its codes
     are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
     per-line array where the caller takes it (encode)."""
-    out = np.empty(len(arr), dtype)
+    out: np.ndarray = np.empty(len(arr), dtype)
     at = 0
     seen: tuple | None = None
+    pos: np.ndarray
     for chunk in arr.chunks:
         # The batches of one Parquet row group share one dictionary (as large as the
         # members table, for member_id): it is looked up once, not once per batch.

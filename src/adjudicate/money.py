@@ -177,8 +177,7 @@ def _decimal_compiled(arr: pa.Array, scale: int, exact: bool, nulls: np.ndarray)
     _core.decimals_to_scaled(words, width, nulls.view(np.uint8), shift, exact, big, values, status)
     bad = np.zeros(len(arr), bool)
     why: dict[int, str] = {}
-    for i in np.flatnonzero(status):
-        i = int(i)
+    for i in np.flatnonzero(status).tolist():
         if status[i] == 1:  # beyond int64: exactly, through Decimal
             v, problem = _decimal_value(arr[i].as_py(), scale, exact)
             if problem is not None:
