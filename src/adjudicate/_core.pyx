@@ -600,6 +600,35 @@ ctypedef fused index_t:
     int64_t
 
 
+ctypedef struct Catalogue:
+    # the catalogue sorted by (item, valid_from), as encode.catalogue_rows lays it out
+    const int64_t* first
+    const int64_t* count
+    const int64_t* start
+    const int64_t* end
+    const int64_t* order
+
+
+cdef inline Catalogue catalogue_view(const int64_t[::1] first, const int64_t[::1] count, const int64_t[::1] start,
+                                     const int64_t[::1] end, const int64_t[::1] order) noexcept:
+    cdef Catalogue c
+    c.first, c.count, c.start, c.end, c.order = &first[0], &count[0], &start[0], &end[0], &order[0]
+    return c
+
+
+cdef inline int64_t valid_row(int64_t it, int64_t d, const Catalogue* c) noexcept nogil:
+    """The catalogue row of item ``it`` valid on day ``d`` (-1: none, or no item). The
+    catalogue is sorted by (item, valid_from): item k's rows are first[k] ..
+    first[k] + count[k] - 1; ``order`` maps a sorted position back to the row."""
+    cdef int64_t j
+    if it < 0:
+        return -1
+    for j in range(c.first[it], c.first[it] + c.count[it]):
+        if c.start[j] <= d and d <= c.end[j]:
+            return c.order[j]
+    return -1
+
+
 def match_catalogue(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
                     const int64_t[::1] first, const int64_t[::1] count,
                     const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
@@ -612,20 +641,13 @@ def match_catalogue(const index_t[::1] item, const int64_t[::1] take, const int3
     sorted position back to the catalogue row. -1 where no row applies.
     """
     cdef Py_ssize_t i, n = crow.shape[0]
-    cdef int64_t r, it, d, j, found
+    cdef int64_t r
     cdef bint has_take = take.shape[0] > 0
+    cdef Catalogue c = catalogue_view(first, count, start, end, order)
     with nogil:
         for i in range(n):
             r = take[i] if has_take else i
-            it = item[r]
-            found = -1
-            if it >= 0:
-                d = date[r]
-                for j in range(first[it], first[it] + count[it]):
-                    if start[j] <= d and d <= end[j]:
-                        found = order[j]
-                        break
-            crow[i] = found
+            crow[i] = valid_row(item[r], date[r], &c)
 
 
 def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64_t[::1] ratio,
@@ -657,18 +679,12 @@ def catalogue_lines(const index_t[::1] item, const int64_t[::1] take, const int3
     source row ``take[i]``; its class, ratio and price are written where the row's
     catalogue row is found, without a per-line array of catalogue rows between."""
     cdef Py_ssize_t i, n = take.shape[0]
-    cdef int64_t r, it, d, j, found
+    cdef int64_t r, found
+    cdef Catalogue c = catalogue_view(first, count, start, end, order)
     with nogil:
         for i in range(n):
             r = take[i]
-            it = item[r]
-            found = -1
-            if it >= 0:
-                d = date[r]
-                for j in range(first[it], first[it] + count[it]):
-                    if start[j] <= d and d <= end[j]:
-                        found = order[j]
-                        break
+            found = valid_row(item[r], date[r], &c)
             if found < 0:
                 cls_out[i] = unknown
                 ratio_out[i] = -1
