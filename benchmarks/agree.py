@@ -17,19 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-AMOUNTS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-)
+from adjudicate.schema import AMOUNTS  # the contract's amount columns, in its order
+
 OTHER = ("member_id", "provider_id", "setting", "settle_date", "benefit_year", "admission_ordinal")
 
 

@@ -46,7 +46,7 @@ import bench_data  # noqa: E402
 import bounds  # noqa: E402
 import plan  # noqa: E402
 import reuse  # noqa: E402
-from agree import compare  # noqa: E402
+from agree import AMOUNTS, compare  # noqa: E402
 
 PEER_SCRIPT = HERE / "peers.py"
 STAGES = ("read", "encode", "kernel", "allocate", "write")
@@ -962,22 +962,7 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
     return "\n".join(out)
 
 
-AGREE_COLS = (
-    "total",
-    "self_pay",
-    "first_self_pay",
-    "eligible",
-    "deductible",
-    "fund_pool",
-    "fund_supplementary",
-    "member_policy_share",
-    "subsidy",
-    "account_paid",
-    "cash_paid",
-    "admission_ordinal",
-    "settle_date",
-    "benefit_year",
-)
+AGREE_COLS = (*AMOUNTS, "admission_ordinal", "settle_date", "benefit_year")
 
 
 def agree_text(p: dict) -> str:
