@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -65,18 +66,45 @@ def test_summary_json_is_the_returned_summary_with_the_stage_timings(written):
     assert {"write", "finish", "report"} <= set(s["timings_seconds"])
 
 
+def _arrow_figures(settlements: pa.Table) -> tuple[list, dict, list]:
+    """The run page's figures by Arrow's exact int64 group sums: an independent formulation."""
+
+    def fen_table(keys, amounts):
+        cols = {k: settlements.column(k) for k in keys}
+        for a in amounts:
+            cols[a] = pa.array(to_fen(settlements.column(a), a), pa.int64())
+        return pa.table(cols)
+
+    day = settlements.column("settle_date")
+    t = fen_table([], PAYERS).append_column("year", pc.year(day)).append_column("month", pc.month(day))
+    g = (
+        t.group_by(["year", "month"])
+        .aggregate([(a, "sum") for a in PAYERS])
+        .sort_by([("year", "ascending"), ("month", "ascending")])
+    )
+    months = list(zip(g.column("year").to_pylist(), g.column("month").to_pylist()))
+    monthly = {k: g.column(f"{k}_sum").to_pylist() for k in PAYERS}
+    t = fen_table(["member_id", "benefit_year"], ["cash_paid", "account_paid"])
+    g = t.group_by(["member_id", "benefit_year"]).aggregate([("cash_paid", "sum"), ("account_paid", "sum")])
+    oop = (g.column("cash_paid_sum").to_numpy() + g.column("account_paid_sum").to_numpy()).tolist()
+    return months, monthly, oop
+
+
 def test_figures_from_arrays_equal_arrow_group_sums(written):
     _, out, _ = written
     settlements = pq.read_table(out / "settlements.parquet")
-    from_file = _settlement_figures(settlements)
+    months, monthly, oop = _arrow_figures(settlements)
     days = settlements.column("settle_date").cast(pa.int32()).to_numpy()
     member_codes = pa.chunked_array(settlements.column("member_id")).dictionary_encode().combine_chunks().indices
     fen = {k: to_fen(settlements.column(k), k) for k in PAYERS}
     from_arrays = run_figures(days, member_codes.to_numpy(), settlements.column("benefit_year").to_numpy(), fen)
-    assert from_arrays.months == from_file.months
-    for k, v in from_file.monthly.items():
-        assert from_arrays.monthly[k].tolist() == v.tolist()
-    assert sorted(from_arrays.out_of_pocket.tolist()) == sorted(from_file.out_of_pocket.tolist())
+    assert from_arrays.months == months
+    for k, v in monthly.items():
+        assert from_arrays.monthly[k].tolist() == v
+    assert sorted(from_arrays.out_of_pocket.tolist()) == sorted(oop)
+    # and the report's reading of a written table (no arrays in hand) is the same
+    from_file = _settlement_figures(settlements)
+    assert from_file.months == months and sorted(from_file.out_of_pocket.tolist()) == sorted(oop)
 
 
 def test_group_sums_stay_exact_beyond_float_precision():

@@ -154,17 +154,11 @@ def run_figures(days: np.ndarray, member: np.ndarray, year: np.ndarray, fen: dic
 
 
 def _settlement_figures(settlements: pa.Table) -> RunFigures:
-    """:class:`RunFigures` of a settlements table (as written), by Arrow's exact int64 group sums."""
-    day = settlements.column("settle_date")
-    keyed = _fen_table(settlements, [], PAYERS)
-    keyed = keyed.append_column("year", pc.year(day)).append_column("month", pc.month(day))
-    g = _group_sum(keyed, ["year", "month"], PAYERS)
-    months = list(zip(g.column("year").to_pylist(), g.column("month").to_pylist()))
-    monthly = {k: g.column(k).to_numpy() for k in PAYERS}
-    keyed = _fen_table(settlements, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
-    g = _group_sum(keyed, ["member_id", "benefit_year"], ["cash_paid", "account_paid"])
-    oop = g.column("cash_paid").to_numpy() + g.column("account_paid").to_numpy()
-    return RunFigures(months, monthly, oop)
+    """:class:`RunFigures` of a settlements table as written (a run whose arrays are gone)."""
+    days = settlements.column("settle_date").cast(pa.int32()).to_numpy()
+    member = settlements.column("member_id").combine_chunks().dictionary_encode().indices.to_numpy()
+    fen = {k: to_fen(settlements.column(k), k) for k in PAYERS}
+    return run_figures(days, member, settlements.column("benefit_year").to_numpy(), fen)
 
 
 @register("run")
