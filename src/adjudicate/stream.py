@@ -648,6 +648,7 @@ def iter_claim_partitions(
             orphans.append(claims)
             continue
         yield k, claims
+        del claims  # before the next range is read
     if orphans:
         yield part.parts, _concat(orphans)
 
@@ -778,10 +779,11 @@ def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
 
 def _summary(cut: Cut, how: Settling, done: _Pass) -> dict:
     """summary.json of the whole streamed run, as one in-memory run would write it."""
-    counts, last = done.counts, done.last
-    if last is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
+    counts, s = done.counts, done.last
+    if s is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
         raise RuntimeError("no range was settled")
-    s = summary(last, cut.digests, counts["input_lines"])
+    s["inputs"] = cut.digests
+    s["counts"]["input_lines"] = counts["input_lines"]
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
     n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(done.rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
@@ -804,7 +806,7 @@ class _Pass:
     folder: Path
     base: int | None  # the base year used (None until the first range with settled claims)
     earliest: int | None = None  # the earliest year settled
-    last: Result | None = None
+    last: dict | None = None  # the summary of the last range settled (not its Result: memory)
     rejected: list = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(
@@ -821,8 +823,10 @@ class _Pass:
     def add(self, claims: Table, r: Result) -> None:
         """Count a settled range in."""
         self.rejected.extend(r.enc.rejected)
-        for k, v in claim_amounts(r).items():
+        amounts = claim_amounts(r)
+        for k, v in amounts.items():
             self.totals[k] = self.totals.get(k, 0) + int(v.sum())
+        self.last = summary(r, {}, claims.rows, amounts)
         self.counts["input_lines"] += claims.rows
         self.counts["input_claims"] += r.enc.input_claims
         self.counts["settled_claims"] += len(r.enc.member)
@@ -853,20 +857,21 @@ def _settle_pass(cut: Cut, how: Settling, base: int | None) -> _Pass:
         for k, claims in cut.ranges(how.timer):
             if k == parts:  # the orphans
                 before = done.counts["settled_claims"]
-                done.last = _one(claims, cut, how, done) or done.last
+                _one(claims, cut, how, done)
                 if done.counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                     raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
-            done.last = _one(claims, cut, how, done)
+            _one(claims, cut, how, done)
+            del claims  # before the next range is read: one range in memory at a time
             how.say(f"partition {k + 1}/{parts}")
         if done.last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            done.last = _one(load(CLAIMS, cut.claim_files), cut, how, done)
+            _one(load(CLAIMS, cut.claim_files), cut, how, done)
     finally:
         done.close()
     return done
 
 
-def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
+def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> None:
     """Settle one range with the pass's base year, append its outputs and count it in."""
     small, timer = cut.small, how.timer
     inputs = Inputs(claims, small.members, small.providers, small.catalogue)
@@ -881,7 +886,6 @@ def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
     done.add(claims, r)
     if how.each is not None:
         how.each(r)
-    return r
 
 
 __all__ = [
