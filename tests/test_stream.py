@@ -339,3 +339,24 @@ def test_router_orders_lines_by_range_stably():
     assert part.tolist() == [1, 2, 1, 0, 1, 0]
     assert order.tolist() == [3, 5, 0, 2, 4, 1] and bounds.tolist() == [0, 2, 5, 6]
     assert codes[:5].tolist() == [0, 0, 1, 0, 1]
+
+
+def test_streamed_report_is_drawn_from_the_ranges(tmp_path, monkeypatch):
+    """report.html of a streamed run is drawn from each range's arrays (settlements.parquet is not read
+    back: at 50 M lines that was the run's peak memory) and is the page drawn from settlements.parquet."""
+    from adjudicate.report import builders, report_html
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(300, 2024, seed=4, bad_rows=0.05), folder)
+    args = [[folder / f"{k}.parquet"] for k in ("claims", "members", "providers", "catalogue")]
+    read_back = builders._settlement_figures
+
+    def no_read_back(table):
+        raise AssertionError("settlements.parquet read back")
+
+    monkeypatch.setattr(builders, "_settlement_figures", no_read_back)
+    run_streaming(*args, P.load("prefecture-employee"), tmp_path / "many", parts=4)
+    monkeypatch.setattr(builders, "_settlement_figures", read_back)
+    page = (tmp_path / "many" / "report.html").read_text(encoding="utf-8")
+    assert "expenditure by month" in page  # the page has its figures
+    assert page == report_html(tmp_path / "many", "run")
