@@ -63,8 +63,8 @@ def test(paths, as_json, quiet) -> None:
                     where = f"claim {d.claim_id}" + (f" line {d.line_no}" if d.line_no is not None else "")
                     delta = f" ({d.delta})" if d.delta else ""
                     click.echo(f"     {where}: {d.column} expected {d.expected}, got {d.got}{delta}")
-            for e in broken:
-                click.echo(f"error: {e}", err=True)
+            for b in broken:
+                click.echo(f"error: {b}", err=True)
             n = sum(len(o.differences) for o in failed)
             click.echo(
                 f"{len(outcomes)} case(s): {len(outcomes) - len(failed)} passed, {len(failed)} failed"
