@@ -19,7 +19,8 @@ Outputs (written atomically):
 - ``line_adjustments.parquet`` (when the earlier run has ``lines.parquet``):
   the lines of those claims that differ (amount, class or item), or that
   appeared or went: ``claim_id, line_no, change, item_code, class_previous,
-  class_current`` and the line amounts previous / current / delta. The line
+  class_current``, the line amounts previous / current / delta, and the
+  columns of ``--keep`` (the line's value now, else as it was). The line
   Δ of an adjusted claim sums exactly to its claim Δ (fund_pool,
   fund_supplementary, self_pay, first_self_pay, eligible);
 - ``summary.json``: counts by change, the Δ totals, both runs' policy, input
@@ -108,17 +109,32 @@ CLAIM_KEYS = ("claim_id", "member_id", "provider_id", "settle_date")
 
 
 def _read_settlements(path: Path) -> pa.Table:
-    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep: as the
-    earlier run kept them, null where it did not."""
+    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep."""
+    return _with_kept(_read(path, CLAIM_KEYS, AMOUNTS), path)
+
+
+#: The columns of an earlier run's lines that the line adjustments carry (amounts: LINE_AMOUNTS).
+LINE_KEYS = ("claim_id", "line_no", "item_code", "class")
+
+
+def _read_lines(path: Path, filters=None) -> pa.Table:
+    """An earlier run's lines (LINE_KEYS, amounts in fen; the rows ``filters`` keeps), then the columns
+    of --keep."""
+    return _with_kept(_read(path, LINE_KEYS, LINE_AMOUNTS, filters), path, filters)
+
+
+def _with_kept(t: pa.Table, path: Path, filters=None) -> pa.Table:
+    """``t``, rows of an earlier output file read with ``filters``, with the columns of --keep appended:
+    as the earlier run kept them (nulls allowed: they are the agency's values), null where it did not."""
     from . import keep
 
-    t = _read(path, CLAIM_KEYS, AMOUNTS)
     names = keep.kept()
-    if names:
-        have = set(pq.read_schema(path).names)
-        old = pq.read_table(path, columns=[n for n in names if n in have])
-        for n in names:
-            t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
+    if not names:
+        return t
+    have = set(pq.read_schema(path).names)
+    old = pq.read_table(path, columns=[n for n in names if n in have], filters=filters)
+    for n in names:
+        t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
     return t
 
 
@@ -176,9 +192,7 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
     settlements = _read_settlements(f / "settlements.parquet")
-    lines = None
-    if (f / "lines.parquet").is_file():
-        lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
+    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").is_file() else None
     return settlements, lines, read_summary(f), f
 
 
@@ -198,6 +212,7 @@ def read_summary(f: Path) -> dict | None:
 def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
     ``claims`` (ascending) when given."""
+    from . import keep
     from .encode import line_rows
     from .schema import LINE_CLASSES
 
@@ -223,6 +238,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     }
     for k, v in zip(LINE_AMOUNTS, (r.line_self_pay, r.line_fsp, r.line_eligible, r.line_pool, r.line_supp)):
         t[k] = pa.array(pick(v), pa.int64())
+    t.update(keep.line_columns(e, pick(e.line_row)))  # --keep, as lines.parquet has them
     return pa.table(t)
 
 
@@ -322,6 +338,10 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
+    for k in previous.column_names:  # --keep: the line's value now, else as it was
+        if k not in LINE_KEYS and k not in LINE_AMOUNTS and k != "__key":
+            cur_k = j[f"b.{k}"]
+            cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     keep = np.flatnonzero(kind != "")
     return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
 
@@ -781,12 +801,7 @@ def _streamed(
         lines = None
         if has_lines:
             ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
-            prev_lines = _read(
-                prev_folder / "lines.parquet",
-                ["claim_id", "line_no", "item_code", "class"],
-                LINE_AMOUNTS,
-                filters=[("claim_id", "in", ids)],
-            )
+            prev_lines = _read_lines(prev_folder / "lines.parquet", filters=[("claim_id", "in", ids)])
             cur = pa.concat_tables(cur_lines) if cur_lines else prev_lines.slice(0, 0)
             lines = line_adjustments(prev_lines, cur.select(prev_lines.column_names), adjusted)
         prev_totals = {k: int(pc.sum(prev[k]).as_py() or 0) for k in AMOUNTS}
