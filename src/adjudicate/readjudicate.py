@@ -62,11 +62,12 @@ CHANGES = ("changed", "new", "removed", "now_rejected")
 
 
 def previous_folder(d: Path) -> Path:
-    """The folder holding the earlier run's settlements: ``d``, or ``d/current`` after a readjudicate."""
+    """The folder holding the earlier run's settlements: ``d``, or ``d/current`` after a readjudicate.
+    Its settlements.parquet is a file, or a folder of part files (``run --engine spark``)."""
     d = Path(d)
-    if (d / "settlements.parquet").is_file():
+    if (d / "settlements.parquet").exists():
         return d
-    if (d / "current" / "settlements.parquet").is_file():
+    if (d / "current" / "settlements.parquet").exists():
         return d / "current"
     if not d.is_dir():
         raise InputError("the --previous folder does not exist", d)
@@ -77,11 +78,22 @@ def previous_folder(d: Path) -> Path:
     )
 
 
+def _names(path: Path) -> list[str]:
+    """The column names of an earlier output: one Parquet file, or a folder of Parquet part files (as
+    ``run --engine spark`` writes; its ``_SUCCESS`` and ``.crc`` files are skipped, as pyarrow skips
+    names starting with ``_`` or ``.``)."""
+    if path.is_dir():
+        import pyarrow.dataset as ds
+
+        return ds.dataset(path, format="parquet").schema.names
+    return pq.read_schema(path).names
+
+
 def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
     """An earlier output file's columns (the rows ``filters`` keeps, all by default), amounts as int64 fen;
     errors name the file and column."""
     try:
-        names = pq.read_schema(path).names
+        names = _names(path)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
     for c in list(columns) + list(amounts):
@@ -131,7 +143,7 @@ def _with_kept(t: pa.Table, path: Path, filters=None) -> pa.Table:
     names = keep.kept()
     if not names:
         return t
-    have = set(pq.read_schema(path).names)
+    have = set(_names(path))
     old = pq.read_table(path, columns=[n for n in names if n in have], filters=filters)
     for n in names:
         t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
@@ -192,7 +204,7 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
     settlements = _read_settlements(f / "settlements.parquet")
-    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").is_file() else None
+    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").exists() else None
     return settlements, lines, read_summary(f), f
 
 
@@ -504,7 +516,7 @@ def _incremental(
         if prev_totals[k] + deltas[k] != cur_totals[k]:
             return None
     lines = None
-    if (prev_folder / "lines.parquet").is_file():
+    if (prev_folder / "lines.parquet").exists():
         # only the adjusted claims' lines are built on either side (line_adjustments keeps no others)
         ids = adjusted["claim_id"].combine_chunks()
         was = _positions(prev_claims["claim_id"], ids)
@@ -753,7 +765,7 @@ def _streamed(
 
     with timer("read_previous"):
         prev = _read_settlements(prev_folder / "settlements.parquet")
-    has_lines = (prev_folder / "lines.parquet").is_file()
+    has_lines = (prev_folder / "lines.parquet").exists()
     none = pa.array([], pa.string())
     st: dict[str, Any] = {}
 
