@@ -286,7 +286,7 @@ def test_flagged_claims_are_checked_exactly(tmp_path, monkeypatch):
             return super().note_claims(offsets, data, valid, part)
 
         def flagged(self):
-            return self.seen
+            return self.seen, list(range(self.parts + 1))
 
     monkeypatch.setattr(stream, "Router", EveryClaimFlagged)
     monkeypatch.setattr(stream, "BATCH_ROWS", 3)
@@ -360,3 +360,23 @@ def test_streamed_report_is_drawn_from_the_ranges(tmp_path, monkeypatch):
     page = (tmp_path / "many" / "report.html").read_text(encoding="utf-8")
     assert "expenditure by month" in page  # the page has its figures
     assert page == report_html(tmp_path / "many", "run")
+
+
+def test_router_flags_claims_noted_in_two_ranges():
+    """note_claims: a claim whose lines go to two ranges (here in different batches, a null id being
+    one claim too) is flagged with both ranges; claims kept to one range are not."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate._partition import Router
+    from adjudicate.stream import _text_buffers
+
+    off, data, _ = _text_buffers(pa.array(["A"], pa.large_string()))
+    router = Router(off, data, np.zeros(1, np.int32), np.zeros(1, np.int32), 4)
+    router.note_claims(*_text_buffers(pa.array(["C1", "C1", "C2", None])), np.array([0, 0, 1, 2], np.int32))
+    router.note_claims(*_text_buffers(pa.array(["C2", "C1", None, "C3"])), np.array([1, 3, 2, 4], np.int32))
+    keys, ranges = router.flagged()
+    assert keys.tolist() == router.keys(*_text_buffers(pa.array(["C1"]))).tolist() and ranges == [0, 3]
+    router.note_claims(*_text_buffers(pa.array([None], pa.string())), np.array([1], np.int32))
+    keys, ranges = router.flagged()
+    assert len(keys) == 2 and ranges == [0, 1, 2, 3]

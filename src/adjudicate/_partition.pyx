@@ -70,6 +70,7 @@ cdef class Router:
     cdef uint64_t[:] claims
     cdef uint64_t cmask
     cdef int64_t cfill
+    cdef set ranges  # the ranges holding lines of flagged claims
 
     def __init__(self, const int64_t[:] offsets, data, const int32_t[:] part_of_member,
                  const int32_t[:] code_of_member, int parts):
@@ -90,6 +91,7 @@ cdef class Router:
         self.claims = np.zeros(1 << 16, np.uint64)
         self.cmask = (1 << 16) - 1
         self.cfill = 0
+        self.ranges = set()
 
     cdef void _insert_member(self, int32_t row) noexcept nogil:
         cdef int64_t a = self.m_off[row], b = self.m_off[row + 1]
@@ -163,6 +165,7 @@ cdef class Router:
         cdef bint all_valid = len(valid) == 0
         cdef uint64_t key, last = 0
         cdef int32_t last_part = -1
+        cdef uint64_t first
         with nogil:
             for i in range(n):
                 if all_valid or valid[i]:
@@ -172,23 +175,29 @@ cdef class Router:
                 if key == last and part[i] == last_part:
                     continue  # the next line of the same claim, usually
                 last, last_part = key, part[i]
-                self._note(key, <uint64_t>(part[i] + 1))
+                first = self._note(key, <uint64_t>(part[i] + 1))
+                if first:
+                    with gil:  # rare: a claim in a second range, or two claims sharing a key
+                        self.ranges.update((<int64_t>first - 1, part[i]))
                 if 2 * self.cfill > <int64_t>self.cmask:
                     with gil:
                         self._grow()
 
-    cdef inline void _note(self, uint64_t key, uint64_t part1) noexcept nogil:
+    cdef inline uint64_t _note(self, uint64_t key, uint64_t part1) noexcept nogil:
+        """Note a claim key in range part1 - 1; when the key was first noted in another range, flag it
+        and return that range + 1 (else 0)."""
         cdef uint64_t s = (key >> 16) & self.cmask, v
         while True:
             v = self.claims[s]
             if v == 0:
                 self.claims[s] = key | part1
                 self.cfill += 1
-                return
+                return 0
             if (v & ~LOW) == key:
                 if (v & 0x7FFF) != part1:
                     self.claims[s] = v | ELSEWHERE
-                return
+                    return v & 0x7FFF
+                return 0
             s = (s + 1) & self.cmask
 
     cdef int _grow(self) except -1:
@@ -209,9 +218,10 @@ cdef class Router:
         return 0
 
     def flagged(self):
-        """The keys (hash bits) of the claims noted in more than one range: candidates to check."""
+        """(the keys (hash bits) of the claims noted in more than one range: candidates to check, the
+        ranges holding their lines, ascending)."""
         c = np.asarray(self.claims)
-        return np.unique(c[(c & ELSEWHERE) != 0] & ~np.uint64(LOW))
+        return np.unique(c[(c & ELSEWHERE) != 0] & ~np.uint64(LOW)), sorted(self.ranges)
 
     def keys(self, const offset_t[:] offsets, data, const uint8_t[:] valid):
         """The key (hash bits) of each string, as ``note_claims`` keys them."""
@@ -230,6 +240,7 @@ cdef class Router:
         self.claims = np.zeros(1, np.uint64)
         self.cmask = 0
         self.cfill = 0
+        self.ranges = set()
 
 
 cdef const uint8_t[:] _bytes(data):

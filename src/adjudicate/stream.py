@@ -457,20 +457,22 @@ class Partitioner:
 
     def split_claims(self) -> pa.Array:
         """Claim ids whose lines landed in more than one partition. The router flags candidates (by a
-        hash of the id); only their lines are read back from the range files and checked exactly."""
-        flagged = self.router.flagged()
+        hash of the id) and the ranges holding their lines; only those ranges' claim ids are read back
+        (memory-mapped) and the candidates' ids checked exactly."""
+        flagged, ranges = self.router.flagged()
         self.router.release()
         if not len(flagged):
             return pa.array([], pa.string())
-        ids, lo = [], []
-        for k, files in self.files.items():
-            for f in files:
+        ids, at = [], []
+        for k in ranges:
+            for f in self.files[k]:
                 with pa.memory_map(str(f)) as src:
-                    claim_id = _plain(ipc.open_stream(src).read_all()["claim_id"].combine_chunks())
-                mine = np.flatnonzero(np.isin(self.router.keys(*_text_buffers(claim_id)), flagged))
-                ids.append(claim_id.take(pa.array(mine)).cast(pa.string()))
-                lo.append(np.full(len(mine), k, np.int32))
-        spans = _spans(pa.concat_arrays(ids), np.concatenate(lo), np.concatenate(lo))
+                    for chunk in ipc.open_stream(src).read_all()["claim_id"].chunks:
+                        claim_id = _plain(chunk)
+                        mine = np.flatnonzero(np.isin(self.router.keys(*_text_buffers(claim_id)), flagged))
+                        ids.append(claim_id.take(pa.array(mine)).cast(pa.string()))
+                        at.append(np.full(len(mine), k, np.int32))
+        spans = _spans(pa.concat_arrays(ids), np.concatenate(at), np.concatenate(at))
         return spans.filter(pc.not_equal(spans["lo"], spans["hi"]))["claim_id"]
 
     def _read(self, f: Path, k: int) -> pa.Table:
