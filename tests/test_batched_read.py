@@ -9,8 +9,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from adjudicate import inputs
 from adjudicate.generate import generate_tables
-from adjudicate.inputs import DICTIONARY_COLUMNS, Converted, InputError, _read_file, from_arrow, load
+from adjudicate.inputs import (
+    DICTIONARY_COLUMNS,
+    Converted,
+    InputError,
+    _read_file,
+    dictionary_lookup,
+    from_arrow,
+    load,
+)
 from adjudicate.keep import keeping
 from adjudicate.schema import CLAIMS
 
@@ -99,3 +108,22 @@ def test_an_error_in_a_later_row_group_names_the_row_in_the_file(tmp_path, gener
         load(CLAIMS, [path])
     assert (e.value.file, e.value.column, e.value.row) == (path, column, row)
     assert message in e.value.message
+
+
+@pytest.mark.parametrize("batch", [1, 7, 13, 1 << 22])
+def test_dictionaries_looked_up_together_in_batches(monkeypatch, batch):
+    """Distinct chunk dictionaries are looked up a batch at a time; positions as a plain lookup."""
+    monkeypatch.setattr(inputs, "LOOKUP_BATCH", batch)
+    names = pa.array(["m0", "m1", "m2", "m3", "m4", "m5"])
+    dictionaries = [
+        pa.array(["m3", "zz", "m1"]),
+        pa.array(["m5", "m4", "m3", "m2", "m1", "zz", "m0"]),
+        pa.array([], pa.string()),
+    ]
+    parts = [
+        pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionaries[k % 3])
+        for k, rows in enumerate([[0, 1, None, 2], [6, 0, 5, 3], [], [2, 2, 0], [None, 4], []])
+    ]
+    arr = pa.chunked_array(parts, pa.dictionary(pa.int32(), pa.string()))
+    expected = [-1 if v is None or v not in names.to_pylist() else names.to_pylist().index(v) for v in arr.to_pylist()]
+    assert dictionary_lookup(arr, names, np.int32).tolist() == expected

@@ -423,7 +423,7 @@ def _parquet_converted(
         nulls: dict[str, np.ndarray] = {}  # made when a null is first seen (np.zeros: pages never written)
 
         def read(k: int) -> pa.Table:
-            return pf.read_row_group(k, columns=columns, use_threads=False)
+            return pf.read_row_group(k, columns=columns, use_threads=True)
 
         with ThreadPoolExecutor(1, thread_name_prefix="adjudicate-read") as pool:
             at = 0
@@ -859,24 +859,48 @@ def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec)
     return codes, nulls
 
 
+#: Dictionary values looked up in one ``index_in`` call at most (``dictionary_lookup``).
+LOOKUP_BATCH = 1 << 22
+
+
 def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
-    absent or null): each chunk's small dictionary is looked up once, then its codes
+    absent or null): each chunk's small dictionary is looked up, then its codes
     are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
     per-line array where the caller takes it (encode)."""
     out: np.ndarray = np.empty(len(arr), dtype)
-    at = 0
-    seen: tuple | None = None
-    pos: np.ndarray
+    # The batches of one Parquet row group share one dictionary (as large as the members
+    # table, for member_id): it is looked up once, not once per batch. The distinct
+    # dictionaries are looked up together, a few million values a call: ``index_in``
+    # hashes the value set on every call, which costs more than the lookups.
+    slot: dict[tuple, int] = {}
+    dictionaries: list[pa.Array] = []
+    which: list[int] = []
     for chunk in arr.chunks:
-        # The batches of one Parquet row group share one dictionary (as large as the
-        # members table, for member_id): it is looked up once, not once per batch.
         d = chunk.dictionary
         key = (d.offset, len(d), *((b.address, b.size) if b is not None else None for b in d.buffers()))
-        if key != seen:
-            pos = np.asarray(pc.fill_null(pc.index_in(d, value_set=value_set), -1), dtype=dtype)
-            pos = np.append(pos, -1)  # the code of a null
-            seen = key
+        if key not in slot:
+            slot[key] = len(dictionaries)
+            dictionaries.append(d)
+        which.append(slot[key])
+    positions: list[np.ndarray] = []
+    k = 0
+    while k < len(dictionaries):
+        batch = [dictionaries[k]]
+        size = len(batch[0])
+        while k + len(batch) < len(dictionaries) and size + len(dictionaries[k + len(batch)]) <= LOOKUP_BATCH:
+            size += len(dictionaries[k + len(batch)])
+            batch.append(dictionaries[k + len(batch)])
+        found = pc.index_in(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set=value_set)
+        pos = np.asarray(pc.fill_null(found, -1), dtype=dtype)
+        at = 0
+        for d in batch:
+            positions.append(np.append(pos[at : at + len(d)], -1))  # -1: the code of a null
+            at += len(d)
+        k += len(batch)
+    at = 0
+    for chunk, i in zip(arr.chunks, which):
+        pos = positions[i]
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)
