@@ -401,11 +401,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     claim_code, claim_dict = hashed["claim"]
     nclaims = len(claim_dict)
     # Lines without a claim_id cannot belong to any claim: each is rejected alone.
-    reject = np.full(nclaims, -1, np.int64)  # reason code per claim (-1: accepted)
+    # Per claim; all but ``reject`` and ``reject_line`` are written only where a claim is
+    # rejected (np.empty: pages never written cost nothing), and the detail and column
+    # are numbers of ``texts``, not arrays of Python objects.
+    reject = np.full(nclaims, -1, np.int8)  # reason code per claim (-1: accepted)
     reject_line = np.full(nclaims, -1, np.int64)  # offending line row
-    reject_detail = np.empty(nclaims, object)
-    reject_row = np.full(nclaims, -1, np.int64)  # the line whose value is shown (per_line or not)
-    reject_col = np.empty(nclaims, object)  # the column of that value
+    reject_detail = np.empty(nclaims, np.int16)  # texts[...]
+    reject_row = np.empty(nclaims, np.int64)  # the line whose value is shown (per_line or not)
+    reject_col = np.empty(nclaims, np.int16)  # the column of that value: texts[...]
+    texts: list[str | None] = []
+
+    def text(value: str | None) -> int:
+        texts.append(value)
+        return len(texts) - 1
 
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
@@ -438,9 +446,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         reject[cl[fresh]] = REASON[reason]
         if per_line:
             reject_line[cl[fresh]] = rows[fresh]
-        reject_detail[cl[fresh]] = detail
+        reject_detail[cl[fresh]] = text(detail)
         reject_row[cl[fresh]] = rows[fresh]
-        reject_col[cl[fresh]] = column
+        reject_col[cl[fresh]] = text(column)
 
     # 1. null in a required field
     required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
@@ -458,9 +466,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         cl = cl[reject[cl] < 0]
         reject[cl] = REASON[reason]
         reject_line[cl] = first_bad[cl]
-        reject_detail[cl] = detail
+        reject_detail[cl] = text(detail)
         reject_row[cl] = first_bad[cl]
-        reject_col[cl] = column
+        reject_col[cl] = text(column)
 
     _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
     mark_claims("duplicate_line", "line_no appears twice in the claim", "line_no")
@@ -496,7 +504,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # the columns' passes are independent (compiled, without the GIL): two threads;
     # the claims are marked in the contract's column order, as one thread would
     with ThreadPoolExecutor(2) as pool:
-        for col, found in zip(CLAIM_HEADER, list(pool.map(differing, CLAIM_HEADER))):
+        for col, found in zip(CLAIM_HEADER, pool.map(differing, CLAIM_HEADER)):  # each dropped when marked
             first_bad = found
             mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
     # 4–5. unknown member / provider
@@ -596,10 +604,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 claim_dict[int(c)].as_py(),
                 int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
                 REJECT_REASONS[reject[c]],
-                reject_detail[c],
+                texts[reject_detail[c]],
                 *_who(claims, row),
-                reject_col[c],
-                shown_value(claims, reject_col[c], row),
+                texts[reject_col[c]],
+                shown_value(claims, texts[reject_col[c]], row),
                 *row_values(claims, row),  # --keep
             )
         )
