@@ -190,17 +190,17 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
-def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+def claim_codes(ids: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
     """``_codes`` of the claim ids (the same codes and dictionary), in one compiled pass
     over Arrow's buffers (``_core.string_codes``): ids are hashed once per run of equal
     consecutive ids (a claim's lines come together in real exports), and no per-line
-    array is made but the codes."""
+    array is made but the codes (of ``dtype``: np.int32 halves it where the ids fit)."""
     chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
     if not all(c.type == pa.string() for c in chunks):
-        return _codes(strings(ids))
+        return _codes(strings(ids), dtype)
     arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
     validity, offsets, data = arr.buffers()
-    code = np.empty(len(arr), np.int64)
+    code = np.empty(len(arr), dtype)
     first = _core.string_codes(
         np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
         np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(1, np.int32),
@@ -385,11 +385,14 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     check_unique(providers, "provider_id")
     n = claims.rows
     nulls = claims.nulls
+    # claim codes and the line order (row numbers) in int32 where the rows fit: half the
+    # fresh pages, and half the bytes the header checks read seven times
+    row_type = np.int32 if n < 2**31 else np.int64
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
         jobs: dict[str, Future[Any]] = {
-            "claim": pool.submit(claim_codes, claims.coded("claim_id")),
+            "claim": pool.submit(claim_codes, claims.coded("claim_id"), row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
@@ -419,7 +422,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # named in a rejection are the lowest line_no, whatever the file order.
     line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
     # A counting sort by claim, then line_no within each claim: linear whatever the row order.
-    order = np.empty(n, np.int64)
+    order = np.empty(n, row_type)
     claim_start = np.empty(nclaims + 1, np.int64)
     _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
     ranks: list[np.ndarray] = []
@@ -475,7 +478,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # 3. inconsistent claim header: all lines agree iff each agrees with the line
     #    before it in (claim, line_no) order
     valid = claim_code >= 0
-    first_row = order[claim_start[:-1]]  # each claim's line with the lowest line_no
+    first_row = order[claim_start[:-1]].astype(np.int64)  # each claim's line with the lowest line_no
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
