@@ -425,13 +425,16 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     order = np.empty(n, row_type)
     claim_start = np.empty(nclaims + 1, np.int64)
     _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
+    # the per-line arrays the checks below read, by name: dropped in one go when the
+    # checks are done (the functions below see them through this dict, not their names)
+    live: dict[str, np.ndarray] = {"claim_code": claim_code, "order": order}
     ranks: list[np.ndarray] = []
 
     def rank() -> np.ndarray:
         """Position of each row in ``order`` (made when a rejection first needs it)."""
         if not ranks:
             ranks.append(np.empty(n, np.int64))
-            ranks[0][order] = np.arange(n)
+            ranks[0][live["order"]] = np.arange(n)
         return ranks[0]
 
     def mark(
@@ -439,11 +442,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     ) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
         rows = np.flatnonzero(claim_mask_rows)
-        rows = rows[claim_code[rows] >= 0]
+        rows = rows[live["claim_code"][rows] >= 0]
         if not len(rows):
             return
         rows = rows[np.argsort(rank()[rows], kind="stable")]
-        cl, first = np.unique(claim_code[rows], return_index=True)
+        cl, first = np.unique(live["claim_code"][rows], return_index=True)
         rows = rows[first]
         fresh = reject[cl] < 0
         reject[cl[fresh]] = REASON[reason]
@@ -482,14 +485,13 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
-    joined = {"member_id": member, "provider_id": provider}
-    inpatient8 = inpatient_line.view(np.uint8)
+    live.update(member_id=member, provider_id=provider, inpatient=inpatient_line.view(np.uint8))
     no_filter = np.empty(0, np.uint8)
 
     def differing(col: str) -> np.ndarray:
         """Per claim, its first line whose ``col`` differs from the line before (-1: none)."""
-        if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
-            v = joined[col]
+        if col in ("member_id", "provider_id"):  # the join's row number identifies the id; unknown
+            v = live[col]  # ids get codes of their own
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v = v.copy()
@@ -500,7 +502,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             v = np.ascontiguousarray(claims[col])
         out = np.empty(nclaims, np.int64)
         _core.first_differing(
-            order, claim_start, v, nulls[col].view(np.uint8), inpatient8 if col == "discharge_date" else no_filter, out
+            live["order"],
+            claim_start,
+            v,
+            nulls[col].view(np.uint8),
+            live["inpatient"] if col == "discharge_date" else no_filter,
+            out,
         )
         return out
 
@@ -569,6 +576,18 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     corder = accepted[
         _settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_dict, accepted)
     ]
+    cf = fr[corder]  # first line row of each accepted claim
+    m = member[cf].astype(np.int64)
+    p = provider[cf].astype(np.int64)
+    input_claims = nclaims + int((~valid).sum())
+    # The per-line arrays of the checks are done with: freed before the line layout and
+    # the catalogue columns are made, which can then reuse their pages (fresh pages
+    # cost the operating system's zeroing).
+    live.clear()
+    ranks.clear()
+    del claim_code, member, provider, valid, anynull, inpatient_line
+    for k in ("claim", "member", "provider", "diagnosis"):
+        del hashed[k]
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort), with
     # the per-line values, in one compiled pass
@@ -589,13 +608,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         amount,
         quantity,
     )
+    del order
 
     # catalogue lookup on the claim's admit_date
-    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed["item"], admit, lorder)
+    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed.pop("item"), admit, lorder)
 
-    cf = fr[corder]  # first line row of each accepted claim
-    m = member[cf].astype(np.int64)
-    p = provider[cf].astype(np.int64)
     settle = c_settle[corder]
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)
@@ -636,7 +653,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         item_ratio=item_ratio,
         max_price=max_price,
         rejected=rejected,
-        input_claims=nclaims + int((~valid).sum()),
+        input_claims=input_claims,
         source={
             **{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
             "members.member_id": strings(members["member_id"]),
