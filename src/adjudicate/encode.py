@@ -200,7 +200,7 @@ def claim_codes(ids: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tupl
         return _codes(strings(ids), dtype)
     arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
     validity, offsets, data = arr.buffers()
-    code = np.empty(len(arr), dtype)
+    code: np.ndarray = np.empty(len(arr), dtype)
     first = _core.string_codes(
         np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
         np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(1, np.int32),
@@ -433,8 +433,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     def rank() -> np.ndarray:
         """Position of each row in ``order`` (made when a rejection first needs it)."""
         if not ranks:
-            ranks.append(np.empty(n, np.int64))
-            ranks[0][live["order"]] = np.arange(n)
+            ranks.append(np.empty(n, row_type))
+            ranks[0][live["order"]] = np.arange(n, dtype=row_type)
         return ranks[0]
 
     def mark(

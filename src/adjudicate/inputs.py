@@ -457,9 +457,7 @@ def _parquet_converted(
     done: dict[str, tuple[Any, np.ndarray]] = {}
     for col in cols:
         v = values[col.name]
-        null = nulls.get(col.name)
-        if null is None:
-            null = np.zeros(n, bool)
+        null = nulls[col.name] if col.name in nulls else np.zeros(n, bool)
         if isinstance(v, _Strings):
             v = v.array(null)
         elif isinstance(v, list):
@@ -594,8 +592,10 @@ def from_arrow(
     def column(col) -> tuple[Any, np.ndarray]:
         values, nulls = [], []
         for path, (t, text) in zip(files, parts):
-            if isinstance(t, Converted) and col.name in t.columns:  # converted while read
-                v, n = t.columns[col.name]
+            if isinstance(t, Converted):  # converted while read
+                v, n = (
+                    t.columns[col.name] if col.name in t.columns else _convert(path, col, pa.nulls(len(t)), False, spec)
+                )
             else:
                 arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
                 v, n = _convert(path, col, arr, text, spec)
@@ -892,7 +892,7 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
             size += len(dictionaries[k + len(batch)])
             batch.append(dictionaries[k + len(batch)])
         found = pc.index_in(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set=value_set)
-        pos = np.asarray(pc.fill_null(found, -1), dtype=dtype)
+        pos: np.ndarray = np.asarray(pc.fill_null(found, -1), dtype=dtype)
         at = 0
         for d in batch:
             positions.append(np.append(pos[at : at + len(d)], -1))  # -1: the code of a null
