@@ -144,3 +144,18 @@ def test_claim_codes_and_line_order_of_either_width(generated, dtype):
     _core.group_lines(code, line_no, len(dictionary), order, start)
     expected = np.argsort(((wide + 1) << 32) | (line_no + 2**31), kind="stable")
     assert order.tolist() == expected.tolist()
+
+
+def test_empty_row_groups_and_an_empty_file(tmp_path, generated):
+    """Row groups without rows are skipped; a file without rows is read as before."""
+    path = tmp_path / "claims.parquet"
+    with pq.ParquetWriter(path, generated.schema) as w:
+        w.write_table(generated.slice(0, 0))
+        w.write_table(generated.slice(0, 30))
+        w.write_table(generated.slice(30, 0))
+        w.write_table(generated.slice(30))
+    got = load(CLAIMS, [path])
+    assert got.rows == len(generated)
+    same_tables(got, whole(path))
+    pq.write_table(generated.slice(0, 0), path)
+    assert load(CLAIMS, [path]).rows == 0

@@ -416,7 +416,7 @@ def _parquet_converted(
         pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=coded)
         groups = pf.metadata.num_row_groups
         n = pf.metadata.num_rows
-        if groups < 1:
+        if groups < 1 or n < 1:  # nothing to gain: read whole
             return None
         cols = [spec.column(c) for c in columns]
         values: dict[str, Any] = {}  # an ndarray or _Strings of the file's length, or a list of Arrow pieces
@@ -433,6 +433,8 @@ def _parquet_converted(
                 if k + 1 < groups:
                     ahead = pool.submit(read, k + 1)
                 m = len(group)
+                if not m:  # an empty row group adds nothing (and its Arrow buffers may be absent)
+                    continue
                 for col in cols:
                     v, null = _convert(path, col, group.column(col.name), False, spec)
                     if null.any():
