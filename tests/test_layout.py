@@ -123,3 +123,13 @@ def test_static_declarations_match_the_compiled_module():
     }
     for enum in (layout.BlockField, layout.AccountMode, layout.ClaimSum, layout.Settled):
         assert static[enum.__name__] == [m.name for m in enum], enum.__name__
+
+
+def test_partition_stub_names_what_the_router_compiles():
+    from adjudicate import _partition
+
+    stub = (SRC / "_partition.pyi").read_text(encoding="utf-8")
+    methods = {n for n in dir(_partition.Router) if not n.startswith("_") and callable(getattr(_partition.Router, n))}
+    assert set(re.findall(r"^    def (\w+)\(", stub, re.M)) - {"__init__"} == methods
+    constants = {n for n in dir(_partition) if n.isupper()}
+    assert set(re.findall(r"^(\w+): int$", stub, re.M)) == constants
