@@ -445,12 +445,14 @@ cdef inline void sort_small(Rem* buf, int64_t n) noexcept nogil:
         buf[j + 1] = x
 
 
-def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
+def allocate(const int64_t[::1] line_start, const int64_t[:] amount,
              const int64_t[::1] weight, int64_t[::1] share, int64_t start, int64_t stop):
     """Largest-remainder allocation of ``amount[c]`` over the lines of claim c.
 
     Lines of claim c are ``line_start[c]:line_start[c+1]``, in ``line_no``
-    order (ties go to the lower line_no). Contract §4, lines.parquet.
+    order (ties go to the lower line_no). Contract §4, lines.parquet. Every
+    line of claims [start, stop) is written (``share`` may be uninitialised);
+    ``amount`` may be strided (a column of settle_claims' ``out``, not copied).
     """
     cdef int64_t c, i, a, z, n, T, W, given, missing
     cdef bint small
