@@ -67,8 +67,6 @@ def reuse_freed_memory() -> bool:
 
         mallopt = ctypes.CDLL(None).mallopt
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-        return bool(
-            mallopt(M_TRIM_THRESHOLD, 2**31 - 1) and mallopt(M_TOP_PAD, TOP_PAD) and mallopt(M_MMAP_MAX, 0)
-        )
+        return bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1) and mallopt(M_TOP_PAD, TOP_PAD) and mallopt(M_MMAP_MAX, 0))
     except (OSError, AttributeError, TypeError):  # no libc symbols reachable: keep the defaults
         return False
