@@ -267,8 +267,7 @@ def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) ->
     ranges = chunks_by_member(enc.member, threads)
 
     def alloc(a: int, b: int) -> None:
-        _core.allocate(enc.line_start, paid[:, POOL], elig, pool, a, b)
-        _core.allocate(enc.line_start, paid[:, SUPP], elig, supp, a, b)
+        _core.allocate(enc.line_start, paid[:, POOL], elig, pool, a, b, paid[:, SUPP], supp)
 
     _parallel(alloc, ranges, threads)
     return pool, supp
