@@ -23,24 +23,27 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "outside": ("<module>", "marshal.loads", "_imp.", "builtins.compile", "adjudicate/report", "digest"),
 }
 
-#: What would move each part (issue 9's plan); a stage not listed gets a generic sentence.
+#: What would move each part, as the code stands (rewrite a sentence when its work is done); a stage not
+#: listed gets a generic sentence. Every line-length array a stage allocates costs its first touch, which
+#: on a virtual machine is often more than the arithmetic (benchmarks/first_touch.py).
 LEVERS: dict[str, str] = {
-    "read": "read only the columns used, low-cardinality strings as dictionaries, reading overlapped with "
-    "encoding (issue 9 §2)",
-    "encode": "one compiled ingest pass from the Arrow buffers: ids hashed once, fused gathers, narrow per-line "
-    "arrays (issue 9 §2); or a prepared dataset (`--dataset`), which skips it",
-    "kernel": "less Python and NumPy around the compiled calls (chunking, output arrays, the negative-claim "
-    "check), and both cores busy in the compiled passes",
-    "allocate": "allocating only the amounts written, in the kernel's pass",
-    "write": "a cheaper writer: fewer dictionary columns and statistics, lines.parquet written while the "
-    "settlements are computed",
-    "partition": "partitioning while reading (one pass, no second read of the claims), wider batches",
+    "read": "the Parquet decode itself is the floor's work; beyond it: decoding two row groups at once (one per "
+    "core) and converting each column in the decoder's own buffers",
+    "encode": "fewer line-length arrays: the header checks, the catalogue join and the line layout fused into the "
+    "row-group read; or a prepared dataset (`--dataset`), which skips the stage",
+    "kernel": "the compiled loops are fast when their outputs are warm: first touch of the output arrays and the "
+    "copies made when a policy rejects negative claims (`Encoded.select`)",
+    "allocate": "allocating the funds in the settle pass itself, with no second pass over the lines",
+    "write": "mostly the floor's own work (Parquet encoding and compression of lines.parquet); the rest is "
+    "building the tables' string columns, which could be gathered in the writer's buffers",
+    "partition": "settling the first ranges while later ones are still being partitioned (two cores), and fewer "
+    "bytes per line in the range files",
     "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
-    "(the start-up engineer's timers `startup`, `report`, `finish` split this part when present)",
+    "(the timers `startup`, `report`, `finish` split this part when present)",
     "startup": "lazy imports: nothing of numpy, pyarrow or rich loaded before a command needs it",
     "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
     "finish": "the summary, digests and the atomic rename overlapped with writing",
-    "compare": "one decode shared by both policies (issue 9 §4)",
+    "compare": "the second policy's kernel pass and compare.parquet's write; the decode is already shared",
     "adjustments": "comparing only the member-years whose inputs changed (issue 9 §5)",
     "read_previous": "reading only the previous night's rows of the changed member-years",
 }
@@ -77,10 +80,12 @@ def explain(
     floor: dict[str, float] | None = None,
     profile: dict | None = None,
     focus: str | None = None,
+    cpu: dict | None = None,
 ) -> str:
     """One paragraph: the run's parts against ``budget`` (seconds the target allows, if it is a wall target),
     the bound (largest part, or largest excess over ``floor``'s part of the same name, or ``focus`` when the
-    target is about that part's share), its profile and lever."""
+    target is about that part's share), its profile and lever; with ``cpu`` (``cpu_sentence``) how much of
+    the work was the system's."""
     ps = parts(stages, wall)
     if focus is not None:
         bound = focus
@@ -100,7 +105,24 @@ def explain(
         text += f" ({100 * dict(ps).get(bound, 0.0) / wall:.0f} % of the wall)" if wall > 0 else ""
     text += f". What would move it: {lever(bound)}."
     prof = profile_for(bound, profile)
-    return text + (" " + prof if prof else "")
+    return text + (" " + prof if prof else "") + cpu_sentence(cpu)
+
+
+def cpu_sentence(cpu: dict | None) -> str:
+    """The run's CPU seconds, user and system, and those of what it is held against (``cpu["versus"]``:
+    (label, {"user", "sys"})): system time on these machines is mostly the kernel zeroing pages the process
+    touches for the first time."""
+    if not cpu or cpu.get("sys") is None or cpu["sys"] != cpu["sys"]:
+        return ""
+    text = f" CPU: user {cpu['user']:.1f} s, system {cpu['sys']:.1f} s"
+    label, other = cpu.get("versus") or ("", {})
+    if other.get("sys") is not None and other["sys"] == other["sys"]:
+        text += f" ({label}: user {other['user']:.1f} s, system {other['sys']:.1f} s)"
+    return text + (
+        "; system time is mostly first touch of fresh memory, which fewer and smaller arrays and a lower peak move."
+        if cpu["sys"] > 0.25 * (cpu["user"] + cpu["sys"])
+        else "."
+    )
 
 
 def kernel(mem: dict, goal: float = 50e6) -> str:

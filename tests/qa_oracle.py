@@ -1,6 +1,6 @@
-"""An independent adjudicator for prefecture-employee and city-employee.
+"""An independent adjudicator for prefecture-employee, city-employee and zhenjiang-resident.
 
-Written from the spec text only (contract.md §1–§4, schemes.md §1–§3, §5, §9),
+Written from the spec text only (contract.md §1–§4, schemes.md §1–§3, §5, §6, §9),
 not from ``reference.py`` or the kernel: plain Python, money as integer fen,
 every ratio a ``Fraction``. Used by ``test_qa_oracle.py`` to check the engine
 to the fen on data made by ``qa_data.py``.
@@ -64,6 +64,42 @@ def city(**over) -> dict:
     }
     p.update(over)
     return p
+
+
+def zhenjiang(**over) -> dict:
+    """schemes.md §6: no account, no subsidy; one annual cap over every setting."""
+    p = {
+        "scheme": "zhenjiang",
+        "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
+        "cap": 150000,
+        # inpatient, per claim on E itself: (from yuan, ratio); the first band is the deductible
+        "bands": [(0, F(0)), (300, pct("0.50")), (5000, pct("0.60")), (10000, pct("0.80")), (30000, pct("0.90"))],
+        "rate": {"outpatient": pct("0.40"), "special_outpatient": pct("0.50")},
+    }
+    p.update(over)
+    return p
+
+
+def zhenjiang_benefit(setting: str, referral: str | None, prov: dict) -> tuple[bool, F]:
+    """schemes.md §6 and §2: whether a claim gets benefit, and its factor on the pooled ratios."""
+    local, designated, kind = prov["local"], prov["designated"], prov["kind"]
+    if setting == "inpatient":  # its own table: the first matching row
+        if local and designated and kind == "community":
+            return True, F(1)
+        if local and designated and kind == "hospital":
+            return True, pct("0.8")
+        if local and referral == "emergency":
+            return True, pct("0.8")
+        if not local and referral in ("referred", "emergency"):
+            return True, pct("0.5")
+        return False, F(0)
+    if not (designated or referral in ("referred", "emergency")):  # §2
+        return False, F(0)
+    if setting == "outpatient":  # general outpatient: only at a local designated community provider
+        return True, F(1) if local and designated and kind == "community" else F(0)
+    if setting == "special_outpatient":
+        return True, F(1) if local and designated and kind in ("community", "hospital") else F(0)
+    return True, F(0)  # pharmacy: no pooled benefit
 
 
 def credit_fen(member: dict, next_jan: dt.date, p: dict) -> int:
@@ -144,6 +180,9 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         p = params(settle)
         prov = providers[h["provider_id"]]
         benefit = prov["designated"] or h["referral"] in ("referred", "emergency")
+        factor = F(1)
+        if p["scheme"] == "zhenjiang":
+            benefit, factor = zhenjiang_benefit(h["setting"], h["referral"], prov)
         lines = []
         for r in sorted(rows, key=lambda r: r["line_no"]):
             amount = fen(r["amount"])
@@ -180,13 +219,13 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         if min(sums.values()) < 0 or min(by_class.values()) < 0:
             rejected[cid] = "negative_claim_total"
             continue
-        ready.append((h["member_id"], settle, cid.encode(), cid, h, lines, benefit, prov, p))
+        ready.append((h["member_id"], settle, cid.encode(), cid, h, lines, benefit, prov, p, factor))
 
     base_year = min((r[1].year for r in ready), default=None)
     ready.sort(key=lambda r: (r[0], r[1], r[2]))
     settlements, out_lines = {}, {}
     state: dict = {}
-    for member_id, settle, _, cid, h, lines, benefit, prov, p in ready:
+    for member_id, settle, _, cid, h, lines, benefit, prov, p, factor in ready:
         m = members[member_id]
         year = settle.year
         st = state.get(member_id)
@@ -202,7 +241,24 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         ded = pool = supp = sub = 0
         ordinal = None
         cat = m["category"]
-        if h["setting"] == "inpatient" and benefit:
+        if p["scheme"] == "zhenjiang" and benefit:
+            room = max(0, p["cap"] * 100 - st["paid"])
+            if h["setting"] == "inpatient":
+                st["ord"] += 1
+                ordinal = st["ord"]
+                ded = min(E, p["bands"][1][0] * 100)
+                q = F(0)
+                bands = p["bands"]
+                for i, (lo, ratio) in enumerate(bands):
+                    hi = bands[i + 1][0] * 100 if i + 1 < len(bands) else None
+                    a, b = lo * 100, E if hi is None else min(E, hi)
+                    if b > a:
+                        q += (b - a) * ratio * factor
+                pool = min(rnd(q), room)
+            else:
+                pool = min(rnd(E * p["rate"].get(h["setting"], F(0)) * factor), room)
+            st["paid"] += pool
+        elif h["setting"] == "inpatient" and benefit:
             st["ord"] += 1
             ordinal = st["ord"]
             row = 1 if prov["kind"] == "community" else (3 if prov["level"] == 3 else 2 if prov["level"] == 2 else 1)
@@ -240,7 +296,7 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
                 supp = rnd(O * p["supp"])
                 st["paid"] += pool
         mps = E - pool - supp
-        account = min(st["bal"], mps - sub + fsp) if benefit else 0
+        account = min(st["bal"], mps - sub + fsp) if benefit and p["scheme"] != "zhenjiang" else 0
         account = max(account, 0)
         st["bal"] -= account
         cash = total - pool - supp - sub - account

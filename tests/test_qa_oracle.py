@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from qa_data import make
-from qa_oracle import adjudicate, city, pct, prefecture
+from qa_oracle import adjudicate, city, pct, prefecture, zhenjiang
 
 from adjudicate.cli import main as cli
 
@@ -118,7 +118,12 @@ CASES = [  # (seed, members, order, partitions, input format)
 
 @pytest.mark.parametrize("seed,members,order,partitions,fmt", CASES)
 @pytest.mark.parametrize(
-    "policy,params", [("prefecture-employee", lambda d: prefecture()), ("city-employee", lambda d: city())]
+    "policy,params",
+    [
+        ("prefecture-employee", lambda d: prefecture()),
+        ("city-employee", lambda d: city()),
+        ("zhenjiang-resident", lambda d: zhenjiang()),
+    ],
 )
 def test_engine_agrees_with_an_independent_implementation(
     tmp_path, seed, members, order, partitions, fmt, policy, params
