@@ -445,70 +445,86 @@ cdef inline void sort_small(Rem* buf, int64_t n) noexcept nogil:
         buf[j + 1] = x
 
 
-def allocate(const int64_t[::1] line_start, const int64_t[::1] amount,
-             const int64_t[::1] weight, int64_t[::1] share, int64_t start, int64_t stop):
+cdef inline void spread(int64_t T, int64_t W, bint small_weights, int64_t a, int64_t z,
+                        const int64_t[::1] weight, int64_t[::1] share, Rem* buf) noexcept nogil:
+    """Largest-remainder allocation of ``T`` over lines [a, z) by ``weight`` (sum ``W``); ``buf``
+    holds at least z - a entries. ``small_weights``: W and every weight are in (-2**31, 2**31)."""
+    cdef int64_t i, n = z - a, given = 0, missing
+    cdef int64_t LIM31 = (<int64_t>1) << 31
+    cdef int128 num
+    cdef bint small
+    if W == 0 or T == 0:
+        for i in range(a, z):
+            share[i] = 0
+        return
+    # With T, W and every weight below 2**31 in magnitude, T·w fits 64 bits
+    # and the 128-bit division (a library call) is not needed.
+    small = small_weights and W > 0 and T > -LIM31 and T < LIM31
+    for i in range(a, z):
+        if small:
+            share[i] = floor_div64(T * weight[i], W)
+            buf[i - a].rem = T * weight[i] - share[i] * W
+            buf[i - a].idx = i
+            given += share[i]
+            continue
+        num = <int128>T * weight[i]
+        if W > 0:
+            share[i] = floor_div(num, W)
+            buf[i - a].rem = <int64_t>(num - <int128>share[i] * W)
+        else:
+            share[i] = floor_div(-num, -W)
+            buf[i - a].rem = <int64_t>(-num - <int128>share[i] * (-W))
+        buf[i - a].idx = i
+        given += share[i]
+    missing = T - given
+    if missing > 0:
+        if n <= 32:
+            sort_small(buf, n)  # most claims have a few lines: no qsort call
+        else:
+            qsort(buf, n, sizeof(Rem), cmp_rem)
+        for i in range(missing):
+            share[buf[i % n].idx] += 1
+
+
+def allocate(const int64_t[::1] line_start, const int64_t[:] amount,
+             const int64_t[::1] weight, int64_t[::1] share, int64_t start, int64_t stop,
+             const int64_t[:] amount2=None, int64_t[::1] share2=None):
     """Largest-remainder allocation of ``amount[c]`` over the lines of claim c.
 
     Lines of claim c are ``line_start[c]:line_start[c+1]``, in ``line_no``
-    order (ties go to the lower line_no). Contract §4, lines.parquet.
+    order (ties go to the lower line_no). Contract §4, lines.parquet. Every
+    line of claims [start, stop) is written (``share`` may be uninitialised);
+    ``amount`` may be strided (a column of settle_claims' ``out``, not copied).
+    ``amount2``/``share2``: a second amount spread by the same weights in the
+    same pass (fund_supplementary beside fund_pool), as a call of its own would.
     """
-    cdef int64_t c, i, a, z, n, T, W, given, missing
-    cdef bint small
+    cdef int64_t c, i, a, z, n, W
+    cdef bint small_weights, two = amount2 is not None
     cdef int64_t LIM31 = (<int64_t>1) << 31
-    cdef int128 num
     cdef Rem* buf
     cdef int64_t cap = 64
+    if two and (share2 is None or amount2.shape[0] != amount.shape[0] or share2.shape[0] != share.shape[0]):
+        raise ValueError("amount2 and share2 go together, shaped as amount and share")
     buf = <Rem*>malloc(cap * sizeof(Rem))
     with nogil:
         for c in range(start, stop):
             a = line_start[c]
             z = line_start[c + 1]
             n = z - a
-            T = amount[c]
             W = 0
+            small_weights = 1
             for i in range(a, z):
                 W += weight[i]
-            if W == 0 or T == 0:
-                for i in range(a, z):
-                    share[i] = 0
-                continue
+                if weight[i] <= -LIM31 or weight[i] >= LIM31:
+                    small_weights = 0
+            small_weights = small_weights and W > -LIM31 and W < LIM31
             if n > cap:
                 free(buf)
                 cap = n * 2
                 buf = <Rem*>malloc(cap * sizeof(Rem))
-            given = 0
-            # With T, W and every weight below 2**31 in magnitude, T·w fits 64 bits
-            # and the 128-bit division (a library call) is not needed.
-            small = W > 0 and T > -LIM31 and T < LIM31 and W < LIM31
-            if small:
-                for i in range(a, z):
-                    if weight[i] <= -LIM31 or weight[i] >= LIM31:
-                        small = 0
-                        break
-            for i in range(a, z):
-                if small:
-                    share[i] = floor_div64(T * weight[i], W)
-                    buf[i - a].rem = T * weight[i] - share[i] * W
-                    buf[i - a].idx = i
-                    given += share[i]
-                    continue
-                num = <int128>T * weight[i]
-                if W > 0:
-                    share[i] = floor_div(num, W)
-                    buf[i - a].rem = <int64_t>(num - <int128>share[i] * W)
-                else:
-                    share[i] = floor_div(-num, -W)
-                    buf[i - a].rem = <int64_t>(-num - <int128>share[i] * (-W))
-                buf[i - a].idx = i
-                given += share[i]
-            missing = T - given
-            if missing > 0:
-                if n <= 32:
-                    sort_small(buf, n)  # most claims have a few lines: no qsort call
-                else:
-                    qsort(buf, n, sizeof(Rem), cmp_rem)
-                for i in range(missing):
-                    share[buf[i % n].idx] += 1
+            spread(amount[c], W, small_weights, a, z, weight, share, buf)
+            if two:
+                spread(amount2[c], W, small_weights, a, z, weight, share2, buf)
     free(buf)
 
 

@@ -261,15 +261,13 @@ def settle(
 
 def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Each claim's fund_pool and fund_supplementary spread over its lines by eligible amount."""
-    pool = np.zeros(len(enc.amount), np.int64)
-    supp = np.zeros(len(enc.amount), np.int64)
+    # every line is written by the kernel: no zero-fill, no contiguous copy of the claim columns
+    pool = np.empty(len(enc.amount), np.int64)
+    supp = np.empty(len(enc.amount), np.int64)
     ranges = chunks_by_member(enc.member, threads)
-    pool_c = np.ascontiguousarray(paid[:, POOL])
-    supp_c = np.ascontiguousarray(paid[:, SUPP])
 
     def alloc(a: int, b: int) -> None:
-        _core.allocate(enc.line_start, pool_c, elig, pool, a, b)
-        _core.allocate(enc.line_start, supp_c, elig, supp, a, b)
+        _core.allocate(enc.line_start, paid[:, POOL], elig, pool, a, b, paid[:, SUPP], supp)
 
     _parallel(alloc, ranges, threads)
     return pool, supp
@@ -392,7 +390,7 @@ def _settle(
     base_year: int | None,
 ) -> np.ndarray:
     """Per-member settlement in the kernel, on member-aligned chunks."""
-    out = np.zeros((len(enc.member), NOUT), np.int64)
+    out = np.empty((len(enc.member), NOUT), np.int64)  # settle_claims writes every row
     category = np.ascontiguousarray(members["category"], dtype=np.int8)
     civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
     balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)

@@ -89,6 +89,9 @@ def main() -> None:
           --policy prefecture-employee --out result/
     """
     _invoked.append(time.perf_counter())
+    from ..heap import reuse_freed_memory
+
+    reuse_freed_memory()  # a command's stages reuse each other's freed arrays (docs/memory.md)
 
 
 def started() -> float:

@@ -1,0 +1,86 @@
+"""The command line's allocation policy (heap.py): set on glibc by the CLI only, never a failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from adjudicate import heap
+from adjudicate.cli import main
+
+needs_glibc = pytest.mark.skipif(not heap.glibc(), reason="the policy is set on glibc only")
+
+#: Allocates 64 MiB with malloc (above glibc's largest mmap threshold) and says whether it lies in the heap.
+IN_HEAP = """
+import ctypes, sys
+from adjudicate import heap
+set_ = heap.reuse_freed_memory() if sys.argv[1] == "policy" else False
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+p = libc.malloc(64 << 20)
+lo, hi = next(
+    [int(x, 16) for x in line.split()[0].split("-")] for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]")
+)
+print(set_, lo <= p < hi)
+"""
+
+
+def _in_heap(mode: str) -> str:
+    r = subprocess.run([sys.executable, "-c", IN_HEAP, mode], capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
+
+@needs_glibc
+def test_policy_puts_large_arrays_in_the_heap():
+    assert _in_heap("policy") == "True True"
+    assert _in_heap("default") == "False False"  # glibc's default maps them apart (and unmaps them when freed)
+
+
+@needs_glibc
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("ADJUDICATE_REUSE_MEMORY", "0"),
+        ("MALLOC_MMAP_MAX_", "65536"),
+        ("MALLOC_TRIM_THRESHOLD_", "131072"),
+        ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072"),
+    ],
+)
+def test_a_users_own_setting_stands(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert heap.user_chose()
+    assert heap.reuse_freed_memory() is False
+
+
+def test_never_fails_without_mallopt(monkeypatch):
+    import ctypes
+
+    def no_libc(*a, **k):
+        raise OSError("no C library")
+
+    monkeypatch.delenv("ADJUDICATE_REUSE_MEMORY", raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert heap.reuse_freed_memory() is False
+
+
+def test_off_glibc_nothing_is_set(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "confstr", lambda name: (_ for _ in ()).throw(ValueError(name)))
+    assert heap.glibc() is False
+    assert heap.reuse_freed_memory() is False
+
+
+def test_the_command_line_sets_it_a_library_import_does_not(monkeypatch):
+    calls = []
+    monkeypatch.setattr(heap, "reuse_freed_memory", lambda: calls.append(1) or True)
+    import adjudicate.engine  # noqa: F401 - importing the library sets nothing
+
+    assert calls == []
+    assert CliRunner().invoke(main, ["policies"]).exit_code == 0
+    assert calls == [1]
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0  # --version runs no command
+    assert calls == [1]
