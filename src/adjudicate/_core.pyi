@@ -99,7 +99,16 @@ def settle_claims(
     start: int,
     stop: int,
 ) -> None: ...
-def allocate(line_start: _I64, amount: _I64, weight: _I64, share: _I64, start: int, stop: int) -> None: ...
+def allocate(
+    line_start: _I64,
+    amount: _I64,
+    weight: _I64,
+    share: _I64,
+    start: int,
+    stop: int,
+    amount2: _I64 | None = None,
+    share2: _I64 | None = None,
+) -> None: ...
 def floats_to_scaled(x: _F64, factor: float, limit: float, exact: bool, values: _I64, flags: _U8) -> None: ...
 def match_catalogue(
     item: _I32 | _I64,
