@@ -359,11 +359,10 @@ def bench_memory(data: Path, repeat: int, threads_list=(1, 2)) -> dict:
     """engine.adjudicate on pre-read inputs: encode / kernel / allocate timings per thread count.
 
     Measured as ``adjudicate run`` runs the engine: under the command line's allocation
-    policy (heap.reuse_freed_memory, set in this process as the CLI sets it in its own),
-    so the kernel's arrays land in memory that encode (or the call before) freed, as in
-    a run where read and encode came first; neither fresh pages every call (what the
-    engine never pays under the CLI) nor a loop that keeps its outputs. Every call
-    encodes again, as a run does; the medians of ``repeat`` calls are reported."""
+    policy, whatever the environment makes it (heap.reuse_freed_memory, called here as the
+    CLI calls it: off unless ADJUDICATE_REUSE_MEMORY=1), and not in a loop that keeps its
+    outputs. Every call encodes again, as a run does; the medians of ``repeat`` calls are
+    reported."""
     from adjudicate import engine
     from adjudicate import policy as P
 
@@ -914,10 +913,11 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
         f"{mem['lines']:,} lines. 'kernel' is the engine's own `kernel` timer (line split, negative-claim "
         "check, claim settlement); lines/s/core = lines ÷ kernel seconds ÷ threads. "
         + (
-            "Measured under the command line's allocation policy (docs/memory.md), as `adjudicate run` "
-            "runs the engine: its arrays reuse memory freed before them, as in a run after read and encode."
+            "Measured with `ADJUDICATE_REUSE_MEMORY=1` (docs/memory.md): its arrays reuse memory freed "
+            "before them, as in such a run after read and encode."
             if mem.get("allocation_policy")
-            else "Measured with the C library's default allocation: every call's arrays are fresh pages."
+            else "Measured with the C library's default allocation, as `adjudicate run` runs by default "
+            "(docs/memory.md): big arrays are mapped afresh at each call."
         ),
         "",
         "| threads | encode s | kernel s | allocate s | kernel lines/s | kernel lines/s/core | kernel speedup |",

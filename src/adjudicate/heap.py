@@ -1,4 +1,4 @@
-"""The process's allocation policy: large arrays freed by one stage are reused by the next.
+"""An allocation policy a command may opt into: large arrays freed by one stage are reused by the next.
 
 glibc serves every allocation above 32 MiB with a fresh ``mmap`` and gives it
 back with ``munmap`` when freed. A run allocates and frees gigabytes of such
@@ -8,9 +8,11 @@ GiB, about a third of a cold run's CPU. :func:`reuse_freed_memory` keeps freed
 memory in the process heap instead, where the next stage's arrays find it
 already mapped (docs/memory.md has the figures).
 
-Nothing here is applied on import: the command line calls
-:func:`reuse_freed_memory` once at start-up; a library caller decides for its
-own process. Standard library only (``adjudicate --help`` loads no NumPy).
+It is off unless ``ADJUDICATE_REUSE_MEMORY=1``: on one cold run at 9.7 M
+lines it saved no CPU and raised the peak by 15 % (docs/memory.md). Nothing
+here is applied on import: the command line calls :func:`reuse_freed_memory`
+once at start-up; a library caller decides for its own process. Standard
+library only (``adjudicate --help`` loads no NumPy).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ USER_SETTINGS = (
     "MALLOC_TRIM_THRESHOLD_",
     "MALLOC_TOP_PAD_",
 )
-#: Set to 0 to keep glibc's defaults (docs/memory.md).
-OPT_OUT = "ADJUDICATE_REUSE_MEMORY"
+#: Set to 1 to have the command line keep freed memory (docs/memory.md); glibc's defaults otherwise.
+OPT_IN = "ADJUDICATE_REUSE_MEMORY"
 #: Heap growth asked of the kernel in one step (address space only: pages are touched when used).
 TOP_PAD = 64 << 20
 
@@ -41,9 +43,7 @@ def glibc() -> bool:
 
 
 def user_chose() -> bool:
-    """Whether the environment already says how glibc allocates (or asks us not to)."""
-    if os.environ.get(OPT_OUT, "").strip() in ("0", "false", "no", "off"):
-        return True
+    """Whether the environment already says how glibc allocates."""
     return any(v in os.environ for v in USER_SETTINGS) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
 
 
@@ -56,10 +56,12 @@ def reuse_freed_memory() -> bool:
     price is a higher resident peak where freed pieces do not fit later
     requests (about 10 % on a 10 M-line run) and memory the process keeps until
     it exits, which suits a command, not a long-lived server: only the CLI
-    calls this. Does nothing (False) off glibc, when the environment already
-    sets glibc's allocator, with ``ADJUDICATE_REUSE_MEMORY=0``, or when mallopt
+    calls this. Does nothing (False) unless ``ADJUDICATE_REUSE_MEMORY=1``, off
+    glibc, when the environment already sets glibc's allocator, or when mallopt
     cannot be reached; never raises.
     """
+    if os.environ.get(OPT_IN, "").strip().lower() not in ("1", "true", "yes", "on"):
+        return False
     if not glibc() or user_chose():
         return False
     try:
