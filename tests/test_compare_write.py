@@ -86,3 +86,14 @@ def test_report_from_memory_is_the_report_from_the_files(tmp_path):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page == report_html(out, "compare")  # member_changes.parquet read back
     assert page.count('<svg class="chart"') == 2  # the funds' change, and the members' change
+
+
+def test_totals_from_the_column_sums_are_the_amounts_summed(tmp_path):
+    from adjudicate.outputs import claim_amounts
+
+    paths = mixed_case(tmp_path / "in")
+    prep = load_prepared(*([paths[n]] for n in NAMES), None, Timer())
+    for name in ("prefecture-employee", "zhenjiang-resident"):
+        r = settle(prep, P.load(name), threads=1, line_funds=False)
+        assert C.totals(r) == {k: int(v.sum()) for k, v in claim_amounts(r).items()}
+        assert C.totals(r)["total"] > 0
