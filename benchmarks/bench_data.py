@@ -43,18 +43,23 @@ def paths(folder: Path) -> dict[str, Path]:
     return {t: folder / f"{t}.parquet" for t in TABLES}
 
 
-def dataset_folder(members: int, year: int = 2024, seed: int = 1, order: str = "date") -> Path:
+def dataset_folder(members: int, year: int = 2024, seed: int = 1, order: str = "date", bad_rows: float = 0.0) -> Path:
     """Where ``dataset`` caches a data set (whether it exists yet or not)."""
-    return DATA / f"gen-m{members}-y{year}-s{seed}-{order}-{generator_digest()}"
+    bad = f"-bad{bad_rows:g}" if bad_rows else ""
+    return DATA / f"gen-m{members}-y{year}-s{seed}-{order}{bad}-{generator_digest()}"
 
 
-def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str = "date") -> tuple[Path, dict]:
+def dataset(
+    members: int, year: int = 2024, seed: int = 1, say=print, order: str = "date", bad_rows: float = 0.0
+) -> tuple[Path, dict]:
     """Folder with the four input files (generated once), and its meta (row counts, time to generate).
 
     ``order`` is the claims file's row order (``generate --order``): date (the
-    default, as a settlement system exports), member or shuffled.
+    default, as a settlement system exports), member or shuffled. ``bad_rows``:
+    the fraction of claims made defective (``generate --bad-rows``), each of
+    which the engine must reject.
     """
-    folder = dataset_folder(members, year, seed, order)
+    folder = dataset_folder(members, year, seed, order, bad_rows)
     meta_file = folder / "meta.json"
     if meta_file.exists():
         return folder, json.loads(meta_file.read_text())
@@ -62,7 +67,7 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str
 
     say(f"generating {members:,} members (about {members * LINES_PER_MEMBER:,} lines, {order} order) into {folder} ...")
     t0 = time.perf_counter()
-    tables = generate_tables(members, year, seed, order=order)
+    tables = generate_tables(members, year, seed, bad_rows=bad_rows, order=order)
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     write_dataset(tables, tmp, "parquet")
@@ -71,6 +76,7 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str
         "year": year,
         "seed": seed,
         "order": order,
+        "bad_rows": bad_rows,
         "generator": generator_digest(),
         "rows": {k: v.num_rows for k, v in tables.items()},
         "claims": len(pc.unique(tables["claims"]["claim_id"])),
@@ -83,8 +89,10 @@ def dataset(members: int, year: int = 2024, seed: int = 1, say=print, order: str
     return folder, meta
 
 
-def dataset_for_lines(lines: int, year: int = 2024, seed: int = 1, say=print, order: str = "date") -> tuple[Path, dict]:
-    return dataset(max(1, round(lines / LINES_PER_MEMBER)), year, seed, say, order)
+def dataset_for_lines(
+    lines: int, year: int = 2024, seed: int = 1, say=print, order: str = "date", bad_rows: float = 0.0
+) -> tuple[Path, dict]:
+    return dataset(max(1, round(lines / LINES_PER_MEMBER)), year, seed, say, order, bad_rows)
 
 
 def member_sample(folder: Path, meta: dict, lines: int, say=print) -> tuple[Path, dict]:

@@ -77,10 +77,12 @@ def explain(
     floor: dict[str, float] | None = None,
     profile: dict | None = None,
     focus: str | None = None,
+    cpu: dict | None = None,
 ) -> str:
     """One paragraph: the run's parts against ``budget`` (seconds the target allows, if it is a wall target),
     the bound (largest part, or largest excess over ``floor``'s part of the same name, or ``focus`` when the
-    target is about that part's share), its profile and lever."""
+    target is about that part's share), its profile and lever; with ``cpu`` (``cpu_sentence``) how much of
+    the work was the system's."""
     ps = parts(stages, wall)
     if focus is not None:
         bound = focus
@@ -100,7 +102,24 @@ def explain(
         text += f" ({100 * dict(ps).get(bound, 0.0) / wall:.0f} % of the wall)" if wall > 0 else ""
     text += f". What would move it: {lever(bound)}."
     prof = profile_for(bound, profile)
-    return text + (" " + prof if prof else "")
+    return text + (" " + prof if prof else "") + cpu_sentence(cpu)
+
+
+def cpu_sentence(cpu: dict | None) -> str:
+    """The run's CPU seconds, user and system, and those of what it is held against (``cpu["versus"]``:
+    (label, {"user", "sys"})): system time on these machines is mostly the kernel zeroing pages the process
+    touches for the first time."""
+    if not cpu or cpu.get("sys") is None or cpu["sys"] != cpu["sys"]:
+        return ""
+    text = f" CPU: user {cpu['user']:.1f} s, system {cpu['sys']:.1f} s"
+    label, other = cpu.get("versus") or ("", {})
+    if other.get("sys") is not None and other["sys"] == other["sys"]:
+        text += f" ({label}: user {other['user']:.1f} s, system {other['sys']:.1f} s)"
+    return text + (
+        "; system time is mostly first touch of fresh memory, which fewer and smaller arrays and a lower peak move."
+        if cpu["sys"] > 0.25 * (cpu["user"] + cpu["sys"])
+        else "."
+    )
 
 
 def kernel(mem: dict, goal: float = 50e6) -> str:

@@ -31,6 +31,8 @@ def runs_per_section(args, orders: list[str], reuse: bool, audit: bool, partitio
     peers = [p for p in args.peers.split(",") if p]
     weight = {"duckdb": 1.2, "polars": 1.8, "python": 2.0}
     plan = {"adjudicate run, run --no-lines": 2 * r}
+    if getattr(args, "defects", 0):
+        plan["defective claims"] = o
     if partitions:
         plan["run --partitions 1, --partitions 8"] = o + 1.5
     if reuse:  # reuse.py: 7 timed commands, each paired with a cold run when repeated, and two prepares

@@ -63,7 +63,7 @@ def correct_claims(src: Path, dst: Path, fraction: float = 0.01, seed: int = 1) 
 def bench_reuse(
     data: Path, outdir: Path, repeat: int, run_cmd, adjudicate_cmd, say=print, cold: list[str] | None = None
 ) -> dict:
-    """Walls (medians of ``repeat``) of the commands above; ``run_cmd(cmd) -> (wall, rss, stdout)``.
+    """Walls (medians of ``repeat``) of the commands above; ``run_cmd(cmd)`` gives ``.wall`` and ``.rss`` (run.Ran).
 
     With ``cold`` (the cold run's command) each run is paired with a cold run right after it and the
     ratio is taken pair by pair (``ratio``: their median), so that a shared machine's drifting load
@@ -78,12 +78,12 @@ def bench_reuse(
     def timed(name: str, cmd: list[str], n: int = repeat) -> dict:
         walls, rss, ratios = [], [], []
         for i in range(n):
-            w, r, _ = run_cmd(adjudicate_cmd() + cmd)
+            w, r = run_cmd(adjudicate_cmd() + cmd)[:2]
             walls.append(w)
             rss.append(r)
             line = f"  {name} #{i + 1}: {w:.2f} s"
             if cold is not None and n > 1:
-                c, _, _ = run_cmd(cold)
+                c = run_cmd(cold)[0]
                 ratios.append(w / c)
                 line += f" (cold run after it {c:.2f} s: {w / c:.2f}×)"
             say(line)

@@ -163,6 +163,29 @@ def test_not_toml_and_missing_paths(tmp_path):
     assert invoke(empty).exit_code == 2
 
 
+def test_a_malformed_file_is_reported_and_the_others_still_run(tmp_path):
+    import json
+
+    good = tmp_path / "a-good.toml"
+    good.write_text(CASE, encoding="utf-8")
+    bad = tmp_path / "b-bad.toml"
+    bad.write_text(CASE.replace("amount = 100 }", 'amount = 100, quantity = "two" }'), encoding="utf-8")
+    worse = tmp_path / "c-worse.toml"
+    worse.write_text('[case]\nname = "unterminated\n', encoding="utf-8")  # a case file, but not TOML
+    r = invoke(tmp_path)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"ok   {good}" in r.output  # the good file ran, although files around it are malformed
+    assert str(bad) in r.output and "claims[0].lines[1].quantity" in r.output
+    assert str(worse) in r.output and "not valid TOML" in r.output
+    assert "1 case(s): 1 passed, 0 failed; 2 malformed case file(s) not run" in r.output
+    r = CliRunner().invoke(main, ["test", "--json", str(tmp_path)])
+    assert r.exit_code == 2
+    rows = json.loads(r.stdout)
+    assert [row.get("passed") for row in rows] == [True, None, None]
+    assert [row["file"] for row in rows] == [str(good), str(bad), str(worse)]
+    assert rows[1]["key"] == "claims[0].lines[1].quantity" and rows[2]["line"] == 2
+
+
 def test_the_guide_example_is_a_passing_case(tmp_path):
     import re
 

@@ -150,9 +150,13 @@ def test_readjudicate_adjustments_keep_columns_and_provider_id(tmp_path, partiti
     night1 = tmp_path / "night1"
     r = invoke("run", *inputs_args(paths), "--policy", "prefecture-employee", "--out", night1, "-q", *keep_args())
     assert r.exit_code == 0, r.output
-    # the next night: C3 is withdrawn; every other claim is settled under another policy
+    # the next night: C3 is withdrawn, C1's second line moved to department D7; every other claim is
+    # settled under another policy
     t = pq.read_table(paths["claims"])
-    pq.write_table(t.filter(pc.not_equal(t["claim_id"], "C3")), paths["claims"])
+    t = t.filter(pc.not_equal(t["claim_id"], "C3"))
+    moved = pc.and_(pc.equal(t["claim_id"], "C1"), pc.equal(t["line_no"], 2))
+    t = t.set_column(t.column_names.index(DEPT), DEPT, pc.if_else(moved, "D7", t[DEPT]))
+    pq.write_table(t, paths["claims"])
     night2 = tmp_path / "night2"
     r = invoke(
         "readjudicate",
@@ -184,6 +188,14 @@ def test_readjudicate_adjustments_keep_columns_and_provider_id(tmp_path, partiti
     assert a["C3"][SERIAL] == "000C3"  # no longer settled: as the earlier run kept it
     assert all(x["provider_id"] == "H3" for x in a.values())
     assert pq.read_table(night2 / "current" / "settlements.parquet").column_names[-2:] == [SERIAL, DEPT]
+    assert a["C1"][DEPT] is None  # C1's lines now differ in DEPT
+    # line adjustments: each line's own value as it is now, a removed line's as it was
+    la = pq.read_table(night2 / "line_adjustments.parquet")
+    assert la.column_names[-2:] == [SERIAL, DEPT]
+    lines = {(x["claim_id"], x["line_no"]): x for x in la.to_pylist()}
+    assert lines[("C3", 1)]["change"] == "removed" and lines[("C3", 1)][DEPT] == "D-C3"
+    assert {n: x[DEPT] for (c, n), x in lines.items() if c == "C1"} == {1: "D-C1", 2: "D7"}
+    assert all(x[SERIAL] == "000" + c for (c, _), x in lines.items())
 
 
 def test_adjustments_carry_provider_id_without_keep(tmp_path):

@@ -182,6 +182,35 @@ def test_deltas_sum_exactly_to_the_difference_of_totals(gen, tmp_path):
     assert len(set(ids)) == len(ids)
 
 
+@pytest.mark.parametrize("partitions", ["1", "3"])
+def test_previous_may_be_a_spark_output_of_part_files(gen, tmp_path, partitions):
+    # run --engine spark writes settlements.parquet and lines.parquet as folders of part files with
+    # _SUCCESS and .crc files (docs/spark.md); such a folder is the same earlier run
+    night1 = run(gen, tmp_path / "night1")
+    spark = tmp_path / "spark"
+    shutil.copytree(night1, spark)
+    for name in ("settlements.parquet", "lines.parquet"):
+        t = pq.read_table(night1 / name)
+        (spark / name).unlink()
+        (spark / name).mkdir()
+        half = t.num_rows // 2
+        for k, part in enumerate((t.slice(0, half), t.slice(half))):
+            pq.write_table(part, spark / name / f"part-0000{k}-x.snappy.parquet")
+            (spark / name / f".part-0000{k}-x.snappy.parquet.crc").write_bytes(b"\x00crc")
+        (spark / name / "_SUCCESS").write_bytes(b"")
+    from_file, from_parts = tmp_path / "a", tmp_path / "b"
+    for prev, out in ((night1, from_file), (spark, from_parts)):
+        r = invoke(
+            "readjudicate", "--previous", prev, *inputs_args(gen), "--policy", "city-employee", "--out", out, "-q",
+            "--partitions", partitions,
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+    for name in ("adjustments.parquet", "line_adjustments.parquet"):
+        a, b = pq.read_table(from_file / name), pq.read_table(from_parts / name)
+        assert a.num_rows > 0 and a.equals(b), name
+    assert summary(from_parts)["deltas"] == summary(from_file)["deltas"]
+
+
 def test_new_removed_and_now_rejected(tmp_path):
     case = Case().member("M1").member("M2").provider("H3")
     case.claim("KEEP", [("A1", "1000.00")], admit="2024-01-02", discharge="2024-01-04")

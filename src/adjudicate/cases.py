@@ -445,7 +445,18 @@ def _input_error(case: Case, e: InputError, folder: Path) -> CaseError:
     return CaseError(f"{message} ({table or 'input'} of the case)", case.path, key, loc._line_of(key))
 
 
-def run_paths(paths: Iterable[str | Path]) -> list[Outcome]:
-    """Load every case first (a malformed file stops everything), then run them all."""
-    cases = [load_case(p) for p in case_files(paths)]
-    return [run_case(c) for c in cases]
+def run_paths(paths: Iterable[str | Path]) -> tuple[list[Outcome], list[CaseError]]:
+    """Run every case file named: the outcomes of the cases that ran, and the malformed files.
+
+    A malformed file (its TOML, its keys, or input the engine refuses) is reported
+    and the others still run, as a test runner reports a file it cannot collect.
+    A path that does not exist, or a folder without case files, raises: the
+    command line itself is wrong."""
+    outcomes: list[Outcome] = []
+    broken: list[CaseError] = []
+    for f in case_files(paths):
+        try:
+            outcomes.append(run_case(load_case(f)))
+        except CaseError as e:
+            broken.append(e)
+    return outcomes, broken

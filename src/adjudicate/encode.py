@@ -114,13 +114,19 @@ class Encoded:
     def select(self, keep: np.ndarray) -> Encoded:
         """The same, with only the claims where ``keep`` is true (and their lines).
 
-        The lines are gathered by index, so the cost follows the claims kept,
-        not all lines (readjudicate keeps a few members of a whole dataset)."""
+        When few claims are kept (readjudicate keeps a few members of a whole
+        dataset) the lines are gathered by index, so the cost follows the claims
+        kept; when most are (a policy's few negative claims dropped) each line
+        array is compacted by a mask in one sequential pass, with no index array."""
         claims = np.flatnonzero(keep)
-        rows = line_rows(self.line_start, claims)
         sizes = np.diff(self.line_start)[claims]
         fields = {f: getattr(self, f)[claims] for f in self.CLAIM_FIELDS}
-        fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
+        if 2 * len(claims) > len(keep):
+            lines = keep[self.line_claim]
+            fields.update({f: getattr(self, f)[lines] for f in self.LINE_FIELDS})
+        else:
+            rows = line_rows(self.line_start, claims)
+            fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
         return Encoded(
             claim_dict=self.claim_dict,
             line_claim=np.repeat(np.arange(len(claims), dtype=self.line_claim.dtype), sizes),

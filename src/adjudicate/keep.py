@@ -5,7 +5,7 @@ is read as it is (CSV as text, so leading zeros stay; Parquet and Arrow in
 their own type) and never looked at by the engine. It goes, after the
 contract's columns:
 
-- to ``lines.parquet``: each line's own value;
+- to ``lines.parquet`` and ``line_adjustments.parquet``: each line's own value;
 - to ``settlements.parquet`` (and compare, adjustments and audit flags): the
   claim's value when all its lines agree, null when they differ (the line
   values are in lines.parquet);

@@ -19,7 +19,8 @@ Outputs (written atomically):
 - ``line_adjustments.parquet`` (when the earlier run has ``lines.parquet``):
   the lines of those claims that differ (amount, class or item), or that
   appeared or went: ``claim_id, line_no, change, item_code, class_previous,
-  class_current`` and the line amounts previous / current / delta. The line
+  class_current``, the line amounts previous / current / delta, and the
+  columns of ``--keep`` (the line's value now, else as it was). The line
   Δ of an adjusted claim sums exactly to its claim Δ (fund_pool,
   fund_supplementary, self_pay, first_self_pay, eligible);
 - ``summary.json``: counts by change, the Δ totals, both runs' policy, input
@@ -61,11 +62,12 @@ CHANGES = ("changed", "new", "removed", "now_rejected")
 
 
 def previous_folder(d: Path) -> Path:
-    """The folder holding the earlier run's settlements: ``d``, or ``d/current`` after a readjudicate."""
+    """The folder holding the earlier run's settlements: ``d``, or ``d/current`` after a readjudicate.
+    Its settlements.parquet is a file, or a folder of part files (``run --engine spark``)."""
     d = Path(d)
-    if (d / "settlements.parquet").is_file():
+    if (d / "settlements.parquet").exists():
         return d
-    if (d / "current" / "settlements.parquet").is_file():
+    if (d / "current" / "settlements.parquet").exists():
         return d / "current"
     if not d.is_dir():
         raise InputError("the --previous folder does not exist", d)
@@ -76,11 +78,22 @@ def previous_folder(d: Path) -> Path:
     )
 
 
+def _names(path: Path) -> list[str]:
+    """The column names of an earlier output: one Parquet file, or a folder of Parquet part files (as
+    ``run --engine spark`` writes; its ``_SUCCESS`` and ``.crc`` files are skipped, as pyarrow skips
+    names starting with ``_`` or ``.``)."""
+    if path.is_dir():
+        import pyarrow.dataset as ds
+
+        return ds.dataset(path, format="parquet").schema.names
+    return pq.read_schema(path).names
+
+
 def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
     """An earlier output file's columns (the rows ``filters`` keeps, all by default), amounts as int64 fen;
     errors name the file and column."""
     try:
-        names = pq.read_schema(path).names
+        names = _names(path)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
     for c in list(columns) + list(amounts):
@@ -108,17 +121,32 @@ CLAIM_KEYS = ("claim_id", "member_id", "provider_id", "settle_date")
 
 
 def _read_settlements(path: Path) -> pa.Table:
-    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep: as the
-    earlier run kept them, null where it did not."""
+    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep."""
+    return _with_kept(_read(path, CLAIM_KEYS, AMOUNTS), path)
+
+
+#: The columns of an earlier run's lines that the line adjustments carry (amounts: LINE_AMOUNTS).
+LINE_KEYS = ("claim_id", "line_no", "item_code", "class")
+
+
+def _read_lines(path: Path, filters=None) -> pa.Table:
+    """An earlier run's lines (LINE_KEYS, amounts in fen; the rows ``filters`` keeps), then the columns
+    of --keep."""
+    return _with_kept(_read(path, LINE_KEYS, LINE_AMOUNTS, filters), path, filters)
+
+
+def _with_kept(t: pa.Table, path: Path, filters=None) -> pa.Table:
+    """``t``, rows of an earlier output file read with ``filters``, with the columns of --keep appended:
+    as the earlier run kept them (nulls allowed: they are the agency's values), null where it did not."""
     from . import keep
 
-    t = _read(path, CLAIM_KEYS, AMOUNTS)
     names = keep.kept()
-    if names:
-        have = set(pq.read_schema(path).names)
-        old = pq.read_table(path, columns=[n for n in names if n in have])
-        for n in names:
-            t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
+    if not names:
+        return t
+    have = set(_names(path))
+    old = pq.read_table(path, columns=[n for n in names if n in have], filters=filters)
+    for n in names:
+        t = t.append_column(n, old[n] if n in have else pa.nulls(t.num_rows, pa.string()))
     return t
 
 
@@ -176,9 +204,7 @@ def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None,
     """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
     f = previous_folder(folder)
     settlements = _read_settlements(f / "settlements.parquet")
-    lines = None
-    if (f / "lines.parquet").is_file():
-        lines = _read(f / "lines.parquet", ["claim_id", "line_no", "item_code", "class"], LINE_AMOUNTS)
+    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").exists() else None
     return settlements, lines, read_summary(f), f
 
 
@@ -198,6 +224,7 @@ def read_summary(f: Path) -> dict | None:
 def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     """This run's lines (as lines.parquet) with int64 fen amounts; only those of the claim positions
     ``claims`` (ascending) when given."""
+    from . import keep
     from .encode import line_rows
     from .schema import LINE_CLASSES
 
@@ -223,6 +250,7 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
     }
     for k, v in zip(LINE_AMOUNTS, (r.line_self_pay, r.line_fsp, r.line_eligible, r.line_pool, r.line_supp)):
         t[k] = pa.array(pick(v), pa.int64())
+    t.update(keep.line_columns(e, pick(e.line_row)))  # --keep, as lines.parquet has them
     return pa.table(t)
 
 
@@ -322,6 +350,10 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         cols[f"{k}_previous"] = pa.array(prev[k], pa.int64())
         cols[f"{k}_current"] = pa.array(cur[k], pa.int64())
         cols[f"{k}_delta"] = pa.array(cur[k] - prev[k], pa.int64())
+    for k in previous.column_names:  # --keep: the line's value now, else as it was
+        if k not in LINE_KEYS and k not in LINE_AMOUNTS and k != "__key":
+            cur_k = j[f"b.{k}"]
+            cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     keep = np.flatnonzero(kind != "")
     return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
 
@@ -484,7 +516,7 @@ def _incremental(
         if prev_totals[k] + deltas[k] != cur_totals[k]:
             return None
     lines = None
-    if (prev_folder / "lines.parquet").is_file():
+    if (prev_folder / "lines.parquet").exists():
         # only the adjusted claims' lines are built on either side (line_adjustments keeps no others)
         ids = adjusted["claim_id"].combine_chunks()
         was = _positions(prev_claims["claim_id"], ids)
@@ -733,7 +765,7 @@ def _streamed(
 
     with timer("read_previous"):
         prev = _read_settlements(prev_folder / "settlements.parquet")
-    has_lines = (prev_folder / "lines.parquet").is_file()
+    has_lines = (prev_folder / "lines.parquet").exists()
     none = pa.array([], pa.string())
     st: dict[str, Any] = {}
 
@@ -781,12 +813,7 @@ def _streamed(
         lines = None
         if has_lines:
             ids = adjusted["claim_id"].combine_chunks() if adjusted.num_rows else pa.array([""], pa.string())
-            prev_lines = _read(
-                prev_folder / "lines.parquet",
-                ["claim_id", "line_no", "item_code", "class"],
-                LINE_AMOUNTS,
-                filters=[("claim_id", "in", ids)],
-            )
+            prev_lines = _read_lines(prev_folder / "lines.parquet", filters=[("claim_id", "in", ids)])
             cur = pa.concat_tables(cur_lines) if cur_lines else prev_lines.slice(0, 0)
             lines = line_adjustments(prev_lines, cur.select(prev_lines.column_names), adjusted)
         prev_totals = {k: int(pc.sum(prev[k]).as_py() or 0) for k in AMOUNTS}

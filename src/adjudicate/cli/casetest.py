@@ -19,8 +19,9 @@ def test(paths, as_json, quiet) -> None:
     """Run case files: each case's claims under its policy, every expected amount compared exactly.
 
     PATHS are case files or folders of them (*.toml files with a [case] table, searched
-    recursively). Exit status: 0 when every case passes, 1 when any fails, 2 for a
-    malformed case file (named with its key and line).
+    recursively). A malformed case file is reported (named with its key and line) and
+    the other files still run. Exit status: 0 when every case passes, 1 when any fails,
+    2 when a case file is malformed or a path names no case file.
 
     \b
     Examples:
@@ -31,7 +32,7 @@ def test(paths, as_json, quiet) -> None:
 
     with errors():
         try:
-            outcomes = run_paths(paths)
+            outcomes, broken = run_paths(paths)
         except CaseError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
@@ -47,7 +48,8 @@ def test(paths, as_json, quiet) -> None:
                             "differences": [d.__dict__ for d in o.differences],
                         }
                         for o in outcomes
-                    ],
+                    ]
+                    + [{"file": str(e.file), "error": str(e), "key": e.key, "line": e.line} for e in broken],
                     ensure_ascii=False,
                     indent=2,
                 )
@@ -61,9 +63,12 @@ def test(paths, as_json, quiet) -> None:
                     where = f"claim {d.claim_id}" + (f" line {d.line_no}" if d.line_no is not None else "")
                     delta = f" ({d.delta})" if d.delta else ""
                     click.echo(f"     {where}: {d.column} expected {d.expected}, got {d.got}{delta}")
+            for b in broken:
+                click.echo(f"error: {b}", err=True)
             n = sum(len(o.differences) for o in failed)
             click.echo(
                 f"{len(outcomes)} case(s): {len(outcomes) - len(failed)} passed, {len(failed)} failed"
                 + (f" ({n} difference(s))" if failed else "")
+                + (f"; {len(broken)} malformed case file(s) not run" if broken else "")
             )
-        sys.exit(1 if failed else 0)
+        sys.exit(2 if broken else 1 if failed else 0)

@@ -108,7 +108,15 @@ def run(
         check_out(out, claims, members, providers, catalogue, dataset)
         if engine == "spark":
             s = _run_spark(
-                claims, members, providers, catalogue, policy_name, Path(out), not no_lines, quiet, spark_master
+                claims,
+                members,
+                providers,
+                catalogue,
+                policy_name=policy_name,
+                out=Path(out),
+                with_lines=not no_lines,
+                quiet=quiet,
+                master=spark_master,
             )
             if not quiet:
                 show_summary(s, Path(out))
@@ -118,13 +126,13 @@ def run(
             members,
             providers,
             catalogue,
-            policy_name,
-            Path(out),
-            threads,
-            not no_lines,
-            quiet,
-            partitions,
-            dataset,
+            policy_name=policy_name,
+            out=Path(out),
+            threads=threads,
+            with_lines=not no_lines,
+            quiet=quiet,
+            partitions=partitions,
+            dataset=dataset,
             audit_rules=(rules_file or True) if with_audit else None,
         )
         if not quiet:
@@ -140,9 +148,10 @@ def _run(
     members,
     providers,
     catalogue,
-    policy_name,
+    *,
+    policy_name: str,
     out: Path,
-    threads,
+    threads: int | None,
     with_lines: bool,
     quiet: bool,
     partitions: int = 1,
@@ -224,7 +233,16 @@ def _run(
 
 
 def _run_spark(
-    claims, members, providers, catalogue, policy_name, out: Path, with_lines: bool, quiet: bool, master: str | None
+    claims,
+    members,
+    providers,
+    catalogue,
+    *,
+    policy_name: str,
+    out: Path,
+    with_lines: bool,
+    quiet: bool,
+    master: str | None,
 ) -> dict:
     from .. import policy as P
 
