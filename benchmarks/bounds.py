@@ -23,24 +23,27 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "outside": ("<module>", "marshal.loads", "_imp.", "builtins.compile", "adjudicate/report", "digest"),
 }
 
-#: What would move each part (issue 9's plan); a stage not listed gets a generic sentence.
+#: What would move each part, as the code stands (rewrite a sentence when its work is done); a stage not
+#: listed gets a generic sentence. Every line-length array a stage allocates costs its first touch, which
+#: on a virtual machine is often more than the arithmetic (benchmarks/first_touch.py).
 LEVERS: dict[str, str] = {
-    "read": "read only the columns used, low-cardinality strings as dictionaries, reading overlapped with "
-    "encoding (issue 9 §2)",
-    "encode": "one compiled ingest pass from the Arrow buffers: ids hashed once, fused gathers, narrow per-line "
-    "arrays (issue 9 §2); or a prepared dataset (`--dataset`), which skips it",
-    "kernel": "less Python and NumPy around the compiled calls (chunking, output arrays, the negative-claim "
-    "check), and both cores busy in the compiled passes",
-    "allocate": "allocating only the amounts written, in the kernel's pass",
-    "write": "a cheaper writer: fewer dictionary columns and statistics, lines.parquet written while the "
-    "settlements are computed",
-    "partition": "partitioning while reading (one pass, no second read of the claims), wider batches",
+    "read": "the Parquet decode itself is the floor's work; beyond it: decoding two row groups at once (one per "
+    "core) and converting each column in the decoder's own buffers",
+    "encode": "fewer line-length arrays: the header checks, the catalogue join and the line layout fused into the "
+    "row-group read; or a prepared dataset (`--dataset`), which skips the stage",
+    "kernel": "the compiled loops are fast when their outputs are warm: first touch of the output arrays and the "
+    "copies made when a policy rejects negative claims (`Encoded.select`)",
+    "allocate": "allocating the funds in the settle pass itself, with no second pass over the lines",
+    "write": "mostly the floor's own work (Parquet encoding and compression of lines.parquet); the rest is "
+    "building the tables' string columns, which could be gathered in the writer's buffers",
+    "partition": "settling the first ranges while later ones are still being partitioned (two cores), and fewer "
+    "bytes per line in the range files",
     "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
-    "(the start-up engineer's timers `startup`, `report`, `finish` split this part when present)",
+    "(the timers `startup`, `report`, `finish` split this part when present)",
     "startup": "lazy imports: nothing of numpy, pyarrow or rich loaded before a command needs it",
     "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
     "finish": "the summary, digests and the atomic rename overlapped with writing",
-    "compare": "one decode shared by both policies (issue 9 §4)",
+    "compare": "the second policy's kernel pass and compare.parquet's write; the decode is already shared",
     "adjustments": "comparing only the member-years whose inputs changed (issue 9 §5)",
     "read_previous": "reading only the previous night's rows of the changed member-years",
 }

@@ -1,6 +1,6 @@
-"""An independent adjudicator for prefecture-employee and city-employee.
+"""An independent adjudicator for the four shipped schemes.
 
-Written from the spec text only (contract.md §1–§4, schemes.md §1–§3, §5, §9),
+Written from the spec text only (contract.md §1–§4, schemes.md §1–§6, §9),
 not from ``reference.py`` or the kernel: plain Python, money as integer fen,
 every ratio a ``Fraction``. Used by ``test_qa_oracle.py`` to check the engine
 to the fen on data made by ``qa_data.py``.
@@ -64,6 +64,65 @@ def city(**over) -> dict:
     }
     p.update(over)
     return p
+
+
+def shenzhen(**over) -> dict:
+    """schemes.md §4: caps and limits by whole months of enrolment, a supplementary catalogue."""
+    p = {
+        "scheme": "shenzhen",
+        "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20"), "supplementary": F(0)},
+        "supplementary_catalogue": True,
+        "W": 120000,
+        # (from months, basic cap × W, supplementary limit in yuan)
+        "brackets": [(0, pct("0.5"), 0), (6, F(1), 50000), (12, F(2), 100000), (24, F(3), 150000), (36, F(4), 200000)],
+        "pool": {"in_service": pct("0.90"), "retired": pct("0.95")},
+        "supp": pct("0.85"),
+        "threshold": pct("0.10"),
+        "above": pct("0.70"),
+    }
+    p.update(over)
+    return p
+
+
+def months(since: dt.date, day: dt.date) -> int:
+    """schemes.md §4: whole months of enrolment from ``since`` to ``day``."""
+    return 12 * (day.year - since.year) + (day.month - since.month) - (1 if day.day < since.day else 0)
+
+
+def zhenjiang(**over) -> dict:
+    """schemes.md §6: no account, no subsidy; one annual cap over every setting."""
+    p = {
+        "scheme": "zhenjiang",
+        "ratio": {"A": F(0), "B": pct("0.15"), "special": pct("0.20")},
+        "cap": 150000,
+        # inpatient, per claim on E itself: (from yuan, ratio); the first band is the deductible
+        "bands": [(0, F(0)), (300, pct("0.50")), (5000, pct("0.60")), (10000, pct("0.80")), (30000, pct("0.90"))],
+        "rate": {"outpatient": pct("0.40"), "special_outpatient": pct("0.50")},
+    }
+    p.update(over)
+    return p
+
+
+def zhenjiang_benefit(setting: str, referral: str | None, prov: dict) -> tuple[bool, F]:
+    """schemes.md §6 and §2: whether a claim gets benefit, and its factor on the pooled ratios."""
+    local, designated, kind = prov["local"], prov["designated"], prov["kind"]
+    if setting == "inpatient":  # its own table: the first matching row
+        if local and designated and kind == "community":
+            return True, F(1)
+        if local and designated and kind == "hospital":
+            return True, pct("0.8")
+        if local and referral == "emergency":
+            return True, pct("0.8")
+        if not local and referral in ("referred", "emergency"):
+            return True, pct("0.5")
+        return False, F(0)
+    if not (designated or referral in ("referred", "emergency")):  # §2
+        return False, F(0)
+    if setting == "outpatient":  # general outpatient: only at a local designated community provider
+        return True, F(1) if local and designated and kind == "community" else F(0)
+    if setting == "special_outpatient":
+        return True, F(1) if local and designated and kind in ("community", "hospital") else F(0)
+    return True, F(0)  # pharmacy: no pooled benefit
 
 
 def credit_fen(member: dict, next_jan: dt.date, p: dict) -> int:
@@ -144,13 +203,17 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         p = params(settle)
         prov = providers[h["provider_id"]]
         benefit = prov["designated"] or h["referral"] in ("referred", "emergency")
+        factor = F(1)
+        if p["scheme"] == "zhenjiang":
+            benefit, factor = zhenjiang_benefit(h["setting"], h["referral"], prov)
         lines = []
         for r in sorted(rows, key=lambda r: r["line_no"]):
             amount = fen(r["amount"])
             row = _catalogue_row(catalogue, r["item_code"], h["admit_date"])
             cls = row["class"] if row else "unknown"
             sp = fsp = el = 0
-            if not benefit or cls in ("unknown", "excluded", "supplementary"):
+            no_catalogue = cls == "supplementary" and not p.get("supplementary_catalogue")
+            if not benefit or cls in ("unknown", "excluded") or no_catalogue:
                 sp = amount
             else:
                 over = 0
@@ -180,21 +243,22 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         if min(sums.values()) < 0 or min(by_class.values()) < 0:
             rejected[cid] = "negative_claim_total"
             continue
-        ready.append((h["member_id"], settle, cid.encode(), cid, h, lines, benefit, prov, p))
+        ready.append((h["member_id"], settle, cid.encode(), cid, h, lines, benefit, prov, p, factor))
 
     base_year = min((r[1].year for r in ready), default=None)
     ready.sort(key=lambda r: (r[0], r[1], r[2]))
     settlements, out_lines = {}, {}
     state: dict = {}
-    for member_id, settle, _, cid, h, lines, benefit, prov, p in ready:
+    for member_id, settle, _, cid, h, lines, benefit, prov, p, factor in ready:
         m = members[member_id]
         year = settle.year
         st = state.get(member_id)
         if st is None:
-            st = state[member_id] = {"year": base_year, "bal": fen(m["account_balance"]), "ord": 0, "K": 0, "paid": 0}
+            st = state[member_id] = {"year": base_year, "bal": fen(m["account_balance"])}
+            st.update(ord=0, K=0, paid=0, supp=0, U=0)
         while st["year"] < year:  # carry over, years without claims included
             st["bal"] += credit_fen(m, dt.date(st["year"] + 1, 1, 1), params(dt.date(st["year"] + 1, 1, 1)))
-            st.update(year=st["year"] + 1, ord=0, K=0, paid=0)
+            st.update(year=st["year"] + 1, ord=0, K=0, paid=0, supp=0, U=0)
         total = sum(l["amount"] for l in lines)
         sp = sum(l["self_pay"] for l in lines)
         fsp = sum(l["first_self_pay"] for l in lines)
@@ -202,7 +266,59 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
         ded = pool = supp = sub = 0
         ordinal = None
         cat = m["category"]
-        if h["setting"] == "inpatient" and benefit:
+        by_class: dict[str, int] = defaultdict(int)
+        for line in lines:
+            by_class[line["class"]] += line["eligible"]
+        account = None  # the generic rule below, unless the scheme says otherwise
+        if p["scheme"] == "shenzhen" and benefit:
+            m_ = months(m["enrolled_since"], settle)
+            _, times, limit = [b for b in p["brackets"] if m_ >= b[0]][-1] if m_ >= 0 else p["brackets"][0]
+            e_sup = by_class["supplementary"]
+            if h["setting"] == "inpatient":  # no deductible, no subsidy, no account
+                st["ord"] += 1
+                ordinal = st["ord"]
+                e_basic = by_class["A"] + by_class["B"] + by_class["special"]
+                rate = p["pool"][cat]
+                room = max(0, rnd(times * p["W"] * 100) - st["paid"])
+                full = rnd(e_basic * rate)
+                if full <= room:
+                    pool, over_cap = full, 0
+                else:
+                    pool, over_cap = room, e_basic - rnd(room / rate)
+                supp = max(0, min(rnd((over_cap + e_sup) * p["supp"]), limit * 100 - st["supp"]))
+                st["paid"] += pool
+                st["supp"] += supp
+                account = 0
+            else:  # the account first (A+B, then supplementary, then first_self_pay), then the fund
+                e_gen = by_class["A"] + by_class["B"]
+                bal = st["bal"]
+                a1 = min(bal, e_gen)
+                a2 = min(bal - a1, e_sup)
+                a3 = min(bal - a1 - a2, fsp)
+                account = max(a1, 0) + max(a2, 0) + max(a3, 0)
+                t = rnd(p["threshold"] * p["W"] * 100)
+                u_old, u_new = st["U"], st["U"] + e_gen - a1
+                pool = by_class["special"] + rnd(p["above"] * (max(0, u_new - t) - max(0, u_old - t)))
+                ded = min(u_new, t) - min(u_old, t)
+                st["U"] = u_new
+        elif p["scheme"] == "zhenjiang" and benefit:
+            room = max(0, p["cap"] * 100 - st["paid"])
+            if h["setting"] == "inpatient":
+                st["ord"] += 1
+                ordinal = st["ord"]
+                ded = min(E, p["bands"][1][0] * 100)
+                q = F(0)
+                bands = p["bands"]
+                for i, (lo, ratio) in enumerate(bands):
+                    hi = bands[i + 1][0] * 100 if i + 1 < len(bands) else None
+                    a, b = lo * 100, E if hi is None else min(E, hi)
+                    if b > a:
+                        q += (b - a) * ratio * factor
+                pool = min(rnd(q), room)
+            else:
+                pool = min(rnd(E * p["rate"].get(h["setting"], F(0)) * factor), room)
+            st["paid"] += pool
+        elif h["setting"] == "inpatient" and benefit:
             st["ord"] += 1
             ordinal = st["ord"]
             row = 1 if prov["kind"] == "community" else (3 if prov["level"] == 3 else 2 if prov["level"] == 2 else 1)
@@ -240,7 +356,8 @@ def adjudicate(data, params: Callable[[dt.date], dict]):
                 supp = rnd(O * p["supp"])
                 st["paid"] += pool
         mps = E - pool - supp
-        account = min(st["bal"], mps - sub + fsp) if benefit else 0
+        if account is None:
+            account = min(st["bal"], mps - sub + fsp) if benefit and p["scheme"] != "zhenjiang" else 0
         account = max(account, 0)
         st["bal"] -= account
         cash = total - pool - supp - sub - account

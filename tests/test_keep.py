@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -252,13 +253,7 @@ def test_a_kept_name_that_collides_exits_2_naming_it(tmp_path, name, says, comma
     assert f"--keep {name}" in r.output and says in r.output
 
 
-def test_keep_with_a_dataset_or_spark_is_refused_saying_how(tmp_path):
-    r = invoke("run", "--dataset", tmp_path / "ds", "--policy", "prefecture-employee", "--out", tmp_path / "o")
-    assert r.exit_code != 0  # (no dataset there; the refusal below comes first when --keep is given)
-    r = invoke(
-        "run", "--dataset", tmp_path / "ds", "--policy", "prefecture-employee", "--out", tmp_path / "o", "--keep", DEPT
-    )
-    assert r.exit_code == 2 and "--dataset" in r.output and "input files" in r.output
+def test_keep_on_spark_is_refused_saying_how(tmp_path):
     paths = case_with_keys(tmp_path)
     r = invoke(
         "run",
@@ -275,8 +270,87 @@ def test_keep_with_a_dataset_or_spark_is_refused_saying_how(tmp_path):
     assert r.exit_code == 2 and "--engine spark" in r.output and "--engine local" in r.output
 
 
+def same_folder_tables(a: Path, b: Path, names) -> None:
+    for name in names:
+        ta, tb = pq.read_table(a / name), pq.read_table(b / name)
+        assert ta.equals(tb), (name, ta.to_pylist(), tb.to_pylist())
+
+
+@pytest.mark.parametrize("csv", [False, True], ids=["parquet", "csv"])
+def test_a_dataset_prepared_with_keep_gives_what_the_files_give(tmp_path, csv):
+    # prepare --keep stores the kept columns; run --dataset --keep writes the same outputs as a run on the files
+    paths = case_with_keys(tmp_path, csv=csv)
+    ds = tmp_path / "ds"
+    r = invoke("prepare", *inputs_args(paths), "--out", ds, "-q", *keep_args())
+    assert r.exit_code == 0, r.output
+    files, from_ds = tmp_path / "files", tmp_path / "from-ds"
+    r = invoke("run", *inputs_args(paths), "--policy", "prefecture-employee", "--out", files, "-q", *keep_args())
+    assert r.exit_code == 0, r.output
+    r = invoke("run", "--dataset", ds, "--policy", "prefecture-employee", "--out", from_ds, "-q", *keep_args())
+    assert r.exit_code == 0, r.output
+    same_folder_tables(files, from_ds, ("settlements.parquet", "lines.parquet", "rejected.parquet"))
+    # the kept columns the command asks for, in its order; none when it asks for none
+    one, none = tmp_path / "one", tmp_path / "none"
+    r = invoke("run", "--dataset", ds, "--policy", "prefecture-employee", "--out", one, "-q", "--keep", DEPT)
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(one / "lines.parquet").column_names[-1] == DEPT
+    assert SERIAL not in pq.read_table(one / "settlements.parquet").column_names
+    [bad] = pq.read_table(one / "rejected.parquet").to_pylist()
+    assert bad[DEPT] == "D-BAD" and SERIAL not in bad
+    r = invoke("run", "--dataset", ds, "--policy", "prefecture-employee", "--out", none, "-q")
+    assert r.exit_code == 0, r.output
+    for name in ("settlements.parquet", "lines.parquet", "rejected.parquet"):
+        assert not {SERIAL, DEPT} & set(pq.read_table(none / name).column_names), name
+
+
+def test_a_corrected_dataset_keeps_what_the_earlier_one_kept(tmp_path):
+    paths = case_with_keys(tmp_path)
+    ds, ds2 = tmp_path / "ds", tmp_path / "ds2"
+    assert invoke("prepare", *inputs_args(paths), "--out", ds, "-q", *keep_args()).exit_code == 0
+    r = invoke("prepare", "--dataset", ds, "--members", paths["members"], "--out", ds2, "-q")
+    assert r.exit_code == 0, r.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, out in ((ds, a), (ds2, b)):
+        r = invoke("run", "--dataset", d, "--policy", "prefecture-employee", "--out", out, "-q", *keep_args())
+        assert r.exit_code == 0, r.output
+    same_folder_tables(a, b, ("settlements.parquet", "lines.parquet", "rejected.parquet"))
+    r = invoke("prepare", "--dataset", ds, "--members", paths["members"], "--out", tmp_path / "x", "--keep", DEPT)
+    assert r.exit_code == 2 and "--keep applies when preparing from the claim files" in r.output
+
+
+def test_keep_of_a_column_the_dataset_was_prepared_without_exits_2_saying_how(tmp_path):
+    paths = case_with_keys(tmp_path)
+    ds = tmp_path / "ds"
+    assert invoke("prepare", *inputs_args(paths), "--out", ds, "-q", "--keep", SERIAL).exit_code == 0
+    out = tmp_path / "o"
+    r = invoke("run", "--dataset", ds, "--policy", "prefecture-employee", "--out", out, "-q", *keep_args())
+    assert r.exit_code == 2 and "Traceback" not in r.output and not out.exists()
+    assert f"--keep {DEPT}" in r.output and f"prepared with --keep {SERIAL}" in r.output and "again" in r.output
+
+
+def test_readjudicate_from_a_dataset_with_keep_compares_every_claim(tmp_path):
+    # the kept columns of the adjustments come from the earlier run's files: the incremental comparison
+    # (which reads the earlier dataset) is not used, and the outputs are those of the files
+    paths = case_with_keys(tmp_path)
+    ds = tmp_path / "ds"
+    assert invoke("prepare", *inputs_args(paths), "--out", ds, "-q", *keep_args()).exit_code == 0
+    night1 = tmp_path / "night1"
+    r = invoke("run", "--dataset", ds, "--policy", "prefecture-employee", "--out", night1, "-q", *keep_args())
+    assert r.exit_code == 0, r.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    for src, out in ((["--dataset", ds], a), (inputs_args(paths), b)):
+        r = invoke(
+            "readjudicate", "--previous", night1, *src, "--policy", "city-employee", "--out", out, "-q", *keep_args()
+        )
+        assert r.exit_code == 0, r.output
+    same_folder_tables(a, b, ("adjustments.parquet", "line_adjustments.parquet"))
+    assert pq.read_table(a / "adjustments.parquet").column_names[-2:] == [SERIAL, DEPT]
+    s = json.loads((a / "summary.json").read_text())
+    assert s["incremental"]["used"] is False and "--keep" in s["incremental"]["why_not"]
+
+
 def test_help_of_each_command_shows_keep():
-    for command in ("run", "compare", "readjudicate"):
+    for command in ("run", "compare", "readjudicate", "prepare"):
         r = invoke(command, "--help")
         assert r.exit_code == 0 and "--keep COLUMN" in r.output, command
 

@@ -1,4 +1,4 @@
-"""The engine against an independent implementation (qa_oracle.py), to the fen, on
+"""The engine against an independent implementation of all four schemes (qa_oracle.py), to the fen, on
 data made apart from the project's generator (qa_data.py): every settlement and
 line column, several seeds and row orders, in memory and in partitions, plain and
 dated policies, across two or three benefit years with carried-over accounts."""
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from qa_data import make
-from qa_oracle import adjudicate, city, pct, prefecture
+from qa_oracle import adjudicate, city, pct, prefecture, shenzhen, zhenjiang
 
 from adjudicate.cli import main as cli
 
@@ -118,7 +118,13 @@ CASES = [  # (seed, members, order, partitions, input format)
 
 @pytest.mark.parametrize("seed,members,order,partitions,fmt", CASES)
 @pytest.mark.parametrize(
-    "policy,params", [("prefecture-employee", lambda d: prefecture()), ("city-employee", lambda d: city())]
+    "policy,params",
+    [
+        ("prefecture-employee", lambda d: prefecture()),
+        ("city-employee", lambda d: city()),
+        ("zhenjiang-resident", lambda d: zhenjiang()),
+        ("shenzhen-comprehensive", lambda d: shenzhen()),
+    ],
 )
 def test_engine_agrees_with_an_independent_implementation(
     tmp_path, seed, members, order, partitions, fmt, policy, params
@@ -202,4 +208,16 @@ def test_dated_prefecture_employee_band_deductible_and_supplementary(tmp_path):
 
     data = make(12, 60, big=0.6, order="settle_date")
     diffs = compare(tmp_path, data, policy, params)
+    assert not diffs, "\n".join(diffs[:40])
+
+
+def test_shenzhen_with_a_lower_wage_crosses_the_threshold_caps_and_limits(tmp_path):
+    """With W = 20 000 the outpatient threshold (10 % of W), the basic caps (0.5–4 × W) and the
+    supplementary limits are reached often: the engine and the oracle agree on every one."""
+    policy = _dated(tmp_path, "shenzhen-comprehensive", [("avg_annual_wage = 120000", "avg_annual_wage = 20000")])
+    data = make(5, 60, big=0.6)
+    settled, _, _ = adjudicate(data, lambda d: shenzhen(W=20000))
+    assert sum(1 for v in settled.values() if v["setting"] != "inpatient" and v["deductible"] > 0) > 5
+    assert sum(1 for v in settled.values() if v["fund_supplementary"] > 0) > 5
+    diffs = compare(tmp_path, data, policy, lambda d: shenzhen(W=20000), "--partitions", "2")
     assert not diffs, "\n".join(diffs[:40])

@@ -27,7 +27,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from . import __version__, fingerprint
+from . import __version__, fingerprint, keep
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
 from .inputs import InputError, Table, expand_paths, file_digest, load
 from .outputs import atomic_dir
-from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
@@ -129,10 +129,13 @@ def _write_table(t: Table, path: Path) -> dict:
     return {"columns": _write_ipc(path, cols), "rows": t.rows, "files": [str(f) for f in t.files]}
 
 
-def _read_table(name: str, path: Path, info: dict, digests: dict[str, str]) -> Table:
+def _read_table(name: str, path: Path, info: dict, digests: dict[str, str], kept: Sequence[str] = ()) -> Table:
+    """A stored table; the claims with the columns ``kept`` when it was prepared (``prepare --keep``)."""
     data = _read_ipc(path)
     metas = info["columns"]
     spec = SPECS[name]
+    if kept and name == "claims":
+        spec = replace(spec, columns=spec.columns + tuple(Column(n, "keep", nullable=True) for n in kept))
     values = {c.name: _from_arrow(data[c.name], metas[c.name]) for c in spec.columns}
     nulls = {c.name: _from_arrow(data[c.name + _NULL], metas[c.name + _NULL]) for c in spec.columns}
     files: list[str | Path] = [Path(f) for f in info["files"]]
@@ -162,8 +165,9 @@ def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
         elif isinstance(v, dict):  # named arrays; those that are the claims table's columns are not copied
             parts = {}
             for k, a in v.items():
-                if claims.values.get(k) is a:
-                    parts[k] = {"claims_column": k}
+                column = k[len(keep.SOURCE) :] if k.startswith(keep.SOURCE) else k  # --keep: the column itself
+                if claims.values.get(column) is a:
+                    parts[k] = {"claims_column": column}
                 else:
                     parts[k] = {
                         "file": f"encoded/{name}.{k}.arrow",
@@ -171,10 +175,17 @@ def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
                     }
             out[name] = {"dict": parts}
         elif isinstance(v, list):  # rows of plain values (the rejections)
-            width = max((len(r) for r in v), default=0)
+            kept = keep.names_of(enc.source)
+            width = max((len(r) for r in v), default=0) - (1 if kept and v else 0)
             cols = {f"c{i}": pa.array([r[i] for r in v]) for i in range(width)}
+            # a row's last element under --keep: the kept values on the row it names, one typed column each
+            for j, n in enumerate(kept):
+                values = [r[width][j] if len(r) > width else None for r in v]
+                cols[f"keep{j}"] = pa.array(
+                    [x.as_py() if isinstance(x, pa.Scalar) else x for x in values], claims.values[n].type
+                )
             _write_ipc(folder / "encoded" / f"{name}.arrow", cols)
-            out[name] = {"rows": f"encoded/{name}.arrow", "width": width}
+            out[name] = {"rows": f"encoded/{name}.arrow", "width": width, "kept": len(kept)}
         elif isinstance(v, (int, float, str)) or v is None:
             out[name] = {"value": v}
         else:  # pragma: no cover - a new kind of field: teach the writer, do not drop it
@@ -209,7 +220,11 @@ def _read_encoded(folder: Path, info: dict, claims: Table) -> Encoded:
         elif "rows" in meta:
             t = _read_ipc(folder / meta["rows"])
             cols = [t[f"c{i}"].to_pylist() for i in range(meta["width"])]
-            kw[name] = list(zip(*cols)) if cols else []
+            rows = list(zip(*cols)) if cols else []
+            if meta.get("kept"):  # the kept values as the encoder holds them: Arrow scalars of their own type
+                kept = [t[f"keep{j}"].combine_chunks() for j in range(meta["kept"])]
+                rows = [(*row, tuple(k[i] for k in kept)) for i, row in enumerate(rows)]
+            kw[name] = rows
         else:
             kw[name] = meta["value"]
     enc = Encoded(**kw)
@@ -304,6 +319,7 @@ def write_dataset(
             "input_lines": prep.input_lines,
             "digests": prep.digests,
             "sources": srcs,
+            "kept": keep.names_of(prep.enc.source),
             "tables": {
                 name: {"file": f"tables/{name}.arrow", **_write_table(t, tmp / "tables" / f"{name}.arrow")}
                 for name, t in tables.items()
@@ -361,10 +377,34 @@ def open_dataset(path: Path, check: Sequence[str] = tuple(SPECS)) -> Prepared:
     for name in check:
         _check_sources(name, manifest["sources"][name], path)
     digests = manifest["digests"]
-    tables = {name: _read_table(name, path / info["file"], info, digests) for name, info in manifest["tables"].items()}
+    stored = manifest.get("kept", [])
+    tables = {
+        name: _read_table(name, path / info["file"], info, digests, stored) for name, info in manifest["tables"].items()
+    }
     inputs = Inputs(tables["claims"], tables["members"], tables["providers"], tables["catalogue"])
     enc = _read_encoded(path, manifest["encoded"], inputs.claims)
-    return Prepared(inputs, enc, dict(digests), manifest["input_lines"])
+    return Prepared(inputs, _kept_now(enc, stored, path), dict(digests), manifest["input_lines"])
+
+
+def _kept_now(enc: Encoded, stored: Sequence[str], path: Path) -> Encoded:
+    """``enc`` with the kept columns of the command running now (``--keep``, in its order), out of those
+    the dataset was prepared with; a column it was prepared without is an error."""
+    now = keep.kept()
+    if list(now) == list(stored):
+        return enc
+    missing = [n for n in now if n not in stored]
+    if missing:
+        had = f"with --keep {', --keep '.join(stored)}" if stored else "without --keep"
+        raise DatasetError(
+            f"--keep {missing[0]}: the dataset was prepared {had}; prepare it again with "
+            f"--keep {' --keep '.join(now)} (adjudicate prepare … --keep COLUMN)",
+            path,
+        )
+    at = [list(stored).index(n) for n in now]
+    source = {k: v for k, v in enc.source.items() if not k.startswith(keep.SOURCE)}
+    source.update({keep.SOURCE + n: enc.source[keep.SOURCE + n] for n in now})
+    rows = [r[:-1] + ((tuple(r[-1][i] for i in at),) if now else ()) for r in enc.rejected] if stored else enc.rejected
+    return replace(enc, source=source, rejected=rows)
 
 
 def provenance(dataset: Path, policy) -> dict:
@@ -455,7 +495,12 @@ def rejoin(
     timer = timer or Timer()
     new = {k: v for k, v in (("members", members), ("providers", providers), ("catalogue", catalogue)) if v}
     manifest = read_manifest(Path(old))
-    prev = open_dataset(Path(old), check=[k for k in SPECS if k not in new])
+    with keep.keeping(manifest.get("kept", [])):  # the corrected dataset keeps what the old one kept
+        return _rejoin(Path(old), manifest, new, timer)
+
+
+def _rejoin(old: Path, manifest: dict, new: dict, timer: Timer) -> tuple[Prepared, dict]:
+    prev = open_dataset(old, check=[k for k in SPECS if k not in new])
     with timer("read"):
         tables = {k: load(SPECS[k], v) for k, v in new.items()}
     i = prev.inputs
@@ -480,8 +525,6 @@ def rejoin(
 
 def relink_catalogue(enc: Encoded, claims: Table, catalogue: Table) -> Encoded:
     """``enc`` with its lines joined to another catalogue (class, ratio, price ceiling), as encode joins them."""
-    from dataclasses import replace
-
     admit = np.ascontiguousarray(claims["admit_date"])[enc.line_row]
     crow = catalogue_rows(catalogue, enc.item_code, admit)
     cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)

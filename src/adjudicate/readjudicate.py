@@ -700,11 +700,15 @@ def _adjustments(
 ):
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
     earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it)."""
+    from . import keep
     from .outputs import claim_amounts
 
     rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
     found = None
-    if dataset is not None:
+    if dataset is not None and keep.kept():
+        # the adjustments carry the kept columns as the earlier run's files hold them
+        why = "--keep: every claim is compared with the earlier run's files"
+    elif dataset is not None:
         with timer("adjustments"):
             cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
             changed, why = changed_members(prev_summary, Path(dataset), policy)

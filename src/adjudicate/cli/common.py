@@ -328,7 +328,8 @@ def with_lang(f):
 
 def with_keep(f):
     """``--keep COLUMN`` (repeatable): an agency's own claims columns passed through to the per-claim
-    and per-line outputs (keep.py). Refused, exit 2, with --dataset and --engine spark."""
+    and per-line outputs (keep.py). Refused, exit 2, with --engine spark; a --dataset must have been
+    prepared with the same columns (dataset.open_dataset says so otherwise)."""
 
     @functools.wraps(f)
     def wrapper(*args, keep: tuple[str, ...] = (), **kw):
@@ -338,11 +339,6 @@ def with_keep(f):
         from ..keep import check_names, keeping
 
         flags = " ".join(f"--keep {k}" for k in keep)
-        if kw.get("dataset") is not None:
-            raise click.UsageError(
-                f"{flags}: a prepared --dataset holds only the contract's claims columns; "
-                "run on the input files (--claims … or --inputs DIR) to keep columns"
-            )
         if kw.get("engine") == "spark":
             raise click.UsageError(f"{flags}: --engine spark does not pass columns through yet; use --engine local")
         try:
@@ -359,7 +355,7 @@ def with_keep(f):
         metavar="COLUMN",
         help="An extra column of the claims table to pass through (repeatable), e.g. a settlement serial "
         "number: to lines.parquet per line, to the per-claim outputs (null when a claim's lines differ) "
-        "and to rejected.parquet.",
+        "and to rejected.parquet. With --dataset: a column it was prepared with (prepare --keep).",
     )(wrapper)
 
 

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, check_out, errors, quiet_option, with_encoding, with_lang, with_log_file
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    check_out,
+    errors,
+    quiet_option,
+    with_encoding,
+    with_keep,
+    with_lang,
+    with_log_file,
+)
 
 
 @click.command("prepare", context_settings=CLICK_SETTINGS)
@@ -41,6 +51,7 @@ from .common import CLICK_SETTINGS, Progress, check_out, errors, quiet_option, w
 )
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
 @quiet_option
+@with_keep
 @with_lang
 @with_log_file
 @with_encoding
@@ -57,6 +68,7 @@ def prepare(claims, members, providers, catalogue, inputs_dir, dataset, out, qui
           --providers providers.parquet --catalogue catalogue.parquet --out ds/
       adjudicate prepare --inputs data/ --out ds/       # a folder holding the four tables
       adjudicate run --dataset ds/ --policy prefecture-employee --out result/
+      adjudicate prepare --inputs data/ --keep 结算流水号 --out ds/   # your own column kept
     \b
       # the catalogue was corrected: re-join the lines without reading the claims
       adjudicate prepare --dataset ds/ --catalogue catalogue-fixed.parquet --out ds2/
@@ -76,6 +88,13 @@ def prepare(claims, members, providers, catalogue, inputs_dir, dataset, out, qui
                 given[n] or tuple(map(str, found.get(n, ()))) for n in ("claims", "members", "providers", "catalogue")
             )
         if dataset is not None:
+            from ..keep import kept
+
+            if kept():
+                raise click.UsageError(
+                    "--keep applies when preparing from the claim files; a corrected --dataset keeps the "
+                    "columns the earlier one was prepared with"
+                )
             if claims:
                 raise click.UsageError(
                     "--dataset keeps its claims: give only the corrected --members, "
