@@ -107,3 +107,43 @@ def test_a_refused_out_is_still_exit_2_without_traceback(tmp_path):
     )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.startswith("error:")
+
+
+def test_a_command_runs_without_importing_pandas(tmp_path):
+    # pyarrow would import pandas (when installed) only to ask whether its arguments are pandas objects
+    pytest.importorskip("pandas")
+    gen, out = tmp_path / "gen", tmp_path / "out"
+    status, modules = _modules_after("generate", "--members", "5", "--year", "2024", "--out", str(gen), "-q")
+    assert status == 0 and "pyarrow" in modules and "pandas" not in modules
+    status, modules = _modules_after(
+        "run", "--inputs", str(gen), "--policy", "prefecture-employee", "--out", str(out), "-q"
+    )
+    assert status == 0 and (out / "settlements.parquet").exists()
+    assert "pyarrow.dataset" in modules or "pyarrow.parquet" in modules
+    assert "pandas" not in modules
+
+
+def test_pandas_is_importable_again_after_a_command():
+    # only the command's own run goes without pandas: a caller in the same process can import it after
+    from adjudicate.lazy_pandas import pandas_unused
+
+    code = (
+        "import sys\n"
+        "from adjudicate.lazy_pandas import pandas_unused\n"
+        "with pandas_unused() as blocked:\n"
+        "    import pyarrow as pa\n"
+        "    pa.array([1, 2]); pa.table({'x': [1]})\n"
+        "    try:\n"
+        "        import pandas\n"
+        "        print('imported inside')\n"
+        "    except ImportError:\n"
+        "        print('refused inside')\n"
+        "import pandas\n"
+        "print(blocked, 'pandas' in sys.modules, pa.table({'x': [1]}).to_pandas().shape)\n"
+    )
+    pytest.importorskip("pandas")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["refused inside", "True True (1, 1)"], r.stdout
+    with pandas_unused() as blocked:  # this test process has pandas already: nothing is blocked
+        assert blocked is False

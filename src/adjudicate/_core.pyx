@@ -754,15 +754,16 @@ cdef int cmp_line(const void* a, const void* b) noexcept nogil:
     return -1 if x.row < y.row else (1 if x.row > y.row else 0)
 
 
-def group_lines(const int64_t[::1] claim, const int64_t[::1] line_no, int64_t nclaims,
-                int64_t[::1] order, int64_t[::1] start):
+def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nclaims,
+                index_t[::1] order, int64_t[::1] start):
     """Rows in (claim, line_no, row) order, in linear time (encode's line layout).
 
     A counting sort by claim code, then each claim's few lines sorted by line_no
     (ties keep row order). Rows without a claim (code -1) come first, in row
     order. ``start[c]`` is where claim c's lines begin in ``order``
     (``start[nclaims]`` = n). Equals ``argsort((claim + 1) << 32 | line_no + 2**31,
-    kind="stable")`` without its n log n on shuffled input.
+    kind="stable")`` without its n log n on shuffled input. ``claim`` and ``order`` are
+    int32 (half the bytes) or int64 alike.
     """
     cdef Py_ssize_t i, n = claim.shape[0]
     cdef int64_t c, a, z, k, j, cap = 64, nulls = 0
@@ -834,7 +835,7 @@ ctypedef fused key_t:
     int64_t
 
 
-def first_differing(const int64_t[::1] order, const int64_t[::1] start, const key_t[::1] values,
+def first_differing(const index_t[::1] order, const int64_t[::1] start, const key_t[::1] values,
                     const uint8_t[::1] nulls, const uint8_t[::1] only, int64_t[::1] out):
     """Per claim c, the row of its first line (in ``order``, see group_lines) whose
     value differs from the line before it, or -1 when all its lines agree
@@ -857,7 +858,7 @@ def first_differing(const int64_t[::1] order, const int64_t[::1] start, const ke
                     break
 
 
-def first_repeat(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
+def first_repeat(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
                  const uint8_t[::1] skip, int64_t[::1] out):
     """Per claim c, the row of its first line (in ``order``) whose line_no repeats the
     line before it, not counting rows where ``skip`` is set; -1 if none
@@ -874,7 +875,7 @@ def first_repeat(const int64_t[::1] order, const int64_t[::1] start, const int64
                     break
 
 
-def layout_lines(const int64_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
+def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
                  const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
                  int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
                  int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out):
@@ -951,12 +952,13 @@ cdef enum:
 
 
 def string_codes(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
-                 int64_t offset, int64_t[::1] code):
+                 int64_t offset, index_t[::1] code):
     """Dictionary codes of a string array (one chunk): ``code[i]`` numbers row i's value
     in order of first appearance, as Arrow's ``dictionary_encode`` numbers them; -1 for
     a null. Returns the row of each code's first appearance (the dictionary is the array
     taken at those rows). ``valid`` is the Arrow validity bitmap (empty: no nulls),
-    ``offset`` the array's offset into its buffers.
+    ``offset`` the array's offset into its buffers. ``code`` is int32 or int64 (the
+    caller knows the row count fits).
 
     One pass, no Python object per row. A row equal to the row before it (a claim's
     lines usually come together) costs one comparison; any other row one probe of an

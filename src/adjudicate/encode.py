@@ -196,17 +196,17 @@ def _byte_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
-def claim_codes(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+def claim_codes(ids: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
     """``_codes`` of the claim ids (the same codes and dictionary), in one compiled pass
     over Arrow's buffers (``_core.string_codes``): ids are hashed once per run of equal
     consecutive ids (a claim's lines come together in real exports), and no per-line
-    array is made but the codes."""
+    array is made but the codes (of ``dtype``: np.int32 halves it where the ids fit)."""
     chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
     if not all(c.type == pa.string() for c in chunks):
-        return _codes(strings(ids))
+        return _codes(strings(ids), dtype)
     arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
     validity, offsets, data = arr.buffers()
-    code = np.empty(len(arr), np.int64)
+    code: np.ndarray = np.empty(len(arr), dtype)
     first = _core.string_codes(
         np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
         np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(1, np.int32),
@@ -391,11 +391,14 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     check_unique(providers, "provider_id")
     n = claims.rows
     nulls = claims.nulls
+    # claim codes and the line order (row numbers) in int32 where the rows fit: half the
+    # fresh pages, and half the bytes the header checks read seven times
+    row_type = np.int32 if n < 2**31 else np.int64
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
     with ThreadPoolExecutor(2) as pool:
         jobs: dict[str, Future[Any]] = {
-            "claim": pool.submit(claim_codes, claims.coded("claim_id")),
+            "claim": pool.submit(claim_codes, claims.coded("claim_id"), row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
@@ -407,26 +410,37 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     claim_code, claim_dict = hashed["claim"]
     nclaims = len(claim_dict)
     # Lines without a claim_id cannot belong to any claim: each is rejected alone.
-    reject = np.full(nclaims, -1, np.int64)  # reason code per claim (-1: accepted)
+    # Per claim; all but ``reject`` and ``reject_line`` are written only where a claim is
+    # rejected (np.empty: pages never written cost nothing), and the detail and column
+    # are numbers of ``texts``, not arrays of Python objects.
+    reject = np.full(nclaims, -1, np.int8)  # reason code per claim (-1: accepted)
     reject_line = np.full(nclaims, -1, np.int64)  # offending line row
-    reject_detail = np.empty(nclaims, object)
-    reject_row = np.full(nclaims, -1, np.int64)  # the line whose value is shown (per_line or not)
-    reject_col = np.empty(nclaims, object)  # the column of that value
+    reject_detail = np.empty(nclaims, np.int16)  # texts[...]
+    reject_row = np.empty(nclaims, np.int64)  # the line whose value is shown (per_line or not)
+    reject_col = np.empty(nclaims, np.int16)  # the column of that value: texts[...]
+    texts: list[str | None] = []
+
+    def text(value: str | None) -> int:
+        texts.append(value)
+        return len(texts) - 1
 
     # Lines in (claim, line_no) order: the reference line of a claim and the line
     # named in a rejection are the lowest line_no, whatever the file order.
     line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
     # A counting sort by claim, then line_no within each claim: linear whatever the row order.
-    order = np.empty(n, np.int64)
+    order = np.empty(n, row_type)
     claim_start = np.empty(nclaims + 1, np.int64)
     _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
+    # the per-line arrays the checks below read, by name: dropped in one go when the
+    # checks are done (the functions below see them through this dict, not their names)
+    live: dict[str, np.ndarray] = {"claim_code": claim_code, "order": order}
     ranks: list[np.ndarray] = []
 
     def rank() -> np.ndarray:
         """Position of each row in ``order`` (made when a rejection first needs it)."""
         if not ranks:
-            ranks.append(np.empty(n, np.int64))
-            ranks[0][order] = np.arange(n)
+            ranks.append(np.empty(n, row_type))
+            ranks[0][live["order"]] = np.arange(n, dtype=row_type)
         return ranks[0]
 
     def mark(
@@ -434,19 +448,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     ) -> None:
         """Reject the claims of the given line rows with ``reason`` unless already rejected."""
         rows = np.flatnonzero(claim_mask_rows)
-        rows = rows[claim_code[rows] >= 0]
+        rows = rows[live["claim_code"][rows] >= 0]
         if not len(rows):
             return
         rows = rows[np.argsort(rank()[rows], kind="stable")]
-        cl, first = np.unique(claim_code[rows], return_index=True)
+        cl, first = np.unique(live["claim_code"][rows], return_index=True)
         rows = rows[first]
         fresh = reject[cl] < 0
         reject[cl[fresh]] = REASON[reason]
         if per_line:
             reject_line[cl[fresh]] = rows[fresh]
-        reject_detail[cl[fresh]] = detail
+        reject_detail[cl[fresh]] = text(detail)
         reject_row[cl[fresh]] = rows[fresh]
-        reject_col[cl[fresh]] = column
+        reject_col[cl[fresh]] = text(column)
 
     # 1. null in a required field
     required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
@@ -464,27 +478,26 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         cl = cl[reject[cl] < 0]
         reject[cl] = REASON[reason]
         reject_line[cl] = first_bad[cl]
-        reject_detail[cl] = detail
+        reject_detail[cl] = text(detail)
         reject_row[cl] = first_bad[cl]
-        reject_col[cl] = column
+        reject_col[cl] = text(column)
 
     _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
     mark_claims("duplicate_line", "line_no appears twice in the claim", "line_no")
     # 3. inconsistent claim header: all lines agree iff each agrees with the line
     #    before it in (claim, line_no) order
     valid = claim_code >= 0
-    first_row = order[claim_start[:-1]]  # each claim's line with the lowest line_no
+    first_row = order[claim_start[:-1]].astype(np.int64)  # each claim's line with the lowest line_no
     setting = claims["setting"]
     inpatient_line = setting == INPATIENT
     member, provider = hashed["member"], hashed["provider"]
-    joined = {"member_id": member, "provider_id": provider}
-    inpatient8 = inpatient_line.view(np.uint8)
+    live.update(member_id=member, provider_id=provider, inpatient=inpatient_line.view(np.uint8))
     no_filter = np.empty(0, np.uint8)
 
     def differing(col: str) -> np.ndarray:
         """Per claim, its first line whose ``col`` differs from the line before (-1: none)."""
-        if col in joined:  # the join's row number identifies the id; unknown ids get codes of their own
-            v = joined[col]
+        if col in ("member_id", "provider_id"):  # the join's row number identifies the id; unknown
+            v = live[col]  # ids get codes of their own
             unknown = np.flatnonzero((v < 0) & ~nulls[col])
             if len(unknown):
                 v = v.copy()
@@ -495,14 +508,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             v = np.ascontiguousarray(claims[col])
         out = np.empty(nclaims, np.int64)
         _core.first_differing(
-            order, claim_start, v, nulls[col].view(np.uint8), inpatient8 if col == "discharge_date" else no_filter, out
+            live["order"],
+            claim_start,
+            v,
+            nulls[col].view(np.uint8),
+            live["inpatient"] if col == "discharge_date" else no_filter,
+            out,
         )
         return out
 
     # the columns' passes are independent (compiled, without the GIL): two threads;
     # the claims are marked in the contract's column order, as one thread would
     with ThreadPoolExecutor(2) as pool:
-        for col, found in zip(CLAIM_HEADER, list(pool.map(differing, CLAIM_HEADER))):
+        for col, found in zip(CLAIM_HEADER, pool.map(differing, CLAIM_HEADER)):  # each dropped when marked
             first_bad = found
             mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
     # 4–5. unknown member / provider
@@ -564,6 +582,18 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     corder = accepted[
         _settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_dict, accepted)
     ]
+    cf = fr[corder]  # first line row of each accepted claim
+    m = member[cf].astype(np.int64)
+    p = provider[cf].astype(np.int64)
+    input_claims = nclaims + int((~valid).sum())
+    # The per-line arrays of the checks are done with: freed before the line layout and
+    # the catalogue columns are made, which can then reuse their pages (fresh pages
+    # cost the operating system's zeroing).
+    live.clear()
+    ranks.clear()
+    del claim_code, member, provider, valid, anynull, inpatient_line
+    for k in ("claim", "member", "provider", "diagnosis"):
+        del hashed[k]
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort), with
     # the per-line values, in one compiled pass
@@ -584,13 +614,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         amount,
         quantity,
     )
+    del order
 
     # catalogue lookup on the claim's admit_date
-    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed["item"], admit, lorder)
+    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed.pop("item"), admit, lorder)
 
-    cf = fr[corder]  # first line row of each accepted claim
-    m = member[cf].astype(np.int64)
-    p = provider[cf].astype(np.int64)
     settle = c_settle[corder]
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)
@@ -602,10 +630,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 claim_dict[int(c)].as_py(),
                 int(line_no[line]) if line >= 0 and not nulls["line_no"][line] else None,
                 REJECT_REASONS[reject[c]],
-                reject_detail[c],
+                texts[reject_detail[c]],
                 *_who(claims, row),
-                reject_col[c],
-                shown_value(claims, reject_col[c], row),
+                texts[reject_col[c]],
+                shown_value(claims, texts[reject_col[c]], row),
                 *row_values(claims, row),  # --keep
             )
         )
@@ -631,7 +659,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         item_ratio=item_ratio,
         max_price=max_price,
         rejected=rejected,
-        input_claims=nclaims + int((~valid).sum()),
+        input_claims=input_claims,
         source={
             **{k: claims.coded(k) for k in ("member_id", "provider_id", "item_code")},
             "members.member_id": strings(members["member_id"]),

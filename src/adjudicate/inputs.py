@@ -305,7 +305,7 @@ def _guess_encoding(path: Path) -> str:
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, KeyError, MemoryError)
 
 
-def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = None) -> tuple[pa.Table, bool]:
+def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = None) -> tuple[pa.Table | Converted, bool]:
     """One file's table with the contract's columns present in it; and whether it is text (CSV).
 
     The file is read into memory once; ``digests`` gets the SHA-256 of those bytes."""
@@ -328,6 +328,7 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
         hashing = _background(lambda: hashlib.sha256(raw).hexdigest())
         if data.size == 0:
             raise InputError(f"the file is empty (0 bytes); expected a {what} file with the {spec.name} columns", path)
+        table: pa.Table | Converted | None = None
         if kind == "parquet":
             schema = pq.read_schema(pa.BufferReader(data))
             names = schema.names
@@ -337,9 +338,11 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
                 for c in DICTIONARY_COLUMNS.get(spec.name, ())
                 if c in names and schema.field(c).type in (pa.string(), pa.large_string())
             ]
-            table = pq.read_table(
-                pa.BufferReader(data), columns=[c for c in wanted if c in names], read_dictionary=coded
-            )
+            columns = [c for c in wanted if c in names]
+            if spec.name == "claims":  # the big table: row group by row group, straight to engine form
+                table = _parquet_converted(path, spec, data, columns, coded)
+            if table is None:
+                table = pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=coded)
         elif kind == "ipc":
             table = _read_ipc(data)
         else:
@@ -374,7 +377,138 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
     _check_columns(spec, names, path)
     if digests is not None:
         digests[str(path)] = hashing.result()
+    if isinstance(table, Converted):
+        return table, False
     return table.select([c for c in wanted if c in names]), kind == "csv"
+
+
+@dataclass
+class Converted:
+    """One Parquet file's columns already in engine form: (value, null mask) by name, as
+    ``_convert`` gives them for the whole file, and its row count."""
+
+    columns: dict[str, tuple[Any, np.ndarray]]
+    rows: int
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def _parquet_converted(
+    path: Path, spec: TableSpec, data: pa.Buffer, columns: list[str], coded: list[str]
+) -> Converted | None:
+    """A Parquet file read row group by row group, each group's columns converted
+    (``_convert``) into arrays of the whole file's length allocated once, and the
+    group dropped before the next is decoded: no column of the file is ever held
+    whole in Arrow form (16-byte decimals, 8-byte floats, a second copy of the
+    claim ids), and the conversions' temporaries are a row group long, so their
+    pages are reused. The next group is decoded on a helper thread while this one
+    is converted (both release the GIL).
+
+    None when anything is wrong with the file: the caller then reads it whole, the
+    plain way, which raises the error (the same one, for the same row) or reads it.
+    """
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data), read_dictionary=coded)
+        groups = pf.metadata.num_row_groups
+        n = pf.metadata.num_rows
+        if groups < 1 or n < 1:  # nothing to gain: read whole
+            return None
+        cols = [spec.column(c) for c in columns]
+        values: dict[str, Any] = {}  # an ndarray or _Strings of the file's length, or a list of Arrow pieces
+        nulls: dict[str, np.ndarray] = {}  # made when a null is first seen (np.zeros: pages never written)
+
+        def read(k: int) -> pa.Table:
+            return pf.read_row_group(k, columns=columns, use_threads=True)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="adjudicate-read") as pool:
+            at = 0
+            ahead = pool.submit(read, 0)
+            for k in range(groups):
+                group = ahead.result()
+                if k + 1 < groups:
+                    ahead = pool.submit(read, k + 1)
+                m = len(group)
+                if not m:  # an empty row group adds nothing (and its Arrow buffers may be absent)
+                    continue
+                for col in cols:
+                    v, null = _convert(path, col, group.column(col.name), False, spec)
+                    if null.any():
+                        nulls.setdefault(col.name, np.zeros(n, bool))[at : at + m] = null
+                    out = values.get(col.name)
+                    if out is None and isinstance(v, np.ndarray):
+                        out = values[col.name] = np.empty(n, v.dtype)
+                    elif out is None and col.kind == "string" and isinstance(v, pa.Array) and v.type == pa.string():
+                        out = values[col.name] = _Strings(n)
+                    if isinstance(out, np.ndarray):
+                        out[at : at + m] = v
+                    elif isinstance(out, _Strings):
+                        out.add(v, n - at)
+                    else:
+                        values.setdefault(col.name, []).append(v)
+                del group
+                at += m
+        if at != n:
+            return None
+    except (InputError, *_READ_ERRORS):
+        return None
+    done: dict[str, tuple[Any, np.ndarray]] = {}
+    for col in cols:
+        v = values[col.name]
+        null = nulls[col.name] if col.name in nulls else np.zeros(n, bool)
+        if isinstance(v, _Strings):
+            v = v.array(null)
+        elif isinstance(v, list):
+            if all(isinstance(piece, pa.ChunkedArray) for piece in v):  # dictionary-read: its chunks, as read
+                v = pa.chunked_array([c for piece in v for c in piece.chunks], v[0].type)
+            else:
+                v = pa.concat_arrays([strings(piece) if col.kind == "string" else piece for piece in v])
+        done[col.name] = (v, null)
+    return Converted(done, n)
+
+
+class _Strings:
+    """A string column of ``n`` values built piece by piece in buffers of its own: what
+    ``pa.concat_arrays`` of the pieces gives, without holding every piece until the end."""
+
+    def __init__(self, n: int) -> None:
+        self.offsets = np.empty(n + 1, np.int32)
+        self.offsets[0] = 0
+        self.data = np.empty(0, np.uint8)
+        self.rows = 0
+
+    def add(self, arr: pa.Array, left: int) -> None:
+        """Append ``arr``; ``left`` values (``arr``'s among them) are still to come."""
+        _, offsets, data = arr.buffers()
+        off = np.frombuffer(offsets, np.int32)[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+        start, end = int(off[0]), int(off[-1])
+        used = int(self.offsets[self.rows])
+        if used + end - start > np.iinfo(np.int32).max:
+            raise ValueError("more than 2 GiB of text in one column")
+        if used + end - start > len(self.data):
+            # room for what is left at this piece's bytes per value, and some: pages never written cost nothing
+            want = used + (end - start) * left // max(len(arr), 1) * 5 // 4 + (1 << 16)
+            grown = np.empty(min(max(want, used + end - start), np.iinfo(np.int32).max), np.uint8)
+            grown[:used] = self.data[:used]
+            self.data = grown
+        if end > start:
+            self.data[used : used + end - start] = np.frombuffer(data, np.uint8)[start:end]
+        self.offsets[self.rows + 1 : self.rows + 1 + len(arr)] = off[1:] + (used - start)
+        self.rows += len(arr)
+
+    def array(self, nulls: np.ndarray) -> pa.Array:
+        validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
+        used = int(self.offsets[self.rows])
+        return pa.Array.from_buffers(
+            pa.string(),
+            self.rows,
+            [validity, pa.py_buffer(self.offsets), pa.py_buffer(self.data[:used])],
+            null_count=int(nulls.sum()),
+        )
 
 
 def _clean(e: BaseException) -> str:
@@ -438,7 +572,7 @@ def load(spec: TableSpec, paths: Iterable[str | Path], threads: int = 2) -> Tabl
 def from_arrow(
     spec: TableSpec,
     files: Sequence[str | Path],
-    parts: Sequence[tuple[pa.Table, bool]],
+    parts: Sequence[tuple[pa.Table | Converted, bool]],
     threads: int = 2,
     digests: dict[str, str] | None = None,
 ) -> Table:
@@ -460,8 +594,13 @@ def from_arrow(
     def column(col) -> tuple[Any, np.ndarray]:
         values, nulls = [], []
         for path, (t, text) in zip(files, parts):
-            arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
-            v, n = _convert(path, col, arr, text, spec)
+            if isinstance(t, Converted):  # converted while read
+                v, n = (
+                    t.columns[col.name] if col.name in t.columns else _convert(path, col, pa.nulls(len(t)), False, spec)
+                )
+            else:
+                arr = t.column(col.name) if col.name in t.column_names else pa.nulls(len(t))
+                v, n = _convert(path, col, arr, text, spec)
             values.append(v)
             nulls.append(n)
         if col.kind == "keep":  # an agency's own column (keep.py), as read
@@ -722,24 +861,48 @@ def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec)
     return codes, nulls
 
 
+#: Dictionary values looked up in one ``index_in`` call at most (``dictionary_lookup``).
+LOOKUP_BATCH = 1 << 22
+
+
 def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
-    absent or null): each chunk's small dictionary is looked up once, then its codes
+    absent or null): each chunk's small dictionary is looked up, then its codes
     are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
     per-line array where the caller takes it (encode)."""
     out: np.ndarray = np.empty(len(arr), dtype)
-    at = 0
-    seen: tuple | None = None
-    pos: np.ndarray
+    # The batches of one Parquet row group share one dictionary (as large as the members
+    # table, for member_id): it is looked up once, not once per batch. The distinct
+    # dictionaries are looked up together, a few million values a call: ``index_in``
+    # hashes the value set on every call, which costs more than the lookups.
+    slot: dict[tuple, int] = {}
+    dictionaries: list[pa.Array] = []
+    which: list[int] = []
     for chunk in arr.chunks:
-        # The batches of one Parquet row group share one dictionary (as large as the
-        # members table, for member_id): it is looked up once, not once per batch.
         d = chunk.dictionary
         key = (d.offset, len(d), *((b.address, b.size) if b is not None else None for b in d.buffers()))
-        if key != seen:
-            pos = np.asarray(pc.fill_null(pc.index_in(d, value_set=value_set), -1), dtype=dtype)
-            pos = np.append(pos, -1)  # the code of a null
-            seen = key
+        if key not in slot:
+            slot[key] = len(dictionaries)
+            dictionaries.append(d)
+        which.append(slot[key])
+    positions: list[np.ndarray] = []
+    k = 0
+    while k < len(dictionaries):
+        batch = [dictionaries[k]]
+        size = len(batch[0])
+        while k + len(batch) < len(dictionaries) and size + len(dictionaries[k + len(batch)]) <= LOOKUP_BATCH:
+            size += len(dictionaries[k + len(batch)])
+            batch.append(dictionaries[k + len(batch)])
+        found = pc.index_in(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set=value_set)
+        pos: np.ndarray = np.asarray(pc.fill_null(found, -1), dtype=dtype)
+        at = 0
+        for d in batch:
+            positions.append(np.append(pos[at : at + len(d)], -1))  # -1: the code of a null
+            at += len(d)
+        k += len(batch)
+    at = 0
+    for chunk, i in zip(arr.chunks, which):
+        pos = positions[i]
         idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)

@@ -68,37 +68,19 @@ def log_event(event: str, **fields) -> None:
 
 
 def with_log_file(f):
-    """``--log-file FILE``: append JSON lines (one per stage, with timings and counts) to FILE."""
+    """``--log-file FILE``: append JSON lines (one per stage, with timings and counts) to FILE.
+
+    Every command that works on data has this option, so its wrapper is also where such a
+    command runs without pyarrow importing pandas (lazy_pandas; not with --engine spark)."""
 
     @functools.wraps(f)
     def wrapper(*args, log_file: str | None = None, **kw):
-        if log_file is None:
-            return f(*args, **kw)
-        ctx = click.get_current_context()
-        try:
-            log = JsonLog(Path(log_file), ctx.command_path.split(" ", 1)[-1])
-        except OSError as e:
-            raise click.BadParameter(f"cannot open {log_file}: {e.strerror or e}", param_hint="--log-file") from None
-        log.write("start", argv=sys.argv[1:])
-        token = LOG.set(log)
-        status = 0
-        try:
-            return f(*args, **kw)
-        except SystemExit as e:
-            status = e.code if isinstance(e.code, int) else 1
-            raise
-        except click.exceptions.Exit as e:
-            status = e.exit_code
-            raise
-        except click.ClickException as e:
-            status = e.exit_code
-            raise
-        except BaseException:
-            status = 1
-            raise
-        finally:
-            LOG.reset(token)
-            log.close(status)
+        if kw.get("engine") == "spark":
+            return _logged(f, log_file, args, kw)
+        from ..lazy_pandas import pandas_unused
+
+        with pandas_unused():
+            return _logged(f, log_file, args, kw)
 
     option = click.option(
         "--log-file",
@@ -107,6 +89,37 @@ def with_log_file(f):
         help="Append one JSON line per stage (timings, counts) to this file, for nightly jobs.",
     )
     return option(wrapper)
+
+
+def _logged(f, log_file: str | None, args: tuple, kw: dict):
+    """``f(*args, **kw)``, with its start, stages and end written to ``log_file`` (if any)."""
+    if log_file is None:
+        return f(*args, **kw)
+    ctx = click.get_current_context()
+    try:
+        log = JsonLog(Path(log_file), ctx.command_path.split(" ", 1)[-1])
+    except OSError as e:
+        raise click.BadParameter(f"cannot open {log_file}: {e.strerror or e}", param_hint="--log-file") from None
+    log.write("start", argv=sys.argv[1:])
+    token = LOG.set(log)
+    status = 0
+    try:
+        return f(*args, **kw)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 1
+        raise
+    except click.exceptions.Exit as e:
+        status = e.exit_code
+        raise
+    except click.ClickException as e:
+        status = e.exit_code
+        raise
+    except BaseException:
+        status = 1
+        raise
+    finally:
+        LOG.reset(token)
+        log.close(status)
 
 
 class Progress:
