@@ -269,3 +269,114 @@ def test_member_lookup_through_batch_dictionaries(tmp_path):
     )
     assert part._member_rows(longer).tolist() == [row["M3"], row["M2"]] and looked_up == [0, 1]
     assert part._member_rows(pa.array(["M3", None, "Q"])).tolist() == [row["M3"], -1, -1]
+
+
+def test_flagged_claims_are_checked_exactly(tmp_path, monkeypatch):
+    """The partition pass flags claims by a hash of their id; a flagged claim (two ids may share a
+    hash) is only moved to the orphans when its lines really landed in more than one range."""
+    import numpy as np
+
+    from adjudicate import stream
+
+    class EveryClaimFlagged(stream.Router):
+        """Flags every claim noted, as if every key collided."""
+
+        def note_claims(self, offsets, data, valid, part):
+            self.seen = np.union1d(getattr(self, "seen", np.empty(0, np.uint64)), self.keys(offsets, data, valid))
+            return super().note_claims(offsets, data, valid, part)
+
+        def flagged(self):
+            return self.seen, list(range(self.parts + 1))
+
+    monkeypatch.setattr(stream, "Router", EveryClaimFlagged)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 3)
+    case = Case().provider()
+    for m in range(12):
+        case.member(f"M{m:02d}")
+        case.claim(f"C{m:02d}", [("A1", "100.00"), ("A1", "1.00")], member_id=f"M{m:02d}")
+    case.claim("SPLIT", [("A1", "10.00"), ("A1", "20.00")], member_id="M00")
+    case.claims[-1]["member_id"] = "M11"
+    case.write(tmp_path / "in")
+    s, tables = both(tmp_path / "in", tmp_path, "prefecture-employee", 3)
+    for name, (one, many) in tables.items():
+        assert many.equals(one), name
+    rejected = {r["claim_id"]: r["reason"] for r in tables["rejected"][1].to_pylist()}
+    assert rejected == {"SPLIT": "inconsistent_claim_header"}
+    assert s["counts"]["settled_claims"] == 12
+
+
+def test_router_member_lookup_is_exact():
+    """The compiled member table finds each id by its bytes: repeated ids give their first row, empty
+    and null ids and ids of any length work, text with 32- or 64-bit offsets alike."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate._partition import MAX_PARTS, Router
+    from adjudicate.stream import _text_buffers
+
+    ids = pa.array(["M1", "", "a much longer member id, more than 8 bytes", "M1", "M2"], pa.large_string())
+    off, data, _ = _text_buffers(ids)
+    router = Router(off, data, np.zeros(5, np.int32), np.arange(5, dtype=np.int32), 1)
+    for kind in (pa.string(), pa.large_string()):
+        lines = pa.array(["M2", None, "M1", "", "M3", "a much longer member id, more than 8 bytes", "M"], kind)
+        assert router.members(*_text_buffers(lines.slice(1))).tolist() == [-1, 0, 1, -1, 2, -1]
+    with pytest.raises(ValueError):
+        Router(off, data, np.zeros(5, np.int32), np.arange(5, dtype=np.int32), MAX_PARTS + 1)
+
+
+def test_router_orders_lines_by_range_stably():
+    """route: each line's range (orphans last), the lines in range order keeping their order within
+    a range, the bounds of each range and the member's code within its range."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate._partition import Router
+    from adjudicate.stream import _text_buffers
+
+    off, data, _ = _text_buffers(pa.array(["A", "B", "C"], pa.large_string()))
+    router = Router(off, data, np.array([1, 0, 1], np.int32), np.array([0, 0, 1], np.int32), 2)
+    part, order, bounds, codes = router.route(np.array([2, -1, 0, 1, 2, 1], np.int32))
+    assert part.tolist() == [1, 2, 1, 0, 1, 0]
+    assert order.tolist() == [3, 5, 0, 2, 4, 1] and bounds.tolist() == [0, 2, 5, 6]
+    assert codes[:5].tolist() == [0, 0, 1, 0, 1]
+
+
+def test_streamed_report_is_drawn_from_the_ranges(tmp_path, monkeypatch):
+    """report.html of a streamed run is drawn from each range's arrays (settlements.parquet is not read
+    back: at 50 M lines that was the run's peak memory) and is the page drawn from settlements.parquet."""
+    from adjudicate.report import builders, report_html
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(300, 2024, seed=4, bad_rows=0.05), folder)
+    args = [[folder / f"{k}.parquet"] for k in ("claims", "members", "providers", "catalogue")]
+    read_back = builders._settlement_figures
+
+    def no_read_back(table):
+        raise AssertionError("settlements.parquet read back")
+
+    monkeypatch.setattr(builders, "_settlement_figures", no_read_back)
+    run_streaming(*args, P.load("prefecture-employee"), tmp_path / "many", parts=4)
+    monkeypatch.setattr(builders, "_settlement_figures", read_back)
+    page = (tmp_path / "many" / "report.html").read_text(encoding="utf-8")
+    assert "expenditure by month" in page  # the page has its figures
+    assert page == report_html(tmp_path / "many", "run")
+
+
+def test_router_flags_claims_noted_in_two_ranges():
+    """note_claims: a claim whose lines go to two ranges (here in different batches, a null id being
+    one claim too) is flagged with both ranges; claims kept to one range are not."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate._partition import Router
+    from adjudicate.stream import _text_buffers
+
+    off, data, _ = _text_buffers(pa.array(["A"], pa.large_string()))
+    router = Router(off, data, np.zeros(1, np.int32), np.zeros(1, np.int32), 4)
+    router.note_claims(*_text_buffers(pa.array(["C1", "C1", "C2", None])), np.array([0, 0, 1, 2], np.int32))
+    router.note_claims(*_text_buffers(pa.array(["C2", "C1", None, "C3"])), np.array([1, 3, 2, 4], np.int32))
+    keys, ranges = router.flagged()
+    assert keys.tolist() == router.keys(*_text_buffers(pa.array(["C1"]))).tolist() and ranges == [0, 3]
+    router.note_claims(*_text_buffers(pa.array([None], pa.string())), np.array([1], np.int32))
+    keys, ranges = router.flagged()
+    assert len(keys) == 2 and ranges == [0, 1, 2, 3]

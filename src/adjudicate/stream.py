@@ -39,6 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ._partition import Router
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
 from .inputs import (
     CSV_ENCODING,
@@ -67,6 +68,7 @@ from .outputs import (
 )
 from .policy import Policy
 from .report import write_report
+from .report.builders import RunFigures, run_figures
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
@@ -203,6 +205,25 @@ def _spans(ids: pa.Array | pa.ChunkedArray, lo: np.ndarray, hi: np.ndarray) -> p
     return pa.table({"claim_id": coded.dictionary, "lo": low, "hi": high})
 
 
+def _plain(a: pa.Array) -> pa.Array:
+    """Text as plain (not dictionary-coded) string or large_string."""
+    if pa.types.is_dictionary(a.type):
+        a = a.dictionary_decode()
+    return a if pa.types.is_string(a.type) or pa.types.is_large_string(a.type) else a.cast(pa.string())
+
+
+def _text_buffers(a: pa.Array) -> tuple[np.ndarray, pa.Buffer | None, np.ndarray]:
+    """A plain text array as (offsets, data buffer, 1 per valid string, or empty when all are valid),
+    for the compiled Router."""
+    wide = pa.types.is_large_string(a.type)
+    if len(a) == 0:
+        return np.zeros(1, np.int64 if wide else np.int32), None, np.empty(0, np.uint8)
+    _, offsets, data = a.buffers()
+    off = np.frombuffer(offsets, np.int64 if wide else np.int32)[a.offset : a.offset + len(a) + 1]
+    valid = np.asarray(a.is_valid()).view(np.uint8) if a.null_count else np.empty(0, np.uint8)
+    return off, data, valid
+
+
 def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
     """``items`` produced in a background thread, up to ``depth`` ahead (reading overlaps the
     partitioning; Arrow releases the GIL). Errors are raised here, in the caller's thread."""
@@ -305,19 +326,19 @@ class Partitioner:
         self.folder, self.parts, self.batch_rows = folder, parts, batch_rows or BATCH_ROWS
         ids = strings(members["member_id"])
         order = np.asarray(pc.sort_indices(ids), dtype=np.int64)
-        self.ids = ids
         # member row -> range; equal member counts per range, in byte order
-        part_of_rank = np.arange(len(order), dtype=np.int64) * parts // max(len(order), 1)
-        self.part_of_member = np.empty(len(order), np.int64)
-        self.part_of_member[order] = part_of_rank
+        part_of_rank = (np.arange(len(order), dtype=np.int64) * parts // max(len(order), 1)).astype(np.int32)
+        part_of_member = np.empty(len(order), np.int32)
+        part_of_member[order] = part_of_rank
         # member row -> its code within its range; each range's members, in byte order
         starts = np.searchsorted(part_of_rank, np.arange(parts + 1))
-        self.code_of_member = np.empty(len(order), np.int32)
-        self.code_of_member[order] = (np.arange(len(order)) - starts[part_of_rank]).astype(np.int32)
+        code_of_member = np.empty(len(order), np.int32)
+        code_of_member[order] = (np.arange(len(order)) - starts[part_of_rank]).astype(np.int32)
         self.members_of_part = [ids.take(pa.array(order[starts[k] : starts[k + 1]])) for k in range(parts)]
+        off, data, _ = _text_buffers(ids.cast(pa.large_string()))
+        self.router = Router(off, data, part_of_member, code_of_member, parts)  # for the whole pass
         self.files: dict[int, list[Path]] = {k: [] for k in range(parts + 1)}
         self.text: dict[Path, bool] = {}  # partition file -> read as text (CSV)
-        self.spans: list[pa.Table] = []  # (claim_id, lowest range, highest range) per batch
         self._seen: tuple[pa.Array, np.ndarray] | None = None  # the last member dictionary looked up
 
     def add_file(self, index: int, path: Path) -> None:
@@ -371,12 +392,10 @@ class Partitioner:
     def _add_batch(
         self, index: int, batch: pa.RecordBatch, offset: int, text: bool, writers: _BackgroundWriters
     ) -> int:
-        """Find each line's range here; sort, cut and write in the writer thread, while the next batch
-        is read and looked up."""
-        member = self._member_rows(batch.column("member_id"))
-        part = np.where(member >= 0, self.part_of_member[np.maximum(member, 0)], self.parts)
-        order = np.argsort(part.astype(np.int16 if self.parts < 32767 else np.int64), kind="stable")  # radix
-        bounds = np.searchsorted(part[order], np.arange(self.parts + 2))
+        """Find and order each line's range here (compiled, without the GIL); note the claims, take the
+        batch once in range order and write its slices in the writer thread, while the next batch is
+        read and looked up."""
+        part, order, bounds, codes = self.router.route(self._member_rows(batch.column("member_id")))
         ranges = [int(k) for k in np.flatnonzero(np.diff(bounds))]
         files = [self.folder / f"{index:05d}-{k:05d}.arrows" for k in ranges]
         for k, f in zip(ranges, files):  # in order, here: the settle pass reads them in this order
@@ -385,88 +404,75 @@ class Partitioner:
                 self.files[k].append(f)
 
         def cut() -> Iterator[tuple[Path, pa.RecordBatch]]:
-            self._note_spans(batch.column("claim_id"), part)
+            self.router.note_claims(*_text_buffers(_plain(batch.column("claim_id"))), part)
             rows = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
             whole = batch.append_column(ROW, pa.array(rows)).take(pa.array(order))
-            yield from zip(files, self._slices(whole, ranges, bounds, member[order]))
+            yield from zip(files, self._slices(whole, ranges, bounds, codes))
 
         writers.write(cut)
         return offset + batch.num_rows
 
     def _slices(
-        self, batch: pa.RecordBatch, ranges: list[int], bounds: np.ndarray, member: np.ndarray
+        self, batch: pa.RecordBatch, ranges: list[int], bounds: np.ndarray, codes: np.ndarray
     ) -> Iterator[pa.RecordBatch]:
-        """Each range's lines of a batch sorted by range."""
+        """Each range's lines of a batch sorted by range (``codes``: each line's member code in its range)."""
         coded = _is_text(batch.schema.field("member_id").type)  # else load() reports the type
         at = batch.schema.get_field_index("member_id")
         for k in ranges:
             rows = batch.slice(bounds[k], bounds[k + 1] - bounds[k])
             if k < self.parts and coded:
                 # member_id as codes into this range's members: one small dictionary per range file
-                codes = pa.array(self.code_of_member[member[bounds[k] : bounds[k + 1]]])
-                rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(codes, self.members_of_part[k]))
+                mine = pa.array(codes[bounds[k] : bounds[k + 1]])
+                rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(mine, self.members_of_part[k]))
             elif k == self.parts and pa.types.is_dictionary(rows.schema.field("member_id").type):
                 # the few orphan lines: their members as text, not the batch's whole dictionary
                 rows = rows.set_column(at, "member_id", rows.column(at).dictionary_decode())
             yield rows
 
     def _member_rows(self, ids: pa.Array) -> np.ndarray:
-        """Row in the members table of each line's member (-1: null or unknown)."""
+        """Row in the members table of each line's member (-1: null or unknown), as int32."""
         if pa.types.is_dictionary(ids.type):
-            pos = np.append(self._dictionary_rows(ids.dictionary), -1)  # the code of a null
-            return pos[np.asarray(pc.fill_null(ids.indices, len(pos) - 1), dtype=np.int64)]
-        found = pc.index_in(ids.cast(pa.string()), value_set=self.ids)
-        return np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+            pos = np.append(self._dictionary_rows(ids.dictionary), np.int32(-1))  # the code of a null
+            return pos[np.asarray(pc.fill_null(ids.indices, len(pos) - 1), dtype=np.intp)]
+        return self._lookup(ids)
 
     def _dictionary_rows(self, dictionary: pa.Array) -> np.ndarray:
         """Member row of each entry of a batch's ``member_id`` dictionary (-1: unknown). Within a
         Parquet row group each batch's dictionary extends the one before: only the new entries are
-        looked up. The entries are hashed and the members probed (hashing all the members for every
-        batch cost more than the rest of the pass)."""
+        looked up."""
         known = 0
         if self._seen is not None:
             before, pos = self._seen
             n = len(before)
             if len(dictionary) >= n and dictionary.slice(0, n).equals(before):
                 known = n
-        new = self._lookup(dictionary.slice(known).cast(pa.string()))
+        new = self._lookup(dictionary.slice(known))
         pos = np.concatenate([pos[:known], new]) if known else new
         self._seen = (dictionary, pos)
         return pos
 
     def _lookup(self, d: pa.Array) -> np.ndarray:
-        pos = np.full(len(d), -1, np.int64)
-        miss = np.arange(len(d))
-        while len(miss):  # once, or again for an entry repeated in the dictionary
-            hit = pc.index_in(self.ids, value_set=d.take(pa.array(miss)) if len(miss) < len(d) else d)
-            hit = np.asarray(pc.fill_null(hit, -1), dtype=np.int64)
-            if not (hit >= 0).any():
-                break  # the rest are unknown members
-            pos[miss[hit[hit >= 0]]] = np.flatnonzero(hit >= 0)
-            miss = np.flatnonzero(pos < 0)
-        return pos
-
-    def _note_spans(self, claim_id: pa.Array, part: np.ndarray) -> None:
-        """Keep each claim's lowest and highest range in this batch. Lines of one claim usually
-        follow each other: runs of one claim are reduced first, so fewer ids are hashed."""
-        n = len(part)
-        if n == 0:
-            return
-        if pa.types.is_dictionary(claim_id.type):
-            claim_id = claim_id.dictionary_decode()
-        claim_id = claim_id.cast(pa.string())
-        same = pc.equal(claim_id.slice(1), claim_id.slice(0, n - 1))
-        heads = np.flatnonzero(np.concatenate([[True], ~np.asarray(pc.fill_null(same, False), dtype=bool)]))
-        lo, hi = np.minimum.reduceat(part, heads), np.maximum.reduceat(part, heads)
-        self.spans.append(_spans(claim_id.take(pa.array(heads)), lo, hi))
+        """Member row of each string (-1: null or unknown), through the pass's compiled member table."""
+        return self.router.members(*_text_buffers(_plain(d)))
 
     def split_claims(self) -> pa.Array:
-        """Claim ids whose lines landed in more than one partition."""
-        if not self.spans:
+        """Claim ids whose lines landed in more than one partition. The router flags candidates (by a
+        hash of the id) and the ranges holding their lines; only those ranges' claim ids are read back
+        (memory-mapped) and the candidates' ids checked exactly."""
+        flagged, ranges = self.router.flagged()
+        self.router.release()
+        if not len(flagged):
             return pa.array([], pa.string())
-        spans = pa.concat_tables(self.spans)
-        self.spans = []
-        spans = _spans(spans["claim_id"], np.asarray(spans["lo"]), np.asarray(spans["hi"]))
+        ids, at = [], []
+        for k in ranges:
+            for f in self.files[k]:
+                with pa.memory_map(str(f)) as src:
+                    for chunk in ipc.open_stream(src).read_all()["claim_id"].chunks:
+                        claim_id = _plain(chunk)
+                        mine = np.flatnonzero(np.isin(self.router.keys(*_text_buffers(claim_id)), flagged))
+                        ids.append(claim_id.take(pa.array(mine)).cast(pa.string()))
+                        at.append(np.full(len(mine), k, np.int32))
+        spans = _spans(pa.concat_arrays(ids), np.concatenate(at), np.concatenate(at))
         return spans.filter(pc.not_equal(spans["lo"], spans["hi"]))["claim_id"]
 
     def _read(self, f: Path, k: int) -> pa.Table:
@@ -645,6 +651,7 @@ def iter_claim_partitions(
             orphans.append(claims)
             continue
         yield k, claims
+        del claims  # before the next range is read
     if orphans:
         yield part.parts, _concat(orphans)
 
@@ -755,8 +762,24 @@ def _settle_partitions(cut: Cut, how: Settling) -> dict:
     write_parquet(rejected_rows_table(done.rejected), how.folder / "rejected.parquet")
     s = _summary(cut, how, done)
     (how.folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(how.folder, "run")
+    write_report(how.folder, "run", figures=_merged_figures(done.figures))  # not settlements.parquet read back
     return s
+
+
+def _merged_figures(parts: list[RunFigures]) -> RunFigures:
+    """The run page's figures of the whole run from each range's: the
+    monthly sums add up; the member-years of different ranges are different (so are their members)."""
+    parts = [f for f in parts if f.months]
+    if not parts:
+        return run_figures(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+    months = sorted({m for f in parts for m in f.months})
+    at = {m: i for i, m in enumerate(months)}
+    monthly = {k: np.zeros(len(months), np.int64) for k in parts[0].monthly}
+    for f in parts:
+        where = np.array([at[m] for m in f.months], np.int64)  # distinct months
+        for k, v in f.monthly.items():
+            monthly[k][where] += v
+    return RunFigures(months, monthly, np.concatenate([f.out_of_pocket for f in parts]))
 
 
 def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
@@ -775,10 +798,11 @@ def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:
 
 def _summary(cut: Cut, how: Settling, done: _Pass) -> dict:
     """summary.json of the whole streamed run, as one in-memory run would write it."""
-    counts, last = done.counts, done.last
-    if last is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
+    counts, s = done.counts, done.last
+    if s is None:  # pragma: no cover - a pass always settles something (the empty claims at least)
         raise RuntimeError("no range was settled")
-    s = summary(last, cut.digests, counts["input_lines"])
+    s["inputs"] = cut.digests
+    s["counts"]["input_lines"] = counts["input_lines"]
     s["counts"].update({k: counts[k] for k in ("input_claims", "settled_claims", "settled_lines")})
     n_rejected = s["counts"]["rejected_claims"] = count_rejected_claims(done.rejected)
     reasons = {k: 0 for k in s["counts"]["rejected_by_reason"]}
@@ -801,13 +825,14 @@ class _Pass:
     folder: Path
     base: int | None  # the base year used (None until the first range with settled claims)
     earliest: int | None = None  # the earliest year settled
-    last: Result | None = None
+    last: dict | None = None  # the summary of the last range settled (not its Result: memory)
     rejected: list = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: {"input_lines": 0, "input_claims": 0, "settled_claims": 0, "settled_lines": 0}
     )
     writers: dict[str, pq.ParquetWriter] = field(default_factory=dict)
+    figures: list[RunFigures] = field(default_factory=list)  # each range's, for report.html
 
     def append(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:
@@ -818,8 +843,12 @@ class _Pass:
     def add(self, claims: Table, r: Result) -> None:
         """Count a settled range in."""
         self.rejected.extend(r.enc.rejected)
-        for k, v in claim_amounts(r).items():
+        amounts = claim_amounts(r)
+        for k, v in amounts.items():
             self.totals[k] = self.totals.get(k, 0) + int(v.sum())
+        self.last = summary(r, {}, claims.rows, amounts)
+        e = r.enc
+        self.figures.append(run_figures(e.settle_date, e.member, e.year, amounts))
         self.counts["input_lines"] += claims.rows
         self.counts["input_claims"] += r.enc.input_claims
         self.counts["settled_claims"] += len(r.enc.member)
@@ -850,20 +879,21 @@ def _settle_pass(cut: Cut, how: Settling, base: int | None) -> _Pass:
         for k, claims in cut.ranges(how.timer):
             if k == parts:  # the orphans
                 before = done.counts["settled_claims"]
-                done.last = _one(claims, cut, how, done) or done.last
+                _one(claims, cut, how, done)
                 if done.counts["settled_claims"] != before:  # pragma: no cover - a broken invariant, not bad input
                     raise RuntimeError("a claim without a known, consistent member was settled")
                 continue
-            done.last = _one(claims, cut, how, done)
+            _one(claims, cut, how, done)
+            del claims  # before the next range is read: one range in memory at a time
             how.say(f"partition {k + 1}/{parts}")
         if done.last is None:  # every claims file was empty: settle that, for outputs of the right shape
-            done.last = _one(load(CLAIMS, cut.claim_files), cut, how, done)
+            _one(load(CLAIMS, cut.claim_files), cut, how, done)
     finally:
         done.close()
     return done
 
 
-def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
+def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> None:
     """Settle one range with the pass's base year, append its outputs and count it in."""
     small, timer = cut.small, how.timer
     inputs = Inputs(claims, small.members, small.providers, small.catalogue)
@@ -878,7 +908,6 @@ def _one(claims: Table, cut: Cut, how: Settling, done: _Pass) -> Result:
     done.add(claims, r)
     if how.each is not None:
         how.each(r)
-    return r
 
 
 __all__ = [

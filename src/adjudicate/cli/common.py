@@ -466,7 +466,7 @@ threads_option = click.option(
 #: ``--partitions`` of every command that can settle in member ranges (stream.py).
 partitions_option = click.option(
     "--partitions",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 32766),  # the partition pass routes to at most 32,766 ranges (_partition.MAX_PARTS)
     default=0,
     show_default=True,
     help="Settle in N member ranges, one in memory at a time (for inputs larger than memory); "
