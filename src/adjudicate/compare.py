@@ -5,12 +5,14 @@ overlays values onto the parsed policy document (policy B, or policy A when
 only one ``--policy`` is given, so that B = A + overlay), and the whole
 document is validated again by the policy loader before anything runs.
 
-The inputs are read once and adjudicated twice. Claims are matched by
-``claim_id`` with one vectorised outer join (a claim can be settled under one
-policy and rejected under the other: its line split, and so the
-``negative_claim_total`` check, depends on the policy). Every amount is kept
-in integer fen until it is written, so each Δ column sums exactly to
-(total under B − total under A).
+The inputs are read once and adjudicated twice. Both results are aligned on
+the same prepared claims, in settlement order, so a claim's two settlements
+sit at the same position: no join, no sort, no string key (a claim can be
+settled under one policy and rejected under the other: its line split, and
+so the ``negative_claim_total`` check, depends on the policy). Every amount
+is kept in integer fen until it is written, so each Δ column sums exactly to
+(total under B − total under A). compare.parquet is written one row group at
+a time from those arrays, and report.html is drawn from them, not read back.
 
 Outputs (written atomically):
 
@@ -34,8 +36,9 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,8 @@ import pyarrow.parquet as pq
 
 from . import __version__, keep
 from . import policy as P
-from .money import fen_to_decimal, round_half_away, yuan
-from .outputs import claim_amounts
+from .money import fen_to_decimal, fen_to_decimal64, round_half_away, yuan
+from .outputs import _amounts, _labels, claim_amounts, parquet_options
 from .schema import AMOUNTS, SETTINGS
 
 if sys.version_info >= (3, 11):
@@ -296,6 +299,13 @@ def aligned_amounts(n: int, r) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return out, np.asarray(r.kept, bool)
 
 
+def totals(r) -> dict[str, int]:
+    """A result's total of each amount (fen): the amounts are linear in the kernel's columns, so
+    claim_amounts of the columns' sums (one pass over each matrix, not one per amount)."""
+    sums = replace(r, sums=r.sums.sum(axis=0, keepdims=True), settle=r.settle.sum(axis=0, keepdims=True))
+    return {k: int(v[0]) for k, v in claim_amounts(sums).items()}
+
+
 def _runs(*keys: np.ndarray) -> np.ndarray:
     """Start of each run of equal keys (rows sorted so that equal keys are together)."""
     n = len(keys[0])
@@ -334,72 +344,142 @@ def who_is_better_off(d_cash: np.ndarray, d_paid: np.ndarray) -> dict:
     }
 
 
-def compare_part(base, ra, rb) -> dict:
+def compare_part(base, ra, rb, for_file: bool = False, claims: bool = True) -> dict:
     """Of two results settled from the same prepared claims ``base`` (an Encoded), one part of a
-    comparison: the compare and members tables, counts, totals under A and B (fen), and each member's
+    comparison: the compare rows (``rows``, a :class:`ClaimRows`; and as a table, ``claims``, unless
+    ``claims`` is false), the members table, counts, totals under A and B (fen), and each member's
     Δcash and Δpaid. Parts of disjoint member ranges add up (:func:`summarise`).
 
     Both results are aligned on the prepared claims, already in settlement
-    order (contract §3): no join and no sort.
+    order (contract §3): no join and no sort. ``for_file``: the tables as
+    files store them (zero-copy decimal64 amounts, labels as dictionaries; see
+    :func:`outputs.parquet_options`).
     """
     n = len(base.member)
     fa, in_a = aligned_amounts(n, ra)
     fb, in_b = aligned_amounts(n, rb)
-    u = np.flatnonzero(in_a | in_b)
-    in_a, in_b = in_a[u], in_b[u]
-    fa = {k: v[u] for k, v in fa.items()}
-    fb = {k: v[u] for k, v in fb.items()}
-    member, year = base.member[u], base.year[u]
-    cols: dict[str, Any] = {
-        "claim_id": base.claim_dict.take(pa.array(base.claim_code[u])),
-        "member_id": base.member_id.take(pa.array(u)),
-        "setting": pa.DictionaryArray.from_arrays(pa.array(base.setting[u].astype(np.int8)), pa.array(SETTINGS)).cast(
-            pa.string()
-        ),
-        "settle_date": pa.array(base.settle_date[u], pa.int32()).cast(pa.date32()),
-        "benefit_year": pa.array(year, pa.int16()),
-    }
-    changed = np.zeros(len(u), bool)
+    both = ra.kept is None and rb.kept is None  # every claim settled under both: nothing to gather
+    u = None if both else np.flatnonzero(in_a | in_b)
+    if u is not None:
+        in_a, in_b = in_a[u], in_b[u]
+        fa = {k: v[u] for k, v in fa.items()}
+        fb = {k: v[u] for k, v in fb.items()}
+    member = base.member if u is None else base.member[u]
+    year = base.year if u is None else base.year[u]
+    size = n if u is None else len(u)
+    changed = np.zeros(size, bool)
     for k in AMOUNTS:
         changed |= fb[k] != fa[k]
     # the same words as readjudicate's adjustments (A = before, B = now); a claim settled under A
-    # only was rejected under B (both policies read the same claims)
-    change = np.where(
-        in_a & in_b, np.where(changed, "changed", "unchanged"), np.where(in_a, "now_rejected", "new")
-    ).astype(object)
-    cols["change"] = pa.array(change, pa.string())
-    for k in AMOUNTS:
-        cols[f"{k}_a"] = fen_to_decimal(fa[k])
-        cols[f"{k}_b"] = fen_to_decimal(fb[k])
-        cols[f"{k}_delta"] = fen_to_decimal(fb[k] - fa[k])
-    cols.update(keep.claim_columns(base, u))  # --keep, after the comparison's columns
+    # only was rejected under B (both policies read the same claims). Codes index CHANGES.
+    change = changed.view(np.int8)  # 0 unchanged, 1 changed
+    if not both:
+        change = np.where(in_a & in_b, change, np.where(in_a, np.int8(3), np.int8(2))).astype(np.int8)
+    by_change = np.bincount(change, minlength=len(CHANGES))
+    rows = ClaimRows(base, u, fa, fb, change)
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)
+    dec = _amounts(for_file)
     mcols: dict[str, Any] = {
-        "member_id": cols["member_id"].take(pa.array(starts)),
+        "member_id": rows.member_id.take(pa.array(starts)),
         "benefit_year": pa.array(year[starts], pa.int16()),
-        "claims": pa.array(np.diff(np.r_[starts, len(u)]), pa.int64()),
+        "claims": pa.array(np.diff(np.r_[starts, size]), pa.int64()),
     }
     for k in MEMBER_AMOUNTS:
         a = np.add.reduceat(fa[k], starts) if len(starts) else np.zeros(0, np.int64)
         b = np.add.reduceat(fb[k], starts) if len(starts) else np.zeros(0, np.int64)
-        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(fen_to_decimal, (a, b, b - a))
+        mcols[f"{k}_a"], mcols[f"{k}_b"], mcols[f"{k}_delta"] = map(dec, (a, b, b - a))
     d_cash, d_paid = member_deltas(member, fa, fb)
-    return {
-        "claims": pa.table(cols),
+    out = {
+        "rows": rows,
         "members": pa.table(mcols),
         "counts": {
-            "claims": len(u),
+            "claims": size,
             "claims_changed": int(np.count_nonzero(changed)),
-            "by_change": {w: int(np.count_nonzero(change == w)) for w in CHANGES},
+            "by_change": {w: int(c) for w, c in zip(CHANGES, by_change)},
             "member_years": len(starts),
         },
-        "a": {k: int(fa[k].sum()) for k in AMOUNTS},
-        "b": {k: int(fb[k].sum()) for k in AMOUNTS},
+        "a": totals(ra),
+        "b": totals(rb),
         "d_cash": d_cash,
         "d_paid": d_paid,
     }
+    if claims:
+        out["claims"] = rows.table(for_file)
+    return out
+
+
+#: Rows per row group of compare.parquet: its amounts are built for one group at a time, in buffers
+#: used again for the next (a whole column at once would be fresh memory for every amount).
+GROUP_ROWS = 1 << 17
+
+
+class ClaimRows:
+    """compare.parquet's rows of one part: the claims at positions ``u`` of ``base`` (None: all), their
+    amounts under A and B (fen, aligned on those rows) and their ``change`` (codes of CHANGES).
+
+    :meth:`write` builds the file's row groups one at a time; :meth:`table` the whole table."""
+
+    def __init__(
+        self, base, u: np.ndarray | None, fa: dict[str, np.ndarray], fb: dict[str, np.ndarray], change: np.ndarray
+    ) -> None:
+        self.base, self.u, self.fa, self.fb, self.change = base, u, fa, fb, change
+
+    def __len__(self) -> int:
+        return len(self.change)
+
+    @cached_property
+    def member_id(self) -> pa.Array:
+        return self.base.member_id if self.u is None else self.base.member_id.take(pa.array(self.u))
+
+    def _keys(self, for_file: bool) -> dict[str, Any]:
+        """The columns before the amounts, and the --keep columns (after them), whole: the strings
+        are gathered here, once."""
+        b, u = self.base, self.u
+
+        def at(v: np.ndarray) -> np.ndarray:
+            return v if u is None else v[u]
+
+        return {
+            "claim_id": b.claim_id if u is None else b.claim_dict.take(pa.array(b.claim_code[u])),
+            "member_id": self.member_id,
+            "setting": _labels(at(b.setting).astype(np.int8), SETTINGS, for_file),
+            "settle_date": pa.array(at(b.settle_date), pa.int32()).cast(pa.date32()),
+            "benefit_year": pa.array(at(b.year), pa.int16()),
+            "change": _labels(self.change, CHANGES, for_file),
+        }, keep.claim_columns(b, u)
+
+    def table(self, for_file: bool = False) -> pa.Table:
+        cols, kept = self._keys(for_file)
+        dec = _amounts(for_file)
+        for k in AMOUNTS:
+            cols[f"{k}_a"] = dec(self.fa[k])
+            cols[f"{k}_b"] = dec(self.fb[k])
+            cols[f"{k}_delta"] = dec(self.fb[k] - self.fa[k])
+        return pa.table({**cols, **kept})  # --keep, after the comparison's columns
+
+    def write(self, writer: Callable[[pa.Table], None]) -> None:
+        """Give ``writer`` the file's table (as :meth:`table` with ``for_file``) in slices of
+        :data:`GROUP_ROWS` rows; a slice's amounts live in buffers that the next slice overwrites, so
+        ``writer`` must be done with it when it returns (a Parquet writer encodes it)."""
+        if _amounts(True) is not fen_to_decimal64:  # an older pyarrow: decimal128 copies, whole
+            writer(self.table(for_file=True))
+            return
+        keys, kept = self._keys(True)
+        n, group_rows = len(self), GROUP_ROWS
+        buf = np.empty((len(AMOUNTS), 3, min(n, group_rows)), np.int64)
+        for i in range(0, n, group_rows):
+            j = min(n, i + group_rows)
+            cols = {name: col.slice(i, j - i) for name, col in keys.items()}
+            for x, k in enumerate(AMOUNTS):
+                a, b, d = buf[x, 0, : j - i], buf[x, 1, : j - i], buf[x, 2, : j - i]
+                np.copyto(a, self.fa[k][i:j])
+                np.copyto(b, self.fb[k][i:j])
+                np.subtract(b, a, out=d)
+                cols[f"{k}_a"], cols[f"{k}_b"], cols[f"{k}_delta"] = map(fen_to_decimal64, (a, b, d))
+            cols.update({name: col.slice(i, j - i) for name, col in kept.items()})
+            writer(pa.table(cols))
 
 
 def _add(values: list) -> Any:
@@ -462,7 +542,7 @@ def run_compare(
     """
     from .engine import Timer, settle
     from .outputs import atomic_dir, count_rejected_claims
-    from .report import write_report
+    from .report import REPORT_NAME, report_html
     from .stream import BaseYears, prepared_parts, source_paths
 
     say = progress or (lambda s: None)
@@ -505,13 +585,10 @@ def run_compare(
                     bases.saw(1, rb)
                     say("compare")
                     with timer("compare"):
-                        p = compare_part(prep.enc, ra, rb)
+                        p = compare_part(prep.enc, ra, rb, for_file=True, claims=False)
                     with timer("write"):
-                        for name in ("claims", "members"):
-                            table = p.pop(name)
-                            if name not in writers:
-                                writers[name] = pq.ParquetWriter(tmp / OUTPUT_FILES[name], table.schema)
-                            writers[name].write_table(table)
+                        p.pop("rows").write(partial(_append, writers, tmp, "claims"))
+                        _append(writers, tmp, "members", p.pop("members"))
                     parts.append(p)
                     rejected_a += ra.enc.rejected
                     rejected_b += rb.enc.rejected
@@ -522,6 +599,7 @@ def run_compare(
                 break
         say("write")
         part, d_cash = summarise(parts)
+        d_paid = np.concatenate([p["d_paid"] for p in parts])
         summary = {
             "adjudicate_version": __version__,
             "policy_a": _policy_info(policy_a),
@@ -532,10 +610,20 @@ def run_compare(
         }
         if ranges > 1:
             summary["partitions"] = ranges
+        with timer("report"):  # its figures from the arrays in memory, not member_changes.parquet read back
+            html = report_html(tmp, "compare", summary, member_paid_change=d_paid)
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_report(tmp, "compare")
+        (tmp / REPORT_NAME).write_text(html, encoding="utf-8")
     return summary, d_cash
+
+
+def _append(writers: dict[str, pq.ParquetWriter], folder: Path, name: str, table: pa.Table) -> None:
+    """Write ``table`` to the output file of table ``name`` in ``folder``, opened at its first table
+    with the writer options of every output (outputs.parquet_options)."""
+    if name not in writers:
+        writers[name] = pq.ParquetWriter(folder / OUTPUT_FILES[name], table.schema, **parquet_options(table.schema))
+    writers[name].write_table(table)
 
 
 def _policy_info(p: P.Policy) -> dict:

@@ -43,7 +43,8 @@ def report_html(folder: Path, kind: str, summary: dict | None = None, **figures:
 
     ``summary``: the folder's summary.json as a dict, when the caller holds it (else read from the
     folder); ``figures``: passed on to the page builder, which then need not read the folder's
-    tables back (``run``: ``figures=builders.RunFigures``)."""
+    tables back (``run``: ``figures=builders.RunFigures``; ``compare``: ``member_paid_change``, each
+    member's change in out of pocket)."""
     from . import builders  # noqa: F401 - registers the shipped pages
 
     folder = Path(folder)

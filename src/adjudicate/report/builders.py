@@ -229,7 +229,9 @@ def _rejections(page: Page, by_reason: dict[str, int]) -> None:
 
 
 @register("compare")
-def compare_page(folder: Path, s: dict) -> Page:
+def compare_page(folder: Path, s: dict, member_paid_change: np.ndarray | None = None) -> Page:
+    """``member_paid_change``: each member's change in out of pocket (cash_paid + account_paid, fen, over
+    all years), as the writer computed it; summed from member_changes.parquet read back when None."""
     a, b = s["policy_a"], s["policy_b"]
     label = lambda p: f"{p['name']} {p['version']}" + (f" + {len(p['overrides'])} --set" if p.get("overrides") else "")  # noqa: E731
     page = Page(f"{t('report_compare')} · A: {label(a)} · B: {label(b)}")
@@ -251,15 +253,23 @@ def compare_page(folder: Path, s: dict) -> Page:
         [(f"{m['better_off']:,}", f"{m['worse_off']:,}", f"{m['unchanged']:,}")],
         numeric=[0, 1, 2],
     )
-    members = _read(folder, "member_changes.parquet", ["member_id", "cash_paid_delta", "account_paid_delta"])
-    if members is not None and members.num_rows:
-        keyed = _fen_table(members, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
-        g = _group_sum(keyed, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
-        delta = g.column("cash_paid_delta").to_numpy() + g.column("account_paid_delta").to_numpy()
-        bins = _signed_bins(delta)
+    if member_paid_change is None:
+        member_paid_change = _member_paid_change(folder)
+    if len(member_paid_change):
+        bins = _signed_bins(member_paid_change)
         page.chart(_count_chart(t("member_change"), bins))
         page.table([t("range"), t("members_count")], [(label, f"{n:,}") for label, n in bins], numeric=[1])
     return page
+
+
+def _member_paid_change(folder: Path) -> np.ndarray:
+    """Each member's change in cash_paid + account_paid (fen), summed from member_changes.parquet."""
+    members = _read(folder, "member_changes.parquet", ["member_id", "cash_paid_delta", "account_paid_delta"])
+    if members is None or not members.num_rows:
+        return np.zeros(0, np.int64)
+    keyed = _fen_table(members, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
+    g = _group_sum(keyed, ["member_id"], ["cash_paid_delta", "account_paid_delta"])
+    return g.column("cash_paid_delta").to_numpy() + g.column("account_paid_delta").to_numpy()
 
 
 # ---------------------------------------------------------------------------
