@@ -433,7 +433,7 @@ class ClaimRows:
     def member_id(self) -> pa.Array:
         return self.base.member_id if self.u is None else self.base.member_id.take(pa.array(self.u))
 
-    def _keys(self, for_file: bool) -> dict[str, Any]:
+    def _keys(self, for_file: bool) -> tuple[dict[str, Any], dict[str, pa.Array]]:
         """The columns before the amounts, and the --keep columns (after them), whole: the strings
         are gathered here, once."""
         b, u = self.base, self.u
