@@ -44,7 +44,8 @@ LEVERS: dict[str, str] = {
     "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
     "finish": "the summary, digests and the atomic rename overlapped with writing",
     "compare": "the second policy's kernel pass and compare.parquet's write; the decode is already shared",
-    "adjustments": "comparing only the member-years whose inputs changed (issue 9 §5)",
+    "adjustments": "a cheaper incremental comparison: the earlier dataset re-settled only for the changed "
+    "members, and their claims and lines built once per side",
     "read_previous": "reading only the previous night's rows of the changed member-years",
 }
 

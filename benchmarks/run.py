@@ -1646,8 +1646,9 @@ def main(argv=None) -> int:
         text += "\n\n" + "\n".join(audit_section(R["audit"], command))
     text += kept_section(args.results)
     old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
-    if "<!-- spark:begin -->" in old:  # spark.py's section is measured apart: keep it
-        text += "\n\n" + old[old.index("<!-- spark:begin -->") :].rstrip("\n")
+    begin, end = "<!-- spark:begin -->", "<!-- spark:end -->"
+    if begin in old and end in old:  # spark.py's section is measured apart: keep it (and no more)
+        text += "\n\n" + old[old.index(begin) : old.index(end) + len(end)]
     text += "\n\n" + section.record(n_lines)
     args.results.write_text(text + "\n", encoding="utf-8")
     say(f"wrote {args.results}")
