@@ -500,14 +500,6 @@ def summarise(parts: Sequence[dict]) -> tuple[dict, np.ndarray]:
     return {"counts": counts, "totals": totals, "members": who_is_better_off(d_cash, d_paid)}, d_cash
 
 
-def compare_results(base, ra, rb) -> tuple[pa.Table, pa.Table, dict, np.ndarray]:
-    """Of two results settled from the same prepared claims ``base``: the compare table, the members
-    table, the summary's counts / totals / members part, and each member's Δcash in fen."""
-    p = compare_part(base, ra, rb)
-    part, d_cash = summarise([p])
-    return p["claims"], p["members"], part, d_cash
-
-
 def _np(col) -> np.ndarray:
     return np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=np.int64) if len(col) else np.zeros(0, np.int64)
 
@@ -628,12 +620,6 @@ def _append(writers: dict[str, pq.ParquetWriter], folder: Path, name: str, table
 
 def _policy_info(p: P.Policy) -> dict:
     return {"name": p.name, "version": p.version, "file": str(p.path)}
-
-
-def _rejected(r) -> int:
-    from .outputs import count_rejected_claims
-
-    return count_rejected_claims(r.enc.rejected)
 
 
 # ---------------------------------------------------------------------------
