@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from . import __version__, keep
 from . import policy as P
 from .money import fen_to_decimal, fen_to_decimal64, round_half_away, yuan
-from .outputs import _amounts, _labels, claim_amounts, parquet_options
+from .outputs import claim_amounts, decimals_for, label_array, parquet_options
 from .schema import AMOUNTS, SETTINGS
 
 if sys.version_info >= (3, 11):
@@ -380,7 +380,7 @@ def compare_part(base, ra, rb, for_file: bool = False, claims: bool = True) -> d
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)
-    dec = _amounts(for_file)
+    dec = decimals_for(for_file)
     mcols: dict[str, Any] = {
         "member_id": rows.member_id.take(pa.array(starts)),
         "benefit_year": pa.array(year[starts], pa.int16()),
@@ -444,15 +444,15 @@ class ClaimRows:
         return {
             "claim_id": b.claim_id if u is None else b.claim_dict.take(pa.array(b.claim_code[u])),
             "member_id": self.member_id,
-            "setting": _labels(at(b.setting).astype(np.int8), SETTINGS, for_file),
+            "setting": label_array(at(b.setting).astype(np.int8), SETTINGS, for_file),
             "settle_date": pa.array(at(b.settle_date), pa.int32()).cast(pa.date32()),
             "benefit_year": pa.array(at(b.year), pa.int16()),
-            "change": _labels(self.change, CHANGES, for_file),
+            "change": label_array(self.change, CHANGES, for_file),
         }, keep.claim_columns(b, u)
 
     def table(self, for_file: bool = False) -> pa.Table:
         cols, kept = self._keys(for_file)
-        dec = _amounts(for_file)
+        dec = decimals_for(for_file)
         for k in AMOUNTS:
             cols[f"{k}_a"] = dec(self.fa[k])
             cols[f"{k}_b"] = dec(self.fb[k])
@@ -463,7 +463,7 @@ class ClaimRows:
         """Give ``writer`` the file's table (as :meth:`table` with ``for_file``) in slices of
         :data:`GROUP_ROWS` rows; a slice's amounts live in buffers that the next slice overwrites, so
         ``writer`` must be done with it when it returns (a Parquet writer encodes it)."""
-        if _amounts(True) is not fen_to_decimal64:  # an older pyarrow: decimal128 copies, whole
+        if decimals_for(True) is not fen_to_decimal64:  # an older pyarrow: decimal128 copies, whole
             writer(self.table(for_file=True))
             return
         keys, kept = self._keys(True)

@@ -112,13 +112,13 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, **parquet_options(table.schema))
 
 
-def _amounts(for_file: bool):
+def decimals_for(for_file: bool):
     """How fen become output decimals: decimal128 (contract §1) in memory; for a
     file, zero-copy decimal64 that Parquet stores and reads back as decimal128."""
     return fen_to_decimal64 if for_file and _SCHEMA_FREE_FILES else fen_to_decimal
 
 
-def _labels(codes: np.ndarray, names: list[str] | tuple[str, ...], for_file: bool) -> pa.Array:
+def label_array(codes: np.ndarray, names: list[str] | tuple[str, ...], for_file: bool) -> pa.Array:
     """A text column of a few labels by code. For a file written without a stored Arrow schema (see
     :func:`parquet_options`) the dictionary array itself: Parquet stores its codes as they are, and
     reads them back as plain strings."""
@@ -134,12 +134,12 @@ def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.n
         "claim_id": e.claim_id,
         "member_id": e.member_id,
         "provider_id": e.provider_id,
-        "setting": _labels(e.setting.astype(np.int8), SETTINGS, for_file),
+        "setting": label_array(e.setting.astype(np.int8), SETTINGS, for_file),
         "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(e.year, pa.int16()),
         "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
     }
-    dec = _amounts(for_file)
+    dec = decimals_for(for_file)
     for name, fen in (claim_amounts(r) if amounts is None else amounts).items():
         cols[name] = dec(fen)
     cols.update(keep.claim_columns(e))  # --keep, after the contract's columns
@@ -148,13 +148,13 @@ def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.n
 
 def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     e = r.enc
-    dec = _amounts(for_file)
+    dec = decimals_for(for_file)
     return pa.table(
         {
             "claim_id": e.line_claim_id,
             "line_no": pa.array(e.line_no.astype(np.int32)),
             "item_code": e.item_code,
-            "class": _labels(e.cls, LINE_CLASSES, for_file),
+            "class": label_array(e.cls, LINE_CLASSES, for_file),
             "self_pay": dec(r.line_self_pay),
             "first_self_pay": dec(r.line_fsp),
             "eligible": dec(r.line_eligible),
