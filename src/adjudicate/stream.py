@@ -68,7 +68,7 @@ from .outputs import (
 )
 from .policy import Policy
 from .report import write_report
-from .report.builders import RunFigures, run_figures
+from .report.builders import RunFigures, merged_figures, run_figures
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
@@ -762,24 +762,8 @@ def _settle_partitions(cut: Cut, how: Settling) -> dict:
     write_parquet(rejected_rows_table(done.rejected), how.folder / "rejected.parquet")
     s = _summary(cut, how, done)
     (how.folder / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(how.folder, "run", figures=_merged_figures(done.figures))  # not settlements.parquet read back
+    write_report(how.folder, "run", figures=merged_figures(done.figures))  # not settlements.parquet read back
     return s
-
-
-def _merged_figures(parts: list[RunFigures]) -> RunFigures:
-    """The run page's figures of the whole run from each range's: the
-    monthly sums add up; the member-years of different ranges are different (so are their members)."""
-    parts = [f for f in parts if f.months]
-    if not parts:
-        return run_figures(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {})
-    months = sorted({m for f in parts for m in f.months})
-    at = {m: i for i, m in enumerate(months)}
-    monthly = {k: np.zeros(len(months), np.int64) for k in parts[0].monthly}
-    for f in parts:
-        where = np.array([at[m] for m in f.months], np.int64)  # distinct months
-        for k, v in f.monthly.items():
-            monthly[k][where] += v
-    return RunFigures(months, monthly, np.concatenate([f.out_of_pocket for f in parts]))
 
 
 def _settle_with_true_base_year(cut: Cut, how: Settling) -> _Pass:

@@ -153,6 +153,22 @@ def run_figures(days: np.ndarray, member: np.ndarray, year: np.ndarray, fen: dic
     return RunFigures(months, monthly, oop)
 
 
+def merged_figures(parts: list[RunFigures]) -> RunFigures:
+    """The run page's figures of a whole streamed run from each member range's: the
+    monthly sums add up; the member-years of different ranges are different (so are their members)."""
+    parts = [f for f in parts if f.months]
+    if not parts:
+        return run_figures(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+    months = sorted({m for f in parts for m in f.months})
+    at = {m: i for i, m in enumerate(months)}
+    monthly = {k: np.zeros(len(months), np.int64) for k in parts[0].monthly}
+    for f in parts:
+        where = np.array([at[m] for m in f.months], np.int64)  # distinct months
+        for k, v in f.monthly.items():
+            monthly[k][where] += v
+    return RunFigures(months, monthly, np.concatenate([f.out_of_pocket for f in parts]))
+
+
 def _settlement_figures(settlements: pa.Table) -> RunFigures:
     """:class:`RunFigures` of a settlements table as written (a run whose arrays are gone)."""
     days = settlements.column("settle_date").cast(pa.int32()).to_numpy()
