@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from . import _core
 from .account import member_credits
@@ -408,31 +409,32 @@ def _kernel(
 
 
 def _reject_negative(enc: Encoded, sums: np.ndarray, dropped: np.ndarray) -> None:
-    """Add the claims at ``dropped`` to ``enc.rejected`` as negative_claim_total, naming the sums that are negative."""
-    for c in dropped.tolist():
-        what = [
-            name
-            for name, v in (
-                ("total", sums[c, TOTAL]),
-                ("self_pay", sums[c, SELF_PAY]),
-                ("first_self_pay", sums[c, FIRST_SELF_PAY]),
-            )
-            if v < 0
-        ]
-        what += [
-            f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"), sums[c, ELIG_A:]) if v < 0
-        ]
-        row = int(enc.head_row[c])
+    """Add the claims at ``dropped`` to ``enc.rejected`` as negative_claim_total, naming the sums
+    that are negative (the strings gathered once for all of them, not one Arrow scalar at a time)."""
+    s = sums[dropped]
+    rows = enc.head_row[dropped]
+    take = pa.array(rows)
+    ids = enc.claim_dict.take(pa.array(enc.claim_code[dropped])).to_pylist()
+    members = enc.source["member_id"].take(take).to_pylist()
+    providers = enc.source["provider_id"].take(take).to_pylist()
+    names = ("total", "self_pay", "first_self_pay") + tuple(
+        f"eligible of class {k}" for k in ("A", "B", "special", "supplementary")
+    )
+    order = (TOTAL, SELF_PAY, FIRST_SELF_PAY, *range(ELIG_A, NSUMS))
+    negative = (s[:, order] < 0).tolist()
+    totals = s[:, TOTAL].tolist()
+    for i, row in enumerate(rows.tolist()):
+        what = ", ".join(n for n, neg in zip(names, negative[i]) if neg)
         enc.rejected.append(
             (
-                enc.claim_dict[int(enc.claim_code[c])].as_py(),
+                ids[i],
                 None,
                 "negative_claim_total",
-                f"negative {', '.join(what)} (a refund of something not billed)",
-                enc.source["member_id"][row].as_py(),
-                enc.source["provider_id"][row].as_py(),
+                f"negative {what} (a refund of something not billed)",
+                members[i],
+                providers[i],
                 "total",
-                str(yuan(int(sums[c, TOTAL]))),
+                str(yuan(totals[i])),
                 *kept_values(enc.source, row),
             )
         )
