@@ -144,7 +144,7 @@ def settle_lines(ns) -> None:
     fresh = [np.empty(nl, np.int64) for _ in range(3)]
     t0 = time.perf_counter()
     ns.core.settle_lines(
-        e.line_start, e.amount, e.quantity, ns.cls, ns.item_ratio, e.max_price, ns.class_ratio, ns.supp_cat,
+        e.line_start, e.line_claim, e.amount, e.quantity, ns.cls, ns.item_ratio, e.max_price, ns.class_ratio, ns.supp_cat,
         ns.qty_scale, *fresh, np.empty((nc, len(ClaimSum)), np.int64), np.empty(nc, np.uint8),
         **args, out=np.empty((nc, len(Settled)), np.int64), settle=True, start=0, stop=nc,
     )  # fmt: skip

@@ -101,6 +101,7 @@ def settle_claims(
 ) -> None: ...
 def settle_lines(
     line_start: _I64,
+    line_claim: _I64,
     amount: _I64,
     quantity: _I64,
     cls: _I8,

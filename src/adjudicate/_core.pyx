@@ -23,6 +23,7 @@ cdef extern from *:
 cdef enum:
     NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
     NSUMS = SUM_ELIGIBLE_SUPPLEMENTARY + 1  # columns of claim_sums
+    BLOCK = 512  # claims split, then settled, together by settle_lines (their sums stay in cache)
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -601,7 +602,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
             settle_claim(&R, &C, &M, &s, c, &sums[c, 0], &out[c, 0])
 
 
-def settle_lines(const int64_t[::1] line_start, const int64_t[::1] amount,
+def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, const int64_t[::1] amount,
                  const int64_t[::1] quantity, const int8_t[::1] cls,
                  const int64_t[::1] item_ratio, const int64_t[::1] max_price,
                  const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
@@ -622,19 +623,20 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] amount,
                  const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
                  const int64_t[::1] lim_n,
                  int64_t[:, ::1] out, bint settle, int64_t start, int64_t stop):
-    """The kernel of a run, claims [start, stop) in one pass (``start`` the first claim of
-    a member): each claim's lines ``line_start[c]:line_start[c+1]`` are split as
-    ``split_lines`` splits them, its sums written to ``sums[c]`` (every column: ``sums``
-    may be uninitialised), and then, unless it is rejected as negative_claim_total
-    (``negative[c]`` set, ``out[c]`` zero), it is settled as ``settle_claims`` settles
-    it (with ``settle``; without, ``out`` is not touched and may be empty). A rejected
-    claim is skipped as if it were not there. Returns how many claims were rejected.
+    """The kernel of a run: claims [start, stop) (``start`` the first claim of a member) in
+    one call. Claim c's lines are ``line_start[c]:line_start[c+1]`` (``line_claim[i]`` = c):
+    they are split as ``split_lines`` splits them and the claim's sums written to ``sums[c]``
+    (every column: ``sums`` may be uninitialised); then, unless it is rejected as
+    negative_claim_total (``negative[c]`` set, ``out[c]`` zero), the claim is settled as
+    ``settle_claims`` settles it (with ``settle``; without, ``out`` is not touched and may be
+    empty). A rejected claim is skipped as if it were not there. Returns how many were
+    rejected.
 
-    One pass instead of a line split, a check and a settlement: a claim's sums stay
-    in cache from its lines to its settlement.
+    Claims go in blocks of ``BLOCK``: the block's lines are split in one flat loop, then its
+    claims checked and settled while their sums are in cache. No separate pass reads the
+    sums back, and the caller makes one call per thread.
     """
-    cdef int64_t c, i, k, count = 0
-    cdef int64_t* s
+    cdef int64_t c, c0, c1, i, k, count = 0
     cdef bint neg
     if stop <= start:
         return 0
@@ -652,22 +654,29 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] amount,
     my.m = -1
     my.year = -1
     with nogil:
-        for c in range(start, stop):
-            s = &sums[c, 0]
-            for k in range(NSUMS):
-                s[k] = 0
-            for i in range(line_start[c], line_start[c + 1]):
-                split_line(&L, i, C.benefit[c], s)
-            neg = negative_sums(s)
-            negative[c] = neg
-            if neg:
-                count += 1
+        # claims in blocks: the block's lines split in one tight loop, then its claims checked and
+        # settled while their sums are still in cache (one loop doing both per claim runs slower)
+        c0 = start
+        while c0 < stop:
+            c1 = min(c0 + BLOCK, stop)
+            for c in range(c0, c1):
+                for k in range(NSUMS):
+                    sums[c, k] = 0
+            for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
+                c = line_claim[i]
+                split_line(&L, i, C.benefit[c], &sums[c, 0])
+            for c in range(c0, c1):
+                neg = negative_sums(&sums[c, 0])
+                negative[c] = neg
+                if neg:
+                    count += 1
+                    if settle:
+                        for k in range(NOUT):
+                            out[c, k] = 0
+                    continue
                 if settle:
-                    for k in range(NOUT):
-                        out[c, k] = 0
-                continue
-            if settle:
-                settle_claim(&R, &C, &M, &my, c, s, &out[c, 0])
+                    settle_claim(&R, &C, &M, &my, c, &sums[c, 0], &out[c, 0])
+            c0 = c1
     return count
 
 

@@ -357,6 +357,7 @@ def _kernel(
     args = _settle_args(enc, benefit, factor, period, compiled, members, policy, base)
     line_args = dict(
         line_start=enc.line_start,
+        line_claim=enc.line_claim,
         amount=enc.amount,
         quantity=enc.quantity,
         cls=cls,
