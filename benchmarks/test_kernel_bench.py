@@ -55,6 +55,12 @@ def test_split_lines(benchmark, prepared):
     _rate(benchmark, prepared.lines, "lines")
 
 
+def test_settle_lines(benchmark, prepared):
+    """The engine's kernel call: split, negative-claim check and settlement of every claim (fresh outputs)."""
+    benchmark.pedantic(stages.settle_lines, args=(prepared,), rounds=10, warmup_rounds=1)
+    _rate(benchmark, prepared.lines, "lines")
+
+
 def test_settle_claims(benchmark, prepared):
     benchmark.pedantic(stages.settle, args=(prepared,), rounds=30, warmup_rounds=1)
     _rate(benchmark, prepared.claims, "claims")
