@@ -124,6 +124,16 @@ def chunks_by_member(member: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+#: Ranges per thread of a parallel kernel stage: a thread slowed by other work on the machine
+#: leaves its later ranges to the others instead of holding the stage up.
+CHUNKS_PER_THREAD = 4
+
+
+def thread_ranges(member: np.ndarray, threads: int) -> list[tuple[int, int]]:
+    """The member-aligned claim ranges a kernel stage runs on ``threads`` threads (one range on one)."""
+    return chunks_by_member(member, threads * CHUNKS_PER_THREAD if threads > 1 else 1)
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 T = TypeVar("T")
 
@@ -262,7 +272,7 @@ def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) ->
     # every line is written by the kernel: no zero-fill, no contiguous copy of the claim columns
     pool = np.empty(len(enc.amount), np.int64)
     supp = np.empty(len(enc.amount), np.int64)
-    ranges = chunks_by_member(enc.member, threads)
+    ranges = thread_ranges(enc.member, threads)
 
     def alloc(a: int, b: int) -> float:
         c0 = time.thread_time()
@@ -379,7 +389,7 @@ def _kernel(
         return n, time.thread_time() - c0
 
     serial = time.thread_time() - t0
-    done = _parallel(run, chunks_by_member(enc.member, threads), threads)
+    done = _parallel(run, thread_ranges(enc.member, threads), threads)
     t1 = time.thread_time()
     keep = None
     lines = (self_pay, fsp, elig)
@@ -402,7 +412,7 @@ def _kernel(
             args = _settle_args(enc, benefit, factor, period, compiled, members, policy, base_year)
             _parallel(
                 lambda a, b: _core.settle_claims(**args, sums=sums, out=paid, start=a, stop=b),
-                chunks_by_member(enc.member, threads),
+                thread_ranges(enc.member, threads),
                 threads,
             )
     cpu = serial + sum(c for _, c in done) + time.thread_time() - t1
