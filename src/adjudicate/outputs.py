@@ -249,6 +249,7 @@ class _Background:
 
     def __init__(self, fn: Callable[[], None], name: str):
         self.error: BaseException | None = None
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(fn,), name=name)
 
     def _run(self, fn: Callable[[], None]) -> None:
@@ -256,6 +257,8 @@ class _Background:
             fn()
         except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by result()
             self.error = e
+        finally:
+            self.done.set()
 
     def start(self) -> None:
         with signals_held():  # a Ctrl-C now is raised after the start, where the caller joins
@@ -263,7 +266,10 @@ class _Background:
 
     def result(self) -> None:
         """Wait for the function (interruptibly); raise its error, if any."""
-        self.thread.join()
+        # On the event, not Thread.join: a Ctrl-C inside join marks a thread that still runs as stopped
+        # (CPython 3.11's fix of bpo-45274), and join() after the error would then not wait for it.
+        self.done.wait()
+        self.join()
         if self.error is not None:
             raise self.error
 
