@@ -636,6 +636,7 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
             part.add_file(i, f)
             unchanged()  # the digest describes the bytes partitioned
         split = part.split_claims()
+        pa.default_memory_pool().release_unused()  # the batches' pages, kept for reuse (heap.keep_arrow_memory)
     for table in (members, providers, catalogue):
         digests.update(table.digests)
     small = Inputs(claims=None, members=members, providers=providers, catalogue=catalogue)  # type: ignore[arg-type]
