@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__, keep
+from .encode import Encoded
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write an output folder (outdir.py)
@@ -70,9 +71,9 @@ PLAIN_TEXT = ("claim_id",)
 
 def parquet_options(schema: pa.Schema) -> dict:
     """Writer options for our outputs: decimals stored as INT64 (every amount fits
-    decimal(18, 2)), dictionaries for strings only, statistics on the keys. Half
-    the encoding time of the defaults, and the same Arrow table read back (claim ids plain,
-    :data:`PLAIN_TEXT`)."""
+    decimal(18, 2)), dictionaries for strings only, statistics on the keys, numbers
+    delta-encoded (:func:`_int_stored`). Under half the encoding time of the defaults, and
+    the same Arrow table read back (claim ids plain, :data:`PLAIN_TEXT`)."""
     strings = [
         f.name
         for f in schema
@@ -82,12 +83,26 @@ def parquet_options(schema: pa.Schema) -> dict:
         "use_dictionary": strings,
         "write_statistics": [n for n in STATISTICS if n in schema.names],
     }
+    delta = [f.name for f in schema if _int_stored(f.type)]
+    if delta:
+        options["column_encoding"] = dict.fromkeys(delta, "DELTA_BINARY_PACKED")
     if _DECIMAL_AS_INT:
         options["store_decimal_as_integer"] = True
     if DECIMAL64 is not None and any(f.type == DECIMAL64 for f in schema):
         # no stored Arrow schema: readers map INT64 decimal(18, 2) to decimal128(18, 2)
         options["store_schema"] = False
     return options
+
+
+def _int_stored(t: pa.DataType) -> bool:
+    """Stored as Parquet INT32/INT64 without a dictionary: integers, dates, and the decimals the writer
+    stores as INT64. These get DELTA_BINARY_PACKED (then snappy): mostly-zero or slowly varying amounts,
+    line numbers and dates pack to a few bits a value, in about half the CPU of PLAIN + snappy and a
+    smaller file (issue 9: lines.parquet 132 -> 115 MB). Every Parquet reader of the format's 2.x
+    encodings reads it (pyarrow, DuckDB, Spark, polars)."""
+    if pa.types.is_decimal(t):
+        return _DECIMAL_AS_INT and t.precision <= 18
+    return pa.types.is_integer(t) or pa.types.is_date(t)
 
 
 def _supports_decimal_as_integer() -> bool:
@@ -126,6 +141,24 @@ def label_array(codes: np.ndarray, names: list[str] | tuple[str, ...], for_file:
     return labels if for_file and _SCHEMA_FREE_FILES else labels.cast(pa.string())
 
 
+#: The writer's dictionary page limit (pyarrow's default): a larger dictionary falls back to plain.
+DICTIONARY_PAGE = 1 << 20
+
+
+def item_codes(e: Encoded, for_file: bool) -> pa.Array:
+    """lines.item_code. For a file, the codes of the claims' dictionary-read item_code gathered into
+    a dictionary array, not its strings: nothing to hash for the writer's dictionary (a third of the
+    column's cost) and no line-length strings built. Read back, the same strings."""
+    src = e.source.get("item_code")
+    if for_file and _SCHEMA_FREE_FILES and src is not None and pa.types.is_dictionary(src.type):
+        codes = src.take(pa.array(e.line_row))
+        if isinstance(codes, pa.ChunkedArray):  # chunks of one dictionary each, unified
+            codes = codes.combine_chunks() if codes.num_chunks != 1 else codes.chunk(0)
+        if codes.dictionary.nbytes <= DICTIONARY_PAGE:
+            return codes
+    return e.item_code
+
+
 def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.ndarray] | None = None) -> pa.Table:
     """``amounts``: :func:`claim_amounts` of ``r``, when the caller has them already."""
     e = r.enc
@@ -153,7 +186,7 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
         {
             "claim_id": e.line_claim_id,
             "line_no": pa.array(e.line_no.astype(np.int32)),
-            "item_code": e.item_code,
+            "item_code": item_codes(e, for_file),
             "class": label_array(e.cls, LINE_CLASSES, for_file),
             "self_pay": dec(r.line_self_pay),
             "first_self_pay": dec(r.line_fsp),
