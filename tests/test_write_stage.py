@@ -21,7 +21,15 @@ from adjudicate import policy as P
 from adjudicate.engine import adjudicate, read_inputs
 from adjudicate.generate import generate_tables, write_dataset
 from adjudicate.money import to_fen
-from adjudicate.outputs import item_codes, lines_table, parquet_options, rejected_table, settlements_table, write_all
+from adjudicate.outputs import (
+    invariant_violations,
+    item_codes,
+    lines_table,
+    parquet_options,
+    rejected_table,
+    settlements_table,
+    write_all,
+)
 from adjudicate.report import report_html
 from adjudicate.report.builders import PAYERS, _settlement_figures, _sum_by, run_figures
 from adjudicate.sample import sample_dir
@@ -172,3 +180,19 @@ def test_item_codes_are_written_from_the_claims_dictionary(written):
     assert pa.types.is_dictionary(codes.type)
     assert codes.cast(pa.string()).equals(r.enc.item_code)
     assert item_codes(r.enc, for_file=False) is r.enc.item_code
+
+
+def test_invariant_violations_counts_each_broken_row():
+    """Each invariant of contract §4 counted on its own rows (the summary's invariants_hold)."""
+    ok = {"total": 100, "self_pay": 10, "first_self_pay": 5, "eligible": 85, "deductible": 20, "fund_pool": 50}
+    ok |= {"fund_supplementary": 5, "member_policy_share": 30, "subsidy": 10, "account_paid": 15, "cash_paid": 20}
+    rows = [dict(ok) for _ in range(6)]
+    rows[1]["total"] = 101  # breaks 1 and 3
+    rows[2]["fund_pool"] = 51  # breaks 2 and 3
+    rows[3]["deductible"] = 31  # above member_policy_share
+    rows[4]["subsidy"] = -1  # below zero (and the sum of 3)
+    rows[5]["cash_paid"] = -5  # cash_paid may be negative, the sum breaks 3
+    a = {k: np.array([r[k] for r in rows], np.int64) for k in ok}
+    assert list(invariant_violations(a).values()) == [1, 1, 4, 1, 1, 1]
+    assert not any(invariant_violations({k: v[:1] for k, v in a.items()}).values())
+    assert not any(invariant_violations({k: v[:0] for k, v in a.items()}).values())

@@ -25,41 +25,80 @@ from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
-    """Claim-level amounts in fen, by output column name (contract §4)."""
-    s, k = r.sums, r.settle
+    """Claim-level amounts in fen, by output column name (contract §4); each a contiguous array (the
+    output decimals are these buffers, zero-copy)."""
+    total, self_pay, first_self_pay = columns(r.sums, (TOTAL, SELF_PAY, FIRST_SELF_PAY))
+    deductible, pool, supp, subsidy, account = columns(r.settle, (DEDUCTIBLE, POOL, SUPP, SUBSIDY, ACCOUNT))
     eligible = r.eligible
-    total = s[:, TOTAL]
-    pool, supp, subsidy, account = k[:, POOL], k[:, SUPP], k[:, SUBSIDY], k[:, ACCOUNT]
+    share = eligible - pool
+    share -= supp
+    cash = total - pool  # in place from here: one new array, not four
+    cash -= supp
+    cash -= subsidy
+    cash -= account
     return {
         "total": total,
-        "self_pay": s[:, SELF_PAY],
-        "first_self_pay": s[:, FIRST_SELF_PAY],
+        "self_pay": self_pay,
+        "first_self_pay": first_self_pay,
         "eligible": eligible,
-        "deductible": k[:, DEDUCTIBLE],
+        "deductible": deductible,
         "fund_pool": pool,
         "fund_supplementary": supp,
-        "member_policy_share": eligible - pool - supp,
+        "member_policy_share": share,
         "subsidy": subsidy,
         "account_paid": account,
-        "cash_paid": total - pool - supp - subsidy - account,
+        "cash_paid": cash,
     }
+
+
+#: Rows per block of :func:`columns` (a block of a kernel matrix stays in cache while it is read).
+_BLOCK = 1 << 15
+
+
+def columns(m: np.ndarray, which: tuple[int, ...]) -> np.ndarray:
+    """Columns ``which`` of a row-major matrix as contiguous rows of one new array, gathered block by
+    block: the matrix is read once, not once per column (each strided column copy reads all of it)."""
+    out = np.empty((len(which), len(m)), m.dtype)
+    cols = list(which)
+    for lo in range(0, len(m), _BLOCK):
+        out[:, lo : lo + _BLOCK] = m[lo : lo + _BLOCK, cols].T
+    return out
 
 
 def invariant_violations(a: dict[str, np.ndarray]) -> dict[str, int]:
-    """Rows breaking each invariant of contract §4 (amounts in fen); all zero on a correct run."""
-    nonneg = [k for k in AMOUNTS if k not in ("total", "self_pay", "cash_paid")]
-    checks = {
-        "total = self_pay + first_self_pay + eligible": a["total"]
-        != a["self_pay"] + a["first_self_pay"] + a["eligible"],
-        "eligible = fund_pool + fund_supplementary + member_policy_share": a["eligible"]
-        != a["fund_pool"] + a["fund_supplementary"] + a["member_policy_share"],
-        "total = fund_pool + fund_supplementary + subsidy + account_paid + cash_paid": a["total"]
-        != a["fund_pool"] + a["fund_supplementary"] + a["subsidy"] + a["account_paid"] + a["cash_paid"],
-        "0 <= deductible <= member_policy_share": (a["deductible"] < 0) | (a["deductible"] > a["member_policy_share"]),
-        "0 <= subsidy <= member_policy_share": (a["subsidy"] < 0) | (a["subsidy"] > a["member_policy_share"]),
-        "amounts >= 0": np.any([a[k] < 0 for k in nonneg], axis=0) if len(a["total"]) else np.zeros(0, bool),
+    """Rows breaking each invariant of contract §4 (amounts in fen); all zero on a correct run.
+    Summed in place into one scratch array (this runs over every claim of every run)."""
+    n = len(a["total"])
+    acc = np.empty(n, np.int64)
+    bad = np.empty(n, bool)
+
+    def sum_differs(lhs: str, *terms: str) -> int:
+        np.add(a[terms[0]], a[terms[1]], out=acc)
+        for k in terms[2:]:
+            np.add(acc, a[k], out=acc)
+        return int(np.count_nonzero(np.not_equal(acc, a[lhs], out=bad)))
+
+    def outside(k: str) -> int:  # not 0 <= a[k] <= member_policy_share
+        np.greater(a[k], a["member_policy_share"], out=bad)
+        np.logical_or(bad, a[k] < 0, out=bad)
+        return int(np.count_nonzero(bad))
+
+    negative = np.zeros(n, bool)
+    for k in AMOUNTS:
+        if k not in ("total", "self_pay", "cash_paid"):
+            negative |= np.less(a[k], 0, out=bad)
+    return {
+        "total = self_pay + first_self_pay + eligible": sum_differs("total", "self_pay", "first_self_pay", "eligible"),
+        "eligible = fund_pool + fund_supplementary + member_policy_share": sum_differs(
+            "eligible", "fund_pool", "fund_supplementary", "member_policy_share"
+        ),
+        "total = fund_pool + fund_supplementary + subsidy + account_paid + cash_paid": sum_differs(
+            "total", "fund_pool", "fund_supplementary", "subsidy", "account_paid", "cash_paid"
+        ),
+        "0 <= deductible <= member_policy_share": outside("deductible"),
+        "0 <= subsidy <= member_policy_share": outside("subsidy"),
+        "amounts >= 0": int(np.count_nonzero(negative)),
     }
-    return {k: int(np.count_nonzero(v)) for k, v in checks.items()}
 
 
 #: Columns that get Parquet statistics (for readers that skip row groups by key).
