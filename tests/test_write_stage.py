@@ -7,6 +7,7 @@ dictionaries, claim ids plain). Both must give exactly what the plain path gives
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -196,3 +197,35 @@ def test_invariant_violations_counts_each_broken_row():
     assert list(invariant_violations(a).values()) == [1, 1, 4, 1, 1, 1]
     assert not any(invariant_violations({k: v[:1] for k, v in a.items()}).values())
     assert not any(invariant_violations({k: v[:0] for k, v in a.items()}).values())
+
+
+def test_item_codes_of_a_large_dictionary_are_cut_per_row_group(written, tmp_path, monkeypatch):
+    """A dictionary larger than the writer's page: each row group gets the entries it uses (the writer
+    puts a column chunk's whole dictionary in the file); still a dictionary type, and the same strings."""
+    import adjudicate.outputs as O
+
+    r, _, _ = written
+    monkeypatch.setattr(O, "DICTIONARY_PAGE", 64)
+    monkeypatch.setattr(O, "ROW_GROUP", 1000)
+    codes = item_codes(r.enc, for_file=True)
+    assert isinstance(codes, pa.ChunkedArray) and pa.types.is_dictionary(codes.type)
+    assert codes.num_chunks == -(-len(codes) // 1000)
+    assert all(len(c.dictionary) <= len(np.unique(c.indices)) for c in codes.chunks)
+    assert codes.cast(pa.string()).combine_chunks().equals(r.enc.item_code)
+    t = pa.table({"item_code": codes})
+    pq.write_table(t, tmp_path / "l.parquet", row_group_size=1000, **parquet_options(t.schema))
+    back = pq.read_table(tmp_path / "l.parquet")["item_code"]  # (with its stored Arrow schema: no amounts)
+    assert back.cast(pa.string()).combine_chunks().equals(r.enc.item_code)
+    meta = pq.ParquetFile(tmp_path / "l.parquet").metadata
+    assert all("RLE_DICTIONARY" in meta.row_group(i).column(0).encodings for i in range(meta.num_row_groups))
+
+
+def test_item_codes_read_plain_are_encoded_to_the_same_type(written):
+    """A range that read item_code as plain strings gives the file type of the others (a streamed run
+    appends every range to one file)."""
+    r, _, _ = written
+    read_plain = r.enc.source["item_code"].cast(pa.string())
+    plain = dataclasses.replace(r.enc, source={**r.enc.source, "item_code": read_plain})
+    codes = item_codes(plain, for_file=True)
+    assert codes.type == item_codes(r.enc, for_file=True).type == pa.dictionary(pa.int32(), pa.string())
+    assert codes.cast(pa.string()).equals(r.enc.item_code)

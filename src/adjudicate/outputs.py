@@ -169,20 +169,51 @@ def label_array(codes: np.ndarray, names: list[str] | tuple[str, ...], for_file:
 
 #: The writer's dictionary page limit (pyarrow's default): a larger dictionary falls back to plain.
 DICTIONARY_PAGE = 1 << 20
+#: Rows per row group: pyarrow's default (write_table's row_group_size=None). A column chunk takes
+#: one dictionary; a dictionary array changing within a row group falls back to plain.
+ROW_GROUP = 1 << 20
 
 
-def item_codes(e: Encoded, for_file: bool) -> pa.Array:
+#: lines.item_code's type in a file's table: the same for every range of a streamed run.
+ITEM_CODES = pa.dictionary(pa.int32(), pa.string())
+
+
+def item_codes(e: Encoded, for_file: bool) -> pa.Array | pa.ChunkedArray:
     """lines.item_code. For a file, the codes of the claims' dictionary-read item_code gathered into
     a dictionary array, not its strings: nothing to hash for the writer's dictionary (a third of the
-    column's cost) and no line-length strings built. Read back, the same strings."""
-    src = e.source.get("item_code")
-    if for_file and _SCHEMA_FREE_FILES and src is not None and pa.types.is_dictionary(src.type):
+    column's cost) and no line-length strings built. Read back, the same strings.
+
+    Always of type :data:`ITEM_CODES` (a streamed run appends every range's table to one file, and
+    a range may have read its text plain: it is encoded here, as the writer would). A large
+    dictionary is cut to the codes each row group uses (:func:`_used_codes`): the writer puts a
+    column chunk's whole dictionary in the file."""
+    if not (for_file and _SCHEMA_FREE_FILES):
+        return e.item_code
+    src = e.source["item_code"]
+    if pa.types.is_dictionary(src.type):
         codes = src.take(pa.array(e.line_row))
         if isinstance(codes, pa.ChunkedArray):  # chunks of one dictionary each, unified
             codes = codes.combine_chunks() if codes.num_chunks != 1 else codes.chunk(0)
-        if codes.dictionary.nbytes <= DICTIONARY_PAGE:
-            return codes
-    return e.item_code
+    else:
+        codes = e.item_code.dictionary_encode()
+    if codes.type != ITEM_CODES:
+        codes = pa.DictionaryArray.from_arrays(codes.indices.cast(pa.int32()), codes.dictionary.cast(pa.string()))
+    if codes.dictionary.nbytes <= DICTIONARY_PAGE:
+        return codes
+    return pa.chunked_array(
+        [_used_codes(codes.slice(i, ROW_GROUP)) for i in range(0, len(codes), ROW_GROUP)], codes.type
+    )
+
+
+def _used_codes(codes: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values with a dictionary of only the entries used, in their order (no hashing:
+    a count per entry, then the codes renumbered)."""
+    idx = np.asarray(codes.indices.fill_null(0), dtype=np.int64)
+    used = np.bincount(idx, minlength=len(codes.dictionary)) > 0
+    renumber = (np.cumsum(used) - 1).astype(codes.type.index_type.to_pandas_dtype())
+    mask = np.asarray(codes.indices.is_null()) if codes.null_count else None
+    indices = pa.array(renumber[idx], codes.type.index_type, mask=mask)
+    return pa.DictionaryArray.from_arrays(indices, codes.dictionary.filter(pa.array(used)))
 
 
 def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.ndarray] | None = None) -> pa.Table:
