@@ -1,0 +1,35 @@
+# Type stub of encode's compiled passes (_encode.pyx), so that mypy checks their callers.
+# Keep in step with the ``def`` signatures there.
+
+import numpy as np
+from numpy.typing import NDArray
+
+_I8 = NDArray[np.int8]
+_I16 = NDArray[np.int16]
+_I32 = NDArray[np.int32]
+_I64 = NDArray[np.int64]
+_U8 = NDArray[np.uint8]
+_Index = NDArray[np.int32] | NDArray[np.int64]
+
+HEAD: np.dtype
+SEEN: int
+SUSPECT: int
+
+def check_lines(
+    claim: _Index,
+    line_no: _I64,
+    required_nulls: list[_U8],
+    required_rank: _I16,
+    member: _I32,
+    provider: _I32,
+    setting: _I8,
+    referral: _I8,
+    admit: _I32,
+    discharge: _I32,
+    diagnosis: _I32,
+    header_nulls: list[_U8],
+    inpatient: int,
+    first_rank: int,
+    head: _U8,
+    cand_row: _I64,
+) -> None: ...

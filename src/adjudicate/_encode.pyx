@@ -1,0 +1,187 @@
+"""The compiled passes of encode (encode.py) over every line of the claims table.
+
+``check_lines`` reads the lines once, in row order (sequential whatever the layout of the
+file), and keeps per claim a small record (``HEAD``): the claim-header values of the
+claim's first line in row order, and the best line-level rejection found so far. The
+record of a later line's claim is fetched ahead, so shuffled input costs about what
+grouped input costs.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
+from libc.stdlib cimport malloc, free
+
+cdef extern from *:
+    void prefetch "__builtin_prefetch" (const void*) nogil
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef struct Head:
+    int32_t member
+    int32_t provider
+    int32_t admit
+    int32_t discharge
+    int32_t diagnosis
+    int16_t cand  # 1 + the rank of the best line-level rejection seen (0: none)
+    int8_t setting
+    int8_t referral
+    uint8_t nulls  # bit k: header column k (encode.CLAIM_HEADER order) is null
+    uint8_t state  # SEEN | SUSPECT
+
+
+#: One record per claim, as ``check_lines`` writes it (the C struct ``Head``).
+HEAD = np.dtype(
+    [
+        ("member", "<i4"),
+        ("provider", "<i4"),
+        ("admit", "<i4"),
+        ("discharge", "<i4"),
+        ("diagnosis", "<i4"),
+        ("cand", "<i2"),
+        ("setting", "i1"),
+        ("referral", "i1"),
+        ("nulls", "u1"),
+        ("state", "u1"),
+    ],
+    align=True,
+)
+assert HEAD.itemsize == sizeof(Head)
+
+#: ``state`` bits: the claim has a line; its lines may disagree on the header (or name an
+#: unknown member or provider, whose ids the codes do not tell apart): check it exactly.
+cdef enum:
+    F_SEEN = 1
+    F_SUSPECT = 2
+SEEN = F_SEEN
+SUSPECT = F_SUSPECT
+
+# header columns, in encode.CLAIM_HEADER order (bits of ``Head.nulls``)
+cdef enum:
+    H_MEMBER = 0
+    H_PROVIDER = 1
+    H_SETTING = 2
+    H_REFERRAL = 3
+    H_ADMIT = 4
+    H_DISCHARGE = 5
+    H_DIAGNOSIS = 6
+    AHEAD = 16
+
+
+def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
+                list required_nulls, const int16_t[::1] required_rank,
+                const int32_t[::1] member, const int32_t[::1] provider, const int8_t[::1] setting,
+                const int8_t[::1] referral, const int32_t[::1] admit, const int32_t[::1] discharge,
+                const int32_t[::1] diagnosis, list header_nulls,
+                int8_t inpatient, int16_t first_rank, uint8_t[::1] head, int64_t[::1] cand_row):
+    """One pass over the lines, in row order, for encode's line-level checks.
+
+    Per line of a claim (``claim`` >= 0), its lowest-ranked defect: a null in a required
+    column (``required_nulls[k]``, non-empty masks only, of rank ``required_rank[k]``),
+    else an unknown member (rank ``first_rank``: member < 0 and not null), an unknown
+    provider (+1), an inpatient line without discharge_date (+2) or discharging before
+    admit_date (+3). Per claim the lowest rank wins, then the lowest (line_no, row): the
+    line that comes first in the claim's line order (``group_lines``). ``head`` (zeroed,
+    ``HEAD`` records viewed as bytes) gets ``cand`` = rank + 1 and ``cand_row`` the line.
+
+    The first line of a claim met in row order writes its header values into ``head``;
+    a later line whose values differ from them (nulls agree with nulls; discharge_date
+    only where both lines are inpatient) marks the claim SUSPECT, as does an unknown
+    member or provider. A claim whose lines disagree between any two lines is SUSPECT:
+    the caller finds the exact line on those claims only. ``header_nulls`` are the null
+    masks of the seven header columns, empty where the column has no null.
+    """
+    cdef Py_ssize_t r, n = claim.shape[0], K = len(required_nulls), k
+    cdef int64_t c, c2, q
+    cdef int rank
+    cdef uint8_t nb, diff, mnull, pnull
+    cdef bint in_r, has[7]
+    cdef const uint8_t* hn[7]
+    cdef const uint8_t[::1] mv
+    if head.shape[0] and head.shape[0] % sizeof(Head):
+        raise ValueError("head is not a whole number of HEAD records")
+    if len(header_nulls) != 7:
+        raise ValueError("header_nulls: one mask per header column")
+    cdef Head* h = <Head*>&head[0] if head.shape[0] else NULL
+    cdef const uint8_t** rn = <const uint8_t**>malloc((K + 1) * sizeof(uint8_t*))
+    if rn == NULL:
+        raise MemoryError()
+    for k in range(K):
+        mv = required_nulls[k]
+        if mv.shape[0] != n:
+            free(rn)
+            raise ValueError("a null mask is not one value per line")
+        rn[k] = &mv[0]
+    for k in range(7):
+        mv = header_nulls[k]
+        has[k] = mv.shape[0] > 0
+        if has[k] and mv.shape[0] != n:
+            free(rn)
+            raise ValueError("a null mask is not one value per line")
+        hn[k] = &mv[0] if has[k] else NULL
+    with nogil:
+        for r in range(n):
+            if r + AHEAD < n:
+                c2 = claim[r + AHEAD]
+                if c2 >= 0:
+                    prefetch(&h[c2])
+            c = claim[r]
+            if c < 0:
+                continue
+            nb = 0
+            for k in range(7):
+                if has[k] and hn[k][r]:
+                    nb |= 1 << k
+            mnull = (nb >> H_MEMBER) & 1
+            pnull = (nb >> H_PROVIDER) & 1
+            in_r = setting[r] == inpatient
+            rank = -1
+            for k in range(K):
+                if rn[k][r]:
+                    rank = required_rank[k]
+                    break
+            if rank < 0:
+                if member[r] < 0 and not mnull:
+                    rank = first_rank
+                elif provider[r] < 0 and not pnull:
+                    rank = first_rank + 1
+                elif in_r and (nb >> H_DISCHARGE) & 1:
+                    rank = first_rank + 2
+                elif in_r and discharge[r] < admit[r]:
+                    rank = first_rank + 3
+            if rank >= 0:
+                q = cand_row[c]
+                if (h[c].cand == 0 or rank + 1 < h[c].cand
+                        or (rank + 1 == h[c].cand and (line_no[r] < line_no[q] or (line_no[r] == line_no[q] and r < q)))):
+                    h[c].cand = <int16_t>(rank + 1)
+                    cand_row[c] = r
+            if (member[r] < 0 and not mnull) or (provider[r] < 0 and not pnull):
+                h[c].state |= F_SUSPECT
+            if not (h[c].state & F_SEEN):
+                h[c].member = member[r]
+                h[c].provider = provider[r]
+                h[c].admit = admit[r]
+                h[c].discharge = discharge[r]
+                h[c].diagnosis = diagnosis[r]
+                h[c].setting = setting[r]
+                h[c].referral = referral[r]
+                h[c].nulls = nb
+                h[c].state |= F_SEEN
+                continue
+            diff = nb ^ h[c].nulls
+            if not (in_r and h[c].setting == inpatient):
+                diff &= ~(1 << H_DISCHARGE)
+                nb |= 1 << H_DISCHARGE  # not compared
+            if (diff
+                    or member[r] != h[c].member
+                    or provider[r] != h[c].provider
+                    or setting[r] != h[c].setting
+                    or (not (nb >> H_REFERRAL) & 1 and referral[r] != h[c].referral)
+                    or (not (nb >> H_ADMIT) & 1 and admit[r] != h[c].admit)
+                    or (not (nb >> H_DISCHARGE) & 1 and discharge[r] != h[c].discharge)
+                    or (not (nb >> H_DIAGNOSIS) & 1 and diagnosis[r] != h[c].diagnosis)):
+                h[c].state |= F_SUSPECT
+    free(rn)
