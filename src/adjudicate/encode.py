@@ -374,7 +374,10 @@ def _settlement_order(
     if sum(bits) > 62:
         return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
     key = (member_rank << bits[1]) | sd
-    o = np.argsort(key)  # ties are ordered below, so the sort need not be stable
+    # by member rank (a counting sort), then by date within each member's few claims: ties
+    # are ordered below, so any order of equal keys would do
+    o = np.empty(len(key), np.int64)
+    _encode.group_order(member_rank, int(member_rank.max()) + 1 if len(key) else 0, sd, o)
     ks = key[o]
     tie = np.zeros(len(o) + 1, bool)
     tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
