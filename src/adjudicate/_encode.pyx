@@ -9,7 +9,8 @@ grouped input costs.
 
 import numpy as np
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
 cdef extern from *:
@@ -69,6 +70,7 @@ cdef enum:
     H_DISCHARGE = 5
     H_DIAGNOSIS = 6
     AHEAD = 16
+    LOOKAHEAD = 32  # values hashed ahead of their probe in string_positions
 
 
 def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
@@ -261,3 +263,96 @@ def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] ke
     free(buf)
     if failed:
         raise MemoryError()
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
+    """A 64-bit hash of n bytes, eight at a time (the mixing of _core's string_codes)."""
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n, w
+    cdef int64_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 31
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, n - i)
+        h = (h ^ w) * 0x94D049BB133111EBULL
+        h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data,
+                     const int32_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] out):
+    """``pc.index_in`` of a string array in a set of strings, for arrays without nulls (both
+    Arrow ``string``, given by their data buffers and their values' offsets, one more than
+    values): ``out[i]`` is the position of value i's first occurrence in the set, -1 if
+    absent. The set is hashed once into an open-addressing table whose slots hold the
+    hash's top half and the position; values are hashed ``LOOKAHEAD`` rows early and
+    their slots and candidate bytes prefetched (the set is as large as the members
+    table: without them nearly every probe waits for memory)."""
+    cdef Py_ssize_t i, n = out.shape[0], m = set_offsets.shape[0] - 1
+    cdef int64_t cap = 16, mask, s, e, a, b, j, k
+    cdef uint64_t h, slot, tag
+    cdef uint64_t ring[LOOKAHEAD]
+    cdef const uint8_t* sd = &set_data[0] if set_data.shape[0] > 0 else NULL
+    cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
+    cdef const int32_t* so = &set_offsets[0]
+    cdef const int32_t* vo = &offsets[0]
+    cdef uint64_t* slots
+    if offsets.shape[0] != n + 1 or m < 0:
+        raise ValueError("offsets shorter than the values")
+    while cap < 2 * m:
+        cap *= 2
+    mask = cap - 1
+    slots = <uint64_t*>calloc(cap, sizeof(uint64_t))
+    if slots == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(m):
+            a = so[k]
+            b = so[k + 1]
+            h = hash_bytes(sd + a if sd != NULL else NULL, b - a)
+            tag = h & 0xFFFFFFFF00000000ULL
+            s = h & mask
+            while True:
+                slot = slots[s]
+                if slot == 0:
+                    slots[s] = tag | <uint64_t>(k + 1)
+                    break
+                if (slot & 0xFFFFFFFF00000000ULL) == tag:
+                    e = <int64_t>(slot & 0xFFFFFFFFULL) - 1
+                    if so[e + 1] - so[e] == b - a and (a == b or memcmp(sd + a, sd + so[e], b - a) == 0):
+                        break  # a repeated value keeps its first position
+                s = (s + 1) & mask
+        for j in range(min(<int64_t>LOOKAHEAD, n)):
+            ring[j] = hash_bytes(d + vo[j] if d != NULL else NULL, vo[j + 1] - vo[j])
+        for i in range(n):
+            h = ring[i % LOOKAHEAD]
+            j = i + LOOKAHEAD
+            if j < n:
+                ring[j % LOOKAHEAD] = hash_bytes(d + vo[j] if d != NULL else NULL, vo[j + 1] - vo[j])
+                prefetch(&slots[ring[j % LOOKAHEAD] & mask])
+            j = i + LOOKAHEAD // 2
+            if j < n and sd != NULL:
+                slot = slots[ring[j % LOOKAHEAD] & mask]
+                if slot != 0:
+                    prefetch(sd + so[<int64_t>(slot & 0xFFFFFFFFULL) - 1])
+            a = vo[i]
+            b = vo[i + 1]
+            tag = h & 0xFFFFFFFF00000000ULL
+            s = h & mask
+            out[i] = -1
+            while True:
+                slot = slots[s]
+                if slot == 0:
+                    break
+                if (slot & 0xFFFFFFFF00000000ULL) == tag:
+                    e = <int64_t>(slot & 0xFFFFFFFFULL) - 1
+                    if so[e + 1] - so[e] == b - a and (a == b or memcmp(d + a, sd + so[e], b - a) == 0):
+                        out[i] = <int32_t>e
+                        break
+                s = (s + 1) & mask
+    free(slots)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core, _encode
-from .inputs import InputError, Table, dictionary_lookup, strings
+from .inputs import InputError, Table, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
@@ -221,6 +221,8 @@ def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type 
     """Position of each value in ``value_set`` (-1 where absent or null), of ``dtype``."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
         return dictionary_lookup(values, value_set, dtype)
+    if isinstance(values, pa.Array):
+        return find_positions(values, value_set, dtype)
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
