@@ -35,3 +35,31 @@ def check_lines(
 ) -> None: ...
 def group_order(group: _I64, ngroups: int, key: _I64, out: _I64) -> None: ...
 def string_positions(set_offsets: _I32, set_data: _U8, offsets: _I32, data: _U8, out: _I32) -> None: ...
+def layout_lines(
+    order: _Index,
+    start: _I64,
+    claims: _I64,
+    line_no: _I64,
+    amount: _I64,
+    quantity: _I64,
+    item: _I32,
+    claim_date: _I32,
+    cat_first: _I64,
+    cat_count: _I64,
+    cat_start: _I64,
+    cat_end: _I64,
+    cat_order: _I64,
+    cat_cls: _I8,
+    cat_ratio: _I64,
+    cat_price: _I64,
+    unknown: int,
+    line_start: _I64,
+    line_row: _I64,
+    line_claim: _I64,
+    line_no_out: _I64,
+    amount_out: _I64,
+    quantity_out: _I64,
+    cls_out: _I8,
+    ratio_out: _I64,
+    price_out: _I64,
+) -> None: ...

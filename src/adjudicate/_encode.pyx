@@ -356,3 +356,64 @@ def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data
                         break
                 s = (s + 1) & mask
     free(slots)
+
+
+def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
+                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
+                 const int32_t[::1] item, const int32_t[::1] claim_date,
+                 const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
+                 const int64_t[::1] cat_end, const int64_t[::1] cat_order,
+                 const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio, const int64_t[::1] cat_price,
+                 int8_t unknown, int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
+                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
+                 int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after another,
+    each claim's lines as ``order`` has them (line_no order, see _core.group_lines): their
+    rows, claim positions and per-line values, and the class, first_self_pay ratio and
+    max_unit_price of the catalogue row of the line's item valid on its claim's date
+    (``claim_date``, per position in ``claims``; unknown / -1 / -1 where none), written in
+    one pass. The catalogue is sorted by (item, valid_from): item k's rows are
+    cat_first[k] .. + cat_count[k] - 1, with their validity and ``cat_order`` their rows.
+    ``line_start`` gets len(claims) + 1 offsets."""
+    cdef Py_ssize_t k, j, nc = claims.shape[0]
+    cdef int64_t at = 0, r, c, it, q, found, d
+    with nogil:
+        for k in range(nc):
+            # claims jump around the input: fetch ahead what later claims read
+            if k + 16 < nc:
+                prefetch(&start[claims[k + 16]])
+            if k + 8 < nc:
+                prefetch(&order[start[claims[k + 8]]])
+            if k + 4 < nc:
+                r = order[start[claims[k + 4]]]
+                prefetch(&amount[r])
+                prefetch(&quantity[r])
+                prefetch(&line_no[r])
+                prefetch(&item[r])
+            c = claims[k]
+            d = claim_date[k]
+            line_start[k] = at
+            for j in range(start[c], start[c + 1]):
+                r = order[j]
+                line_row[at] = r
+                line_claim[at] = k
+                line_no_out[at] = line_no[r]
+                amount_out[at] = amount[r]
+                quantity_out[at] = quantity[r]
+                found = -1
+                it = item[r]
+                if it >= 0:
+                    for q in range(cat_first[it], cat_first[it] + cat_count[it]):
+                        if cat_start[q] <= d and d <= cat_end[q]:
+                            found = cat_order[q]
+                            break
+                if found < 0:
+                    cls_out[at] = unknown
+                    ratio_out[at] = -1
+                    price_out[at] = -1
+                else:
+                    cls_out[at] = cat_cls[found]
+                    ratio_out[at] = cat_ratio[found]
+                    price_out[at] = cat_price[found]
+                at += 1
+        line_start[nc] = at

@@ -589,28 +589,35 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         del hashed[job]
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort), with
-    # the per-line values, in one compiled pass
+    # the per-line values and the catalogue's (looked up on the claim's admit_date),
+    # in one compiled pass
     nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
     line_start = np.empty(len(corder) + 1, np.int64)
-    lorder, line_claim, line_no_s, amount, quantity = (np.empty(nl, np.int64) for _ in range(5))
-    _core.layout_lines(
+    lorder, line_claim, line_no_s, amount, quantity, item_ratio, max_price = (np.empty(nl, np.int64) for _ in range(7))
+    cls = np.empty(nl, np.int8)
+    _encode.layout_lines(
         order,
         claim_start,
         corder,
         line_no,
         claims["amount"],
         claims["quantity"],
+        hashed.pop("item"),
+        np.ascontiguousarray(hc["admit"]),
+        *_catalogue_index(catalogue)[1:],
+        *_catalogue_values(catalogue),
+        UNKNOWN_CLASS,
         line_start,
         lorder,
         line_claim,
         line_no_s,
         amount,
         quantity,
+        cls,
+        item_ratio,
+        max_price,
     )
     del order
-
-    # catalogue lookup on the claim's admit_date
-    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed.pop("item"), admit, lorder)
 
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)
