@@ -1281,7 +1281,7 @@ cdef int grow_slots(uint64_t** slots, int64_t* cap, const uint64_t* hashes, int6
 
 
 cdef enum:
-    AHEAD = 16  # rows hashed ahead of the probe, their table slots prefetched
+    AHEAD = 32  # rows hashed ahead of the probe, their table slots prefetched
 
 
 def string_codes(const uint8_t[::1] valid, const int32_t[::1] offsets, const uint8_t[::1] data,
@@ -1332,6 +1332,11 @@ def string_codes(const uint8_t[::1] valid, const int32_t[::1] offsets, const uin
                 slot = slots[ring[j % AHEAD] & mask]
                 if slot != 0:
                     prefetch(&fspan[2 * (<int64_t>(slot & 0xFFFFFFFFULL) - 1)])
+            j = i + AHEAD // 4
+            if j < n and d != NULL:  # and that span has arrived: fetch the bytes the probe compares
+                slot = slots[ring[j % AHEAD] & mask]
+                if slot != 0 and (slot & 0xFFFFFFFF00000000ULL) == (ring[j % AHEAD] & 0xFFFFFFFF00000000ULL):
+                    prefetch(d + fspan[2 * (<int64_t>(slot & 0xFFFFFFFFULL) - 1)])
             k = i + offset
             if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
                 code[i] = -1
