@@ -422,7 +422,7 @@ class Partitioner:
                 self._size_claim_table(batch.num_rows)
             # order is a permutation of the batch's rows: no bounds to check
             whole = pc.take(batch, pa.array(order), boundscheck=False)
-            rows = order.astype(row_type)  # each line's row number, already in range order
+            rows: np.ndarray = order.astype(row_type)  # each line's row number, already in range order
             rows += offset
             whole = whole.append_column(ROW, pa.array(rows))
             yield from zip(files, self._slices(whole, ranges, bounds, codes))
