@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _core
-from .inputs import InputError, Table, dictionary_lookup, strings
+from . import _core, _encode
+from .inputs import InputError, Table, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
@@ -116,17 +116,14 @@ class Encoded:
 
         When few claims are kept (readjudicate keeps a few members of a whole
         dataset) the lines are gathered by index, so the cost follows the claims
-        kept; when most are (a policy's few negative claims dropped) each line
-        array is compacted by a mask in one sequential pass, with no index array."""
+        kept; when most are, the few dropped are cut out (:meth:`without`)."""
         claims = np.flatnonzero(keep)
+        if 2 * len(claims) > len(keep):
+            return self.without(np.flatnonzero(~np.asarray(keep, bool)))
         sizes = np.diff(self.line_start)[claims]
         fields = {f: getattr(self, f)[claims] for f in self.CLAIM_FIELDS}
-        if 2 * len(claims) > len(keep):
-            lines = keep[self.line_claim]
-            fields.update({f: getattr(self, f)[lines] for f in self.LINE_FIELDS})
-        else:
-            rows = line_rows(self.line_start, claims)
-            fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
+        rows = line_rows(self.line_start, claims)
+        fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
         return Encoded(
             claim_dict=self.claim_dict,
             line_claim=np.repeat(np.arange(len(claims), dtype=self.line_claim.dtype), sizes),
@@ -136,6 +133,59 @@ class Encoded:
             source=self.source,
             **fields,
         )
+
+    def without(self, claims: np.ndarray, in_place: bool = False) -> Encoded:
+        """The same without the claims at positions ``claims`` (ascending) and their lines.
+
+        Each array is copied once, run by run between the claims dropped (no mask, no
+        index array). With ``in_place`` the arrays the caller owns outright are compacted
+        where they are (:func:`cut_runs`): a policy's few negative claims cut out of a
+        run's arrays without fresh memory. This object is then no longer valid."""
+        claims = np.ascontiguousarray(claims, dtype=np.int64)
+        lo, hi = self.line_start[claims], self.line_start[claims + 1]
+        done: dict[int, np.ndarray] = {}  # by id: an array under two names is cut once
+
+        def cut(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+            if id(a) not in done:
+                done[id(a)] = cut_runs(a, lo, hi, in_place, shift)
+            return done[id(a)]
+
+        fields = {f: cut(getattr(self, f), claims, claims + 1) for f in self.CLAIM_FIELDS}
+        fields.update({f: cut(getattr(self, f), lo, hi) for f in self.LINE_FIELDS})
+        # a line's claim position falls by the claims dropped before it; a claim's first line by their lines
+        line_claim = cut(self.line_claim, lo, hi, np.arange(len(claims) + 1, dtype=np.int64))
+        line_start = cut(self.line_start, claims, claims + 1, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
+        return Encoded(
+            claim_dict=self.claim_dict,
+            line_claim=line_claim,
+            line_start=line_start,
+            rejected=self.rejected,
+            input_claims=self.input_claims,
+            source=self.source,
+            **fields,
+        )
+
+
+def cut_runs(
+    a: np.ndarray, lo: np.ndarray, hi: np.ndarray, in_place: bool = False, shift: np.ndarray | None = None
+) -> np.ndarray:
+    """``a`` without its rows in the runs [lo[k], hi[k]) (ascending, disjoint), in one compiled
+    pass (``_core.keep_runs``). ``shift``: rows of positions, less ``shift[k]`` after the k-th run.
+
+    With ``in_place``, an array that owns its writable memory is compacted where it is and
+    the result is a view of its front (no fresh pages); any other array is copied."""
+    a = np.ascontiguousarray(a)
+    lo = np.ascontiguousarray(lo, dtype=np.int64)
+    hi = np.ascontiguousarray(hi, dtype=np.int64)
+    n = len(a) - int((hi - lo).sum())
+    own = in_place and a.flags.writeable and a.flags.owndata
+    out = a if own else np.empty((n, *a.shape[1:]), a.dtype)
+    if shift is not None:
+        _core.keep_runs_shifted(a, out, lo, hi, shift)
+    elif a.size:
+        width = a.itemsize * (a.size // len(a))
+        _core.keep_runs(a.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8), width, lo, hi)
+    return out[:n]
 
 
 def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:
@@ -221,6 +271,8 @@ def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type 
     """Position of each value in ``value_set`` (-1 where absent or null), of ``dtype``."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
         return dictionary_lookup(values, value_set, dtype)
+    if isinstance(values, pa.Array):
+        return find_positions(values, value_set, dtype)
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
@@ -374,7 +426,10 @@ def _settlement_order(
     if sum(bits) > 62:
         return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
     key = (member_rank << bits[1]) | sd
-    o = np.argsort(key)  # ties are ordered below, so the sort need not be stable
+    # by member rank (a counting sort), then by date within each member's few claims: ties
+    # are ordered below, so any order of equal keys would do
+    o = np.empty(len(key), np.int64)
+    _encode.group_order(member_rank, int(member_rank.max()) + 1 if len(key) else 0, sd, o)
     ks = key[o]
     tie = np.zeros(len(o) + 1, bool)
     tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
@@ -384,6 +439,12 @@ def _settlement_order(
         run = np.cumsum(~tie[pos])
         o[pos] = o[pos][np.lexsort((rank, run))]
     return o
+
+
+def _records(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]`` of a structured array, gathered as opaque records: NumPy copies structured
+    values field by field, several times slower."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize)))[rows].view(a.dtype)
 
 
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
@@ -431,133 +492,116 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     order = np.empty(n, row_type)
     claim_start = np.empty(nclaims + 1, np.int64)
     _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
-    # the per-line arrays the checks below read, by name: dropped in one go when the
-    # checks are done (the functions below see them through this dict, not their names)
-    live: dict[str, np.ndarray] = {"claim_code": claim_code, "order": order}
-    ranks: list[np.ndarray] = []
-
-    def rank() -> np.ndarray:
-        """Position of each row in ``order`` (made when a rejection first needs it)."""
-        if not ranks:
-            ranks.append(np.empty(n, row_type))
-            ranks[0][live["order"]] = np.arange(n, dtype=row_type)
-        return ranks[0]
-
-    def mark(
-        claim_mask_rows: np.ndarray, reason: str, detail: str, per_line: bool = True, column: str | None = None
-    ) -> None:
-        """Reject the claims of the given line rows with ``reason`` unless already rejected."""
-        rows = np.flatnonzero(claim_mask_rows)
-        rows = rows[live["claim_code"][rows] >= 0]
-        if not len(rows):
-            return
-        rows = rows[np.argsort(rank()[rows], kind="stable")]
-        cl, first = np.unique(live["claim_code"][rows], return_index=True)
-        rows = rows[first]
-        fresh = reject[cl] < 0
-        reject[cl[fresh]] = REASON[reason]
-        if per_line:
-            reject_line[cl[fresh]] = rows[fresh]
-        reject_detail[cl[fresh]] = text(detail)
-        reject_row[cl[fresh]] = rows[fresh]
-        reject_col[cl[fresh]] = text(column)
-
-    # 1. null in a required field
-    required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
-    anynull = np.zeros(n, bool)
-    for col in required:
-        anynull |= nulls[col]
-    for col in required:
-        mark(nulls[col], "null_required_field", f"{col} is null", column=col)
-    # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it
-    first_bad = np.empty(nclaims, np.int64)
-
-    def mark_claims(reason: str, detail: str, column: str) -> None:
-        """Reject the claims with a row in ``first_bad`` (that row named) unless already rejected."""
-        cl = np.flatnonzero(first_bad >= 0)
-        cl = cl[reject[cl] < 0]
-        reject[cl] = REASON[reason]
-        reject_line[cl] = first_bad[cl]
-        reject_detail[cl] = text(detail)
-        reject_row[cl] = first_bad[cl]
-        reject_col[cl] = text(column)
-
-    _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
-    mark_claims("duplicate_line", "line_no appears twice in the claim", "line_no")
-    # 3. inconsistent claim header: all lines agree iff each agrees with the line
-    #    before it in (claim, line_no) order
-    valid = claim_code >= 0
-    first_row = order[claim_start[:-1]].astype(np.int64)  # each claim's line with the lowest line_no
-    setting = claims["setting"]
-    inpatient_line = setting == INPATIENT
-    member, provider = hashed["member"], hashed["provider"]
-    live.update(member_id=member, provider_id=provider, inpatient=inpatient_line.view(np.uint8))
+    member, provider, diagnosis = hashed["member"], hashed["provider"], hashed["diagnosis"][0]
+    setting = np.ascontiguousarray(claims["setting"], dtype=np.int8)
+    admit = np.ascontiguousarray(claims["admit_date"], dtype=np.int32)
+    discharge = np.ascontiguousarray(claims["discharge_date"], dtype=np.int32)
     no_filter = np.empty(0, np.uint8)
 
-    def differing(col: str) -> np.ndarray:
-        """Per claim, its first line whose ``col`` differs from the line before (-1: none)."""
-        if col in ("member_id", "provider_id"):  # the join's row number identifies the id; unknown
-            v = live[col]  # ids get codes of their own
-            unknown = np.flatnonzero((v < 0) & ~nulls[col])
-            if len(unknown):
-                v = v.copy()
-                v[unknown] = -2 - _codes(strings(claims.coded(col).take(pa.array(unknown))), v.dtype)[0]
-        elif col == "diagnosis":  # the only other text column of the header
-            v = hashed["diagnosis"][0]
-        else:
-            v = np.ascontiguousarray(claims[col])
-        out = np.empty(nclaims, np.int64)
-        _core.first_differing(
-            live["order"],
-            claim_start,
-            v,
-            nulls[col].view(np.uint8),
-            live["inpatient"] if col == "discharge_date" else no_filter,
-            out,
-        )
-        return out
+    def mark(cl: np.ndarray, rows: np.ndarray, reason: str, detail: str, column: str, per_line: bool = True) -> None:
+        """Reject claims ``cl`` with ``reason``, naming line ``rows`` (one per claim), unless already rejected."""
+        fresh = reject[cl] < 0
+        cl, rows = cl[fresh], rows[fresh]
+        reject[cl] = REASON[reason]
+        if per_line:
+            reject_line[cl] = rows
+        reject_detail[cl] = text(detail)
+        reject_row[cl] = rows
+        reject_col[cl] = text(column)
 
-    # the columns' passes are independent (compiled, without the GIL): two threads;
-    # the claims are marked in the contract's column order, as one thread would
-    with ThreadPoolExecutor(2) as pool:
-        for col, found in zip(CLAIM_HEADER, pool.map(differing, CLAIM_HEADER)):  # each dropped when marked
-            first_bad = found
-            mark_claims("inconsistent_claim_header", f"{col} differs between lines of the claim", col)
-    # 4–5. unknown member / provider
-    mark(
-        (member < 0) & ~nulls["member_id"],
-        "unknown_member",
-        "member_id is not in the members table",
-        False,
-        "member_id",
+    # 1, 4–7: the line-level checks in one compiled pass over the lines in row order
+    # (no mask over every line). Per claim it keeps the lowest-ranked defect on its first
+    # line in line order, the header values of one of its lines, and whether its lines
+    # may disagree on the header (3., found exactly below on those claims only).
+    required = [c.name for c in claims.spec.columns if not c.nullable and c.name != "claim_id"]
+    has_null = {col: bool(nulls[col].any()) for col in {*required, *CLAIM_HEADER}}
+    null_ranks = [k for k, col in enumerate(required) if has_null[col]]
+    late = (  # ranks len(required) + 0..3: (reason, detail, column)
+        ("unknown_member", "member_id is not in the members table", "member_id"),
+        ("unknown_provider", "provider_id is not in the providers table", "provider_id"),
+        ("missing_discharge_date", "inpatient claim without discharge_date", "discharge_date"),
+        ("discharge_before_admit", "discharge_date is before admit_date", "discharge_date"),
     )
-    mark(
-        (provider < 0) & ~nulls["provider_id"],
-        "unknown_provider",
-        "provider_id is not in the providers table",
-        False,
-        "provider_id",
+    head = np.zeros(nclaims, _encode.HEAD)
+    cand_row = np.empty(nclaims, np.int64)  # written where a claim has a defect
+    _encode.check_lines(
+        claim_code,
+        line_no,
+        [nulls[required[k]].view(np.uint8) for k in null_ranks],
+        np.array(null_ranks, np.int16),
+        member,
+        provider,
+        setting,
+        np.ascontiguousarray(claims["referral"], dtype=np.int8),
+        admit,
+        discharge,
+        diagnosis,
+        [nulls[col].view(np.uint8) if has_null[col] else no_filter for col in CLAIM_HEADER],
+        INPATIENT,
+        len(required),
+        head.view(np.uint8),
+        cand_row,
     )
-    # 6–7. discharge date
-    admit = claims["admit_date"]
-    discharge = claims["discharge_date"]
-    mark(
-        inpatient_line & nulls["discharge_date"],
-        "missing_discharge_date",
-        "inpatient claim without discharge_date",
-        False,
-        "discharge_date",
-    )
-    mark(
-        inpatient_line & ~nulls["discharge_date"] & (discharge < admit),
-        "discharge_before_admit",
-        "discharge_date is before admit_date",
-        False,
-        "discharge_date",
-    )
+    found = np.flatnonzero(head["cand"])
+    found_rank = head["cand"][found] - 1
+    found_row = cand_row[found]
+    del cand_row
+    # 1. null in a required field
+    for k in null_ranks:
+        sel = found_rank == k
+        mark(found[sel], found_row[sel], "null_required_field", f"{required[k]} is null", required[k])
+    # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
+    #    not counting lines with a null
+    anynull = np.zeros(n, bool)
+    for k in null_ranks:
+        anynull |= nulls[required[k]]
+    first_bad = np.empty(nclaims, np.int64)
+    _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
+    del anynull
+    cl = np.flatnonzero(first_bad >= 0)
+    mark(cl, first_bad[cl], "duplicate_line", "line_no appears twice in the claim", "line_no")
+    del first_bad
+    # 3. inconsistent claim header: all lines agree iff each agrees with the line before
+    #    it in (claim, line_no) order; the claims the pass found suspect are checked
+    #    column by column in the contract's order, on their lines gathered
+    suspect = np.flatnonzero(head["state"] & _encode.SUSPECT)
+    suspect = suspect[reject[suspect] < 0]
+    if len(suspect):
+        rows = order[line_rows(claim_start, suspect)].astype(np.int64)
+        sub_start = np.r_[0, np.cumsum(np.diff(claim_start)[suspect])].astype(np.int64)
+        sub_order = np.arange(len(rows), dtype=np.int64)
+        inpatient_rows = (setting[rows] == INPATIENT).view(np.uint8)
+        for col in CLAIM_HEADER:
+            null = np.ascontiguousarray(nulls[col][rows])
+            if col in ("member_id", "provider_id"):  # the join's row number identifies the id; unknown
+                v = (member if col == "member_id" else provider)[rows]  # ids get codes of their own
+                unknown = np.flatnonzero((v < 0) & ~null)
+                if len(unknown):
+                    ids = strings(claims.coded(col).take(pa.array(rows[unknown])))
+                    v[unknown] = -2 - _codes(ids, v.dtype)[0]
+            elif col == "diagnosis":  # the only other text column of the header
+                v = diagnosis[rows]
+            else:
+                v = np.ascontiguousarray(claims[col])[rows]
+            at = np.empty(len(suspect), np.int64)
+            only = inpatient_rows if col == "discharge_date" else no_filter
+            _core.first_differing(sub_order, sub_start, v, null.view(np.uint8), only, at)
+            hit = np.flatnonzero(at >= 0)
+            mark(
+                suspect[hit],
+                rows[at[hit]],
+                "inconsistent_claim_header",
+                f"{col} differs between lines of the claim",
+                col,
+            )
+    # 4–7. unknown member / provider, discharge date: found by the pass
+    for k, (reason, detail, column) in enumerate(late):
+        sel = found_rank == len(required) + k
+        mark(found[sel], found_row[sel], reason, detail, column, per_line=False)
 
     rejected: list[tuple] = []
-    for row in np.flatnonzero(~valid).tolist():  # lines without a claim_id
+    orphans = int(claim_start[0])  # lines without a claim_id come first in ``order``, in row order
+    for row in order[:orphans].tolist():
         rejected.append(
             (
                 None,
@@ -572,54 +616,59 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         )
 
     # ---- accepted claims -------------------------------------------------
-    fr = first_row  # header values come from each claim's first line
-    c_setting = setting[fr]
-    c_settle = np.where(c_setting == INPATIENT, discharge[fr], admit[fr]).astype(np.int32)
-    c_member = member[fr]
+    # header values come from the pass's record: the lines of an accepted claim agree
+    accepted = np.flatnonzero(reject < 0)
+    ha = _records(head, accepted)
+    settle_a = np.where(ha["setting"] == INPATIENT, ha["discharge"], ha["admit"]).astype(np.int32)
     # order claims: member_id bytes, settle_date, claim_id bytes
     member_rank = _byte_rank(members["member_id"])
-    accepted = np.flatnonzero(reject < 0)
-    corder = accepted[
-        _settlement_order(member_rank[np.maximum(c_member[accepted], 0)], c_settle[accepted], claim_dict, accepted)
-    ]
-    cf = fr[corder]  # first line row of each accepted claim
-    m = member[cf].astype(np.int64)
-    p = provider[cf].astype(np.int64)
-    input_claims = nclaims + int((~valid).sum())
+    o = _settlement_order(member_rank[np.maximum(ha["member"], 0)], settle_a, claim_dict, accepted)
+    corder = accepted[o]
+    hc = _records(ha, o)
+    settle = settle_a[o]
+    del ha, settle_a, o
+    cf = order[claim_start[corder]].astype(np.int64)  # first line row of each accepted claim
+    m = hc["member"].astype(np.int64)
+    p = hc["provider"].astype(np.int64)
+    input_claims = nclaims + orphans
     # The per-line arrays of the checks are done with: freed before the line layout and
     # the catalogue columns are made, which can then reuse their pages (fresh pages
     # cost the operating system's zeroing).
-    live.clear()
-    ranks.clear()
-    del claim_code, member, provider, valid, anynull, inpatient_line
-    for k in ("claim", "member", "provider", "diagnosis"):
-        del hashed[k]
+    del claim_code, member, provider, diagnosis, head
+    for job in ("claim", "member", "provider", "diagnosis"):
+        del hashed[job]
     # lines of accepted claims, by claim position then line_no: each claim's lines
     # are one run of ``order``; lay the runs out in settlement order (no sort), with
-    # the per-line values, in one compiled pass
+    # the per-line values and the catalogue's (looked up on the claim's admit_date),
+    # in one compiled pass
     nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
     line_start = np.empty(len(corder) + 1, np.int64)
-    lorder, line_claim, line_no_s, amount, quantity = (np.empty(nl, np.int64) for _ in range(5))
-    _core.layout_lines(
+    lorder, line_claim, line_no_s, amount, quantity, item_ratio, max_price = (np.empty(nl, np.int64) for _ in range(7))
+    cls = np.empty(nl, np.int8)
+    _encode.layout_lines(
         order,
         claim_start,
         corder,
         line_no,
         claims["amount"],
         claims["quantity"],
+        hashed.pop("item"),
+        np.ascontiguousarray(hc["admit"]),
+        *_catalogue_index(catalogue)[1:],
+        *_catalogue_values(catalogue),
+        UNKNOWN_CLASS,
         line_start,
         lorder,
         line_claim,
         line_no_s,
         amount,
         quantity,
+        cls,
+        item_ratio,
+        max_price,
     )
     del order
 
-    # catalogue lookup on the claim's admit_date
-    cls, item_ratio, max_price = catalogue_columns(catalogue, hashed.pop("item"), admit, lorder)
-
-    settle = c_settle[corder]
     years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
     months = enrolment_months(members["enrolled_since"][m], settle)
     for c in np.flatnonzero(reject >= 0):
@@ -643,8 +692,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         head_row=cf,
         member=m,
         provider=p,
-        setting=setting[cf].astype(np.int8),
-        referral=claims["referral"][cf].astype(np.int8),
+        setting=hc["setting"].astype(np.int8),
+        referral=hc["referral"].astype(np.int8),
         settle_date=settle,
         year=years,
         months=months,

@@ -865,6 +865,37 @@ def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec)
 LOOKUP_BATCH = 1 << 22
 
 
+def find_positions(values: pa.Array, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
+    """Position in ``value_set`` of each value (-1 where absent or null): ``pc.index_in``, or
+    for plain strings without nulls a compiled lookup that fetches its probes ahead
+    (``_encode.string_positions``: several times faster on a set as large as the members)."""
+    if (
+        values.type == pa.string()
+        and value_set.type == pa.string()
+        and not values.null_count
+        and not value_set.null_count
+        and len(value_set) < 2**31
+    ):
+        from . import _encode
+
+        out = np.empty(len(values), np.int32)
+        if len(values):
+            set_offsets, set_data = _string_buffers(value_set)
+            offsets, data = _string_buffers(values)
+            _encode.string_positions(set_offsets, set_data, offsets, data, out)
+        return out if dtype is np.int32 else out.astype(dtype)
+    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's offsets (one more than its values) and data bytes, as NumPy views."""
+    _, offsets, data = arr.buffers()
+    if offsets is None:
+        return np.zeros(1, np.int32), np.empty(0, np.uint8)
+    off = np.frombuffer(offsets, np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    return off, np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+
+
 def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
     absent or null): each chunk's small dictionary is looked up, then its codes
@@ -893,8 +924,7 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
         while k + len(batch) < len(dictionaries) and size + len(dictionaries[k + len(batch)]) <= LOOKUP_BATCH:
             size += len(dictionaries[k + len(batch)])
             batch.append(dictionaries[k + len(batch)])
-        found = pc.index_in(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set=value_set)
-        pos: np.ndarray = np.asarray(pc.fill_null(found, -1), dtype=dtype)
+        pos = find_positions(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set, dtype)
         at = 0
         for d in batch:
             positions.append(np.append(pos[at : at + len(d)], -1))  # -1: the code of a null

@@ -1,0 +1,65 @@
+# Type stub of encode's compiled passes (_encode.pyx), so that mypy checks their callers.
+# Keep in step with the ``def`` signatures there.
+
+import numpy as np
+from numpy.typing import NDArray
+
+_I8 = NDArray[np.int8]
+_I16 = NDArray[np.int16]
+_I32 = NDArray[np.int32]
+_I64 = NDArray[np.int64]
+_U8 = NDArray[np.uint8]
+_Index = NDArray[np.int32] | NDArray[np.int64]
+
+HEAD: np.dtype
+SEEN: int
+SUSPECT: int
+
+def check_lines(
+    claim: _Index,
+    line_no: _I64,
+    required_nulls: list[_U8],
+    required_rank: _I16,
+    member: _I32,
+    provider: _I32,
+    setting: _I8,
+    referral: _I8,
+    admit: _I32,
+    discharge: _I32,
+    diagnosis: _I32,
+    header_nulls: list[_U8],
+    inpatient: int,
+    first_rank: int,
+    head: _U8,
+    cand_row: _I64,
+) -> None: ...
+def group_order(group: _I64, ngroups: int, key: _I64, out: _I64) -> None: ...
+def string_positions(set_offsets: _I32, set_data: _U8, offsets: _I32, data: _U8, out: _I32) -> None: ...
+def layout_lines(
+    order: _Index,
+    start: _I64,
+    claims: _I64,
+    line_no: _I64,
+    amount: _I64,
+    quantity: _I64,
+    item: _I32,
+    claim_date: _I32,
+    cat_first: _I64,
+    cat_count: _I64,
+    cat_start: _I64,
+    cat_end: _I64,
+    cat_order: _I64,
+    cat_cls: _I8,
+    cat_ratio: _I64,
+    cat_price: _I64,
+    unknown: int,
+    line_start: _I64,
+    line_row: _I64,
+    line_claim: _I64,
+    line_no_out: _I64,
+    amount_out: _I64,
+    quantity_out: _I64,
+    cls_out: _I8,
+    ratio_out: _I64,
+    price_out: _I64,
+) -> None: ...

@@ -1,0 +1,419 @@
+"""The compiled passes of encode (encode.py) over every line of the claims table.
+
+``check_lines`` reads the lines once, in row order (sequential whatever the layout of the
+file), and keeps per claim a small record (``HEAD``): the claim-header values of the
+claim's first line in row order, and the best line-level rejection found so far. The
+record of a later line's claim is fetched ahead, so shuffled input costs about what
+grouped input costs.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memcmp, memcpy
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+
+cdef extern from *:
+    void prefetch "__builtin_prefetch" (const void*) nogil
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef struct Head:
+    int32_t member
+    int32_t provider
+    int32_t admit
+    int32_t discharge
+    int32_t diagnosis
+    int16_t cand  # 1 + the rank of the best line-level rejection seen (0: none)
+    int8_t setting
+    int8_t referral
+    uint8_t nulls  # bit k: header column k (encode.CLAIM_HEADER order) is null
+    uint8_t state  # SEEN | SUSPECT
+
+
+#: One record per claim, as ``check_lines`` writes it (the C struct ``Head``).
+HEAD = np.dtype(
+    [
+        ("member", "<i4"),
+        ("provider", "<i4"),
+        ("admit", "<i4"),
+        ("discharge", "<i4"),
+        ("diagnosis", "<i4"),
+        ("cand", "<i2"),
+        ("setting", "i1"),
+        ("referral", "i1"),
+        ("nulls", "u1"),
+        ("state", "u1"),
+    ],
+    align=True,
+)
+assert HEAD.itemsize == sizeof(Head)
+
+#: ``state`` bits: the claim has a line; its lines may disagree on the header (or name an
+#: unknown member or provider, whose ids the codes do not tell apart): check it exactly.
+cdef enum:
+    F_SEEN = 1
+    F_SUSPECT = 2
+SEEN = F_SEEN
+SUSPECT = F_SUSPECT
+
+# header columns, in encode.CLAIM_HEADER order (bits of ``Head.nulls``)
+cdef enum:
+    H_MEMBER = 0
+    H_PROVIDER = 1
+    H_SETTING = 2
+    H_REFERRAL = 3
+    H_ADMIT = 4
+    H_DISCHARGE = 5
+    H_DIAGNOSIS = 6
+    AHEAD = 16
+    LOOKAHEAD = 32  # values hashed ahead of their probe in string_positions
+
+
+def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
+                list required_nulls, const int16_t[::1] required_rank,
+                const int32_t[::1] member, const int32_t[::1] provider, const int8_t[::1] setting,
+                const int8_t[::1] referral, const int32_t[::1] admit, const int32_t[::1] discharge,
+                const int32_t[::1] diagnosis, list header_nulls,
+                int8_t inpatient, int16_t first_rank, uint8_t[::1] head, int64_t[::1] cand_row):
+    """One pass over the lines, in row order, for encode's line-level checks.
+
+    Per line of a claim (``claim`` >= 0), its lowest-ranked defect: a null in a required
+    column (``required_nulls[k]``, non-empty masks only, of rank ``required_rank[k]``),
+    else an unknown member (rank ``first_rank``: member < 0 and not null), an unknown
+    provider (+1), an inpatient line without discharge_date (+2) or discharging before
+    admit_date (+3). Per claim the lowest rank wins, then the lowest (line_no, row): the
+    line that comes first in the claim's line order (``group_lines``). ``head`` (zeroed,
+    ``HEAD`` records viewed as bytes) gets ``cand`` = rank + 1 and ``cand_row`` the line.
+
+    The first line of a claim met in row order writes its header values into ``head``;
+    a later line whose values differ from them (nulls agree with nulls; discharge_date
+    only where both lines are inpatient) marks the claim SUSPECT, as does an unknown
+    member or provider. A claim whose lines disagree between any two lines is SUSPECT:
+    the caller finds the exact line on those claims only. ``header_nulls`` are the null
+    masks of the seven header columns, empty where the column has no null.
+    """
+    cdef Py_ssize_t r, n = claim.shape[0], K = len(required_nulls), k
+    cdef int64_t c, c2, q
+    cdef int rank
+    cdef uint8_t nb, diff, mnull, pnull
+    cdef bint in_r, has[7]
+    cdef const uint8_t* hn[7]
+    cdef const uint8_t[::1] mv
+    if head.shape[0] and head.shape[0] % sizeof(Head):
+        raise ValueError("head is not a whole number of HEAD records")
+    if len(header_nulls) != 7:
+        raise ValueError("header_nulls: one mask per header column")
+    cdef Head* h = <Head*>&head[0] if head.shape[0] else NULL
+    cdef const uint8_t** rn = <const uint8_t**>malloc((K + 1) * sizeof(uint8_t*))
+    if rn == NULL:
+        raise MemoryError()
+    for k in range(K):
+        mv = required_nulls[k]
+        if mv.shape[0] != n:
+            free(rn)
+            raise ValueError("a null mask is not one value per line")
+        rn[k] = &mv[0]
+    for k in range(7):
+        mv = header_nulls[k]
+        has[k] = mv.shape[0] > 0
+        if has[k] and mv.shape[0] != n:
+            free(rn)
+            raise ValueError("a null mask is not one value per line")
+        hn[k] = &mv[0] if has[k] else NULL
+    with nogil:
+        for r in range(n):
+            if r + AHEAD < n:
+                c2 = claim[r + AHEAD]
+                if c2 >= 0:
+                    prefetch(&h[c2])
+            c = claim[r]
+            if c < 0:
+                continue
+            nb = 0
+            for k in range(7):
+                if has[k] and hn[k][r]:
+                    nb |= 1 << k
+            mnull = (nb >> H_MEMBER) & 1
+            pnull = (nb >> H_PROVIDER) & 1
+            in_r = setting[r] == inpatient
+            rank = -1
+            for k in range(K):
+                if rn[k][r]:
+                    rank = required_rank[k]
+                    break
+            if rank < 0:
+                if member[r] < 0 and not mnull:
+                    rank = first_rank
+                elif provider[r] < 0 and not pnull:
+                    rank = first_rank + 1
+                elif in_r and (nb >> H_DISCHARGE) & 1:
+                    rank = first_rank + 2
+                elif in_r and discharge[r] < admit[r]:
+                    rank = first_rank + 3
+            if rank >= 0:
+                q = cand_row[c]
+                if (h[c].cand == 0 or rank + 1 < h[c].cand
+                        or (rank + 1 == h[c].cand and (line_no[r] < line_no[q] or (line_no[r] == line_no[q] and r < q)))):
+                    h[c].cand = <int16_t>(rank + 1)
+                    cand_row[c] = r
+            if (member[r] < 0 and not mnull) or (provider[r] < 0 and not pnull):
+                h[c].state |= F_SUSPECT
+            if not (h[c].state & F_SEEN):
+                h[c].member = member[r]
+                h[c].provider = provider[r]
+                h[c].admit = admit[r]
+                h[c].discharge = discharge[r]
+                h[c].diagnosis = diagnosis[r]
+                h[c].setting = setting[r]
+                h[c].referral = referral[r]
+                h[c].nulls = nb
+                h[c].state |= F_SEEN
+                continue
+            diff = nb ^ h[c].nulls
+            if not (in_r and h[c].setting == inpatient):
+                diff &= ~(1 << H_DISCHARGE)
+                nb |= 1 << H_DISCHARGE  # not compared
+            if (diff
+                    or member[r] != h[c].member
+                    or provider[r] != h[c].provider
+                    or setting[r] != h[c].setting
+                    or (not (nb >> H_REFERRAL) & 1 and referral[r] != h[c].referral)
+                    or (not (nb >> H_ADMIT) & 1 and admit[r] != h[c].admit)
+                    or (not (nb >> H_DISCHARGE) & 1 and discharge[r] != h[c].discharge)
+                    or (not (nb >> H_DIAGNOSIS) & 1 and diagnosis[r] != h[c].diagnosis)):
+                h[c].state |= F_SUSPECT
+    free(rn)
+
+
+cdef struct KeyPos:
+    int64_t key
+    int64_t pos
+
+
+cdef int cmp_keypos(const void* a, const void* b) noexcept nogil:
+    cdef const KeyPos* x = <const KeyPos*>a
+    cdef const KeyPos* y = <const KeyPos*>b
+    if x.key != y.key:
+        return -1 if x.key < y.key else 1
+    return -1 if x.pos < y.pos else (1 if x.pos > y.pos else 0)
+
+
+def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] key, int64_t[::1] out):
+    """Positions in (group, key, position) order, in about linear time: a counting sort by
+    ``group`` (0 <= group < ngroups), then each group's few positions sorted by ``key``.
+    encode orders the claims so (group: the member's rank, key: the settle date) where a
+    general sort of their combined keys costs n log n."""
+    cdef Py_ssize_t i, n = group.shape[0]
+    cdef int64_t g, a, z, j, k, cap = 64
+    cdef bint failed = 0
+    cdef KeyPos x
+    cdef int64_t* start = <int64_t*>calloc(ngroups + 1, sizeof(int64_t))
+    cdef KeyPos* buf = <KeyPos*>malloc(cap * sizeof(KeyPos))
+    cdef void* grown
+    if start == NULL or buf == NULL:
+        free(start)
+        free(buf)
+        raise MemoryError()
+    for i in range(n):
+        if group[i] < 0 or group[i] >= ngroups:
+            free(start)
+            free(buf)
+            raise ValueError("group out of range")
+    with nogil:
+        for i in range(n):
+            start[group[i] + 1] += 1
+        for g in range(ngroups):
+            start[g + 1] += start[g]
+        for i in range(n):  # start[g] ends as the end of group g
+            g = group[i]
+            out[start[g]] = i
+            start[g] += 1
+        a = 0
+        for g in range(ngroups):
+            z = start[g]
+            if z - a > 1:
+                if z - a > cap:
+                    cap = 2 * (z - a)
+                    grown = realloc(buf, cap * sizeof(KeyPos))
+                    if grown == NULL:
+                        failed = 1
+                        break
+                    buf = <KeyPos*>grown
+                for j in range(a, z):
+                    buf[j - a].key = key[out[j]]
+                    buf[j - a].pos = out[j]
+                if z - a <= 32:
+                    for j in range(1, z - a):
+                        x = buf[j]
+                        k = j - 1
+                        while k >= 0 and cmp_keypos(&buf[k], &x) > 0:
+                            buf[k + 1] = buf[k]
+                            k -= 1
+                        buf[k + 1] = x
+                else:
+                    qsort(buf, z - a, sizeof(KeyPos), cmp_keypos)
+                for j in range(a, z):
+                    out[j] = buf[j - a].pos
+            a = z
+    free(start)
+    free(buf)
+    if failed:
+        raise MemoryError()
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
+    """A 64-bit hash of n bytes, eight at a time (the mixing of _core's string_codes)."""
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n, w
+    cdef int64_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 31
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, n - i)
+        h = (h ^ w) * 0x94D049BB133111EBULL
+        h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data,
+                     const int32_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] out):
+    """``pc.index_in`` of a string array in a set of strings, for arrays without nulls (both
+    Arrow ``string``, given by their data buffers and their values' offsets, one more than
+    values): ``out[i]`` is the position of value i's first occurrence in the set, -1 if
+    absent. The set is hashed once into an open-addressing table whose slots hold the
+    hash's top half and the position; values are hashed ``LOOKAHEAD`` rows early and
+    their slots and candidate bytes prefetched (the set is as large as the members
+    table: without them nearly every probe waits for memory)."""
+    cdef Py_ssize_t i, n = out.shape[0], m = set_offsets.shape[0] - 1
+    cdef int64_t cap = 16, mask, s, e, a, b, j, k
+    cdef uint64_t h, slot, tag
+    cdef uint64_t ring[LOOKAHEAD]
+    cdef const uint8_t* sd = &set_data[0] if set_data.shape[0] > 0 else NULL
+    cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
+    cdef const int32_t* so = &set_offsets[0]
+    cdef const int32_t* vo = &offsets[0]
+    cdef uint64_t* slots
+    if offsets.shape[0] != n + 1 or m < 0:
+        raise ValueError("offsets shorter than the values")
+    while cap < 2 * m:
+        cap *= 2
+    mask = cap - 1
+    slots = <uint64_t*>calloc(cap, sizeof(uint64_t))
+    if slots == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range(m):
+            a = so[k]
+            b = so[k + 1]
+            h = hash_bytes(sd + a if sd != NULL else NULL, b - a)
+            tag = h & 0xFFFFFFFF00000000ULL
+            s = h & mask
+            while True:
+                slot = slots[s]
+                if slot == 0:
+                    slots[s] = tag | <uint64_t>(k + 1)
+                    break
+                if (slot & 0xFFFFFFFF00000000ULL) == tag:
+                    e = <int64_t>(slot & 0xFFFFFFFFULL) - 1
+                    if so[e + 1] - so[e] == b - a and (a == b or memcmp(sd + a, sd + so[e], b - a) == 0):
+                        break  # a repeated value keeps its first position
+                s = (s + 1) & mask
+        for j in range(min(<int64_t>LOOKAHEAD, n)):
+            ring[j] = hash_bytes(d + vo[j] if d != NULL else NULL, vo[j + 1] - vo[j])
+        for i in range(n):
+            h = ring[i % LOOKAHEAD]
+            j = i + LOOKAHEAD
+            if j < n:
+                ring[j % LOOKAHEAD] = hash_bytes(d + vo[j] if d != NULL else NULL, vo[j + 1] - vo[j])
+                prefetch(&slots[ring[j % LOOKAHEAD] & mask])
+            j = i + LOOKAHEAD // 2
+            if j < n and sd != NULL:
+                slot = slots[ring[j % LOOKAHEAD] & mask]
+                if slot != 0:
+                    prefetch(sd + so[<int64_t>(slot & 0xFFFFFFFFULL) - 1])
+            a = vo[i]
+            b = vo[i + 1]
+            tag = h & 0xFFFFFFFF00000000ULL
+            s = h & mask
+            out[i] = -1
+            while True:
+                slot = slots[s]
+                if slot == 0:
+                    break
+                if (slot & 0xFFFFFFFF00000000ULL) == tag:
+                    e = <int64_t>(slot & 0xFFFFFFFFULL) - 1
+                    if so[e + 1] - so[e] == b - a and (a == b or memcmp(d + a, sd + so[e], b - a) == 0):
+                        out[i] = <int32_t>e
+                        break
+                s = (s + 1) & mask
+    free(slots)
+
+
+def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
+                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
+                 const int32_t[::1] item, const int32_t[::1] claim_date,
+                 const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
+                 const int64_t[::1] cat_end, const int64_t[::1] cat_order,
+                 const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio, const int64_t[::1] cat_price,
+                 int8_t unknown, int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
+                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
+                 int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after another,
+    each claim's lines as ``order`` has them (line_no order, see _core.group_lines): their
+    rows, claim positions and per-line values, and the class, first_self_pay ratio and
+    max_unit_price of the catalogue row of the line's item valid on its claim's date
+    (``claim_date``, per position in ``claims``; unknown / -1 / -1 where none), written in
+    one pass. The catalogue is sorted by (item, valid_from): item k's rows are
+    cat_first[k] .. + cat_count[k] - 1, with their validity and ``cat_order`` their rows.
+    ``line_start`` gets len(claims) + 1 offsets."""
+    cdef Py_ssize_t k, j, nc = claims.shape[0]
+    cdef int64_t at = 0, r, c, it, q, found, d
+    with nogil:
+        for k in range(nc):
+            # claims jump around the input: fetch ahead what later claims read
+            if k + 16 < nc:
+                prefetch(&start[claims[k + 16]])
+            if k + 8 < nc:
+                prefetch(&order[start[claims[k + 8]]])
+            if k + 4 < nc:
+                r = order[start[claims[k + 4]]]
+                prefetch(&amount[r])
+                prefetch(&quantity[r])
+                prefetch(&line_no[r])
+                prefetch(&item[r])
+            c = claims[k]
+            d = claim_date[k]
+            line_start[k] = at
+            for j in range(start[c], start[c + 1]):
+                r = order[j]
+                line_row[at] = r
+                line_claim[at] = k
+                line_no_out[at] = line_no[r]
+                amount_out[at] = amount[r]
+                quantity_out[at] = quantity[r]
+                found = -1
+                it = item[r]
+                if it >= 0:
+                    for q in range(cat_first[it], cat_first[it] + cat_count[it]):
+                        if cat_start[q] <= d and d <= cat_end[q]:
+                            found = cat_order[q]
+                            break
+                if found < 0:
+                    cls_out[at] = unknown
+                    ratio_out[at] = -1
+                    price_out[at] = -1
+                else:
+                    cls_out[at] = cat_cls[found]
+                    ratio_out[at] = cat_ratio[found]
+                    price_out[at] = cat_price[found]
+                at += 1
+        line_start[nc] = at
