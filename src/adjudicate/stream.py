@@ -420,9 +420,11 @@ class Partitioner:
             self.router.note_claims(*_text_buffers(_plain(batch.column("claim_id"))), part)
             if offset == 0 and index == 0:
                 self._size_claim_table(batch.num_rows)
-            rows = np.arange(offset, offset + batch.num_rows, dtype=row_type)
             # order is a permutation of the batch's rows: no bounds to check
-            whole = pc.take(batch.append_column(ROW, pa.array(rows)), pa.array(order), boundscheck=False)
+            whole = pc.take(batch, pa.array(order), boundscheck=False)
+            rows: np.ndarray = order.astype(row_type)  # each line's row number, already in range order
+            rows += offset
+            whole = whole.append_column(ROW, pa.array(rows))
             yield from zip(files, self._slices(whole, ranges, bounds, codes))
 
         writers.write(cut)
@@ -448,7 +450,8 @@ class Partitioner:
             if k < self.parts and coded:
                 # member_id as codes into this range's members: one small dictionary per range file
                 mine = pa.array(codes[bounds[k] : bounds[k + 1]])
-                rows = rows.set_column(at, "member_id", pa.DictionaryArray.from_arrays(mine, self.members_of_part[k]))
+                coded_ids = pa.DictionaryArray.from_arrays(mine, self.members_of_part[k], safe=False)  # valid codes
+                rows = rows.set_column(at, "member_id", coded_ids)
             elif k == self.parts and pa.types.is_dictionary(rows.schema.field("member_id").type):
                 # the few orphan lines: their members as text, not the batch's whole dictionary
                 rows = rows.set_column(at, "member_id", rows.column(at).dictionary_decode())
