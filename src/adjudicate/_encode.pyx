@@ -379,17 +379,20 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
     cdef int64_t at = 0, r, c, it, q, found, d
     with nogil:
         for k in range(nc):
-            # claims jump around the input: fetch ahead what later claims read
+            # claims jump around the input (and in shuffled input so do a claim's lines):
+            # fetch ahead what later claims read, every line of them
+            if k + 32 < nc:
+                prefetch(&start[claims[k + 32]])
             if k + 16 < nc:
-                prefetch(&start[claims[k + 16]])
+                prefetch(&order[start[claims[k + 16]]])
             if k + 8 < nc:
-                prefetch(&order[start[claims[k + 8]]])
-            if k + 4 < nc:
-                r = order[start[claims[k + 4]]]
-                prefetch(&amount[r])
-                prefetch(&quantity[r])
-                prefetch(&line_no[r])
-                prefetch(&item[r])
+                c = claims[k + 8]
+                for j in range(start[c], start[c + 1]):
+                    r = order[j]
+                    prefetch(&amount[r])
+                    prefetch(&quantity[r])
+                    prefetch(&line_no[r])
+                    prefetch(&item[r])
             c = claims[k]
             d = claim_date[k]
             line_start[k] = at
