@@ -263,6 +263,18 @@ def test_every_command_help_has_an_example_and_the_shared_options(command):
     assert "--log-file" in r.output
 
 
+def test_help_examples_keep_one_command_per_line():
+    """An example line that ends in a single backslash inside a docstring is joined to the next by
+    Python, so --help would show two example lines run together: every continued example line
+    ends in a backslash, and no line holds two option runs joined by spaces."""
+    from adjudicate.cli import main
+
+    for name, command in main.commands.items():
+        text = command.help or ""
+        for line in text.splitlines():
+            assert not re.search(r"\S {6,}--", line), (name, line)
+
+
 def test_shared_options_are_declared_once():
     """--out, --threads, --partitions, --quiet, --json and --policy (one policy) read the same in every command:
     each is common.py's declaration (casetest's -q keeps the failures, so it says so in its own words)."""

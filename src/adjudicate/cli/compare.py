@@ -133,7 +133,7 @@ def compare(
           --providers providers.parquet --catalogue catalogue.parquet --out reform/
     \b
       # from a prepared dataset (adjudicate prepare): decoded once, ever
-      adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \
+      adjudicate compare --policy city-employee --set limits.fund_pool_annual.amount=50000 \\
           --dataset ds/ --out reform/
     """
     from ..compare import run_compare
