@@ -134,7 +134,22 @@ def kernel(mem: dict, goal: float = 50e6) -> str:
         f"**kernel ≥ {goal / 1e6:.0f} M lines/s/core.** The `kernel` timer took {one['kernel']:.3f} s on "
         f"{mem['lines']:,} lines ({one['per_core'] / 1e6:.1f} M lines/s, one thread)"
     )
-    if c:
+    if "kernel_cpu" in one and one["kernel_cpu"] == one["kernel_cpu"]:  # not nan
+        text += f"; its CPU time {one['kernel_cpu']:.3f} s ({mem['lines'] / one['kernel_cpu'] / 1e6:.1f} M lines per CPU second)"
+    if c and "settle_lines" in c:  # the engine's one kernel call
+        around = max(one["kernel"] - c["settle_lines"], 0.0)
+        worst = max((("settle_lines", c["settle_lines"]), ("around", around)), key=lambda kv: kv[1])
+        text += (
+            f"; the compiled call alone: `settle_lines` {c['settle_lines']:.3f} s, the work around it "
+            f"{around:.3f} s. Bound: **`{worst[0]}`**. What would move it: "
+            + (
+                "less work around the call (output arrays, thread pool)."
+                if worst[0] == "around"
+                else "fewer bytes per line: narrower per-line arrays in and out (the pass is bound by memory: "
+                "its fresh output pages and the line arrays it reads)."
+            )
+        )
+    elif c:
         compiled = c["split_lines"] + c["settle_claims"]
         around = max(one["kernel"] - compiled, 0.0)
         worst = max(

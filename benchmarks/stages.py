@@ -1,8 +1,10 @@
 """The engine's compiled stages called directly, as ``engine.adjudicate`` calls them.
 
 Shared by ``test_kernel_bench.py`` and ``run.py`` (the "compiled calls alone"
-figures). The argument lists mirror ``engine._split`` / ``engine._settle`` /
-the allocation in ``engine.adjudicate``; keep them in step with the engine.
+figures). ``settle_lines`` is the engine's kernel pass (``engine._kernel``: line
+split, negative-claim check and settlement in one call); ``split_lines`` and
+``settle_claims`` are its two halves as separate calls. The argument lists mirror
+``engine._kernel`` / the allocation in ``engine.adjudicate``; keep them in step.
 """
 
 from __future__ import annotations
@@ -132,6 +134,23 @@ def settle(ns) -> None:
     )
 
 
+def settle_lines(ns) -> None:
+    """One ``_core.settle_lines`` call over every claim (the engine's kernel pass), into fresh outputs."""
+    e = ns.enc
+    nl, nc = ns.lines, ns.claims
+    args = ns.engine._settle_args(
+        e, ns.benefit, ns.factor, ns.period, ns.compiled, ns.inputs.members, ns.policy, ns.base_year
+    )
+    fresh = [np.empty(nl, np.int64) for _ in range(3)]
+    t0 = time.perf_counter()
+    ns.core.settle_lines(
+        e.line_start, e.amount, e.quantity, ns.cls, ns.item_ratio, e.max_price, ns.class_ratio, ns.supp_cat,
+        ns.qty_scale, *fresh, np.empty((nc, len(ClaimSum)), np.int64), np.empty(nc, np.uint8),
+        **args, out=np.empty((nc, len(Settled)), np.int64), settle=True, start=0, stop=nc,
+    )  # fmt: skip
+    ns.last = time.perf_counter() - t0
+
+
 def allocate(ns) -> None:
     """One ``_core.allocate`` call (fund_pool over every claim's lines)."""
     ns.core.allocate(ns.enc.line_start, ns.pool, ns.elig, ns.share, 0, ns.claims)
@@ -141,6 +160,7 @@ def time_compiled(ns, repeat: int) -> dict:
     """Median seconds of each compiled call alone, one thread, all claims in one call."""
     out = {}
     for name, fn in (
+        ("settle_lines", lambda: settle_lines(ns)),
         ("split_lines", lambda: ns.core.split_lines(*split_args(ns))),
         ("settle_claims", lambda: settle(ns)),
         ("allocate", lambda: allocate(ns)),
@@ -151,6 +171,10 @@ def time_compiled(ns, repeat: int) -> dict:
                 args = split_args(ns)  # fresh outputs, not timed
                 t0 = time.perf_counter()
                 ns.core.split_lines(*args)
+            elif name == "settle_lines":  # times itself, without making its arguments
+                fn()
+                ts.append(ns.last)
+                continue
             else:
                 t0 = time.perf_counter()
                 fn()

@@ -97,3 +97,40 @@ def test_the_command_line_sets_it_a_library_import_does_not(monkeypatch):
     assert calls == [1]
     assert CliRunner().invoke(main, ["--version"]).exit_code == 0  # --version runs no command
     assert calls == [1]
+
+
+#: Runs a command in a fresh interpreter and prints Arrow's allocator setting as pyarrow then saw it.
+ARROW_SETTING = """
+import os, sys
+from adjudicate.cli import main
+try:
+    main(["policies"], standalone_mode=False)
+finally:
+    import pyarrow  # loaded after the command started, as a command loads it
+    print(os.environ.get("MIMALLOC_PURGE_DELAY"), pyarrow.default_memory_pool().backend_name)
+"""
+
+
+def _arrow_setting(env_value: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != heap.ARROW_PURGE_DELAY}
+    if env_value is not None:
+        env[heap.ARROW_PURGE_DELAY] = env_value
+    r = subprocess.run([sys.executable, "-c", ARROW_SETTING], capture_output=True, text=True, check=True, env=env)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_a_command_keeps_arrows_freed_memory_before_pyarrow_loads():
+    """keep_arrow_memory: set by the command line before pyarrow loads (mimalloc reads it then);
+    a user's own MIMALLOC_PURGE_DELAY stands."""
+    assert _arrow_setting(None).split()[0] == str(heap.ARROW_KEEP_MS)
+    assert _arrow_setting("10").split()[0] == "10"
+
+
+def test_keep_arrow_memory_does_nothing_once_pyarrow_is_loaded(monkeypatch):
+    import pyarrow  # noqa: F401 - loaded: too late for mimalloc to read a setting
+
+    monkeypatch.delenv(heap.ARROW_PURGE_DELAY, raising=False)
+    assert heap.keep_arrow_memory() is False
+    assert heap.ARROW_PURGE_DELAY not in os.environ
+    monkeypatch.delitem(sys.modules, "pyarrow")  # as if not loaded yet (restored after the test)
+    assert heap.keep_arrow_memory() is True and os.environ[heap.ARROW_PURGE_DELAY] == str(heap.ARROW_KEEP_MS)

@@ -380,3 +380,66 @@ def test_router_flags_claims_noted_in_two_ranges():
     router.note_claims(*_text_buffers(pa.array([None], pa.string())), np.array([1], np.int32))
     keys, ranges = router.flagged()
     assert len(keys) == 2 and ranges == [0, 1, 2, 3]
+
+
+def test_router_reserve_sizes_the_claim_table_once_and_keeps_the_claims():
+    """reserve: the claim table is sized at once for the claims to come (at most half full), the claims
+    noted before are kept, and a smaller request never shrinks it."""
+    import numpy as np
+    import pyarrow as pa
+
+    from adjudicate._partition import Router
+    from adjudicate.stream import _text_buffers
+
+    off, data, _ = _text_buffers(pa.array(["A"], pa.large_string()))
+    router = Router(off, data, np.zeros(1, np.int32), np.zeros(1, np.int32), 4)
+    router.note_claims(*_text_buffers(pa.array(["C1", "C2"])), np.array([0, 1], np.int32))
+    assert router.noted == 2 and router.capacity == 1 << 16
+    router.reserve(100_000)
+    assert router.capacity == 1 << 18 and router.noted == 2
+    router.reserve(10)
+    assert router.capacity == 1 << 18
+    router.note_claims(*_text_buffers(pa.array(["C1", "C3"])), np.array([2, 1], np.int32))
+    keys, ranges = router.flagged()
+    assert keys.tolist() == router.keys(*_text_buffers(pa.array(["C1"]))).tolist() and ranges == [0, 2]
+    assert router.noted == 3
+
+
+def test_partition_pass_sizes_the_claim_table_from_its_first_batch(tmp_path):
+    """Given the lines to come, the pass sizes its claim table after the first batch (no step-by-step
+    growth), never above one claim per 4 lines; row numbers of a Parquet file are written as int32."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from adjudicate.inputs import load
+    from adjudicate.schema import MEMBERS
+    from adjudicate.stream import Partitioner, count_lines
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(3000, 2024, seed=3), folder)
+    members = load(MEMBERS, [folder / "members.parquet"])
+    claims = folder / "claims.parquet"
+    n = count_lines([claims])
+    assert n is not None and n > 100_000  # more than 32 768 claims: the first table (65 536 slots) must grow
+
+    def partition(lines: int | None) -> tuple[int, int, int]:
+        """(the table's slots before sizing, after the pass, the claims noted)."""
+        scratch = tmp_path / f"parts-{lines}"
+        scratch.mkdir()
+        part = Partitioner(members, 3, scratch, batch_rows=n // 10, lines=lines)
+        before = []
+        size = part._size_claim_table
+        part._size_claim_table = lambda seen: before.append(part.router.capacity) or size(seen)  # type: ignore[method-assign]
+        part.add_file(0, claims)
+        out = (before[0], part.router.capacity, part.router.noted)
+        assert len(part.split_claims()) == 0
+        (f,) = part.files[0]
+        with pa.memory_map(str(f)) as src:
+            assert ipc.open_stream(src).read_all().schema.field("__row").type == pa.int32()
+        return out
+
+    sizes = {lines: partition(lines) for lines in (None, n, 4 * n)}
+    claims_seen = sizes[None][2]
+    assert sizes[None][1] == sizes[n][1] >= 2 * claims_seen  # same table, reached at once
+    assert sizes[n][0] < sizes[n][1]  # reserved after the first batch
+    assert sizes[4 * n][1] >= 2 * (4 * n * claims_seen // n)  # sized for the lines announced

@@ -7,6 +7,7 @@ dictionaries, claim ids plain). Both must give exactly what the plain path gives
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,7 +22,15 @@ from adjudicate import policy as P
 from adjudicate.engine import adjudicate, read_inputs
 from adjudicate.generate import generate_tables, write_dataset
 from adjudicate.money import to_fen
-from adjudicate.outputs import lines_table, parquet_options, rejected_table, settlements_table, write_all
+from adjudicate.outputs import (
+    invariant_violations,
+    item_codes,
+    lines_table,
+    parquet_options,
+    rejected_table,
+    settlements_table,
+    write_all,
+)
 from adjudicate.report import report_html
 from adjudicate.report.builders import PAYERS, _settlement_figures, _sum_by, run_figures
 from adjudicate.sample import sample_dir
@@ -149,3 +158,74 @@ def test_run_records_startup_and_every_stage_in_summary(tmp_path):
     assert list(t)[0] == "startup" and list(t)[-3:] == ["write", "finish", "report"]
     assert {"read", "encode", "kernel", "allocate"} <= set(t)
     assert all(v >= 0 for v in t.values())
+
+
+def test_numbers_are_delta_encoded(written):
+    """Amounts, dates and integers: DELTA_BINARY_PACKED (half the writer's CPU of PLAIN + snappy, smaller
+    files); strings keep their dictionaries or PLAIN. Read back: the in-memory tables (test above)."""
+    _, out, _ = written
+    meta = pq.ParquetFile(out / "settlements.parquet").metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    for name in ("total", "cash_paid", "settle_date", "benefit_year", "admission_ordinal"):
+        assert "DELTA_BINARY_PACKED" in enc[name], name
+    assert "DELTA_BINARY_PACKED" not in enc["claim_id"]
+    assert "RLE_DICTIONARY" in enc["member_id"]
+
+
+def test_item_codes_are_written_from_the_claims_dictionary(written):
+    """lines.item_code for a file: the codes of the dictionary-read claims column, gathered (nothing for
+    the writer to hash); the same strings as the gathered column."""
+    r, _, _ = written
+    assert pa.types.is_dictionary(r.enc.source["item_code"].type)
+    codes = item_codes(r.enc, for_file=True)
+    assert pa.types.is_dictionary(codes.type)
+    assert codes.cast(pa.string()).equals(r.enc.item_code)
+    assert item_codes(r.enc, for_file=False) is r.enc.item_code
+
+
+def test_invariant_violations_counts_each_broken_row():
+    """Each invariant of contract §4 counted on its own rows (the summary's invariants_hold)."""
+    ok = {"total": 100, "self_pay": 10, "first_self_pay": 5, "eligible": 85, "deductible": 20, "fund_pool": 50}
+    ok |= {"fund_supplementary": 5, "member_policy_share": 30, "subsidy": 10, "account_paid": 15, "cash_paid": 20}
+    rows = [dict(ok) for _ in range(6)]
+    rows[1]["total"] = 101  # breaks 1 and 3
+    rows[2]["fund_pool"] = 51  # breaks 2 and 3
+    rows[3]["deductible"] = 31  # above member_policy_share
+    rows[4]["subsidy"] = -1  # below zero (and the sum of 3)
+    rows[5]["cash_paid"] = -5  # cash_paid may be negative, the sum breaks 3
+    a = {k: np.array([r[k] for r in rows], np.int64) for k in ok}
+    assert list(invariant_violations(a).values()) == [1, 1, 4, 1, 1, 1]
+    assert not any(invariant_violations({k: v[:1] for k, v in a.items()}).values())
+    assert not any(invariant_violations({k: v[:0] for k, v in a.items()}).values())
+
+
+def test_item_codes_of_a_large_dictionary_are_cut_per_row_group(written, tmp_path, monkeypatch):
+    """A dictionary larger than the writer's page: each row group gets the entries it uses (the writer
+    puts a column chunk's whole dictionary in the file); still a dictionary type, and the same strings."""
+    import adjudicate.outputs as O
+
+    r, _, _ = written
+    monkeypatch.setattr(O, "DICTIONARY_PAGE", 64)
+    monkeypatch.setattr(O, "ROW_GROUP", 1000)
+    codes = item_codes(r.enc, for_file=True)
+    assert isinstance(codes, pa.ChunkedArray) and pa.types.is_dictionary(codes.type)
+    assert codes.num_chunks == -(-len(codes) // 1000)
+    assert all(len(c.dictionary) <= len(np.unique(c.indices)) for c in codes.chunks)
+    assert codes.cast(pa.string()).combine_chunks().equals(r.enc.item_code)
+    t = pa.table({"item_code": codes})
+    pq.write_table(t, tmp_path / "l.parquet", row_group_size=1000, **parquet_options(t.schema))
+    back = pq.read_table(tmp_path / "l.parquet")["item_code"]  # (with its stored Arrow schema: no amounts)
+    assert back.cast(pa.string()).combine_chunks().equals(r.enc.item_code)
+    meta = pq.ParquetFile(tmp_path / "l.parquet").metadata
+    assert all("RLE_DICTIONARY" in meta.row_group(i).column(0).encodings for i in range(meta.num_row_groups))
+
+
+def test_item_codes_read_plain_are_encoded_to_the_same_type(written):
+    """A range that read item_code as plain strings gives the file type of the others (a streamed run
+    appends every range to one file)."""
+    r, _, _ = written
+    read_plain = r.enc.source["item_code"].cast(pa.string())
+    plain = dataclasses.replace(r.enc, source={**r.enc.source, "item_code": read_plain})
+    codes = item_codes(plain, for_file=True)
+    assert codes.type == item_codes(r.enc, for_file=True).type == pa.dictionary(pa.int32(), pa.string())
+    assert codes.cast(pa.string()).equals(r.enc.item_code)

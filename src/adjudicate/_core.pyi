@@ -99,6 +99,51 @@ def settle_claims(
     start: int,
     stop: int,
 ) -> None: ...
+def settle_lines(
+    line_start: _I64,
+    amount: _I64,
+    quantity: _I64,
+    cls: _I8,
+    item_ratio: _I64,
+    max_price: _I64,
+    class_ratio: _I64,
+    supplementary_catalogue: bool,
+    per_fen: int,
+    self_pay: _I64,
+    first_self_pay: _I64,
+    eligible: _I64,
+    sums: _I64,
+    negative: _U8,
+    member_of_claim: _I64,
+    year: _I32,
+    period: _I64,
+    setting: _I8,
+    benefit: _U8,
+    factor: _I64,
+    level_row: _I8,
+    months: _I64,
+    category: _I8,
+    civil_servant: _U8,
+    balance: _I64,
+    base_year: int,
+    credit: _I64,
+    block_of_setting: _I64,
+    B: _I64,
+    band_from: _I64,
+    band_pool: _I64,
+    band_supp: _I64,
+    band_flags: _I64,
+    ded: _I64,
+    acct_items: _I64,
+    direct: _I64,
+    lim_months: _I64,
+    lim_amount: _I64,
+    lim_n: _I64,
+    out: _I64,
+    settle: bool,
+    start: int,
+    stop: int,
+) -> int: ...
 def allocate(
     line_start: _I64,
     amount: _I64,
@@ -133,6 +178,8 @@ def gather_catalogue(
 ) -> None: ...
 def enrolment_months(since: _I32, on: _I32, out: _I64) -> None: ...
 def negative_claims(sums: _I64, out: _U8) -> int: ...
+def keep_runs(src: _U8, dst: _U8, width: int, lo: _I64, hi: _I64) -> int: ...
+def keep_runs_shifted(src: _I32 | _I64, dst: _I32 | _I64, lo: _I64, hi: _I64, shift: _I64) -> int: ...
 def group_lines(claim: _I32 | _I64, line_no: _I64, nclaims: int, order: _I32 | _I64, start: _I64) -> None: ...
 def first_differing(
     order: _I32 | _I64,

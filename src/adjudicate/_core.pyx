@@ -12,7 +12,7 @@ claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
 from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t, INT64_MIN
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 import numpy as np
 
@@ -22,6 +22,7 @@ cdef extern from *:
 
 cdef enum:
     NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
+    NSUMS = SUM_ELIGIBLE_SUPPLEMENTARY + 1  # columns of claim_sums
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -94,6 +95,85 @@ cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
     return a if a > b else b
 
 
+ctypedef struct LineRules:
+    # the line split's inputs (schemes.md §1), as pointers: one claim's lines are split by
+    # split_claim without a memoryview per call
+    const int64_t* amount
+    const int64_t* quantity
+    const int8_t* cls
+    const int64_t* item_ratio
+    const int64_t* max_price
+    const int64_t* class_ratio
+    bint supplementary_catalogue
+    int64_t per_fen
+    int64_t* self_pay
+    int64_t* first_self_pay
+    int64_t* eligible
+
+
+cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s) noexcept nogil:
+    """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``."""
+    cdef int64_t amt = L.amount[i], over = 0, allowed, fsp, r, mp
+    cdef int128 cap
+    cdef int8_t k = L.cls[i]
+    s[SUM_TOTAL] += amt
+    if (not benefit) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (k == CLS_SUPP and not L.supplementary_catalogue):
+        L.self_pay[i] = amt
+        L.first_self_pay[i] = 0
+        L.eligible[i] = 0
+        s[SUM_SELF_PAY] += amt
+        return
+    mp = L.max_price[i]
+    if mp >= 0 and amt > 0:
+        # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
+        # quantity must not wrap; a ceiling at or above the amount cuts nothing
+        cap = round_div128(<int128>mp * L.quantity[i], L.per_fen)
+        if cap < amt:
+            over = amt - <int64_t>cap
+    allowed = amt - over
+    r = L.item_ratio[i]
+    if r < 0:
+        r = L.class_ratio[k]
+    # |allowed| <= 10**14 fen and r <= 10**4 bp (inputs.py enforces both), so
+    # the product fits 64 bits and the division by a constant is cheap
+    fsp = round_div64(allowed * r, BP)
+    L.self_pay[i] = over
+    L.first_self_pay[i] = fsp
+    L.eligible[i] = allowed - fsp
+    s[SUM_SELF_PAY] += over
+    s[SUM_FIRST_SELF_PAY] += fsp
+    s[SUM_ELIGIBLE_A + k] += allowed - fsp
+
+
+cdef inline bint negative_sums(const int64_t* s) noexcept nogil:
+    """Whether a claim with sums ``s`` is rejected as negative_claim_total (schemes.md §1): a
+    negative total, self_pay, first_self_pay, eligible, or eligible of one class."""
+    cdef int64_t k, e = 0
+    cdef bint neg = s[SUM_TOTAL] < 0 or s[SUM_SELF_PAY] < 0 or s[SUM_FIRST_SELF_PAY] < 0
+    for k in range(SUM_ELIGIBLE_A, SUM_ELIGIBLE_A + NCLS):
+        e += s[k]
+        neg = neg or s[k] < 0
+    return neg or e < 0
+
+
+cdef LineRules line_rules(const int64_t[::1] amount, const int64_t[::1] quantity, const int8_t[::1] cls,
+                          const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                          const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
+                          int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible) except *:
+    cdef LineRules L
+    cdef Py_ssize_t n = amount.shape[0]
+    if not (quantity.shape[0] == cls.shape[0] == item_ratio.shape[0] == max_price.shape[0] == n
+            and self_pay.shape[0] == first_self_pay.shape[0] == eligible.shape[0] == n):
+        raise ValueError("the per-line arrays differ in length")
+    if class_ratio.shape[0] < CLS_UNKNOWN + 1:
+        raise ValueError("class_ratio needs one ratio per line class")
+    L.amount, L.quantity, L.cls = &amount[0], &quantity[0], &cls[0]
+    L.item_ratio, L.max_price, L.class_ratio = &item_ratio[0], &max_price[0], &class_ratio[0]
+    L.supplementary_catalogue, L.per_fen = supplementary_catalogue, per_fen
+    L.self_pay, L.first_self_pay, L.eligible = &self_pay[0], &first_self_pay[0], &eligible[0]
+    return L
+
+
 def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
                 const int64_t[::1] quantity, const int8_t[::1] cls,
                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
@@ -108,52 +188,18 @@ def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
     must not be split across two concurrent calls. ``max_price`` is in units of
     0.0001 yuan and ``quantity`` in millionths: ``per_fen`` is how many units
     of their product make one fen (10**8), so the ceiling is rounded once, on
-    the exact product (contract §1).
+    the exact product (contract §1). The engine calls ``settle_lines``, which
+    does this claim by claim and settles each claim at once.
     """
-    cdef int64_t i, c, amt, over, allowed, fsp, r
-    cdef int128 cap
-    cdef int8_t k
+    cdef int64_t i, c
+    if stop <= start:
+        return
+    cdef LineRules L = line_rules(amount, quantity, cls, item_ratio, max_price, class_ratio,
+                                  supplementary_catalogue, per_fen, self_pay, first_self_pay, eligible)
     with nogil:
         for i in range(start, stop):
             c = claim_of_line[i]
-            amt = amount[i]
-            k = cls[i]
-            claim_sums[c, SUM_TOTAL] += amt
-            if (not benefit[c]) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (
-                    k == CLS_SUPP and not supplementary_catalogue):
-                self_pay[i] = amt
-                first_self_pay[i] = 0
-                eligible[i] = 0
-                claim_sums[c, SUM_SELF_PAY] += amt
-                continue
-            over = 0
-            if max_price[i] >= 0 and amt > 0:
-                # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
-                # quantity must not wrap; a ceiling at or above the amount cuts nothing
-                cap = round_div128(<int128>max_price[i] * quantity[i], per_fen)
-                if cap < amt:
-                    over = amt - <int64_t>cap
-            allowed = amt - over
-            r = item_ratio[i] if item_ratio[i] >= 0 else class_ratio[k]
-            # |allowed| <= 10**14 fen and r <= 10**4 bp (inputs.py enforces both), so
-            # the product fits 64 bits and the division by a constant is cheap
-            fsp = round_div64(allowed * r, BP)
-            self_pay[i] = over
-            first_self_pay[i] = fsp
-            eligible[i] = allowed - fsp
-            claim_sums[c, SUM_SELF_PAY] += over
-            claim_sums[c, SUM_FIRST_SELF_PAY] += fsp
-            claim_sums[c, SUM_ELIGIBLE_A + k] += allowed - fsp
-
-
-cdef inline int64_t limit_amount(const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
-                                 const int64_t[::1] lim_n, int64_t j, int64_t months) noexcept nogil:
-    """The annual limit j in force for a member with ``months`` of enrolment."""
-    cdef int64_t k, amt = lim_amount[j, 0]
-    for k in range(1, lim_n[j]):
-        if months >= lim_months[j, k]:
-            amt = lim_amount[j, k]
-    return amt
+            split_line(&L, i, benefit[c], &claim_sums[c, 0])
 
 
 # ---- settlement, one step per helper ----------------------------------------
@@ -324,6 +370,190 @@ cdef inline void step9_account_after(Claim* w, const int64_t* Bb, int64_t* bal) 
         w.acct += pay
 
 
+# ---- one claim settled, and the member-year it belongs to ---------------------
+
+ctypedef struct Rules:
+    # the compiled policy (policy.Compiled) as pointers, with each table's row lengths
+    const int64_t* block_of_setting
+    int64_t nsettings
+    const int64_t* B
+    int64_t nB
+    const int64_t* band_from
+    int64_t nband_from
+    const int64_t* band_pool
+    int64_t nband_pool
+    const int64_t* band_supp
+    int64_t nband_supp
+    const int64_t* band_flags
+    int64_t nband_flags
+    const int64_t* ded
+    int64_t ded_block
+    int64_t ded_level
+    const int64_t* acct_items
+    int64_t nacct_items
+    const int64_t* direct
+    int64_t ndirect
+    const int64_t* lim_months
+    int64_t nlim_months
+    const int64_t* lim_amount
+    int64_t nlim_amount
+    const int64_t* lim_n
+
+
+ctypedef struct Claims:
+    # per claim, in settlement order
+    const int64_t* member
+    const int32_t* year
+    const int64_t* period
+    const int8_t* setting
+    const uint8_t* benefit
+    const int64_t* factor
+    const int8_t* level_row
+    const int64_t* months
+
+
+ctypedef struct Members:
+    # per member row; credit[m * ncredit + k] is credited at the end of base_year + k
+    const int8_t* category
+    const uint8_t* civil_servant
+    const int64_t* balance
+    int32_t base_year
+    const int64_t* credit
+    int64_t ncredit
+
+
+ctypedef struct MemberYear:
+    # the running state of the member-year being settled
+    int64_t m
+    int32_t year
+    int64_t bal
+    int64_t ordinal_count
+    int64_t counters[MAXCOUNTERS]
+    int64_t used[MAXLIMITS]
+
+
+cdef Rules rules_of(const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
+                    const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
+                    const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
+                    const int64_t[:, :, ::1] ded, const int64_t[:, ::1] acct_items,
+                    const int64_t[:, ::1] direct, const int64_t[:, ::1] lim_months,
+                    const int64_t[:, ::1] lim_amount, const int64_t[::1] lim_n) noexcept:
+    cdef Rules R
+    R.block_of_setting, R.nsettings = &block_of_setting[0, 0], block_of_setting.shape[1]
+    R.B, R.nB = &B[0, 0], B.shape[1]
+    R.band_from, R.nband_from = &band_from[0, 0], band_from.shape[1]
+    R.band_pool, R.nband_pool = &band_pool[0, 0, 0], band_pool.shape[1] * band_pool.shape[2]
+    R.band_supp, R.nband_supp = &band_supp[0, 0], band_supp.shape[1]
+    R.band_flags, R.nband_flags = &band_flags[0, 0], band_flags.shape[1]
+    R.ded, R.ded_block, R.ded_level = &ded[0, 0, 0], ded.shape[1] * ded.shape[2], ded.shape[2]
+    R.acct_items, R.nacct_items = &acct_items[0, 0], acct_items.shape[1]
+    R.direct, R.ndirect = &direct[0, 0], direct.shape[1]
+    R.lim_months, R.nlim_months = &lim_months[0, 0], lim_months.shape[1]
+    R.lim_amount, R.nlim_amount = &lim_amount[0, 0], lim_amount.shape[1]
+    R.lim_n = &lim_n[0]
+    return R
+
+
+cdef Claims claims_of(const int64_t[::1] member_of_claim, const int32_t[::1] year, const int64_t[::1] period,
+                      const int8_t[::1] setting, const uint8_t[::1] benefit, const int64_t[::1] factor,
+                      const int8_t[::1] level_row, const int64_t[::1] months) except *:
+    cdef Claims C
+    cdef Py_ssize_t n = member_of_claim.shape[0]
+    if not (year.shape[0] == period.shape[0] == setting.shape[0] == benefit.shape[0] == factor.shape[0]
+            == level_row.shape[0] == months.shape[0] == n):
+        raise ValueError("the per-claim arrays differ in length")
+    C.member, C.year, C.period, C.setting = &member_of_claim[0], &year[0], &period[0], &setting[0]
+    C.benefit, C.factor, C.level_row, C.months = &benefit[0], &factor[0], &level_row[0], &months[0]
+    return C
+
+
+cdef Members members_of(const int8_t[::1] category, const uint8_t[::1] civil_servant,
+                        const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit) noexcept:
+    cdef Members M
+    M.category, M.civil_servant, M.balance = &category[0], &civil_servant[0], &balance[0]
+    M.base_year, M.credit, M.ncredit = base_year, &credit[0, 0], credit.shape[1]
+    return M
+
+
+cdef inline void open_member_year(MemberYear* s, const Members* M, int64_t m, int32_t y) noexcept nogil:
+    """Start the member-year (m, y) unless it is the one running. The personal account carries
+    over (contract §3): a member's first year opens at ``balance[m]`` (1 January of
+    ``base_year``) plus the credits of the years from ``base_year`` to y; a later year at the
+    previous year's closing plus the credits of the years in between."""
+    cdef int64_t k
+    cdef int32_t yy
+    if m == s.m and y == s.year:
+        return
+    for k in range(MAXCOUNTERS):
+        s.counters[k] = 0
+    for k in range(MAXLIMITS):
+        s.used[k] = 0
+    if m != s.m:
+        s.bal = M.balance[m]
+        yy = M.base_year
+    else:
+        yy = s.year
+    while yy < y:  # closing of year yy, plus its credit, opens yy + 1
+        if 0 <= yy - M.base_year < M.ncredit:
+            s.bal += M.credit[m * M.ncredit + yy - M.base_year]
+        yy += 1
+    s.ordinal_count = 0
+    s.m = m
+    s.year = y
+
+
+cdef inline int64_t limit_amount(const Rules* R, int64_t j, int64_t months) noexcept nogil:
+    """The annual limit j in force for a member with ``months`` of enrolment."""
+    cdef int64_t k, amt = R.lim_amount[j * R.nlim_amount]
+    for k in range(1, R.lim_n[j]):
+        if months >= R.lim_months[j * R.nlim_months + k]:
+            amt = R.lim_amount[j * R.nlim_amount + k]
+    return amt
+
+
+cdef inline void settle_claim(const Rules* R, const Claims* C, const Members* M, MemberYear* s, int64_t c,
+                              const int64_t* sums, int64_t* out) noexcept nogil:
+    """Settle claim c (its sums ``sums``) in its member-year ``s``: steps 1–9, into ``out``
+    (columns ``OUT_*``)."""
+    cdef int64_t k, b, m = C.member[c], cap_amt = 0, supp_limit = 0
+    cdef const int64_t* Bb
+    cdef Claim w
+    open_member_year(s, M, m, C.year[c])
+    for k in range(NOUT):
+        out[k] = 0
+    if not C.benefit[c]:
+        return
+    b = R.block_of_setting[C.period[c] * R.nsettings + C.setting[c]]
+    Bb = R.B + b * R.nB
+    w.cat = M.category[m]
+    w.f = C.factor[c]
+    w.fsp = sums[SUM_FIRST_SELF_PAY]
+    w.E = 0
+    for k in range(NCLS):
+        w.e[k] = sums[SUM_ELIGIBLE_A + k]
+        w.E += w.e[k]
+    if Bb[F_CAP] >= 0:
+        cap_amt = limit_amount(R, Bb[F_CAP_ROW], C.months[c])
+    if Bb[F_SUPP_LIMIT] >= 0:
+        supp_limit = limit_amount(R, Bb[F_SUPP_ROW], C.months[c])
+    step1_ordinal(&w, Bb, &s.ordinal_count)
+    step2_account_before(&w, Bb, R.acct_items + b * R.nacct_items, &s.bal)
+    step3_direct(&w, R.direct + b * R.ndirect)
+    step4_base_deductible(&w, Bb, R.ded + b * R.ded_block + C.level_row[c] * R.ded_level)
+    step5_scale(&w, Bb, s.counters, R.band_from + b * R.nband_from, R.band_pool + b * R.nband_pool,
+                R.band_supp + b * R.nband_supp, R.band_flags + b * R.nband_flags)
+    step6_cap(&w, Bb, cap_amt, s.used)
+    step7_tier(&w, Bb, supp_limit, s.used)
+    step8_subsidy(&w, Bb, M.civil_servant[m])
+    step9_account_after(&w, Bb, &s.bal)
+    out[OUT_DEDUCTIBLE] = w.deductible
+    out[OUT_FUND_POOL] = w.pool
+    out[OUT_FUND_SUPPLEMENTARY] = w.supp
+    out[OUT_SUBSIDY] = w.subsidy
+    out[OUT_ACCOUNT_PAID] = w.acct
+    out[OUT_ADMISSION_ORDINAL] = w.ordinal
+
+
 def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   const int64_t[::1] period,
                   const int8_t[::1] setting, const uint8_t[::1] benefit,
@@ -354,69 +584,91 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     the previous year's closing plus the credits of the years in between.
 
     Each claim with benefit goes through steps 1–9 (the ``step*`` helpers above).
+    The engine calls ``settle_lines``, which splits each claim's lines first.
     """
-    cdef int64_t c, m, prev_m = -1, b, k, bal = 0, ordinal_count = 0, ncredit = credit.shape[1]
-    cdef int64_t cap_amt, supp_limit
-    cdef int32_t prev_year = -1, y
-    cdef int64_t counters[MAXCOUNTERS]
-    cdef int64_t used[MAXLIMITS]
-    cdef Claim w
-    cdef const int64_t* Bb
+    cdef int64_t c
+    if stop <= start:
+        return
+    cdef Rules R = rules_of(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct_items,
+                            direct, lim_months, lim_amount, lim_n)
+    cdef Claims C = claims_of(member_of_claim, year, period, setting, benefit, factor, level_row, months)
+    cdef Members M = members_of(category, civil_servant, balance, base_year, credit)
+    cdef MemberYear s
+    s.m = -1
+    s.year = -1
     with nogil:
         for c in range(start, stop):
-            m = member_of_claim[c]
-            if m != prev_m or year[c] != prev_year:
-                for k in range(MAXCOUNTERS):
-                    counters[k] = 0
-                for k in range(MAXLIMITS):
-                    used[k] = 0
-                if m != prev_m:
-                    bal = balance[m]
-                    y = base_year
-                else:
-                    y = prev_year
-                while y < year[c]:  # closing of year y, plus its credit, opens y + 1
-                    if 0 <= y - base_year < ncredit:
-                        bal += credit[m, y - base_year]
-                    y += 1
-                ordinal_count = 0
-                prev_m = m
-                prev_year = year[c]
-            for k in range(NOUT):
-                out[c, k] = 0
-            if not benefit[c]:
+            settle_claim(&R, &C, &M, &s, c, &sums[c, 0], &out[c, 0])
+
+
+def settle_lines(const int64_t[::1] line_start, const int64_t[::1] amount,
+                 const int64_t[::1] quantity, const int8_t[::1] cls,
+                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                 const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
+                 int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
+                 int64_t[:, ::1] sums, uint8_t[::1] negative,
+                 const int64_t[::1] member_of_claim, const int32_t[::1] year,
+                 const int64_t[::1] period,
+                 const int8_t[::1] setting, const uint8_t[::1] benefit,
+                 const int64_t[::1] factor, const int8_t[::1] level_row,
+                 const int64_t[::1] months,
+                 const int8_t[::1] category, const uint8_t[::1] civil_servant,
+                 const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit,
+                 const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
+                 const int64_t[:, ::1] band_from, const int64_t[:, :, ::1] band_pool,
+                 const int64_t[:, ::1] band_supp, const int64_t[:, ::1] band_flags,
+                 const int64_t[:, :, ::1] ded, const int64_t[:, ::1] acct_items,
+                 const int64_t[:, ::1] direct,
+                 const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
+                 const int64_t[::1] lim_n,
+                 int64_t[:, ::1] out, bint settle, int64_t start, int64_t stop):
+    """The kernel of a run, claims [start, stop) in one pass (``start`` the first claim of
+    a member): each claim's lines ``line_start[c]:line_start[c+1]`` are split as
+    ``split_lines`` splits them, its sums written to ``sums[c]`` (every column: ``sums``
+    may be uninitialised), and then, unless it is rejected as negative_claim_total
+    (``negative[c]`` set, ``out[c]`` zero), it is settled as ``settle_claims`` settles
+    it (with ``settle``; without, ``out`` is not touched and may be empty). A rejected
+    claim is skipped as if it were not there. Returns how many claims were rejected.
+
+    One pass instead of a line split, a check and a settlement: a claim's sums stay
+    in cache from its lines to its settlement.
+    """
+    cdef int64_t c, i, k, count = 0
+    cdef int64_t* s
+    cdef bint neg
+    if stop <= start:
+        return 0
+    if negative.shape[0] != sums.shape[0] or line_start.shape[0] != sums.shape[0] + 1:
+        raise ValueError("sums, negative and line_start do not match the claims")
+    if settle and out.shape[0] != sums.shape[0]:
+        raise ValueError("out needs a row per claim")
+    cdef LineRules L = line_rules(amount, quantity, cls, item_ratio, max_price, class_ratio,
+                                  supplementary_catalogue, per_fen, self_pay, first_self_pay, eligible)
+    cdef Rules R = rules_of(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct_items,
+                            direct, lim_months, lim_amount, lim_n)
+    cdef Claims C = claims_of(member_of_claim, year, period, setting, benefit, factor, level_row, months)
+    cdef Members M = members_of(category, civil_servant, balance, base_year, credit)
+    cdef MemberYear my
+    my.m = -1
+    my.year = -1
+    with nogil:
+        for c in range(start, stop):
+            s = &sums[c, 0]
+            for k in range(NSUMS):
+                s[k] = 0
+            for i in range(line_start[c], line_start[c + 1]):
+                split_line(&L, i, C.benefit[c], s)
+            neg = negative_sums(s)
+            negative[c] = neg
+            if neg:
+                count += 1
+                if settle:
+                    for k in range(NOUT):
+                        out[c, k] = 0
                 continue
-            b = block_of_setting[period[c], setting[c]]
-            Bb = &B[b, 0]
-            w.cat = category[m]
-            w.f = factor[c]
-            w.fsp = sums[c, SUM_FIRST_SELF_PAY]
-            w.E = 0
-            for k in range(NCLS):
-                w.e[k] = sums[c, SUM_ELIGIBLE_A + k]
-                w.E += w.e[k]
-            cap_amt = 0
-            if Bb[F_CAP] >= 0:
-                cap_amt = limit_amount(lim_months, lim_amount, lim_n, Bb[F_CAP_ROW], months[c])
-            supp_limit = 0
-            if Bb[F_SUPP_LIMIT] >= 0:
-                supp_limit = limit_amount(lim_months, lim_amount, lim_n, Bb[F_SUPP_ROW], months[c])
-            step1_ordinal(&w, Bb, &ordinal_count)
-            step2_account_before(&w, Bb, &acct_items[b, 0], &bal)
-            step3_direct(&w, &direct[b, 0])
-            step4_base_deductible(&w, Bb, &ded[b, level_row[c], 0])
-            step5_scale(&w, Bb, counters, &band_from[b, 0], &band_pool[b, 0, 0], &band_supp[b, 0],
-                        &band_flags[b, 0])
-            step6_cap(&w, Bb, cap_amt, used)
-            step7_tier(&w, Bb, supp_limit, used)
-            step8_subsidy(&w, Bb, civil_servant[m])
-            step9_account_after(&w, Bb, &bal)
-            out[c, OUT_DEDUCTIBLE] = w.deductible
-            out[c, OUT_FUND_POOL] = w.pool
-            out[c, OUT_FUND_SUPPLEMENTARY] = w.supp
-            out[c, OUT_SUBSIDY] = w.subsidy
-            out[c, OUT_ACCOUNT_PAID] = w.acct
-            out[c, OUT_ADMISSION_ORDINAL] = w.ordinal
+            if settle:
+                settle_claim(&R, &C, &M, &my, c, s, &out[c, 0])
+    return count
 
 
 ctypedef struct Rem:
@@ -741,20 +993,76 @@ def negative_claims(const int64_t[:, ::1] sums, uint8_t[::1] out):
     """out[c] = 1 where claim c is rejected as negative_claim_total (schemes.md §1):
     a negative total, self_pay, first_self_pay, eligible, or eligible of one class.
     Returns how many."""
-    cdef Py_ssize_t c, k, n = sums.shape[0]
-    cdef int64_t e, count = 0
-    cdef bint neg
+    cdef Py_ssize_t c, n = sums.shape[0]
+    cdef int64_t count = 0
     with nogil:
         for c in range(n):
-            neg = sums[c, SUM_TOTAL] < 0 or sums[c, SUM_SELF_PAY] < 0 or sums[c, SUM_FIRST_SELF_PAY] < 0
-            e = 0
-            for k in range(SUM_ELIGIBLE_A, SUM_ELIGIBLE_A + NCLS):
-                e += sums[c, k]
-                neg = neg or sums[c, k] < 0
-            neg = neg or e < 0
-            out[c] = neg
-            count += neg
+            out[c] = negative_sums(&sums[c, 0])
+            count += out[c]
     return count
+
+
+def keep_runs(const uint8_t[::1] src, uint8_t[::1] dst, int64_t width,
+              const int64_t[::1] lo, const int64_t[::1] hi):
+    """Copy the elements of ``src`` (``width`` bytes each) outside the runs [lo[k], hi[k])
+    to the front of ``dst``, in order; returns how many. ``dst`` may be ``src`` itself: the
+    elements then move down in place, with no fresh memory (engine: a policy's few rejected
+    claims cut out of the run's arrays). Runs ascending and disjoint."""
+    cdef Py_ssize_t k, nruns = lo.shape[0]
+    cdef int64_t n = src.shape[0] // width if width > 0 else 0, at = 0, prev = 0, end
+    if hi.shape[0] != nruns:
+        raise ValueError("lo and hi differ in length")
+    if nruns and (lo[0] < 0 or hi[nruns - 1] > n):
+        raise ValueError("a run lies outside the array")
+    if dst.shape[0] < (n - sum_runs(lo, hi)) * width:
+        raise ValueError("dst is too small")
+    with nogil:
+        for k in range(nruns + 1):
+            end = lo[k] if k < nruns else n
+            if end > prev:
+                if at != prev or &dst[0] != &src[0]:
+                    memmove(&dst[at * width], &src[prev * width], (end - prev) * width)
+                at += end - prev
+            if k < nruns:
+                prev = hi[k]
+    return at
+
+
+cdef int64_t sum_runs(const int64_t[::1] lo, const int64_t[::1] hi) except -1:
+    cdef Py_ssize_t k
+    cdef int64_t t = 0
+    for k in range(lo.shape[0]):
+        if hi[k] < lo[k] or (k and lo[k] < hi[k - 1]):
+            raise ValueError("runs must be ascending and disjoint")
+        t += hi[k] - lo[k]
+    return t
+
+
+def keep_runs_shifted(const index_t[::1] src, index_t[::1] dst, const int64_t[::1] lo, const int64_t[::1] hi,
+                      const int64_t[::1] shift):
+    """``keep_runs`` of positions (int32 or int64) that shift down with the runs cut before them: the
+    elements kept after run k - 1 (and before run k) get ``shift[k]`` subtracted (shift[0]
+    before the first run). For a line's claim position and a claim's first line."""
+    cdef Py_ssize_t k, nruns = lo.shape[0]
+    cdef int64_t n = src.shape[0], at = 0, prev = 0, end, j, d
+    if hi.shape[0] != nruns or shift.shape[0] != nruns + 1:
+        raise ValueError("lo, hi and shift do not match")
+    if nruns and (lo[0] < 0 or hi[nruns - 1] > n):
+        raise ValueError("a run lies outside the array")
+    if dst.shape[0] < n - sum_runs(lo, hi):
+        raise ValueError("dst is too small")
+    with nogil:
+        for k in range(nruns + 1):
+            end = lo[k] if k < nruns else n
+            d = shift[k]
+            if d != 0 or at != prev or &dst[0] != &src[0]:
+                for j in range(prev, end):
+                    dst[at + j - prev] = <index_t>(src[j] - d)
+            if end > prev:
+                at += end - prev
+            if k < nruns:
+                prev = hi[k]
+    return at
 
 
 ctypedef struct LineKey:

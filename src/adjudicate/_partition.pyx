@@ -201,12 +201,34 @@ cdef class Router:
             s = (s + 1) & self.cmask
 
     cdef int _grow(self) except -1:
+        return self._resize(2 * len(self.claims))
+
+    def reserve(self, int64_t claims):
+        """Size the claim table for about ``claims`` distinct claims now, at most half full: growing
+        it step by step re-inserts every claim noted at each step and touches twice the memory."""
+        cdef int64_t cap = len(self.claims)
+        while cap < 2 * claims:
+            cap *= 2
+        if cap > len(self.claims):
+            self._resize(cap)
+
+    @property
+    def noted(self):
+        """Distinct claim keys noted so far."""
+        return self.cfill
+
+    @property
+    def capacity(self):
+        """Slots of the claim table."""
+        return len(self.claims)
+
+    cdef int _resize(self, int64_t cap) except -1:
         old = self.claims
         cdef uint64_t[:] o = old
         cdef int64_t i, n = len(old)
         cdef uint64_t s, v
-        self.claims = np.zeros(2 * n, np.uint64)
-        self.cmask = 2 * n - 1
+        self.claims = np.zeros(cap, np.uint64)
+        self.cmask = cap - 1
         with nogil:
             for i in range(n):
                 v = o[i]

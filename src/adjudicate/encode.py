@@ -116,17 +116,14 @@ class Encoded:
 
         When few claims are kept (readjudicate keeps a few members of a whole
         dataset) the lines are gathered by index, so the cost follows the claims
-        kept; when most are (a policy's few negative claims dropped) each line
-        array is compacted by a mask in one sequential pass, with no index array."""
+        kept; when most are, the few dropped are cut out (:meth:`without`)."""
         claims = np.flatnonzero(keep)
+        if 2 * len(claims) > len(keep):
+            return self.without(np.flatnonzero(~np.asarray(keep, bool)))
         sizes = np.diff(self.line_start)[claims]
         fields = {f: getattr(self, f)[claims] for f in self.CLAIM_FIELDS}
-        if 2 * len(claims) > len(keep):
-            lines = keep[self.line_claim]
-            fields.update({f: getattr(self, f)[lines] for f in self.LINE_FIELDS})
-        else:
-            rows = line_rows(self.line_start, claims)
-            fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
+        rows = line_rows(self.line_start, claims)
+        fields.update({f: getattr(self, f)[rows] for f in self.LINE_FIELDS})
         return Encoded(
             claim_dict=self.claim_dict,
             line_claim=np.repeat(np.arange(len(claims), dtype=self.line_claim.dtype), sizes),
@@ -136,6 +133,59 @@ class Encoded:
             source=self.source,
             **fields,
         )
+
+    def without(self, claims: np.ndarray, in_place: bool = False) -> Encoded:
+        """The same without the claims at positions ``claims`` (ascending) and their lines.
+
+        Each array is copied once, run by run between the claims dropped (no mask, no
+        index array). With ``in_place`` the arrays the caller owns outright are compacted
+        where they are (:func:`cut_runs`): a policy's few negative claims cut out of a
+        run's arrays without fresh memory. This object is then no longer valid."""
+        claims = np.ascontiguousarray(claims, dtype=np.int64)
+        lo, hi = self.line_start[claims], self.line_start[claims + 1]
+        done: dict[int, np.ndarray] = {}  # by id: an array under two names is cut once
+
+        def cut(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+            if id(a) not in done:
+                done[id(a)] = cut_runs(a, lo, hi, in_place, shift)
+            return done[id(a)]
+
+        fields = {f: cut(getattr(self, f), claims, claims + 1) for f in self.CLAIM_FIELDS}
+        fields.update({f: cut(getattr(self, f), lo, hi) for f in self.LINE_FIELDS})
+        # a line's claim position falls by the claims dropped before it; a claim's first line by their lines
+        line_claim = cut(self.line_claim, lo, hi, np.arange(len(claims) + 1, dtype=np.int64))
+        line_start = cut(self.line_start, claims, claims + 1, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
+        return Encoded(
+            claim_dict=self.claim_dict,
+            line_claim=line_claim,
+            line_start=line_start,
+            rejected=self.rejected,
+            input_claims=self.input_claims,
+            source=self.source,
+            **fields,
+        )
+
+
+def cut_runs(
+    a: np.ndarray, lo: np.ndarray, hi: np.ndarray, in_place: bool = False, shift: np.ndarray | None = None
+) -> np.ndarray:
+    """``a`` without its rows in the runs [lo[k], hi[k]) (ascending, disjoint), in one compiled
+    pass (``_core.keep_runs``). ``shift``: rows of positions, less ``shift[k]`` after the k-th run.
+
+    With ``in_place``, an array that owns its writable memory is compacted where it is and
+    the result is a view of its front (no fresh pages); any other array is copied."""
+    a = np.ascontiguousarray(a)
+    lo = np.ascontiguousarray(lo, dtype=np.int64)
+    hi = np.ascontiguousarray(hi, dtype=np.int64)
+    n = len(a) - int((hi - lo).sum())
+    own = in_place and a.flags.writeable and a.flags.owndata
+    out = a if own else np.empty((n, *a.shape[1:]), a.dtype)
+    if shift is not None:
+        _core.keep_runs_shifted(a, out, lo, hi, shift)
+    elif a.size:
+        width = a.itemsize * (a.size // len(a))
+        _core.keep_runs(a.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8), width, lo, hi)
+    return out[:n]
 
 
 def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:

@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from . import _core
 from .account import member_credits
-from .encode import Encoded, benefit_factors, encode
+from .encode import Encoded, benefit_factors, cut_runs, encode
 from .inputs import QUANTITY_SCALE, Table, load
 from .keep import source_row_values as kept_values
 from .layout import ClaimSum, Settled
@@ -86,6 +88,9 @@ class Result:
     base_year: int | None = None
     #: which claims of the prepared inputs were settled (None: all); the rest were rejected by this policy
     kept: np.ndarray | None = None
+    #: CPU seconds of the compiled stages, every thread summed ("kernel", "allocate"): beside the wall
+    #: times of ``timings``, what judges the kernel's speed on a loaded machine
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @cached_property
     def eligible(self) -> np.ndarray:  # read by every output table and the summary: summed once
@@ -120,18 +125,17 @@ def chunks_by_member(member: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+T = TypeVar("T")
 
 
-def _parallel(fn: Callable[[int, int], None], ranges: list[tuple[int, int]], threads: int) -> None:
-    """Run ``fn`` on each range, on ``threads`` threads (the kernel releases the GIL)."""
+def _parallel(fn: Callable[[int, int], T], ranges: list[tuple[int, int]], threads: int) -> list[T]:
+    """Run ``fn`` on each range, on ``threads`` threads (the kernel releases the GIL); its results in range order."""
     if threads <= 1 or len(ranges) <= 1:
-        for a, b in ranges:
-            fn(a, b)
-        return
+        return [fn(a, b) for a, b in ranges]
     pool = _POOLS.get(threads)
     if pool is None:
         pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="adjudicate")
-    list(pool.map(lambda r: fn(*r), ranges))
+    return list(pool.map(lambda r: fn(*r), ranges))
 
 
 def default_threads() -> int:
@@ -188,6 +192,7 @@ def adjudicate(
         progress=progress,
         line_funds=line_funds,
         base_year=base_year,
+        owned=True,  # the preparation is this call's alone
     )
 
 
@@ -199,12 +204,15 @@ def settle(
     progress: Callable[[str], None] | None = None,
     line_funds: bool = True,
     base_year: int | None = None,
+    owned: bool = False,
 ) -> Result:
     """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
 
     ``prep`` is not changed, so one preparation serves any number of policies
-    (compare, sweep). ``Result.kept`` says which of ``prep.enc``'s claims were
-    settled (None: all of them). ``base_year`` as for :func:`adjudicate`.
+    (compare, sweep), unless ``owned``: the caller gives ``prep`` up, and the claims
+    this policy rejects are cut out of its arrays in place. ``Result.kept`` says which
+    of ``prep.enc``'s claims were settled (None: all of them). ``base_year`` as for
+    :func:`adjudicate`.
     """
     timer = timer or Timer()
     threads = threads or default_threads()
@@ -219,29 +227,16 @@ def settle(
         benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
     say("kernel")
     with timer("kernel"):
-        enc, keep, sums, lines = _split(enc, benefit, compiled, period, threads)
-        if keep is not None:
-            benefit, factor, period = benefit[keep], factor[keep], period[keep]
-        if base_year is None:
-            base_year = first_year(enc)
-        paid = _settle(
-            enc,
-            benefit=benefit,
-            factor=factor,
-            period=period,
-            sums=sums,
-            compiled=compiled,
-            members=inputs.members,
-            threads=threads,
-            policy=policy,
-            base_year=base_year,
-        )
-    self_pay, fsp, elig = lines
+        k = _kernel(enc, benefit, factor, period, compiled, inputs.members, policy, threads, base_year, owned)
+    enc, keep, base_year = k.enc, k.keep, k.base_year
+    benefit, factor, sums, paid = k.benefit, k.factor, k.sums, k.paid
+    cpu = {"kernel": k.cpu}
+    self_pay, fsp, elig = k.lines
     pool = supp = None  # without line_funds, the lines carry no fund amounts
     if line_funds:
         say("allocate")
         with timer("allocate"):
-            pool, supp = _allocate(enc, paid, elig, threads)
+            pool, supp, cpu["allocate"] = _allocate(enc, paid, elig, threads)
     return Result(
         policy=policy,
         enc=enc,
@@ -256,21 +251,26 @@ def settle(
         timings=timer.t,
         base_year=base_year,
         kept=keep,
+        cpu=cpu,
     )
 
 
-def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each claim's fund_pool and fund_supplementary spread over its lines by eligible amount."""
+def _allocate(enc: Encoded, paid: np.ndarray, elig: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each claim's fund_pool and fund_supplementary spread over its lines by eligible amount,
+    and the CPU seconds it took (every thread)."""
+    t0 = time.thread_time()
     # every line is written by the kernel: no zero-fill, no contiguous copy of the claim columns
     pool = np.empty(len(enc.amount), np.int64)
     supp = np.empty(len(enc.amount), np.int64)
     ranges = chunks_by_member(enc.member, threads)
 
-    def alloc(a: int, b: int) -> None:
+    def alloc(a: int, b: int) -> float:
+        c0 = time.thread_time()
         _core.allocate(enc.line_start, paid[:, POOL], elig, pool, a, b, paid[:, SUPP], supp)
+        return time.thread_time() - c0
 
-    _parallel(alloc, ranges, threads)
-    return pool, supp
+    serial = time.thread_time() - t0
+    return pool, supp, serial + sum(_parallel(alloc, ranges, threads))
 
 
 def first_year(enc: Encoded) -> int | None:
@@ -285,9 +285,11 @@ def settled_base_year(inputs: Inputs, policy: Policy, threads: int | None = None
     threads = threads or default_threads()
     enc = encode(inputs.claims, inputs.members, inputs.providers, inputs.catalogue)
     period = policy.period_index(enc.settle_date)
-    benefit, _ = benefit_factors(policy, enc, inputs.providers, period)
-    enc = _split(enc, benefit, compile_policy(policy), period, threads)[0]
-    return first_year(enc)
+    benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
+    k = _kernel(
+        enc, benefit, factor, period, compile_policy(policy), inputs.members, policy, threads, None, True, False
+    )
+    return k.base_year
 
 
 def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -306,133 +308,178 @@ def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[n
     return cls, np.ascontiguousarray(ratio, dtype=np.int64), True
 
 
-def _split(enc: Encoded, benefit: np.ndarray, compiled: Compiled, period: np.ndarray, threads: int):
-    """Line split in the kernel, then reject claims whose sums are negative (schemes.md §1)."""
-    nl, nc = len(enc.amount), len(enc.member)
-    self_pay = np.empty(nl, np.int64)
-    fsp = np.empty(nl, np.int64)
-    elig = np.empty(nl, np.int64)
-    sums = np.zeros((nc, NSUMS), np.int64)
-    ben8 = benefit.view(np.uint8)
-    ranges = chunks_by_member(enc.member, threads)
-    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
-    class_ratio = np.ascontiguousarray(compiled.class_ratio[0])
+@dataclass
+class _Kernel:
+    """What the kernel pass gives :func:`settle`: the claims settled and their arrays."""
 
-    def run(a: int, b: int) -> None:
-        _core.split_lines(
-            claim_of_line=enc.line_claim,
-            amount=enc.amount,
-            quantity=enc.quantity,
-            cls=cls,
-            item_ratio=item_ratio,
-            max_price=enc.max_price,
-            benefit=ben8,
-            class_ratio=class_ratio,
-            supplementary_catalogue=supp_cat,
-            per_fen=PRICE_QTY_PER_FEN,
-            self_pay=self_pay,
-            first_self_pay=fsp,
-            eligible=elig,
-            claim_sums=sums,
-            start=int(enc.line_start[a]),
-            stop=int(enc.line_start[b]),
-        )
-
-    _parallel(run, ranges, threads)
-    negative = np.empty(nc, np.uint8)
-    if not _core.negative_claims(sums, negative):
-        return enc, None, sums, (self_pay, fsp, elig)
-    for c in np.flatnonzero(negative):
-        what = [
-            name
-            for name, v in (
-                ("total", sums[c, TOTAL]),
-                ("self_pay", sums[c, SELF_PAY]),
-                ("first_self_pay", sums[c, FIRST_SELF_PAY]),
-            )
-            if v < 0
-        ]
-        what += [
-            f"eligible of class {k}" for k, v in zip(("A", "B", "special", "supplementary"), sums[c, ELIG_A:]) if v < 0
-        ]
-        row = int(enc.head_row[c])
-        enc.rejected.append(
-            (
-                enc.claim_dict[int(enc.claim_code[c])].as_py(),
-                None,
-                "negative_claim_total",
-                f"negative {', '.join(what)} (a refund of something not billed)",
-                enc.source["member_id"][row].as_py(),
-                enc.source["provider_id"][row].as_py(),
-                "total",
-                str(yuan(int(sums[c, TOTAL]))),
-                *kept_values(enc.source, row),
-            )
-        )
-    negative = negative.view(bool)
-    keep = ~negative
-    keep_line = keep[enc.line_claim]
-    enc = enc.select(keep)
-    return enc, keep, sums[keep], (self_pay[keep_line], fsp[keep_line], elig[keep_line])
+    enc: Encoded
+    keep: np.ndarray | None  # which claims of the encoded input were settled (None: all)
+    base_year: int | None
+    benefit: np.ndarray
+    factor: np.ndarray
+    sums: np.ndarray
+    paid: np.ndarray
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray]  # self_pay, first_self_pay, eligible
+    cpu: float  # CPU seconds of every thread of the pass
 
 
-def _settle(
+def _kernel(
     enc: Encoded,
-    *,
     benefit: np.ndarray,
     factor: np.ndarray,
     period: np.ndarray,
-    sums: np.ndarray,
     compiled: Compiled,
     members: Table,
+    policy: Policy,
     threads: int,
+    base_year: int | None,
+    owned: bool,
+    settle: bool = True,
+) -> _Kernel:
+    """The line split, the negative-claim check and the claim settlement in one compiled pass
+    per member-aligned chunk (``_core.settle_lines``), every output allocated once.
+
+    A claim rejected as negative_claim_total (schemes.md §1) is skipped by the settlement
+    as if absent, then cut out of every array (``Encoded.without``: in place when ``owned``,
+    the arrays being this run's alone). The base year B (contract §3) is the earliest year
+    of the claims settled: the pass assumes that of all claims, and in the rare case that the
+    rejections remove that whole year the claims are settled again under the right B."""
+    t0 = time.thread_time()
+    nl, nc = len(enc.amount), len(enc.member)
+    self_pay = np.empty(nl, np.int64)  # every output row is written by the kernel: no zero-fill
+    fsp = np.empty(nl, np.int64)
+    elig = np.empty(nl, np.int64)
+    sums = np.empty((nc, NSUMS), np.int64)
+    paid = np.empty((nc if settle else 0, NOUT), np.int64)
+    negative = np.empty(nc, np.uint8)
+    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
+    base = base_year if base_year is not None else first_year(enc)
+    args = _settle_args(enc, benefit, factor, period, compiled, members, policy, base)
+    line_args = dict(
+        line_start=enc.line_start,
+        amount=enc.amount,
+        quantity=enc.quantity,
+        cls=cls,
+        item_ratio=item_ratio,
+        max_price=enc.max_price,
+        class_ratio=np.ascontiguousarray(compiled.class_ratio[0]),
+        supplementary_catalogue=supp_cat,
+        per_fen=PRICE_QTY_PER_FEN,
+        self_pay=self_pay,
+        first_self_pay=fsp,
+        eligible=elig,
+        sums=sums,
+        negative=negative,
+    )
+
+    def run(a: int, b: int) -> tuple[int, float]:
+        c0 = time.thread_time()
+        n = _core.settle_lines(**line_args, **args, out=paid, settle=settle, start=a, stop=b)
+        return n, time.thread_time() - c0
+
+    serial = time.thread_time() - t0
+    done = _parallel(run, chunks_by_member(enc.member, threads), threads)
+    t1 = time.thread_time()
+    keep = None
+    lines = (self_pay, fsp, elig)
+    if sum(n for n, _ in done):
+        dropped = np.flatnonzero(negative)
+        _reject_negative(enc, sums, dropped)
+        keep = negative.view(bool) == 0
+        lo, hi = enc.line_start[dropped], enc.line_start[dropped + 1]  # their lines, before line_start is cut
+        enc = enc.without(dropped, in_place=owned)
+        # the kernel's outputs and this call's per-claim arrays are its own: cut in place
+        sums, benefit, factor, period = (
+            cut_runs(x, dropped, dropped + 1, True) for x in (sums, benefit, factor, period)
+        )
+        if settle:
+            paid = cut_runs(paid, dropped, dropped + 1, True)
+        lines = (cut_runs(self_pay, lo, hi, True), cut_runs(fsp, lo, hi, True), cut_runs(elig, lo, hi, True))
+    if base_year is None:
+        base_year = first_year(enc)
+        if settle and base_year is not None and base_year != base:  # the rejections took a whole earliest year
+            args = _settle_args(enc, benefit, factor, period, compiled, members, policy, base_year)
+            _parallel(
+                lambda a, b: _core.settle_claims(**args, sums=sums, out=paid, start=a, stop=b),
+                chunks_by_member(enc.member, threads),
+                threads,
+            )
+    cpu = serial + sum(c for _, c in done) + time.thread_time() - t1
+    return _Kernel(enc, keep, base_year, benefit, factor, sums, paid, lines, cpu)
+
+
+def _reject_negative(enc: Encoded, sums: np.ndarray, dropped: np.ndarray) -> None:
+    """Add the claims at ``dropped`` to ``enc.rejected`` as negative_claim_total, naming the sums
+    that are negative (the strings gathered once for all of them, not one Arrow scalar at a time)."""
+    s = sums[dropped]
+    rows = enc.head_row[dropped]
+    take = pa.array(rows)
+    ids = enc.claim_dict.take(pa.array(enc.claim_code[dropped])).to_pylist()
+    members = enc.source["member_id"].take(take).to_pylist()
+    providers = enc.source["provider_id"].take(take).to_pylist()
+    names = ("total", "self_pay", "first_self_pay") + tuple(
+        f"eligible of class {k}" for k in ("A", "B", "special", "supplementary")
+    )
+    order = (TOTAL, SELF_PAY, FIRST_SELF_PAY, *range(ELIG_A, NSUMS))
+    negative = (s[:, order] < 0).tolist()
+    totals = s[:, TOTAL].tolist()
+    for i, row in enumerate(rows.tolist()):
+        what = ", ".join(n for n, neg in zip(names, negative[i]) if neg)
+        enc.rejected.append(
+            (
+                ids[i],
+                None,
+                "negative_claim_total",
+                f"negative {what} (a refund of something not billed)",
+                members[i],
+                providers[i],
+                "total",
+                str(yuan(totals[i])),
+                *kept_values(enc.source, row),
+            )
+        )
+
+
+def _settle_args(
+    enc: Encoded,
+    benefit: np.ndarray,
+    factor: np.ndarray,
+    period: np.ndarray,
+    compiled: Compiled,
+    members: Table,
     policy: Policy,
     base_year: int | None,
-) -> np.ndarray:
-    """Per-member settlement in the kernel, on member-aligned chunks."""
-    out = np.empty((len(enc.member), NOUT), np.int64)  # settle_claims writes every row
-    category = np.ascontiguousarray(members["category"], dtype=np.int8)
-    civil = np.ascontiguousarray(members["civil_servant"]).view(np.uint8)
-    balance = np.ascontiguousarray(members["account_balance"], dtype=np.int64)
+) -> dict:
+    """The claim, member and policy arguments of ``_core.settle_lines`` (and ``settle_claims``, with
+    ``sums``)."""
     # the credits of the years from B to this input's last, per member (contract §3)
     base = base_year if base_year is not None else 0
     last = max(int(enc.year.max()), base) if len(enc.year) else base
-    credit = member_credits(members, policy, base, last)
-    ben8 = np.ascontiguousarray(benefit).view(np.uint8)
     c = compiled
-
-    def run(a: int, b: int) -> None:
-        _core.settle_claims(
-            member_of_claim=enc.member,
-            year=enc.year,
-            period=period,
-            setting=enc.setting,
-            benefit=ben8,
-            factor=factor,
-            level_row=enc.level_row,
-            months=enc.months,
-            sums=sums,
-            category=category,
-            civil_servant=civil,
-            balance=balance,
-            base_year=base,
-            credit=credit,
-            block_of_setting=c.block_of_setting,
-            B=c.B,
-            band_from=c.band_from,
-            band_pool=c.band_pool,
-            band_supp=c.band_supp,
-            band_flags=c.band_flags,
-            ded=c.ded,
-            acct_items=c.acct_items,
-            direct=c.direct,
-            lim_months=c.lim_months,
-            lim_amount=c.lim_amount,
-            lim_n=c.lim_n,
-            out=out,
-            start=a,
-            stop=b,
-        )
-
-    _parallel(run, chunks_by_member(enc.member, threads), threads)
-    return out
+    return dict(
+        member_of_claim=enc.member,
+        year=enc.year,
+        period=period,
+        setting=enc.setting,
+        benefit=np.ascontiguousarray(benefit).view(np.uint8),
+        factor=factor,
+        level_row=enc.level_row,
+        months=enc.months,
+        category=np.ascontiguousarray(members["category"], dtype=np.int8),
+        civil_servant=np.ascontiguousarray(members["civil_servant"]).view(np.uint8),
+        balance=np.ascontiguousarray(members["account_balance"], dtype=np.int64),
+        base_year=base,
+        credit=member_credits(members, policy, base, last),
+        block_of_setting=c.block_of_setting,
+        B=c.B,
+        band_from=c.band_from,
+        band_pool=c.band_pool,
+        band_supp=c.band_supp,
+        band_flags=c.band_flags,
+        ded=c.ded,
+        acct_items=c.acct_items,
+        direct=c.direct,
+        lim_months=c.lim_months,
+        lim_amount=c.lim_amount,
+        lim_n=c.lim_n,
+    )

@@ -701,7 +701,7 @@ def _adjustments(
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
     earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it)."""
     from . import keep
-    from .outputs import claim_amounts
+    from .compare import totals
 
     rejected_ids = pa.array(sorted({t[0] for t in r.enc.rejected if t[0] is not None}), pa.string())
     found = None
@@ -710,7 +710,7 @@ def _adjustments(
         why = "--keep: every claim is compared with the earlier run's files"
     elif dataset is not None:
         with timer("adjustments"):
-            cur_totals = {k: int(v.sum()) for k, v in claim_amounts(r).items()}
+            cur_totals = totals(r)  # from the kernel matrices' column sums: no claim-length arrays
             changed, why = changed_members(prev_summary, Path(dataset), policy)
             if changed is not None and prev_summary is not None:  # changed is known only from a summary
                 found = _incremental(

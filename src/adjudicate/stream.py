@@ -322,8 +322,12 @@ class Partitioner:
     members (one dictionary per range, written once). Reading, partitioning and writing overlap in three
     threads; memory holds about 2 × AHEAD + 2 batches of BATCH_ROWS lines (docs/streaming.md)."""
 
-    def __init__(self, members: Table, parts: int, folder: Path, batch_rows: int | None = None):
+    def __init__(
+        self, members: Table, parts: int, folder: Path, batch_rows: int | None = None, lines: int | None = None
+    ):
+        """``lines``: the lines of all the claim files, when known (sizes the claim table early)."""
         self.folder, self.parts, self.batch_rows = folder, parts, batch_rows or BATCH_ROWS
+        self.lines = lines
         ids = strings(members["member_id"])
         order = np.asarray(pc.sort_indices(ids), dtype=np.int64)
         # member row -> range; equal member counts per range, in byte order
@@ -367,13 +371,16 @@ class Partitioner:
     def _add_file(self, index: int, path: Path) -> None:
         kind = SUFFIXES.get(path.suffix.lower())
         cols = self._columns(path)
+        # row numbers as int32 when the file is known to be small enough: 4 bytes a line less to write
+        rows = count_lines([path]) if kind != "csv" else None
+        row_type = np.int32 if rows is not None and rows <= np.iinfo(np.int32).max else np.int64
         writers = _BackgroundWriters()
         offset = 0
         try:
             for batch in _ahead(iter_batches(path, self.batch_rows, cols if kind == "parquet" else None)):
                 if kind != "parquet":
                     batch = self._select(batch, path)
-                offset = self._add_batch(index, batch, offset, kind == "csv", writers)
+                offset = self._add_batch(index, batch, offset, kind == "csv", writers, row_type)
         finally:
             writers.close()
 
@@ -390,7 +397,13 @@ class Partitioner:
         raise InputError("cannot be partitioned", path)  # pragma: no cover - load raised
 
     def _add_batch(
-        self, index: int, batch: pa.RecordBatch, offset: int, text: bool, writers: _BackgroundWriters
+        self,
+        index: int,
+        batch: pa.RecordBatch,
+        offset: int,
+        text: bool,
+        writers: _BackgroundWriters,
+        row_type: type = np.int64,
     ) -> int:
         """Find and order each line's range here (compiled, without the GIL); note the claims, take the
         batch once in range order and write its slices in the writer thread, while the next batch is
@@ -405,12 +418,24 @@ class Partitioner:
 
         def cut() -> Iterator[tuple[Path, pa.RecordBatch]]:
             self.router.note_claims(*_text_buffers(_plain(batch.column("claim_id"))), part)
-            rows = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
-            whole = batch.append_column(ROW, pa.array(rows)).take(pa.array(order))
+            if offset == 0 and index == 0:
+                self._size_claim_table(batch.num_rows)
+            rows = np.arange(offset, offset + batch.num_rows, dtype=row_type)
+            # order is a permutation of the batch's rows: no bounds to check
+            whole = pc.take(batch.append_column(ROW, pa.array(rows)), pa.array(order), boundscheck=False)
             yield from zip(files, self._slices(whole, ranges, bounds, codes))
 
         writers.write(cut)
         return offset + batch.num_rows
+
+    def _size_claim_table(self, seen: int) -> None:
+        """After the first batch: size the claim table for the claims the whole pass will note, at that
+        batch's claims per line (at most one claim for every 4 lines: shuffled lines would make each look
+        like a claim of its own; beyond it, the table grows as it fills)."""
+        if self.lines is None or seen == 0:
+            return
+        expected = self.router.noted * self.lines // seen
+        self.router.reserve(min(expected + expected // 4, self.lines // 4))
 
     def _slices(
         self, batch: pa.RecordBatch, ranges: list[int], bounds: np.ndarray, codes: np.ndarray
@@ -605,12 +630,13 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
     scratch.mkdir()
     say(f"partition into {parts}")
     with timer("partition"):
-        part = Partitioner(members, parts, scratch)
+        part = Partitioner(members, parts, scratch, lines=count_lines(sources.claims))
         for i, f in enumerate(sources.claims):
             digests[str(f)], unchanged = digest_while_reading(f)
             part.add_file(i, f)
             unchanged()  # the digest describes the bytes partitioned
         split = part.split_claims()
+        pa.default_memory_pool().release_unused()  # the batches' pages, kept for reuse (heap.keep_arrow_memory)
     for table in (members, providers, catalogue):
         digests.update(table.digests)
     small = Inputs(claims=None, members=members, providers=providers, catalogue=catalogue)  # type: ignore[arg-type]

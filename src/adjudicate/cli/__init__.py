@@ -89,9 +89,10 @@ def main() -> None:
           --policy prefecture-employee --out result/
     """
     _invoked.append(time.perf_counter())
-    from ..heap import reuse_freed_memory
+    from ..heap import keep_arrow_memory, reuse_freed_memory
 
     reuse_freed_memory()  # a command's stages reuse each other's freed arrays (docs/memory.md)
+    keep_arrow_memory()  # Arrow's freed pages too (before pyarrow loads; docs/memory.md)
 
 
 def started() -> float:

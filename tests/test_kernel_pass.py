@@ -1,0 +1,165 @@
+"""The kernel pass (engine._kernel, _core.settle_lines) and how a policy's rejected claims are cut out.
+
+A claim rejected as negative_claim_total is cut out of every array run by run
+(encode.cut_runs, Encoded.without), in place when the run owns its arrays: the
+results must equal a plain copy by mask, whatever the path or thread count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from adjudicate import engine
+from adjudicate import policy as P
+from adjudicate.encode import cut_runs, line_rows
+from adjudicate.generate import generate_tables, write_dataset
+
+
+def runs_of(n: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k random disjoint runs [lo, hi) in [0, n), ascending, some empty and some adjacent."""
+    cuts = np.sort(rng.integers(0, n + 1, 2 * k))
+    return cuts[0::2].copy(), cuts[1::2].copy()
+
+
+def without(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    drop = np.zeros(len(a), bool)
+    for a_, b_ in zip(lo, hi):
+        drop[a_:b_] = True
+    return a[~drop]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.bool_, np.uint8])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_cut_runs_equals_a_mask(dtype, in_place):
+    rng = np.random.default_rng(3)
+    for n, k in ((0, 0), (1, 1), (50, 0), (50, 3), (1000, 40), (1000, 1)):
+        a = rng.integers(0, 2 if dtype is np.bool_ else 100, n).astype(dtype)
+        lo, hi = runs_of(n, rng, k)
+        expected = without(a, lo, hi)
+        before = a.copy()
+        got = cut_runs(a, lo, hi, in_place)
+        assert got.dtype == a.dtype and np.array_equal(got, expected)
+        if not in_place:
+            assert np.array_equal(a, before)  # a copy leaves the array alone
+
+
+def test_cut_runs_of_rows_and_positions():
+    rng = np.random.default_rng(5)
+    sums = rng.integers(-9, 9, (300, 7))
+    lo, hi = runs_of(300, rng, 20)
+    assert np.array_equal(cut_runs(sums.copy(), lo, hi, True), without(sums, lo, hi))
+    for dtype in (np.int32, np.int64):
+        pos = np.arange(300, dtype=dtype)
+        shift = rng.integers(0, 50, len(lo) + 1)
+        got = cut_runs(pos, lo, hi, False, shift)
+        k = np.searchsorted(hi, np.arange(300), side="right")  # runs ending at or before each row
+        assert got.dtype == dtype and np.array_equal(got, without(pos - shift[k], lo, hi))
+
+
+def test_cut_runs_in_place_only_on_an_array_of_its_own():
+    base = np.arange(10, dtype=np.int64)
+    view = base[2:]  # not its own memory: copied, never changed
+    got = cut_runs(view, np.array([0]), np.array([3]), in_place=True)
+    assert np.array_equal(base, np.arange(10)) and np.array_equal(got, [5, 6, 7, 8, 9])
+    ro = np.arange(10, dtype=np.int64)
+    ro.flags.writeable = False
+    assert np.array_equal(cut_runs(ro, np.array([1]), np.array([2]), True), [0, *range(2, 10)])
+    assert np.array_equal(ro, np.arange(10))
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gen")
+    write_dataset(generate_tables(400, 2024, seed=11, bad_rows=0.08), folder)
+    f = {k: [folder / f"{k}.parquet"] for k in ("claims", "members", "providers", "catalogue")}
+    return engine.read_inputs(f["claims"], f["members"], f["providers"], f["catalogue"])
+
+
+def test_encoded_without_equals_a_gather(bad_inputs):
+    enc = engine.prepare(bad_inputs).enc
+    rng = np.random.default_rng(1)
+    dropped = np.sort(rng.choice(len(enc.member), 37, replace=False))
+    keep = np.ones(len(enc.member), bool)
+    keep[dropped] = False
+    claims = np.flatnonzero(keep)
+    rows = line_rows(enc.line_start, claims)
+    for in_place in (False, True):
+        src = engine.prepare(bad_inputs).enc if in_place else enc
+        got = src.without(dropped, in_place=in_place)
+        for f in enc.CLAIM_FIELDS:
+            assert np.array_equal(getattr(got, f), getattr(enc, f)[claims]), f
+        for f in enc.LINE_FIELDS:
+            assert np.array_equal(getattr(got, f), getattr(enc, f)[rows]), f
+        sizes = np.diff(enc.line_start)[claims]
+        assert np.array_equal(got.line_start, np.r_[0, np.cumsum(sizes)])
+        assert np.array_equal(got.line_claim, np.repeat(np.arange(len(claims)), sizes))
+    assert np.array_equal(enc.select(keep).line_claim, enc.without(dropped).line_claim)
+
+
+def result_arrays(r: engine.Result) -> dict[str, np.ndarray]:
+    out = {f.name: getattr(r, f.name) for f in fields(r) if isinstance(getattr(r, f.name), np.ndarray)}
+    out.update({f"enc.{k}": getattr(r.enc, k) for k in (*r.enc.CLAIM_FIELDS, *r.enc.LINE_FIELDS)})
+    out.update({"enc.line_claim": r.enc.line_claim, "enc.line_start": r.enc.line_start})
+    return out
+
+
+@pytest.mark.parametrize("policy", ["prefecture-employee", "shenzhen-comprehensive"])
+def test_negative_claims_cut_out_alike_owned_or_shared(bad_inputs, policy):
+    pol = P.load(policy)
+    prep = engine.prepare(bad_inputs)
+    before = {k: v.copy() for k, v in result_arrays_of_enc(prep.enc).items()}
+    shared = engine.settle(prep, pol, threads=1)
+    assert shared.kept is not None and (~shared.kept).sum() > 0  # the data has negative claims
+    assert all(np.array_equal(v, getattr(prep.enc, k)) for k, v in before.items())  # prep unchanged
+    for threads in (1, 2, 3):
+        owned = engine.adjudicate(bad_inputs, pol, threads=threads)
+        assert np.array_equal(owned.kept, shared.kept)
+        assert owned.enc.rejected == shared.enc.rejected
+        a, b = result_arrays(shared), result_arrays(owned)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert np.array_equal(a[k], b[k]), (threads, k)
+    assert shared.cpu["kernel"] > 0 and "allocate" in shared.cpu
+
+
+def result_arrays_of_enc(enc) -> dict[str, np.ndarray]:
+    return {k: getattr(enc, k) for k in (*enc.CLAIM_FIELDS, *enc.LINE_FIELDS, "line_claim", "line_start")}
+
+
+def test_fused_pass_equals_the_separate_calls(bad_inputs):
+    """settle_lines = split_lines, then negative_claims, then settle_claims on the claims kept."""
+    from adjudicate import _core
+    from adjudicate.encode import benefit_factors
+
+    pol = P.load("prefecture-employee")
+    enc = engine.prepare(bad_inputs).enc
+    compiled = P.compile_policy(pol)
+    period = pol.period_index(enc.settle_date)
+    benefit, factor = benefit_factors(pol, enc, bad_inputs.providers, period)
+    nl, nc = len(enc.amount), len(enc.member)
+    cls, ratio, supp_cat = engine._line_rules(enc, compiled, period)
+    lines = [np.zeros(nl, np.int64) for _ in range(3)]
+    sums = np.zeros((nc, engine.NSUMS), np.int64)
+    _core.split_lines(
+        enc.line_claim, enc.amount, enc.quantity, cls, ratio, enc.max_price, benefit.view(np.uint8),
+        np.ascontiguousarray(compiled.class_ratio[0]), supp_cat, engine.PRICE_QTY_PER_FEN, *lines, sums, 0, nl,
+    )  # fmt: skip
+    negative = np.empty(nc, np.uint8)
+    assert _core.negative_claims(sums, negative) > 0
+    r = engine.adjudicate(bad_inputs, pol, threads=1)
+    keep = negative == 0
+    assert np.array_equal(r.kept, keep)
+    assert np.array_equal(r.sums, sums[keep])
+    keep_line = keep[enc.line_claim]
+    for got, want in zip((r.line_self_pay, r.line_fsp, r.line_eligible), lines):
+        assert np.array_equal(got, want[keep_line])
+    kept = enc.select(keep)
+    args = engine._settle_args(
+        kept, benefit[keep], factor[keep], period[keep], compiled, bad_inputs.members, pol, r.base_year
+    )
+    out = np.empty((len(kept.member), engine.NOUT), np.int64)
+    _core.settle_claims(**args, sums=sums[keep], out=out, start=0, stop=len(kept.member))
+    assert np.array_equal(r.settle, out)
