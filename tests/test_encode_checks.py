@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adjudicate import _encode
-from adjudicate.encode import encode
+from adjudicate.encode import catalogue_rows, encode, gather_catalogue_columns
 from adjudicate.generate import generate_tables
 from adjudicate.inputs import find_positions, from_arrow
 from adjudicate.schema import CATALOGUE, CLAIM_HEADER, CLAIMS, MEMBERS, PROVIDERS
@@ -158,3 +158,20 @@ def test_group_order_of_a_large_group():
     out = np.empty(5000, np.int64)
     _encode.group_order(group, 1, key, out)
     assert out.tolist() == np.lexsort((np.arange(5000), key)).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_layout_catalogue_columns_are_the_match_then_gather(seed):
+    """The catalogue columns the line layout writes (looked up on the claim's admit_date)
+    against the catalogue row valid on each laid-out line's own admit_date, gathered."""
+    t = generate_tables(60, 2024, seed=seed, bad_rows=0.05)
+    specs = (("claims", CLAIMS), ("members", MEMBERS), ("providers", PROVIDERS), ("catalogue", CATALOGUE))
+    tables = {k: from_arrow(spec, [f"{k}.parquet"], [(t[k], False)], 1) for k, spec in specs}
+    claims, catalogue = tables["claims"], tables["catalogue"]
+    enc = encode(claims, tables["members"], tables["providers"], catalogue)
+    assert len(enc.line_row) > 100
+    crow = catalogue_rows(catalogue, claims.coded("item_code"), claims["admit_date"], take=enc.line_row)
+    cls, ratio, price = gather_catalogue_columns(crow, catalogue)
+    assert enc.cls.tolist() == cls.tolist()
+    assert enc.item_ratio.tolist() == ratio.tolist()
+    assert enc.max_price.tolist() == price.tolist()

@@ -1110,6 +1110,8 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
         for c in range(nclaims + 1):
             start[c] = 0
         for i in range(n):
+            if i + 16 < n and claim[i + 16] >= 0:  # shuffled rows: each count is a cache miss
+                prefetch(&start[claim[i + 16] + 1])
             if claim[i] < 0:
                 nulls += 1
             else:
@@ -1121,6 +1123,10 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
         for c in range(nclaims):
             fill[c] = start[c]
         for i in range(n):
+            if i + 16 < n and claim[i + 16] >= 0:
+                prefetch(&fill[claim[i + 16]])
+            if i + 8 < n and claim[i + 8] >= 0:
+                prefetch(&order[fill[claim[i + 8]]])
             c = claim[i]
             if c < 0:
                 order[k] = i
@@ -1129,6 +1135,9 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
                 order[fill[c]] = i
                 fill[c] += 1
         for c in range(nclaims):
+            if c + 8 < nclaims:  # a later claim's line numbers (scattered in shuffled rows)
+                for j in range(start[c + 8], start[c + 9]):
+                    prefetch(&line_no[order[j]])
             a = start[c]
             z = start[c + 1] if c + 1 < nclaims else n
             sorted_run = 1

@@ -63,3 +63,14 @@ def layout_lines(
     ratio_out: _I64,
     price_out: _I64,
 ) -> None: ...
+def header_columns(
+    head: _U8,
+    claims: _I64,
+    inpatient: int,
+    member: _I64,
+    provider: _I64,
+    setting: _I8,
+    referral: _I8,
+    admit: _I32,
+    settle: _I32,
+) -> None: ...

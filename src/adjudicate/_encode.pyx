@@ -379,17 +379,20 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
     cdef int64_t at = 0, r, c, it, q, found, d
     with nogil:
         for k in range(nc):
-            # claims jump around the input: fetch ahead what later claims read
+            # claims jump around the input (and in shuffled input so do a claim's lines):
+            # fetch ahead what later claims read, every line of them
+            if k + 32 < nc:
+                prefetch(&start[claims[k + 32]])
             if k + 16 < nc:
-                prefetch(&start[claims[k + 16]])
+                prefetch(&order[start[claims[k + 16]]])
             if k + 8 < nc:
-                prefetch(&order[start[claims[k + 8]]])
-            if k + 4 < nc:
-                r = order[start[claims[k + 4]]]
-                prefetch(&amount[r])
-                prefetch(&quantity[r])
-                prefetch(&line_no[r])
-                prefetch(&item[r])
+                c = claims[k + 8]
+                for j in range(start[c], start[c + 1]):
+                    r = order[j]
+                    prefetch(&amount[r])
+                    prefetch(&quantity[r])
+                    prefetch(&line_no[r])
+                    prefetch(&item[r])
             c = claims[k]
             d = claim_date[k]
             line_start[k] = at
@@ -417,3 +420,39 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
                     price_out[at] = cat_price[found]
                 at += 1
         line_start[nc] = at
+
+
+def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t inpatient,
+                   int64_t[::1] member, int64_t[::1] provider, int8_t[::1] setting, int8_t[::1] referral,
+                   int32_t[::1] admit, int32_t[::1] settle):
+    """The header values of ``claims`` (codes) from their ``check_lines`` records, each
+    column written straight in the dtype its reader takes: member and provider rows,
+    setting and referral codes, admit_date and the settle date (discharge_date for an
+    inpatient claim, else admit_date). An empty output is skipped. One read of each
+    claim's record (fetched ahead: claims in settlement order jump around), and no
+    gathered copy of the records."""
+    cdef Py_ssize_t k, n = claims.shape[0]
+    cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
+    cdef const Head* x
+    cdef bint want_m = member.shape[0] > 0, want_p = provider.shape[0] > 0, want_s = setting.shape[0] > 0
+    cdef bint want_r = referral.shape[0] > 0, want_a = admit.shape[0] > 0, want_d = settle.shape[0] > 0
+    for k in range(n):
+        if claims[k] < 0 or <size_t>(claims[k] + 1) * sizeof(Head) > <size_t>head.shape[0]:
+            raise IndexError("claim out of range")
+    with nogil:
+        for k in range(n):
+            if k + AHEAD < n:
+                prefetch(&h[claims[k + AHEAD]])
+            x = &h[claims[k]]
+            if want_m:
+                member[k] = x.member
+            if want_p:
+                provider[k] = x.provider
+            if want_s:
+                setting[k] = x.setting
+            if want_r:
+                referral[k] = x.referral
+            if want_a:
+                admit[k] = x.admit
+            if want_d:
+                settle[k] = x.discharge if x.setting == inpatient else x.admit

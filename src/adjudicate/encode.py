@@ -441,12 +441,6 @@ def _settlement_order(
     return o
 
 
-def _records(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``a[rows]`` of a structured array, gathered as opaque records: NumPy copies structured
-    values field by field, several times slower."""
-    return a.view(np.dtype((np.void, a.dtype.itemsize)))[rows].view(a.dtype)
-
-
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
@@ -618,18 +612,30 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # ---- accepted claims -------------------------------------------------
     # header values come from the pass's record: the lines of an accepted claim agree
     accepted = np.flatnonzero(reject < 0)
-    ha = _records(head, accepted)
-    settle_a = np.where(ha["setting"] == INPATIENT, ha["discharge"], ha["admit"]).astype(np.int32)
+    none = np.empty(0, np.int64)
+    member_a, settle_a = np.empty(len(accepted), np.int64), np.empty(len(accepted), np.int32)
+    _encode.header_columns(
+        head.view(np.uint8),
+        accepted,
+        INPATIENT,
+        member_a,
+        none,
+        none.view(np.int8),
+        none.view(np.int8),
+        none.view(np.int32),
+        settle_a,
+    )
     # order claims: member_id bytes, settle_date, claim_id bytes
     member_rank = _byte_rank(members["member_id"])
-    o = _settlement_order(member_rank[np.maximum(ha["member"], 0)], settle_a, claim_dict, accepted)
+    o = _settlement_order(member_rank[np.maximum(member_a, 0)], settle_a, claim_dict, accepted)
     corder = accepted[o]
-    hc = _records(ha, o)
-    settle = settle_a[o]
-    del ha, settle_a, o
+    del member_a, settle_a, o
     cf = order[claim_start[corder]].astype(np.int64)  # first line row of each accepted claim
-    m = hc["member"].astype(np.int64)
-    p = hc["provider"].astype(np.int64)
+    nc = len(corder)
+    m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
+    c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
+    c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
+    _encode.header_columns(head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle)
     input_claims = nclaims + orphans
     # The per-line arrays of the checks are done with: freed before the line layout and
     # the catalogue columns are made, which can then reuse their pages (fresh pages
@@ -653,7 +659,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         claims["amount"],
         claims["quantity"],
         hashed.pop("item"),
-        np.ascontiguousarray(hc["admit"]),
+        c_admit,
         *_catalogue_index(catalogue)[1:],
         *_catalogue_values(catalogue),
         UNKNOWN_CLASS,
@@ -692,8 +698,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         head_row=cf,
         member=m,
         provider=p,
-        setting=hc["setting"].astype(np.int8),
-        referral=hc["referral"].astype(np.int8),
+        setting=c_setting,
+        referral=c_referral,
         settle_date=settle,
         year=years,
         months=months,
