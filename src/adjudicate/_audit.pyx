@@ -8,6 +8,7 @@ over claims settled the same day (and, for an inpatient duplicate, over the
 member's later stays). Flags go to caller-owned buffers; when they are full the
 pass keeps counting and returns the count it needed, and the caller retries.
 """
+from adjudicate._hashing cimport mix64
 from libc.string cimport memcmp
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
@@ -92,15 +93,6 @@ cdef inline bint _later_stay(int64_t j, int64_t b, const int32_t[::1] admit, con
     return _id_less(b, j, code, off, data)
 
 
-cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
-    """splitmix64 finaliser: a line's hash, summed per claim (order-free)."""
-    x ^= x >> 30
-    x *= 0xbf58476d1ce4e5b9ULL
-    x ^= x >> 27
-    x *= 0x94d049bb133111ebULL
-    x ^= x >> 31
-    return x
-
 
 cdef inline bint _same_lines(int64_t i, int64_t j, const int64_t[::1] line_start, const int64_t[::1] item,
                              const int64_t[::1] qty, const int64_t[::1] amount) noexcept nogil:
@@ -167,8 +159,8 @@ def flag_claims(const int64_t[::1] member, const int64_t[::1] provider, const in
         for i in range(lo, hi):
             h = 0
             for a in range(line_start[i], line_start[i + 1]):
-                h += _mix(<uint64_t>item[a] * 0x9e3779b97f4a7c15ULL ^ _mix(<uint64_t>qty[a] + 0x632be59bd9b4e019ULL)
-                          ^ (_mix(<uint64_t>amount[a]) << 1))
+                h += mix64(<uint64_t>item[a] * 0x9e3779b97f4a7c15ULL ^ mix64(<uint64_t>qty[a] + 0x632be59bd9b4e019ULL)
+                          ^ (mix64(<uint64_t>amount[a]) << 1))
             lh[i - lo] = h
         s = lo
         while s < hi:

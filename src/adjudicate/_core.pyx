@@ -12,6 +12,7 @@ claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
 from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t, INT64_MIN
+from adjudicate._hashing cimport hash_bytes
 from libc.string cimport memcmp, memcpy, memmove
 
 import numpy as np
@@ -1252,24 +1253,6 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
                 at += 1
         line_start[nc] = at
 
-
-cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
-    """A 64-bit hash of n bytes, eight at a time (multiply and xor-shift mixing)."""
-    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n, w
-    cdef int64_t i = 0
-    while i + 8 <= n:
-        memcpy(&w, p + i, 8)
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
-        h ^= h >> 31
-        i += 8
-    if i < n:
-        w = 0
-        memcpy(&w, p + i, n - i)
-        h = (h ^ w) * 0x94D049BB133111EBULL
-        h ^= h >> 29
-    h *= 0xBF58476D1CE4E5B9ULL
-    h ^= h >> 32
-    return h
 
 
 cdef int grow_slots(uint64_t** slots, int64_t* cap, const uint64_t* hashes, int64_t ndist) noexcept nogil:

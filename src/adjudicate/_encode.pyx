@@ -10,6 +10,7 @@ grouped input costs.
 import numpy as np
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from adjudicate._hashing cimport hash_bytes
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
@@ -264,24 +265,6 @@ def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] ke
     if failed:
         raise MemoryError()
 
-
-cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
-    """A 64-bit hash of n bytes, eight at a time (the mixing of _core's string_codes)."""
-    cdef uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n, w
-    cdef int64_t i = 0
-    while i + 8 <= n:
-        memcpy(&w, p + i, 8)
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
-        h ^= h >> 31
-        i += 8
-    if i < n:
-        w = 0
-        memcpy(&w, p + i, n - i)
-        h = (h ^ w) * 0x94D049BB133111EBULL
-        h ^= h >> 29
-    h *= 0xBF58476D1CE4E5B9ULL
-    h ^= h >> 32
-    return h
 
 
 def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data,
