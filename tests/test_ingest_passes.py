@@ -8,21 +8,14 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adjudicate import money
 from adjudicate.encode import (
     _codes,
-    catalogue_codes,
-    catalogue_columns,
-    catalogue_rows,
     claim_codes,
-    gather_catalogue_columns,
-    lookup,
 )
-from adjudicate.generate import generate_tables
 from adjudicate.inputs import dictionary_lookup, load
 from adjudicate.schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 
@@ -123,31 +116,6 @@ def test_one_file_columns_are_writable_arrays(tmp_path):
     table = load(CATALOGUE, [path])
     for name in ("class", "valid_from", "valid_to"):
         assert table[name].flags.writeable and table.nulls[name].flags.writeable
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """A small generated data set read as the engine reads it (dictionary-read columns)."""
-    folder = tmp_path_factory.mktemp("gen")
-    for name, t in generate_tables(members=120, year=2024, seed=3, order="shuffled").items():
-        pq.write_table(t, folder / f"{name}.parquet")
-    return {name: load(spec, [folder / f"{name}.parquet"]) for name, spec in SPECS.items()}
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.randoms(use_true_random=False), st.floats(0, 1))
-def test_catalogue_columns_fused_equals_match_then_gather(generated, rnd, share):
-    """The fused catalogue pass against catalogue_rows + gather_catalogue_columns, for
-    any lines taken in any order (int32 and int64 item positions)."""
-    claims, catalogue = generated["claims"], generated["catalogue"]
-    take = np.array(rnd.sample(range(claims.rows), int(claims.rows * share)), np.int64)
-    admit = claims["admit_date"]
-    for dtype in (np.int32, np.int64):
-        item = lookup(claims.coded("item_code"), catalogue_codes(catalogue), dtype)
-        got = catalogue_columns(catalogue, item, admit, take)
-        want = gather_catalogue_columns(catalogue_rows(catalogue, None, admit, take=take, item=item), catalogue)
-        for g, w in zip(got, want):
-            assert g.dtype == w.dtype and np.array_equal(g, w)
 
 
 @settings(max_examples=300, deadline=None)

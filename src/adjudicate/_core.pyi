@@ -194,35 +194,4 @@ def string_codes(valid: _U8, offsets: _I32, data: _U8, offset: int, code: _I32 |
 def decimals_to_scaled(
     words: _I64, width: int, nulls: _U8, shift: int, exact: bool, big: int, values: _I64, status: _U8
 ) -> None: ...
-def catalogue_lines(
-    item: _I32 | _I64,
-    take: _I64,
-    date: _I32,
-    first: _I64,
-    count: _I64,
-    start: _I64,
-    end: _I64,
-    order: _I64,
-    cls: _I8,
-    ratio: _I64,
-    price: _I64,
-    unknown: int,
-    cls_out: _I8,
-    ratio_out: _I64,
-    price_out: _I64,
-) -> None: ...
 def first_repeat(order: _I32 | _I64, start: _I64, line_no: _I64, skip: _U8, out: _I64) -> None: ...
-def layout_lines(
-    order: _I32 | _I64,
-    start: _I64,
-    claims: _I64,
-    line_no: _I64,
-    amount: _I64,
-    quantity: _I64,
-    line_start: _I64,
-    line_row: _I64,
-    line_claim: _I64,
-    line_no_out: _I64,
-    amount_out: _I64,
-    quantity_out: _I64,
-) -> None: ...

@@ -948,31 +948,6 @@ def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64
                 price_out[i] = price[r]
 
 
-def catalogue_lines(const index_t[::1] item, const int64_t[::1] take, const int32_t[::1] date,
-                    const int64_t[::1] first, const int64_t[::1] count,
-                    const int64_t[::1] start, const int64_t[::1] end, const int64_t[::1] order,
-                    const int8_t[::1] cls, const int64_t[::1] ratio, const int64_t[::1] price, int8_t unknown,
-                    int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
-    """``match_catalogue`` and ``gather_catalogue`` in one pass, for encode: line i is
-    source row ``take[i]``; its class, ratio and price are written where the row's
-    catalogue row is found, without a per-line array of catalogue rows between."""
-    cdef Py_ssize_t i, n = take.shape[0]
-    cdef int64_t r, found
-    cdef Catalogue c = catalogue_view(first, count, start, end, order)
-    with nogil:
-        for i in range(n):
-            r = take[i]
-            found = valid_row(item[r], date[r], &c)
-            if found < 0:
-                cls_out[i] = unknown
-                ratio_out[i] = -1
-                price_out[i] = -1
-            else:
-                cls_out[i] = cls[found]
-                ratio_out[i] = ratio[found]
-                price_out[i] = price[found]
-
-
 cdef inline void civil(int64_t z, int64_t* y, int64_t* m, int64_t* d) noexcept nogil:
     """Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant)."""
     cdef int64_t era, doe, yoe, doy, mp
@@ -1216,43 +1191,6 @@ def first_repeat(const index_t[::1] order, const int64_t[::1] start, const int64
                 if not skip[r] and line_no[r] == line_no[order[j - 1]]:
                     out[c] = r
                     break
-
-
-def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
-                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
-                 int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
-                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out):
-    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after
-    another, each claim's lines as ``order`` has them (line_no order): their rows,
-    claim positions and per-line values, written in one pass. ``line_start`` gets
-    len(claims) + 1 offsets."""
-    cdef Py_ssize_t k, j, nc = claims.shape[0]
-    cdef int64_t at = 0, r, c
-    with nogil:
-        for k in range(nc):
-            # claims jump around the input (date order in, member order out): fetch
-            # ahead what later claims read, so the latency of the jumps overlaps
-            if k + 16 < nc:
-                prefetch(&start[claims[k + 16]])
-            if k + 8 < nc:
-                prefetch(&order[start[claims[k + 8]]])
-            if k + 4 < nc:
-                r = order[start[claims[k + 4]]]
-                prefetch(&amount[r])
-                prefetch(&quantity[r])
-                prefetch(&line_no[r])
-            c = claims[k]
-            line_start[k] = at
-            for j in range(start[c], start[c + 1]):
-                r = order[j]
-                line_row[at] = r
-                line_claim[at] = k
-                line_no_out[at] = line_no[r]
-                amount_out[at] = amount[r]
-                quantity_out[at] = quantity[r]
-                at += 1
-        line_start[nc] = at
-
 
 
 cdef int grow_slots(uint64_t** slots, int64_t* cap, const uint64_t* hashes, int64_t ndist) noexcept nogil:

@@ -373,33 +373,6 @@ def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.nda
     return cls, item_ratio, max_price
 
 
-def catalogue_columns(
-    catalogue: Table, item: np.ndarray, dates: np.ndarray, take: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``gather_catalogue_columns(catalogue_rows(catalogue, None, dates, take, item), catalogue)``
-    in one compiled pass (no per-line array of catalogue rows)."""
-    _, first, count, s, e, order = _catalogue_index(catalogue)
-    cls = np.empty(len(take), np.int8)
-    item_ratio = np.empty(len(take), np.int64)
-    max_price = np.empty(len(take), np.int64)
-    _core.catalogue_lines(
-        item,
-        np.ascontiguousarray(take, dtype=np.int64),
-        np.ascontiguousarray(dates, dtype=np.int32),
-        first,
-        count,
-        s,
-        e,
-        order,
-        *_catalogue_values(catalogue),
-        UNKNOWN_CLASS,
-        cls,
-        item_ratio,
-        max_price,
-    )
-    return cls, item_ratio, max_price
-
-
 def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     """Whole months from ``since`` to ``on`` (days since epoch), schemes.md §4."""
     out = np.empty(len(on), np.int64)
