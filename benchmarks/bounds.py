@@ -29,13 +29,16 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 LEVERS: dict[str, str] = {
     "read": "the Parquet decode itself is the floor's work; beyond it: decoding two row groups at once (one per "
     "core) and converting each column in the decoder's own buffers",
-    "encode": "fewer line-length arrays: the header checks, the catalogue join and the line layout fused into the "
-    "row-group read; or a prepared dataset (`--dataset`), which skips the stage",
-    "kernel": "the compiled loops are fast when their outputs are warm: first touch of the output arrays and the "
-    "copies made when a policy rejects negative claims (`Encoded.select`)",
+    "encode": "the line checks, settlement order, lookups and line layout are compiled passes now: what is left is "
+    "the first touch of the per-line arrays (narrower dtypes, shared with the kernel) and, on shuffled rows, "
+    "claim-id hashing (short ids kept in the table's slots); or a prepared dataset (`--dataset`), which skips "
+    "the stage",
+    "kernel": "the compiled pass is fast when its outputs are warm: first touch of the output arrays (narrower "
+    "per-line outputs, or lines written straight into the writer's buffers)",
     "allocate": "allocating the funds in the settle pass itself, with no second pass over the lines",
-    "write": "mostly the floor's own work (Parquet encoding and compression of lines.parquet); the rest is "
-    "building the tables' string columns, which could be gathered in the writer's buffers",
+    "write": "mostly the floor's own work (Parquet encoding and compression of lines.parquet, one column after "
+    "another: pyarrow does not expose the writer's threaded column encoding); the rest is copies of the "
+    "amounts out of the kernel's matrices (column-major outputs would make them views)",
     "partition": "settling the first ranges while later ones are still being partitioned (two cores), and fewer "
     "bytes per line in the range files",
     "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
