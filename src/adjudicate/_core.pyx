@@ -1079,9 +1079,13 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
     cdef int64_t* fill
     cdef LineKey* buf
     cdef LineKey x
-    cdef bint sorted_run
+    cdef bint sorted_run, failed = 0
     fill = <int64_t*>malloc((nclaims + 1) * sizeof(int64_t))
     buf = <LineKey*>malloc(cap * sizeof(LineKey))
+    if fill == NULL or buf == NULL:
+        free(fill)
+        free(buf)
+        raise MemoryError()
     with nogil:
         for c in range(nclaims + 1):
             start[c] = 0
@@ -1127,6 +1131,9 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
                 free(buf)
                 cap = 2 * (z - a)
                 buf = <LineKey*>malloc(cap * sizeof(LineKey))
+                if buf == NULL:
+                    failed = 1
+                    break
             for j in range(a, z):
                 buf[j - a].no = line_no[order[j]]
                 buf[j - a].row = order[j]
@@ -1145,6 +1152,8 @@ def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nc
         start[nclaims] = n
     free(fill)
     free(buf)
+    if failed:
+        raise MemoryError()
 
 
 ctypedef fused key_t:
