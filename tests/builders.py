@@ -178,3 +178,22 @@ class Case:
             paths[name] = folder / f"{name}.parquet"
             pq.write_table(t, paths[name])
         return paths
+
+
+def numbers_not_delta_encoded(path) -> list[str]:
+    """The integer, date and decimal columns of a Parquet output file stored without
+    DELTA_BINARY_PACKED: every output is written with ``outputs.parquet_options``."""
+    f = pq.ParquetFile(path)
+    schema = f.schema_arrow
+    numbers = {
+        x.name for x in schema if pa.types.is_integer(x.type) or pa.types.is_date(x.type) or pa.types.is_decimal(x.type)
+    }
+    return sorted(
+        {
+            f.metadata.row_group(g).column(i).path_in_schema
+            for g in range(f.metadata.num_row_groups)
+            for i in range(f.metadata.num_columns)
+            if f.metadata.row_group(g).column(i).path_in_schema in numbers
+            and "DELTA_BINARY_PACKED" not in f.metadata.row_group(g).column(i).encodings
+        }
+    )

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from builders import Case
+from builders import Case, numbers_not_delta_encoded
 from click.testing import CliRunner
 
 from adjudicate import cli
@@ -180,6 +180,9 @@ def test_deltas_sum_exactly_to_the_difference_of_totals(gen, tmp_path):
             assert by_claim[a["claim_id"]][k] == a[f"{k}_delta"], (a["claim_id"], k)
     ids = t["claim_id"].to_pylist()
     assert len(set(ids)) == len(ids)
+    # written with the writer options of every output (outputs.parquet_options)
+    assert numbers_not_delta_encoded(night2 / "adjustments.parquet") == []
+    assert numbers_not_delta_encoded(night2 / "line_adjustments.parquet") == []
 
 
 @pytest.mark.parametrize("partitions", ["1", "3"])

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 import pytest
+from builders import numbers_not_delta_encoded
 from click.testing import CliRunner
 
 from adjudicate import cli
@@ -58,6 +59,9 @@ def test_each_variant_row_is_what_compare_says(gen, tmp_path):
     )
     assert r.exit_code == 0, r.output
     t = pq.read_table(out / "variants.parquet").to_pylist()
+    # written with the writer options of every output (outputs.parquet_options)
+    assert numbers_not_delta_encoded(out / "variants.parquet") == []
+    assert numbers_not_delta_encoded(out / "member_changes.parquet") == []
     assert {p.name for p in out.iterdir()} >= {
         "variants.parquet",
         "member_changes.parquet",

@@ -552,7 +552,7 @@ def run_readjudicate(
     from . import policy as P
     from .compare import money
     from .inputs import expand_paths
-    from .outputs import atomic_dir
+    from .outputs import atomic_dir, write_parquet
     from .report import write_report
     from .stream import auto_partitions, source_paths
 
@@ -646,9 +646,9 @@ def run_readjudicate(
             "totals": current["totals"],
             "counts": current["counts"],
         }
-        pq.write_table(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
+        write_parquet(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
         if lines is not None:
-            pq.write_table(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
+            write_parquet(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
         timer.t["write"] = timer.t.get("write", 0.0) + time.perf_counter() - t0
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

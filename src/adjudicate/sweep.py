@@ -132,7 +132,7 @@ def run_sweep(
     ``partitions`` > 1 (0: chosen from the input size) goes one member range at a time, with the same outputs.
     """
     from .engine import Timer, settle
-    from .outputs import atomic_dir, count_rejected_claims
+    from .outputs import atomic_dir, count_rejected_claims, parquet_options, write_parquet
     from .report import write_report
     from .stream import BaseYears, prepared_parts, source_paths
 
@@ -202,7 +202,10 @@ def run_sweep(
                             with timer("write"):
                                 p = compare_part(prep.enc, base, r)
                                 if writer is None:
-                                    writer = pq.ParquetWriter(tmp / "member_changes.parquet", p["members"].schema)
+                                    schema = p["members"].schema
+                                    writer = pq.ParquetWriter(
+                                        tmp / "member_changes.parquet", schema, **parquet_options(schema)
+                                    )
                                 writer.write_table(p.pop("members"))
                                 del p["claims"]
                                 deltas_parts.append(p)
@@ -256,7 +259,7 @@ def run_sweep(
                 "members": part["members"],
             }
         with timer("write"):
-            pq.write_table(_variants_table(rows), tmp / "variants.parquet")
+            write_parquet(_variants_table(rows), tmp / "variants.parquet")
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_report(tmp, "sweep")
