@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -406,3 +407,52 @@ def test_the_same_policy_from_another_file_stays_incremental(night1, tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads((inc / "summary.json").read_text())
     assert s["incremental"]["used"] is False and "policy" in s["incremental"]["why_not"]
+
+
+def test_amounts_corrected_in_place_give_what_the_full_comparison_gives(night1, tmp_path):
+    """Only amounts corrected (the benchmark's night): the same claims in the same order on both sides,
+    which the incremental comparison pairs by position instead of by claim_id."""
+    gen, _, prev = night1
+    claims = pq.read_table(gen["claims"])
+    ids = sorted(set(claims["claim_id"].to_pylist()) - {None})[::40]
+    hit = pc.is_in(claims["claim_id"], value_set=pa.array(ids))
+    doubled = pc.multiply(claims["amount"], pa.scalar(2, claims["amount"].type)).cast(claims["amount"].type)
+    claims = claims.set_column(
+        claims.column_names.index("amount"), "amount", pc.if_else(hit, doubled, claims["amount"])
+    )
+    (tmp_path / "in").mkdir()
+    fixed = {**gen, "claims": tmp_path / "in" / "claims.parquet"}
+    pq.write_table(claims, fixed["claims"])
+    ds2, full, inc = tmp_path / "ds2", tmp_path / "full", tmp_path / "inc"
+    assert invoke("prepare", *inputs_args(fixed), "--out", ds2, "-q").exit_code == 0
+    r = invoke("readjudicate", *inputs_args(fixed), "--previous", prev, "--policy", POLICY, "--out", full, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("readjudicate", "--dataset", ds2, "--previous", prev, "--policy", POLICY, "--out", inc, "-q")
+    assert r.exit_code == 0, r.output
+    s = assert_same(full, inc)
+    assert s["incremental"]["used"] is True and s["counts"]["by_change"]["changed"] > 0
+
+
+@given(st.lists(st.integers(0, 249), max_size=60), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_select_claims_is_encoded_select(night1_dataset, member_rows, everyone):
+    """readjudicate's run-wise selection of some members' claims gives Encoded.select's arrays."""
+    from adjudicate.readjudicate import member_claims, select_claims
+
+    enc, members = night1_dataset
+    rows = np.arange(members) if everyone else np.asarray(member_rows + [-1], np.int64)
+    claims = member_claims(enc.member, rows, members)
+    want = np.isin(enc.member, rows[rows >= 0])
+    assert claims.tolist() == np.flatnonzero(want).tolist()
+    a, b = select_claims(enc, claims), enc.select(want)
+    for f in (*enc.CLAIM_FIELDS, *enc.LINE_FIELDS, "line_claim", "line_start"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+        assert getattr(a, f).dtype == getattr(b, f).dtype, f
+
+
+@pytest.fixture(scope="module")
+def night1_dataset(night1):
+    from adjudicate.dataset import open_dataset
+
+    prep = open_dataset(night1[1])
+    return prep.enc, prep.inputs.members.rows

@@ -35,6 +35,7 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -505,31 +506,91 @@ def _incremental(
     if base != r.base_year:  # every member's account may have moved: compare every claim
         return None
     old_rows = lookup(changed, old.inputs.members["member_id"])
-    old.enc = old.enc.select(np.isin(old.enc.member, old_rows[old_rows >= 0]))
+    old.enc = select_claims(old.enc, member_claims(old.enc.member, old_rows, len(old.inputs.members["member_id"])))
     before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
-    prev_claims = claim_fen_table(before).select([*CLAIM_KEYS, *AMOUNTS])
     member_rows = lookup(changed, member_ids)
-    positions = np.flatnonzero(np.isin(r.enc.member, member_rows[member_rows >= 0]))
-    cur_claims = claim_fen_table(r, positions).select(prev_claims.column_names)
+    positions = member_claims(r.enc.member, member_rows, len(member_ids))
+    # Only the claims that can be adjusted become tables on either side: those settled on one side
+    # only, and those whose amounts differ. The others are unchanged (no row, Δ 0), as the full join finds.
+    was, now = _differing(before, r, positions)
+    prev_claims = claim_fen_table(before, was).select([*CLAIM_KEYS, *AMOUNTS])
+    cur_claims = claim_fen_table(r, now).select(prev_claims.column_names)
     adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
     for k in AMOUNTS:  # the members not compared did not change: the totals must say so
         if prev_totals[k] + deltas[k] != cur_totals[k]:
             return None
     lines = None
     if (prev_folder / "lines.parquet").exists():
-        # only the adjusted claims' lines are built on either side (line_adjustments keeps no others)
-        ids = adjusted["claim_id"].combine_chunks()
-        was = _positions(prev_claims["claim_id"], ids)
-        now = positions[_positions(cur_claims["claim_id"], ids)]
+        # only the adjusted claims' lines are built on either side (line_adjustments keeps no others):
+        # every claim of ``was`` and ``now`` is adjusted
         lines = line_adjustments(current_lines_fen(before, was), current_lines_fen(r, now), adjusted)
     return adjusted, lines, prev_totals, deltas, prev_count
 
 
-def _positions(claim_ids: pa.ChunkedArray | pa.Array, wanted: pa.Array) -> np.ndarray:
-    """The rows of ``claim_ids`` that are among ``wanted``, ascending."""
-    if not len(claim_ids) or not len(wanted):
-        return np.zeros(0, np.int64)
-    return np.flatnonzero(np.asarray(pc.is_in(claim_ids, value_set=wanted), dtype=bool))
+def member_claims(member_of_claim: np.ndarray, member_rows: np.ndarray, members: int) -> np.ndarray:
+    """The positions (ascending) of the claims whose member row is among ``member_rows`` (-1: none),
+    out of ``members`` rows: one gather of a mask, no sort."""
+    wanted = np.zeros(members, bool)
+    wanted[member_rows[member_rows >= 0]] = True
+    return np.flatnonzero(wanted[member_of_claim])
+
+
+def select_claims(enc, claims: np.ndarray):
+    """``enc`` with only the claims at positions ``claims`` (ascending) and their lines.
+
+    The claims of a member lie together in settlement order, so a few members' claims are few runs:
+    the runs between them are cut out of each array in one compiled pass (``cut_runs``), a copy of
+    the rows kept, not a gather through an index of every line (what ``Encoded.select`` does)."""
+    from .encode import cut_runs
+
+    dropped = np.zeros(len(enc.member) + 2, np.int8)  # a 0 either side: every run has both edges
+    dropped[1:-1] = 1
+    dropped[1:-1][claims] = 0
+    edges = np.diff(dropped)
+    lo, hi = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # the runs of claims dropped
+    line_lo, line_hi = enc.line_start[lo], enc.line_start[hi]
+    done: dict[int, np.ndarray] = {}  # by id: an array under two names is cut once
+
+    def cut(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+        if id(a) not in done:
+            done[id(a)] = cut_runs(a, lo, hi, False, shift)
+        return done[id(a)]
+
+    fields = {f: cut(getattr(enc, f), lo, hi) for f in enc.CLAIM_FIELDS}
+    fields.update({f: cut(getattr(enc, f), line_lo, line_hi) for f in enc.LINE_FIELDS})
+    # a line's claim position falls by the claims dropped before it; a claim's first line by their lines
+    fields["line_claim"] = cut(enc.line_claim, line_lo, line_hi, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
+    fields["line_start"] = cut(enc.line_start, lo, hi, np.r_[0, np.cumsum(line_hi - line_lo)].astype(np.int64))
+    return replace(enc, **fields)
+
+
+def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The claims of ``before`` (positions in it) and of ``r`` among ``positions`` that an adjustment can
+    be about: settled on one side only (matched by claim_id), or with an amount that differs."""
+    from .encode import lookup
+    from .outputs import claim_amounts
+
+    e, f = before.enc, r.enc
+    ids_a = e.claim_dict.take(pa.array(e.claim_code))
+    ids_b = f.claim_dict.take(pa.array(f.claim_code[positions]))
+    fa = claim_amounts(before)
+    fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
+    if len(ids_a) == len(ids_b) and ids_a.equals(ids_b):  # the same claims in the same order (a usual night)
+        differs = np.zeros(len(ids_a), bool)
+        for k in AMOUNTS:
+            differs |= fa[k] != fb[k]
+        both = np.flatnonzero(differs)
+        return both, positions[both]
+    at = lookup(ids_a, ids_b)  # each claim of before: its row among ids_b, -1 if none
+    in_a = np.flatnonzero(at >= 0)
+    in_b = at[in_a]
+    differs = np.zeros(len(in_a), bool)
+    for k in AMOUNTS:
+        differs |= fa[k][in_a] != fb[k][in_b]
+    same = np.zeros(len(ids_b), bool)
+    same[in_b[~differs]] = True  # the rows of ids_b that are a claim of before, unchanged
+    was = np.union1d(np.flatnonzero(at < 0), in_a[differs]).astype(np.int64)
+    return was, positions[np.flatnonzero(~same)]
 
 
 def run_readjudicate(
