@@ -3,6 +3,8 @@ report.html drawn from memory, give exactly the tables and the page of the plain
 
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -97,3 +99,57 @@ def test_totals_from_the_column_sums_are_the_amounts_summed(tmp_path):
         r = settle(prep, P.load(name), threads=1, line_funds=False)
         assert C.totals(r) == {k: int(v.sum()) for k, v in claim_amounts(r).items()}
         assert C.totals(r)["total"] > 0
+
+
+def test_compare_parquet_is_written_on_its_own_thread(tmp_path, monkeypatch):
+    """compare.parquet's rows go to a thread of their own while the members table and the summary are
+    built; the outputs are those of the plain formulation (above)."""
+    paths = mixed_case(tmp_path / "in")
+    seen = []
+    real = C.ClaimRows.write
+
+    def write(self, writer):
+        seen.append(threading.current_thread().name)
+        real(self, writer)
+
+    monkeypatch.setattr(C.ClaimRows, "write", write)
+    out = tmp_path / "out"
+    args = [x for n in NAMES for x in (f"--{n}", str(paths[n]))]
+    r = CliRunner().invoke(
+        cli.main,
+        [
+            "compare",
+            *args,
+            "--policy",
+            "prefecture-employee",
+            "--policy",
+            "zhenjiang-resident",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert seen == ["adjudicate-compare"]
+    p = plain_tables(paths, "prefecture-employee", "zhenjiang-resident")
+    assert pq.read_table(out / "compare.parquet").equals(p["claims"])
+
+
+def test_an_error_writing_compare_parquet_is_raised_and_leaves_no_output(tmp_path, monkeypatch):
+    paths = mixed_case(tmp_path / "in")
+
+    def write(self, writer):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(C.ClaimRows, "write", write)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        C.run_compare(
+            *([paths[n]] for n in NAMES),
+            policies=["prefecture-employee", "zhenjiang-resident"],
+            overrides=[],
+            out=out,
+            threads=1,
+        )
+    assert not out.exists()
+    assert not [t for t in threading.enumerate() if t.name == "adjudicate-compare"]

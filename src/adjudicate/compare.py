@@ -358,7 +358,14 @@ def who_is_better_off(d_cash: np.ndarray, d_paid: np.ndarray) -> dict:
     }
 
 
-def compare_part(base, ra, rb, for_file: bool = False, claims: bool = True) -> dict:
+def compare_part(
+    base,
+    ra,
+    rb,
+    for_file: bool = False,
+    claims: bool = True,
+    rows_ready: Callable[[ClaimRows], None] | None = None,
+) -> dict:
     """Of two results settled from the same prepared claims ``base`` (an Encoded), one part of a
     comparison: the compare rows (``rows``, a :class:`ClaimRows`; and as a table, ``claims``, unless
     ``claims`` is false), the members table, counts, totals under A and B (fen), and each member's
@@ -367,7 +374,8 @@ def compare_part(base, ra, rb, for_file: bool = False, claims: bool = True) -> d
     Both results are aligned on the prepared claims, already in settlement
     order (contract §3): no join and no sort. ``for_file``: the tables as
     files store them (zero-copy decimal64 amounts, labels as dictionaries; see
-    :func:`outputs.parquet_options`).
+    :func:`outputs.parquet_options`). ``rows_ready`` is given the compare rows as soon as they are
+    known, before the members table and the rest are built (``run_compare`` writes them meanwhile).
     """
     n = len(base.member)
     fa, in_a = aligned_amounts(n, ra)
@@ -391,6 +399,8 @@ def compare_part(base, ra, rb, for_file: bool = False, claims: bool = True) -> d
         change = np.where(in_a & in_b, change, np.where(in_a, np.int8(3), np.int8(2))).astype(np.int8)
     by_change = np.bincount(change, minlength=len(CHANGES))
     rows = ClaimRows(base, u, fa, fb, change)
+    if rows_ready is not None:
+        rows_ready(rows)
 
     # members: per member and benefit year (runs of the settlement order)
     starts = _runs(member, year)
@@ -577,11 +587,14 @@ def run_compare(
         ),
     ):
         bases = BaseYears(2)
-        while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
-            bases.start()
-            parts, rejected_a, rejected_b = [], [], []
-            writers: dict[str, pq.ParquetWriter] = {}
-            try:
+        writers: dict[str, pq.ParquetWriter] = {}
+        # compare.parquet, most of the writing, is written on a thread of its own while the members
+        # table, the summary and the report are built (Arrow releases the GIL while it encodes)
+        rows_writing = _RowsWriting(partial(_append, writers, tmp, "claims"))
+        try:
+            while True:  # once, unless a later member range settles an earlier year than the first (stream.py)
+                bases.start()
+                parts, rejected_a, rejected_b = [], [], []
                 for prep in preps():
                     say("policy A")
                     ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False, base_year=bases[0])
@@ -591,37 +604,76 @@ def run_compare(
                     bases.saw(1, rb)
                     say("compare")
                     with timer("compare"):
-                        p = compare_part(prep.enc, ra, rb, for_file=True, claims=False)
+                        p = compare_part(prep.enc, ra, rb, for_file=True, claims=False, rows_ready=rows_writing.start)
                     with timer("write"):
-                        p.pop("rows").write(partial(_append, writers, tmp, "claims"))
                         _append(writers, tmp, "members", p.pop("members"))
+                    p.pop("rows")
                     parts.append(p)
                     rejected_a += ra.enc.rejected
                     rejected_b += rb.enc.rejected
-            finally:
+                    del ra, rb, p
+                if not bases.again():
+                    break
+                with timer("write"):  # the pass again, into new files
+                    rows_writing.wait()
                 for w in writers.values():
                     w.close()
-            if not bases.again():
-                break
-        say("write")
-        part, d_cash = summarise(parts)
-        d_paid = np.concatenate([p["d_paid"] for p in parts])
-        summary = {
-            "adjudicate_version": __version__,
-            "policy_a": _policy_info(policy_a),
-            "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
-            "inputs": digests,
-            **part,
-            "rejected_claims": {"a": count_rejected_claims(rejected_a), "b": count_rejected_claims(rejected_b)},
-        }
-        if ranges > 1:
-            summary["partitions"] = ranges
-        with timer("report"):  # its figures from the arrays in memory, not member_changes.parquet read back
-            html = report_html(tmp, "compare", summary, member_paid_change=d_paid)
+                writers.clear()
+            say("write")
+            part, d_cash = summarise(parts)
+            d_paid = np.concatenate([p["d_paid"] for p in parts])
+            summary = {
+                "adjudicate_version": __version__,
+                "policy_a": _policy_info(policy_a),
+                "policy_b": {**_policy_info(policy_b), "overrides": list(overrides)},
+                "inputs": digests,
+                **part,
+                "rejected_claims": {"a": count_rejected_claims(rejected_a), "b": count_rejected_claims(rejected_b)},
+            }
+            if ranges > 1:
+                summary["partitions"] = ranges
+            with timer("report"):  # its figures from the arrays in memory, not member_changes.parquet read back
+                html = report_html(tmp, "compare", summary, member_paid_change=d_paid)
+            with timer("write"):
+                rows_writing.wait()
+        except BaseException:
+            rows_writing.stop()  # it must not outlive the folder, nor the interpreter (outputs.Background)
+            raise
+        finally:
+            for w in writers.values():
+                w.close()
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / REPORT_NAME).write_text(html, encoding="utf-8")
     return summary, d_cash
+
+
+class _RowsWriting:
+    """compare.parquet's rows of one part at a time, written on a thread of their own (``write``: what
+    takes each row group) while the caller builds the rest; a part's rows wait for the last part's."""
+
+    def __init__(self, write: Callable[[pa.Table], None]) -> None:
+        self.write = write
+        self.thread: Any = None
+
+    def start(self, rows: ClaimRows) -> None:
+        from .outputs import Background
+
+        self.wait()
+        self.thread = Background(partial(rows.write, self.write), "adjudicate-compare")
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Until the rows given last are written; raises the writer's error."""
+        thread, self.thread = self.thread, None
+        if thread is not None:
+            thread.result()
+
+    def stop(self) -> None:
+        """After an error of the caller: wait for the thread, whatever it raised."""
+        thread, self.thread = self.thread, None
+        if thread is not None:
+            thread.join()
 
 
 def _append(writers: dict[str, pq.ParquetWriter], folder: Path, name: str, table: pa.Table) -> None:

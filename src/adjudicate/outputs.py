@@ -371,6 +371,10 @@ class _Background:
                 self.thread.join()
 
 
+#: A function run on its own thread, its error raised again in the caller (for the writers of other commands).
+Background = _Background
+
+
 def write_all(
     r: Result,
     out: Path,
