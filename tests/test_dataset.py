@@ -297,3 +297,28 @@ def test_rejoin_refuses_a_dataset_whose_claims_changed(gen, tmp_path):
     r = invoke("prepare", "--dataset", ds, "--catalogue", paths["catalogue"], "--out", tmp_path / "ds2")
     assert r.exit_code == 2 and "stale" in r.output and "claims" in r.output
     assert not (tmp_path / "ds2").exists()
+
+
+def test_the_lines_item_codes_are_stored_and_used_while_the_lines_are_those(dataset):
+    """A dataset stores the lines' item codes in line order, so writing lines.parquet from it gathers
+    nothing; once lines are cut out (a policy's rejections, readjudicate's members) they are gathered
+    again, the same codes."""
+    from adjudicate.dataset import open_dataset
+    from adjudicate.outputs import ITEM_CODES, LINE_ITEM_CODES, line_item_codes
+
+    enc = open_dataset(dataset).enc
+    stored = enc.source[LINE_ITEM_CODES]
+    assert stored.type == ITEM_CODES and len(stored) == len(enc.line_row)
+    assert line_item_codes(enc) is stored
+    gathered = enc.source["item_code"].take(pa.array(enc.line_row))
+    assert text(stored).equals(text(gathered))
+    cut = enc.without(np.arange(0, len(enc.member), 3))
+    codes = line_item_codes(cut)
+    assert codes is not stored and len(codes) == len(cut.line_row)
+    want = enc.source["item_code"].take(pa.array(cut.line_row))
+    assert text(codes).equals(text(want))
+
+
+def text(a) -> pa.Array:
+    a = pc.cast(a, pa.string())
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a

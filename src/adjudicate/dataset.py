@@ -40,7 +40,7 @@ from . import __version__, fingerprint, keep
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
 from .inputs import InputError, Table, expand_paths, file_digest, load
-from .outputs import atomic_dir
+from .outputs import LINE_ITEM_CODES, atomic_dir, line_item_codes
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
@@ -306,6 +306,8 @@ def write_dataset(
     for name, t in tables.items():
         if name not in srcs:
             srcs[name] = _sources((args or {}).get(name, t.files), t)
+    # the lines' item codes in line order, for the lines.parquet of every run from the dataset
+    prep.enc.source[LINE_ITEM_CODES] = line_item_codes(prep.enc)
     with atomic_dir(Path(out)) as tmp:
         who, fp = fingerprint.members(prep.enc, fingerprint.claims(prep.enc, inputs.members, inputs.providers))
         _write_ipc(

@@ -178,6 +178,31 @@ ROW_GROUP = 1 << 20
 ITEM_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
+#: Key in ``Encoded.source`` of the lines' item codes gathered in line order (:func:`line_item_codes`),
+#: as a prepared dataset stores them: writing its lines.parquet then gathers nothing.
+LINE_ITEM_CODES = "lines.item_code"
+
+
+def line_item_codes(e: Encoded) -> pa.DictionaryArray:
+    """The lines' item codes in line order, one :data:`ITEM_CODES` array: those ``e.source`` holds
+    under :data:`LINE_ITEM_CODES` (a prepared dataset's), else the claims' dictionary-read item_code
+    gathered by line (or the strings encoded)."""
+    stored = e.source.get(LINE_ITEM_CODES)
+    # lines are only ever cut out of an Encoded, never reordered or added: as many lines, the same lines
+    if stored is not None and len(stored) == len(e.line_row):
+        return stored
+    src = e.source["item_code"]
+    if pa.types.is_dictionary(src.type):
+        codes = src.take(pa.array(e.line_row))
+        if isinstance(codes, pa.ChunkedArray):  # chunks of one dictionary each, unified
+            codes = codes.combine_chunks() if codes.num_chunks != 1 else codes.chunk(0)
+    else:
+        codes = e.item_code.dictionary_encode()
+    if codes.type != ITEM_CODES:
+        codes = pa.DictionaryArray.from_arrays(codes.indices.cast(pa.int32()), codes.dictionary.cast(pa.string()))
+    return codes
+
+
 def item_codes(e: Encoded, for_file: bool) -> pa.Array | pa.ChunkedArray:
     """lines.item_code. For a file, the codes of the claims' dictionary-read item_code gathered into
     a dictionary array, not its strings: nothing to hash for the writer's dictionary (a third of the
@@ -189,15 +214,7 @@ def item_codes(e: Encoded, for_file: bool) -> pa.Array | pa.ChunkedArray:
     column chunk's whole dictionary in the file."""
     if not (for_file and _SCHEMA_FREE_FILES):
         return e.item_code
-    src = e.source["item_code"]
-    if pa.types.is_dictionary(src.type):
-        codes = src.take(pa.array(e.line_row))
-        if isinstance(codes, pa.ChunkedArray):  # chunks of one dictionary each, unified
-            codes = codes.combine_chunks() if codes.num_chunks != 1 else codes.chunk(0)
-    else:
-        codes = e.item_code.dictionary_encode()
-    if codes.type != ITEM_CODES:
-        codes = pa.DictionaryArray.from_arrays(codes.indices.cast(pa.int32()), codes.dictionary.cast(pa.string()))
+    codes = line_item_codes(e)
     if codes.dictionary.nbytes <= DICTIONARY_PAGE:
         return codes
     return pa.chunked_array(
@@ -224,7 +241,7 @@ def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.n
         "claim_id": e.claim_id,
         "member_id": e.member_id,
         "provider_id": e.provider_id,
-        "setting": label_array(e.setting.astype(np.int8), SETTINGS, for_file),
+        "setting": label_array(e.setting.astype(np.int8, copy=False), SETTINGS, for_file),
         "settle_date": pa.array(e.settle_date, pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(e.year, pa.int16()),
         "admission_ordinal": pa.array(ordinal.astype(np.int32), mask=ordinal == 0),
@@ -242,7 +259,7 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     return pa.table(
         {
             "claim_id": e.line_claim_id,
-            "line_no": pa.array(e.line_no.astype(np.int32)),
+            "line_no": pa.array(e.line_no.astype(np.int32, copy=False)),  # no copy once encode lays it out int32
             "item_code": item_codes(e, for_file),
             "class": label_array(e.cls, LINE_CLASSES, for_file),
             "self_pay": dec(r.line_self_pay),
