@@ -664,16 +664,17 @@ class _RowsWriting:
         self.thread.start()
 
     def wait(self) -> None:
-        """Until the rows given last are written; raises the writer's error."""
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            thread.result()
+        """Until the rows given last are written; raises the writer's error. Interrupted (Ctrl-C), the
+        thread is still known, so that :meth:`stop` waits for it before the files are closed."""
+        if self.thread is not None:
+            self.thread.result()
+            self.thread = None
 
     def stop(self) -> None:
         """After an error of the caller: wait for the thread, whatever it raised."""
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            thread.join()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
 
 def _append(writers: dict[str, pq.ParquetWriter], folder: Path, name: str, table: pa.Table) -> None:
