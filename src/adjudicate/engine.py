@@ -315,7 +315,7 @@ def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[n
     ratio = np.where(enc.item_ratio >= 0, enc.item_ratio, cr[lp, enc.cls])
     supp, excluded = CLASSES.index("supplementary"), CLASSES.index("excluded")
     cls = np.where((enc.cls == supp) & ~sc[lp], excluded, enc.cls).astype(np.int8)
-    return cls, np.ascontiguousarray(ratio, dtype=np.int64), True
+    return cls, np.ascontiguousarray(ratio, dtype=np.int16), True  # bp, 0..10000 (as encode lays it out)
 
 
 @dataclass
@@ -399,13 +399,15 @@ def _kernel(
 
 def kernel_outputs(nlines: int, nclaims: int, settle: bool = True) -> dict[str, np.ndarray]:
     """The output arrays of ``_core.settle_lines`` over ``nlines`` lines of ``nclaims`` claims, by
-    argument name. Not zero-filled: the kernel writes every row (``out`` is empty without ``settle``)."""
+    argument name. Not zero-filled: the kernel writes every row (``out`` is empty without ``settle``).
+    The claim matrices are column-major: each amount column is one contiguous array, which
+    ``outputs.claim_amounts`` hands to the writers as it is (a view, no copy)."""
     return dict(
         self_pay=np.empty(nlines, np.int64),
         first_self_pay=np.empty(nlines, np.int64),
         eligible=np.empty(nlines, np.int64),
-        sums=np.empty((nclaims, NSUMS), np.int64),
-        out=np.empty((nclaims if settle else 0, NOUT), np.int64),
+        sums=np.empty((nclaims, NSUMS), np.int64, order="F"),
+        out=np.empty((nclaims if settle else 0, NOUT), np.int64, order="F"),
         negative=np.empty(nclaims, np.uint8),
     )
 
