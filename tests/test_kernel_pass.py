@@ -250,3 +250,38 @@ def test_claim_amounts_are_contiguous_views_of_the_kernel_matrices(bad_inputs):
             assert a[name].flags.c_contiguous and np.shares_memory(a[name], r.sums), name
         for name in ("deductible", "fund_pool", "fund_supplementary", "subsidy", "account_paid"):
             assert a[name].flags.c_contiguous and np.shares_memory(a[name], r.settle), name
+
+
+def test_line_ceiling_equals_the_plain_rounding():
+    """split_line decides 'under the ceiling' without dividing; where it divides, round(price × qty / 10**8)
+    half away from zero: the self_pay over the ceiling equals the plain formulation on edge cases (a ceiling
+    equal to the amount, one fen either side, exact halves, negative and huge quantities)."""
+    from adjudicate import _core
+    from adjudicate.money import round_half_away
+
+    per_fen = engine.PRICE_QTY_PER_FEN
+    rng = np.random.default_rng(21)
+    amt, price, qty = [], [], []
+    for a in (1, 2, 99, 100, 101, 10**6, 10**14):
+        for p in (0, 1, 3, 7, 10**4, 123457, 10**12):
+            for q in (0, 1, 5 * 10**5, 10**6, 2 * 10**6, -(10**6), 10**16):
+                amt.append(a), price.append(p), qty.append(q)
+        # the ceiling at the amount, and half a fen either side of it
+        for p, q in ((a * 100, 10**6), (a * 100 - 50, 10**6), (a * 100 + 50, 10**6), (a * 100 - 51, 10**6)):
+            amt.append(a), price.append(p), qty.append(q)
+    n = 500
+    amt += rng.integers(1, 10**7, n).tolist()
+    price += rng.integers(0, 10**7, n).tolist()
+    qty += rng.integers(-(10**7), 10**8, n).tolist()
+    nl = len(amt)
+    sums = np.zeros((nl, engine.NSUMS), np.int64)
+    self_pay, fsp, elig = (np.empty(nl, np.int64) for _ in range(3))
+    _core.split_lines(
+        np.arange(nl, dtype=np.int32), np.array(amt, np.int64), np.array(qty, np.int64), np.zeros(nl, np.int8),
+        np.zeros(nl, np.int16), np.array(price, np.int64), np.ones(nl, np.uint8), np.zeros(6, np.int64), True,
+        per_fen, self_pay, fsp, elig, sums, 0, nl,
+    )  # fmt: skip
+    for i in range(nl):
+        cap = round_half_away(price[i] * qty[i], per_fen)
+        assert self_pay[i] == max(amt[i] - cap, 0), (amt[i], price[i], qty[i])
+    assert (self_pay > 0).any() and (self_pay == 0).any()

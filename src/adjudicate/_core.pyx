@@ -121,7 +121,7 @@ ctypedef struct LineRules:
 cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s) noexcept nogil:
     """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``."""
     cdef int64_t amt = L.amount[i], over = 0, allowed, fsp, r, mp
-    cdef int128 cap
+    cdef int128 cap, prod
     cdef int8_t k = L.cls[i]
     s[SUM_TOTAL] += amt
     if (not benefit) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (k == CLS_SUPP and not L.supplementary_catalogue):
@@ -133,9 +133,13 @@ cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t
     mp = L.max_price[i]
     if mp >= 0 and amt > 0:
         # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
-        # quantity must not wrap; a ceiling at or above the amount cuts nothing
-        cap = round_div128(<int128>mp * L.quantity[i], L.per_fen)
-        if cap < amt:
+        # quantity must not wrap; a ceiling at or above the amount cuts nothing.
+        # Most lines are under their ceiling: that is decided without the 128-bit
+        # division (round(n / d) >= amt iff 2n + d >= 2 d amt, for n >= 0; a
+        # negative n rounds to a ceiling <= 0 < amt), which is done only for a cut.
+        prod = <int128>mp * L.quantity[i]
+        if prod < 0 or 2 * prod + L.per_fen < 2 * <int128>L.per_fen * amt:
+            cap = round_div128(prod, L.per_fen)
             over = amt - <int64_t>cap
     allowed = amt - over
     r = L.item_ratio[i]
