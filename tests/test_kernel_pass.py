@@ -253,9 +253,9 @@ def test_claim_amounts_are_contiguous_views_of_the_kernel_matrices(bad_inputs):
 
 
 def test_line_ceiling_equals_the_plain_rounding():
-    """split_line decides 'under the ceiling' without dividing; where it divides, round(price × qty / 10**8)
-    half away from zero: the self_pay over the ceiling equals the plain formulation on edge cases (a ceiling
-    equal to the amount, one fen either side, exact halves, negative and huge quantities)."""
+    """A line's ceiling is round(price × qty / 10**8) half away from zero, on the exact product: the
+    self_pay over it equals the plain formulation on edge cases (a ceiling equal to the amount, one fen
+    either side, exact halves, negative and huge quantities)."""
     from adjudicate import _core
     from adjudicate.money import round_half_away
 

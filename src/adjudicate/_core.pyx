@@ -29,7 +29,7 @@ ctypedef fused index_t:  # positions and rows: int32 where they fit (half the by
 cdef enum:
     NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
     NSUMS = SUM_ELIGIBLE_SUPPLEMENTARY + 1  # columns of claim_sums
-    BLOCK = 512  # claims split, then settled, together by settle_lines (their sums stay in cache)
+    BLOCK = 256  # claims split, then settled, together by settle_lines (their sums stay in L1: 14 KiB)
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -121,7 +121,7 @@ ctypedef struct LineRules:
 cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s) noexcept nogil:
     """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``."""
     cdef int64_t amt = L.amount[i], over = 0, allowed, fsp, r, mp
-    cdef int128 cap, prod
+    cdef int128 cap
     cdef int8_t k = L.cls[i]
     s[SUM_TOTAL] += amt
     if (not benefit) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (k == CLS_SUPP and not L.supplementary_catalogue):
@@ -133,13 +133,9 @@ cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t
     mp = L.max_price[i]
     if mp >= 0 and amt > 0:
         # ceiling = round(max_unit_price x quantity), kept in 128 bits: a huge
-        # quantity must not wrap; a ceiling at or above the amount cuts nothing.
-        # Most lines are under their ceiling: that is decided without the 128-bit
-        # division (round(n / d) >= amt iff 2n + d >= 2 d amt, for n >= 0; a
-        # negative n rounds to a ceiling <= 0 < amt), which is done only for a cut.
-        prod = <int128>mp * L.quantity[i]
-        if prod < 0 or 2 * prod + L.per_fen < 2 * <int128>L.per_fen * amt:
-            cap = round_div128(prod, L.per_fen)
+        # quantity must not wrap; a ceiling at or above the amount cuts nothing
+        cap = round_div128(<int128>mp * L.quantity[i], L.per_fen)
+        if cap < amt:
             over = amt - <int64_t>cap
     allowed = amt - over
     r = L.item_ratio[i]
@@ -653,16 +649,20 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
 
     Claims go in blocks of ``BLOCK``: the block's lines are split in one flat loop into the
     block's sums (a small row-major scratch, in cache), then its claims checked and settled
-    from there; the block's sums and results are then copied out column by column. ``sums``
-    and ``out`` may be in either order: the engine's are column-major, so that each output
-    column is one contiguous array (the writers take them without a copy). No separate pass
-    reads the sums back, and the caller makes one call per thread.
+    from there, each claim's sums and results stored through column pointers. ``sums`` and
+    ``out`` may be in either order: the engine's are column-major, so that each output
+    column is one contiguous array (the writers take them without a copy); a scratch for
+    the results too, or copying the block out column by column, measured slower. No
+    separate pass reads the sums back, and the caller makes one call per thread.
     """
     cdef int64_t c, c0, c1, i, k, count = 0
     cdef bint neg
     cdef int64_t blk[BLOCK * NSUMS]
-    cdef int64_t oblk[BLOCK * NOUT]
+    cdef int64_t o[NOUT]
     cdef int64_t* row
+    cdef int64_t* scol[NSUMS]
+    cdef int64_t* ocol[NOUT]
+    cdef Py_ssize_t ss = sums.strides[0] // sizeof(int64_t), os = out.strides[0] // sizeof(int64_t)
     if stop <= start:
         return 0
     if negative.shape[0] != sums.shape[0] or line_start.shape[0] != sums.shape[0] + 1:
@@ -678,6 +678,10 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
     cdef Claims C = claims_of(member_of_claim, year, period, setting, benefit, factor, level_row, months)
     cdef Members M = members_of(category, civil_servant, balance, base_year, credit)
     cdef MemberYear my
+    for k in range(NSUMS):  # column pointers: sums[c, k] is scol[k][c * ss], in either order
+        scol[k] = &sums[0, k]
+    for k in range(NOUT):
+        ocol[k] = &out[0, k] if settle else NULL
     my.m = -1
     my.year = -1
     with nogil:
@@ -692,22 +696,20 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
                 split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS])
             for c in range(c0, c1):
                 row = &blk[(c - c0) * NSUMS]
+                for k in range(NSUMS):
+                    scol[k][c * ss] = row[k]
                 neg = negative_sums(row)
                 negative[c] = neg
                 if neg:
                     count += 1
                     if settle:
-                        memset(&oblk[(c - c0) * NOUT], 0, NOUT * sizeof(int64_t))
+                        for k in range(NOUT):
+                            ocol[k][c * os] = 0
                     continue
                 if settle:
-                    settle_claim(&R, &C, &M, &my, c, row, &oblk[(c - c0) * NOUT])
-            for k in range(NSUMS):  # column by column: one write stream each
-                for c in range(c0, c1):
-                    sums[c, k] = blk[(c - c0) * NSUMS + k]
-            if settle:
-                for k in range(NOUT):
-                    for c in range(c0, c1):
-                        out[c, k] = oblk[(c - c0) * NOUT + k]
+                    settle_claim(&R, &C, &M, &my, c, row, o)
+                    for k in range(NOUT):
+                        ocol[k][c * os] = o[k]
             c0 = c1
     return count
 
