@@ -285,3 +285,12 @@ def test_line_ceiling_equals_the_plain_rounding():
         cap = round_half_away(price[i] * qty[i], per_fen)
         assert self_pay[i] == max(amt[i] - cap, 0), (amt[i], price[i], qty[i])
     assert (self_pay > 0).any() and (self_pay == 0).any()
+
+
+def test_lines_table_takes_line_no_without_a_copy(bad_inputs):
+    """line_no is laid out int32, as lines.parquet has it: the table's column is the encoded array itself."""
+    from adjudicate.outputs import lines_table
+
+    r = engine.adjudicate(bad_inputs, P.load("prefecture-employee"), threads=1)
+    col = lines_table(r, for_file=True).column("line_no")
+    assert col.num_chunks == 1 and col.chunk(0).buffers()[1].address == r.enc.line_no.ctypes.data

@@ -242,7 +242,7 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     return pa.table(
         {
             "claim_id": e.line_claim_id,
-            "line_no": pa.array(e.line_no.astype(np.int32)),
+            "line_no": pa.array(e.line_no.astype(np.int32, copy=False)),  # int32 already (encode): no copy
             "item_code": item_codes(e, for_file),
             "class": label_array(e.cls, LINE_CLASSES, for_file),
             "self_pay": dec(r.line_self_pay),
