@@ -655,7 +655,7 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
     the results too, or copying the block out column by column, measured slower. No
     separate pass reads the sums back, and the caller makes one call per thread.
     """
-    cdef int64_t c, c0, c1, i, k, count = 0
+    cdef int64_t c, c0, c1, i, k, m, count = 0
     cdef bint neg
     cdef int64_t blk[BLOCK * NSUMS]
     cdef int64_t o[NOUT]
@@ -691,6 +691,17 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
         while c0 < stop:
             c1 = min(c0 + BLOCK, stop)
             memset(blk, 0, (c1 - c0) * NSUMS * sizeof(int64_t))
+            # the block's members' rows (balance, credits, category) are read in member-row order,
+            # i.e. at random: fetched now, they arrive while the block's lines are split
+            m = -1
+            for c in range(c0, c1):
+                if C.member[c] != m:
+                    m = C.member[c]
+                    prefetch(&M.balance[m])
+                    prefetch(&M.category[m])
+                    prefetch(&M.civil_servant[m])
+                    if M.ncredit:
+                        prefetch(&M.credit[m * M.ncredit])
             for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
                 c = line_claim[i]
                 split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS])
