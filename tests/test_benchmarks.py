@@ -54,6 +54,30 @@ def test_bound_is_the_largest_excess_over_the_floor():
     assert "Bound: **`partition`**" in bounds.explain("share", {"partition": 2.0, "read": 5.0}, 8.0, focus="partition")
 
 
+def test_kernel_bounds_judge_the_pass_with_outputs_touched_beforehand():
+    """The kernel sentences quote the warm pass (stages.time_kernel) and the first touch apart."""
+    warm = {
+        "lines": 1000,
+        "output_bytes": 2**20,
+        "repeat": 3,
+        1: {"warm": 0.02, "warm_cpu": 0.02, "fresh": 0.05, "fresh_cpu": 0.05, "first_touch": 0.03,
+            "per_core": 50e3, "per_cpu_s": 50e3},
+        2: {"warm": 0.015, "warm_cpu": 0.03, "fresh": 0.03, "fresh_cpu": 0.05, "first_touch": 0.015,
+            "per_core": 33e3, "per_cpu_s": 33e3},
+    }  # fmt: skip
+    mem = {"lines": 1000, 1: {"kernel": 0.06, "per_core": 16e3}, 2: {"kernel": 0.04}, "warm": warm}
+    text = bounds.kernel(mem)
+    assert "outputs touched beforehand took 0.020 s" in text and "0.030 s first touch" in text
+    assert "`kernel` timer (0.060 s)" in text and "the compiled pass itself" in text
+    warm[1]["warm_cpu"] = 0.005  # the core was held by others
+    assert "Bound: **the machine**" in bounds.kernel(mem)
+    warm[1]["warm_cpu"] = 0.02
+    text = bounds.speedup(mem, (1.0, 1.0, 1.0))
+    assert "0.020 s on 1 thread, 0.015 s on 2 (1.33×" in text and "1.50× the work" in text
+    del mem["warm"]
+    assert "Measured 1.50× by the engine's `kernel` timer" in bounds.speedup(mem, (1.0, 1.0, 1.0))
+
+
 def test_bound_names_the_profiled_functions_of_its_stage():
     profile = {
         "rows": [
@@ -136,6 +160,8 @@ def test_tiny_run_agrees_measures_every_row_and_rewrites_the_readme(tmp_path, mo
     assert "| shuffled |" in out and out.count("none (0 of") >= 3
     assert "streaming: partition pass ≤ 25 % of the wall" in out
     assert "`run --dataset` ≤ 0.3 × the cold run" in out
+    assert "kernel ≥ 50 M lines/s/core (1 thread, outputs touched beforehand)" in out
+    assert "| threads | warm s |" in out  # the kernel pass alone, first touch apart
     assert "## Bounds of the missed targets" in out  # at 2k lines start-up dominates: some target is missed
     assert plan.previous_sections(results)["sections"]  # kept for the next estimate
     new = readme.read_text(encoding="utf-8")

@@ -163,3 +163,134 @@ def test_fused_pass_equals_the_separate_calls(bad_inputs):
     out = np.empty((len(kept.member), engine.NOUT), np.int64)
     _core.settle_claims(**args, sums=sums[keep], out=out, start=0, stop=len(kept.member))
     assert np.array_equal(r.settle, out)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_cut_runs_of_a_column_major_matrix(in_place):
+    """The kernel's claim matrices are column-major: cut column by column, each column stays contiguous."""
+    rng = np.random.default_rng(8)
+    for n, k in ((0, 0), (300, 20), (300, 1), (5, 0)):
+        m = np.asfortranarray(rng.integers(-9, 9, (n, 6)))
+        lo, hi = runs_of(n, rng, k)
+        want = without(m, lo, hi)
+        got = cut_runs(m, lo, hi, in_place)
+        assert np.array_equal(got, want)
+        assert all(got[:, j].flags.c_contiguous for j in range(6))
+
+
+def test_encoded_line_fields_are_narrow(bad_inputs):
+    """Fewer bytes per line: rows and claim positions int32 (the rows fit), line_no int32, the ratio int16."""
+    enc = engine.prepare(bad_inputs).enc
+    assert enc.line_row.dtype == enc.line_claim.dtype == np.int32
+    assert enc.line_no.dtype == np.int32 and enc.item_ratio.dtype == np.int16 and enc.cls.dtype == np.int8
+    for name in ("amount", "quantity", "max_price"):  # the contract's range needs 64 bits
+        assert getattr(enc, name).dtype == np.int64
+
+
+def _kernel_pass(prep, pol, line_claim_dtype, order):
+    """engine.kernel_args over every claim into outputs of ``order``, line_claim of ``line_claim_dtype``."""
+    from dataclasses import replace
+
+    from adjudicate import _core
+    from adjudicate.encode import benefit_factors
+
+    enc = replace(prep.enc, line_claim=prep.enc.line_claim.astype(line_claim_dtype))
+    period = pol.period_index(enc.settle_date)
+    benefit, factor = benefit_factors(pol, enc, prep.inputs.providers, period)
+    outs = engine.kernel_outputs(len(enc.amount), len(enc.member))
+    outs = {k: (np.empty(v.shape, v.dtype, order=order) if v.ndim == 2 else v) for k, v in outs.items()}
+    kw = engine.kernel_args(
+        enc, benefit, factor, period, P.compile_policy(pol), prep.inputs.members, pol, engine.first_year(enc), outs
+    )
+    for a, b in engine.thread_ranges(enc.member, 2):
+        _core.settle_lines(**kw, settle=True, start=a, stop=b)
+    return outs, kw
+
+
+def test_kernel_takes_either_index_width_and_either_matrix_order(bad_inputs):
+    """settle_lines on int64 claim positions (inputs beyond 2**31 rows) into row-major matrices gives
+    what the engine's int32 positions into column-major matrices give; so does settle_claims."""
+    from adjudicate import _core
+
+    pol = P.load("prefecture-employee")
+    prep = engine.prepare(bad_inputs)
+    narrow, kw = _kernel_pass(prep, pol, np.int32, "F")
+    wide, _ = _kernel_pass(prep, pol, np.int64, "C")
+    assert narrow["sums"].flags.f_contiguous and wide["sums"].flags.c_contiguous
+    for k in narrow:
+        assert np.array_equal(narrow[k], wide[k]), k
+    assert narrow["negative"].any()  # the data has rejected claims: their rows are zero
+    assert not narrow["out"][narrow["negative"].view(bool)].any()
+    # settle_claims reads sums and writes out in either order (on the claims kept)
+    keep = narrow["negative"] == 0
+    kept = prep.enc.select(keep)
+    period = pol.period_index(kept.settle_date)
+    from adjudicate.encode import benefit_factors
+
+    benefit, factor = benefit_factors(pol, kept, prep.inputs.providers, period)
+    args = engine._settle_args(
+        kept, benefit, factor, period, P.compile_policy(pol), prep.inputs.members, pol, engine.first_year(prep.enc)
+    )
+    for order in ("C", "F"):
+        sums = np.array(narrow["sums"][keep], order=order)
+        out = np.empty((len(kept.member), engine.NOUT), np.int64, order=order)
+        _core.settle_claims(**args, sums=sums, out=out, start=0, stop=len(kept.member))
+        assert np.array_equal(out, narrow["out"][keep]), order
+
+
+def test_claim_amounts_are_contiguous_views_of_the_kernel_matrices(bad_inputs):
+    """outputs.claim_amounts takes the kernel's column-major columns as they are: no copy for the writers."""
+    from adjudicate.outputs import claim_amounts
+
+    for threads in (1, 2):
+        r = engine.adjudicate(bad_inputs, P.load("prefecture-employee"), threads=threads)
+        assert r.kept is not None and not r.kept.all()  # cut in place, still column by column
+        a = claim_amounts(r)
+        for name in ("total", "self_pay", "first_self_pay"):
+            assert a[name].flags.c_contiguous and np.shares_memory(a[name], r.sums), name
+        for name in ("deductible", "fund_pool", "fund_supplementary", "subsidy", "account_paid"):
+            assert a[name].flags.c_contiguous and np.shares_memory(a[name], r.settle), name
+
+
+def test_line_ceiling_equals_the_plain_rounding():
+    """A line's ceiling is round(price × qty / 10**8) half away from zero, on the exact product: the
+    self_pay over it equals the plain formulation on edge cases (a ceiling equal to the amount, one fen
+    either side, exact halves, negative and huge quantities)."""
+    from adjudicate import _core
+    from adjudicate.money import round_half_away
+
+    per_fen = engine.PRICE_QTY_PER_FEN
+    rng = np.random.default_rng(21)
+    amt, price, qty = [], [], []
+    for a in (1, 2, 99, 100, 101, 10**6, 10**14):
+        for p in (0, 1, 3, 7, 10**4, 123457, 10**12):
+            for q in (0, 1, 5 * 10**5, 10**6, 2 * 10**6, -(10**6), 10**16):
+                amt.append(a), price.append(p), qty.append(q)
+        # the ceiling at the amount, and half a fen either side of it
+        for p, q in ((a * 100, 10**6), (a * 100 - 50, 10**6), (a * 100 + 50, 10**6), (a * 100 - 51, 10**6)):
+            amt.append(a), price.append(p), qty.append(q)
+    n = 500
+    amt += rng.integers(1, 10**7, n).tolist()
+    price += rng.integers(0, 10**7, n).tolist()
+    qty += rng.integers(-(10**7), 10**8, n).tolist()
+    nl = len(amt)
+    sums = np.zeros((nl, engine.NSUMS), np.int64)
+    self_pay, fsp, elig = (np.empty(nl, np.int64) for _ in range(3))
+    _core.split_lines(
+        np.arange(nl, dtype=np.int32), np.array(amt, np.int64), np.array(qty, np.int64), np.zeros(nl, np.int8),
+        np.zeros(nl, np.int16), np.array(price, np.int64), np.ones(nl, np.uint8), np.zeros(6, np.int64), True,
+        per_fen, self_pay, fsp, elig, sums, 0, nl,
+    )  # fmt: skip
+    for i in range(nl):
+        cap = round_half_away(price[i] * qty[i], per_fen)
+        assert self_pay[i] == max(amt[i] - cap, 0), (amt[i], price[i], qty[i])
+    assert (self_pay > 0).any() and (self_pay == 0).any()
+
+
+def test_lines_table_takes_line_no_without_a_copy(bad_inputs):
+    """line_no is laid out int32, as lines.parquet has it: the table's column is the encoded array itself."""
+    from adjudicate.outputs import lines_table
+
+    r = engine.adjudicate(bad_inputs, P.load("prefecture-employee"), threads=1)
+    col = lines_table(r, for_file=True).column("line_no")
+    assert col.num_chunks == 1 and col.chunk(0).buffers()[1].address == r.enc.line_no.ctypes.data

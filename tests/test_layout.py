@@ -64,7 +64,7 @@ def test_split_lines_writes_the_named_columns():
         np.array([10000], np.int64),
         one,
         np.array([1], np.int8),
-        np.array([1000], np.int64),
+        np.array([1000], np.int16),  # the item's ratio in bp: int16 since the per-line arrays were narrowed
         np.array([-1], np.int64),
         np.ones(1, np.uint8),
         np.zeros(6, np.int64),

@@ -1,11 +1,14 @@
 # Type stub of the compiled kernel (_core.pyx), so that mypy checks its callers.
 # Keep in step with the ``def`` signatures there and the constants in _core.pxd.
-# Arrays are C-contiguous numpy arrays of the dtype named (the kernel takes typed memoryviews).
+# Arrays are C-contiguous numpy arrays of the dtype named (the kernel takes typed memoryviews), but for
+# settle_lines' and settle_claims' sums and out, which may be in either order (the engine's are column-major).
 
 import numpy as np
 from numpy.typing import NDArray
 
 _I8 = NDArray[np.int8]
+_I16 = NDArray[np.int16]
+_Index = NDArray[np.int32] | NDArray[np.int64]
 _I32 = NDArray[np.int32]
 _I64 = NDArray[np.int64]
 _U8 = NDArray[np.uint8]
@@ -51,11 +54,11 @@ OUT_ACCOUNT_PAID: int
 OUT_ADMISSION_ORDINAL: int
 
 def split_lines(
-    claim_of_line: _I64,
+    claim_of_line: _Index,
     amount: _I64,
     quantity: _I64,
     cls: _I8,
-    item_ratio: _I64,
+    item_ratio: _I16,
     max_price: _I64,
     benefit: _U8,
     class_ratio: _I64,
@@ -101,11 +104,11 @@ def settle_claims(
 ) -> None: ...
 def settle_lines(
     line_start: _I64,
-    line_claim: _I64,
+    line_claim: _Index,
     amount: _I64,
     quantity: _I64,
     cls: _I8,
-    item_ratio: _I64,
+    item_ratio: _I16,
     max_price: _I64,
     class_ratio: _I64,
     supplementary_catalogue: bool,
@@ -174,7 +177,7 @@ def gather_catalogue(
     price: _I64,
     unknown: int,
     cls_out: _I8,
-    ratio_out: _I64,
+    ratio_out: _I16,
     price_out: _I64,
 ) -> None: ...
 def enrolment_months(since: _I32, on: _I32, out: _I64) -> None: ...

@@ -11,9 +11,9 @@ The layout of the tables shared with Python (the block table ``B``, the
 claim sums, the output columns) is defined once, in ``_core.pxd``.
 """
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
-from libc.stdint cimport int64_t, int32_t, int8_t, uint8_t, uint64_t, INT64_MIN
+from libc.stdint cimport int64_t, int32_t, int16_t, int8_t, uint8_t, uint64_t, INT64_MIN
 from adjudicate._hashing cimport hash_bytes
-from libc.string cimport memcmp, memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 import numpy as np
 
@@ -21,10 +21,15 @@ cdef extern from *:
     ctypedef long long int128 "__int128"
     void prefetch "__builtin_prefetch" (const void*) nogil
 
+ctypedef fused index_t:  # positions and rows: int32 where they fit (half the bytes per line)
+    int32_t
+    int64_t
+
+
 cdef enum:
     NCLS = SUM_ELIGIBLE_SUPPLEMENTARY - SUM_ELIGIBLE_A + 1  # classes with eligible amounts: A, B, special, supplementary
     NSUMS = SUM_ELIGIBLE_SUPPLEMENTARY + 1  # columns of claim_sums
-    BLOCK = 512  # claims split, then settled, together by settle_lines (their sums stay in cache)
+    BLOCK = 256  # claims split, then settled, together by settle_lines (their sums stay in L1: 14 KiB)
     MAXCOUNTERS = 16
     MAXLIMITS = 16
     BP = 10000
@@ -103,7 +108,7 @@ ctypedef struct LineRules:
     const int64_t* amount
     const int64_t* quantity
     const int8_t* cls
-    const int64_t* item_ratio
+    const int16_t* item_ratio  # bp, -1: the class's ratio (0..10000: inputs.py checks ratios)
     const int64_t* max_price
     const int64_t* class_ratio
     bint supplementary_catalogue
@@ -159,7 +164,7 @@ cdef inline bint negative_sums(const int64_t* s) noexcept nogil:
 
 
 cdef LineRules line_rules(const int64_t[::1] amount, const int64_t[::1] quantity, const int8_t[::1] cls,
-                          const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                          const int16_t[::1] item_ratio, const int64_t[::1] max_price,
                           const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
                           int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible) except *:
     cdef LineRules L
@@ -176,9 +181,9 @@ cdef LineRules line_rules(const int64_t[::1] amount, const int64_t[::1] quantity
     return L
 
 
-def split_lines(const int64_t[::1] claim_of_line, const int64_t[::1] amount,
+def split_lines(const index_t[::1] claim_of_line, const int64_t[::1] amount,
                 const int64_t[::1] quantity, const int8_t[::1] cls,
-                const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                const int16_t[::1] item_ratio, const int64_t[::1] max_price,
                 const uint8_t[::1] benefit, const int64_t[::1] class_ratio,
                 bint supplementary_catalogue, int64_t per_fen,
                 int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
@@ -560,7 +565,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   const int64_t[::1] period,
                   const int8_t[::1] setting, const uint8_t[::1] benefit,
                   const int64_t[::1] factor, const int8_t[::1] level_row,
-                  const int64_t[::1] months, const int64_t[:, ::1] sums,
+                  const int64_t[::1] months, const int64_t[:, :] sums,
                   const int8_t[::1] category, const uint8_t[::1] civil_servant,
                   const int64_t[::1] balance, int32_t base_year, const int64_t[:, ::1] credit,
                   const int64_t[:, ::1] block_of_setting, const int64_t[:, ::1] B,
@@ -570,7 +575,7 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
                   const int64_t[:, ::1] direct,
                   const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
                   const int64_t[::1] lim_n,
-                  int64_t[:, ::1] out, int64_t start, int64_t stop):
+                  int64_t[:, :] out, int64_t start, int64_t stop):
     """Settle claims [start, stop), sorted by member then (settle_date, claim_id).
 
     ``start`` must be the first claim of a member. ``period[c]`` is the policy
@@ -586,11 +591,16 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     the previous year's closing plus the credits of the years in between.
 
     Each claim with benefit goes through steps 1–9 (the ``step*`` helpers above).
-    The engine calls ``settle_lines``, which splits each claim's lines first.
+    The engine calls ``settle_lines``, which splits each claim's lines first. ``sums``
+    and ``out`` may be in either order (the engine's are column-major).
     """
-    cdef int64_t c
+    cdef int64_t c, k
+    cdef int64_t row[NSUMS]
+    cdef int64_t o[NOUT]
     if stop <= start:
         return
+    if sums.shape[1] < NSUMS or out.shape[1] < NOUT or sums.shape[0] < stop or out.shape[0] < stop:
+        raise ValueError("sums or out is too small")
     cdef Rules R = rules_of(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct_items,
                             direct, lim_months, lim_amount, lim_n)
     cdef Claims C = claims_of(member_of_claim, year, period, setting, benefit, factor, level_row, months)
@@ -600,15 +610,19 @@ def settle_claims(const int64_t[::1] member_of_claim, const int32_t[::1] year,
     s.year = -1
     with nogil:
         for c in range(start, stop):
-            settle_claim(&R, &C, &M, &s, c, &sums[c, 0], &out[c, 0])
+            for k in range(NSUMS):
+                row[k] = sums[c, k]
+            settle_claim(&R, &C, &M, &s, c, row, o)
+            for k in range(NOUT):
+                out[c, k] = o[k]
 
 
-def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, const int64_t[::1] amount,
+def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, const int64_t[::1] amount,
                  const int64_t[::1] quantity, const int8_t[::1] cls,
-                 const int64_t[::1] item_ratio, const int64_t[::1] max_price,
+                 const int16_t[::1] item_ratio, const int64_t[::1] max_price,
                  const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
                  int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible,
-                 int64_t[:, ::1] sums, uint8_t[::1] negative,
+                 int64_t[:, :] sums, uint8_t[::1] negative,
                  const int64_t[::1] member_of_claim, const int32_t[::1] year,
                  const int64_t[::1] period,
                  const int8_t[::1] setting, const uint8_t[::1] benefit,
@@ -623,7 +637,7 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, c
                  const int64_t[:, ::1] direct,
                  const int64_t[:, ::1] lim_months, const int64_t[:, ::1] lim_amount,
                  const int64_t[::1] lim_n,
-                 int64_t[:, ::1] out, bint settle, int64_t start, int64_t stop):
+                 int64_t[:, :] out, bint settle, int64_t start, int64_t stop):
     """The kernel of a run: claims [start, stop) (``start`` the first claim of a member) in
     one call. Claim c's lines are ``line_start[c]:line_start[c+1]`` (``line_claim[i]`` = c):
     they are split as ``split_lines`` splits them and the claim's sums written to ``sums[c]``
@@ -633,18 +647,30 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, c
     empty). A rejected claim is skipped as if it were not there. Returns how many were
     rejected.
 
-    Claims go in blocks of ``BLOCK``: the block's lines are split in one flat loop, then its
-    claims checked and settled while their sums are in cache. No separate pass reads the
-    sums back, and the caller makes one call per thread.
+    Claims go in blocks of ``BLOCK``: the block's lines are split in one flat loop into the
+    block's sums (a small row-major scratch, in cache), then its claims checked and settled
+    from there, each claim's sums and results stored through column pointers. ``sums`` and
+    ``out`` may be in either order: the engine's are column-major, so that each output
+    column is one contiguous array (the writers take them without a copy); a scratch for
+    the results too, or copying the block out column by column, measured slower. No
+    separate pass reads the sums back, and the caller makes one call per thread.
     """
-    cdef int64_t c, c0, c1, i, k, count = 0
+    cdef int64_t c, c0, c1, i, k, m, count = 0
     cdef bint neg
+    cdef int64_t blk[BLOCK * NSUMS]
+    cdef int64_t o[NOUT]
+    cdef int64_t* row
+    cdef int64_t* scol[NSUMS]
+    cdef int64_t* ocol[NOUT]
+    cdef Py_ssize_t ss = sums.strides[0] // sizeof(int64_t), os = out.strides[0] // sizeof(int64_t)
     if stop <= start:
         return 0
     if negative.shape[0] != sums.shape[0] or line_start.shape[0] != sums.shape[0] + 1:
         raise ValueError("sums, negative and line_start do not match the claims")
-    if settle and out.shape[0] != sums.shape[0]:
-        raise ValueError("out needs a row per claim")
+    if sums.shape[1] != NSUMS:
+        raise ValueError("sums needs a column per claim sum")
+    if settle and (out.shape[0] != sums.shape[0] or out.shape[1] != NOUT):
+        raise ValueError("out needs a row per claim and a column per result")
     cdef LineRules L = line_rules(amount, quantity, cls, item_ratio, max_price, class_ratio,
                                   supplementary_catalogue, per_fen, self_pay, first_self_pay, eligible)
     cdef Rules R = rules_of(block_of_setting, B, band_from, band_pool, band_supp, band_flags, ded, acct_items,
@@ -652,6 +678,10 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, c
     cdef Claims C = claims_of(member_of_claim, year, period, setting, benefit, factor, level_row, months)
     cdef Members M = members_of(category, civil_servant, balance, base_year, credit)
     cdef MemberYear my
+    for k in range(NSUMS):  # column pointers: sums[c, k] is scol[k][c * ss], in either order
+        scol[k] = &sums[0, k]
+    for k in range(NOUT):
+        ocol[k] = &out[0, k] if settle else NULL
     my.m = -1
     my.year = -1
     with nogil:
@@ -660,23 +690,37 @@ def settle_lines(const int64_t[::1] line_start, const int64_t[::1] line_claim, c
         c0 = start
         while c0 < stop:
             c1 = min(c0 + BLOCK, stop)
+            memset(blk, 0, (c1 - c0) * NSUMS * sizeof(int64_t))
+            # the block's members' rows (balance, credits, category) are read in member-row order,
+            # i.e. at random: fetched now, they arrive while the block's lines are split
+            m = -1
             for c in range(c0, c1):
-                for k in range(NSUMS):
-                    sums[c, k] = 0
+                if C.member[c] != m:
+                    m = C.member[c]
+                    prefetch(&M.balance[m])
+                    prefetch(&M.category[m])
+                    prefetch(&M.civil_servant[m])
+                    if M.ncredit:
+                        prefetch(&M.credit[m * M.ncredit])
             for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
                 c = line_claim[i]
-                split_line(&L, i, C.benefit[c], &sums[c, 0])
+                split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS])
             for c in range(c0, c1):
-                neg = negative_sums(&sums[c, 0])
+                row = &blk[(c - c0) * NSUMS]
+                for k in range(NSUMS):
+                    scol[k][c * ss] = row[k]
+                neg = negative_sums(row)
                 negative[c] = neg
                 if neg:
                     count += 1
                     if settle:
                         for k in range(NOUT):
-                            out[c, k] = 0
+                            ocol[k][c * os] = 0
                     continue
                 if settle:
-                    settle_claim(&R, &C, &M, &my, c, &sums[c, 0], &out[c, 0])
+                    settle_claim(&R, &C, &M, &my, c, row, o)
+                    for k in range(NOUT):
+                        ocol[k][c * os] = o[k]
             c0 = c1
     return count
 
@@ -873,11 +917,6 @@ def decimals_to_scaled(const int64_t[::1] words, int64_t width, const uint8_t[::
                 values[i] = low * p10
 
 
-ctypedef fused index_t:
-    int32_t
-    int64_t
-
-
 ctypedef struct Catalogue:
     # the catalogue sorted by (item, valid_from), as encode.catalogue_rows lays it out
     const int64_t* first
@@ -930,7 +969,7 @@ def match_catalogue(const index_t[::1] item, const int64_t[::1] take, const int3
 
 def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64_t[::1] ratio,
                      const int64_t[::1] price, int8_t unknown,
-                     int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+                     int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out):
     """Per line: class (``unknown`` without a row), own first_self_pay ratio and
     max_unit_price (-1 when the catalogue gives none)."""
     cdef Py_ssize_t i, n = crow.shape[0]
@@ -944,7 +983,7 @@ def gather_catalogue(const int64_t[::1] crow, const int8_t[::1] cls, const int64
                 price_out[i] = -1
             else:
                 cls_out[i] = cls[r]
-                ratio_out[i] = ratio[r]
+                ratio_out[i] = <int16_t>ratio[r]  # bp, 0..10000: inputs.py checks ratios
                 price_out[i] = price[r]
 
 

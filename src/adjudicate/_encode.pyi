@@ -54,13 +54,13 @@ def layout_lines(
     cat_price: _I64,
     unknown: int,
     line_start: _I64,
-    line_row: _I64,
-    line_claim: _I64,
-    line_no_out: _I64,
+    line_row: _Index,
+    line_claim: _Index,
+    line_no_out: _I32,
     amount_out: _I64,
     quantity_out: _I64,
     cls_out: _I8,
-    ratio_out: _I64,
+    ratio_out: _I16,
     price_out: _I64,
 ) -> None: ...
 def header_columns(

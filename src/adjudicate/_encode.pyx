@@ -347,9 +347,9 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
                  const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
                  const int64_t[::1] cat_end, const int64_t[::1] cat_order,
                  const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio, const int64_t[::1] cat_price,
-                 int8_t unknown, int64_t[::1] line_start, int64_t[::1] line_row, int64_t[::1] line_claim,
-                 int64_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
-                 int8_t[::1] cls_out, int64_t[::1] ratio_out, int64_t[::1] price_out):
+                 int8_t unknown, int64_t[::1] line_start, index_t[::1] line_row, index_t[::1] line_claim,
+                 int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
+                 int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out):
     """Lay out the lines of ``claims`` (codes, in settlement order) one claim after another,
     each claim's lines as ``order`` has them (line_no order, see _core.group_lines): their
     rows, claim positions and per-line values, and the class, first_self_pay ratio and
@@ -357,7 +357,12 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
     (``claim_date``, per position in ``claims``; unknown / -1 / -1 where none), written in
     one pass. The catalogue is sorted by (item, valid_from): item k's rows are
     cat_first[k] .. + cat_count[k] - 1, with their validity and ``cat_order`` their rows.
-    ``line_start`` gets len(claims) + 1 offsets."""
+    ``line_start`` gets len(claims) + 1 offsets.
+
+    The per-line outputs are as narrow as they are exact: rows and claim positions of
+    ``order``'s type (int32 when the rows fit), line_no int32 (the input check keeps it in
+    int32's range), the ratio int16 (0..10000 bp, or -1: the input check keeps ratios in 0..1);
+    the amounts, quantities and prices int64 (the contract allows amounts beyond int32)."""
     cdef Py_ssize_t k, j, nc = claims.shape[0]
     cdef int64_t at = 0, r, c, it, q, found, d
     with nogil:
@@ -381,9 +386,9 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
             line_start[k] = at
             for j in range(start[c], start[c + 1]):
                 r = order[j]
-                line_row[at] = r
-                line_claim[at] = k
-                line_no_out[at] = line_no[r]
+                line_row[at] = <index_t>r
+                line_claim[at] = <index_t>k
+                line_no_out[at] = <int32_t>line_no[r]
                 amount_out[at] = amount[r]
                 quantity_out[at] = quantity[r]
                 found = -1
@@ -399,7 +404,7 @@ def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64
                     price_out[at] = -1
                 else:
                     cls_out[at] = cat_cls[found]
-                    ratio_out[at] = cat_ratio[found]
+                    ratio_out[at] = <int16_t>cat_ratio[found]
                     price_out[at] = cat_price[found]
                 at += 1
         line_start[nc] = at

@@ -45,7 +45,7 @@ from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the per-line fields narrowed (line_row, line_claim int32; line_no int32; item_ratio int16)
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
 #: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
 MEMBER_FINGERPRINTS = "derived/member_fingerprints.arrow"

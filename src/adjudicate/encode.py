@@ -174,11 +174,19 @@ def cut_runs(
     pass (``_core.keep_runs``). ``shift``: rows of positions, less ``shift[k]`` after the k-th run.
 
     With ``in_place``, an array that owns its writable memory is compacted where it is and
-    the result is a view of its front (no fresh pages); any other array is copied."""
-    a = np.ascontiguousarray(a)
+    the result is a view of its front (no fresh pages); any other array is copied. A
+    column-major matrix (the kernel's claim sums and results) is cut column by column and
+    stays column-major, each column contiguous."""
     lo = np.ascontiguousarray(lo, dtype=np.int64)
     hi = np.ascontiguousarray(hi, dtype=np.int64)
     n = len(a) - int((hi - lo).sum())
+    if a.ndim == 2 and a.shape[1] > 1 and a.strides[0] == a.itemsize and shift is None:
+        own = in_place and a.flags.writeable and a.flags.owndata
+        out = a if own else np.empty((n, a.shape[1]), a.dtype, order="F")
+        for k in range(a.shape[1]):
+            _core.keep_runs(a[:, k].view(np.uint8), out[:, k].view(np.uint8), a.itemsize, lo, hi)
+        return out[:n]
+    a = np.ascontiguousarray(a)
     own = in_place and a.flags.writeable and a.flags.owndata
     out = a if own else np.empty((n, *a.shape[1:]), a.dtype)
     if shift is not None:
@@ -358,10 +366,10 @@ def _catalogue_values(catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def gather_catalogue_columns(crow: np.ndarray, catalogue: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per line, from its catalogue row (-1: none): class code, first_self_pay ratio (bp, -1 null),
-    max_unit_price (fen, -1 null)."""
+    """Per line, from its catalogue row (-1: none): class code, first_self_pay ratio (bp, -1 null;
+    int16, as ``encode`` lays it out), max_unit_price (fen, -1 null)."""
     cls = np.empty(len(crow), np.int8)
-    item_ratio = np.empty(len(crow), np.int64)
+    item_ratio = np.empty(len(crow), np.int16)
     max_price = np.empty(len(crow), np.int64)
     _core.gather_catalogue(
         np.ascontiguousarray(crow, dtype=np.int64),
@@ -623,8 +631,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # in one compiled pass
     nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
     line_start = np.empty(len(corder) + 1, np.int64)
-    lorder, line_claim, line_no_s, amount, quantity, item_ratio, max_price = (np.empty(nl, np.int64) for _ in range(7))
-    cls = np.empty(nl, np.int8)
+    # per line, as narrow as exact (the bytes per line are what the run pays in fresh pages):
+    # rows and claim positions in int32 where the rows fit, line_no int32 (its checked range),
+    # the ratio int16 (bp); amounts, quantities and prices stay int64 (the contract's range)
+    lorder, line_claim = np.empty(nl, row_type), np.empty(nl, row_type)
+    amount, quantity, max_price = (np.empty(nl, np.int64) for _ in range(3))
+    line_no_s, item_ratio, cls = np.empty(nl, np.int32), np.empty(nl, np.int16), np.empty(nl, np.int8)
     _encode.layout_lines(
         order,
         claim_start,

@@ -315,7 +315,7 @@ def _line_rules(enc: Encoded, compiled: Compiled, period: np.ndarray) -> tuple[n
     ratio = np.where(enc.item_ratio >= 0, enc.item_ratio, cr[lp, enc.cls])
     supp, excluded = CLASSES.index("supplementary"), CLASSES.index("excluded")
     cls = np.where((enc.cls == supp) & ~sc[lp], excluded, enc.cls).astype(np.int8)
-    return cls, np.ascontiguousarray(ratio, dtype=np.int64), True
+    return cls, np.ascontiguousarray(ratio, dtype=np.int16), True  # bp, 0..10000 (as encode lays it out)
 
 
 @dataclass
@@ -355,37 +355,15 @@ def _kernel(
     of the claims settled: the pass assumes that of all claims, and in the rare case that the
     rejections remove that whole year the claims are settled again under the right B."""
     t0 = time.thread_time()
-    nl, nc = len(enc.amount), len(enc.member)
-    self_pay = np.empty(nl, np.int64)  # every output row is written by the kernel: no zero-fill
-    fsp = np.empty(nl, np.int64)
-    elig = np.empty(nl, np.int64)
-    sums = np.empty((nc, NSUMS), np.int64)
-    paid = np.empty((nc if settle else 0, NOUT), np.int64)
-    negative = np.empty(nc, np.uint8)
-    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
+    outs = kernel_outputs(len(enc.amount), len(enc.member), settle)
     base = base_year if base_year is not None else first_year(enc)
-    args = _settle_args(enc, benefit, factor, period, compiled, members, policy, base)
-    line_args = dict(
-        line_start=enc.line_start,
-        line_claim=enc.line_claim,
-        amount=enc.amount,
-        quantity=enc.quantity,
-        cls=cls,
-        item_ratio=item_ratio,
-        max_price=enc.max_price,
-        class_ratio=np.ascontiguousarray(compiled.class_ratio[0]),
-        supplementary_catalogue=supp_cat,
-        per_fen=PRICE_QTY_PER_FEN,
-        self_pay=self_pay,
-        first_self_pay=fsp,
-        eligible=elig,
-        sums=sums,
-        negative=negative,
-    )
+    kw = kernel_args(enc, benefit, factor, period, compiled, members, policy, base, outs)
+    self_pay, fsp, elig = outs["self_pay"], outs["first_self_pay"], outs["eligible"]
+    sums, paid, negative = outs["sums"], outs["out"], outs["negative"]
 
     def run(a: int, b: int) -> tuple[int, float]:
         c0 = time.thread_time()
-        n = _core.settle_lines(**line_args, **args, out=paid, settle=settle, start=a, stop=b)
+        n = _core.settle_lines(**kw, settle=settle, start=a, stop=b)
         return n, time.thread_time() - c0
 
     serial = time.thread_time() - t0
@@ -417,6 +395,52 @@ def _kernel(
             )
     cpu = serial + sum(c for _, c in done) + time.thread_time() - t1
     return _Kernel(enc, keep, base_year, benefit, factor, sums, paid, lines, cpu)
+
+
+def kernel_outputs(nlines: int, nclaims: int, settle: bool = True) -> dict[str, np.ndarray]:
+    """The output arrays of ``_core.settle_lines`` over ``nlines`` lines of ``nclaims`` claims, by
+    argument name. Not zero-filled: the kernel writes every row (``out`` is empty without ``settle``).
+    The claim matrices are column-major: each amount column is one contiguous array, which
+    ``outputs.claim_amounts`` hands to the writers as it is (a view, no copy)."""
+    return dict(
+        self_pay=np.empty(nlines, np.int64),
+        first_self_pay=np.empty(nlines, np.int64),
+        eligible=np.empty(nlines, np.int64),
+        sums=np.empty((nclaims, NSUMS), np.int64, order="F"),
+        out=np.empty((nclaims if settle else 0, NOUT), np.int64, order="F"),
+        negative=np.empty(nclaims, np.uint8),
+    )
+
+
+def kernel_args(
+    enc: Encoded,
+    benefit: np.ndarray,
+    factor: np.ndarray,
+    period: np.ndarray,
+    compiled: Compiled,
+    members: Table,
+    policy: Policy,
+    base_year: int | None,
+    outputs: dict[str, np.ndarray],
+) -> dict:
+    """Every argument of ``_core.settle_lines`` but ``settle``, ``start`` and ``stop``, its outputs
+    ``outputs`` (:func:`kernel_outputs`): the one place the kernel call is put together (the engine,
+    and the benchmarks that time the compiled call alone)."""
+    cls, item_ratio, supp_cat = _line_rules(enc, compiled, period)
+    return dict(
+        line_start=enc.line_start,
+        line_claim=enc.line_claim,
+        amount=enc.amount,
+        quantity=enc.quantity,
+        cls=cls,
+        item_ratio=item_ratio,
+        max_price=enc.max_price,
+        class_ratio=np.ascontiguousarray(compiled.class_ratio[0]),
+        supplementary_catalogue=supp_cat,
+        per_fen=PRICE_QTY_PER_FEN,
+        **outputs,
+        **_settle_args(enc, benefit, factor, period, compiled, members, policy, base_year),
+    )
 
 
 def _reject_negative(enc: Encoded, sums: np.ndarray, dropped: np.ndarray) -> None:
