@@ -67,6 +67,11 @@ class InputError(Exception):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+#: Text columns of the claims coded while a Parquet file is read, row group by row group
+#: (``Table.codes``): the claim ids, one per claim, too many for a Parquet dictionary. Their
+#: strings are kept once per claim, not once per line.
+CODED_WHILE_READ = {"claims": ("claim_id",)}
+
 #: Text columns of the claims read from Parquet as dictionaries: a few thousand
 #: distinct values repeated on millions of lines (reading them as strings costs
 #: more than the rest of the file).
@@ -135,6 +140,11 @@ class Table:
     digests: dict[str, str] = field(default_factory=dict)
     #: For error messages: file index and row within that file of each row.
     file_of_row: np.ndarray | None = None
+    #: Text columns coded while read (``CODED_WHILE_READ``): per row the code of its value
+    #: (int32, -1 for null), and the distinct values in order of first appearance, the
+    #: codes and dictionary ``dictionary_encode`` gives. Only for a table read whole from
+    #: one file: anything that makes a table of other rows leaves it empty.
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = field(default_factory=dict)
 
     def __getitem__(self, name: str):
         return self.values[name]
@@ -157,6 +167,7 @@ class Table:
             nulls={k: v[rows] for k, v in self.nulls.items()},
             rows=len(rows),
             file_of_row=None if self.file_of_row is None else self.file_of_row[rows],
+            codes={},
         )
 
     def where(self, row: int) -> tuple[str | Path, int]:
@@ -389,6 +400,7 @@ class Converted:
 
     columns: dict[str, tuple[Any, np.ndarray]]
     rows: int
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = field(default_factory=dict)  # as ``Table.codes``
 
     @property
     def column_names(self) -> list[str]:
@@ -420,6 +432,7 @@ def _parquet_converted(
             return None
         cols = [spec.column(c) for c in columns]
         values: dict[str, Any] = {}  # an ndarray or _Strings of the file's length, or a list of Arrow pieces
+        coders = {c: _Coder(n) for c in CODED_WHILE_READ.get(spec.name, ()) if c in columns and n < 2**31}
         nulls: dict[str, np.ndarray] = {}  # made when a null is first seen (np.zeros: pages never written)
 
         def read(k: int) -> pa.Table:
@@ -440,13 +453,15 @@ def _parquet_converted(
                     if null.any():
                         nulls.setdefault(col.name, np.zeros(n, bool))[at : at + m] = null
                     out = values.get(col.name)
-                    if out is None and isinstance(v, np.ndarray):
+                    if col.name in coders and isinstance(v, pa.Array) and v.type == pa.string():
+                        out = values[col.name] = coders[col.name]
+                    elif out is None and isinstance(v, np.ndarray):
                         out = values[col.name] = np.empty(n, v.dtype)
                     elif out is None and col.kind == "string" and isinstance(v, pa.Array) and v.type == pa.string():
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
                         out[at : at + m] = v
-                    elif isinstance(out, _Strings):
+                    elif isinstance(out, (_Strings, _Coder)):
                         out.add(v, n - at)
                     else:
                         values.setdefault(col.name, []).append(v)
@@ -457,10 +472,14 @@ def _parquet_converted(
     except (InputError, *_READ_ERRORS):
         return None
     done: dict[str, tuple[Any, np.ndarray]] = {}
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
     for col in cols:
         v = values[col.name]
         null = nulls[col.name] if col.name in nulls else np.zeros(n, bool)
-        if isinstance(v, _Strings):
+        if isinstance(v, _Coder):
+            codes[col.name] = v.codes, v.dictionary()
+            v = pa.chunked_array([v.array(null, codes[col.name][1])])
+        elif isinstance(v, _Strings):
             v = v.array(null)
         elif isinstance(v, list):
             if all(isinstance(piece, pa.ChunkedArray) for piece in v):  # dictionary-read: its chunks, as read
@@ -468,7 +487,44 @@ def _parquet_converted(
             else:
                 v = pa.concat_arrays([strings(piece) if col.kind == "string" else piece for piece in v])
         done[col.name] = (v, null)
-    return Converted(done, n)
+    return Converted(done, n, codes)
+
+
+class _Coder:
+    """A string column of ``n`` values coded piece by piece as it is read
+    (``_encode.StringCoder``): per value its code, and each distinct value once."""
+
+    def __init__(self, n: int) -> None:
+        from . import _encode
+
+        self.coder = _encode.StringCoder()
+        self.codes = np.empty(n, np.int32)
+        self.rows = 0
+
+    def add(self, arr: pa.Array, left: int) -> None:
+        """Code ``arr``, the next values (``left``: how many are still to come, ``arr``'s among them)."""
+        validity, offsets, data = arr.buffers()
+        self.coder.add(
+            np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
+            arr.offset,
+            np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(arr.offset + len(arr) + 1, np.int32),
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+            self.codes[self.rows : self.rows + len(arr)],
+        )
+        self.rows += len(arr)
+
+    def dictionary(self) -> pa.Array:
+        """The distinct values, in order of first appearance."""
+        offsets, data = self.coder.dictionary()
+        return pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+    def array(self, nulls: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+        """The column as a dictionary array (its codes are not copied)."""
+        validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
+        indices = pa.Array.from_buffers(
+            pa.int32(), self.rows, [validity, pa.py_buffer(self.codes)], null_count=int(nulls.sum())
+        )
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
 
 class _Strings:
@@ -629,6 +685,8 @@ def from_arrow(
             except InputError as e:
                 done.append(e)
                 break
+    if len(parts) == 1 and isinstance(parts[0][0], Converted):
+        table.codes = dict(parts[0][0].codes)
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
