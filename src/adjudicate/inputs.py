@@ -85,6 +85,7 @@ class Columns(dict):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, pa.ChunkedArray] = {}
+        self.order: list[str] = []  # the columns' order when iterated (table order), if set
 
     def __missing__(self, name: str):
         if name not in self.lazy:
@@ -95,6 +96,10 @@ class Columns(dict):
     def _all(self) -> None:
         for name in list(self.lazy):
             self[name]
+        if self.order and list(dict.keys(self)) != self.order and set(self.order) == set(dict.keys(self)):
+            ordered = [(k, dict.__getitem__(self, k)) for k in self.order]
+            self.clear()
+            self.update(ordered)
 
     def __contains__(self, name) -> bool:
         return super().__contains__(name) or name in self.lazy
@@ -687,6 +692,7 @@ def from_arrow(
                 break
     if len(parts) == 1 and isinstance(parts[0][0], Converted):
         table.codes = dict(parts[0][0].codes)
+    values.order = [col.name for col in spec.columns]
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
