@@ -191,7 +191,9 @@ def coded_in_pieces(values: pa.Array, cuts: list[int]) -> tuple[list, list]:
         coder.add(
             np.frombuffer(validity, np.uint8) if validity is not None and piece.null_count else np.empty(0, np.uint8),
             piece.offset,
-            np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(piece.offset + len(piece) + 1, np.int32),
+            np.frombuffer(offsets, np.int32)
+            if offsets is not None
+            else np.zeros(piece.offset + len(piece) + 1, np.int32),
             np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
             code[at:end],
         )
