@@ -559,23 +559,35 @@ cdef class StringCoder:
     cdef int grow(self, int64_t cap) noexcept nogil:
         """Move to a table of ``cap`` slots (a power of two) and put every value back in;
         0 when out of memory."""
-        cdef int64_t mask = cap - 1, e, s, a, n
+        cdef int64_t mask = cap - 1, e, s, a, n, j, r
         cdef uint64_t h
-        cdef uint64_t w[2]
+        cdef uint64_t ring_h[LOOKAHEAD]
+        cdef uint64_t ring_w[2 * LOOKAHEAD]
         cdef Mapping fresh_map
         cdef Slot* fresh = <Slot*>zeroed_table(cap * sizeof(Slot), &fresh_map)
         if fresh == NULL:
             return 0
+        # values hashed LOOKAHEAD ahead and their new slots prefetched, as in ``add``: the
+        # writes land all over the new table
+        for j in range(min(<int64_t>LOOKAHEAD, self.ndist)):
+            a = self.offsets[j]
+            ring_h[j] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[2 * j])
         for e in range(self.ndist):
-            a = self.offsets[e]
-            n = self.offsets[e + 1] - a
-            h = key_of(self.data + a, n, w)
+            r = e % LOOKAHEAD
+            h = ring_h[r]
+            n = self.offsets[e + 1] - self.offsets[e]
             s = h & mask
             while fresh[s].meta != 0:
                 s = (s + 1) & mask
-            fresh[s].w0 = w[0]
-            fresh[s].w1 = w[1]
+            fresh[s].w0 = ring_w[2 * r]
+            fresh[s].w1 = ring_w[2 * r + 1]
             fresh[s].meta = meta_key(h, n) | <uint64_t>(e + 1)
+            j = e + LOOKAHEAD
+            if j < self.ndist:
+                a = self.offsets[j]
+                ring_h[r] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[2 * r])
+                prefetch(&fresh[ring_h[r] & mask])
+                prefetch(<const char*>&fresh[ring_h[r] & mask] + sizeof(Slot) - 1)
         free_table(&self.slots_map)
         self.slots_map = fresh_map
         self.slots = fresh

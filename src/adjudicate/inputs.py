@@ -1101,6 +1101,9 @@ def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool,
     lo, hi = col.int_range or (-(2**62), 2**62)
     if pa.types.is_integer(t):
         raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+        if len(raw) and lo <= int(raw.min()) and int(raw.max()) <= hi:
+            # every value in range (nulls are 0 already): one copy, no column-length temporaries
+            return raw.astype(np.int64)
         if raw.dtype.kind == "u":
             out = raw > np.uint64(hi)
         else:
