@@ -491,18 +491,59 @@ cdef struct Slot:
 cdef enum:
     INLINE = 16  # values of up to this many bytes are compared in the table's slots alone
 
+import sys
 
-cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
-    """The hash of n bytes at p, and their first 16 bytes (zero-padded) in w[0], w[1]."""
+cdef bint LITTLE = sys.byteorder == "little"
+
+
+cdef inline uint64_t load64(const uint8_t* p) noexcept nogil:
+    cdef uint64_t x
+    memcpy(&x, p, 8)  # one unaligned load
+    return x
+
+
+cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
+    """The first 16 bytes at p of n (zero-padded) in w[0], w[1]."""
+    cdef int64_t k
     w[0] = 0
     w[1] = 0
-    if n >= INLINE:
-        memcpy(w, p, INLINE)
-    elif n > 0:
-        memcpy(w, p, n)
+    if n >= 16:
+        w[0] = load64(p)
+        w[1] = load64(p + 8)
+    elif n > 8:
+        w[0] = load64(p)
+        if LITTLE:  # the 8 bytes ending at p + n, less those w[0] has
+            w[1] = load64(p + n - 8) >> (8 * (16 - n))
+        else:
+            memcpy(&w[1], p + 8, n - 8)
+    elif n == 8:
+        w[0] = load64(p)
+    else:
+        memcpy(&w[0], p, n)
+
+
+cdef inline uint64_t hash_of(const uint8_t* p, int64_t n, const uint64_t* w) noexcept nogil:
+    """The hash of n bytes at p whose first 16 are w (``words_of``)."""
     if n <= INLINE:
         return mix64(w[0] ^ mix64(w[1] ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)))
     return hash_bytes(p, n)
+
+
+cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
+    """The hash of n bytes at p, and their first 16 bytes (zero-padded) in w[0], w[1]."""
+    words_of(p, n, w)
+    return hash_of(p, n, w)
+
+
+cdef inline bint ahead(const uint8_t* p, int64_t n, uint64_t* w, uint64_t* h, int64_t prev_n,
+                       const uint64_t* prev_w) noexcept nogil:
+    """A value met ``LOOKAHEAD`` rows ahead: its words and, unless it repeats the value of the
+    row before it (``prev_n`` < 0: none), its hash; 1 when it repeats (nothing to fetch)."""
+    words_of(p, n, w)
+    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1]:
+        return 1
+    h[0] = hash_of(p, n, w)
+    return 0
 
 
 cdef inline uint64_t meta_key(uint64_t h, int64_t n) noexcept nogil:
@@ -636,6 +677,8 @@ cdef class StringCoder:
         cdef uint64_t h, key, p0 = 0, p1 = 0
         cdef uint64_t ring_h[LOOKAHEAD]
         cdef uint64_t ring_w[2 * LOOKAHEAD]
+        cdef int64_t ring_n[LOOKAHEAD]
+        cdef bint ring_rep[LOOKAHEAD]
         cdef bint has_valid = valid.shape[0] > 0, ok = 1
         cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
         cdef const uint8_t* p
@@ -651,10 +694,11 @@ cdef class StringCoder:
             mask = self.cap - 1
             for j in range(min(<int64_t>LOOKAHEAD, n)):
                 k = j + offset
-                ring_h[j] = key_of(d + offsets[k] if d != NULL else NULL, offsets[k + 1] - offsets[k], &ring_w[2 * j])
+                ring_n[j] = offsets[k + 1] - offsets[k]
+                ring_rep[j] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[j], &ring_w[2 * j], &ring_h[j],
+                                    ring_n[j - 1] if j > 0 else -1, &ring_w[2 * j - 2] if j > 0 else NULL)
             for i in range(n):
                 r = i % LOOKAHEAD
-                h = ring_h[r]
                 w = &ring_w[2 * r]
                 k = i + offset
                 a = offsets[k]
@@ -667,6 +711,8 @@ cdef class StringCoder:
                     code[i] = <int32_t>c
                 else:
                     p = d + a if d != NULL else NULL
+                    # a value that repeats the row before, a null, was not hashed ahead
+                    h = hash_of(p, b - a, w) if ring_rep[r] else ring_h[r]
                     key = meta_key(h, b - a)
                     s = h & mask
                     while True:
@@ -692,12 +738,16 @@ cdef class StringCoder:
                     p0 = w[0]
                     p1 = w[1]
                 j = i + LOOKAHEAD
-                if j < n:  # hash a later value now (into the ring entry just used) and fetch its slot
+                if j < n:  # a later value into the ring entry just used: hashed, its slot fetched
                     k = j + offset
-                    ring_h[r] = key_of(d + offsets[k] if d != NULL else NULL, offsets[k + 1] - offsets[k], &ring_w[2 * r])
-                    slot = &self.slots[ring_h[r] & mask]
-                    prefetch(slot)
-                    prefetch(<const char*>slot + sizeof(Slot) - 1)  # a slot may straddle two cache lines
+                    e = (r + LOOKAHEAD - 1) % LOOKAHEAD  # the entry of row j - 1
+                    ring_n[r] = offsets[k + 1] - offsets[k]
+                    ring_rep[r] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[r], &ring_w[2 * r], &ring_h[r],
+                                        ring_n[e], &ring_w[2 * e])
+                    if not ring_rep[r]:
+                        slot = &self.slots[ring_h[r] & mask]
+                        prefetch(slot)
+                        prefetch(<const char*>slot + sizeof(Slot) - 1)  # a slot may straddle two cache lines
         if not ok:
             raise MemoryError("too many distinct values, or out of memory")
 
