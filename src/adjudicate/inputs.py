@@ -68,9 +68,11 @@ class InputError(Exception):
 
 
 #: Text columns of the claims coded while a Parquet file is read, row group by row group
-#: (``Table.codes``): the claim ids, one per claim, too many for a Parquet dictionary. Their
-#: strings are kept once per claim, not once per line.
-CODED_WHILE_READ = {"claims": ("claim_id",)}
+#: (``Table.codes``), their strings kept once per distinct value, not once per line: the
+#: claim ids, one per claim, and the member ids, too many for the writer's dictionary page
+#: (past it the file holds plain values, which a dictionary read hashes line by line in
+#: Arrow's general table; the coder compares a run of one claim's lines once).
+CODED_WHILE_READ = {"claims": ("claim_id", "member_id")}
 
 #: Text columns of the claims read from Parquet as dictionaries: a few thousand
 #: distinct values repeated on millions of lines (reading them as strings costs
@@ -356,7 +358,9 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
             ]
             columns = [c for c in wanted if c in names]
             if spec.name == "claims":  # the big table: row group by row group, straight to engine form
-                table = _parquet_converted(path, spec, data, columns, coded)
+                table = _parquet_converted(
+                    path, spec, data, columns, [c for c in coded if c not in CODED_WHILE_READ.get(spec.name, ())]
+                )
             if table is None:
                 table = pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=coded)
         elif kind == "ipc":
