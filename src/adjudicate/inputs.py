@@ -1001,7 +1001,11 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
     at = 0
     for chunk, i in zip(arr.chunks, which):
         pos = positions[i]
-        idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
+        ind = chunk.indices
+        if ind.null_count == 0 and ind.type == pa.int32() and len(ind):  # its buffer as it is: no copy
+            idx = np.frombuffer(ind.buffers()[1], np.int32)[ind.offset : ind.offset + len(ind)]
+        else:
+            idx = np.asarray(pc.fill_null(ind, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)
     return out
