@@ -483,13 +483,15 @@ cdef void free_table(Mapping* m) noexcept nogil:
 
 
 cdef struct Slot:
-    uint64_t w0  # the value's first 16 bytes, zero-padded
+    uint64_t w0  # the value's first 24 bytes, zero-padded
     uint64_t w1
+    uint64_t w2
     uint64_t meta  # hash tag (24 bits) | min(length, 255) (8 bits) | code + 1 (32 bits); 0: empty
 
 
 cdef enum:
-    INLINE = 16  # values of up to this many bytes are compared in the table's slots alone
+    INLINE = 24  # values of up to this many bytes (18-digit member ids) are compared in the table's slots alone
+    WORDS = 3  # INLINE / 8
 
 import sys
 
@@ -503,29 +505,25 @@ cdef inline uint64_t load64(const uint8_t* p) noexcept nogil:
 
 
 cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
-    """The first 16 bytes at p of n (zero-padded) in w[0], w[1]."""
-    cdef int64_t k
+    """The first 24 bytes at p of n, zero-padded, in w[0], w[1], w[2]."""
+    cdef int64_t full = (n if n < INLINE else INLINE) // 8, k, rest
     w[0] = 0
     w[1] = 0
-    if n >= 16:
-        w[0] = load64(p)
-        w[1] = load64(p + 8)
-    elif n > 8:
-        w[0] = load64(p)
-        if LITTLE:  # the 8 bytes ending at p + n, less those w[0] has
-            w[1] = load64(p + n - 8) >> (8 * (16 - n))
+    w[2] = 0
+    for k in range(full):
+        w[k] = load64(p + 8 * k)
+    rest = (n if n < INLINE else INLINE) - 8 * full
+    if rest:
+        if LITTLE and n >= 8:  # the 8 bytes ending at p + n, less those already taken
+            w[full] = load64(p + n - 8) >> (8 * (8 - rest))
         else:
-            memcpy(&w[1], p + 8, n - 8)
-    elif n == 8:
-        w[0] = load64(p)
-    else:
-        memcpy(&w[0], p, n)
+            memcpy(&w[full], p + 8 * full, rest)
 
 
 cdef inline uint64_t hash_of(const uint8_t* p, int64_t n, const uint64_t* w) noexcept nogil:
     """The hash of n bytes at p whose first 16 are w (``words_of``)."""
     if n <= INLINE:
-        return mix64(w[0] ^ mix64(w[1] ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL)))
+        return mix64(w[0] ^ mix64(w[1] ^ mix64(w[2] ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL))))
     return hash_bytes(p, n)
 
 
@@ -540,7 +538,7 @@ cdef inline bint ahead(const uint8_t* p, int64_t n, uint64_t* w, uint64_t* h, in
     """A value met ``LOOKAHEAD`` rows ahead: its words and, unless it repeats the value of the
     row before it (``prev_n`` < 0: none), its hash; 1 when it repeats (nothing to fetch)."""
     words_of(p, n, w)
-    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1]:
+    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1] and w[2] == prev_w[2]:
         return 1
     h[0] = hash_of(p, n, w)
     return 0
@@ -556,10 +554,10 @@ cdef class StringCoder:
     each distinct value numbered in order of first appearance, as Arrow's
     ``dictionary_encode`` numbers a whole column, and the distinct values kept once.
 
-    Its open-addressing table holds each value's first 16 bytes beside its code, so a
-    probe of a value of 16 bytes or fewer (claim ids as exported) reads one slot and no
+    Its open-addressing table holds each value's first 24 bytes beside its code, so a
+    probe of a value of 24 bytes or fewer (claim ids, 18-digit member ids) reads one slot and no
     other memory; a longer value is confirmed against the kept bytes only when its
-    first 16 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
+    first 24 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
     early and their slots prefetched: in shuffled input nearly every probe would
     otherwise wait for memory."""
 
@@ -603,7 +601,7 @@ cdef class StringCoder:
         cdef int64_t mask = cap - 1, e, s, a, n, j, r
         cdef uint64_t h
         cdef uint64_t ring_h[LOOKAHEAD]
-        cdef uint64_t ring_w[2 * LOOKAHEAD]
+        cdef uint64_t ring_w[WORDS * LOOKAHEAD]
         cdef Mapping fresh_map
         cdef Slot* fresh = <Slot*>zeroed_table(cap * sizeof(Slot), &fresh_map)
         if fresh == NULL:
@@ -612,7 +610,7 @@ cdef class StringCoder:
         # writes land all over the new table
         for j in range(min(<int64_t>LOOKAHEAD, self.ndist)):
             a = self.offsets[j]
-            ring_h[j] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[2 * j])
+            ring_h[j] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * j])
         for e in range(self.ndist):
             r = e % LOOKAHEAD
             h = ring_h[r]
@@ -620,15 +618,15 @@ cdef class StringCoder:
             s = h & mask
             while fresh[s].meta != 0:
                 s = (s + 1) & mask
-            fresh[s].w0 = ring_w[2 * r]
-            fresh[s].w1 = ring_w[2 * r + 1]
+            fresh[s].w0 = ring_w[WORDS * r]
+            fresh[s].w1 = ring_w[WORDS * r + 1]
+            fresh[s].w2 = ring_w[WORDS * r + 2]
             fresh[s].meta = meta_key(h, n) | <uint64_t>(e + 1)
             j = e + LOOKAHEAD
             if j < self.ndist:
                 a = self.offsets[j]
-                ring_h[r] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[2 * r])
-                prefetch(&fresh[ring_h[r] & mask])
-                prefetch(<const char*>&fresh[ring_h[r] & mask] + sizeof(Slot) - 1)
+                ring_h[r] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * r])
+                prefetch(&fresh[ring_h[r] & mask])  # a slot is one cache line's half
         free_table(&self.slots_map)
         self.slots_map = fresh_map
         self.slots = fresh
@@ -661,6 +659,7 @@ cdef class StringCoder:
         self.offsets[c + 1] = <int32_t>self.used
         self.slots[s].w0 = w[0]
         self.slots[s].w1 = w[1]
+        self.slots[s].w2 = w[2]
         self.slots[s].meta = meta_key(h, n) | <uint64_t>(c + 1)
         self.ndist += 1
         if self.ndist * 8 > self.cap * 5 and not self.grow(self.cap * 2):  # load above 5/8
@@ -674,9 +673,9 @@ cdef class StringCoder:
         ``code[i]`` gets value i's code, -1 for a null."""
         cdef Py_ssize_t i, n = code.shape[0]
         cdef int64_t j, k, r, a, b, s, e, mask, pa_ = 0, pn = -1, c = -1
-        cdef uint64_t h, key, p0 = 0, p1 = 0
+        cdef uint64_t h, key, p0 = 0, p1 = 0, p2 = 0
         cdef uint64_t ring_h[LOOKAHEAD]
-        cdef uint64_t ring_w[2 * LOOKAHEAD]
+        cdef uint64_t ring_w[WORDS * LOOKAHEAD]
         cdef int64_t ring_n[LOOKAHEAD]
         cdef bint ring_rep[LOOKAHEAD]
         cdef bint has_valid = valid.shape[0] > 0, ok = 1
@@ -695,11 +694,11 @@ cdef class StringCoder:
             for j in range(min(<int64_t>LOOKAHEAD, n)):
                 k = j + offset
                 ring_n[j] = offsets[k + 1] - offsets[k]
-                ring_rep[j] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[j], &ring_w[2 * j], &ring_h[j],
-                                    ring_n[j - 1] if j > 0 else -1, &ring_w[2 * j - 2] if j > 0 else NULL)
+                ring_rep[j] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[j], &ring_w[WORDS * j], &ring_h[j],
+                                    ring_n[j - 1] if j > 0 else -1, &ring_w[WORDS * (j - 1)] if j > 0 else NULL)
             for i in range(n):
                 r = i % LOOKAHEAD
-                w = &ring_w[2 * r]
+                w = &ring_w[WORDS * r]
                 k = i + offset
                 a = offsets[k]
                 b = offsets[k + 1]
@@ -707,7 +706,8 @@ cdef class StringCoder:
                     code[i] = -1
                     pn = -1
                 # a claim's lines usually come together: the value of the row before costs a compare
-                elif pn == b - a and w[0] == p0 and w[1] == p1 and (pn <= INLINE or memcmp(d + a, d + pa_, pn) == 0):
+                elif (pn == b - a and w[0] == p0 and w[1] == p1 and w[2] == p2
+                      and (pn <= INLINE or memcmp(d + a, d + pa_, pn) == 0)):
                     code[i] = <int32_t>c
                 else:
                     p = d + a if d != NULL else NULL
@@ -723,7 +723,7 @@ cdef class StringCoder:
                             if c < 0:
                                 ok = 0
                             break
-                        if (slot.meta & 0xFFFFFFFF00000000ULL) == key and slot.w0 == w[0] and slot.w1 == w[1]:
+                        if (slot.meta & 0xFFFFFFFF00000000ULL) == key and slot.w0 == w[0] and slot.w1 == w[1] and slot.w2 == w[2]:
                             e = <int64_t>(slot.meta & 0xFFFFFFFFULL) - 1
                             if b - a <= INLINE or (self.offsets[e + 1] - self.offsets[e] == b - a
                                                    and memcmp(p, self.data + self.offsets[e], b - a) == 0):
@@ -737,17 +737,16 @@ cdef class StringCoder:
                     pn = b - a
                     p0 = w[0]
                     p1 = w[1]
+                    p2 = w[2]
                 j = i + LOOKAHEAD
                 if j < n:  # a later value into the ring entry just used: hashed, its slot fetched
                     k = j + offset
                     e = (r + LOOKAHEAD - 1) % LOOKAHEAD  # the entry of row j - 1
                     ring_n[r] = offsets[k + 1] - offsets[k]
-                    ring_rep[r] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[r], &ring_w[2 * r], &ring_h[r],
-                                        ring_n[e], &ring_w[2 * e])
+                    ring_rep[r] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[r], &ring_w[WORDS * r], &ring_h[r],
+                                        ring_n[e], &ring_w[WORDS * e])
                     if not ring_rep[r]:
-                        slot = &self.slots[ring_h[r] & mask]
-                        prefetch(slot)
-                        prefetch(<const char*>slot + sizeof(Slot) - 1)  # a slot may straddle two cache lines
+                        prefetch(&self.slots[ring_h[r] & mask])  # a slot is one cache line's half
         if not ok:
             raise MemoryError("too many distinct values, or out of memory")
 
