@@ -182,6 +182,12 @@ def test_claim_ids_coded_while_read(tmp_path, generated, group):
     got, same = claim_codes_of(table, np.int32)
     assert got is code and same is dictionary
     assert table["claim_id"].to_pylist() == ids  # the strings, decoded when asked for
+    members = generated["member_id"]
+    code, dictionary = table.codes["member_id"]  # member ids too: the same codes as dictionary_encode's
+    enc = members.combine_chunks().dictionary_encode()
+    assert code.tolist() == pc.fill_null(enc.indices, -1).to_pylist()
+    assert dictionary.to_pylist() == enc.dictionary.to_pylist()
+    assert table.coded("member_id").to_pylist() == members.to_pylist()
     assert table.take(np.arange(3)).codes == {}
     two = load(CLAIMS, [path, path])
     assert two.codes == {}
