@@ -71,7 +71,7 @@ cdef enum:
     H_DISCHARGE = 5
     H_DIAGNOSIS = 6
     AHEAD = 16
-    LOOKAHEAD = 32  # values hashed ahead of their probe in string_positions
+    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder)
 
 
 def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
@@ -585,15 +585,6 @@ cdef class StringCoder:
 
     def __len__(self) -> int:
         return self.ndist
-
-    def reserve(self, int64_t distinct):
-        """Room for ``distinct`` values in all without growing the table again (a caller's
-        estimate: each growth puts every value back in)."""
-        cdef int64_t cap = self.cap
-        while distinct * 8 > cap * 5:
-            cap *= 2
-        if cap > self.cap and not self.grow(cap):
-            raise MemoryError()
 
     cdef int grow(self, int64_t cap) noexcept nogil:
         """Move to a table of ``cap`` slots (a power of two) and put every value back in;
