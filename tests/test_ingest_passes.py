@@ -166,12 +166,16 @@ def test_dictionary_lookup_of_chunks_sharing_a_dictionary(chunks, share):
         assert got.dtype == dtype and got.tolist() == plain_pos
 
 
-#: any text: long, non-ASCII, empty, sharing their first 16 bytes, and nulls
+#: any text: long, non-ASCII, empty, sharing their first 16 or 24 bytes (what the coder's slots hold), and nulls
 any_ids = st.lists(
     st.one_of(
         st.none(),
         st.text(max_size=40),
-        st.sampled_from(["", "0123456789abcdef", "0123456789abcdefX", "0123456789abcdefY", "甲乙丙丁戊己庚辛"]),
+        st.sampled_from(
+            ["", "0123456789abcdef", "0123456789abcdefX", "0123456789abcdefY", "甲乙丙丁戊己庚辛"]
+            + ["330381198601078311", "33038119860107831X", "0123456789abcdefghijklm", "0123456789abcdefghijklmn"]
+            + ["0123456789abcdefghijklmnA", "0123456789abcdefghijklmnB", "0123456789abcdefghijklmnAB"]
+        ),
         st.integers(0, 30).map(lambda k: f"C2024{k:03d}"),
     ),
     max_size=80,
