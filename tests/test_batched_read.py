@@ -159,3 +159,38 @@ def test_empty_row_groups_and_an_empty_file(tmp_path, generated):
     same_tables(got, whole(path))
     pq.write_table(generated.slice(0, 0), path)
     assert load(CLAIMS, [path]).rows == 0
+
+
+@pytest.mark.parametrize("group", [1, 7, 1_000_000])
+def test_claim_ids_coded_while_read(tmp_path, generated, group):
+    """The codes made while the file is read are dictionary_encode's of the whole column
+    (nulls -1), and encode takes them; a table of other rows (take) or of several files
+    has none, and codes its ids when encoded, to the same effect."""
+    from adjudicate.encode import claim_codes, claim_codes_of
+
+    ids = generated["claim_id"].to_pylist()
+    ids = [None if i % 13 == 5 else v + "长" * (i % 3) for i, v in enumerate(ids)]
+    t = generated.set_column(0, "claim_id", pa.array(ids, pa.string()))
+    path = tmp_path / "claims.parquet"
+    pq.write_table(t, path, row_group_size=group)
+    table = load(CLAIMS, [path])
+    code, dictionary = table.codes["claim_id"]
+    enc = pa.array(ids, pa.string()).dictionary_encode()
+    assert code.dtype == np.int32
+    assert code.tolist() == pc.fill_null(enc.indices, -1).to_pylist()
+    assert dictionary.to_pylist() == enc.dictionary.to_pylist()
+    got, same = claim_codes_of(table, np.int32)
+    assert got is code and same is dictionary
+    assert table["claim_id"].to_pylist() == ids  # the strings, decoded when asked for
+    members = generated["member_id"]
+    code, dictionary = table.codes["member_id"]  # member ids too: the same codes as dictionary_encode's
+    enc = members.combine_chunks().dictionary_encode()
+    assert code.tolist() == pc.fill_null(enc.indices, -1).to_pylist()
+    assert dictionary.to_pylist() == enc.dictionary.to_pylist()
+    assert table.coded("member_id").to_pylist() == members.to_pylist()
+    assert table.take(np.arange(3)).codes == {}
+    two = load(CLAIMS, [path, path])
+    assert two.codes == {}
+    c2, d2 = claim_codes_of(two, np.int32)
+    c1, d1 = claim_codes(pa.array(ids + ids, pa.string()), np.int32)
+    assert c2.tolist() == c1.tolist() and d2.to_pylist() == d1.to_pylist()

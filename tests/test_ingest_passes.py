@@ -8,6 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,3 +164,74 @@ def test_dictionary_lookup_of_chunks_sharing_a_dictionary(chunks, share):
     for dtype in (np.int32, np.int64):
         got = dictionary_lookup(arr, names, dtype)
         assert got.dtype == dtype and got.tolist() == plain_pos
+
+
+#: any text: long, non-ASCII, empty, sharing their first 16 or 24 bytes (what the coder's slots hold), and nulls
+any_ids = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(max_size=40),
+        st.sampled_from(
+            ["", "0123456789abcdef", "0123456789abcdefX", "0123456789abcdefY", "甲乙丙丁戊己庚辛"]
+            + ["330381198601078311", "33038119860107831X", "0123456789abcdefghijklm", "0123456789abcdefghijklmn"]
+            + ["0123456789abcdefghijklmnA", "0123456789abcdefghijklmnB", "0123456789abcdefghijklmnAB"]
+        ),
+        st.integers(0, 30).map(lambda k: f"C2024{k:03d}"),
+    ),
+    max_size=80,
+)
+
+
+def coded_in_pieces(values: pa.Array, cuts: list[int]) -> tuple[list, list]:
+    """_encode.StringCoder's codes and dictionary for ``values`` fed in pieces ending at ``cuts``."""
+    from adjudicate import _encode
+
+    coder = _encode.StringCoder()
+    code = np.empty(len(values), np.int32)
+    at = 0
+    for end in [*sorted(c for c in cuts if c < len(values)), len(values)]:
+        piece = values.slice(at, end - at)
+        validity, offsets, data = piece.buffers()
+        coder.add(
+            np.frombuffer(validity, np.uint8) if validity is not None and piece.null_count else np.empty(0, np.uint8),
+            piece.offset,
+            np.frombuffer(offsets, np.int32)
+            if offsets is not None
+            else np.zeros(piece.offset + len(piece) + 1, np.int32),
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+            code[at:end],
+        )
+        at = end
+    offsets, data = coder.dictionary()
+    assert len(coder) == len(offsets) - 1
+    dictionary = pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return code.tolist(), dictionary.to_pylist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_ids, st.integers(0, 5), st.lists(st.integers(0, 80), max_size=6))
+def test_string_coder_gives_arrows_dictionary_codes(values, skip, cuts):
+    """Fed in pieces of any size (row groups), each a slice of its buffers (offset), the
+    coder numbers values in order of first appearance as dictionary_encode does the whole."""
+    whole = pa.array(["x"] * skip + values, pa.string()).slice(skip)
+    assert coded_in_pieces(whole, cuts) == plain(whole)
+
+
+def test_string_coder_many_values_and_growth():
+    """Thousands of distinct values (the table grows many times), repeated apart and in runs."""
+    rng = np.random.default_rng(3)
+    base = [f"{k:0{rng.integers(1, 25)}d}" + ("é" * int(rng.integers(0, 3))) for k in range(20_000)]
+    rows = [base[int(i)] for i in rng.integers(0, len(base), 60_000)]
+    rows = [v for v in rows for _ in range(int(rng.integers(1, 3)))]
+    arr = pa.array(rows, pa.string())
+    assert coded_in_pieces(arr, [1, 999, 30_000]) == plain(arr)
+
+
+def test_string_coder_rejects_bad_buffers():
+    from adjudicate import _encode
+
+    coder = _encode.StringCoder()
+    with pytest.raises(ValueError):
+        coder.add(np.empty(0, np.uint8), 0, np.array([0, 2], np.int32), np.zeros(1, np.uint8), np.empty(1, np.int32))
+    with pytest.raises(ValueError):
+        coder.add(np.empty(0, np.uint8), 0, np.array([0], np.int32), np.zeros(1, np.uint8), np.empty(1, np.int32))

@@ -10,7 +10,7 @@ grouped input costs.
 import numpy as np
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
-from adjudicate._hashing cimport hash_bytes
+from adjudicate._hashing cimport hash_bytes, mix64
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
@@ -71,7 +71,7 @@ cdef enum:
     H_DISCHARGE = 5
     H_DIAGNOSIS = 6
     AHEAD = 16
-    LOOKAHEAD = 32  # values hashed ahead of their probe in string_positions
+    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder)
 
 
 def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
@@ -444,3 +444,316 @@ def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t in
                 admit[k] = x.admit
             if want_d:
                 settle[k] = x.discharge if x.setting == inpatient else x.admit
+
+
+
+cdef extern from "<sys/mman.h>" nogil:
+    void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void* addr, size_t length)
+    int madvise(void* addr, size_t length, int advice)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MADV_HUGEPAGE
+    void* MAP_FAILED
+
+
+cdef enum:
+    HUGE = 1 << 21  # a transparent huge page
+
+
+cdef struct Mapping:
+    void* start  # what mmap gave
+    size_t size
+
+
+cdef void* zeroed_table(size_t nbytes, Mapping* m) noexcept nogil:
+    """Zeroed memory for a large hash table, on huge pages where the system gives them:
+    random probes into tens of MiB of 4 KiB pages miss the TLB nearly every time (on a
+    virtual machine, a two-level walk), and each page is a fault of its own. NULL when
+    out of memory; ``m`` gets what ``free_table`` releases."""
+    cdef size_t size = (nbytes + HUGE - 1) // HUGE * HUGE + HUGE
+    cdef void* raw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    cdef char* p
+    if raw == MAP_FAILED:
+        return NULL
+    p = <char*>(((<size_t>raw) + HUGE - 1) // HUGE * HUGE)  # the first huge-page boundary
+    madvise(p, size - HUGE, MADV_HUGEPAGE)  # advice only: a refusal leaves small pages
+    m.start = raw
+    m.size = size
+    return p
+
+
+cdef void free_table(Mapping* m) noexcept nogil:
+    if m.start != NULL:
+        munmap(m.start, m.size)
+        m.start = NULL
+
+
+cdef struct Slot:
+    uint64_t w0  # the value's first 24 bytes, zero-padded
+    uint64_t w1
+    uint64_t w2
+    uint64_t meta  # hash tag (24 bits) | min(length, 255) (8 bits) | code + 1 (32 bits); 0: empty
+
+
+cdef enum:
+    INLINE = 24  # values of up to this many bytes (18-digit member ids) are compared in the table's slots alone
+    WORDS = 3  # INLINE / 8
+
+import sys
+
+cdef bint LITTLE = sys.byteorder == "little"
+
+
+cdef inline uint64_t load64(const uint8_t* p) noexcept nogil:
+    cdef uint64_t x
+    memcpy(&x, p, 8)  # one unaligned load
+    return x
+
+
+cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
+    """The first 24 bytes at p of n, zero-padded, in w[0], w[1], w[2]."""
+    cdef int64_t full = (n if n < INLINE else INLINE) // 8, k, rest
+    w[0] = 0
+    w[1] = 0
+    w[2] = 0
+    for k in range(full):
+        w[k] = load64(p + 8 * k)
+    rest = (n if n < INLINE else INLINE) - 8 * full
+    if rest:
+        if LITTLE and n >= 8:  # the 8 bytes ending at p + n, less those already taken
+            w[full] = load64(p + n - 8) >> (8 * (8 - rest))
+        else:
+            memcpy(&w[full], p + 8 * full, rest)
+
+
+cdef inline uint64_t hash_of(const uint8_t* p, int64_t n, const uint64_t* w) noexcept nogil:
+    """The hash of n bytes at p whose first 16 are w (``words_of``)."""
+    if n <= INLINE:
+        return mix64(w[0] ^ mix64(w[1] ^ mix64(w[2] ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL))))
+    return hash_bytes(p, n)
+
+
+cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
+    """The hash of n bytes at p, and their first 16 bytes (zero-padded) in w[0], w[1]."""
+    words_of(p, n, w)
+    return hash_of(p, n, w)
+
+
+cdef inline bint ahead(const uint8_t* p, int64_t n, uint64_t* w, uint64_t* h, int64_t prev_n,
+                       const uint64_t* prev_w) noexcept nogil:
+    """A value met ``LOOKAHEAD`` rows ahead: its words and, unless it repeats the value of the
+    row before it (``prev_n`` < 0: none), its hash; 1 when it repeats (nothing to fetch)."""
+    words_of(p, n, w)
+    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1] and w[2] == prev_w[2]:
+        return 1
+    h[0] = hash_of(p, n, w)
+    return 0
+
+
+cdef inline uint64_t meta_key(uint64_t h, int64_t n) noexcept nogil:
+    """The top half of a slot's ``meta`` for a value of hash h and length n."""
+    return (h & 0xFFFFFF0000000000ULL) | (<uint64_t>(n if n < 255 else 255) << 32)
+
+
+cdef class StringCoder:
+    """Codes of string values fed piece by piece (a file's row groups, in row order):
+    each distinct value numbered in order of first appearance, as Arrow's
+    ``dictionary_encode`` numbers a whole column, and the distinct values kept once.
+
+    Its open-addressing table holds each value's first 24 bytes beside its code, so a
+    probe of a value of 24 bytes or fewer (claim ids, 18-digit member ids) reads one slot and no
+    other memory; a longer value is confirmed against the kept bytes only when its
+    first 24 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
+    early and their slots prefetched: in shuffled input nearly every probe would
+    otherwise wait for memory."""
+
+    cdef Slot* slots
+    cdef Mapping slots_map
+    cdef int64_t cap, ndist, used, data_cap, off_cap
+    cdef uint8_t* data  # the distinct values' bytes, end to end
+    cdef int32_t* offsets  # ndist + 1 offsets into data
+
+    def __cinit__(self):
+        self.cap = 1 << 12
+        self.slots = <Slot*>zeroed_table(self.cap * sizeof(Slot), &self.slots_map)
+        self.data_cap = 1 << 16
+        self.data = <uint8_t*>malloc(self.data_cap)
+        self.off_cap = 1 << 12
+        self.offsets = <int32_t*>malloc(self.off_cap * sizeof(int32_t))
+        if self.slots == NULL or self.data == NULL or self.offsets == NULL:
+            raise MemoryError()
+        self.offsets[0] = 0
+
+    def __dealloc__(self):
+        free_table(&self.slots_map)
+        free(self.data)
+        free(self.offsets)
+
+    def __len__(self) -> int:
+        return self.ndist
+
+    cdef int grow(self, int64_t cap) noexcept nogil:
+        """Move to a table of ``cap`` slots (a power of two) and put every value back in;
+        0 when out of memory."""
+        cdef int64_t mask = cap - 1, e, s, a, n, j, r
+        cdef uint64_t h
+        cdef uint64_t ring_h[LOOKAHEAD]
+        cdef uint64_t ring_w[WORDS * LOOKAHEAD]
+        cdef Mapping fresh_map
+        cdef Slot* fresh = <Slot*>zeroed_table(cap * sizeof(Slot), &fresh_map)
+        if fresh == NULL:
+            return 0
+        # values hashed LOOKAHEAD ahead and their new slots prefetched, as in ``add``: the
+        # writes land all over the new table
+        for j in range(min(<int64_t>LOOKAHEAD, self.ndist)):
+            a = self.offsets[j]
+            ring_h[j] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * j])
+        for e in range(self.ndist):
+            r = e % LOOKAHEAD
+            h = ring_h[r]
+            n = self.offsets[e + 1] - self.offsets[e]
+            s = h & mask
+            while fresh[s].meta != 0:
+                s = (s + 1) & mask
+            fresh[s].w0 = ring_w[WORDS * r]
+            fresh[s].w1 = ring_w[WORDS * r + 1]
+            fresh[s].w2 = ring_w[WORDS * r + 2]
+            fresh[s].meta = meta_key(h, n) | <uint64_t>(e + 1)
+            j = e + LOOKAHEAD
+            if j < self.ndist:
+                a = self.offsets[j]
+                ring_h[r] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * r])
+                prefetch(&fresh[ring_h[r] & mask])  # a slot is one cache line's half
+        free_table(&self.slots_map)
+        self.slots_map = fresh_map
+        self.slots = fresh
+        self.cap = cap
+        return 1
+
+    cdef int64_t insert(self, const uint8_t* p, int64_t n, uint64_t h, const uint64_t* w, int64_t s) noexcept nogil:
+        """Keep a new value (its slot s is empty) and return its code; -1 when out of memory
+        or past what int32 offsets and codes can number."""
+        cdef void* grown
+        cdef int64_t c = self.ndist
+        if self.used + n > 0x7FFFFFFF or c >= 0x7FFFFFFE:
+            return -1
+        if self.used + n > self.data_cap:
+            while self.used + n > self.data_cap:
+                self.data_cap *= 2
+            grown = realloc(self.data, self.data_cap)
+            if grown == NULL:
+                return -1
+            self.data = <uint8_t*>grown
+        if c + 2 > self.off_cap:
+            self.off_cap *= 2
+            grown = realloc(self.offsets, self.off_cap * sizeof(int32_t))
+            if grown == NULL:
+                return -1
+            self.offsets = <int32_t*>grown
+        if n:
+            memcpy(self.data + self.used, p, n)
+        self.used += n
+        self.offsets[c + 1] = <int32_t>self.used
+        self.slots[s].w0 = w[0]
+        self.slots[s].w1 = w[1]
+        self.slots[s].w2 = w[2]
+        self.slots[s].meta = meta_key(h, n) | <uint64_t>(c + 1)
+        self.ndist += 1
+        if self.ndist * 8 > self.cap * 5 and not self.grow(self.cap * 2):  # load above 5/8
+            return -1
+        return c
+
+    def add(self, const uint8_t[::1] valid, int64_t offset, const int32_t[::1] offsets,
+            const uint8_t[::1] data, int32_t[::1] code):
+        """Code the next ``len(code)`` values: a string array given by its validity bitmap
+        (empty: no nulls), its offset into its buffers, its offsets and data bytes.
+        ``code[i]`` gets value i's code, -1 for a null."""
+        cdef Py_ssize_t i, n = code.shape[0]
+        cdef int64_t j, k, r, a, b, s, e, mask, pa_ = 0, pn = -1, c = -1
+        cdef uint64_t h, key, p0 = 0, p1 = 0, p2 = 0
+        cdef uint64_t ring_h[LOOKAHEAD]
+        cdef uint64_t ring_w[WORDS * LOOKAHEAD]
+        cdef int64_t ring_n[LOOKAHEAD]
+        cdef bint ring_rep[LOOKAHEAD]
+        cdef bint has_valid = valid.shape[0] > 0, ok = 1
+        cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
+        cdef const uint8_t* p
+        cdef const uint64_t* w
+        cdef Slot* slot
+        if offset < 0 or offsets.shape[0] < offset + n + 1:
+            raise ValueError("offsets shorter than the values")
+        if n and (offsets[offset] < 0 or offsets[offset] > offsets[offset + n] or offsets[offset + n] > data.shape[0]):
+            raise ValueError("offsets outside the data")
+        if has_valid and valid.shape[0] * 8 < offset + n:
+            raise ValueError("validity bitmap shorter than the values")
+        with nogil:
+            mask = self.cap - 1
+            for j in range(min(<int64_t>LOOKAHEAD, n)):
+                k = j + offset
+                ring_n[j] = offsets[k + 1] - offsets[k]
+                ring_rep[j] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[j], &ring_w[WORDS * j], &ring_h[j],
+                                    ring_n[j - 1] if j > 0 else -1, &ring_w[WORDS * (j - 1)] if j > 0 else NULL)
+            for i in range(n):
+                r = i % LOOKAHEAD
+                w = &ring_w[WORDS * r]
+                k = i + offset
+                a = offsets[k]
+                b = offsets[k + 1]
+                if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
+                    code[i] = -1
+                    pn = -1
+                # a claim's lines usually come together: the value of the row before costs a compare
+                elif (pn == b - a and w[0] == p0 and w[1] == p1 and w[2] == p2
+                      and (pn <= INLINE or memcmp(d + a, d + pa_, pn) == 0)):
+                    code[i] = <int32_t>c
+                else:
+                    p = d + a if d != NULL else NULL
+                    # a value that repeats the row before, a null, was not hashed ahead
+                    h = hash_of(p, b - a, w) if ring_rep[r] else ring_h[r]
+                    key = meta_key(h, b - a)
+                    s = h & mask
+                    while True:
+                        slot = &self.slots[s]
+                        if slot.meta == 0:
+                            c = self.insert(p, b - a, h, w, s)
+                            mask = self.cap - 1
+                            if c < 0:
+                                ok = 0
+                            break
+                        if (slot.meta & 0xFFFFFFFF00000000ULL) == key and slot.w0 == w[0] and slot.w1 == w[1] and slot.w2 == w[2]:
+                            e = <int64_t>(slot.meta & 0xFFFFFFFFULL) - 1
+                            if b - a <= INLINE or (self.offsets[e + 1] - self.offsets[e] == b - a
+                                                   and memcmp(p, self.data + self.offsets[e], b - a) == 0):
+                                c = e
+                                break
+                        s = (s + 1) & mask
+                    if not ok:
+                        break
+                    code[i] = <int32_t>c
+                    pa_ = a
+                    pn = b - a
+                    p0 = w[0]
+                    p1 = w[1]
+                    p2 = w[2]
+                j = i + LOOKAHEAD
+                if j < n:  # a later value into the ring entry just used: hashed, its slot fetched
+                    k = j + offset
+                    e = (r + LOOKAHEAD - 1) % LOOKAHEAD  # the entry of row j - 1
+                    ring_n[r] = offsets[k + 1] - offsets[k]
+                    ring_rep[r] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[r], &ring_w[WORDS * r], &ring_h[r],
+                                        ring_n[e], &ring_w[WORDS * e])
+                    if not ring_rep[r]:
+                        prefetch(&self.slots[ring_h[r] & mask])  # a slot is one cache line's half
+        if not ok:
+            raise MemoryError("too many distinct values, or out of memory")
+
+    def dictionary(self):
+        """The distinct values in code order, as (offsets int32, data uint8) copies: a string
+        array's buffers."""
+        off = np.empty(self.ndist + 1, np.int32)
+        dat = np.empty(self.used, np.uint8)
+        cdef int32_t[::1] o = off
+        cdef uint8_t[::1] v = dat
+        memcpy(&o[0], self.offsets, (self.ndist + 1) * sizeof(int32_t))
+        if self.used:
+            memcpy(&v[0], self.data, self.used)
+        return off, dat

@@ -276,6 +276,15 @@ def claim_codes(ids: pa.Array | pa.ChunkedArray, dtype: type = np.int64) -> tupl
     return code, arr.take(pa.array(first))
 
 
+def claim_codes_of(claims: Table, dtype: type = np.int64) -> tuple[np.ndarray, pa.Array]:
+    """``claim_codes`` of the claims table's claim ids: the codes made while it was read
+    (``Table.codes``) where there are, else hashed now."""
+    if "claim_id" in claims.codes:
+        code, dictionary = claims.codes["claim_id"]
+        return (code if code.dtype == dtype else code.astype(dtype)), dictionary
+    return claim_codes(claims.coded("claim_id"), dtype)
+
+
 def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
     """Position of each value in ``value_set`` (-1 where absent or null), of ``dtype``."""
     if isinstance(values, pa.ChunkedArray) and pa.types.is_dictionary(values.type):
@@ -435,7 +444,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # run side by side.
     with thread_pool(2, "adjudicate-hash") as pool:
         jobs: dict[str, Future[Any]] = {
-            "claim": pool.submit(claim_codes, claims.coded("claim_id"), row_type),
+            "claim": pool.submit(claim_codes_of, claims, row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
             "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),

@@ -68,6 +68,13 @@ class InputError(Exception):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+#: Text columns of the claims coded while a Parquet file is read, row group by row group
+#: (``Table.codes``), their strings kept once per distinct value, not once per line: the
+#: claim ids, one per claim, and the member ids, too many for the writer's dictionary page
+#: (past it the file holds plain values, which a dictionary read hashes line by line in
+#: Arrow's general table; the coder compares a run of one claim's lines once).
+CODED_WHILE_READ = {"claims": ("claim_id", "member_id")}
+
 #: Text columns of the claims read from Parquet as dictionaries: a few thousand
 #: distinct values repeated on millions of lines (reading them as strings costs
 #: more than the rest of the file).
@@ -81,6 +88,7 @@ class Columns(dict):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, pa.ChunkedArray] = {}
+        self.order: list[str] = []  # the columns' order when iterated (table order), if set
 
     def __missing__(self, name: str):
         if name not in self.lazy:
@@ -91,6 +99,10 @@ class Columns(dict):
     def _all(self) -> None:
         for name in list(self.lazy):
             self[name]
+        if self.order and list(dict.keys(self)) != self.order and set(self.order) == set(dict.keys(self)):
+            ordered = [(k, dict.__getitem__(self, k)) for k in self.order]
+            self.clear()
+            self.update(ordered)
 
     def __contains__(self, name) -> bool:
         return super().__contains__(name) or name in self.lazy
@@ -136,6 +148,11 @@ class Table:
     digests: dict[str, str] = field(default_factory=dict)
     #: For error messages: file index and row within that file of each row.
     file_of_row: np.ndarray | None = None
+    #: Text columns coded while read (``CODED_WHILE_READ``): per row the code of its value
+    #: (int32, -1 for null), and the distinct values in order of first appearance, the
+    #: codes and dictionary ``dictionary_encode`` gives. Only for a table read whole from
+    #: one file: anything that makes a table of other rows leaves it empty.
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = field(default_factory=dict)
 
     def __getitem__(self, name: str):
         return self.values[name]
@@ -158,6 +175,7 @@ class Table:
             nulls={k: v[rows] for k, v in self.nulls.items()},
             rows=len(rows),
             file_of_row=None if self.file_of_row is None else self.file_of_row[rows],
+            codes={},
         )
 
     def where(self, row: int) -> tuple[str | Path, int]:
@@ -341,7 +359,9 @@ def _read_file(path: Path, spec: TableSpec, digests: dict[str, str] | None = Non
             ]
             columns = [c for c in wanted if c in names]
             if spec.name == "claims":  # the big table: row group by row group, straight to engine form
-                table = _parquet_converted(path, spec, data, columns, coded)
+                table = _parquet_converted(
+                    path, spec, data, columns, [c for c in coded if c not in CODED_WHILE_READ.get(spec.name, ())]
+                )
             if table is None:
                 table = pq.read_table(pa.BufferReader(data), columns=columns, read_dictionary=coded)
         elif kind == "ipc":
@@ -390,6 +410,7 @@ class Converted:
 
     columns: dict[str, tuple[Any, np.ndarray]]
     rows: int
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = field(default_factory=dict)  # as ``Table.codes``
 
     @property
     def column_names(self) -> list[str]:
@@ -421,6 +442,7 @@ def _parquet_converted(
             return None
         cols = [spec.column(c) for c in columns]
         values: dict[str, Any] = {}  # an ndarray or _Strings of the file's length, or a list of Arrow pieces
+        coders = {c: _Coder(n) for c in CODED_WHILE_READ.get(spec.name, ()) if c in columns and n < 2**31}
         nulls: dict[str, np.ndarray] = {}  # made when a null is first seen (np.zeros: pages never written)
 
         def read(k: int) -> pa.Table:
@@ -441,13 +463,15 @@ def _parquet_converted(
                     if null.any():
                         nulls.setdefault(col.name, np.zeros(n, bool))[at : at + m] = null
                     out = values.get(col.name)
-                    if out is None and isinstance(v, np.ndarray):
+                    if col.name in coders and isinstance(v, pa.Array) and v.type == pa.string():
+                        out = values[col.name] = coders[col.name]
+                    elif out is None and isinstance(v, np.ndarray):
                         out = values[col.name] = np.empty(n, v.dtype)
                     elif out is None and col.kind == "string" and isinstance(v, pa.Array) and v.type == pa.string():
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
                         out[at : at + m] = v
-                    elif isinstance(out, _Strings):
+                    elif isinstance(out, (_Strings, _Coder)):
                         out.add(v, n - at)
                     else:
                         values.setdefault(col.name, []).append(v)
@@ -458,10 +482,14 @@ def _parquet_converted(
     except (InputError, *_READ_ERRORS):
         return None
     done: dict[str, tuple[Any, np.ndarray]] = {}
+    codes: dict[str, tuple[np.ndarray, pa.Array]] = {}
     for col in cols:
         v = values[col.name]
         null = nulls[col.name] if col.name in nulls else np.zeros(n, bool)
-        if isinstance(v, _Strings):
+        if isinstance(v, _Coder):
+            codes[col.name] = v.codes, v.dictionary()
+            v = pa.chunked_array([v.array(null, codes[col.name][1])])
+        elif isinstance(v, _Strings):
             v = v.array(null)
         elif isinstance(v, list):
             if all(isinstance(piece, pa.ChunkedArray) for piece in v):  # dictionary-read: its chunks, as read
@@ -469,7 +497,44 @@ def _parquet_converted(
             else:
                 v = pa.concat_arrays([strings(piece) if col.kind == "string" else piece for piece in v])
         done[col.name] = (v, null)
-    return Converted(done, n)
+    return Converted(done, n, codes)
+
+
+class _Coder:
+    """A string column of ``n`` values coded piece by piece as it is read
+    (``_encode.StringCoder``): per value its code, and each distinct value once."""
+
+    def __init__(self, n: int) -> None:
+        from . import _encode
+
+        self.coder = _encode.StringCoder()
+        self.codes = np.empty(n, np.int32)
+        self.rows = 0
+
+    def add(self, arr: pa.Array, left: int) -> None:
+        """Code ``arr``, the next values (``left``: how many are still to come, ``arr``'s among them)."""
+        validity, offsets, data = arr.buffers()
+        self.coder.add(
+            np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
+            arr.offset,
+            np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(arr.offset + len(arr) + 1, np.int32),
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
+            self.codes[self.rows : self.rows + len(arr)],
+        )
+        self.rows += len(arr)
+
+    def dictionary(self) -> pa.Array:
+        """The distinct values, in order of first appearance."""
+        offsets, data = self.coder.dictionary()
+        return pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+    def array(self, nulls: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+        """The column as a dictionary array (its codes are not copied)."""
+        validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
+        indices = pa.Array.from_buffers(
+            pa.int32(), self.rows, [validity, pa.py_buffer(self.codes)], null_count=int(nulls.sum())
+        )
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
 
 class _Strings:
@@ -628,6 +693,9 @@ def from_arrow(
             except InputError as e:
                 done.append(e)
                 break
+    if len(parts) == 1 and isinstance(parts[0][0], Converted):
+        table.codes = dict(parts[0][0].codes)
+    values.order = [col.name for col in spec.columns]
     for col, got in zip(spec.columns, done):
         if isinstance(got, BaseException):
             raise got
@@ -932,7 +1000,11 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
     at = 0
     for chunk, i in zip(arr.chunks, which):
         pos = positions[i]
-        idx = np.asarray(pc.fill_null(chunk.indices, len(pos) - 1), dtype=np.int32)
+        ind = chunk.indices
+        if ind.null_count == 0 and ind.type == pa.int32() and len(ind):  # its buffer as it is: no copy
+            idx = np.frombuffer(ind.buffers()[1], np.int32)[ind.offset : ind.offset + len(ind)]
+        else:
+            idx = np.asarray(pc.fill_null(ind, len(pos) - 1), dtype=np.int32)
         np.take(pos, idx, out=out[at : at + len(chunk)])
         at += len(chunk)
     return out
@@ -1036,6 +1108,9 @@ def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool,
     lo, hi = col.int_range or (-(2**62), 2**62)
     if pa.types.is_integer(t):
         raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+        if len(raw) and lo <= int(raw.min()) and int(raw.max()) <= hi:
+            # every value in range (nulls are 0 already): one copy, no column-length temporaries
+            return raw.astype(np.int64)
         if raw.dtype.kind == "u":
             out = raw > np.uint64(hi)
         else:
