@@ -23,7 +23,8 @@ cdef extern from *:
 #: Strings hashed ahead of their probe (``members``, ``note_claims``), their table slots prefetched:
 #: the members' table and the claim table are far larger than the caches, so without it nearly every
 #: probe waits for memory.
-DEF AHEAD = 32
+cdef enum:
+    AHEAD = 32
 
 ctypedef fused offset_t:
     int32_t
@@ -324,3 +325,24 @@ cdef const uint8_t[:] _bytes(data):
     if data is None or len(data) == 0:
         return np.zeros(1, np.uint8)
     return np.frombuffer(data, np.uint8)
+
+
+def decimal64(const int64_t[:] words, const uint8_t[:] valid, int64_t limit, int64_t[:] out):
+    """The 128-bit decimals of Arrow's buffer (two 64-bit words each, low first) as 64-bit integers, when
+    every valid one lies within ±``limit``: True and ``out`` filled (0 where null), else False.
+    ``valid``: 1 per value, or empty when all are valid."""
+    cdef int64_t n = len(out), i, low
+    cdef bint all_valid = len(valid) == 0, fits = True
+    if len(words) < 2 * n:
+        raise ValueError("fewer words than values")
+    with nogil:
+        for i in range(n):
+            if all_valid or valid[i]:
+                low = words[2 * i]
+                if words[2 * i + 1] != (-1 if low < 0 else 0) or low > limit or low < -limit:
+                    fits = False
+                    break
+                out[i] = low
+            else:
+                out[i] = 0
+    return fits
