@@ -507,8 +507,10 @@ class Partitioner:
         in 8 bytes while they fit (``_NARROW_DECIMALS``)."""
         for at, f in enumerate(batch.schema):
             a = batch.column(at)
-            if f.name in self._codes and pa.types.is_dictionary(f.type) and pa.types.is_signed_integer(
-                f.type.index_type
+            if (
+                f.name in self._codes
+                and pa.types.is_dictionary(f.type)
+                and pa.types.is_signed_integer(f.type.index_type)
             ):
                 want = max(self._codes[f.name], _index_type(len(a.dictionary)), key=lambda t: t.bit_width)
                 self._codes[f.name] = want
