@@ -541,3 +541,40 @@ def test_codes_widened_and_decimals_kept_wide_during_the_pass_same_outputs(tmp_p
     for name, (one, many) in out.items():
         assert many.equals(one), name
     assert any(mixed) and s["counts"]["reconciles"]
+
+
+def test_next_file_is_digested_while_one_is_partitioned(tmp_path, monkeypatch):
+    """The SHA-256 of claims file i + 1 is read while file i is partitioned (not after it), and each
+    file's digest is still taken before it is partitioned; summary.json lists every file's digest."""
+    import hashlib
+    import threading
+
+    from adjudicate import stream
+
+    tables = generate_tables(200, 2024, seed=5)
+    folder = tmp_path / "gen"
+    claims = _write_split(tables, folder, 3, row_group=1000)
+    digest, add_file = stream.digest_while_reading, stream.Partitioner.add_file
+    started = {p: threading.Event() for p in claims}
+    events: list[tuple[str, int]] = []
+
+    def spy_digest(path):
+        events.append(("digest", claims.index(path)))
+        started[path].set()
+        return digest(path)
+
+    def spy_add(self, index, path):
+        events.append(("add", index))
+        if index + 1 < len(claims):
+            assert started[claims[index + 1]].wait(10), "the next file's digest runs beside this one's pass"
+        add_file(self, index, path)
+
+    monkeypatch.setattr(stream, "digest_while_reading", spy_digest)
+    monkeypatch.setattr(stream.Partitioner, "add_file", spy_add)
+    files_of = {"claims": claims, **{k: [folder / f"{k}.parquet"] for k in ("members", "providers", "catalogue")}}
+    s, out = both(folder, tmp_path, "prefecture-employee", 2, files_of)
+    for name, (one, many) in out.items():
+        assert many.equals(one), name
+    for i in range(3):
+        assert events.index(("digest", i)) < events.index(("add", i))
+        assert s["inputs"][str(claims[i])] == hashlib.sha256(claims[i].read_bytes()).hexdigest()
