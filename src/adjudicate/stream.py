@@ -133,7 +133,7 @@ def iter_batches(
     path: Path, batch_rows: int = BATCH_ROWS, columns: Sequence[str] | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The record batches of one claims file, in row order: Parquet text columns of
-    ``DICTIONARY_COLUMNS`` read as dictionaries (as ``load`` reads them), CSV as text."""
+    ``DICTIONARY_COLUMNS`` but member_id read as dictionaries (see ``_coded``), CSV as text."""
     kind = SUFFIXES.get(path.suffix.lower())
     try:
         if kind == "parquet":
@@ -170,11 +170,15 @@ def iter_batches(
 
 
 def _coded(schema: pa.Schema) -> list[str]:
-    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text."""
+    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text, but
+    for ``member_id``. One entry per member rarely fits a Parquet dictionary page, and where it does not
+    a dictionary read hashes every line into Arrow's table of values; the router looks each line up
+    itself (hashed ahead, its slot prefetched), and the range files code it against the range's members
+    whatever was read."""
     return [
         c
         for c in DICTIONARY_COLUMNS.get(CLAIMS.name, ())
-        if c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
+        if c != "member_id" and c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
     ]
 
 
