@@ -578,3 +578,18 @@ def test_next_file_is_digested_while_one_is_partitioned(tmp_path, monkeypatch):
     for i in range(3):
         assert events.index(("digest", i)) < events.index(("add", i))
         assert s["inputs"][str(claims[i])] == hashlib.sha256(claims[i].read_bytes()).hexdigest()
+
+
+def test_partition_pass_reads_member_id_as_text_and_low_cardinality_columns_coded(tmp_path):
+    """member_id (one value per member: its Parquet dictionary rarely fits a page) is read as text and
+    looked up line by line by the router; the other text columns of DICTIONARY_COLUMNS as dictionaries."""
+    import pyarrow as pa
+
+    from adjudicate.stream import iter_batches
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(50, 2024, seed=2), folder)
+    batch = next(iter_batches(folder / "claims.parquet", 100))
+    assert batch.schema.field("member_id").type == pa.string()
+    for name in ("provider_id", "setting", "referral", "item_code", "diagnosis"):
+        assert pa.types.is_dictionary(batch.schema.field(name).type), name
