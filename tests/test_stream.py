@@ -593,3 +593,24 @@ def test_partition_pass_reads_member_id_as_text_and_low_cardinality_columns_code
     assert batch.schema.field("member_id").type == pa.string()
     for name in ("provider_id", "setting", "referral", "item_code", "diagnosis"):
         assert pa.types.is_dictionary(batch.schema.field(name).type), name
+
+
+def test_narrow_codes_leave_room_for_the_null_code():
+    """A dictionary of 128 values takes two-byte codes: readers code a null as the dictionary's length
+    (inputs.dictionary_lookup fills nulls with it), which must fit the index type too."""
+    import pyarrow as pa
+
+    from adjudicate.inputs import dictionary_lookup
+    from adjudicate.stream import _index_type
+
+    assert [_index_type(n) for n in (1, 127, 128, 32767, 32768)] == [
+        pa.int8(),
+        pa.int8(),
+        pa.int16(),
+        pa.int16(),
+        pa.int32(),
+    ]
+    values = pa.array([f"v{i}" for i in range(128)])
+    indices = pa.array([127, None, 0], pa.int32()).cast(_index_type(len(values)))
+    coded = pa.chunked_array([pa.DictionaryArray.from_arrays(indices, values)])
+    assert dictionary_lookup(coded, values).tolist() == [127, -1, 0]

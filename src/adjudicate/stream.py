@@ -243,8 +243,9 @@ _INDEX_TYPES = (pa.int8(), pa.int16(), pa.int32(), pa.int64())
 
 
 def _index_type(entries: int) -> pa.DataType:
-    """The narrowest signed index type for a dictionary of ``entries`` values."""
-    return next(t for t in _INDEX_TYPES if entries - 1 <= 2 ** (t.bit_width - 1) - 1)
+    """The narrowest signed index type for a dictionary of ``entries`` values that also holds the code
+    ``entries`` (readers give a null that code: ``inputs.dictionary_lookup``)."""
+    return next(t for t in _INDEX_TYPES if entries <= 2 ** (t.bit_width - 1) - 1)
 
 
 def _narrow_decimal(a: pa.Array) -> pa.Array | None:
