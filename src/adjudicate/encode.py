@@ -14,7 +14,7 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -28,6 +28,7 @@ from .inputs import InputError, Table, dictionary_lookup, find_positions, string
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
+from .threads import thread_pool
 
 INPATIENT = SETTINGS.index("inpatient")
 REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
@@ -424,7 +425,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     row_type = np.int32 if n < 2**31 else np.int64
     # The string hashing of the whole run: independent jobs that release the GIL,
     # run side by side.
-    with ThreadPoolExecutor(2) as pool:
+    with thread_pool(2, "adjudicate-hash") as pool:
         jobs: dict[str, Future[Any]] = {
             "claim": pool.submit(claim_codes, claims.coded("claim_id"), row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries

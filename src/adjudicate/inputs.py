@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
 from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
+from .threads import thread_pool
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".csv": "csv"}
 QUANTITY_SCALE = 6  # quantities are kept in millionths of a unit
@@ -425,7 +426,7 @@ def _parquet_converted(
         def read(k: int) -> pa.Table:
             return pf.read_row_group(k, columns=columns, use_threads=True)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="adjudicate-read") as pool:
+        with thread_pool(1, "adjudicate-read") as pool:
             at = 0
             ahead = pool.submit(read, 0)
             for k in range(groups):
@@ -616,11 +617,9 @@ def from_arrow(
         return value, _joined(nulls)
 
     if threads > 1 and table.rows >= 100_000:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
+        with thread_pool(threads, "adjudicate-convert") as pool:
             futures = [pool.submit(column, col) for col in spec.columns]
-        done = [f.exception() or f.result() for f in futures]
+            done = [f.exception() or f.result() for f in futures]  # inside: a Ctrl-C here is not held
     else:
         done = []
         for col in spec.columns:

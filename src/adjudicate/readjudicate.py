@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
 from .schema import AMOUNTS
+from .threads import thread_pool
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
@@ -684,14 +684,11 @@ def _in_memory(
     say("adjustments")
     extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
     # current/ is written on a thread while the adjustments are found (Parquet writing releases the GIL)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="adjudicate-write")
-    writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
-    try:
+    with thread_pool(1, "adjudicate-write") as pool:
+        writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
         found, incremental, related = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)
         with timer("write"):
             current = writing.result()
-    finally:
-        pool.shutdown()
     return found, current, incremental, related
 
 
