@@ -70,6 +70,7 @@ from .policy import Policy
 from .report import write_report
 from .report.builders import RunFigures, merged_figures, run_figures
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .threads import thread_pool
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
 PARTITIONS = ".partitions"  # folder of the partition files, inside the output's temporary folder
@@ -326,32 +327,6 @@ def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
                 except queue.Empty:
                     pass
             t.join()
-
-
-def _beside(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    """Start ``fn(*args)`` in a thread; the function returned waits for it and gives its result (or
-    raises its error) in the caller's thread."""
-    out: list = []
-
-    def work() -> None:
-        try:
-            out.append((fn(*args), None))
-        except BaseException as e:  # handed to the caller
-            out.append((None, e))
-
-    # not a daemon, and waited for with signals held: the process never exits while it is reading
-    t = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="digest")
-    t.start()
-
-    def wait() -> Any:
-        with signals_held():
-            t.join()
-        value, error = out[0]
-        if error is not None:
-            raise error
-        return value
-
-    return wait
 
 
 class _BackgroundWriters:
@@ -763,19 +738,13 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
         files = sources.claims
         # each file is digested (opened and read) before it is partitioned, as the check needs; the next
         # file's digest is read while this one is partitioned
-        digest = _beside(digest_while_reading, files[0]) if files else None
-        try:
+        with thread_pool(1, "digest") as pool:
+            digest = pool.submit(digest_while_reading, files[0]) if files else None
             for i, f in enumerate(files):
-                digests[str(f)], unchanged = digest()  # type: ignore[misc]
-                digest = _beside(digest_while_reading, files[i + 1]) if i + 1 < len(files) else None
+                digests[str(f)], unchanged = digest.result()  # type: ignore[union-attr]
+                digest = pool.submit(digest_while_reading, files[i + 1]) if i + 1 < len(files) else None
                 part.add_file(i, f)
                 unchanged()  # the digest describes the bytes partitioned
-        finally:
-            if digest is not None:
-                try:
-                    digest()
-                except BaseException:
-                    pass  # the pass's own error is the one to report
         split = part.split_claims()
         pa.default_memory_pool().release_unused()  # the batches' pages, kept for reuse (heap.keep_arrow_memory)
     for table in (members, providers, catalogue):
