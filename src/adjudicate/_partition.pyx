@@ -86,7 +86,7 @@ cdef class Router:
                  const int32_t[:] code_of_member, int parts):
         """``offsets``/``data``: the members' ids as Arrow large-string buffers; ``part_of_member``
         and ``code_of_member``: each member's range and its code within that range."""
-        cdef int64_t n = len(part_of_member), cap = 16, i
+        cdef int64_t n = len(part_of_member), cap = 16, i, j
         if parts > MAX_PARTS:
             raise ValueError(f"at most {MAX_PARTS} partitions")
         self.m_off, self.m_data = offsets, _bytes(data)
@@ -95,17 +95,25 @@ cdef class Router:
             cap *= 2
         self.slots = np.zeros(cap, np.uint64)
         self.mask = cap - 1
-        with nogil:
+        cdef uint64_t ring[AHEAD]
+        cdef uint64_t h
+        with nogil:  # hashed ahead, their slots prefetched, as in ``members``
+            for i in range(min(<int64_t>AHEAD, n)):
+                ring[i] = _hash(&self.m_data[0] + offsets[i], offsets[i + 1] - offsets[i])
             for i in range(n):
-                self._insert_member(<int32_t>i)
+                h = ring[i % AHEAD]
+                j = i + AHEAD
+                if j < n:
+                    ring[i % AHEAD] = _hash(&self.m_data[0] + offsets[j], offsets[j + 1] - offsets[j])
+                    prefetch(&self.slots[ring[i % AHEAD] & self.mask])
+                self._insert_member(<int32_t>i, h)
         self.claims = np.zeros(1 << 16, np.uint64)
         self.cmask = (1 << 16) - 1
         self.cfill = 0
         self.ranges = set()
 
-    cdef void _insert_member(self, int32_t row) noexcept nogil:
+    cdef void _insert_member(self, int32_t row, uint64_t h) noexcept nogil:
         cdef int64_t a = self.m_off[row], b = self.m_off[row + 1]
-        cdef uint64_t h = _hash(&self.m_data[0] + a, b - a)
         cdef uint64_t s = h & self.mask, tag = h & TAG, v
         while True:
             v = self.slots[s]

@@ -734,12 +734,12 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
     scratch.mkdir()
     say(f"partition into {parts}")
     with timer("partition"):
-        part = Partitioner(members, parts, scratch, lines=count_lines(sources.claims))
         files = sources.claims
-        # each file is digested (opened and read) before it is partitioned, as the check needs; the next
-        # file's digest is read while this one is partitioned
+        # each file is digested (opened and read) before it is partitioned, as the check needs: the first
+        # while the members' table is built, the next while this one is partitioned
         with thread_pool(1, "digest") as pool:
             digest = pool.submit(digest_while_reading, files[0]) if files else None
+            part = Partitioner(members, parts, scratch, lines=count_lines(files))
             for i, f in enumerate(files):
                 digests[str(f)], unchanged = digest.result()  # type: ignore[union-attr]
                 digest = pool.submit(digest_while_reading, files[i + 1]) if i + 1 < len(files) else None
