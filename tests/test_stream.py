@@ -443,3 +443,174 @@ def test_partition_pass_sizes_the_claim_table_from_its_first_batch(tmp_path):
     assert sizes[None][1] == sizes[n][1] >= 2 * claims_seen  # same table, reached at once
     assert sizes[n][0] < sizes[n][1]  # reserved after the first batch
     assert sizes[4 * n][1] >= 2 * (4 * n * claims_seen // n)  # sized for the lines announced
+
+
+def test_range_files_hold_narrow_codes_and_8_byte_decimals(tmp_path):
+    """Issue 9 §6: fewer bytes a line in the range files (written and read back at about 1.5 s per
+    GiB): the enums' codes in one byte, the other coded columns' in two, prices and amounts as
+    decimal64 of the same scale; the range's lines load with the same values as the claims file's."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from adjudicate.inputs import load
+    from adjudicate.schema import CLAIMS, MEMBERS
+    from adjudicate.stream import ROW, Partitioner
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(200, 2024, seed=3, bad_rows=0.05), folder)
+    members = load(MEMBERS, [folder / "members.parquet"])
+    scratch = tmp_path / "parts"
+    scratch.mkdir()
+    part = Partitioner(members, 2, scratch, batch_rows=500)
+    part.add_file(0, folder / "claims.parquet")
+    with pa.memory_map(str(part.files[0][0])) as src:
+        schema = ipc.open_stream(src).read_all().schema
+    assert {n: schema.field(n).type.index_type for n in ("setting", "referral", "provider_id", "item_code")} == {
+        "setting": pa.int8(),
+        "referral": pa.int8(),
+        "provider_id": pa.int16(),
+        "item_code": pa.int16(),
+    }
+    assert schema.field("unit_price").type == pa.decimal64(12, 4) and schema.field("amount").type == pa.decimal64(14, 2)
+    whole = load(CLAIMS, [folder / "claims.parquet"])
+    for k in range(3):
+        got = part.load(k, [folder / "claims.parquet"])
+        if got is None:
+            continue
+        rows = np.concatenate([part._read(f, k)[ROW].to_numpy() for f in part.files[k]])
+        for name in ("unit_price", "amount", "quantity", "setting", "referral"):
+            assert np.array_equal(got[name], np.asarray(whole[name])[rows]), name
+        for name in ("provider_id", "item_code", "diagnosis"):
+            assert got[name].to_pylist() == whole[name].take(pa.array(rows)).to_pylist(), name
+
+
+def test_narrow_decimal_is_exact_or_declines():
+    """A decimal128 column goes to 8 bytes only when every valid value fits in 18 digits, exactly."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from adjudicate.stream import _narrow_decimal
+
+    a = pa.array([Decimal("1.2345"), None, Decimal("-99999999.9999"), Decimal("0")], pa.decimal128(12, 4))
+    for x in (a, a.slice(1)):
+        got = _narrow_decimal(x)
+        assert got is not None and got.type == pa.decimal64(12, 4) and got.to_pylist() == x.to_pylist()
+    big = pa.array([Decimal("1"), Decimal("1" + "0" * 18)], pa.decimal128(38, 0))
+    assert _narrow_decimal(big) is None
+    assert _narrow_decimal(big.slice(0, 1)).type == pa.decimal64(18, 0)  # type: ignore[union-attr]
+    assert _narrow_decimal(pa.array([Decimal("-1" + "0" * 20)], pa.decimal128(38, 0))) is None
+
+
+def test_codes_widened_and_decimals_kept_wide_during_the_pass_same_outputs(tmp_path, monkeypatch):
+    """A batch whose codes need more bytes than the batches before, or whose decimals do not fit in 8,
+    opens a new file for its range; the range's files are read back with one code type per column and
+    the outputs are the in-memory run's."""
+    import pyarrow as pa
+
+    from adjudicate import stream
+
+    monkeypatch.setattr(stream, "BATCH_ROWS", 50)
+    monkeypatch.setattr(stream, "_NARROW_CODES", {k: pa.int8() for k in stream._NARROW_CODES})
+    mixed = []
+    common = stream._common_codes
+
+    def spy(tables):
+        mixed.append(len({t.schema.field("item_code").type for t in tables}) > 1)
+        out = common(tables)
+        assert len({t.schema.field("item_code").type for t in out}) == 1
+        return out
+
+    monkeypatch.setattr(stream, "_common_codes", spy)
+    wide = []
+    narrow_decimal = stream._narrow_decimal
+    monkeypatch.setattr(  # every third batch's decimals "do not fit": kept as decimal128 from then on
+        stream, "_narrow_decimal", lambda a: None if len(wide) > 2 else wide.append(1) or narrow_decimal(a)
+    )
+    tables = generate_tables(300, 2024, seed=11, bad_rows=0.05)
+    folder = tmp_path / "gen"
+    claims = _write_split(tables, folder, 2, row_group=5000)
+    # the first file: a first row group of 40 lines (fewer than 128 item codes), then large ones
+    first = pq.read_table(claims[0])
+    with pq.ParquetWriter(claims[0], first.schema) as w:
+        w.write_table(first.slice(0, 40))
+        w.write_table(first.slice(40), row_group_size=5000)
+    files_of = {"claims": claims, **{k: [folder / f"{k}.parquet"] for k in ("members", "providers", "catalogue")}}
+    s, out = both(folder, tmp_path, "prefecture-employee", 3, files_of)
+    for name, (one, many) in out.items():
+        assert many.equals(one), name
+    assert any(mixed) and s["counts"]["reconciles"]
+
+
+def test_next_file_is_digested_while_one_is_partitioned(tmp_path, monkeypatch):
+    """The SHA-256 of claims file i + 1 is read while file i is partitioned (not after it), and each
+    file's digest is still taken before it is partitioned; summary.json lists every file's digest."""
+    import hashlib
+    import threading
+
+    from adjudicate import stream
+
+    tables = generate_tables(200, 2024, seed=5)
+    folder = tmp_path / "gen"
+    claims = _write_split(tables, folder, 3, row_group=1000)
+    digest, add_file = stream.digest_while_reading, stream.Partitioner.add_file
+    started = {p: threading.Event() for p in claims}
+    events: list[tuple[str, int]] = []
+
+    def spy_digest(path):
+        events.append(("digest", claims.index(path)))
+        started[path].set()
+        return digest(path)
+
+    def spy_add(self, index, path):
+        events.append(("add", index))
+        if index + 1 < len(claims):
+            assert started[claims[index + 1]].wait(10), "the next file's digest runs beside this one's pass"
+        add_file(self, index, path)
+
+    monkeypatch.setattr(stream, "digest_while_reading", spy_digest)
+    monkeypatch.setattr(stream.Partitioner, "add_file", spy_add)
+    files_of = {"claims": claims, **{k: [folder / f"{k}.parquet"] for k in ("members", "providers", "catalogue")}}
+    s, out = both(folder, tmp_path, "prefecture-employee", 2, files_of)
+    for name, (one, many) in out.items():
+        assert many.equals(one), name
+    for i in range(3):
+        assert events.index(("digest", i)) < events.index(("add", i))
+        assert s["inputs"][str(claims[i])] == hashlib.sha256(claims[i].read_bytes()).hexdigest()
+
+
+def test_partition_pass_reads_member_id_as_text_and_low_cardinality_columns_coded(tmp_path):
+    """member_id (one value per member: its Parquet dictionary rarely fits a page) is read as text and
+    looked up line by line by the router; the other text columns of DICTIONARY_COLUMNS as dictionaries."""
+    import pyarrow as pa
+
+    from adjudicate.stream import iter_batches
+
+    folder = tmp_path / "gen"
+    write_dataset(generate_tables(50, 2024, seed=2), folder)
+    batch = next(iter_batches(folder / "claims.parquet", 100))
+    assert batch.schema.field("member_id").type == pa.string()
+    for name in ("provider_id", "setting", "referral", "item_code", "diagnosis"):
+        assert pa.types.is_dictionary(batch.schema.field(name).type), name
+
+
+def test_narrow_codes_leave_room_for_the_null_code():
+    """A dictionary of 128 values takes two-byte codes: readers code a null as the dictionary's length
+    (inputs.dictionary_lookup fills nulls with it), which must fit the index type too."""
+    import pyarrow as pa
+
+    from adjudicate.inputs import dictionary_lookup
+    from adjudicate.stream import _index_type
+
+    assert [_index_type(n) for n in (1, 127, 128, 32767, 32768)] == [
+        pa.int8(),
+        pa.int8(),
+        pa.int16(),
+        pa.int16(),
+        pa.int32(),
+    ]
+    values = pa.array([f"v{i}" for i in range(128)])
+    indices = pa.array([127, None, 0], pa.int32()).cast(_index_type(len(values)))
+    coded = pa.chunked_array([pa.DictionaryArray.from_arrays(indices, values)])
+    assert dictionary_lookup(coded, values).tolist() == [127, -1, 0]

@@ -14,6 +14,8 @@ _Offsets = NDArray[np.int32] | NDArray[np.int64]
 
 MAX_PARTS: int
 
+def decimal64(words: _I64, valid: _U8, limit: int, out: _I64) -> bool: ...
+
 class Router:
     parts: int
     noted: int  # read-only properties

@@ -17,6 +17,15 @@ import numpy as np
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memcmp
 
+cdef extern from *:
+    void prefetch "__builtin_prefetch" (const void*) nogil
+
+#: Strings hashed ahead of their probe (``members``, ``note_claims``), their table slots prefetched:
+#: the members' table and the claim table are far larger than the caches, so without it nearly every
+#: probe waits for memory.
+cdef enum:
+    AHEAD = 32
+
 ctypedef fused offset_t:
     int32_t
     int64_t
@@ -27,6 +36,7 @@ MAX_PARTS = 0x7FFF - 1
 cdef uint64_t LOW = 0xFFFF
 cdef uint64_t ELSEWHERE = 0x8000
 cdef uint64_t NULL_KEY = 0x5BD1E9955BD10000ULL  # the key of a null claim id: all nulls are one claim
+cdef uint64_t TAG = 0xFFFFFFFF00000000ULL  # the hash bits a member slot keeps beside the row
 
 
 cdef inline uint64_t _hash(const uint8_t* p, int64_t n) noexcept nogil:
@@ -62,7 +72,7 @@ cdef class Router:
 
     cdef const int64_t[:] m_off
     cdef const uint8_t[:] m_data
-    cdef int32_t[:] slots
+    cdef uint64_t[:] slots  # the hash's top 32 bits | member row + 1 (0: empty)
     cdef uint64_t mask
     cdef const int32_t[:] part_of_member
     cdef const int32_t[:] code_of_member
@@ -76,56 +86,84 @@ cdef class Router:
                  const int32_t[:] code_of_member, int parts):
         """``offsets``/``data``: the members' ids as Arrow large-string buffers; ``part_of_member``
         and ``code_of_member``: each member's range and its code within that range."""
-        cdef int64_t n = len(part_of_member), cap = 16, i
+        cdef int64_t n = len(part_of_member), cap = 16, i, j
         if parts > MAX_PARTS:
             raise ValueError(f"at most {MAX_PARTS} partitions")
         self.m_off, self.m_data = offsets, _bytes(data)
         self.part_of_member, self.code_of_member, self.parts = part_of_member, code_of_member, parts
         while cap < 2 * n:
             cap *= 2
-        self.slots = np.full(cap, -1, np.int32)
+        self.slots = np.zeros(cap, np.uint64)
         self.mask = cap - 1
-        with nogil:
+        cdef uint64_t ring[AHEAD]
+        cdef uint64_t h
+        with nogil:  # hashed ahead, their slots prefetched, as in ``members``
+            for i in range(min(<int64_t>AHEAD, n)):
+                ring[i] = _hash(&self.m_data[0] + offsets[i], offsets[i + 1] - offsets[i])
             for i in range(n):
-                self._insert_member(<int32_t>i)
+                h = ring[i % AHEAD]
+                j = i + AHEAD
+                if j < n:
+                    ring[i % AHEAD] = _hash(&self.m_data[0] + offsets[j], offsets[j + 1] - offsets[j])
+                    prefetch(&self.slots[ring[i % AHEAD] & self.mask])
+                self._insert_member(<int32_t>i, h)
         self.claims = np.zeros(1 << 16, np.uint64)
         self.cmask = (1 << 16) - 1
         self.cfill = 0
         self.ranges = set()
 
-    cdef void _insert_member(self, int32_t row) noexcept nogil:
+    cdef void _insert_member(self, int32_t row, uint64_t h) noexcept nogil:
         cdef int64_t a = self.m_off[row], b = self.m_off[row + 1]
-        cdef uint64_t s = _hash(&self.m_data[0] + a, b - a) & self.mask
-        while self.slots[s] >= 0:
-            if self._same(self.slots[s], &self.m_data[0] + a, b - a):
+        cdef uint64_t s = h & self.mask, tag = h & TAG, v
+        while True:
+            v = self.slots[s]
+            if v == 0:
+                self.slots[s] = tag | <uint64_t>(row + 1)
+                return
+            if (v & TAG) == tag and self._same(<int32_t>((v & ~TAG) - 1), &self.m_data[0] + a, b - a):
                 return  # a repeated id: its first row, as pc.index_in finds it
             s = (s + 1) & self.mask
-        self.slots[s] = row
 
     cdef inline bint _same(self, int32_t row, const uint8_t* p, int64_t n) noexcept nogil:
         cdef int64_t a = self.m_off[row], b = self.m_off[row + 1]
         return b - a == n and (n == 0 or memcmp(&self.m_data[0] + a, p, n) == 0)
 
-    cdef inline int32_t _find(self, const uint8_t* p, int64_t n) noexcept nogil:
-        cdef uint64_t s = _hash(p, n) & self.mask
-        while self.slots[s] >= 0:
-            if self._same(self.slots[s], p, n):
-                return self.slots[s]
+    cdef inline int32_t _find(self, uint64_t h, const uint8_t* p, int64_t n) noexcept nogil:
+        cdef uint64_t s = h & self.mask, tag = h & TAG, v
+        while True:
+            v = self.slots[s]
+            if v == 0:
+                return -1
+            if (v & TAG) == tag and self._same(<int32_t>((v & ~TAG) - 1), p, n):
+                return <int32_t>((v & ~TAG) - 1)
             s = (s + 1) & self.mask
-        return -1
 
     def members(self, const offset_t[:] offsets, data, const uint8_t[:] valid):
         """Member row of each string (-1: unknown, or null where ``valid`` (1 per string, or empty:
         all valid) is 0), as int32."""
-        cdef int64_t n = len(offsets) - 1, i
+        cdef int64_t n = len(offsets) - 1, i, j
         cdef const uint8_t[:] d = _bytes(data)
         out = np.empty(max(n, 0), np.int32)
         cdef int32_t[:] o = out
         cdef bint all_valid = len(valid) == 0
+        cdef uint64_t ring[AHEAD]
+        cdef uint64_t v, h
         with nogil:
+            for j in range(min(<int64_t>AHEAD, n)):
+                ring[j] = _hash(&d[0] + offsets[j], offsets[j + 1] - offsets[j])
             for i in range(n):
+                h = ring[i % AHEAD]
+                j = i + AHEAD
+                if j < n:  # hash ahead, fetch its slot
+                    ring[j % AHEAD] = _hash(&d[0] + offsets[j], offsets[j + 1] - offsets[j])
+                    prefetch(&self.slots[ring[j % AHEAD] & self.mask])
+                j = i + AHEAD // 2
+                if j < n:  # and, half way, the bytes of its candidate
+                    v = self.slots[ring[j % AHEAD] & self.mask]
+                    if v != 0:
+                        prefetch(&self.m_data[0] + self.m_off[<int64_t>((v & ~TAG) - 1)])
                 if all_valid or valid[i]:
-                    o[i] = self._find(&d[0] + offsets[i], offsets[i + 1] - offsets[i])
+                    o[i] = self._find(h, &d[0] + offsets[i], offsets[i + 1] - offsets[i])
                 else:
                     o[i] = -1
         return out
@@ -160,18 +198,22 @@ cdef class Router:
 
     def note_claims(self, const offset_t[:] offsets, data, const uint8_t[:] valid, const int32_t[:] part):
         """Note the range of each line's claim (``valid`` as in ``members``)."""
-        cdef int64_t n = len(part), i
+        cdef int64_t n = len(part), i, j
         cdef const uint8_t[:] d = _bytes(data)
         cdef bint all_valid = len(valid) == 0
         cdef uint64_t key, last = 0
         cdef int32_t last_part = -1
         cdef uint64_t first
+        cdef uint64_t ring[AHEAD]
         with nogil:
+            for j in range(min(<int64_t>AHEAD, n)):
+                ring[j] = _line_key(offsets, d, valid, all_valid, j)
             for i in range(n):
-                if all_valid or valid[i]:
-                    key = _key(&d[0] + offsets[i], offsets[i + 1] - offsets[i])
-                else:
-                    key = NULL_KEY
+                key = ring[i % AHEAD]
+                j = i + AHEAD
+                if j < n:  # key ahead, fetch its slot (a hint: the table may grow meanwhile)
+                    ring[j % AHEAD] = _line_key(offsets, d, valid, all_valid, j)
+                    prefetch(&self.claims[(ring[j % AHEAD] >> 16) & self.cmask])
                 if key == last and part[i] == last_part:
                     continue  # the next line of the same claim, usually
                 last, last_part = key, part[i]
@@ -241,9 +283,22 @@ cdef class Router:
 
     def flagged(self):
         """(the keys (hash bits) of the claims noted in more than one range: candidates to check, the
-        ranges holding their lines, ascending)."""
-        c = np.asarray(self.claims)
-        return np.unique(c[(c & ELSEWHERE) != 0] & ~np.uint64(LOW)), sorted(self.ranges)
+        ranges holding their lines, ascending). One pass over the table, no temporary of its size."""
+        cdef const uint64_t[:] c = self.claims
+        cdef int64_t i, n = len(self.claims), m = 0
+        with nogil:
+            for i in range(n):
+                if c[i] & ELSEWHERE:
+                    m += 1
+        out = np.empty(m, np.uint64)
+        cdef uint64_t[:] o = out
+        m = 0
+        with nogil:
+            for i in range(n):
+                if c[i] & ELSEWHERE:
+                    o[m] = c[i] & ~LOW
+                    m += 1
+        return np.unique(out), sorted(self.ranges)
 
     def keys(self, const offset_t[:] offsets, data, const uint8_t[:] valid):
         """The key (hash bits) of each string, as ``note_claims`` keys them."""
@@ -265,8 +320,37 @@ cdef class Router:
         self.ranges = set()
 
 
+cdef inline uint64_t _line_key(const offset_t[:] offsets, const uint8_t[:] d, const uint8_t[:] valid,
+                               bint all_valid, int64_t i) noexcept nogil:
+    """The claim key of string i (``NULL_KEY`` where null)."""
+    if all_valid or valid[i]:
+        return _key(&d[0] + offsets[i], offsets[i + 1] - offsets[i])
+    return NULL_KEY
+
+
 cdef const uint8_t[:] _bytes(data):
     """A string array's data buffer as bytes (one zero byte when it has none: every string is empty)."""
     if data is None or len(data) == 0:
         return np.zeros(1, np.uint8)
     return np.frombuffer(data, np.uint8)
+
+
+def decimal64(const int64_t[:] words, const uint8_t[:] valid, int64_t limit, int64_t[:] out):
+    """The 128-bit decimals of Arrow's buffer (two 64-bit words each, low first) as 64-bit integers, when
+    every valid one lies within ±``limit``: True and ``out`` filled (0 where null), else False.
+    ``valid``: 1 per value, or empty when all are valid."""
+    cdef int64_t n = len(out), i, low
+    cdef bint all_valid = len(valid) == 0, fits = True
+    if len(words) < 2 * n:
+        raise ValueError("fewer words than values")
+    with nogil:
+        for i in range(n):
+            if all_valid or valid[i]:
+                low = words[2 * i]
+                if words[2 * i + 1] != (-1 if low < 0 else 0) or low > limit or low < -limit:
+                    fits = False
+                    break
+                out[i] = low
+            else:
+                out[i] = 0
+    return fits

@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ._partition import Router
+from ._partition import Router, decimal64
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
 from .inputs import (
     CSV_ENCODING,
@@ -70,6 +70,7 @@ from .policy import Policy
 from .report import write_report
 from .report.builders import RunFigures, merged_figures, run_figures
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
+from .threads import thread_pool
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
 PARTITIONS = ".partitions"  # folder of the partition files, inside the output's temporary folder
@@ -133,7 +134,7 @@ def iter_batches(
     path: Path, batch_rows: int = BATCH_ROWS, columns: Sequence[str] | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The record batches of one claims file, in row order: Parquet text columns of
-    ``DICTIONARY_COLUMNS`` read as dictionaries (as ``load`` reads them), CSV as text."""
+    ``DICTIONARY_COLUMNS`` but member_id read as dictionaries (see ``_coded``), CSV as text."""
     kind = SUFFIXES.get(path.suffix.lower())
     try:
         if kind == "parquet":
@@ -170,11 +171,15 @@ def iter_batches(
 
 
 def _coded(schema: pa.Schema) -> list[str]:
-    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text."""
+    """The claim columns read as dictionaries, as ``inputs.load`` reads them: low-cardinality text, but
+    for ``member_id``. One entry per member rarely fits a Parquet dictionary page, and where it does not
+    a dictionary read hashes every line into Arrow's table of values; the router looks each line up
+    itself (hashed ahead, its slot prefetched), and the range files code it against the range's members
+    whatever was read."""
     return [
         c
         for c in DICTIONARY_COLUMNS.get(CLAIMS.name, ())
-        if c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
+        if c != "member_id" and c in schema.names and schema.field(c).type in (pa.string(), pa.large_string())
     ]
 
 
@@ -222,6 +227,65 @@ def _text_buffers(a: pa.Array) -> tuple[np.ndarray, pa.Buffer | None, np.ndarray
     off = np.frombuffer(offsets, np.int64 if wide else np.int32)[a.offset : a.offset + len(a) + 1]
     valid = np.asarray(a.is_valid()).view(np.uint8) if a.null_count else np.empty(0, np.uint8)
     return off, data, valid
+
+
+#: Claim columns whose 16-byte decimals the range files keep in 8 (decimal64, same scale) when every
+#: value of a batch fits in 18 digits: the files are written, and read back, at about 1.5 s per GiB.
+_NARROW_DECIMALS = frozenset(c.name for c in CLAIMS.columns if c.kind in ("amount", "price", "quantity"))
+#: Dictionary-read claim columns whose codes the range files keep as narrow as the dictionaries allow
+#: (member_id is coded against its range's members instead), with the width they start at: the
+#: enums' few values in one byte, the others in two (a wider code opens a new file, see ``_file``).
+_NARROW_CODES = {
+    c.name: (pa.int8() if c.kind == "enum" else pa.int16())
+    for c in CLAIMS.columns
+    if c.name in DICTIONARY_COLUMNS["claims"] and c.name != "member_id"
+}
+_INDEX_TYPES = (pa.int8(), pa.int16(), pa.int32(), pa.int64())
+
+
+def _index_type(entries: int) -> pa.DataType:
+    """The narrowest signed index type for a dictionary of ``entries`` values that also holds the code
+    ``entries`` (readers give a null that code: ``inputs.dictionary_lookup``)."""
+    return next(t for t in _INDEX_TYPES if entries <= 2 ** (t.bit_width - 1) - 1)
+
+
+def _narrow_decimal(a: pa.Array) -> pa.Array | None:
+    """A decimal128 array as decimal64 of the same scale (precision at most 18), exactly; None when a
+    value does not fit."""
+    t = a.type
+    if not pa.types.is_decimal128(t):
+        return None
+    precision = min(t.precision, 18)
+    words = np.frombuffer(a.buffers()[1], np.int64)[2 * a.offset : 2 * (a.offset + len(a))]
+    valid = np.asarray(a.is_valid()).view(np.uint8) if a.null_count else np.empty(0, np.uint8)
+    low = np.empty(len(a), np.int64)
+    if not decimal64(words, valid, 10**precision - 1, low):
+        return None
+    mask = pa.py_buffer(np.packbits(valid, bitorder="little")) if a.null_count else None
+    return pa.Array.from_buffers(pa.decimal64(precision, t.scale), len(a), [mask, pa.py_buffer(low)], a.null_count)
+
+
+def _common_codes(tables: list[pa.Table]) -> list[pa.Table]:
+    """A range's files with each dictionary column's codes of one type (the widest): a code widened
+    during the pass opens a new file, and a column's chunks must share one type to stay coded."""
+    if len(tables) < 2:
+        return tables
+    for name in tables[0].column_names:
+        types = {t.schema.field(name).type for t in tables if name in t.column_names}
+        if len(types) < 2 or not all(pa.types.is_dictionary(x) for x in types):
+            continue
+        if len({x.value_type for x in types}) != 1:
+            continue
+        widest = max((x.index_type for x in types), key=lambda x: x.bit_width)
+        wide = pa.dictionary(widest, next(iter(types)).value_type)
+        for i, t in enumerate(tables):
+            if name in t.column_names and t.schema.field(name).type != wide:
+                at = t.schema.get_field_index(name)
+                chunks = [
+                    pa.DictionaryArray.from_arrays(c.indices.cast(widest), c.dictionary) for c in t.column(name).chunks
+                ]
+                tables[i] = t.set_column(at, t.schema.field(name).with_type(wide), pa.chunked_array(chunks, wide))
+    return tables
 
 
 def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
@@ -344,6 +408,9 @@ class Partitioner:
         self.files: dict[int, list[Path]] = {k: [] for k in range(parts + 1)}
         self.text: dict[Path, bool] = {}  # partition file -> read as text (CSV)
         self._seen: tuple[pa.Array, np.ndarray] | None = None  # the last member dictionary looked up
+        self._open: dict[tuple[int, int], tuple[pa.Schema, Path]] = {}  # (file, range) -> the file written
+        self._codes = dict(_NARROW_CODES)  # each coded column's index type so far (it only widens)
+        self._wide: set[str] = set()  # decimal columns a value did not fit in 18 digits (kept 16 bytes)
 
     def add_file(self, index: int, path: Path) -> None:
         try:
@@ -410,25 +477,59 @@ class Partitioner:
         read and looked up."""
         part, order, bounds, codes = self.router.route(self._member_rows(batch.column("member_id")))
         ranges = [int(k) for k in np.flatnonzero(np.diff(bounds))]
-        files = [self.folder / f"{index:05d}-{k:05d}.arrows" for k in ranges]
-        for k, f in zip(ranges, files):  # in order, here: the settle pass reads them in this order
-            if f not in self.text:
-                self.text[f] = text
-                self.files[k].append(f)
 
         def cut() -> Iterator[tuple[Path, pa.RecordBatch]]:
             self.router.note_claims(*_text_buffers(_plain(batch.column("claim_id"))), part)
             if offset == 0 and index == 0:
                 self._size_claim_table(batch.num_rows)
             # order is a permutation of the batch's rows: no bounds to check
-            whole = pc.take(batch, pa.array(order), boundscheck=False)
+            whole = pc.take(self._narrow(batch), pa.array(order), boundscheck=False)
             rows: np.ndarray = order.astype(row_type)  # each line's row number, already in range order
             rows += offset
             whole = whole.append_column(ROW, pa.array(rows))
-            yield from zip(files, self._slices(whole, ranges, bounds, codes))
+            for k, piece in zip(ranges, self._slices(whole, ranges, bounds, codes)):
+                yield self._file(index, k, piece.schema, text), piece
 
         writers.write(cut)
         return offset + batch.num_rows
+
+    def _file(self, index: int, k: int, schema: pa.Schema, text: bool) -> Path:
+        """The file of range ``k``'s lines of claims file ``index`` with this schema: a batch whose
+        columns were narrowed otherwise than the batches before (rare: a code or a decimal widened)
+        opens a new one, after the others in the range's list (called in the writer thread, in order)."""
+        held = self._open.get((index, k))
+        if held is not None and held[0].equals(schema):
+            return held[1]
+        n = sum(1 for f in self.files[k] if f.name.startswith(f"{index:05d}-"))
+        f = self.folder / (f"{index:05d}-{k:05d}" + (f".{n}" if n else "") + ".arrows")
+        self._open[(index, k)] = (schema, f)
+        self.text[f] = text
+        self.files[k].append(f)
+        return f
+
+    def _narrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The batch with fewer bytes a line, the same values: the coded columns' codes as narrow as
+        their dictionaries allow (never narrower than earlier batches': fewer new files), the decimals
+        in 8 bytes while they fit (``_NARROW_DECIMALS``)."""
+        for at, f in enumerate(batch.schema):
+            a = batch.column(at)
+            if (
+                f.name in self._codes
+                and pa.types.is_dictionary(f.type)
+                and pa.types.is_signed_integer(f.type.index_type)
+            ):
+                want = max(self._codes[f.name], _index_type(len(a.dictionary)), key=lambda t: t.bit_width)
+                self._codes[f.name] = want
+                if want.bit_width < f.type.index_type.bit_width:
+                    a = pa.DictionaryArray.from_arrays(a.indices.cast(want), a.dictionary)
+                    batch = batch.set_column(at, f.with_type(a.type), a)
+            elif f.name in _NARROW_DECIMALS and f.name not in self._wide and pa.types.is_decimal128(f.type):
+                narrow = _narrow_decimal(a)
+                if narrow is None:
+                    self._wide.add(f.name)
+                else:
+                    batch = batch.set_column(at, f.with_type(narrow.type), narrow)
+        return batch
 
     def _size_claim_table(self, seen: int) -> None:
         """After the first batch: size the claim table for the claims the whole pass will note, at that
@@ -522,7 +623,7 @@ class Partitioner:
         files = self.files[k]
         if not files:
             return None
-        tables = [self._read(f, k) for f in files]
+        tables = _common_codes([self._read(f, k) for f in files])
         try:
             return from_arrow(CLAIMS, files, [(t, self.text[f]) for f, t in zip(files, tables)], threads)
         except InputError as e:
@@ -633,11 +734,17 @@ def _partition(sources: Sources, parts: int, folder: Path, timer: Timer, say: Ca
     scratch.mkdir()
     say(f"partition into {parts}")
     with timer("partition"):
-        part = Partitioner(members, parts, scratch, lines=count_lines(sources.claims))
-        for i, f in enumerate(sources.claims):
-            digests[str(f)], unchanged = digest_while_reading(f)
-            part.add_file(i, f)
-            unchanged()  # the digest describes the bytes partitioned
+        files = sources.claims
+        # each file is digested (opened and read) before it is partitioned, as the check needs: the first
+        # while the members' table is built, the next while this one is partitioned
+        with thread_pool(1, "digest") as pool:
+            digest = pool.submit(digest_while_reading, files[0]) if files else None
+            part = Partitioner(members, parts, scratch, lines=count_lines(files))
+            for i, f in enumerate(files):
+                digests[str(f)], unchanged = digest.result()  # type: ignore[union-attr]
+                digest = pool.submit(digest_while_reading, files[i + 1]) if i + 1 < len(files) else None
+                part.add_file(i, f)
+                unchanged()  # the digest describes the bytes partitioned
         split = part.split_claims()
         pa.default_memory_pool().release_unused()  # the batches' pages, kept for reuse (heap.keep_arrow_memory)
     for table in (members, providers, catalogue):
