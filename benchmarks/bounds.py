@@ -29,26 +29,26 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 LEVERS: dict[str, str] = {
     "read": "the Parquet decode itself is the floor's work; beyond it: decoding two row groups at once (one per "
     "core) and converting each column in the decoder's own buffers",
-    "encode": "the line checks, settlement order, lookups and line layout are compiled passes now: what is left is "
-    "the first touch of the per-line arrays (narrower dtypes, shared with the kernel) and, on shuffled rows, "
-    "claim-id hashing (short ids kept in the table's slots); or a prepared dataset (`--dataset`), which skips "
-    "the stage",
+    "encode": "claim and member ids are coded while the file is read, and the checks, order, lookups and line "
+    "layout are compiled passes: what is left is the line layout's first touch of the per-line arrays and, on "
+    "shuffled rows, its random gathers (a cache-friendly order of the layout); or a prepared dataset "
+    "(`--dataset`), which skips the stage",
     "kernel": "the compiled pass is fast when its outputs are warm: first touch of the output arrays (narrower "
     "per-line outputs, or lines written straight into the writer's buffers)",
     "allocate": "allocating the funds in the settle pass itself, with no second pass over the lines",
     "write": "mostly the floor's own work (Parquet encoding and compression of lines.parquet, one column after "
-    "another: pyarrow does not expose the writer's threaded column encoding); the rest is copies of the "
-    "amounts out of the kernel's matrices (column-major outputs would make them views)",
-    "partition": "settling the first ranges while later ones are still being partitioned (two cores), and fewer "
-    "bytes per line in the range files",
+    "another: pyarrow does not expose the writer's threaded column encoding, apache/arrow#50866); the amounts "
+    "are views of the kernel's column-major matrices already",
+    "partition": "the claims' Parquet decode is most of the pass now; overlapping the member sort with the first "
+    "batch's read, and settling ranges early where files are split by member",
     "outside": "lazy imports, policy and digest work overlapped with reading, a cheaper report.html and summary "
     "(the timers `startup`, `report`, `finish` split this part when present)",
     "startup": "lazy imports: nothing of numpy, pyarrow or rich loaded before a command needs it",
     "report": "a cheaper report.html: charts from pre-aggregated tables, built beside the writer",
     "finish": "the summary, digests and the atomic rename overlapped with writing",
     "compare": "the second policy's kernel pass and compare.parquet's write; the decode is already shared",
-    "adjustments": "a cheaper incremental comparison: the earlier dataset re-settled only for the changed "
-    "members, and their claims and lines built once per side",
+    "adjustments": "the earlier dataset settled in place over the changed members' claim ranges (its memory-mapped "
+    "arrays, no copies of them)",
     "read_previous": "reading only the previous night's rows of the changed member-years",
 }
 
