@@ -447,6 +447,15 @@ def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t in
 
 
 
+cdef extern from *:
+    """
+    #include <sys/mman.h>
+    #ifndef MADV_HUGEPAGE  /* no transparent huge pages on this system (macOS): the advice is a no-op */
+    #define MADV_HUGEPAGE MADV_NORMAL
+    #endif
+    """
+
+
 cdef extern from "<sys/mman.h>" nogil:
     void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
     int munmap(void* addr, size_t length)
