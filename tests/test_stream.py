@@ -193,12 +193,9 @@ def test_claim_split_across_batches_and_ranges_is_rejected(tmp_path, monkeypatch
     assert s["counts"]["settled_claims"] == 12
 
 
-def test_partition_files_are_arrow_ipc_with_one_member_dictionary_per_range(tmp_path):
-    """The settle pass memory-maps uncompressed Arrow IPC; a range's member_id is coded against
-    that range's members only (written once), the orphans keep their text."""
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
+def _partitioned_sample(tmp_path, ranges: int):
+    """A generated sample (5 % defective rows) whose claims file is partitioned into ``ranges``
+    ranges of 500-line batches: (its folder, its members table, the Partitioner)."""
     from adjudicate.inputs import load
     from adjudicate.schema import MEMBERS
     from adjudicate.stream import Partitioner
@@ -208,8 +205,18 @@ def test_partition_files_are_arrow_ipc_with_one_member_dictionary_per_range(tmp_
     members = load(MEMBERS, [folder / "members.parquet"])
     scratch = tmp_path / "parts"
     scratch.mkdir()
-    part = Partitioner(members, 4, scratch, batch_rows=500)
+    part = Partitioner(members, ranges, scratch, batch_rows=500)
     part.add_file(0, folder / "claims.parquet")
+    return folder, members, part
+
+
+def test_partition_files_are_arrow_ipc_with_one_member_dictionary_per_range(tmp_path):
+    """The settle pass memory-maps uncompressed Arrow IPC; a range's member_id is coded against
+    that range's members only (written once), the orphans keep their text."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    folder, members, part = _partitioned_sample(tmp_path, 4)
     seen = []
     for k in range(4):
         (f,) = part.files[k]
@@ -454,16 +461,10 @@ def test_range_files_hold_narrow_codes_and_8_byte_decimals(tmp_path):
     import pyarrow.ipc as ipc
 
     from adjudicate.inputs import load
-    from adjudicate.schema import CLAIMS, MEMBERS
-    from adjudicate.stream import ROW, Partitioner
+    from adjudicate.schema import CLAIMS
+    from adjudicate.stream import ROW
 
-    folder = tmp_path / "gen"
-    write_dataset(generate_tables(200, 2024, seed=3, bad_rows=0.05), folder)
-    members = load(MEMBERS, [folder / "members.parquet"])
-    scratch = tmp_path / "parts"
-    scratch.mkdir()
-    part = Partitioner(members, 2, scratch, batch_rows=500)
-    part.add_file(0, folder / "claims.parquet")
+    folder, members, part = _partitioned_sample(tmp_path, 2)
     with pa.memory_map(str(part.files[0][0])) as src:
         schema = ipc.open_stream(src).read_all().schema
     assert {n: schema.field(n).type.index_type for n in ("setting", "referral", "provider_id", "item_code")} == {
