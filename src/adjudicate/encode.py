@@ -136,14 +136,21 @@ class Encoded:
         )
 
     def without(self, claims: np.ndarray, in_place: bool = False) -> Encoded:
-        """The same without the claims at positions ``claims`` (ascending) and their lines.
-
-        Each array is copied once, run by run between the claims dropped (no mask, no
-        index array). With ``in_place`` the arrays the caller owns outright are compacted
-        where they are (:func:`cut_runs`): a policy's few negative claims cut out of a
-        run's arrays without fresh memory. This object is then no longer valid."""
+        """The same without the claims at positions ``claims`` (ascending) and their lines
+        (:meth:`without_runs`, each claim a run of its own)."""
         claims = np.ascontiguousarray(claims, dtype=np.int64)
-        lo, hi = self.line_start[claims], self.line_start[claims + 1]
+        return self.without_runs(claims, claims + 1, in_place)
+
+    def without_runs(self, lo: np.ndarray, hi: np.ndarray, in_place: bool = False) -> Encoded:
+        """The same without the claims in the runs [lo[k], hi[k]) (ascending, disjoint) and their lines.
+
+        Each array is copied once, run by run between the runs dropped (no mask, no index
+        array). With ``in_place`` the arrays the caller owns outright are compacted where
+        they are (:func:`cut_runs`): a policy's few negative claims cut out of a run's
+        arrays without fresh memory. This object is then no longer valid."""
+        lo = np.ascontiguousarray(lo, dtype=np.int64)
+        hi = np.ascontiguousarray(hi, dtype=np.int64)
+        line_lo, line_hi = self.line_start[lo], self.line_start[hi]
         done: dict[int, np.ndarray] = {}  # by id: an array under two names is cut once
 
         def cut(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
@@ -151,11 +158,11 @@ class Encoded:
                 done[id(a)] = cut_runs(a, lo, hi, in_place, shift)
             return done[id(a)]
 
-        fields = {f: cut(getattr(self, f), claims, claims + 1) for f in self.CLAIM_FIELDS}
-        fields.update({f: cut(getattr(self, f), lo, hi) for f in self.LINE_FIELDS})
+        fields = {f: cut(getattr(self, f), lo, hi) for f in self.CLAIM_FIELDS}
+        fields.update({f: cut(getattr(self, f), line_lo, line_hi) for f in self.LINE_FIELDS})
         # a line's claim position falls by the claims dropped before it; a claim's first line by their lines
-        line_claim = cut(self.line_claim, lo, hi, np.arange(len(claims) + 1, dtype=np.int64))
-        line_start = cut(self.line_start, claims, claims + 1, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
+        line_claim = cut(self.line_claim, line_lo, line_hi, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
+        line_start = cut(self.line_start, lo, hi, np.r_[0, np.cumsum(line_hi - line_lo)].astype(np.int64))
         return Encoded(
             claim_dict=self.claim_dict,
             line_claim=line_claim,

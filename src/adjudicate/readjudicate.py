@@ -539,29 +539,13 @@ def select_claims(enc, claims: np.ndarray):
     """``enc`` with only the claims at positions ``claims`` (ascending) and their lines.
 
     The claims of a member lie together in settlement order, so a few members' claims are few runs:
-    the runs between them are cut out of each array in one compiled pass (``cut_runs``), a copy of
-    the rows kept, not a gather through an index of every line (what ``Encoded.select`` does)."""
-    from .encode import cut_runs
-
+    the runs between them are cut out (``Encoded.without_runs``), a copy of the rows kept, not a
+    gather through an index of every line (what ``Encoded.select`` does)."""
     dropped = np.zeros(len(enc.member) + 2, np.int8)  # a 0 either side: every run has both edges
     dropped[1:-1] = 1
     dropped[1:-1][claims] = 0
     edges = np.diff(dropped)
-    lo, hi = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # the runs of claims dropped
-    line_lo, line_hi = enc.line_start[lo], enc.line_start[hi]
-    done: dict[int, np.ndarray] = {}  # by id: an array under two names is cut once
-
-    def cut(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
-        if id(a) not in done:
-            done[id(a)] = cut_runs(a, lo, hi, False, shift)
-        return done[id(a)]
-
-    fields = {f: cut(getattr(enc, f), lo, hi) for f in enc.CLAIM_FIELDS}
-    fields.update({f: cut(getattr(enc, f), line_lo, line_hi) for f in enc.LINE_FIELDS})
-    # a line's claim position falls by the claims dropped before it; a claim's first line by their lines
-    fields["line_claim"] = cut(enc.line_claim, line_lo, line_hi, np.r_[0, np.cumsum(hi - lo)].astype(np.int64))
-    fields["line_start"] = cut(enc.line_start, lo, hi, np.r_[0, np.cumsum(line_hi - line_lo)].astype(np.int64))
-    return replace(enc, **fields)
+    return enc.without_runs(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))  # the runs dropped
 
 
 def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
