@@ -49,7 +49,6 @@ import pyarrow.parquet as pq
 
 from . import __version__, keep
 from . import policy as P
-from .inputs import strings
 from .money import fen_to_decimal, fen_to_decimal64, round_half_away, yuan
 from .outputs import claim_amounts, decimals_for, label_array, parquet_options
 from .schema import AMOUNTS, SETTINGS
@@ -238,19 +237,6 @@ def settlement_order(t: pa.Table, member: str, date: str, claim: str, *then: str
     return t.take(pc.sort_indices(t, sort_keys=keys))
 
 
-def ids_at(e, who: str, rows: np.ndarray | None) -> pa.Array:
-    """``e.member_id`` or ``e.provider_id`` (``who``: "member", "provider") at the claim positions
-    ``rows`` (None: all), as :class:`~adjudicate.encode.Encoded` builds the whole column, but
-    gathering only the rows asked for (readjudicate asks for a few of every claim)."""
-    name = f"{who}_id"
-    if rows is None or name in e.__dict__:  # the whole column, or built already
-        col = getattr(e, name)
-        return col if rows is None else col.take(pa.array(rows))
-    if f"{who}s.{name}" in e.source:  # from the small members / providers table
-        return e.source[f"{who}s.{name}"].take(pa.array(getattr(e, who)[rows]))
-    return strings(e.source[name].take(pa.array(e.head_row[rows])))
-
-
 def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
     """A run's settled claims with int64 fen amounts (the join payload); only the claim positions
     ``rows`` (ascending) when given."""
@@ -261,13 +247,13 @@ def claim_fen_table(r, rows: np.ndarray | None = None) -> pa.Table:
 
     cols: dict[str, Any] = {
         "claim_id": e.claim_id if rows is None else e.claim_dict.take(pa.array(e.claim_code[rows])),
-        "member_id": ids_at(e, "member", rows),
+        "member_id": e.ids("member", rows),
         "setting": pa.DictionaryArray.from_arrays(pa.array(pick(e.setting).astype(np.int8)), pa.array(SETTINGS)).cast(
             pa.string()
         ),
         "settle_date": pa.array(pick(e.settle_date), pa.int32()).cast(pa.date32()),
         "benefit_year": pa.array(pick(e.year), pa.int16()),
-        "provider_id": ids_at(e, "provider", rows),
+        "provider_id": e.ids("provider", rows),
     }
     # the amounts of the picked claims only: the claim-level arrays of a result cut to them
     src = r if rows is None else replace(r, sums=r.sums[rows], settle=r.settle[rows])

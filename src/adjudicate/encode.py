@@ -93,15 +93,25 @@ class Encoded:
 
     @cached_property
     def member_id(self) -> pa.Array:
-        if "members.member_id" in self.source:  # the same strings, from the (small) members table
-            return self.source["members.member_id"].take(pa.array(self.member))
-        return strings(self.source["member_id"].take(pa.array(self.head_row)))
+        return self.ids("member")
 
     @cached_property
     def provider_id(self) -> pa.Array:
-        if "providers.provider_id" in self.source:
-            return self.source["providers.provider_id"].take(pa.array(self.provider))
-        return strings(self.source["provider_id"].take(pa.array(self.head_row)))
+        return self.ids("provider")
+
+    def ids(self, who: str, claims: np.ndarray | None = None) -> pa.Array:
+        """The member or provider id (``who``: "member", "provider") of the claims at positions
+        ``claims`` (None: every claim); only those rows are gathered."""
+        name = f"{who}_id"
+        if name in self.__dict__:  # the whole column, built already
+            col = self.__dict__[name]
+            return col if claims is None else col.take(pa.array(claims))
+        table = f"{who}s.{name}"  # the same strings, from the (small) members / providers table
+        if table in self.source:
+            rows = getattr(self, who)
+            return self.source[table].take(pa.array(rows if claims is None else rows[claims]))
+        heads = self.head_row if claims is None else self.head_row[claims]
+        return strings(self.source[name].take(pa.array(heads)))
 
     @cached_property
     def line_claim_id(self) -> pa.Array:

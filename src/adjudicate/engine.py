@@ -449,16 +449,9 @@ def _reject_negative(enc: Encoded, sums: np.ndarray, dropped: np.ndarray) -> Non
     s = sums[dropped]
     rows = enc.head_row[dropped]
 
-    def who(column: str, table: str, table_rows: np.ndarray) -> list:
-        # as Encoded.member_id: from the small members / providers table (a take from the claims'
-        # column, in many chunks, costs more than the rows are worth), else row by row
-        if table in enc.source:
-            return enc.source[table].take(pa.array(table_rows)).to_pylist()
-        return [enc.source[column][r].as_py() for r in rows.tolist()]
-
     ids = enc.claim_dict.take(pa.array(enc.claim_code[dropped])).to_pylist()
-    members = who("member_id", "members.member_id", enc.member[dropped])
-    providers = who("provider_id", "providers.provider_id", enc.provider[dropped])
+    members = enc.ids("member", dropped).to_pylist()
+    providers = enc.ids("provider", dropped).to_pylist()
     names = ("total", "self_pay", "first_self_pay") + tuple(
         f"eligible of class {k}" for k in ("A", "B", "special", "supplementary")
     )
