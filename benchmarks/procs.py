@@ -142,31 +142,34 @@ def warm(folder: Path) -> None:
                 pass
 
 
+def figures(runs: list[Ran]) -> dict:
+    """What the RESULTS tables show of repeated runs of one command: median wall (and every wall),
+    the largest peak RSS, median user and system CPU seconds."""
+    return {
+        "wall": median([r.wall for r in runs]),
+        "walls": [r.wall for r in runs],
+        "rss": max(r.rss for r in runs),
+        "user": median([r.user for r in runs]),
+        "sys": median([r.sys for r in runs]),
+    }
+
+
 def bench_engine(
     data: Path, outdir: Path, lines: bool, repeat: int, extra: tuple[str, ...] = (), label: str = ""
 ) -> dict:
-    walls, rss, timings, cpu = [], [], [], []
+    runs, timings = [], []
     out = outdir / (("engine-full" if lines else "engine-nolines") + ("-" + "".join(extra).strip("-") if extra else ""))
     name = "adjudicate run" + ("" if lines else " --no-lines") + (" " + " ".join(extra) if extra else "")
     for i in range(repeat):
-        ran = run_cmd_rss(engine_args(data, out, lines, extra=extra))
-        w = ran.wall
+        runs.append(run_cmd_rss(engine_args(data, out, lines, extra=extra)))
         s = json.loads((out / "summary.json").read_text())
-        walls.append(w)
-        rss.append(ran.rss)
-        cpu.append((ran.user, ran.sys))
         timings.append(s["timings_seconds"])
-        say(f"  {name} #{i + 1}: {w:.2f} s " + " ".join(f"{k}={v:.2f}" for k, v in s["timings_seconds"].items()))
-    names = stage_names(timings)
+        say(f"  {name} #{i + 1}: {runs[-1].wall:.2f} s " + " ".join(f"{k}={v:.2f}" for k, v in timings[-1].items()))
     return {
-        "wall": median(walls),
-        "walls": walls,
-        "rss": max(rss),
-        "user": median([u for u, _ in cpu]),
-        "sys": median([x for _, x in cpu]),
+        **figures(runs),
         "out": out,
         "name": name,
         "partitions": s.get("partitions", 1),
-        "stages": {k: median([t.get(k, 0.0) for t in timings]) for k in names},
+        "stages": {k: median([t.get(k, 0.0) for t in timings]) for k in stage_names(timings)},
         "summary": s,
     }

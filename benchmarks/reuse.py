@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
 import provenance  # noqa: E402
-from procs import adjudicate_cmd, bench_engine, engine_args, run_cmd_rss, say, warm  # noqa: E402
+from procs import adjudicate_cmd, bench_engine, engine_args, figures, run_cmd_rss, say, warm  # noqa: E402
 
 POLICY = "prefecture-employee"
 SWEEP = [
@@ -76,18 +76,17 @@ def bench_reuse(data: Path, outdir: Path, repeat: int, cold: list[str] | None = 
     res: dict = {}
 
     def timed(name: str, cmd: list[str], n: int = repeat) -> dict:
-        walls, rss, ratios = [], [], []
+        runs, ratios = [], []
         for i in range(n):
-            w, r = run_cmd_rss(adjudicate_cmd() + cmd)[:2]
-            walls.append(w)
-            rss.append(r)
+            runs.append(run_cmd_rss(adjudicate_cmd() + cmd))
+            w = runs[-1].wall
             line = f"  {name} #{i + 1}: {w:.2f} s"
             if cold is not None and n > 1:
                 c = run_cmd_rss(cold)[0]
                 ratios.append(w / c)
                 line += f" (cold run after it {c:.2f} s: {w / c:.2f}×)"
             say(line)
-        res[name] = {"wall": statistics.median(walls), "walls": walls, "rss": max(rss)}
+        res[name] = figures(runs)
         summary = Path(cmd[cmd.index("--out") + 1]) / "summary.json" if "--out" in cmd else None
         if summary is not None and summary.exists():  # the last run's stages, for run.py's bounds
             res[name]["stages"] = json.loads(summary.read_text()).get("timings_seconds", {})

@@ -48,6 +48,7 @@ from procs import (  # noqa: E402
     adjudicate_cmd,
     bench_engine,
     engine_args,
+    figures,
     median,
     out_file,
     run_cmd_rss,
@@ -355,24 +356,12 @@ def bench_startup(repeat: int, outdir: Path) -> dict:
 
 def bench_peer(name: str, data: Path, outdir: Path, repeat: int) -> dict:
     out = outdir / f"peer-{name}.parquet"
-    walls, rss, inner, cpu = [], [], [], []
+    runs, inner = [], []
     for i in range(repeat):
-        ran = run_cmd_rss([sys.executable, str(PEER_SCRIPT), name, "--data", str(data), "--out", str(out)])
-        w = ran.wall
-        walls.append(w)
-        rss.append(ran.rss)
-        cpu.append((ran.user, ran.sys))
-        inner.append(json.loads(ran.stdout.strip().splitlines()[-1]))
-        say(f"  {name} #{i + 1}: {w:.2f} s")
-    return {
-        "wall": median(walls),
-        "walls": walls,
-        "rss": max(rss),
-        "user": median([u for u, _ in cpu]),
-        "sys": median([x for _, x in cpu]),
-        "out": out,
-        "inner": {k: median([x[k] for x in inner]) for k in inner[0]},
-    }
+        runs.append(run_cmd_rss([sys.executable, str(PEER_SCRIPT), name, "--data", str(data), "--out", str(out)]))
+        inner.append(json.loads(runs[-1].stdout.strip().splitlines()[-1]))
+        say(f"  {name} #{i + 1}: {runs[-1].wall:.2f} s")
+    return {**figures(runs), "out": out, "inner": {k: median([x[k] for x in inner]) for k in inner[0]}}
 
 
 def _short(file: str) -> str:
