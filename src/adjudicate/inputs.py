@@ -448,7 +448,8 @@ def _parquet_converted(
         def read(k: int) -> pa.Table:
             return pf.read_row_group(k, columns=columns, use_threads=True)
 
-        with thread_pool(1, "adjudicate-read") as pool:
+        coding: list[Future[None]] = []  # the coders' work, one group after another on their own thread
+        with thread_pool(1, "adjudicate-read") as pool, thread_pool(1, "adjudicate-code") as coder:
             at = 0
             ahead = pool.submit(read, 0)
             for k in range(groups):
@@ -471,12 +472,18 @@ def _parquet_converted(
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
                         out[at : at + m] = v
-                    elif isinstance(out, (_Strings, _Coder)):
+                    elif isinstance(out, _Coder):
+                        # the ids are hashed while this thread converts the other columns (both
+                        # release the GIL): in shuffled rows nearly every id is a miss in a big table
+                        coding.append(coder.submit(out.add, v, n - at))
+                    elif isinstance(out, _Strings):
                         out.add(v, n - at)
                     else:
                         values.setdefault(col.name, []).append(v)
                 del group
                 at += m
+            for job in coding:
+                job.result()  # in order: the first coder error, as before
         if at != n:
             return None
     except (InputError, *_READ_ERRORS):
