@@ -194,3 +194,28 @@ def test_claim_ids_coded_while_read(tmp_path, generated, group):
     c2, d2 = claim_codes_of(two, np.int32)
     c1, d1 = claim_codes(pa.array(ids + ids, pa.string()), np.int32)
     assert c2.tolist() == c1.tolist() and d2.to_pylist() == d1.to_pylist()
+
+
+def test_a_coder_failing_on_its_thread_falls_back_to_the_plain_read(tmp_path, generated, monkeypatch):
+    """The ids are coded on a thread of their own, beside the other columns' conversion: a
+    coder that fails there (out of memory) is seen, and the file is read the plain way, to
+    the same values (without codes made while read)."""
+    path = tmp_path / "claims.parquet"
+    pq.write_table(generated, path, row_group_size=7)
+    want = load(CLAIMS, [path])
+    calls = []
+    add = inputs._Coder.add
+
+    def failing(self, arr, left):
+        calls.append(len(arr))
+        if len(calls) == 3:
+            raise MemoryError("too many distinct values, or out of memory")
+        add(self, arr, left)
+
+    monkeypatch.setattr(inputs._Coder, "add", failing)
+    got = load(CLAIMS, [path])
+    assert len(calls) >= 3 and got.codes == {} and want.codes != {}
+    for name in ("claim_id", "member_id"):
+        assert inputs.strings(got.coded(name)).to_pylist() == inputs.strings(want.coded(name)).to_pylist()
+    for name in ("line_no", "amount", "setting"):
+        assert np.array_equal(got[name], want[name])

@@ -166,6 +166,29 @@ def test_dictionary_lookup_of_chunks_sharing_a_dictionary(chunks, share):
         assert got.dtype == dtype and got.tolist() == plain_pos
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.one_of(st.none(), st.integers(0, 5)), max_size=8), max_size=6),
+    st.booleans(),
+    st.lists(st.integers(-128, 127), min_size=6, max_size=6),
+)
+def test_dictionary_lookup_mapped_is_the_positions_mapped(chunks, share, mapped):
+    """``mapped`` (enums: each accepted spelling's int8 code) gives each line the mapped
+    value of its position, -1 where absent or null: what mapping the plain positions gives."""
+    names = pa.array(["m0", "m1", "m2", "m3", "m4", "m5"])
+    shared = pa.array(["m3", "zz", "m1", "m0", "m5", "m4"])
+    parts = []
+    for k, rows in enumerate(chunks):
+        dictionary = shared if share or k % 2 else pa.array(["m5", "m4", "m3", "m2", "m1", "zz"])
+        parts.append(pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionary))
+    arr = pa.chunked_array(parts, pa.dictionary(pa.int32(), pa.string()))
+    codes = np.asarray(mapped, np.int8)
+    plain = dictionary_lookup(arr, names, np.int64)
+    want = [-1 if p < 0 else int(codes[p]) for p in plain]
+    got = dictionary_lookup(arr, names, np.int8, codes)
+    assert got.dtype == np.int8 and got.tolist() == want
+
+
 #: any text: long, non-ASCII, empty, sharing their first 16 or 24 bytes (what the coder's slots hold), and nulls
 any_ids = st.lists(
     st.one_of(

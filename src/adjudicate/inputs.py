@@ -448,7 +448,8 @@ def _parquet_converted(
         def read(k: int) -> pa.Table:
             return pf.read_row_group(k, columns=columns, use_threads=True)
 
-        with thread_pool(1, "adjudicate-read") as pool:
+        coding: list[Future[None]] = []  # the coders' work, one group after another on their own thread
+        with thread_pool(1, "adjudicate-read") as pool, thread_pool(1, "adjudicate-code") as coder:
             at = 0
             ahead = pool.submit(read, 0)
             for k in range(groups):
@@ -471,12 +472,18 @@ def _parquet_converted(
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
                         out[at : at + m] = v
-                    elif isinstance(out, (_Strings, _Coder)):
+                    elif isinstance(out, _Coder):
+                        # the ids are hashed while this thread converts the other columns (both
+                        # release the GIL): in shuffled rows nearly every id is a miss in a big table
+                        coding.append(coder.submit(out.add, v, n - at))
+                    elif isinstance(out, _Strings):
                         out.add(v, n - at)
                     else:
                         values.setdefault(col.name, []).append(v)
                 del group
                 at += m
+            for job in coding:
+                job.result()  # in order: the first coder error, as before
         if at != n:
             return None
     except (InputError, *_READ_ERRORS):
@@ -910,10 +917,10 @@ def _convert_coded(path: str | Path, col, arr: pa.ChunkedArray, spec: TableSpec)
     if col.kind == "string":
         return arr, nulls
     names, code_of = _enum_names(col.enum)
-    pos = dictionary_lookup(arr, names)
-    codes = np.where(pos >= 0, np.asarray(code_of, dtype=np.int8)[np.maximum(pos, 0)], -1).astype(np.int8)
-    bad = (codes < 0) & ~nulls
-    if bad.any():
+    # each dictionary value's code, gathered straight into int8: no per-line position array
+    codes = dictionary_lookup(arr, names, np.int8, np.asarray(code_of, dtype=np.int8))
+    bad = (codes < 0) & ~nulls if len(codes) and int(codes.min()) < 0 else None  # -1: unknown or null
+    if bad is not None and bad.any():
         row = int(np.flatnonzero(bad)[0])
         aliases = "/".join(ENUM_ALIASES.get(col.enum, {}))
         raise InputError(
@@ -963,11 +970,15 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return off, np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
 
 
-def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64) -> np.ndarray:
+def dictionary_lookup(
+    arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64, mapped: np.ndarray | None = None
+) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
     absent or null): each chunk's small dictionary is looked up, then its codes
     are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
-    per-line array where the caller takes it (encode)."""
+    per-line array where the caller takes it (encode). With ``mapped`` (one value of
+    ``dtype`` per value of ``value_set``), each line gets ``mapped`` at its position
+    instead (-1 still where absent or null): mapped per dictionary value, not per line."""
     out: np.ndarray = np.empty(len(arr), dtype)
     # The batches of one Parquet row group share one dictionary (as large as the members
     # table, for member_id): it is looked up once, not once per batch. The distinct
@@ -992,6 +1003,8 @@ def dictionary_lookup(arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = n
             size += len(dictionaries[k + len(batch)])
             batch.append(dictionaries[k + len(batch)])
         pos = find_positions(batch[0] if len(batch) == 1 else pa.concat_arrays(batch), value_set, dtype)
+        if mapped is not None:
+            pos = np.where(pos >= 0, mapped[np.maximum(pos, 0)], -1).astype(dtype)
         at = 0
         for d in batch:
             positions.append(np.append(pos[at : at + len(d)], -1))  # -1: the code of a null
@@ -1068,6 +1081,8 @@ def _to_days(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error
     else:
         raise type_error()
     days = np.asarray(pc.fill_null(day.cast(pa.int32()), 0), dtype=np.int32)
+    if not len(days) or (_DAY_MIN <= int(days.min()) and int(days.max()) <= _DAY_MAX):
+        return days  # every date in range (nulls are 0 already): no column-length temporaries
     out = ((days < _DAY_MIN) | (days > _DAY_MAX)) & ~nulls
     if out.any():
         row = int(np.flatnonzero(out)[0])
