@@ -205,3 +205,46 @@ def test_first_repeat_laid_is_the_first_repeat_of_each_claim(claims):
     out2 = np.empty(len(lines), np.int64)
     _encode.first_repeat_laid(line_start, line_no, row, np.empty(0, np.uint8), out2)
     assert [(-1 if v < 0 else 0) for v in out2.tolist()] == none_skipped
+
+
+@pytest.mark.parametrize("group", [7, 1000])
+def test_lookup_column_through_the_read_codes_is_the_lookup_of_every_value(tmp_path, group):
+    """A claims column coded while read (member_id) is looked up through its codes: the same
+    positions as looking up every line's string, nulls and unknown ids included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from adjudicate.encode import lookup, lookup_column
+    from adjudicate.generate import generate_tables
+    from adjudicate.inputs import load
+    from adjudicate.schema import CLAIMS
+
+    t = generate_tables(40, 2024, seed=4, bad_rows=0.05)
+    claims = t["claims"]
+    ids = claims.column("member_id").to_pylist()
+    ids[3], ids[5] = "not-a-member", None
+    claims = claims.set_column(claims.schema.get_field_index("member_id"), "member_id", pa.array(ids, pa.string()))
+    path = tmp_path / "claims.parquet"
+    pq.write_table(claims, path, row_group_size=group)
+    table = load(CLAIMS, [path])
+    assert "member_id" in table.codes  # the path under test
+    members = t["members"].column("member_id").combine_chunks()
+    got = lookup_column(table, "member_id", members)
+    want = lookup(pa.array(ids, pa.string()), members, np.int32)
+    assert got.dtype == np.int32
+    assert got.tolist() == want.tolist()
+    assert got[3] == -1 and got[5] == -1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-800_000, 2_900_000), max_size=30), st.booleans())
+def test_years_of_is_numpy_calendar_year(days, wide):
+    """Years through the table of the span against NumPy's calendar, dates before 1970 and a
+    span too wide for the table included."""
+    from adjudicate.encode import years_of
+
+    d = np.array(days + ([-(2**30), 2**30] if wide else []), np.int32)
+    want = d.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    got = years_of(d)
+    assert got.dtype == np.int32
+    assert got.tolist() == want.tolist()

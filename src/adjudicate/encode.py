@@ -311,6 +311,17 @@ def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type 
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
+def lookup_column(claims: Table, column: str, value_set: pa.Array) -> np.ndarray:
+    """``lookup`` of a claims text column in ``value_set``, int32: through the codes made while
+    the table was read (``Table.codes``) where there are, so only the distinct values are
+    looked up and each line's position is a gather by its code (no string hashed per line)."""
+    if column in claims.codes:
+        code, dictionary = claims.codes[column]
+        pos = np.append(lookup(dictionary, value_set, np.int32), np.int32(-1))
+        return pos[code]  # code -1 (null) takes the last entry: -1
+    return lookup(claims.coded(column), value_set, np.int32)
+
+
 def catalogue_codes(cat: Table) -> pa.Array:
     """The catalogue's distinct item codes, numbered as ``catalogue_rows`` numbers them."""
     return _codes(cat["item_code"])[1]
@@ -415,6 +426,18 @@ def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     return out
 
 
+def years_of(days: np.ndarray) -> np.ndarray:
+    """The calendar year (int32) of each date (days since epoch): a table of the years of the
+    dates' span, gathered, where NumPy's datetime conversion costs several passes."""
+    if not len(days):
+        return np.empty(0, np.int32)
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo > 1 << 22:  # a span of millennia: the table would be larger than the dates
+        return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    return table[days - np.int32(lo) if days.dtype == np.int32 else days - lo]
+
+
 def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Deductible-table row (0, 1, 2 for '1 or community', '2', '3'), schemes.md §2."""
     row = np.where(level >= 3, 2, np.where(level == 2, 1, 0))
@@ -464,9 +487,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             "claim": pool.submit(claim_codes_of, claims, row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
-            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
-            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"], np.int32),
-            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue), np.int32),
+            "member": pool.submit(lookup_column, claims, "member_id", members["member_id"]),
+            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
+            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
             "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
@@ -728,9 +751,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     dropped = np.flatnonzero(reject[corder] >= 0)
     if len(dropped):  # the rejected claims and their lines cut out where they are (no fresh pages)
         enc = enc.without(dropped, in_place=True)
-    enc.year = enc.settle_date.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    enc.year = years_of(enc.settle_date)
     enc.months = enrolment_months(members["enrolled_since"][enc.member], enc.settle_date)
-    enc.level_row = level_rows(providers["kind"][enc.provider], providers["level"][enc.provider])
+    # per provider, then gathered: one pass over the claims, not five
+    enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
     return enc
 
 
