@@ -248,3 +248,45 @@ def test_years_of_is_numpy_calendar_year(days, wide):
     got = years_of(d)
     assert got.dtype == np.int32
     assert got.tolist() == want.tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-1, 4),  # member row (-1: unknown or null: row 0's rank)
+            st.booleans(),  # inpatient
+            st.integers(-3, 3),  # admit_date
+            st.integers(-3, 3),  # discharge_date
+        ),
+        max_size=60,
+    ),
+    st.lists(st.text("ab甲", max_size=4), min_size=60, max_size=60, unique=True),
+    st.permutations(range(5)),
+    st.integers(0, 30),
+)
+def test_settlement_order_is_member_rank_then_date_then_id_bytes(claims, ids, member_rank, many):
+    """Claims by (member rank, settle date, claim id bytes) against a lexicographic sort; one
+    member's many claims on one day too (the merge sort, not the insertion)."""
+    import pyarrow as pa
+
+    from adjudicate.encode import _byte_rank
+    from adjudicate.inputs import _string_buffers
+
+    claims = claims + [(2, False, 1, 0)] * many
+    ids = ids[: len(claims)] + [f"z{k}" for k in range(len(claims) - len(ids))]
+    nc = len(claims)
+    head = np.zeros(nc, _encode.HEAD)
+    head["member"] = [c[0] for c in claims]
+    head["setting"] = [0 if c[1] else 1 for c in claims]
+    head["admit"] = [c[2] for c in claims]
+    head["discharge"] = [c[3] for c in claims]
+    rank = np.array(member_rank, np.int64)
+    dictionary = pa.array(ids[:nc], pa.string())
+    out = np.empty(nc, np.int64)
+    position = np.empty(nc, np.int32)
+    _encode.settlement_order(head.view(np.uint8), rank, 0, *_string_buffers(dictionary), out, position)
+    settle = np.where(head["setting"] == 0, head["discharge"], head["admit"])
+    want = np.lexsort((_byte_rank(dictionary), settle, rank[np.maximum(head["member"], 0)]))
+    assert out.tolist() == want.tolist()
+    assert position[out].tolist() == list(range(nc))

@@ -34,6 +34,9 @@ def check_lines(
     cand_row: _I64,
 ) -> None: ...
 def group_order(group: _I64, ngroups: int, key: _I64, out: _I64) -> None: ...
+def settlement_order(
+    head: _U8, member_rank: _I64, inpatient: int, id_offsets: _I32, id_data: _U8, out: _I64
+) -> None: ...
 def string_positions(set_offsets: _I32, set_data: _U8, offsets: _I32, data: _U8, out: _I32) -> None: ...
 def layout_claims(
     claim: _Index,
@@ -74,6 +77,7 @@ def header_columns(
     referral: _I8,
     admit: _I32,
     settle: _I32,
+    line_start: _I64 | None = ...,
 ) -> None: ...
 
 class StringCoder:

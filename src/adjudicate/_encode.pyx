@@ -271,6 +271,158 @@ def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] ke
 
 
 
+cdef struct DayClaim:
+    int64_t day
+    int64_t code
+
+
+cdef inline int cmp_day_claim(const DayClaim* x, const DayClaim* y, const int32_t* off,
+                              const uint8_t* data) noexcept nogil:
+    """(settle day, claim id bytes) order; the ids of two codes differ."""
+    cdef int64_t la, lb, n
+    cdef int r
+    if x.day != y.day:
+        return -1 if x.day < y.day else 1
+    la = off[x.code + 1] - off[x.code]
+    lb = off[y.code + 1] - off[y.code]
+    n = la if la < lb else lb
+    r = memcmp(data + off[x.code], data + off[y.code], n) if n > 0 else 0
+    if r != 0:
+        return r
+    return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef void sort_day_claims(DayClaim* a, DayClaim* tmp, int64_t n, const int32_t* off,
+                          const uint8_t* data) noexcept nogil:
+    """Sort n records by ``cmp_day_claim``: insertion for a member's few claims, a bottom-up
+    merge (n log n whatever the input) for many."""
+    cdef int64_t i, k, w, lo, mid, hi, p, q, o
+    cdef DayClaim x
+    cdef DayClaim* src = a
+    cdef DayClaim* dst = tmp
+    cdef DayClaim* t
+    if n <= 24:
+        for i in range(1, n):
+            x = a[i]
+            k = i - 1
+            while k >= 0 and cmp_day_claim(&a[k], &x, off, data) > 0:
+                a[k + 1] = a[k]
+                k -= 1
+            a[k + 1] = x
+        return
+    w = 1
+    while w < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + w, n)
+            hi = min(lo + 2 * w, n)
+            p, q, o = lo, mid, lo
+            while p < mid and q < hi:
+                if cmp_day_claim(&src[q], &src[p], off, data) < 0:
+                    dst[o] = src[q]
+                    q += 1
+                else:
+                    dst[o] = src[p]
+                    p += 1
+                o += 1
+            while p < mid:
+                dst[o] = src[p]
+                p += 1
+                o += 1
+            while q < hi:
+                dst[o] = src[q]
+                q += 1
+                o += 1
+            lo = hi
+        t = src
+        src = dst
+        dst = t
+        w *= 2
+    if src != a:
+        memcpy(a, src, n * sizeof(DayClaim))
+
+
+def settlement_order(const uint8_t[::1] head, const int64_t[::1] member_rank, int8_t inpatient,
+                     const int32_t[::1] id_offsets, const uint8_t[::1] id_data, int64_t[::1] out,
+                     index_t[::1] position):
+    """Every claim (code) in settlement order, from its ``check_lines`` record: by the rank of
+    its member (``member_rank[member]``, per member row, 0 <= rank < len(member_rank); a claim
+    without a known member takes row 0's), then its settle date (discharge_date for an inpatient
+    claim, else admit_date), then its claim id's bytes (``id_offsets`` / ``id_data``: the claim
+    dictionary's string buffers, code k's id at offsets k .. k + 1). A counting sort by member
+    rank, then each member's few claims sorted: linear in the claims, no per-claim array
+    between. ``out`` gets the codes by position, ``position`` (per code) its inverse."""
+    cdef Py_ssize_t nc = out.shape[0], c
+    cdef int64_t nm = member_rank.shape[0], g, a, z, j, cap = 64, mrow
+    cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
+    cdef const int32_t* off = &id_offsets[0] if id_offsets.shape[0] else NULL
+    cdef const uint8_t* data = &id_data[0] if id_data.shape[0] else NULL
+    cdef bint failed = 0
+    cdef void* grown
+    if <size_t>nc * sizeof(Head) != <size_t>head.shape[0]:
+        raise ValueError("head is not one HEAD record per claim")
+    if id_offsets.shape[0] != nc + 1:
+        raise ValueError("id_offsets is not one more than the claims")
+    if nc and (id_offsets[0] < 0 or id_offsets[nc] > id_data.shape[0]):
+        raise ValueError("id_offsets outside id_data")
+    for c in range(nc):
+        if id_offsets[c + 1] < id_offsets[c]:
+            raise ValueError("id_offsets decrease")
+    if nc and nm == 0:
+        raise ValueError("no member rank")
+    if position.shape[0] != nc:
+        raise ValueError("position is not one value per claim")
+    for c in range(nm):
+        if member_rank[c] < 0 or member_rank[c] >= nm:
+            raise ValueError("member_rank out of range")
+    for c in range(nc):
+        if h[c].member >= nm:
+            raise ValueError("a claim's member is beyond member_rank")
+    cdef int64_t* start = <int64_t*>calloc(nm + 1, sizeof(int64_t))
+    cdef DayClaim* buf = <DayClaim*>malloc(2 * cap * sizeof(DayClaim))
+    if start == NULL or buf == NULL:
+        free(start)
+        free(buf)
+        raise MemoryError()
+    with nogil:
+        for c in range(nc):
+            mrow = h[c].member if h[c].member > 0 else 0
+            start[member_rank[mrow] + 1] += 1
+        for g in range(nm):
+            start[g + 1] += start[g]
+        for c in range(nc):  # start[g] ends as the end of group g
+            mrow = h[c].member if h[c].member > 0 else 0
+            g = member_rank[mrow]
+            out[start[g]] = c
+            start[g] += 1
+        a = 0
+        for g in range(nm):
+            z = start[g]
+            if z - a > 1:
+                if z - a > cap:
+                    cap = 2 * (z - a)
+                    grown = realloc(buf, 2 * cap * sizeof(DayClaim))
+                    if grown == NULL:
+                        failed = 1
+                        break
+                    buf = <DayClaim*>grown
+                for j in range(a, z):
+                    c = out[j]
+                    buf[j - a].day = h[c].discharge if h[c].setting == inpatient else h[c].admit
+                    buf[j - a].code = c
+                sort_day_claims(buf, buf + cap, z - a, off, data)
+                for j in range(a, z):
+                    out[j] = buf[j - a].code
+            a = z
+        if not failed:
+            for j in range(nc):
+                position[out[j]] = <index_t>j
+    free(start)
+    free(buf)
+    if failed:
+        raise MemoryError()
+
+
 def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data,
                      const int32_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] out):
     """``pc.index_in`` of a string array in a set of strings, for arrays without nulls (both
@@ -592,14 +744,19 @@ def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no,
 
 def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t inpatient,
                    int64_t[::1] member, int64_t[::1] provider, int8_t[::1] setting, int8_t[::1] referral,
-                   int32_t[::1] admit, int32_t[::1] settle):
+                   int32_t[::1] admit, int32_t[::1] settle, int64_t[::1] line_start=None):
     """The header values of ``claims`` (codes) from their ``check_lines`` records, each
     column written straight in the dtype its reader takes: member and provider rows,
     setting and referral codes, admit_date and the settle date (discharge_date for an
     inpatient claim, else admit_date). An empty output is skipped. One read of each
     claim's record (fetched ahead: claims in settlement order jump around), and no
-    gathered copy of the records."""
+    gathered copy of the records. ``line_start`` (n + 1 values), when given, gets the
+    offsets of the claims' lines laid out one claim after another (their ``lines``)."""
     cdef Py_ssize_t k, n = claims.shape[0]
+    cdef bint want_l = line_start is not None
+    cdef int64_t at = 0
+    if want_l and line_start.shape[0] != n + 1:
+        raise ValueError("line_start is not one more than the claims")
     cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
     cdef const Head* x
     cdef bint want_m = member.shape[0] > 0, want_p = provider.shape[0] > 0, want_s = setting.shape[0] > 0
@@ -624,6 +781,11 @@ def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t in
                 admit[k] = x.admit
             if want_d:
                 settle[k] = x.discharge if x.setting == inpatient else x.admit
+            if want_l:
+                line_start[k] = at
+                at += x.lines
+        if want_l:
+            line_start[n] = at
 
 
 

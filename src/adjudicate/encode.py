@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core, _encode
-from .inputs import InputError, Table, dictionary_lookup, find_positions, strings
+from .inputs import InputError, Table, _string_buffers, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
@@ -444,34 +444,6 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
-def _settlement_order(
-    member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array, code: np.ndarray
-) -> np.ndarray:
-    """Permutation putting claims in (member_id, settle_date, claim_id bytes) order.
-
-    Claim ids only break ties of one member on one day, so only the tied claims'
-    ids are compared as strings, not every id of the run.
-    """
-    sd = settle.astype(np.int64) - (int(settle.min()) if len(settle) else 0)
-    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (member_rank, sd)]
-    if sum(bits) > 62:
-        return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
-    key = (member_rank << bits[1]) | sd
-    # by member rank (a counting sort), then by date within each member's few claims: ties
-    # are ordered below, so any order of equal keys would do
-    o = np.empty(len(key), np.int64)
-    _encode.group_order(member_rank, int(member_rank.max()) + 1 if len(key) else 0, sd, o)
-    ks = key[o]
-    tie = np.zeros(len(o) + 1, bool)
-    tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
-    if len(o) and tie.any():
-        pos = np.flatnonzero(tie[:-1] | tie[1:])
-        rank = _byte_rank(claim_dict.take(pa.array(code[o[pos]])))
-        run = np.cumsum(~tie[pos])
-        o[pos] = o[pos][np.lexsort((rank, run))]
-    return o
-
-
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
@@ -573,32 +545,25 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # Every claim in settlement order: member_id bytes, settle_date, claim_id bytes (the
     # header values of the pass's record; a rejected claim's place does not matter: it is
     # cut out at the end). ``corder``: the claim codes by position, ``rank`` its inverse.
-    every = np.arange(nclaims, dtype=np.int64)
     none = np.empty(0, np.int64)
-    member_a, settle_a = np.empty(nclaims, np.int64), np.empty(nclaims, np.int32)
-    _encode.header_columns(
+    corder, rank = np.empty(nclaims, np.int64), np.empty(nclaims, row_type)
+    ids = claim_dict if claim_dict.type == pa.string() else claim_dict.cast(pa.string())
+    _encode.settlement_order(
         head.view(np.uint8),
-        every,
+        _byte_rank(members["member_id"]) if members.rows else np.zeros(1, np.int64),
         INPATIENT,
-        member_a,
-        none,
-        none.view(np.int8),
-        none.view(np.int8),
-        none.view(np.int32),
-        settle_a,
+        *_string_buffers(ids),
+        corder,
+        rank,
     )
-    member_rank = _byte_rank(members["member_id"])
-    corder = _settlement_order(member_rank[np.maximum(member_a, 0)], settle_a, claim_dict, every)
-    del member_a, settle_a, every
-    rank = np.empty(nclaims, row_type)
-    rank[corder] = np.arange(nclaims, dtype=row_type)
     nc = len(corder)
     m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
     c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
     c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
-    _encode.header_columns(head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle)
-    line_start = np.zeros(nc + 1, np.int64)
-    np.cumsum(head["lines"][corder], out=line_start[1:])
+    line_start = np.empty(nc + 1, np.int64)
+    _encode.header_columns(
+        head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle, line_start
+    )
     nl = int(line_start[-1])
     # The lines of every claim, claim after claim in settlement order, each claim's in
     # (line_no, row) order (the reference line of a claim and the line named in a
