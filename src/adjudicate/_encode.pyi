@@ -34,16 +34,19 @@ def check_lines(
     cand_row: _I64,
 ) -> None: ...
 def group_order(group: _I64, ngroups: int, key: _I64, out: _I64) -> None: ...
+def settlement_order(
+    head: _U8, member_rank: _I64, inpatient: int, id_offsets: _I32, id_data: _U8, out: _I64, position: _Index
+) -> None: ...
 def string_positions(set_offsets: _I32, set_data: _U8, offsets: _I32, data: _U8, out: _I32) -> None: ...
-def layout_lines(
-    order: _Index,
-    start: _I64,
-    claims: _I64,
+def layout_claims(
+    claim: _Index,
+    rank: _Index,
     line_no: _I64,
     amount: _I64,
     quantity: _I64,
     item: _I32,
     claim_date: _I32,
+    line_start: _I64,
     cat_first: _I64,
     cat_count: _I64,
     cat_start: _I64,
@@ -53,7 +56,6 @@ def layout_lines(
     cat_ratio: _I64,
     cat_price: _I64,
     unknown: int,
-    line_start: _I64,
     line_row: _Index,
     line_claim: _Index,
     line_no_out: _I32,
@@ -62,7 +64,9 @@ def layout_lines(
     cls_out: _I8,
     ratio_out: _I16,
     price_out: _I64,
+    bucket_lines: int = ...,
 ) -> None: ...
+def first_repeat_laid(line_start: _I64, line_no: _I32, line_row: _Index, skip: _U8, out: _I64) -> None: ...
 def header_columns(
     head: _U8,
     claims: _I64,
@@ -73,6 +77,7 @@ def header_columns(
     referral: _I8,
     admit: _I32,
     settle: _I32,
+    line_start: _I64 | None = ...,
 ) -> None: ...
 
 class StringCoder:

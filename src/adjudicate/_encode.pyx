@@ -23,6 +23,7 @@ ctypedef fused index_t:
 
 
 cdef struct Head:
+    int32_t lines  # the claim's lines (rows of its code)
     int32_t member
     int32_t provider
     int32_t admit
@@ -38,6 +39,7 @@ cdef struct Head:
 #: One record per claim, as ``check_lines`` writes it (the C struct ``Head``).
 HEAD = np.dtype(
     [
+        ("lines", "<i4"),
         ("member", "<i4"),
         ("provider", "<i4"),
         ("admit", "<i4"),
@@ -87,8 +89,9 @@ def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
     else an unknown member (rank ``first_rank``: member < 0 and not null), an unknown
     provider (+1), an inpatient line without discharge_date (+2) or discharging before
     admit_date (+3). Per claim the lowest rank wins, then the lowest (line_no, row): the
-    line that comes first in the claim's line order (``group_lines``). ``head`` (zeroed,
-    ``HEAD`` records viewed as bytes) gets ``cand`` = rank + 1 and ``cand_row`` the line.
+    line that comes first in the claim's line order (``layout_claims``). ``head`` (zeroed,
+    ``HEAD`` records viewed as bytes) gets ``cand`` = rank + 1 and ``cand_row`` the line,
+    and ``lines`` the claim's number of lines (``layout_claims`` lays them out by it).
 
     The first line of a claim met in row order writes its header values into ``head``;
     a later line whose values differ from them (nulls agree with nulls; discharge_date
@@ -134,6 +137,7 @@ def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
             c = claim[r]
             if c < 0:
                 continue
+            h[c].lines += 1
             nb = 0
             for k in range(7):
                 if has[k] and hn[k][r]:
@@ -267,6 +271,158 @@ def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] ke
 
 
 
+cdef struct DayClaim:
+    int64_t day
+    int64_t code
+
+
+cdef inline int cmp_day_claim(const DayClaim* x, const DayClaim* y, const int32_t* off,
+                              const uint8_t* data) noexcept nogil:
+    """(settle day, claim id bytes) order; the ids of two codes differ."""
+    cdef int64_t la, lb, n
+    cdef int r
+    if x.day != y.day:
+        return -1 if x.day < y.day else 1
+    la = off[x.code + 1] - off[x.code]
+    lb = off[y.code + 1] - off[y.code]
+    n = la if la < lb else lb
+    r = memcmp(data + off[x.code], data + off[y.code], n) if n > 0 else 0
+    if r != 0:
+        return r
+    return -1 if la < lb else (1 if la > lb else 0)
+
+
+cdef void sort_day_claims(DayClaim* a, DayClaim* tmp, int64_t n, const int32_t* off,
+                          const uint8_t* data) noexcept nogil:
+    """Sort n records by ``cmp_day_claim``: insertion for a member's few claims, a bottom-up
+    merge (n log n whatever the input) for many."""
+    cdef int64_t i, k, w, lo, mid, hi, p, q, o
+    cdef DayClaim x
+    cdef DayClaim* src = a
+    cdef DayClaim* dst = tmp
+    cdef DayClaim* t
+    if n <= 24:
+        for i in range(1, n):
+            x = a[i]
+            k = i - 1
+            while k >= 0 and cmp_day_claim(&a[k], &x, off, data) > 0:
+                a[k + 1] = a[k]
+                k -= 1
+            a[k + 1] = x
+        return
+    w = 1
+    while w < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + w, n)
+            hi = min(lo + 2 * w, n)
+            p, q, o = lo, mid, lo
+            while p < mid and q < hi:
+                if cmp_day_claim(&src[q], &src[p], off, data) < 0:
+                    dst[o] = src[q]
+                    q += 1
+                else:
+                    dst[o] = src[p]
+                    p += 1
+                o += 1
+            while p < mid:
+                dst[o] = src[p]
+                p += 1
+                o += 1
+            while q < hi:
+                dst[o] = src[q]
+                q += 1
+                o += 1
+            lo = hi
+        t = src
+        src = dst
+        dst = t
+        w *= 2
+    if src != a:
+        memcpy(a, src, n * sizeof(DayClaim))
+
+
+def settlement_order(const uint8_t[::1] head, const int64_t[::1] member_rank, int8_t inpatient,
+                     const int32_t[::1] id_offsets, const uint8_t[::1] id_data, int64_t[::1] out,
+                     index_t[::1] position):
+    """Every claim (code) in settlement order, from its ``check_lines`` record: by the rank of
+    its member (``member_rank[member]``, per member row, 0 <= rank < len(member_rank); a claim
+    without a known member takes row 0's), then its settle date (discharge_date for an inpatient
+    claim, else admit_date), then its claim id's bytes (``id_offsets`` / ``id_data``: the claim
+    dictionary's string buffers, code k's id at offsets k .. k + 1). A counting sort by member
+    rank, then each member's few claims sorted: linear in the claims, no per-claim array
+    between. ``out`` gets the codes by position, ``position`` (per code) its inverse."""
+    cdef Py_ssize_t nc = out.shape[0], c
+    cdef int64_t nm = member_rank.shape[0], g, a, z, j, cap = 64, mrow
+    cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
+    cdef const int32_t* off = &id_offsets[0] if id_offsets.shape[0] else NULL
+    cdef const uint8_t* data = &id_data[0] if id_data.shape[0] else NULL
+    cdef bint failed = 0
+    cdef void* grown
+    if <size_t>nc * sizeof(Head) != <size_t>head.shape[0]:
+        raise ValueError("head is not one HEAD record per claim")
+    if id_offsets.shape[0] != nc + 1:
+        raise ValueError("id_offsets is not one more than the claims")
+    if nc and (id_offsets[0] < 0 or id_offsets[nc] > id_data.shape[0]):
+        raise ValueError("id_offsets outside id_data")
+    for c in range(nc):
+        if id_offsets[c + 1] < id_offsets[c]:
+            raise ValueError("id_offsets decrease")
+    if nc and nm == 0:
+        raise ValueError("no member rank")
+    if position.shape[0] != nc:
+        raise ValueError("position is not one value per claim")
+    for c in range(nm):
+        if member_rank[c] < 0 or member_rank[c] >= nm:
+            raise ValueError("member_rank out of range")
+    for c in range(nc):
+        if h[c].member >= nm:
+            raise ValueError("a claim's member is beyond member_rank")
+    cdef int64_t* start = <int64_t*>calloc(nm + 1, sizeof(int64_t))
+    cdef DayClaim* buf = <DayClaim*>malloc(2 * cap * sizeof(DayClaim))
+    if start == NULL or buf == NULL:
+        free(start)
+        free(buf)
+        raise MemoryError()
+    with nogil:
+        for c in range(nc):
+            mrow = h[c].member if h[c].member > 0 else 0
+            start[member_rank[mrow] + 1] += 1
+        for g in range(nm):
+            start[g + 1] += start[g]
+        for c in range(nc):  # start[g] ends as the end of group g
+            mrow = h[c].member if h[c].member > 0 else 0
+            g = member_rank[mrow]
+            out[start[g]] = c
+            start[g] += 1
+        a = 0
+        for g in range(nm):
+            z = start[g]
+            if z - a > 1:
+                if z - a > cap:
+                    cap = 2 * (z - a)
+                    grown = realloc(buf, 2 * cap * sizeof(DayClaim))
+                    if grown == NULL:
+                        failed = 1
+                        break
+                    buf = <DayClaim*>grown
+                for j in range(a, z):
+                    c = out[j]
+                    buf[j - a].day = h[c].discharge if h[c].setting == inpatient else h[c].admit
+                    buf[j - a].code = c
+                sort_day_claims(buf, buf + cap, z - a, off, data)
+                for j in range(a, z):
+                    out[j] = buf[j - a].code
+            a = z
+        if not failed:
+            for j in range(nc):
+                position[out[j]] = <index_t>j
+    free(start)
+    free(buf)
+    if failed:
+        raise MemoryError()
+
+
 def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data,
                      const int32_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] out):
     """``pc.index_in`` of a string array in a set of strings, for arrays without nulls (both
@@ -341,85 +497,266 @@ def string_positions(const int32_t[::1] set_offsets, const uint8_t[::1] set_data
     free(slots)
 
 
-def layout_lines(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] claims,
-                 const int64_t[::1] line_no, const int64_t[::1] amount, const int64_t[::1] quantity,
-                 const int32_t[::1] item, const int32_t[::1] claim_date,
-                 const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
-                 const int64_t[::1] cat_end, const int64_t[::1] cat_order,
-                 const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio, const int64_t[::1] cat_price,
-                 int8_t unknown, int64_t[::1] line_start, index_t[::1] line_row, index_t[::1] line_claim,
-                 int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
-                 int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out):
-    """Lay out the lines of ``claims`` (codes, in settlement order) one claim after another,
-    each claim's lines as ``order`` has them (line_no order, see _core.group_lines): their
-    rows, claim positions and per-line values, and the class, first_self_pay ratio and
-    max_unit_price of the catalogue row of the line's item valid on its claim's date
-    (``claim_date``, per position in ``claims``; unknown / -1 / -1 where none), written in
-    one pass. The catalogue is sorted by (item, valid_from): item k's rows are
-    cat_first[k] .. + cat_count[k] - 1, with their validity and ``cat_order`` their rows.
-    ``line_start`` gets len(claims) + 1 offsets.
+cdef struct NoIdx:
+    int64_t no
+    int64_t idx
 
-    The per-line outputs are as narrow as they are exact: rows and claim positions of
-    ``order``'s type (int32 when the rows fit), line_no int32 (the input check keeps it in
-    int32's range), the ratio int16 (0..10000 bp, or -1: the input check keeps ratios in 0..1);
-    the amounts, quantities and prices int64 (the contract allows amounts beyond int32)."""
-    cdef Py_ssize_t k, j, nc = claims.shape[0]
-    cdef int64_t at = 0, r, c, it, q, found, d
+
+cdef int cmp_noidx(const void* a, const void* b) noexcept nogil:
+    cdef const NoIdx* x = <const NoIdx*>a
+    cdef const NoIdx* y = <const NoIdx*>b
+    if x.no != y.no:
+        return -1 if x.no < y.no else 1
+    return -1 if x.idx < y.idx else (1 if x.idx > y.idx else 0)
+
+
+cdef enum:
+    BUCKET_LINES = 8192  # lines a bucket of ``layout_claims`` aims at: its second pass stays in L2
+
+
+def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64_t[::1] line_no,
+                  const int64_t[::1] amount, const int64_t[::1] quantity, const int32_t[::1] item,
+                  const int32_t[::1] claim_date, const int64_t[::1] line_start,
+                  const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
+                  const int64_t[::1] cat_end, const int64_t[::1] cat_order,
+                  const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio, const int64_t[::1] cat_price,
+                  int8_t unknown, index_t[::1] line_row, index_t[::1] line_claim,
+                  int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
+                  int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out,
+                  int64_t bucket_lines=BUCKET_LINES):
+    """Lay out every line of a claim (``claim`` >= 0, per row) at its claim's position
+    ``rank[claim]``, claim after claim (``line_start``: position k's lines start at
+    ``line_start[k]``, as many as its rows), each claim's lines in (line_no, row) order:
+    their rows, positions and per-line values, and the class, first_self_pay ratio and
+    max_unit_price of the catalogue row of the line's item valid on ``claim_date[k]``
+    (unknown / -1 / -1 where none). The catalogue is sorted by (item, valid_from): item k's
+    rows are cat_first[k] .. + cat_count[k] - 1, with their validity and ``cat_order`` their
+    rows (``encode._catalogue_index``).
+
+    The per-line outputs are as narrow as they are exact: rows and positions of ``claim``'s
+    type (int32 when the rows fit), line_no int32 (the input check keeps it in int32's range),
+    the ratio int16 (0..10000 bp, or -1: the input check keeps ratios in 0..1); the amounts,
+    quantities and prices int64 (the contract allows amounts beyond int32).
+
+    Two passes, neither a gather at random: the rows are read in order and each is written
+    to the bucket of its position (a few thousand consecutive positions, about
+    ``bucket_lines`` lines: one write stream per bucket); then each bucket, small enough for
+    the cache, is ordered by position and line_no and written back in final order. The
+    outputs are the only per-line memory (the first pass parks the item in ``price_out``).
+    A line_no outside int32 or line counts that disagree with the rows raise ValueError."""
+    cdef Py_ssize_t r, n = claim.shape[0], nc = rank.shape[0]
+    cdef int64_t m, k, k0, k1, b, nb, pos, a, z, L, maxL = 0, j, s, e, t, q, it, d, found, ln
+    cdef int shift = 0
+    cdef int err = 0
+    cdef NoIdx x
+    if line_start.shape[0] != nc + 1 or claim_date.shape[0] != nc:
+        raise ValueError("line_start or claim_date is not one value per position")
+    if line_no.shape[0] != n or amount.shape[0] != n or quantity.shape[0] != n or item.shape[0] != n:
+        raise ValueError("a per-row column is not one value per row")
+    m = line_start[nc]
+    for out_len in (line_row.shape[0], line_claim.shape[0], line_no_out.shape[0], amount_out.shape[0],
+                    quantity_out.shape[0], cls_out.shape[0], ratio_out.shape[0], price_out.shape[0]):
+        if out_len != m:
+            raise ValueError("an output is not one value per line")
+    if line_start[0] != 0:
+        raise ValueError("line_start does not start at 0")
+    for k in range(nc):
+        if line_start[k + 1] < line_start[k]:
+            raise ValueError("line_start decreases")
+    if nc == 0:
+        for r in range(n):
+            if claim[r] >= 0:
+                raise ValueError("a row names a claim beyond rank")
+        return
+    if bucket_lines < 1:
+        raise ValueError("bucket_lines < 1")
+    while (<int64_t>1 << (shift + 1)) * m <= bucket_lines * nc and (<int64_t>1 << (shift + 1)) < nc:
+        shift += 1
+    nb = ((nc - 1) >> shift) + 1
+    for b in range(nb):
+        k0 = b << shift
+        k1 = min(k0 + (<int64_t>1 << shift), nc)
+        maxL = max(maxL, line_start[k1] - line_start[k0])
+    cdef int64_t* fill = <int64_t*>malloc(nb * sizeof(int64_t))
+    cdef int64_t* at = <int64_t*>malloc((<int64_t>1 << shift) * sizeof(int64_t))
+    cdef int64_t* t_row = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_k = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_amt = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_qty = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_item = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int32_t* t_no = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
+    cdef int32_t* idx = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
+    cdef NoIdx* buf = <NoIdx*>malloc((maxL + 1) * sizeof(NoIdx))
+    if (fill == NULL or at == NULL or t_row == NULL or t_k == NULL or t_amt == NULL or t_qty == NULL
+            or t_item == NULL or t_no == NULL or idx == NULL or buf == NULL):
+        free(fill); free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no)
+        free(idx); free(buf)
+        raise MemoryError()
     with nogil:
-        for k in range(nc):
-            # claims jump around the input (and in shuffled input so do a claim's lines):
-            # fetch ahead what later claims read, every line of them
-            if k + 32 < nc:
-                prefetch(&start[claims[k + 32]])
-            if k + 16 < nc:
-                prefetch(&order[start[claims[k + 16]]])
-            if k + 8 < nc:
-                c = claims[k + 8]
-                for j in range(start[c], start[c + 1]):
-                    r = order[j]
-                    prefetch(&amount[r])
-                    prefetch(&quantity[r])
-                    prefetch(&line_no[r])
-                    prefetch(&item[r])
-            c = claims[k]
-            d = claim_date[k]
-            line_start[k] = at
-            for j in range(start[c], start[c + 1]):
-                r = order[j]
-                line_row[at] = <index_t>r
-                line_claim[at] = <index_t>k
-                line_no_out[at] = <int32_t>line_no[r]
-                amount_out[at] = amount[r]
-                quantity_out[at] = quantity[r]
+        for b in range(nb):
+            fill[b] = line_start[b << shift]
+        # pass 1: rows in order, each to the next free place of its position's bucket
+        for r in range(n):
+            if r + AHEAD < n and claim[r + AHEAD] >= 0:
+                prefetch(&rank[claim[r + AHEAD]])  # shuffled rows: their claims' positions jump
+            if claim[r] < 0:
+                continue
+            if claim[r] >= nc:
+                err = 1
+                break
+            k = rank[claim[r]]
+            if k < 0 or k >= nc:
+                err = 1
+                break
+            b = k >> shift
+            pos = fill[b]
+            if pos >= line_start[min((b + 1) << shift, nc)]:
+                err = 1  # more rows of the bucket's claims than their line counts
+                break
+            ln = line_no[r]
+            if ln != <int32_t>ln:
+                err = 2
+                break
+            fill[b] = pos + 1
+            line_row[pos] = <index_t>r
+            line_claim[pos] = <index_t>k
+            line_no_out[pos] = <int32_t>ln
+            amount_out[pos] = amount[r]
+            quantity_out[pos] = quantity[r]
+            price_out[pos] = item[r]
+        if not err:
+            for b in range(nb):
+                if fill[b] != line_start[min((b + 1) << shift, nc)]:
+                    err = 1  # fewer rows than the line counts
+                    break
+        # pass 2: each bucket ordered by (position, line_no, row) in the cache, written back
+        b = 0
+        while b < nb and not err:
+            k0 = b << shift
+            k1 = min(k0 + (<int64_t>1 << shift), nc)
+            a = line_start[k0]
+            z = line_start[k1]
+            L = z - a
+            for j in range(L):  # rows ascend within the bucket: index order is row order
+                t_row[j] = line_row[a + j]
+                t_k[j] = line_claim[a + j]
+                t_no[j] = line_no_out[a + j]
+                t_amt[j] = amount_out[a + j]
+                t_qty[j] = quantity_out[a + j]
+                t_item[j] = price_out[a + j]
+            for k in range(k0, k1):
+                at[k - k0] = line_start[k] - a
+            for j in range(L):
+                k = t_k[j] - k0
+                idx[at[k]] = <int32_t>j
+                at[k] += 1
+            for k in range(k0, k1):
+                s = line_start[k] - a
+                e = line_start[k + 1] - a
+                for j in range(s + 1, e):
+                    if t_no[idx[j]] < t_no[idx[j - 1]]:
+                        break
+                else:
+                    continue  # in line_no order already (ties keep row order)
+                if e - s <= 32:
+                    for j in range(s + 1, e):
+                        t = idx[j]
+                        q = j - 1
+                        while q >= s and (t_no[idx[q]] > t_no[t] or (t_no[idx[q]] == t_no[t] and idx[q] > t)):
+                            idx[q + 1] = idx[q]
+                            q -= 1
+                        idx[q + 1] = <int32_t>t
+                else:
+                    for j in range(s, e):
+                        buf[j - s].no = t_no[idx[j]]
+                        buf[j - s].idx = idx[j]
+                    qsort(buf, e - s, sizeof(NoIdx), cmp_noidx)
+                    for j in range(s, e):
+                        idx[j] = <int32_t>buf[j - s].idx
+            for j in range(L):
+                t = idx[j]
+                pos = a + j
+                k = t_k[t]
+                line_row[pos] = <index_t>t_row[t]
+                line_claim[pos] = <index_t>k
+                line_no_out[pos] = t_no[t]
+                amount_out[pos] = t_amt[t]
+                quantity_out[pos] = t_qty[t]
                 found = -1
-                it = item[r]
+                it = t_item[t]
                 if it >= 0:
+                    d = claim_date[k]
                     for q in range(cat_first[it], cat_first[it] + cat_count[it]):
                         if cat_start[q] <= d and d <= cat_end[q]:
                             found = cat_order[q]
                             break
                 if found < 0:
-                    cls_out[at] = unknown
-                    ratio_out[at] = -1
-                    price_out[at] = -1
+                    cls_out[pos] = unknown
+                    ratio_out[pos] = -1
+                    price_out[pos] = -1
                 else:
-                    cls_out[at] = cat_cls[found]
-                    ratio_out[at] = <int16_t>cat_ratio[found]
-                    price_out[at] = cat_price[found]
-                at += 1
-        line_start[nc] = at
+                    cls_out[pos] = cat_cls[found]
+                    ratio_out[pos] = <int16_t>cat_ratio[found]
+                    price_out[pos] = cat_price[found]
+            b += 1
+    free(fill); free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no)
+    free(idx); free(buf)
+    if err == 1:
+        raise ValueError("the rows of the claims disagree with their line counts")
+    if err == 2:
+        raise ValueError("a line_no outside int32")
+
+
+def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no, const index_t[::1] line_row,
+                      const uint8_t[::1] skip, int64_t[::1] out):
+    """``_core.first_repeat`` on lines laid out by ``layout_claims`` (position k's lines at
+    line_start[k] .., in line_no order), read in order: per position, the row of its first
+    line whose line_no repeats the line before it, not counting rows where ``skip`` (per row;
+    empty: none) is set; -1 if none."""
+    cdef Py_ssize_t k, j, nc = out.shape[0]
+    cdef bint has_skip = skip.shape[0] > 0
+    if line_start.shape[0] != nc + 1 or (nc and line_start[nc] > line_no.shape[0]):
+        raise ValueError("line_start is not one more than out")
+    if line_row.shape[0] != line_no.shape[0]:
+        raise ValueError("line_row and line_no differ in length")
+    for k in range(nc):
+        if line_start[k] < 0 or line_start[k + 1] < line_start[k]:
+            raise ValueError("line_start out of range")
+    cdef int64_t r
+    cdef bint bad = 0
+    with nogil:
+        for k in range(nc):
+            out[k] = -1
+            for j in range(line_start[k] + 1, line_start[k + 1]):
+                if line_no[j] == line_no[j - 1]:
+                    r = line_row[j]
+                    if has_skip and (r < 0 or r >= skip.shape[0]):
+                        bad = 1
+                        break
+                    if not (has_skip and skip[r]):
+                        out[k] = r
+                        break
+            if bad:
+                break
+    if bad:
+        raise ValueError("a line's row is outside skip")
 
 
 def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t inpatient,
                    int64_t[::1] member, int64_t[::1] provider, int8_t[::1] setting, int8_t[::1] referral,
-                   int32_t[::1] admit, int32_t[::1] settle):
+                   int32_t[::1] admit, int32_t[::1] settle, int64_t[::1] line_start=None):
     """The header values of ``claims`` (codes) from their ``check_lines`` records, each
     column written straight in the dtype its reader takes: member and provider rows,
     setting and referral codes, admit_date and the settle date (discharge_date for an
     inpatient claim, else admit_date). An empty output is skipped. One read of each
     claim's record (fetched ahead: claims in settlement order jump around), and no
-    gathered copy of the records."""
+    gathered copy of the records. ``line_start`` (n + 1 values), when given, gets the
+    offsets of the claims' lines laid out one claim after another (their ``lines``)."""
     cdef Py_ssize_t k, n = claims.shape[0]
+    cdef bint want_l = line_start is not None
+    cdef int64_t at = 0
+    if want_l and line_start.shape[0] != n + 1:
+        raise ValueError("line_start is not one more than the claims")
     cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
     cdef const Head* x
     cdef bint want_m = member.shape[0] > 0, want_p = provider.shape[0] > 0, want_s = setting.shape[0] > 0
@@ -444,6 +781,11 @@ def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t in
                 admit[k] = x.admit
             if want_d:
                 settle[k] = x.discharge if x.setting == inpatient else x.admit
+            if want_l:
+                line_start[k] = at
+                at += x.lines
+        if want_l:
+            line_start[n] = at
 
 
 

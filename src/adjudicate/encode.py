@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core, _encode
-from .inputs import InputError, Table, dictionary_lookup, find_positions, strings
+from .inputs import InputError, Table, _string_buffers, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
@@ -311,6 +311,17 @@ def lookup(values: pa.Array | pa.ChunkedArray, value_set: pa.Array, dtype: type 
     return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=dtype)
 
 
+def lookup_column(claims: Table, column: str, value_set: pa.Array) -> np.ndarray:
+    """``lookup`` of a claims text column in ``value_set``, int32: through the codes made while
+    the table was read (``Table.codes``) where there are, so only the distinct values are
+    looked up and each line's position is a gather by its code (no string hashed per line)."""
+    if column in claims.codes:
+        code, dictionary = claims.codes[column]
+        pos = np.append(lookup(dictionary, value_set, np.int32), np.int32(-1))
+        return pos[code]  # code -1 (null) takes the last entry: -1
+    return lookup(claims.coded(column), value_set, np.int32)
+
+
 def catalogue_codes(cat: Table) -> pa.Array:
     """The catalogue's distinct item codes, numbered as ``catalogue_rows`` numbers them."""
     return _codes(cat["item_code"])[1]
@@ -415,38 +426,22 @@ def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     return out
 
 
+def years_of(days: np.ndarray) -> np.ndarray:
+    """The calendar year (int32) of each date (days since epoch): a table of the years of the
+    dates' span, gathered, where NumPy's datetime conversion costs several passes."""
+    if not len(days):
+        return np.empty(0, np.int32)
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo > 1 << 22:  # a span of millennia: the table would be larger than the dates
+        return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
+    return table[days - np.int32(lo) if days.dtype == np.int32 else days - lo]
+
+
 def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Deductible-table row (0, 1, 2 for '1 or community', '2', '3'), schemes.md §2."""
     row = np.where(level >= 3, 2, np.where(level == 2, 1, 0))
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
-
-
-def _settlement_order(
-    member_rank: np.ndarray, settle: np.ndarray, claim_dict: pa.Array, code: np.ndarray
-) -> np.ndarray:
-    """Permutation putting claims in (member_id, settle_date, claim_id bytes) order.
-
-    Claim ids only break ties of one member on one day, so only the tied claims'
-    ids are compared as strings, not every id of the run.
-    """
-    sd = settle.astype(np.int64) - (int(settle.min()) if len(settle) else 0)
-    bits = [max(int(v.max()), 0).bit_length() if len(v) else 0 for v in (member_rank, sd)]
-    if sum(bits) > 62:
-        return np.lexsort((_byte_rank(claim_dict)[code], sd, member_rank))
-    key = (member_rank << bits[1]) | sd
-    # by member rank (a counting sort), then by date within each member's few claims: ties
-    # are ordered below, so any order of equal keys would do
-    o = np.empty(len(key), np.int64)
-    _encode.group_order(member_rank, int(member_rank.max()) + 1 if len(key) else 0, sd, o)
-    ks = key[o]
-    tie = np.zeros(len(o) + 1, bool)
-    tie[1:-1] = ks[1:] == ks[:-1]  # tie[p]: position p has the key of p - 1
-    if len(o) and tie.any():
-        pos = np.flatnonzero(tie[:-1] | tie[1:])
-        rank = _byte_rank(claim_dict.take(pa.array(code[o[pos]])))
-        run = np.cumsum(~tie[pos])
-        o[pos] = o[pos][np.lexsort((rank, run))]
-    return o
 
 
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
@@ -464,9 +459,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             "claim": pool.submit(claim_codes_of, claims, row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
-            "member": pool.submit(lookup, claims.coded("member_id"), members["member_id"], np.int32),
-            "provider": pool.submit(lookup, claims.coded("provider_id"), providers["provider_id"], np.int32),
-            "item": pool.submit(lookup, claims.coded("item_code"), catalogue_codes(catalogue), np.int32),
+            "member": pool.submit(lookup_column, claims, "member_id", members["member_id"]),
+            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
+            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
             "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
@@ -487,13 +482,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         texts.append(value)
         return len(texts) - 1
 
-    # Lines in (claim, line_no) order: the reference line of a claim and the line
-    # named in a rejection are the lowest line_no, whatever the file order.
     line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
-    # A counting sort by claim, then line_no within each claim: linear whatever the row order.
-    order = np.empty(n, row_type)
-    claim_start = np.empty(nclaims + 1, np.int64)
-    _core.group_lines(claim_code, line_no, nclaims, order, claim_start)
     member, provider, diagnosis = hashed["member"], hashed["provider"], hashed["diagnosis"][0]
     setting = np.ascontiguousarray(claims["setting"], dtype=np.int8)
     admit = np.ascontiguousarray(claims["admit_date"], dtype=np.int32)
@@ -552,25 +541,81 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     for k in null_ranks:
         sel = found_rank == k
         mark(found[sel], found_row[sel], "null_required_field", f"{required[k]} is null", required[k])
+
+    # Every claim in settlement order: member_id bytes, settle_date, claim_id bytes (the
+    # header values of the pass's record; a rejected claim's place does not matter: it is
+    # cut out at the end). ``corder``: the claim codes by position, ``rank`` its inverse.
+    none = np.empty(0, np.int64)
+    corder, rank = np.empty(nclaims, np.int64), np.empty(nclaims, row_type)
+    ids = claim_dict if claim_dict.type == pa.string() else claim_dict.cast(pa.string())
+    _encode.settlement_order(
+        head.view(np.uint8),
+        _byte_rank(members["member_id"]) if members.rows else np.zeros(1, np.int64),
+        INPATIENT,
+        *_string_buffers(ids),
+        corder,
+        rank,
+    )
+    nc = len(corder)
+    m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
+    c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
+    c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
+    line_start = np.empty(nc + 1, np.int64)
+    _encode.header_columns(
+        head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle, line_start
+    )
+    nl = int(line_start[-1])
+    # The lines of every claim, claim after claim in settlement order, each claim's in
+    # (line_no, row) order (the reference line of a claim and the line named in a
+    # rejection are the lowest line_no, whatever the file order), with the per-line values
+    # and the catalogue's (looked up on the claim's admit_date): one compiled pass writing
+    # the kernel's arrays, in buckets that stay in the cache (no gather at random).
+    # Per line, as narrow as exact (the bytes per line are what the run pays in fresh pages):
+    # rows and claim positions in int32 where the rows fit, line_no int32 (its checked range),
+    # the ratio int16 (bp); amounts, quantities and prices stay int64 (the contract's range)
+    lorder, line_claim = np.empty(nl, row_type), np.empty(nl, row_type)
+    amount, quantity, max_price = (np.empty(nl, np.int64) for _ in range(3))
+    line_no_s, item_ratio, cls = np.empty(nl, np.int32), np.empty(nl, np.int16), np.empty(nl, np.int8)
+    _encode.layout_claims(
+        claim_code,
+        rank,
+        line_no,
+        claims["amount"],
+        claims["quantity"],
+        hashed.pop("item"),
+        c_admit,
+        line_start,
+        *_catalogue_index(catalogue)[1:],
+        *_catalogue_values(catalogue),
+        UNKNOWN_CLASS,
+        lorder,
+        line_claim,
+        line_no_s,
+        amount,
+        quantity,
+        cls,
+        item_ratio,
+        max_price,
+    )
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
-    anynull = np.zeros(n, bool)
+    anynull = np.zeros(n if null_ranks else 0, bool)
     for k in null_ranks:
         anynull |= nulls[required[k]]
-    first_bad = np.empty(nclaims, np.int64)
-    _core.first_repeat(order, claim_start, line_no, anynull.view(np.uint8), first_bad)
+    first_bad = np.empty(nc, np.int64)
+    _encode.first_repeat_laid(line_start, line_no_s, lorder, anynull.view(np.uint8), first_bad)
     del anynull
-    cl = np.flatnonzero(first_bad >= 0)
-    mark(cl, first_bad[cl], "duplicate_line", "line_no appears twice in the claim", "line_no")
-    del first_bad
+    at = np.flatnonzero(first_bad >= 0)
+    mark(corder[at], first_bad[at], "duplicate_line", "line_no appears twice in the claim", "line_no")
+    del first_bad, at
     # 3. inconsistent claim header: all lines agree iff each agrees with the line before
     #    it in (claim, line_no) order; the claims the pass found suspect are checked
     #    column by column in the contract's order, on their lines gathered
     suspect = np.flatnonzero(head["state"] & _encode.SUSPECT)
     suspect = suspect[reject[suspect] < 0]
     if len(suspect):
-        rows = order[line_rows(claim_start, suspect)].astype(np.int64)
-        sub_start = np.r_[0, np.cumsum(np.diff(claim_start)[suspect])].astype(np.int64)
+        rows = lorder[line_rows(line_start, rank[suspect].astype(np.int64))].astype(np.int64)
+        sub_start = np.r_[0, np.cumsum(np.diff(line_start)[rank[suspect]])].astype(np.int64)
         sub_order = np.arange(len(rows), dtype=np.int64)
         inpatient_rows = (setting[rows] == INPATIENT).view(np.uint8)
         for col in CLAIM_HEADER:
@@ -602,8 +647,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         mark(found[sel], found_row[sel], reason, detail, column, per_line=False)
 
     rejected: list[tuple] = []
-    orphans = int(claim_start[0])  # lines without a claim_id come first in ``order``, in row order
-    for row in order[:orphans].tolist():
+    orphans = n - nl  # lines without a claim_id, in row order
+    for row in (np.flatnonzero(claim_code < 0) if orphans else none).tolist():
         rejected.append(
             (
                 None,
@@ -617,78 +662,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             )
         )
 
-    # ---- accepted claims -------------------------------------------------
-    # header values come from the pass's record: the lines of an accepted claim agree
-    accepted = np.flatnonzero(reject < 0)
-    none = np.empty(0, np.int64)
-    member_a, settle_a = np.empty(len(accepted), np.int64), np.empty(len(accepted), np.int32)
-    _encode.header_columns(
-        head.view(np.uint8),
-        accepted,
-        INPATIENT,
-        member_a,
-        none,
-        none.view(np.int8),
-        none.view(np.int8),
-        none.view(np.int32),
-        settle_a,
-    )
-    # order claims: member_id bytes, settle_date, claim_id bytes
-    member_rank = _byte_rank(members["member_id"])
-    o = _settlement_order(member_rank[np.maximum(member_a, 0)], settle_a, claim_dict, accepted)
-    corder = accepted[o]
-    del member_a, settle_a, o
-    cf = order[claim_start[corder]].astype(np.int64)  # first line row of each accepted claim
-    nc = len(corder)
-    m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
-    c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
-    c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
-    _encode.header_columns(head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle)
     input_claims = nclaims + orphans
-    # The per-line arrays of the checks are done with: freed before the line layout and
-    # the catalogue columns are made, which can then reuse their pages (fresh pages
-    # cost the operating system's zeroing).
-    del claim_code, member, provider, diagnosis, head
+    del claim_code, member, provider, diagnosis, head, rank
     for job in ("claim", "member", "provider", "diagnosis"):
         del hashed[job]
-    # lines of accepted claims, by claim position then line_no: each claim's lines
-    # are one run of ``order``; lay the runs out in settlement order (no sort), with
-    # the per-line values and the catalogue's (looked up on the claim's admit_date),
-    # in one compiled pass
-    nl = int((claim_start[1:] - claim_start[:-1])[corder].sum())
-    line_start = np.empty(len(corder) + 1, np.int64)
-    # per line, as narrow as exact (the bytes per line are what the run pays in fresh pages):
-    # rows and claim positions in int32 where the rows fit, line_no int32 (its checked range),
-    # the ratio int16 (bp); amounts, quantities and prices stay int64 (the contract's range)
-    lorder, line_claim = np.empty(nl, row_type), np.empty(nl, row_type)
-    amount, quantity, max_price = (np.empty(nl, np.int64) for _ in range(3))
-    line_no_s, item_ratio, cls = np.empty(nl, np.int32), np.empty(nl, np.int16), np.empty(nl, np.int8)
-    _encode.layout_lines(
-        order,
-        claim_start,
-        corder,
-        line_no,
-        claims["amount"],
-        claims["quantity"],
-        hashed.pop("item"),
-        c_admit,
-        *_catalogue_index(catalogue)[1:],
-        *_catalogue_values(catalogue),
-        UNKNOWN_CLASS,
-        line_start,
-        lorder,
-        line_claim,
-        line_no_s,
-        amount,
-        quantity,
-        cls,
-        item_ratio,
-        max_price,
-    )
-    del order
+    cf = lorder[line_start[:-1]].astype(np.int64)  # first line row of each claim
 
-    years = settle.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970
-    months = enrolment_months(members["enrolled_since"][m], settle)
     for c in np.flatnonzero(reject >= 0):
         line = reject_line[c]
         row = int(reject_row[c])
@@ -704,7 +683,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
                 *row_values(claims, row),  # --keep
             )
         )
-    return Encoded(
+    enc = Encoded(
         claim_dict=claim_dict,
         claim_code=corder,
         head_row=cf,
@@ -713,9 +692,9 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         setting=c_setting,
         referral=c_referral,
         settle_date=settle,
-        year=years,
-        months=months,
-        level_row=level_rows(providers["kind"][p], providers["level"][p]),
+        year=settle,  # placeholders, of accepted claims below
+        months=settle,
+        level_row=c_setting,
         line_claim=line_claim,
         line_start=line_start,
         line_no=line_no_s,
@@ -734,6 +713,14 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             **source_columns(claims),  # --keep
         },
     )
+    dropped = np.flatnonzero(reject[corder] >= 0)
+    if len(dropped):  # the rejected claims and their lines cut out where they are (no fresh pages)
+        enc = enc.without(dropped, in_place=True)
+    enc.year = years_of(enc.settle_date)
+    enc.months = enrolment_months(members["enrolled_since"][enc.member], enc.settle_date)
+    # per provider, then gathered: one pass over the claims, not five
+    enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
+    return enc
 
 
 def benefit_factors(
