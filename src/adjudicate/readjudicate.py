@@ -740,7 +740,8 @@ def _in_memory(
     from .outputs import write_all
 
     say("read")
-    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+    # the claims table is read by nothing once encoded: its memory goes to the kernel passes and the writers
+    prep = load_prepared(claims, members, providers, catalogue, dataset, timer, claims_table=False)
     say("adjudicate")
     r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
