@@ -117,6 +117,30 @@ def test_compare_from_a_dataset_is_identical(gen, dataset, tmp_path):
     same_folder(a, b, ["compare.parquet", "member_changes.parquet", "summary.json"])
 
 
+@pytest.mark.parametrize("from_dataset", [False, True])
+def test_prepared_without_the_claims_table_settles_alike(gen, dataset, from_dataset):
+    """compare and sweep let the claims table go once encoded (load_prepared(claims_table=False)): the
+    encoded claims and every settlement are the same, the table keeps its row count and digests."""
+    from dataclasses import fields
+
+    from adjudicate import engine
+    from adjudicate import policy as P
+    from adjudicate.dataset import load_prepared
+
+    args = [[gen[t]] for t in TABLES]
+    ds = dataset if from_dataset else None
+    whole, light = load_prepared(*args, dataset=ds), load_prepared(*args, dataset=ds, claims_table=False)
+    assert whole.inputs.claims.values and not light.inputs.claims.values and not light.inputs.claims.nulls
+    assert light.inputs.claims.rows == whole.inputs.claims.rows and light.digests == whole.digests
+    assert light.inputs.digests() == whole.inputs.digests()
+    pol = P.load("city-employee")
+    a, b = engine.settle(whole, pol, line_funds=False), engine.settle(light, pol, line_funds=False)
+    for f in fields(a):
+        if isinstance(getattr(a, f.name), np.ndarray):
+            assert np.array_equal(getattr(a, f.name), getattr(b, f.name)), f.name
+    assert a.enc.rejected == b.enc.rejected
+
+
 def test_readjudicate_and_explain_from_a_dataset_are_identical(gen, dataset, tmp_path):
     night1 = tmp_path / "night1"
     assert invoke("run", *inputs_args(gen), "--policy", "prefecture-employee", "--out", night1, "-q").exit_code == 0

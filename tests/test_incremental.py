@@ -456,3 +456,31 @@ def night1_dataset(night1):
 
     prep = open_dataset(night1[1])
     return prep.enc, prep.inputs.members.rows
+
+
+@given(
+    st.lists(st.integers(0, 30), unique=True, max_size=20),
+    st.lists(st.integers(0, 30), unique=True, max_size=20),
+    st.booleans(),
+)
+@settings(max_examples=80, deadline=None)
+def test_claims_paired_by_code_as_by_claim_id(before, now, one_dictionary):
+    """readjudicate pairs the earlier and the current claims by their codes when both datasets number
+    the claim ids alike, by the strings otherwise: the same pairs either way."""
+    from types import SimpleNamespace
+
+    from adjudicate.readjudicate import _pairs
+
+    names = pa.array([f"C{i:03d}" for i in range(31)])
+    other = names if one_dictionary else pa.array([f"C{i:03d}" for i in reversed(range(31))])
+    code = {n: i for i, n in enumerate(other.to_pylist())}
+    e = SimpleNamespace(claim_dict=names, claim_code=np.array(before, np.int32))
+    f_codes = np.array([code[f"C{i:03d}"] for i in now] + [0, 0], np.int32)  # two claims not among positions
+    f = SimpleNamespace(claim_dict=other, claim_code=f_codes)
+    positions = np.arange(len(now))
+    got = _pairs(e, f, positions)
+    want = np.array([now.index(i) if i in now else -1 for i in before], np.int64)
+    if before == now:
+        assert got is None
+    else:
+        assert got is not None and got.tolist() == want.tolist()

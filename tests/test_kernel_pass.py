@@ -125,6 +125,27 @@ def test_negative_claims_cut_out_alike_owned_or_shared(bad_inputs, policy):
     assert shared.cpu["kernel"] > 0 and "allocate" in shared.cpu
 
 
+@pytest.mark.parametrize("names", [engine.LINE_OUTPUTS, ("self_pay", "sums", "out", "negative")])
+def test_settle_into_given_outputs_equals_fresh_ones(bad_inputs, names):
+    """settle(into=...) writes the kernel's outputs into the caller's arrays (compare and sweep settle
+    policy after policy into one set): the same results as fresh arrays, negative claims cut out of
+    them in place, and the given arrays written again by the next policy."""
+    prep = engine.prepare(bad_inputs)
+    given = {k: v for k, v in engine.kernel_outputs(len(prep.enc.amount), len(prep.enc.member)).items() if k in names}
+    for policy in ("prefecture-employee", "shenzhen-comprehensive", "prefecture-employee"):
+        pol = P.load(policy)
+        fresh = engine.settle(prep, pol, threads=2)
+        into = engine.settle(prep, pol, threads=2, into=given)
+        assert fresh.kept is not None  # the data has negative claims: the in-place cut ran
+        a, b = result_arrays(fresh), result_arrays(into)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert np.array_equal(a[k], b[k]), (policy, k)
+        assert np.shares_memory(into.line_self_pay, given["self_pay"])
+        if "sums" in given:
+            assert np.shares_memory(into.sums, given["sums"]) and np.shares_memory(into.settle, given["out"])
+
+
 def result_arrays_of_enc(enc) -> dict[str, np.ndarray]:
     return {k: getattr(enc, k) for k in (*enc.CLAIM_FIELDS, *enc.LINE_FIELDS, "line_claim", "line_start")}
 

@@ -229,3 +229,29 @@ def test_item_codes_read_plain_are_encoded_to_the_same_type(written):
     codes = item_codes(plain, for_file=True)
     assert codes.type == item_codes(r.enc, for_file=True).type == pa.dictionary(pa.int32(), pa.string())
     assert codes.cast(pa.string()).equals(r.enc.item_code)
+
+
+def test_work_beside_the_lines_is_done_once_and_changes_nothing(written, tmp_path):
+    """write_all(beside=...) runs the caller's work once the other files are written, while
+    lines.parquet still may be (readjudicate's comparison); the files are the same, and an error
+    of that work leaves no output folder."""
+    r, out, _ = written
+    calls: list[list[str]] = []
+    s = write_all(
+        r,
+        tmp_path / "out",
+        {},
+        len(r.enc.line_row),
+        beside=lambda: calls.append(sorted(p.name for p in (tmp_path).glob(".out.tmp-*/*"))),
+    )
+    assert len(calls) == 1 and {"settlements.parquet", "rejected.parquet"} <= set(calls[0])
+    for name in ("settlements", "lines", "rejected"):
+        assert pq.read_table(tmp_path / "out" / f"{name}.parquet").equals(pq.read_table(out / f"{name}.parquet"))
+    assert s["totals"] == json.loads((out / "summary.json").read_text())["totals"]
+
+    def fails() -> None:
+        raise ValueError("the caller's work failed")
+
+    with pytest.raises(ValueError, match="caller's work"):
+        write_all(r, tmp_path / "failed", {}, len(r.enc.line_row), beside=fails)
+    assert not (tmp_path / "failed").exists() and not list(tmp_path.glob(".failed*"))

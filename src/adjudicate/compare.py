@@ -492,6 +492,17 @@ class ClaimRows:
             writer(pa.table(cols))
 
 
+def reused_outputs(prep, per_claim: bool = False) -> dict[str, np.ndarray]:
+    """Kernel outputs for ``prep`` (``engine.kernel_outputs``) to settle policy after policy into
+    (``settle(into=...)``), so that a policy after the first touches no new memory: the per-line
+    ones, which compare and sweep never read, and with ``per_claim`` all of them, for results read
+    no more once the next policy is settled."""
+    from .engine import LINE_OUTPUTS, kernel_outputs
+
+    outs = kernel_outputs(len(prep.enc.amount), len(prep.enc.member))
+    return outs if per_claim else {k: outs[k] for k in LINE_OUTPUTS}
+
+
 def _add(values: list) -> Any:
     """The sum of counts, or of dicts of counts key by key."""
     if isinstance(values[0], dict):
@@ -566,6 +577,7 @@ def run_compare(
             timer=timer,
             say=say,
             folder=tmp,
+            claims_table=False,  # read by nothing here once encoded: its memory goes to the kernel passes
         ) as (
             digests,
             preps,
@@ -582,11 +594,17 @@ def run_compare(
                 bases.start()
                 parts, rejected_a, rejected_b = [], [], []
                 for prep in preps():
+                    # the comparison reads the claims' amounts only: B's line split is written over A's
+                    lines = reused_outputs(prep)
                     say("policy A")
-                    ra = settle(prep, policy_a, threads=threads, timer=timer, line_funds=False, base_year=bases[0])
+                    ra = settle(
+                        prep, policy_a, threads=threads, timer=timer, line_funds=False, base_year=bases[0], into=lines
+                    )
                     bases.saw(0, ra)
                     say("policy B")
-                    rb = settle(prep, policy_b, threads=threads, timer=timer, line_funds=False, base_year=bases[1])
+                    rb = settle(
+                        prep, policy_b, threads=threads, timer=timer, line_funds=False, base_year=bases[1], into=lines
+                    )
                     bases.saw(1, rb)
                     say("compare")
                     with timer("compare"):
@@ -597,7 +615,7 @@ def run_compare(
                     parts.append(p)
                     rejected_a += ra.enc.rejected
                     rejected_b += rb.enc.rejected
-                    del ra, rb, p
+                    del ra, rb, p, lines
                 if not bases.again():
                     break
                 with timer("write"):  # the pass again, into new files

@@ -215,6 +215,7 @@ def settle(
     line_funds: bool = True,
     base_year: int | None = None,
     owned: bool = False,
+    into: dict[str, np.ndarray] | None = None,
 ) -> Result:
     """Settle prepared inputs under ``policy``: the kernel passes, nothing decoded again.
 
@@ -223,6 +224,11 @@ def settle(
     this policy rejects are cut out of its arrays in place. ``Result.kept`` says which
     of ``prep.enc``'s claims were settled (None: all of them). ``base_year`` as for
     :func:`adjudicate`.
+
+    ``into``: kernel outputs to write into instead of fresh arrays (some of
+    :func:`kernel_outputs` for ``prep``'s sizes, by name), e.g. those of an earlier
+    result the caller reads no more: a policy after another then touches no new memory.
+    The result's arrays are views of them, valid until they are written again.
     """
     timer = timer or Timer()
     threads = threads or default_threads()
@@ -237,7 +243,9 @@ def settle(
         benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
     say("kernel")
     with timer("kernel"):
-        k = _kernel(enc, benefit, factor, period, compiled, inputs.members, policy, threads, base_year, owned)
+        k = _kernel(
+            enc, benefit, factor, period, compiled, inputs.members, policy, threads, base_year, owned, into=into
+        )
     enc, keep, base_year = k.enc, k.keep, k.base_year
     benefit, factor, sums, paid = k.benefit, k.factor, k.sums, k.paid
     cpu = {"kernel": k.cpu}
@@ -345,6 +353,7 @@ def _kernel(
     base_year: int | None,
     owned: bool,
     settle: bool = True,
+    into: dict[str, np.ndarray] | None = None,
 ) -> _Kernel:
     """The line split, the negative-claim check and the claim settlement in one compiled pass
     per member-aligned chunk (``_core.settle_lines``), every output allocated once.
@@ -353,9 +362,10 @@ def _kernel(
     as if absent, then cut out of every array (``Encoded.without``: in place when ``owned``,
     the arrays being this run's alone). The base year B (contract §3) is the earliest year
     of the claims settled: the pass assumes that of all claims, and in the rare case that the
-    rejections remove that whole year the claims are settled again under the right B."""
+    rejections remove that whole year the claims are settled again under the right B.
+    ``into``: outputs given by the caller (:func:`settle`), the others allocated here."""
     t0 = time.thread_time()
-    outs = kernel_outputs(len(enc.amount), len(enc.member), settle)
+    outs = {**kernel_outputs(len(enc.amount), len(enc.member), settle), **(into or {})}  # empty: no pages yet
     base = base_year if base_year is not None else first_year(enc)
     kw = kernel_args(enc, benefit, factor, period, compiled, members, policy, base, outs)
     self_pay, fsp, elig = outs["self_pay"], outs["first_self_pay"], outs["eligible"]
@@ -395,6 +405,10 @@ def _kernel(
             )
     cpu = serial + sum(c for _, c in done) + time.thread_time() - t1
     return _Kernel(enc, keep, base_year, benefit, factor, sums, paid, lines, cpu)
+
+
+#: The per-line outputs of ``_core.settle_lines`` (:func:`kernel_outputs`' names).
+LINE_OUTPUTS = ("self_pay", "first_self_pay", "eligible")
 
 
 def kernel_outputs(nlines: int, nclaims: int, settle: bool = True) -> dict[str, np.ndarray]:

@@ -399,11 +399,15 @@ def write_all(
     input_lines: int,
     with_lines: bool = True,
     extra: dict[str, Callable[[Path], dict]] | None = None,
+    beside: Callable[[], object] | None = None,
 ) -> dict:
     """Write every output of contract §4 into ``out`` atomically; return the summary.
 
     ``extra`` maps a summary key to a function that writes more files into the
     same temporary folder (``run --audit``) and returns that key's summary.
+    ``beside``: the caller's own work, done on this thread once all but lines.parquet is
+    written, while lines.parquet (the longest part) still is (readjudicate's comparison);
+    not counted in the timings.
 
     Timed into ``r.timings`` (summary.json ``timings_seconds``): ``write`` the three tables,
     ``finish`` the summary and ``extra``, ``report`` report.html's page. The summary and the page are
@@ -432,13 +436,16 @@ def write_all(
             t2 = time.perf_counter()
             html = _report_html(tmp, r, s, amounts)
             t3 = time.perf_counter()
+            if beside is not None:
+                beside()
+            t4 = time.perf_counter()
             if lines is not None:
                 lines.result()
         except BaseException:
             if lines is not None:
                 lines.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
-        r.timings["write"] = (t1 - t0) + (time.perf_counter() - t3)
+        r.timings["write"] = (t1 - t0) + (time.perf_counter() - t4)
         r.timings["finish"] = t2 - t1
         r.timings["report"] = t3 - t2
         s["timings_seconds"] = {k: round(v, 4) for k, v in r.timings.items()}

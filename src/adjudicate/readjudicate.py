@@ -49,7 +49,6 @@ from .engine import Timer
 from .inputs import InputError, _is_text, strings
 from .money import AmountError, to_fen
 from .schema import AMOUNTS
-from .threads import thread_pool
 
 #: Amount columns of lines.parquet (contract §4).
 LINE_AMOUNTS = ("self_pay", "first_self_pay", "eligible", "fund_pool", "fund_supplementary")
@@ -551,30 +550,48 @@ def select_claims(enc, claims: np.ndarray):
 def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The claims of ``before`` (positions in it) and of ``r`` among ``positions`` that an adjustment can
     be about: settled on one side only (matched by claim_id), or with an amount that differs."""
-    from .encode import lookup
     from .outputs import claim_amounts
 
-    e, f = before.enc, r.enc
-    ids_a = e.claim_dict.take(pa.array(e.claim_code))
-    ids_b = f.claim_dict.take(pa.array(f.claim_code[positions]))
     fa = claim_amounts(before)
     fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
-    if len(ids_a) == len(ids_b) and ids_a.equals(ids_b):  # the same claims in the same order (a usual night)
-        differs = np.zeros(len(ids_a), bool)
+    at = _pairs(before.enc, r.enc, positions)
+    if at is None:  # the same claims in the same order (a usual night)
+        differs = np.zeros(len(positions), bool)
         for k in AMOUNTS:
             differs |= fa[k] != fb[k]
         both = np.flatnonzero(differs)
         return both, positions[both]
-    at = lookup(ids_a, ids_b)  # each claim of before: its row among ids_b, -1 if none
     in_a = np.flatnonzero(at >= 0)
     in_b = at[in_a]
     differs = np.zeros(len(in_a), bool)
     for k in AMOUNTS:
         differs |= fa[k][in_a] != fb[k][in_b]
-    same = np.zeros(len(ids_b), bool)
-    same[in_b[~differs]] = True  # the rows of ids_b that are a claim of before, unchanged
+    same = np.zeros(len(positions), bool)
+    same[in_b[~differs]] = True  # the rows of positions that are a claim of before, unchanged
     was = np.union1d(np.flatnonzero(at < 0), in_a[differs]).astype(np.int64)
     return was, positions[np.flatnonzero(~same)]
+
+
+def _pairs(e, f, positions: np.ndarray) -> np.ndarray | None:
+    """For each claim of ``e``, its row among the claims of ``f`` at ``positions`` with the same claim_id
+    (-1: none); None when they are the same claims in the same order.
+
+    Two datasets of the same claim ids in the same first-seen order (a night of corrected amounts)
+    number their claims alike: their codes are compared then, not their strings."""
+    from .encode import lookup
+
+    if e.claim_dict is f.claim_dict or e.claim_dict.equals(f.claim_dict):
+        a, b = e.claim_code, f.claim_code[positions]
+        if len(a) == len(b) and np.array_equal(a, b):
+            return None
+        row = np.full(len(f.claim_dict), -1, np.int64)  # each code's row among positions (a code is one claim)
+        row[b] = np.arange(len(b))
+        return row[a]
+    ids_a = e.claim_dict.take(pa.array(e.claim_code))
+    ids_b = f.claim_dict.take(pa.array(f.claim_code[positions]))
+    if len(ids_a) == len(ids_b) and ids_a.equals(ids_b):
+        return None
+    return lookup(ids_a, ids_b)
 
 
 def run_readjudicate(
@@ -722,18 +739,30 @@ def _in_memory(
     from .outputs import write_all
 
     say("read")
-    prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+    # the claims table is read by nothing once encoded: its memory goes to the kernel passes and the writers
+    prep = load_prepared(claims, members, providers, catalogue, dataset, timer, claims_table=False)
     say("adjudicate")
     r = settle(prep, policy, threads=threads, timer=Timer())
     timer.t["adjudicate"] = sum(r.timings.values())
     say("adjustments")
     extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
-    # current/ is written on a thread while the adjustments are found (Parquet writing releases the GIL)
-    with thread_pool(1, "adjudicate-write") as pool:
-        writing = pool.submit(write_all, r, current_dir, prep.digests, prep.input_lines, True, extra)
-        found, incremental, related = _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)
-        with timer("write"):
-            current = writing.result()
+    # The adjustments are found while current/lines.parquet, the longest part of current/, is written
+    # on its own thread: after the rest of current/, not beside it too (three threads on two cores
+    # would slow the lines, which bound the wall).
+    done: list = []
+    t0, before = time.perf_counter(), sum(timer.t.values())
+    current = write_all(
+        r,
+        current_dir,
+        prep.digests,
+        prep.input_lines,
+        True,
+        extra,
+        beside=lambda: done.append(_adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)),
+    )
+    # what current/ added to the wall beyond the comparison's own timers
+    timer.t["write"] = timer.t.get("write", 0.0) + (time.perf_counter() - t0) - (sum(timer.t.values()) - before)
+    found, incremental, related = done[0]
     return found, current, incremental, related
 
 

@@ -842,23 +842,30 @@ def prepared_parts(
     timer: Timer,
     say: Callable[[str], None],
     folder: Path,
+    claims_table: bool = True,
 ) -> Iterator[tuple[dict, Callable[[], Iterator[Prepared]], int]]:
     """The prepared inputs of a command, whole (a dataset, or ``partitions`` ≤ 1) or one member range at a
     time (``partitions`` > 1; 0 chooses from the input size; the ranges are cut under ``folder``, the
     output's temporary folder): (input digests, a function giving an
     iterator of Prepared in settlement order, as often as asked, the number of member ranges). Members
     are independent, so results computed part by part add up, given the run's base year (see
-    :class:`BaseYears`)."""
-    from .dataset import load_prepared
+    :class:`BaseYears`). ``claims_table=False``: each part's claims table is let go once encoded
+    (``dataset.load_prepared``)."""
+    from .dataset import load_prepared, without_claims_table
 
     if dataset is None and partitions == 0:
         partitions = auto_partitions(expand_paths(claims, "claims"))
     if dataset is not None or partitions <= 1:
-        prep = load_prepared(claims, members, providers, catalogue, dataset, timer)
+        prep = load_prepared(claims, members, providers, catalogue, dataset, timer, claims_table)
         yield prep.digests, lambda: iter([prep]), 1
         return
+
+    def encoded(inputs: Inputs) -> Prepared:
+        prep = prepare(inputs, timer)
+        return prep if claims_table else without_claims_table(prep)
+
     with partitioned(claims, members, providers, catalogue, partitions, folder, timer, say) as (_, digests, parts):
-        yield digests, lambda: (prepare(inputs, timer) for inputs in parts()), partitions
+        yield digests, lambda: (encoded(inputs) for inputs in parts()), partitions
 
 
 class BaseYears:

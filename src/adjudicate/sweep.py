@@ -45,9 +45,11 @@ from .compare import (
     money,
     parse_override,
     policy_with_overrides,
+    reused_outputs,
     summarise,
     who_is_better_off,
 )
+from .engine import LINE_OUTPUTS
 from .money import OUTPUT_TYPE
 from .schema import AMOUNTS
 
@@ -155,6 +157,7 @@ def run_sweep(
             timer=timer,
             say=say,
             folder=tmp,
+            claims_table=False,  # read by nothing here once encoded: its memory goes to the kernel passes
         ) as (
             digests,
             preps,
@@ -176,9 +179,21 @@ def run_sweep(
                     n = len(prep.enc.member)
                     base = base_kept = None
                     base_amounts: dict[str, np.ndarray] = {}
+                    # every variant is settled into one set of arrays, read only until the next is settled;
+                    # the baseline's claims, read to the end, into arrays of their own
+                    shared = reused_outputs(prep, per_claim=True)
+                    lines = {a: shared[a] for a in LINE_OUTPUTS}
                     for i, v in enumerate(variants_):
                         say(f"variant {i}")
-                        r = settle(prep, v.policy, threads=threads, timer=timer, line_funds=False, base_year=bases[i])
+                        r = settle(
+                            prep,
+                            v.policy,
+                            threads=threads,
+                            timer=timer,
+                            line_funds=False,
+                            base_year=bases[i],
+                            into=lines if i == 0 else shared,
+                        )
                         bases.saw(i, r)
                         with timer("compare"):
                             amounts, kept = aligned_amounts(n, r)
