@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
+import provenance  # noqa: E402
+from procs import adjudicate_cmd, bench_engine, engine_args, run_cmd_rss, say, warm  # noqa: E402
 
 POLICY = "prefecture-employee"
 SWEEP = [
@@ -60,10 +62,8 @@ def correct_claims(src: Path, dst: Path, fraction: float = 0.01, seed: int = 1) 
     return len(picked)
 
 
-def bench_reuse(
-    data: Path, outdir: Path, repeat: int, run_cmd, adjudicate_cmd, say=print, cold: list[str] | None = None
-) -> dict:
-    """Walls (medians of ``repeat``) of the commands above; ``run_cmd(cmd)`` gives ``.wall`` and ``.rss`` (run.Ran).
+def bench_reuse(data: Path, outdir: Path, repeat: int, cold: list[str] | None = None) -> dict:
+    """Walls (medians of ``repeat``) of the commands above, whole processes (run_cmd_rss).
 
     With ``cold`` (the cold run's command) each run is paired with a cold run right after it and the
     ratio is taken pair by pair (``ratio``: their median), so that a shared machine's drifting load
@@ -78,12 +78,12 @@ def bench_reuse(
     def timed(name: str, cmd: list[str], n: int = repeat) -> dict:
         walls, rss, ratios = [], [], []
         for i in range(n):
-            w, r = run_cmd(adjudicate_cmd() + cmd)[:2]
+            w, r = run_cmd_rss(adjudicate_cmd() + cmd)[:2]
             walls.append(w)
             rss.append(r)
             line = f"  {name} #{i + 1}: {w:.2f} s"
             if cold is not None and n > 1:
-                c = run_cmd(cold)[0]
+                c = run_cmd_rss(cold)[0]
                 ratios.append(w / c)
                 line += f" (cold run after it {c:.2f} s: {w / c:.2f}×)"
             say(line)
@@ -201,8 +201,6 @@ def main(argv=None) -> int:
     import shlex
     import time
 
-    import run as R
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", default="1M")
     ap.add_argument("--repeat", type=int, default=3)
@@ -210,29 +208,26 @@ def main(argv=None) -> int:
     ap.add_argument("--snapshot", action="store_true", help="benchmark a clean build of git HEAD (see run.py)")
     args = ap.parse_args(argv)
     if args.snapshot and not os.environ.get("BENCH_SNAPSHOT"):
-        R.use_snapshot(sys.argv[1:] if argv is None else list(argv), Path(__file__).resolve())
-    R.check_snapshot()
+        provenance.use_snapshot(sys.argv[1:] if argv is None else list(argv), Path(__file__).resolve())
+    provenance.check_snapshot()
     t0 = time.perf_counter()
     load = os.getloadavg()
-    data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), 2024, 1, say=R.say)
+    data, meta = bench_data.dataset_for_lines(bench_data.parse_count(args.lines), 2024, 1, say=say)
     outdir = bench_data.DATA / f"out-reuse-{data.name}"
     outdir.mkdir(parents=True, exist_ok=True)
-    R.warm(data)
-    cold = R.bench_engine(data, outdir, True, args.repeat)
+    warm(data)
+    cold = bench_engine(data, outdir, True, args.repeat)
     res = bench_reuse(
         data,
         outdir,
         args.repeat,
-        R.run_cmd_rss,
-        R.adjudicate_cmd,
-        R.say,
-        cold=R.engine_args(data, outdir / "reuse-cold", True),
+        cold=engine_args(data, outdir / "reuse-cold", True),
     )
     text = [
         "# Not decoding twice: benchmark rows of issue 9 §3–5",
         "",
         "Written by `python benchmarks/reuse.py " + shlex.join(sys.argv[1:] if argv is None else argv) + "` "
-        f"({time.strftime('%Y-%m-%d %H:%M %Z')}, {time.perf_counter() - t0:.0f} s; {R.git_state()}); "
+        f"({time.strftime('%Y-%m-%d %H:%M %Z')}, {time.perf_counter() - t0:.0f} s; {provenance.git_state()}); "
         "nothing edited by hand.",
         "",
         f"{meta['rows']['claims']:,} lines, {meta['claims']:,} claims, {meta['rows']['members']:,} members "

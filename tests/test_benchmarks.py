@@ -19,27 +19,29 @@ sys.path.insert(0, str(BENCH))
 import agree  # noqa: E402
 import bounds  # noqa: E402
 import plan  # noqa: E402
+import provenance  # noqa: E402
+import results  # noqa: E402
 import run  # noqa: E402
 
 
 def test_write_marked_replaces_only_the_block(tmp_path):
     f = tmp_path / "README.md"
     f.write_text("# Title\n\n## Speed\n\nBEGIN\nold figures\nEND\n\n## Layout\n\nkept\n", encoding="utf-8")
-    run.write_marked(f, "BEGIN", "END", ["new table", "| a | b |"])
+    results.write_marked(f, "BEGIN", "END", ["new table", "| a | b |"])
     assert (
         f.read_text(encoding="utf-8")
         == "# Title\n\n## Speed\n\nBEGIN\nnew table\n| a | b |\nEND\n\n## Layout\n\nkept\n"
     )
     g = tmp_path / "other.md"
     g.write_text("# Other\n", encoding="utf-8")
-    run.write_marked(g, "BEGIN", "END", ["x"])
+    results.write_marked(g, "BEGIN", "END", ["x"])
     assert g.read_text(encoding="utf-8") == "# Other\n\nBEGIN\nx\nEND\n"
 
 
 def test_the_readme_has_the_speed_markers():
-    text = run.README.read_text(encoding="utf-8")
-    assert text.count(run.SPEED_BEGIN) == 1 and text.count(run.SPEED_END) == 1
-    assert text.index(run.SPEED_BEGIN) < text.index(run.SPEED_END)
+    text = results.README.read_text(encoding="utf-8")
+    assert text.count(results.SPEED_BEGIN) == 1 and text.count(results.SPEED_END) == 1
+    assert text.index(results.SPEED_BEGIN) < text.index(results.SPEED_END)
 
 
 def test_bound_is_the_largest_excess_over_the_floor():
@@ -93,9 +95,9 @@ def test_bound_names_the_profiled_functions_of_its_stage():
 def test_estimate_scales_the_previous_run_and_is_kept_for_the_next(tmp_path):
     secs = plan.Sections({}, {"adjudicate run, run --no-lines": 2}, say=lambda *a: None)
     secs.took["adjudicate run, run --no-lines"] = 2 * (plan.FIXED + 1.0)
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# r\n\n" + secs.record(1_000_000) + "\n", encoding="utf-8")
-    prev = plan.previous_sections(results)
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text("# r\n\n" + secs.record(1_000_000) + "\n", encoding="utf-8")
+    prev = plan.previous_sections(results_md)
     assert prev["lines"] == 1_000_000
     est = plan.estimate({"adjudicate run, run --no-lines": 6, "I/O floor": 1}, 10_000_000, prev, {"gen": 3.0})
     assert est["adjudicate run, run --no-lines"] == pytest.approx(6 * (plan.FIXED + 10.0))
@@ -151,11 +153,11 @@ def test_tiny_run_agrees_measures_every_row_and_rewrites_the_readme(tmp_path, mo
     text = run.README.read_text(encoding="utf-8")
     readme.write_text(text, encoding="utf-8")
     monkeypatch.setattr(run, "README", readme)
-    results = tmp_path / "RESULTS.md"
+    results_md = tmp_path / "RESULTS.md"
     argv = ["--lines", "2k", "--repeat", "1", "--orders", "date,shuffled", "--peers", peers, "--results"]
-    argv += [str(results), "--readme", "--stream-lines", "3k", "--stream-partitions", "2", "--no-audit"]
+    argv += [str(results_md), "--readme", "--stream-lines", "3k", "--stream-partitions", "2", "--no-audit"]
     assert run.main(argv + ["--no-profile"]) == 0
-    out = results.read_text(encoding="utf-8")
+    out = results_md.read_text(encoding="utf-8")
     assert "**mismatches**" not in out and "DISAGREES" not in out
     assert "| shuffled |" in out and out.count("none (0 of") >= 3
     assert "streaming: partition pass ≤ 25 % of the wall" in out
@@ -163,14 +165,14 @@ def test_tiny_run_agrees_measures_every_row_and_rewrites_the_readme(tmp_path, mo
     assert "kernel ≥ 50 M lines/s/core (1 thread, outputs touched beforehand)" in out
     assert "| threads | warm s |" in out  # the kernel pass alone, first touch apart
     assert "## Bounds of the missed targets" in out  # at 2k lines start-up dominates: some target is missed
-    assert plan.previous_sections(results)["sections"]  # kept for the next estimate
+    assert plan.previous_sections(results_md)["sections"]  # kept for the next estimate
     new = readme.read_text(encoding="utf-8")
-    block = new.split(run.SPEED_BEGIN, 1)[1].split(run.SPEED_END, 1)[0]
+    block = new.split(results.SPEED_BEGIN, 1)[1].split(results.SPEED_END, 1)[0]
     assert "--lines 2k" in block and "| `adjudicate run`, all outputs |" in block
     assert "shuffled-order rows" in block and "streamed in 2 partitions" in block
     # everything outside the block is untouched
-    assert new.split(run.SPEED_BEGIN)[0] == text.split(run.SPEED_BEGIN)[0]
-    assert new.split(run.SPEED_END)[1] == text.split(run.SPEED_END)[1]
+    assert new.split(results.SPEED_BEGIN)[0] == text.split(results.SPEED_BEGIN)[0]
+    assert new.split(results.SPEED_END)[1] == text.split(results.SPEED_END)[1]
 
 
 def _has(module: str) -> bool:
@@ -186,7 +188,7 @@ def test_snapshot_builds(tmp_path):
     repo = BENCH.parent
     if subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True).returncode != 0:
         pytest.skip("not a git checkout")
-    site = run.build_snapshot(repo, tmp_path / "snap")
+    site = provenance.build_snapshot(repo, tmp_path / "snap")
     env = dict(os.environ, PYTHONPATH=str(site))
     p = subprocess.run(
         [sys.executable, "-c", "import adjudicate, adjudicate._core; print(adjudicate.__file__)"],

@@ -39,13 +39,14 @@ import pyarrow.ipc as ipc
 from . import __version__, fingerprint, keep
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
-from .inputs import InputError, Table, expand_paths, file_digest, load
+from .inputs import Columns, InputError, Table, expand_paths, file_digest, load
 from .outputs import LINE_ITEM_CODES, atomic_dir, line_item_codes
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
-FORMAT_VERSION = 2  # 2: the per-line fields narrowed (line_row, line_claim int32; line_no int32; item_ratio int16)
+FORMAT_VERSION = 3  # 3: text read as dictionaries stored as such, null masks only where a column has nulls
+# (2: the per-line fields narrowed: line_row, line_claim int32; line_no int32; item_ratio int16)
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
 #: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
 MEMBER_FINGERPRINTS = "derived/member_fingerprints.arrow"
@@ -120,10 +121,14 @@ def _read_ipc(path: Path) -> pa.Table:
 
 
 def _write_table(t: Table, path: Path) -> dict:
+    """A table's columns as read: text read as a dictionary (or coded while read) stays one, its
+    strings stored once per distinct value; a null mask only where the column has a null."""
     cols: dict[str, Any] = {}
+    lazy = getattr(t.values, "lazy", {})
     for c in t.spec.columns:
-        cols[c.name] = t.values[c.name]
-        cols[c.name + _NULL] = t.nulls[c.name]
+        cols[c.name] = lazy[c.name] if c.name in lazy else t.values[c.name]
+        if t.nulls[c.name].any():
+            cols[c.name + _NULL] = t.nulls[c.name]
     if t.file_of_row is not None:
         cols[_FILE_OF_ROW] = t.file_of_row
     return {"columns": _write_ipc(path, cols), "rows": t.rows, "files": [str(f) for f in t.files]}
@@ -136,8 +141,17 @@ def _read_table(name: str, path: Path, info: dict, digests: dict[str, str], kept
     spec = SPECS[name]
     if kept and name == "claims":
         spec = replace(spec, columns=spec.columns + tuple(Column(n, "keep", nullable=True) for n in kept))
-    values = {c.name: _from_arrow(data[c.name], metas[c.name]) for c in spec.columns}
-    nulls = {c.name: _from_arrow(data[c.name + _NULL], metas[c.name + _NULL]) for c in spec.columns}
+    values = Columns()
+    values.order = [c.name for c in spec.columns]
+    nulls = {}
+    for c in spec.columns:
+        v = _from_arrow(data[c.name], metas[c.name])
+        if isinstance(v, pa.Array) and pa.types.is_dictionary(v.type):
+            values.lazy[c.name] = pa.chunked_array([v])  # decoded to strings only if asked for, as when read
+        else:
+            values[c.name] = v
+        null = metas.get(c.name + _NULL)  # none stored: the column has no null
+        nulls[c.name] = np.zeros(info["rows"], bool) if null is None else _from_arrow(data[c.name + _NULL], null)
     files: list[str | Path] = [Path(f) for f in info["files"]]
     fr = _from_arrow(data[_FILE_OF_ROW], metas[_FILE_OF_ROW]) if _FILE_OF_ROW in metas else None
     return Table(spec, files, values, nulls, info["rows"], {str(f): digests[str(f)] for f in files}, fr)

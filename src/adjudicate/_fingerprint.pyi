@@ -1,0 +1,13 @@
+# Type stub of the compiled fingerprint passes (_fingerprint.pyx), so that mypy checks their callers.
+# Keep in step with the ``def`` signatures there.
+
+import numpy as np
+from numpy.typing import NDArray
+
+_U8 = NDArray[np.uint8]
+_U64 = NDArray[np.uint64]
+
+def combine(h: _U64, v: NDArray[np.integer]) -> None: ...
+def string_hashes(offsets: NDArray[np.int32] | NDArray[np.int64], data: _U8, valid: _U8) -> _U64: ...
+def ranked_sums(h: _U64, start: NDArray[np.int64]) -> _U64: ...
+def mixed(h: _U64) -> _U64: ...
