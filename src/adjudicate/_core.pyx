@@ -118,15 +118,24 @@ ctypedef struct LineRules:
     int64_t* eligible
 
 
-cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s, bint store) noexcept nogil:
+ctypedef struct Stored:  # split_line writes each line's split to the outputs
+    char unused
+ctypedef struct Summed:  # split_line only adds it to the claim's sums
+    char unused
+ctypedef fused line_out:  # two compiled versions of split_line, no flag tested per line
+    Stored
+    Summed
+
+
+cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s, line_out* how) noexcept nogil:
     """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``;
-    with ``store``, also write them to the line's outputs (the callers pass a constant: two loops)."""
+    when ``how`` is a ``Stored*`` (NULL: only its type counts), also write them to the line's outputs."""
     cdef int64_t amt = L.amount[i], over = 0, allowed, fsp, r, mp
     cdef int128 cap
     cdef int8_t k = L.cls[i]
     s[SUM_TOTAL] += amt
     if (not benefit) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (k == CLS_SUPP and not L.supplementary_catalogue):
-        if store:
+        if line_out is Stored:
             L.self_pay[i] = amt
             L.first_self_pay[i] = 0
             L.eligible[i] = 0
@@ -146,7 +155,7 @@ cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t
     # |allowed| <= 10**14 fen and r <= 10**4 bp (inputs.py enforces both), so
     # the product fits 64 bits and the division by a constant is cheap
     fsp = round_div64(allowed * r, BP)
-    if store:
+    if line_out is Stored:
         L.self_pay[i] = over
         L.first_self_pay[i] = fsp
         L.eligible[i] = allowed - fsp
@@ -214,7 +223,7 @@ def split_lines(const index_t[::1] claim_of_line, const int64_t[::1] amount,
     with nogil:
         for i in range(start, stop):
             c = claim_of_line[i]
-            split_line(&L, i, benefit[c], &claim_sums[c, 0], 1)
+            split_line(&L, i, benefit[c], &claim_sums[c, 0], <Stored*>NULL)
 
 
 # ---- settlement, one step per helper ----------------------------------------
@@ -715,11 +724,11 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
             if store:
                 for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
                     c = line_claim[i]
-                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], 1)
+                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], <Stored*>NULL)
             else:  # the claims' sums only: no per-line output written (nor its pages touched)
                 for i in range(line_start[c0], line_start[c1]):
                     c = line_claim[i]
-                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], 0)
+                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], <Summed*>NULL)
             for c in range(c0, c1):
                 row = &blk[(c - c0) * NSUMS]
                 for k in range(NSUMS):
