@@ -259,6 +259,32 @@ def test_kernel_takes_either_index_width_and_either_matrix_order(bad_inputs):
         assert np.array_equal(out, narrow["out"][keep]), order
 
 
+@pytest.mark.parametrize("policy", ["prefecture-employee", "shenzhen-comprehensive"])
+def test_without_line_funds_the_claims_are_the_same_and_nothing_is_stored_per_line(bad_inputs, policy):
+    """adjudicate(line_funds=False) (run --no-lines, compare, sweep) has the kernel sum each claim's lines
+    without storing their split: every claim-level result equals the full pass's, rejections included."""
+    pol = P.load(policy)
+    for threads in (1, 2):
+        full = engine.adjudicate(bad_inputs, pol, threads=threads)
+        bare = engine.adjudicate(bad_inputs, pol, threads=threads, line_funds=False)
+        assert bare.line_self_pay is bare.line_fsp is bare.line_eligible is bare.line_pool is bare.line_supp is None
+        assert bare.enc.rejected == full.enc.rejected and np.array_equal(bare.kept, full.kept)
+        for name in ("sums", "settle", "benefit"):
+            assert np.array_equal(getattr(bare, name), getattr(full, name)), name
+        assert bare.base_year == full.base_year
+    from adjudicate import _core
+    from adjudicate.encode import benefit_factors
+
+    enc = full.enc
+    period = pol.period_index(enc.settle_date)
+    benefit, factor = benefit_factors(pol, enc, bad_inputs.providers, period)
+    outs = engine.kernel_outputs(len(enc.amount), len(enc.member))
+    outs["eligible"] = outs["eligible"][:1]  # per line, or empty: nothing in between
+    kw = engine.kernel_args(enc, benefit, factor, period, P.compile_policy(pol), bad_inputs.members, pol, 0, outs)
+    with pytest.raises(ValueError, match="differ in length"):
+        _core.settle_lines(**kw, settle=True, start=0, stop=1)
+
+
 def test_claim_amounts_are_contiguous_views_of_the_kernel_matrices(bad_inputs):
     """outputs.claim_amounts takes the kernel's column-major columns as they are: no copy for the writers."""
     from adjudicate.outputs import claim_amounts

@@ -25,6 +25,7 @@ from adjudicate.money import to_fen
 from adjudicate.outputs import (
     invariant_violations,
     item_codes,
+    line_claim_ids,
     lines_table,
     parquet_options,
     rejected_table,
@@ -255,3 +256,57 @@ def test_work_beside_the_lines_is_done_once_and_changes_nothing(written, tmp_pat
     with pytest.raises(ValueError, match="caller's work"):
         write_all(r, tmp_path / "failed", {}, len(r.enc.line_row), beside=fails)
     assert not (tmp_path / "failed").exists() and not list(tmp_path.glob(".failed*"))
+
+
+def test_line_claim_ids_repeat_the_claims_ids_as_the_gather_does(written):
+    """lines.claim_id repeats each claim's id over its lines (_core.repeat_strings): the same strings
+    as gathering every line's from the claims' dictionary (Encoded.line_claim_id), also after
+    claims were cut out and when the claims' ids are a slice of a larger array."""
+    r, _, _ = written
+    e = r.enc
+    assert line_claim_ids(e).equals(e.line_claim_id)
+    cut = e.without(np.array([0, 3, len(e.member) - 1]))
+    assert line_claim_ids(cut).equals(cut.line_claim_id)
+    sliced = dataclasses.replace(e, claim_dict=pa.concat_arrays([pa.array(["x"]), e.claim_dict]).slice(1))
+    assert line_claim_ids(sliced).equals(e.line_claim_id)
+
+
+def test_repeat_strings_copies_each_string_once_per_line():
+    from adjudicate import _core
+
+    ids = pa.array(["a", "", "ccc", "dd"]).slice(1)  # "", "ccc", "dd": an offset into the buffers
+    starts = np.array([0, 2, 2, 5], np.int64)  # 2 lines, none, 3 lines
+    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset : ids.offset + 4]
+    data = np.frombuffer(ids.buffers()[2], np.uint8)
+    out_off, out_data = np.empty(6, np.int32), np.empty(6, np.uint8)
+    _core.repeat_strings(offsets, data, starts, out_off, out_data)
+    got = pa.Array.from_buffers(pa.string(), 5, [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
+    assert got.to_pylist() == ["", "", "dd", "dd", "dd"]
+    with pytest.raises(ValueError, match="does not hold"):
+        _core.repeat_strings(offsets, data, starts, out_off, np.empty(5, np.uint8))
+
+
+def test_group_sum_refuses_a_key_out_of_range():
+    from adjudicate import _core
+
+    out = np.zeros(2, np.int64)
+    _core.group_sum(np.array([1, 0, 1], np.int32), np.array([5, 7, -2], np.int64), out)
+    assert out.tolist() == [7, 3]
+    with pytest.raises(ValueError, match="outside"):
+        _core.group_sum(np.array([0, 2]), np.array([1, 1], np.int64), out)
+
+
+def test_settlements_without_lines_are_the_settlements_with_them(written, tmp_path):
+    """run --no-lines: the kernel stores no line amounts and settlements.parquet is written on the
+    writer's own thread; every file it writes is the full run's."""
+    r, out, s = written
+    inputs = read_inputs(*([out.parent / "in" / f"{n}.parquet"] for n in NAMES))
+    bare = adjudicate(inputs, P.load("prefecture-employee"), threads=2, line_funds=False)
+    s2 = write_all(bare, tmp_path / "o", inputs.digests(), inputs.claims.rows, with_lines=False)
+    assert not (tmp_path / "o" / "lines.parquet").exists()
+    for name in ("settlements", "rejected"):
+        assert pq.read_table(tmp_path / "o" / f"{name}.parquet").equals(pq.read_table(out / f"{name}.parquet"))
+    assert {k: v for k, v in s2.items() if k != "timings_seconds"} == {
+        k: v for k, v in s.items() if k != "timings_seconds"
+    }
+    assert (tmp_path / "o" / "report.html").read_text(encoding="utf-8") == report_html(tmp_path / "o", "run")

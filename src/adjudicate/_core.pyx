@@ -118,16 +118,27 @@ ctypedef struct LineRules:
     int64_t* eligible
 
 
-cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s) noexcept nogil:
-    """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``."""
+ctypedef struct Stored:  # split_line writes each line's split to the outputs
+    char unused
+ctypedef struct Summed:  # split_line only adds it to the claim's sums
+    char unused
+ctypedef fused line_out:  # two compiled versions of split_line, no flag tested per line
+    Stored
+    Summed
+
+
+cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t* s, line_out* how) noexcept nogil:
+    """Split line i into self_pay / first_self_pay / eligible and add them to the claim's sums ``s``;
+    when ``how`` is a ``Stored*`` (NULL: only its type counts), also write them to the line's outputs."""
     cdef int64_t amt = L.amount[i], over = 0, allowed, fsp, r, mp
     cdef int128 cap
     cdef int8_t k = L.cls[i]
     s[SUM_TOTAL] += amt
     if (not benefit) or k == CLS_EXCLUDED or k == CLS_UNKNOWN or (k == CLS_SUPP and not L.supplementary_catalogue):
-        L.self_pay[i] = amt
-        L.first_self_pay[i] = 0
-        L.eligible[i] = 0
+        if line_out is Stored:
+            L.self_pay[i] = amt
+            L.first_self_pay[i] = 0
+            L.eligible[i] = 0
         s[SUM_SELF_PAY] += amt
         return
     mp = L.max_price[i]
@@ -144,9 +155,10 @@ cdef inline void split_line(const LineRules* L, int64_t i, bint benefit, int64_t
     # |allowed| <= 10**14 fen and r <= 10**4 bp (inputs.py enforces both), so
     # the product fits 64 bits and the division by a constant is cheap
     fsp = round_div64(allowed * r, BP)
-    L.self_pay[i] = over
-    L.first_self_pay[i] = fsp
-    L.eligible[i] = allowed - fsp
+    if line_out is Stored:
+        L.self_pay[i] = over
+        L.first_self_pay[i] = fsp
+        L.eligible[i] = allowed - fsp
     s[SUM_SELF_PAY] += over
     s[SUM_FIRST_SELF_PAY] += fsp
     s[SUM_ELIGIBLE_A + k] += allowed - fsp
@@ -168,16 +180,19 @@ cdef LineRules line_rules(const int64_t[::1] amount, const int64_t[::1] quantity
                           const int64_t[::1] class_ratio, bint supplementary_catalogue, int64_t per_fen,
                           int64_t[::1] self_pay, int64_t[::1] first_self_pay, int64_t[::1] eligible) except *:
     cdef LineRules L
-    cdef Py_ssize_t n = amount.shape[0]
+    cdef Py_ssize_t n = amount.shape[0], nout = self_pay.shape[0]
     if not (quantity.shape[0] == cls.shape[0] == item_ratio.shape[0] == max_price.shape[0] == n
-            and self_pay.shape[0] == first_self_pay.shape[0] == eligible.shape[0] == n):
+            and first_self_pay.shape[0] == eligible.shape[0] == nout and (nout == n or nout == 0)):
         raise ValueError("the per-line arrays differ in length")
     if class_ratio.shape[0] < CLS_UNKNOWN + 1:
         raise ValueError("class_ratio needs one ratio per line class")
     L.amount, L.quantity, L.cls = &amount[0], &quantity[0], &cls[0]
     L.item_ratio, L.max_price, L.class_ratio = &item_ratio[0], &max_price[0], &class_ratio[0]
     L.supplementary_catalogue, L.per_fen = supplementary_catalogue, per_fen
-    L.self_pay, L.first_self_pay, L.eligible = &self_pay[0], &first_self_pay[0], &eligible[0]
+    if nout:  # else empty: the split is summed by claim, not stored (settle_lines without line outputs)
+        L.self_pay, L.first_self_pay, L.eligible = &self_pay[0], &first_self_pay[0], &eligible[0]
+    else:
+        L.self_pay = L.first_self_pay = L.eligible = NULL
     return L
 
 
@@ -203,10 +218,12 @@ def split_lines(const index_t[::1] claim_of_line, const int64_t[::1] amount,
         return
     cdef LineRules L = line_rules(amount, quantity, cls, item_ratio, max_price, class_ratio,
                                   supplementary_catalogue, per_fen, self_pay, first_self_pay, eligible)
+    if self_pay.shape[0] != amount.shape[0]:
+        raise ValueError("split_lines stores every line's split: self_pay, first_self_pay, eligible are per line")
     with nogil:
         for i in range(start, stop):
             c = claim_of_line[i]
-            split_line(&L, i, benefit[c], &claim_sums[c, 0])
+            split_line(&L, i, benefit[c], &claim_sums[c, 0], <Stored*>NULL)
 
 
 # ---- settlement, one step per helper ----------------------------------------
@@ -645,7 +662,9 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
     negative_claim_total (``negative[c]`` set, ``out[c]`` zero), the claim is settled as
     ``settle_claims`` settles it (with ``settle``; without, ``out`` is not touched and may be
     empty). A rejected claim is skipped as if it were not there. Returns how many were
-    rejected.
+    rejected. ``self_pay``, ``first_self_pay`` and ``eligible`` may be empty (length 0): the
+    lines are then split into the claims' sums only, and nothing per line is written (a run
+    without lines.parquet never touches those pages).
 
     Claims go in blocks of ``BLOCK``: the block's lines are split in one flat loop into the
     block's sums (a small row-major scratch, in cache), then its claims checked and settled
@@ -656,7 +675,7 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
     separate pass reads the sums back, and the caller makes one call per thread.
     """
     cdef int64_t c, c0, c1, i, k, m, count = 0
-    cdef bint neg
+    cdef bint neg, store = self_pay.shape[0] != 0 or amount.shape[0] == 0
     cdef int64_t blk[BLOCK * NSUMS]
     cdef int64_t o[NOUT]
     cdef int64_t* row
@@ -702,9 +721,14 @@ def settle_lines(const int64_t[::1] line_start, const index_t[::1] line_claim, c
                     prefetch(&M.civil_servant[m])
                     if M.ncredit:
                         prefetch(&M.credit[m * M.ncredit])
-            for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
-                c = line_claim[i]
-                split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS])
+            if store:
+                for i in range(line_start[c0], line_start[c1]):  # one flat loop: faster than a loop per claim
+                    c = line_claim[i]
+                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], <Stored*>NULL)
+            else:  # the claims' sums only: no per-line output written (nor its pages touched)
+                for i in range(line_start[c0], line_start[c1]):
+                    c = line_claim[i]
+                    split_line(&L, i, C.benefit[c], &blk[(c - c0) * NSUMS], <Summed*>NULL)
             for c in range(c0, c1):
                 row = &blk[(c - c0) * NSUMS]
                 for k in range(NSUMS):
@@ -1383,3 +1407,46 @@ def string_codes(const uint8_t[::1] valid, const int32_t[::1] offsets, const uin
         o[k] = first[k]
     free(first)
     return out
+
+
+# ---- outputs -----------------------------------------------------------------
+
+
+def repeat_strings(const int32_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] line_start,
+                   int32_t[::1] out_offsets, uint8_t[::1] out_data):
+    """Each of n strings (Arrow ``offsets``, n + 1 of them, into ``data``) once per line of its claim:
+    string c for lines ``line_start[c]:line_start[c+1]`` (``line_start[0]`` = 0), into
+    ``out_offsets`` (one per line, + 1) and ``out_data`` (exactly their bytes). lines.parquet's
+    claim_id from the claims' ids: a sequential copy, not a gather of every line's string from the
+    claims' dictionary."""
+    cdef int64_t c, i, a, w, pos = 0, total = 0, n = line_start.shape[0] - 1
+    if n < 0 or offsets.shape[0] != n + 1 or line_start[0] != 0 or out_offsets.shape[0] != line_start[n] + 1:
+        raise ValueError("offsets, line_start and out_offsets do not match")
+    for c in range(n):
+        total += (offsets[c + 1] - offsets[c]) * (line_start[c + 1] - line_start[c])
+    if total != out_data.shape[0] or total >= (<int64_t>1) << 31:
+        raise ValueError("out_data does not hold the strings repeated (or needs 64-bit offsets)")
+    with nogil:
+        for c in range(n):
+            a = offsets[c]
+            w = offsets[c + 1] - a
+            for i in range(line_start[c], line_start[c + 1]):
+                out_offsets[i] = pos
+                memcpy(&out_data[pos], &data[a], w)
+                pos += w
+        out_offsets[line_start[n]] = pos
+
+
+def group_sum(const index_t[::1] key, const int64_t[::1] values, int64_t[::1] out):
+    """out[key[i]] += values[i] for every i: exact int64 sums by group (``key`` in [0, len(out)))."""
+    cdef int64_t i, n = key.shape[0], k = 0
+    if values.shape[0] != n:
+        raise ValueError("key and values differ in length")
+    with nogil:
+        for i in range(n):
+            k = key[i]
+            if k < 0 or k >= out.shape[0]:
+                break
+            out[k] += values[i]
+    if n and (k < 0 or k >= out.shape[0]):
+        raise ValueError(f"a key is outside [0, {out.shape[0]})")

@@ -495,11 +495,12 @@ class ClaimRows:
 def reused_outputs(prep, per_claim: bool = False) -> dict[str, np.ndarray]:
     """Kernel outputs for ``prep`` (``engine.kernel_outputs``) to settle policy after policy into
     (``settle(into=...)``), so that a policy after the first touches no new memory: the per-line
-    ones, which compare and sweep never read, and with ``per_claim`` all of them, for results read
-    no more once the next policy is settled."""
+    ones, which compare and sweep never read (empty: settled with ``line_funds=False`` the kernel
+    only sums each claim's lines), and with ``per_claim`` all of them, for results read no more
+    once the next policy is settled."""
     from .engine import LINE_OUTPUTS, kernel_outputs
 
-    outs = kernel_outputs(len(prep.enc.amount), len(prep.enc.member))
+    outs = kernel_outputs(len(prep.enc.amount), len(prep.enc.member), lines=False)
     return outs if per_claim else {k: outs[k] for k in LINE_OUTPUTS}
 
 

@@ -78,10 +78,11 @@ class Result:
     benefit: np.ndarray
     sums: np.ndarray  # claim_sums (total, self_pay, first_self_pay, eligible by class)
     settle: np.ndarray  # kernel output per claim
-    line_self_pay: np.ndarray
-    line_fsp: np.ndarray
-    line_eligible: np.ndarray
-    line_pool: np.ndarray | None  # None when adjudicate(line_funds=False)
+    # the lines' amounts: all None when adjudicate(line_funds=False), whose kernel writes nothing per line
+    line_self_pay: np.ndarray | None
+    line_fsp: np.ndarray | None
+    line_eligible: np.ndarray | None
+    line_pool: np.ndarray | None
     line_supp: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
     #: The year on whose 1 January members.account_balance stands (contract §3); None: no claims settled
@@ -185,9 +186,10 @@ def adjudicate(
 ) -> Result:
     """Adjudicate every claim of ``inputs`` under ``policy`` (:func:`prepare`, then :func:`settle`).
 
-    ``line_funds=False`` skips allocating the fund amounts to lines (for runs
-    that write no lines.parquet); ``Result.line_pool`` and ``line_supp`` are
-    then None. ``base_year`` is the year on whose 1 January the members'
+    ``line_funds=False`` skips every per-line amount (for runs that write no
+    lines.parquet): the kernel sums each claim's lines without storing their split,
+    and nothing is allocated to lines; ``Result.line_self_pay``, ``line_fsp``,
+    ``line_eligible``, ``line_pool`` and ``line_supp`` are then None. ``base_year`` is the year on whose 1 January the members'
     ``account_balance`` stands (contract §3); by default the earliest benefit
     year of the claims settled here. A caller settling part of a run (one
     member range, one member) passes the whole run's.
@@ -244,14 +246,26 @@ def settle(
     say("kernel")
     with timer("kernel"):
         k = _kernel(
-            enc, benefit, factor, period, compiled, inputs.members, policy, threads, base_year, owned, into=into
+            enc,
+            benefit,
+            factor,
+            period,
+            compiled,
+            inputs.members,
+            policy,
+            threads,
+            base_year,
+            owned,
+            into=into,
+            lines=line_funds,
         )
     enc, keep, base_year = k.enc, k.keep, k.base_year
     benefit, factor, sums, paid = k.benefit, k.factor, k.sums, k.paid
     cpu = {"kernel": k.cpu}
     self_pay, fsp, elig = k.lines
-    pool = supp = None  # without line_funds, the lines carry no fund amounts
+    pool = supp = None  # without line_funds, the lines carry no amounts
     if line_funds:
+        assert elig is not None
         say("allocate")
         with timer("allocate"):
             pool, supp, cpu["allocate"] = _allocate(enc, paid, elig, threads)
@@ -305,7 +319,18 @@ def settled_base_year(inputs: Inputs, policy: Policy, threads: int | None = None
     period = policy.period_index(enc.settle_date)
     benefit, factor = benefit_factors(policy, enc, inputs.providers, period)
     k = _kernel(
-        enc, benefit, factor, period, compile_policy(policy), inputs.members, policy, threads, None, True, False
+        enc,
+        benefit,
+        factor,
+        period,
+        compile_policy(policy),
+        inputs.members,
+        policy,
+        threads,
+        None,
+        True,
+        False,
+        lines=False,
     )
     return k.base_year
 
@@ -337,7 +362,7 @@ class _Kernel:
     factor: np.ndarray
     sums: np.ndarray
     paid: np.ndarray
-    lines: tuple[np.ndarray, np.ndarray, np.ndarray]  # self_pay, first_self_pay, eligible
+    lines: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]  # self_pay, first_self_pay, eligible
     cpu: float  # CPU seconds of every thread of the pass
 
 
@@ -354,18 +379,20 @@ def _kernel(
     owned: bool,
     settle: bool = True,
     into: dict[str, np.ndarray] | None = None,
+    lines: bool = True,
 ) -> _Kernel:
     """The line split, the negative-claim check and the claim settlement in one compiled pass
     per member-aligned chunk (``_core.settle_lines``), every output allocated once.
 
     A claim rejected as negative_claim_total (schemes.md §1) is skipped by the settlement
     as if absent, then cut out of every array (``Encoded.without``: in place when ``owned``,
-    the arrays being this run's alone). The base year B (contract §3) is the earliest year
+    the arrays being this run's alone). Without ``lines`` the lines' split is summed by claim
+    and not stored (``_Kernel.lines`` are None). The base year B (contract §3) is the earliest year
     of the claims settled: the pass assumes that of all claims, and in the rare case that the
     rejections remove that whole year the claims are settled again under the right B.
     ``into``: outputs given by the caller (:func:`settle`), the others allocated here."""
     t0 = time.thread_time()
-    outs = {**kernel_outputs(len(enc.amount), len(enc.member), settle), **(into or {})}  # empty: no pages yet
+    outs = {**kernel_outputs(len(enc.amount), len(enc.member), settle, lines), **(into or {})}  # empty: no pages yet
     base = base_year if base_year is not None else first_year(enc)
     kw = kernel_args(enc, benefit, factor, period, compiled, members, policy, base, outs)
     self_pay, fsp, elig = outs["self_pay"], outs["first_self_pay"], outs["eligible"]
@@ -380,7 +407,7 @@ def _kernel(
     done = _parallel(run, thread_ranges(enc.member, threads), threads)
     t1 = time.thread_time()
     keep = None
-    lines = (self_pay, fsp, elig)
+    split: tuple[np.ndarray | None, ...] = (self_pay, fsp, elig) if lines else (None, None, None)
     if sum(n for n, _ in done):
         dropped = np.flatnonzero(negative)
         _reject_negative(enc, sums, dropped)
@@ -393,7 +420,7 @@ def _kernel(
         )
         if settle:
             paid = cut_runs(paid, dropped, dropped + 1, True)
-        lines = (cut_runs(self_pay, lo, hi, True), cut_runs(fsp, lo, hi, True), cut_runs(elig, lo, hi, True))
+        split = tuple(None if x is None else cut_runs(x, lo, hi, True) for x in split)
     if base_year is None:
         base_year = first_year(enc)
         if settle and base_year is not None and base_year != base:  # the rejections took a whole earliest year
@@ -404,22 +431,25 @@ def _kernel(
                 threads,
             )
     cpu = serial + sum(c for _, c in done) + time.thread_time() - t1
-    return _Kernel(enc, keep, base_year, benefit, factor, sums, paid, lines, cpu)
+    return _Kernel(enc, keep, base_year, benefit, factor, sums, paid, (split[0], split[1], split[2]), cpu)
 
 
 #: The per-line outputs of ``_core.settle_lines`` (:func:`kernel_outputs`' names).
 LINE_OUTPUTS = ("self_pay", "first_self_pay", "eligible")
 
 
-def kernel_outputs(nlines: int, nclaims: int, settle: bool = True) -> dict[str, np.ndarray]:
+def kernel_outputs(nlines: int, nclaims: int, settle: bool = True, lines: bool = True) -> dict[str, np.ndarray]:
     """The output arrays of ``_core.settle_lines`` over ``nlines`` lines of ``nclaims`` claims, by
-    argument name. Not zero-filled: the kernel writes every row (``out`` is empty without ``settle``).
+    argument name. Not zero-filled: the kernel writes every row (``out`` is empty without ``settle``;
+    the per-line self_pay, first_self_pay and eligible are empty without ``lines``: never written,
+    their pages never touched, 24 bytes a line less).
     The claim matrices are column-major: each amount column is one contiguous array, which
     ``outputs.claim_amounts`` hands to the writers as it is (a view, no copy)."""
+    per_line = nlines if lines else 0
     return dict(
-        self_pay=np.empty(nlines, np.int64),
-        first_self_pay=np.empty(nlines, np.int64),
-        eligible=np.empty(nlines, np.int64),
+        self_pay=np.empty(per_line, np.int64),
+        first_self_pay=np.empty(per_line, np.int64),
+        eligible=np.empty(per_line, np.int64),
         sums=np.empty((nclaims, NSUMS), np.int64, order="F"),
         out=np.empty((nclaims if settle else 0, NOUT), np.int64, order="F"),
         negative=np.empty(nclaims, np.uint8),

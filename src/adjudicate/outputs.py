@@ -14,7 +14,7 @@ import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must no
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__, keep
+from . import __version__, _core, keep
 from .encode import Encoded
 from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
@@ -233,6 +233,34 @@ def _used_codes(codes: pa.DictionaryArray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(indices, codes.dictionary.filter(pa.array(used)))
 
 
+def line_claim_ids(e: Encoded) -> pa.Array:
+    """Each line's claim_id: the claims' ids (``Encoded.claim_id``, which settlements.parquet writes
+    too) repeated over their lines, a sequential copy (``_core.repeat_strings``) instead of a gather
+    of every line's string from the claims' dictionary (a third of lines.parquet's work)."""
+    ids = e.claim_id
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if ids.type != pa.string() or ids.null_count or e.line_start[0] != 0:
+        return e.line_claim_id
+    starts = np.ascontiguousarray(e.line_start, dtype=np.int64)
+    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset : ids.offset + len(ids) + 1]
+    total = int(np.dot(np.diff(offsets).astype(np.int64), np.diff(starts)))
+    if total >= 1 << 31:  # past string's 32-bit offsets
+        return e.line_claim_id
+    nlines = int(starts[-1])
+    # Arrow's own buffers: its allocator may hand back pages it freed (no first touch of fresh memory)
+    out_offsets, out_data = pa.allocate_buffer(4 * (nlines + 1)), pa.allocate_buffer(total)
+    data = ids.buffers()[2]
+    _core.repeat_strings(
+        np.ascontiguousarray(offsets),
+        np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
+        starts,
+        np.frombuffer(out_offsets, np.int32),
+        np.frombuffer(out_data, np.uint8),
+    )
+    return pa.Array.from_buffers(pa.string(), nlines, [None, out_offsets, out_data])
+
+
 def settlements_table(r: Result, for_file: bool = False, amounts: dict[str, np.ndarray] | None = None) -> pa.Table:
     """``amounts``: :func:`claim_amounts` of ``r``, when the caller has them already."""
     e = r.enc
@@ -258,7 +286,7 @@ def lines_table(r: Result, for_file: bool = False) -> pa.Table:
     dec = decimals_for(for_file)
     return pa.table(
         {
-            "claim_id": e.line_claim_id,
+            "claim_id": line_claim_ids(e),
             "line_no": pa.array(e.line_no.astype(np.int32, copy=False)),  # no copy once encode lays it out int32
             "item_code": item_codes(e, for_file),
             "class": label_array(e.cls, LINE_CLASSES, for_file),
@@ -405,29 +433,32 @@ def write_all(
 
     ``extra`` maps a summary key to a function that writes more files into the
     same temporary folder (``run --audit``) and returns that key's summary.
-    ``beside``: the caller's own work, done on this thread once all but lines.parquet is
-    written, while lines.parquet (the longest part) still is (readjudicate's comparison);
-    not counted in the timings.
+    ``beside``: the caller's own work, done on this thread once all but the largest table is
+    written, while that one (the longest part) still is (readjudicate's comparison); not
+    counted in the timings.
 
     Timed into ``r.timings`` (summary.json ``timings_seconds``): ``write`` the three tables,
-    ``finish`` the summary and ``extra``, ``report`` report.html's page. The summary and the page are
-    computed from the arrays in memory while lines.parquet is written on its own thread; their time
+    ``finish`` the summary and ``extra``, ``report`` report.html's page. The largest table
+    (lines.parquet, else settlements.parquet) is written on its own thread while the rest is
+    written and the summary and the page are computed from the arrays in memory; their time
     is not counted again in ``write``.
     """
     with atomic_dir(out, digests) as tmp:  # the inputs (named by their digests) may not lie in ``out``
         t0 = time.perf_counter()
-        # lines.parquet is most of the work: build and write it beside the rest
-        # (Arrow releases the GIL while it encodes).
-        lines = (
-            _Background(lambda: write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet"), "adjudicate-lines")
-            if with_lines
-            else None
-        )
-        try:
-            if lines is not None:
-                lines.start()
-            amounts = claim_amounts(r)
+        amounts = claim_amounts(r)  # read by the settlements, the summary and the page: taken once
+
+        def settlements() -> None:
             write_parquet(settlements_table(r, for_file=True, amounts=amounts), tmp / "settlements.parquet")
+
+        def lines() -> None:
+            write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")
+
+        # the largest table beside the rest (Arrow releases the GIL while it encodes)
+        side = _Background(lines if with_lines else settlements, "adjudicate-write")
+        try:
+            side.start()
+            if with_lines:
+                settlements()
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
             t1 = time.perf_counter()
             s = summary(r, digests, input_lines, amounts)
@@ -439,11 +470,9 @@ def write_all(
             if beside is not None:
                 beside()
             t4 = time.perf_counter()
-            if lines is not None:
-                lines.result()
+            side.result()
         except BaseException:
-            if lines is not None:
-                lines.join()  # it must not outlive the folder, nor the interpreter (see _Background)
+            side.join()  # it must not outlive the folder, nor the interpreter (see _Background)
             raise
         r.timings["write"] = (t1 - t0) + (time.perf_counter() - t4)
         r.timings["finish"] = t2 - t1

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import _core
 from ..labels import t
 from ..money import group_digits, to_fen
 from . import register, svg
@@ -113,11 +114,11 @@ class RunFigures:
 
 
 def _sum_by(key: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """Exact int64 sums of ``values`` (fen) by ``key`` in [0, n)."""
-    if float(np.abs(values).sum(dtype=np.float64)) < 2.0**52:  # every partial sum an integer below 2**53: exact
-        return np.bincount(key, weights=values, minlength=n).astype(np.int64)
+    """Exact int64 sums of ``values`` (fen) by ``key`` in [0, n): one compiled pass, no float copy."""
     out = np.zeros(n, np.int64)
-    np.add.at(out, key, values)
+    if key.dtype not in (np.int32, np.int64):
+        key = key.astype(np.int64)
+    _core.group_sum(np.ascontiguousarray(key), np.ascontiguousarray(values, dtype=np.int64), out)
     return out
 
 
