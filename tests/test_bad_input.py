@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from adjudicate import policy as P
 from adjudicate.cli import main
 from adjudicate.engine import adjudicate, read_inputs
-from adjudicate.inputs import InputError, load
+from adjudicate.errors import InputError
+from adjudicate.inputs import load
 from adjudicate.outputs import write_all
 from adjudicate.schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 

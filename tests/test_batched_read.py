@@ -10,16 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from adjudicate import inputs
+from adjudicate.errors import InputError
 from adjudicate.generate import generate_tables
-from adjudicate.inputs import (
-    DICTIONARY_COLUMNS,
-    Converted,
-    InputError,
-    _read_file,
-    dictionary_lookup,
-    from_arrow,
-    load,
-)
+from adjudicate.inputs import DICTIONARY_COLUMNS, Converted, _read_file, dictionary_lookup, from_arrow, load
 from adjudicate.keep import keeping
 from adjudicate.schema import CLAIMS
 

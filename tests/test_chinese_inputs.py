@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from adjudicate import cli
-from adjudicate.inputs import InputError, csv_encoding, load
+from adjudicate.errors import InputError
+from adjudicate.inputs import csv_encoding, load
 from adjudicate.sample import sample_dir
 from adjudicate.schema import ENUM_ALIASES, FALSE_WORDS, MEMBERS, TRUE_WORDS
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate.compare import AMOUNTS, MEMBER_AMOUNTS, histogram, parse_override, policy_with_overrides
+from adjudicate.errors import PolicyError
 from adjudicate.outdir import MARKER
-from adjudicate.policy import PolicyError
 
 # contract §5: every command that writes an output folder also writes report.html, and the marker that tells
 # an earlier output of adjudicate from other folders

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate import export as X
-from adjudicate.inputs import InputError
+from adjudicate.errors import InputError
 from adjudicate.sample import sample_dir
 
 

@@ -332,7 +332,7 @@ SLOW_LINES = textwrap.dedent(r"""
     from pathlib import Path
     from adjudicate import outputs
     from adjudicate.cli import main
-    from adjudicate.inputs import InputError
+    from adjudicate.errors import InputError
 
     flags, way = Path(sys.argv[1]), sys.argv[2]
     real = outputs.write_parquet

@@ -329,7 +329,7 @@ def test_the_library_refuses_an_out_holding_the_inputs_too(tmp_path):
     named by the digests every output records."""
     from adjudicate import policy as P
     from adjudicate.engine import adjudicate, read_inputs
-    from adjudicate.inputs import InputError
+    from adjudicate.errors import InputError
     from adjudicate.stream import run_streaming
 
     g = tmp_path / "gen"

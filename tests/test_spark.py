@@ -259,7 +259,7 @@ def test_base_year_is_the_runs_across_buckets(spark, gen, tmp_path):
 
 
 def test_api_bad_input_raises_the_local_error(spark, gen, tmp_path):
-    from adjudicate.inputs import InputError
+    from adjudicate.errors import InputError
 
     bad = _bad_copies(gen, tmp_path)
     local = invoke("run", *inputs(gen, **bad["claims"]), "--out", tmp_path / "a")

@@ -61,7 +61,7 @@ def test_claim_spanning_partitions_is_rejected_once(tmp_path):
 def test_input_error_names_the_original_file_and_row(tmp_path):
     import pyarrow as pa
 
-    from adjudicate.inputs import InputError
+    from adjudicate.errors import InputError
 
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)
@@ -120,7 +120,7 @@ def test_cli_partitions_option(tmp_path):
 def test_bad_bytes_in_a_streamed_file_are_an_input_error(tmp_path):
     import pyarrow as pa
 
-    from adjudicate.inputs import InputError
+    from adjudicate.errors import InputError
 
     folder = tmp_path / "gen"
     write_dataset(generate_tables(50, 2024, seed=1), folder)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate.compare import AMOUNTS
-from adjudicate.policy import PolicyError
+from adjudicate.errors import PolicyError
 from adjudicate.sweep import split_values, variants
 
 TABLES = ("claims", "members", "providers", "catalogue")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import policy as P
-from .inputs import InputError
+from .errors import InputError
 from .schema import AMOUNTS, CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
 from .tomlfile import KeyLocator, read_toml
 

@@ -39,7 +39,8 @@ import pyarrow.ipc as ipc
 from . import __version__, fingerprint, keep
 from .encode import Encoded, catalogue_rows, encode, gather_catalogue_columns
 from .engine import Inputs, Prepared, Timer, prepare
-from .inputs import Columns, InputError, Table, expand_paths, file_digest, load
+from .errors import InputError
+from .inputs import Columns, Table, expand_paths, file_digest, load
 from .outputs import LINE_ITEM_CODES, atomic_dir, line_item_codes
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 

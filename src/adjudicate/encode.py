@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core, _encode
-from .inputs import InputError, Table, _string_buffers, dictionary_lookup, find_positions, strings
+from .errors import InputError
+from .inputs import Table, _string_buffers, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS

@@ -21,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .inputs import InputError, Table
+from .errors import InputError
+from .inputs import Table
 from .money import price_text
 from .policy import Policy
 from .reference import AMOUNTS, BP, EPOCH, ClaimResult, Slice, member_at, provider_at, reference_run

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .inputs import InputError
+from .errors import InputError
 
 #: Excel's rows per sheet, the header included.
 EXCEL_ROWS = 1_048_576

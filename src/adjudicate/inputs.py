@@ -45,27 +45,13 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
+from .errors import InputError
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
 from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
 from .threads import thread_pool
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".csv": "csv"}
 QUANTITY_SCALE = 6  # quantities are kept in millionths of a unit
-
-
-class InputError(Exception):
-    """Bad input: always names the file and, where it applies, the column and row."""
-
-    def __init__(self, message: str, file: str | Path | None = None, column: str | None = None, row: int | None = None):
-        self.message, self.file, self.column, self.row = message, file, column, row
-        where = []
-        if file is not None:
-            where.append(f"file {file}")
-        if column is not None:
-            where.append(f"column '{column}'")
-        if row is not None:
-            where.append(f"row {row}" + (f" (line {row + 2})" if str(file).lower().endswith(".csv") else ""))
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
 #: Text columns of the claims coded while a Parquet file is read, row group by row group

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .inputs import InputError
+from .errors import InputError
 from .schema import AMOUNTS, CLAIMS, Column, TableSpec
 
 #: The claims columns kept for the command running now (set by :func:`keeping`).

@@ -39,7 +39,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
@@ -47,17 +46,7 @@ except ImportError:  # pragma: no cover - not POSIX: no locks, temporary folders
     fcntl = None  # type: ignore[assignment]  # the module or None: every use checks
 
 from . import __version__
-
-if TYPE_CHECKING:
-    from .inputs import InputError
-
-
-def _input_error(*args: Any) -> InputError:
-    """An InputError (exit 2); inputs.py, which imports pyarrow, is loaded only to refuse."""
-    from .inputs import InputError
-
-    return InputError(*args)
-
+from .errors import InputError
 
 #: The file that marks a folder as an output of adjudicate (hidden, so readers
 #: of the folder's data files skip it; see inputs.expand_paths).
@@ -121,7 +110,7 @@ def _legacy_output(folder: Path, names: set[str]) -> bool:
 
 
 def _refuse(given: str | Path, why: str) -> InputError:
-    return _input_error(f"--out {given} {why}")
+    return InputError(f"--out {given} {why}")
 
 
 def _check_existing(target: Path, given: str | Path) -> bool:
@@ -266,13 +255,13 @@ def _parent_lock(parent: Path) -> Iterator[None]:
     try:
         fd = _open_dir(parent)
     except OSError as e:
-        raise _input_error(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
+        raise InputError(f"cannot open the folder of --out: {e.strerror or e}", parent) from None
     closed = False
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while _try_lock(fd) is False:  # waiting may be interrupted
             if time.monotonic() > deadline:
-                raise _input_error(
+                raise InputError(
                     f"another process has held the lock on this folder for {LOCK_TIMEOUT:.0f} s "
                     "(an adjudicate run writing beside --out?); try again when it has finished",
                     parent,
@@ -412,7 +401,7 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
                 del _journal[:-16]  # a long-lived library user never calls begin_command
                 _active.append(tmp)
         except OSError as e:
-            raise _input_error(f"cannot create the output folder: {e.strerror or e}", out) from None
+            raise InputError(f"cannot create the output folder: {e.strerror or e}", out) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are ordinary folders

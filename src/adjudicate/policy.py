@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import dated
+from .errors import PolicyError
 from .layout import FLAG_DEDUCTIBLE, FLAG_SUBSIDISED, FSP_BIT, AccountMode, BlockField
 from .schema import CATEGORIES, PROVIDER_KINDS, REFERRALS, SETTINGS
 from .tomlfile import KeyLocator, read_toml
@@ -61,19 +62,6 @@ DATABLE = re.compile(
     )
     + r")$"
 )
-
-
-class PolicyError(Exception):
-    """A malformed policy file: names the file, the key and (where found) its line."""
-
-    def __init__(self, message: str, file: str | Path | None = None, key: str | None = None, line: int | None = None):
-        self.file, self.key, self.line, self.message = file, key, line, message
-        where = [str(file)] if file else []
-        if line:
-            where.append(f"line {line}")
-        if key:
-            where.append(f"key '{key}'")
-        super().__init__(f"policy {', '.join(where)}: {message}" if where else message)
 
 
 # ---------------------------------------------------------------------------

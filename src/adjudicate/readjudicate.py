@@ -46,7 +46,8 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .engine import Timer
-from .inputs import InputError, _is_text, strings
+from .errors import InputError
+from .inputs import _is_text, strings
 from .money import AmountError, to_fen
 from .schema import AMOUNTS
 

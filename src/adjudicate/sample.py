@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inputs import InputError
+from .errors import InputError
 
 HERE = Path(__file__).resolve().parent
 

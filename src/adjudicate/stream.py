@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 
 from ._partition import Router, decimal64
 from .engine import Inputs, Prepared, Result, Timer, adjudicate, first_year, prepare
+from .errors import InputError
 from .inputs import (
     CSV_ENCODING,
     DICTIONARY_COLUMNS,
     SUFFIXES,
-    InputError,
     Table,
     digest_while_reading,
     expand_paths,

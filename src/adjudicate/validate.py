@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .encode import encode
-from .inputs import SUFFIXES, InputError, load
+from .errors import InputError
+from .inputs import SUFFIXES, load
 from .schema import REJECT_REASONS, TABLES
 
 

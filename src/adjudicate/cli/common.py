@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from .. import outdir
+from ..errors import InputError, PolicyError
 
 CLICK_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STAGES = ("read", "encode", "kernel", "allocate", "write")
@@ -215,14 +216,6 @@ def group_digits(v: str) -> str:
     return group_digits(v)
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """InputError and PolicyError, of those modules already imported (none raised otherwise):
-    evaluated only when an exception reaches ``errors()``, so no command imports pyarrow for them."""
-    package = __name__.rsplit(".", 2)[0]
-    modules = (sys.modules.get(f"{package}.inputs"), sys.modules.get(f"{package}.policy"))
-    return tuple(m.InputError if m.__name__.endswith("inputs") else m.PolicyError for m in modules if m is not None)
-
-
 @contextmanager
 def errors() -> Iterator[None]:
     """Map failures to the contract's exit codes, and say what is on disk after an interruption."""
@@ -234,7 +227,7 @@ def errors() -> Iterator[None]:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         yield
-    except _user_errors() as e:
+    except (InputError, PolicyError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except click.exceptions.Exit:
@@ -348,7 +341,6 @@ def with_keep(f):
     def wrapper(*args, keep: tuple[str, ...] = (), **kw):
         if not keep:
             return f(*args, **kw)
-        from ..inputs import InputError
         from ..keep import check_names, keeping
 
         flags = " ".join(f"--keep {k}" for k in keep)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from .common import CLICK_SETTINGS, Progress, errors, log_event, quiet_option, with_log_file
 
 
@@ -45,7 +46,6 @@ def export(folder, target, tables, split, overwrite, quiet) -> None:
       adjudicate export result/ --xlsx claims.xlsx --table settlements
     """
     from ..export import export_xlsx, tables_of
-    from ..inputs import InputError
 
     with errors():
         out = Path(target)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from .common import (
     CLICK_SETTINGS,
     Progress,
@@ -234,8 +235,6 @@ def reconcile(
         reward = None
         if reward_rate is not None:
             from decimal import InvalidOperation
-
-            from ..inputs import InputError
 
             try:
                 reward = Decimal(reward_rate)

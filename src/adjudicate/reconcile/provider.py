@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..inputs import InputError, Table
+from ..errors import InputError
+from ..inputs import Table
 from ..schema import PROVIDER_KINDS
 from .exact import decimal, group_sum, round_div, to_int64
 from .rules import Rules

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import dated
-from ..inputs import InputError
+from ..errors import InputError
 from ..tomlfile import TableReader, read_toml
 
 #: Keys whose value may be dated or cited: every rate.

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..inputs import SUFFIXES, InputError, Table, expand_paths, load
+from ..errors import InputError
+from ..inputs import SUFFIXES, Table, expand_paths, load
 from ..schema import ENUM_ALIASES, SETTINGS, Column, TableSpec
 
 #: The funds of a statement (schemes.md §8), each fed by one settlements column.

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from ..errors import InputError
+
 STAGES = ("read", "providers", "ledger", "funds", "write")
 OUTPUTS = ("provider_settlement.parquet", "funds.parquet", "funds_monthly.parquet", "ledger.parquet", "summary.json")
 
@@ -28,7 +30,6 @@ def run_policy(settlements, policy=None):
     """The policy of the run whose settlements are reconciled: ``policy`` (a name, a file or a
     ``Policy``), else the one named in the run's summary.json beside the settlements."""
     from .. import policy as P
-    from ..inputs import InputError
 
     if isinstance(policy, P.Policy):
         return policy
@@ -81,7 +82,6 @@ def reconcile(
     import numpy as np
 
     from .. import __version__
-    from ..inputs import InputError
     from ..schema import MEMBERS, PROVIDERS
     from . import tables as T
     from .funds import statement

@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from ..encode import _codes, catalogue_rows, check_unique
 from ..engine import Inputs, Result, adjudicate
-from ..inputs import InputError, Table, from_arrow
+from ..errors import InputError
+from ..inputs import Table, from_arrow
 from ..money import OUTPUT_TYPE
 from ..outputs import claim_amounts, invariant_violations, lines_table, rejected_table, settlements_table
 from ..policy import Policy

@@ -27,7 +27,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ..engine import Timer
-from ..inputs import SUFFIXES, InputError, Table, _check_columns, expand_paths, file_digest, load
+from ..errors import InputError
+from ..inputs import SUFFIXES, Table, _check_columns, expand_paths, file_digest, load
 from ..outputs import atomic_dir
 from ..policy import Policy
 from ..schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, TableSpec

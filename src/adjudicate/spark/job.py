@@ -34,7 +34,8 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.storagelevel import StorageLevel
 
 from .. import __version__
-from ..inputs import InputError, Table
+from ..errors import InputError
+from ..inputs import Table
 from ..outputs import policy_info
 from ..policy import Policy
 from ..schema import REJECT_REASONS, TableSpec
