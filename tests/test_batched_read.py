@@ -123,20 +123,15 @@ def test_dictionaries_looked_up_together_in_batches(monkeypatch, batch):
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
-def test_claim_codes_and_line_order_of_either_width(generated, dtype):
-    """encode's int32 claim codes and line order (rows that fit) are its int64 ones."""
-    from adjudicate import _core
+def test_claim_codes_of_either_width(generated, dtype):
+    """encode's int32 claim codes (rows that fit) are its int64 ones. (The line order they once fed,
+    _core.group_lines, gave way to _encode.layout_claims: tests/test_layout_claims.py.)"""
     from adjudicate.encode import claim_codes
 
     ids = generated["claim_id"]
     code, dictionary = claim_codes(ids, dtype)
     wide, same = claim_codes(ids)
     assert code.dtype == dtype and code.tolist() == wide.tolist() and dictionary.equals(same)
-    line_no = pc.fill_null(generated["line_no"], 0).to_numpy().astype(np.int64)
-    order, start = np.empty(len(code), dtype), np.empty(len(dictionary) + 1, np.int64)
-    _core.group_lines(code, line_no, len(dictionary), order, start)
-    expected = np.argsort(((wide + 1) << 32) | (line_no + 2**31), kind="stable")
-    assert order.tolist() == expected.tolist()
 
 
 def test_empty_row_groups_and_an_empty_file(tmp_path, generated):

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adjudicate import _encode
 from adjudicate.encode import catalogue_rows, encode, gather_catalogue_columns
 from adjudicate.generate import generate_tables
 from adjudicate.inputs import find_positions, from_arrow
@@ -139,25 +138,6 @@ def test_find_positions_is_index_in(values, value_set, cut):
     s = pa.array(["w"] * cut + value_set, pa.string()).slice(cut)
     want = np.asarray(pc.fill_null(pc.index_in(v, value_set=s), -1), dtype=np.int32)
     assert find_positions(v, s, np.int32).tolist() == want.tolist()
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(-3, 3)), max_size=80))
-def test_group_order_sorts_by_group_then_key_then_position(pairs):
-    group = np.array([g for g, _ in pairs], np.int64)
-    key = np.array([k for _, k in pairs], np.int64)
-    out = np.empty(len(pairs), np.int64)
-    _encode.group_order(group, 6, key, out)
-    assert out.tolist() == np.lexsort((np.arange(len(pairs)), key, group)).tolist()
-
-
-def test_group_order_of_a_large_group():
-    rng = np.random.default_rng(3)
-    key = rng.integers(0, 50, 5000)
-    group = np.zeros(5000, np.int64)
-    out = np.empty(5000, np.int64)
-    _encode.group_order(group, 1, key, out)
-    assert out.tolist() == np.lexsort((np.arange(5000), key)).tolist()
 
 
 @pytest.mark.parametrize("seed", [1, 2])

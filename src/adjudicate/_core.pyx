@@ -1126,99 +1126,6 @@ cdef int cmp_line(const void* a, const void* b) noexcept nogil:
     return -1 if x.row < y.row else (1 if x.row > y.row else 0)
 
 
-def group_lines(const index_t[::1] claim, const int64_t[::1] line_no, int64_t nclaims,
-                index_t[::1] order, int64_t[::1] start):
-    """Rows in (claim, line_no, row) order, in linear time (encode's line layout).
-
-    A counting sort by claim code, then each claim's few lines sorted by line_no
-    (ties keep row order). Rows without a claim (code -1) come first, in row
-    order. ``start[c]`` is where claim c's lines begin in ``order``
-    (``start[nclaims]`` = n). Equals ``argsort((claim + 1) << 32 | line_no + 2**31,
-    kind="stable")`` without its n log n on shuffled input. ``claim`` and ``order`` are
-    int32 (half the bytes) or int64 alike.
-    """
-    cdef Py_ssize_t i, n = claim.shape[0]
-    cdef int64_t c, a, z, k, j, cap = 64, nulls = 0
-    cdef int64_t* fill
-    cdef LineKey* buf
-    cdef LineKey x
-    cdef bint sorted_run, failed = 0
-    fill = <int64_t*>malloc((nclaims + 1) * sizeof(int64_t))
-    buf = <LineKey*>malloc(cap * sizeof(LineKey))
-    if fill == NULL or buf == NULL:
-        free(fill)
-        free(buf)
-        raise MemoryError()
-    with nogil:
-        for c in range(nclaims + 1):
-            start[c] = 0
-        for i in range(n):
-            if i + 16 < n and claim[i + 16] >= 0:  # shuffled rows: each count is a cache miss
-                prefetch(&start[claim[i + 16] + 1])
-            if claim[i] < 0:
-                nulls += 1
-            else:
-                start[claim[i] + 1] += 1
-        start[0] = nulls
-        for c in range(nclaims):
-            start[c + 1] += start[c]
-        k = 0
-        for c in range(nclaims):
-            fill[c] = start[c]
-        for i in range(n):
-            if i + 16 < n and claim[i + 16] >= 0:
-                prefetch(&fill[claim[i + 16]])
-            if i + 8 < n and claim[i + 8] >= 0:
-                prefetch(&order[fill[claim[i + 8]]])
-            c = claim[i]
-            if c < 0:
-                order[k] = i
-                k += 1
-            else:
-                order[fill[c]] = i
-                fill[c] += 1
-        for c in range(nclaims):
-            if c + 8 < nclaims:  # a later claim's line numbers (scattered in shuffled rows)
-                for j in range(start[c + 8], start[c + 9]):
-                    prefetch(&line_no[order[j]])
-            a = start[c]
-            z = start[c + 1] if c + 1 < nclaims else n
-            sorted_run = 1
-            for j in range(a + 1, z):
-                if line_no[order[j]] < line_no[order[j - 1]]:
-                    sorted_run = 0
-                    break
-            if sorted_run:
-                continue
-            if z - a > cap:
-                free(buf)
-                cap = 2 * (z - a)
-                buf = <LineKey*>malloc(cap * sizeof(LineKey))
-                if buf == NULL:
-                    failed = 1
-                    break
-            for j in range(a, z):
-                buf[j - a].no = line_no[order[j]]
-                buf[j - a].row = order[j]
-            if z - a <= 32:
-                for j in range(1, z - a):
-                    x = buf[j]
-                    k = j - 1
-                    while k >= 0 and cmp_line(&buf[k], &x) > 0:
-                        buf[k + 1] = buf[k]
-                        k -= 1
-                    buf[k + 1] = x
-            else:
-                qsort(buf, z - a, sizeof(LineKey), cmp_line)
-            for j in range(a, z):
-                order[j] = buf[j - a].row
-        start[nclaims] = n
-    free(fill)
-    free(buf)
-    if failed:
-        raise MemoryError()
-
-
 ctypedef fused key_t:
     int8_t
     int32_t
@@ -1244,23 +1151,6 @@ def first_differing(const index_t[::1] order, const int64_t[::1] start, const ke
                 if has_only and not (only[r] and only[q]):
                     continue
                 if nulls[r] != nulls[q] or (not nulls[r] and values[r] != values[q]):
-                    out[c] = r
-                    break
-
-
-def first_repeat(const index_t[::1] order, const int64_t[::1] start, const int64_t[::1] line_no,
-                 const uint8_t[::1] skip, int64_t[::1] out):
-    """Per claim c, the row of its first line (in ``order``) whose line_no repeats the
-    line before it, not counting rows where ``skip`` is set; -1 if none
-    (encode's duplicate_line)."""
-    cdef Py_ssize_t c, j, nclaims = out.shape[0]
-    cdef int64_t r
-    with nogil:
-        for c in range(nclaims):
-            out[c] = -1
-            for j in range(start[c] + 1, start[c + 1]):
-                r = order[j]
-                if not skip[r] and line_no[r] == line_no[order[j - 1]]:
                     out[c] = r
                     break
 

@@ -194,83 +194,6 @@ def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
     free(rn)
 
 
-cdef struct KeyPos:
-    int64_t key
-    int64_t pos
-
-
-cdef int cmp_keypos(const void* a, const void* b) noexcept nogil:
-    cdef const KeyPos* x = <const KeyPos*>a
-    cdef const KeyPos* y = <const KeyPos*>b
-    if x.key != y.key:
-        return -1 if x.key < y.key else 1
-    return -1 if x.pos < y.pos else (1 if x.pos > y.pos else 0)
-
-
-def group_order(const int64_t[::1] group, int64_t ngroups, const int64_t[::1] key, int64_t[::1] out):
-    """Positions in (group, key, position) order, in about linear time: a counting sort by
-    ``group`` (0 <= group < ngroups), then each group's few positions sorted by ``key``.
-    encode orders the claims so (group: the member's rank, key: the settle date) where a
-    general sort of their combined keys costs n log n."""
-    cdef Py_ssize_t i, n = group.shape[0]
-    cdef int64_t g, a, z, j, k, cap = 64
-    cdef bint failed = 0
-    cdef KeyPos x
-    cdef int64_t* start = <int64_t*>calloc(ngroups + 1, sizeof(int64_t))
-    cdef KeyPos* buf = <KeyPos*>malloc(cap * sizeof(KeyPos))
-    cdef void* grown
-    if start == NULL or buf == NULL:
-        free(start)
-        free(buf)
-        raise MemoryError()
-    for i in range(n):
-        if group[i] < 0 or group[i] >= ngroups:
-            free(start)
-            free(buf)
-            raise ValueError("group out of range")
-    with nogil:
-        for i in range(n):
-            start[group[i] + 1] += 1
-        for g in range(ngroups):
-            start[g + 1] += start[g]
-        for i in range(n):  # start[g] ends as the end of group g
-            g = group[i]
-            out[start[g]] = i
-            start[g] += 1
-        a = 0
-        for g in range(ngroups):
-            z = start[g]
-            if z - a > 1:
-                if z - a > cap:
-                    cap = 2 * (z - a)
-                    grown = realloc(buf, cap * sizeof(KeyPos))
-                    if grown == NULL:
-                        failed = 1
-                        break
-                    buf = <KeyPos*>grown
-                for j in range(a, z):
-                    buf[j - a].key = key[out[j]]
-                    buf[j - a].pos = out[j]
-                if z - a <= 32:
-                    for j in range(1, z - a):
-                        x = buf[j]
-                        k = j - 1
-                        while k >= 0 and cmp_keypos(&buf[k], &x) > 0:
-                            buf[k + 1] = buf[k]
-                            k -= 1
-                        buf[k + 1] = x
-                else:
-                    qsort(buf, z - a, sizeof(KeyPos), cmp_keypos)
-                for j in range(a, z):
-                    out[j] = buf[j - a].pos
-            a = z
-    free(start)
-    free(buf)
-    if failed:
-        raise MemoryError()
-
-
-
 cdef struct DayClaim:
     int64_t day
     int64_t code
@@ -709,7 +632,7 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64
 
 def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no, const index_t[::1] line_row,
                       const uint8_t[::1] skip, int64_t[::1] out):
-    """``_core.first_repeat`` on lines laid out by ``layout_claims`` (position k's lines at
+    """The first repeated line_no of each claim, on lines laid out by ``layout_claims`` (position k's lines at
     line_start[k] .., in line_no order), read in order: per position, the row of its first
     line whose line_no repeats the line before it, not counting rows where ``skip`` (per row;
     empty: none) is set; -1 if none."""
