@@ -437,6 +437,31 @@ cdef enum:
     BUCKET_LINES = 8192  # lines a bucket of ``layout_claims`` aims at: its second pass stays in L2
 
 
+def big_endian_ints(const uint8_t[::1] data, int width, int64_t[::1] out):
+    """``out[i]``: the two's complement big-endian integer of ``width`` bytes (1 to 8) at
+    ``data[i * width]``, the unscaled value of a Parquet decimal stored as fixed-length bytes
+    (inputs.py reads such decimals raw: Arrow's own conversion widens every value to
+    16 bytes first, the read's largest cost after decompression)."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    cdef int k
+    cdef uint64_t v, sign = (~(<uint64_t>0)) << (8 * width) if 0 < width < 8 else 0
+    cdef const uint8_t* p
+    if width < 1 or width > 8 or data.shape[0] < n * width:
+        raise ValueError("fixed-length values shorter than their count, or wider than 8 bytes")
+    if n == 0:
+        return
+    p = &data[0]
+    with nogil:
+        for i in range(n):
+            v = 0
+            for k in range(width):
+                v = (v << 8) | p[k]
+            if p[0] & 0x80:
+                v |= sign
+            out[i] = <int64_t>v
+            p += width
+
+
 def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64_t[::1] line_no,
                   const int64_t[::1] amount, const int64_t[::1] quantity, const int32_t[::1] item,
                   const int32_t[::1] claim_date, const int64_t[::1] line_start,
