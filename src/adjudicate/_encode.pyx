@@ -462,6 +462,20 @@ def big_endian_ints(const uint8_t[::1] data, int width, int64_t[::1] out):
             p += width
 
 
+def touch_pages(uint8_t[::1] a, Py_ssize_t step=4096):
+    """Write a 0 every ``step`` bytes of ``a`` (fresh memory, whose content does not matter):
+    the operating system zeroes each page on its first touch, here rather than in the pass
+    that fills the array (encode has a thread touch the layout's outputs while the header
+    passes run on the other core)."""
+    cdef Py_ssize_t i = 0, n = a.shape[0]
+    if step < 1:
+        raise ValueError("step < 1")
+    with nogil:
+        while i < n:
+            a[i] = 0
+            i += step
+
+
 def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64_t[::1] line_no,
                   const int64_t[::1] amount, const int64_t[::1] quantity, const int32_t[::1] item,
                   const int32_t[::1] claim_date, const int64_t[::1] line_start,

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from . import _core, _encode
 from .errors import InputError
-from .inputs import Table, _string_buffers, dictionary_lookup, find_positions, strings
+from .inputs import Table, _background, _string_buffers, dictionary_lookup, find_positions, strings
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
@@ -445,6 +445,25 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
+def layout_outputs(nl: int, row_type: type) -> tuple[np.ndarray, ...]:
+    """The per-line arrays ``_encode.layout_claims`` writes for ``nl`` lines: rows and claim
+    positions (``row_type``), amount, quantity, max_price (int64), line_no (int32), the ratio
+    (int16) and the class (int8)."""
+    return (
+        np.empty(nl, row_type),
+        np.empty(nl, row_type),
+        *(np.empty(nl, np.int64) for _ in range(3)),
+        np.empty(nl, np.int32),
+        np.empty(nl, np.int16),
+        np.empty(nl, np.int8),
+    )
+
+
+def _touch_all(arrays: tuple[np.ndarray, ...]) -> None:
+    for a in arrays:
+        _encode.touch_pages(a.view(np.uint8))
+
+
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
@@ -514,6 +533,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         ("missing_discharge_date", "inpatient claim without discharge_date", "discharge_date"),
         ("discharge_before_admit", "discharge_date is before admit_date", "discharge_date"),
     )
+    # The layout's outputs (below), one per line with a claim_id, made now: a helper thread
+    # touches their pages while the header passes run on this one (the system zeroes fresh
+    # pages on first touch, otherwise most of the layout's time)
+    laid = layout_outputs(n - int(np.count_nonzero(nulls["claim_id"])), row_type)
+    touching = _background(lambda: _touch_all(laid))
     head = np.zeros(nclaims, _encode.HEAD)
     cand_row = np.empty(nclaims, np.int64)  # written where a claim has a defect
     _encode.check_lines(
@@ -574,9 +598,10 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     # Per line, as narrow as exact (the bytes per line are what the run pays in fresh pages):
     # rows and claim positions in int32 where the rows fit, line_no int32 (its checked range),
     # the ratio int16 (bp); amounts, quantities and prices stay int64 (the contract's range)
-    lorder, line_claim = np.empty(nl, row_type), np.empty(nl, row_type)
-    amount, quantity, max_price = (np.empty(nl, np.int64) for _ in range(3))
-    line_no_s, item_ratio, cls = np.empty(nl, np.int32), np.empty(nl, np.int16), np.empty(nl, np.int8)
+    touching.result()  # before the layout writes them
+    if len(laid[0]) != nl:  # (never: the lines laid out are those with a claim_id)
+        laid = layout_outputs(nl, row_type)
+    lorder, line_claim, amount, quantity, max_price, line_no_s, item_ratio, cls = laid
     _encode.layout_claims(
         claim_code,
         rank,

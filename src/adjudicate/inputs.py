@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -205,12 +205,13 @@ def read_hashed(path: Path) -> tuple[pa.Buffer, str]:
 
 
 _POOL: list[ThreadPoolExecutor] = []
+T = TypeVar("T")
 
 
 os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has no helper thread
 
 
-def _background(job: Callable[[], str]) -> Future[str]:
+def _background(job: Callable[[], T]) -> Future[T]:
     """Run ``job`` on the module's one helper thread (made when first needed)."""
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="adjudicate-digest"))
