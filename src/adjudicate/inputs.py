@@ -452,8 +452,11 @@ def _parquet_converted(
                 if not m:  # an empty row group adds nothing (and its Arrow buffers may be absent)
                     continue
                 for col in cols:
-                    if col.name in raw_columns:
-                        v, null = _raw_converted(col, group.column(col.name), raw_columns[col.name], spec)
+                    if col.name in raw_columns:  # straight into the file's array: no copy
+                        if col.name not in values:
+                            values[col.name] = np.empty(n, np.int64)
+                        into = values[col.name][at : at + m]
+                        v, null = _raw_converted(col, group.column(col.name), raw_columns[col.name], spec, into)
                     else:
                         v, null = _convert(path, col, group.column(col.name), False, spec)
                     if null.any():
@@ -466,7 +469,8 @@ def _parquet_converted(
                     elif out is None and col.kind == "string" and isinstance(v, pa.Array) and v.type == pa.string():
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
-                        out[at : at + m] = v
+                        if col.name not in raw_columns:  # (those are written in place)
+                            out[at : at + m] = v
                     elif isinstance(out, _Coder):
                         # the ids are hashed while this thread converts the other columns (both
                         # release the GIL): in shuffled rows nearly every id is a miss in a big table
@@ -507,15 +511,16 @@ RAW_SCALE = {"amount": 2, "price": PRICE_SCALE}
 _RAW_LIMIT = {"amount": MAX_FEN, "price": MAX_FEN * 10 ** (PRICE_SCALE - 2)}  # as ``_convert``'s
 
 
-def _raw_converted(col, arr: pa.ChunkedArray, raw: RawDecimal, spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
-    """``_convert`` of a decimal column read as its stored bytes (``raw_metadata``), for values
-    it accepts: any value it would reject (too large, negative where it must not be, null where
-    required) raises InputError, whereupon the file is read again as Arrow reads it, and
-    ``_convert`` names the row and the value."""
+def _raw_converted(
+    col, arr: pa.ChunkedArray, raw: RawDecimal, spec: TableSpec, value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_convert`` of a decimal column read as its stored bytes (``raw_metadata``), written into
+    ``value`` (int64, one per value), for values it accepts: any value it would reject (too large,
+    negative where it must not be, null where required) raises InputError, whereupon the file is
+    read again as Arrow reads it, and ``_convert`` names the row and the value."""
     arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.type != pa.binary(raw.width):
+    if arr.type != pa.binary(raw.width) or len(value) != len(arr):
         raise InputError("not the raw decimal read")
-    value = np.empty(len(arr), np.int64)
     unscaled(arr, raw.width, value)
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
     limit = _RAW_LIMIT[col.kind]
