@@ -483,6 +483,8 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
             "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
             "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
             "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
+            # the members' ids in byte order, for the settlement order: off the header passes' path
+            "member_rank": pool.submit(_byte_rank, members["member_id"]),
         }
         hashed = {k: f.result() for k, f in jobs.items()}
     claim_code, claim_dict = hashed["claim"]
@@ -575,7 +577,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     ids = claim_dict if claim_dict.type == pa.string() else claim_dict.cast(pa.string())
     _encode.settlement_order(
         head.view(np.uint8),
-        _byte_rank(members["member_id"]) if members.rows else np.zeros(1, np.int64),
+        hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64),
         INPATIENT,
         *_string_buffers(ids),
         corder,
