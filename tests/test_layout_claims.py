@@ -35,7 +35,9 @@ def catalogue_row(item: int, day: int) -> int:
     return -1
 
 
-def lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype=np.int32, bucket_lines=None):
+def lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype=np.int32, bucket_lines=None, parts=None):
+    """``layout_claims``; with ``parts``, its second pass by ``order_buckets``, a share at a time
+    (last share first: the shares are independent)."""
     nc = len(rank)
     counts = np.bincount(rank[claim[claim >= 0]], minlength=nc) if nc else np.zeros(0, np.int64)
     line_start = np.r_[0, np.cumsum(counts)].astype(np.int64)
@@ -71,7 +73,26 @@ def lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype=np.i
         UNKNOWN,
         *out.values(),
         **extra,
+        order=parts is None,
     )
+    for part in reversed(range(parts or 0)):
+        _encode.order_buckets(
+            line_start,
+            claim_date,
+            CAT_FIRST,
+            CAT_COUNT,
+            CAT_START,
+            CAT_END,
+            CAT_ORDER,
+            CAT_CLS,
+            CAT_RATIO,
+            CAT_PRICE,
+            UNKNOWN,
+            *out.values(),
+            part,
+            parts,
+            **extra,
+        )
     return line_start, out
 
 
@@ -105,8 +126,14 @@ rows_strategy = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows_strategy, st.randoms(use_true_random=False), st.integers(1, 40), st.sampled_from([np.int32, np.int64]))
-def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype):
+@given(
+    rows_strategy,
+    st.randoms(use_true_random=False),
+    st.integers(1, 40),
+    st.sampled_from([np.int32, np.int64]),
+    st.sampled_from([None, 1, 2, 3, 7]),
+)
+def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype, parts):
     claim = np.array([r[0] for r in rows], np.int64)
     present = sorted(set(claim[claim >= 0].tolist()))
     # claim codes numbered 0..nc-1 as encode numbers them (every code has a row)
@@ -121,7 +148,7 @@ def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype
     quantity = np.array([r[3] for r in rows], np.int64)
     item = np.array([r[4] for r in rows], np.int32)
     claim_date = np.array([rnd.randrange(-2, 33) for _ in range(nc)], np.int32)  # by position
-    line_start, got = lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype, bucket_lines)
+    line_start, got = lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype, bucket_lines, parts)
     want = plain(claim, rank, line_no, amount, quantity, item, claim_date)
     assert {k: v.tolist() for k, v in got.items()} == want
     assert line_start.tolist() == np.r_[0, np.cumsum(np.bincount(want["claim"], minlength=nc))].tolist()
@@ -147,8 +174,10 @@ def test_layout_claims_of_many_buckets_and_long_claims():
     rank = rng.permutation(nc)
     claim_date = rng.integers(-2, 33, nc).astype(np.int32)
     want = plain(claim, rank, line_no, amount, quantity, item, claim_date)
-    for bucket_lines in (None, 1, 100):
-        _, got = lay_out(claim, rank, line_no, amount, quantity, item, claim_date, bucket_lines=bucket_lines)
+    for bucket_lines, parts in ((None, None), (1, None), (100, None), (None, 2), (100, 5)):
+        _, got = lay_out(
+            claim, rank, line_no, amount, quantity, item, claim_date, bucket_lines=bucket_lines, parts=parts
+        )
         assert {k: v.tolist() for k, v in got.items()} == want
 
 

@@ -66,6 +66,31 @@ def layout_claims(
     ratio_out: _I16,
     price_out: _I64,
     bucket_lines: int = ...,
+    order: bool = ...,
+) -> None: ...
+def order_buckets(
+    line_start: _I64,
+    claim_date: _I32,
+    cat_first: _I64,
+    cat_count: _I64,
+    cat_start: _I64,
+    cat_end: _I64,
+    cat_order: _I64,
+    cat_cls: _I8,
+    cat_ratio: _I64,
+    cat_price: _I64,
+    unknown: int,
+    line_row: _Index,
+    line_claim: _Index,
+    line_no_out: _I32,
+    amount_out: _I64,
+    quantity_out: _I64,
+    cls_out: _I8,
+    ratio_out: _I16,
+    price_out: _I64,
+    part: int,
+    parts: int,
+    bucket_lines: int = ...,
 ) -> None: ...
 def first_repeat_laid(line_start: _I64, line_no: _I32, line_row: _Index, skip: _U8, out: _I64) -> None: ...
 def header_columns(

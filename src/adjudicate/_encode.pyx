@@ -476,6 +476,146 @@ def touch_pages(uint8_t[::1] a, Py_ssize_t step=4096):
             i += step
 
 
+cdef int bucket_shift(int64_t m, int64_t nc, int64_t bucket_lines) noexcept nogil:
+    """log2 of the claim positions of one bucket of ``layout_claims``: about ``bucket_lines`` lines."""
+    cdef int shift = 0
+    while (<int64_t>1 << (shift + 1)) * m <= bucket_lines * nc and (<int64_t>1 << (shift + 1)) < nc:
+        shift += 1
+    return shift
+
+
+cdef void _order_buckets(int64_t b0, int64_t b1, int shift, int64_t nc, const int64_t[::1] line_start,
+                         const int32_t[::1] claim_date, const int64_t[::1] cat_first,
+                         const int64_t[::1] cat_count, const int64_t[::1] cat_start, const int64_t[::1] cat_end,
+                         const int64_t[::1] cat_order, const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio,
+                         const int64_t[::1] cat_price, int8_t unknown, index_t[::1] line_row,
+                         index_t[::1] line_claim, int32_t[::1] line_no_out, int64_t[::1] amount_out,
+                         int64_t[::1] quantity_out, int8_t[::1] cls_out, int16_t[::1] ratio_out,
+                         int64_t[::1] price_out, int64_t* at, int64_t* t_row, int64_t* t_k, int64_t* t_amt,
+                         int64_t* t_qty, int64_t* t_item, int32_t* t_no, int32_t* idx, NoIdx* buf) noexcept nogil:
+    """The second pass of ``layout_claims`` on buckets b0 .. b1 - 1: each bucket's lines (as the
+    first pass left them, the item parked in ``price_out``) ordered by (position, line_no, row)
+    in the cache and written back with their catalogue values. The buffers hold a bucket's lines."""
+    cdef int64_t b, k0, k1, a, z, L, j, k, s, e, t, q, pos, found, it, d
+    for b in range(b0, b1):
+        k0 = b << shift
+        k1 = min(k0 + (<int64_t>1 << shift), nc)
+        a = line_start[k0]
+        z = line_start[k1]
+        L = z - a
+        for j in range(L):  # rows ascend within the bucket: index order is row order
+            t_row[j] = line_row[a + j]
+            t_k[j] = line_claim[a + j]
+            t_no[j] = line_no_out[a + j]
+            t_amt[j] = amount_out[a + j]
+            t_qty[j] = quantity_out[a + j]
+            t_item[j] = price_out[a + j]
+        for k in range(k0, k1):
+            at[k - k0] = line_start[k] - a
+        for j in range(L):
+            k = t_k[j] - k0
+            idx[at[k]] = <int32_t>j
+            at[k] += 1
+        for k in range(k0, k1):
+            s = line_start[k] - a
+            e = line_start[k + 1] - a
+            for j in range(s + 1, e):
+                if t_no[idx[j]] < t_no[idx[j - 1]]:
+                    break
+            else:
+                continue  # in line_no order already (ties keep row order)
+            if e - s <= 32:
+                for j in range(s + 1, e):
+                    t = idx[j]
+                    q = j - 1
+                    while q >= s and (t_no[idx[q]] > t_no[t] or (t_no[idx[q]] == t_no[t] and idx[q] > t)):
+                        idx[q + 1] = idx[q]
+                        q -= 1
+                    idx[q + 1] = <int32_t>t
+            else:
+                for j in range(s, e):
+                    buf[j - s].no = t_no[idx[j]]
+                    buf[j - s].idx = idx[j]
+                qsort(buf, e - s, sizeof(NoIdx), cmp_noidx)
+                for j in range(s, e):
+                    idx[j] = <int32_t>buf[j - s].idx
+        for j in range(L):
+            t = idx[j]
+            pos = a + j
+            k = t_k[t]
+            line_row[pos] = <index_t>t_row[t]
+            line_claim[pos] = <index_t>k
+            line_no_out[pos] = t_no[t]
+            amount_out[pos] = t_amt[t]
+            quantity_out[pos] = t_qty[t]
+            found = -1
+            it = t_item[t]
+            if it >= 0:
+                d = claim_date[k]
+                for q in range(cat_first[it], cat_first[it] + cat_count[it]):
+                    if cat_start[q] <= d and d <= cat_end[q]:
+                        found = cat_order[q]
+                        break
+            if found < 0:
+                cls_out[pos] = unknown
+                ratio_out[pos] = -1
+                price_out[pos] = -1
+            else:
+                cls_out[pos] = cat_cls[found]
+                ratio_out[pos] = <int16_t>cat_ratio[found]
+                price_out[pos] = cat_price[found]
+
+
+def order_buckets(const int64_t[::1] line_start, const int32_t[::1] claim_date, const int64_t[::1] cat_first,
+                  const int64_t[::1] cat_count, const int64_t[::1] cat_start, const int64_t[::1] cat_end,
+                  const int64_t[::1] cat_order, const int8_t[::1] cat_cls, const int64_t[::1] cat_ratio,
+                  const int64_t[::1] cat_price, int8_t unknown, index_t[::1] line_row, index_t[::1] line_claim,
+                  int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
+                  int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out, int part, int parts,
+                  int64_t bucket_lines=BUCKET_LINES):
+    """The second pass of ``layout_claims(..., order=False)`` (the same arguments) on share
+    ``part`` of ``parts`` of its buckets: the shares are disjoint ranges of lines, so each may
+    run on a thread of its own (the GIL is released)."""
+    cdef int64_t nc = line_start.shape[0] - 1, m, nb, b0, b1, b, maxL = 0, k0, k1
+    cdef int shift
+    if nc < 1 or parts < 1 or not 0 <= part < parts or bucket_lines < 1:
+        return
+    m = line_start[nc]
+    if claim_date.shape[0] != nc:
+        raise ValueError("claim_date is not one value per position")
+    for out_len in (line_row.shape[0], line_claim.shape[0], line_no_out.shape[0], amount_out.shape[0],
+                    quantity_out.shape[0], cls_out.shape[0], ratio_out.shape[0], price_out.shape[0]):
+        if out_len != m:
+            raise ValueError("an output is not one value per line")
+    shift = bucket_shift(m, nc, bucket_lines)
+    nb = ((nc - 1) >> shift) + 1
+    b0 = nb * part // parts
+    b1 = nb * (part + 1) // parts
+    for b in range(b0, b1):
+        k0 = b << shift
+        k1 = min(k0 + (<int64_t>1 << shift), nc)
+        maxL = max(maxL, line_start[k1] - line_start[k0])
+    cdef int64_t* at = <int64_t*>malloc((<int64_t>1 << shift) * sizeof(int64_t))
+    cdef int64_t* t_row = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_k = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_amt = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_qty = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int64_t* t_item = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
+    cdef int32_t* t_no = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
+    cdef int32_t* idx = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
+    cdef NoIdx* buf = <NoIdx*>malloc((maxL + 1) * sizeof(NoIdx))
+    if (at == NULL or t_row == NULL or t_k == NULL or t_amt == NULL or t_qty == NULL or t_item == NULL
+            or t_no == NULL or idx == NULL or buf == NULL):
+        free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no); free(idx); free(buf)
+        raise MemoryError()
+    with nogil:
+        _order_buckets(b0, b1, shift, nc, line_start, claim_date, cat_first, cat_count, cat_start, cat_end,
+                       cat_order, cat_cls, cat_ratio, cat_price, unknown, line_row, line_claim, line_no_out,
+                       amount_out, quantity_out, cls_out, ratio_out, price_out, at, t_row, t_k, t_amt, t_qty,
+                       t_item, t_no, idx, buf)
+    free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no); free(idx); free(buf)
+
+
 def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64_t[::1] line_no,
                   const int64_t[::1] amount, const int64_t[::1] quantity, const int32_t[::1] item,
                   const int32_t[::1] claim_date, const int64_t[::1] line_start,
@@ -485,7 +625,7 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64
                   int8_t unknown, index_t[::1] line_row, index_t[::1] line_claim,
                   int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
                   int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out,
-                  int64_t bucket_lines=BUCKET_LINES):
+                  int64_t bucket_lines=BUCKET_LINES, bint order=True):
     """Lay out every line of a claim (``claim`` >= 0, per row) at its claim's position
     ``rank[claim]``, claim after claim (``line_start``: position k's lines start at
     ``line_start[k]``, as many as its rows), each claim's lines in (line_no, row) order:
@@ -505,7 +645,10 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64
     ``bucket_lines`` lines: one write stream per bucket); then each bucket, small enough for
     the cache, is ordered by position and line_no and written back in final order. The
     outputs are the only per-line memory (the first pass parks the item in ``price_out``).
-    A line_no outside int32 or line counts that disagree with the rows raise ValueError."""
+    A line_no outside int32 or line counts that disagree with the rows raise ValueError.
+
+    With ``order`` false only the first pass runs, and ``order_buckets`` does the second: a
+    share of the buckets on each of several threads (a bucket is a range of lines of its own)."""
     cdef Py_ssize_t r, n = claim.shape[0], nc = rank.shape[0]
     cdef int64_t m, k, k0, k1, b, nb, pos, a, z, L, maxL = 0, j, s, e, t, q, it, d, found, ln
     cdef int shift = 0
@@ -532,8 +675,7 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64
         return
     if bucket_lines < 1:
         raise ValueError("bucket_lines < 1")
-    while (<int64_t>1 << (shift + 1)) * m <= bucket_lines * nc and (<int64_t>1 << (shift + 1)) < nc:
-        shift += 1
+    shift = bucket_shift(m, nc, bucket_lines)
     nb = ((nc - 1) >> shift) + 1
     for b in range(nb):
         k0 = b << shift
@@ -591,76 +733,11 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64
                 if fill[b] != line_start[min((b + 1) << shift, nc)]:
                     err = 1  # fewer rows than the line counts
                     break
-        # pass 2: each bucket ordered by (position, line_no, row) in the cache, written back
-        b = 0
-        while b < nb and not err:
-            k0 = b << shift
-            k1 = min(k0 + (<int64_t>1 << shift), nc)
-            a = line_start[k0]
-            z = line_start[k1]
-            L = z - a
-            for j in range(L):  # rows ascend within the bucket: index order is row order
-                t_row[j] = line_row[a + j]
-                t_k[j] = line_claim[a + j]
-                t_no[j] = line_no_out[a + j]
-                t_amt[j] = amount_out[a + j]
-                t_qty[j] = quantity_out[a + j]
-                t_item[j] = price_out[a + j]
-            for k in range(k0, k1):
-                at[k - k0] = line_start[k] - a
-            for j in range(L):
-                k = t_k[j] - k0
-                idx[at[k]] = <int32_t>j
-                at[k] += 1
-            for k in range(k0, k1):
-                s = line_start[k] - a
-                e = line_start[k + 1] - a
-                for j in range(s + 1, e):
-                    if t_no[idx[j]] < t_no[idx[j - 1]]:
-                        break
-                else:
-                    continue  # in line_no order already (ties keep row order)
-                if e - s <= 32:
-                    for j in range(s + 1, e):
-                        t = idx[j]
-                        q = j - 1
-                        while q >= s and (t_no[idx[q]] > t_no[t] or (t_no[idx[q]] == t_no[t] and idx[q] > t)):
-                            idx[q + 1] = idx[q]
-                            q -= 1
-                        idx[q + 1] = <int32_t>t
-                else:
-                    for j in range(s, e):
-                        buf[j - s].no = t_no[idx[j]]
-                        buf[j - s].idx = idx[j]
-                    qsort(buf, e - s, sizeof(NoIdx), cmp_noidx)
-                    for j in range(s, e):
-                        idx[j] = <int32_t>buf[j - s].idx
-            for j in range(L):
-                t = idx[j]
-                pos = a + j
-                k = t_k[t]
-                line_row[pos] = <index_t>t_row[t]
-                line_claim[pos] = <index_t>k
-                line_no_out[pos] = t_no[t]
-                amount_out[pos] = t_amt[t]
-                quantity_out[pos] = t_qty[t]
-                found = -1
-                it = t_item[t]
-                if it >= 0:
-                    d = claim_date[k]
-                    for q in range(cat_first[it], cat_first[it] + cat_count[it]):
-                        if cat_start[q] <= d and d <= cat_end[q]:
-                            found = cat_order[q]
-                            break
-                if found < 0:
-                    cls_out[pos] = unknown
-                    ratio_out[pos] = -1
-                    price_out[pos] = -1
-                else:
-                    cls_out[pos] = cat_cls[found]
-                    ratio_out[pos] = <int16_t>cat_ratio[found]
-                    price_out[pos] = cat_price[found]
-            b += 1
+        if not err and order:  # pass 2
+            _order_buckets(0, nb, shift, nc, line_start, claim_date, cat_first, cat_count, cat_start, cat_end,
+                           cat_order, cat_cls, cat_ratio, cat_price, unknown, line_row, line_claim, line_no_out,
+                           amount_out, quantity_out, cls_out, ratio_out, price_out, at, t_row, t_k, t_amt, t_qty,
+                           t_item, t_no, idx, buf)
     free(fill); free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no)
     free(idx); free(buf)
     if err == 1:

@@ -604,27 +604,17 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     if len(laid[0]) != nl:  # (never: the lines laid out are those with a claim_id)
         laid = layout_outputs(nl, row_type)
     lorder, line_claim, amount, quantity, max_price, line_no_s, item_ratio, cls = laid
+    cat = (*_catalogue_index(catalogue)[1:], *_catalogue_values(catalogue), UNKNOWN_CLASS)
+    outputs = (lorder, line_claim, line_no_s, amount, quantity, cls, item_ratio, max_price)
+    # the first pass (rows to their buckets) here; the second (each bucket in order, with the
+    # catalogue) on both cores, half of the buckets each: its buckets are ranges of their own
     _encode.layout_claims(
-        claim_code,
-        rank,
-        line_no,
-        claims["amount"],
-        claims["quantity"],
-        hashed.pop("item"),
-        c_admit,
-        line_start,
-        *_catalogue_index(catalogue)[1:],
-        *_catalogue_values(catalogue),
-        UNKNOWN_CLASS,
-        lorder,
-        line_claim,
-        line_no_s,
-        amount,
-        quantity,
-        cls,
-        item_ratio,
-        max_price,
-    )
+        claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit, line_start,
+        *cat, *outputs, order=False
+    )  # fmt: skip
+    half = _background(lambda: _encode.order_buckets(line_start, c_admit, *cat, *outputs, 1, 2))
+    _encode.order_buckets(line_start, c_admit, *cat, *outputs, 0, 2)
+    half.result()
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
     anynull = np.zeros(n if null_ranks else 0, bool)
