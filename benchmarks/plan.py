@@ -151,6 +151,8 @@ class Sections:
             "sections": {
                 k: {"seconds": round(v, 2), "runs": self.runs.get(k)} for k, v in self.took.items() if self.runs.get(k)
             },
-            "sized": {k: {"seconds": round(self.took[k], 2), "lines": n} for k, n in self.lines.items() if k in self.took},
+            "sized": {
+                k: {"seconds": round(self.took[k], 2), "lines": n} for k, n in self.lines.items() if k in self.took
+            },
         }
         return f"{SECTIONS_MARK} {json.dumps(data)} -->"
