@@ -506,9 +506,16 @@ def _parquet_converted(
     return Converted(done, n, codes)
 
 
-#: The scale of the engine's integers of each kind of column a Parquet decimal may be read raw for.
-RAW_SCALE = {"amount": 2, "price": PRICE_SCALE}
-_RAW_LIMIT = {"amount": MAX_FEN, "price": MAX_FEN * 10 ** (PRICE_SCALE - 2)}  # as ``_convert``'s
+#: Per kind of number: the scale of the engine's integers (units of 10**-scale), whether a value
+#: must be a whole number of them, and the largest magnitude allowed (contract §1).
+SCALED = {
+    "amount": (2, False, MAX_FEN),
+    "ratio": (4, True, 10**10),
+    "price": (PRICE_SCALE, True, MAX_FEN * 10 ** (PRICE_SCALE - 2)),
+    "quantity": (QUANTITY_SCALE, False, 10**16),
+}
+#: The kinds of column a Parquet decimal of the engine's scale is read raw for, and that scale.
+RAW_SCALE = {kind: SCALED[kind][0] for kind in ("amount", "price")}
 
 
 def _raw_converted(
@@ -523,7 +530,7 @@ def _raw_converted(
         raise InputError("not the raw decimal read")
     unscaled(arr, raw.width, value)
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
-    limit = _RAW_LIMIT[col.kind]
+    limit = SCALED[col.kind][2]
     if len(value) and (
         int(value.max()) > limit
         or int(value.min()) < (0 if col.nonnegative else -limit)
@@ -896,12 +903,7 @@ def _convert(
     # amounts, ratios, quantities
     if not (pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or (text and _is_text(t))):
         raise type_error()
-    scale, exact, limit = {
-        "amount": (2, False, MAX_FEN),
-        "ratio": (4, True, 10**10),
-        "price": (PRICE_SCALE, True, MAX_FEN * 10 ** (PRICE_SCALE - 2)),
-        "quantity": (QUANTITY_SCALE, False, 10**16),
-    }[kind]
+    scale, exact, limit = SCALED[kind]
     inexact = (
         ("{what} {value} has more than four decimals that are not zero; prices are exact to 0.0001 yuan (contract §1)")
         if kind == "price"
