@@ -445,6 +445,10 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.where(kind_code == PROVIDER_KINDS.index("community"), 0, row).astype(np.int8)
 
 
+#: Shares of the layout's second pass, run on two threads (``_encode.order_buckets``).
+ORDER_SHARES = 8
+
+
 def layout_outputs(nl: int, row_type: type) -> tuple[np.ndarray, ...]:
     """The per-line arrays ``_encode.layout_claims`` writes for ``nl`` lines: rows and claim
     positions (``row_type``), amount, quantity, max_price (int64), line_no (int32), the ratio
@@ -607,14 +611,19 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     cat = (*_catalogue_index(catalogue)[1:], *_catalogue_values(catalogue), UNKNOWN_CLASS)
     outputs = (lorder, line_claim, line_no_s, amount, quantity, cls, item_ratio, max_price)
     # the first pass (rows to their buckets) here; the second (each bucket in order, with the
-    # catalogue) on both cores, half of the buckets each: its buckets are ranges of their own
+    # catalogue) on both cores, its buckets being ranges of their own: in ORDER_SHARES shares
+    # taken in turn, so a thread the machine slows holds up one share, not half the work
     _encode.layout_claims(
         claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit, line_start,
         *cat, *outputs, order=False
     )  # fmt: skip
-    half = _background(lambda: _encode.order_buckets(line_start, c_admit, *cat, *outputs, 1, 2))
-    _encode.order_buckets(line_start, c_admit, *cat, *outputs, 0, 2)
-    half.result()
+    with thread_pool(2, "adjudicate-layout") as pool:
+        shares = [
+            pool.submit(_encode.order_buckets, line_start, c_admit, *cat, *outputs, k, ORDER_SHARES)
+            for k in range(ORDER_SHARES)
+        ]
+        for share in shares:
+            share.result()
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
     anynull = np.zeros(n if null_ranks else 0, bool)
