@@ -162,10 +162,11 @@ def encoded_fields() -> list[str]:
     return [f.name for f in fields(Encoded)]
 
 
-#: Derived columns a dataset does not store: each line's claim_id (the largest, 150 MB at 10 M lines, and
-#: a gather of every line's string to prepare) is not read from a dataset: lines.parquet repeats the
-#: claims' ids over their lines (outputs.line_claim_ids), and readjudicate takes only the adjusted claims'.
-_NOT_STORED = ("line_claim_id",)
+#: Derived columns a dataset does not store, each line's string (the two largest files, 150 and 230 MB at
+#: 10 M lines, and a gather of every line's string to prepare): lines.parquet repeats the claims' ids over
+#: their lines (outputs.line_claim_ids) and writes the stored codes of the lines' items
+#: (outputs.LINE_ITEM_CODES), which a catalogue's re-join looks up too (relink_catalogue).
+_NOT_STORED = ("line_claim_id", "item_code")
 
 
 def gathered_fields() -> list[str]:
@@ -568,7 +569,8 @@ def _rejoin(old: Path, manifest: dict, new: dict, timer: Timer) -> tuple[Prepare
 def relink_catalogue(enc: Encoded, claims: Table, catalogue: Table) -> Encoded:
     """``enc`` with its lines joined to another catalogue (class, ratio, price ceiling), as encode joins them."""
     admit = np.ascontiguousarray(claims["admit_date"])[enc.line_row]
-    crow = catalogue_rows(catalogue, enc.item_code, admit)
+    # the lines' item codes as a dictionary array: only its distinct values are looked up
+    crow = catalogue_rows(catalogue, pa.chunked_array([line_item_codes(enc)]), admit)
     cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
     return replace(enc, cls=cls, item_ratio=item_ratio, max_price=max_price)
 

@@ -371,7 +371,7 @@ def _catalogue_index(cat: Table) -> tuple[pa.Array, np.ndarray, np.ndarray, np.n
 
 def catalogue_rows(
     cat: Table,
-    item_codes: pa.Array | None,
+    item_codes: pa.Array | pa.ChunkedArray | None,
     dates: np.ndarray,
     take: np.ndarray | None = None,
     item: np.ndarray | None = None,
