@@ -218,14 +218,6 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
     return t
 
 
-def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None, Path]:
-    """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
-    f = previous_folder(folder)
-    settlements = _read_settlements(f / "settlements.parquet")
-    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").exists() else None
-    return settlements, lines, read_summary(f), f
-
-
 def read_summary(f: Path) -> dict | None:
     """An earlier run's summary.json (None when it has none)."""
     summary = None
