@@ -459,6 +459,8 @@ def write_all(
             side.start()
             if with_lines:
                 settlements()
+            else:  # the side thread gathers the claim ids first; the next two columns' ids are gathered here meanwhile
+                _ = (r.enc.member_id, r.enc.provider_id)  # cached on the Encoded: the side thread takes them as they are
             write_parquet(rejected_table(r), tmp / "rejected.parquet")
             t1 = time.perf_counter()
             s = summary(r, digests, input_lines, amounts)
