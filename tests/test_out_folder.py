@@ -343,3 +343,57 @@ def test_the_library_refuses_an_out_holding_the_inputs_too(tmp_path):
     with pytest.raises(InputError, match="holds the input"):
         run_streaming(*files, P.load("prefecture-employee"), g, parts=2)
     assert tree(g) == before
+
+
+def test_run_removes_the_earlier_output_on_a_thread_before_it_returns(data, tmp_path, monkeypatch):
+    """`run` over an earlier output: the superseded folder is removed on a thread of its own (not on the
+    way to the summary, outdir.removals_later), and gone, with nothing else left behind, when the
+    command returns."""
+    import threading
+
+    from adjudicate import outdir
+
+    out = tmp_path / "out"
+    assert run(data, out).exit_code == 0
+    removed: list[tuple[str, str]] = []
+    rmtree = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        removed.append((Path(path).name, threading.current_thread().name))
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(outdir.shutil, "rmtree", recording)
+    r = run(data, out)
+    assert r.exit_code == 0, r.output
+    assert [(name.startswith(".out.tmp-"), thread) for name, thread in removed] == [(True, "adjudicate-rm")]
+    assert set(os.listdir(out)) == RUN_OUTPUTS and leftovers(tmp_path) == []
+    assert outdir._removing is None
+
+
+def test_removals_later_waits_for_its_removals_and_outside_it_removal_is_immediate(tmp_path, monkeypatch):
+    """The library's default stays as it was: atomic_dir removes the earlier output before it returns;
+    within removals_later the removal is deferred to a thread that the block's end waits for."""
+    import threading
+
+    from adjudicate import outdir
+
+    out = tmp_path / "out"
+    for _ in range(2):
+        with outdir.atomic_dir(out) as tmp:
+            (tmp / "summary.json").write_text("{}")
+    assert leftovers(tmp_path) == []
+    release = threading.Event()
+    rmtree = shutil.rmtree
+
+    def slow(path, *args, **kwargs):
+        release.wait(10)
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(outdir.shutil, "rmtree", slow)
+    with outdir.removals_later():
+        with outdir.atomic_dir(out) as tmp:
+            (tmp / "summary.json").write_text("{}")
+        assert len(leftovers(tmp_path)) == 1  # the earlier output, still being removed
+        assert (out / "summary.json").exists()
+        release.set()
+    assert leftovers(tmp_path) == [] and outdir._removing is None
