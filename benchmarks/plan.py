@@ -18,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 #: One whole ``adjudicate run`` on a quiet 2-core machine: start-up plus a cost per line
-#: (about 16 s at 10 M lines, full outputs). Loaded machines take longer.
-FIXED, PER_LINE = 0.8, 1.5e-6
+#: (about 5 s at 10 M lines, full outputs, d076da9). Loaded machines take longer.
+FIXED, PER_LINE = 0.3, 0.5e-6
+#: The streamed run per line, when no earlier run measured it: its partition pass reads and
+#: writes every line once more (45 s at 48.8 M lines, d076da9).
+STREAM_PER_LINE = 0.9e-6
 #: Generating a data set that is not cached yet, per line (``generate_tables`` + Parquet).
 GENERATE_PER_LINE = 4e-6
 SECTIONS_MARK = "<!-- sections:"
@@ -85,6 +88,15 @@ def estimate(plan: dict[str, float], lines: int, previous: dict, extra: dict[str
     return out
 
 
+def sized_estimate(name: str, lines: int, previous: dict, per_line: float) -> float:
+    """Seconds for a section measured on data of its own size: the previous run's figure scaled by
+    lines (``Sections.lines``), else ``FIXED + per_line × lines``."""
+    p = previous.get("sized", {}).get(name)
+    if p and p.get("lines"):
+        return FIXED + max(p["seconds"] - FIXED, 0.0) * lines / p["lines"]
+    return FIXED + per_line * lines
+
+
 def say_estimate(est: dict[str, float], say, load: float = 0.0, cores: int = 0) -> None:
     """Say the estimate; on a machine busier than its cores, also how much longer to expect."""
     total = sum(est.values())
@@ -118,6 +130,9 @@ class Sections:
     def __init__(self, est: dict[str, float], runs: dict[str, float], say=lambda *a: print(*a, file=sys.stderr)):
         self.est, self.runs, self.say = est, runs, say
         self.took: dict[str, float] = {}
+        #: sections measured on data of their own size (the streamed run): their line count, kept
+        #: beside their seconds so that the next estimate scales them by their own lines
+        self.lines: dict[str, int] = {}
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -135,6 +150,9 @@ class Sections:
             "lines": lines,
             "sections": {
                 k: {"seconds": round(v, 2), "runs": self.runs.get(k)} for k, v in self.took.items() if self.runs.get(k)
+            },
+            "sized": {
+                k: {"seconds": round(self.took[k], 2), "lines": n} for k, n in self.lines.items() if k in self.took
             },
         }
         return f"{SECTIONS_MARK} {json.dumps(data)} -->"

@@ -520,8 +520,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def data_plan(args, orders: list[str]) -> dict[str, float]:
-    """Seconds to generate the data sets that are not cached yet (0 when all are)."""
+def data_plan(args, orders: list[str], previous: dict) -> dict[str, float]:
+    """Seconds to generate the data sets that are not cached yet (0 when all are), and the streamed run."""
     n = bench_data.parse_count(args.lines)
     est = {}
     for order in orders:
@@ -539,7 +539,7 @@ def data_plan(args, orders: list[str]) -> dict[str, float]:
         data, chunks, _ = scale_data(total, args.year)
         if not scale_built(data, chunks):
             est["generate streamed"] = plan.GENERATE_PER_LINE * total
-        est["streamed run"] = plan.FIXED + 4 * plan.PER_LINE * total  # partitioning reads and writes twice
+        est["streamed run"] = plan.sized_estimate("streamed run", total, previous, plan.STREAM_PER_LINE)
     return est
 
 
@@ -559,7 +559,8 @@ def main(argv=None) -> int:
     top_help = subprocess.run(adjudicate_cmd() + ["--help"], capture_output=True, text=True).stdout
     do_reuse = args.reuse and "prepare" in top_help
     do_audit = args.audit and "--audit" in run_help()
-    previous, generate = plan.previous_sections(args.results), data_plan(args, orders)
+    previous = plan.previous_sections(args.results)
+    generate = data_plan(args, orders, previous)
     runs = plan.runs_per_section(args, orders, do_reuse, do_audit, has_partitions)
     est = plan.estimate(runs, n_lines, previous, generate)
     if args.budget:  # fewer headline runs until the estimate fits
@@ -661,6 +662,7 @@ def main(argv=None) -> int:
         if not scale_built(data_s, chunks):
             with section("generate streamed"):
                 bench_scale_data(total, args.year)
+        section.lines["streamed run"] = total
         with section("streamed run"):
             R["scale"] = bench_scale(total, args.year, outdir, args.stream_partitions)
     R["elapsed"] = time.perf_counter() - t_start

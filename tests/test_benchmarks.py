@@ -105,6 +105,18 @@ def test_estimate_scales_the_previous_run_and_is_kept_for_the_next(tmp_path):
     assert est["gen"] == 3.0
 
 
+def test_the_streamed_run_is_estimated_from_its_own_lines(tmp_path):
+    secs = plan.Sections({}, {}, say=lambda *a: None)
+    secs.took["streamed run"] = plan.FIXED + 40.0
+    secs.lines["streamed run"] = 40_000_000
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text(secs.record(10_000_000) + "\n", encoding="utf-8")
+    prev = plan.previous_sections(results_md)
+    assert plan.sized_estimate("streamed run", 80_000_000, prev, 1.0) == pytest.approx(plan.FIXED + 80.0)
+    # never measured: the model
+    assert plan.sized_estimate("streamed run", 10, {}, 2.0) == pytest.approx(plan.FIXED + 20.0)
+
+
 def test_quick_and_full_defaults():
     q = run.parse_args(["--quick", "--results", "/tmp/x.md"])
     assert (q.lines, q.repeat, q.orders, q.peers, q.profile, q.reuse, q.readme) == (
