@@ -483,7 +483,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         texts.append(value)
         return len(texts) - 1
 
-    line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
+    line_no = np.ascontiguousarray(claims["line_no"])  # int32 as read (int64 from an older dataset)
     member, provider, diagnosis = hashed["member"], hashed["provider"], hashed["diagnosis"][0]
     setting = np.ascontiguousarray(claims["setting"], dtype=np.int8)
     admit = np.ascontiguousarray(claims["admit_date"], dtype=np.int32)
