@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -244,41 +243,6 @@ def _remove(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_removing: list[threading.Thread] | None = None  # within removals_later(): superseded outputs being removed
-
-
-def _remove_superseded(folder: Path) -> None:
-    """Remove the earlier output a swap just replaced: now, or within :func:`removals_later` on a
-    thread. Only this process knows the folder (a hidden name beside ``--out``, holding what the
-    marker listed); a run killed before it is done leaves it to the next run's :func:`_clean_stale`."""
-    if _removing is None:
-        _remove(folder)
-        return
-    # no signals_held here: KeyboardInterrupt is raised in the main thread only, never inside this rmtree
-    t = threading.Thread(target=shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, name="adjudicate-rm")
-    with signals_held():  # started, or not at all
-        t.start()
-    _removing.append(t)
-
-
-@contextmanager
-def removals_later() -> Iterator[None]:
-    """Within: an output folder's superseded contents are removed on a thread once the new output is
-    swapped in, while the command goes on (its summary on the terminal); on leaving, wait for them.
-    Removing a large earlier output takes a tenth of a second and more (the filesystem frees its blocks),
-    which the command need not wait for before it shows its result."""
-    global _removing
-    outer, _removing = _removing, [] if _removing is None else _removing
-    try:
-        yield
-    finally:
-        if outer is None:
-            threads, _removing = _removing, None
-            with signals_held():  # a Ctrl-C now waits for the removals: none is left half done
-                for t in threads:
-                    t.join()
-
-
 @contextmanager
 def _parent_lock(parent: Path) -> Iterator[None]:
     """A short exclusive lock on the folder that holds the output (creating and swapping).
@@ -460,7 +424,7 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
                     raise
             record.committed, record.had_output = True, had
         if old is not None:
-            _remove_superseded(old)
+            _remove(old)
     except BaseException:
         if tmp is not None and not record.committed:
             _remove(tmp)
@@ -472,13 +436,4 @@ def atomic_dir(out: Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
             os.close(live)
 
 
-__all__ = [
-    "MARKER",
-    "atomic_dir",
-    "begin_command",
-    "check_out",
-    "on_disk",
-    "removals_later",
-    "resolve_out",
-    "set_command",
-]
+__all__ = ["MARKER", "atomic_dir", "begin_command", "check_out", "on_disk", "resolve_out", "set_command"]

@@ -8,7 +8,6 @@ from typing import Literal
 
 import click
 
-from ..outdir import removals_later
 from . import started
 from .common import (
     CLICK_SETTINGS,
@@ -122,27 +121,26 @@ def run(
             if not quiet:
                 show_summary(s, Path(out))
             return
-        with removals_later():  # an earlier output in --out is removed while the summary is shown
-            s = _run(
-                claims,
-                members,
-                providers,
-                catalogue,
-                policy_name=policy_name,
-                out=Path(out),
-                threads=threads,
-                with_lines=not no_lines,
-                quiet=quiet,
-                partitions=partitions,
-                dataset=dataset,
-                audit_rules=(rules_file or True) if with_audit else None,
-            )
-            if not quiet:
-                show_summary(s, Path(out))
-                if "audit" in s:
-                    from .audit import show_audit
+        s = _run(
+            claims,
+            members,
+            providers,
+            catalogue,
+            policy_name=policy_name,
+            out=Path(out),
+            threads=threads,
+            with_lines=not no_lines,
+            quiet=quiet,
+            partitions=partitions,
+            dataset=dataset,
+            audit_rules=(rules_file or True) if with_audit else None,
+        )
+        if not quiet:
+            show_summary(s, Path(out))
+            if "audit" in s:
+                from .audit import show_audit
 
-                    show_audit(s["audit"])
+                show_audit(s["audit"])
 
 
 def _run(
