@@ -46,7 +46,8 @@ from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
-FORMAT_VERSION = 3  # 3: text read as dictionaries stored as such, null masks only where a column has nulls
+FORMAT_VERSION = 4  # 4: no per-line claim_id or item_code strings (gathered from the codes when read)
+# (3: text read as dictionaries stored as such, null masks only where a column has nulls)
 # (2: the per-line fields narrowed: line_row, line_claim int32; line_no int32; item_ratio int16)
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
 #: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
