@@ -378,3 +378,16 @@ def test_stored_tables_are_the_tables_as_read(tmp_path):
     assert pa.types.is_dictionary(on_disk.field("claim_id").type)
     assert pa.types.is_dictionary(on_disk.field("item_code").type)
     assert any(read.claims.nulls[c].any() for c in read.claims.values)  # the defective rows have nulls
+
+
+def test_the_lines_own_strings_are_not_stored_and_gathered_again_when_read(dataset):
+    """Each line's claim_id and item code are not stored as strings (the two largest files, read by
+    nothing a dataset serves): opened, the dataset gathers them again, the same strings."""
+    from adjudicate.dataset import open_dataset
+
+    stored = {p.name for p in (dataset / "encoded").iterdir()}
+    assert "gathered.claim_id.arrow" in stored
+    assert "gathered.line_claim_id.arrow" not in stored and "gathered.item_code.arrow" not in stored
+    enc = open_dataset(dataset).enc
+    assert enc.line_claim_id.equals(enc.claim_dict.take(pa.array(enc.claim_code[enc.line_claim])))
+    assert text(enc.item_code).equals(text(enc.source["item_code"].take(pa.array(enc.line_row))))

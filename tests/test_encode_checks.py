@@ -122,9 +122,13 @@ def test_rejections_as_contract_orders_them_in_any_row_order(small, rows, rnd):
     rnd.shuffle(perm)
     for order in (list(range(len(rows))), perm):
         claims = from_arrow(CLAIMS, ["claims.parquet"], [(table.take(pa.array(order, pa.int64())), False)], 1)
+        assert claims["line_no"].dtype == np.int32  # read as narrow as its range
         enc = encode(claims, tables["members"], tables["providers"], tables["catalogue"])
         got = {r[0]: (r[2], r[6], r[1]) for r in enc.rejected if r[0] is not None}
         assert got == want
+    claims.values["line_no"] = claims["line_no"].astype(np.int64)  # as a dataset prepared before keeps it
+    enc = encode(claims, tables["members"], tables["providers"], tables["catalogue"])
+    assert {r[0]: (r[2], r[6], r[1]) for r in enc.rejected if r[0] is not None} == want
 
 
 @settings(max_examples=200, deadline=None)

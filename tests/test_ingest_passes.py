@@ -205,14 +205,19 @@ any_ids = st.lists(
 )
 
 
-def coded_in_pieces(values: pa.Array, cuts: list[int]) -> tuple[list, list]:
-    """_encode.StringCoder's codes and dictionary for ``values`` fed in pieces ending at ``cuts``."""
+def coded_in_pieces(
+    values: pa.Array, cuts: list[int], most: int = 0, reserve: tuple[int, int] | None = None
+) -> tuple[list, list]:
+    """_encode.StringCoder's codes and dictionary for ``values`` fed in pieces ending at ``cuts``;
+    ``most``: the room asked at the start, ``reserve``: (after piece k, room for n values)."""
     from adjudicate import _encode
 
-    coder = _encode.StringCoder()
+    coder = _encode.StringCoder(most)
     code = np.empty(len(values), np.int32)
     at = 0
-    for end in [*sorted(c for c in cuts if c < len(values)), len(values)]:
+    for k, end in enumerate([*sorted(c for c in cuts if c < len(values)), len(values)]):
+        if reserve is not None and reserve[0] == k:
+            coder.reserve(reserve[1])
         piece = values.slice(at, end - at)
         validity, offsets, data = piece.buffers()
         coder.add(
@@ -240,14 +245,46 @@ def test_string_coder_gives_arrows_dictionary_codes(values, skip, cuts):
     assert coded_in_pieces(whole, cuts) == plain(whole)
 
 
-def test_string_coder_many_values_and_growth():
-    """Thousands of distinct values (the table grows many times), repeated apart and in runs."""
+@settings(max_examples=200, deadline=None)
+@given(
+    any_ids,
+    st.lists(st.integers(0, 80), max_size=6),
+    st.integers(0, 20_000),
+    st.none() | st.tuples(st.integers(0, 6), st.integers(0, 20_000)),
+)
+def test_string_coder_of_any_room_and_reserve_gives_the_same_codes(values, cuts, most, reserve):
+    """The room asked at the start (grown within, or beyond it into a fresh table) and a reserve
+    between pieces (an estimate too small or too large) change nothing of the codes."""
+    whole = pa.array(values, pa.string())
+    assert coded_in_pieces(whole, cuts, most, reserve) == plain(whole)
+
+
+@pytest.mark.parametrize(
+    "most, reserve",
+    [(0, None), (200_000, None), (30_000, None), (200_000, (1, 9_000)), (0, (2, 50_000)), (10, (0, 10**6))],
+)
+def test_string_coder_many_values_and_growth(most, reserve):
+    """Thousands of distinct values (the table grows many times: where it is within the room asked
+    at the start, into fresh tables beyond it), repeated apart and in runs, reserved or not."""
     rng = np.random.default_rng(3)
     base = [f"{k:0{rng.integers(1, 25)}d}" + ("é" * int(rng.integers(0, 3))) for k in range(20_000)]
     rows = [base[int(i)] for i in rng.integers(0, len(base), 60_000)]
     rows = [v for v in rows for _ in range(int(rng.integers(1, 3)))]
     arr = pa.array(rows, pa.string())
-    assert coded_in_pieces(arr, [1, 999, 30_000]) == plain(arr)
+    assert coded_in_pieces(arr, [1, 999, 30_000], most, reserve) == plain(arr)
+
+
+def test_grouped_estimate_of_the_distinct_values():
+    """Grouped rows (each value's rows together): the first piece's distinct values scaled to the
+    rows; rows whose values recur apart (shuffled): no estimate."""
+    from adjudicate.inputs import grouped_estimate
+
+    grouped = np.repeat(np.arange(1000, dtype=np.int32), 4)  # 1000 values of 4 rows in 4000 rows
+    assert grouped_estimate(grouped, 1000, 40_000) == 10_000
+    assert grouped_estimate(grouped[:-2], 1000, 39_980) == 10_000  # the piece cut a value's rows
+    shuffled = np.random.default_rng(1).permutation(grouped)
+    assert grouped_estimate(shuffled, 1000, 40_000) == 0
+    assert grouped_estimate(np.array([0, 1, 0, 1], np.int32), 2, 100) == 0
 
 
 def test_string_coder_rejects_bad_buffers():

@@ -131,9 +131,12 @@ rows_strategy = st.lists(
     st.randoms(use_true_random=False),
     st.integers(1, 40),
     st.sampled_from([np.int32, np.int64]),
+    st.sampled_from([np.int32, np.int64]),
     st.sampled_from([None, 1, 2, 3, 7]),
 )
-def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype, parts):
+def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype, line_dtype, parts):
+    """Claim codes and rows of either width; line_no int32 as read, or int64 (an older dataset);
+    the second pass in one go or in shares (``order_buckets``)."""
     claim = np.array([r[0] for r in rows], np.int64)
     present = sorted(set(claim[claim >= 0].tolist()))
     # claim codes numbered 0..nc-1 as encode numbers them (every code has a row)
@@ -143,7 +146,7 @@ def test_layout_claims_is_the_sort_and_the_lookup(rows, rnd, bucket_lines, dtype
     perm = list(range(nc))
     rnd.shuffle(perm)
     rank = np.array(perm, np.int64)
-    line_no = np.array([r[1] for r in rows], np.int64)
+    line_no = np.array([r[1] for r in rows], line_dtype)
     amount = np.array([r[2] for r in rows], np.int64)
     quantity = np.array([r[3] for r in rows], np.int64)
     item = np.array([r[4] for r in rows], np.int32)

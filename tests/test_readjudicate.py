@@ -428,3 +428,49 @@ def test_a_previous_run_of_other_data_is_warned_about_loudly(gen, tmp_path):
     s = summary(tmp_path / "night3")
     assert not s["previous"]["relation"]["unrelated"] and s["warnings"] == []
     assert s["previous"]["relation"]["input_files_in_common"] == 4
+
+
+def test_a_claim_id_twice_in_the_previous_settlements_is_an_input_error(tmp_path):
+    paths = catalogue_case().write(tmp_path / "in")
+    night1 = run(paths, tmp_path / "night1")
+    ids = pq.read_table(night1 / "settlements.parquet")["claim_id"].to_pylist()
+    _rewrite(night1 / "settlements.parquet", "claim_id", pa.array([ids[0], ids[0], *ids[2:]], pa.string()))
+    r = invoke(
+        "readjudicate", "--previous", night1, *inputs_args(paths), "--policy", "city-employee", "--out", tmp_path / "o"
+    )
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "settlements.parquet" in r.output and "'claim_id'" in r.output and "twice" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_relation_counts_claims_found_again_under_another_member_or_rejected(tmp_path):
+    """The claims of the earlier run found again (settled now, or rejected now) and those settled now under
+    another member, with the claims in another order than before."""
+    case = Case().member("M1").member("M2").provider("H3")
+    for i, member in enumerate(("M1", "M2", "M1", "M2")):
+        case.claim(
+            f"C{i}",
+            [("A1", f"{100 * (i + 1)}.00")],
+            member_id=member,
+            admit=f"2024-0{i + 1}-02",
+            discharge=f"2024-0{i + 1}-05",
+        )
+    night1 = run(case.write(tmp_path / "before"), tmp_path / "night1")
+    for c in case.claims:
+        if c["claim_id"] == "C0":
+            c["member_id"] = "M2"  # settled now under another member (and so in another place of the order)
+        if c["claim_id"] == "C1":
+            c["provider_id"] = "H404"  # rejected now
+    case.claims = [c for c in case.claims if c["claim_id"] != "C3"]  # gone
+    night2 = tmp_path / "night2"
+    readjudicate(night1, case.write(tmp_path / "after"), night2)
+    s = summary(night2)
+    assert s["previous"]["relation"] == {
+        "previous_claims": 4,
+        "claims_in_common": 3,
+        "claims_with_another_member": 1,
+        "input_files_in_common": 3,
+        "unrelated": False,
+    }
+    assert s["counts"]["by_change"] == {"changed": 0, "new": 0, "removed": 1, "now_rejected": 1}
+    assert s["reconciles"]

@@ -173,6 +173,24 @@ def test_numbers_are_delta_encoded(written):
     assert "RLE_DICTIONARY" in enc["member_id"]
 
 
+def test_statistics_only_where_a_reader_can_skip_by_them(written):
+    """Row-group statistics on member_id (the rows are in member order) and the integer keys; none on
+    claim_id or provider_id, whose every row group spans nearly all values (their string min/max was 5 %
+    of lines.parquet's encoding)."""
+    _, out, _ = written
+    for name, with_stats in (
+        ("settlements", {"member_id", "settle_date", "benefit_year"}),
+        ("lines", {"line_no"}),
+    ):
+        meta = pq.ParquetFile(out / f"{name}.parquet").metadata.row_group(0)
+        have = {
+            meta.column(i).path_in_schema
+            for i in range(meta.num_columns)
+            if meta.column(i).is_stats_set and meta.column(i).statistics.has_min_max
+        }
+        assert have == with_stats, name
+
+
 def test_item_codes_are_written_from_the_claims_dictionary(written):
     """lines.item_code for a file: the codes of the dictionary-read claims column, gathered (nothing for
     the writer to hash); the same strings as the gathered column."""

@@ -17,7 +17,7 @@ SUSPECT: int
 
 def check_lines(
     claim: _Index,
-    line_no: _I64,
+    line_no: _Index,
     required_nulls: list[_U8],
     required_rank: _I16,
     member: _I32,
@@ -42,7 +42,7 @@ def touch_pages(a: _U8, step: int = ...) -> None: ...
 def layout_claims(
     claim: _Index,
     rank: _Index,
-    line_no: _I64,
+    line_no: _Index,
     amount: _I64,
     quantity: _I64,
     item: _I32,
@@ -107,7 +107,8 @@ def header_columns(
 ) -> None: ...
 
 class StringCoder:
-    def __init__(self) -> None: ...
+    def __init__(self, most: int = ...) -> None: ...
     def __len__(self) -> int: ...
+    def reserve(self, n: int) -> None: ...
     def add(self, valid: _U8, offset: int, offsets: _I32, data: _U8, code: _I32) -> None: ...
     def dictionary(self) -> tuple[_I32, _U8]: ...

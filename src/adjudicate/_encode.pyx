@@ -11,13 +11,17 @@ import numpy as np
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from adjudicate._hashing cimport hash_bytes, mix64
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 
 cdef extern from *:
     void prefetch "__builtin_prefetch" (const void*) nogil
 
 ctypedef fused index_t:
+    int32_t
+    int64_t
+
+ctypedef fused line_t:  # line_no as read: int32 (its checked range), int64 from older datasets
     int32_t
     int64_t
 
@@ -76,7 +80,7 @@ cdef enum:
     LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder)
 
 
-def check_lines(const index_t[::1] claim, const int64_t[::1] line_no,
+def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
                 list required_nulls, const int16_t[::1] required_rank,
                 const int32_t[::1] member, const int32_t[::1] provider, const int8_t[::1] setting,
                 const int8_t[::1] referral, const int32_t[::1] admit, const int32_t[::1] discharge,
@@ -616,7 +620,7 @@ def order_buckets(const int64_t[::1] line_start, const int32_t[::1] claim_date, 
     free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no); free(idx); free(buf)
 
 
-def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const int64_t[::1] line_no,
+def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_t[::1] line_no,
                   const int64_t[::1] amount, const int64_t[::1] quantity, const int32_t[::1] item,
                   const int32_t[::1] claim_date, const int64_t[::1] line_start,
                   const int64_t[::1] cat_first, const int64_t[::1] cat_count, const int64_t[::1] cat_start,
@@ -834,6 +838,9 @@ cdef extern from *:
     #ifndef MADV_HUGEPAGE  /* no transparent huge pages on this system (macOS): the advice is a no-op */
     #define MADV_HUGEPAGE MADV_NORMAL
     #endif
+    #ifndef MAP_NORESERVE
+    #define MAP_NORESERVE 0
+    #endif
     """
 
 
@@ -841,7 +848,7 @@ cdef extern from "<sys/mman.h>" nogil:
     void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
     int munmap(void* addr, size_t length)
     int madvise(void* addr, size_t length, int advice)
-    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MADV_HUGEPAGE
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MADV_HUGEPAGE
     void* MAP_FAILED
 
 
@@ -857,10 +864,11 @@ cdef struct Mapping:
 cdef void* zeroed_table(size_t nbytes, Mapping* m) noexcept nogil:
     """Zeroed memory for a large hash table, on huge pages where the system gives them:
     random probes into tens of MiB of 4 KiB pages miss the TLB nearly every time (on a
-    virtual machine, a two-level walk), and each page is a fault of its own. NULL when
+    virtual machine, a two-level walk), and each page is a fault of its own. Address
+    space only until touched (MAP_NORESERVE: room never used costs nothing). NULL when
     out of memory; ``m`` gets what ``free_table`` releases."""
     cdef size_t size = (nbytes + HUGE - 1) // HUGE * HUGE + HUGE
-    cdef void* raw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    cdef void* raw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
     cdef char* p
     if raw == MAP_FAILED:
         return NULL
@@ -954,17 +962,29 @@ cdef class StringCoder:
     other memory; a longer value is confirmed against the kept bytes only when its
     first 24 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
     early and their slots prefetched: in shuffled input nearly every probe would
-    otherwise wait for memory."""
+    otherwise wait for memory.
+
+    ``most``: at most how many distinct values will come (the rows to code). The table is
+    given address space for them at once and grows within it where it is, so growing
+    touches no fresh pages but the last table's (each fresh page is zeroed by the system
+    on first touch: 1.4–2 s per GiB on a virtual machine); ``reserve`` sizes it ahead
+    from an estimate of the distinct values."""
 
     cdef Slot* slots
     cdef Mapping slots_map
-    cdef int64_t cap, ndist, used, data_cap, off_cap
+    cdef int64_t cap, room, ndist, used, data_cap, off_cap
     cdef uint8_t* data  # the distinct values' bytes, end to end
     cdef int32_t* offsets  # ndist + 1 offsets into data
 
-    def __cinit__(self):
+    def __cinit__(self, int64_t most=0):
         self.cap = 1 << 12
-        self.slots = <Slot*>zeroed_table(self.cap * sizeof(Slot), &self.slots_map)
+        self.room = self.cap
+        while most > self.room * 5 // 8 and self.room < (<int64_t>1 << 32):
+            self.room *= 2
+        self.slots = <Slot*>zeroed_table(self.room * sizeof(Slot), &self.slots_map)
+        if self.slots == NULL and self.room > self.cap:  # no address space for that room: grow as needed
+            self.room = self.cap
+            self.slots = <Slot*>zeroed_table(self.room * sizeof(Slot), &self.slots_map)
         self.data_cap = 1 << 16
         self.data = <uint8_t*>malloc(self.data_cap)
         self.off_cap = 1 << 12
@@ -983,17 +1003,35 @@ cdef class StringCoder:
 
     cdef int grow(self, int64_t cap) noexcept nogil:
         """Move to a table of ``cap`` slots (a power of two) and put every value back in;
-        0 when out of memory."""
+        0 when out of memory. Within the room mapped at the start the table grows where it
+        is: the old slots are cleared (pages touched already: cheap) and the new ones are the
+        first touch of pages never used, so a series of growths zeroes the last table's
+        pages once, not every table's."""
+        cdef Mapping fresh_map
+        cdef Slot* fresh
+        if cap <= self.room:
+            memset(self.slots, 0, self.cap * sizeof(Slot))
+            self.place_all(self.slots, cap)
+            self.cap = cap
+            return 1
+        fresh = <Slot*>zeroed_table(cap * sizeof(Slot), &fresh_map)
+        if fresh == NULL:
+            return 0
+        self.place_all(fresh, cap)
+        free_table(&self.slots_map)
+        self.slots_map = fresh_map
+        self.slots = fresh
+        self.cap = self.room = cap
+        return 1
+
+    cdef void place_all(self, Slot* table, int64_t cap) noexcept nogil:
+        """Put every value kept into ``table`` (``cap`` slots, a power of two, all empty)."""
         cdef int64_t mask = cap - 1, e, s, a, n, j, r
         cdef uint64_t h
         cdef uint64_t ring_h[LOOKAHEAD]
         cdef uint64_t ring_w[WORDS * LOOKAHEAD]
-        cdef Mapping fresh_map
-        cdef Slot* fresh = <Slot*>zeroed_table(cap * sizeof(Slot), &fresh_map)
-        if fresh == NULL:
-            return 0
-        # values hashed LOOKAHEAD ahead and their new slots prefetched, as in ``add``: the
-        # writes land all over the new table
+        # values hashed LOOKAHEAD ahead and their slots prefetched, as in ``add``: the
+        # writes land all over the table
         for j in range(min(<int64_t>LOOKAHEAD, self.ndist)):
             a = self.offsets[j]
             ring_h[j] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * j])
@@ -1002,22 +1040,17 @@ cdef class StringCoder:
             h = ring_h[r]
             n = self.offsets[e + 1] - self.offsets[e]
             s = h & mask
-            while fresh[s].meta != 0:
+            while table[s].meta != 0:
                 s = (s + 1) & mask
-            fresh[s].w0 = ring_w[WORDS * r]
-            fresh[s].w1 = ring_w[WORDS * r + 1]
-            fresh[s].w2 = ring_w[WORDS * r + 2]
-            fresh[s].meta = meta_key(h, n) | <uint64_t>(e + 1)
+            table[s].w0 = ring_w[WORDS * r]
+            table[s].w1 = ring_w[WORDS * r + 1]
+            table[s].w2 = ring_w[WORDS * r + 2]
+            table[s].meta = meta_key(h, n) | <uint64_t>(e + 1)
             j = e + LOOKAHEAD
             if j < self.ndist:
                 a = self.offsets[j]
                 ring_h[r] = key_of(self.data + a, self.offsets[j + 1] - a, &ring_w[WORDS * r])
-                prefetch(&fresh[ring_h[r] & mask])  # a slot is one cache line's half
-        free_table(&self.slots_map)
-        self.slots_map = fresh_map
-        self.slots = fresh
-        self.cap = cap
-        return 1
+                prefetch(&table[ring_h[r] & mask])  # a slot is one cache line's half
 
     cdef int64_t insert(self, const uint8_t* p, int64_t n, uint64_t h, const uint64_t* w, int64_t s) noexcept nogil:
         """Keep a new value (its slot s is empty) and return its code; -1 when out of memory
@@ -1051,6 +1084,16 @@ cdef class StringCoder:
         if self.ndist * 8 > self.cap * 5 and not self.grow(self.cap * 2):  # load above 5/8
             return -1
         return c
+
+    def reserve(self, int64_t n):
+        """Make room for ``n`` distinct values in all (an estimate: more still fit, the table
+        then grows): one growth now, where a series of them would put every value back in
+        again and again."""
+        cdef int64_t cap = self.cap
+        while n > cap * 5 // 8:
+            cap *= 2
+        if cap > self.cap and not self.grow(cap):
+            raise MemoryError()
 
     def add(self, const uint8_t[::1] valid, int64_t offset, const int32_t[::1] offsets,
             const uint8_t[::1] data, int32_t[::1] code):

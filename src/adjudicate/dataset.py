@@ -46,7 +46,8 @@ from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS, Column
 
 FORMAT = "adjudicate-dataset"
 #: Bump when the layout of the folder changes (the encoded fields are checked by name besides).
-FORMAT_VERSION = 3  # 3: text read as dictionaries stored as such, null masks only where a column has nulls
+FORMAT_VERSION = 4  # 4: no per-line claim_id or item_code strings (gathered from the codes when read)
+# (3: text read as dictionaries stored as such, null masks only where a column has nulls)
 # (2: the per-line fields narrowed: line_row, line_claim int32; line_no int32; item_ratio int16)
 SPECS = {"claims": CLAIMS, "members": MEMBERS, "providers": PROVIDERS, "catalogue": CATALOGUE}
 #: Per member with settled claims: member_id and the fingerprint of all its settlement depends on.
@@ -162,9 +163,17 @@ def encoded_fields() -> list[str]:
     return [f.name for f in fields(Encoded)]
 
 
+#: Derived columns a dataset does not store, each line's string (the two largest files, 150 and 230 MB at
+#: 10 M lines, and a gather of every line's string to prepare): lines.parquet repeats the claims' ids over
+#: their lines (outputs.line_claim_ids) and writes the stored codes of the lines' items
+#: (outputs.LINE_ITEM_CODES), which a catalogue's re-join looks up too (relink_catalogue).
+_NOT_STORED = ("line_claim_id", "item_code")
+
+
 def gathered_fields() -> list[str]:
-    """The encoder's derived columns (cached properties: the output strings gathered in settlement order)."""
-    return [n for n, v in vars(Encoded).items() if isinstance(v, cached_property)]
+    """The encoder's derived columns a dataset stores (cached properties: the output strings gathered in
+    settlement order), but those of :data:`_NOT_STORED`."""
+    return [n for n, v in vars(Encoded).items() if isinstance(v, cached_property) and n not in _NOT_STORED]
 
 
 def _write_encoded(enc: Encoded, claims: Table, folder: Path) -> dict:
@@ -561,7 +570,8 @@ def _rejoin(old: Path, manifest: dict, new: dict, timer: Timer) -> tuple[Prepare
 def relink_catalogue(enc: Encoded, claims: Table, catalogue: Table) -> Encoded:
     """``enc`` with its lines joined to another catalogue (class, ratio, price ceiling), as encode joins them."""
     admit = np.ascontiguousarray(claims["admit_date"])[enc.line_row]
-    crow = catalogue_rows(catalogue, enc.item_code, admit)
+    # the lines' item codes as a dictionary array: only its distinct values are looked up
+    crow = catalogue_rows(catalogue, pa.chunked_array([line_item_codes(enc)]), admit)
     cls, item_ratio, max_price = gather_catalogue_columns(crow, catalogue)
     return replace(enc, cls=cls, item_ratio=item_ratio, max_price=max_price)
 

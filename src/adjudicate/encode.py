@@ -371,7 +371,7 @@ def _catalogue_index(cat: Table) -> tuple[pa.Array, np.ndarray, np.ndarray, np.n
 
 def catalogue_rows(
     cat: Table,
-    item_codes: pa.Array | None,
+    item_codes: pa.Array | pa.ChunkedArray | None,
     dates: np.ndarray,
     take: np.ndarray | None = None,
     item: np.ndarray | None = None,
@@ -508,7 +508,7 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         texts.append(value)
         return len(texts) - 1
 
-    line_no = np.ascontiguousarray(claims["line_no"], dtype=np.int64)
+    line_no = np.ascontiguousarray(claims["line_no"])  # int32 as read (int64 from an older dataset)
     member, provider, diagnosis = hashed["member"], hashed["provider"], hashed["diagnosis"][0]
     setting = np.ascontiguousarray(claims["setting"], dtype=np.int8)
     admit = np.ascontiguousarray(claims["admit_date"], dtype=np.int32)

@@ -8,8 +8,9 @@ GiB, about a third of a cold run's CPU. :func:`reuse_freed_memory` keeps freed
 memory in the process heap instead, where the next stage's arrays find it
 already mapped (docs/memory.md has the figures).
 
-It is off unless ``ADJUDICATE_REUSE_MEMORY=1``: on one cold run at 9.7 M
-lines it saved no CPU and raised the peak by 15 % (docs/memory.md). Nothing
+It is off unless ``ADJUDICATE_REUSE_MEMORY=1``: on cold runs at 9.7 M lines,
+date order and shuffled, five paired runs each, it changed CPU by 0.99× and
+1.02× and raised the peak by 11 % (docs/memory.md). Nothing
 here is applied on import: the command line calls :func:`reuse_freed_memory`
 once at start-up; a library caller decides for its own process. Standard
 library only (``adjudicate --help`` loads no NumPy).

@@ -540,6 +540,18 @@ def _raw_converted(
     return value, nulls
 
 
+def grouped_estimate(code: np.ndarray, distinct: int, rows: int) -> int:
+    """The distinct values of a column of ``rows`` values whose first piece has codes ``code``
+    (``distinct`` of them, numbered from 0 in order of first appearance), if the rows come
+    grouped: each value's rows together (a claim's lines, as exported in date or member
+    order), the piece showing the column's rows per value. 0 when the rows do not look
+    grouped (a shuffled file: there the first piece tells little of the whole)."""
+    runs = 1 + int(np.count_nonzero(code[1:] != code[:-1]))
+    if runs > distinct + distinct // 8 + 1:  # values met in several runs: not grouped
+        return 0
+    return distinct * rows // len(code)
+
+
 class _Coder:
     """A string column of ``n`` values coded piece by piece as it is read
     (``_encode.StringCoder``): per value its code, and each distinct value once."""
@@ -547,20 +559,23 @@ class _Coder:
     def __init__(self, n: int) -> None:
         from . import _encode
 
-        self.coder = _encode.StringCoder()
+        self.coder = _encode.StringCoder(n)  # room for n distinct values: the table grows where it is
         self.codes = np.empty(n, np.int32)
         self.rows = 0
 
     def add(self, arr: pa.Array, left: int) -> None:
         """Code ``arr``, the next values (``left``: how many are still to come, ``arr``'s among them)."""
         validity, offsets, data = arr.buffers()
+        code = self.codes[self.rows : self.rows + len(arr)]
         self.coder.add(
             np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.empty(0, np.uint8),
             arr.offset,
             np.frombuffer(offsets, np.int32) if offsets is not None else np.zeros(arr.offset + len(arr) + 1, np.int32),
             np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8),
-            self.codes[self.rows : self.rows + len(arr)],
+            code,
         )
+        if self.rows == 0 and left > len(arr) >= 1 << 16:
+            self.coder.reserve(grouped_estimate(code, len(self.coder), left))
         self.rows += len(arr)
 
     def dictionary(self) -> pa.Array:
@@ -1149,11 +1164,13 @@ def _to_bool(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, type_error
 def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool, type_error) -> np.ndarray:
     t = arr.type
     lo, hi = col.int_range or (-(2**62), 2**62)
+    # int32 where the column's range fits (line_no): half the bytes per line of int64
+    dtype = np.int32 if -(2**31) <= lo and hi < 2**31 else np.int64
     if pa.types.is_integer(t):
         raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
         if len(raw) and lo <= int(raw.min()) and int(raw.max()) <= hi:
             # every value in range (nulls are 0 already): one copy, no column-length temporaries
-            return raw.astype(np.int64)
+            return raw.astype(dtype)
         if raw.dtype.kind == "u":
             out = raw > np.uint64(hi)
         else:
@@ -1186,7 +1203,7 @@ def _to_int(path: str | Path, col, arr: pa.Array, nulls: np.ndarray, text: bool,
     if out.any():
         row = int(np.flatnonzero(out)[0])
         raise InputError(f"value {_value(arr, row)} is outside {lo}..{hi}", path, col.name, row)
-    return np.where(nulls, 0, v).astype(np.int64)
+    return np.where(nulls, 0, v).astype(dtype)
 
 
 def _check_sum(table: Table, name: str) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -79,27 +79,38 @@ def previous_folder(d: Path) -> Path:
     )
 
 
-def _names(path: Path) -> list[str]:
-    """The column names of an earlier output: one Parquet file, or a folder of Parquet part files (as
+def _schema(path: Path) -> pa.Schema:
+    """The schema of an earlier output: one Parquet file, or a folder of Parquet part files (as
     ``run --engine spark`` writes; its ``_SUCCESS`` and ``.crc`` files are skipped, as pyarrow skips
     names starting with ``_`` or ``.``)."""
     if path.is_dir():
         import pyarrow.dataset as ds
 
-        return ds.dataset(path, format="parquet").schema.names
-    return pq.read_schema(path).names
+        return ds.dataset(path, format="parquet").schema
+    return pq.read_schema(path)
 
 
-def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None) -> pa.Table:
+def _names(path: Path) -> list[str]:
+    """The column names of an earlier output (see :func:`_schema`)."""
+    return _schema(path).names
+
+
+def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=None, unique: bool = True) -> pa.Table:
     """An earlier output file's columns (the rows ``filters`` keeps, all by default), amounts as int64 fen;
-    errors name the file and column."""
+    errors name the file and column. ``unique=False`` leaves the check that no claim_id of a settlements
+    file appears twice to the caller (:func:`_check_unique`)."""
     try:
-        names = _names(path)
+        schema = _schema(path)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot be read: {str(e).splitlines()[0]}", path) from None
+    names = schema.names
     for c in list(columns) + list(amounts):
         if c not in names:
             raise InputError("missing column (is this an output folder of 'adjudicate run'?)", path, c)
+    if filters is not None:
+        typ = schema.field("claim_id").type
+        if not _is_text(typ.value_type if pa.types.is_dictionary(typ) else typ):
+            filters = None  # read whole, for _checked to name the column's type
     try:
         t = pq.read_table(path, columns=list(columns) + list(amounts), filters=filters)
     except (pa.ArrowException, OSError) as e:
@@ -111,19 +122,25 @@ def _read(path: Path, columns: Sequence[str], amounts: Sequence[str], filters=No
         except AmountError as e:
             raise InputError(str(e), path, c, e.row) from None
         t = t.set_column(t.column_names.index(c), c, pa.array(fen, pa.int64()))
-    key = t["claim_id"] if "line_no" not in t.column_names else None
-    if key is not None and t.num_rows and pc.count_distinct(key).as_py() != t.num_rows:
-        raise InputError("a claim_id appears twice: not the settlements of one run", path, "claim_id")
+    if unique and "line_no" not in t.column_names:
+        _check_unique(t, t["claim_id"], path)
     return t
+
+
+def _check_unique(t: pa.Table, ids: pa.Array | pa.ChunkedArray, path: Path | None = None) -> None:
+    """No claim_id of an earlier run's settlements ``t`` (read from ``path``) appears twice."""
+    if t.num_rows and pc.count_distinct(ids).as_py() != t.num_rows:
+        raise InputError("a claim_id appears twice: not the settlements of one run", path, "claim_id")
 
 
 #: The claim columns of an earlier run's settlements that the adjustments carry.
 CLAIM_KEYS = ("claim_id", "member_id", "provider_id", "settle_date")
 
 
-def _read_settlements(path: Path) -> pa.Table:
-    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep."""
-    return _with_kept(_read(path, CLAIM_KEYS, AMOUNTS), path)
+def _read_settlements(path: Path, unique: bool = True) -> pa.Table:
+    """An earlier run's settlements (CLAIM_KEYS, amounts in fen), then the columns of --keep (``unique``:
+    see :func:`_read`)."""
+    return _with_kept(_read(path, CLAIM_KEYS, AMOUNTS, unique=unique), path)
 
 
 #: The columns of an earlier run's lines that the line adjustments carry (amounts: LINE_AMOUNTS).
@@ -199,14 +216,6 @@ def _checked(t: pa.Table, path: Path) -> pa.Table:
                 raise InputError(f"cannot be read as {target}: {str(e).splitlines()[0]}", path, c) from None
             t = t.set_column(t.column_names.index(c), c, col)
     return t
-
-
-def read_previous(folder: Path) -> tuple[pa.Table, pa.Table | None, dict | None, Path]:
-    """(settlements in fen, lines in fen or None, summary.json or None, the folder read)."""
-    f = previous_folder(folder)
-    settlements = _read_settlements(f / "settlements.parquet")
-    lines = _read_lines(f / "lines.parquet") if (f / "lines.parquet").exists() else None
-    return settlements, lines, read_summary(f), f
 
 
 def read_summary(f: Path) -> dict | None:
@@ -367,26 +376,22 @@ def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
 
 
 def relation(
-    previous: pa.Table, current: pa.Table, rejected_ids: pa.Array, previous_inputs: Any, current_inputs: dict[str, str]
+    previous_claims: int,
+    current_claims: int,
+    common: int,
+    other: int,
+    rejected: int,
+    previous_inputs: Any,
+    current_inputs: dict[str, str],
 ) -> dict[str, Any]:
-    """How the earlier run relates to these inputs: its claims found again (settled or rejected now), those
-    found under another member, and its input files found again (same digest). ``unrelated`` when fewer
-    than half of the claims of the smaller run are common, or most common claims changed member."""
-    now = pa.concat_arrays([current["claim_id"].combine_chunks().cast(pa.string()), rejected_ids.cast(pa.string())])
-    common = int(pc.sum(pc.is_in(previous["claim_id"], value_set=now)).as_py() or 0) if previous.num_rows else 0
-    pairs = previous.select(["claim_id", "member_id"]).join(
-        current.select(["claim_id", "member_id"]), "claim_id", left_suffix=".previous", right_suffix=".current"
-    )
-    other = (
-        int(pc.sum(pc.not_equal(pairs["member_id.previous"], pairs["member_id.current"])).as_py() or 0)
-        if pairs.num_rows
-        else 0
-    )
+    """:func:`relation` from its counts: the earlier run's claims, this run's settled claims, the earlier
+    claims found again (settled or rejected now), those of them settled under another member, the claims
+    rejected now."""
     known = set(previous_inputs.values()) if isinstance(previous_inputs, dict) else set()
     same_files = len(known & set(current_inputs.values()))
-    smaller = min(previous.num_rows, current.num_rows + len(rejected_ids))
+    smaller = min(previous_claims, current_claims + rejected)
     return {
-        "previous_claims": previous.num_rows,
+        "previous_claims": previous_claims,
         "claims_in_common": common,
         "claims_with_another_member": other,
         "input_files_in_common": same_files,
@@ -409,24 +414,72 @@ def _count(kinds: pa.ChunkedArray) -> dict[str, int]:
 
 
 def _full(
+    prev_folder: Path,
     prev_claims: pa.Table,
-    prev_lines: pa.Table | None,
     r,
     rejected_ids: pa.Array,
     previous_inputs: Any,
     current_inputs: dict[str, str],
 ):
     """Every claim compared: ((adjusted, line adjustments or None, previous totals, Δ totals, previous
-    count), how the earlier run relates to these inputs (:func:`relation`))."""
-    from .compare import claim_fen_table
+    count), how the earlier run relates to these inputs (:func:`relation`)).
 
-    cur_claims = claim_fen_table(r).select(prev_claims.column_names)
-    adjusted, deltas = claim_adjustments(prev_claims, cur_claims, rejected_ids)
+    The claims are paired by claim_id once (no pairing at all when both runs hold the same claims in
+    the same order, the usual night); only the claims that can be adjusted (on one side only, or
+    with an amount that differs) become tables for :func:`claim_adjustments`, and only their lines
+    are read from the earlier run's lines.parquet in ``prev_folder`` (when it has one) and taken from
+    this run. ``prev_claims``: its settlements (:func:`_read_settlements`, uniqueness not checked)."""
+    from .compare import claim_fen_table
+    from .encode import lookup
+    from .outputs import claim_amounts
+
+    e = r.enc
+    prev_ids = prev_claims["claim_id"].combine_chunks()
+    cur_ids = e.claim_id
+    same = len(prev_ids) == len(cur_ids) and prev_ids.equals(cur_ids)
+    if not same:  # (the same ids as this run's, which are unique, need no check)
+        _check_unique(prev_claims, prev_ids, prev_folder / "settlements.parquet")
+    at = np.arange(len(prev_ids)) if same else lookup(prev_ids, cur_ids)  # each earlier claim's position now
+    in_a = np.flatnonzero(at >= 0)
+    in_b = at[in_a]
+    fb = claim_amounts(r)
+    differs = np.zeros(len(in_a), bool)
+    for k in AMOUNTS:
+        fa = prev_claims[k].to_numpy()
+        differs |= (fa != fb[k]) if same else (fa[in_a] != fb[k][in_b])
+    matched = np.zeros(len(cur_ids), bool)
+    matched[in_b] = True
+    was = np.union1d(np.flatnonzero(at < 0), in_a[differs]).astype(np.int64)
+    now = np.union1d(np.flatnonzero(~matched), in_b[differs]).astype(np.int64)
+    adjusted, deltas = claim_adjustments(
+        prev_claims.take(pa.array(was)), claim_fen_table(r, now).select(prev_claims.column_names), rejected_ids
+    )
     lines = None
-    if prev_lines is not None:
-        lines = line_adjustments(prev_lines, current_lines_fen(r), adjusted)
+    prev_lines = prev_folder / "lines.parquet"
+    if prev_lines.exists():
+        # every claim of ``was`` and ``now`` is adjusted, and line_adjustments keeps no other's lines
+        ids = prev_ids.take(pa.array(was))
+        lines = line_adjustments(
+            _read_lines(prev_lines, filters=[("claim_id", "in", ids)]), current_lines_fen(r, now), adjusted
+        )
     prev_totals = {k: int(pc.sum(prev_claims[k]).as_py() or 0) for k in AMOUNTS}
-    related = relation(prev_claims, cur_claims, rejected_ids, previous_inputs, current_inputs)
+    # how the runs relate, from the pairing: claims in common (settled or rejected now), and of those
+    # settled on both sides the ones under another member
+    gone = np.flatnonzero(at < 0)
+    rejected = (
+        int(pc.sum(pc.is_in(prev_ids.take(pa.array(gone)), value_set=rejected_ids)).as_py() or 0) if len(gone) else 0
+    )
+    prev_member = prev_claims["member_id"] if same else prev_claims["member_id"].take(pa.array(in_a))
+    other = int(pc.sum(pc.not_equal(prev_member, e.ids("member", None if same else in_b))).as_py() or 0)
+    related = relation(
+        prev_claims.num_rows,
+        len(cur_ids),
+        len(in_a) + rejected,
+        other,
+        len(rejected_ids),
+        previous_inputs,
+        current_inputs,
+    )
     return (adjusted, lines, prev_totals, deltas, prev_claims.num_rows), related
 
 
@@ -735,43 +788,96 @@ def _in_memory(
     say,
 ):
     """Settle everything at once; compare incrementally when it can (a dataset), else every claim."""
+    from . import keep
     from .dataset import load_prepared, provenance
     from .engine import settle
     from .outputs import write_all
 
-    say("read")
-    # the claims table is read by nothing once encoded: its memory goes to the kernel passes and the writers
-    prep = load_prepared(claims, members, providers, catalogue, dataset, timer, claims_table=False)
-    say("adjudicate")
-    r = settle(prep, policy, threads=threads, timer=Timer())
-    timer.t["adjudicate"] = sum(r.timings.values())
-    say("adjustments")
-    extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
-    # The adjustments are found while current/lines.parquet, the longest part of current/, is written
-    # on its own thread: after the rest of current/, not beside it too (three threads on two cores
-    # would slow the lines, which bound the wall).
-    done: list = []
-    t0, before = time.perf_counter(), sum(timer.t.values())
-    current = write_all(
-        r,
-        current_dir,
-        prep.digests,
-        prep.input_lines,
-        True,
-        extra,
-        beside=lambda: done.append(_adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer)),
-    )
-    # what current/ added to the wall beyond the comparison's own timers
-    timer.t["write"] = timer.t.get("write", 0.0) + (time.perf_counter() - t0) - (sum(timer.t.values()) - before)
+    # Compared claim by claim (input files, or --keep), the earlier settlements are read on a thread
+    # beside the inputs' read, which waits on the disk and on serial steps; from a dataset they are
+    # read only if the comparison cannot be incremental.
+    early = _Early(prev_folder, timer) if dataset is None or keep.kept() else None
+    try:
+        say("read")
+        # the claims table is read by nothing once encoded: its memory goes to the kernel passes and the writers
+        prep = load_prepared(claims, members, providers, catalogue, dataset, timer, claims_table=False)
+    except BaseException:
+        if early is not None:
+            early.join()  # its error, if any, is not the first one
+        raise
+    previous_claims = early.result if early is not None else lambda: _Early(prev_folder, timer).result()
+    try:
+        say("adjudicate")
+        r = settle(prep, policy, threads=threads, timer=Timer())
+        timer.t["adjudicate"] = sum(r.timings.values())
+        say("adjustments")
+        extra = {"dataset": lambda tmp: provenance(Path(dataset), policy)} if dataset is not None else None
+        # The adjustments are found while current/lines.parquet, the longest part of current/, is written
+        # on its own thread: after the rest of current/, not beside it too (three threads on two cores
+        # would slow the lines, which bound the wall).
+        done: list = []
+
+        def beside() -> None:
+            t = time.perf_counter()
+            done.append(
+                _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer, previous_claims)
+            )
+            done.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        current = write_all(r, current_dir, prep.digests, prep.input_lines, True, extra, beside=beside)
+        # what current/ added to the wall beyond the comparison
+        timer.t["write"] = timer.t.get("write", 0.0) + (time.perf_counter() - t0) - done[1]
+    finally:
+        if early is not None:
+            early.join()
     found, incremental, related = done[0]
     return found, current, incremental, related
 
 
+class _Early:
+    """The earlier run's settlements (``_read_settlements(…, unique=False)``), read on a thread of its own
+    from the start; ``result()`` waits for them (its error is raised there). Timed as ``read_previous``."""
+
+    def __init__(self, prev_folder: Path, timer: Timer):
+        from . import keep  # noqa: F401 - imported here, not lazily on the thread (see outputs._Background)
+        from .outputs import _Background
+
+        self.table: pa.Table | None = None
+        self.timer = timer
+
+        def read() -> None:
+            t0 = time.perf_counter()
+            self.table = _read_settlements(prev_folder / "settlements.parquet", unique=False)
+            self.seconds = time.perf_counter() - t0
+
+        self.bg = _Background(read, "adjudicate-previous")
+        self.bg.start()
+
+    def join(self) -> None:
+        self.bg.join()
+
+    def result(self) -> pa.Table:
+        self.bg.result()
+        self.timer.t["read_previous"] = self.timer.t.get("read_previous", 0.0) + self.seconds
+        assert self.table is not None
+        return self.table
+
+
 def _adjustments(
-    prev_folder: Path, prev_summary: dict | None, prep, r, dataset: Path | None, policy, threads, timer: Timer
+    prev_folder: Path,
+    prev_summary: dict | None,
+    prep,
+    r,
+    dataset: Path | None,
+    policy,
+    threads,
+    timer: Timer,
+    previous_claims: Callable[[], pa.Table],
 ):
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
-    earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it)."""
+    earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it).
+    ``previous_claims()``: the earlier run's settlements (``_read_settlements(…, unique=False)``)."""
     from . import keep
     from .compare import totals
 
@@ -810,11 +916,10 @@ def _adjustments(
     )
     related = None
     if found is None:
-        with timer("read_previous"):
-            prev_claims, prev_lines, _, _ = read_previous(prev_folder)
+        prev_claims = previous_claims()  # (timed as read_previous by _Early)
         with timer("adjustments"):
             found, related = _full(
-                prev_claims, prev_lines, r, rejected_ids, (prev_summary or {}).get("inputs"), prep.digests
+                prev_folder, prev_claims, r, rejected_ids, (prev_summary or {}).get("inputs"), prep.digests
             )
     return found, incremental, related
 
