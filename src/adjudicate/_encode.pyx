@@ -654,10 +654,9 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
     With ``order`` false only the first pass runs, and ``order_buckets`` does the second: a
     share of the buckets on each of several threads (a bucket is a range of lines of its own)."""
     cdef Py_ssize_t r, n = claim.shape[0], nc = rank.shape[0]
-    cdef int64_t m, k, k0, k1, b, nb, pos, a, z, L, maxL = 0, j, s, e, t, q, it, d, found, ln
+    cdef int64_t m, k, b, nb, pos, ln
     cdef int shift = 0
     cdef int err = 0
-    cdef NoIdx x
     if line_start.shape[0] != nc + 1 or claim_date.shape[0] != nc:
         raise ValueError("line_start or claim_date is not one value per position")
     if line_no.shape[0] != n or amount.shape[0] != n or quantity.shape[0] != n or item.shape[0] != n:
@@ -681,24 +680,8 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
         raise ValueError("bucket_lines < 1")
     shift = bucket_shift(m, nc, bucket_lines)
     nb = ((nc - 1) >> shift) + 1
-    for b in range(nb):
-        k0 = b << shift
-        k1 = min(k0 + (<int64_t>1 << shift), nc)
-        maxL = max(maxL, line_start[k1] - line_start[k0])
     cdef int64_t* fill = <int64_t*>malloc(nb * sizeof(int64_t))
-    cdef int64_t* at = <int64_t*>malloc((<int64_t>1 << shift) * sizeof(int64_t))
-    cdef int64_t* t_row = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
-    cdef int64_t* t_k = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
-    cdef int64_t* t_amt = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
-    cdef int64_t* t_qty = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
-    cdef int64_t* t_item = <int64_t*>malloc((maxL + 1) * sizeof(int64_t))
-    cdef int32_t* t_no = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
-    cdef int32_t* idx = <int32_t*>malloc((maxL + 1) * sizeof(int32_t))
-    cdef NoIdx* buf = <NoIdx*>malloc((maxL + 1) * sizeof(NoIdx))
-    if (fill == NULL or at == NULL or t_row == NULL or t_k == NULL or t_amt == NULL or t_qty == NULL
-            or t_item == NULL or t_no == NULL or idx == NULL or buf == NULL):
-        free(fill); free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no)
-        free(idx); free(buf)
+    if fill == NULL:
         raise MemoryError()
     with nogil:
         for b in range(nb):
@@ -737,17 +720,15 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
                 if fill[b] != line_start[min((b + 1) << shift, nc)]:
                     err = 1  # fewer rows than the line counts
                     break
-        if not err and order:  # pass 2
-            _order_buckets(0, nb, shift, nc, line_start, claim_date, cat_first, cat_count, cat_start, cat_end,
-                           cat_order, cat_cls, cat_ratio, cat_price, unknown, line_row, line_claim, line_no_out,
-                           amount_out, quantity_out, cls_out, ratio_out, price_out, at, t_row, t_k, t_amt, t_qty,
-                           t_item, t_no, idx, buf)
-    free(fill); free(at); free(t_row); free(t_k); free(t_amt); free(t_qty); free(t_item); free(t_no)
-    free(idx); free(buf)
+    free(fill)
     if err == 1:
         raise ValueError("the rows of the claims disagree with their line counts")
     if err == 2:
         raise ValueError("a line_no outside int32")
+    if order:  # pass 2, all buckets on this thread
+        order_buckets(line_start, claim_date, cat_first, cat_count, cat_start, cat_end, cat_order, cat_cls,
+                      cat_ratio, cat_price, unknown, line_row, line_claim, line_no_out, amount_out, quantity_out,
+                      cls_out, ratio_out, price_out, 0, 1, bucket_lines)
 
 
 def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no, const index_t[::1] line_row,
