@@ -24,6 +24,8 @@ CAT_ORDER = np.array([1, 0, 2], np.int64)
 CAT_CLS = np.array([0, 1, 2], np.int8)
 CAT_RATIO = np.array([1000, -1, 500], np.int64)
 CAT_PRICE = np.array([-1, 300, 7], np.int64)
+#: the catalogue arguments of layout_claims and order_buckets, in their order
+CATALOGUE = (CAT_FIRST, CAT_COUNT, CAT_START, CAT_END, CAT_ORDER, CAT_CLS, CAT_RATIO, CAT_PRICE, UNKNOWN)
 
 
 def catalogue_row(item: int, day: int) -> int:
@@ -62,15 +64,7 @@ def lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype=np.i
         item,
         claim_date,
         line_start,
-        CAT_FIRST,
-        CAT_COUNT,
-        CAT_START,
-        CAT_END,
-        CAT_ORDER,
-        CAT_CLS,
-        CAT_RATIO,
-        CAT_PRICE,
-        UNKNOWN,
+        *CATALOGUE,
         *out.values(),
         **extra,
         order=parts is None,
@@ -79,15 +73,7 @@ def lay_out(claim, rank, line_no, amount, quantity, item, claim_date, dtype=np.i
         _encode.order_buckets(
             line_start,
             claim_date,
-            CAT_FIRST,
-            CAT_COUNT,
-            CAT_START,
-            CAT_END,
-            CAT_ORDER,
-            CAT_CLS,
-            CAT_RATIO,
-            CAT_PRICE,
-            UNKNOWN,
+            *CATALOGUE,
             *out.values(),
             part,
             parts,
