@@ -27,12 +27,14 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 #: listed gets a generic sentence. Every line-length array a stage allocates costs its first touch, which
 #: on a virtual machine is often more than the arithmetic (benchmarks/first_touch.py).
 LEVERS: dict[str, str] = {
-    "read": "the Parquet decode itself is the floor's work; beyond it: decoding two row groups at once (one per "
-    "core) and converting each column in the decoder's own buffers",
-    "encode": "claim and member ids are coded while the file is read, and the checks, order, lookups and line "
-    "layout are compiled passes: what is left is the line layout's first touch of the per-line arrays and, on "
-    "shuffled rows, its random gathers (a cache-friendly order of the layout); or a prepared dataset "
-    "(`--dataset`), which skips the stage",
+    "read": "the Parquet decode on both cores is the floor's work (the claims' decimals are already read as their "
+    "stored bytes, the ids coded on their own thread); beyond it: encode's per-line lookups (item, provider, "
+    "diagnosis) done per row group while the next one decodes, and the claim-id probes, at memory latency on "
+    "shuffled rows",
+    "encode": "the checks, order, lookups and line layout are compiled passes, the layout bucketed and on both "
+    "cores, its pages touched ahead: what is left is the single-threaded header passes (check_lines, "
+    "settlement_order) and the first touch of the per-line arrays; or a prepared dataset (`--dataset`), which "
+    "skips the stage",
     "kernel": "the compiled pass is fast when its outputs are warm: first touch of the output arrays (narrower "
     "per-line outputs, or lines written straight into the writer's buffers)",
     "allocate": "allocating the funds in the settle pass itself, with no second pass over the lines",
