@@ -431,3 +431,24 @@ def test_the_most_digits_per_width_as_arrow(width, more):
         arrow_decimal = False
     assert (rawdecimal.raw_metadata(pa.py_buffer(data), {"amount": 2}) is not None) == arrow_decimal
     assert arrow_decimal == (not more)
+
+
+def test_required_columns_and_a_file_of_nulls(base, tmp_path, monkeypatch):
+    """Columns declared not null (REQUIRED: no definition levels, as Spark writes non-null columns),
+    and a file whose amounts and prices are all null (the raw column's data may be all padding)."""
+    t = claims(base, (12, 2), (12, 4))
+    no_nulls = pa.array([0 if v is None else v for v in t["amount"].to_pylist()], t["amount"].type)
+    no_null_prices = pa.array([0 if v is None else v for v in t["unit_price"].to_pylist()], t["unit_price"].type)
+    t = t.set_column(t.schema.get_field_index("amount"), "amount", no_nulls)
+    t = t.set_column(t.schema.get_field_index("unit_price"), "unit_price", no_null_prices)
+    required = t.cast(
+        pa.schema([f.with_nullable(False) if f.name in ("amount", "unit_price") else f for f in t.schema])
+    )
+    paths = write_files(required, tmp_path, write_pyarrow)
+    assert pq.read_metadata(paths[0]).schema.column(required.schema.get_field_index("amount")).max_definition_level == 0
+    check(required, paths, monkeypatch, {"amount", "unit_price"})
+    nulls = t.set_column(t.schema.get_field_index("amount"), "amount", pa.nulls(len(t), t["amount"].type))
+    nulls = nulls.set_column(
+        t.schema.get_field_index("unit_price"), "unit_price", pa.nulls(len(t), t["unit_price"].type)
+    )
+    check(nulls, write_files(nulls, tmp_path, write_pyarrow), monkeypatch, {"amount", "unit_price"})
