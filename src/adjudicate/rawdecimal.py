@@ -28,6 +28,11 @@ import pyarrow.parquet as pq
 #: converted_type, scale, precision, logicalType (parquet.thrift).
 _FLBA = 7
 _DECIMAL_FIELDS = (6, 7, 8, 10)
+#: ConvertedType.DECIMAL, and LogicalType's union member DECIMAL (parquet.thrift).
+_CONVERTED_DECIMAL = 5
+_LOGICAL_DECIMAL = 5
+#: The most decimal digits a fixed-length signed integer of 1..8 bytes holds (Arrow's limit per width).
+_MAX_PRECISION = (0, 2, 4, 6, 9, 11, 14, 16, 18)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,24 @@ def _int(b: memoryview, field: tuple[int, int, int, int]) -> int:
     return _zigzag(_varint(b, field[2])[0])
 
 
+def _decimal(b: memoryview, by_id: dict[int, tuple[int, int, int, int]]) -> tuple[int, int] | None:
+    """(scale, precision) of a SchemaElement as Arrow reads it: the logical type when there is one,
+    else the converted type DECIMAL's scale and precision; None when Arrow does not read a decimal."""
+    if 10 in by_id:
+        if by_id[10][1] != 12:
+            raise _Malformed
+        union = _struct(b, by_id[10][2])[0]
+        if len(union) != 1 or union[0][0] != _LOGICAL_DECIMAL or union[0][1] != 12:
+            return None
+        dec = {f[0]: f for f in _struct(b, union[0][2])[0]}
+        if 1 not in dec or 2 not in dec:
+            return None
+        return _int(b, dec[1]), _int(b, dec[2])
+    if 6 in by_id and _int(b, by_id[6]) == _CONVERTED_DECIMAL and 7 in by_id and 8 in by_id:
+        return _int(b, by_id[7]), _int(b, by_id[8])
+    return None
+
+
 def raw_metadata(data: pa.Buffer, scales: dict[str, int]) -> tuple[pq.FileMetaData, dict[str, RawDecimal]] | None:
     """The footer of the Parquet file ``data`` with the decimal columns named in ``scales``
     stored as fixed-length bytes of at most 8 and of the scale given there read as those
@@ -187,15 +210,18 @@ def _raw_metadata(b: memoryview, scales: dict[str, int]) -> tuple[pq.FileMetaDat
             name = bytes(b[by_id[4][2] : by_id[4][3]]) if 4 in by_id else b""
             name = name[_varint(memoryview(name), 0)[1] :] if name else b""
             col = name.decode() if k > 0 else ""
+            # a decimal of the scale asked for, as Arrow reads it (an annotation Arrow does not apply,
+            # such as more digits than the width holds, leaves Arrow's bytes: not read here either)
+            dec = _decimal(b, by_id) if k > 0 and col in scales else None
             if (
-                k > 0
-                and col in scales
+                dec is not None
                 and 1 in by_id
                 and _int(b, by_id[1]) == _FLBA
                 and 2 in by_id
                 and 1 <= _int(b, by_id[2]) <= 8
-                and 7 in by_id
-                and _int(b, by_id[7]) == scales[col]
+                and dec[0] == scales[col]
+                and dec[0] <= dec[1] <= _MAX_PRECISION[_int(b, by_id[2])]
+                and dec[1] >= 1
                 and col not in found
             ):
                 found[col] = RawDecimal(_int(b, by_id[2]), scales[col])
