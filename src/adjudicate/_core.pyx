@@ -1113,19 +1113,6 @@ def keep_runs_shifted(const index_t[::1] src, index_t[::1] dst, const int64_t[::
     return at
 
 
-ctypedef struct LineKey:
-    int64_t no
-    int64_t row
-
-
-cdef int cmp_line(const void* a, const void* b) noexcept nogil:
-    cdef const LineKey* x = <const LineKey*>a
-    cdef const LineKey* y = <const LineKey*>b
-    if x.no != y.no:
-        return -1 if x.no < y.no else 1
-    return -1 if x.row < y.row else (1 if x.row > y.row else 0)
-
-
 ctypedef fused key_t:
     int8_t
     int32_t
