@@ -63,10 +63,15 @@ class Browser:
     def __init__(self, binary: str):
         self.binary = binary
         self.profile = tempfile.mkdtemp(prefix="adjudicate-chromium-")
+        # Chromium's own temporary files (its singleton socket folder) go inside the profile, which
+        # __exit__ removes: with the system's TMPDIR every test session left a folder in /tmp
+        tmp = Path(self.profile) / "tmp"
+        tmp.mkdir()
         self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(tmp)},
         )
         self.ws = None
         self.next_id = 0
