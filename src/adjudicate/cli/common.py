@@ -453,7 +453,10 @@ out_option = click.option(
 )
 #: ``--threads`` of every command that runs the kernel.
 threads_option = click.option(
-    "--threads", type=click.IntRange(1, 256), default=None, help="Worker threads (default: all cores)."
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Threads of the settlement kernel (default: all cores); reading and encoding run a few of their own.",
 )
 #: ``--partitions`` of every command that can settle in member ranges (stream.py).
 partitions_option = click.option(
