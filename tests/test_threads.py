@@ -170,12 +170,19 @@ def _run_cli(args: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--no-lines"], ["--partitions", "2"], ["--audit"]],
-    ids=["run", "no-lines", "partitions", "audit"],
+    [
+        ["run"],
+        ["run", "--no-lines"],
+        ["run", "--partitions", "2"],
+        ["run", "--audit"],
+        ["compare", "--policy", "city-employee"],
+        ["prepare"],
+    ],
+    ids=["run", "no-lines", "partitions", "audit", "compare", "prepare"],
 )
-def test_run_with_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkeypatch):
-    """`run --threads 1`: no thread started, no job given to a pool (the kernel's, the read's, encode's,
-    the writers'), Arrow on one thread; every table the same as the default run's."""
+def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkeypatch):
+    """`run --threads 1` (and compare, prepare): no thread started, no job given to a pool (the kernel's,
+    the read's, encode's, the writers'), Arrow on one thread; every table the same as the default run's."""
     import concurrent.futures
 
     import pyarrow as pa
@@ -184,8 +191,8 @@ def test_run_with_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_pat
 
     paths = write(make_case(5, members=30, claims=140).tables(), tmp_path / "in")
     args = [a for n in ("claims", "members", "providers", "catalogue") for a in (f"--{n}", str(paths[n][0]))]
-    args += ["--policy", "prefecture-employee", "-q", *extra]
-    _run_cli(["run", *args, "--out", str(tmp_path / "all")])
+    args = [extra[0], *args, *([] if extra[0] == "prepare" else ["--policy", "prefecture-employee"]), "-q", *extra[1:]]
+    _run_cli([*args, "--out", str(tmp_path / "all")])
 
     started: list[str] = []
     start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
@@ -196,12 +203,16 @@ def test_run_with_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_pat
         lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
     )
     cpu = pa.cpu_count()
-    _run_cli(["run", *args, "--out", str(tmp_path / "one"), "--threads", "1"])
+    _run_cli([*args, "--out", str(tmp_path / "one"), "--threads", "1"])
     monkeypatch.undo()
     assert started == []
     assert pa.cpu_count() == cpu  # the setting ends with the command
-    files = sorted(p.name for p in (tmp_path / "all").glob("*.parquet"))
-    assert "settlements.parquet" in files and files == sorted(p.name for p in (tmp_path / "one").glob("*.parquet"))
+    files = sorted(p.relative_to(tmp_path / "all") for p in (tmp_path / "all").rglob("*.parquet"))
+    files += sorted(p.relative_to(tmp_path / "all") for p in (tmp_path / "all").rglob("*.arrow"))
+    assert len(files) >= 2 and files == sorted(
+        p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.parquet")
+    ) + sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.arrow"))
     for name in files:
-        a, b = pq.read_table(tmp_path / "all" / name), pq.read_table(tmp_path / "one" / name)
+        read = pq.read_table if name.suffix == ".parquet" else (lambda p: pa.ipc.open_file(p).read_all())
+        a, b = read(tmp_path / "all" / name), read(tmp_path / "one" / name)
         assert a.schema == b.schema and a.equals(b), name
