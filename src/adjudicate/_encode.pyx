@@ -77,7 +77,7 @@ cdef enum:
     H_DISCHARGE = 5
     H_DIAGNOSIS = 6
     AHEAD = 16
-    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder)
+    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder.place_all)
 
 
 def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
@@ -915,29 +915,27 @@ cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nog
             memcpy(&w[full], p + 8 * full, rest)
 
 
+# ``code_block``'s hashes that are no hash (``hash_of`` never gives either)
+cdef enum:
+    REPEAT = 0  # the row repeats the value of the row before
+    NUL = 1  # a null
+
+
 cdef inline uint64_t hash_of(const uint8_t* p, int64_t n, const uint64_t* w) noexcept nogil:
-    """The hash of n bytes at p whose first 16 are w (``words_of``)."""
+    """The hash of n bytes at p whose first 24 are w (``words_of``); never REPEAT or NUL (below)."""
+    cdef uint64_t h
     if n <= INLINE:  # three products side by side, then one mix: a short chain of multiplies
-        return mix64((w[0] * 0x9E3779B97F4A7C15ULL) ^ (w[1] * 0xC2B2AE3D27D4EB4FULL)
-                     ^ (w[2] * 0x165667B19E3779F9ULL) ^ <uint64_t>n)
-    return hash_bytes(p, n)
+        h = mix64((w[0] * 0x9E3779B97F4A7C15ULL) ^ (w[1] * 0xC2B2AE3D27D4EB4FULL)
+                  ^ (w[2] * 0x165667B19E3779F9ULL) ^ <uint64_t>n)
+    else:
+        h = hash_bytes(p, n)
+    return h if h > NUL else NUL + 1
 
 
 cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
     """The hash of n bytes at p, and their first 16 bytes (zero-padded) in w[0], w[1]."""
     words_of(p, n, w)
     return hash_of(p, n, w)
-
-
-cdef inline bint ahead(const uint8_t* p, int64_t n, uint64_t* w, uint64_t* h, int64_t prev_n,
-                       const uint64_t* prev_w) noexcept nogil:
-    """A value met ``LOOKAHEAD`` rows ahead: its words and, unless it repeats the value of the
-    row before it (``prev_n`` < 0: none), its hash; 1 when it repeats (nothing to fetch)."""
-    words_of(p, n, w)
-    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1] and w[2] == prev_w[2]:
-        return 1
-    h[0] = hash_of(p, n, w)
-    return 0
 
 
 cdef struct CodeState:  # what ``StringCoder.code_block`` carries from one block to the next
@@ -952,12 +950,6 @@ cdef enum:
     CODE_BLOCK = 1024  # rows hashed before their probes: their hashes and words stay in the first-level cache
     PROBE_AHEAD = 16  # rows between a slot's prefetch and its probe
 
-# ``code_block``'s hashes that are no hash (a value's hash never takes either: 0 and 1 become 2)
-cdef enum:
-    REPEAT = 0  # the row repeats the value of the row before
-    NUL = 1  # a null
-
-
 cdef inline uint64_t meta_key(uint64_t h, int64_t n) noexcept nogil:
     """The top half of a slot's ``meta`` for a value of hash h and length n."""
     return (h & 0xFFFFFF0000000000ULL) | (<uint64_t>(n if n < 255 else 255) << 32)
@@ -971,9 +963,9 @@ cdef class StringCoder:
     Its open-addressing table holds each value's first 24 bytes beside its code, so a
     probe of a value of 24 bytes or fewer (claim ids, 18-digit member ids) reads one slot and no
     other memory; a longer value is confirmed against the kept bytes only when its
-    first 24 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
-    early and their slots prefetched: in shuffled input nearly every probe would
-    otherwise wait for memory.
+    first 24 bytes, length and hash tag all match. Rows are coded in blocks, each block's
+    values hashed before any is probed and every slot prefetched ``PROBE_AHEAD`` rows
+    before its probe: in shuffled input nearly every probe would otherwise wait for memory.
 
     ``most``: at most how many distinct values will come (the rows to code). The table is
     given address space for them at once and grows within it where it is, so growing
@@ -1137,8 +1129,7 @@ cdef class StringCoder:
                     and (m <= INLINE or memcmp(p, st.prev_p, m) == 0)):
                 hs[i] = REPEAT
                 continue
-            h = hash_of(p, m, w)
-            hs[i] = h if h > NUL else NUL + 1
+            hs[i] = hash_of(p, m, w)
             st.prev_n = m
             st.prev_p = p
             st.prev_w[0] = w[0]
