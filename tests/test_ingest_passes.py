@@ -274,6 +274,23 @@ def test_string_coder_many_values_and_growth(most, reserve):
     assert coded_in_pieces(arr, [1, 999, 30_000], most, reserve) == plain(arr)
 
 
+@pytest.mark.parametrize("offset", [0, 3])
+def test_string_coder_across_its_blocks(offset):
+    """Runs of a value, nulls and values of every length from 0 to 30 bytes (the words of 8 to 24
+    bytes are read without a branch on the length) around the coder's blocks of rows (each hashed
+    before it is probed): a run or a null that straddles a block keeps its codes."""
+    rng = np.random.default_rng(5)
+    pool = ["".join(chr(48 + int(c)) for c in rng.integers(0, 40, size=k)) for k in range(31) for _ in range(40)]
+    pool += ["0123456789abcdefghijklmnA", "0123456789abcdefghijklmnB", "33038119860107831X", "330381198601078311"]
+    rows: list[str | None] = []
+    while len(rows) < 9000:
+        pick = int(rng.integers(0, len(pool) + 1))
+        rows += [None if pick == len(pool) else pool[pick]] * int(rng.integers(1, 4 if len(rows) % 1024 < 1000 else 40))
+    whole = pa.array(["skipped"] * offset + rows, pa.string()).slice(offset)
+    assert coded_in_pieces(whole, [1023, 1025, 3000, 5121]) == plain(whole)
+    assert coded_in_pieces(whole, []) == plain(whole)
+
+
 def test_grouped_estimate_of_the_distinct_values():
     """Grouped rows (each value's rows together): the first piece's distinct values scaled to the
     rows; rows whose values recur apart (shuffled): no estimate."""

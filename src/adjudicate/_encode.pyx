@@ -77,7 +77,7 @@ cdef enum:
     H_DISCHARGE = 5
     H_DIAGNOSIS = 6
     AHEAD = 16
-    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder)
+    LOOKAHEAD = 32  # values hashed ahead of their probe (string_positions, StringCoder.place_all)
 
 
 def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
@@ -890,7 +890,18 @@ cdef inline uint64_t load64(const uint8_t* p) noexcept nogil:
 
 cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
     """The first 24 bytes at p of n, zero-padded, in w[0], w[1], w[2]."""
-    cdef int64_t full = (n if n < INLINE else INLINE) // 8, k, rest
+    cdef int64_t full, k, rest, m
+    cdef const uint8_t* q
+    if LITTLE and 8 <= n <= INLINE:
+        # without a branch on the length (ids of varying length would mispredict nearly every
+        # row): each word is the 8 bytes ending where it ends, shifted; no load leaves [p, p + n)
+        m = n if n < 16 else 16
+        w[0] = load64(p)
+        w[1] = (load64(p + m - 8) >> ((8 * (16 - m)) & 63)) if m > 8 else 0
+        q = p + n - 8 if n > 16 else p
+        w[2] = (load64(q) >> ((8 * (INLINE - n)) & 63)) if n > 16 else 0
+        return
+    full = (n if n < INLINE else INLINE) // 8
     w[0] = 0
     w[1] = 0
     w[2] = 0
@@ -904,11 +915,21 @@ cdef inline void words_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nog
             memcpy(&w[full], p + 8 * full, rest)
 
 
+# ``code_block``'s hashes that are no hash (``hash_of`` never gives either)
+cdef enum:
+    REPEAT = 0  # the row repeats the value of the row before
+    NUL = 1  # a null
+
+
 cdef inline uint64_t hash_of(const uint8_t* p, int64_t n, const uint64_t* w) noexcept nogil:
-    """The hash of n bytes at p whose first 16 are w (``words_of``)."""
-    if n <= INLINE:
-        return mix64(w[0] ^ mix64(w[1] ^ mix64(w[2] ^ (<uint64_t>n * 0x9E3779B97F4A7C15ULL))))
-    return hash_bytes(p, n)
+    """The hash of n bytes at p whose first 24 are w (``words_of``); never REPEAT or NUL (below)."""
+    cdef uint64_t h
+    if n <= INLINE:  # three products side by side, then one mix: a short chain of multiplies
+        h = mix64((w[0] * 0x9E3779B97F4A7C15ULL) ^ (w[1] * 0xC2B2AE3D27D4EB4FULL)
+                  ^ (w[2] * 0x165667B19E3779F9ULL) ^ <uint64_t>n)
+    else:
+        h = hash_bytes(p, n)
+    return h if h > NUL else NUL + 1
 
 
 cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept nogil:
@@ -917,16 +938,17 @@ cdef inline uint64_t key_of(const uint8_t* p, int64_t n, uint64_t* w) noexcept n
     return hash_of(p, n, w)
 
 
-cdef inline bint ahead(const uint8_t* p, int64_t n, uint64_t* w, uint64_t* h, int64_t prev_n,
-                       const uint64_t* prev_w) noexcept nogil:
-    """A value met ``LOOKAHEAD`` rows ahead: its words and, unless it repeats the value of the
-    row before it (``prev_n`` < 0: none), its hash; 1 when it repeats (nothing to fetch)."""
-    words_of(p, n, w)
-    if n == prev_n and n <= INLINE and w[0] == prev_w[0] and w[1] == prev_w[1] and w[2] == prev_w[2]:
-        return 1
-    h[0] = hash_of(p, n, w)
-    return 0
+cdef struct CodeState:  # what ``StringCoder.code_block`` carries from one block to the next
+    int64_t bit  # the block's first row's bit in the validity bitmap
+    int64_t code  # the code of the row before (-1: a null, or none)
+    int64_t prev_n  # the length of the last value hashed (-1: none since a null)
+    const uint8_t* prev_p  # its bytes
+    uint64_t prev_w[3]  # its first 24 bytes (``words_of``)
 
+
+cdef enum:
+    CODE_BLOCK = 1024  # rows hashed before their probes: their hashes and words stay in the first-level cache
+    PROBE_AHEAD = 16  # rows between a slot's prefetch and its probe
 
 cdef inline uint64_t meta_key(uint64_t h, int64_t n) noexcept nogil:
     """The top half of a slot's ``meta`` for a value of hash h and length n."""
@@ -941,9 +963,9 @@ cdef class StringCoder:
     Its open-addressing table holds each value's first 24 bytes beside its code, so a
     probe of a value of 24 bytes or fewer (claim ids, 18-digit member ids) reads one slot and no
     other memory; a longer value is confirmed against the kept bytes only when its
-    first 24 bytes, length and hash tag all match. Values are hashed ``LOOKAHEAD`` rows
-    early and their slots prefetched: in shuffled input nearly every probe would
-    otherwise wait for memory.
+    first 24 bytes, length and hash tag all match. Rows are coded in blocks, each block's
+    values hashed before any is probed and every slot prefetched ``PROBE_AHEAD`` rows
+    before its probe: in shuffled input nearly every probe would otherwise wait for memory.
 
     ``most``: at most how many distinct values will come (the rows to code). The table is
     given address space for them at once and grows within it where it is, so growing
@@ -1076,87 +1098,116 @@ cdef class StringCoder:
         if cap > self.cap and not self.grow(cap):
             raise MemoryError()
 
+    cdef int code_block(self, const uint8_t* valid, const int32_t* offsets, const uint8_t* d,
+                        int32_t* code, int64_t n, uint64_t* hs, uint64_t* ws, CodeState* st) noexcept nogil:
+        """Code rows [0, n) of a block (``offsets`` and ``valid`` start at its first row, the
+        bitmap at bit ``st.bit``): first every row hashed, in row order (``hs``: the hash, or
+        REPEAT for a row repeating the value of the row before, NUL for a null; ``ws``: its
+        first 24 bytes), then probed
+        with the slot of the row ``PROBE_AHEAD`` later prefetched. Apart, each loop is short
+        enough for the processor to run many rows' work at once: the hashing's arithmetic
+        and the probes' waits for memory (in shuffled rows nearly every probe misses the
+        caches) overlap. 0 when out of memory or codes."""
+        cdef int64_t i, a, b, m, s, e, c = st.code, mask
+        cdef uint64_t h, key, nxt
+        cdef uint64_t* w
+        cdef const uint8_t* p
+        cdef Slot* slot
+        # 1. hashes (a claim's lines usually come together: a value equal to the row
+        #    before's costs a compare and no hash)
+        for i in range(n):
+            if valid != NULL and not (valid[(st.bit + i) >> 3] >> ((st.bit + i) & 7)) & 1:
+                hs[i] = NUL
+                st.prev_n = -1
+                continue
+            a = offsets[i]
+            m = offsets[i + 1] - a
+            p = d + a if d != NULL else NULL
+            w = &ws[WORDS * i]
+            words_of(p, m, w)
+            if (m == st.prev_n and w[0] == st.prev_w[0] and w[1] == st.prev_w[1] and w[2] == st.prev_w[2]
+                    and (m <= INLINE or memcmp(p, st.prev_p, m) == 0)):
+                hs[i] = REPEAT
+                continue
+            hs[i] = hash_of(p, m, w)
+            st.prev_n = m
+            st.prev_p = p
+            st.prev_w[0] = w[0]
+            st.prev_w[1] = w[1]
+            st.prev_w[2] = w[2]
+            if i < PROBE_AHEAD:  # the first rows' slots, which the probes below fetch too late
+                prefetch(&self.slots[hs[i] & (self.cap - 1)])
+        # 2. probes
+        mask = self.cap - 1
+        for i in range(n):
+            if i + PROBE_AHEAD < n:
+                nxt = hs[i + PROBE_AHEAD]
+                if nxt > NUL:
+                    prefetch(&self.slots[nxt & mask])  # a slot is one cache line's half
+            h = hs[i]
+            if h == REPEAT:
+                code[i] = <int32_t>c
+                continue
+            if h == NUL:
+                code[i] = -1
+                c = -1
+                continue
+            a = offsets[i]
+            m = offsets[i + 1] - a
+            p = d + a if d != NULL else NULL
+            w = &ws[WORDS * i]
+            key = meta_key(h, m)
+            s = h & mask
+            while True:
+                slot = &self.slots[s]
+                if slot.meta == 0:
+                    c = self.insert(p, m, h, w, s)
+                    mask = self.cap - 1
+                    if c < 0:
+                        st.code = c
+                        return 0
+                    break
+                if (slot.meta & 0xFFFFFFFF00000000ULL) == key and slot.w0 == w[0] and slot.w1 == w[1] and slot.w2 == w[2]:
+                    e = <int64_t>(slot.meta & 0xFFFFFFFFULL) - 1
+                    if m <= INLINE or (self.offsets[e + 1] - self.offsets[e] == m
+                                       and memcmp(p, self.data + self.offsets[e], m) == 0):
+                        c = e
+                        break
+                s = (s + 1) & mask
+            code[i] = <int32_t>c
+        st.code = c
+        return 1
+
     def add(self, const uint8_t[::1] valid, int64_t offset, const int32_t[::1] offsets,
             const uint8_t[::1] data, int32_t[::1] code):
         """Code the next ``len(code)`` values: a string array given by its validity bitmap
         (empty: no nulls), its offset into its buffers, its offsets and data bytes.
         ``code[i]`` gets value i's code, -1 for a null."""
-        cdef Py_ssize_t i, n = code.shape[0]
-        cdef int64_t j, k, r, a, b, s, e, mask, pa_ = 0, pn = -1, c = -1
-        cdef uint64_t h, key, p0 = 0, p1 = 0, p2 = 0
-        cdef uint64_t ring_h[LOOKAHEAD]
-        cdef uint64_t ring_w[WORDS * LOOKAHEAD]
-        cdef int64_t ring_n[LOOKAHEAD]
-        cdef bint ring_rep[LOOKAHEAD]
-        cdef bint has_valid = valid.shape[0] > 0, ok = 1
+        cdef Py_ssize_t n = code.shape[0]
+        cdef int64_t at, k
+        cdef bint ok = 1
         cdef const uint8_t* d = &data[0] if data.shape[0] > 0 else NULL
-        cdef const uint8_t* p
-        cdef const uint64_t* w
-        cdef Slot* slot
+        cdef const uint8_t* v = &valid[0] if valid.shape[0] > 0 else NULL
+        cdef uint64_t hs[CODE_BLOCK]
+        cdef uint64_t ws[WORDS * CODE_BLOCK]
+        cdef CodeState st
         if offset < 0 or offsets.shape[0] < offset + n + 1:
             raise ValueError("offsets shorter than the values")
         if n and (offsets[offset] < 0 or offsets[offset] > offsets[offset + n] or offsets[offset + n] > data.shape[0]):
             raise ValueError("offsets outside the data")
-        if has_valid and valid.shape[0] * 8 < offset + n:
+        if v != NULL and valid.shape[0] * 8 < offset + n:
             raise ValueError("validity bitmap shorter than the values")
+        if n == 0:
+            return
+        st.prev_n = -1  # (each piece starts afresh: its first value is looked up)
+        st.code = -1
         with nogil:
-            mask = self.cap - 1
-            for j in range(min(<int64_t>LOOKAHEAD, n)):
-                k = j + offset
-                ring_n[j] = offsets[k + 1] - offsets[k]
-                ring_rep[j] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[j], &ring_w[WORDS * j], &ring_h[j],
-                                    ring_n[j - 1] if j > 0 else -1, &ring_w[WORDS * (j - 1)] if j > 0 else NULL)
-            for i in range(n):
-                r = i % LOOKAHEAD
-                w = &ring_w[WORDS * r]
-                k = i + offset
-                a = offsets[k]
-                b = offsets[k + 1]
-                if has_valid and not (valid[k >> 3] >> (k & 7)) & 1:
-                    code[i] = -1
-                    pn = -1
-                # a claim's lines usually come together: the value of the row before costs a compare
-                elif (pn == b - a and w[0] == p0 and w[1] == p1 and w[2] == p2
-                      and (pn <= INLINE or memcmp(d + a, d + pa_, pn) == 0)):
-                    code[i] = <int32_t>c
-                else:
-                    p = d + a if d != NULL else NULL
-                    # a value that repeats the row before, a null, was not hashed ahead
-                    h = hash_of(p, b - a, w) if ring_rep[r] else ring_h[r]
-                    key = meta_key(h, b - a)
-                    s = h & mask
-                    while True:
-                        slot = &self.slots[s]
-                        if slot.meta == 0:
-                            c = self.insert(p, b - a, h, w, s)
-                            mask = self.cap - 1
-                            if c < 0:
-                                ok = 0
-                            break
-                        if (slot.meta & 0xFFFFFFFF00000000ULL) == key and slot.w0 == w[0] and slot.w1 == w[1] and slot.w2 == w[2]:
-                            e = <int64_t>(slot.meta & 0xFFFFFFFFULL) - 1
-                            if b - a <= INLINE or (self.offsets[e + 1] - self.offsets[e] == b - a
-                                                   and memcmp(p, self.data + self.offsets[e], b - a) == 0):
-                                c = e
-                                break
-                        s = (s + 1) & mask
-                    if not ok:
-                        break
-                    code[i] = <int32_t>c
-                    pa_ = a
-                    pn = b - a
-                    p0 = w[0]
-                    p1 = w[1]
-                    p2 = w[2]
-                j = i + LOOKAHEAD
-                if j < n:  # a later value into the ring entry just used: hashed, its slot fetched
-                    k = j + offset
-                    e = (r + LOOKAHEAD - 1) % LOOKAHEAD  # the entry of row j - 1
-                    ring_n[r] = offsets[k + 1] - offsets[k]
-                    ring_rep[r] = ahead(d + offsets[k] if d != NULL else NULL, ring_n[r], &ring_w[WORDS * r], &ring_h[r],
-                                        ring_n[e], &ring_w[WORDS * e])
-                    if not ring_rep[r]:
-                        prefetch(&self.slots[ring_h[r] & mask])  # a slot is one cache line's half
+            at = 0
+            while at < n and ok:
+                k = min(<int64_t>CODE_BLOCK, n - at)
+                st.bit = offset + at
+                ok = self.code_block(v, &offsets[offset + at], d, &code[at], k, hs, ws, &st)
+                at += k
         if not ok:
             raise MemoryError("too many distinct values, or out of memory")
 
