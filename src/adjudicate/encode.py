@@ -14,9 +14,11 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -447,6 +449,18 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
 
 #: Shares of the layout's second pass, run on two threads (``_encode.order_buckets``).
 ORDER_SHARES = 8
+#: Threads of encode's header passes and layout, and the shares each of the other passes is cut
+#: into (claim codes, member groups, positions, buckets: each share writes records of its own).
+ENCODE_THREADS = 2
+ENCODE_SHARES = 2
+
+
+def _shared(pool: ThreadPoolExecutor, shares: list[Callable[[], object]]) -> None:
+    """Every share (a call of a compiled pass on a part of its work) on ``pool``'s threads;
+    returns when all are done (the first share's error raised, in share order)."""
+    done = [pool.submit(share) for share in shares]
+    for f in done:
+        f.result()
 
 
 def layout_outputs(nl: int, row_type: type) -> tuple[np.ndarray, ...]:
@@ -469,6 +483,11 @@ def _touch_all(arrays: tuple[np.ndarray, ...]) -> None:
 
 
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
+    with ExitStack() as stack:
+        return _encode_with(stack, claims, members, providers, catalogue)
+
+
+def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     check_unique(members, "member_id")
     check_unique(providers, "provider_id")
     n = claims.rows
@@ -546,7 +565,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     touching = _background(lambda: _touch_all(laid))
     head = np.zeros(nclaims, _encode.HEAD)
     cand_row = np.empty(nclaims, np.int64)  # written where a claim has a defect
-    _encode.check_lines(
+    # The header passes and the layout on both cores (``pool``, to the end of the layout),
+    # each pass in ENCODE_SHARES shares that write records of their own: by claim code (the
+    # checks), member group (the order), position (the header columns), bucket (the layout)
+    pool = stack.enter_context(thread_pool(ENCODE_THREADS, "adjudicate-layout"))
+    check_args = (
         claim_code,
         line_no,
         [nulls[required[k]].view(np.uint8) for k in null_ranks],
@@ -564,6 +587,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         head.view(np.uint8),
         cand_row,
     )
+
+    cuts = [nclaims * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    # each share the claims of codes lo .. hi - 1, on the rows that hold them
+    spans = [(lo, hi, *_encode.code_span(claim_code, lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    _shared(pool, [partial(_encode.check_lines, *check_args, *span) for span in spans])
     found = np.flatnonzero(head["cand"])
     found_rank = head["cand"][found] - 1
     found_row = cand_row[found]
@@ -579,22 +607,48 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     none = np.empty(0, np.int64)
     corder, rank = np.empty(nclaims, np.int64), np.empty(nclaims, row_type)
     ids = claim_dict if claim_dict.type == pa.string() else claim_dict.cast(pa.string())
-    _encode.settlement_order(
-        head.view(np.uint8),
-        hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64),
-        INPATIENT,
-        *_string_buffers(ids),
-        corder,
-        rank,
+    member_rank = hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64)
+    bounds = _encode.member_groups(head.view(np.uint8), member_rank, corder)
+    # member groups cut where the claims before them reach each share's part of the claims
+    g_cuts = np.searchsorted(bounds, [nclaims * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)])
+    g_cuts[0], g_cuts[-1] = 0, len(member_rank)
+    offsets, data = _string_buffers(ids)
+    _shared(
+        pool,
+        [
+            partial(
+                _encode.order_groups,
+                head.view(np.uint8),
+                bounds,
+                int(a),
+                int(b),
+                INPATIENT,
+                offsets,
+                data,
+                corder,
+                rank,
+            )
+            for a, b in zip(g_cuts[:-1], g_cuts[1:])
+        ],
     )
+    del bounds, offsets, data
     nc = len(corder)
     m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
     c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
     c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
     line_start = np.empty(nc + 1, np.int64)
-    _encode.header_columns(
-        head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle, line_start
+    columns = (m, p, c_setting, c_referral, c_admit, settle, line_start)
+    k_cuts = [nc * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    header = (head.view(np.uint8), corder, INPATIENT, *columns)
+    _shared(
+        pool,
+        [
+            partial(_encode.header_columns, *header, k0=k0, k1=k1, counts=True)
+            for k0, k1 in zip(k_cuts[:-1], k_cuts[1:])
+        ],
     )
+    del header
+    np.cumsum(line_start, out=line_start)  # the line counts summed: each claim's first line
     nl = int(line_start[-1])
     # The lines of every claim, claim after claim in settlement order, each claim's in
     # (line_no, row) order (the reference line of a claim and the line named in a
@@ -610,20 +664,23 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     lorder, line_claim, amount, quantity, max_price, line_no_s, item_ratio, cls = laid
     cat = (*_catalogue_index(catalogue)[1:], *_catalogue_values(catalogue), UNKNOWN_CLASS)
     outputs = (lorder, line_claim, line_no_s, amount, quantity, cls, item_ratio, max_price)
-    # the first pass (rows to their buckets) here; the second (each bucket in order, with the
-    # catalogue) on both cores, its buckets being ranges of their own: in ORDER_SHARES shares
-    # taken in turn, so a thread the machine slows holds up one share, not half the work
-    _encode.layout_claims(
-        claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit, line_start,
-        *cat, *outputs, order=False
-    )  # fmt: skip
-    with thread_pool(2, "adjudicate-layout") as pool:
-        shares = [
-            pool.submit(_encode.order_buckets, line_start, c_admit, *cat, *outputs, k, ORDER_SHARES)
-            for k in range(ORDER_SHARES)
-        ]
-        for share in shares:
-            share.result()
+    # the first pass (rows to their buckets) in ENCODE_SHARES shares of the buckets, each
+    # reading every row; the second (each bucket in order, with the catalogue) in
+    # ORDER_SHARES shares taken in turn, so a thread the machine slows holds up one share
+    per_row = (claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit)
+    layout = (*per_row, line_start, *cat, *outputs)
+    _shared(
+        pool,
+        [
+            partial(_encode.layout_claims, *layout, order=False, part=k, parts=ENCODE_SHARES)
+            for k in range(ENCODE_SHARES)
+        ],
+    )
+    del per_row, layout
+    laid_args = (line_start, c_admit, *cat, *outputs)
+    _shared(pool, [partial(_encode.order_buckets, *laid_args, k, ORDER_SHARES) for k in range(ORDER_SHARES)])
+    del laid_args
+    stack.close()  # the pool's threads end
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
     anynull = np.zeros(n if null_ranks else 0, bool)
