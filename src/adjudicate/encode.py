@@ -488,28 +488,29 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
 
 
 def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
-    check_unique(members, "member_id")
-    check_unique(providers, "provider_id")
     n = claims.rows
     nulls = claims.nulls
     # claim codes and the line order (row numbers) in int32 where the rows fit: half the
     # fresh pages, and half the bytes the header checks read seven times
     row_type = np.int32 if n < 2**31 else np.int64
-    # The string hashing of the whole run: independent jobs that release the GIL,
-    # run side by side.
+    # The string hashing of the whole run: independent jobs that release the GIL, run side
+    # by side, the longest first; the ids' uniqueness checked among them, its error first.
     with thread_pool(2, "adjudicate-hash") as pool:
         jobs: dict[str, Future[Any]] = {
-            "claim": pool.submit(claim_codes_of, claims, row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
             "member": pool.submit(lookup_column, claims, "member_id", members["member_id"]),
-            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
-            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
             # the members' ids in byte order, for the settlement order: off the header passes' path
             "member_rank": pool.submit(_byte_rank, members["member_id"]),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
+            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
+            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
+            "claim": pool.submit(claim_codes_of, claims, row_type),
+            "unique members": pool.submit(check_unique, members, "member_id"),
+            "unique providers": pool.submit(check_unique, providers, "provider_id"),
         }
-        hashed = {k: f.result() for k, f in jobs.items()}
+        order = ["unique members", "unique providers", *jobs]
+        hashed = {k: jobs[k].result() for k in order}
     claim_code, claim_dict = hashed["claim"]
     nclaims = len(claim_dict)
     # Lines without a claim_id cannot belong to any claim: each is rejected alone.

@@ -543,12 +543,12 @@ def _raw_converted(
     unscaled(arr, raw.width, value)
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
     limit = SCALED[col.kind][2]
-    if len(value) and (
-        int(value.max()) > limit
-        or int(value.min()) < (0 if col.nonnegative else -limit)
-        or (not col.nullable and not spec.nulls_reject and arr.null_count)
-    ):
+    if not col.nullable and not spec.nulls_reject and arr.null_count:
         raise InputError("a value to name")
+    # no pass over the values where their width keeps them in range (a price of 6 bytes)
+    if len(value) and (col.nonnegative or 2 ** (8 * raw.width - 1) > limit):
+        if int(value.max()) > limit or int(value.min()) < (0 if col.nonnegative else -limit):
+            raise InputError("a value to name")
     return value, nulls
 
 
@@ -581,8 +581,10 @@ def _converted_into(
     if col.kind == "enum" and pa.types.is_dictionary(t) and _is_text(t.value_type):
         names, code_of = _enum_names(col.enum)
         dictionary_lookup(arr, names, np.int8, np.asarray(code_of, dtype=np.int8), into)
-        nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(n, bool)
-        if n and int(into.min()) < 0 and ((into < 0) & ~nulls).any():
+        if not n or int(into.min()) >= 0:
+            return np.zeros(n, bool)
+        nulls = into < 0  # a null's code, and an unknown value's
+        if int(np.count_nonzero(nulls)) != arr.null_count:
             return None  # an unknown value
         return nulls
     if arr.null_count or not n:
