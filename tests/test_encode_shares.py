@@ -133,3 +133,23 @@ def test_layout_first_pass_in_shares_of_buckets_is_one_pass(rows, rnd, bucket_li
         return [x.tolist() for x in out]
 
     assert lay(parts) == lay(1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.tuples(st.integers(1, 3), st.booleans()), max_size=5), max_size=30),
+    st.lists(st.integers(0, 30), max_size=3),
+)
+def test_first_repeat_laid_by_positions_is_one_pass(claims, cuts):
+    sizes = [len(c) for c in claims]
+    line_start = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    line_no = np.array(sorted_lines := [n for c in claims for n, _ in sorted(c)], np.int32).reshape(-1)
+    rows = np.arange(len(sorted_lines), dtype=np.int32)[::-1].copy()
+    skip = np.array([s for c in claims for _, s in sorted(c)], np.uint8)[::-1].copy()
+    nc = len(claims)
+    whole, parts = np.empty(nc, np.int64), np.full(nc, -7, np.int64)
+    _encode.first_repeat_laid(line_start, line_no, rows, skip, whole)
+    k = [0, *sorted(min(c, nc) for c in cuts), nc]
+    for k0, k1 in reversed(list(zip(k[:-1], k[1:]))):
+        _encode.first_repeat_laid(line_start, line_no, rows, skip, parts, k0, k1)
+    assert parts.tolist() == whole.tolist()

@@ -806,24 +806,29 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
 
 
 def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no, const index_t[::1] line_row,
-                      const uint8_t[::1] skip, int64_t[::1] out):
+                      const uint8_t[::1] skip, int64_t[::1] out, Py_ssize_t k0=0, Py_ssize_t k1=-1):
     """The first repeated line_no of each claim, on lines laid out by ``layout_claims`` (position k's lines at
     line_start[k] .., in line_no order), read in order: per position, the row of its first
     line whose line_no repeats the line before it, not counting rows where ``skip`` (per row;
-    empty: none) is set; -1 if none."""
+    empty: none) is set; -1 if none. Only positions k0 .. k1 - 1 (-1: to the end) are written:
+    ranges that do not overlap may run on threads of their own (the GIL is released)."""
     cdef Py_ssize_t k, j, nc = out.shape[0]
     cdef bint has_skip = skip.shape[0] > 0
     if line_start.shape[0] != nc + 1 or (nc and line_start[nc] > line_no.shape[0]):
         raise ValueError("line_start is not one more than out")
     if line_row.shape[0] != line_no.shape[0]:
         raise ValueError("line_row and line_no differ in length")
-    for k in range(nc):
+    if k1 < 0 or k1 > nc:
+        k1 = nc
+    if k0 < 0 or k0 > k1:
+        raise ValueError("k0 outside 0 .. k1")
+    for k in range(k0, k1):
         if line_start[k] < 0 or line_start[k + 1] < line_start[k]:
             raise ValueError("line_start out of range")
     cdef int64_t r
     cdef bint bad = 0
     with nogil:
-        for k in range(nc):
+        for k in range(k0, k1):
             out[k] = -1
             for j in range(line_start[k] + 1, line_start[k + 1]):
                 if line_no[j] == line_no[j - 1]:

@@ -429,6 +429,11 @@ def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     return out
 
 
+def _months_into(since: np.ndarray, on: np.ndarray, out: np.ndarray) -> None:
+    """``enrolment_months`` of a share of the claims, written into ``out`` (a slice of the whole)."""
+    _core.enrolment_months(np.ascontiguousarray(since, dtype=np.int32), np.ascontiguousarray(on, dtype=np.int32), out)
+
+
 def years_of(days: np.ndarray) -> np.ndarray:
     """The calendar year (int32) of each date (days since epoch): a table of the years of the
     dates' span, gathered, where NumPy's datetime conversion costs several passes."""
@@ -681,14 +686,15 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     laid_args = (line_start, c_admit, *cat, *outputs)
     _shared(pool, [partial(_encode.order_buckets, *laid_args, k, ORDER_SHARES) for k in range(ORDER_SHARES)])
     del laid_args
-    stack.close()  # the pool's threads end
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
     anynull = np.zeros(n if null_ranks else 0, bool)
     for k in null_ranks:
         anynull |= nulls[required[k]]
     first_bad = np.empty(nc, np.int64)
-    _encode.first_repeat_laid(line_start, line_no_s, lorder, anynull.view(np.uint8), first_bad)
+    repeat = (line_start, line_no_s, lorder, anynull.view(np.uint8), first_bad)
+    _shared(pool, [partial(_encode.first_repeat_laid, *repeat, k0, k1) for k0, k1 in zip(k_cuts[:-1], k_cuts[1:])])
+    del repeat
     del anynull
     at = np.flatnonzero(first_bad >= 0)
     mark(corder[at], first_bad[at], "duplicate_line", "line_no appears twice in the claim", "line_no")
@@ -802,7 +808,11 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     if len(dropped):  # the rejected claims and their lines cut out where they are (no fresh pages)
         enc = enc.without(dropped, in_place=True)
     enc.year = years_of(enc.settle_date)
-    enc.months = enrolment_months(members["enrolled_since"][enc.member], enc.settle_date)
+    # the months of enrolment in shares of the claims (each a slice of the arrays)
+    since, on = members["enrolled_since"][enc.member], enc.settle_date
+    months = enc.months = np.empty(len(on), np.int64)
+    cut = [len(on) * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    _shared(pool, [partial(_months_into, since[a:b], on[a:b], months[a:b]) for a, b in zip(cut[:-1], cut[1:])])
     # per provider, then gathered: one pass over the claims, not five
     enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
     return enc
