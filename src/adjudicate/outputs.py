@@ -22,6 +22,7 @@ from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write
 from .policy import Policy
 from .report import REPORT_NAME, report_html
 from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
+from .threads import serial
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -399,6 +400,11 @@ class _Background:
             self.done.set()
 
     def start(self) -> None:
+        if serial():  # --threads 1: run here and now; its error waits for result(), as on the thread
+            self.thread.run()
+            if self.error is not None and not isinstance(self.error, Exception):
+                raise self.error  # but an interruption stops the caller at once
+            return
         with signals_held():  # a Ctrl-C now is raised after the start, where the caller joins
             self.thread.start()
 
