@@ -31,7 +31,7 @@ from .inputs import Table, _background, _string_buffers, dictionary_lookup, find
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
-from .threads import thread_pool
+from .threads import limit, thread_pool
 
 INPATIENT = SETTINGS.index("inpatient")
 REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
@@ -589,6 +589,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     # each pass in ENCODE_SHARES shares that write records of their own: by claim code (the
     # checks), member group (the order), position (the header columns), bucket (the layout)
     pool = stack.enter_context(thread_pool(ENCODE_THREADS, "adjudicate-layout"))
+    shares = max(1, min(ENCODE_SHARES, limit()))  # one whole pass each under --threads 1
     check_args = (
         claim_code,
         line_no,
@@ -608,7 +609,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
         cand_row,
     )
 
-    cuts = [nclaims * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    cuts = [nclaims * k // shares for k in range(shares + 1)]
     # each share the claims of codes lo .. hi - 1, on the rows that hold them
     spans = [(lo, hi, *_encode.code_span(claim_code, lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
     _shared(pool, [partial(_encode.check_lines, *check_args, *span) for span in spans])
@@ -630,7 +631,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     member_rank = hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64)
     bounds = _encode.member_groups(head.view(np.uint8), member_rank, corder)
     # member groups cut where the claims before them reach each share's part of the claims
-    g_cuts = np.searchsorted(bounds, [nclaims * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)])
+    g_cuts = np.searchsorted(bounds, [nclaims * k // shares for k in range(shares + 1)])
     g_cuts[0], g_cuts[-1] = 0, len(member_rank)
     offsets, data = _string_buffers(ids)
     _shared(
@@ -658,7 +659,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
     line_start = np.empty(nc + 1, np.int64)
     columns = (m, p, c_setting, c_referral, c_admit, settle, line_start)
-    k_cuts = [nc * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    k_cuts = [nc * k // shares for k in range(shares + 1)]
     header = (head.view(np.uint8), corder, INPATIENT, *columns)
     _shared(
         pool,
@@ -691,10 +692,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     layout = (*per_row, line_start, *cat, *outputs)
     _shared(
         pool,
-        [
-            partial(_encode.layout_claims, *layout, order=False, part=k, parts=ENCODE_SHARES)
-            for k in range(ENCODE_SHARES)
-        ],
+        [partial(_encode.layout_claims, *layout, order=False, part=k, parts=shares) for k in range(shares)],
     )
     del per_row, layout
     laid_args = (line_start, c_admit, *cat, *outputs)
@@ -825,7 +823,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     # the months of enrolment in shares of the claims (each a slice of the arrays)
     since, on = members["enrolled_since"][enc.member], enc.settle_date
     months = enc.months = np.empty(len(on), np.int64)
-    cut = [len(on) * k // ENCODE_SHARES for k in range(ENCODE_SHARES + 1)]
+    cut = [len(on) * k // shares for k in range(shares + 1)]
     _shared(pool, [partial(_months_into, since[a:b], on[a:b], months[a:b]) for a, b in zip(cut[:-1], cut[1:])])
     # per provider, then gathered: one pass over the claims, not five
     enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
