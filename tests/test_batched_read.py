@@ -54,6 +54,28 @@ def test_row_groups_give_the_whole_files_columns(tmp_path, generated, group):
     same_tables(load(CLAIMS, [path]), whole(path))
 
 
+@pytest.mark.parametrize("group", [7, 100])
+def test_columns_written_in_place_as_the_plain_read_has_them(tmp_path, generated, group):
+    """Enums, line numbers (int64 in the file) and float quantities are converted straight into
+    the file's arrays where a group allows, else the plain way: quantities at a rounding tie of
+    their millionths (settled by their decimals), nulls, and referral nulls, group by group."""
+    n = len(generated)
+    qty = [
+        [0.0000005, 2.5e-06, 1 / 3, None, 1.0, 12.345678][i % 6] if (i // 20) % 3 == 1 else 1.0 + i % 4
+        for i in range(n)
+    ]
+    t = generated.set_column(generated.schema.get_field_index("quantity"), "quantity", pa.array(qty, pa.float64()))
+    ln = generated.schema.get_field_index("line_no")
+    t = t.set_column(ln, "line_no", pc.cast(t["line_no"], pa.int64()))
+    path = tmp_path / "claims.parquet"
+    pq.write_table(t, path, row_group_size=group)
+    part, _ = _read_file(path, CLAIMS)
+    assert isinstance(part, Converted)
+    got = load(CLAIMS, [path])
+    same_tables(got, whole(path))
+    assert got["quantity"][np.array(qty, dtype=object) == 0.0000005].tolist() == [1] * qty.count(0.0000005)
+
+
 def test_claim_ids_longer_in_later_row_groups(tmp_path, generated):
     """The claim ids' buffer grows when later groups' ids are longer than the first's; nulls kept."""
     ids = generated["claim_id"].to_pylist()

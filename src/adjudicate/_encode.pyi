@@ -32,9 +32,26 @@ def check_lines(
     first_rank: int,
     head: _U8,
     cand_row: _I64,
+    code_lo: int = ...,
+    code_hi: int = ...,
+    row_lo: int = ...,
+    row_hi: int = ...,
 ) -> None: ...
+def code_span(claim: _Index, lo: int, hi: int) -> tuple[int, int]: ...
 def settlement_order(
     head: _U8, member_rank: _I64, inpatient: int, id_offsets: _I32, id_data: _U8, out: _I64, position: _Index
+) -> None: ...
+def member_groups(head: _U8, member_rank: _I64, out: _I64) -> _I64: ...
+def order_groups(
+    head: _U8,
+    bounds: _I64,
+    g0: int,
+    g1: int,
+    inpatient: int,
+    id_offsets: _I32,
+    id_data: _U8,
+    out: _I64,
+    position: _Index,
 ) -> None: ...
 def string_positions(set_offsets: _I32, set_data: _U8, offsets: _I32, data: _U8, out: _I32) -> None: ...
 def big_endian_ints(data: _U8, width: int, out: _I64) -> None: ...
@@ -67,6 +84,8 @@ def layout_claims(
     price_out: _I64,
     bucket_lines: int = ...,
     order: bool = ...,
+    part: int = ...,
+    parts: int = ...,
 ) -> None: ...
 def order_buckets(
     line_start: _I64,
@@ -92,7 +111,9 @@ def order_buckets(
     parts: int,
     bucket_lines: int = ...,
 ) -> None: ...
-def first_repeat_laid(line_start: _I64, line_no: _I32, line_row: _Index, skip: _U8, out: _I64) -> None: ...
+def first_repeat_laid(
+    line_start: _I64, line_no: _I32, line_row: _Index, skip: _U8, out: _I64, k0: int = ..., k1: int = ...
+) -> None: ...
 def header_columns(
     head: _U8,
     claims: _I64,
@@ -104,6 +125,9 @@ def header_columns(
     admit: _I32,
     settle: _I32,
     line_start: _I64 | None = ...,
+    k0: int = ...,
+    k1: int = ...,
+    counts: bool = ...,
 ) -> None: ...
 
 class StringCoder:

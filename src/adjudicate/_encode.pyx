@@ -9,7 +9,7 @@ grouped input costs.
 
 import numpy as np
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from adjudicate._hashing cimport hash_bytes, mix64
 from libc.string cimport memcmp, memcpy, memset
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
@@ -85,7 +85,8 @@ def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
                 const int32_t[::1] member, const int32_t[::1] provider, const int8_t[::1] setting,
                 const int8_t[::1] referral, const int32_t[::1] admit, const int32_t[::1] discharge,
                 const int32_t[::1] diagnosis, list header_nulls,
-                int8_t inpatient, int16_t first_rank, uint8_t[::1] head, int64_t[::1] cand_row):
+                int8_t inpatient, int16_t first_rank, uint8_t[::1] head, int64_t[::1] cand_row,
+                int64_t code_lo=0, int64_t code_hi=-1, Py_ssize_t row_lo=0, Py_ssize_t row_hi=-1):
     """One pass over the lines, in row order, for encode's line-level checks.
 
     Per line of a claim (``claim`` >= 0), its lowest-ranked defect: a null in a required
@@ -103,6 +104,11 @@ def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
     member or provider. A claim whose lines disagree between any two lines is SUSPECT:
     the caller finds the exact line on those claims only. ``header_nulls`` are the null
     masks of the seven header columns, empty where the column has no null.
+
+    With ``code_lo`` / ``code_hi`` (-1: no end) only the claims of those codes are checked, on
+    the rows ``row_lo`` .. ``row_hi`` - 1 (-1: to the end; ``code_span`` gives the rows that
+    hold them): disjoint code ranges write disjoint records, so each may run on a thread of
+    its own (the GIL is released), with the result of one whole pass.
     """
     cdef Py_ssize_t r, n = claim.shape[0], K = len(required_nulls), k
     cdef int64_t c, c2, q
@@ -115,6 +121,12 @@ def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
         raise ValueError("head is not a whole number of HEAD records")
     if len(header_nulls) != 7:
         raise ValueError("header_nulls: one mask per header column")
+    if code_hi < 0:
+        code_hi = INT64_MAX
+    if row_hi < 0 or row_hi > n:
+        row_hi = n
+    if row_lo < 0:
+        row_lo = 0
     cdef Head* h = <Head*>&head[0] if head.shape[0] else NULL
     cdef const uint8_t** rn = <const uint8_t**>malloc((K + 1) * sizeof(uint8_t*))
     if rn == NULL:
@@ -133,13 +145,13 @@ def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
             raise ValueError("a null mask is not one value per line")
         hn[k] = &mv[0] if has[k] else NULL
     with nogil:
-        for r in range(n):
-            if r + AHEAD < n:
+        for r in range(row_lo, row_hi):
+            if r + AHEAD < row_hi:
                 c2 = claim[r + AHEAD]
-                if c2 >= 0:
+                if c2 >= code_lo and c2 < code_hi:
                     prefetch(&h[c2])
             c = claim[r]
-            if c < 0:
+            if c < code_lo or c >= code_hi:  # (a line without a claim: code -1)
                 continue
             h[c].lines += 1
             nb = 0
@@ -196,6 +208,21 @@ def check_lines(const index_t[::1] claim, const line_t[::1] line_no,
                     or (not (nb >> H_DIAGNOSIS) & 1 and diagnosis[r] != h[c].diagnosis)):
                 h[c].state |= F_SUSPECT
     free(rn)
+
+
+def code_span(const index_t[::1] claim, int64_t lo, int64_t hi):
+    """(first, end): the rows first .. end - 1 hold every row whose code is in lo .. hi - 1
+    ((0, 0) if none). Found by a scan from each end, short where the codes come in row
+    order (a claim's lines together, codes numbered by first appearance)."""
+    cdef Py_ssize_t n = claim.shape[0], first = 0, end = n
+    with nogil:
+        while first < n and not (lo <= claim[first] < hi):
+            first += 1
+        while end > first and not (lo <= claim[end - 1] < hi):
+            end -= 1
+    if first >= end:
+        first = end = 0
+    return first, end
 
 
 cdef struct DayClaim:
@@ -277,10 +304,61 @@ def settlement_order(const uint8_t[::1] head, const int64_t[::1] member_rank, in
     without a known member takes row 0's), then its settle date (discharge_date for an inpatient
     claim, else admit_date), then its claim id's bytes (``id_offsets`` / ``id_data``: the claim
     dictionary's string buffers, code k's id at offsets k .. k + 1). A counting sort by member
-    rank, then each member's few claims sorted: linear in the claims, no per-claim array
-    between. ``out`` gets the codes by position, ``position`` (per code) its inverse."""
+    rank (``member_groups``), then each member's few claims sorted (``order_groups``): linear
+    in the claims, no per-claim array between. ``out`` gets the codes by position,
+    ``position`` (per code) its inverse."""
+    bounds = member_groups(head, member_rank, out)
+    order_groups(head, bounds, 0, member_rank.shape[0], inpatient, id_offsets, id_data, out, position)
+
+
+def member_groups(const uint8_t[::1] head, const int64_t[::1] member_rank, int64_t[::1] out):
+    """The first pass of ``settlement_order`` (the same arguments): ``out`` gets the claim codes
+    grouped by their member's rank, in code order within a group; returns the groups' bounds
+    (int64, one more than the ranks: group g is out[bounds[g]:bounds[g + 1]])."""
     cdef Py_ssize_t nc = out.shape[0], c
-    cdef int64_t nm = member_rank.shape[0], g, a, z, j, cap = 64, mrow
+    cdef int64_t nm = member_rank.shape[0], g, mrow
+    cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
+    if <size_t>nc * sizeof(Head) != <size_t>head.shape[0]:
+        raise ValueError("head is not one HEAD record per claim")
+    if nc and nm == 0:
+        raise ValueError("no member rank")
+    for c in range(nm):
+        if member_rank[c] < 0 or member_rank[c] >= nm:
+            raise ValueError("member_rank out of range")
+    for c in range(nc):
+        if h[c].member >= nm:
+            raise ValueError("a claim's member is beyond member_rank")
+    bounds = np.zeros(nm + 1, np.int64)
+    cdef int64_t[::1] start = bounds
+    with nogil:
+        for c in range(nc):
+            mrow = h[c].member if h[c].member > 0 else 0
+            start[member_rank[mrow] + 1] += 1
+        for g in range(nm):
+            start[g + 1] += start[g]
+        for c in range(nc):  # start[g] ends as the end of group g: the start of group g + 1
+            mrow = h[c].member if h[c].member > 0 else 0
+            g = member_rank[mrow]
+            out[start[g]] = c
+            start[g] += 1
+        g = nm
+        while g > 0:
+            start[g] = start[g - 1]
+            g -= 1
+        if nm:
+            start[0] = 0
+    return bounds
+
+
+def order_groups(const uint8_t[::1] head, const int64_t[::1] bounds, int64_t g0, int64_t g1, int8_t inpatient,
+                 const int32_t[::1] id_offsets, const uint8_t[::1] id_data, int64_t[::1] out,
+                 index_t[::1] position):
+    """The second pass of ``settlement_order`` on the member groups g0 .. g1 - 1 of
+    ``member_groups`` (``bounds``): each group's claims sorted by (settle date, claim id bytes)
+    where they are, and ``position`` written for them. Disjoint group ranges touch disjoint
+    claims, so each may run on a thread of its own (the GIL is released)."""
+    cdef Py_ssize_t nc = out.shape[0], c
+    cdef int64_t g, a, z, j, cap = 64
     cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
     cdef const int32_t* off = &id_offsets[0] if id_offsets.shape[0] else NULL
     cdef const uint8_t* data = &id_data[0] if id_data.shape[0] else NULL
@@ -295,36 +373,25 @@ def settlement_order(const uint8_t[::1] head, const int64_t[::1] member_rank, in
     for c in range(nc):
         if id_offsets[c + 1] < id_offsets[c]:
             raise ValueError("id_offsets decrease")
-    if nc and nm == 0:
-        raise ValueError("no member rank")
     if position.shape[0] != nc:
         raise ValueError("position is not one value per claim")
-    for c in range(nm):
-        if member_rank[c] < 0 or member_rank[c] >= nm:
-            raise ValueError("member_rank out of range")
-    for c in range(nc):
-        if h[c].member >= nm:
-            raise ValueError("a claim's member is beyond member_rank")
-    cdef int64_t* start = <int64_t*>calloc(nm + 1, sizeof(int64_t))
+    if g0 < 0 or g1 < g0 or g1 >= bounds.shape[0]:
+        raise ValueError("groups outside bounds")
+    if bounds[g0] < 0 or bounds[g1] > nc:
+        raise ValueError("bounds outside the claims")
+    for g in range(g0, g1):
+        if bounds[g + 1] < bounds[g]:
+            raise ValueError("bounds decrease")
+    for j in range(bounds[g0], bounds[g1]):
+        if out[j] < 0 or out[j] >= nc:
+            raise ValueError("a code outside the claims")
     cdef DayClaim* buf = <DayClaim*>malloc(2 * cap * sizeof(DayClaim))
-    if start == NULL or buf == NULL:
-        free(start)
-        free(buf)
+    if buf == NULL:
         raise MemoryError()
     with nogil:
-        for c in range(nc):
-            mrow = h[c].member if h[c].member > 0 else 0
-            start[member_rank[mrow] + 1] += 1
-        for g in range(nm):
-            start[g + 1] += start[g]
-        for c in range(nc):  # start[g] ends as the end of group g
-            mrow = h[c].member if h[c].member > 0 else 0
-            g = member_rank[mrow]
-            out[start[g]] = c
-            start[g] += 1
-        a = 0
-        for g in range(nm):
-            z = start[g]
+        for g in range(g0, g1):
+            a = bounds[g]
+            z = bounds[g + 1]
             if z - a > 1:
                 if z - a > cap:
                     cap = 2 * (z - a)
@@ -340,11 +407,9 @@ def settlement_order(const uint8_t[::1] head, const int64_t[::1] member_rank, in
                 sort_day_claims(buf, buf + cap, z - a, off, data)
                 for j in range(a, z):
                     out[j] = buf[j - a].code
-            a = z
         if not failed:
-            for j in range(nc):
+            for j in range(bounds[g0], bounds[g1]):
                 position[out[j]] = <index_t>j
-    free(start)
     free(buf)
     if failed:
         raise MemoryError()
@@ -629,7 +694,7 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
                   int8_t unknown, index_t[::1] line_row, index_t[::1] line_claim,
                   int32_t[::1] line_no_out, int64_t[::1] amount_out, int64_t[::1] quantity_out,
                   int8_t[::1] cls_out, int16_t[::1] ratio_out, int64_t[::1] price_out,
-                  int64_t bucket_lines=BUCKET_LINES, bint order=True):
+                  int64_t bucket_lines=BUCKET_LINES, bint order=True, int part=0, int parts=1):
     """Lay out every line of a claim (``claim`` >= 0, per row) at its claim's position
     ``rank[claim]``, claim after claim (``line_start``: position k's lines start at
     ``line_start[k]``, as many as its rows), each claim's lines in (line_no, row) order:
@@ -652,9 +717,12 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
     A line_no outside int32 or line counts that disagree with the rows raise ValueError.
 
     With ``order`` false only the first pass runs, and ``order_buckets`` does the second: a
-    share of the buckets on each of several threads (a bucket is a range of lines of its own)."""
+    share of the buckets on each of several threads (a bucket is a range of lines of its own).
+    With ``part`` / ``parts`` (``order`` false) the first pass places only the rows of share
+    ``part`` of the buckets (``order_buckets``' shares): each share's rows go to lines of their
+    own, so the shares may run on threads of their own, each reading every row."""
     cdef Py_ssize_t r, n = claim.shape[0], nc = rank.shape[0]
-    cdef int64_t m, k, b, nb, pos, ln
+    cdef int64_t m, k, b, nb, pos, ln, b0, b1
     cdef int shift = 0
     cdef int err = 0
     if line_start.shape[0] != nc + 1 or claim_date.shape[0] != nc:
@@ -678,8 +746,12 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
         return
     if bucket_lines < 1:
         raise ValueError("bucket_lines < 1")
+    if parts < 1 or not 0 <= part < parts or (order and parts != 1):
+        raise ValueError("part outside 0 .. parts - 1, or parts with order")
     shift = bucket_shift(m, nc, bucket_lines)
     nb = ((nc - 1) >> shift) + 1
+    b0 = nb * part // parts
+    b1 = nb * (part + 1) // parts
     cdef int64_t* fill = <int64_t*>malloc(nb * sizeof(int64_t))
     if fill == NULL:
         raise MemoryError()
@@ -700,6 +772,8 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
                 err = 1
                 break
             b = k >> shift
+            if b < b0 or b >= b1:
+                continue  # another share's
             pos = fill[b]
             if pos >= line_start[min((b + 1) << shift, nc)]:
                 err = 1  # more rows of the bucket's claims than their line counts
@@ -716,7 +790,7 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
             quantity_out[pos] = quantity[r]
             price_out[pos] = item[r]
         if not err:
-            for b in range(nb):
+            for b in range(b0, b1):
                 if fill[b] != line_start[min((b + 1) << shift, nc)]:
                     err = 1  # fewer rows than the line counts
                     break
@@ -732,24 +806,29 @@ def layout_claims(const index_t[::1] claim, const index_t[::1] rank, const line_
 
 
 def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no, const index_t[::1] line_row,
-                      const uint8_t[::1] skip, int64_t[::1] out):
+                      const uint8_t[::1] skip, int64_t[::1] out, Py_ssize_t k0=0, Py_ssize_t k1=-1):
     """The first repeated line_no of each claim, on lines laid out by ``layout_claims`` (position k's lines at
     line_start[k] .., in line_no order), read in order: per position, the row of its first
     line whose line_no repeats the line before it, not counting rows where ``skip`` (per row;
-    empty: none) is set; -1 if none."""
+    empty: none) is set; -1 if none. Only positions k0 .. k1 - 1 (-1: to the end) are written:
+    ranges that do not overlap may run on threads of their own (the GIL is released)."""
     cdef Py_ssize_t k, j, nc = out.shape[0]
     cdef bint has_skip = skip.shape[0] > 0
     if line_start.shape[0] != nc + 1 or (nc and line_start[nc] > line_no.shape[0]):
         raise ValueError("line_start is not one more than out")
     if line_row.shape[0] != line_no.shape[0]:
         raise ValueError("line_row and line_no differ in length")
-    for k in range(nc):
+    if k1 < 0 or k1 > nc:
+        k1 = nc
+    if k0 < 0 or k0 > k1:
+        raise ValueError("k0 outside 0 .. k1")
+    for k in range(k0, k1):
         if line_start[k] < 0 or line_start[k + 1] < line_start[k]:
             raise ValueError("line_start out of range")
     cdef int64_t r
     cdef bint bad = 0
     with nogil:
-        for k in range(nc):
+        for k in range(k0, k1):
             out[k] = -1
             for j in range(line_start[k] + 1, line_start[k + 1]):
                 if line_no[j] == line_no[j - 1]:
@@ -768,29 +847,42 @@ def first_repeat_laid(const int64_t[::1] line_start, const int32_t[::1] line_no,
 
 def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t inpatient,
                    int64_t[::1] member, int64_t[::1] provider, int8_t[::1] setting, int8_t[::1] referral,
-                   int32_t[::1] admit, int32_t[::1] settle, int64_t[::1] line_start=None):
+                   int32_t[::1] admit, int32_t[::1] settle, int64_t[::1] line_start=None,
+                   Py_ssize_t k0=0, Py_ssize_t k1=-1, bint counts=False):
     """The header values of ``claims`` (codes) from their ``check_lines`` records, each
     column written straight in the dtype its reader takes: member and provider rows,
     setting and referral codes, admit_date and the settle date (discharge_date for an
     inpatient claim, else admit_date). An empty output is skipped. One read of each
     claim's record (fetched ahead: claims in settlement order jump around), and no
     gathered copy of the records. ``line_start`` (n + 1 values), when given, gets the
-    offsets of the claims' lines laid out one claim after another (their ``lines``)."""
+    offsets of the claims' lines laid out one claim after another (their ``lines``).
+
+    With ``k0`` / ``k1`` (-1: to the end) only the claims at those places are written, and
+    with ``counts`` ``line_start[k + 1]`` gets claim k's line count (line_start[0]: 0), for the
+    caller to sum: ranges that do not overlap may then run on threads of their own."""
     cdef Py_ssize_t k, n = claims.shape[0]
     cdef bint want_l = line_start is not None
     cdef int64_t at = 0
     if want_l and line_start.shape[0] != n + 1:
         raise ValueError("line_start is not one more than the claims")
+    if k1 < 0 or k1 > n:
+        k1 = n
+    if k0 < 0 or k0 > k1:
+        raise ValueError("k0 outside 0 .. k1")
+    if want_l and not counts and (k0 != 0 or k1 != n):
+        raise ValueError("the offsets of a part of the claims: counts=True")
     cdef const Head* h = <const Head*>&head[0] if head.shape[0] else NULL
     cdef const Head* x
     cdef bint want_m = member.shape[0] > 0, want_p = provider.shape[0] > 0, want_s = setting.shape[0] > 0
     cdef bint want_r = referral.shape[0] > 0, want_a = admit.shape[0] > 0, want_d = settle.shape[0] > 0
-    for k in range(n):
+    for k in range(k0, k1):
         if claims[k] < 0 or <size_t>(claims[k] + 1) * sizeof(Head) > <size_t>head.shape[0]:
             raise IndexError("claim out of range")
     with nogil:
-        for k in range(n):
-            if k + AHEAD < n:
+        if want_l and counts and k0 == 0:
+            line_start[0] = 0
+        for k in range(k0, k1):
+            if k + AHEAD < k1:
                 prefetch(&h[claims[k + AHEAD]])
             x = &h[claims[k]]
             if want_m:
@@ -805,10 +897,12 @@ def header_columns(const uint8_t[::1] head, const int64_t[::1] claims, int8_t in
                 admit[k] = x.admit
             if want_d:
                 settle[k] = x.discharge if x.setting == inpatient else x.admit
-            if want_l:
+            if want_l and counts:
+                line_start[k + 1] = x.lines
+            elif want_l:
                 line_start[k] = at
                 at += x.lines
-        if want_l:
+        if want_l and not counts:
             line_start[n] = at
 
 

@@ -14,9 +14,11 @@ Every step is vectorised (NumPy / Arrow compute), never a Python loop per line:
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from .inputs import Table, _background, _string_buffers, dictionary_lookup, find
 from .keep import row_values, source_columns
 from .policy import Policy
 from .schema import CLAIM_HEADER, PROVIDER_KINDS, REFERRALS, REJECT_REASONS, SETTINGS, UNKNOWN_CLASS
-from .threads import thread_pool
+from .threads import limit, thread_pool
 
 INPATIENT = SETTINGS.index("inpatient")
 REASON = {r: i for i, r in enumerate(REJECT_REASONS)}
@@ -441,6 +443,11 @@ def enrolment_months(since: np.ndarray, on: np.ndarray) -> np.ndarray:
     return out
 
 
+def _months_into(since: np.ndarray, on: np.ndarray, out: np.ndarray) -> None:
+    """``enrolment_months`` of a share of the claims, written into ``out`` (a slice of the whole)."""
+    _core.enrolment_months(np.ascontiguousarray(since, dtype=np.int32), np.ascontiguousarray(on, dtype=np.int32), out)
+
+
 def years_of(days: np.ndarray) -> np.ndarray:
     """The calendar year (int32) of each date (days since epoch): a table of the years of the
     dates' span, gathered, where NumPy's datetime conversion costs several passes."""
@@ -461,6 +468,18 @@ def level_rows(kind_code: np.ndarray, level: np.ndarray) -> np.ndarray:
 
 #: Shares of the layout's second pass, run on two threads (``_encode.order_buckets``).
 ORDER_SHARES = 8
+#: Threads of encode's header passes and layout, and the shares each of the other passes is cut
+#: into (claim codes, member groups, positions, buckets: each share writes records of its own).
+ENCODE_THREADS = 2
+ENCODE_SHARES = 2
+
+
+def _shared(pool: Executor, shares: list[Callable[[], object]]) -> None:
+    """Every share (a call of a compiled pass on a part of its work) on ``pool``'s threads;
+    returns when all are done (the first share's error raised, in share order)."""
+    done = [pool.submit(share) for share in shares]
+    for f in done:
+        f.result()
 
 
 def layout_outputs(nl: int, row_type: type) -> tuple[np.ndarray, ...]:
@@ -483,28 +502,34 @@ def _touch_all(arrays: tuple[np.ndarray, ...]) -> None:
 
 
 def encode(claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
-    check_unique(members, "member_id")
-    check_unique(providers, "provider_id")
+    with ExitStack() as stack:
+        return _encode_with(stack, claims, members, providers, catalogue)
+
+
+def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Table, catalogue: Table) -> Encoded:
     n = claims.rows
     nulls = claims.nulls
     # claim codes and the line order (row numbers) in int32 where the rows fit: half the
     # fresh pages, and half the bytes the header checks read seven times
     row_type = np.int32 if n < 2**31 else np.int64
-    # The string hashing of the whole run: independent jobs that release the GIL,
-    # run side by side.
+    # The string hashing of the whole run: independent jobs that release the GIL, run side
+    # by side, the longest first; the ids' uniqueness checked among them, its error first.
     with thread_pool(2, "adjudicate-hash") as pool:
         jobs: dict[str, Future[Any]] = {
-            "claim": pool.submit(claim_codes_of, claims, row_type),
             # per-line positions and codes as int32 (the small tables' rows and dictionaries
             # fit): half the fresh pages of int64
             "member": pool.submit(lookup_column, claims, "member_id", members["member_id"]),
-            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
-            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
-            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
             # the members' ids in byte order, for the settlement order: off the header passes' path
             "member_rank": pool.submit(_byte_rank, members["member_id"]),
+            "diagnosis": pool.submit(_codes, claims.coded("diagnosis"), np.int32),
+            "provider": pool.submit(lookup_column, claims, "provider_id", providers["provider_id"]),
+            "item": pool.submit(lookup_column, claims, "item_code", catalogue_codes(catalogue)),
+            "claim": pool.submit(claim_codes_of, claims, row_type),
+            "unique members": pool.submit(check_unique, members, "member_id"),
+            "unique providers": pool.submit(check_unique, providers, "provider_id"),
         }
-        hashed = {k: f.result() for k, f in jobs.items()}
+        order = ["unique members", "unique providers", *jobs]
+        hashed = {k: jobs[k].result() for k in order}
     claim_code, claim_dict = hashed["claim"]
     nclaims = len(claim_dict)
     # Lines without a claim_id cannot belong to any claim: each is rejected alone.
@@ -560,7 +585,12 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     touching = _background(lambda: _touch_all(laid))
     head = np.zeros(nclaims, _encode.HEAD)
     cand_row = np.empty(nclaims, np.int64)  # written where a claim has a defect
-    _encode.check_lines(
+    # The header passes and the layout on both cores (``pool``, to the end of the layout),
+    # each pass in ENCODE_SHARES shares that write records of their own: by claim code (the
+    # checks), member group (the order), position (the header columns), bucket (the layout)
+    pool = stack.enter_context(thread_pool(ENCODE_THREADS, "adjudicate-layout"))
+    shares = max(1, min(ENCODE_SHARES, limit()))  # one whole pass each under --threads 1
+    check_args = (
         claim_code,
         line_no,
         [nulls[required[k]].view(np.uint8) for k in null_ranks],
@@ -578,6 +608,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
         head.view(np.uint8),
         cand_row,
     )
+
+    cuts = [nclaims * k // shares for k in range(shares + 1)]
+    # each share the claims of codes lo .. hi - 1, on the rows that hold them
+    spans = [(lo, hi, *_encode.code_span(claim_code, lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    _shared(pool, [partial(_encode.check_lines, *check_args, *span) for span in spans])
     found = np.flatnonzero(head["cand"])
     found_rank = head["cand"][found] - 1
     found_row = cand_row[found]
@@ -593,22 +628,48 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     none = np.empty(0, np.int64)
     corder, rank = np.empty(nclaims, np.int64), np.empty(nclaims, row_type)
     ids = claim_dict if claim_dict.type == pa.string() else claim_dict.cast(pa.string())
-    _encode.settlement_order(
-        head.view(np.uint8),
-        hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64),
-        INPATIENT,
-        *_string_buffers(ids),
-        corder,
-        rank,
+    member_rank = hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64)
+    bounds = _encode.member_groups(head.view(np.uint8), member_rank, corder)
+    # member groups cut where the claims before them reach each share's part of the claims
+    g_cuts = np.searchsorted(bounds, [nclaims * k // shares for k in range(shares + 1)])
+    g_cuts[0], g_cuts[-1] = 0, len(member_rank)
+    offsets, data = _string_buffers(ids)
+    _shared(
+        pool,
+        [
+            partial(
+                _encode.order_groups,
+                head.view(np.uint8),
+                bounds,
+                int(a),
+                int(b),
+                INPATIENT,
+                offsets,
+                data,
+                corder,
+                rank,
+            )
+            for a, b in zip(g_cuts[:-1], g_cuts[1:])
+        ],
     )
+    del bounds, offsets, data
     nc = len(corder)
     m, p = np.empty(nc, np.int64), np.empty(nc, np.int64)
     c_setting, c_referral = np.empty(nc, np.int8), np.empty(nc, np.int8)
     c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
     line_start = np.empty(nc + 1, np.int64)
-    _encode.header_columns(
-        head.view(np.uint8), corder, INPATIENT, m, p, c_setting, c_referral, c_admit, settle, line_start
+    columns = (m, p, c_setting, c_referral, c_admit, settle, line_start)
+    k_cuts = [nc * k // shares for k in range(shares + 1)]
+    header = (head.view(np.uint8), corder, INPATIENT, *columns)
+    _shared(
+        pool,
+        [
+            partial(_encode.header_columns, *header, k0=k0, k1=k1, counts=True)
+            for k0, k1 in zip(k_cuts[:-1], k_cuts[1:])
+        ],
     )
+    del header
+    np.cumsum(line_start, out=line_start)  # the line counts summed: each claim's first line
     nl = int(line_start[-1])
     # The lines of every claim, claim after claim in settlement order, each claim's in
     # (line_no, row) order (the reference line of a claim and the line named in a
@@ -624,27 +685,28 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     lorder, line_claim, amount, quantity, max_price, line_no_s, item_ratio, cls = laid
     cat = (*_catalogue_index(catalogue)[1:], *_catalogue_values(catalogue), UNKNOWN_CLASS)
     outputs = (lorder, line_claim, line_no_s, amount, quantity, cls, item_ratio, max_price)
-    # the first pass (rows to their buckets) here; the second (each bucket in order, with the
-    # catalogue) on both cores, its buckets being ranges of their own: in ORDER_SHARES shares
-    # taken in turn, so a thread the machine slows holds up one share, not half the work
-    _encode.layout_claims(
-        claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit, line_start,
-        *cat, *outputs, order=False
-    )  # fmt: skip
-    with thread_pool(2, "adjudicate-layout") as pool:
-        shares = [
-            pool.submit(_encode.order_buckets, line_start, c_admit, *cat, *outputs, k, ORDER_SHARES)
-            for k in range(ORDER_SHARES)
-        ]
-        for share in shares:
-            share.result()
+    # the first pass (rows to their buckets) in ENCODE_SHARES shares of the buckets, each
+    # reading every row; the second (each bucket in order, with the catalogue) in
+    # ORDER_SHARES shares taken in turn, so a thread the machine slows holds up one share
+    per_row = (claim_code, rank, line_no, claims["amount"], claims["quantity"], hashed.pop("item"), c_admit)
+    layout = (*per_row, line_start, *cat, *outputs)
+    _shared(
+        pool,
+        [partial(_encode.layout_claims, *layout, order=False, part=k, parts=shares) for k in range(shares)],
+    )
+    del per_row, layout
+    laid_args = (line_start, c_admit, *cat, *outputs)
+    _shared(pool, [partial(_encode.order_buckets, *laid_args, k, ORDER_SHARES) for k in range(ORDER_SHARES)])
+    del laid_args
     # 2. duplicate (claim_id, line_no): a line with the line_no of the line before it,
     #    not counting lines with a null
     anynull = np.zeros(n if null_ranks else 0, bool)
     for k in null_ranks:
         anynull |= nulls[required[k]]
     first_bad = np.empty(nc, np.int64)
-    _encode.first_repeat_laid(line_start, line_no_s, lorder, anynull.view(np.uint8), first_bad)
+    repeat = (line_start, line_no_s, lorder, anynull.view(np.uint8), first_bad)
+    _shared(pool, [partial(_encode.first_repeat_laid, *repeat, k0, k1) for k0, k1 in zip(k_cuts[:-1], k_cuts[1:])])
+    del repeat
     del anynull
     at = np.flatnonzero(first_bad >= 0)
     mark(corder[at], first_bad[at], "duplicate_line", "line_no appears twice in the claim", "line_no")
@@ -758,7 +820,11 @@ def encode(claims: Table, members: Table, providers: Table, catalogue: Table) ->
     if len(dropped):  # the rejected claims and their lines cut out where they are (no fresh pages)
         enc = enc.without(dropped, in_place=True)
     enc.year = years_of(enc.settle_date)
-    enc.months = enrolment_months(members["enrolled_since"][enc.member], enc.settle_date)
+    # the months of enrolment in shares of the claims (each a slice of the arrays)
+    since, on = members["enrolled_since"][enc.member], enc.settle_date
+    months = enc.months = np.empty(len(on), np.int64)
+    cut = [len(on) * k // shares for k in range(shares + 1)]
+    _shared(pool, [partial(_months_into, since[a:b], on[a:b], months[a:b]) for a, b in zip(cut[:-1], cut[1:])])
     # per provider, then gathered: one pass over the claims, not five
     enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
     return enc

@@ -439,6 +439,8 @@ def _parquet_converted(
         values: dict[str, Any] = {}  # an ndarray or _Strings of the file's length, or a list of Arrow pieces
         coders = {c: _Coder(n) for c in CODED_WHILE_READ.get(spec.name, ()) if c in columns and n < 2**31}
         nulls: dict[str, np.ndarray] = {}  # made when a null is first seen (np.zeros: pages never written)
+        in_place = {c.name: t for c in cols if (t := _into_dtype(c)) is not None}
+        scratch: dict[str, np.ndarray] = {}  # _converted_into's per-group buffers, reused
 
         def read(k: int) -> pa.Table:
             return pf.read_row_group(k, columns=columns, use_threads=True)
@@ -460,6 +462,16 @@ def _parquet_converted(
                             values[col.name] = np.empty(n, np.int64)
                         into = values[col.name][at : at + m]
                         v, null = _raw_converted(col, group.column(col.name), raw_columns[col.name], spec, into)
+                    elif col.name in in_place:  # straight into the file's array where its form allows
+                        if col.name not in values:
+                            values[col.name] = np.empty(n, in_place[col.name])
+                        into = values[col.name][at : at + m]
+                        done_into = _converted_into(col, group.column(col.name), into, spec, scratch)
+                        if done_into is None:  # any other form, or a value to check: the plain way
+                            v, null = _convert(path, col, group.column(col.name), False, spec)
+                            into[:] = v
+                        else:
+                            v, null = into, done_into
                     else:
                         v, null = _convert(path, col, group.column(col.name), False, spec)
                     if null.any():
@@ -472,7 +484,7 @@ def _parquet_converted(
                     elif out is None and col.kind == "string" and isinstance(v, pa.Array) and v.type == pa.string():
                         out = values[col.name] = _Strings(n)
                     if isinstance(out, np.ndarray):
-                        if col.name not in raw_columns:  # (those are written in place)
+                        if col.name not in raw_columns and col.name not in in_place:  # (written already)
                             out[at : at + m] = v
                     elif isinstance(out, _Coder):
                         # the ids are hashed while this thread converts the other columns (both
@@ -534,13 +546,81 @@ def _raw_converted(
     unscaled(arr, raw.width, value)
     nulls = np.asarray(arr.is_null(), dtype=bool) if arr.null_count else np.zeros(len(arr), bool)
     limit = SCALED[col.kind][2]
-    if len(value) and (
-        int(value.max()) > limit
-        or int(value.min()) < (0 if col.nonnegative else -limit)
-        or (not col.nullable and not spec.nulls_reject and arr.null_count)
-    ):
+    if not col.nullable and not spec.nulls_reject and arr.null_count:
         raise InputError("a value to name")
+    # no pass over the values where their width keeps them in range (a price of 6 bytes)
+    if len(value) and (col.nonnegative or 2 ** (8 * raw.width - 1) > limit):
+        if int(value.max()) > limit or int(value.min()) < (0 if col.nonnegative else -limit):
+            raise InputError("a value to name")
     return value, nulls
+
+
+def _into_dtype(col) -> type | None:
+    """The engine dtype of a claims column ``_converted_into`` can write in place (None: none)."""
+    if col.kind == "enum":
+        return np.int8
+    if col.kind == "int" and col.int_range is not None:
+        lo, hi = col.int_range
+        return np.int32 if -(2**31) <= lo and hi < 2**31 else np.int64
+    if col.kind == "quantity":
+        return np.int64
+    return None
+
+
+def _converted_into(
+    col, arr: pa.ChunkedArray, into: np.ndarray, spec: TableSpec, scratch: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    """``_convert`` of one row group's column written straight into ``into`` (its rows of the
+    file's array, of ``_into_dtype``), and its null mask: no array of the group's length made
+    and copied, whose fresh pages cost more than the conversion. Only for the common forms (an
+    enum read as a dictionary; integers without nulls; float64 quantities without nulls) and
+    values ``_convert`` takes as they are; None otherwise, and nothing is decided: the caller
+    converts the group the plain way, which settles or names the value. ``scratch`` keeps a
+    buffer from one group to the next."""
+    t = arr.type
+    n = len(arr)
+    if arr.null_count and not col.nullable and not spec.nulls_reject:
+        return None  # a null where the column is required: an input error
+    if col.kind == "enum" and pa.types.is_dictionary(t) and _is_text(t.value_type):
+        names, code_of = _enum_names(col.enum)
+        dictionary_lookup(arr, names, np.int8, np.asarray(code_of, dtype=np.int8), into)
+        if not n or int(into.min()) >= 0:
+            return np.zeros(n, bool)
+        nulls = into < 0  # a null's code, and an unknown value's
+        if int(np.count_nonzero(nulls)) != arr.null_count:
+            return None  # an unknown value
+        return nulls
+    if arr.null_count or not n:
+        return None
+    if col.kind == "int" and pa.types.is_integer(t):
+        lo, hi = col.int_range
+        at = 0
+        for chunk in arr.chunks:
+            v = chunk.to_numpy(zero_copy_only=True)
+            if len(v) and not (lo <= int(v.min()) and int(v.max()) <= hi):
+                return None  # out of range
+            into[at : at + len(v)] = v
+            at += len(v)
+        return np.zeros(n, bool)
+    if col.kind == "quantity" and t == pa.float64():
+        from . import _core
+
+        scale, exact, limit = SCALED[col.kind]
+        flags = scratch.get("flags")
+        if flags is None or len(flags) < n:
+            flags = scratch["flags"] = np.empty(n, np.uint8)
+        at = 0
+        for chunk in arr.chunks:
+            x = chunk.to_numpy(zero_copy_only=True)
+            k = len(x)
+            _core.floats_to_scaled(x, float(10**scale), 2.0**62 / 10**scale, exact, into[at : at + k], flags[:k])
+            if k and flags[:k].any():
+                return None  # near a rounding tie, not finite or too large: money.to_scaled decides
+            at += k
+        if int(into.max()) > limit or int(into.min()) < (0 if col.nonnegative else -limit):
+            return None
+        return np.zeros(n, bool)
+    return None
 
 
 def grouped_estimate(code: np.ndarray, distinct: int, rows: int) -> int:
@@ -1017,15 +1097,23 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dictionary_lookup(
-    arr: pa.ChunkedArray, value_set: pa.Array, dtype: type = np.int64, mapped: np.ndarray | None = None
+    arr: pa.ChunkedArray,
+    value_set: pa.Array,
+    dtype: type = np.int64,
+    mapped: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Position in ``value_set`` of each value of a dictionary-encoded column (-1 where
     absent or null): each chunk's small dictionary is looked up, then its codes
     are gathered, so no per-line string is hashed. ``dtype`` np.int32 halves the
     per-line array where the caller takes it (encode). With ``mapped`` (one value of
     ``dtype`` per value of ``value_set``), each line gets ``mapped`` at its position
-    instead (-1 still where absent or null): mapped per dictionary value, not per line."""
-    out: np.ndarray = np.empty(len(arr), dtype)
+    instead (-1 still where absent or null): mapped per dictionary value, not per line.
+    ``out`` (of ``dtype``, one per value), when given, is written and returned."""
+    if out is None:
+        out = np.empty(len(arr), dtype)
+    elif out.dtype != dtype or len(out) != len(arr):
+        raise ValueError("out is not one value of dtype per value")
     # The batches of one Parquet row group share one dictionary (as large as the members
     # table, for member_id): it is looked up once, not once per batch. The distinct
     # dictionaries are looked up together, a few million values a call: ``index_in``
