@@ -51,7 +51,7 @@ def joins(monkeypatch) -> list[str]:
 @pytest.fixture(scope="module")
 def pool():
     with ThreadPoolExecutor(2) as p:
-        yield p
+        yield parquet_parts.Encoders(p, 2)
 
 
 def _both(table: pa.Table, tmp_path, row_group: int, pool, options: dict | None = None) -> tuple[bytes, bytes]:
@@ -195,16 +195,18 @@ def test_each_part_is_written_as_soon_as_it_is_there():
 
 def test_an_error_of_a_part_is_raised_and_the_rest_dropped(tmp_path, monkeypatch):
     table = _mixed(60)
+    real = parquet_parts.Encoders._encode
 
-    def encode(t, options, row_group):
+    def encode(self, t, options, row_group):
         if t["member_id"][0].as_py() == "M00003":  # the second part
             raise OSError("disk full")
-        return real(t, options, row_group)
+        return real(self, t, options, row_group)
 
-    real = parquet_parts._encode
-    monkeypatch.setattr(parquet_parts, "_encode", encode)
+    monkeypatch.setattr(parquet_parts.Encoders, "_encode", encode)
     with ThreadPoolExecutor(1) as one_thread:
-        parts = parquet_parts.ParquetParts(table, parquet_options(table.schema), 10, one_thread)
+        parts = parquet_parts.ParquetParts(
+            table, parquet_options(table.schema), 10, parquet_parts.Encoders(one_thread, 1)
+        )
         futures = list(parts.futures or [])
         with pytest.raises(OSError, match="disk full"):
             parts.write(tmp_path / "x.parquet")
@@ -213,11 +215,39 @@ def test_an_error_of_a_part_is_raised_and_the_rest_dropped(tmp_path, monkeypatch
     assert parts.futures is None
 
 
+def test_buffers_are_reused_and_a_part_too_large_for_its_buffer_is_encoded_again(tmp_path, monkeypatch):
+    """Parts are encoded into buffers given back once written (fresh memory costs), two parts queued
+    ahead of the one written: six parts, one thread, three buffers at most. A part larger than its
+    buffer is encoded into a growing one: the same bytes."""
+    table = _mixed(60)
+    allocated: list[int] = []
+    real = pa.allocate_buffer
+
+    def allocate(size, *args, **kwargs):
+        allocated.append(size)
+        return real(size, *args, **kwargs)
+
+    monkeypatch.setattr(parquet_parts.pa, "allocate_buffer", allocate)
+    with ThreadPoolExecutor(1) as one_thread:
+        encoders = parquet_parts.Encoders(one_thread, 1)
+        one, parts = _both(table, tmp_path, 10, encoders)
+        assert parts == one
+        assert 1 <= len(allocated) <= 3 and len(encoders._free) == len(allocated)
+        monkeypatch.setattr(parquet_parts, "_capacity", lambda t: 100)
+        grown: list[int] = []
+        real_encode = parquet_parts._encode
+        monkeypatch.setattr(parquet_parts, "_encode", lambda *a: grown.append(1) or real_encode(*a))
+        one, parts = _both(table, tmp_path, 10, parquet_parts.Encoders(one_thread, 1))
+        assert parts == one and len(grown) == 6
+
+
 def test_small_tables_and_one_thread_take_the_plain_write(tmp_path, pool, monkeypatch):
     table = _mixed(10)
     assert parquet_parts.ParquetParts(table, parquet_options(table.schema), 10, pool).futures is None
     assert parquet_parts.ParquetParts(_mixed(11), parquet_options(table.schema), 10, None).futures is None
     assert len(parquet_parts.ParquetParts(_mixed(11), parquet_options(table.schema), 10, pool).futures or []) == 2
+    # at most ``ahead`` parts queued before the first is written
+    assert len(parquet_parts.ParquetParts(_mixed(95), parquet_options(table.schema), 10, pool).futures or []) == 3
 
 
 def test_write_all_on_a_pool_writes_the_files_of_one_thread(result, tmp_path, joins, monkeypatch):

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -167,10 +166,13 @@ _DECIMAL_AS_INT = _supports_decimal_as_integer()
 _SCHEMA_FREE_FILES = _DECIMAL_AS_INT and DECIMAL64 is not None
 
 
-def write_parquet(table: pa.Table, path: Path, threads: int | None = None, pool: Executor | None = None) -> None:
+def write_parquet(
+    table: pa.Table, path: Path, threads: int | None = None, pool: parquet_parts.Encoders | None = None
+) -> None:
     """``table`` into ``path`` with :func:`parquet_options`. A table of several row groups is encoded
-    on ``pool`` (a caller's, shared by its tables), else on a pool of ``threads`` threads (None: every
-    core; 1: one plain write). parquet_parts.py: the same bytes as one ``pq.write_table``."""
+    on ``pool`` (a caller's, shared by its tables: :func:`parquet_pool`), else on ``threads`` threads
+    of its own (None: every core; 1: one plain write). parquet_parts.py: the same bytes as one
+    ``pq.write_table``."""
     if pool is not None or len(table) <= ROW_GROUP:
         parquet_parts.write_table(table, path, parquet_options(table.schema), ROW_GROUP, pool)
         return
@@ -179,15 +181,15 @@ def write_parquet(table: pa.Table, path: Path, threads: int | None = None, pool:
 
 
 @contextmanager
-def parquet_pool(threads: int | None) -> Iterator[Executor | None]:
-    """A pool of ``threads`` threads (None: every core, engine.default_threads) encoding Parquet row
-    groups (parquet_parts.py); None for one thread: the tables are written the plain way."""
+def parquet_pool(threads: int | None) -> Iterator[parquet_parts.Encoders | None]:
+    """``threads`` threads (None: every core, engine.default_threads) encoding Parquet row groups
+    (parquet_parts.py); None for one thread: the tables are written the plain way."""
     n = default_threads() if threads is None else threads
     if n <= 1:
         yield None
         return
     with thread_pool(n, "adjudicate-parquet") as pool:
-        yield pool
+        yield parquet_parts.Encoders(pool, n)
 
 
 def decimals_for(for_file: bool):

@@ -18,7 +18,8 @@ then written the plain way, by one ``pq.write_table``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
@@ -63,20 +64,74 @@ def part_rows(num_rows: int, row_group: int) -> list[tuple[int, int]]:
     return [(i, min(row_group, num_rows - i)) for i in range(0, num_rows, row_group)]
 
 
-class ParquetParts:
-    """A table being written: its parts submitted to ``pool`` now, joined into a file by :meth:`write`.
+class Encoders:
+    """Threads that encode parts (``pool``, of ``workers`` threads), and the memory they encode into.
 
-    Written the plain way (one ``pq.write_table``, by ``write``) when there is no pool, fewer than
-    two row groups, or ``options`` the join cannot take (:func:`joinable`). ``write`` must be
+    A part is encoded into a buffer of the table slice's Arrow size (an encoded part is far
+    smaller; pages never touched cost nothing) taken from the buffers of parts already written,
+    else allocated: reused pages, where fresh ones cost 1.4-2 s per GiB on the machines measured
+    (docs/memory.md). A part larger than its buffer is encoded again into a growing one. The
+    buffers are freed with this object."""
+
+    def __init__(self, pool: Executor, workers: int):
+        self.pool = pool
+        #: Parts of a table queued or held at a time: one a worker, and one more to take the next.
+        self.ahead = workers + 1
+        self._free: list[pa.Buffer] = []
+        self._lock = threading.Lock()
+
+    def submit(self, table: pa.Table, options: dict[str, Any], row_group: int) -> Future[tuple[pa.Buffer, int]]:
+        return self.pool.submit(self._encode, table, options, row_group)
+
+    def _encode(self, table: pa.Table, options: dict[str, Any], row_group: int) -> tuple[pa.Buffer, int]:
+        """The encoded part: its buffer, and how many of its bytes are the part."""
+        need = _capacity(table)
+        with self._lock:
+            fits = [b for b in self._free if b.size >= need]
+            buf = min(fits, key=lambda b: b.size) if fits else None
+            if buf is not None:
+                self._free.remove(buf)
+        if buf is None:
+            buf = pa.allocate_buffer(need)
+        sink = pa.FixedSizeBufferWriter(buf)
+        try:
+            pq.write_table(table, sink, row_group_size=row_group, **options)
+            return buf, sink.tell()
+        except OSError:  # "Write out of bounds": larger than the buffer
+            self.release(buf)
+        data = _encode(table, options, row_group)
+        return data, data.size
+
+    def release(self, buf: pa.Buffer) -> None:
+        """``buf``'s part is written: the buffer encodes another."""
+        with self._lock:
+            self._free.append(buf)
+
+
+class ParquetParts:
+    """A table being written: its parts submitted to ``encoders`` now, joined into a file by :meth:`write`.
+
+    Written the plain way (one ``pq.write_table``, by ``write``) when there are no encoders, fewer
+    than two row groups, or ``options`` the join cannot take (:func:`joinable`). ``write`` must be
     called, or :meth:`cancel` on an error: the parts hold their encoded bytes until then."""
 
-    def __init__(self, table: pa.Table, options: dict[str, Any], row_group: int, pool: Executor | None):
+    def __init__(self, table: pa.Table, options: dict[str, Any], row_group: int, encoders: Encoders | None):
         self.table, self.options, self.row_group = table, options, row_group
-        self.futures: list[Future[pa.Buffer]] | None = None
-        if pool is not None and len(table) > row_group and joinable(options):
-            self.futures = [
-                pool.submit(_encode, table.slice(i, n), options, row_group) for i, n in part_rows(len(table), row_group)
-            ]
+        self.encoders = encoders
+        self.futures: list[Future[tuple[pa.Buffer, int]]] | None = None
+        self._next: Iterator[pa.Table] = iter(())
+        if encoders is not None and len(table) > row_group and joinable(options):
+            self._next = (table.slice(i, n) for i, n in part_rows(len(table), row_group))
+            self.futures = []
+            for _ in range(encoders.ahead):
+                self._submit()
+
+    def _submit(self) -> None:
+        """The next part onto the pool, if any is left."""
+        assert self.encoders is not None and self.futures is not None
+        part = next(self._next, None)
+        if part is not None:
+            self.futures.append(self.encoders.submit(part, self.options, self.row_group))
 
     def write(self, path: Path) -> None:
         """The file at ``path``: the parts joined, each written as soon as it and those before it are
@@ -84,7 +139,7 @@ class ParquetParts:
         if self.futures is not None:
             try:
                 with open(path, "wb") as f:
-                    _join((fut.result() for fut in self.futures), f.write)
+                    _join(self._parts(), f.write)
                 return
             except Malformed:
                 pass
@@ -92,19 +147,40 @@ class ParquetParts:
                 self.cancel()
         pq.write_table(self.table, path, row_group_size=self.row_group, **self.options)
 
+    def _parts(self) -> Iterator[pa.Buffer]:
+        """The encoded parts in order, each buffer given back once the next part is asked for; a part
+        is queued as each is taken (:attr:`Encoders.ahead` parts in the pool or in memory)."""
+        assert self.encoders is not None and self.futures is not None
+        k = 0
+        while k < len(self.futures):
+            buf, size = self.futures[k].result()
+            self._submit()
+            try:
+                yield buf.slice(0, size)
+            finally:
+                self.encoders.release(buf)
+            k += 1
+
     def cancel(self) -> None:
         """Drop the parts not yet encoded (those being encoded finish on the pool)."""
         for fut in self.futures or ():
             fut.cancel()
         self.futures = None
+        self._next = iter(())
 
 
 def write_table(
-    table: pa.Table, path: Path, options: dict[str, Any], row_group: int, pool: Executor | None = None
+    table: pa.Table, path: Path, options: dict[str, Any], row_group: int, encoders: Encoders | None = None
 ) -> None:
     """``pq.write_table(table, path, row_group_size=row_group, **options)``, the row groups encoded
-    on ``pool`` when there are several (the same bytes)."""
-    ParquetParts(table, options, row_group, pool).write(path)
+    by ``encoders`` when there are several (the same bytes)."""
+    ParquetParts(table, options, row_group, encoders).write(path)
+
+
+def _capacity(table: pa.Table) -> int:
+    """The buffer a part is encoded into: its Arrow size and a MiB (headers, footer, a dictionary
+    that falls back to plain)."""
+    return table.nbytes + (1 << 20)
 
 
 def _encode(table: pa.Table, options: dict[str, Any], row_group: int) -> pa.Buffer:
@@ -118,7 +194,8 @@ def _join(parts: Iterable[pa.Buffer], write: Callable[[bytes | memoryview], obje
     order: raises Malformed, before anything of a part is written, when a part is not joinable."""
     write(b"PAR1")
     at = 4  # where the next part's column chunks land
-    head: list[tuple[int, int, memoryview]] = []  # the first footer's fields, bar num_rows and row_groups
+    head: list[tuple[int, int, bytes]] = []  # the first footer's fields, bar num_rows and row_groups (copied:
+    # a part's buffer is reused once it is written)
     groups: list[bytes] = []
     rows = 0
     for data in parts:
@@ -128,10 +205,10 @@ def _join(parts: Iterable[pa.Buffer], write: Callable[[bytes | memoryview], obje
         top, start = ct.footer(b)
         if any(f[0] not in _FILE_FIELDS for f in top):
             raise Malformed
-        rest = [(fid, t, b[s:e]) for fid, t, s, e in top if fid not in (_FILE_NUM_ROWS, _FILE_ROW_GROUPS)]
+        rest = [(fid, t, bytes(b[s:e])) for fid, t, s, e in top if fid not in (_FILE_NUM_ROWS, _FILE_ROW_GROUPS)]
         if not head:
             head = rest
-        elif [(fid, t, bytes(v)) for fid, t, v in rest] != [(fid, t, bytes(v)) for fid, t, v in head]:
+        elif rest != head:
             raise Malformed  # another schema, key-value metadata or writer
         by_id = {f[0]: f for f in top}
         if _FILE_NUM_ROWS not in by_id or _FILE_ROW_GROUPS not in by_id:
