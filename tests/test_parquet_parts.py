@@ -216,9 +216,9 @@ def test_an_error_of_a_part_is_raised_and_the_rest_dropped(tmp_path, monkeypatch
 
 
 def test_buffers_are_reused_and_a_part_too_large_for_its_buffer_is_encoded_again(tmp_path, monkeypatch):
-    """Parts are encoded into buffers given back once written (fresh memory costs), two parts queued
-    ahead of the one written: six parts, one thread, three buffers at most. A part larger than its
-    buffer is encoded into a growing one: the same bytes."""
+    """Parts are encoded into buffers given back once written (fresh memory costs), one part queued
+    ahead of the one written per thread: six parts, one thread, two buffers at most. A part larger
+    than its buffer is encoded into a growing one: the same bytes."""
     table = _mixed(60)
     allocated: list[int] = []
     real = pa.allocate_buffer
@@ -232,7 +232,7 @@ def test_buffers_are_reused_and_a_part_too_large_for_its_buffer_is_encoded_again
         encoders = parquet_parts.Encoders(one_thread, 1)
         one, parts = _both(table, tmp_path, 10, encoders)
         assert parts == one
-        assert 1 <= len(allocated) <= 3 and len(encoders._free) == len(allocated)
+        assert 1 <= len(allocated) <= 2 and len(encoders._free) == len(allocated)
         monkeypatch.setattr(parquet_parts, "_capacity", lambda t: 100)
         grown: list[int] = []
         real_encode = parquet_parts._encode
@@ -247,7 +247,7 @@ def test_small_tables_and_one_thread_take_the_plain_write(tmp_path, pool, monkey
     assert parquet_parts.ParquetParts(_mixed(11), parquet_options(table.schema), 10, None).futures is None
     assert len(parquet_parts.ParquetParts(_mixed(11), parquet_options(table.schema), 10, pool).futures or []) == 2
     # at most ``ahead`` parts queued before the first is written
-    assert len(parquet_parts.ParquetParts(_mixed(95), parquet_options(table.schema), 10, pool).futures or []) == 3
+    assert len(parquet_parts.ParquetParts(_mixed(95), parquet_options(table.schema), 10, pool).futures or []) == 2
 
 
 def test_write_all_on_a_pool_writes_the_files_of_one_thread(result, tmp_path, joins, monkeypatch):

@@ -75,8 +75,8 @@ class Encoders:
 
     def __init__(self, pool: Executor, workers: int):
         self.pool = pool
-        #: Parts of a table queued or held at a time: one a worker, and one more to take the next.
-        self.ahead = workers + 1
+        #: Parts of a table queued or held at a time (not counting the one being written): one a worker.
+        self.ahead = workers
         self._free: list[pa.Buffer] = []
         self._lock = threading.Lock()
 
