@@ -204,9 +204,8 @@ def test_an_error_of_a_part_is_raised_and_the_rest_dropped(tmp_path, monkeypatch
 
     monkeypatch.setattr(parquet_parts.Encoders, "_encode", encode)
     with ThreadPoolExecutor(1) as one_thread:
-        parts = parquet_parts.ParquetParts(
-            table, parquet_options(table.schema), 10, parquet_parts.Encoders(one_thread, 1)
-        )
+        encoders = parquet_parts.Encoders(one_thread, 2)  # two parts queued: the second fails
+        parts = parquet_parts.ParquetParts(table, parquet_options(table.schema), 10, encoders)
         futures = list(parts.futures or [])
         with pytest.raises(OSError, match="disk full"):
             parts.write(tmp_path / "x.parquet")
