@@ -7,8 +7,8 @@ chunks in order, and one footer: the first part's ``FileMetaData`` with every pa
 their offsets moved by where the part's bytes landed, their ordinals renumbered and their rows
 summed. A column chunk depends only on its own rows and the writer's options, so the chunks are
 the ones a single write makes, and so is the footer (tests/test_parquet_parts.py compares bytes).
-The parts are written to the file in order as they are done: only those finished ahead of an
-earlier one wait in memory.
+Each part is written to the file as soon as it and those before it are done, and only as many
+parts as there are threads are queued ahead of it: memory holds a few encoded row groups.
 
 The join refuses what it does not expect (a footer field it does not know, page indexes, bloom
 filters, encryption, column chunks in another file, parts whose schemas differ): the table is
@@ -43,7 +43,8 @@ _FILE_FIELDS = {1, 2, 3, 4, 5, 6, 7}
 #: RowGroup: columns, total_byte_size, num_rows, sorting_columns, file_offset, total_compressed_size, ordinal.
 _RG_COLUMNS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 5, 7
 _RG_FIELDS = {1, 2, 3, 4, 5, 6, 7}
-#: ColumnChunk: file_offset (deprecated; Arrow writes 0, kept), meta_data (file_path 1, the offset and column indexes 4-7 and encryption 8-9 refused).
+#: ColumnChunk: file_offset (deprecated: 0 kept, as Arrow writes it), meta_data; file_path 1, the offset
+#: and column indexes 4-7 (the page index) and encryption 8-9 refused.
 _CC_FILE_OFFSET, _CC_META = 2, 3
 _CC_FIELDS = {2, 3}
 #: ColumnMetaData: data_page_offset, index_page_offset, dictionary_page_offset are offsets; fields 1-8,
