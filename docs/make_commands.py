@@ -34,7 +34,7 @@ bars appear only on a terminal.
 | `--log-file FILE` | every command that works on data | appends JSON lines: `start` (argv), one `stage` per stage with `seconds`, `summary` with the counts, `end` with `exit_status` and `seconds` |
 | `--out DIR` | commands that write a folder | written atomically (a temporary folder renamed into place at the end); it always holds `summary.json` and `report.html` |
 | `-q`, `--quiet` | | no progress and no tables |
-| `--threads N` | run, compare, readjudicate | worker threads (default: all cores); the result does not depend on it |
+| `--threads N` | run, compare, readjudicate, sweep, audit, prepare | threads the whole command may use (default: all cores): reading, encoding, kernel and writing, Arrow's pools included; `1` keeps it on one core; the result does not depend on it ([threads.md](threads.md)) |
 
 Terminal tables never cut policy names, keys, ids, item codes, dates or money: at any width,
 and when piped, those columns are kept whole (the table grows wider than the terminal if it

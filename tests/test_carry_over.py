@@ -245,3 +245,22 @@ def test_reconcile_without_a_run_summary_needs_the_policy(tmp_path):
         "-q",
     )
     assert r.exit_code == 2 and "--policy" in r.output
+
+
+def test_age_on_january_1_is_the_calendar_age():
+    """account.age_on_january_1 (integer arithmetic) against the calendar, births 1800-2199, leap days
+    and 1 January included: whole years of age on 1 January of the year."""
+    import datetime as dt
+
+    import numpy as np
+
+    from adjudicate.account import age_on_january_1
+
+    epoch = dt.date(1970, 1, 1)
+    births = [dt.date(1800, 1, 1) + dt.timedelta(days=d) for d in range(0, 146_097, 7)]
+    births += [dt.date(y, m, d) for y in (1900, 1996, 2000, 2023, 2024) for m, d in ((1, 1), (2, 28), (12, 31))]
+    births += [dt.date(y, 2, 29) for y in (1996, 2000, 2024)]
+    days = np.array([(b - epoch).days for b in births], np.int64)
+    for year in (1850, 2000, 2025, 2201):
+        expected = [year - b.year - (b != dt.date(b.year, 1, 1)) for b in births]
+        assert age_on_january_1(days, year).tolist() == expected

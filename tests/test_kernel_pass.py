@@ -70,6 +70,28 @@ def test_cut_runs_in_place_only_on_an_array_of_its_own():
     assert np.array_equal(ro, np.arange(10))
 
 
+def test_a_second_cut_in_place_stays_in_place():
+    """What a cut in place returns (the front of the array's own memory) is cut in place again: the
+    kernel's negative claims come out of arrays encode has cut already, with no fresh memory."""
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 100, 1000)
+    m = np.asfortranarray(rng.integers(-9, 9, (1000, 7)))
+    lo1, hi1 = runs_of(1000, rng, 10)
+    once, once_m = cut_runs(a, lo1, hi1, True), cut_runs(m, lo1, hi1, True)
+    assert not once.flags.owndata and np.shares_memory(once, a)
+    lo2, hi2 = runs_of(len(once), rng, 10)
+    expected, expected_m = without(once.copy(), lo2, hi2), without(once_m.copy(), lo2, hi2)
+    twice, twice_m = cut_runs(once, lo2, hi2, True), cut_runs(once_m, lo2, hi2, True)
+    assert np.array_equal(twice, expected) and np.array_equal(twice_m, expected_m)
+    assert twice.ctypes.data == a.ctypes.data and twice_m.ctypes.data == m.ctypes.data  # where they were
+    # the front of memory NumPy does not own (Arrow's) is copied, and left alone
+    import pyarrow as pa
+
+    arrow = pa.array(np.arange(10, dtype=np.int64)).to_numpy()[:8]
+    assert np.array_equal(cut_runs(arrow, np.array([1]), np.array([2]), True), [0, *range(2, 8)])
+    assert np.array_equal(arrow, np.arange(8))
+
+
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gen")

@@ -96,3 +96,123 @@ def test_every_job_submitted_runs_when_the_block_ends_normally():
         gate.set()
     assert first.result() is True
     assert [f.result() for f in queued] == [0, 1, 4, 9, 16]
+
+
+# ---------------------------------------------------------------------------
+# --threads N: one setting the whole run follows (threads.limited)
+# ---------------------------------------------------------------------------
+
+
+def test_one_thread_runs_every_job_on_the_caller_and_arrow_on_one_thread():
+    import pyarrow as pa
+
+    from adjudicate import threads
+
+    cpu, io = pa.cpu_count(), pa.io_thread_count()
+    assert not threads.serial()
+    with threads.limited(1):
+        assert threads.serial() and threads.limit() == 1
+        assert (pa.cpu_count(), pa.io_thread_count()) == (1, 1)
+        ran_on: list[str] = []
+        with thread_pool(2, "probe") as pool:
+            first = pool.submit(lambda: ran_on.append(threading.current_thread().name) or 1)
+            failed = pool.submit(lambda: 1 // 0)
+            assert first.done()  # run when submitted
+            assert list(pool.map(lambda x: x * 2, [1, 2, 3])) == [2, 4, 6]
+        assert ran_on == [threading.current_thread().name]
+        assert first.result() == 1
+        with pytest.raises(ZeroDivisionError):  # a job's error is its future's, as in a pool
+            failed.result()
+    assert not threads.serial()
+    assert (pa.cpu_count(), pa.io_thread_count()) == (cpu, io)  # restored
+
+
+def test_n_threads_bound_every_pool_and_the_kernel_default():
+    from adjudicate import engine, threads
+
+    with threads.limited(3):
+        assert engine.default_threads() == 3
+        with thread_pool(8, "probe") as pool:
+            assert pool._max_workers == 3  # type: ignore[attr-defined]
+        with thread_pool(2, "probe") as pool:
+            assert pool._max_workers == 2  # type: ignore[attr-defined]
+    with threads.limited(None):  # no setting: every core, the pools as asked
+        assert engine.default_threads() == threads.cores()
+
+
+def test_helpers_run_inline_under_one_thread():
+    """The page-touching helper (inputs._background) and a writer's side thread (outputs.Background)."""
+    from adjudicate import threads
+    from adjudicate.inputs import _background
+    from adjudicate.outputs import Background
+
+    seen: list[str] = []
+    with threads.limited(1):
+        assert _background(lambda: threading.current_thread().name).result() == threading.current_thread().name
+        side = Background(lambda: seen.append(threading.current_thread().name), "probe")
+        side.start()
+        assert seen == [threading.current_thread().name]
+        side.result()
+        failing = Background(lambda: 1 // 0, "probe")
+        failing.start()  # its error waits for result(), as on a thread
+        with pytest.raises(ZeroDivisionError):
+            failing.result()
+
+
+def _run_cli(args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from adjudicate.cli import main
+
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["run"],
+        ["run", "--no-lines"],
+        ["run", "--partitions", "2"],
+        ["run", "--audit"],
+        ["compare", "--policy", "city-employee"],
+        ["prepare"],
+    ],
+    ids=["run", "no-lines", "partitions", "audit", "compare", "prepare"],
+)
+def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkeypatch):
+    """`run --threads 1` (and compare, prepare): no thread started, no job given to a pool (the kernel's,
+    the read's, encode's, the writers'), Arrow on one thread; every table the same as the default run's."""
+    import concurrent.futures
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_metamorphic import make_case, write
+
+    paths = write(make_case(5, members=30, claims=140).tables(), tmp_path / "in")
+    args = [a for n in ("claims", "members", "providers", "catalogue") for a in (f"--{n}", str(paths[n][0]))]
+    args = [extra[0], *args, *([] if extra[0] == "prepare" else ["--policy", "prefecture-employee"]), "-q", *extra[1:]]
+    _run_cli([*args, "--out", str(tmp_path / "all")])
+
+    started: list[str] = []
+    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
+    monkeypatch.setattr(
+        concurrent.futures.ThreadPoolExecutor,
+        "submit",
+        lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
+    )
+    cpu = pa.cpu_count()
+    _run_cli([*args, "--out", str(tmp_path / "one"), "--threads", "1"])
+    monkeypatch.undo()
+    assert started == []
+    assert pa.cpu_count() == cpu  # the setting ends with the command
+    files = sorted(p.relative_to(tmp_path / "all") for p in (tmp_path / "all").rglob("*.parquet"))
+    files += sorted(p.relative_to(tmp_path / "all") for p in (tmp_path / "all").rglob("*.arrow"))
+    assert len(files) >= 2 and files == sorted(
+        p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.parquet")
+    ) + sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.arrow"))
+    for name in files:
+        read = pq.read_table if name.suffix == ".parquet" else (lambda p: pa.ipc.open_file(p).read_all())
+        a, b = read(tmp_path / "all" / name), read(tmp_path / "one" / name)
+        assert a.schema == b.schema and a.equals(b), name

@@ -199,13 +199,13 @@ def cut_runs(
     hi = np.ascontiguousarray(hi, dtype=np.int64)
     n = len(a) - int((hi - lo).sum())
     if a.ndim == 2 and a.shape[1] > 1 and a.strides[0] == a.itemsize and shift is None:
-        own = in_place and a.flags.writeable and a.flags.owndata
+        own = in_place and _own_memory(a)
         out = a if own else np.empty((n, a.shape[1]), a.dtype, order="F")
         for k in range(a.shape[1]):
             _core.keep_runs(a[:, k].view(np.uint8), out[:, k].view(np.uint8), a.itemsize, lo, hi)
         return out[:n]
     a = np.ascontiguousarray(a)
-    own = in_place and a.flags.writeable and a.flags.owndata
+    own = in_place and _own_memory(a)
     out = a if own else np.empty((n, *a.shape[1:]), a.dtype)
     if shift is not None:
         _core.keep_runs_shifted(a, out, lo, hi, shift)
@@ -213,6 +213,20 @@ def cut_runs(
         width = a.itemsize * (a.size // len(a))
         _core.keep_runs(a.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8), width, lo, hi)
     return out[:n]
+
+
+def _own_memory(a: np.ndarray) -> bool:
+    """Whether ``a`` may be compacted where it is: its memory is writable and NumPy's own, the
+    array's or that of the array it is the front of (what an earlier in-place cut returned: the
+    kernel cuts its negative claims out of arrays encode has already cut)."""
+    base = a if a.flags.owndata else a.base
+    return (
+        a.flags.writeable
+        and isinstance(base, np.ndarray)
+        and base.flags.owndata
+        and base.flags.writeable
+        and a.__array_interface__["data"][0] == base.__array_interface__["data"][0]
+    )
 
 
 def line_rows(line_start: np.ndarray, claims: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ from .errors import InputError
 from .money import MAX_FEN, PRICE_SCALE, AmountError, to_scaled
 from .rawdecimal import RawDecimal, raw_metadata, unscaled
 from .schema import ENUM_ALIASES, FALSE_WORDS, TRUE_WORDS, TableSpec
-from .threads import thread_pool
+from .threads import done, serial, thread_pool
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".csv": "csv"}
 QUANTITY_SCALE = 6  # quantities are kept in millionths of a unit
@@ -212,7 +212,10 @@ os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has no helper 
 
 
 def _background(job: Callable[[], T]) -> Future[T]:
-    """Run ``job`` on the module's one helper thread (made when first needed)."""
+    """Run ``job`` on the module's one helper thread (made when first needed); under ``--threads 1``
+    on this one, now (threads.serial)."""
+    if serial():
+        return done(job)
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="adjudicate-digest"))
     return _POOL[0].submit(job)

@@ -35,7 +35,7 @@ from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write
 from .policy import Policy
 from .report import REPORT_NAME, report_html
 from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
-from .threads import thread_pool
+from .threads import serial, thread_pool
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -171,7 +171,8 @@ def write_parquet(
 ) -> None:
     """``table`` into ``path`` with :func:`parquet_options`. A table of several row groups is encoded
     on ``pool`` (a caller's, shared by its tables: :func:`parquet_pool`), else on ``threads`` threads
-    of its own (None: every core; 1: one plain write). parquet_parts.py: the same bytes as one
+    of its own (None: the run's ``--threads``, else every core; 1: one plain write). parquet_parts.py:
+    the same bytes as one
     ``pq.write_table``."""
     if pool is not None or len(table) <= ROW_GROUP:
         parquet_parts.write_table(table, path, parquet_options(table.schema), ROW_GROUP, pool)
@@ -182,8 +183,9 @@ def write_parquet(
 
 @contextmanager
 def parquet_pool(threads: int | None) -> Iterator[parquet_parts.Encoders | None]:
-    """``threads`` threads (None: every core, engine.default_threads) encoding Parquet row groups
-    (parquet_parts.py); None for one thread: the tables are written the plain way."""
+    """``threads`` threads (None: the run's ``--threads``, else every core: engine.default_threads)
+    encoding Parquet row groups (parquet_parts.py); None for one thread: the tables are written the
+    plain way."""
     n = default_threads() if threads is None else threads
     if n <= 1:
         yield None
@@ -435,6 +437,11 @@ class _Background:
             self.done.set()
 
     def start(self) -> None:
+        if serial():  # --threads 1: run here and now; its error waits for result(), as on the thread
+            self.thread.run()
+            if self.error is not None and not isinstance(self.error, Exception):
+                raise self.error  # but an interruption stops the caller at once
+            return
         with signals_held():  # a Ctrl-C now is raised after the start, where the caller joins
             self.thread.start()
 
@@ -475,7 +482,8 @@ def write_all(
     same temporary folder (``run --audit``) and returns that key's summary.
     ``beside``: the caller's own work, done on this thread once all but the largest table is
     written, while that one (the longest part) still is (readjudicate's comparison); not
-    counted in the timings. ``threads``: how many threads encode Parquet (None: every core).
+    counted in the timings. ``threads``: how many threads encode Parquet (None: the run's
+    ``--threads``, else every core).
 
     Timed into ``r.timings`` (summary.json ``timings_seconds``): ``write`` the three tables,
     ``finish`` the summary and ``extra``, ``report`` report.html's page. The largest table

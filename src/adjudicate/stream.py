@@ -70,7 +70,7 @@ from .policy import Policy
 from .report import write_report
 from .report.builders import RunFigures, merged_figures, run_figures
 from .schema import CATALOGUE, CLAIMS, MEMBERS, PROVIDERS
-from .threads import thread_pool
+from .threads import serial, thread_pool
 
 ROW = "__row"  # original row number, kept in the partition files for error messages
 PARTITIONS = ".partitions"  # folder of the partition files, inside the output's temporary folder
@@ -290,7 +290,11 @@ def _common_codes(tables: list[pa.Table]) -> list[pa.Table]:
 
 def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
     """``items`` produced in a background thread, up to ``depth`` ahead (reading overlaps the
-    partitioning; Arrow releases the GIL). Errors are raised here, in the caller's thread."""
+    partitioning; Arrow releases the GIL). Errors are raised here, in the caller's thread. Under
+    ``--threads 1`` (threads.serial) produced here, when asked for."""
+    if serial():
+        yield from items
+        return
     q: queue.Queue = queue.Queue(depth)
     done = object()
     stop = threading.Event()
@@ -331,44 +335,60 @@ def _ahead(items: Iterator, depth: int = AHEAD) -> Iterator:
 
 class _BackgroundWriters:
     """Arrow IPC stream files written in one background thread. ``write`` takes a function that gives
-    (file, record batch) pairs: it runs in that thread too, at most AHEAD calls behind."""
+    (file, record batch) pairs: it runs in that thread too, at most AHEAD calls behind. Under
+    ``--threads 1`` (threads.serial) each function runs when given, on the caller's thread."""
 
     def __init__(self) -> None:
         self.q: queue.Queue = queue.Queue(AHEAD)
         self.error: BaseException | None = None
         self.writers: dict[Path, ipc.RecordBatchStreamWriter] = {}
+        self.inline = serial()
         # not a daemon, joined with signals held (close): never left writing when the process exits
         self.thread = threading.Thread(target=self._run, name="partition-write")
-        self.thread.start()
+        if not self.inline:
+            self.thread.start()
 
     def _run(self) -> None:
         while True:
             job = self.q.get()
             if job is None:
                 break
-            if self.error is not None:
-                continue  # drain
-            try:
-                for path, batch in job():
-                    if path not in self.writers:
-                        self.writers[path] = ipc.new_stream(path, batch.schema)
-                    self.writers[path].write_batch(batch)
-            except BaseException as e:
-                self.error = e
+            if self.error is None:  # else drain
+                self._write(job)
+        self._close_files()
+
+    def _write(self, job: Callable[[], Iterable[tuple[Path, pa.RecordBatch]]]) -> None:
+        try:
+            for path, batch in job():
+                if path not in self.writers:
+                    self.writers[path] = ipc.new_stream(path, batch.schema)
+                self.writers[path].write_batch(batch)
+        except BaseException as e:
+            self.error = e
+
+    def _close_files(self) -> None:
         for w in self.writers.values():
             try:
                 w.close()
             except BaseException as e:
                 self.error = self.error or e
+        self.writers = {}
 
     def write(self, job: Callable[[], Iterable[tuple[Path, pa.RecordBatch]]]) -> None:
         if self.error is not None:
             self.close()
-        self.q.put(job)
+        if self.inline:
+            self._write(job)
+            if self.error is not None and not isinstance(self.error, Exception):
+                raise self.error  # an interruption stops the caller at once
+        else:
+            self.q.put(job)
 
     def close(self) -> None:
         """Wait for every batch to be written; raise the first write error."""
-        if self.thread.is_alive():
+        if self.inline:
+            self._close_files()
+        elif self.thread.is_alive():
             with signals_held():
                 self.q.put(None)
                 self.thread.join()

@@ -451,12 +451,26 @@ def inputs_options(f, dataset: bool = False):
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), required=True, help="Output folder (replaced atomically)."
 )
-#: ``--threads`` of every command that runs the kernel.
+
+
+def _limit_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--threads N``: the whole command on at most N threads (threads.limited), until it ends."""
+    if value is not None:
+        from ..threads import limited
+
+        ctx.with_resource(limited(value))
+    return value
+
+
+#: ``--threads`` of every command that runs the kernel: the whole command follows it (threads.py).
 threads_option = click.option(
     "--threads",
     type=click.IntRange(1, 256),
     default=None,
-    help="Threads of the settlement kernel (default: all cores); reading and encoding run a few of their own.",
+    callback=_limit_threads,
+    help="Threads the whole command may use (default: all cores): reading, encoding, the settlement "
+    "kernel and writing, Arrow's own pools included. 1 runs everything on one thread, for one core of "
+    "a shared server. The outputs are the same.",
 )
 #: ``--partitions`` of every command that can settle in member ranges (stream.py).
 partitions_option = click.option(

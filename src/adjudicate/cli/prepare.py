@@ -12,6 +12,7 @@ from .common import (
     check_out,
     errors,
     quiet_option,
+    threads_option,
     with_encoding,
     with_keep,
     with_lang,
@@ -50,12 +51,13 @@ from .common import (
     "changed; its claims are not read again.",
 )
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Dataset folder (replaced atomically).")
+@threads_option
 @quiet_option
 @with_keep
 @with_lang
 @with_log_file
 @with_encoding
-def prepare(claims, members, providers, catalogue, inputs_dir, dataset, out, quiet) -> None:
+def prepare(claims, members, providers, catalogue, inputs_dir, dataset, out, threads, quiet) -> None:
     """Check and encode the inputs once; run, compare, sweep, readjudicate and explain then take --dataset.
 
     The dataset holds the checked tables and the encoded, policy-free arrays
