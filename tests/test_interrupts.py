@@ -307,7 +307,7 @@ def test_an_error_raised_while_an_interrupt_unwinds_is_reported_as_the_interrupt
     'Bad file descriptor'): it is still an interruption (exit 130), not 'a bug in adjudicate'."""
     from adjudicate import outputs
 
-    def broken(table, path):
+    def broken(table, path, *pool):
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -337,13 +337,13 @@ SLOW_LINES = textwrap.dedent(r"""
     flags, way = Path(sys.argv[1]), sys.argv[2]
     real = outputs.write_parquet
 
-    def write_parquet(table, path):
+    def write_parquet(table, path, *pool):
         if path.name == "lines.parquet":  # the writer thread: held until the test releases it
             (flags / "started").touch()
             try:
                 while not (flags / "release").exists():
                     time.sleep(0.01)
-                real(table, path)
+                real(table, path, *pool)
             finally:
                 (flags / "finished").touch()
             return
@@ -353,7 +353,7 @@ SLOW_LINES = textwrap.dedent(r"""
             raise InputError("planted", path)
         if path.name == "settlements.parquet" and way == "bug":
             raise RuntimeError("planted")
-        real(table, path)
+        real(table, path, *pool)
 
     real_result = outputs._Background.result
 

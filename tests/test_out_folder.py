@@ -308,7 +308,7 @@ def test_a_full_disk_exits_2_and_keeps_the_previous_output(data, tmp_path, monke
     assert run(data, out).exit_code == 0
     before = tree(out)
 
-    def full(table, path):
+    def full(table, path, *pool):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(outputs, "write_parquet", full)
@@ -316,7 +316,7 @@ def test_a_full_disk_exits_2_and_keeps_the_previous_output(data, tmp_path, monke
     refused(r, "No space left on device", "previous output", "intact")
     assert tree(out) == before and leftovers(tmp_path) == []
 
-    def arrow_full(table, path):  # Arrow's own wording: the errno is in the text only
+    def arrow_full(table, path, *pool):  # Arrow's own wording: the errno is in the text only
         raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
 
     monkeypatch.setattr(outputs, "write_parquet", arrow_full)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adjudicate import inputs, rawdecimal
+from adjudicate import compact_thrift, inputs, rawdecimal
 from adjudicate.errors import InputError
 from adjudicate.generate import generate_tables
 from adjudicate.inputs import load, strings
@@ -292,7 +292,7 @@ def test_a_bad_value_gives_the_same_error(base, tmp_path, monkeypatch, writer, a
 
 
 def _zigzag(v: int) -> bytes:
-    return rawdecimal._uvarint((v << 1) ^ (v >> 63))
+    return compact_thrift.int_bytes(v)
 
 
 def _i32(v: int) -> tuple[int, bytes]:
@@ -310,17 +310,17 @@ def rewrite_column(data: bytes, column: str, drop: set[int], add: dict[int, tupl
     b = memoryview(data)
     size = int.from_bytes(data[-8:-4], "little")
     start = len(data) - 8 - size
-    top, end = rawdecimal._struct(b, start)
+    top, end = compact_thrift.read_struct(b, start)
     schema = next(f for f in top if f[0] == 2)
-    n, _, i = rawdecimal._list_header(b, schema[2])
+    n, _, i = compact_thrift.list_header(b, schema[2])
     parts = [bytes(b[schema[2] : i])]
     for _ in range(n):
-        fields, j = rawdecimal._struct(b, i)
+        fields, j = compact_thrift.read_struct(b, i)
         by_id = {f[0]: f for f in fields}
         name = bytes(b[by_id[4][2] : by_id[4][3]])
-        if name[rawdecimal._varint(memoryview(name), 0)[1] :] == column.encode():
+        if name[compact_thrift.varint(memoryview(name), 0)[1] :] == column.encode():
             keep = [f for f in fields if f[0] not in drop]
-            body = bytearray(rawdecimal._fields(b, iter(keep))[:-1])
+            body = bytearray(compact_thrift.write_struct(compact_thrift.spans(b, keep))[:-1])
             prev = keep[-1][0]
             for fid, (t, value) in sorted(add.items()):
                 assert prev < fid <= prev + 15

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,27 @@ import numpy.ma  # noqa: F401 - numpy imports it lazily; a worker thread must no
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__, _core, keep
+from . import __version__, _core, keep, parquet_parts
 from .encode import Encoded
-from .engine import ACCOUNT, DEDUCTIBLE, FIRST_SELF_PAY, ORDINAL, POOL, SELF_PAY, SUBSIDY, SUPP, TOTAL, Result
+from .engine import (
+    ACCOUNT,
+    DEDUCTIBLE,
+    FIRST_SELF_PAY,
+    ORDINAL,
+    POOL,
+    SELF_PAY,
+    SUBSIDY,
+    SUPP,
+    TOTAL,
+    Result,
+    default_threads,
+)
 from .money import DECIMAL64, fen_to_decimal, fen_to_decimal64, yuan
 from .outdir import atomic_dir, signals_held  # atomic_dir: the one way to write an output folder (outdir.py)
 from .policy import Policy
 from .report import REPORT_NAME, report_html
 from .schema import AMOUNTS, LINE_CLASSES, REJECT_REASONS, SETTINGS
-from .threads import serial
+from .threads import serial, thread_pool
 
 
 def claim_amounts(r: Result) -> dict[str, np.ndarray]:
@@ -153,8 +166,32 @@ _DECIMAL_AS_INT = _supports_decimal_as_integer()
 _SCHEMA_FREE_FILES = _DECIMAL_AS_INT and DECIMAL64 is not None
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, **parquet_options(table.schema))
+def write_parquet(
+    table: pa.Table, path: Path, threads: int | None = None, pool: parquet_parts.Encoders | None = None
+) -> None:
+    """``table`` into ``path`` with :func:`parquet_options`. A table of several row groups is encoded
+    on ``pool`` (a caller's, shared by its tables: :func:`parquet_pool`), else on ``threads`` threads
+    of its own (None: the run's ``--threads``, else every core; 1: one plain write). parquet_parts.py:
+    the same bytes as one
+    ``pq.write_table``."""
+    if pool is not None or len(table) <= ROW_GROUP:
+        parquet_parts.write_table(table, path, parquet_options(table.schema), ROW_GROUP, pool)
+        return
+    with parquet_pool(threads) as own:
+        parquet_parts.write_table(table, path, parquet_options(table.schema), ROW_GROUP, own)
+
+
+@contextmanager
+def parquet_pool(threads: int | None) -> Iterator[parquet_parts.Encoders | None]:
+    """``threads`` threads (None: the run's ``--threads``, else every core: engine.default_threads)
+    encoding Parquet row groups (parquet_parts.py); None for one thread: the tables are written the
+    plain way."""
+    n = default_threads() if threads is None else threads
+    if n <= 1:
+        yield None
+        return
+    with thread_pool(n, "adjudicate-parquet") as pool:
+        yield parquet_parts.Encoders(pool, n)
 
 
 def decimals_for(for_file: bool):
@@ -437,6 +474,7 @@ def write_all(
     with_lines: bool = True,
     extra: dict[str, Callable[[Path], dict]] | None = None,
     beside: Callable[[], object] | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Write every output of contract §4 into ``out`` atomically; return the summary.
 
@@ -444,25 +482,29 @@ def write_all(
     same temporary folder (``run --audit``) and returns that key's summary.
     ``beside``: the caller's own work, done on this thread once all but the largest table is
     written, while that one (the longest part) still is (readjudicate's comparison); not
-    counted in the timings.
+    counted in the timings. ``threads``: how many threads encode Parquet (None: the run's
+    ``--threads``, else every core).
 
     Timed into ``r.timings`` (summary.json ``timings_seconds``): ``write`` the three tables,
     ``finish`` the summary and ``extra``, ``report`` report.html's page. The largest table
     (lines.parquet, else settlements.parquet) is written on its own thread while the rest is
     written and the summary and the page are computed from the arrays in memory; their time
-    is not counted again in ``write``.
+    is not counted again in ``write``. The tables' row groups are encoded on one pool of
+    ``threads`` (parquet_parts.py), the settlements' and the lines' in one queue.
     """
-    with atomic_dir(out, digests) as tmp:  # the inputs (named by their digests) may not lie in ``out``
+    n = default_threads() if threads is None else threads
+    with atomic_dir(out, digests) as tmp, parquet_pool(n) as pool:  # the inputs may not lie in ``out``
         t0 = time.perf_counter()
         amounts = claim_amounts(r)  # read by the settlements, the summary and the page: taken once
 
         def settlements() -> None:
-            write_parquet(settlements_table(r, for_file=True, amounts=amounts), tmp / "settlements.parquet")
+            table = settlements_table(r, for_file=True, amounts=amounts)
+            write_parquet(table, tmp / "settlements.parquet", n, pool)
 
         def lines() -> None:
-            write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet")
+            write_parquet(lines_table(r, for_file=True), tmp / "lines.parquet", n, pool)
 
-        # the largest table beside the rest (Arrow releases the GIL while it encodes)
+        # the largest table beside the rest; both tables' row groups are encoded on one pool
         side = _Background(lines if with_lines else settlements, "adjudicate-write")
         try:
             side.start()
@@ -472,7 +514,7 @@ def write_all(
                 # the side thread gathers the claim ids first; the next two columns' ids are gathered here
                 # meanwhile, cached on the Encoded (the side thread takes them as they are)
                 _ = (r.enc.member_id, r.enc.provider_id)
-            write_parquet(rejected_table(r), tmp / "rejected.parquet")
+            write_parquet(rejected_table(r), tmp / "rejected.parquet", n, pool)
             t1 = time.perf_counter()
             s = summary(r, digests, input_lines, amounts)
             for key, write in (extra or {}).items():

@@ -17,12 +17,25 @@ footer, an unknown Thrift type) gives None: the caller reads the file as Arrow d
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .compact_thrift import (
+    LIST,
+    STRUCT,
+    Field,
+    Malformed,
+    footer,
+    int_value,
+    list_header,
+    read_struct,
+    spans,
+    varint,
+    write_struct,
+)
 
 #: Parquet's physical type FIXED_LEN_BYTE_ARRAY, and the SchemaElement fields that make it a decimal:
 #: converted_type, scale, precision, logicalType (parquet.thrift).
@@ -43,132 +56,21 @@ class RawDecimal:
     scale: int
 
 
-class _Malformed(Exception):
-    """The footer is not what this module reads."""
-
-
-def _varint(b: memoryview, i: int) -> tuple[int, int]:
-    r = s = 0
-    while True:
-        if i >= len(b) or s > 63:
-            raise _Malformed
-        x = b[i]
-        i += 1
-        r |= (x & 0x7F) << s
-        s += 7
-        if not x & 0x80:
-            return r, i
-
-
-def _zigzag(z: int) -> int:
-    return (z >> 1) ^ -(z & 1)
-
-
-def _uvarint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def _skip(b: memoryview, i: int, t: int) -> int:
-    """The end of a compact-protocol value of type ``t`` that starts at ``i``."""
-    if t in (1, 2):  # a struct field's boolean is in its header
-        return i
-    if t == 3:
-        return i + 1
-    if t in (4, 5, 6):
-        return _varint(b, i)[1]
-    if t == 7:
-        return i + 8
-    if t == 8:
-        n, i = _varint(b, i)
-        return i + n
-    if t in (9, 10):
-        n, et, i = _list_header(b, i)
-        for _ in range(n):
-            i = i + 1 if et in (1, 2) else _skip(b, i, et)
-        return i
-    if t == 11:
-        n, i = _varint(b, i)
-        if n:
-            kv = b[i]
-            i += 1
-            for _ in range(n):
-                i = _skip(b, _skip(b, i, kv >> 4), kv & 15)
-        return i
-    if t == 12:
-        return _struct(b, i)[1]
-    raise _Malformed
-
-
-def _list_header(b: memoryview, i: int) -> tuple[int, int, int]:
-    if i >= len(b):
-        raise _Malformed
-    h = b[i]
-    n, et = h >> 4, h & 15
-    i += 1
-    if n == 15:
-        n, i = _varint(b, i)
-    return n, et, i
-
-
-def _struct(b: memoryview, i: int) -> tuple[list[tuple[int, int, int, int]], int]:
-    """The fields (id, type, value start, value end) of the struct at ``i``, and its end."""
-    out: list[tuple[int, int, int, int]] = []
-    fid = 0
-    while True:
-        if i >= len(b):
-            raise _Malformed
-        h = b[i]
-        i += 1
-        if h == 0:
-            return out, i
-        delta, t = h >> 4, h & 15
-        if delta:
-            fid += delta
-        else:
-            z, i = _varint(b, i)
-            fid = _zigzag(z)
-        j = _skip(b, i, t)
-        out.append((fid, t, i, j))
-        i = j
-
-
-def _fields(b: memoryview, fields: Iterator[tuple[int, int, int, int]]) -> bytes:
-    """A struct of ``fields`` (as ``_struct`` gives them, ascending ids) written again."""
-    out = bytearray()
-    prev = 0
-    for fid, t, s, e in fields:
-        delta = fid - prev
-        out += bytes([(delta << 4) | t]) if 0 < delta <= 15 else bytes([t]) + _uvarint((fid << 1) ^ (fid >> 63))
-        out += b[s:e]
-        prev = fid
-    out.append(0)
-    return bytes(out)
-
-
-def _int(b: memoryview, field: tuple[int, int, int, int]) -> int:
-    return _zigzag(_varint(b, field[2])[0])
-
-
-def _decimal(b: memoryview, by_id: dict[int, tuple[int, int, int, int]]) -> tuple[int, int] | None:
+def _decimal(b: memoryview, by_id: dict[int, Field]) -> tuple[int, int] | None:
     """(scale, precision) of a SchemaElement as Arrow reads it: the logical type when there is one,
     else the converted type DECIMAL's scale and precision; None when Arrow does not read a decimal."""
     if 10 in by_id:
-        if by_id[10][1] != 12:
-            raise _Malformed
-        union = _struct(b, by_id[10][2])[0]
-        if len(union) != 1 or union[0][0] != _LOGICAL_DECIMAL or union[0][1] != 12:
+        if by_id[10][1] != STRUCT:
+            raise Malformed
+        union = read_struct(b, by_id[10][2])[0]
+        if len(union) != 1 or union[0][0] != _LOGICAL_DECIMAL or union[0][1] != STRUCT:
             return None
-        dec = {f[0]: f for f in _struct(b, union[0][2])[0]}
+        dec = {f[0]: f for f in read_struct(b, union[0][2])[0]}
         if 1 not in dec or 2 not in dec:
             return None
-        return _int(b, dec[1]), _int(b, dec[2])
-    if 6 in by_id and _int(b, by_id[6]) == _CONVERTED_DECIMAL and 7 in by_id and 8 in by_id:
-        return _int(b, by_id[7]), _int(b, by_id[8])
+        return int_value(b, dec[1]), int_value(b, dec[2])
+    if 6 in by_id and int_value(b, by_id[6]) == _CONVERTED_DECIMAL and 7 in by_id and 8 in by_id:
+        return int_value(b, by_id[7]), int_value(b, by_id[8])
     return None
 
 
@@ -179,36 +81,29 @@ def raw_metadata(data: pa.Buffer, scales: dict[str, int]) -> tuple[pq.FileMetaDa
     plain (unencrypted, flat-schema) kind read here."""
     try:
         return _raw_metadata(memoryview(data).cast("B"), scales)
-    except (_Malformed, IndexError, struct.error, UnicodeDecodeError, pa.ArrowException, OSError):
+    except (Malformed, IndexError, struct.error, UnicodeDecodeError, pa.ArrowException, OSError):
         return None
 
 
 def _raw_metadata(b: memoryview, scales: dict[str, int]) -> tuple[pq.FileMetaData, dict[str, RawDecimal]] | None:
-    if len(b) < 12 or bytes(b[-4:]) != b"PAR1":
-        return None
-    size = struct.unpack("<i", bytes(b[-8:-4]))[0]
-    start = len(b) - 8 - size
-    if size <= 0 or start < 4:
-        return None
-    top, end = _struct(b, start)
-    if end != len(b) - 8:
-        return None
+    top, start = footer(b)
+    end = len(b) - 8
     found: dict[str, RawDecimal] = {}
     parts: list[bytes] = []
     for fid, t, s, e in top:
-        if fid != 2 or t != 9:  # FileMetaData.schema: list<SchemaElement>
+        if fid != 2 or t != LIST:  # FileMetaData.schema: list<SchemaElement>
             continue
-        n, et, i = _list_header(b, s)
-        if et != 12:
+        n, et, i = list_header(b, s)
+        if et != STRUCT:
             return None
         head = bytes(b[s:i])
         for k in range(n):
-            fields, j = _struct(b, i)
+            fields, j = read_struct(b, i)
             by_id = {f[0]: f for f in fields}
             if k > 0 and 5 in by_id:  # a nested column: not read here
                 return None
             name = bytes(b[by_id[4][2] : by_id[4][3]]) if 4 in by_id else b""
-            name = name[_varint(memoryview(name), 0)[1] :] if name else b""
+            name = name[varint(memoryview(name), 0)[1] :] if name else b""
             col = name.decode() if k > 0 else ""
             # a decimal of the scale asked for, as Arrow reads it (an annotation Arrow does not apply,
             # such as more digits than the width holds, leaves Arrow's bytes: not read here either)
@@ -216,16 +111,16 @@ def _raw_metadata(b: memoryview, scales: dict[str, int]) -> tuple[pq.FileMetaDat
             if (
                 dec is not None
                 and 1 in by_id
-                and _int(b, by_id[1]) == _FLBA
+                and int_value(b, by_id[1]) == _FLBA
                 and 2 in by_id
-                and 1 <= _int(b, by_id[2]) <= 8
+                and 1 <= int_value(b, by_id[2]) <= 8
                 and dec[0] == scales[col]
-                and dec[0] <= dec[1] <= _MAX_PRECISION[_int(b, by_id[2])]
+                and dec[0] <= dec[1] <= _MAX_PRECISION[int_value(b, by_id[2])]
                 and dec[1] >= 1
                 and col not in found
             ):
-                found[col] = RawDecimal(_int(b, by_id[2]), scales[col])
-                parts.append(_fields(b, iter(f for f in fields if f[0] not in _DECIMAL_FIELDS)))
+                found[col] = RawDecimal(int_value(b, by_id[2]), scales[col])
+                parts.append(write_struct(spans(b, (f for f in fields if f[0] not in _DECIMAL_FIELDS))))
             else:
                 parts.append(bytes(b[i:j]))
             i = j
@@ -239,8 +134,8 @@ def _raw_metadata(b: memoryview, scales: dict[str, int]) -> tuple[pq.FileMetaDat
         return None
     # the footer again, the schema's bytes replaced (field headers are relative: unchanged)
     first = next(f for f in top if f[0] == 2)
-    footer = bytes(b[start : first[2]]) + schema + bytes(b[first[3] : end])
-    fake = b"PAR1" + footer + struct.pack("<i", len(footer)) + b"PAR1"
+    meta = bytes(b[start : first[2]]) + schema + bytes(b[first[3] : end])
+    fake = b"PAR1" + meta + struct.pack("<i", len(meta)) + b"PAR1"
     return pq.read_metadata(pa.BufferReader(fake)), found
 
 

@@ -762,9 +762,9 @@ def run_readjudicate(
             "totals": current["totals"],
             "counts": current["counts"],
         }
-        write_parquet(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet")
+        write_parquet(_decimals(adjusted, AMOUNTS), tmp / "adjustments.parquet", threads)
         if lines is not None:
-            write_parquet(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet")
+            write_parquet(_decimals(lines, LINE_AMOUNTS), tmp / "line_adjustments.parquet", threads)
         timer.t["write"] = timer.t.get("write", 0.0) + time.perf_counter() - t0
         summary["timings_seconds"] = {k: round(v, 4) for k, v in timer.t.items()}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -825,7 +825,7 @@ def _in_memory(
             done.append(time.perf_counter() - t)
 
         t0 = time.perf_counter()
-        current = write_all(r, current_dir, prep.digests, prep.input_lines, True, extra, beside=beside)
+        current = write_all(r, current_dir, prep.digests, prep.input_lines, True, extra, beside=beside, threads=threads)
         # what current/ added to the wall beyond the comparison
         timer.t["write"] = timer.t.get("write", 0.0) + (time.perf_counter() - t0) - done[1]
     finally:

@@ -225,7 +225,7 @@ def _run(
                 a = run_audit(result, inputs, rules, threads)
             extra["audit"] = lambda tmp: write_audit(a, tmp)
         progress("write")
-        s = write_all(result, out, digests, input_lines, with_lines=with_lines, extra=extra)
+        s = write_all(result, out, digests, input_lines, with_lines=with_lines, extra=extra, threads=threads)
     finally:
         progress.close()
     log_event("summary", out=str(out), counts=s["counts"], totals=s["totals"])
