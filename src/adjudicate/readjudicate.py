@@ -606,15 +606,17 @@ def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray
     be about: settled on one side only (matched by claim_id), or with an amount that differs."""
     from .outputs import claim_amounts
 
-    fa = claim_amounts(before)
-    fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
     at = _pairs(before.enc, r.enc, positions)
     if at is None:  # the same claims in the same order (a usual night)
-        differs = np.zeros(len(positions), bool)
-        for k in AMOUNTS:
-            differs |= fa[k] != fb[k]
+        # every amount is a sum or difference of the kernel matrices' columns: a claim whose columns are
+        # all equal has equal amounts, and a claim whose amounts are equal after all (its eligible split
+        # otherwise by class) is no adjustment to claim_adjustments and line_adjustments, which keep none
+        differs = _rows_differ(before.sums, r.sums, positions)
+        differs |= _rows_differ(before.settle, r.settle, positions)
         both = np.flatnonzero(differs)
         return both, positions[both]
+    fa = claim_amounts(before)
+    fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
     in_a = np.flatnonzero(at >= 0)
     in_b = at[in_a]
     differs = np.zeros(len(in_a), bool)
@@ -624,6 +626,15 @@ def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray
     same[in_b[~differs]] = True  # the rows of positions that are a claim of before, unchanged
     was = np.union1d(np.flatnonzero(at < 0), in_a[differs]).astype(np.int64)
     return was, positions[np.flatnonzero(~same)]
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whether each row of the matrix ``a`` differs from the row ``rows[i]`` of ``b`` in some column:
+    column by column (the kernel's matrices are column-major), only ``rows`` of ``b`` gathered."""
+    differs = np.zeros(len(rows), bool)
+    for c in range(a.shape[1]):
+        differs |= a[:, c] != np.take(b[:, c], rows)
+    return differs
 
 
 def _pairs(e, f, positions: np.ndarray) -> np.ndarray | None:
