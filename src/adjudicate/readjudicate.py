@@ -271,9 +271,9 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
 
 def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array) -> tuple[pa.Table, dict]:
     """Adjustment rows in fen (settlement order) and the Δ totals in fen, including unchanged claims."""
-    from .compare import either, fen_column, outer_join, settlement_order
+    from .compare import either, fen_column, settlement_order
 
-    j, was, now = outer_join(previous, current, ["claim_id"])
+    j, was, now = _paired(previous, current, ["claim_id"])
     prev = {k: fen_column(j, f"a.{k}") for k in AMOUNTS}
     cur = {k: fen_column(j, f"b.{k}") for k in AMOUNTS}
     differs = np.zeros(j.num_rows, bool)
@@ -311,7 +311,7 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
 
 def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) -> pa.Table:
     """Lines of the adjusted claims that differ, appeared or went; in the adjustments' order, then line_no."""
-    from .compare import either, fen_column, outer_join
+    from .compare import either, fen_column
 
     ids = adjusted["claim_id"].combine_chunks()
 
@@ -324,7 +324,7 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         key = (pos << 32) + (line_no.astype(np.int64) + 2**31)  # any int32 line_no: 32 bits, ordered
         return t.append_column("__key", pa.array(key, pa.int64()))
 
-    j, was, now = outer_join(keyed(previous), keyed(current), ["__key"])
+    j, was, now = _paired(keyed(previous), keyed(current), ["__key"])
     key = np.asarray(j["__key"], dtype=np.int64) if j.num_rows else np.zeros(0, np.int64)
     pos = pa.array(key >> 32)  # every line here belongs to an adjusted claim
     prev = {k: fen_column(j, f"a.{k}") for k in LINE_AMOUNTS}
@@ -366,6 +366,20 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
             cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     keep = np.flatnonzero(kind != "")
     return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
+
+
+def _paired(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """``compare.outer_join`` of two sets of rows, without the hash join when they hold the same keys in
+    the same order (the claims or lines of a night of corrected amounts: row i pairs with row i)."""
+    from .compare import outer_join
+
+    if left.num_rows != right.num_rows or not all(left[k].equals(right[k]) for k in keys):
+        return outer_join(left, right, keys)
+    cols = {k: right[k] for k in keys}
+    for p, t in (("a", left), ("b", right)):
+        cols.update({f"{p}.{c}": t[c] for c in t.column_names if c not in keys})
+    both = np.ones(left.num_rows, bool)
+    return pa.table(cols), both, both.copy()
 
 
 def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
