@@ -534,33 +534,22 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     return changed, "incremental"
 
 
-def _incremental(
-    prev_folder: Path,
-    prev_summary: dict,
-    r,
-    member_ids: pa.Array,
-    changed: pa.Array,
-    rejected_ids: pa.Array,
-    cur_totals: dict[str, int],
-    policy,
-    threads: int | None,
-):
-    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
-    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+def _settle_previous(prev_summary: dict, changed: pa.Array, policy, threads: int | None) -> tuple | None:
+    """(the earlier run's settle of the ``changed`` members' claims, its base year), or None when the
+    earlier run's summary does not say what is needed (then every claim is compared).
 
     The earlier amounts of those members are settled again from the earlier
     run's own dataset, under the same policy by the same engine (which
     ``changed_members`` made sure of): the same numbers its outputs hold,
     without reading those files.
     """
-    from .compare import claim_fen_table
     from .dataset import open_dataset
     from .encode import lookup
     from .engine import settle
 
     try:
-        prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
-        prev_count = int(prev_summary["counts"]["settled_claims"])
+        {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+        int(prev_summary["counts"]["settled_claims"])
     except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
         return None
     old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
@@ -570,11 +559,32 @@ def _incremental(
         if "account_base_year" in prev_summary
         else settle(old, policy, threads=threads, line_funds=False).base_year
     )
-    if base != r.base_year:  # every member's account may have moved: compare every claim
-        return None
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = select_claims(old.enc, member_claims(old.enc.member, old_rows, len(old.inputs.members["member_id"])))
-    before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
+    return settle(old, policy, threads=threads, timer=Timer(), base_year=base), base
+
+
+def _incremental(
+    prev_folder: Path,
+    prev_summary: dict,
+    r,
+    member_ids: pa.Array,
+    changed: pa.Array,
+    rejected_ids: pa.Array,
+    cur_totals: dict[str, int],
+    previous: tuple,
+):
+    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
+    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+    ``previous``: the earlier side (:func:`_settle_previous`)."""
+    from .compare import claim_fen_table
+    from .encode import lookup
+
+    prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+    prev_count = int(prev_summary["counts"]["settled_claims"])  # (both read by _settle_previous already)
+    before, base = previous
+    if base != r.base_year:  # every member's account may have moved: compare every claim
+        return None
     member_rows = lookup(changed, member_ids)
     positions = member_claims(r.enc.member, member_rows, len(member_ids))
     # Only the claims that can be adjusted become tables on either side: those settled on one side
@@ -831,6 +841,10 @@ def _in_memory(
             early.join()  # its error, if any, is not the first one
         raise
     previous_claims = early.result if early is not None else lambda: _Early(prev_folder, timer).result()
+    # From a dataset, the earlier run's side of an incremental comparison (the changed members, their
+    # claims settled again from the earlier dataset) needs nothing of this run: it is done on a thread
+    # of its own beside this run's settle, whose serial steps leave a core free.
+    ahead = _Ahead(prev_summary, Path(dataset), policy, threads) if dataset is not None and not keep.kept() else None
     try:
         say("adjudicate")
         r = settle(prep, policy, threads=threads, timer=Timer())
@@ -845,7 +859,9 @@ def _in_memory(
         def beside() -> None:
             t = time.perf_counter()
             done.append(
-                _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer, previous_claims)
+                _adjustments(
+                    prev_folder, prev_summary, prep, r, dataset, policy, threads, timer, previous_claims, ahead
+                )
             )
             done.append(time.perf_counter() - t)
 
@@ -856,6 +872,8 @@ def _in_memory(
     finally:
         if early is not None:
             early.join()
+        if ahead is not None:
+            ahead.bg.join()
     found, incremental, related = done[0]
     return found, current, incremental, related
 
@@ -889,6 +907,35 @@ class _Early:
         return self.table
 
 
+class _Ahead:
+    """The earlier run's side of an incremental comparison from a dataset, on a thread of its own from
+    the start: ``result()`` waits for (changed members or None, why not, the earlier settle of their
+    claims and its base year, or None: see :func:`_settle_previous`)."""
+
+    def __init__(self, prev_summary: dict | None, dataset: Path, policy, threads: int | None):
+        # imported here, not lazily on the thread
+        from . import encode, engine  # noqa: F401
+        from .dataset import open_dataset  # noqa: F401
+        from .outputs import _Background
+
+        self.value: tuple | None = None
+
+        def work() -> None:
+            changed, why = changed_members(prev_summary, dataset, policy)
+            before = None
+            if changed is not None and prev_summary is not None:  # changed is known only from a summary
+                before = _settle_previous(prev_summary, changed, policy, threads)
+            self.value = (changed, why, before)
+
+        self.bg = _Background(work, "adjudicate-previous")
+        self.bg.start()
+
+    def result(self) -> tuple:
+        self.bg.result()
+        assert self.value is not None
+        return self.value
+
+
 def _adjustments(
     prev_folder: Path,
     prev_summary: dict | None,
@@ -899,10 +946,12 @@ def _adjustments(
     threads,
     timer: Timer,
     previous_claims: Callable[[], pa.Table],
+    ahead: _Ahead | None = None,
 ):
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
     earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it).
-    ``previous_claims()``: the earlier run's settlements (``_read_settlements(…, unique=False)``)."""
+    ``previous_claims()``: the earlier run's settlements (``_read_settlements(…, unique=False)``);
+    ``ahead``: the earlier side of an incremental comparison, started before (else done here)."""
     from . import keep
     from .compare import totals
 
@@ -914,8 +963,8 @@ def _adjustments(
     elif dataset is not None:
         with timer("adjustments"):
             cur_totals = totals(r)  # from the kernel matrices' column sums: no claim-length arrays
-            changed, why = changed_members(prev_summary, Path(dataset), policy)
-            if changed is not None and prev_summary is not None:  # changed is known only from a summary
+            changed, why, before = (ahead or _Ahead(prev_summary, Path(dataset), policy, threads)).result()
+            if changed is not None and prev_summary is not None and before is not None:
                 found = _incremental(
                     prev_folder,
                     prev_summary,
@@ -924,8 +973,7 @@ def _adjustments(
                     changed,
                     rejected_ids,
                     cur_totals,
-                    policy,
-                    threads,
+                    before,
                 )
                 why = (
                     ""
