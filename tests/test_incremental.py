@@ -484,3 +484,33 @@ def test_claims_paired_by_code_as_by_claim_id(before, now, one_dictionary):
         assert got is None
     else:
         assert got is not None and got.tolist() == want.tolist()
+
+
+def test_paired_row_by_row_is_the_outer_join():
+    """Rows holding the same keys in the same order are paired without the hash join, as compare.outer_join
+    pairs them (row for row once both are in key order)."""
+    from adjudicate.compare import outer_join
+    from adjudicate.readjudicate import _paired
+
+    left = pa.table({"k": ["c", "a", "b"], "x": [1, 2, 3], "s": ["p", "q", "r"]})
+    right = pa.table({"k": ["c", "a", "b"], "x": [1, 5, 3], "s": ["p", "q", "t"]})
+    j, was, now = _paired(left, right, ["k"])
+    o, o_was, o_now = outer_join(left, right, ["k"])
+    order = pc.sort_indices(o, sort_keys=[("k", "ascending")])
+    assert j.take(pc.sort_indices(j, sort_keys=[("k", "ascending")])).equals(o.take(order))
+    assert was.all() and now.all() and o_was.all() and o_now.all()
+    # other keys, or another order: the outer join itself
+    j2, was2, now2 = _paired(left, right.take([1, 0, 2]), ["k"])
+    assert j2.num_rows == 3 and was2.all() and now2.all()
+    j3, was3, now3 = _paired(left, right.slice(0, 2), ["k"])
+    assert j3.num_rows == 3 and was3.sum() == 3 and now3.sum() == 2
+
+
+def test_rows_differ_compares_every_column_of_the_gathered_rows():
+    from adjudicate.readjudicate import _rows_differ
+
+    b = np.asfortranarray(np.arange(20, dtype=np.int64).reshape(5, 4))
+    rows = np.array([4, 1, 2])
+    a = np.asfortranarray(b[rows].copy())
+    a[1, 3] += 1
+    assert _rows_differ(a, b, rows).tolist() == [False, True, False]

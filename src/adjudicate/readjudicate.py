@@ -271,9 +271,9 @@ def current_lines_fen(r, claims: np.ndarray | None = None) -> pa.Table:
 
 def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Array) -> tuple[pa.Table, dict]:
     """Adjustment rows in fen (settlement order) and the Δ totals in fen, including unchanged claims."""
-    from .compare import either, fen_column, outer_join, settlement_order
+    from .compare import either, fen_column, settlement_order
 
-    j, was, now = outer_join(previous, current, ["claim_id"])
+    j, was, now = _paired(previous, current, ["claim_id"])
     prev = {k: fen_column(j, f"a.{k}") for k in AMOUNTS}
     cur = {k: fen_column(j, f"b.{k}") for k in AMOUNTS}
     differs = np.zeros(j.num_rows, bool)
@@ -311,7 +311,7 @@ def claim_adjustments(previous: pa.Table, current: pa.Table, rejected_ids: pa.Ar
 
 def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) -> pa.Table:
     """Lines of the adjusted claims that differ, appeared or went; in the adjustments' order, then line_no."""
-    from .compare import either, fen_column, outer_join
+    from .compare import either, fen_column
 
     ids = adjusted["claim_id"].combine_chunks()
 
@@ -324,7 +324,7 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
         key = (pos << 32) + (line_no.astype(np.int64) + 2**31)  # any int32 line_no: 32 bits, ordered
         return t.append_column("__key", pa.array(key, pa.int64()))
 
-    j, was, now = outer_join(keyed(previous), keyed(current), ["__key"])
+    j, was, now = _paired(keyed(previous), keyed(current), ["__key"])
     key = np.asarray(j["__key"], dtype=np.int64) if j.num_rows else np.zeros(0, np.int64)
     pos = pa.array(key >> 32)  # every line here belongs to an adjusted claim
     prev = {k: fen_column(j, f"a.{k}") for k in LINE_AMOUNTS}
@@ -366,6 +366,20 @@ def line_adjustments(previous: pa.Table, current: pa.Table, adjusted: pa.Table) 
             cols[k] = pc.if_else(pa.array(now), cur_k, j[f"a.{k}"].cast(cur_k.type)) if j.num_rows else cur_k
     keep = np.flatnonzero(kind != "")
     return pa.table(cols).take(pa.array(keep[np.argsort(key[keep], kind="stable")]))
+
+
+def _paired(left: pa.Table, right: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """``compare.outer_join`` of two sets of rows, without the hash join when they hold the same keys in
+    the same order (the claims or lines of a night of corrected amounts: row i pairs with row i)."""
+    from .compare import outer_join
+
+    if left.num_rows != right.num_rows or not all(left[k].equals(right[k]) for k in keys):
+        return outer_join(left, right, keys)
+    cols = {k: right[k] for k in keys}
+    for p, t in (("a", left), ("b", right)):
+        cols.update({f"{p}.{c}": t[c] for c in t.column_names if c not in keys})
+    both = np.ones(left.num_rows, bool)
+    return pa.table(cols), both, both.copy()
 
 
 def _decimals(t: pa.Table, amounts: Sequence[str]) -> pa.Table:
@@ -520,33 +534,22 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
     return changed, "incremental"
 
 
-def _incremental(
-    prev_folder: Path,
-    prev_summary: dict,
-    r,
-    member_ids: pa.Array,
-    changed: pa.Array,
-    rejected_ids: pa.Array,
-    cur_totals: dict[str, int],
-    policy,
-    threads: int | None,
-):
-    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
-    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+def _settle_previous(prev_summary: dict, changed: pa.Array, policy, threads: int | None) -> tuple | None:
+    """(the earlier run's settle of the ``changed`` members' claims, its base year), or None when the
+    earlier run's summary does not say what is needed (then every claim is compared).
 
     The earlier amounts of those members are settled again from the earlier
     run's own dataset, under the same policy by the same engine (which
     ``changed_members`` made sure of): the same numbers its outputs hold,
     without reading those files.
     """
-    from .compare import claim_fen_table
     from .dataset import open_dataset
     from .encode import lookup
     from .engine import settle
 
     try:
-        prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
-        prev_count = int(prev_summary["counts"]["settled_claims"])
+        {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+        int(prev_summary["counts"]["settled_claims"])
     except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
         return None
     old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
@@ -556,11 +559,32 @@ def _incremental(
         if "account_base_year" in prev_summary
         else settle(old, policy, threads=threads, line_funds=False).base_year
     )
-    if base != r.base_year:  # every member's account may have moved: compare every claim
-        return None
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = select_claims(old.enc, member_claims(old.enc.member, old_rows, len(old.inputs.members["member_id"])))
-    before = settle(old, policy, threads=threads, timer=Timer(), base_year=base)
+    return settle(old, policy, threads=threads, timer=Timer(), base_year=base), base
+
+
+def _incremental(
+    prev_folder: Path,
+    prev_summary: dict,
+    r,
+    member_ids: pa.Array,
+    changed: pa.Array,
+    rejected_ids: pa.Array,
+    cur_totals: dict[str, int],
+    previous: tuple,
+):
+    """Only the claims of the ``changed`` members compared (as ``_full`` returns), or None when the
+    earlier run's totals plus the changes do not give this run's totals (then compare in full).
+    ``previous``: the earlier side (:func:`_settle_previous`)."""
+    from .compare import claim_fen_table
+    from .encode import lookup
+
+    prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+    prev_count = int(prev_summary["counts"]["settled_claims"])  # (both read by _settle_previous already)
+    before, base = previous
+    if base != r.base_year:  # every member's account may have moved: compare every claim
+        return None
     member_rows = lookup(changed, member_ids)
     positions = member_claims(r.enc.member, member_rows, len(member_ids))
     # Only the claims that can be adjusted become tables on either side: those settled on one side
@@ -606,15 +630,17 @@ def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray
     be about: settled on one side only (matched by claim_id), or with an amount that differs."""
     from .outputs import claim_amounts
 
-    fa = claim_amounts(before)
-    fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
     at = _pairs(before.enc, r.enc, positions)
     if at is None:  # the same claims in the same order (a usual night)
-        differs = np.zeros(len(positions), bool)
-        for k in AMOUNTS:
-            differs |= fa[k] != fb[k]
+        # every amount is a sum or difference of the kernel matrices' columns: a claim whose columns are
+        # all equal has equal amounts, and a claim whose amounts are equal after all (its eligible split
+        # otherwise by class) is no adjustment to claim_adjustments and line_adjustments, which keep none
+        differs = _rows_differ(before.sums, r.sums, positions)
+        differs |= _rows_differ(before.settle, r.settle, positions)
         both = np.flatnonzero(differs)
         return both, positions[both]
+    fa = claim_amounts(before)
+    fb = claim_amounts(replace(r, sums=r.sums[positions], settle=r.settle[positions]))
     in_a = np.flatnonzero(at >= 0)
     in_b = at[in_a]
     differs = np.zeros(len(in_a), bool)
@@ -624,6 +650,15 @@ def _differing(before, r, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray
     same[in_b[~differs]] = True  # the rows of positions that are a claim of before, unchanged
     was = np.union1d(np.flatnonzero(at < 0), in_a[differs]).astype(np.int64)
     return was, positions[np.flatnonzero(~same)]
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whether each row of the matrix ``a`` differs from the row ``rows[i]`` of ``b`` in some column:
+    column by column (the kernel's matrices are column-major), only ``rows`` of ``b`` gathered."""
+    differs = np.zeros(len(rows), bool)
+    for c in range(a.shape[1]):
+        differs |= a[:, c] != np.take(b[:, c], rows)
+    return differs
 
 
 def _pairs(e, f, positions: np.ndarray) -> np.ndarray | None:
@@ -806,6 +841,10 @@ def _in_memory(
             early.join()  # its error, if any, is not the first one
         raise
     previous_claims = early.result if early is not None else lambda: _Early(prev_folder, timer).result()
+    # From a dataset, the earlier run's side of an incremental comparison (the changed members, their
+    # claims settled again from the earlier dataset) needs nothing of this run: it is done on a thread
+    # of its own beside this run's settle, whose serial steps leave a core free.
+    ahead = _Ahead(prev_summary, Path(dataset), policy, threads) if dataset is not None and not keep.kept() else None
     try:
         say("adjudicate")
         r = settle(prep, policy, threads=threads, timer=Timer())
@@ -820,7 +859,9 @@ def _in_memory(
         def beside() -> None:
             t = time.perf_counter()
             done.append(
-                _adjustments(prev_folder, prev_summary, prep, r, dataset, policy, threads, timer, previous_claims)
+                _adjustments(
+                    prev_folder, prev_summary, prep, r, dataset, policy, threads, timer, previous_claims, ahead
+                )
             )
             done.append(time.perf_counter() - t)
 
@@ -831,6 +872,8 @@ def _in_memory(
     finally:
         if early is not None:
             early.join()
+        if ahead is not None:
+            ahead.bg.join()
     found, incremental, related = done[0]
     return found, current, incremental, related
 
@@ -864,6 +907,35 @@ class _Early:
         return self.table
 
 
+class _Ahead:
+    """The earlier run's side of an incremental comparison from a dataset, on a thread of its own from
+    the start: ``result()`` waits for (changed members or None, why not, the earlier settle of their
+    claims and its base year, or None: see :func:`_settle_previous`)."""
+
+    def __init__(self, prev_summary: dict | None, dataset: Path, policy, threads: int | None):
+        # imported here, not lazily on the thread
+        from . import encode, engine  # noqa: F401
+        from .dataset import open_dataset  # noqa: F401
+        from .outputs import _Background
+
+        self.value: tuple | None = None
+
+        def work() -> None:
+            changed, why = changed_members(prev_summary, dataset, policy)
+            before = None
+            if changed is not None and prev_summary is not None:  # changed is known only from a summary
+                before = _settle_previous(prev_summary, changed, policy, threads)
+            self.value = (changed, why, before)
+
+        self.bg = _Background(work, "adjudicate-previous")
+        self.bg.start()
+
+    def result(self) -> tuple:
+        self.bg.result()
+        assert self.value is not None
+        return self.value
+
+
 def _adjustments(
     prev_folder: Path,
     prev_summary: dict | None,
@@ -874,10 +946,12 @@ def _adjustments(
     threads,
     timer: Timer,
     previous_claims: Callable[[], pa.Table],
+    ahead: _Ahead | None = None,
 ):
     """The comparison with the earlier run: incremental when it can be, else every claim; and how the
     earlier run relates to these inputs (None when incremental: the dataset's own digests vouch for it).
-    ``previous_claims()``: the earlier run's settlements (``_read_settlements(…, unique=False)``)."""
+    ``previous_claims()``: the earlier run's settlements (``_read_settlements(…, unique=False)``);
+    ``ahead``: the earlier side of an incremental comparison, started before (else done here)."""
     from . import keep
     from .compare import totals
 
@@ -889,8 +963,8 @@ def _adjustments(
     elif dataset is not None:
         with timer("adjustments"):
             cur_totals = totals(r)  # from the kernel matrices' column sums: no claim-length arrays
-            changed, why = changed_members(prev_summary, Path(dataset), policy)
-            if changed is not None and prev_summary is not None:  # changed is known only from a summary
+            changed, why, before = (ahead or _Ahead(prev_summary, Path(dataset), policy, threads)).result()
+            if changed is not None and prev_summary is not None and before is not None:
                 found = _incremental(
                     prev_folder,
                     prev_summary,
@@ -899,8 +973,7 @@ def _adjustments(
                     changed,
                     rejected_ids,
                     cur_totals,
-                    policy,
-                    threads,
+                    before,
                 )
                 why = (
                     ""
