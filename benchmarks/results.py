@@ -124,6 +124,12 @@ def kept_section(results: Path) -> str:
     return "\n\n" + old[at : min(ends, default=len(old))].strip("\n")
 
 
+def _estimated(R: dict, section: str) -> str:
+    """A section's estimate in seconds; "–" for one not estimated (data generated earlier and found cached)."""
+    est = R.get("estimate", {}).get(section)
+    return "–" if est is None else f"{est:.0f}"
+
+
 def report(args, m: dict, meta: dict, R: dict) -> str:
     lines, claims = meta["rows"]["claims"], meta["claims"]
     full, nol, fl = R["full"], R["nolines"], R["floor"]
@@ -146,10 +152,7 @@ def report(args, m: dict, meta: dict, R: dict) -> str:
         "",
         "| section | estimated s | took s |",
         "|---|---:|---:|",
-        *(
-            f"| {k} | {R.get('estimate', {}).get(k, float('nan')):.0f} | {v:.0f} |"
-            for k, v in R.get("sections", {}).items()
-        ),
+        *(f"| {k} | {_estimated(R, k)} | {v:.0f} |" for k, v in R.get("sections", {}).items()),
         "",
         "## Machine",
         "",
