@@ -197,3 +197,16 @@ def numbers_not_delta_encoded(path) -> list[str]:
             and "DELTA_BINARY_PACKED" not in f.metadata.row_group(g).column(i).encodings
         }
     )
+
+
+INPUT_NAMES = ("claims", "members", "providers", "catalogue")
+
+
+def generated_inputs(folder: Path, members: int = 300, seed: int = 7):
+    """The generator's four tables (2024, rows in date order) written to ``folder`` and read back
+    as the engine reads them: a small real data set for tests of the stages after the read."""
+    from adjudicate.engine import read_inputs
+    from adjudicate.generate import generate_tables, write_dataset
+
+    write_dataset(generate_tables(members=members, year=2024, seed=seed, order="date"), folder)
+    return read_inputs(*([folder / f"{n}.parquet"] for n in INPUT_NAMES))

@@ -11,22 +11,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import generated_inputs
 
 import adjudicate.outputs as O
 from adjudicate import compact_thrift, parquet_parts
 from adjudicate import policy as P
-from adjudicate.engine import adjudicate, read_inputs
-from adjudicate.generate import generate_tables, write_dataset
+from adjudicate.engine import adjudicate
 from adjudicate.outputs import lines_table, parquet_options, rejected_table, settlements_table, write_all
-
-NAMES = ("claims", "members", "providers", "catalogue")
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parts")
-    write_dataset(generate_tables(members=300, year=2024, seed=7, order="date"), root / "in")
-    inputs = read_inputs(*([root / "in" / f"{n}.parquet"] for n in NAMES))
+    inputs = generated_inputs(tmp_path_factory.mktemp("parts") / "in")
     return adjudicate(inputs, P.load("prefecture-employee"), threads=1)
 
 

@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from builders import INPUT_NAMES, generated_inputs
 from click.testing import CliRunner
 
 from adjudicate import cli
 from adjudicate import policy as P
 from adjudicate.engine import adjudicate, read_inputs
-from adjudicate.generate import generate_tables, write_dataset
 from adjudicate.money import to_fen
 from adjudicate.outputs import (
     invariant_violations,
@@ -36,15 +36,12 @@ from adjudicate.report import report_html
 from adjudicate.report.builders import PAYERS, _settlement_figures, _sum_by, run_figures
 from adjudicate.sample import sample_dir
 
-NAMES = ("claims", "members", "providers", "catalogue")
-
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """A generated data set spanning a year boundary, adjudicated and written by write_all."""
     root = tmp_path_factory.mktemp("write")
-    write_dataset(generate_tables(members=300, year=2024, seed=7, order="date"), root / "in")
-    inputs = read_inputs(*([root / "in" / f"{n}.parquet"] for n in NAMES))
+    inputs = generated_inputs(root / "in")
     r = adjudicate(inputs, P.load("prefecture-employee"), threads=1)
     s = write_all(r, root / "out", inputs.digests(), inputs.claims.rows)
     return r, root / "out", s
@@ -318,7 +315,7 @@ def test_settlements_without_lines_are_the_settlements_with_them(written, tmp_pa
     """run --no-lines: the kernel stores no line amounts and settlements.parquet is written on the
     writer's own thread; every file it writes is the full run's."""
     r, out, s = written
-    inputs = read_inputs(*([out.parent / "in" / f"{n}.parquet"] for n in NAMES))
+    inputs = read_inputs(*([out.parent / "in" / f"{n}.parquet"] for n in INPUT_NAMES))
     bare = adjudicate(inputs, P.load("prefecture-employee"), threads=2, line_funds=False)
     s2 = write_all(bare, tmp_path / "o", inputs.digests(), inputs.claims.rows, with_lines=False)
     assert not (tmp_path / "o" / "lines.parquet").exists()
