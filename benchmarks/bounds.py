@@ -183,7 +183,9 @@ def speedup(mem: dict, load: tuple[float, ...], goal: float = 1.8) -> str:
             + (
                 "**the machine** (the second thread's CPU time was not given the wall time to run)."
                 if extra < 1.2
-                else "**shared memory bandwidth and caches** (two threads do more CPU work for the same lines)."
+                else "**more CPU work on 2 threads for the same lines**: contention for the caches or the cores "
+                "(another process, the hypervisor); not memory bandwidth, which one kernel thread uses a fifth "
+                "of (docs/kernel.md, 'Two threads')."
             )
             + " What would move it: a quiet machine; fewer bytes per line."
         )

@@ -76,6 +76,7 @@ def test_kernel_bounds_judge_the_pass_with_outputs_touched_beforehand():
     warm[1]["warm_cpu"] = 0.02
     text = bounds.speedup(mem, (1.0, 1.0, 1.0))
     assert "0.020 s on 1 thread, 0.015 s on 2 (1.33×" in text and "1.50× the work" in text
+    assert "Bound: **more CPU work on 2 threads" in text
     del mem["warm"]
     assert "Measured 1.50× by the engine's `kernel` timer" in bounds.speedup(mem, (1.0, 1.0, 1.0))
 
