@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_layout_claims import CATALOGUE
+from test_layout_claims import CATALOGUE, head_records
 
 from adjudicate import _encode
 
@@ -73,11 +73,7 @@ def test_settlement_order_by_member_groups_and_header_columns_by_positions(claim
     from adjudicate.inputs import _string_buffers
 
     nc = len(claims)
-    head = np.zeros(nc, _encode.HEAD)
-    head["member"] = [c[0] for c in claims]
-    head["setting"] = [0 if c[1] else 1 for c in claims]
-    head["admit"] = [c[2] for c in claims]
-    head["discharge"] = [c[3] for c in claims]
+    head = head_records(claims)
     head["lines"] = [1 + k % 3 for k in range(nc)]
     rank = np.array(member_rank, np.int64)
     ids = _string_buffers(pa.array([f"c{(k * 7) % 11}-{k}" for k in range(nc)], pa.string()))

@@ -28,6 +28,16 @@ CAT_PRICE = np.array([-1, 300, 7], np.int64)
 CATALOGUE = (CAT_FIRST, CAT_COUNT, CAT_START, CAT_END, CAT_ORDER, CAT_CLS, CAT_RATIO, CAT_PRICE, UNKNOWN)
 
 
+def head_records(claims: list[tuple[int, bool, int, int]]) -> np.ndarray:
+    """check_lines' records (_encode.HEAD) of claims given as (member, inpatient, admit, discharge)."""
+    head = np.zeros(len(claims), _encode.HEAD)
+    head["member"] = [c[0] for c in claims]
+    head["setting"] = [0 if c[1] else 1 for c in claims]
+    head["admit"] = [c[2] for c in claims]
+    head["discharge"] = [c[3] for c in claims]
+    return head
+
+
 def catalogue_row(item: int, day: int) -> int:
     if item < 0:
         return -1
@@ -294,11 +304,7 @@ def test_settlement_order_is_member_rank_then_date_then_id_bytes(claims, ids, me
     claims = claims + [(2, False, 1, 0)] * many
     ids = ids[: len(claims)] + [f"z{k}" for k in range(len(claims) - len(ids))]
     nc = len(claims)
-    head = np.zeros(nc, _encode.HEAD)
-    head["member"] = [c[0] for c in claims]
-    head["setting"] = [0 if c[1] else 1 for c in claims]
-    head["admit"] = [c[2] for c in claims]
-    head["discharge"] = [c[3] for c in claims]
+    head = head_records(claims)
     rank = np.array(member_rank, np.int64)
     dictionary = pa.array(ids[:nc], pa.string())
     out = np.empty(nc, np.int64)
