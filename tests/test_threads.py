@@ -216,3 +216,44 @@ def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkey
         read = pq.read_table if name.suffix == ".parquet" else (lambda p: pa.ipc.open_file(p).read_all())
         a, b = read(tmp_path / "all" / name), read(tmp_path / "one" / name)
         assert a.schema == b.schema and a.equals(b), name
+
+
+@pytest.mark.parametrize("command", ["explain", "validate"])
+def test_explain_and_validate_take_one_thread_and_print_the_same(command, tmp_path, monkeypatch):
+    """`explain` and `validate` take --threads too: with 1 no thread is started and what they print is
+    what they print on every core."""
+    import concurrent.futures
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+    from test_metamorphic import make_case, write
+
+    from adjudicate.cli import main
+
+    paths = write(make_case(5, members=30, claims=140).tables(), tmp_path / "in")
+    if command == "explain":
+        claim = str(pq.read_table(paths["claims"][0], columns=["claim_id"]).column(0)[0])
+        args = ["explain", claim, "--policy", "prefecture-employee"]
+        args += [a for n in ("claims", "members", "providers", "catalogue") for a in (f"--{n}", str(paths[n][0]))]
+    else:
+        args = ["validate", *(str(paths[n][0]) for n in ("claims", "members", "providers", "catalogue"))]
+        args += ["--policy", "prefecture-employee", "-q"]
+
+    def printed(extra: list[str]) -> tuple[int, str]:
+        r = CliRunner().invoke(main, [*args, *extra])
+        assert r.exit_code in (0, 2), r.output  # 1 would be an internal error
+        return r.exit_code, r.output  # validate exits 2 when it lists problems (this case has some)
+
+    every_core = printed([])
+    started: list[str] = []
+    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
+    monkeypatch.setattr(
+        concurrent.futures.ThreadPoolExecutor,
+        "submit",
+        lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
+    )
+    one = printed(["--threads", "1"])
+    monkeypatch.undo()
+    assert started == []
+    assert one == every_core and one[1].strip()

@@ -11,6 +11,7 @@ from .common import (
     inputs_or_dataset_options,
     json_option,
     policy_option,
+    threads_option,
     with_lang,
     with_log_file,
 )
@@ -21,12 +22,14 @@ from .common import (
 @inputs_or_dataset_options
 @policy_option
 @json_option
+@threads_option
 @with_lang
 @with_log_file
-def explain(claim_id, claims, members, providers, catalogue, dataset, policy_name, as_json) -> None:
+def explain(claim_id, claims, members, providers, catalogue, dataset, policy_name, as_json, threads) -> None:
     """Print the step-by-step calculation of one claim, with the policy key behind each number.
 
     Only the claim's member is settled (its year so far counts; other members do not).
+    --threads bounds the whole command (the read included), as for `run`.
 
     \b
     Example:

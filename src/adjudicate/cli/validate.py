@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from .common import CLICK_SETTINGS, Progress, errors, log_event, quiet_option, with_encoding, with_log_file
+from .common import (
+    CLICK_SETTINGS,
+    Progress,
+    errors,
+    log_event,
+    quiet_option,
+    threads_option,
+    with_encoding,
+    with_log_file,
+)
 
 
 @click.command(context_settings=CLICK_SETTINGS)
@@ -20,15 +29,17 @@ from .common import CLICK_SETTINGS, Progress, errors, log_event, quiet_option, w
     "listed (negative_claim_total depends on the policy).",
 )
 @quiet_option
+@threads_option
 @with_encoding
 @with_log_file
-def validate(inputs, policy_name, quiet) -> None:
+def validate(inputs, policy_name, quiet, threads) -> None:
     """Check input files against the contract and list every problem found.
 
     Each file's table is recognised by its name (claims, members, providers,
     catalogue); a folder means the four files inside it. Claims that would be
     rejected are listed by reason; with --policy, every rejection `run` would
     make under that policy. Checks that could not run are listed as skipped.
+    --threads bounds the whole command, as for `run`.
 
     \b
     Example:
