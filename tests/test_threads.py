@@ -159,6 +159,21 @@ def test_helpers_run_inline_under_one_thread():
             failing.result()
 
 
+def _threads_started(monkeypatch) -> list[str]:
+    """The names of the threads started and of the pools given a job from now on (until monkeypatch.undo)."""
+    import concurrent.futures
+
+    started: list[str] = []
+    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
+    monkeypatch.setattr(
+        concurrent.futures.ThreadPoolExecutor,
+        "submit",
+        lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
+    )
+    return started
+
+
 def _run_cli(args: list[str]) -> None:
     from click.testing import CliRunner
 
@@ -183,7 +198,6 @@ def _run_cli(args: list[str]) -> None:
 def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkeypatch):
     """`run --threads 1` (and compare, prepare): no thread started, no job given to a pool (the kernel's,
     the read's, encode's, the writers'), Arrow on one thread; every table the same as the default run's."""
-    import concurrent.futures
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -194,14 +208,7 @@ def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkey
     args = [extra[0], *args, *([] if extra[0] == "prepare" else ["--policy", "prefecture-employee"]), "-q", *extra[1:]]
     _run_cli([*args, "--out", str(tmp_path / "all")])
 
-    started: list[str] = []
-    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
-    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
-    monkeypatch.setattr(
-        concurrent.futures.ThreadPoolExecutor,
-        "submit",
-        lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
-    )
+    started = _threads_started(monkeypatch)
     cpu = pa.cpu_count()
     _run_cli([*args, "--out", str(tmp_path / "one"), "--threads", "1"])
     monkeypatch.undo()
@@ -222,7 +229,6 @@ def test_one_thread_starts_no_thread_and_writes_the_same(extra, tmp_path, monkey
 def test_explain_and_validate_take_one_thread_and_print_the_same(command, tmp_path, monkeypatch):
     """`explain` and `validate` take --threads too: with 1 no thread is started and what they print is
     what they print on every core."""
-    import concurrent.futures
 
     import pyarrow.parquet as pq
     from click.testing import CliRunner
@@ -245,14 +251,7 @@ def test_explain_and_validate_take_one_thread_and_print_the_same(command, tmp_pa
         return r.exit_code, r.output  # validate exits 2 when it lists problems (this case has some)
 
     every_core = printed([])
-    started: list[str] = []
-    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
-    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or start(self))
-    monkeypatch.setattr(
-        concurrent.futures.ThreadPoolExecutor,
-        "submit",
-        lambda self, *a, **k: started.append(self._thread_name_prefix) or submit(self, *a, **k),
-    )
+    started = _threads_started(monkeypatch)
     one = printed(["--threads", "1"])
     monkeypatch.undo()
     assert started == []
