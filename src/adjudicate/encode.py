@@ -474,6 +474,11 @@ ENCODE_THREADS = 2
 ENCODE_SHARES = 2
 
 
+def _cuts(n: int, shares: int) -> list[int]:
+    """The bounds of ``shares`` near-equal parts of 0 .. n (shares + 1 values, 0 first, n last)."""
+    return [n * k // shares for k in range(shares + 1)]
+
+
 def _shared(pool: Executor, shares: list[Callable[[], object]]) -> None:
     """Every share (a call of a compiled pass on a part of its work) on ``pool``'s threads;
     returns when all are done (the first share's error raised, in share order)."""
@@ -609,7 +614,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
         cand_row,
     )
 
-    cuts = [nclaims * k // shares for k in range(shares + 1)]
+    cuts = _cuts(nclaims, shares)
     # each share the claims of codes lo .. hi - 1, on the rows that hold them
     spans = [(lo, hi, *_encode.code_span(claim_code, lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
     _shared(pool, [partial(_encode.check_lines, *check_args, *span) for span in spans])
@@ -631,7 +636,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     member_rank = hashed.pop("member_rank") if members.rows else np.zeros(1, np.int64)
     bounds = _encode.member_groups(head.view(np.uint8), member_rank, corder)
     # member groups cut where the claims before them reach each share's part of the claims
-    g_cuts = np.searchsorted(bounds, [nclaims * k // shares for k in range(shares + 1)])
+    g_cuts = np.searchsorted(bounds, _cuts(nclaims, shares))
     g_cuts[0], g_cuts[-1] = 0, len(member_rank)
     offsets, data = _string_buffers(ids)
     _shared(
@@ -659,7 +664,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     c_admit, settle = np.empty(nc, np.int32), np.empty(nc, np.int32)
     line_start = np.empty(nc + 1, np.int64)
     columns = (m, p, c_setting, c_referral, c_admit, settle, line_start)
-    k_cuts = [nc * k // shares for k in range(shares + 1)]
+    k_cuts = _cuts(nc, shares)
     header = (head.view(np.uint8), corder, INPATIENT, *columns)
     _shared(
         pool,
@@ -823,7 +828,7 @@ def _encode_with(stack: ExitStack, claims: Table, members: Table, providers: Tab
     # the months of enrolment in shares of the claims (each a slice of the arrays)
     since, on = members["enrolled_since"][enc.member], enc.settle_date
     months = enc.months = np.empty(len(on), np.int64)
-    cut = [len(on) * k // shares for k in range(shares + 1)]
+    cut = _cuts(len(on), shares)
     _shared(pool, [partial(_months_into, since[a:b], on[a:b], months[a:b]) for a, b in zip(cut[:-1], cut[1:])])
     # per provider, then gathered: one pass over the claims, not five
     enc.level_row = level_rows(providers["kind"], providers["level"])[enc.provider]
