@@ -535,8 +535,9 @@ def changed_members(prev_summary: dict | None, dataset: Path, policy) -> tuple[p
 
 
 def _settle_previous(prev_summary: dict, changed: pa.Array, policy, threads: int | None) -> tuple | None:
-    """(the earlier run's settle of the ``changed`` members' claims, its base year), or None when the
-    earlier run's summary does not say what is needed (then every claim is compared).
+    """(the earlier run's settle of the ``changed`` members' claims, its base year, its totals in fen
+    and its count of settled claims as its summary gives them), or None when the earlier run's
+    summary does not say what is needed (then every claim is compared).
 
     The earlier amounts of those members are settled again from the earlier
     run's own dataset, under the same policy by the same engine (which
@@ -548,8 +549,8 @@ def _settle_previous(prev_summary: dict, changed: pa.Array, policy, threads: int
     from .engine import settle
 
     try:
-        {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
-        int(prev_summary["counts"]["settled_claims"])
+        prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
+        prev_count = int(prev_summary["counts"]["settled_claims"])
     except (KeyError, TypeError, ValueError, ArithmeticError, AmountError, pa.ArrowException):
         return None
     old = open_dataset(Path(prev_summary["dataset"]["path"]), check=())
@@ -561,12 +562,11 @@ def _settle_previous(prev_summary: dict, changed: pa.Array, policy, threads: int
     )
     old_rows = lookup(changed, old.inputs.members["member_id"])
     old.enc = select_claims(old.enc, member_claims(old.enc.member, old_rows, len(old.inputs.members["member_id"])))
-    return settle(old, policy, threads=threads, timer=Timer(), base_year=base), base
+    return settle(old, policy, threads=threads, timer=Timer(), base_year=base), base, prev_totals, prev_count
 
 
 def _incremental(
     prev_folder: Path,
-    prev_summary: dict,
     r,
     member_ids: pa.Array,
     changed: pa.Array,
@@ -580,9 +580,7 @@ def _incremental(
     from .compare import claim_fen_table
     from .encode import lookup
 
-    prev_totals = {k: int(to_fen(pa.array([Decimal(str(prev_summary["totals"][k]))]), k)[0]) for k in AMOUNTS}
-    prev_count = int(prev_summary["counts"]["settled_claims"])  # (both read by _settle_previous already)
-    before, base = previous
+    before, base, prev_totals, prev_count = previous
     if base != r.base_year:  # every member's account may have moved: compare every claim
         return None
     member_rows = lookup(changed, member_ids)
@@ -967,7 +965,6 @@ def _adjustments(
             if changed is not None and prev_summary is not None and before is not None:
                 found = _incremental(
                     prev_folder,
-                    prev_summary,
                     r,
                     prep.inputs.members["member_id"],
                     changed,
