@@ -171,9 +171,8 @@ def write_parquet(
 ) -> None:
     """``table`` into ``path`` with :func:`parquet_options`. A table of several row groups is encoded
     on ``pool`` (a caller's, shared by its tables: :func:`parquet_pool`), else on ``threads`` threads
-    of its own (None: the run's ``--threads``, else every core; 1: one plain write). parquet_parts.py:
-    the same bytes as one
-    ``pq.write_table``."""
+    of its own (None: the run's ``--threads``, else every core; 1: one plain write). The file is the
+    same bytes as one ``pq.write_table`` (parquet_parts.py)."""
     if pool is not None or len(table) <= ROW_GROUP:
         parquet_parts.write_table(table, path, parquet_options(table.schema), ROW_GROUP, pool)
         return
