@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,15 @@ def require_chromium() -> str:
     return path
 
 
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group ``pgid``; whether any process of it was left to receive it."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 class Browser:
     """One headless Chromium with one page; use as a context manager."""
 
@@ -72,6 +82,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "TMPDIR": str(tmp)},
+            start_new_session=True,  # its own process group: __exit__ ends its helper processes too
         )
         self.ws = None
         self.next_id = 0
@@ -99,12 +110,18 @@ class Browser:
     def __exit__(self, *exc) -> None:
         if self.ws is not None:
             self.ws.close()
-        self.proc.terminate()
+        # The whole group, not only the browser: a helper process (the network service) outliving it
+        # wrote its state into the profile after the removal, leaving a folder in /tmp per test session.
+        _signal_group(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            _signal_group(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        deadline = time.monotonic() + 10
+        while _signal_group(self.proc.pid, 0) and time.monotonic() < deadline:  # until none is left
+            time.sleep(0.05)
+        _signal_group(self.proc.pid, signal.SIGKILL)
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def call(self, method: str, **params) -> dict:
